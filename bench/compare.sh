@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Compare `sipguard scan` with `fail2ban-regex` (Debian's asterisk filter)
+# on the same generated Asterisk log, in one run, and print the ratio.
+#
+# Installs nothing: needs go, and fail2ban-regex from Debian's fail2ban.
+#
+#   bench/compare.sh [--lines N] [--min-ratio R] [--runs K] [--keep DIR]
+#
+# --lines N      lines in the generated mix (default 1000000: 20% failures,
+#                half chan_sip half PJSIP, 2% IPv6, ~18.5k Zipf attackers)
+# --min-ratio R  exit 1 unless sipguard is at least R times faster
+# --runs K       time sipguard K times and keep the median (default 3)
+# --keep DIR     generate into DIR and keep the files (default: a temp dir)
+#
+# Both tools must find exactly the failure lines the generator wrote, or the
+# script fails: speed without the same answer is no comparison.
+set -euo pipefail
+
+lines=1000000 min_ratio=0 runs=3 keep=""
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--lines) lines=$2; shift 2 ;;
+	--min-ratio) min_ratio=$2; shift 2 ;;
+	--runs) runs=$2; shift 2 ;;
+	--keep) keep=$2; shift 2 ;;
+	*) echo "usage: $0 [--lines N] [--min-ratio R] [--runs K] [--keep DIR]" >&2; exit 2 ;;
+	esac
+done
+
+cd "$(dirname "$0")/.."
+filter=/etc/fail2ban/filter.d/asterisk.conf
+command -v fail2ban-regex >/dev/null || { echo "fail2ban-regex not found (apt-get install fail2ban)" >&2; exit 1; }
+[ -r "$filter" ] || { echo "$filter not found" >&2; exit 1; }
+
+if [ -n "$keep" ]; then
+	work=$keep
+	mkdir -p "$work"
+else
+	work=$(mktemp -d)
+	trap 'rm -rf "$work"' EXIT
+fi
+
+go build -o "$work/sipguard" ./cmd/sipguard
+go build -o "$work/benchrun" ./internal/benchrun
+go run ./internal/loggen -n "$lines" -seed 1 -o "$work/mix.log" -truth "$work/truth.json" 2>/dev/null
+
+json() { sed -n "s/.*\"$1\":\([0-9.e+-]*\).*/\1/p" "$2"; }
+failures=$(json failures "$work/truth.json")
+attackers=$(json distinct_attackers "$work/truth.json")
+bytes=$(json bytes "$work/truth.json")
+echo "mix: $lines lines, $bytes bytes, $failures failure lines from $attackers attackers"
+
+# sipguard: the median of $runs runs.
+walls=()
+for i in $(seq "$runs"); do
+	"$work/benchrun" -out "$work/sg.out" -err "$work/sg.err" -- \
+		"$work/sipguard" scan -c rules.toml "$work/mix.log" >"$work/sg.$i.json"
+	walls+=("$(json wall_s "$work/sg.$i.json") $i")
+done
+median=$(printf '%s\n' "${walls[@]}" | sort -n | sed -n "$(((runs + 1) / 2))p" | cut -d' ' -f2)
+sg_wall=$(json wall_s "$work/sg.$median.json")
+sg_rss=$(json max_rss_kb "$work/sg.$median.json")
+sg_events=$(sed -n 's/.* lines ([0-9.]* MiB), \([0-9]*\) events.*/\1/p' "$work/sg.err")
+sg_bans=$(sed -n 's/.* \([0-9]*\) bans in .*/\1/p' "$work/sg.err")
+
+# fail2ban-regex, once: it takes about a minute.
+"$work/benchrun" -out "$work/f2b.out" -err "$work/f2b.err" -- \
+	fail2ban-regex "$work/mix.log" "$filter" >"$work/f2b.json"
+f2b_wall=$(json wall_s "$work/f2b.json")
+f2b_rss=$(json max_rss_kb "$work/f2b.json")
+f2b_matched=$(sed -n 's/^Lines: .* \([0-9]*\) matched.*/\1/p' "$work/f2b.out")
+
+awk -v l="$lines" -v sw="$sg_wall" -v fw="$f2b_wall" -v sr="$sg_rss" -v fr="$f2b_rss" \
+	-v se="$sg_events" -v fm="$f2b_matched" -v sb="$sg_bans" -v runs="$runs" 'BEGIN {
+	printf "%-16s %10s %14s %12s %10s\n", "", "wall", "lines/s", "peak RSS", "failures"
+	printf "%-16s %9.3fs %14.0f %9.1f MiB %10d   (median of %d runs; %d bans)\n", "sipguard scan", sw, l / sw, sr / 1024, se, runs, sb
+	printf "%-16s %9.3fs %14.0f %9.1f MiB %10d\n", "fail2ban-regex", fw, l / fw, fr / 1024, fm
+	printf "ratio: sipguard is %.1fx faster than fail2ban-regex\n", fw / sw
+}'
+
+status=0
+if [ "$sg_events" != "$failures" ] || [ "$f2b_matched" != "$failures" ]; then
+	echo "FAIL: the mix has $failures failure lines; sipguard found $sg_events, fail2ban-regex $f2b_matched" >&2
+	status=1
+fi
+if ! awk -v fw="$f2b_wall" -v sw="$sg_wall" -v min="$min_ratio" 'BEGIN { exit !(fw / sw >= min) }'; then
+	echo "FAIL: ratio below $min_ratio" >&2
+	status=1
+fi
+exit $status

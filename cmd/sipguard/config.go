@@ -1,0 +1,617 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/sipguard/sipguard"
+	"github.com/sipguard/sipguard/engine"
+	"github.com/sipguard/sipguard/parsers"
+)
+
+// DefaultConfigPath is read when no -c is given and it exists; otherwise
+// the built-in defaults (the shipped rules.toml) apply.
+const DefaultConfigPath = "/etc/sipguard/rules.toml"
+
+// Config is the content of rules.toml. Each field's comment is in the
+// shipped rules.toml, which is also the default value of every field.
+type Config struct {
+	Daemon   DaemonConfig   `toml:"daemon"`
+	Firewall FirewallConfig `toml:"firewall"`
+	Engine   EngineConfig   `toml:"engine"`
+	Allow    AllowConfig    `toml:"allow"`
+	Sources  []SourceConfig `toml:"source"`
+	Rules    []RuleConfig   `toml:"rule"`
+
+	// File is where the config was read from ("" for the built-in one).
+	File string `toml:"-" json:"-"`
+}
+
+type DaemonConfig struct {
+	StateDir string `toml:"state_dir"`
+	Socket   string `toml:"socket"`
+	LogLevel string `toml:"log_level"`
+}
+
+type FirewallConfig struct {
+	Backend string `toml:"backend"`
+	Table   string `toml:"table"`
+}
+
+type EngineConfig struct {
+	IPv6Prefix int      `toml:"ipv6_prefix"`
+	MaxTracked int      `toml:"max_tracked"`
+	History    Duration `toml:"history"`
+}
+
+type AllowConfig struct {
+	Addresses []string `toml:"addresses"`
+	Self      bool     `toml:"self"`
+}
+
+type SourceConfig struct {
+	Name     string `toml:"name"`
+	Path     string `toml:"path"`
+	Parser   string `toml:"parser"`
+	Timezone string `toml:"timezone"`
+}
+
+type RuleConfig struct {
+	Name       string   `toml:"name"`
+	Events     []string `toml:"events"`
+	MaxRetry   int      `toml:"max_retry"`
+	FindTime   Duration `toml:"find_time"`
+	BanTime    Duration `toml:"ban_time"`
+	Factor     float64  `toml:"factor"`
+	MaxBanTime Duration `toml:"max_ban_time"`
+}
+
+// setDefaults gives a [[rule]] the values of keys it leaves out.
+func (r *RuleConfig) setDefaults() { r.Factor = 1 }
+
+// Duration is a config duration: a string with units ("30s", "10m", "1h",
+// "7d", "1h30m"). A bare number is refused: plain time.Duration would read
+// ban_time = 3600 as 3.6 µs.
+type Duration time.Duration
+
+// ParseDuration reads a duration with units ms, s, m, h, d (24h) and w (7d).
+func ParseDuration(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, errors.New("empty duration")
+	}
+	units := map[string]time.Duration{
+		"ms": time.Millisecond, "s": time.Second, "m": time.Minute,
+		"h": time.Hour, "d": 24 * time.Hour, "w": 7 * 24 * time.Hour,
+	}
+	var total time.Duration
+	rest := s
+	for rest != "" {
+		i := 0
+		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+			i++
+		}
+		j := i
+		for j < len(rest) && (rest[j] < '0' || rest[j] > '9') {
+			j++
+		}
+		unit, ok := units[rest[i:j]]
+		if i == 0 || !ok {
+			if i == len(rest) {
+				return 0, fmt.Errorf("%q has no unit (write e.g. \"30s\", \"10m\", \"1h\" or \"7d\")", s)
+			}
+			return 0, fmt.Errorf("%q is not a duration (write e.g. \"30s\", \"10m\", \"1h\" or \"7d\")", s)
+		}
+		n, err := strconv.ParseInt(rest[:i], 10, 64)
+		if err != nil || n > int64(math.MaxInt64/unit) || total > math.MaxInt64-time.Duration(n)*unit {
+			return 0, fmt.Errorf("%q is too long", s)
+		}
+		total += time.Duration(n) * unit
+		rest = rest[j:]
+	}
+	return total, nil
+}
+
+// String formats d with the largest units that divide it: "7d", "1h30m".
+func (d Duration) String() string { return formatDuration(time.Duration(d)) }
+
+// MarshalText writes d as in the config file.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+func formatDuration(d time.Duration) string {
+	if d == 0 {
+		return "0s"
+	}
+	var b strings.Builder
+	for _, u := range []struct {
+		name string
+		d    time.Duration
+	}{{"d", 24 * time.Hour}, {"h", time.Hour}, {"m", time.Minute}, {"s", time.Second}, {"ms", time.Millisecond}} {
+		if n := d / u.d; n > 0 {
+			fmt.Fprintf(&b, "%d%s", n, u.name)
+			d -= n * u.d
+		}
+	}
+	if d > 0 || b.Len() == 0 {
+		fmt.Fprintf(&b, "%dns", d)
+	}
+	return b.String()
+}
+
+// ConfigError is one problem in a config file, with its position.
+type ConfigError struct {
+	File string // "" for the built-in config
+	Line int    // 0 when unknown
+	Key  string // key path: "rule[1].find_time", "allow.addresses[0]"
+	Msg  string
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.File == "" {
+		b.WriteString("built-in config")
+	}
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	b.WriteString(": ")
+	if e.Key != "" {
+		b.WriteString(e.Key + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// decoder collects the problems of one file.
+type decoder struct {
+	file  string
+	lines map[string]int
+	errs  []*ConfigError
+}
+
+func (d *decoder) errorf(key, format string, args ...any) {
+	line := 0
+	for k := key; k != ""; {
+		if l, ok := d.lines[k]; ok {
+			line = l
+			break
+		}
+		// Fall back to the nearest enclosing key: "rule[1].x" -> "rule[1]".
+		if i := strings.LastIndexAny(k, ".["); i > 0 {
+			k = k[:i]
+		} else {
+			k = ""
+		}
+	}
+	d.errs = append(d.errs, &ConfigError{File: d.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (d *decoder) err() error {
+	sort.SliceStable(d.errs, func(i, j int) bool { return d.errs[i].Line < d.errs[j].Line })
+	errs := make([]error, len(d.errs))
+	for i, e := range d.errs {
+		errs[i] = e
+	}
+	return errors.Join(errs...)
+}
+
+// DefaultConfig returns the built-in configuration: the shipped rules.toml.
+func DefaultConfig() *Config {
+	cfg, err := decodeConfig("", sipguard.DefaultRules, &Config{})
+	if err != nil {
+		panic("built-in rules.toml: " + err.Error())
+	}
+	return cfg
+}
+
+// LoadConfig reads the config file at path over the built-in defaults.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return ParseConfig(path, data)
+}
+
+// ParseConfig decodes data (the content of file) over the built-in
+// defaults and validates the result. Keys a file leaves out keep their
+// default; an array of tables ([[source]], [[rule]]) or an array value in
+// the file replaces the default one. Every problem found is returned.
+func ParseConfig(file string, data []byte) (*Config, error) {
+	return decodeConfig(file, data, DefaultConfig())
+}
+
+func decodeConfig(file string, data []byte, cfg *Config) (*Config, error) {
+	d := &decoder{file: file}
+	var doc map[string]any
+	if _, err := toml.Decode(string(data), &doc); err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &ConfigError{File: file, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}
+		}
+		return nil, &ConfigError{File: file, Msg: err.Error()}
+	}
+	d.lines = keyLines(string(data))
+	d.decode(reflect.ValueOf(cfg).Elem(), doc, "")
+	if len(d.errs) == 0 {
+		cfg.validate(d)
+	}
+	if len(d.errs) > 0 {
+		return nil, d.err()
+	}
+	cfg.File = file
+	return cfg, nil
+}
+
+var durationType = reflect.TypeFor[Duration]()
+
+// decode stores v into rv, reporting type mismatches and unknown keys
+// under path. Keys must match exactly: TOML is case-sensitive, and
+// BurntSushi/toml's case-insensitive fallback would accept BAN_TIME.
+func (d *decoder) decode(rv reflect.Value, v any, path string) {
+	if rv.Type() == durationType {
+		switch x := v.(type) {
+		case string:
+			dur, err := ParseDuration(x)
+			if err != nil {
+				d.errorf(path, "%v", err)
+				return
+			}
+			rv.SetInt(int64(dur))
+		case int64, float64:
+			d.errorf(path, "%v is a bare number; a duration needs a unit, e.g. \"%vs\"", x, x)
+		default:
+			d.errorf(path, "must be a duration string such as \"10m\", not %s", tomlType(v))
+		}
+		return
+	}
+	switch rv.Kind() {
+	case reflect.Struct:
+		m, ok := v.(map[string]any)
+		if !ok {
+			d.errorf(path, "must be a table, not %s", tomlType(v))
+			return
+		}
+		d.decodeStruct(rv, m, path)
+	case reflect.Slice:
+		list, ok := v.([]any)
+		if maps, isMaps := v.([]map[string]any); isMaps {
+			list, ok = make([]any, len(maps)), true
+			for i, m := range maps {
+				list[i] = m
+			}
+		}
+		if !ok {
+			d.errorf(path, "must be an array, not %s", tomlType(v))
+			return
+		}
+		out := reflect.MakeSlice(rv.Type(), len(list), len(list))
+		for i, e := range list {
+			if def, ok := out.Index(i).Addr().Interface().(interface{ setDefaults() }); ok {
+				def.setDefaults()
+			}
+			d.decode(out.Index(i), e, fmt.Sprintf("%s[%d]", path, i))
+		}
+		rv.Set(out)
+	case reflect.String:
+		s, ok := v.(string)
+		if !ok {
+			d.errorf(path, "must be a string, not %s", tomlType(v))
+			return
+		}
+		rv.SetString(s)
+	case reflect.Bool:
+		b, ok := v.(bool)
+		if !ok {
+			d.errorf(path, "must be true or false, not %s", tomlType(v))
+			return
+		}
+		rv.SetBool(b)
+	case reflect.Int:
+		n, ok := v.(int64)
+		if !ok {
+			d.errorf(path, "must be an integer, not %s", tomlType(v))
+			return
+		}
+		rv.SetInt(n)
+	case reflect.Float64:
+		switch x := v.(type) {
+		case float64:
+			rv.SetFloat(x)
+		case int64:
+			rv.SetFloat(float64(x))
+		default:
+			d.errorf(path, "must be a number, not %s", tomlType(v))
+		}
+	default:
+		panic("config: unsupported field type " + rv.Type().String())
+	}
+}
+
+func (d *decoder) decodeStruct(rv reflect.Value, m map[string]any, path string) {
+	t := rv.Type()
+	fields := map[string]int{}
+	for i := range t.NumField() {
+		if tag := t.Field(i).Tag.Get("toml"); tag != "" && tag != "-" {
+			fields[tag] = i
+		}
+	}
+	for k, v := range m {
+		p := join(path, k)
+		i, ok := fields[k]
+		if !ok {
+			d.errorf(p, "unknown key%s", suggest(k, fields))
+			continue
+		}
+		d.decode(rv.Field(i), v, p)
+	}
+}
+
+// suggest names the known key a misspelt one probably meant.
+func suggest(k string, fields map[string]int) string {
+	norm := func(s string) string { return strings.ReplaceAll(strings.ToLower(s), "-", "_") }
+	names := make([]string, 0, len(fields))
+	for f := range fields {
+		if norm(f) == norm(k) {
+			return fmt.Sprintf(" (did you mean %q? keys are case-sensitive)", f)
+		}
+		names = append(names, f)
+	}
+	sort.Strings(names)
+	for _, f := range names {
+		if editDistance(f, k) <= 2 {
+			return fmt.Sprintf(" (did you mean %q?)", f)
+		}
+	}
+	return " (known: " + strings.Join(names, ", ") + ")"
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+func tomlType(v any) string {
+	switch v.(type) {
+	case string:
+		return "a string"
+	case int64:
+		return "an integer"
+	case float64:
+		return "a float"
+	case bool:
+		return "a boolean"
+	case []any, []map[string]any:
+		return "an array"
+	case map[string]any:
+		return "a table"
+	default:
+		return "a date/time"
+	}
+}
+
+var tableName = regexp.MustCompile(`^[A-Za-z0-9_]{1,32}$`)
+
+// validate checks values, naming the key of each problem.
+func (c *Config) validate(d *decoder) {
+	switch c.Daemon.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		d.errorf("daemon.log_level", "%q is not one of debug, info, warn, error", c.Daemon.LogLevel)
+	}
+	if c.Daemon.StateDir == "" {
+		d.errorf("daemon.state_dir", "must not be empty")
+	}
+	if c.Daemon.Socket == "" {
+		d.errorf("daemon.socket", "must not be empty")
+	}
+	switch c.Firewall.Backend {
+	case "nftables", "dry-run":
+	default:
+		d.errorf("firewall.backend", "%q is not one of nftables, dry-run", c.Firewall.Backend)
+	}
+	if !tableName.MatchString(c.Firewall.Table) {
+		d.errorf("firewall.table", "%q must be 1-32 letters, digits or _", c.Firewall.Table)
+	}
+	if p := c.Engine.IPv6Prefix; p < 32 || p > 128 {
+		d.errorf("engine.ipv6_prefix", "%d is out of range 32-128", p)
+	}
+	if c.Engine.MaxTracked < 1 {
+		d.errorf("engine.max_tracked", "%d must be at least 1", c.Engine.MaxTracked)
+	}
+	if c.Engine.History < 0 {
+		d.errorf("engine.history", "must not be negative")
+	}
+	for i, a := range c.Allow.Addresses {
+		if _, err := parsePrefix(a); err != nil {
+			d.errorf(fmt.Sprintf("allow.addresses[%d]", i), "%v", err)
+		}
+	}
+	names := map[string]bool{}
+	for i, s := range c.Sources {
+		p := fmt.Sprintf("source[%d]", i)
+		switch {
+		case s.Name == "":
+			d.errorf(p+".name", "missing")
+		case names[s.Name]:
+			d.errorf(p+".name", "%q is used by another source", s.Name)
+		}
+		names[s.Name] = true
+		if s.Path == "" {
+			d.errorf(p+".path", "missing")
+		}
+		if s.Parser == "" {
+			d.errorf(p+".parser", "missing (known: %s)", strings.Join(parsers.Names(), ", "))
+		} else if !parsers.Known(s.Parser) {
+			d.errorf(p+".parser", "unknown parser %q (known: %s)", s.Parser, strings.Join(parsers.Names(), ", "))
+		}
+		if s.Timezone != "" {
+			if _, err := time.LoadLocation(s.Timezone); err != nil {
+				d.errorf(p+".timezone", "unknown time zone %q", s.Timezone)
+			}
+		}
+	}
+	if len(c.Rules) == 0 {
+		d.errorf("rule", "at least one [[rule]] is needed")
+	}
+	names = map[string]bool{}
+	for i, r := range c.Rules {
+		p := fmt.Sprintf("rule[%d]", i)
+		switch {
+		case r.Name == "":
+			d.errorf(p+".name", "missing")
+		case names[r.Name]:
+			d.errorf(p+".name", "%q is used by another rule", r.Name)
+		}
+		names[r.Name] = true
+		for j, k := range r.Events {
+			if _, err := parsers.ParseKind(k); err != nil {
+				d.errorf(fmt.Sprintf("%s.events[%d]", p, j), "%v", err)
+			}
+		}
+		if r.MaxRetry < 1 {
+			d.errorf(p+".max_retry", "must be at least 1 (got %d)", r.MaxRetry)
+		}
+		if r.FindTime <= 0 {
+			d.errorf(p+".find_time", "must be positive")
+		}
+		if r.BanTime <= 0 {
+			d.errorf(p+".ban_time", "must be positive")
+		}
+		if r.Factor < 1 || math.IsInf(r.Factor, 0) || math.IsNaN(r.Factor) {
+			d.errorf(p+".factor", "must be at least 1 (1 disables escalation), got %v", r.Factor)
+		}
+		if r.MaxBanTime != 0 && r.MaxBanTime < r.BanTime {
+			d.errorf(p+".max_ban_time", "%s is shorter than ban_time %s", r.MaxBanTime, r.BanTime)
+		}
+	}
+}
+
+// parsePrefix reads an address or a CIDR. A CIDR with host bits set is
+// refused: "10.1.2.3/8" is a typo for either 10.0.0.0/8 or 10.1.2.3.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
+		}
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not a valid CIDR", s)
+	}
+	if p.Masked() != p {
+		return netip.Prefix{}, fmt.Errorf("%q has host bits set (did you mean %s?)", s, p.Masked())
+	}
+	return p, nil
+}
+
+// kinds returns the set of kinds a rule counts (all when none are listed).
+func (r RuleConfig) kinds() parsers.KindSet {
+	if len(r.Events) == 0 {
+		return parsers.AllKinds
+	}
+	var set parsers.KindSet
+	for _, name := range r.Events {
+		k, _ := parsers.ParseKind(name) // validated
+		set = set.With(k)
+	}
+	return set
+}
+
+// EngineOptions turns the config into engine options. With allow.self the
+// host's own addresses are allowed too; hostAddrs lists them.
+func (c *Config) EngineOptions(hostAddrs func() ([]netip.Prefix, error)) (engine.Options, error) {
+	opts := engine.Options{
+		IPv6Prefix: c.Engine.IPv6Prefix,
+		MaxTracked: c.Engine.MaxTracked,
+		History:    time.Duration(c.Engine.History),
+	}
+	for _, a := range c.Allow.Addresses {
+		p, _ := parsePrefix(a) // validated
+		opts.Allow = append(opts.Allow, p)
+	}
+	if c.Allow.Self {
+		self, err := hostAddrs()
+		if err != nil {
+			return engine.Options{}, fmt.Errorf("list own addresses for allow.self: %w", err)
+		}
+		opts.Allow = append(opts.Allow, self...)
+	}
+	for _, r := range c.Rules {
+		opts.Rules = append(opts.Rules, engine.Rule{
+			Name: r.Name, Kinds: r.kinds(), MaxRetry: r.MaxRetry,
+			FindTime: time.Duration(r.FindTime), BanTime: time.Duration(r.BanTime),
+			Factor: r.Factor, MaxBanTime: time.Duration(r.MaxBanTime),
+		})
+	}
+	return opts, nil
+}
+
+// HostAddrs lists this host's interface addresses and the loopback
+// networks, for allow.self.
+func HostAddrs() ([]netip.Prefix, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	out := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(n.IP)
+		if !ok {
+			continue
+		}
+		ip = ip.Unmap()
+		p := netip.PrefixFrom(ip, ip.BitLen())
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// Location returns the zone for a source's timestamps without one.
+func (s SourceConfig) Location() *time.Location {
+	if s.Timezone == "" {
+		return time.Local
+	}
+	loc, err := time.LoadLocation(s.Timezone)
+	if err != nil {
+		return time.Local // validated
+	}
+	return loc
+}

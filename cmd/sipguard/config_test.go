@@ -1,0 +1,170 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sipguard/sipguard"
+	"github.com/sipguard/sipguard/engine"
+)
+
+var update = flag.Bool("update", false, "rewrite the expected output of testdata/config cases")
+
+const separator = "----------\n"
+
+// TestConfigCases runs testdata/config/*.tomltest: a TOML file, a line of
+// dashes, then the expected result: the decoded config as JSON, or the
+// errors, one per line, as `sipguard check` prints them.
+func TestConfigCases(t *testing.T) {
+	files, _ := filepath.Glob("testdata/config/*.tomltest")
+	if len(files) == 0 {
+		t.Fatal("no testdata/config cases")
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".tomltest"), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, want, ok := strings.Cut(string(data), separator)
+			if !ok {
+				t.Fatalf("no %q separator", strings.TrimSpace(separator))
+			}
+			var got string
+			cfg, err := ParseConfig("rules.toml", []byte(in))
+			if err != nil {
+				got = err.Error() + "\n"
+			} else {
+				j, _ := json.MarshalIndent(cfg, "", "  ")
+				got = string(j) + "\n"
+			}
+			if *update {
+				if err := os.WriteFile(file, []byte(in+separator+got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if got != want {
+				t.Errorf("got:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+// TestConfigErrorsNameFileLineKey checks the contract of config errors on
+// the cases that must fail: each names the file, a line and a key.
+func TestConfigErrorsNameFileLineKey(t *testing.T) {
+	for _, name := range []string{"unknown_key", "unknown_key_second_rule", "key_case", "bare_number_duration",
+		"duration_without_unit", "cidr_host_bits", "bad_address", "unknown_parser", "unknown_kind", "wrong_type", "bad_timezone"} {
+		data, err := os.ReadFile("testdata/config/" + name + ".tomltest")
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, _, _ := strings.Cut(string(data), separator)
+		_, err = ParseConfig("rules.toml", []byte(in))
+		var ce *ConfigError
+		if !errors.As(err, &ce) {
+			t.Errorf("%s: error %v is not a ConfigError", name, err)
+			continue
+		}
+		if ce.File != "rules.toml" || ce.Line == 0 || ce.Key == "" {
+			t.Errorf("%s: %q lacks file, line or key", name, ce)
+		}
+		// The line named holds the key's last element.
+		lines := strings.Split(in, "\n")
+		if ce.Line > len(lines) {
+			t.Errorf("%s: line %d beyond the file", name, ce.Line)
+			continue
+		}
+		last := ce.Key[strings.LastIndexAny(ce.Key, ".]")+1:]
+		if last != "" && !strings.Contains(lines[ce.Line-1], last) && !strings.Contains(lines[ce.Line-1], `"`) {
+			t.Errorf("%s: line %d %q does not hold key %s", name, ce.Line, lines[ce.Line-1], ce.Key)
+		}
+	}
+}
+
+// TestDefaultConfig checks that the built-in defaults are the shipped
+// rules.toml and that it is valid.
+func TestDefaultConfig(t *testing.T) {
+	shipped, err := os.ReadFile("../../rules.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(shipped) != string(sipguard.DefaultRules) {
+		t.Fatal("embedded rules differ from rules.toml")
+	}
+	cfg := DefaultConfig()
+	if len(cfg.Rules) != 2 || cfg.Rules[0].Name != "burst" || cfg.Rules[1].Name != "slow" || len(cfg.Sources) != 1 {
+		t.Errorf("default config: %+v", cfg)
+	}
+	// Every key of the config struct is documented in rules.toml.
+	for _, key := range []string{"state_dir", "socket", "log_level", "backend", "table", "ipv6_prefix", "max_tracked",
+		"history", "addresses", "self", "name", "path", "parser", "timezone", "events", "max_retry", "find_time",
+		"ban_time", "factor", "max_ban_time"} {
+		if !strings.Contains(string(shipped), key) {
+			t.Errorf("rules.toml does not document %s", key)
+		}
+	}
+	// A file with the same content gives the same config.
+	fromFile, err := ParseConfig("rules.toml", shipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromFile.File = ""
+	a, _ := json.Marshal(cfg)
+	b, _ := json.Marshal(fromFile)
+	if string(a) != string(b) {
+		t.Errorf("parsing rules.toml gives\n%s\nnot the defaults\n%s", b, a)
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	good := map[string]string{"30s": "30s", "10m": "10m", "1h": "1h", "7d": "7d", "2w": "14d", "1h30m": "1h30m", "500ms": "500ms", "0s": "0s", "90m": "1h30m"}
+	for in, want := range good {
+		d, err := ParseDuration(in)
+		if err != nil || formatDuration(d) != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %s", in, formatDuration(d), err, want)
+		}
+	}
+	for _, in := range []string{"", "10", "3600", "1.5h", "10y", "h", "-1h", "1h 30m", "99999999999999999999d", "1d1"} {
+		if d, err := ParseDuration(in); err == nil {
+			t.Errorf("ParseDuration(%q) = %v; want an error", in, d)
+		}
+	}
+}
+
+// FuzzConfig: any input gives a config or an error that formats, never a
+// panic.
+func FuzzConfig(f *testing.F) {
+	files, _ := filepath.Glob("testdata/config/*.tomltest")
+	for _, file := range files {
+		data, _ := os.ReadFile(file)
+		in, _, _ := strings.Cut(string(data), separator)
+		f.Add(in)
+	}
+	f.Add(string(sipguard.DefaultRules))
+	f.Fuzz(func(t *testing.T, in string) {
+		cfg, err := ParseConfig("fuzz.toml", []byte(in))
+		if err != nil {
+			_ = err.Error()
+			return
+		}
+		if len(cfg.Rules) == 0 {
+			t.Fatal("accepted a config without rules")
+		}
+		opts, err := cfg.EngineOptions(func() ([]netip.Prefix, error) { return nil, nil })
+		if err != nil {
+			t.Fatalf("valid config, no engine options: %v", err)
+		}
+		// What the config accepts, the engine accepts.
+		if _, err := engine.New(opts); err != nil {
+			t.Fatalf("valid config refused by the engine: %v", err)
+		}
+	})
+}

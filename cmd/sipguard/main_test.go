@@ -1,0 +1,228 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sipguard/sipguard/internal/logmix"
+)
+
+// run runs sipguard in process and returns stdout, stderr and the exit code.
+func run(t *testing.T, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	m := &Main{
+		Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errOut,
+		ConfigPath: filepath.Join(t.TempDir(), "absent.toml"),
+		Now:        func() time.Time { return time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC) },
+		HostAddrs: func() ([]netip.Prefix, error) {
+			return []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("192.0.2.10/32")}, nil
+		},
+	}
+	code := m.Exit(m.Run(context.Background(), args))
+	return out.String(), errOut.String(), code
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// attack returns n chan_sip failures from addr, one per second from start.
+func attack(addr string, start time.Time, n int) string {
+	var b strings.Builder
+	for i := range n {
+		ts := start.Add(time.Duration(i) * time.Second).Format(time.DateTime)
+		b.WriteString("[" + ts + "] NOTICE[1234] chan_sip.c: Registration from '<sip:100@203.0.113.10>' failed for '" + addr + ":5060' - Wrong password\n")
+	}
+	return b.String()
+}
+
+var start = time.Date(2026, 11, 26, 10, 0, 0, 0, time.Local)
+
+func TestCheck(t *testing.T) {
+	good := writeFile(t, "good.toml", "[engine]\nmax_tracked = 500\n")
+	if out, errOut, code := run(t, "", "check", "-c", good); code != 0 || !strings.Contains(out, "OK (1 source, 2 rules)") {
+		t.Errorf("check good: %d %q %q", code, out, errOut)
+	}
+	bad := writeFile(t, "bad.toml", "[engine]\nmax_tracked = 500\nmax_trakced = 5\n")
+	_, errOut, code := run(t, "", "check", "-c", bad)
+	if code != 1 || !strings.Contains(errOut, bad+":3: engine.max_trakced: unknown key") {
+		t.Errorf("check bad: %d %q", code, errOut)
+	}
+	if out, _, code := run(t, "", "check"); code != 0 || !strings.Contains(out, "built-in config: OK") {
+		t.Errorf("check without -c: %d %q", code, out)
+	}
+	if _, errOut, code := run(t, "", "check", "-c", "/nonexistent/rules.toml"); code != 1 || !strings.Contains(errOut, "no such file") {
+		t.Errorf("check missing: %d %q", code, errOut)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{}, {"frobnicate"}, {"scan"}, {"scan", "--nope", "x"}, {"check", "extra"}, {"scan", "--parser", "nope", "x"}} {
+		if _, errOut, code := run(t, "", args...); code != 2 || !strings.Contains(errOut, "Error:") {
+			t.Errorf("%q: exit %d, %q; want 2", args, code, errOut)
+		}
+	}
+	if out, _, code := run(t, "", "version"); code != 0 || !strings.HasPrefix(out, "sipguard ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+}
+
+func TestScanBans(t *testing.T) {
+	log := writeFile(t, "messages.log", attack("198.51.100.7", start, 5)+attack("198.51.100.8", start, 4)+attack("192.0.2.10", start, 9))
+	out, errOut, code := run(t, "", "scan", log)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "address") || !strings.HasPrefix(lines[1], "198.51.100.7 ") ||
+		!strings.Contains(lines[1], "burst") || !strings.HasSuffix(lines[1], "1h") {
+		t.Errorf("output:\n%s", out)
+	}
+	// 192.0.2.10 is this host's own address (allow.self).
+	for _, want := range []string{"18 lines", "18 events", "1 bans", "9 allowlisted"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("summary lacks %q:\n%s", want, errOut)
+		}
+	}
+}
+
+func TestScanJSON(t *testing.T) {
+	log := writeFile(t, "messages.log", attack("198.51.100.7", start, 6)+
+		"[2026-11-26 10:00:09] NOTICE[1] res_pjsip/pjsip_distributor.c: Request 'REGISTER' from '<sip:100@203.0.113.10>' failed for '[2001:db8:bad::66]:5060' (callid: x) - Failed to authenticate\n")
+	out, _, code := run(t, "", "scan", "--json", log)
+	if code != 0 {
+		t.Fatal(code)
+	}
+	var b map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &b); err != nil {
+		t.Fatalf("%v: %q", err, out)
+	}
+	want := map[string]any{"ip": "198.51.100.7", "prefix": "198.51.100.7/32", "rule": "burst", "count": 5.0, "ban_for": 3600.0, "offences": 0.0}
+	for k, v := range want {
+		if b[k] != v {
+			t.Errorf("%s = %v; want %v", k, b[k], v)
+		}
+	}
+	first, _ := time.Parse(time.RFC3339, b["first"].(string))
+	last, _ := time.Parse(time.RFC3339, b["last"].(string))
+	if !first.Equal(start) || !last.Equal(start.Add(4*time.Second)) {
+		t.Errorf("first %v last %v", b["first"], b["last"])
+	}
+
+	// --events --json: one object per event with the documented fields.
+	out, _, _ = run(t, "", "scan", "--events", "--json", log)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 7 {
+		t.Fatalf("%d events:\n%s", len(lines), out)
+	}
+	var ev map[string]any
+	json.Unmarshal([]byte(lines[6]), &ev)
+	wantEv := map[string]any{"ip": "2001:db8:bad::66", "port": 5060.0, "kind": "auth_failed", "service": "pjsip",
+		"user": "100", "parser": "asterisk", "source": log, "line": 7.0}
+	for k, v := range wantEv {
+		if ev[k] != v {
+			t.Errorf("event %s = %v; want %v", k, ev[k], v)
+		}
+	}
+	if _, ok := ev["time"]; !ok || len(ev) != 9 {
+		t.Errorf("event fields: %v", ev)
+	}
+}
+
+// TestScanSources: a configured path uses its source's name, parser and
+// zone; several files merge in time order; stdin and gzip work.
+func TestScanSources(t *testing.T) {
+	dir := t.TempDir()
+	// Rotated logs: the older half in messages.log.1 (gzip), the newer in messages.log.
+	older := attack("198.51.100.7", start, 3)
+	newer := attack("198.51.100.7", start.Add(3*time.Second), 2)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(older))
+	zw.Close()
+	os.WriteFile(filepath.Join(dir, "messages.log.1.gz"), gz.Bytes(), 0o644)
+	os.WriteFile(filepath.Join(dir, "messages.log"), []byte(newer), 0o644)
+	cfg := writeFile(t, "rules.toml", `[[source]]
+name = "pbx"
+path = "`+filepath.Join(dir, "messages.log")+`"
+parser = "asterisk"
+`)
+	// Newer file first on the command line: the merge still finds the 5 in a minute.
+	out, errOut, code := run(t, "", "scan", "-c", cfg, "--json", filepath.Join(dir, "messages.log"), filepath.Join(dir, "messages.log.1.gz"))
+	if code != 0 || !strings.Contains(out, `"rule":"burst"`) || !strings.Contains(errOut, "pbx (asterisk): 2 lines") {
+		t.Errorf("rotated files: %d\n%s\n%s", code, out, errOut)
+	}
+	out, _, code = run(t, older+newer, "scan", "-c", cfg, "--json", "-")
+	if code != 0 || !strings.Contains(out, `"rule":"burst"`) {
+		t.Errorf("stdin: %d %s", code, out)
+	}
+	out, _, _ = run(t, older, "scan", "-c", cfg, "--events", "--json", "-")
+	if !strings.Contains(out, `"source":"stdin"`) {
+		t.Errorf("stdin source name: %s", out)
+	}
+	if _, errOut, code := run(t, "", "scan", filepath.Join(dir, "absent.log")); code != 1 || !strings.Contains(errOut, "no such file") {
+		t.Errorf("missing file: %d %s", code, errOut)
+	}
+}
+
+// TestScanMix replays a generated mix and checks that scan finds exactly
+// its failure lines and its attackers: nothing missed, nothing invented.
+func TestScanMix(t *testing.T) {
+	var buf bytes.Buffer
+	truth, err := logmix.Generate(&buf, logmix.Options{Lines: 50_000, Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := writeFile(t, "mix.log", buf.String())
+	cfg := writeFile(t, "rules.toml", "[allow]\nself = false\n")
+	out, errOut, code := run(t, "", "scan", "-c", cfg, "--events", "--json", log)
+	if code != 0 {
+		t.Fatal(errOut)
+	}
+	ips := map[string]bool{}
+	n := 0
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var ev struct {
+			IP string `json:"ip"`
+		}
+		if err := json.Unmarshal([]byte(l), &ev); err != nil {
+			t.Fatal(err)
+		}
+		ips[ev.IP] = true
+		n++
+	}
+	if n != truth.Failures || len(ips) != truth.Attackers {
+		t.Errorf("found %d events from %d addresses; the mix has %d failures from %d attackers", n, len(ips), truth.Failures, truth.Attackers)
+	}
+	if !strings.Contains(errOut, " 0 dropped lines") {
+		t.Errorf("dropped lines in a clean mix:\n%s", errOut)
+	}
+}
+
+// TestScanTimestampless: journal lines without a date take the time of the
+// previous dated line, so a burst in them is still a burst.
+func TestScanTimestampless(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("[2026-11-26 09:00:00] NOTICE[1] chan_sip.c: Peer '100' is now Reachable. (1ms / 2000ms)\n")
+	for range 5 {
+		b.WriteString("NOTICE[566]: chan_sip.c:28926 handle_request_register: Registration from '<sip:1@203.0.113.10>' failed for '198.51.100.7:5060' - Wrong password\n")
+	}
+	out, _, _ := run(t, "", "scan", "--json", writeFile(t, "journal.log", b.String()))
+	if !strings.Contains(out, `"rule":"burst"`) {
+		t.Errorf("no ban: %s", out)
+	}
+}

@@ -1,0 +1,519 @@
+// Package engine decides bans from failure events with exact sliding
+// windows.
+//
+// A Rule bans an address when MaxRetry of its kinds of events fall within
+// FindTime, that is within any half-open window (t-FindTime, t]. Every event
+// time is kept (up to MaxRetry per rule and address), so unlike fail2ban's
+// rescaled counter or CrowdSec's leaky bucket there is no rate below which
+// an attacker goes unseen: one attempt every 10 s meets a rule of 30 in 24h
+// after exactly 30 attempts.
+//
+// The engine runs on the events' own time, never the wall clock, so
+// replaying a log gives exactly the decisions the daemon would have made.
+// It makes decisions only; applying them to a firewall is the caller's job.
+//
+// Memory is bounded: at most MaxTracked addresses (least recently seen
+// evicted first), and an address's state is dropped as soon as it can no
+// longer reach MaxRetry of any rule.
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"time"
+
+	"github.com/sipguard/sipguard/parsers"
+)
+
+// Rule is one ban policy.
+type Rule struct {
+	Name     string
+	Kinds    parsers.KindSet // kinds of event the rule counts
+	MaxRetry int             // events within FindTime that trigger a ban
+	FindTime time.Duration
+	BanTime  time.Duration // first ban
+	// Factor multiplies BanTime for each earlier offence of the address
+	// still remembered (see Options.History): BanTime*Factor^n, up to
+	// MaxBanTime. A factor of 1 disables escalation.
+	Factor     float64
+	MaxBanTime time.Duration
+}
+
+// Options configure an Engine.
+type Options struct {
+	Rules []Rule
+	// Allow lists addresses and networks whose events are never counted.
+	Allow []netip.Prefix
+	// IPv6Prefix is the length of the IPv6 prefix events are counted and
+	// banned by: an attacker owns a whole /64, not one address.
+	IPv6Prefix int
+	// MaxTracked bounds the number of addresses with state (0: 100,000).
+	MaxTracked int
+	// History is how long an address's offences count for escalation
+	// (0: 7 days).
+	History time.Duration
+}
+
+// Defaults for Options fields left zero.
+const (
+	DefaultIPv6Prefix = 64
+	DefaultMaxTracked = 100_000
+	DefaultHistory    = 7 * 24 * time.Hour
+)
+
+// maxBan caps escalation when a rule sets no MaxBanTime.
+const maxBan = 10 * 365 * 24 * time.Hour
+
+// Ban is a decision to ban Prefix for Duration.
+type Ban struct {
+	Prefix netip.Prefix // the address (/32, /128) or IPv6 prefix to ban
+	Addr   netip.Addr   // the address of the event that triggered the ban
+	Rule   string
+	Count  int       // events in the window
+	First  time.Time // first and last event in the window
+	Last   time.Time
+	// Duration is BanTime escalated by Offences earlier offences.
+	Duration time.Duration
+	Offences int
+}
+
+// Until is when the ban ends.
+func (b Ban) Until() time.Time { return b.Last.Add(b.Duration) }
+
+// Stats counts what the engine did with the events it was given.
+type Stats struct {
+	Events      int64 // events observed
+	Counted     int64 // events counted by at least one rule
+	Allowed     int64 // ignored: allowlisted address
+	WhileBanned int64 // ignored: address already banned
+	Bans        int64 // bans decided
+	Evicted     int64 // addresses forgotten early because of MaxTracked
+	Tracked     int   // addresses with state now
+}
+
+// key identifies a counted address: the 16-byte form of an IPv4 address,
+// or an IPv6 address masked to the configured prefix.
+type key [16]byte
+
+// tracker is the state of one address: the event times of each rule in
+// its current windows, sorted, at most MaxRetry each.
+type tracker struct {
+	key        key
+	prev, next *tracker // recency list, most recent first
+	last       int64    // newest event time (unix ns)
+	until      int64    // end of the ban in force, copied from history
+	wins       [][]int64
+}
+
+// offence is what is remembered of an address after a ban.
+type offence struct {
+	count int   // bans within History
+	last  int64 // time of the last ban
+	until int64 // end of the ban in force
+}
+
+// Engine decides bans. It is not safe for concurrent use: one goroutine
+// feeds it events in (roughly) time order.
+type Engine struct {
+	rules   []Rule
+	allow4  []netip.Prefix
+	allow6  []netip.Prefix
+	v6bits  int
+	max     int
+	history int64
+	maxFind int64
+
+	trackers   map[key]*tracker
+	head, tail *tracker // recency list
+	offences   map[key]*offence
+	now        int64 // newest event time seen
+	nextSweep  int64
+	stats      Stats
+}
+
+// New checks opts and returns an Engine.
+func New(opts Options) (*Engine, error) {
+	if len(opts.Rules) == 0 {
+		return nil, errors.New("no rules")
+	}
+	if len(opts.Rules) > 64 {
+		return nil, errors.New("more than 64 rules")
+	}
+	e := &Engine{
+		v6bits:   opts.IPv6Prefix,
+		max:      opts.MaxTracked,
+		history:  int64(opts.History),
+		trackers: make(map[key]*tracker),
+		offences: make(map[key]*offence),
+	}
+	if e.v6bits == 0 {
+		e.v6bits = DefaultIPv6Prefix
+	}
+	if e.v6bits < 1 || e.v6bits > 128 {
+		return nil, fmt.Errorf("ipv6 prefix length %d out of range 1-128", e.v6bits)
+	}
+	if e.max == 0 {
+		e.max = DefaultMaxTracked
+	}
+	if e.max < 0 {
+		return nil, fmt.Errorf("max tracked %d is negative", e.max)
+	}
+	if e.history == 0 {
+		e.history = int64(DefaultHistory)
+	}
+	seen := map[string]bool{}
+	for _, r := range opts.Rules {
+		switch {
+		case r.Name == "":
+			return nil, errors.New("rule without a name")
+		case seen[r.Name]:
+			return nil, fmt.Errorf("rule %q: defined twice", r.Name)
+		case r.MaxRetry < 1:
+			return nil, fmt.Errorf("rule %q: max_retry %d must be at least 1", r.Name, r.MaxRetry)
+		case r.FindTime <= 0:
+			return nil, fmt.Errorf("rule %q: find_time must be positive", r.Name)
+		case r.BanTime <= 0:
+			return nil, fmt.Errorf("rule %q: ban_time must be positive", r.Name)
+		case r.Factor < 1 || math.IsInf(r.Factor, 0) || math.IsNaN(r.Factor):
+			return nil, fmt.Errorf("rule %q: factor %v must be at least 1", r.Name, r.Factor)
+		case r.MaxBanTime != 0 && r.MaxBanTime < r.BanTime:
+			return nil, fmt.Errorf("rule %q: max_ban_time is shorter than ban_time", r.Name)
+		case r.Kinds&parsers.AllKinds == 0:
+			return nil, fmt.Errorf("rule %q: counts no kind of event", r.Name)
+		}
+		seen[r.Name] = true
+		if r.MaxBanTime == 0 {
+			r.MaxBanTime = max(maxBan, r.BanTime)
+		}
+		e.rules = append(e.rules, r)
+		e.maxFind = max(e.maxFind, int64(r.FindTime))
+	}
+	for _, p := range opts.Allow {
+		if !p.IsValid() {
+			return nil, errors.New("invalid allowlist prefix")
+		}
+		p = p.Masked()
+		if p.Addr().Is4() {
+			e.allow4 = append(e.allow4, p)
+		} else {
+			e.allow6 = append(e.allow6, p)
+		}
+	}
+	return e, nil
+}
+
+// Allowed reports whether a is on the allowlist.
+func (e *Engine) Allowed(a netip.Addr) bool {
+	list := e.allow6
+	if a.Is4() {
+		list = e.allow4
+	}
+	for _, p := range list {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Prefix returns what the engine counts and bans for a: the address itself
+// for IPv4, its IPv6 prefix for IPv6.
+func (e *Engine) Prefix(a netip.Addr) netip.Prefix {
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		return netip.PrefixFrom(a, 32)
+	}
+	p, _ := a.Prefix(e.v6bits)
+	return p
+}
+
+func (e *Engine) keyOf(a netip.Addr) key {
+	return key(e.Prefix(a).Addr().As16())
+}
+
+// Observe counts ev and returns the ban it triggers, if any. ev.Time must
+// be set. When several rules trigger at once the longest ban wins.
+func (e *Engine) Observe(ev *parsers.Event) (Ban, bool) {
+	e.stats.Events++
+	a := ev.Addr.Unmap()
+	if e.Allowed(a) {
+		e.stats.Allowed++
+		return Ban{}, false
+	}
+	t := ev.Time.UnixNano()
+	if t > e.now {
+		e.now = t
+		e.expire()
+	}
+	k := e.keyOf(a)
+	tr := e.trackers[k]
+	if tr == nil {
+		tr = e.track(k)
+	} else {
+		e.touch(tr)
+	}
+	tr.last = max(tr.last, t)
+	if t < tr.until {
+		e.stats.WhileBanned++
+		return Ban{}, false
+	}
+
+	var ban Ban
+	var hits uint64 // rules whose window triggered
+	counted := false
+	for i := range e.rules {
+		r := &e.rules[i]
+		if !r.Kinds.Has(ev.Kind) {
+			continue
+		}
+		counted = true
+		first, last, n, hit := tr.add(i, t, r)
+		if !hit {
+			continue
+		}
+		hits |= 1 << i
+		offences := e.offencesOf(k, t)
+		d := escalate(r, offences)
+		if d > ban.Duration {
+			ban = Ban{
+				Prefix: e.Prefix(a), Addr: a, Rule: r.Name, Count: n,
+				First: time.Unix(0, first), Last: time.Unix(0, last),
+				Duration: d, Offences: offences,
+			}
+		}
+	}
+	if counted {
+		e.stats.Counted++
+	}
+	if ban.Duration == 0 {
+		return Ban{}, false
+	}
+	e.stats.Bans++
+	tr.until = e.remember(k, t, ban.Duration)
+	// The windows that triggered are spent; other rules keep counting.
+	for i := range e.rules {
+		if hits&(1<<i) != 0 {
+			tr.wins[i] = tr.wins[i][:0]
+		}
+	}
+	return ban, true
+}
+
+// add inserts t into rule i's window and reports whether the rule now
+// holds MaxRetry events within FindTime, with the window's first and last
+// event times and its size.
+func (tr *tracker) add(i int, t int64, r *Rule) (first, last int64, n int, hit bool) {
+	if tr.wins == nil {
+		tr.wins = make([][]int64, 0, 1)
+	}
+	for len(tr.wins) <= i {
+		tr.wins = append(tr.wins, nil)
+	}
+	w := tr.wins[i]
+	find, mr := int64(r.FindTime), r.MaxRetry
+	// Events at or before newest-FindTime cannot share a window with the
+	// newest event or any later one.
+	newest := t
+	if len(w) > 0 {
+		newest = max(newest, w[len(w)-1])
+	}
+	drop := 0
+	for drop < len(w) && w[drop] <= newest-find {
+		drop++
+	}
+	w = w[:copy(w, w[drop:])]
+	if t <= newest-find {
+		tr.wins[i] = w
+		return 0, 0, 0, false // too old to matter
+	}
+	// Insert t in order: events from several sources may arrive slightly
+	// out of order.
+	j := len(w)
+	for j > 0 && w[j-1] > t {
+		j--
+	}
+	w = append(w, 0)
+	copy(w[j+1:], w[j:])
+	w[j] = t
+	// Only windows of MaxRetry consecutive events that include t are new.
+	for s := max(0, j-mr+1); s <= j && s+mr-1 < len(w); s++ {
+		if w[s+mr-1]-w[s] < find {
+			tr.wins[i] = w
+			return w[s], w[s+mr-1], mr, true
+		}
+	}
+	// Keep the newest MaxRetry-1 events: an older one cannot complete a
+	// window that a newer one could not.
+	if len(w) >= mr {
+		w = w[:copy(w, w[len(w)-(mr-1):])]
+	}
+	tr.wins[i] = w
+	return 0, 0, 0, false
+}
+
+// escalate returns the ban time for an address with n earlier offences.
+func escalate(r *Rule, n int) time.Duration {
+	d := float64(r.BanTime) * math.Pow(r.Factor, float64(n))
+	if d >= float64(r.MaxBanTime) || math.IsInf(d, 0) {
+		return r.MaxBanTime
+	}
+	return time.Duration(d)
+}
+
+// offencesOf returns how many bans of k are remembered at time t.
+func (e *Engine) offencesOf(k key, t int64) int {
+	o := e.offences[k]
+	if o == nil || t-o.last >= e.history {
+		return 0
+	}
+	return o.count
+}
+
+// remember records a ban of k at t and returns its end.
+func (e *Engine) remember(k key, t int64, d time.Duration) int64 {
+	o := e.offences[k]
+	if o == nil {
+		o = &offence{}
+		e.offences[k] = o
+	}
+	if t-o.last >= e.history {
+		o.count = 0
+	}
+	o.count++
+	o.last = t
+	o.until = t + int64(d)
+	if len(e.offences) > e.max {
+		e.sweepOffences(true)
+	}
+	return o.until
+}
+
+// track starts tracking k, evicting the least recently seen address when
+// the engine is full.
+func (e *Engine) track(k key) *tracker {
+	if len(e.trackers) >= e.max {
+		e.stats.Evicted++
+		e.drop(e.tail)
+	}
+	tr := &tracker{key: k}
+	if o := e.offences[k]; o != nil {
+		tr.until = o.until
+	}
+	e.trackers[k] = tr
+	tr.next = e.head
+	if e.head != nil {
+		e.head.prev = tr
+	}
+	e.head = tr
+	if e.tail == nil {
+		e.tail = tr
+	}
+	return tr
+}
+
+// touch moves tr to the front of the recency list.
+func (e *Engine) touch(tr *tracker) {
+	if e.head == tr {
+		return
+	}
+	e.unlink(tr)
+	tr.next = e.head
+	e.head.prev = tr
+	e.head = tr
+}
+
+func (e *Engine) unlink(tr *tracker) {
+	if tr.prev != nil {
+		tr.prev.next = tr.next
+	} else {
+		e.head = tr.next
+	}
+	if tr.next != nil {
+		tr.next.prev = tr.prev
+	} else {
+		e.tail = tr.prev
+	}
+	tr.prev, tr.next = nil, nil
+}
+
+func (e *Engine) drop(tr *tracker) {
+	e.unlink(tr)
+	delete(e.trackers, tr.key)
+}
+
+// expire drops the state of addresses that can no longer reach MaxRetry:
+// their newest event is older than the longest FindTime, so every window
+// they hold has closed. The recency list is in event order, so only its
+// tail needs looking at. Ban ends are kept in the offence history.
+func (e *Engine) expire() {
+	for e.tail != nil && e.tail.last <= e.now-e.maxFind {
+		e.drop(e.tail)
+	}
+	if e.now >= e.nextSweep {
+		e.sweepOffences(false)
+		e.nextSweep = e.now + e.history/8
+	}
+}
+
+// sweepOffences forgets offences older than History whose ban has ended.
+// When full is set and the history is still over MaxTracked, it also
+// forgets the oldest ended ones.
+func (e *Engine) sweepOffences(full bool) {
+	for k, o := range e.offences {
+		if e.now-o.last >= e.history && o.until <= e.now {
+			delete(e.offences, k)
+		}
+	}
+	if !full || len(e.offences) <= e.max {
+		return
+	}
+	// Rare: more bans within History than MaxTracked. Forget the ended
+	// bans with the oldest offence until a tenth of the room is free.
+	for len(e.offences) > e.max*9/10 {
+		var oldest key
+		ot := int64(math.MaxInt64)
+		for k, o := range e.offences {
+			if o.until <= e.now && o.last < ot {
+				oldest, ot = k, o.last
+			}
+		}
+		if ot == math.MaxInt64 {
+			return // every one is a ban in force
+		}
+		delete(e.offences, oldest)
+		e.stats.Evicted++
+	}
+}
+
+// Forget drops all state of the addresses in p: counters, ban in force and
+// offence history (an unban forgives).
+func (e *Engine) Forget(p netip.Prefix) {
+	p = p.Masked()
+	if p.Addr().Is6() && p.Bits() > e.v6bits {
+		// State is kept per IPv6 prefix: forgetting one address of it
+		// forgets the prefix.
+		p = e.Prefix(p.Addr())
+	}
+	for k, tr := range e.trackers {
+		if p.Contains(netip.AddrFrom16(k).Unmap()) {
+			e.drop(tr)
+		}
+	}
+	for k := range e.offences {
+		if p.Contains(netip.AddrFrom16(k).Unmap()) {
+			delete(e.offences, k)
+		}
+	}
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats {
+	s := e.stats
+	s.Tracked = len(e.trackers)
+	return s
+}
+
+// Rules returns the engine's rules.
+func (e *Engine) Rules() []Rule { return e.rules }

@@ -1,0 +1,318 @@
+package engine_test
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/sipguard/sipguard/engine"
+	"github.com/sipguard/sipguard/parsers"
+)
+
+var t0 = time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+
+func ev(addr string, at time.Duration, kind parsers.Kind) *parsers.Event {
+	return &parsers.Event{Addr: netip.MustParseAddr(addr), Time: t0.Add(at), Kind: kind}
+}
+
+func newEngine(t *testing.T, opts engine.Options) *engine.Engine {
+	t.Helper()
+	e, err := engine.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func rule(name string, maxRetry int, find, ban time.Duration) engine.Rule {
+	return engine.Rule{Name: name, Kinds: parsers.AllKinds, MaxRetry: maxRetry, FindTime: find, BanTime: ban, Factor: 1}
+}
+
+// feed observes events from addr at the given offsets and returns the
+// index of the event that caused the first ban, or -1.
+func feed(e *engine.Engine, addr string, at ...time.Duration) (int, engine.Ban) {
+	for i, a := range at {
+		if b, ok := e.Observe(ev(addr, a, parsers.AuthFailed)); ok {
+			return i, b
+		}
+	}
+	return -1, engine.Ban{}
+}
+
+func TestWindowEdges(t *testing.T) {
+	s := time.Second
+	tests := []struct {
+		name string
+		at   []time.Duration
+		want int // index of the banning event, -1 for none
+	}{
+		{"three within", []time.Duration{0, 30 * s, 59*s + 999*time.Millisecond}, 2},
+		// The window is half-open: (t-60s, t]. Exactly 60 s apart is out.
+		{"exactly find_time apart", []time.Duration{0, 30 * s, 60 * s}, -1},
+		{"slides", []time.Duration{0, 30 * s, 60 * s, 61 * s}, 3},
+		{"too slow", []time.Duration{0, 40 * s, 80 * s, 120 * s, 160 * s}, -1},
+		{"same instant", []time.Duration{5 * s, 5 * s, 5 * s}, 2},
+		// Sources merge slightly out of order: the window still counts right.
+		{"out of order", []time.Duration{50 * s, 10 * s, 55 * s}, 2},
+		{"out of order, too old", []time.Duration{70 * s, 0, 71 * s}, -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t, engine.Options{Rules: []engine.Rule{rule("r", 3, time.Minute, time.Hour)}})
+			got, b := feed(e, "198.51.100.7", tc.at...)
+			if got != tc.want {
+				t.Fatalf("ban at event %d; want %d", got, tc.want)
+			}
+			if got >= 0 && (b.Count != 3 || b.Rule != "r" || b.Duration != time.Hour || b.Prefix != netip.MustParsePrefix("198.51.100.7/32")) {
+				t.Errorf("ban = %+v", b)
+			}
+		})
+	}
+}
+
+// TestSlowBruteForce: one guess every 10 s, which CrowdSec's asterisk_bf
+// bucket (capacity 5, leak 10 s) never catches, is caught by a 5-in-1m
+// rule at the 5th guess; one guess a minute by the slow rule at the 30th.
+func TestSlowBruteForce(t *testing.T) {
+	rules := []engine.Rule{rule("burst", 5, time.Minute, time.Hour), rule("slow", 30, 24*time.Hour, 24*time.Hour)}
+	every := func(gap time.Duration, n int) []time.Duration {
+		at := make([]time.Duration, n)
+		for i := range at {
+			at[i] = time.Duration(i) * gap
+		}
+		return at
+	}
+	e := newEngine(t, engine.Options{Rules: rules})
+	i, b := feed(e, "198.51.100.7", every(10*time.Second, 100)...)
+	if i != 4 || b.Rule != "burst" || b.Last.Sub(b.First) != 40*time.Second {
+		t.Errorf("every 10 s: ban at %d by %q over %v; want at 4 by burst over 40s", i, b.Rule, b.Last.Sub(b.First))
+	}
+	e = newEngine(t, engine.Options{Rules: rules})
+	i, b = feed(e, "198.51.100.8", every(time.Minute, 100)...)
+	if i != 29 || b.Rule != "slow" || b.Duration != 24*time.Hour {
+		t.Errorf("every minute: ban at %d by %q; want at 29 by slow", i, b.Rule)
+	}
+	// One guess every 50 minutes: 29 fit in a day, never 30.
+	e = newEngine(t, engine.Options{Rules: rules})
+	if i, _ := feed(e, "198.51.100.9", every(50*time.Minute, 200)...); i != -1 {
+		t.Errorf("every 50 minutes: ban at %d; want none", i)
+	}
+}
+
+func TestSeveralRulesLongestWins(t *testing.T) {
+	rules := []engine.Rule{rule("short", 3, time.Minute, time.Hour), rule("long", 3, time.Hour, 5*time.Hour)}
+	e := newEngine(t, engine.Options{Rules: rules})
+	_, b := feed(e, "198.51.100.7", 0, time.Second, 2*time.Second)
+	if b.Rule != "long" || b.Duration != 5*time.Hour {
+		t.Errorf("ban = %s for %v; want long for 5h", b.Rule, b.Duration)
+	}
+	// Both windows are spent: after the ban the address starts from zero.
+	at := 5*time.Hour + time.Minute
+	if i, _ := feed(e, "198.51.100.7", at, at+time.Second); i != -1 {
+		t.Errorf("banned again after 2 events")
+	}
+}
+
+func TestKinds(t *testing.T) {
+	r := rule("auth", 2, time.Minute, time.Hour)
+	r.Kinds = parsers.KindSet(0).With(parsers.AuthFailed).With(parsers.UnknownUser)
+	e := newEngine(t, engine.Options{Rules: []engine.Rule{r}})
+	for i := range 5 {
+		if _, ok := e.Observe(ev("198.51.100.7", time.Duration(i)*time.Second, parsers.UnknownExtension)); ok {
+			t.Fatal("banned for a kind the rule does not count")
+		}
+	}
+	e.Observe(ev("198.51.100.7", 6*time.Second, parsers.AuthFailed))
+	if _, ok := e.Observe(ev("198.51.100.7", 7*time.Second, parsers.UnknownUser)); !ok {
+		t.Error("not banned after two counted kinds")
+	}
+	if st := e.Stats(); st.Events != 7 || st.Counted != 2 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestWhileBanned(t *testing.T) {
+	e := newEngine(t, engine.Options{Rules: []engine.Rule{rule("r", 2, time.Minute, 10*time.Minute)}})
+	if i, _ := feed(e, "198.51.100.7", 0, time.Second); i != 1 {
+		t.Fatal("no ban")
+	}
+	// Events while the ban is in force are not counted.
+	if i, _ := feed(e, "198.51.100.7", 2*time.Second, 3*time.Second, 9*time.Minute); i != -1 {
+		t.Error("banned again during the ban")
+	}
+	if st := e.Stats(); st.WhileBanned != 3 {
+		t.Errorf("while banned = %d; want 3", st.WhileBanned)
+	}
+	// After it ends, counting starts afresh.
+	if i, _ := feed(e, "198.51.100.7", 11*time.Minute, 11*time.Minute+time.Second); i != 1 {
+		t.Error("not banned after the ban ended")
+	}
+}
+
+func TestEscalation(t *testing.T) {
+	r := rule("r", 1, time.Minute, time.Hour)
+	r.Factor, r.MaxBanTime = 2, 5*time.Hour
+	e := newEngine(t, engine.Options{Rules: []engine.Rule{r}, History: 30 * 24 * time.Hour})
+	at := time.Duration(0)
+	var got []time.Duration
+	for range 5 {
+		b, ok := e.Observe(ev("198.51.100.7", at, parsers.AuthFailed))
+		if !ok {
+			t.Fatalf("no ban at %v", at)
+		}
+		got = append(got, b.Duration)
+		at += b.Duration + time.Second
+	}
+	want := []time.Duration{time.Hour, 2 * time.Hour, 4 * time.Hour, 5 * time.Hour, 5 * time.Hour}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("bans %v; want %v", got, want)
+	}
+	// Another address starts at the base.
+	if b, _ := e.Observe(ev("198.51.100.8", at, parsers.AuthFailed)); b.Duration != time.Hour || b.Offences != 0 {
+		t.Errorf("first ban of another address: %v after %d offences", b.Duration, b.Offences)
+	}
+	// Offences older than History are forgotten.
+	at += 31 * 24 * time.Hour
+	if b, _ := e.Observe(ev("198.51.100.7", at, parsers.AuthFailed)); b.Duration != time.Hour {
+		t.Errorf("ban after the history expired: %v; want 1h", b.Duration)
+	}
+}
+
+func TestAllowlist(t *testing.T) {
+	e := newEngine(t, engine.Options{
+		Rules: []engine.Rule{rule("r", 1, time.Minute, time.Hour)},
+		Allow: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("2001:db8:1::/48")},
+	})
+	for _, a := range []string{"198.51.100.7", "198.51.100.255", "2001:db8:1:2::3", "::ffff:198.51.100.9"} {
+		if _, ok := e.Observe(ev(a, 0, parsers.AuthFailed)); ok {
+			t.Errorf("allowlisted %s banned", a)
+		}
+	}
+	if _, ok := e.Observe(ev("198.51.101.1", 0, parsers.AuthFailed)); !ok {
+		t.Error("address outside the allowlist not banned")
+	}
+	if st := e.Stats(); st.Allowed != 4 || st.Tracked != 1 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestIPv6Prefix(t *testing.T) {
+	e := newEngine(t, engine.Options{Rules: []engine.Rule{rule("r", 5, time.Minute, time.Hour)}})
+	// Five addresses of one /64 are one attacker.
+	for i := 1; i <= 5; i++ {
+		b, ok := e.Observe(ev(fmt.Sprintf("2001:db8:bad:1::%x", i), time.Duration(i)*time.Second, parsers.AuthFailed))
+		if ok != (i == 5) {
+			t.Fatalf("event %d: banned = %v", i, ok)
+		}
+		if ok && (b.Prefix != netip.MustParsePrefix("2001:db8:bad:1::/64") || b.Addr != netip.MustParseAddr("2001:db8:bad:1::5")) {
+			t.Errorf("ban %v from %v; want 2001:db8:bad:1::/64", b.Prefix, b.Addr)
+		}
+	}
+	// Another /64 has its own count.
+	if i, _ := feed(e, "2001:db8:bad:2::1", time.Second, 2*time.Second, 3*time.Second, 4*time.Second); i != -1 {
+		t.Error("another /64 shared the count")
+	}
+	// A /48 setting groups more.
+	e = newEngine(t, engine.Options{Rules: []engine.Rule{rule("r", 2, time.Minute, time.Hour)}, IPv6Prefix: 48})
+	e.Observe(ev("2001:db8:bad:1::1", 0, parsers.AuthFailed))
+	if b, ok := e.Observe(ev("2001:db8:bad:2::1", time.Second, parsers.AuthFailed)); !ok || b.Prefix.Bits() != 48 {
+		t.Errorf("/48: %v %v", ok, b.Prefix)
+	}
+}
+
+func TestEvictionLeastRecentlySeen(t *testing.T) {
+	e := newEngine(t, engine.Options{Rules: []engine.Rule{rule("r", 2, time.Hour, time.Hour)}, MaxTracked: 3})
+	e.Observe(ev("198.51.100.1", 0, parsers.AuthFailed))
+	e.Observe(ev("198.51.100.2", time.Second, parsers.AuthFailed))
+	e.Observe(ev("198.51.100.3", 2*time.Second, parsers.AuthFailed))
+	e.Observe(ev("198.51.100.1", 3*time.Second, parsers.AuthFailed)) // .1 bans: its count survives
+	e.Observe(ev("198.51.100.4", 4*time.Second, parsers.AuthFailed)) // evicts .2, least recently seen
+	if st := e.Stats(); st.Tracked != 3 || st.Evicted != 1 {
+		t.Fatalf("stats = %+v", st)
+	}
+	if _, ok := e.Observe(ev("198.51.100.3", 5*time.Second, parsers.AuthFailed)); !ok {
+		t.Error(".3 lost its count; the least recently seen (.2) should have gone")
+	}
+	if _, ok := e.Observe(ev("198.51.100.2", 6*time.Second, parsers.AuthFailed)); ok {
+		t.Error(".2 kept its count after eviction")
+	}
+}
+
+// TestStateDropped: an address whose events have all left every window
+// holds no memory.
+func TestStateDropped(t *testing.T) {
+	e := newEngine(t, engine.Options{Rules: []engine.Rule{rule("a", 5, time.Minute, time.Hour), rule("b", 9, 10*time.Minute, time.Hour)}})
+	for i := range 1000 {
+		e.Observe(ev(fmt.Sprintf("198.51.%d.%d", i/250, 1+i%250), time.Duration(i)*time.Millisecond, parsers.AuthFailed))
+	}
+	if st := e.Stats(); st.Tracked != 1000 {
+		t.Fatalf("tracked %d; want 1000", st.Tracked)
+	}
+	// One event 10 minutes later: every other address is past the longest window.
+	e.Observe(ev("192.0.2.1", 10*time.Minute+time.Second, parsers.AuthFailed))
+	if st := e.Stats(); st.Tracked != 1 {
+		t.Errorf("tracked %d after the windows closed; want 1", st.Tracked)
+	}
+}
+
+// TestBoundedMemory: a flood of distinct addresses never holds more than
+// MaxTracked.
+func TestBoundedMemory(t *testing.T) {
+	e := newEngine(t, engine.Options{Rules: []engine.Rule{rule("r", 5, time.Hour, time.Hour)}, MaxTracked: 1000})
+	for i := range 200_000 {
+		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		e.Observe(&parsers.Event{Addr: a, Time: t0.Add(time.Duration(i) * time.Millisecond), Kind: parsers.AuthFailed})
+		if e.Stats().Tracked > 1000 {
+			t.Fatalf("tracked %d > 1000", e.Stats().Tracked)
+		}
+	}
+	if st := e.Stats(); st.Evicted != 199_000 {
+		t.Errorf("evicted %d; want 199000", st.Evicted)
+	}
+}
+
+func TestForget(t *testing.T) {
+	e := newEngine(t, engine.Options{Rules: []engine.Rule{rule("r", 3, time.Hour, time.Hour)}})
+	feed(e, "198.51.100.7", 0, time.Second)
+	feed(e, "2001:db8:bad:1::1", 0, time.Second)
+	e.Forget(netip.MustParsePrefix("198.51.100.7/32"))
+	e.Forget(netip.MustParsePrefix("2001:db8:bad:1::2/128")) // the /64 it belongs to
+	if i, _ := feed(e, "198.51.100.7", 2*time.Second, 3*time.Second); i != -1 {
+		t.Error("counter kept after Forget")
+	}
+	if i, _ := feed(e, "2001:db8:bad:1::1", 2*time.Second, 3*time.Second); i != -1 {
+		t.Error("IPv6 prefix counter kept after Forget")
+	}
+	// Forget also lifts the ban and forgives the offence.
+	e.Observe(ev("198.51.100.7", 4*time.Second, parsers.AuthFailed))
+	e.Forget(netip.MustParsePrefix("198.51.100.0/24"))
+	if i, b := feed(e, "198.51.100.7", 5*time.Second, 6*time.Second, 7*time.Second); i != 2 || b.Offences != 0 {
+		t.Errorf("after Forget: ban at %d with %d offences; want at 2 with 0", i, b.Offences)
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	ok := rule("r", 1, time.Minute, time.Hour)
+	bad := func(f func(*engine.Rule)) []engine.Rule { r := ok; f(&r); return []engine.Rule{r} }
+	tests := []struct {
+		name string
+		opts engine.Options
+	}{
+		{"no rules", engine.Options{}},
+		{"max_retry", engine.Options{Rules: bad(func(r *engine.Rule) { r.MaxRetry = 0 })}},
+		{"find_time", engine.Options{Rules: bad(func(r *engine.Rule) { r.FindTime = 0 })}},
+		{"ban_time", engine.Options{Rules: bad(func(r *engine.Rule) { r.BanTime = -1 })}},
+		{"factor", engine.Options{Rules: bad(func(r *engine.Rule) { r.Factor = 0.5 })}},
+		{"max_ban_time", engine.Options{Rules: bad(func(r *engine.Rule) { r.MaxBanTime = time.Minute })}},
+		{"kinds", engine.Options{Rules: bad(func(r *engine.Rule) { r.Kinds = 0 })}},
+		{"name", engine.Options{Rules: bad(func(r *engine.Rule) { r.Name = "" })}},
+		{"duplicate", engine.Options{Rules: []engine.Rule{ok, ok}}},
+		{"ipv6 prefix", engine.Options{Rules: []engine.Rule{ok}, IPv6Prefix: 129}},
+	}
+	for _, tc := range tests {
+		if _, err := engine.New(tc.opts); err == nil {
+			t.Errorf("%s: no error", tc.name)
+		}
+	}
+}

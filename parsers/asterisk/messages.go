@@ -1,0 +1,486 @@
+package asterisk
+
+import (
+	"bytes"
+	"net/netip"
+
+	"github.com/sipguard/sipguard/parsers"
+)
+
+// How an address is found when attacker text surrounds it.
+//
+// Each message below says where its attacker-written fields are. Where they
+// lie only after the address, the address is read from the left; where they
+// lie only before it, from the right end of the line. Where they lie on both
+// sides, or where a field we believe is configuration might not be, the
+// line is accepted only if the address "frame" (the fixed text on both sides
+// of the address, with a valid address inside) occurs exactly once: the
+// real frame is always in the line, so a single frame is the real one, and
+// any copy an attacker adds makes the line ambiguous and dropped.
+
+// maxUser bounds the attacker-written account name kept in an Event.
+const maxUser = 128
+
+// body reads the message of a line whose prefix has been split. broken
+// reports a message cut short by injected newlines.
+func (p *Parser) body(pre *prefix, ev *parsers.Event) (out parsers.Outcome, broken bool) {
+	*ev = parsers.Event{}
+	if pre.dialplan {
+		return dialplan(pre.body, ev)
+	}
+	b := pre.body
+	switch string(pre.file) {
+	case "chan_sip.c":
+		switch {
+		case bytes.HasPrefix(b, []byte("Registration from '")):
+			return sipRegistration(b, ev), false
+		case bytes.HasPrefix(b, []byte("Call from '")):
+			return callRejected(b, ev, parsers.SIP)
+		}
+	case "res_pjsip/pjsip_distributor.c":
+		if bytes.HasPrefix(b, []byte("Request ")) {
+			return distributor(b, ev), false
+		}
+	case "res_pjsip_session.c":
+		switch {
+		case bytes.HasPrefix(b, []byte("Call from '")):
+			return callRejected(b, ev, parsers.PJSIP)
+		case bytes.Contains(b, []byte(": Call (")):
+			return sessionCall(b, ev)
+		}
+	case "res_security_log.c":
+		if bytes.HasPrefix(b, []byte(`SecurityEvent="`)) {
+			return security(b, ev), false
+		}
+	case "manager.c":
+		return p.manager(pre.lwp, b, ev), false
+	case "chan_iax2.c":
+		return iax2(b, ev)
+	}
+	return parsers.Ignored, false
+}
+
+// chan_sip registration failure (A1), attacker text (the To header) only
+// before the address, so the line is read from its end:
+//
+//	Registration from '<To>' failed for '<ip:port>' - <reason>
+func sipRegistration(b []byte, ev *parsers.Event) parsers.Outcome {
+	// The reason follows the last "' - ": neither it nor the address
+	// holds a quote.
+	r := bytes.LastIndexByte(b, '\'')
+	if r < 0 || !bytes.HasPrefix(b[r:], []byte("' - ")) {
+		return parsers.DropMalformed
+	}
+	kind, ok := sipReasons[string(b[r+len("' - "):])]
+	if !ok {
+		return parsers.DropMalformed
+	}
+	// The address is quoted and holds no quote itself: its opening quote
+	// is the last one before the reason.
+	const head, failedFor = len("Registration from '"), "' failed for '"
+	q := bytes.LastIndexByte(b[:r], '\'')
+	to := q - len(failedFor) + 1 // where the To header ends
+	if to < head || string(b[to:q+1]) != failedFor {
+		return parsers.DropMalformed
+	}
+	a, port, ok := parsers.ParseAddrPort(b[q+1:r], false)
+	if !ok {
+		return parsers.DropAddress
+	}
+	ev.Addr, ev.Port, ev.Kind, ev.Service = a, port, kind, parsers.SIP
+	ev.User = sipUser(b[head:to])
+	return parsers.Matched
+}
+
+type reason struct {
+	suffix []byte
+	kind   parsers.Kind
+}
+
+// sipReasons are chan_sip's registration failure reasons (1.8 to 20).
+var sipReasons = map[string]parsers.Kind{
+	"Wrong password":                                   parsers.AuthFailed,
+	"No matching peer found":                           parsers.UnknownUser,
+	"Username/auth name mismatch":                      parsers.AuthFailed,
+	"Device does not match ACL":                        parsers.ACLDenied,
+	"Not a local domain":                               parsers.ACLDenied,
+	"Peer is not supposed to register":                 parsers.ACLDenied,
+	"Device not configured to use this transport type": parsers.ACLDenied,
+	"ACL error (permit/deny)":                          parsers.ACLDenied,
+	"RTP initialization failed":                        parsers.RejectedConnection,
+	"Unknown failure":                                  parsers.RejectedConnection,
+}
+
+// A call to an unknown extension, chan_sip (A2) and pjsip before 16.15 (A5):
+//
+//	Call from '<name>' (<ip:port>) to extension '<exten>' rejected because extension not found in context '<ctx>'.
+//	Call from '<name>' (<TRANSPORT>:<ip:port>) to extension ...             (pjsip)
+//
+// The exten after the address is attacker-written; the name is meant to be
+// the configured peer name, but the frame rule makes us independent of it.
+func callRejected(b []byte, ev *parsers.Event, svc parsers.Service) (parsers.Outcome, bool) {
+	return unknownExtension(b, []byte("' ("), ev, svc)
+}
+
+// sessionCall reads res_pjsip_session.c's current form (16.15+, 18.1+):
+//
+//	<endpoint>: Call (<TRANSPORT>:<ip:port>) to extension '<exten>' rejected because ...
+func sessionCall(b []byte, ev *parsers.Event) (parsers.Outcome, bool) {
+	// The body starts with an optional space (ast_trace_log) and the
+	// endpoint id; nothing before ": Call (" is attacker-written.
+	b = bytes.TrimPrefix(b, []byte(" "))
+	k := bytes.Index(b, []byte(": Call ("))
+	if k <= 0 || bytes.IndexByte(b[:k], ' ') >= 0 {
+		return parsers.Ignored, false
+	}
+	return unknownExtension(b, []byte(": Call ("), ev, parsers.PJSIP)
+}
+
+var (
+	toExtension = []byte(") to extension '")
+	notFound    = []byte("' rejected because extension not found in context '")
+)
+
+func unknownExtension(b, left []byte, ev *parsers.Event, svc parsers.Service) (parsers.Outcome, bool) {
+	pjsip := svc == parsers.PJSIP
+	a, port, _, end, n, seen := uniqueFrame(b, left, ')', toExtension, func(v []byte) (netip.Addr, uint16, bool) {
+		if pjsip {
+			return transportAddr(v)
+		}
+		return parsers.ParseAddrPort(v, false)
+	})
+	exten := b[min(end, len(b)):]
+	// The message ends with the context: a line without that end was cut
+	// short, by an injected newline or by the 8 KiB limit.
+	broken := true
+	if t := bytes.LastIndex(exten, notFound); t >= 0 {
+		ctx := exten[t+len(notFound):]
+		if bytes.HasSuffix(ctx, []byte("'.")) && bytes.IndexByte(ctx[:len(ctx)-2], '\'') < 0 {
+			exten, broken = exten[:t], false
+		}
+	}
+	if n != 1 {
+		return frameDrop(n, seen), broken
+	}
+	ev.Addr, ev.Port, ev.Kind, ev.Service = a, port, parsers.UnknownExtension, svc
+	ev.User = clip(exten)
+	return parsers.Matched, broken
+}
+
+// transportAddr reads pjsip's "<TRANSPORT>:<address>", where the address is
+// "ip:port", "[v6]:port" (13.24+) or "v6:port" (before, unbracketed).
+func transportAddr(v []byte) (netip.Addr, uint16, bool) {
+	k := bytes.IndexByte(v, ':')
+	if k < 0 {
+		return netip.Addr{}, 0, false
+	}
+	switch string(v[:k]) {
+	case "UDP", "TCP", "TLS", "WS", "WSS", "SCTP":
+	default:
+		return netip.Addr{}, 0, false
+	}
+	a, port, ok := parsers.ParseAddrPort(v[k+1:], true)
+	return a, port, ok && port != 0
+}
+
+// pjsip distributor failures (A4). The From header before the address and
+// the Call-ID after it are both attacker-written, so the address frame must
+// be unique:
+//
+//	Request '<method>' from '<From>' failed for '<ip:port>' (callid: <Call-ID>) - <msg>[ after N tries in X ms]
+//	Request from '<From>' failed for '<ip>:<port>' (callid: <Call-ID>) - No matching endpoint found   (13.0-13.9)
+func distributor(b []byte, ev *parsers.Event) parsers.Outcome {
+	var head int
+	switch {
+	case bytes.HasPrefix(b, []byte("Request from '")):
+		head = len("Request from '")
+	case bytes.HasPrefix(b, []byte("Request '")):
+		k := bytes.Index(b, []byte("' from '"))
+		if k < 0 {
+			return parsers.DropMalformed
+		}
+		head = k + len("' from '")
+	default:
+		return parsers.Ignored
+	}
+	rest := trimTries(b)
+	for _, r := range pjsipReasons {
+		if bytes.HasSuffix(rest, r.suffix) {
+			rest, ev.Kind = rest[:len(rest)-len(r.suffix)], r.kind
+			break
+		}
+	}
+	if ev.Kind == 0 {
+		return parsers.DropMalformed
+	}
+	a, port, at, _, n, seen := uniqueFrame(rest, []byte("' failed for '"), '\'', []byte("' (callid: "), func(v []byte) (netip.Addr, uint16, bool) {
+		a, port, ok := parsers.ParseAddrPort(v, true)
+		return a, port, ok && port != 0
+	})
+	if n != 1 {
+		return frameDrop(n, seen)
+	}
+	ev.Addr, ev.Port, ev.Service = a, port, parsers.PJSIP
+	if at >= head {
+		ev.User = sipUser(rest[head:at])
+	}
+	return parsers.Matched
+}
+
+// pjsipReasons are pjsip_distributor.c's failure messages; the suffix
+// includes the ")" that closes the Call-ID.
+var pjsipReasons = []reason{
+	{[]byte(") - No matching endpoint found"), parsers.UnknownUser},
+	{[]byte(") - Failed to authenticate"), parsers.AuthFailed},
+	{[]byte(") - Not match Endpoint ACL"), parsers.ACLDenied},
+	{[]byte(") - Not match Endpoint Contact ACL"), parsers.ACLDenied},
+	{[]byte(") - Error to authenticate"), parsers.AuthFailed},
+}
+
+// trimTries removes pjsip's " after N tries in X ms" suffix (13.10+).
+func trimTries(b []byte) []byte {
+	if !bytes.HasSuffix(b, []byte(" ms")) {
+		return b
+	}
+	k := bytes.LastIndex(b, []byte(" after "))
+	if k < 0 || k+len(" after ") > len(b)-len(" ms") {
+		return b
+	}
+	s := b[k+len(" after ") : len(b)-len(" ms")]
+	t := bytes.Index(s, []byte(" tries in "))
+	if t <= 0 || !isDigits(s[:t]) || !isDecimal(s[t+len(" tries in "):]) {
+		return b
+	}
+	return b[:k]
+}
+
+func isDecimal(b []byte) bool {
+	for _, c := range b {
+		if (c < '0' || c > '9') && c != '.' {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+// uniqueFrame finds every occurrence of left + value + right in b, where the
+// value ends at the first byte stop and right starts with stop. It returns
+// how many there are (seen), how many of those parse accepts (n), and for
+// the last accepted one its address and where it starts and ends in b.
+func uniqueFrame(b, left []byte, stop byte, right []byte, parse func([]byte) (netip.Addr, uint16, bool)) (a netip.Addr, port uint16, start, end, n, seen int) {
+	return frames(b, left, stop, func(after []byte) int {
+		if bytes.HasPrefix(after, right) {
+			return len(right)
+		}
+		return -1
+	}, parse)
+}
+
+// frames is uniqueFrame with the text after the value checked by follows,
+// which returns how many bytes it accepts there, or -1.
+func frames(b, left []byte, stop byte, follows func([]byte) int, parse func([]byte) (netip.Addr, uint16, bool)) (a netip.Addr, port uint16, start, end, n, seen int) {
+	for off := 0; ; {
+		k := bytes.Index(b[off:], left)
+		if k < 0 {
+			return a, port, start, end, n, seen
+		}
+		vs := off + k + len(left)
+		v := bytes.IndexByte(b[vs:], stop)
+		if v < 0 {
+			return a, port, start, end, n, seen // no stop byte further on either
+		}
+		off += k + 1
+		r := follows(b[vs+v:])
+		if r < 0 {
+			continue
+		}
+		seen++
+		if fa, fp, ok := parse(b[vs : vs+v]); ok {
+			a, port, start, end, n = fa, fp, vs-len(left), vs+v+r, n+1
+		}
+	}
+}
+
+// frameDrop says why a line without exactly one valid frame is dropped: a
+// single frame whose value is no address (a host name, a masked address),
+// or an ambiguous or broken line.
+func frameDrop(n, seen int) parsers.Outcome {
+	if n == 0 && seen == 1 {
+		return parsers.DropAddress
+	}
+	return parsers.DropMalformed
+}
+
+// manager reads AMI login failures (A7); the address comes first and the
+// user name after it, so the line is read from the left:
+//
+//	<ip> tried to authenticate with nonexistent user '<user>'
+//	<ip> failed to authenticate as '<user>'
+//	<ip> failed to pass IP ACL as '<user>'
+//
+// For a nonexistent user Asterisk logs both the first and the second line;
+// the second is not counted again.
+func (p *Parser) manager(lwp, b []byte, ev *parsers.Event) parsers.Outcome {
+	sp := bytes.IndexByte(b, ' ')
+	if sp <= 0 {
+		return parsers.Ignored
+	}
+	rest := b[sp+1:]
+	var n int
+	switch {
+	case bytes.HasPrefix(rest, []byte("tried to authenticate with nonexistent user '")):
+		n, ev.Kind = len("tried to authenticate with nonexistent user '"), parsers.AdminAuthFailed
+	case bytes.HasPrefix(rest, []byte("failed to authenticate as '")):
+		n, ev.Kind = len("failed to authenticate as '"), parsers.AdminAuthFailed
+	case bytes.HasPrefix(rest, []byte("failed to pass IP ACL as '")):
+		n, ev.Kind = len("failed to pass IP ACL as '"), parsers.ACLDenied
+	default:
+		return parsers.Ignored
+	}
+	if !bytes.HasSuffix(rest[n:], []byte("'")) {
+		return parsers.DropMalformed
+	}
+	a, ok := parsers.ParseAddr(b[:sp])
+	if !ok {
+		return parsers.DropAddress
+	}
+	user := rest[n : len(rest)-1]
+	nonexistent := rest[0] == 't'
+	if !nonexistent && p.amiPending.matches(lwp, a, user) {
+		p.amiPending = amiAttempt{}
+		return parsers.Ignored
+	}
+	p.amiPending = amiAttempt{}
+	if nonexistent {
+		p.amiPending = amiAttempt{lwp: string(lwp), addr: a, user: string(user)}
+	}
+	ev.Addr, ev.Service, ev.User = a, parsers.AMI, clip(user)
+	return parsers.Matched
+}
+
+// amiAttempt remembers a "nonexistent user" line to skip its twin.
+type amiAttempt struct {
+	lwp  string
+	addr netip.Addr
+	user string
+}
+
+func (t amiAttempt) matches(lwp []byte, a netip.Addr, user []byte) bool {
+	return t.addr == a && t.lwp == string(lwp) && t.user == string(user)
+}
+
+// iax2 reads chan_iax2.c failures (A8). All but one print the address first;
+// "No registration" prints the client's peer name first and is read from
+// the end.
+//
+//	Host <ip:port> failed to authenticate as <user>
+//	Host <ip> failed MD5 authentication for '<peer>' (<hash> != <hash>)
+//	Host <ip> denied access to register peer '<peer>'
+//	Rejected connect attempt from <ip:port>, request '<exten>@<context>' does not exist
+//	No registration for peer '<peer>' (from <ip>)
+func iax2(b []byte, ev *parsers.Event) (parsers.Outcome, bool) {
+	ev.Service = parsers.IAX2
+	var addr, user []byte
+	switch {
+	case bytes.HasPrefix(b, []byte("No registration for peer '")):
+		const tail = "' (from "
+		k := bytes.LastIndex(b, []byte(tail))
+		if k < len("No registration for peer '") || !bytes.HasSuffix(b, []byte(")")) {
+			// The peer name may hold an injected newline.
+			return parsers.DropMalformed, true
+		}
+		addr, user, ev.Kind = b[k+len(tail):len(b)-1], b[len("No registration for peer '"):k], parsers.UnknownUser
+	case bytes.HasPrefix(b, []byte("Rejected connect attempt from ")):
+		rest := b[len("Rejected connect attempt from "):]
+		k := bytes.Index(rest, []byte(", request '"))
+		if k < 0 {
+			return parsers.DropMalformed, false
+		}
+		addr, user, ev.Kind = rest[:k], bytes.TrimSuffix(rest[k+len(", request '"):], []byte("' does not exist")), parsers.UnknownExtension
+	case bytes.HasPrefix(b, []byte("Host ")):
+		rest := b[len("Host "):]
+		sp := bytes.IndexByte(rest, ' ')
+		if sp <= 0 {
+			return parsers.Ignored, false
+		}
+		addr, rest = rest[:sp], rest[sp+1:]
+		switch {
+		case bytes.HasPrefix(rest, []byte("failed to authenticate as ")):
+			user, ev.Kind = rest[len("failed to authenticate as "):], parsers.AuthFailed
+		case bytes.HasPrefix(rest, []byte("failed MD5 authentication for '")):
+			user, ev.Kind = rest[len("failed MD5 authentication for '"):], parsers.AuthFailed
+			if k := bytes.LastIndex(user, []byte("' (")); k >= 0 {
+				user = user[:k]
+			}
+		case bytes.HasPrefix(rest, []byte("denied access to register peer '")):
+			user, ev.Kind = bytes.TrimSuffix(rest[len("denied access to register peer '"):], []byte("'")), parsers.ACLDenied
+		default:
+			// Includes "Host <peer> failed RSA authentication", whose first
+			// field is a peer name, not an address.
+			return parsers.Ignored, false
+		}
+	default:
+		return parsers.Ignored, false
+	}
+	a, port, ok := parsers.ParseAddrPort(addr, false)
+	if !ok {
+		return parsers.DropAddress, false
+	}
+	ev.Addr, ev.Port, ev.User = a, port, clip(user)
+	return parsers.Matched, false
+}
+
+// dialplan reads FreePBX's [from-sip-external] Log() line, whose exten (in
+// the file slot, before the message) is attacker-chosen, so it is read from
+// the end of the line; the address is the channel's receive address:
+//
+//	Ext. <exten>: "Rejecting unknown SIP connection from <ip>"            (chan_sip: recvip)
+//	Ext. <exten>: "Rejecting unknown SIP connection from <ip:port>"       (pjsip: remote_addr)
+//	Ext. <exten>:<prio> @ <context>: "Rejecting unknown SIP connection from ..."   ([plain])
+//
+// Every other dialplan line is ignored, notably FreePBX's "Friendly Scanner
+// from <ip>", whose address comes from the Via header.
+func dialplan(b []byte, ev *parsers.Event) (parsers.Outcome, bool) {
+	const msg = `: "Rejecting unknown SIP connection from `
+	if bytes.Index(b, []byte(": ")) < 0 {
+		// "Ext. <exten>" never reached its ": ": the exten holds a newline.
+		return parsers.DropInjected, true
+	}
+	k := bytes.LastIndex(b, []byte(msg))
+	if k < 0 || !bytes.HasSuffix(b, []byte(`"`)) {
+		return parsers.Ignored, false
+	}
+	a, port, ok := parsers.ParseAddrPort(b[k+len(msg):len(b)-1], false)
+	if !ok {
+		return parsers.DropAddress, false
+	}
+	ev.Addr, ev.Port, ev.Kind, ev.Service = a, port, parsers.RejectedConnection, parsers.SIP
+	if port != 0 {
+		ev.Service = parsers.PJSIP
+	}
+	return parsers.Matched, false
+}
+
+// sipUser returns the user part of the first SIP URI in a header value, or
+// the header itself when it has none. It is informational only.
+func sipUser(h []byte) string {
+	k := bytes.Index(h, []byte("sip:"))
+	if k < 0 {
+		return clip(h)
+	}
+	u := h[k+4:]
+	for i, c := range u {
+		if c == '@' || c == '>' || c == ';' {
+			u = u[:i]
+			break
+		}
+	}
+	return clip(u)
+}
+
+func clip(b []byte) string {
+	if len(b) > maxUser {
+		b = b[:maxUser]
+	}
+	return string(b)
+}

@@ -1,0 +1,294 @@
+package asterisk_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sipguard/sipguard/parsers"
+	"github.com/sipguard/sipguard/parsers/asterisk"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// now is the fixed "current time" of the tests: year-less dates resolve
+// against it.
+var now = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+func newParser(t testing.TB) parsers.Parser {
+	t.Helper()
+	p, err := parsers.New("asterisk", parsers.Options{Location: time.UTC, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// testLines returns the log lines of a testdata file with their line
+// numbers, skipping comments and blank lines.
+func testLines(t testing.TB, path string) (nums []int, lines [][]byte) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n")) {
+		if len(l) == 0 || l[0] == '#' {
+			continue
+		}
+		nums, lines = append(nums, i+1), append(lines, l)
+	}
+	return nums, lines
+}
+
+type goldenEvent struct {
+	Time    string `json:"time"`
+	IP      string `json:"ip"`
+	Port    uint16 `json:"port"`
+	Kind    string `json:"kind"`
+	Service string `json:"service"`
+	User    string `json:"user"`
+}
+
+func describe(o parsers.Outcome, ev *parsers.Event) string {
+	if o != parsers.Matched {
+		if o.Dropped() {
+			return "drop " + o.String()
+		}
+		return o.String()
+	}
+	t := "none"
+	if !ev.Time.IsZero() {
+		t = ev.Time.Format(time.RFC3339Nano)
+	}
+	j, _ := json.Marshal(goldenEvent{t, ev.Addr.String(), ev.Port, ev.Kind.String(), ev.Service.String(), ev.User})
+	return "matched " + string(j)
+}
+
+// TestGolden parses every testdata/*.log file and compares the outcome of
+// each line with testdata/*.golden ("go test -update" rewrites them; review
+// the diff).
+func TestGolden(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.log")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			p := newParser(t)
+			nums, lines := testLines(t, file)
+			var out strings.Builder
+			for i, l := range lines {
+				var ev parsers.Event
+				fmt.Fprintf(&out, "%d: %s\n", nums[i], describe(p.Parse(l, &ev), &ev))
+			}
+			golden := strings.TrimSuffix(file, ".log") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, []byte(out.String()), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update)", err)
+			}
+			gotLines, wantLines := strings.Split(out.String(), "\n"), strings.Split(string(want), "\n")
+			for i := range max(len(gotLines), len(wantLines)) {
+				var g, w string
+				if i < len(gotLines) {
+					g = gotLines[i]
+				}
+				if i < len(wantLines) {
+					w = wantLines[i]
+				}
+				if g != w {
+					t.Errorf("got  %s\nwant %s", g, w)
+				}
+			}
+		})
+	}
+}
+
+// victims holds the addresses that appear in the testdata only inside
+// attacker-written text or as the PBX's own address: no line may ever
+// produce one of them.
+var victims = netip.MustParsePrefix("203.0.113.0/24")
+
+// TestNeverAttackerText checks the rule that matters most over every
+// testdata line: an address comes only from the packet-source position.
+func TestNeverAttackerText(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.log")
+	matched := 0
+	for _, file := range files {
+		p := newParser(t)
+		nums, lines := testLines(t, file)
+		for i, l := range lines {
+			var ev parsers.Event
+			if p.Parse(l, &ev) != parsers.Matched {
+				continue
+			}
+			matched++
+			if victims.Contains(ev.Addr) {
+				t.Errorf("%s:%d: banned %s, an address from attacker text", file, nums[i], ev.Addr)
+			}
+		}
+	}
+	if matched < 100 {
+		t.Errorf("only %d lines matched: the testdata lost its positive cases", matched)
+	}
+}
+
+// TestHostile checks every injection line: it yields the real source
+// 198.51.100.7 or is dropped, and the ones whose address is unambiguous
+// are read.
+func TestHostile(t *testing.T) {
+	real := netip.MustParseAddr("198.51.100.7")
+	p := newParser(t)
+	nums, lines := testLines(t, "testdata/hostile.log")
+	var read, dropped int
+	for i, l := range lines {
+		var ev parsers.Event
+		switch o := p.Parse(l, &ev); {
+		case o == parsers.Matched:
+			read++
+			if ev.Addr != real {
+				t.Errorf("line %d: got %s; want %s or a drop", nums[i], ev.Addr, real)
+			}
+		case o.Dropped():
+			dropped++
+		default:
+			if !bytes.Contains(l, []byte("Friendly Scanner")) {
+				t.Errorf("line %d: %v; a failure message must be read or dropped", nums[i], o)
+			}
+		}
+	}
+	// Both must happen: the injections that leave the address unambiguous
+	// (attacker text on one side only) are read, the others dropped.
+	if read < 15 || dropped < 10 {
+		t.Errorf("read %d, dropped %d of %d hostile lines", read, dropped, len(lines))
+	}
+}
+
+// TestNewlineInjection follows a chan_sip extension carrying %0A: Asterisk
+// decodes it, and the rest of the message becomes lines that imitate
+// complete log lines.
+func TestNewlineInjection(t *testing.T) {
+	p := newParser(t)
+	seq := []struct {
+		line string
+		want parsers.Outcome
+	}{
+		// The cut-short head still counts for its sender.
+		{"[2026-03-02 09:31:00] NOTICE[4121][C-00000001] chan_sip.c: Call from '' (198.51.100.7:5060) to extension 'x", parsers.Matched},
+		// The forged lines are dropped.
+		{"[2026-03-02 09:31:00] NOTICE[4121] chan_sip.c: Registration from '' failed for '203.0.113.66:5060' - Wrong password", parsers.DropInjected},
+		{"' rejected because extension not found in context 'default'.", parsers.DropInjected},
+		{"[2026-03-02 09:31:00] NOTICE[4121] chan_sip.c: Registration from '' failed for '203.0.113.67:5060' - Wrong password", parsers.DropInjected},
+		{"y' rejected because extension not found in context 'default'.", parsers.DropInjected},
+	}
+	var ev parsers.Event
+	for i, s := range seq {
+		if got := p.Parse([]byte(s.line), &ev); got != s.want {
+			t.Fatalf("line %d: %v; want %v", i, got, s.want)
+		}
+		if s.want == parsers.Matched && ev.Addr != netip.MustParseAddr("198.51.100.7") {
+			t.Fatalf("line %d: %s", i, ev.Addr)
+		}
+	}
+	// The quarantine ends after the most one Asterisk message can span.
+	filler := "[2026-03-02 09:31:01] VERBOSE[1] pbx.c: " + strings.Repeat("x", 200)
+	n := 0
+	for p.Parse([]byte(filler), &ev) == parsers.DropInjected {
+		n++
+		if n > 100 {
+			t.Fatal("quarantine never ends")
+		}
+	}
+	if n < 30 {
+		t.Errorf("quarantine ended after %d lines of 241 bytes; want about 8 KiB", n)
+	}
+	good := "[2026-03-02 09:31:02] NOTICE[4121] chan_sip.c: Registration from '' failed for '198.51.100.8:5060' - Wrong password"
+	if got := p.Parse([]byte(good), &ev); got != parsers.Matched {
+		t.Errorf("after the quarantine: %v; want matched", got)
+	}
+
+	// Other messages cut short: the IAX2 peer name (before the address)
+	// and the dialplan extension (in the prefix).
+	for _, head := range []string{
+		"[2026-03-02 09:31:03] NOTICE[4400] chan_iax2.c: No registration for peer 'x",
+		"[2026-03-02 09:31:03] WARNING[5120][C-0000002c] Ext. x",
+		"[2026-03-02 09:31:03] NOTICE[4190] res_pjsip_session.c:  anonymous: Call (UDP:198.51.100.7:5060) to extension 'x",
+	} {
+		p := newParser(t)
+		if got := p.Parse([]byte(head), &ev); got != parsers.Matched && !got.Dropped() {
+			t.Errorf("%q: %v; want matched or dropped", head, got)
+		}
+		if got := p.Parse([]byte(good), &ev); got != parsers.DropInjected {
+			t.Errorf("line after %q: %v; want dropped as injected", head, got)
+		}
+	}
+}
+
+// TestTruncatedAt8K: a message Asterisk cut at its 8 KiB buffer has no
+// newline in it, so nothing after it is quarantined.
+func TestTruncatedAt8K(t *testing.T) {
+	p := newParser(t)
+	head := "[2026-03-02 09:32:00] NOTICE[4121][C-00000001] chan_sip.c: Call from '' (198.51.100.7:5060) to extension '"
+	long := head + strings.Repeat("9", 8191-len(head))
+	var ev parsers.Event
+	if got := p.Parse([]byte(long), &ev); got != parsers.Matched || ev.Addr != netip.MustParseAddr("198.51.100.7") {
+		t.Fatalf("truncated line: %v %s", got, ev.Addr)
+	}
+	good := "[2026-03-02 09:32:01] NOTICE[4121] chan_sip.c: Registration from '' failed for '198.51.100.8:5060' - Wrong password"
+	if got := p.Parse([]byte(good), &ev); got != parsers.Matched {
+		t.Errorf("line after a truncated message: %v; want matched", got)
+	}
+}
+
+// TestTimes checks the time an event gets from each kind of timestamp.
+func TestTimes(t *testing.T) {
+	paris, _ := time.LoadLocation("Europe/Paris")
+	p, _ := asterisk.New(parsers.Options{Location: paris, Now: func() time.Time { return now }})
+	tests := []struct{ line, want string }{
+		{"[Nov 26 10:00:00] NOTICE[1] manager.c: 198.51.100.7 failed to authenticate as 'a'", "2026-11-26T10:00:00+01:00"},
+		{"[Dec 31 23:00:00] NOTICE[1] manager.c: 198.51.100.7 failed to authenticate as 'a'", "2025-12-31T23:00:00+01:00"},
+		{"[2026-07-01 10:00:00.5] NOTICE[1] manager.c: 198.51.100.7 failed to authenticate as 'a'", "2026-07-01T10:00:00.5+02:00"},
+		{"2026-07-01T10:00:00.123-04:00 pbx asterisk[1]: NOTICE[1]: manager.c:1 in f: 198.51.100.7 failed to authenticate as 'a'", "2026-07-01T10:00:00.123-04:00"},
+		// EventTV carries the zone and wins over the prefix.
+		{`[2026-07-01 10:00:00] SECURITY[1] res_security_log.c: SecurityEvent="InvalidAccountID",EventTV="2026-07-01T10:00:00.250+0300",Severity="Error",Service="PJSIP",EventVersion="1",AccountID="1",SessionID="a",LocalAddress="IPV4/UDP/203.0.113.10/5060",RemoteAddress="IPV4/UDP/198.51.100.7/5060"`, "2026-07-01T10:00:00.25+03:00"},
+		{`[2013-05-13 07:10:53] SECURITY[1] res_security_log.c: SecurityEvent="InvalidAccountID",EventTV="1368439853-500975",Severity="Error",Service="SIP",EventVersion="1",AccountID="1",SessionID="a",LocalAddress="IPV4/UDP/203.0.113.10/5060",RemoteAddress="IPV4/UDP/198.51.100.7/5060"`, "2013-05-13T12:10:53.500975+02:00"},
+		// No timestamp at all: the caller stamps it.
+		{"NOTICE[1] manager.c: 198.51.100.7 failed to authenticate as 'a'", ""},
+	}
+	for _, tc := range tests {
+		var ev parsers.Event
+		if o := p.Parse([]byte(tc.line), &ev); o != parsers.Matched {
+			t.Errorf("%.60s: %v", tc.line, o)
+			continue
+		}
+		switch {
+		case tc.want == "":
+			if !ev.Time.IsZero() {
+				t.Errorf("%.60s: time %v; want none", tc.line, ev.Time)
+			}
+		case !ev.Time.Equal(mustTime(tc.want)):
+			t.Errorf("%.60s: time %s; want %s", tc.line, ev.Time.Format(time.RFC3339Nano), tc.want)
+		}
+	}
+}
+
+func mustTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
