@@ -2,4 +2,22 @@ module github.com/sipguard/sipguard
 
 go 1.26
 
-require github.com/BurntSushi/toml v1.6.0
+require (
+	github.com/BurntSushi/toml v1.6.0
+	github.com/fsnotify/fsnotify v1.9.0
+	github.com/google/nftables v0.3.0
+	github.com/mattn/go-isatty v0.0.20
+	github.com/mdlayher/netlink v1.7.3-0.20250113171957-fbb4dce95f42
+	github.com/nxadm/tail v1.4.11
+	github.com/rs/zerolog v1.35.1
+	golang.org/x/sys v0.29.0
+)
+
+require (
+	github.com/google/go-cmp v0.6.0 // indirect
+	github.com/mattn/go-colorable v0.1.14 // indirect
+	github.com/mdlayher/socket v0.5.0 // indirect
+	golang.org/x/net v0.33.0 // indirect
+	golang.org/x/sync v0.6.0 // indirect
+	gopkg.in/tomb.v1 v1.0.0-20141024135613-dd632973f1e7 // indirect
+)

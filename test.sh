@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Install what the tests need (as root, on Debian 12 with Go), then run every
-# test: vet, unit and integration tests, a short fuzz of every fuzz target,
-# and the fail2ban-regex comparison. .ci/run calls this script.
+# test: vet, unit and integration tests (the firewall and daemon tests run
+# against the kernel in network namespaces of their own, so root is
+# needed), a short fuzz of every fuzz target, the fail2ban-regex comparison
+# and the daemon measurements. .ci/run calls this script.
 set -euo pipefail
 cd "$(dirname "$0")"
 export PATH=$PATH:/usr/local/go/bin
 
 # Debian packages the tests use, installed when missing. Their services are
 # not started: a test starts what it needs itself.
-packages=(fail2ban)
+packages=(fail2ban nftables iproute2)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -38,6 +40,7 @@ fi
 go vet ./...
 
 echo "== go test"
+before=$(ip netns list 2>/dev/null | awk '{print $1}' | sort)
 go test -count=1 ./...
 
 echo "== fuzz (short; run longer by hand, see README)"
@@ -47,3 +50,15 @@ go test -run '^$' -fuzz '^FuzzConfig$' -fuzztime "$fuzztime" ./cmd/sipguard
 
 echo "== sipguard scan against fail2ban-regex"
 bench/compare.sh --min-ratio 50
+
+echo "== daemon against the kernel: ban latency, burst, restore"
+bench/daemon.sh
+
+# Every test removes the namespaces it creates, even when it fails.
+after=$(ip netns list 2>/dev/null | awk '{print $1}' | sort)
+leaked=$(comm -13 <(echo "$before") <(echo "$after"))
+if [ -n "$leaked" ]; then
+	echo "network namespaces left behind: $leaked" >&2
+	exit 1
+fi
+echo "== all passed"

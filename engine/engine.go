@@ -517,3 +517,54 @@ func (e *Engine) Stats() Stats {
 
 // Rules returns the engine's rules.
 func (e *Engine) Rules() []Rule { return e.rules }
+
+// Offence is what the engine remembers of an address it banned, for
+// escalation: saved across restarts.
+type Offence struct {
+	Prefix netip.Prefix `json:"prefix"`
+	Count  int          `json:"count"` // bans within History
+	Last   time.Time    `json:"last"`  // time of the last ban
+	Until  time.Time    `json:"until"` // end of that ban
+}
+
+// Offences returns the offence history (not yet forgotten).
+func (e *Engine) Offences() []Offence {
+	out := make([]Offence, 0, len(e.offences))
+	for k, o := range e.offences {
+		a := netip.AddrFrom16(k).Unmap()
+		p := netip.PrefixFrom(a, a.BitLen())
+		if a.Is6() {
+			p = netip.PrefixFrom(a, e.v6bits)
+		}
+		out = append(out, Offence{Prefix: p, Count: o.count, Last: time.Unix(0, o.last), Until: time.Unix(0, o.until)})
+	}
+	return out
+}
+
+// Restore loads an offence history saved by Offences, keeping what is
+// already known when both have an entry.
+func (e *Engine) Restore(offences []Offence) {
+	for _, o := range offences {
+		if !o.Prefix.IsValid() || o.Count < 1 {
+			continue
+		}
+		k := e.keyOf(o.Prefix.Addr())
+		if _, ok := e.offences[k]; ok {
+			continue
+		}
+		e.offences[k] = &offence{count: o.Count, last: o.Last.UnixNano(), until: o.Until.UnixNano()}
+		if tr := e.trackers[k]; tr != nil {
+			tr.until = max(tr.until, o.Until.UnixNano())
+		}
+	}
+}
+
+// Banned records a ban decided outside the engine (a manual ban): events
+// of p are not counted until it ends, and it counts as an offence.
+func (e *Engine) Banned(p netip.Prefix, at time.Time, d time.Duration) {
+	k := e.keyOf(p.Addr())
+	until := e.remember(k, at.UnixNano(), d)
+	if tr := e.trackers[k]; tr != nil {
+		tr.until = until
+	}
+}

@@ -316,3 +316,33 @@ func TestNewErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestOffencesRestore(t *testing.T) {
+	r := rule("r", 1, time.Minute, time.Hour)
+	r.Factor = 2
+	e := newEngine(t, engine.Options{Rules: []engine.Rule{r}})
+	e.Observe(ev("198.51.100.7", 0, parsers.AuthFailed))
+	e.Observe(ev("2001:db8:bad:1::1", 0, parsers.AuthFailed))
+	saved := e.Offences()
+	if len(saved) != 2 {
+		t.Fatalf("offences %v", saved)
+	}
+	// A new engine (a restarted daemon) escalates from the saved history
+	// and ignores the address while its ban runs.
+	e2 := newEngine(t, engine.Options{Rules: []engine.Rule{r}})
+	e2.Restore(saved)
+	if _, ok := e2.Observe(ev("198.51.100.7", 30*time.Minute, parsers.AuthFailed)); ok {
+		t.Error("banned during the restored ban")
+	}
+	if b, ok := e2.Observe(ev("2001:db8:bad:1::2", 2*time.Hour, parsers.AuthFailed)); !ok || b.Duration != 2*time.Hour || b.Offences != 1 {
+		t.Errorf("after restore: %v %v after %d offences; want a 2h ban after 1", ok, b.Duration, b.Offences)
+	}
+	// A manual ban counts as an offence too.
+	e2.Banned(netip.MustParsePrefix("198.51.100.9/32"), t0, time.Hour)
+	if _, ok := e2.Observe(ev("198.51.100.9", 10*time.Minute, parsers.AuthFailed)); ok {
+		t.Error("counted during a manual ban")
+	}
+	if b, _ := e2.Observe(ev("198.51.100.9", 2*time.Hour, parsers.AuthFailed)); b.Offences != 1 {
+		t.Errorf("manual ban not counted as an offence: %d", b.Offences)
+	}
+}

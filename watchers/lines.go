@@ -1,6 +1,3 @@
-// Package watchers reads PBX logs as a stream of lines: whole files for
-// offline replay now, followed files (surviving rotation) for the daemon.
-// It knows nothing of log formats.
 package watchers
 
 import (

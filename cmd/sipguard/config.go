@@ -18,6 +18,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/sipguard/sipguard"
+	"github.com/sipguard/sipguard/duration"
 	"github.com/sipguard/sipguard/engine"
 	"github.com/sipguard/sipguard/parsers"
 )
@@ -41,14 +42,17 @@ type Config struct {
 }
 
 type DaemonConfig struct {
-	StateDir string `toml:"state_dir"`
-	Socket   string `toml:"socket"`
-	LogLevel string `toml:"log_level"`
+	StateDir      string   `toml:"state_dir"`
+	Socket        string   `toml:"socket"`
+	LogLevel      string   `toml:"log_level"`
+	ManualBanTime Duration `toml:"manual_ban_time"`
 }
 
 type FirewallConfig struct {
-	Backend string `toml:"backend"`
-	Table   string `toml:"table"`
+	Backend string   `toml:"backend"`
+	Table   string   `toml:"table"`
+	Hooks   []string `toml:"hooks"`
+	Ports   []string `toml:"ports"`
 }
 
 type EngineConfig struct {
@@ -67,7 +71,11 @@ type SourceConfig struct {
 	Path     string `toml:"path"`
 	Parser   string `toml:"parser"`
 	Timezone string `toml:"timezone"`
+	Start    string `toml:"start"`
 }
+
+// setDefaults gives a [[source]] the values of keys it leaves out.
+func (s *SourceConfig) setDefaults() { s.Start = "end" }
 
 type RuleConfig struct {
 	Name       string   `toml:"name"`
@@ -87,42 +95,8 @@ func (r *RuleConfig) setDefaults() { r.Factor = 1 }
 // ban_time = 3600 as 3.6 µs.
 type Duration time.Duration
 
-// ParseDuration reads a duration with units ms, s, m, h, d (24h) and w (7d).
-func ParseDuration(s string) (time.Duration, error) {
-	if s == "" {
-		return 0, errors.New("empty duration")
-	}
-	units := map[string]time.Duration{
-		"ms": time.Millisecond, "s": time.Second, "m": time.Minute,
-		"h": time.Hour, "d": 24 * time.Hour, "w": 7 * 24 * time.Hour,
-	}
-	var total time.Duration
-	rest := s
-	for rest != "" {
-		i := 0
-		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
-			i++
-		}
-		j := i
-		for j < len(rest) && (rest[j] < '0' || rest[j] > '9') {
-			j++
-		}
-		unit, ok := units[rest[i:j]]
-		if i == 0 || !ok {
-			if i == len(rest) {
-				return 0, fmt.Errorf("%q has no unit (write e.g. \"30s\", \"10m\", \"1h\" or \"7d\")", s)
-			}
-			return 0, fmt.Errorf("%q is not a duration (write e.g. \"30s\", \"10m\", \"1h\" or \"7d\")", s)
-		}
-		n, err := strconv.ParseInt(rest[:i], 10, 64)
-		if err != nil || n > int64(math.MaxInt64/unit) || total > math.MaxInt64-time.Duration(n)*unit {
-			return 0, fmt.Errorf("%q is too long", s)
-		}
-		total += time.Duration(n) * unit
-		rest = rest[j:]
-	}
-	return total, nil
-}
+// ParseDuration reads a config duration (see package duration).
+func ParseDuration(s string) (time.Duration, error) { return duration.Parse(s) }
 
 // String formats d with the largest units that divide it: "7d", "1h30m".
 func (d Duration) String() string { return formatDuration(time.Duration(d)) }
@@ -130,25 +104,7 @@ func (d Duration) String() string { return formatDuration(time.Duration(d)) }
 // MarshalText writes d as in the config file.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
-func formatDuration(d time.Duration) string {
-	if d == 0 {
-		return "0s"
-	}
-	var b strings.Builder
-	for _, u := range []struct {
-		name string
-		d    time.Duration
-	}{{"d", 24 * time.Hour}, {"h", time.Hour}, {"m", time.Minute}, {"s", time.Second}, {"ms", time.Millisecond}} {
-		if n := d / u.d; n > 0 {
-			fmt.Fprintf(&b, "%d%s", n, u.name)
-			d -= n * u.d
-		}
-	}
-	if d > 0 || b.Len() == 0 {
-		fmt.Fprintf(&b, "%dns", d)
-	}
-	return b.String()
-}
+func formatDuration(d time.Duration) string { return duration.Format(d) }
 
 // ConfigError is one problem in a config file, with its position.
 type ConfigError struct {
@@ -433,6 +389,9 @@ func (c *Config) validate(d *decoder) {
 	if c.Daemon.Socket == "" {
 		d.errorf("daemon.socket", "must not be empty")
 	}
+	if c.Daemon.ManualBanTime <= 0 {
+		d.errorf("daemon.manual_ban_time", "must be positive")
+	}
 	switch c.Firewall.Backend {
 	case "nftables", "dry-run":
 	default:
@@ -440,6 +399,21 @@ func (c *Config) validate(d *decoder) {
 	}
 	if !tableName.MatchString(c.Firewall.Table) {
 		d.errorf("firewall.table", "%q must be 1-32 letters, digits or _", c.Firewall.Table)
+	}
+	if len(c.Firewall.Hooks) == 0 {
+		d.errorf("firewall.hooks", "needs \"input\", \"forward\" or both")
+	}
+	seenHook := map[string]bool{}
+	for i, h := range c.Firewall.Hooks {
+		if h != "input" && h != "forward" || seenHook[h] {
+			d.errorf(fmt.Sprintf("firewall.hooks[%d]", i), "%q: each of \"input\" and \"forward\" at most once", h)
+		}
+		seenHook[h] = true
+	}
+	for i, p := range c.Firewall.Ports {
+		if _, _, err := parsePort(p); err != nil {
+			d.errorf(fmt.Sprintf("firewall.ports[%d]", i), "%v", err)
+		}
 	}
 	if p := c.Engine.IPv6Prefix; p < 32 || p > 128 {
 		d.errorf("engine.ipv6_prefix", "%d is out of range 32-128", p)
@@ -478,6 +452,9 @@ func (c *Config) validate(d *decoder) {
 				d.errorf(p+".timezone", "unknown time zone %q", s.Timezone)
 			}
 		}
+		if s.Start != "end" && s.Start != "beginning" {
+			d.errorf(p+".start", "%q is not \"end\" or \"beginning\"", s.Start)
+		}
 	}
 	if len(c.Rules) == 0 {
 		d.errorf("rule", "at least one [[rule]] is needed")
@@ -513,6 +490,16 @@ func (c *Config) validate(d *decoder) {
 			d.errorf(p+".max_ban_time", "%s is shorter than ban_time %s", r.MaxBanTime, r.BanTime)
 		}
 	}
+}
+
+// parsePort reads "5060/udp".
+func parsePort(s string) (uint16, string, error) {
+	num, proto, ok := strings.Cut(s, "/")
+	n, err := strconv.ParseUint(num, 10, 16)
+	if !ok || err != nil || n == 0 || proto != "tcp" && proto != "udp" {
+		return 0, "", fmt.Errorf("%q is not a port such as \"5060/udp\" or \"5061/tcp\"", s)
+	}
+	return uint16(n), proto, nil
 }
 
 // parsePrefix reads an address or a CIDR. A CIDR with host bits set is

@@ -23,8 +23,18 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The first SIGINT/SIGTERM stops cleanly; a second one does not wait.
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		cancel()
+		<-sig
+		fmt.Fprintln(os.Stderr, "sipguard: second signal, exiting now")
+		os.Exit(1)
+	}()
 	m := NewMain()
 	os.Exit(m.Exit(m.Run(ctx, os.Args[1:])))
 }
@@ -81,12 +91,18 @@ Usage:
   sipguard <command> [flags] [arguments]
 
 Commands:
+  run       run the daemon: follow the logs, ban in nftables (as root)
+  status    show the running daemon
+  list      list the bans in force
+  ban       ban an address or network now
+  unban     lift a ban (and clear the address's counters)
   scan      replay logs offline and print the bans the rules would make
   check     validate a configuration file
   version   print the version
 
 Every command takes -c FILE (default: /etc/sipguard/rules.toml when it
-exists, else the built-in defaults, which are the shipped rules.toml).
+exists, else the built-in defaults, which are the shipped rules.toml);
+status, list, ban and unban find the daemon's socket there.
 Run "sipguard <command> -h" for a command's flags.
 
 Exit codes: 0 success, 1 error, 2 usage error.
@@ -100,6 +116,16 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	}
 	cmd, args := args[0], args[1:]
 	switch cmd {
+	case "run":
+		return m.run(ctx, args)
+	case "status":
+		return m.status(ctx, args)
+	case "list":
+		return m.list(ctx, args)
+	case "ban":
+		return m.ban(ctx, args)
+	case "unban":
+		return m.unban(ctx, args)
 	case "scan":
 		return m.scan(ctx, args)
 	case "check":

@@ -69,7 +69,7 @@ func (m *Main) scan(ctx context.Context, args []string) error {
 // and hands over events in batches, so that parsing and the rules run on
 // two cores.
 type scanStream struct {
-	src    *lineSource
+	src    *parsers.Stream
 	lines  *watchers.LineReader
 	closer io.Closer
 	full   chan []parsers.Event // batches of events, closed at the end
@@ -104,7 +104,7 @@ func (s *scanStream) read(ctx context.Context) {
 		line, num, err := s.lines.Next()
 		if err != nil {
 			if err != io.EOF {
-				s.err = fmt.Errorf("read %s: %w", s.src.name, err)
+				s.err = fmt.Errorf("read %s: %w", s.src.Source(), err)
 			}
 			if len(batch) > 0 {
 				send()
@@ -112,7 +112,7 @@ func (s *scanStream) read(ctx context.Context) {
 			return
 		}
 		batch = append(batch, parsers.Event{})
-		if !s.src.line(line, num, &batch[len(batch)-1]) {
+		if !s.src.Line(line, num, &batch[len(batch)-1]) {
 			batch = batch[:len(batch)-1]
 			continue
 		}
@@ -234,7 +234,7 @@ func (m *Main) openStream(cfg *Config, parserFlag, file string) (*scanStream, er
 		}
 		parser = sources[0]
 	}
-	src, err := newLineSource(name, parser, parsers.Options{Location: loc, Now: m.Now}, m.Now)
+	src, err := parsers.NewStream(name, parser, parsers.Options{Location: loc, Now: m.Now}, m.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -361,41 +361,33 @@ func (p *scanPrinter) flush() error {
 
 // scanSummary prints the counts of a scan to stderr.
 func (m *Main) scanSummary(streams []*scanStream, st engine.Stats, elapsed time.Duration) {
-	var total sourceCounts
+	var total parsers.Counts
 	var bytes int64
 	for _, s := range streams {
-		c := &s.src.counts
-		c.tooLong = s.lines.Long()
-		c.Lines += c.tooLong
-		total.Lines += c.Lines
-		total.Events += c.Events
-		total.tooLong += c.tooLong
-		for i, d := range c.drops {
-			total.drops[i] += d
-		}
+		s.src.TooLong(s.lines.Long())
+		total.Add(s.src.Counts())
 		bytes += s.lines.Bytes()
 	}
 	w := m.Stderr
 	rate := float64(total.Lines) / elapsed.Seconds()
 	fmt.Fprintf(w, "scanned %d %s: %d lines (%.1f MiB), %d events, %d dropped lines, %d bans in %.3fs (%.0f lines/s)",
 		len(streams), plural(len(streams), "file"), total.Lines, float64(bytes)/(1<<20), total.Events,
-		total.dropped(), st.Bans, elapsed.Seconds(), rate)
+		total.Dropped, st.Bans, elapsed.Seconds(), rate)
 	if rss := peakRSS(); rss > 0 {
 		fmt.Fprintf(w, ", peak RSS %.1f MiB", float64(rss)/(1<<20))
 	}
 	fmt.Fprintln(w)
 	if len(streams) > 1 {
 		for _, s := range streams {
-			c := &s.src.counts
-			fmt.Fprintf(w, "  %s (%s): %d lines, %d events, %d dropped\n", s.src.name, s.src.parserName, c.Lines, c.Events, c.dropped())
+			c := s.src.Counts()
+			fmt.Fprintf(w, "  %s (%s): %d lines, %d events, %d dropped\n", s.src.Source(), s.src.Parser(), c.Lines, c.Events, c.Dropped)
 		}
 	}
 	fmt.Fprintf(w, "dropped lines:")
-	drops := total.Dropped()
 	for _, o := range parsers.DropOutcomes() {
-		fmt.Fprintf(w, " %d %s,", drops[o.String()], o)
+		fmt.Fprintf(w, " %d %s,", total.DropBy[o.String()], o)
 	}
-	fmt.Fprintf(w, " %d too_long\n", drops["too_long"])
+	fmt.Fprintf(w, " %d too_long\n", total.DropBy["too_long"])
 	fmt.Fprintf(w, "events not counted: %d allowlisted, %d while banned; addresses tracked at the end: %d\n",
 		st.Allowed, st.WhileBanned, st.Tracked)
 }

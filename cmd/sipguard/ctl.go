@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sipguard/sipguard/control"
+)
+
+// client returns a control client for the daemon of the config named by
+// -c (or the default one).
+func (m *Main) client(path string) (*control.Client, error) {
+	cfg, err := m.loadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	return control.NewClient(cfg.Daemon.Socket), nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (m *Main) status(ctx context.Context, args []string) error {
+	fs := m.flagSet("status", "status [-c FILE] [--json]\n\nShows the running daemon: sources, rules, bans in force, firewall and state.")
+	path := fs.String("c", "", "config `FILE` naming the daemon's socket")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if rest, err := parseArgs(fs, args); err != nil {
+		return err
+	} else if len(rest) > 0 {
+		return usagef("status takes no arguments")
+	}
+	c, err := m.client(*path)
+	if err != nil {
+		return err
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(m.Stdout, st)
+	}
+	w := m.Stdout
+	fmt.Fprintf(w, "sipguard %s, pid %d, up %s, config %s\n", st.Version, st.PID, time.Duration(st.UptimeSeconds*float64(time.Second)).Round(time.Second), st.Config)
+	f := st.Firewall
+	fmt.Fprintf(w, "firewall: %s", f.Backend)
+	if f.Table != "" {
+		fmt.Fprintf(w, " table %s, hooks %s", f.Table, strings.Join(f.Hooks, ","))
+	}
+	fmt.Fprintf(w, "; %d bans in force; %d packets (%d bytes) dropped", st.Bans, f.Packets, f.Bytes)
+	if f.Restored > 0 {
+		fmt.Fprintf(w, "; restored %d times after outside changes", f.Restored)
+	}
+	fmt.Fprintln(w)
+	if f.Error != "" {
+		fmt.Fprintf(w, "firewall error: %s\n", f.Error)
+	}
+	fmt.Fprintf(w, "state: %s", st.State.Dir)
+	if !st.State.LastSaved.IsZero() {
+		fmt.Fprintf(w, ", saved %s", st.State.LastSaved.Format(time.DateTime))
+	}
+	if st.State.Error != "" {
+		fmt.Fprintf(w, ", error: %s", st.State.Error)
+	}
+	e := st.Engine
+	fmt.Fprintf(w, "\nengine: %d events, %d allowlisted, %d while banned, %d bans decided, %d addresses tracked\n\n",
+		e.Events, e.Allowed, e.WhileBanned, e.Bans, e.Tracked)
+
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "source\tparser\tpath\toffset\tlines\tevents\tdropped\trotations\tstate")
+	for _, s := range st.Sources {
+		state := "following"
+		switch {
+		case s.Error != "":
+			state = "error: " + s.Error
+		case s.Waiting:
+			state = "waiting for the file"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", s.Name, s.Parser, s.Path, s.Offset, s.Lines, s.Events, s.Dropped, s.Rotated, state)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "rule\tevents\tmax_retry\tfind_time\tban_time\tfactor\tmax_ban_time\tbans")
+	for _, r := range st.Rules {
+		ev := strings.Join(r.Events, ",")
+		if len(r.Events) == 6 {
+			ev = "all"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%g\t%s\t%d\n", r.Name, ev, r.MaxRetry, r.FindTime, r.BanTime, r.Factor, dash(r.MaxBanTime), r.Bans)
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func (m *Main) list(ctx context.Context, args []string) error {
+	fs := m.flagSet("list", "list [-c FILE] [--json]\n\nLists the bans in force.")
+	path := fs.String("c", "", "config `FILE` naming the daemon's socket")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if rest, err := parseArgs(fs, args); err != nil {
+		return err
+	} else if len(rest) > 0 {
+		return usagef("list takes no arguments")
+	}
+	c, err := m.client(*path)
+	if err != nil {
+		return err
+	}
+	bans, err := c.List(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(m.Stdout, bans)
+	}
+	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "target\trule\tsince\texpires\treason")
+	for _, b := range bans {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", b.Target, b.Rule, b.Since.Local().Format(time.DateTime),
+			b.Expires.Local().Format(time.DateTime), b.Reason)
+	}
+	return tw.Flush()
+}
+
+func (m *Main) ban(ctx context.Context, args []string) error {
+	fs := m.flagSet("ban", "ban [-c FILE] [--for DURATION] [--reason TEXT] ADDR|CIDR\n\nBans an address or network now (a manual ban). An allowlisted address is refused.")
+	path := fs.String("c", "", "config `FILE` naming the daemon's socket")
+	dur := fs.String("for", "", "ban `DURATION` such as 30m, 12h, 7d (default: [daemon] manual_ban_time)")
+	reason := fs.String("reason", "", "`TEXT` shown by list")
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return usagef("ban takes one address or network")
+	}
+	c, err := m.client(*path)
+	if err != nil {
+		return err
+	}
+	res, err := c.Ban(ctx, control.BanRequest{Target: rest[0], For: *dur, Reason: *reason})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "%s %s until %s\n", res.Result, res.Ban.Target, res.Ban.Expires.Local().Format(time.DateTime))
+	return nil
+}
+
+func (m *Main) unban(ctx context.Context, args []string) error {
+	fs := m.flagSet("unban", "unban [-c FILE] ADDR|CIDR|--all\n\nLifts the bans covering an address or network (or all of them) and clears its counters.")
+	path := fs.String("c", "", "config `FILE` naming the daemon's socket")
+	all := fs.Bool("all", false, "lift every ban")
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if *all == (len(rest) == 1) || len(rest) > 1 {
+		return usagef("unban takes one address or network, or --all")
+	}
+	c, err := m.client(*path)
+	if err != nil {
+		return err
+	}
+	req := control.UnbanRequest{All: *all}
+	if !*all {
+		req.Target = rest[0]
+	}
+	res, err := c.Unban(ctx, req)
+	if err != nil {
+		return err
+	}
+	if len(res.Unbanned) == 0 {
+		fmt.Fprintf(m.Stdout, "%s %s\n", res.Result, req.Target)
+	}
+	for _, t := range res.Unbanned {
+		fmt.Fprintf(m.Stdout, "%s %s\n", res.Result, t)
+	}
+	return nil
+}

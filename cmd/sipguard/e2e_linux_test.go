@@ -1,0 +1,316 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The tests in this file run the real sipguard binary as a daemon in a
+// fresh network namespace, against the kernel's nftables. They need root
+// and the nft and ip commands; .ci/run runs them.
+
+// sipguardBin builds the binary once per test run.
+var sipguardBin string
+
+func buildSipguard(t *testing.T) string {
+	t.Helper()
+	if sipguardBin != "" {
+		return sipguardBin
+	}
+	dir, err := os.MkdirTemp("", "sgbin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "sipguard")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	sipguardBin = bin
+	return bin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if sipguardBin != "" {
+		os.RemoveAll(filepath.Dir(sipguardBin))
+	}
+	os.Exit(code)
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces and nftables (.ci/run runs it as root)")
+	}
+	for _, c := range []string{"ip", "nft"} {
+		if _, err := exec.LookPath(c); err != nil {
+			t.Skipf("needs %s (apt-get install iproute2 nftables; .ci/run installs them)", c)
+		}
+	}
+}
+
+// netns creates a network namespace removed when the test ends.
+func netns(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 4)
+	rand.Read(b)
+	name := "sge2e-" + hex.EncodeToString(b)
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	exec.Command("ip", "-n", name, "link", "set", "lo", "up").Run()
+	return name
+}
+
+// daemonProc is a `sipguard run` in a namespace.
+type daemonProc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+	done   chan struct{}
+}
+
+func startDaemon(t *testing.T, ns, config string) *daemonProc {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", ns, buildSipguard(t), "run", "-c", config)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Stdout = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &daemonProc{t: t, cmd: cmd, stderr: &stderr, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.stop() })
+	return p
+}
+
+func (p *daemonProc) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// ctl runs a sipguard command (not the daemon) and returns its stdout.
+func ctl(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := exec.Command(buildSipguard(t), args...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	return out.String(), errOut.String(), err
+}
+
+// waitFor polls cond every 5 ms until it holds or d passes.
+func waitFor(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return cond()
+}
+
+// setHas reports whether the kernel set holds the address, read with nft.
+func setHas(t *testing.T, ns, set, addr string) bool {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", ns, "nft", "-j", "list", "set", "inet", "sipguard", set).Output()
+	if err != nil {
+		return false
+	}
+	return bytes.Contains(out, []byte(`"`+addr+`"`))
+}
+
+func appendLines(t *testing.T, path string, lines ...string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(strings.Join(lines, "\n") + "\n"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func failures(addr string, n int) []string {
+	var out []string
+	now := time.Now().Format(time.DateTime)
+	for range n {
+		out = append(out, "["+now+"] NOTICE[4121] chan_sip.c: Registration from '<sip:100@203.0.113.10>' failed for '"+addr+":5060' - Wrong password")
+	}
+	return out
+}
+
+// TestDaemonEndToEnd follows the issue's acceptance scenario with the real
+// binary, kernel and files.
+func TestDaemonEndToEnd(t *testing.T) {
+	needRoot(t)
+	ns := netns(t)
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "messages.log")
+	appendLines(t, logPath, "[2026-01-01 00:00:00] VERBOSE[1] pbx.c: started")
+	config := filepath.Join(dir, "rules.toml")
+	os.WriteFile(config, []byte(fmt.Sprintf(`
+[daemon]
+state_dir = %q
+socket = %q
+log_level = "debug"
+
+[[source]]
+name = "pbx"
+path = %q
+parser = "asterisk"
+`, filepath.Join(dir, "state"), filepath.Join(dir, "run", "sipguard.sock"), logPath)), 0o644)
+
+	d := startDaemon(t, ns, config)
+	if !waitFor(10*time.Second, func() bool { _, _, err := ctl(t, "status", "-c", config); return err == nil }) {
+		t.Fatalf("daemon did not come up:\n%s", d.stderr)
+	}
+
+	// Failures appended to the watched log: the attacker lands in ban4.
+	start := time.Now()
+	appendLines(t, logPath, failures("198.51.100.7", 5)...)
+	if !waitFor(10*time.Second, func() bool { return setHas(t, ns, "ban4", "198.51.100.7") }) {
+		t.Fatalf("198.51.100.7 not banned:\n%s", d.stderr)
+	}
+	t.Logf("line written to element in ban4: %v (polling nft every 5 ms)", time.Since(start))
+
+	// list --json shows it, with its rule.
+	out, _, err := ctl(t, "list", "--json", "-c", config)
+	var bans []map[string]any
+	if err != nil || json.Unmarshal([]byte(out), &bans) != nil || len(bans) != 1 || bans[0]["target"] != "198.51.100.7" || bans[0]["rule"] != "burst" {
+		t.Fatalf("list --json: %v %s", err, out)
+	}
+
+	// unban removes it from the kernel.
+	if out, _, err := ctl(t, "unban", "-c", config, "198.51.100.7"); err != nil || !strings.Contains(out, "unbanned 198.51.100.7") {
+		t.Fatalf("unban: %v %s", err, out)
+	}
+	if setHas(t, ns, "ban4", "198.51.100.7") {
+		t.Fatal("still in ban4 after unban")
+	}
+
+	// A manual ban survives a restart even after the set was flushed
+	// behind the daemon's back while it was stopped.
+	if out, _, err := ctl(t, "ban", "-c", config, "--for", "2h", "--reason", "e2e", "198.51.100.99"); err != nil || !strings.Contains(out, "banned 198.51.100.99") {
+		t.Fatalf("ban: %v %s", err, out)
+	}
+	if !setHas(t, ns, "ban4", "198.51.100.99") {
+		t.Fatal("manual ban not in ban4")
+	}
+	// An allowlisted address is refused.
+	if _, errOut, err := ctl(t, "ban", "-c", config, "127.0.0.1"); err == nil || !strings.Contains(errOut, "allowlisted") {
+		t.Errorf("ban of an allowlisted address: %v %s", err, errOut)
+	}
+	d.stop()
+	if !setHas(t, ns, "ban4", "198.51.100.99") {
+		t.Fatal("stopping the daemon removed the ban")
+	}
+	if out, err := exec.Command("ip", "netns", "exec", ns, "nft", "flush", "set", "inet", "sipguard", "ban4").CombinedOutput(); err != nil {
+		t.Fatalf("nft flush: %v %s", err, out)
+	}
+	if _, _, err := ctl(t, "status", "-c", config); err == nil {
+		t.Fatal("status answered with the daemon stopped")
+	}
+	d2 := startDaemon(t, ns, config)
+	if !waitFor(10*time.Second, func() bool { return setHas(t, ns, "ban4", "198.51.100.99") }) {
+		t.Fatalf("manual ban not restored after restart:\n%s", d2.stderr)
+	}
+	out, _, _ = ctl(t, "list", "-c", config)
+	if !strings.Contains(out, "198.51.100.99") || !strings.Contains(out, "e2e") {
+		t.Errorf("list after restart:\n%s", out)
+	}
+	// The unbanned attacker was not banned again from re-read lines.
+	if setHas(t, ns, "ban4", "198.51.100.7") {
+		t.Error("198.51.100.7 banned again after restart: lines were read twice")
+	}
+
+	// Flushed behind its back while running: restored within 5 s.
+	exec.Command("ip", "netns", "exec", ns, "nft", "flush", "set", "inet", "sipguard", "ban4").Run()
+	if !waitFor(5*time.Second, func() bool { return setHas(t, ns, "ban4", "198.51.100.99") }) {
+		t.Errorf("flushed set not restored within 5 s:\n%s", d2.stderr)
+	}
+
+	// check rejects an unknown key.
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte("[daemon]\nstate_dir = \"/tmp\"\nsokcet = \"/tmp/x\"\n"), 0o644)
+	if _, errOut, err := ctl(t, "check", "-c", bad); err == nil || !strings.Contains(errOut, bad+":3: daemon.sokcet: unknown key") {
+		t.Errorf("check bad config: %v %s", err, errOut)
+	}
+}
+
+// TestDaemonReload: SIGHUP with an invalid config keeps the running one;
+// with a valid one, the new rules apply.
+func TestDaemonReload(t *testing.T) {
+	needRoot(t)
+	ns := netns(t)
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "messages.log")
+	config := filepath.Join(dir, "rules.toml")
+	write := func(maxRetry string) {
+		os.WriteFile(config, []byte(fmt.Sprintf(`
+[daemon]
+state_dir = %q
+socket = %q
+
+[[source]]
+name = "pbx"
+path = %q
+parser = "asterisk"
+start = "beginning"
+
+[[rule]]
+name = "r"
+max_retry = %s
+find_time = "1h"
+ban_time = "1h"
+`, filepath.Join(dir, "state"), filepath.Join(dir, "sock"), logPath, maxRetry)), 0o644)
+	}
+	write("3")
+	d := startDaemon(t, ns, config)
+	if !waitFor(10*time.Second, func() bool { _, _, err := ctl(t, "status", "-c", config); return err == nil }) {
+		t.Fatalf("daemon did not come up:\n%s", d.stderr)
+	}
+	write(`"three"`) // invalid
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	if !waitFor(5*time.Second, func() bool { return strings.Contains(d.stderr.String(), "config not reloaded") }) {
+		t.Fatalf("no reload error logged:\n%s", d.stderr)
+	}
+	appendLines(t, logPath, failures("198.51.100.7", 3)...)
+	if !waitFor(10*time.Second, func() bool { return setHas(t, ns, "ban4", "198.51.100.7") }) {
+		t.Fatalf("the running config (3 failures) was not kept:\n%s", d.stderr)
+	}
+	write("1")
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	if !waitFor(5*time.Second, func() bool { return strings.Contains(d.stderr.String(), "configuration reloaded") }) {
+		t.Fatalf("not reloaded:\n%s", d.stderr)
+	}
+	appendLines(t, logPath, failures("198.51.100.8", 1)...)
+	if !waitFor(10*time.Second, func() bool { return setHas(t, ns, "ban4", "198.51.100.8") }) {
+		t.Fatalf("new rule (1 failure) not applied:\n%s", d.stderr)
+	}
+}

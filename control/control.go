@@ -1,0 +1,141 @@
+// Package control is the daemon's control socket: a small JSON protocol
+// over HTTP on a unix socket, used by `sipguard status|list|ban|unban`.
+// The socket is mode 0600 and the server also checks each caller's
+// credentials, so only root (or the daemon's own user) can talk to it.
+//
+// Requests and responses (field names are a stable contract):
+//
+//	GET  /v1/status               -> Status
+//	GET  /v1/bans                 -> []Ban
+//	POST /v1/ban   BanRequest     -> BanResponse
+//	POST /v1/unban UnbanRequest   -> UnbanResponse
+//
+// Errors are {"error": "..."} with a 4xx or 5xx status.
+package control
+
+import (
+	"time"
+)
+
+// Status describes a running daemon.
+type Status struct {
+	Version       string         `json:"version"`
+	PID           int            `json:"pid"`
+	Started       time.Time      `json:"started"`
+	UptimeSeconds float64        `json:"uptime_seconds"`
+	Config        string         `json:"config"`
+	Sources       []SourceStatus `json:"sources"`
+	Rules         []RuleStatus   `json:"rules"`
+	Bans          int            `json:"bans"`
+	Engine        EngineStatus   `json:"engine"`
+	Firewall      FirewallStatus `json:"firewall"`
+	State         StateStatus    `json:"state"`
+}
+
+// SourceStatus describes one followed log.
+type SourceStatus struct {
+	Name    string           `json:"name"`
+	Path    string           `json:"path"`
+	Parser  string           `json:"parser"`
+	Waiting bool             `json:"waiting"` // the file does not exist (yet)
+	Offset  int64            `json:"offset"`  // bytes read and handled
+	Inode   uint64           `json:"inode"`
+	Lines   int64            `json:"lines"`
+	Events  int64            `json:"events"`
+	Dropped int64            `json:"dropped"`
+	DropBy  map[string]int64 `json:"dropped_by_reason"`
+	Rotated int64            `json:"rotations"`
+	Error   string           `json:"error,omitempty"`
+}
+
+// RuleStatus describes one rule.
+type RuleStatus struct {
+	Name       string   `json:"name"`
+	Events     []string `json:"events"`
+	MaxRetry   int      `json:"max_retry"`
+	FindTime   string   `json:"find_time"`
+	BanTime    string   `json:"ban_time"`
+	Factor     float64  `json:"factor"`
+	MaxBanTime string   `json:"max_ban_time,omitempty"`
+	Bans       int64    `json:"bans"` // decided since the daemon started
+}
+
+// EngineStatus counts what the rate engine did.
+type EngineStatus struct {
+	Events      int64 `json:"events"`
+	Allowed     int64 `json:"allowlisted"`
+	WhileBanned int64 `json:"while_banned"`
+	Bans        int64 `json:"bans"`
+	Stale       int64 `json:"stale_bans"` // decided on old lines, already over
+	Tracked     int   `json:"tracked"`
+	Evicted     int64 `json:"evicted"`
+}
+
+// FirewallStatus describes the backend enforcing bans.
+type FirewallStatus struct {
+	Backend   string    `json:"backend"`
+	Table     string    `json:"table,omitempty"`
+	Hooks     []string  `json:"hooks,omitempty"`
+	Bans      int       `json:"bans"`
+	Packets   uint64    `json:"packets_dropped"`
+	Bytes     uint64    `json:"bytes_dropped"`
+	Restored  int       `json:"restored"`
+	LastCheck time.Time `json:"last_check,omitzero"`
+	Error     string    `json:"error,omitempty"`
+}
+
+// StateStatus describes the saved state.
+type StateStatus struct {
+	Dir       string    `json:"dir"`
+	LastSaved time.Time `json:"last_saved,omitzero"`
+	Error     string    `json:"error,omitempty"`
+}
+
+// Ban is a ban in force.
+type Ban struct {
+	// Target is the address or network banned.
+	Target string `json:"target"`
+	// Rule is the rule that decided it, or "manual".
+	Rule    string    `json:"rule"`
+	Reason  string    `json:"reason,omitempty"`
+	Since   time.Time `json:"since"`
+	Expires time.Time `json:"expires"`
+	// Count is the number of events that triggered a rule's ban.
+	Count  int    `json:"count,omitempty"`
+	Source string `json:"source,omitempty"`
+}
+
+// BanRequest asks for a manual ban. For is a duration such as "1h" or
+// "7d"; empty means the daemon's default for manual bans.
+type BanRequest struct {
+	Target string `json:"target"`
+	For    string `json:"for,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Results of ban and unban requests.
+const (
+	Banned          = "banned"
+	AlreadyBanned   = "already_banned" // banned before; its expiry was set anew
+	Unbanned        = "unbanned"
+	AlreadyUnbanned = "already_unbanned"
+)
+
+// BanResponse reports a ban.
+type BanResponse struct {
+	Result string `json:"result"`
+	Ban    Ban    `json:"ban"`
+}
+
+// UnbanRequest asks to lift the ban of Target, or every ban with All.
+// Unbanning also clears the address's counters and offence history.
+type UnbanRequest struct {
+	Target string `json:"target,omitempty"`
+	All    bool   `json:"all,omitempty"`
+}
+
+// UnbanResponse reports an unban.
+type UnbanResponse struct {
+	Result   string   `json:"result"`
+	Unbanned []string `json:"unbanned"`
+}

@@ -1,0 +1,238 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sipguard/sipguard/control"
+	"github.com/sipguard/sipguard/duration"
+	"github.com/sipguard/sipguard/engine"
+	"github.com/sipguard/sipguard/firewall"
+	"github.com/sipguard/sipguard/parsers"
+)
+
+// manualRule is the rule name of bans made with `sipguard ban`.
+const manualRule = "manual"
+
+// banRecord is what the daemon knows of a ban in force.
+type banRecord struct {
+	Target   netip.Prefix `json:"target"`
+	Addr     string       `json:"addr,omitempty"` // the address whose event triggered it
+	Rule     string       `json:"rule"`
+	Reason   string       `json:"reason,omitempty"`
+	Since    time.Time    `json:"since"`
+	Expires  time.Time    `json:"expires"`
+	Count    int          `json:"count,omitempty"`
+	Source   string       `json:"source,omitempty"`
+	Offences int          `json:"offences,omitempty"`
+}
+
+// decision is a ban the engine decided, waiting to be enforced.
+type decision struct {
+	ban     engine.Ban
+	source  string
+	kind    parsers.Kind
+	at      time.Time // when decided
+	timeout time.Duration
+}
+
+// decide queues a ban. Its timeout runs from the last event, so a ban
+// decided on old lines (read after a restart) is shorter, or already over.
+func (d *Daemon) decide(b engine.Ban, ev *parsers.Event, now time.Time) {
+	age := max(now.Sub(b.Last), 0)
+	timeout := b.Duration - age
+	if timeout <= 0 {
+		d.stale++
+		d.log.Debug().Str(fieldPrefix, b.Prefix.String()).Str(fieldRule, b.Rule).Time("last_event", b.Last).
+			Msg("ban already over: its events are older than its duration")
+		return
+	}
+	d.pending = append(d.pending, decision{ban: b, source: ev.Source, kind: ev.Kind, at: now, timeout: timeout})
+}
+
+// flush enforces the queued bans in one firewall call, then records them
+// and the log positions of the lines that caused them. On a firewall error
+// everything stays queued and is retried with backoff.
+func (d *Daemon) flush(ctx context.Context) {
+	if len(d.pending) > 0 {
+		now := d.now()
+		bans := make([]firewall.Ban, 0, len(d.pending))
+		for _, p := range d.pending {
+			bans = append(bans, firewall.Ban{Prefix: p.ban.Prefix, Timeout: max(p.timeout-now.Sub(p.at), time.Second)})
+		}
+		if err := d.fw.Ban(ctx, bans...); err != nil {
+			d.retryWait = min(max(2*d.retryWait, 250*time.Millisecond), 30*time.Second)
+			d.retryAt = now.Add(d.retryWait)
+			d.fwErr = err.Error()
+			d.log.Error().Err(err).Int("bans", len(bans)).Dur("retry_in", d.retryWait).Msg("firewall refused bans; retrying")
+			return
+		}
+		d.retryWait, d.fwErr = 0, ""
+		for i, p := range d.pending {
+			d.record(p, bans[i].Timeout, now)
+		}
+		d.pending = d.pending[:0]
+		d.bansDirty = true
+	}
+	for name, p := range d.pendingPos {
+		d.positions[name] = p
+		d.posDirty = true
+		delete(d.pendingPos, name)
+	}
+}
+
+func (d *Daemon) record(p decision, timeout time.Duration, now time.Time) {
+	b := p.ban
+	r := &banRecord{
+		Target: b.Prefix, Addr: b.Addr.String(), Rule: b.Rule, Since: now, Expires: now.Add(timeout),
+		Count: b.Count, Source: p.source, Offences: b.Offences,
+		Reason: fmt.Sprintf("%d events in %s, the last %s", b.Count, b.Last.Sub(b.First).Round(time.Second), p.kind),
+	}
+	d.bans[b.Prefix] = r
+	d.ruleBans[b.Rule]++
+	d.log.Info().Str(fieldIP, r.Addr).Str(fieldPrefix, b.Prefix.String()).Str(fieldRule, b.Rule).
+		Int(fieldCount, b.Count).Float64(fieldTTL, timeout.Round(time.Second).Seconds()).
+		Str(fieldSource, p.source).Int(fieldOffence, b.Offences).Msg("ban")
+}
+
+// expire forgets bans that ended (the kernel has lifted them already).
+func (d *Daemon) expire() {
+	now := d.now()
+	for p, r := range d.bans {
+		if !r.Expires.After(now) {
+			delete(d.bans, p)
+			d.bansDirty = true
+			d.log.Info().Str(fieldPrefix, p.String()).Str(fieldRule, r.Rule).Str(fieldReason, "expired").Msg("unban")
+		}
+	}
+}
+
+// parseTarget reads an address or a network. Host bits set in a network
+// are an error, as in the config.
+func parseTarget(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, control.BadRequest("%q is not an IP address or CIDR", s)
+		}
+		if p.Masked() != p {
+			return netip.Prefix{}, control.BadRequest("%q has host bits set (did you mean %s?)", s, p.Masked())
+		}
+		if p.Addr().Is4In6() {
+			return netip.Prefix{}, control.BadRequest("%q: write IPv4 networks in IPv4 form", s)
+		}
+		return p, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, control.BadRequest("%q is not an IP address or CIDR", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// manualBan bans r.Target on the core goroutine. The channel returned is
+// closed once the ban is saved: a manual ban must survive a crash.
+func (d *Daemon) manualBan(ctx context.Context, req control.BanRequest) (control.BanResponse, <-chan struct{}, error) {
+	p, err := parseTarget(req.Target)
+	if err != nil {
+		return control.BanResponse{}, nil, err
+	}
+	dur := d.cfg.ManualBanTime
+	if req.For != "" {
+		if dur, err = duration.Parse(req.For); err != nil || dur <= 0 {
+			return control.BanResponse{}, nil, control.BadRequest("--for %q: a positive duration such as 30m, 1h or 7d", req.For)
+		}
+	}
+	if a := d.allowed(p); a.IsValid() {
+		return control.BanResponse{}, nil, control.BadRequest("%s is allowlisted (%s): remove it from [allow] first", p, a)
+	}
+	now := d.now()
+	if err := d.fw.Ban(ctx, firewall.Ban{Prefix: p, Timeout: dur}); err != nil {
+		return control.BanResponse{}, nil, control.BadRequest("ban %s: %v", p, err)
+	}
+	result := control.Banned
+	if _, ok := d.bans[p]; ok {
+		result = control.AlreadyBanned
+	}
+	r := &banRecord{Target: p, Rule: manualRule, Reason: req.Reason, Since: now, Expires: now.Add(dur)}
+	d.bans[p] = r
+	d.eng.Banned(p, now, dur)
+	d.log.Info().Str(fieldPrefix, p.String()).Str(fieldRule, manualRule).Str(fieldReason, req.Reason).
+		Float64(fieldTTL, dur.Seconds()).Msg("ban")
+	d.bansDirty = true
+	return control.BanResponse{Result: result, Ban: r.control()}, d.durable(), nil
+}
+
+// allowed returns the allowlist entry that p overlaps, if any: a ban must
+// never cover an allowed address.
+func (d *Daemon) allowed(p netip.Prefix) netip.Prefix {
+	for _, a := range d.cfg.Engine.Allow {
+		if a.Overlaps(p) {
+			return a
+		}
+	}
+	return netip.Prefix{}
+}
+
+// manualUnban lifts every ban overlapping the target (an address inside a
+// banned IPv6 /64 lifts the /64), and forgets the counters and offences of
+// the target and of what it lifted. The channel returned is closed once
+// that is saved.
+func (d *Daemon) manualUnban(ctx context.Context, req control.UnbanRequest) (control.UnbanResponse, <-chan struct{}, error) {
+	var target netip.Prefix
+	if !req.All {
+		var err error
+		if target, err = parseTarget(req.Target); err != nil {
+			return control.UnbanResponse{}, nil, err
+		}
+	}
+	var lift []netip.Prefix
+	for p := range d.bans {
+		if req.All || p.Overlaps(target) {
+			lift = append(lift, p)
+		}
+	}
+	sort.Slice(lift, func(i, j int) bool { return lift[i].String() < lift[j].String() })
+	if len(lift) > 0 {
+		if err := d.fw.Unban(ctx, lift...); err != nil {
+			return control.UnbanResponse{}, nil, fmt.Errorf("unban: %w", err)
+		}
+	}
+	res := control.UnbanResponse{Result: control.AlreadyUnbanned, Unbanned: []string{}}
+	for _, p := range lift {
+		delete(d.bans, p)
+		d.eng.Forget(p)
+		res.Unbanned = append(res.Unbanned, p.String())
+		d.log.Info().Str(fieldPrefix, p.String()).Str(fieldReason, "manual").Msg("unban")
+	}
+	if target.IsValid() {
+		d.eng.Forget(target)
+	}
+	if len(lift) == 0 {
+		return res, nil, nil
+	}
+	res.Result = control.Unbanned
+	d.bansDirty = true
+	return res, d.durable(), nil
+}
+
+func (r *banRecord) control() control.Ban {
+	return control.Ban{
+		Target: prefixString(r.Target), Rule: r.Rule, Reason: r.Reason, Since: r.Since,
+		Expires: r.Expires, Count: r.Count, Source: r.Source,
+	}
+}
+
+// prefixString shows an address without /32 or /128.
+func prefixString(p netip.Prefix) string {
+	if p.Bits() == p.Addr().BitLen() {
+		return p.Addr().String()
+	}
+	return p.String()
+}

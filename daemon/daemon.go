@@ -1,0 +1,265 @@
+// Package daemon is sipguard's long-running process: it follows the
+// configured logs, runs their lines through the parsers and the rate
+// engine, enforces the bans the engine decides through a firewall backend,
+// answers the control socket, and keeps its state across restarts.
+//
+// # Data flow
+//
+//	follower (one goroutine per log) -> parser -> events -----\
+//	control socket (manual ban/unban, status, list) ----------->  core goroutine: engine, ban records
+//	                                                                  -> firewall backend (batched)
+//	                                                                  -> state files (bans, offences, positions)
+//
+// The core goroutine owns the engine and the ban records, so nothing there
+// needs a lock. While it applies a batch of bans to the firewall, new lines
+// queue up; the next round takes them all, so a burst of attackers becomes
+// a few large firewall transactions instead of thousands of small ones.
+//
+// A log position is saved only once the bans its lines caused are in the
+// firewall: a crash re-reads lines rather than losing a ban.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sipguard/sipguard/engine"
+	"github.com/sipguard/sipguard/firewall"
+	"github.com/sipguard/sipguard/parsers"
+	"github.com/sipguard/sipguard/watchers"
+)
+
+// Source is a log to follow.
+type Source struct {
+	Name     string
+	Path     string
+	Parser   string
+	Location *time.Location // zone of timestamps without one
+	Start    watchers.Start // where to begin without a saved position
+}
+
+// Config is what the daemon runs with.
+type Config struct {
+	File          string // the config file, shown in status
+	Version       string
+	Sources       []Source
+	Engine        engine.Options
+	StateDir      string
+	Socket        string
+	ManualBanTime time.Duration // for manual bans without a duration
+}
+
+// Log field names.
+const (
+	fieldIP      = "ip"
+	fieldPrefix  = "prefix"
+	fieldRule    = "rule"
+	fieldCount   = "count"
+	fieldTTL     = "ttl_seconds"
+	fieldSource  = "source"
+	fieldReason  = "reason"
+	fieldPath    = "path"
+	fieldOffence = "offences"
+)
+
+// Daemon runs sipguard. Create it with New, then call Run.
+type Daemon struct {
+	log     zerolog.Logger
+	fw      firewall.Backend
+	now     func() time.Time
+	started time.Time
+
+	calls   chan func()
+	batches chan batch
+	wg      sync.WaitGroup // followers
+	runCtx  context.Context
+
+	// Owned by the core goroutine.
+	cfg         Config
+	eng         *engine.Engine
+	bans        map[netip.Prefix]*banRecord
+	pending     []decision
+	pendingPos  map[string]savedPosition
+	positions   map[string]savedPosition
+	bansDirty   bool
+	posDirty    bool
+	runners     map[string]*runner
+	ruleBans    map[string]int64
+	stale       int64
+	retryAt     time.Time
+	retryWait   time.Duration
+	fwErr       string
+	lastSaved   time.Time
+	lastTry     time.Time
+	saveErr     string
+	saving      bool // a snapshot is being written
+	gen         uint64
+	saveWaiters []saveWaiter
+	saveJobs    chan saveJob
+	saveResults chan saveResult
+	skewWarned  map[string]time.Time
+	verify      func(context.Context) error // the restore's read-back, when deferred
+}
+
+// New checks cfg and returns a daemon enforcing bans through fw. now is
+// the clock (nil: time.Now).
+func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Time) (*Daemon, error) {
+	if now == nil {
+		now = time.Now
+	}
+	eng, err := engine.New(cfg.Engine)
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	if cfg.ManualBanTime <= 0 {
+		cfg.ManualBanTime = 24 * time.Hour
+	}
+	for _, s := range cfg.Sources {
+		if !parsers.Known(s.Parser) {
+			return nil, fmt.Errorf("source %s: unknown parser %q", s.Name, s.Parser)
+		}
+	}
+	return &Daemon{
+		log: log, fw: fw, now: now, cfg: cfg, eng: eng,
+		calls:       make(chan func()),
+		batches:     make(chan batch, 64),
+		bans:        map[netip.Prefix]*banRecord{},
+		pendingPos:  map[string]savedPosition{},
+		positions:   map[string]savedPosition{},
+		runners:     map[string]*runner{},
+		ruleBans:    map[string]int64{},
+		skewWarned:  map[string]time.Time{},
+		saveJobs:    make(chan saveJob, 1),
+		saveResults: make(chan saveResult, 1),
+	}, nil
+}
+
+// Run restores the saved state, starts following the logs and runs until
+// ctx is done. On return the state is saved and the bans stay in force.
+func (d *Daemon) Run(ctx context.Context) error {
+	d.started = d.now()
+	if err := os.MkdirAll(d.cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	if err := d.restore(ctx); err != nil {
+		return err
+	}
+	ctl, err := d.listen()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	d.runCtx = ctx
+	go d.saver(d.saveJobs, d.saveResults)
+	defer close(d.saveJobs)
+	var bg sync.WaitGroup
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		d.serve(ctx, ctl)
+	}()
+	if d.verify != nil {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			if err := d.verify(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				d.log.Error().Err(err).Msg("restored bans could not be read back from the kernel")
+			}
+		}()
+	}
+	if r, ok := d.fw.(reconciler); ok {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			if err := r.Reconcile(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				d.log.Error().Err(err).Msg("firewall reconcile stopped")
+			}
+		}()
+	}
+	for _, s := range d.cfg.Sources {
+		d.startSource(s)
+	}
+	d.log.Info().Int("sources", len(d.cfg.Sources)).Int("rules", len(d.cfg.Engine.Rules)).
+		Int("bans", len(d.bans)).Str("socket", d.cfg.Socket).Msg("sipguard running")
+
+	d.loop(ctx)
+
+	// Stop: the followers end with ctx; handle what they already sent.
+	d.stopSources()
+	d.drain()
+	d.flush(context.Background())
+	d.expire()
+	d.finalSave(d.saveResults)
+	cancel()
+	bg.Wait()
+	d.log.Info().Int("bans", len(d.bans)).Msg("sipguard stopped; bans stay in force")
+	return nil
+}
+
+// reconciler is a backend that repairs changes made behind its back.
+type reconciler interface {
+	Reconcile(ctx context.Context) error
+}
+
+// loop is the core goroutine.
+func (d *Daemon) loop(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case b := <-d.batches:
+			d.handle(b)
+			d.drain()
+			d.flush(ctx)
+		case f := <-d.calls:
+			f()
+		case r := <-d.saveResults:
+			d.saved(r)
+		case <-tick.C:
+			if len(d.pending) > 0 && !d.now().Before(d.retryAt) {
+				d.flush(ctx)
+			}
+			d.expire()
+			d.initialPositions()
+			d.save(false)
+		}
+	}
+}
+
+// drain handles the batches already queued, without waiting.
+func (d *Daemon) drain() {
+	for {
+		select {
+		case b := <-d.batches:
+			d.handle(b)
+		default:
+			return
+		}
+	}
+}
+
+// call runs f on the core goroutine and waits for it.
+func (d *Daemon) call(ctx context.Context, f func()) error {
+	done := make(chan struct{})
+	select {
+	case d.calls <- func() { f(); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

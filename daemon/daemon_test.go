@@ -1,0 +1,377 @@
+package daemon_test
+
+import (
+	"bytes"
+	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sipguard/sipguard/control"
+	"github.com/sipguard/sipguard/daemon"
+	"github.com/sipguard/sipguard/engine"
+	"github.com/sipguard/sipguard/firewall"
+	"github.com/sipguard/sipguard/parsers"
+	_ "github.com/sipguard/sipguard/parsers/all"
+	"github.com/sipguard/sipguard/watchers"
+)
+
+// syncBuffer is a log sink safe for the daemon's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// env is a daemon's files: its log, state and socket.
+type env struct {
+	dir, log, state, socket string
+}
+
+func newEnv(t *testing.T) env {
+	dir := t.TempDir()
+	e := env{dir: dir, log: filepath.Join(dir, "messages.log"), state: filepath.Join(dir, "state"), socket: filepath.Join(dir, "sipguard.sock")}
+	os.WriteFile(e.log, nil, 0o644)
+	return e
+}
+
+func (e env) config() daemon.Config {
+	return daemon.Config{
+		Version: "test",
+		Sources: []daemon.Source{{Name: "pbx", Path: e.log, Parser: "asterisk", Location: time.UTC, Start: watchers.StartBeginning}},
+		Engine: engine.Options{
+			Rules: []engine.Rule{
+				{Name: "burst", Kinds: parsers.AllKinds, MaxRetry: 5, FindTime: time.Minute, BanTime: time.Hour, Factor: 2, MaxBanTime: 24 * time.Hour},
+			},
+			Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("192.0.2.0/24")},
+		},
+		StateDir: e.state, Socket: e.socket, ManualBanTime: time.Hour,
+	}
+}
+
+// running is a daemon in a goroutine.
+type running struct {
+	d      *daemon.Daemon
+	fw     firewall.Backend
+	logs   *syncBuffer
+	cancel context.CancelFunc
+	done   chan error
+	client *control.Client
+}
+
+func start(t *testing.T, cfg daemon.Config, fw firewall.Backend) *running {
+	t.Helper()
+	logs := &syncBuffer{}
+	log := zerolog.New(logs)
+	if fw == nil {
+		fw = firewall.NewDryRun(log, nil)
+	}
+	d, err := daemon.New(cfg, fw, log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{d: d, fw: fw, logs: logs, cancel: cancel, done: make(chan error, 1), client: control.NewClient(cfg.Socket)}
+	go func() { r.done <- d.Run(ctx) }()
+	t.Cleanup(func() { r.stop(t) })
+	if !eventually(func() bool { _, err := r.client.Status(context.Background()); return err == nil }) {
+		t.Fatalf("daemon did not start:\n%s", logs)
+	}
+	return r
+}
+
+func (r *running) stop(t *testing.T) {
+	if r.cancel == nil {
+		return
+	}
+	r.cancel()
+	r.cancel = nil
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon did not stop")
+	}
+}
+
+func eventually(cond func() bool) bool {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
+}
+
+func appendLines(t *testing.T, path string, lines ...string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.WriteString(strings.Join(lines, "\n") + "\n")
+}
+
+func failures(addr string, n int, at time.Time) []string {
+	var out []string
+	for i := range n {
+		ts := at.Add(time.Duration(i) * time.Second).UTC().Format(time.DateTime)
+		out = append(out, "["+ts+"] NOTICE[1] chan_sip.c: Registration from '<sip:100@203.0.113.10>' failed for '"+addr+":5060' - Wrong password")
+	}
+	return out
+}
+
+func banned(fw firewall.Backend, target string) (firewall.Entry, bool) {
+	es, _ := fw.List(context.Background())
+	for _, e := range es {
+		if e.Prefix.String() == target {
+			return e, true
+		}
+	}
+	return firewall.Entry{}, false
+}
+
+func TestBanFromLog(t *testing.T) {
+	e := newEnv(t)
+	r := start(t, e.config(), nil)
+	appendLines(t, e.log, failures("198.51.100.7", 4, time.Now())...)
+	appendLines(t, e.log, failures("192.0.2.10", 9, time.Now())...) // allowlisted
+	time.Sleep(100 * time.Millisecond)
+	if _, ok := banned(r.fw, "198.51.100.7/32"); ok {
+		t.Fatal("banned after 4 failures")
+	}
+	appendLines(t, e.log, failures("198.51.100.7", 1, time.Now())...)
+	var ent firewall.Entry
+	if !eventually(func() bool { var ok bool; ent, ok = banned(r.fw, "198.51.100.7/32"); return ok }) {
+		t.Fatalf("not banned:\n%s", r.logs)
+	}
+	if left := time.Until(ent.Expires); left < 59*time.Minute || left > time.Hour {
+		t.Errorf("ban expires in %v; want about 1h", left)
+	}
+	bans, _ := r.client.List(context.Background())
+	if len(bans) != 1 || bans[0].Target != "198.51.100.7" || bans[0].Rule != "burst" || bans[0].Count != 5 || bans[0].Source != "pbx" {
+		t.Errorf("list: %+v", bans)
+	}
+	st, _ := r.client.Status(context.Background())
+	if st.Sources[0].Lines != 14 || st.Sources[0].Events != 14 || st.Engine.Allowed != 9 || st.Engine.Bans != 1 || st.Rules[0].Bans != 1 {
+		t.Errorf("status: %+v %+v", st.Sources, st.Engine)
+	}
+	if !strings.Contains(r.logs.String(), `"message":"ban"`) || !strings.Contains(r.logs.String(), `"ttl_seconds":`) {
+		t.Errorf("no ban log line:\n%s", r.logs)
+	}
+}
+
+func TestManualBanUnban(t *testing.T) {
+	e := newEnv(t)
+	r := start(t, e.config(), nil)
+	ctx := context.Background()
+	res, err := r.client.Ban(ctx, control.BanRequest{Target: "198.51.100.0/24", For: "2h", Reason: "abuse report"})
+	if err != nil || res.Result != control.Banned || res.Ban.Rule != "manual" {
+		t.Fatalf("ban: %+v %v", res, err)
+	}
+	if ent, ok := banned(r.fw, "198.51.100.0/24"); !ok || time.Until(ent.Expires) < 119*time.Minute {
+		t.Errorf("firewall: %v %v", ent, ok)
+	}
+	if res, _ := r.client.Ban(ctx, control.BanRequest{Target: "198.51.100.0/24"}); res.Result != control.AlreadyBanned {
+		t.Errorf("second ban: %v", res.Result)
+	}
+	// Refused: allowlisted (or overlapping the allowlist), bad input.
+	for _, target := range []string{"192.0.2.5", "192.0.0.0/16", "127.0.0.1"} {
+		if _, err := r.client.Ban(ctx, control.BanRequest{Target: target}); err == nil || !strings.Contains(err.Error(), "allowlisted") {
+			t.Errorf("ban %s: %v", target, err)
+		}
+	}
+	for _, target := range []string{"10.1.2.3/8", "pbx.example.com", ""} {
+		if _, err := r.client.Ban(ctx, control.BanRequest{Target: target}); err == nil {
+			t.Errorf("ban %q accepted", target)
+		}
+	}
+	if _, err := r.client.Ban(ctx, control.BanRequest{Target: "198.51.100.9", For: "3600"}); err == nil || !strings.Contains(err.Error(), "duration") {
+		t.Errorf("bare --for: %v", err)
+	}
+	// Unbanning an address inside the network lifts the network.
+	un, err := r.client.Unban(ctx, control.UnbanRequest{Target: "198.51.100.7"})
+	if err != nil || un.Result != control.Unbanned || len(un.Unbanned) != 1 || un.Unbanned[0] != "198.51.100.0/24" {
+		t.Fatalf("unban: %+v %v", un, err)
+	}
+	if _, ok := banned(r.fw, "198.51.100.0/24"); ok {
+		t.Error("still in the firewall")
+	}
+	if un, _ := r.client.Unban(ctx, control.UnbanRequest{Target: "198.51.100.7"}); un.Result != control.AlreadyUnbanned {
+		t.Errorf("second unban: %v", un.Result)
+	}
+	r.client.Ban(ctx, control.BanRequest{Target: "198.51.100.1"})
+	r.client.Ban(ctx, control.BanRequest{Target: "2001:db8::/64"})
+	if un, _ := r.client.Unban(ctx, control.UnbanRequest{All: true}); len(un.Unbanned) != 2 {
+		t.Errorf("unban --all: %v", un.Unbanned)
+	}
+}
+
+// TestUnbanClearsCounters: after an unban the address starts from zero.
+func TestUnbanClearsCounters(t *testing.T) {
+	e := newEnv(t)
+	r := start(t, e.config(), nil)
+	appendLines(t, e.log, failures("198.51.100.7", 4, time.Now())...)
+	eventually(func() bool { st, _ := r.client.Status(context.Background()); return st.Engine.Events == 4 })
+	r.client.Unban(context.Background(), control.UnbanRequest{Target: "198.51.100.7"})
+	appendLines(t, e.log, failures("198.51.100.7", 1, time.Now())...)
+	eventually(func() bool { st, _ := r.client.Status(context.Background()); return st.Engine.Events == 5 })
+	time.Sleep(50 * time.Millisecond)
+	if _, ok := banned(r.fw, "198.51.100.7/32"); ok {
+		t.Error("banned: the counters survived the unban")
+	}
+}
+
+// TestRestart: bans and offences come back into a fresh firewall; the log
+// is resumed where it stopped, so lines written meanwhile are read once.
+func TestRestart(t *testing.T) {
+	e := newEnv(t)
+	r := start(t, e.config(), nil)
+	appendLines(t, e.log, failures("198.51.100.7", 5, time.Now())...)
+	if !eventually(func() bool { _, ok := banned(r.fw, "198.51.100.7/32"); return ok }) {
+		t.Fatal("not banned")
+	}
+	r.client.Ban(context.Background(), control.BanRequest{Target: "203.0.113.0/24", Reason: "manual"})
+	r.stop(t)
+
+	appendLines(t, e.log, failures("198.51.100.8", 3, time.Now())...)
+	fw := firewall.NewDryRun(zerolog.Nop(), nil) // as after a reboot: nothing in the kernel
+	r2 := start(t, e.config(), fw)
+	for _, target := range []string{"198.51.100.7/32", "203.0.113.0/24"} {
+		if _, ok := banned(fw, target); !ok {
+			t.Errorf("%s not restored", target)
+		}
+	}
+	if !eventually(func() bool { st, _ := r2.client.Status(context.Background()); return st.Sources[0].Events == 3 }) {
+		st, _ := r2.client.Status(context.Background())
+		t.Fatalf("after restart read %d events; want the 3 new ones only", st.Sources[0].Events)
+	}
+	// Escalation history survived: the next ban of .7 is twice as long.
+	r2.client.Unban(context.Background(), control.UnbanRequest{Target: "203.0.113.0/24"})
+	bans, _ := r2.client.List(context.Background())
+	if len(bans) != 1 || bans[0].Target != "198.51.100.7" {
+		t.Errorf("list after restart: %+v", bans)
+	}
+}
+
+// TestStaleBan: a ban decided on old lines (read late) whose time is
+// already over is not enforced.
+func TestStaleBan(t *testing.T) {
+	e := newEnv(t)
+	appendLines(t, e.log, failures("198.51.100.7", 5, time.Now().Add(-3*time.Hour))...)
+	appendLines(t, e.log, failures("198.51.100.8", 5, time.Now().Add(-30*time.Minute))...)
+	r := start(t, e.config(), nil)
+	if !eventually(func() bool { _, ok := banned(r.fw, "198.51.100.8/32"); return ok }) {
+		t.Fatal("recent ban not enforced")
+	}
+	if ent, _ := banned(r.fw, "198.51.100.8/32"); time.Until(ent.Expires) > 31*time.Minute {
+		t.Errorf("a ban decided 30 min late lasts %v; want the 30 min left", time.Until(ent.Expires))
+	}
+	if _, ok := banned(r.fw, "198.51.100.7/32"); ok {
+		t.Error("a ban that ended 2 hours ago was enforced")
+	}
+	st, _ := r.client.Status(context.Background())
+	if st.Engine.Stale != 1 {
+		t.Errorf("stale = %d", st.Engine.Stale)
+	}
+}
+
+func TestReload(t *testing.T) {
+	e := newEnv(t)
+	r := start(t, e.config(), nil)
+	bad := e.config()
+	bad.Engine.Rules[0].MaxRetry = 0
+	if err := r.d.Reload(context.Background(), bad); err == nil {
+		t.Fatal("invalid config reloaded")
+	}
+	good := e.config()
+	good.Engine.Rules[0].MaxRetry = 1
+	if err := r.d.Reload(context.Background(), good); err != nil {
+		t.Fatal(err)
+	}
+	appendLines(t, e.log, failures("198.51.100.7", 1, time.Now())...)
+	if !eventually(func() bool { _, ok := banned(r.fw, "198.51.100.7/32"); return ok }) {
+		t.Error("new rule not applied")
+	}
+	// A source added by a reload is followed.
+	other := filepath.Join(e.dir, "other.log")
+	os.WriteFile(other, nil, 0o644)
+	good.Sources = append(good.Sources, daemon.Source{Name: "other", Path: other, Parser: "asterisk", Location: time.UTC, Start: watchers.StartBeginning})
+	if err := r.d.Reload(context.Background(), good); err != nil {
+		t.Fatal(err)
+	}
+	appendLines(t, other, failures("198.51.100.8", 1, time.Now())...)
+	if !eventually(func() bool { _, ok := banned(r.fw, "198.51.100.8/32"); return ok }) {
+		t.Error("added source not followed")
+	}
+}
+
+// TestStateProblems: an unreadable state file is kept aside, and a state
+// that cannot be saved does not stop enforcement.
+func TestStateProblems(t *testing.T) {
+	e := newEnv(t)
+	os.MkdirAll(e.state, 0o700)
+	os.WriteFile(filepath.Join(e.state, "bans.state"), []byte("{torn"), 0o600)
+	r := start(t, e.config(), nil)
+	if m, _ := filepath.Glob(filepath.Join(e.state, "bans.state.corrupt-*")); len(m) != 1 {
+		t.Errorf("corrupt state not kept aside: %v", m)
+	}
+	// bans.state replaced by a directory: saving fails.
+	os.Remove(filepath.Join(e.state, "bans.state"))
+	os.Mkdir(filepath.Join(e.state, "bans.state"), 0o700)
+	appendLines(t, e.log, failures("198.51.100.7", 5, time.Now())...)
+	if !eventually(func() bool { _, ok := banned(r.fw, "198.51.100.7/32"); return ok }) {
+		t.Fatal("not banned while the state cannot be saved")
+	}
+	if !eventually(func() bool { st, _ := r.client.Status(context.Background()); return st.State.Error != "" }) {
+		t.Error("status does not show the state error")
+	}
+	os.Remove(filepath.Join(e.state, "bans.state"))
+	if !eventually(func() bool { st, _ := r.client.Status(context.Background()); return st.State.Error == "" }) {
+		t.Error("state not saved again")
+	}
+	if _, err := os.Stat(filepath.Join(e.state, "bans.state")); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestStartEndThenRestart: a daemon that started at the end of a file and
+// saw no line yet still resumes there after a restart, so lines written
+// while it was down are read.
+func TestStartEndThenRestart(t *testing.T) {
+	e := newEnv(t)
+	appendLines(t, e.log, failures("198.51.100.9", 5, time.Now().Add(-time.Minute))...) // before the first start: skipped
+	cfg := e.config()
+	cfg.Sources[0].Start = watchers.StartEnd
+	r := start(t, cfg, nil)
+	time.Sleep(1500 * time.Millisecond) // a save tick
+	r.stop(t)
+	appendLines(t, e.log, failures("198.51.100.7", 5, time.Now())...) // while down
+	r2 := start(t, cfg, nil)
+	if !eventually(func() bool { _, ok := banned(r2.fw, "198.51.100.7/32"); return ok }) {
+		t.Error("lines written while the daemon was down were skipped")
+	}
+	if _, ok := banned(r2.fw, "198.51.100.9/32"); ok {
+		t.Error("lines from before the first start were read")
+	}
+}

@@ -1,0 +1,68 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+
+	"github.com/sipguard/sipguard/engine"
+)
+
+// Reload applies a new configuration to the running daemon. It is checked
+// completely first: on error nothing changes. Rules, allowlist and engine
+// settings take effect at once (counters start afresh, offence history is
+// kept); sources added, removed or changed start or stop; the state
+// directory and the socket change only on restart.
+func (d *Daemon) Reload(ctx context.Context, cfg Config) error {
+	var err error
+	if cerr := d.call(ctx, func() { err = d.reload(cfg) }); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+func (d *Daemon) reload(cfg Config) error {
+	var eng *engine.Engine
+	if !reflect.DeepEqual(cfg.Engine, d.cfg.Engine) {
+		var err error
+		if eng, err = engine.New(cfg.Engine); err != nil {
+			return fmt.Errorf("rules: %w", err)
+		}
+		eng.Restore(d.eng.Offences())
+	}
+	if cfg.ManualBanTime <= 0 {
+		cfg.ManualBanTime = d.cfg.ManualBanTime
+	}
+	if cfg.StateDir != d.cfg.StateDir || cfg.Socket != d.cfg.Socket {
+		d.log.Warn().Msg("state_dir and socket changes take effect on restart")
+		cfg.StateDir, cfg.Socket = d.cfg.StateDir, d.cfg.Socket
+	}
+	if eng != nil {
+		d.eng = eng
+	}
+	old := map[string]Source{}
+	for _, s := range d.cfg.Sources {
+		old[s.Name] = s
+	}
+	d.cfg = cfg
+	keep := map[string]bool{}
+	for _, s := range cfg.Sources {
+		if o, ok := old[s.Name]; ok && o.Path == s.Path && o.Parser == s.Parser && o.Start == s.Start && o.Location.String() == s.Location.String() {
+			keep[s.Name] = true
+		}
+	}
+	for name := range d.runners {
+		if !keep[name] {
+			d.stopSource(name)
+			// Its lines were handled: the position stands.
+			d.flush(context.Background())
+		}
+	}
+	for _, s := range cfg.Sources {
+		if !keep[s.Name] {
+			d.startSource(s)
+		}
+	}
+	d.log.Info().Int("sources", len(cfg.Sources)).Int("rules", len(cfg.Engine.Rules)).Bool("rules_changed", eng != nil).Msg("configuration reloaded")
+	return nil
+}

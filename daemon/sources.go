@@ -1,0 +1,193 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/sipguard/sipguard/parsers"
+	"github.com/sipguard/sipguard/watchers"
+)
+
+// runner follows one source.
+type runner struct {
+	src    Source
+	stream *parsers.Stream
+	fol    *watchers.Follower
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    atomic.Pointer[string]
+}
+
+// batch is the events of a run of lines, and the position after them.
+type batch struct {
+	source string
+	events []parsers.Event
+	pos    watchers.Position
+}
+
+// savedPosition is a source's position, with its path: a position is
+// only resumed on the same path.
+type savedPosition struct {
+	Path     string            `json:"path"`
+	Position watchers.Position `json:"position"`
+}
+
+// startSource starts following s, resuming from its saved position.
+func (d *Daemon) startSource(s Source) {
+	stream, err := parsers.NewStream(s.Name, s.Parser, parsers.Options{Location: s.Location, Now: d.now}, d.now)
+	if err != nil {
+		d.log.Error().Err(err).Str(fieldSource, s.Name).Msg("source not started")
+		return
+	}
+	opts := watchers.Options{
+		Start:  s.Start,
+		Logger: d.log.With().Str(fieldSource, s.Name).Logger(),
+	}
+	if p, ok := d.positions[s.Name]; ok && p.Path == s.Path {
+		pos := p.Position
+		opts.Resume = &pos
+	}
+	ctx, cancel := context.WithCancel(d.runCtx)
+	r := &runner{src: s, stream: stream, fol: watchers.NewFollower(s.Path, opts), cancel: cancel, done: make(chan struct{})}
+	d.runners[s.Name] = r
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer close(r.done)
+		err := r.fol.Run(ctx, func(lines []watchers.Line) error { return d.emit(ctx, r, lines) })
+		if err != nil && !errors.Is(err, context.Canceled) {
+			msg := err.Error()
+			r.err.Store(&msg)
+			d.log.Error().Err(err).Str(fieldSource, s.Name).Str(fieldPath, s.Path).Msg("source stopped")
+		}
+	}()
+}
+
+// emit parses lines on the follower's goroutine and hands the events to
+// the core.
+func (d *Daemon) emit(ctx context.Context, r *runner, lines []watchers.Line) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	var events []parsers.Event
+	var ev parsers.Event
+	for _, l := range lines {
+		if r.stream.Line(l.Text, l.Num, &ev) {
+			events = append(events, ev)
+		}
+	}
+	select {
+	case d.batches <- batch{source: r.src.Name, events: events, pos: lines[len(lines)-1].Pos}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// stopSource stops following a source and waits for it.
+func (d *Daemon) stopSource(name string) {
+	r, ok := d.runners[name]
+	if !ok {
+		return
+	}
+	r.cancel()
+	// The follower may be blocked handing a batch to us: take them.
+	for {
+		select {
+		case <-r.done:
+			delete(d.runners, name)
+			return
+		case b := <-d.batches:
+			d.handle(b)
+		}
+	}
+}
+
+func (d *Daemon) stopSources() {
+	for name := range d.runners {
+		d.stopSource(name)
+	}
+	d.wg.Wait()
+}
+
+// handle counts a batch's events in the engine and queues the bans they
+// cause. Event times come from the log lines, so the engine's windows are
+// exact even when lines are read late (after a restart); a line stamped
+// more than a minute in the future is taken as now.
+func (d *Daemon) handle(b batch) {
+	now := d.now()
+	for i := range b.events {
+		ev := &b.events[i]
+		if ev.Time.After(now.Add(time.Minute)) {
+			d.warnSkew(b.source, ev.Time, now)
+			ev.Time = now
+		}
+		ban, ok := d.eng.Observe(ev)
+		if !ok {
+			continue
+		}
+		d.decide(ban, ev, now)
+	}
+	d.pendingPos[b.source] = savedPosition{Path: d.sourcePath(b.source), Position: b.pos}
+}
+
+// initialPositions saves where a follower started in a file before any
+// line came: otherwise a restart with start = "end" would skip the lines
+// written while the daemon was down.
+func (d *Daemon) initialPositions() {
+	for name, r := range d.runners {
+		if _, ok := d.positions[name]; ok {
+			continue
+		}
+		if _, ok := d.pendingPos[name]; ok {
+			continue
+		}
+		st := r.fol.Stats()
+		if st.Lines == 0 && st.Pos.Inode != 0 {
+			d.positions[name] = savedPosition{Path: r.src.Path, Position: st.Pos}
+			d.posDirty = true
+		}
+	}
+}
+
+func (d *Daemon) sourcePath(name string) string {
+	if r, ok := d.runners[name]; ok {
+		return r.src.Path
+	}
+	return ""
+}
+
+// warnSkew logs, at most hourly per source, that its lines are stamped in
+// the future: usually a wrong [[source]] timezone.
+func (d *Daemon) warnSkew(source string, t, now time.Time) {
+	if last, ok := d.skewWarned[source]; ok && now.Sub(last) < time.Hour {
+		return
+	}
+	d.skewWarned[source] = now
+	d.log.Warn().Str(fieldSource, source).Time("line_time", t).
+		Msg("log lines are stamped in the future; counting them as now (check the source's timezone)")
+}
+
+// sourceStatus reports a runner for `status`.
+func (r *runner) status() sourceStatusParts {
+	st := r.fol.Stats()
+	c := r.stream.Counts()
+	if st.Long > 0 {
+		c.DropBy["too_long"] += st.Long
+		c.Dropped += st.Long
+		c.Lines += st.Long
+	}
+	var e string
+	if p := r.err.Load(); p != nil {
+		e = *p
+	}
+	return sourceStatusParts{stats: st, counts: c, err: e}
+}
+
+type sourceStatusParts struct {
+	stats  watchers.Stats
+	counts parsers.Counts
+	err    string
+}

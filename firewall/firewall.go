@@ -1,0 +1,69 @@
+// Package firewall enforces ban decisions.
+//
+// A Backend holds the bans in force. Its nftables implementation (NFT)
+// keeps them in the kernel, in sipguard's own table, as set elements with
+// per-element timeouts, so the kernel lifts each ban itself and bans hold
+// while the daemon is stopped or restarting. The dry-run implementation
+// (DryRun) only logs what it would do. The truth of what is banned lives in
+// the backend's memory: reading the kernel back is slow (half a second or
+// more for 100,000 elements) and is done only to verify.
+package firewall
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+)
+
+// Ban asks for Prefix to be blocked for Timeout from now.
+type Ban struct {
+	// Prefix is a single address (/32, /128) or a network.
+	Prefix  netip.Prefix
+	Timeout time.Duration
+}
+
+// Entry is a ban in force.
+type Entry struct {
+	Prefix  netip.Prefix `json:"prefix"`
+	Expires time.Time    `json:"expires"`
+}
+
+// Backend enforces bans. Implementations are safe for concurrent use.
+type Backend interface {
+	// Ban blocks each prefix for its timeout. Banning a prefix already
+	// banned sets its new timeout (the kernel element is refreshed). Either
+	// every ban is in force on return, or an error says none is.
+	Ban(ctx context.Context, bans ...Ban) error
+	// Unban lifts bans. Prefixes not banned are ignored.
+	Unban(ctx context.Context, prefixes ...netip.Prefix) error
+	// List returns the bans in force, not yet expired.
+	List(ctx context.Context) ([]Entry, error)
+	// Sync makes the backend hold exactly entries (the expired ones are
+	// skipped): it is used to restore the bans in force at start.
+	Sync(ctx context.Context, entries []Entry) error
+	// State describes the backend for `sipguard status`.
+	State(ctx context.Context) State
+	// Close releases the backend's resources. Bans stay in force.
+	Close() error
+}
+
+// State describes a backend.
+type State struct {
+	Backend string   `json:"backend"`
+	Table   string   `json:"table,omitempty"`
+	Hooks   []string `json:"hooks,omitempty"`
+	Bans    int      `json:"bans"`
+	// Packets and Bytes dropped, read from the rule counters.
+	Packets uint64 `json:"packets_dropped"`
+	Bytes   uint64 `json:"bytes_dropped"`
+	// Restored counts the times the table, a chain, a rule, a set or its
+	// elements were changed outside sipguard and restored.
+	Restored  int       `json:"restored"`
+	LastCheck time.Time `json:"last_check,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
+}
+
+// ErrOverlap is returned for a network ban that overlaps another network
+// ban: kernel interval sets cannot hold overlapping ranges.
+var ErrOverlap = errors.New("overlaps a network already banned")

@@ -1,0 +1,315 @@
+// Package fwtest provides a fake firewall.Backend for the daemon's unit
+// tests.
+package fwtest
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/sipguard/sipguard/firewall"
+)
+
+// Fake is a stateful, map-backed firewall.Backend with the semantics of
+// firewall.NFT: prefixes are normalised (firewall.Normalize), a ban needs
+// a valid prefix and a positive timeout (firewall.ErrInvalidBan), timeouts
+// are rounded up to the millisecond and capped at firewall.MaxTimeout,
+// re-banning sets the new timeout, a network overlapping another unexpired
+// network ban is refused with a *firewall.OverlapError (the whole call
+// fails and nothing changes), bans expire by the Now clock, and every
+// method but State and Close fails with firewall.ErrClosed after Close.
+//
+// Tests assert on its state (Has, Expiry, Entries), not on calls. The
+// *Func fields inject errors: when set, they are called first, and a
+// non-nil error is returned with the state left unchanged.
+type Fake struct {
+	// Now is the clock deciding expiry; nil is time.Now.
+	Now func() time.Time
+
+	BanFunc   func(bans []firewall.Ban) error
+	UnbanFunc func(prefixes []netip.Prefix) error
+	ListFunc  func() error
+	SyncFunc  func(entries []firewall.Entry) error
+
+	mu       sync.Mutex
+	bans     map[netip.Prefix]time.Time
+	closed   bool
+	restored int
+}
+
+var _ firewall.Backend = (*Fake)(nil)
+
+// New returns an empty Fake using the clock now (nil: time.Now).
+func New(now func() time.Time) *Fake { return &Fake{Now: now} }
+
+func (f *Fake) now() time.Time {
+	if f.Now == nil {
+		return time.Now()
+	}
+	return f.Now()
+}
+
+func (f *Fake) init() {
+	if f.bans == nil {
+		f.bans = map[netip.Prefix]time.Time{}
+	}
+}
+
+// Ban bans each prefix for its timeout: all or nothing.
+func (f *Fake) Ban(ctx context.Context, bans ...firewall.Ban) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return firewall.ErrClosed
+	}
+	if f.BanFunc != nil {
+		if err := f.BanFunc(slices.Clone(bans)); err != nil {
+			return err
+		}
+	}
+	f.init()
+	now := f.now()
+	next := map[netip.Prefix]time.Duration{}
+	var order []netip.Prefix
+	for _, b := range bans {
+		p, err := firewall.Normalize(b.Prefix)
+		if err != nil {
+			return err
+		}
+		if b.Timeout <= 0 {
+			return fmt.Errorf("%w: %s: timeout %v is not positive", firewall.ErrInvalidBan, p, b.Timeout)
+		}
+		if _, ok := next[p]; !ok {
+			order = append(order, p)
+		}
+		next[p] = b.Timeout
+	}
+	var nets []netip.Prefix
+	for _, p := range order {
+		if isHost(p) {
+			continue
+		}
+		for q, exp := range f.bans {
+			if q != p && !isHost(q) && exp.After(now) && q.Overlaps(p) {
+				return &firewall.OverlapError{Prefix: p, With: q}
+			}
+		}
+		for _, q := range nets {
+			if q.Overlaps(p) {
+				return &firewall.OverlapError{Prefix: p, With: q}
+			}
+		}
+		nets = append(nets, p)
+	}
+	for _, p := range order {
+		f.bans[p] = now.Add(kernelTimeout(next[p]))
+	}
+	return nil
+}
+
+// Unban lifts bans; prefixes not banned are ignored.
+func (f *Fake) Unban(ctx context.Context, prefixes ...netip.Prefix) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return firewall.ErrClosed
+	}
+	if f.UnbanFunc != nil {
+		if err := f.UnbanFunc(slices.Clone(prefixes)); err != nil {
+			return err
+		}
+	}
+	var gone []netip.Prefix
+	for _, p := range prefixes {
+		p, err := firewall.Normalize(p)
+		if err != nil {
+			return err
+		}
+		gone = append(gone, p)
+	}
+	for _, p := range gone {
+		delete(f.bans, p)
+	}
+	return nil
+}
+
+// List returns the unexpired bans, sorted by prefix.
+func (f *Fake) List(ctx context.Context) ([]firewall.Entry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil, firewall.ErrClosed
+	}
+	if f.ListFunc != nil {
+		if err := f.ListFunc(); err != nil {
+			return nil, err
+		}
+	}
+	return f.entriesLocked(), nil
+}
+
+// Sync replaces the bans with the unexpired entries. As NFT does,
+// overlapping networks keep the wider one and the others are reported in
+// the error (firewall.ErrOverlap) after the rest is loaded.
+func (f *Fake) Sync(ctx context.Context, es []firewall.Entry) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return firewall.ErrClosed
+	}
+	if f.SyncFunc != nil {
+		if err := f.SyncFunc(slices.Clone(es)); err != nil {
+			return err
+		}
+	}
+	now := f.now()
+	next := map[netip.Prefix]time.Time{}
+	for _, e := range es {
+		p, err := firewall.Normalize(e.Prefix)
+		if err != nil {
+			return err
+		}
+		if e.Expires.Sub(now) < time.Millisecond {
+			continue
+		}
+		exp := e.Expires
+		if exp.Sub(now) > firewall.MaxTimeout {
+			exp = now.Add(firewall.MaxTimeout)
+		}
+		if old, ok := next[p]; !ok || exp.After(old) {
+			next[p] = exp
+		}
+	}
+	var nets []netip.Prefix
+	for p := range next {
+		if !isHost(p) {
+			nets = append(nets, p)
+		}
+	}
+	slices.SortFunc(nets, func(a, b netip.Prefix) int {
+		return cmp.Or(cmp.Compare(a.Bits(), b.Bits()), a.Addr().Compare(b.Addr()))
+	})
+	var kept []netip.Prefix
+	var errs []error
+	for _, p := range nets {
+		if i := slices.IndexFunc(kept, p.Overlaps); i >= 0 {
+			errs = append(errs, &firewall.OverlapError{Prefix: p, With: kept[i]})
+			delete(next, p)
+			continue
+		}
+		kept = append(kept, p)
+	}
+	f.bans = next
+	return errors.Join(errs...)
+}
+
+// State describes the fake (backend "fake").
+func (f *Fake) State(context.Context) firewall.State {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := firewall.State{Backend: "fake", Bans: len(f.entriesLocked()), Restored: f.restored}
+	if f.closed {
+		st.LastError = firewall.ErrClosed.Error()
+	}
+	return st
+}
+
+// Close marks the fake closed; the bans stay, as in the kernel.
+func (f *Fake) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	return nil
+}
+
+// Reconcile blocks until ctx is done, like NFT.Reconcile; it fails with
+// firewall.ErrClosed after Close.
+func (f *Fake) Reconcile(ctx context.Context) error {
+	f.mu.Lock()
+	closed := f.closed
+	f.mu.Unlock()
+	if closed {
+		return firewall.ErrClosed
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// Has reports whether p (normalised) is banned and unexpired.
+func (f *Fake) Has(p netip.Prefix) bool {
+	_, ok := f.Expiry(p)
+	return ok
+}
+
+// Expiry returns when the ban of p (normalised) expires, if it is banned
+// and unexpired.
+func (f *Fake) Expiry(p netip.Prefix) (time.Time, bool) {
+	p, err := firewall.Normalize(p)
+	if err != nil {
+		return time.Time{}, false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	exp, ok := f.bans[p]
+	if !ok || !exp.After(f.now()) {
+		return time.Time{}, false
+	}
+	return exp, true
+}
+
+// Entries returns the unexpired bans, sorted by prefix; it works after
+// Close.
+func (f *Fake) Entries() []firewall.Entry {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.entriesLocked()
+}
+
+// SetRestored sets the State.Restored count, as if the kernel state had
+// been repaired that many times.
+func (f *Fake) SetRestored(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.restored = n
+}
+
+func (f *Fake) entriesLocked() []firewall.Entry {
+	now := f.now()
+	out := make([]firewall.Entry, 0, len(f.bans))
+	for p, exp := range f.bans {
+		if exp.After(now) {
+			out = append(out, firewall.Entry{Prefix: p, Expires: exp})
+		}
+	}
+	slices.SortFunc(out, func(a, b firewall.Entry) int {
+		return cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits()))
+	})
+	return out
+}
+
+func isHost(p netip.Prefix) bool { return p.Bits() == p.Addr().BitLen() }
+
+// kernelTimeout mirrors NFT: rounded up to the millisecond, capped.
+func kernelTimeout(d time.Duration) time.Duration {
+	if d >= firewall.MaxTimeout-time.Millisecond {
+		return firewall.MaxTimeout
+	}
+	return (d + time.Millisecond - 1) / time.Millisecond * time.Millisecond
+}

@@ -1,0 +1,86 @@
+package firewall
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// NFTOptions configures NewNFT.
+type NFTOptions struct {
+	// Table is the name of sipguard's inet table; default "sipguard".
+	Table string
+	// Hooks are the netfilter hooks to filter on: "input" and/or
+	// "forward"; default ["input"].
+	Hooks []string
+	// Ports, when set, restrict the drop to these destination ports;
+	// empty drops all traffic from banned sources.
+	Ports []Port
+	// NetNS is the path of a network namespace to work in (such as
+	// /run/netns/x); "" is the current one.
+	NetNS  string
+	Logger zerolog.Logger
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+}
+
+// Port is a transport protocol and destination port.
+type Port struct {
+	Proto string // "tcp" or "udp"
+	Port  uint16
+}
+
+func (p Port) String() string { return strconv.Itoa(int(p.Port)) + "/" + p.Proto }
+
+// ParsePort parses a port such as "5060/udp".
+func ParsePort(s string) (Port, error) {
+	num, proto, ok := strings.Cut(s, "/")
+	if !ok {
+		return Port{}, fmt.Errorf("parse port %q: want <port>/<tcp|udp>", s)
+	}
+	proto = strings.ToLower(proto)
+	if proto != "tcp" && proto != "udp" {
+		return Port{}, fmt.Errorf("parse port %q: protocol must be tcp or udp", s)
+	}
+	n, err := strconv.ParseUint(num, 10, 16)
+	if err != nil || n == 0 {
+		return Port{}, fmt.Errorf("parse port %q: port must be 1-65535", s)
+	}
+	return Port{Proto: proto, Port: uint16(n)}, nil
+}
+
+// MaxTimeout is the longest ban the nftables backend sets; longer timeouts
+// are capped to it. The kernel accepts element timeouts below 2^64/10^6 ms
+// (about 584 years; ERANGE above), more than a time.Duration can hold, so
+// the cap is the largest time.Duration in whole milliseconds (about 292
+// years).
+const MaxTimeout = time.Duration(math.MaxInt64) / time.Millisecond * time.Millisecond
+
+// ErrClosed is returned by a backend used after Close.
+var ErrClosed = errors.New("firewall backend closed")
+
+// ErrInvalidBan is returned for a ban with an invalid prefix or a timeout
+// that is not positive.
+var ErrInvalidBan = errors.New("invalid ban")
+
+// Normalize returns the canonical form of a ban prefix, as the nftables
+// backend stores it: host bits cleared, and an IPv4-mapped IPv6 prefix
+// (::ffff:a.b.c.d/n, n >= 96) turned into the IPv4 prefix it denotes.
+func Normalize(p netip.Prefix) (netip.Prefix, error) {
+	if !p.IsValid() {
+		return netip.Prefix{}, fmt.Errorf("%w: prefix %q", ErrInvalidBan, p.String())
+	}
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), nil
+}
+
+// isHost reports whether p is a single address.
+func isHost(p netip.Prefix) bool { return p.Bits() == p.Addr().BitLen() }

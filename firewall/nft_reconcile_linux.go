@@ -1,0 +1,383 @@
+//go:build linux
+
+package firewall
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/nftables"
+)
+
+// Reconcile restores what other processes change in sipguard's table,
+// until ctx is done or the backend is closed (it then returns nil):
+//
+//   - the nftables monitor (its own netlink socket, subscribed to the
+//     namespace's nftables notifications) reports each transaction that
+//     another process commits; ours are recognised by the netlink port id
+//     the kernel stamps on their notifications (NFTA_GEN_PROC_PID holds a
+//     thread id, not the process id). A change to the table, a chain, a
+//     rule or a set brings the structure back (see NFT) and reloads the
+//     bans of any set it recreated; deleted elements of the ban sets
+//     (nft delete element, nft flush set) are added again with their
+//     remaining time; both take milliseconds;
+//   - every 2 s, a structural check reads the table, sets, chains and
+//     rules, as a fallback for missed notifications;
+//   - every 10 s, or 50 times the duration of the last read when that is
+//     longer (about 25 s for 100,000 bans), the ban sets are read back and
+//     missing bans are added again (a ban that seems missing is read again
+//     after 500 ms before it is restored, see verifyAllLocked); also 1-2 s
+//     after a bulk write, during which the monitor is unsubscribed, and
+//     after lost notifications (ENOBUFS).
+//
+// Each restoration increments State.Restored and logs one warning. Bans
+// that expired are never restored, nor are bans with less than a second
+// left. Elements that others add to sipguard's sets are left alone.
+func (n *NFT) Reconcile(ctx context.Context) error {
+	n.mu.Lock()
+	closed := n.closed
+	n.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	events := make(chan monEvent, 64)
+	stop := make(chan struct{})
+	var mon *monitor
+	var monErr chan error
+	start := func() error {
+		// Under mu, so that Close cannot release the namespace meanwhile.
+		n.mu.Lock()
+		if n.closed {
+			n.mu.Unlock()
+			return ErrClosed
+		}
+		m, err := newMonitor(n.nsFD, n.table.Name, n.ourPort)
+		n.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		n.monMu.Lock()
+		if n.mon != nil {
+			n.monMu.Unlock()
+			m.close()
+			return errors.New("reconcile is already running")
+		}
+		n.mon = m
+		n.monMu.Unlock()
+		mon, monErr = m, make(chan error, 1)
+		go func(errc chan error) { errc <- m.run(events, stop) }(monErr)
+		return nil
+	}
+	// release closes the monitor; its reader has returned unless wait.
+	release := func(wait bool) {
+		n.monMu.Lock()
+		n.mon = nil
+		n.monMu.Unlock()
+		if mon != nil {
+			mon.close()
+			if wait {
+				<-monErr
+			}
+		}
+		mon, monErr = nil, nil
+	}
+	if err := start(); err != nil {
+		return fmt.Errorf("start nftables monitor: %w", err)
+	}
+	defer func() {
+		close(stop)
+		release(true)
+	}()
+
+	dumpTook := n.check(true, "start")
+	tick := time.NewTicker(checkInterval)
+	defer tick.Stop()
+	nextVerify := time.Now().Add(max(verifyInterval, 50*dumpTook))
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-n.done:
+			return nil
+		case ev := <-events:
+			switch {
+			case ev.lost:
+				n.check(true, "missed nftables notifications")
+			case len(ev.structural) > 0:
+				n.check(false, strings.Join(slices.Compact(ev.structural), ", "))
+			}
+			if len(ev.deleted) > 0 {
+				n.restoreDeleted(ev.deleted)
+			}
+		case err := <-monErr:
+			n.log.Warn().Err(err).Msg("nftables monitor stopped; restarting it")
+			release(false)
+		case <-n.checkSignal:
+			n.monMu.Lock()
+			full := n.checkFull
+			n.checkFull = false
+			n.monMu.Unlock()
+			n.check(false, "after a bulk write")
+			if full {
+				// Read the sets back at a later tick: right after a large
+				// insert the kernel is still growing the set's hash table.
+				nextVerify = time.Now().Add(time.Second)
+			}
+		case <-tick.C:
+			if mon == nil {
+				if err := start(); err != nil {
+					n.setErr("restart nftables monitor: " + err.Error())
+					continue
+				}
+				nextVerify = time.Time{}
+			}
+			full := !time.Now().Before(nextVerify)
+			took := n.check(full, "periodic check")
+			if full {
+				nextVerify = time.Now().Add(max(verifyInterval, 50*took))
+			}
+		}
+	}
+}
+
+func (n *NFT) setErr(msg string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if msg != n.lastErr && msg != "" {
+		n.log.Warn().Str("error", msg).Msg("nftables check")
+	}
+	n.lastErr = msg
+}
+
+// check brings the structure back and, if full, verifies the elements of
+// the ban sets. It returns how long reading the sets took.
+func (n *NFT) check(full bool, trigger string) time.Duration {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return 0
+	}
+	n.sweepLocked(n.now(), false)
+	res, err := n.ensureLocked(true)
+	if err == nil {
+		n.lastCheck = n.now()
+	}
+	if len(res.fixes) > 0 {
+		n.restored++
+		n.log.Warn().Str("restored", strings.Join(res.fixes, ", ")).Int("bans", res.reloaded).Str("trigger", trigger).
+			Msg("restored nftables objects changed outside sipguard")
+	}
+	n.mu.Unlock()
+	if err != nil {
+		n.setErr(err.Error())
+		return 0
+	}
+	if !full {
+		n.setErr("")
+		return 0
+	}
+	took, err := n.verifyElements(trigger)
+	if err != nil {
+		n.setErr(err.Error())
+	} else {
+		n.setErr("")
+	}
+	return took
+}
+
+// snapEntry is a ban as it was in memory when a verification started.
+type snapEntry struct {
+	p   netip.Prefix
+	exp time.Time
+}
+
+// verifyElements reads the ban sets back (without holding the lock, so
+// bans go on meanwhile) and adds again the bans that are missing, or
+// refreshes those whose kernel timeout is shorter than memory says. Bans
+// changed during the read are left out.
+func (n *NFT) verifyElements(trigger string) (time.Duration, error) {
+	var snap [4]map[netip.Addr]snapEntry
+	n.mu.Lock()
+	now := n.now()
+	for k := range snap {
+		snap[k] = map[netip.Addr]snapEntry{}
+	}
+	for _, m := range []map[netip.Prefix]time.Time{n.bans, n.nets} {
+		for p, exp := range m {
+			if exp.Sub(now) > restoreMargin {
+				snap[kindOf(p)][p.Addr()] = snapEntry{p, exp}
+			}
+		}
+	}
+	n.mu.Unlock()
+
+	start := time.Now()
+	var kernel [4]map[netip.Addr]kelem
+	for k, name := range setNames {
+		got, err := n.dumpStarts(name)
+		if err != nil {
+			return time.Since(start), fmt.Errorf("read set %s: %w", name, err)
+		}
+		kernel[k] = got
+	}
+	took := time.Since(start)
+	// A dump can miss elements while the kernel resizes the set's hash
+	// table (see verifyAllLocked): confirm what seems missing with a
+	// second read.
+	for k, name := range setNames {
+		missing := false
+		for a := range snap[k] {
+			if _, ok := kernel[k][a]; !ok {
+				missing = true
+				break
+			}
+		}
+		if !missing {
+			continue
+		}
+		select {
+		case <-time.After(500 * time.Millisecond):
+		case <-n.done:
+			return took, nil
+		}
+		again, err := n.dumpStarts(name)
+		if err != nil {
+			return took, fmt.Errorf("read set %s: %w", name, err)
+		}
+		for a, e := range again {
+			kernel[k][a] = e
+		}
+	}
+
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return took, nil
+	}
+	now = n.now()
+	var pre, del, add [4][]nftables.SetElement
+	missing, short, ops := 0, 0, 0
+	for k := range snap {
+		for a, s := range snap[k] {
+			exp, ok := n.lookupLocked(s.p)
+			left := exp.Sub(now)
+			if !ok || !exp.Equal(s.exp) || left < restoreMargin {
+				continue
+			}
+			els := elementsOf(s.p, kernelTimeout(left))
+			ke, present := kernel[k][a]
+			switch {
+			case !present:
+				missing++
+			case ke.expires > 0 && ke.expires < left-5*time.Second:
+				short++
+				pre[k] = append(pre[k], els...)
+				del[k] = append(del[k], withoutTimeout(els)...)
+				ops += 2 * len(els)
+			default:
+				continue
+			}
+			add[k] = append(add[k], els...)
+			ops += len(els)
+		}
+	}
+	if missing+short == 0 {
+		return took, nil
+	}
+	tx := n.newTxn(ops)
+	for _, group := range []struct {
+		del bool
+		els [4][]nftables.SetElement
+	}{{false, pre}, {true, del}, {false, add}} {
+		for k := range group.els {
+			var err error
+			if group.del {
+				err = tx.del(n.sets[k], group.els[k])
+			} else {
+				err = tx.add(n.sets[k], group.els[k])
+			}
+			if err != nil {
+				return took, err
+			}
+		}
+	}
+	if err := tx.commit(); err != nil {
+		return took, fmt.Errorf("restore bans: %w", err)
+	}
+	n.restored++
+	n.log.Warn().Int("bans", missing).Int("refreshed", short).Str("trigger", trigger).
+		Msg("restored bans missing from the kernel")
+	return took, nil
+}
+
+// restoreDeleted adds again the bans that another process deleted from the
+// ban sets, with their remaining time.
+func (n *NFT) restoreDeleted(deleted map[string][]netip.Addr) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return
+	}
+	now := n.now()
+	var byStart map[netip.Addr]netip.Prefix
+	var els [4][]nftables.SetElement
+	seen := map[netip.Prefix]bool{}
+	count, ops := 0, 0
+	var sets []string
+	for name, addrs := range deleted {
+		k := banSetNames[name]
+		before := count
+		for _, a := range addrs {
+			p := netip.PrefixFrom(a, a.BitLen())
+			if k >= kindNet4 {
+				if byStart == nil {
+					byStart = make(map[netip.Addr]netip.Prefix, len(n.nets))
+					for q := range n.nets {
+						byStart[q.Addr()] = q
+					}
+				}
+				var ok bool
+				if p, ok = byStart[a]; !ok {
+					continue
+				}
+			}
+			exp, ok := n.lookupLocked(p)
+			if !ok || seen[p] || exp.Sub(now) < restoreMargin {
+				continue
+			}
+			seen[p] = true
+			e := elementsOf(p, kernelTimeout(exp.Sub(now)))
+			els[k] = append(els[k], e...)
+			ops += len(e)
+			count++
+		}
+		if count > before {
+			sets = append(sets, name)
+		}
+	}
+	if count == 0 {
+		return
+	}
+	tx := n.newTxn(ops)
+	tx.splittable = true
+	for k := range els {
+		if err := tx.add(n.sets[k], els[k]); err != nil {
+			n.lastErr = err.Error()
+			return
+		}
+	}
+	if err := tx.commit(); err != nil {
+		n.lastErr = "restore deleted bans: " + err.Error()
+		n.log.Warn().Err(err).Msg("restore deleted bans")
+		return
+	}
+	n.restored++
+	slices.Sort(sets)
+	n.log.Warn().Int("bans", count).Str("sets", strings.Join(sets, ",")).
+		Msg("restored bans deleted outside sipguard")
+}

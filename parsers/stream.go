@@ -1,0 +1,117 @@
+package parsers
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Stream runs a Parser over the lines of one source, in order: it stamps
+// each event with the source's name, parser name and line number, gives
+// events from lines without a timestamp a time, and counts what became of
+// every line. Line is called from one goroutine; Counts from any.
+type Stream struct {
+	source string
+	name   string
+	parser Parser
+	now    func() time.Time
+	last   time.Time // time of the last event that had one
+
+	lines, events, tooLong atomic.Int64
+	drops                  [numOutcomes]atomic.Int64
+	kinds                  [numKinds]atomic.Int64
+}
+
+// NewStream makes the parser registered as parserName for source. now is
+// the clock (nil: time.Now).
+func NewStream(source, parserName string, opts Options, now func() time.Time) (*Stream, error) {
+	p, err := New(parserName, opts)
+	if err != nil {
+		return nil, err
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Stream{source: source, name: parserName, parser: p, now: now}, nil
+}
+
+// Source returns the source's name.
+func (s *Stream) Source() string { return s.source }
+
+// Parser returns the parser's name.
+func (s *Stream) Parser() string { return s.name }
+
+// Line parses one line (numbered num) and reports whether it gave an event
+// in ev. An event from a line without a timestamp (a journal copy) takes
+// the time of the source's previous event that had one, or now.
+func (s *Stream) Line(line []byte, num int64, ev *Event) bool {
+	s.lines.Add(1)
+	out := s.parser.Parse(line, ev)
+	if out != Matched {
+		if out.Dropped() {
+			s.drops[out].Add(1)
+		}
+		return false
+	}
+	if ev.Time.IsZero() {
+		if s.last.IsZero() {
+			s.last = s.now()
+		}
+		ev.Time = s.last
+	} else {
+		s.last = ev.Time
+	}
+	ev.Parser, ev.Source, ev.Line = s.name, s.source, num
+	s.events.Add(1)
+	s.kinds[ev.Kind].Add(1)
+	return true
+}
+
+// TooLong counts n lines skipped for their length before parsing.
+func (s *Stream) TooLong(n int64) {
+	s.lines.Add(n)
+	s.tooLong.Add(n)
+}
+
+// Counts is what became of a stream's lines.
+type Counts struct {
+	Lines   int64            `json:"lines"`
+	Events  int64            `json:"events"`
+	Dropped int64            `json:"dropped"`
+	DropBy  map[string]int64 `json:"dropped_by_reason"` // every reason, and "too_long"
+	ByKind  map[string]int64 `json:"events_by_kind"`
+}
+
+// Counts returns the stream's counters.
+func (s *Stream) Counts() Counts {
+	c := Counts{
+		Lines: s.lines.Load(), Events: s.events.Load(),
+		DropBy: map[string]int64{"too_long": s.tooLong.Load()},
+		ByKind: map[string]int64{},
+	}
+	c.Dropped = c.DropBy["too_long"]
+	for _, o := range DropOutcomes() {
+		n := s.drops[o].Load()
+		c.DropBy[o.String()] = n
+		c.Dropped += n
+	}
+	for _, k := range Kinds() {
+		c.ByKind[k.String()] = s.kinds[k].Load()
+	}
+	return c
+}
+
+// Add sums counts.
+func (c *Counts) Add(o Counts) {
+	c.Lines += o.Lines
+	c.Events += o.Events
+	c.Dropped += o.Dropped
+	if c.DropBy == nil {
+		c.DropBy, c.ByKind = map[string]int64{}, map[string]int64{}
+	}
+	for k, v := range o.DropBy {
+		c.DropBy[k] += v
+	}
+	for k, v := range o.ByKind {
+		c.ByKind[k] += v
+	}
+}
