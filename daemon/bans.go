@@ -2,8 +2,10 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -60,11 +62,24 @@ func (d *Daemon) decide(b engine.Ban, ev *parsers.Event, now time.Time) {
 func (d *Daemon) flush(ctx context.Context) {
 	if len(d.pending) > 0 {
 		now := d.now()
+		d.pending = d.uncovered(d.pending, now)
 		bans := make([]firewall.Ban, 0, len(d.pending))
 		for _, p := range d.pending {
 			bans = append(bans, firewall.Ban{Prefix: p.ban.Prefix, Timeout: max(p.timeout-now.Sub(p.at), time.Second)})
 		}
-		if err := d.fw.Ban(ctx, bans...); err != nil {
+		err := d.makeRoom(ctx, bans)
+		if err == nil {
+			err = d.fw.Ban(ctx, bans...)
+		}
+		var oe *firewall.OverlapError
+		if errors.As(err, &oe) {
+			// Never let one ban hold up the others: drop it and go on.
+			d.log.Warn().Str(fieldPrefix, oe.Prefix.String()).Str("overlaps", oe.With.String()).Msg("ban skipped: it overlaps another network ban")
+			d.pending = slices.DeleteFunc(d.pending, func(p decision) bool { return p.ban.Prefix == oe.Prefix })
+			d.flush(ctx)
+			return
+		}
+		if err != nil {
 			d.retryWait = min(max(2*d.retryWait, 250*time.Millisecond), 30*time.Second)
 			d.retryAt = now.Add(d.retryWait)
 			d.fwErr = err.Error()
@@ -84,6 +99,63 @@ func (d *Daemon) flush(ctx context.Context) {
 		delete(d.pendingPos, name)
 	}
 }
+
+// uncovered drops the decisions a wider ban in force already covers (an
+// attacker inside a banned network): the firewall would refuse them as
+// overlapping, and they change nothing.
+func (d *Daemon) uncovered(ds []decision, now time.Time) []decision {
+	return slices.DeleteFunc(ds, func(p decision) bool {
+		w, ok := d.covering(p.ban.Prefix, now)
+		if ok {
+			d.log.Debug().Str(fieldPrefix, p.ban.Prefix.String()).Str("covered_by", w.String()).Msg("ban not needed")
+		}
+		return ok
+	})
+}
+
+// covering returns a network ban in force that strictly contains p.
+func (d *Daemon) covering(p netip.Prefix, now time.Time) (netip.Prefix, bool) {
+	if isHost(p) {
+		return netip.Prefix{}, false // addresses live in their own sets
+	}
+	for q, r := range d.bans {
+		if !isHost(q) && q.Bits() < p.Bits() && q.Contains(p.Addr()) && r.Expires.After(now) {
+			return q, true
+		}
+	}
+	return netip.Prefix{}, false
+}
+
+// makeRoom lifts the network bans that new, wider network bans contain
+// (after an ipv6_prefix change, or a manual ban of a whole range): the
+// wider ban replaces them.
+func (d *Daemon) makeRoom(ctx context.Context, bans []firewall.Ban) error {
+	var lift []netip.Prefix
+	for _, b := range bans {
+		if isHost(b.Prefix) {
+			continue
+		}
+		for q := range d.bans {
+			if !isHost(q) && q.Bits() > b.Prefix.Bits() && b.Prefix.Contains(q.Addr()) {
+				lift = append(lift, q)
+			}
+		}
+	}
+	if len(lift) == 0 {
+		return nil
+	}
+	if err := d.fw.Unban(ctx, lift...); err != nil {
+		return err
+	}
+	for _, q := range lift {
+		delete(d.bans, q)
+		d.log.Info().Str(fieldPrefix, q.String()).Str(fieldReason, "replaced by a wider ban").Msg("unban")
+	}
+	d.bansDirty = true
+	return nil
+}
+
+func isHost(p netip.Prefix) bool { return p.Bits() == p.Addr().BitLen() }
 
 func (d *Daemon) record(p decision, timeout time.Duration, now time.Time) {
 	b := p.ban
@@ -153,7 +225,16 @@ func (d *Daemon) manualBan(ctx context.Context, req control.BanRequest) (control
 		return control.BanResponse{}, nil, control.BadRequest("%s is allowlisted (%s): remove it from [allow] first", p, a)
 	}
 	now := d.now()
-	if err := d.fw.Ban(ctx, firewall.Ban{Prefix: p, Timeout: dur}); err != nil {
+	if w, ok := d.covering(p, now); ok {
+		return control.BanResponse{}, nil, control.BadRequest("%s is inside %s, banned until %s: unban that first to change it",
+			p, w, d.bans[w].Expires.Local().Format(time.DateTime))
+	}
+	ban := firewall.Ban{Prefix: p, Timeout: dur}
+	err = d.makeRoom(ctx, []firewall.Ban{ban})
+	if err == nil {
+		err = d.fw.Ban(ctx, ban)
+	}
+	if err != nil {
 		return control.BanResponse{}, nil, control.BadRequest("ban %s: %v", p, err)
 	}
 	result := control.Banned
@@ -231,7 +312,7 @@ func (r *banRecord) control() control.Ban {
 
 // prefixString shows an address without /32 or /128.
 func prefixString(p netip.Prefix) string {
-	if p.Bits() == p.Addr().BitLen() {
+	if isHost(p) {
 		return p.Addr().String()
 	}
 	return p.String()

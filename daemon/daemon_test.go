@@ -375,3 +375,40 @@ func TestStartEndThenRestart(t *testing.T) {
 		t.Error("lines from before the first start were read")
 	}
 }
+
+// TestNetworkBansNest: an attacker inside a network banned by hand needs
+// no ban of its own; a wider manual ban replaces narrower network bans;
+// and neither blocks the other bans of the batch.
+func TestNetworkBansNest(t *testing.T) {
+	e := newEnv(t)
+	r := start(t, e.config(), nil)
+	ctx := context.Background()
+	if _, err := r.client.Ban(ctx, control.BanRequest{Target: "2001:db8::/32", For: "1h"}); err != nil {
+		t.Fatal(err)
+	}
+	// Five failures from one /64 inside the /32, and five from an IPv4
+	// attacker, in the same batch.
+	v6 := strings.ReplaceAll(strings.Join(failures("x", 5, time.Now()), "\n"), "'x:5060'", "'[2001:db8:1:2::9]:5060'")
+	appendLines(t, e.log, append(strings.Split(v6, "\n"), failures("198.51.100.7", 5, time.Now())...)...)
+	if !eventually(func() bool { _, ok := banned(r.fw, "198.51.100.7/32"); return ok }) {
+		t.Fatalf("the IPv4 ban was held up:\n%s", r.logs)
+	}
+	if _, ok := banned(r.fw, "2001:db8:1:2::/64"); ok {
+		t.Error("a /64 inside a banned /32 was banned on its own")
+	}
+	// A narrower manual ban inside it is refused with a clear message.
+	if _, err := r.client.Ban(ctx, control.BanRequest{Target: "2001:db8:5::/48"}); err == nil || !strings.Contains(err.Error(), "inside 2001:db8::/32") {
+		t.Errorf("ban inside a banned network: %v", err)
+	}
+	// A wider one replaces it.
+	if _, err := r.client.Ban(ctx, control.BanRequest{Target: "2001::/16"}); err != nil {
+		t.Fatalf("wider ban: %v", err)
+	}
+	if _, ok := banned(r.fw, "2001:db8::/32"); ok {
+		t.Error("the narrower network ban was not replaced")
+	}
+	if _, ok := banned(r.fw, "2001::/16"); !ok {
+		es, _ := r.fw.List(ctx)
+		t.Errorf("wider ban not in force: %v", es)
+	}
+}
