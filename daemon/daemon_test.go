@@ -3,11 +3,13 @@ package daemon_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/sipguard/sipguard/daemon"
 	"github.com/sipguard/sipguard/engine"
 	"github.com/sipguard/sipguard/firewall"
+	"github.com/sipguard/sipguard/firewall/fwtest"
 	"github.com/sipguard/sipguard/parsers"
 	_ "github.com/sipguard/sipguard/parsers/all"
 	"github.com/sipguard/sipguard/watchers"
@@ -410,5 +413,65 @@ func TestNetworkBansNest(t *testing.T) {
 	if _, ok := banned(r.fw, "2001::/16"); !ok {
 		es, _ := r.fw.List(ctx)
 		t.Errorf("wider ban not in force: %v", es)
+	}
+}
+
+// TestFirewallFailureRetried: bans the firewall refuses (a netlink error)
+// are retried with backoff until they hold; none is lost.
+func TestFirewallFailureRetried(t *testing.T) {
+	e := newEnv(t)
+	fw := fwtest.New(nil)
+	var calls atomic.Int32
+	fw.BanFunc = func([]firewall.Ban) error {
+		if calls.Add(1) <= 3 {
+			return errors.New("netlink receive: no buffer space available")
+		}
+		return nil
+	}
+	r := start(t, e.config(), fw)
+	appendLines(t, e.log, failures("198.51.100.7", 5, time.Now())...)
+	if !eventually(func() bool { st, _ := r.client.Status(context.Background()); return st.Firewall.Error != "" }) {
+		t.Error("status does not show the firewall error")
+	}
+	if !eventually(func() bool { return fw.Has(netip.MustParsePrefix("198.51.100.7/32")) }) {
+		t.Fatalf("ban lost after firewall errors:\n%s", r.logs)
+	}
+	if n := calls.Load(); n != 4 {
+		t.Errorf("%d firewall calls; want 3 failures and 1 success", n)
+	}
+	if !strings.Contains(r.logs.String(), "retrying") {
+		t.Errorf("no retry logged:\n%s", r.logs)
+	}
+}
+
+// TestEscalationSurvivesRestart: the offence history is saved, so a repeat
+// offender's next ban after a restart is longer.
+func TestEscalationSurvivesRestart(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config()
+	cfg.Engine.Rules[0].BanTime, cfg.Engine.Rules[0].Factor = time.Second, 4
+	fw := fwtest.New(nil)
+	r := start(t, cfg, fw)
+	ms := func(addr string) []string { // five at once, stamped to the millisecond: the ban runs from the last
+		ts := time.Now().UTC().Format("2006-01-02 15:04:05.000")
+		line := "[" + ts + "] NOTICE[1] chan_sip.c: Registration from '<sip:100@203.0.113.10>' failed for '" + addr + ":5060' - Wrong password"
+		return []string{line, line, line, line, line}
+	}
+	appendLines(t, e.log, ms("198.51.100.7")...)
+	p := netip.MustParsePrefix("198.51.100.7/32")
+	if !eventually(func() bool { return fw.Has(p) }) {
+		t.Fatal("first ban missing")
+	}
+	time.Sleep(1100 * time.Millisecond) // the first ban (1s) ends
+	r.stop(t)
+	fw2 := fwtest.New(nil)
+	start(t, cfg, fw2)
+	appendLines(t, e.log, ms("198.51.100.7")...)
+	if !eventually(func() bool { return fw2.Has(p) }) {
+		t.Fatal("second ban missing")
+	}
+	exp, _ := fw2.Expiry(p)
+	if left := time.Until(exp); left < 3*time.Second || left > 4*time.Second {
+		t.Errorf("second ban lasts %v; want 4s (1s x 4 for one earlier offence)", left)
 	}
 }
