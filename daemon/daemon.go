@@ -41,8 +41,16 @@ type Source struct {
 	Name     string
 	Path     string
 	Parser   string
-	Location *time.Location // zone of timestamps without one
-	Start    watchers.Start // where to begin without a saved position
+	Factory  parsers.Factory // makes the parser; nil: the one registered as Parser
+	Location *time.Location  // zone of timestamps without one
+	Start    watchers.Start  // where to begin without a saved position
+}
+
+func (s Source) factory() parsers.Factory {
+	if s.Factory != nil {
+		return s.Factory
+	}
+	return func(o parsers.Options) (parsers.Parser, error) { return parsers.New(s.Parser, o) }
 }
 
 // Config is what the daemon runs with.
@@ -122,7 +130,7 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 		cfg.ManualBanTime = 24 * time.Hour
 	}
 	for _, s := range cfg.Sources {
-		if !parsers.Known(s.Parser) {
+		if s.Factory == nil && !parsers.Known(s.Parser) {
 			return nil, fmt.Errorf("source %s: unknown parser %q", s.Name, s.Parser)
 		}
 	}

@@ -36,7 +36,7 @@ type savedPosition struct {
 
 // startSource starts following s, resuming from its saved position.
 func (d *Daemon) startSource(s Source) {
-	stream, err := parsers.NewStream(s.Name, s.Parser, parsers.Options{Location: s.Location, Now: d.now}, d.now)
+	stream, err := parsers.NewStreamFrom(s.Name, s.Parser, s.factory(), parsers.Options{Location: s.Location, Now: d.now}, d.now)
 	if err != nil {
 		d.log.Error().Err(err).Str(fieldSource, s.Name).Msg("source not started")
 		return

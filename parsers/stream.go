@@ -24,7 +24,19 @@ type Stream struct {
 // NewStream makes the parser registered as parserName for source. now is
 // the clock (nil: time.Now).
 func NewStream(source, parserName string, opts Options, now func() time.Time) (*Stream, error) {
-	p, err := New(parserName, opts)
+	return NewStreamFrom(source, parserName, func(o Options) (Parser, error) { return New(parserName, o) }, opts, now)
+}
+
+// NewStreamFrom is NewStream with the parser made by f (a parser that is
+// not registered, such as a config's custom one).
+func NewStreamFrom(source, parserName string, f Factory, opts Options, now func() time.Time) (*Stream, error) {
+	if opts.Location == nil {
+		opts.Location = time.Local
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	p, err := f(opts)
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/sipguard/sipguard/duration"
 	"github.com/sipguard/sipguard/engine"
 	"github.com/sipguard/sipguard/parsers"
+	"github.com/sipguard/sipguard/parsers/custom"
 )
 
 // DefaultConfigPath is read when no -c is given and it exists; otherwise
@@ -36,6 +37,10 @@ type Config struct {
 	Allow    AllowConfig    `toml:"allow"`
 	Sources  []SourceConfig `toml:"source"`
 	Rules    []RuleConfig   `toml:"rule"`
+	Parsers  []ParserConfig `toml:"parser"`
+
+	// custom holds the compiled [[parser]] tables, by name.
+	custom map[string]*custom.Compiled
 
 	// File is where the config was read from ("" for the built-in one).
 	File string `toml:"-" json:"-"`
@@ -67,15 +72,37 @@ type AllowConfig struct {
 }
 
 type SourceConfig struct {
-	Name     string `toml:"name"`
-	Path     string `toml:"path"`
-	Parser   string `toml:"parser"`
-	Timezone string `toml:"timezone"`
-	Start    string `toml:"start"`
+	Name     string   `toml:"name"`
+	Type     string   `toml:"type"`
+	Path     string   `toml:"path"`
+	Parser   string   `toml:"parser"`
+	Timezone string   `toml:"timezone"`
+	Start    string   `toml:"start"`
+	Listen   []string `toml:"listen"`
+	Senders  []string `toml:"senders"`
 }
 
 // setDefaults gives a [[source]] the values of keys it leaves out.
-func (s *SourceConfig) setDefaults() { s.Start = "end" }
+func (s *SourceConfig) setDefaults() { s.Type, s.Start = "file", "end" }
+
+// ParserConfig is a [[parser]] table: patterns for lines sipguard does not
+// know (package parsers/custom).
+type ParserConfig struct {
+	Name      string          `toml:"name"`
+	Timestamp string          `toml:"timestamp"`
+	Patterns  []PatternConfig `toml:"pattern"`
+}
+
+// PatternConfig is a [[parser.pattern]].
+type PatternConfig struct {
+	Kind    string     `toml:"kind"`
+	Service string     `toml:"service"`
+	Regex   string     `toml:"regex"`
+	Example StringList `toml:"example"`
+}
+
+// StringList is a string or an array of strings.
+type StringList []string
 
 type RuleConfig struct {
 	Name       string   `toml:"name"`
@@ -212,7 +239,10 @@ func decodeConfig(file string, data []byte, cfg *Config) (*Config, error) {
 	return cfg, nil
 }
 
-var durationType = reflect.TypeFor[Duration]()
+var (
+	durationType   = reflect.TypeFor[Duration]()
+	stringListType = reflect.TypeFor[StringList]()
+)
 
 // decode stores v into rv, reporting type mismatches and unknown keys
 // under path. Keys must match exactly: TOML is case-sensitive, and
@@ -233,6 +263,12 @@ func (d *decoder) decode(rv reflect.Value, v any, path string) {
 			d.errorf(path, "must be a duration string such as \"10m\", not %s", tomlType(v))
 		}
 		return
+	}
+	if rv.Type() == stringListType {
+		if str, ok := v.(string); ok {
+			rv.Set(reflect.ValueOf(StringList{str}))
+			return
+		}
 	}
 	switch rv.Kind() {
 	case reflect.Struct:
@@ -429,6 +465,7 @@ func (c *Config) validate(d *decoder) {
 			d.errorf(fmt.Sprintf("allow.addresses[%d]", i), "%v", err)
 		}
 	}
+	c.validateParsers(d)
 	names := map[string]bool{}
 	for i, s := range c.Sources {
 		p := fmt.Sprintf("source[%d]", i)
@@ -439,13 +476,41 @@ func (c *Config) validate(d *decoder) {
 			d.errorf(p+".name", "%q is used by another source", s.Name)
 		}
 		names[s.Name] = true
-		if s.Path == "" {
-			d.errorf(p+".path", "missing")
+		switch s.Type {
+		case "file":
+			if s.Path == "" {
+				d.errorf(p+".path", "missing")
+			}
+			if len(s.Listen) > 0 || len(s.Senders) > 0 {
+				d.errorf(p+".listen", "listen and senders are for type = \"syslog\" sources")
+			}
+		case "syslog":
+			if s.Path != "" {
+				d.errorf(p+".path", "a syslog source has no path: it listens (listen = [...])")
+			}
+			if len(s.Listen) == 0 {
+				d.errorf(p+".listen", "missing: e.g. [\"udp://0.0.0.0:514\"]")
+			}
+			for j, l := range s.Listen {
+				if err := checkListen(l); err != nil {
+					d.errorf(fmt.Sprintf("%s.listen[%d]", p, j), "%v", err)
+				}
+			}
+			if len(s.Senders) == 0 {
+				d.errorf(p+".senders", "missing: the addresses or networks allowed to send (anything else is dropped)")
+			}
+			for j, a := range s.Senders {
+				if _, err := parsePrefix(a); err != nil {
+					d.errorf(fmt.Sprintf("%s.senders[%d]", p, j), "%v", err)
+				}
+			}
+		default:
+			d.errorf(p+".type", "%q is not \"file\" or \"syslog\"", s.Type)
 		}
 		if s.Parser == "" {
-			d.errorf(p+".parser", "missing (known: %s)", strings.Join(parsers.Names(), ", "))
-		} else if !parsers.Known(s.Parser) {
-			d.errorf(p+".parser", "unknown parser %q (known: %s)", s.Parser, strings.Join(parsers.Names(), ", "))
+			d.errorf(p+".parser", "missing (known: %s)", strings.Join(c.parserNames(), ", "))
+		} else if !c.knownParser(s.Parser) {
+			d.errorf(p+".parser", "unknown parser %q (known: %s)", s.Parser, strings.Join(c.parserNames(), ", "))
 		}
 		if s.Timezone != "" {
 			if _, err := time.LoadLocation(s.Timezone); err != nil {
@@ -490,6 +555,84 @@ func (c *Config) validate(d *decoder) {
 			d.errorf(p+".max_ban_time", "%s is shorter than ban_time %s", r.MaxBanTime, r.BanTime)
 		}
 	}
+}
+
+// validateParsers compiles the [[parser]] tables (see parsers/custom).
+func (c *Config) validateParsers(d *decoder) {
+	c.custom = map[string]*custom.Compiled{}
+	for i, pc := range c.Parsers {
+		p := fmt.Sprintf("parser[%d]", i)
+		if parsers.Known(pc.Name) {
+			d.errorf(p+".name", "%q is a built-in parser", pc.Name)
+			continue
+		}
+		if _, dup := c.custom[pc.Name]; dup {
+			d.errorf(p+".name", "%q is used by another parser", pc.Name)
+			continue
+		}
+		spec := custom.Spec{Name: pc.Name, Timestamp: pc.Timestamp}
+		for _, pt := range pc.Patterns {
+			spec.Patterns = append(spec.Patterns, custom.PatternSpec{Kind: pt.Kind, Service: pt.Service, Regex: pt.Regex, Examples: pt.Example})
+		}
+		compiled, err := custom.Compile(spec)
+		if err != nil {
+			for _, e := range unjoin(err) {
+				var ce *custom.Error
+				key := p
+				if errors.As(e, &ce) {
+					key = p + "." + ce.Field
+					if ce.Pattern >= 0 {
+						key = fmt.Sprintf("%s.pattern[%d].%s", p, ce.Pattern, ce.Field)
+					}
+				}
+				d.errorf(key, "%v", e)
+			}
+			continue
+		}
+		c.custom[pc.Name] = compiled
+	}
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+func (c *Config) knownParser(name string) bool {
+	_, ok := c.custom[name]
+	return ok || parsers.Known(name)
+}
+
+func (c *Config) parserNames() []string {
+	names := parsers.Names()
+	for n := range c.custom {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ParserFactory returns how to make the parser called name: a [[parser]]
+// of the config, or a built-in one.
+func (c *Config) ParserFactory(name string) parsers.Factory {
+	if cp, ok := c.custom[name]; ok {
+		return cp.New
+	}
+	return func(opts parsers.Options) (parsers.Parser, error) { return parsers.New(name, opts) }
+}
+
+// checkListen reads "udp://0.0.0.0:514", "tcp://[::]:6514".
+func checkListen(s string) error {
+	scheme, addr, ok := strings.Cut(s, "://")
+	if !ok || scheme != "udp" && scheme != "tcp" {
+		return fmt.Errorf("%q: write udp://ADDRESS:PORT or tcp://ADDRESS:PORT", s)
+	}
+	if _, err := netip.ParseAddrPort(addr); err != nil {
+		return fmt.Errorf("%q: %v", s, err)
+	}
+	return nil
 }
 
 // parsePort reads "5060/udp".

@@ -226,3 +226,30 @@ func TestScanTimestampless(t *testing.T) {
 		t.Errorf("no ban: %s", out)
 	}
 }
+
+// TestScanCustomParser: a [[parser]] of the config reads a log.
+func TestScanCustomParser(t *testing.T) {
+	cfg := writeFile(t, "rules.toml", `
+[[parser]]
+name = "webpanel"
+[[parser.pattern]]
+kind = "admin_auth_failed"
+service = "gui"
+regex = '^(?P<time>\S+ \S+) login failed for (?P<user>\S*) from (?P<ip>[0-9a-fA-F:.]+)$'
+example = "2026-11-26 10:00:00 login failed for admin from 198.51.100.7"
+`)
+	var b strings.Builder
+	for i := range 5 {
+		b.WriteString("2026-11-26 10:00:0" + string(rune('0'+i)) + " login failed for admin from 198.51.100.7\n")
+	}
+	b.WriteString("2026-11-26 10:00:09 login failed for x from 203.0.113.66 from 198.51.100.8\n") // not a match: no ban of .66
+	log := writeFile(t, "panel.log", b.String())
+	out, errOut, code := run(t, "", "scan", "-c", cfg, "--parser", "webpanel", "--json", log)
+	if code != 0 || !strings.Contains(out, `"ip":"198.51.100.7"`) || strings.Contains(out, "203.0.113.66") {
+		t.Errorf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	out, _, _ = run(t, "", "scan", "-c", cfg, "--parser", "webpanel", "--events", "--json", log)
+	if !strings.Contains(out, `"service":"gui"`) || !strings.Contains(out, `"kind":"admin_auth_failed"`) {
+		t.Errorf("events: %s", out)
+	}
+}

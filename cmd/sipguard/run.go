@@ -139,7 +139,8 @@ func (m *Main) daemonConfig(cfg *Config) (daemon.Config, error) {
 			start = watchers.StartBeginning
 		}
 		dc.Sources = append(dc.Sources, daemon.Source{
-			Name: s.Name, Path: s.Path, Parser: s.Parser, Location: s.Location(), Start: start,
+			Name: s.Name, Path: s.Path, Parser: s.Parser, Factory: cfg.ParserFactory(s.Parser),
+			Location: s.Location(), Start: start,
 		})
 	}
 	return dc, nil

@@ -54,13 +54,13 @@ func (m *Main) scan(ctx context.Context, args []string) error {
 	if len(files) == 0 {
 		return usagef("scan needs at least one FILE (- for standard input)")
 	}
-	if o.parser != "" && !parsers.Known(o.parser) {
-		return usagef("unknown parser %q (known: %s)", o.parser, strings.Join(parsers.Names(), ", "))
-	}
 	o.files = files
 	cfg, err := m.loadConfig(o.config)
 	if err != nil {
 		return err
+	}
+	if o.parser != "" && !cfg.knownParser(o.parser) {
+		return usagef("unknown parser %q (known: %s)", o.parser, strings.Join(cfg.parserNames(), ", "))
 	}
 	return m.runScan(ctx, cfg, o)
 }
@@ -221,7 +221,7 @@ func (m *Main) openStream(cfg *Config, parserFlag, file string) (*scanStream, er
 		if !slices.Contains(sources, src.Parser) {
 			sources = append(sources, src.Parser)
 		}
-		if file != "-" && samePath(src.Path, file) {
+		if file != "-" && src.Type == "file" && samePath(src.Path, file) {
 			name, loc = src.Name, src.Location()
 			if parser == "" {
 				parser = src.Parser
@@ -230,11 +230,11 @@ func (m *Main) openStream(cfg *Config, parserFlag, file string) (*scanStream, er
 	}
 	if parser == "" {
 		if len(sources) != 1 {
-			return nil, usagef("%s is not a configured source: choose its parser with --parser (known: %s)", file, strings.Join(parsers.Names(), ", "))
+			return nil, usagef("%s is not a configured source: choose its parser with --parser (known: %s)", file, strings.Join(cfg.parserNames(), ", "))
 		}
 		parser = sources[0]
 	}
-	src, err := parsers.NewStream(name, parser, parsers.Options{Location: loc, Now: m.Now}, m.Now)
+	src, err := parsers.NewStreamFrom(name, parser, cfg.ParserFactory(parser), parsers.Options{Location: loc, Now: m.Now}, m.Now)
 	if err != nil {
 		return nil, err
 	}

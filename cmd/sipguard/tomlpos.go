@@ -102,9 +102,16 @@ func (s *posScanner) header() {
 	}
 	line := s.line
 	if array {
-		n := s.arrays[name]
-		s.arrays[name] = n + 1
-		s.table = name + "[" + strconv.Itoa(n) + "]"
+		// [[parser.pattern]] after [[parser]] belongs to the last parser.
+		path := name
+		if head, rest, ok := strings.Cut(name, "."); ok {
+			if n, ok := s.arrays[head]; ok {
+				path = head + "[" + strconv.Itoa(n-1) + "]." + rest
+			}
+		}
+		n := s.arrays[path]
+		s.arrays[path] = n + 1
+		s.table = path + "[" + strconv.Itoa(n) + "]"
 	} else {
 		// [rule.x] after [[rule]] belongs to the last rule.
 		head, rest, _ := strings.Cut(name, ".")
