@@ -68,10 +68,10 @@ type Error struct {
 func (e *Error) Error() string { return e.Msg }
 
 type pattern struct {
-	kind    parsers.Kind
-	service parsers.Service
-	re      *regexp.Regexp // prefers long matches
-	lazy    *regexp.Regexp // the same, preferring short ones
+	kind                 parsers.Kind
+	service              parsers.Service
+	re                   *regexp.Regexp // prefers long matches
+	lazy                 *regexp.Regexp // the same, preferring short ones
 	ip, port, user, time int
 }
 
