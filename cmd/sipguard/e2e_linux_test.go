@@ -41,6 +41,10 @@ func buildSipguard(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv("SIPGUARD_UDP_SINK"); spec != "" {
+		udpSink(spec) // a helper process of TestGatewayMode
+		return
+	}
 	code := m.Run()
 	if sipguardBin != "" {
 		os.RemoveAll(filepath.Dir(sipguardBin))
