@@ -148,6 +148,28 @@ func (d *Daemon) restore(ctx context.Context) error {
 		d.bans[r.Target] = r
 		entries = append(entries, firewall.Entry{Prefix: r.Target, Expires: r.Expires})
 	}
+	// Bans are saved a moment after they are enforced: after a crash the
+	// kernel may hold bans the state does not. Keep them.
+	if k, ok := d.fw.(kernelReader); ok {
+		held, err := k.Kernel(ctx)
+		if err != nil {
+			d.log.Warn().Err(err).Msg("could not read the bans in the kernel; restoring the saved ones only")
+		}
+		adopted := 0
+		for _, e := range held {
+			if _, known := d.bans[e.Prefix]; known || !e.Expires.After(now) {
+				continue
+			}
+			d.bans[e.Prefix] = &banRecord{Target: e.Prefix, Rule: adoptedRule, Since: now, Expires: e.Expires,
+				Reason: "in the kernel at start but not in the saved state (the daemon stopped before saving it)"}
+			entries = append(entries, e)
+			adopted++
+		}
+		if adopted > 0 {
+			d.bansDirty = true
+			d.log.Warn().Int("bans", adopted).Msg("kept bans found in the kernel but missing from the saved state")
+		}
+	}
 	read := time.Since(start)
 	if l, ok := d.fw.(loader); ok {
 		// In force now; read back while the daemon already runs.
@@ -169,6 +191,15 @@ func (d *Daemon) restore(ctx context.Context) error {
 		d.positions[name] = p
 	}
 	return nil
+}
+
+// adoptedRule names the bans found in the kernel at start that the saved
+// state did not know.
+const adoptedRule = "adopted"
+
+// kernelReader is a backend that can read what the kernel enforces.
+type kernelReader interface {
+	Kernel(ctx context.Context) ([]firewall.Entry, error)
 }
 
 // loader is a backend whose Sync comes in two steps: Load puts the bans in

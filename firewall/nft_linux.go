@@ -1302,3 +1302,74 @@ func saddrDrop(s *nftables.Set, v6 bool, ports *nftables.Set) []expr.Any {
 		&expr.Verdict{Kind: expr.VerdictDrop},
 	)
 }
+
+// Kernel reads the bans the kernel holds now, with the time each has left
+// (a ban without a timeout gets MaxTimeout). The daemon adopts them at
+// start: a ban made just before a crash is in the kernel even if it had
+// not been saved yet, and must not be flushed away by the restore.
+func (n *NFT) Kernel(ctx context.Context) ([]Entry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	now := n.now()
+	var out []Entry
+	for k, name := range setNames {
+		var els []kelem
+		var err error
+		for range 2 {
+			if els, err = n.dump.elements(n.table.Name, name); !errors.Is(err, errDumpInterrupted) {
+				break
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read set %s: %w", name, err)
+		}
+		left := func(e kelem) time.Time {
+			if e.expires <= 0 {
+				return now.Add(MaxTimeout)
+			}
+			return now.Add(e.expires)
+		}
+		if setKind(k) == kindBan4 || setKind(k) == kindBan6 {
+			for _, e := range els {
+				if !e.end {
+					out = append(out, Entry{Prefix: netip.PrefixFrom(e.addr, e.addr.BitLen()), Expires: left(e)})
+				}
+			}
+			continue
+		}
+		// Interval sets: a network is a start element and the end element
+		// at the first address after it (none for a network reaching the
+		// top of the address space).
+		slices.SortFunc(els, func(a, b kelem) int { return a.addr.Compare(b.addr) })
+		for i, e := range els {
+			if e.end {
+				continue
+			}
+			var next netip.Addr
+			if i+1 < len(els) && els[i+1].end {
+				next = els[i+1].addr
+			}
+			if p, ok := networkOf(e.addr, next); ok {
+				out = append(out, Entry{Prefix: p, Expires: left(e)})
+			}
+		}
+	}
+	return out, nil
+}
+
+// networkOf returns the prefix covering [start, next), or up to the top of
+// the address space when next is not valid.
+func networkOf(start, next netip.Addr) (netip.Prefix, bool) {
+	for bits := 0; bits <= start.BitLen(); bits++ {
+		p := netip.PrefixFrom(start, bits)
+		if p.Masked().Addr() != start {
+			continue
+		}
+		after := lastAddr(p).Next()
+		if next.IsValid() && after == next || !next.IsValid() && !after.IsValid() {
+			return p, true
+		}
+	}
+	return netip.Prefix{}, false
+}
