@@ -475,3 +475,38 @@ func TestEscalationSurvivesRestart(t *testing.T) {
 		t.Errorf("second ban lasts %v; want 4s (1s x 4 for one earlier offence)", left)
 	}
 }
+
+// TestHostileInput: a 1 MB line, binary garbage, NUL bytes, invalid UTF-8
+// and an unterminated last line neither stop the daemon nor cause a ban;
+// the real attacker after them is banned; the long line is counted.
+func TestHostileInput(t *testing.T) {
+	e := newEnv(t)
+	fw := fwtest.New(nil)
+	r := start(t, e.config(), fw)
+	f, _ := os.OpenFile(e.log, os.O_APPEND|os.O_WRONLY, 0)
+	defer f.Close()
+	f.WriteString(strings.Repeat("A", 1<<20) + "\n")
+	garbage := make([]byte, 64<<10)
+	for i := range garbage {
+		garbage[i] = byte(i*7919 + i/13) // every byte value, newlines included
+	}
+	f.Write(garbage)
+	f.WriteString("\n[2026-11-26 10:00:00] NOTICE[1] chan_sip.c: Registration from '\x00\xff\xfe' failed for '198.51.100.99:5060' - Wrong\x00password\n")
+	real := failures("198.51.100.7", 5, time.Now())
+	f.WriteString(strings.Join(real, "\n") + "\n")
+	f.WriteString(real[0][:60]) // unterminated: not read until it ends
+	if !eventually(func() bool { return fw.Has(netip.MustParsePrefix("198.51.100.7/32")) }) {
+		t.Fatalf("attacker after the garbage not banned:\n%s", r.logs)
+	}
+	if es := fw.Entries(); len(es) != 1 {
+		t.Errorf("bans %v; want only 198.51.100.7", es)
+	}
+	st, _ := r.client.Status(context.Background())
+	if st.Sources[0].DropBy["too_long"] != 1 || st.Sources[0].Events != 5 {
+		t.Errorf("status: %+v", st.Sources[0])
+	}
+	f.WriteString(real[0][60:] + "\n")
+	if !eventually(func() bool { st, _ := r.client.Status(context.Background()); return st.Sources[0].Events == 6 }) {
+		t.Error("the completed last line was not read once")
+	}
+}

@@ -305,12 +305,6 @@ func (e *Engine) Observe(ev *parsers.Event) (Ban, bool) {
 // holds MaxRetry events within FindTime, with the window's first and last
 // event times and its size.
 func (tr *tracker) add(i int, t int64, r *Rule) (first, last int64, n int, hit bool) {
-	if tr.wins == nil {
-		tr.wins = make([][]int64, 0, 1)
-	}
-	for len(tr.wins) <= i {
-		tr.wins = append(tr.wins, nil)
-	}
 	w := tr.wins[i]
 	find, mr := int64(r.FindTime), r.MaxRetry
 	// Events at or before newest-FindTime cannot share a window with the
@@ -397,7 +391,7 @@ func (e *Engine) track(k key) *tracker {
 		e.stats.Evicted++
 		e.drop(e.tail)
 	}
-	tr := &tracker{key: k}
+	tr := &tracker{key: k, wins: make([][]int64, len(e.rules))}
 	if o := e.offences[k]; o != nil {
 		tr.until = o.until
 	}
