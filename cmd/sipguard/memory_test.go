@@ -36,7 +36,7 @@ func TestMemoryPerTrackedAddress(t *testing.T) {
 	for i := range 3_000_000 {
 		var addr string
 		if i%3 != 2 {
-			n := i / 3 * 2 + i%3
+			n := i/3*2 + i%3
 			addr = fmt.Sprintf("%d.%d.%d.%d", 11+n>>24, n>>16&255, n>>8&255, n&255)
 		} else {
 			addr = fmt.Sprintf("[2001:db8:%x:%x::%x]", r.IntN(65536), r.IntN(65536), r.IntN(65535)+1)
