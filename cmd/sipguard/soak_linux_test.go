@@ -379,3 +379,5 @@ func resumeOffset(log string) int64 {
 	}
 	return -1
 }
+
+func jsonInto(s string, v any) bool { return json.Unmarshal([]byte(s), v) == nil }
