@@ -10,7 +10,7 @@ export PATH=$PATH:/usr/local/go/bin
 
 # Debian packages the tests use, installed when missing. Their services are
 # not started: a test starts what it needs itself.
-packages=(fail2ban nftables iproute2)
+packages=(fail2ban nftables iproute2 kamailio sipvicious sip-tester)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -43,10 +43,17 @@ echo "== go test"
 before=$(ip netns list 2>/dev/null | awk '{print $1}' | sort)
 go test -count=1 ./...
 
-echo "== fuzz (short; run longer by hand, see README)"
-fuzztime=${FUZZTIME:-20s}
-go test -run '^$' -fuzz '^FuzzParse$' -fuzztime "$fuzztime" ./parsers/asterisk
-go test -run '^$' -fuzz '^FuzzConfig$' -fuzztime "$fuzztime" ./cmd/sipguard
+echo "== fuzz every fuzz target briefly (run longer by hand, see README)"
+fuzztime=${FUZZTIME:-15s}
+for file in $(grep -rl --include='*_test.go' '^func Fuzz' .); do
+	for target in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$file" | cut -d' ' -f2); do
+		if ! out=$(go test -run '^$' -fuzz "^$target\$" -fuzztime "$fuzztime" "./$(dirname "$file")" 2>&1); then
+			echo "$out"
+			exit 1
+		fi
+		echo "$target: $(echo "$out" | grep 'fuzz: elapsed' | tail -1)"
+	done
+done
 
 echo "== sipguard scan against fail2ban-regex"
 bench/compare.sh --min-ratio 50
