@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/sipguard/sipguard/control"
@@ -95,6 +96,9 @@ func (d *Daemon) status(ctx context.Context) control.Status {
 	}
 	for _, s := range d.cfg.Sources {
 		ss := control.SourceStatus{Name: s.Name, Path: s.Path, Parser: s.Parser, DropBy: map[string]int64{}}
+		if s.syslog() {
+			ss.Path = "syslog " + strings.Join(s.Listen, ",")
+		}
 		if r, ok := d.runners[s.Name]; ok {
 			p := r.status()
 			ss.Waiting, ss.Offset, ss.Inode, ss.Rotated = p.stats.Waiting, p.stats.Pos.Offset, p.stats.Pos.Inode, p.stats.Rotations

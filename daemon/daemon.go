@@ -36,7 +36,8 @@ import (
 	"github.com/sipguard/sipguard/watchers"
 )
 
-// Source is a log to follow.
+// Source is a log to follow: a file (Path), or the messages syslog
+// senders send (Listen, Senders).
 type Source struct {
 	Name     string
 	Path     string
@@ -44,7 +45,12 @@ type Source struct {
 	Factory  parsers.Factory // makes the parser; nil: the one registered as Parser
 	Location *time.Location  // zone of timestamps without one
 	Start    watchers.Start  // where to begin without a saved position
+	Listen   []string        // syslog: "udp://0.0.0.0:514", "tcp://[::]:514"
+	Senders  []netip.Prefix  // syslog: who may send
 }
+
+// syslog reports whether the source receives syslog messages.
+func (s Source) syslog() bool { return len(s.Listen) > 0 }
 
 func (s Source) factory() parsers.Factory {
 	if s.Factory != nil {

@@ -3,10 +3,14 @@ package daemon_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -510,3 +514,59 @@ func TestHostileInput(t *testing.T) {
 		t.Error("the completed last line was not read once")
 	}
 }
+
+// TestSyslogSource: a syslog source bans from messages of listed senders;
+// messages from anyone else change nothing and are counted.
+func TestSyslogSource(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config()
+	cfg.Sources = []daemon.Source{{
+		Name: "yeastar", Parser: "asterisk", Location: time.UTC,
+		Listen:  []string{"udp://127.0.0.1:0"},
+		Senders: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")},
+	}}
+	fw := fwtest.New(nil)
+	r := start(t, cfg, fw)
+	// The receiver binds port 0: find it in the daemon's log.
+	var port string
+	if !eventually(func() bool {
+		for _, l := range strings.Split(r.logs.String(), "\n") {
+			var v struct {
+				Message string `json:"message"`
+				Addr    string `json:"addr"`
+			}
+			if json.Unmarshal([]byte(l), &v) == nil && v.Message == "syslog listener started" {
+				_, port, _ = strings.Cut(strings.TrimPrefix(v.Addr, "udp://"), ":")
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("no listening line:\n%s", r.logs)
+	}
+	send := func(from string, n int, attacker string) {
+		c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(from)}, &net.UDPAddr{IP: net.ParseIP("127.0.0.1"), Port: atoi(port)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		for range n {
+			fmt.Fprintf(c, "<29>%s pbx asterisk[812]: NOTICE[1290]: chan_sip.c:28835 in handle_request_register: Registration from '<sip:6001@203.0.113.10>' failed for '%s:5060' - Wrong password",
+				time.Now().UTC().Format("Jan _2 15:04:05"), attacker)
+		}
+	}
+	send("127.0.0.3", 20, "198.51.100.66") // not a listed sender: a forged attack on .66
+	send("127.0.0.2", 5, "198.51.100.7")
+	if !eventually(func() bool { return fw.Has(netip.MustParsePrefix("198.51.100.7/32")) }) {
+		t.Fatalf("not banned from syslog:\n%s", r.logs)
+	}
+	if fw.Has(netip.MustParsePrefix("198.51.100.66/32")) {
+		t.Error("banned from an unlisted sender's messages")
+	}
+	st, _ := r.client.Status(context.Background())
+	if s := st.Sources[0]; s.Events != 5 || s.DropBy["unlisted_sender"] != 20 || !strings.HasPrefix(s.Path, "syslog udp://127.0.0.1:") {
+		t.Errorf("status: %+v", s)
+	}
+}
+
+func atoi(s string) int { n, _ := strconv.Atoi(s); return n }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 
 	"github.com/sipguard/sipguard/engine"
 )
@@ -47,7 +48,8 @@ func (d *Daemon) reload(cfg Config) error {
 	d.cfg = cfg
 	keep := map[string]bool{}
 	for _, s := range cfg.Sources {
-		if o, ok := old[s.Name]; ok && o.Path == s.Path && o.Parser == s.Parser && o.Start == s.Start && o.Location.String() == s.Location.String() {
+		if o, ok := old[s.Name]; ok && o.Path == s.Path && o.Parser == s.Parser && o.Start == s.Start &&
+			o.Location.String() == s.Location.String() && slices.Equal(o.Listen, s.Listen) && slices.Equal(o.Senders, s.Senders) {
 			keep[s.Name] = true
 		}
 	}

@@ -10,11 +10,13 @@ import (
 	"github.com/sipguard/sipguard/watchers"
 )
 
-// runner follows one source.
+// runner follows one source: a file through a follower, or syslog
+// messages through a receiver.
 type runner struct {
 	src    Source
-	stream *parsers.Stream
+	stream *parsers.Stream // file sources
 	fol    *watchers.Follower
+	rcv    *syslogReceiver // syslog sources
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    atomic.Pointer[string]
@@ -36,6 +38,10 @@ type savedPosition struct {
 
 // startSource starts following s, resuming from its saved position.
 func (d *Daemon) startSource(s Source) {
+	if s.syslog() {
+		d.startSyslog(s)
+		return
+	}
 	stream, err := parsers.NewStreamFrom(s.Name, s.Parser, s.factory(), parsers.Options{Location: s.Location, Now: d.now}, d.now)
 	if err != nil {
 		d.log.Error().Err(err).Str(fieldSource, s.Name).Msg("source not started")
@@ -130,7 +136,9 @@ func (d *Daemon) handle(b batch) {
 		}
 		d.decide(ban, ev, now)
 	}
-	d.pendingPos[b.source] = savedPosition{Path: d.sourcePath(b.source), Position: b.pos}
+	if b.pos.Inode != 0 || b.pos.Offset != 0 {
+		d.pendingPos[b.source] = savedPosition{Path: d.sourcePath(b.source), Position: b.pos}
+	}
 }
 
 // initialPositions saves where a follower started in a file before any
@@ -138,7 +146,7 @@ func (d *Daemon) handle(b batch) {
 // written while the daemon was down.
 func (d *Daemon) initialPositions() {
 	for name, r := range d.runners {
-		if _, ok := d.positions[name]; ok {
+		if _, ok := d.positions[name]; ok || r.fol == nil {
 			continue
 		}
 		if _, ok := d.pendingPos[name]; ok {
@@ -172,6 +180,9 @@ func (d *Daemon) warnSkew(source string, t, now time.Time) {
 
 // sourceStatus reports a runner for `status`.
 func (r *runner) status() sourceStatusParts {
+	if r.rcv != nil {
+		return r.rcv.status(r)
+	}
 	st := r.fol.Stats()
 	c := r.stream.Counts()
 	if st.Long > 0 {

@@ -138,10 +138,18 @@ func (m *Main) daemonConfig(cfg *Config) (daemon.Config, error) {
 		if s.Start == "beginning" {
 			start = watchers.StartBeginning
 		}
-		dc.Sources = append(dc.Sources, daemon.Source{
+		src := daemon.Source{
 			Name: s.Name, Path: s.Path, Parser: s.Parser, Factory: cfg.ParserFactory(s.Parser),
 			Location: s.Location(), Start: start,
-		})
+		}
+		if s.Type == "syslog" {
+			src.Listen = s.Listen
+			for _, a := range s.Senders {
+				p, _ := parsePrefix(a) // validated
+				src.Senders = append(src.Senders, p)
+			}
+		}
+		dc.Sources = append(dc.Sources, src)
 	}
 	return dc, nil
 }

@@ -1,0 +1,66 @@
+package freepbx_test
+
+import (
+	"bytes"
+	"path/filepath"
+	"testing"
+
+	"github.com/sipguard/sipguard/parsers"
+)
+
+// FuzzParse checks, for any input, that the parser does not panic, that an
+// event it produces is complete, and that its address is the field after
+// the line's last " from ": never text written before it. Seeds: every
+// testdata line. Run longer with
+//
+//	go test -run '^$' -fuzz FuzzParse -fuzztime 10m ./parsers/freepbx
+func FuzzParse(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.log")
+	for _, file := range files {
+		_, lines := testLines(f, file)
+		for _, l := range lines {
+			f.Add(l)
+		}
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		p := newParser(t)
+		var ev parsers.Event
+		// Twice: the parser keeps state between lines.
+		for range 2 {
+			if p.Parse(line, &ev) != parsers.Matched {
+				continue
+			}
+			checkEvent(t, line, &ev)
+		}
+	})
+}
+
+// checkEvent asserts what every produced event must satisfy.
+func checkEvent(t *testing.T, line []byte, ev *parsers.Event) {
+	t.Helper()
+	if !ev.Addr.IsValid() || ev.Addr.Is4In6() || ev.Addr.Zone() != "" || ev.Addr.IsUnspecified() {
+		t.Fatalf("bad address %v from %q", ev.Addr, line)
+	}
+	if ev.Kind != parsers.AdminAuthFailed || ev.Service != parsers.GUI {
+		t.Fatalf("bad kind or service %v %v from %q", ev.Kind, ev.Service, line)
+	}
+	if ev.Time.IsZero() {
+		t.Fatalf("no time from %q", line)
+	}
+	if len(ev.User) > 128 {
+		t.Fatalf("user of %d bytes from %q", len(ev.User), line)
+	}
+	// The address is the last field: what follows the last " from ",
+	// up to Monolog's " [] []" end if there is one (a CR ending the line
+	// is not part of it).
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	k := bytes.LastIndex(line, []byte(" from "))
+	if k < 0 {
+		t.Fatalf("event from %q, which has no \" from \"", line)
+	}
+	last := bytes.TrimSuffix(line[k+len(" from "):], []byte(" [] []"))
+	a, ok := parsers.ParseAddr(last)
+	if !ok || a != ev.Addr {
+		t.Fatalf("address %v is not the last field %q of %q", ev.Addr, last, line)
+	}
+}

@@ -1,0 +1,281 @@
+package freepbx_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sipguard/sipguard/parsers"
+	"github.com/sipguard/sipguard/parsers/freepbx"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// now is the fixed "current time" of the tests.
+var now = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+func newParser(t testing.TB) parsers.Parser {
+	t.Helper()
+	p, err := parsers.New("freepbx", parsers.Options{Location: time.UTC, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// testLines returns the log lines of a testdata file with their line
+// numbers, skipping comments and blank lines.
+func testLines(t testing.TB, path string) (nums []int, lines [][]byte) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n")) {
+		if len(l) == 0 || l[0] == '#' {
+			continue
+		}
+		nums, lines = append(nums, i+1), append(lines, l)
+	}
+	return nums, lines
+}
+
+type goldenEvent struct {
+	Time    string `json:"time"`
+	IP      string `json:"ip"`
+	Port    uint16 `json:"port"`
+	Kind    string `json:"kind"`
+	Service string `json:"service"`
+	User    string `json:"user"`
+}
+
+func describe(o parsers.Outcome, ev *parsers.Event) string {
+	if o != parsers.Matched {
+		if o.Dropped() {
+			return "drop " + o.String()
+		}
+		return o.String()
+	}
+	t := "none"
+	if !ev.Time.IsZero() {
+		t = ev.Time.Format(time.RFC3339Nano)
+	}
+	j, _ := json.Marshal(goldenEvent{t, ev.Addr.String(), ev.Port, ev.Kind.String(), ev.Service.String(), ev.User})
+	return "matched " + string(j)
+}
+
+// TestGolden parses every testdata/*.log file with one parser (the parser
+// keeps state along a file) and compares the outcome of each line with
+// testdata/*.golden ("go test -update" rewrites them; review the diff).
+func TestGolden(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.log")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			p := newParser(t)
+			nums, lines := testLines(t, file)
+			var out strings.Builder
+			for i, l := range lines {
+				var ev parsers.Event
+				fmt.Fprintf(&out, "%d: %s\n", nums[i], describe(p.Parse(l, &ev), &ev))
+			}
+			golden := strings.TrimSuffix(file, ".log") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, []byte(out.String()), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update)", err)
+			}
+			if got := out.String(); got != string(want) {
+				gotLines, wantLines := strings.Split(got, "\n"), strings.Split(string(want), "\n")
+				for i := range max(len(gotLines), len(wantLines)) {
+					var g, w string
+					if i < len(gotLines) {
+						g = gotLines[i]
+					}
+					if i < len(wantLines) {
+						w = wantLines[i]
+					}
+					if g != w {
+						t.Errorf("got  %s\nwant %s", g, w)
+					}
+				}
+			}
+		})
+	}
+}
+
+// victims holds the addresses that appear in the testdata only inside
+// attacker-written text (user names, X-Forwarded-For): no line may ever
+// produce one of them, except the forged line of legacy.log that
+// TestLegacyInjection documents.
+var victims = netip.MustParsePrefix("203.0.113.0/24")
+
+// TestNeverAttackerText checks the rule that matters most over every
+// testdata line: an address comes only from the REMOTE_ADDR position.
+func TestNeverAttackerText(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.log")
+	matched := 0
+	for _, file := range files {
+		p := newParser(t)
+		nums, lines := testLines(t, file)
+		for i, l := range lines {
+			var ev parsers.Event
+			if p.Parse(l, &ev) != parsers.Matched {
+				continue
+			}
+			matched++
+			if victims.Contains(ev.Addr) && !(filepath.Base(file) == "legacy.log" && bytes.Contains(l, []byte("for y from 203.0.113.66"))) {
+				t.Errorf("%s:%d: banned %s, an address from attacker text", file, nums[i], ev.Addr)
+			}
+		}
+	}
+	if matched < 15 {
+		t.Errorf("only %d lines matched: the testdata lost its positive cases", matched)
+	}
+}
+
+// TestHostile checks every injection line of the Monolog layout: it yields
+// the real source 198.51.100.7 (or would be dropped).
+func TestHostile(t *testing.T) {
+	real := netip.MustParseAddr("198.51.100.7")
+	p := newParser(t)
+	nums, lines := testLines(t, "testdata/hostile.log")
+	var read, dropped int
+	for i, l := range lines {
+		var ev parsers.Event
+		switch o := p.Parse(l, &ev); {
+		case o == parsers.Matched:
+			read++
+			if ev.Addr != real {
+				t.Errorf("line %d: got %s; want %s or a drop", nums[i], ev.Addr, real)
+			}
+		case o.Dropped():
+			dropped++
+		default:
+			if !bytes.Contains(l, []byte("Possible proxy detected")) {
+				t.Errorf("line %d: %v; a failure message must be read or dropped", nums[i], o)
+			}
+		}
+	}
+	// The address is the last field, after any text the attacker can
+	// type: every Monolog failure line is read, none needs to be dropped.
+	if read < 14 || dropped != 0 {
+		t.Errorf("read %d, dropped %d of %d hostile lines", read, dropped, len(lines))
+	}
+}
+
+// TestLegacyInjection follows a legacy-layout message whose user name held
+// newlines: what is forged before the first line without a date cannot be
+// told from a real line; from that line on, no legacy line is trusted.
+func TestLegacyInjection(t *testing.T) {
+	p := newParser(t)
+	seq := []struct {
+		line string
+		want parsers.Outcome
+		addr string
+	}{
+		{"[2019-05-10 10:10:10] Authentication failure for admin from 198.51.100.23", parsers.Matched, "198.51.100.23"},
+		// User name "x\n[2019-05-10 10:10:17] Authentication failure for y from 203.0.113.66\nz".
+		{"[2019-05-10 10:10:17] Authentication failure for x", parsers.DropMalformed, ""},
+		{"[2019-05-10 10:10:17] Authentication failure for y from 203.0.113.66", parsers.Matched, "203.0.113.66"}, // the residual risk
+		{"z from 198.51.100.7", parsers.DropInjected, ""},
+		// Nothing in the legacy layout is trusted again.
+		{"[2019-05-10 10:10:18] Authentication failure for admin from 198.51.100.7", parsers.DropInjected, ""},
+		{"[2019-05-10 10:10:19] Authentication failure for a from 203.0.113.67", parsers.DropInjected, ""},
+		// The Monolog layout still is: it cannot be forged.
+		{"[2026-03-02 09:40:11] [freepbx_security.NOTICE]: Authentication failure for admin from 198.51.100.8 [] []", parsers.Matched, "198.51.100.8"},
+	}
+	for i, s := range seq {
+		var ev parsers.Event
+		got := p.Parse([]byte(s.line), &ev)
+		if got != s.want {
+			t.Fatalf("line %d: %v; want %v", i, got, s.want)
+		}
+		if got == parsers.Matched && ev.Addr.String() != s.addr {
+			t.Fatalf("line %d: %s; want %s", i, ev.Addr, s.addr)
+		}
+	}
+}
+
+// TestMonologThenLegacy: a stream that has shown the Monolog layout drops
+// every legacy-looking line, which only an injection could produce there.
+func TestMonologThenLegacy(t *testing.T) {
+	p := newParser(t)
+	var ev parsers.Event
+	if got := p.Parse([]byte("[2026-03-02 09:40:20] [freepbx_security.NOTICE]: Authentication successful for 1001 from 192.0.2.50 [] []"), &ev); got != parsers.Ignored {
+		t.Fatalf("success line: %v", got)
+	}
+	if got := p.Parse([]byte("[2026-03-02 09:40:21] Authentication failure for admin from 198.51.100.7"), &ev); got != parsers.DropInjected {
+		t.Fatalf("legacy line after a Monolog line: %v; want dropped as injected", got)
+	}
+	// A fresh stream trusts the legacy layout.
+	p = newParser(t)
+	if got := p.Parse([]byte("[2026-03-02 09:40:21] Authentication failure for admin from 198.51.100.7"), &ev); got != parsers.Matched {
+		t.Fatalf("legacy line: %v; want matched", got)
+	}
+}
+
+// TestSyslogOtherPrograms: in a syslog file, other programs' lines are not
+// taken for the continuation of a forged legacy message.
+func TestSyslogOtherPrograms(t *testing.T) {
+	p := newParser(t)
+	var ev parsers.Event
+	for _, l := range []string{
+		"Mar  2 09:40:15 pbx sshd[812]: Failed password for root from 198.51.100.7 port 2222 ssh2",
+		"Mar  2 09:40:15 pbx kernel: something",
+	} {
+		if got := p.Parse([]byte(l), &ev); got != parsers.Ignored {
+			t.Errorf("%q: %v; want ignored", l, got)
+		}
+	}
+	if got := p.Parse([]byte("[2019-05-10 10:10:18] Authentication failure for admin from 198.51.100.7"), &ev); got != parsers.Matched {
+		t.Errorf("legacy line after other programs' syslog lines: %v; want matched", got)
+	}
+}
+
+// TestTimes checks the zone and the timestamp cache.
+func TestTimes(t *testing.T) {
+	paris, _ := time.LoadLocation("Europe/Paris")
+	p, _ := freepbx.New(parsers.Options{Location: paris, Now: func() time.Time { return now }})
+	tests := []struct{ line, want string }{
+		{"[2026-07-01 10:00:00] [freepbx_security.NOTICE]: Authentication failure for a from 198.51.100.7 [] []", "2026-07-01T10:00:00+02:00"},
+		{"[2026-07-01 10:00:00] [freepbx_security.NOTICE]: Authentication failure for b from 198.51.100.7 [] []", "2026-07-01T10:00:00+02:00"},
+		{"[2026-01-01 10:00:01] [freepbx_security.NOTICE]: Authentication failure for a from 198.51.100.7 [] []", "2026-01-01T10:00:01+01:00"},
+		// The syslog header's date is not used: the message has its own, with the year.
+		{"Dec 31 23:59:59 pbx freepbx_security[1]: [2025-12-31 23:59:58] [freepbx_security.NOTICE]: Authentication failure for a from 198.51.100.7 [] []", "2025-12-31T23:59:58+01:00"},
+	}
+	for _, tc := range tests {
+		var ev parsers.Event
+		if o := p.Parse([]byte(tc.line), &ev); o != parsers.Matched {
+			t.Errorf("%.60s: %v", tc.line, o)
+			continue
+		}
+		if got := ev.Time.Format(time.RFC3339Nano); got != tc.want {
+			t.Errorf("%.60s: time %s; want %s", tc.line, got, tc.want)
+		}
+	}
+}
+
+// TestUserClipped: the user name kept in an event is bounded.
+func TestUserClipped(t *testing.T) {
+	p := newParser(t)
+	var ev parsers.Event
+	line := "[2026-03-02 09:40:11] [freepbx_security.NOTICE]: Authentication failure for " + strings.Repeat("a", 5000) + " from 198.51.100.7 [] []"
+	if got := p.Parse([]byte(line), &ev); got != parsers.Matched || len(ev.User) != 128 {
+		t.Errorf("got %v, user of %d bytes; want matched, 128", got, len(ev.User))
+	}
+}

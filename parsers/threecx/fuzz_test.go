@@ -1,0 +1,30 @@
+package threecx_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/sipguard/sipguard/parsers"
+)
+
+// FuzzParse checks, for any input, that the parser does not panic and never
+// produces an event: no 3CX line is trusted for its addresses. Run longer
+// with
+//
+//	go test -run '^$' -fuzz FuzzParse -fuzztime 10m ./parsers/threecx
+func FuzzParse(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.log")
+	for _, file := range files {
+		_, lines := testLines(f, file)
+		for _, l := range lines {
+			f.Add(l)
+		}
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		p := newParser(t)
+		var ev parsers.Event
+		if o := p.Parse(line, &ev); o == parsers.Matched || ev.Addr.IsValid() {
+			t.Fatalf("%q: %v %v; 3CX lines never give an event", line, o, ev.Addr)
+		}
+	})
+}

@@ -1,0 +1,100 @@
+package yeastar_test
+
+import (
+	"net/netip"
+	"path/filepath"
+	"testing"
+
+	"github.com/sipguard/sipguard/parsers"
+)
+
+// FuzzParse checks, for any input, that the parser does not panic and that
+// an event it produces is complete, its address is written in the line, and
+// it comes from a line with a syslog header of the program asterisk.
+// Seeds: every testdata line. Run longer with
+//
+//	go test -run '^$' -fuzz FuzzParse -fuzztime 10m ./parsers/yeastar
+func FuzzParse(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.log")
+	for _, file := range files {
+		_, lines := testLines(f, file)
+		for _, l := range lines {
+			f.Add(l)
+		}
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		p := newParser(t)
+		var ev parsers.Event
+		// Twice: the parser keeps state between lines (quarantine, caches).
+		for range 2 {
+			if p.Parse(line, &ev) != parsers.Matched {
+				continue
+			}
+			checkEvent(t, line, &ev)
+		}
+	})
+}
+
+// checkEvent asserts what every produced event must satisfy.
+func checkEvent(t *testing.T, line []byte, ev *parsers.Event) {
+	t.Helper()
+	if !ev.Addr.IsValid() || ev.Addr.Is4In6() || ev.Addr.Zone() != "" || ev.Addr.IsUnspecified() {
+		t.Fatalf("bad address %v from %q", ev.Addr, line)
+	}
+	if ev.Kind.String() == "" || !parsers.AllKinds.Has(ev.Kind) {
+		t.Fatalf("bad kind %v from %q", ev.Kind, line)
+	}
+	if ev.Service < parsers.SIP || ev.Service > parsers.GUI {
+		t.Fatalf("bad service %v from %q", ev.Service, line)
+	}
+	if !addrInLine(line, ev.Addr) {
+		t.Fatalf("address %v is not written in %q", ev.Addr, line)
+	}
+	if !hasAsteriskHeader(line) {
+		t.Fatalf("event from %q, which has no syslog header of asterisk", line)
+	}
+}
+
+// hasAsteriskHeader reports whether line has "asterisk" in a syslog
+// header's program position, roughly: within its first 100 bytes, followed
+// by "[", ":" or " " (RFC 5424).
+func hasAsteriskHeader(line []byte) bool {
+	head := line[:min(len(line), 100)]
+	for i := 0; i+len("asterisk") < len(head); i++ {
+		if string(head[i:i+len("asterisk")]) == "asterisk" && i > 0 && head[i-1] == ' ' {
+			switch head[i+len("asterisk")] {
+			case '[', ':', ' ':
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// addrInLine reports whether some part of a run of address characters in
+// line (such as the address in "D:198.51.100.7:5060") parses to a.
+func addrInLine(line []byte, a netip.Addr) bool {
+	isAddrChar := func(c byte) bool {
+		return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == ':' || c == '.' || c == '%'
+	}
+	for i := 0; i < len(line); {
+		if !isAddrChar(line[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(line) && isAddrChar(line[j]) {
+			j++
+		}
+		tok := line[i:j]
+		for s := range tok {
+			for e := min(len(tok), s+45); e > s; e-- {
+				if b, err := netip.ParseAddr(string(tok[s:e])); err == nil && b.Unmap().WithZone("") == a {
+					return true
+				}
+			}
+		}
+		i = j
+	}
+	return false
+}
