@@ -1,0 +1,606 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestAttackKamailio runs real attack tools against a real Kamailio that
+// logs through contrib/kamailio/sipguard.cfg, with the real sipguard
+// daemon following its log and banning in the kernel:
+//
+//	attacker ──veth── pbx (Kamailio, sipguard, nftables) ──veth── friend
+//
+// svcrack (password guessing), svwar (extension enumeration) and SIPp
+// (a flood of REGISTERs with a wrong password, over IPv4 and IPv6) each
+// attack from an address of their own, while the friend keeps registering
+// with the right password. Each attacker must be banned after the rule's 10
+// failures and its later packets dropped; the friend must never fail.
+//
+// It needs root and the Debian packages kamailio, sipvicious, sip-tester,
+// nftables and iproute2; it skips without them. Kamailio runs in its own
+// network namespace, so a packaged kamailio.service holding port 5060 on
+// the host does not matter.
+func TestAttackKamailio(t *testing.T) {
+	needRoot(t)
+	for _, c := range []string{"kamailio", "svcrack", "svwar", "svmap", "sipp"} {
+		if _, err := exec.LookPath(c); err != nil {
+			t.Skipf("needs %s (apt-get install kamailio sipvicious sip-tester; .ci/run installs them)", c)
+		}
+	}
+	testStart := time.Now()
+	bin := buildSipguard(t)
+	dir := t.TempDir()
+
+	// Network: the PBX has one link to the attacker and one to the friend.
+	// The attacker's IPv6 address is in a /64 of its own (sipguard bans
+	// IPv6 per /64, which must not cover the PBX's own address).
+	pbx, atk, friend := atkNetns(t, "pbx"), atkNetns(t, "atk"), atkNetns(t, "frd")
+	atkRun(t, "ip", "-n", pbx, "link", "add", "to-atk", "type", "veth", "peer", "name", "eth0", "netns", atk)
+	atkRun(t, "ip", "-n", pbx, "link", "add", "to-frd", "type", "veth", "peer", "name", "eth0", "netns", friend)
+	for _, a := range [][]string{
+		{pbx, "198.18.1.1/24", "to-atk"}, {pbx, "198.18.2.1/24", "to-frd"},
+		{atk, "198.18.1.2/24", "eth0"}, {atk, "198.18.1.3/24", "eth0"}, {atk, "198.18.1.4/24", "eth0"},
+		{friend, "198.18.2.2/24", "eth0"},
+	} {
+		atkRun(t, "ip", "-n", a[0], "addr", "add", a[1], "dev", a[2])
+	}
+	for _, a := range [][]string{
+		{pbx, "fd00:51::1/64", "to-atk"}, {pbx, "fd00:52::1/64", "to-frd"},
+		{atk, "fd00:61::2/64", "eth0"}, {friend, "fd00:52::2/64", "eth0"},
+	} {
+		atkRun(t, "ip", "-n", a[0], "addr", "add", a[1], "dev", a[2], "nodad")
+	}
+	for _, l := range [][]string{{pbx, "to-atk"}, {pbx, "to-frd"}, {atk, "eth0"}, {friend, "eth0"}} {
+		atkRun(t, "ip", "-n", l[0], "link", "set", l[1], "up")
+	}
+	atkRun(t, "ip", "-n", pbx, "-6", "route", "add", "fd00:61::/64", "dev", "to-atk")
+	atkRun(t, "ip", "-n", atk, "-6", "route", "add", "fd00:51::/64", "dev", "eth0")
+
+	// A probe table, before sipguard's chain (priority -20 < -10), counts
+	// each attacker's packets and notes its first one in a set: the
+	// element's age (timeout - expires, in ms) dates the start of the
+	// attack in the kernel, as the age of sipguard's element dates the ban.
+	probe := `table inet sgprobe {
+	set seen4 { type ipv4_addr; flags dynamic,timeout; timeout 1h; }
+	set seen6 { type ipv6_addr; flags dynamic,timeout; timeout 1h; }
+	chain c {
+		type filter hook input priority -20; policy accept;
+		ip saddr 198.18.1.0/24 add @seen4 { ip saddr }
+		ip6 saddr fd00:61::/64 meta l4proto udp add @seen6 { ip6 saddr }
+		ip saddr 198.18.1.2 counter comment "198.18.1.2"
+		ip saddr 198.18.1.3 counter comment "198.18.1.3"
+		ip saddr 198.18.1.4 counter comment "198.18.1.4"
+		ip6 saddr fd00:61::2 meta l4proto udp counter comment "fd00:61::2"
+	}
+}`
+	cmd := exec.Command("ip", "netns", "exec", pbx, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(probe)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("probe table: %v %s", err, out)
+	}
+
+	// Kamailio with the shipped configuration, logging to a file.
+	for _, f := range []string{"sipguard.cfg", "kamailio-test.cfg"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "contrib", "kamailio", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logPath := filepath.Join(dir, "kamailio.log")
+	atkStartProc(t, dir, logPath, "ip", "netns", "exec", pbx, "kamailio", "-DD", "-E",
+		"-l", "udp:198.18.1.1:5060", "-l", "udp:198.18.2.1:5060",
+		"-l", "udp:[fd00:51::1]:5060", "-l", "udp:[fd00:52::1]:5060", "-f", "kamailio-test.cfg")
+	if !waitFor(10*time.Second, func() bool { return atkFileHas(logPath, "Listening on") }) {
+		t.Fatalf("kamailio did not start:\n%s", atkReadFile(logPath))
+	}
+
+	// sipguard follows the log and owns the PBX's firewall.
+	config := filepath.Join(dir, "rules.toml")
+	os.WriteFile(config, []byte(fmt.Sprintf(`
+[daemon]
+state_dir = %q
+socket = %q
+
+[allow]
+addresses = ["127.0.0.0/8", "::1", "198.18.2.2", "fd00:52::2"]
+
+[[source]]
+name = "kamailio"
+path = %q
+parser = "kamailio"
+start = "beginning"
+
+[[rule]]
+name = "attack"
+max_retry = 10
+find_time = "1m"
+ban_time = "10m"
+`, filepath.Join(dir, "state"), filepath.Join(dir, "sipguard.sock"), logPath)), 0o644)
+	d := atkStartDaemon(t, bin, pbx, config)
+	if !waitFor(10*time.Second, func() bool { return atkCtl(bin, "status", "-c", config) == nil }) {
+		t.Fatalf("daemon did not come up:\n%s", d.stderr)
+	}
+
+	// SIPp scenario: REGISTER, 401, REGISTER with credentials, 200.
+	scenario := filepath.Join(dir, "register.xml")
+	os.WriteFile(scenario, []byte(atkRegisterScenario), 0o644)
+
+	// The friend registers with the right password, alternately over IPv4
+	// and IPv6, for as long as the attacks last.
+	var fr atkFriendStats
+	stopFriend := make(chan struct{})
+	friendDone := make(chan struct{})
+	go func() {
+		defer close(friendDone)
+		for i := 0; ; i++ {
+			select {
+			case <-stopFriend:
+				return
+			default:
+			}
+			src, dst := "198.18.2.2", "198.18.2.1:5060"
+			if i%2 == 1 {
+				src, dst = "fd00:52::2", "[fd00:52::1]:5060"
+			}
+			out, err := atkTool(10*time.Second, "ip", "netns", "exec", friend, "sipp", "-sf", scenario,
+				"-s", "200", "-au", "200", "-ap", "friend-secret-200", "-i", src, "-p", "5072",
+				"-m", "1", "-nostdin", "-recv_timeout", "2000", dst)
+			fr.add(err == nil, src, out)
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	defer func() {
+		select {
+		case <-stopFriend:
+		default:
+			close(stopFriend)
+		}
+		<-friendDone
+	}()
+
+	// Each attack: start the tool, wait for its address in the kernel set,
+	// let it go on a little against the ban, then stop it.
+	attacks := []struct {
+		name, src, set, elem string
+		args                 []string
+	}{
+		{"svcrack", "198.18.1.2", "ban4", "198.18.1.2",
+			[]string{"svcrack", "-b", "198.18.1.2", "-u", "100", "-r", "1-300", "198.18.1.1"}},
+		{"svwar", "198.18.1.3", "ban4", "198.18.1.3",
+			[]string{"svwar", "-b", "198.18.1.3", "-m", "REGISTER", "-e100-200", "198.18.1.1"}},
+		{"sipp", "198.18.1.4", "ban4", "198.18.1.4",
+			[]string{"sipp", "-sf", scenario, "-s", "100", "-au", "100", "-ap", "WRONG", "-i", "198.18.1.4", "-p", "5074",
+				"-m", "200", "-r", "50", "-nostdin", "-recv_timeout", "2000", "198.18.1.1:5060"}},
+		{"sipp IPv6", "fd00:61::2", "net6", "fd00:61::",
+			[]string{"sipp", "-sf", scenario, "-s", "100", "-au", "100", "-ap", "WRONG", "-i", "fd00:61::2", "-p", "5076",
+				"-m", "200", "-r", "50", "-nostdin", "-recv_timeout", "2000", "[fd00:51::1]:5060"}},
+	}
+	for _, a := range attacks {
+		if a.args[0] != "sipp" {
+			// SIPVicious 0.3.3 binds 0.0.0.0 whatever -b says: the route
+			// chooses its source address.
+			atkSource(t, atk, a.src)
+		}
+		start := time.Now()
+		ctx, cancel := context.WithCancel(context.Background())
+		toolDone := make(chan string, 1)
+		go func() {
+			out, _ := atkToolCtx(ctx, 30*time.Second, append([]string{"ip", "netns", "exec", atk}, a.args...)...)
+			toolDone <- out
+		}()
+		var banned time.Time
+		for time.Since(start) < 20*time.Second && banned.IsZero() {
+			if atkRuleset(t, pbx).setHas(a.set, a.elem) {
+				banned = time.Now()
+			} else {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		if banned.IsZero() {
+			cancel()
+			t.Fatalf("%s: %s not banned after 20 s (%d packets seen)\n%s:\n%s\nsipguard:\n%s\nkamailio log:\n%s", a.name, a.src,
+				atkRuleset(t, pbx).probe[a.src], a.name, atkTail(<-toolDone, 20), d.stderr, atkTail(atkReadFile(logPath), 30))
+		}
+		// Both ages read in the same instant: their difference is the time
+		// from the first packet to the ban, to the millisecond.
+		seenSet := "seen4"
+		if strings.Contains(a.src, ":") {
+			seenSet = "seen6"
+		}
+		listed := time.Now()
+		rs, err := exec.Command("ip", "netns", "exec", pbx, "nft", "list", "ruleset").Output()
+		if err != nil {
+			t.Fatalf("nft list ruleset: %v", err)
+		}
+		seenAge := atkElemAge(t, rs, "sgprobe", seenSet, a.src)
+		banAge := atkElemAge(t, rs, "sipguard", a.set, a.elem)
+		atBan := atkRuleset(t, pbx)
+		// Let the tool go on against the ban, then stop it.
+		select {
+		case <-toolDone:
+		case <-time.After(2 * time.Second):
+			cancel()
+			<-toolDone
+		}
+		after := atkRuleset(t, pbx)
+		cancel()
+		t.Logf("%-9s %-10s banned %4.0f ms after its first packet (%4.0f ms after the tool started); %3d of its packets before the ban, %3d after (dropped)",
+			a.name, a.src, atkMs(seenAge-banAge), atkMs(listed.Add(-banAge).Sub(start)), atBan.probe[a.src], after.probe[a.src]-atBan.probe[a.src])
+		if seenAge < banAge {
+			t.Errorf("%s: banned before its first packet (%v, %v)", a.name, seenAge, banAge)
+		}
+	}
+
+	// After the bans: a scan from a banned address finds nothing, one from
+	// the friend finds the PBX; SIPp from a banned address gets no answer
+	// and Kamailio logs nothing from it.
+	before := atkRuleset(t, pbx)
+	lines := strings.Count(atkReadFile(logPath), "\n")
+	atkSource(t, atk, "198.18.1.2")
+	scanBanned, _ := atkTool(20*time.Second, "ip", "netns", "exec", atk, "svmap", "-b", "198.18.1.2", "198.18.1.1")
+	scanFriend, _ := atkTool(20*time.Second, "ip", "netns", "exec", friend, "svmap", "-b", "198.18.2.2", "198.18.2.1")
+	if strings.Contains(scanBanned, "198.18.1.1:5060") {
+		t.Errorf("svmap from the banned 198.18.1.2 found the PBX:\n%s", scanBanned)
+	}
+	if !strings.Contains(scanFriend, "198.18.2.1:5060") {
+		t.Errorf("svmap from the friend did not find the PBX (the check above proves nothing):\n%s", scanFriend)
+	}
+	for _, s := range [][]string{{"198.18.1.4", "198.18.1.1:5060", "5078"}, {"fd00:61::2", "[fd00:51::1]:5060", "5080"}} {
+		out, err := atkTool(15*time.Second, "ip", "netns", "exec", atk, "sipp", "-sf", scenario, "-s", "100",
+			"-au", "100", "-ap", "WRONG", "-i", s[0], "-p", s[2], "-m", "1", "-nostdin", "-recv_timeout", "1000", s[1])
+		if err == nil {
+			t.Errorf("sipp from the banned %s succeeded:\n%s", s[0], out)
+		}
+	}
+	afterProbe := atkRuleset(t, pbx)
+	if n := strings.Count(atkReadFile(logPath), "\n"); n != lines {
+		t.Errorf("Kamailio logged %d lines while every attacker was banned:\n%s", n-lines, atkTail(atkReadFile(logPath), n-lines))
+	}
+	if afterProbe.drops["sipguard ban4"] <= before.drops["sipguard ban4"] {
+		t.Errorf("sipguard ban4 counter did not grow: %d then %d", before.drops["sipguard ban4"], afterProbe.drops["sipguard ban4"])
+	}
+	if afterProbe.drops["sipguard net6"] <= before.drops["sipguard net6"] {
+		t.Errorf("sipguard net6 counter did not grow: %d then %d", before.drops["sipguard net6"], afterProbe.drops["sipguard net6"])
+	}
+
+	close(stopFriend)
+	<-friendDone
+	ok, failed, failures := fr.get()
+	t.Logf("friend: %d successful registrations (IPv4 and IPv6), %d failed", ok, failed)
+	if failed > 0 || ok < 10 {
+		t.Errorf("friend: %d registrations succeeded, %d failed; first failure:\n%s", ok, failed, failures)
+	}
+	final := atkRuleset(t, pbx)
+	for _, a := range []string{"198.18.2.2", "fd00:52::"} {
+		if final.setHas("ban4", a) || final.setHas("ban6", a) || final.setHas("net6", a) {
+			t.Errorf("the friend %s was banned", a)
+		}
+	}
+	t.Logf("dropped by sipguard: ban4 %d packets, net6 %d packets (IPv6: neighbour discovery from the banned /64 included); status: %s",
+		final.drops["sipguard ban4"], final.drops["sipguard net6"], atkFirstLines(atkCtlOut(bin, "status", "-c", config), 3))
+	t.Logf("test ran %.1f s", time.Since(testStart).Seconds())
+}
+
+const atkRegisterScenario = `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="REGISTER with digest authentication">
+  <send retrans="500">
+    <![CDATA[
+      REGISTER sip:[remote_ip] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[service]@[remote_ip]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]>
+      Call-ID: [call_id]
+      CSeq: 1 REGISTER
+      Contact: <sip:[service]@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Expires: 300
+      User-Agent: sipguard-e2e
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="401" auth="true"/>
+  <send retrans="500">
+    <![CDATA[
+      REGISTER sip:[remote_ip] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[service]@[remote_ip]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]>
+      Call-ID: [call_id]
+      CSeq: 2 REGISTER
+      Contact: <sip:[service]@[local_ip]:[local_port]>
+      [authentication]
+      Max-Forwards: 70
+      Expires: 300
+      User-Agent: sipguard-e2e
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+</scenario>
+`
+
+// atkElemAge returns how long before the ruleset was listed elem was
+// added to the set, from its timeout and what is left of it.
+func atkElemAge(t *testing.T, ruleset []byte, table, set, elem string) time.Duration {
+	t.Helper()
+	out := ruleset
+	if i := bytes.Index(out, []byte("table inet "+table+" {")); i >= 0 {
+		out = out[i:]
+	}
+	if i := bytes.Index(out, []byte("\tset "+set+" {")); i >= 0 {
+		out = out[i:]
+		if e := bytes.Index(out, []byte("\n\t}")); e >= 0 {
+			out = out[:e]
+		}
+	} else {
+		t.Fatalf("no set %s %s in:\n%s", table, set, ruleset)
+	}
+	m := regexp.MustCompile(`(?:^|[\s{,])` + regexp.QuoteMeta(elem) + `(?:/\d+)?(?: timeout ([0-9dhms]+))? expires ([0-9dhms]+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("%s not in set %s %s:\n%s", elem, table, set, out)
+	}
+	if m[1] == nil {
+		// An element with the set's own timeout is listed without it.
+		d := regexp.MustCompile(`(?m)^\s*timeout ([0-9dhms]+)$`).FindSubmatch(out)
+		if d == nil {
+			t.Fatalf("set %s %s: no timeout:\n%s", table, set, out)
+		}
+		m[1] = d[1]
+	}
+	timeout, err1 := time.ParseDuration(string(m[1]))
+	left, err2 := time.ParseDuration(string(m[2]))
+	if err1 != nil || err2 != nil {
+		t.Fatalf("set %s %s: %s", table, set, m[0])
+	}
+	return timeout - left
+}
+
+// atkSource makes src the source address of the attacker's packets to the
+// PBX's IPv4 network.
+func atkSource(t *testing.T, ns, src string) {
+	t.Helper()
+	atkRun(t, "ip", "-n", ns, "route", "replace", "198.18.1.0/24", "dev", "eth0", "proto", "kernel", "scope", "link", "src", src)
+}
+
+// atkNetns creates a network namespace named after its role, removed
+// when the test ends.
+func atkNetns(t *testing.T, role string) string {
+	t.Helper()
+	b := make([]byte, 4)
+	rand.Read(b)
+	name := "sg" + role + "-" + hex.EncodeToString(b)
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	atkRun(t, "ip", "-n", name, "link", "set", "lo", "up")
+	return name
+}
+
+func atkRun(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v %s", strings.Join(args, " "), err, out)
+	}
+}
+
+// atkStartProc starts a long-running process in its own process group, its
+// output appended to logPath, stopped (the whole group) when the test ends.
+func atkStartProc(t *testing.T, dir, logPath string, args ...string) *exec.Cmd {
+	t.Helper()
+	f, err := os.OpenFile(logPath, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); f.Close(); close(done) }()
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	})
+	return cmd
+}
+
+// atkStartDaemon is startDaemon with a given binary.
+func atkStartDaemon(t *testing.T, bin, ns, config string) *daemonProc {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", ns, bin, "run", "-c", config)
+	var stderr atkSyncBuffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &daemonProc{t: t, cmd: cmd, stderr: &stderr.buf, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.stop() })
+	return p
+}
+
+// atkSyncBuffer is a bytes.Buffer written by the daemon's output copier and
+// read by the test only after the daemon stopped or in failure messages.
+type atkSyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *atkSyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func atkCtl(bin string, args ...string) error {
+	return exec.Command(bin, args...).Run()
+}
+
+func atkCtlOut(bin string, args ...string) string {
+	out, _ := exec.Command(bin, args...).Output()
+	return string(out)
+}
+
+// atkTool runs a command in its own process group, killed with the group
+// after d, and returns its output.
+func atkTool(d time.Duration, args ...string) (string, error) {
+	return atkToolCtx(context.Background(), d, args...)
+}
+
+func atkToolCtx(ctx context.Context, d time.Duration, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	cmd := exec.Command(args[0], args[1:]...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return out.String(), err
+	case <-ctx.Done():
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+		return out.String(), ctx.Err()
+	}
+}
+
+// atkRulesetView is what the test reads of the PBX's nftables: the probe
+// counters by source, sipguard's drop counters by rule comment, and the
+// elements of sipguard's sets.
+type atkRulesetView struct {
+	probe map[string]int64
+	drops map[string]int64
+	sets  map[string]string
+}
+
+func (r atkRulesetView) setHas(set, elem string) bool {
+	return strings.Contains(r.sets[set], `"`+elem+`"`)
+}
+
+func atkRuleset(t *testing.T, ns string) atkRulesetView {
+	t.Helper()
+	v := atkRulesetView{probe: map[string]int64{}, drops: map[string]int64{}, sets: map[string]string{}}
+	out, err := exec.Command("ip", "netns", "exec", ns, "nft", "-j", "list", "ruleset").Output()
+	if err != nil {
+		t.Fatalf("nft list ruleset: %v", err)
+	}
+	var doc struct {
+		Nftables []struct {
+			Rule *struct {
+				Table   string                       `json:"table"`
+				Comment string                       `json:"comment"`
+				Expr    []map[string]json.RawMessage `json:"expr"`
+			} `json:"rule"`
+			Set *struct {
+				Table string          `json:"table"`
+				Name  string          `json:"name"`
+				Elem  json.RawMessage `json:"elem"`
+			} `json:"set"`
+		} `json:"nftables"`
+	}
+	if err := json.Unmarshal(out, &doc); err != nil {
+		t.Fatalf("nft -j: %v", err)
+	}
+	for _, o := range doc.Nftables {
+		switch {
+		case o.Rule != nil:
+			for _, e := range o.Rule.Expr {
+				var c struct{ Packets int64 }
+				if raw, ok := e["counter"]; ok && json.Unmarshal(raw, &c) == nil {
+					if o.Rule.Table == "sgprobe" {
+						v.probe[o.Rule.Comment] += c.Packets
+					} else if o.Rule.Table == "sipguard" {
+						v.drops[o.Rule.Comment] += c.Packets
+					}
+				}
+			}
+		case o.Set != nil && o.Set.Table == "sipguard":
+			v.sets[o.Set.Name] = string(o.Set.Elem)
+		}
+	}
+	return v
+}
+
+type atkFriendStats struct {
+	mu         sync.Mutex
+	ok, failed int
+	failures   string
+}
+
+func (f *atkFriendStats) add(ok bool, src, out string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if ok {
+		f.ok++
+		return
+	}
+	f.failed++
+	if f.failures == "" {
+		f.failures = src + ":\n" + atkTail(out, 20)
+	}
+}
+
+func (f *atkFriendStats) get() (int, int, string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ok, f.failed, f.failures
+}
+
+func atkFileHas(path, s string) bool { return strings.Contains(atkReadFile(path), s) }
+
+func atkReadFile(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}
+
+func atkTail(s string, n int) string {
+	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func atkFirstLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[:n]
+	}
+	return strings.Join(lines, " | ")
+}
+
+func atkMs(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
