@@ -509,7 +509,8 @@ func (c *Config) validate(d *decoder) {
 		}
 		if s.Parser == "" {
 			d.errorf(p+".parser", "missing (known: %s)", strings.Join(c.parserNames(), ", "))
-		} else if !c.knownParser(s.Parser) {
+		} else if !c.knownParser(s.Parser) && !c.declaresParser(s.Parser) {
+			// A [[parser]] that failed to compile has its own errors.
 			d.errorf(p+".parser", "unknown parser %q (known: %s)", s.Parser, strings.Join(c.parserNames(), ", "))
 		}
 		if s.Timezone != "" {
@@ -603,6 +604,17 @@ func unjoin(err error) []error {
 func (c *Config) knownParser(name string) bool {
 	_, ok := c.custom[name]
 	return ok || parsers.Known(name)
+}
+
+// declaresParser reports whether a [[parser]] table is called name, even
+// one that did not compile.
+func (c *Config) declaresParser(name string) bool {
+	for _, pc := range c.Parsers {
+		if pc.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Config) parserNames() []string {
