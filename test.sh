@@ -10,7 +10,7 @@ export PATH=$PATH:/usr/local/go/bin
 
 # Debian packages the tests use, installed when missing. Their services are
 # not started: a test starts what it needs itself.
-packages=(fail2ban nftables iproute2 kamailio sipvicious sip-tester)
+packages=(fail2ban nftables iproute2 kamailio sipvicious sip-tester zsh groff-base logrotate)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -60,6 +60,9 @@ bench/compare.sh --min-ratio 50
 
 echo "== daemon against the kernel: ban latency, burst, restore"
 bench/daemon.sh
+
+echo "== the Debian package: build, install, unit capabilities, upgrade, purge"
+packaging/test.sh
 
 # Every test removes the namespaces it creates, even when it fails.
 after=$(ip netns list 2>/dev/null | awk '{print $1}' | sort)

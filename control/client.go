@@ -99,6 +99,12 @@ func (c *Client) Ban(ctx context.Context, r BanRequest) (BanResponse, error) {
 	return res, c.do(ctx, http.MethodPost, "/v1/ban", r, &res)
 }
 
+// Import asks for many manual bans at once.
+func (c *Client) Import(ctx context.Context, r ImportRequest) (ImportResponse, error) {
+	var res ImportResponse
+	return res, c.do(ctx, http.MethodPost, "/v1/import", r, &res)
+}
+
 // Unban asks to lift bans.
 func (c *Client) Unban(ctx context.Context, r UnbanRequest) (UnbanResponse, error) {
 	var res UnbanResponse

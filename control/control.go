@@ -9,6 +9,7 @@
 //	GET  /v1/bans                 -> []Ban
 //	POST /v1/ban   BanRequest     -> BanResponse
 //	POST /v1/unban UnbanRequest   -> UnbanResponse
+//	POST /v1/import ImportRequest -> ImportResponse
 //
 // Errors are {"error": "..."} with a 4xx or 5xx status.
 package control
@@ -19,33 +20,53 @@ import (
 
 // Status describes a running daemon.
 type Status struct {
-	Version       string         `json:"version"`
-	PID           int            `json:"pid"`
-	Started       time.Time      `json:"started"`
-	UptimeSeconds float64        `json:"uptime_seconds"`
-	Config        string         `json:"config"`
-	Sources       []SourceStatus `json:"sources"`
-	Rules         []RuleStatus   `json:"rules"`
-	Bans          int            `json:"bans"`
-	Engine        EngineStatus   `json:"engine"`
-	Firewall      FirewallStatus `json:"firewall"`
-	State         StateStatus    `json:"state"`
+	Version       string           `json:"version"`
+	PID           int              `json:"pid"`
+	Started       time.Time        `json:"started"`
+	UptimeSeconds float64          `json:"uptime_seconds"`
+	Config        string           `json:"config"`
+	Sources       []SourceStatus   `json:"sources"`
+	Rules         []RuleStatus     `json:"rules"`
+	Bans          int              `json:"bans"`
+	Unbans        map[string]int64 `json:"unbans_by_reason"` // since start: expired, manual, replaced, feed
+	Feeds         []FeedStatus     `json:"feeds,omitempty"`
+	Engine        EngineStatus     `json:"engine"`
+	Firewall      FirewallStatus   `json:"firewall"`
+	State         StateStatus      `json:"state"`
 }
 
 // SourceStatus describes one followed log.
 type SourceStatus struct {
-	Name    string           `json:"name"`
-	Path    string           `json:"path"`
-	Parser  string           `json:"parser"`
-	Waiting bool             `json:"waiting"` // the file does not exist (yet)
-	Offset  int64            `json:"offset"`  // bytes read and handled
-	Inode   uint64           `json:"inode"`
-	Lines   int64            `json:"lines"`
-	Events  int64            `json:"events"`
-	Dropped int64            `json:"dropped"`
-	DropBy  map[string]int64 `json:"dropped_by_reason"`
-	Rotated int64            `json:"rotations"`
-	Error   string           `json:"error,omitempty"`
+	Name      string           `json:"name"`
+	Path      string           `json:"path"`
+	Parser    string           `json:"parser"`
+	Waiting   bool             `json:"waiting"` // the file does not exist (yet)
+	Offset    int64            `json:"offset"`  // bytes read and handled
+	Inode     uint64           `json:"inode"`
+	Lines     int64            `json:"lines"`
+	Events    int64            `json:"events"` // failures
+	EventsBy  map[string]int64 `json:"events_by_kind"`
+	Successes int64            `json:"successes"` // auth_succeeded events
+	Dropped   int64            `json:"dropped"`
+	DropBy    map[string]int64 `json:"dropped_by_reason"`
+	Rotated   int64            `json:"rotations"`
+	Error     string           `json:"error,omitempty"`
+}
+
+// FeedStatus describes a blocklist feed.
+type FeedStatus struct {
+	Name     string    `json:"name"`
+	Location string    `json:"location"` // URL (without credentials) or path
+	Listed   int       `json:"listed"`   // entries of the last good list
+	Enforced int       `json:"enforced"` // of those, in the firewall
+	Skipped  int       `json:"skipped"`  // allowlisted, or overlapping another ban
+	Invalid  int       `json:"invalid_lines"`
+	TooWide  int       `json:"too_wide"`
+	LastLoad time.Time `json:"last_load,omitzero"`
+	LastOK   time.Time `json:"last_ok,omitzero"`
+	Loads    int64     `json:"loads"`
+	Failures int64     `json:"failures"`
+	Error    string    `json:"error,omitempty"` // of the last load, if it failed
 }
 
 // RuleStatus describes one rule.
@@ -69,6 +90,8 @@ type EngineStatus struct {
 	Stale       int64 `json:"stale_bans"` // decided on old lines, already over
 	Tracked     int   `json:"tracked"`
 	Evicted     int64 `json:"evicted"`
+	// Compromises counts successful logins after failures (see [compromise]).
+	Compromises int64 `json:"compromises"`
 }
 
 // FirewallStatus describes the backend enforcing bans.
@@ -80,6 +103,7 @@ type FirewallStatus struct {
 	Packets   uint64    `json:"packets_dropped"`
 	Bytes     uint64    `json:"bytes_dropped"`
 	Restored  int       `json:"restored"`
+	Errors    int64     `json:"errors"` // ban or unban calls the backend refused since start
 	LastCheck time.Time `json:"last_check,omitzero"`
 	Error     string    `json:"error,omitempty"`
 }
@@ -126,6 +150,23 @@ type BanResponse struct {
 	Result string `json:"result"`
 	Ban    Ban    `json:"ban"`
 }
+
+// ImportRequest asks for many manual bans at once (sipguard import): one
+// firewall transaction and one save, however many there are.
+type ImportRequest struct {
+	Bans []BanRequest `json:"bans"`
+}
+
+// ImportResponse reports an import. Refused entries (allowlisted, inside
+// a wider ban, malformed) are listed with why, and the rest is done.
+type ImportResponse struct {
+	Banned  int      `json:"banned"`
+	Renewed int      `json:"renewed"` // banned before; expiry set anew
+	Refused []string `json:"refused"`
+}
+
+// MaxImport bounds the bans of one import request.
+const MaxImport = 1000000
 
 // UnbanRequest asks to lift the ban of Target, or every ban with All.
 // Unbanning also clears the address's counters and offence history.

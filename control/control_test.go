@@ -32,6 +32,17 @@ func (h *fakeHandler) Ban(_ context.Context, r control.BanRequest) (control.BanR
 func (h *fakeHandler) Unban(_ context.Context, r control.UnbanRequest) (control.UnbanResponse, error) {
 	return control.UnbanResponse{Result: control.Unbanned, Unbanned: []string{r.Target}}, nil
 }
+func (h *fakeHandler) Import(ctx context.Context, r control.ImportRequest) (control.ImportResponse, error) {
+	var res control.ImportResponse
+	for _, b := range r.Bans {
+		if _, err := h.Ban(ctx, b); err != nil {
+			res.Refused = append(res.Refused, err.Error())
+			continue
+		}
+		res.Banned++
+	}
+	return res, nil
+}
 
 func serve(t *testing.T) (string, *fakeHandler) {
 	t.Helper()

@@ -19,6 +19,7 @@ type Handler interface {
 	List(ctx context.Context) []Ban
 	Ban(ctx context.Context, r BanRequest) (BanResponse, error)
 	Unban(ctx context.Context, r UnbanRequest) (UnbanResponse, error)
+	Import(ctx context.Context, r ImportRequest) (ImportResponse, error)
 }
 
 // Error is a request the handler refuses; Code is the HTTP status.
@@ -107,6 +108,19 @@ func Serve(ctx context.Context, l net.Listener, h Handler) error {
 		res, err := h.Unban(r.Context(), req)
 		reply(w, res, err)
 	})
+	mux.HandleFunc("POST /v1/import", func(w http.ResponseWriter, r *http.Request) {
+		var req ImportRequest
+		if err := decodeMax(r, &req, 128<<20); err != nil {
+			reply(w, nil, err)
+			return
+		}
+		if len(req.Bans) > MaxImport {
+			reply(w, nil, BadRequest("%d bans: at most %d per import", len(req.Bans), MaxImport))
+			return
+		}
+		res, err := h.Import(r.Context(), req)
+		reply(w, res, err)
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
@@ -120,8 +134,10 @@ func Serve(ctx context.Context, l net.Listener, h Handler) error {
 	return nil
 }
 
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 64<<10))
+func decode(r *http.Request, v any) error { return decodeMax(r, v, 64<<10) }
+
+func decodeMax(r *http.Request, v any, max int64) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, max))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return BadRequest("bad request: %v", err)

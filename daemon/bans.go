@@ -40,11 +40,15 @@ type decision struct {
 	kind    parsers.Kind
 	at      time.Time // when decided
 	timeout time.Duration
+	read    time.Time // when the line that completed it arrived (zero: not from a line)
+	reason  string    // why, when not the rule's count of events
 }
 
 // decide queues a ban. Its timeout runs from the last event, so a ban
 // decided on old lines (read after a restart) is shorter, or already over.
-func (d *Daemon) decide(b engine.Ban, ev *parsers.Event, now time.Time) {
+// read is when the deciding line arrived, why an explanation overriding
+// the default one ("5 events in 40s, the last auth_failed").
+func (d *Daemon) decide(b engine.Ban, ev *parsers.Event, now, read time.Time, why string) {
 	age := max(now.Sub(b.Last), 0)
 	timeout := b.Duration - age
 	if timeout <= 0 {
@@ -53,7 +57,7 @@ func (d *Daemon) decide(b engine.Ban, ev *parsers.Event, now time.Time) {
 			Msg("ban already over: its events are older than its duration")
 		return
 	}
-	d.pending = append(d.pending, decision{ban: b, source: ev.Source, kind: ev.Kind, at: now, timeout: timeout})
+	d.pending = append(d.pending, decision{ban: b, source: ev.Source, kind: ev.Kind, at: now, timeout: timeout, read: read, reason: why})
 }
 
 // flush enforces the queued bans in one firewall call, then records them
@@ -80,6 +84,7 @@ func (d *Daemon) flush(ctx context.Context) {
 			return
 		}
 		if err != nil {
+			d.fwErrors++
 			d.retryWait = min(max(2*d.retryWait, 250*time.Millisecond), 30*time.Second)
 			d.retryAt = now.Add(d.retryWait)
 			d.fwErr = err.Error()
@@ -87,8 +92,13 @@ func (d *Daemon) flush(ctx context.Context) {
 			return
 		}
 		d.retryWait, d.fwErr = 0, ""
+		enforced := time.Now()
 		for i, p := range d.pending {
-			d.record(p, bans[i].Timeout, now)
+			var latency time.Duration
+			if !p.read.IsZero() {
+				latency = enforced.Sub(p.read)
+			}
+			d.record(p, bans[i].Timeout, now, latency)
 		}
 		d.pending = d.pending[:0]
 		d.bansDirty = true
@@ -148,8 +158,7 @@ func (d *Daemon) makeRoom(ctx context.Context, bans []firewall.Ban) error {
 		return err
 	}
 	for _, q := range lift {
-		delete(d.bans, q)
-		d.log.Info().Str(fieldPrefix, q.String()).Str(fieldReason, "replaced by a wider ban").Msg("unban")
+		d.unbanned(q, UnbanReplaced, "replaced by a wider ban")
 	}
 	d.bansDirty = true
 	return nil
@@ -157,18 +166,59 @@ func (d *Daemon) makeRoom(ctx context.Context, bans []firewall.Ban) error {
 
 func isHost(p netip.Prefix) bool { return p.Bits() == p.Addr().BitLen() }
 
-func (d *Daemon) record(p decision, timeout time.Duration, now time.Time) {
+func (d *Daemon) record(p decision, timeout time.Duration, now time.Time, latency time.Duration) {
 	b := p.ban
 	r := &banRecord{
 		Target: b.Prefix, Addr: b.Addr.String(), Rule: b.Rule, Since: now, Expires: now.Add(timeout),
-		Count: b.Count, Source: p.source, Offences: b.Offences,
-		Reason: fmt.Sprintf("%d events in %s, the last %s", b.Count, b.Last.Sub(b.First).Round(time.Second), p.kind),
+		Count: b.Count, Source: p.source, Offences: b.Offences, Reason: p.reason,
+	}
+	if r.Reason == "" {
+		r.Reason = fmt.Sprintf("%d events in %s, the last %s", b.Count, b.Last.Sub(b.First).Round(time.Second), p.kind)
 	}
 	d.bans[b.Prefix] = r
 	d.ruleBans[b.Rule]++
 	d.log.Info().Str(fieldIP, r.Addr).Str(fieldPrefix, b.Prefix.String()).Str(fieldRule, b.Rule).
 		Int(fieldCount, b.Count).Float64(fieldTTL, timeout.Round(time.Second).Seconds()).
 		Str(fieldSource, p.source).Int(fieldOffence, b.Offences).Msg("ban")
+	d.notice(Notice{
+		Type: NoticeBan, Target: b.Prefix, Addr: b.Addr, Rule: b.Rule, Reason: r.Reason, Source: p.source,
+		Count: b.Count, Offences: b.Offences, Time: now, Expires: r.Expires, Latency: latency,
+	})
+}
+
+// unbanned forgets a ban lifted for reason (why: the log's words) and
+// tells the observers.
+func (d *Daemon) unbanned(p netip.Prefix, reason, why string) {
+	r := d.bans[p]
+	delete(d.bans, p)
+	d.bansDirty = true
+	d.unbans[reason]++
+	if r != nil && strings.HasPrefix(r.Rule, feedRulePrefix) {
+		// A feed's entries come and go by the thousand: the feed's own
+		// log line reports them, and no one is notified of each.
+		fs := d.feeds[strings.TrimPrefix(r.Rule, feedRulePrefix)]
+		if fs == nil {
+			return
+		}
+		delete(fs.applied, p)
+		switch reason {
+		case UnbanManual:
+			fs.excluded[p] = struct{}{}
+		case UnbanExpired, UnbanReplaced:
+			fs.dirty = true // try again (a wider ban keeps it out)
+		}
+		if reason == UnbanManual {
+			d.log.Info().Str(fieldPrefix, p.String()).Str(fieldRule, r.Rule).Str(fieldReason, why).
+				Msg("unban of a feed entry: kept out until restart; [allow] it for good")
+		}
+		return
+	}
+	n := Notice{Type: NoticeUnban, Target: p, Reason: reason, Time: d.now()}
+	if r != nil {
+		n.Rule = r.Rule
+	}
+	d.log.Info().Str(fieldPrefix, p.String()).Str(fieldRule, n.Rule).Str(fieldReason, why).Msg("unban")
+	d.notice(n)
 }
 
 // expire forgets bans that ended (the kernel has lifted them already).
@@ -176,9 +226,7 @@ func (d *Daemon) expire() {
 	now := d.now()
 	for p, r := range d.bans {
 		if !r.Expires.After(now) {
-			delete(d.bans, p)
-			d.bansDirty = true
-			d.log.Info().Str(fieldPrefix, p.String()).Str(fieldRule, r.Rule).Str(fieldReason, "expired").Msg("unban")
+			d.unbanned(p, UnbanExpired, "expired")
 		}
 	}
 }
@@ -235,6 +283,7 @@ func (d *Daemon) manualBan(ctx context.Context, req control.BanRequest) (control
 		err = d.fw.Ban(ctx, ban)
 	}
 	if err != nil {
+		d.fwErrors++
 		return control.BanResponse{}, nil, control.BadRequest("ban %s: %v", p, err)
 	}
 	result := control.Banned
@@ -246,6 +295,7 @@ func (d *Daemon) manualBan(ctx context.Context, req control.BanRequest) (control
 	d.eng.Banned(p, now, dur)
 	d.log.Info().Str(fieldPrefix, p.String()).Str(fieldRule, manualRule).Str(fieldReason, req.Reason).
 		Float64(fieldTTL, dur.Seconds()).Msg("ban")
+	d.notice(Notice{Type: NoticeBan, Target: p, Rule: manualRule, Reason: req.Reason, Time: now, Expires: r.Expires})
 	d.bansDirty = true
 	return control.BanResponse{Result: result, Ban: r.control()}, d.durable(), nil
 }
@@ -282,15 +332,15 @@ func (d *Daemon) manualUnban(ctx context.Context, req control.UnbanRequest) (con
 	sort.Slice(lift, func(i, j int) bool { return lift[i].String() < lift[j].String() })
 	if len(lift) > 0 {
 		if err := d.fw.Unban(ctx, lift...); err != nil {
+			d.fwErrors++
 			return control.UnbanResponse{}, nil, fmt.Errorf("unban: %w", err)
 		}
 	}
 	res := control.UnbanResponse{Result: control.AlreadyUnbanned, Unbanned: []string{}}
 	for _, p := range lift {
-		delete(d.bans, p)
+		d.unbanned(p, UnbanManual, "manual")
 		d.eng.Forget(p)
 		res.Unbanned = append(res.Unbanned, p.String())
-		d.log.Info().Str(fieldPrefix, p.String()).Str(fieldReason, "manual").Msg("unban")
 	}
 	if target.IsValid() {
 		d.eng.Forget(target)

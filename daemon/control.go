@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"sort"
@@ -64,6 +65,13 @@ func (h handler) List(ctx context.Context) []control.Ban {
 	return out
 }
 
+// Status reports the daemon's state, as `sipguard status --json` shows it.
+func (d *Daemon) Status(ctx context.Context) (control.Status, error) {
+	var st control.Status
+	err := d.call(ctx, func() { st = d.status(ctx) })
+	return st, err
+}
+
 func (h handler) Status(ctx context.Context) control.Status {
 	var st control.Status
 	h.d.call(ctx, func() { st = h.d.status(ctx) })
@@ -93,6 +101,7 @@ func (d *Daemon) status(ctx context.Context) control.Status {
 	st := control.Status{
 		Version: d.cfg.Version, PID: os.Getpid(), Started: d.started,
 		UptimeSeconds: now.Sub(d.started).Seconds(), Config: d.cfg.File, Bans: len(d.list()),
+		Unbans: maps.Clone(d.unbans),
 	}
 	for _, s := range d.cfg.Sources {
 		ss := control.SourceStatus{Name: s.Name, Path: s.Path, Parser: s.Parser, DropBy: map[string]int64{}}
@@ -103,6 +112,7 @@ func (d *Daemon) status(ctx context.Context) control.Status {
 			p := r.status()
 			ss.Waiting, ss.Offset, ss.Inode, ss.Rotated = p.stats.Waiting, p.stats.Pos.Offset, p.stats.Pos.Inode, p.stats.Rotations
 			ss.Lines, ss.Events, ss.Dropped, ss.DropBy, ss.Error = p.counts.Lines, p.counts.Events, p.counts.Dropped, p.counts.DropBy, p.err
+			ss.EventsBy, ss.Successes = p.counts.ByKind, p.counts.Successes
 		}
 		st.Sources = append(st.Sources, ss)
 	}
@@ -124,16 +134,17 @@ func (d *Daemon) status(ctx context.Context) control.Status {
 	es := d.eng.Stats()
 	st.Engine = control.EngineStatus{
 		Events: es.Events, Allowed: es.Allowed, WhileBanned: es.WhileBanned, Bans: es.Bans,
-		Stale: d.stale, Tracked: es.Tracked, Evicted: es.Evicted,
+		Stale: d.stale, Tracked: es.Tracked, Evicted: es.Evicted, Compromises: d.compromises,
 	}
 	fs := d.fw.State(ctx)
 	st.Firewall = control.FirewallStatus{
 		Backend: fs.Backend, Table: fs.Table, Hooks: fs.Hooks, Bans: fs.Bans, Packets: fs.Packets,
-		Bytes: fs.Bytes, Restored: fs.Restored, LastCheck: fs.LastCheck, Error: fs.LastError,
+		Bytes: fs.Bytes, Restored: fs.Restored, LastCheck: fs.LastCheck, Error: fs.LastError, Errors: d.fwErrors,
 	}
 	if d.fwErr != "" {
 		st.Firewall.Error = d.fwErr
 	}
+	st.Feeds = d.feedStatus()
 	st.State = control.StateStatus{Dir: d.cfg.StateDir, LastSaved: d.lastSaved, Error: d.saveErr}
 	return st
 }

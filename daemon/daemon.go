@@ -68,6 +68,8 @@ type Config struct {
 	StateDir      string
 	Socket        string
 	ManualBanTime time.Duration // for manual bans without a duration
+	Compromise    Compromise    // what a success after failures does
+	Feeds         []Feed        // blocklists to enforce
 }
 
 // Log field names.
@@ -92,6 +94,7 @@ type Daemon struct {
 
 	calls   chan func()
 	batches chan batch
+	ready   chan struct{}  // closed once Run has restored and started everything
 	wg      sync.WaitGroup // followers
 	runCtx  context.Context
 
@@ -120,6 +123,13 @@ type Daemon struct {
 	saveResults chan saveResult
 	skewWarned  map[string]time.Time
 	verify      func(context.Context) error // the restore's read-back, when deferred
+	observers   []Observer
+	alerted     map[netip.Prefix]time.Time // compromises reported, by address
+	compromises int64
+	unbans      map[string]int64 // by reason
+	fwErrors    int64
+	feeds       map[string]*feedState
+	stopFeeds   func()
 }
 
 // New checks cfg and returns a daemon enforcing bans through fw. now is
@@ -143,6 +153,7 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 	return &Daemon{
 		log: log, fw: fw, now: now, cfg: cfg, eng: eng,
 		calls:       make(chan func()),
+		ready:       make(chan struct{}),
 		batches:     make(chan batch, 64),
 		bans:        map[netip.Prefix]*banRecord{},
 		pendingPos:  map[string]savedPosition{},
@@ -150,6 +161,10 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 		runners:     map[string]*runner{},
 		ruleBans:    map[string]int64{},
 		skewWarned:  map[string]time.Time{},
+		alerted:     map[netip.Prefix]time.Time{},
+		unbans:      map[string]int64{},
+		feeds:       map[string]*feedState{},
+		stopFeeds:   func() {},
 		saveJobs:    make(chan saveJob, 1),
 		saveResults: make(chan saveResult, 1),
 	}, nil
@@ -201,12 +216,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for _, s := range d.cfg.Sources {
 		d.startSource(s)
 	}
+	d.startFeeds(ctx)
 	d.log.Info().Int("sources", len(d.cfg.Sources)).Int("rules", len(d.cfg.Engine.Rules)).
 		Int("bans", len(d.bans)).Str("socket", d.cfg.Socket).Msg("sipguard running")
+	close(d.ready)
 
 	d.loop(ctx)
 
 	// Stop: the followers end with ctx; handle what they already sent.
+	d.stopFeeds()
 	d.stopSources()
 	d.drain()
 	d.flush(context.Background())
@@ -217,6 +235,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.log.Info().Int("bans", len(d.bans)).Msg("sipguard stopped; bans stay in force")
 	return nil
 }
+
+// Ready is closed once the daemon runs: bans restored into the firewall,
+// the control socket answering, the logs followed.
+func (d *Daemon) Ready() <-chan struct{} { return d.ready }
+
+// Alive reports whether the core goroutine answers within ctx: what a
+// watchdog should check.
+func (d *Daemon) Alive(ctx context.Context) error { return d.call(ctx, func() {}) }
 
 // reconciler is a backend that repairs changes made behind its back.
 type reconciler interface {
@@ -244,6 +270,7 @@ func (d *Daemon) loop(ctx context.Context) {
 				d.flush(ctx)
 			}
 			d.expire()
+			d.applyFeeds(ctx)
 			d.initialPositions()
 			d.save(false)
 		}

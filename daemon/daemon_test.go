@@ -83,7 +83,7 @@ type running struct {
 	client *control.Client
 }
 
-func start(t *testing.T, cfg daemon.Config, fw firewall.Backend) *running {
+func start(t *testing.T, cfg daemon.Config, fw firewall.Backend, obs ...daemon.Observer) *running {
 	t.Helper()
 	logs := &syncBuffer{}
 	log := zerolog.New(logs)
@@ -93,6 +93,9 @@ func start(t *testing.T, cfg daemon.Config, fw firewall.Backend) *running {
 	d, err := daemon.New(cfg, fw, log, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, o := range obs {
+		d.Observe(o)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{d: d, fw: fw, logs: logs, cancel: cancel, done: make(chan error, 1), client: control.NewClient(cfg.Socket)}

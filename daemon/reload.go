@@ -45,7 +45,14 @@ func (d *Daemon) reload(cfg Config) error {
 	for _, s := range d.cfg.Sources {
 		old[s.Name] = s
 	}
+	feedsChanged := !reflect.DeepEqual(cfg.Feeds, d.cfg.Feeds)
+	if feedsChanged {
+		d.stopFeeds()
+	}
 	d.cfg = cfg
+	if feedsChanged {
+		d.startFeeds(d.runCtx)
+	}
 	keep := map[string]bool{}
 	for _, s := range cfg.Sources {
 		if o, ok := old[s.Name]; ok && o.Path == s.Path && o.Parser == s.Parser && o.Start == s.Start &&

@@ -27,6 +27,7 @@ type batch struct {
 	source string
 	events []parsers.Event
 	pos    watchers.Position
+	read   time.Time // when the lines were handed over (for ban latency)
 }
 
 // savedPosition is a source's position, with its path: a position is
@@ -85,7 +86,7 @@ func (d *Daemon) emit(ctx context.Context, r *runner, lines []watchers.Line) err
 		}
 	}
 	select {
-	case d.batches <- batch{source: r.src.Name, events: events, pos: lines[len(lines)-1].Pos}:
+	case d.batches <- batch{source: r.src.Name, events: events, pos: lines[len(lines)-1].Pos, read: time.Now()}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -130,11 +131,15 @@ func (d *Daemon) handle(b batch) {
 			d.warnSkew(b.source, ev.Time, now)
 			ev.Time = now
 		}
+		if ev.Kind == parsers.AuthSucceeded {
+			d.success(ev, now)
+			continue
+		}
 		ban, ok := d.eng.Observe(ev)
 		if !ok {
 			continue
 		}
-		d.decide(ban, ev, now)
+		d.decide(ban, ev, now, b.read, "")
 	}
 	if b.pos.Inode != 0 || b.pos.Offset != 0 {
 		d.pendingPos[b.source] = savedPosition{Path: d.sourcePath(b.source), Position: b.pos}

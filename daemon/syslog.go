@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sipguard/sipguard/parsers"
 	"github.com/sipguard/sipguard/syslogd"
@@ -89,7 +90,7 @@ func (d *Daemon) emitSyslog(ctx context.Context, r *runner, msgs []syslogd.Messa
 		return nil
 	}
 	select {
-	case d.batches <- batch{source: r.src.Name, events: events}:
+	case d.batches <- batch{source: r.src.Name, events: events, read: time.Now()}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"sort"
 	"time"
 
 	"github.com/sipguard/sipguard/parsers"
@@ -236,6 +237,9 @@ func (e *Engine) keyOf(a netip.Addr) key {
 // Observe counts ev and returns the ban it triggers, if any. ev.Time must
 // be set. When several rules trigger at once the longest ban wins.
 func (e *Engine) Observe(ev *parsers.Event) (Ban, bool) {
+	if !ev.Kind.Failure() {
+		return Ban{}, false // a success is never counted
+	}
 	e.stats.Events++
 	a := ev.Addr.Unmap()
 	if e.Allowed(a) {
@@ -299,6 +303,23 @@ func (e *Engine) Observe(ev *parsers.Event) (Ban, bool) {
 		}
 	}
 	return ban, true
+}
+
+// Recent returns how many failures of a (or of its IPv6 prefix) the rules'
+// windows hold at or after since: the largest count of any rule, so at most
+// the largest max_retry. A rule's window forgets events older than its
+// find_time and is emptied by a ban.
+func (e *Engine) Recent(a netip.Addr, since time.Time) int {
+	tr := e.trackers[e.keyOf(a.Unmap())]
+	if tr == nil {
+		return 0
+	}
+	t, most := since.UnixNano(), 0
+	for _, w := range tr.wins {
+		n := len(w) - sort.Search(len(w), func(i int) bool { return w[i] >= t })
+		most = max(most, n)
+	}
+	return most
 }
 
 // add inserts t into rule i's window and reports whether the rule now

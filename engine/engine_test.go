@@ -346,3 +346,42 @@ func TestOffencesRestore(t *testing.T) {
 		t.Errorf("manual ban not counted as an offence: %d", b.Offences)
 	}
 }
+
+// TestRecent: failures are reported by address (IPv6 by prefix) and time;
+// successes are never counted; a ban empties the windows.
+func TestRecent(t *testing.T) {
+	e := newEngine(t, engine.Options{Rules: []engine.Rule{rule("burst", 5, time.Minute, time.Hour), rule("slow", 30, 24*time.Hour, time.Hour)}})
+	a := netip.MustParseAddr("198.51.100.7")
+	for i := range 3 {
+		ev := parsers.Event{Time: t0.Add(time.Duration(i) * 10 * time.Minute), Addr: a, Kind: parsers.AuthFailed}
+		if _, ban := e.Observe(&ev); ban {
+			t.Fatal("banned after", i+1)
+		}
+	}
+	ok := parsers.Event{Time: t0.Add(21 * time.Minute), Addr: a, Kind: parsers.AuthSucceeded}
+	for range 10 {
+		if _, ban := e.Observe(&ok); ban {
+			t.Fatal("a success counted toward a ban")
+		}
+	}
+	for _, c := range []struct {
+		since time.Time
+		want  int
+	}{{t0, 3}, {t0.Add(5 * time.Minute), 2}, {t0.Add(20 * time.Minute), 1}, {t0.Add(21 * time.Minute), 0}} {
+		if got := e.Recent(a, c.since); got != c.want {
+			t.Errorf("Recent since %v = %d; want %d", c.since.Sub(t0), got, c.want)
+		}
+	}
+	if got := e.Recent(netip.MustParseAddr("198.51.100.8"), t0); got != 0 {
+		t.Errorf("another address: %d", got)
+	}
+	v6 := netip.MustParseAddr("2001:db8::1")
+	ev := parsers.Event{Time: t0, Addr: v6, Kind: parsers.UnknownUser}
+	e.Observe(&ev)
+	if got := e.Recent(netip.MustParseAddr("2001:db8::ffff"), t0); got != 1 {
+		t.Errorf("same /64: %d; want 1", got)
+	}
+	if st := e.Stats(); st.Events != 4 {
+		t.Errorf("events %d; want 4 (successes are not events of the engine)", st.Events)
+	}
+}

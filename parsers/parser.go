@@ -23,7 +23,7 @@ import (
 	"time"
 )
 
-// Event is one failure seen in a log: who (the packet source), what (Kind,
+// Event is one failure (or, with Kind AuthSucceeded, one success) seen in a log: who (the packet source), what (Kind,
 // Service, User) and when.
 type Event struct {
 	// Time comes from the line. A line whose timestamp carries no year gets
@@ -63,6 +63,16 @@ const (
 	numKinds
 )
 
+// AuthSucceeded is not a failure: a successful login or registration with
+// a password. It is never counted toward a ban and is in no KindSet; the
+// daemon uses it to spot a guessed password (a success from an address
+// that just failed). Kinds and ParseKind leave it out, so no rule can name
+// it.
+const AuthSucceeded Kind = 31
+
+// Failure reports whether k is one of the failure kinds rules count.
+func (k Kind) Failure() bool { return k > 0 && k < numKinds }
+
 var kindNames = [numKinds]string{
 	AuthFailed:         "auth_failed",
 	UnknownUser:        "unknown_user",
@@ -82,8 +92,11 @@ func Kinds() []Kind {
 }
 
 func (k Kind) String() string {
-	if k > 0 && k < numKinds {
+	if k.Failure() {
 		return kindNames[k]
+	}
+	if k == AuthSucceeded {
+		return "auth_succeeded"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -98,12 +111,26 @@ func ParseKind(s string) (Kind, error) {
 	return 0, fmt.Errorf("unknown kind %q (known: %s)", s, strings.Join(kindNames[1:], ", "))
 }
 
+// ParseEventKind returns the Kind with the given name, auth_succeeded
+// included: what a pattern may produce, unlike what a rule may count.
+func ParseEventKind(s string) (Kind, error) {
+	if s == AuthSucceeded.String() {
+		return AuthSucceeded, nil
+	}
+	k, err := ParseKind(s)
+	if err != nil {
+		return 0, fmt.Errorf("unknown kind %q (known: %s, %s)", s, strings.Join(kindNames[1:], ", "), AuthSucceeded)
+	}
+	return k, nil
+}
+
 // MarshalText implements encoding.TextMarshaler.
 func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
-// UnmarshalText implements encoding.TextUnmarshaler.
+// UnmarshalText implements encoding.TextUnmarshaler. It reads every Kind
+// MarshalText writes, AuthSucceeded included.
 func (k *Kind) UnmarshalText(b []byte) error {
-	v, err := ParseKind(string(b))
+	v, err := ParseEventKind(string(b))
 	if err != nil {
 		return err
 	}

@@ -16,9 +16,9 @@ type Stream struct {
 	now    func() time.Time
 	last   time.Time // time of the last event that had one
 
-	lines, events, tooLong atomic.Int64
-	drops                  [numOutcomes]atomic.Int64
-	kinds                  [numKinds]atomic.Int64
+	lines, events, successes, tooLong atomic.Int64
+	drops                             [numOutcomes]atomic.Int64
+	kinds                             [AuthSucceeded + 1]atomic.Int64
 }
 
 // NewStream makes the parser registered as parserName for source. now is
@@ -73,8 +73,14 @@ func (s *Stream) Line(line []byte, num int64, ev *Event) bool {
 		s.last = ev.Time
 	}
 	ev.Parser, ev.Source, ev.Line = s.name, s.source, num
-	s.events.Add(1)
-	s.kinds[ev.Kind].Add(1)
+	if ev.Kind.Failure() {
+		s.events.Add(1)
+	} else {
+		s.successes.Add(1)
+	}
+	if int(ev.Kind) < len(s.kinds) {
+		s.kinds[ev.Kind].Add(1)
+	}
 	return true
 }
 
@@ -86,17 +92,18 @@ func (s *Stream) TooLong(n int64) {
 
 // Counts is what became of a stream's lines.
 type Counts struct {
-	Lines   int64            `json:"lines"`
-	Events  int64            `json:"events"`
-	Dropped int64            `json:"dropped"`
-	DropBy  map[string]int64 `json:"dropped_by_reason"` // every reason, and "too_long"
-	ByKind  map[string]int64 `json:"events_by_kind"`
+	Lines     int64            `json:"lines"`
+	Events    int64            `json:"events"`    // failures
+	Successes int64            `json:"successes"` // auth_succeeded events
+	Dropped   int64            `json:"dropped"`
+	DropBy    map[string]int64 `json:"dropped_by_reason"` // every reason, and "too_long"
+	ByKind    map[string]int64 `json:"events_by_kind"`
 }
 
 // Counts returns the stream's counters.
 func (s *Stream) Counts() Counts {
 	c := Counts{
-		Lines: s.lines.Load(), Events: s.events.Load(),
+		Lines: s.lines.Load(), Events: s.events.Load(), Successes: s.successes.Load(),
 		DropBy: map[string]int64{"too_long": s.tooLong.Load()},
 		ByKind: map[string]int64{},
 	}
@@ -106,7 +113,7 @@ func (s *Stream) Counts() Counts {
 		c.DropBy[o.String()] = n
 		c.Dropped += n
 	}
-	for _, k := range Kinds() {
+	for _, k := range append(Kinds(), AuthSucceeded) {
 		c.ByKind[k.String()] = s.kinds[k].Load()
 	}
 	return c
@@ -116,6 +123,7 @@ func (s *Stream) Counts() Counts {
 func (c *Counts) Add(o Counts) {
 	c.Lines += o.Lines
 	c.Events += o.Events
+	c.Successes += o.Successes
 	c.Dropped += o.Dropped
 	if c.DropBy == nil {
 		c.DropBy, c.ByKind = map[string]int64{}, map[string]int64{}

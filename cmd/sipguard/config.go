@@ -16,10 +16,12 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/rs/zerolog"
 
 	"github.com/sipguard/sipguard"
 	"github.com/sipguard/sipguard/duration"
 	"github.com/sipguard/sipguard/engine"
+	"github.com/sipguard/sipguard/feeds"
 	"github.com/sipguard/sipguard/parsers"
 	"github.com/sipguard/sipguard/parsers/custom"
 )
@@ -38,6 +40,10 @@ type Config struct {
 	Sources  []SourceConfig `toml:"source"`
 	Rules    []RuleConfig   `toml:"rule"`
 	Parsers  []ParserConfig `toml:"parser"`
+
+	Compromise CompromiseConfig `toml:"compromise"`
+	Metrics    MetricsConfig    `toml:"metrics"`
+	Feeds      []FeedConfig     `toml:"feed"`
 
 	// custom holds the compiled [[parser]] tables, by name.
 	custom map[string]*custom.Compiled
@@ -58,6 +64,37 @@ type FirewallConfig struct {
 	Table   string   `toml:"table"`
 	Hooks   []string `toml:"hooks"`
 	Ports   []string `toml:"ports"`
+}
+
+type CompromiseConfig struct {
+	OnSuccess   string   `toml:"on_success_after_failures"`
+	MinFailures int      `toml:"min_failures"`
+	Window      Duration `toml:"window"`
+	BanTime     Duration `toml:"ban_time"`
+}
+
+type FeedConfig struct {
+	Name       string   `toml:"name"`
+	URL        string   `toml:"url"`
+	Path       string   `toml:"path"`
+	Interval   Duration `toml:"interval"`
+	Expire     Duration `toml:"expire"`
+	MaxEntries int      `toml:"max_entries"`
+	Timeout    Duration `toml:"timeout"`
+}
+
+// setDefaults gives a [[feed]] the values of keys it leaves out.
+func (f *FeedConfig) setDefaults() {
+	f.Interval, f.Expire, f.MaxEntries, f.Timeout = Duration(time.Hour), Duration(24*time.Hour), feeds.DefaultMaxEntries, Duration(feeds.DefaultTimeout)
+}
+
+// feed returns the feeds package's view of a [[feed]].
+func (f FeedConfig) feed() feeds.Feed {
+	return feeds.Feed{Name: f.Name, URL: f.URL, Path: f.Path, Interval: time.Duration(f.Interval), MaxEntries: f.MaxEntries, Timeout: time.Duration(f.Timeout)}
+}
+
+type MetricsConfig struct {
+	Listen string `toml:"listen"`
 }
 
 type EngineConfig struct {
@@ -466,6 +503,50 @@ func (c *Config) validate(d *decoder) {
 		}
 	}
 	c.validateParsers(d)
+	switch c.Compromise.OnSuccess {
+	case "off", "alert", "ban":
+	default:
+		d.errorf("compromise.on_success_after_failures", "%q is not one of off, alert, ban", c.Compromise.OnSuccess)
+	}
+	if c.Compromise.MinFailures < 1 {
+		d.errorf("compromise.min_failures", "must be at least 1 (got %d)", c.Compromise.MinFailures)
+	}
+	if c.Compromise.Window <= 0 {
+		d.errorf("compromise.window", "must be positive")
+	}
+	if c.Compromise.BanTime <= 0 {
+		d.errorf("compromise.ban_time", "must be positive")
+	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			d.errorf("metrics.listen", "%q: write HOST:PORT, e.g. \"127.0.0.1:9477\" (empty: no metrics)", c.Metrics.Listen)
+		}
+	}
+	feedNames := map[string]bool{}
+	for i, f := range c.Feeds {
+		p := fmt.Sprintf("feed[%d]", i)
+		if feedNames[f.Name] {
+			d.errorf(p+".name", "%q is used by another feed", f.Name)
+		}
+		feedNames[f.Name] = true
+		if _, err := feeds.NewLoader(f.feed(), nil, zerolog.Nop()); err != nil {
+			for _, e := range unjoin(err) {
+				// The feeds package prefixes each problem with its field.
+				field, msg, ok := strings.Cut(e.Error(), ": ")
+				key := p
+				if ok && feedKey[field] != "" {
+					if field == "url, path" {
+						msg = "url and path: " + msg
+					}
+					key, e = p+"."+feedKey[field], errors.New(msg)
+				}
+				d.errorf(key, "%v", e)
+			}
+		}
+		if time.Duration(f.Expire) < time.Minute {
+			d.errorf(p+".expire", "%s is shorter than 1m", time.Duration(f.Expire))
+		}
+	}
 	names := map[string]bool{}
 	for i, s := range c.Sources {
 		p := fmt.Sprintf("source[%d]", i)
@@ -676,6 +757,12 @@ func parsePrefix(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("%q has host bits set (did you mean %s?)", s, p.Masked())
 	}
 	return p, nil
+}
+
+// feedKey maps the field names of the feeds package's errors to keys.
+var feedKey = map[string]string{
+	"name": "name", "url": "url", "path": "path", "url, path": "url", "interval": "interval", "max entries": "max_entries",
+	"max_entries": "max_entries", "maxentries": "max_entries", "timeout": "timeout",
 }
 
 // kinds returns the set of kinds a rule counts (all when none are listed).

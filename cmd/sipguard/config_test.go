@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -167,4 +170,46 @@ func FuzzConfig(f *testing.F) {
 			t.Fatalf("valid config refused by the engine: %v", err)
 		}
 	})
+}
+
+// TestConfigReference: rules.toml, the configuration reference, documents
+// every key the code reads, so the two cannot drift apart.
+func TestConfigReference(t *testing.T) {
+	doc, err := os.ReadFile("../../rules.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := func(key string) bool {
+		re := regexp.MustCompile(`(?m)^#?\s*` + regexp.QuoteMeta(key) + `(\s|=|$)`)
+		return re.Match(doc)
+	}
+	var walk func(tp reflect.Type, path string)
+	walk = func(tp reflect.Type, path string) {
+		for i := range tp.NumField() {
+			f := tp.Field(i)
+			tag := f.Tag.Get("toml")
+			if tag == "" || tag == "-" {
+				continue
+			}
+			key := strings.TrimPrefix(path+"."+tag, ".")
+			ft := f.Type
+			switch {
+			case ft.Kind() == reflect.Struct && ft != reflect.TypeFor[Duration]():
+				if !bytes.Contains(doc, []byte("["+tag+"]")) {
+					t.Errorf("table [%s] is not in rules.toml", key)
+				}
+				walk(ft, key)
+			case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
+				if !bytes.Contains(doc, []byte("[["+tag+"]]")) && !bytes.Contains(doc, []byte("[["+key+"]]")) {
+					t.Errorf("table [[%s]] is not in rules.toml", key)
+				}
+				walk(ft.Elem(), key)
+			default:
+				if !documented(tag) {
+					t.Errorf("key %s is not documented in rules.toml", key)
+				}
+			}
+		}
+	}
+	walk(reflect.TypeFor[Config](), "")
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -71,11 +72,27 @@ func (m *Main) status(ctx context.Context, args []string) error {
 		fmt.Fprintf(w, ", error: %s", st.State.Error)
 	}
 	e := st.Engine
-	fmt.Fprintf(w, "\nengine: %d events, %d allowlisted, %d while banned, %d bans decided, %d addresses tracked\n\n",
+	fmt.Fprintf(w, "\nengine: %d events, %d allowlisted, %d while banned, %d bans decided, %d addresses tracked\n",
 		e.Events, e.Allowed, e.WhileBanned, e.Bans, e.Tracked)
+	if e.Compromises > 0 {
+		fmt.Fprintf(w, "COMPROMISE: %d successful logins after failures (guessed passwords?): see the daemon's log\n", e.Compromises)
+	}
+	if len(st.Unbans) > 0 {
+		reasons := make([]string, 0, len(st.Unbans))
+		for r := range st.Unbans {
+			reasons = append(reasons, r)
+		}
+		sort.Strings(reasons)
+		parts := make([]string, len(reasons))
+		for i, r := range reasons {
+			parts[i] = fmt.Sprintf("%d %s", st.Unbans[r], r)
+		}
+		fmt.Fprintf(w, "unbans since start: %s\n", strings.Join(parts, ", "))
+	}
+	fmt.Fprintln(w)
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "source\tparser\tpath\toffset\tlines\tevents\tdropped\trotations\tstate")
+	fmt.Fprintln(tw, "source\tparser\tpath\toffset\tlines\tevents\tlogins\tdropped\trotations\tstate")
 	for _, s := range st.Sources {
 		state := "following"
 		switch {
@@ -84,7 +101,7 @@ func (m *Main) status(ctx context.Context, args []string) error {
 		case s.Waiting:
 			state = "waiting for the file"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", s.Name, s.Parser, s.Path, s.Offset, s.Lines, s.Events, s.Dropped, s.Rotated, state)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", s.Name, s.Parser, s.Path, s.Offset, s.Lines, s.Events, s.Successes, s.Dropped, s.Rotated, state)
 	}
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "rule\tevents\tmax_retry\tfind_time\tban_time\tfactor\tmax_ban_time\tbans")
@@ -94,6 +111,21 @@ func (m *Main) status(ctx context.Context, args []string) error {
 			ev = "all"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%g\t%s\t%d\n", r.Name, ev, r.MaxRetry, r.FindTime, r.BanTime, r.Factor, dash(r.MaxBanTime), r.Bans)
+	}
+	if len(st.Feeds) > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "feed\tlisted\tenforced\tskipped\tlast ok\tloads\tfailures\tstate")
+		for _, f := range st.Feeds {
+			state := "ok"
+			if f.Error != "" {
+				state = "error (last good list kept): " + f.Error
+			}
+			last := "-"
+			if !f.LastOK.IsZero() {
+				last = f.LastOK.Local().Format(time.DateTime)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%d\t%d\t%s\n", f.Name, f.Listed, f.Enforced, f.Skipped, last, f.Loads, f.Failures, state)
+		}
 	}
 	return tw.Flush()
 }

@@ -51,6 +51,10 @@ type Main struct {
 	Now func() time.Time
 	// HostAddrs lists the host's own addresses for allow.self.
 	HostAddrs func() ([]netip.Prefix, error)
+
+	// described, when set, receives the synopsis and flags of the command
+	// run (with -h): how man and completion learn them.
+	described *described
 }
 
 // NewMain returns a Main for the real process.
@@ -85,28 +89,46 @@ func (m *Main) Exit(err error) int {
 	}
 }
 
-const usage = `sipguard protects PBX hosts from SIP brute force, scanning and toll fraud.
+// commands lists the commands, in the order help shows them; man and
+// completion are built from it and from each command's own flags.
+var commands = []struct{ name, summary string }{
+	{"run", "run the daemon: follow the logs, ban in nftables (as root)"},
+	{"status", "show the running daemon"},
+	{"list", "list the bans in force"},
+	{"ban", "ban an address or network now"},
+	{"unban", "lift a ban (and clear the address's counters)"},
+	{"export", "write the bans in force (a list, or JSON)"},
+	{"import", "ban a list of addresses at once (sipguard, JSON, fail2ban)"},
+	{"scan", "replay logs offline and print the bans the rules would make"},
+	{"check", "validate a configuration file"},
+	{"completion", "print a shell completion script (bash, zsh)"},
+	{"man", "print the manual page (roff)"},
+	{"version", "print the version"},
+}
+
+// usage is the text of sipguard help.
+var usage = func() string {
+	var b strings.Builder
+	b.WriteString(`sipguard protects PBX hosts from SIP brute force, scanning and toll fraud.
 
 Usage:
   sipguard <command> [flags] [arguments]
 
 Commands:
-  run       run the daemon: follow the logs, ban in nftables (as root)
-  status    show the running daemon
-  list      list the bans in force
-  ban       ban an address or network now
-  unban     lift a ban (and clear the address's counters)
-  scan      replay logs offline and print the bans the rules would make
-  check     validate a configuration file
-  version   print the version
-
+`)
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  %-10s %s\n", c.name, c.summary)
+	}
+	b.WriteString(`
 Every command takes -c FILE (default: /etc/sipguard/rules.toml when it
 exists, else the built-in defaults, which are the shipped rules.toml);
-status, list, ban and unban find the daemon's socket there.
-Run "sipguard <command> -h" for a command's flags.
+status, list, ban, unban, export and import find the daemon's socket
+there. Run "sipguard <command> -h" for a command's flags.
 
 Exit codes: 0 success, 1 error, 2 usage error.
-`
+`)
+	return b.String()
+}()
 
 // Run runs the command in args.
 func (m *Main) Run(ctx context.Context, args []string) error {
@@ -126,6 +148,14 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.ban(ctx, args)
 	case "unban":
 		return m.unban(ctx, args)
+	case "export":
+		return m.export(ctx, args)
+	case "import":
+		return m.importBans(ctx, args)
+	case "completion":
+		return m.completion(args)
+	case "man":
+		return m.man(args)
 	case "scan":
 		return m.scan(ctx, args)
 	case "check":
@@ -144,6 +174,9 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 func (m *Main) flagSet(name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
+	if m.described != nil {
+		m.described.synopsis, m.described.flags = synopsis, fs
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(m.Stderr, "Usage: sipguard %s\n\nFlags:\n", synopsis)
 		fs.PrintDefaults()
@@ -188,7 +221,7 @@ func (m *Main) loadConfig(path string) (*Config, error) {
 
 // check validates a config file.
 func (m *Main) check(args []string) error {
-	fs := m.flagSet("check", "check [-c FILE]")
+	fs := m.flagSet("check", "check [-c FILE]\n\nValidates a configuration file: every key, value and [[parser]] pattern (on\nits example lines). Errors name the file, line and key; the exit code is 1.")
 	config := fs.String("c", "", "config `FILE` to check")
 	rest, err := parseArgs(fs, args)
 	if err != nil {
@@ -218,7 +251,10 @@ func plural(n int, word string) string {
 }
 
 func (m *Main) version(args []string) error {
-	if len(args) > 0 {
+	fs := m.flagSet("version", "version\n\nPrints the version.")
+	if rest, err := parseArgs(fs, args); err != nil {
+		return err
+	} else if len(rest) > 0 {
 		return usagef("version takes no arguments")
 	}
 	fmt.Fprintf(m.Stdout, "sipguard %s\n", strings.TrimSpace(Version()))

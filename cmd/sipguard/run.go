@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -15,6 +16,8 @@ import (
 
 	"github.com/sipguard/sipguard/daemon"
 	"github.com/sipguard/sipguard/firewall"
+	"github.com/sipguard/sipguard/metrics"
+	"github.com/sipguard/sipguard/sdnotify"
 	"github.com/sipguard/sipguard/watchers"
 )
 
@@ -58,16 +61,91 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	defer cancel() // runs before bg.Wait
+	if cfg.Metrics.Listen != "" {
+		l, err := metrics.Listen(cfg.Metrics.Listen)
+		if err != nil {
+			return err
+		}
+		met := metrics.New(d.Status, Version())
+		d.Observe(metricsObserver{met})
+		bg.Go(func() {
+			if err := met.Serve(ctx, l); err != nil {
+				log.Error().Err(err).Msg("metrics listener stopped")
+			}
+		})
+		log.Info().Str("listen", l.Addr().String()).Msg("metrics at /metrics")
+	}
+	bg.Go(func() { systemd(ctx, d, log) })
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	go func() {
 		for range hup {
+			sdnotify.Notify(sdnotify.ReloadingNow())
 			m.reload(ctx, d, *path, cfg, log)
+			sdnotify.Notify(sdnotify.Ready)
 		}
 	}()
 	return d.Run(ctx)
+}
+
+// systemd tells systemd (Type=notify) when the daemon is ready and, when
+// the unit sets WatchdogSec, that it is alive: only while its core
+// goroutine answers, so a hung daemon is restarted.
+func systemd(ctx context.Context, d *daemon.Daemon, log zerolog.Logger) {
+	select {
+	case <-d.Ready():
+	case <-ctx.Done():
+		return
+	}
+	if err := sdnotify.Notify(sdnotify.Ready + "\nSTATUS=running"); err != nil {
+		log.Warn().Err(err).Msg("could not tell systemd the daemon is ready")
+	}
+	defer sdnotify.Notify(sdnotify.Stopping)
+	every := sdnotify.WatchdogInterval() / 2
+	if every <= 0 {
+		<-ctx.Done()
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			actx, cancel := context.WithTimeout(ctx, every)
+			err := d.Alive(actx)
+			cancel()
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Error().Err(err).Msg("the daemon's core does not answer; not telling the watchdog")
+				}
+				continue
+			}
+			sdnotify.Notify(sdnotify.Watchdog)
+		}
+	}
+}
+
+// metricsObserver counts the daemon's notices in the metrics.
+type metricsObserver struct{ m *metrics.Metrics }
+
+func (o metricsObserver) Notice(n daemon.Notice) {
+	switch n.Type {
+	case daemon.NoticeBan:
+		o.m.Ban(n.Rule, n.Latency)
+	case daemon.NoticeUnban:
+		o.m.Unban(n.Rule, n.Reason)
+	case daemon.NoticeCompromise:
+		o.m.Compromise(n.Source)
+	}
 }
 
 // reload re-reads the config on SIGHUP. An invalid config changes nothing.
@@ -129,9 +207,16 @@ func (m *Main) daemonConfig(cfg *Config) (daemon.Config, error) {
 		File: cfg.File, Version: Version(), Engine: eopts,
 		StateDir: cfg.Daemon.StateDir, Socket: cfg.Daemon.Socket,
 		ManualBanTime: time.Duration(cfg.Daemon.ManualBanTime),
+		Compromise: daemon.Compromise{
+			Action: cfg.Compromise.OnSuccess, MinFailures: cfg.Compromise.MinFailures,
+			Window: time.Duration(cfg.Compromise.Window), BanTime: time.Duration(cfg.Compromise.BanTime),
+		},
 	}
 	if dc.File == "" {
 		dc.File = "built-in"
+	}
+	for _, f := range cfg.Feeds {
+		dc.Feeds = append(dc.Feeds, daemon.Feed{Feed: f.feed(), Expire: time.Duration(f.Expire)})
 	}
 	for _, s := range cfg.Sources {
 		start := watchers.StartEnd

@@ -390,6 +390,9 @@ func (m *Main) scanSummary(streams []*scanStream, st engine.Stats, elapsed time.
 	fmt.Fprintf(w, " %d too_long\n", total.DropBy["too_long"])
 	fmt.Fprintf(w, "events not counted: %d allowlisted, %d while banned; addresses tracked at the end: %d\n",
 		st.Allowed, st.WhileBanned, st.Tracked)
+	if total.Successes > 0 {
+		fmt.Fprintf(w, "successful logins (auth_succeeded, never counted toward a ban): %d\n", total.Successes)
+	}
 }
 
 // prefixString shows a ban target: the address, or the IPv6 prefix.

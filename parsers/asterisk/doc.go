@@ -31,10 +31,15 @@
 //	chan_iax2.c          Host <ip:port> failed to authenticate as <user>, No registration for peer '<peer>' (from <ip>), ...
 //	Ext. <exten>         "Rejecting unknown SIP connection from <ip[:port]>"   (FreePBX dialplan)
 //
+// One success is read too: SuccessfulAuth with UsingPassword="1" (SIP,
+// PJSIP, AMI) is an event of kind auth_succeeded, which no rule counts; the
+// daemon uses it to spot a guessed password. Without a password (an
+// endpoint identified by its address) it is ignored.
+//
 // Never an event: "Failed to authenticate device" (no packet address, only
 // the From header), FreePBX's "Friendly Scanner from" (Via header),
-// ChallengeSent and SuccessfulAuth, any other dialplan line, any VERBOSE or
-// DEBUG line, and any host name: no DNS lookup is ever made.
+// ChallengeSent, any other dialplan line, any VERBOSE or DEBUG line, and any
+// host name: no DNS lookup is ever made.
 //
 // Kinds: wrong passwords are auth_failed; unknown peers, endpoints and
 // accounts unknown_user; ACL, domain and transport refusals acl_denied;

@@ -19,7 +19,11 @@ import (
 // AccountID and SessionID (the From user and the raw Call-ID for PJSIP) come
 // before the address and challenge/response values after it, all
 // attacker-written, so the RemoteAddress frame must occur exactly once.
-// ChallengeSent, SuccessfulAuth and the other events are not failures.
+// SuccessfulAuth with UsingPassword="1" (the key right after
+// RemoteAddress, written by Asterisk) is a success (AuthSucceeded), never
+// counted toward a ban; without a password (an endpoint identified by its
+// address) it is ignored. ChallengeSent and the other events are not
+// failures.
 func security(b []byte, ev *parsers.Event) parsers.Outcome {
 	name, rest, ok := field(b, `SecurityEvent="`)
 	if !ok {
@@ -32,6 +36,8 @@ func security(b []byte, ev *parsers.Event) parsers.Outcome {
 		ev.Kind = parsers.UnknownUser
 	case "ChallengeResponseFailed", "InvalidPassword":
 		ev.Kind = parsers.AuthFailed
+	case "SuccessfulAuth":
+		ev.Kind = parsers.AuthSucceeded
 	default:
 		return parsers.Ignored
 	}
@@ -51,15 +57,18 @@ func security(b []byte, ev *parsers.Event) parsers.Outcome {
 		ev.Service = parsers.IAX2
 	case "AMI":
 		ev.Service = parsers.AMI
-		if ev.Kind != parsers.ACLDenied {
+		if ev.Kind.Failure() && ev.Kind != parsers.ACLDenied {
 			ev.Kind = parsers.AdminAuthFailed
 		}
 	default:
 		return parsers.DropMalformed
 	}
-	a, port, _, _, n, seen := frames(rest, []byte(`,RemoteAddress="`), '"', valueEnd, remoteAddress)
+	a, port, _, end, n, seen := frames(rest, []byte(`,RemoteAddress="`), '"', valueEnd, remoteAddress)
 	if n != 1 {
 		return frameDrop(n, seen)
+	}
+	if ev.Kind == parsers.AuthSucceeded && !bytes.HasPrefix(rest[end:], []byte(`,UsingPassword="1"`)) {
+		return parsers.Ignored
 	}
 	ev.Addr, ev.Port = a, port
 	acct := rest[len(`,AccountID="`):]

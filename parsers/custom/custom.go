@@ -149,7 +149,7 @@ func compilePattern(ps PatternSpec) (pattern, error) {
 	fail := func(field, format string, args ...any) (pattern, error) {
 		return pattern{}, &Error{Field: field, Msg: fmt.Sprintf(format, args...)}
 	}
-	k, err := parsers.ParseKind(ps.Kind)
+	k, err := parsers.ParseEventKind(ps.Kind)
 	if err != nil {
 		return fail("kind", "%v", err)
 	}

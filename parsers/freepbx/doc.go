@@ -44,16 +44,20 @@
 // server's TCP peer. Each is an event: kind admin_auth_failed, service
 // gui, user the user name.
 //
+// The UCP's success line, read the same way, is an event of kind
+// auth_succeeded, which no rule counts (the daemon uses it to spot a
+// guessed password):
+//
+//	Authentication successful for <user> from <REMOTE_ADDR>
+//
 // Never an event:
 //
 //	Possible proxy detected, forwarded headers for<user> set to <ip>
-//	Authentication successful for <user> from <REMOTE_ADDR>
 //
-// The first (gui_auth.php, userman) carries an address taken from the
+// It (gui_auth.php, userman) carries an address taken from the
 // X-Real-IP, Client-IP or X-Forwarded-For request headers, which the
 // client writes; it is also logged for every failure from a private
-// address, with an empty <ip>. The second is the UCP's success line.
-// Other levels of the freepbx_security channel and every other line are
+// address, with an empty <ip>. Other levels of the freepbx_security channel and every other line are
 // ignored.
 //
 // Behind a reverse proxy REMOTE_ADDR is the proxy: add it to [allow].

@@ -41,7 +41,7 @@ func checkEvent(t *testing.T, line []byte, ev *parsers.Event) {
 	if !ev.Addr.IsValid() || ev.Addr.Is4In6() || ev.Addr.Zone() != "" || ev.Addr.IsUnspecified() {
 		t.Fatalf("bad address %v from %q", ev.Addr, line)
 	}
-	if ev.Kind != parsers.AdminAuthFailed || ev.Service != parsers.GUI {
+	if ev.Kind != parsers.AdminAuthFailed && ev.Kind != parsers.AuthSucceeded || ev.Service != parsers.GUI {
 		t.Fatalf("bad kind or service %v %v from %q", ev.Kind, ev.Service, line)
 	}
 	if ev.Time.IsZero() {

@@ -21,6 +21,7 @@ const (
 	// monologTail is Monolog's " %context% %extra%" with both empty.
 	monologTail = " [] []"
 	failureHead = "Authentication failure for "
+	successHead = "Authentication successful for "
 	failureFrom = " from "
 	syslogTag   = "freepbx_security"
 )
@@ -80,7 +81,7 @@ func (p *Parser) Parse(line []byte, ev *parsers.Event) parsers.Outcome {
 			return parsers.Ignored // another level: freepbx_log_security logs at notice only
 		}
 		msg = rest[len(monologHead):]
-		if !bytes.HasPrefix(msg, []byte(failureHead)) {
+		if head(msg) == "" {
 			return parsers.Ignored
 		}
 		var ok bool
@@ -94,27 +95,40 @@ func (p *Parser) Parse(line []byte, ev *parsers.Event) parsers.Outcome {
 	default:
 		// Legacy: "[date] <message>", written raw.
 		msg = rest
-		if !bytes.HasPrefix(msg, []byte(failureHead)) {
+		if head(msg) == "" {
 			return parsers.Ignored
 		}
 		if p.distrustLegacy {
 			return parsers.DropInjected
 		}
 	}
-	out := failure(msg, ev)
+	out := login(msg, ev)
 	if out != parsers.Matched {
 		return out
 	}
 	return p.stamp(stamp, ev)
 }
 
-// failure reads "Authentication failure for <user> from <REMOTE_ADDR>" from
-// its end: the user name is typed by the attacker and may hold " from "
-// and an address of its choosing, REMOTE_ADDR (the web server's TCP peer)
-// is the last field and holds no space.
-func failure(msg []byte, ev *parsers.Event) parsers.Outcome {
+// head returns the fixed start of a login message (failure or success),
+// or "" for any other message.
+func head(msg []byte) string {
+	for _, h := range []string{failureHead, successHead} {
+		if bytes.HasPrefix(msg, []byte(h)) {
+			return h
+		}
+	}
+	return ""
+}
+
+// login reads "Authentication failure for <user> from <REMOTE_ADDR>" (and
+// the UCP's "Authentication successful for ...", an auth_succeeded event)
+// from its end: the user name is typed by the attacker and may hold
+// " from " and an address of its choosing, REMOTE_ADDR (the web server's
+// TCP peer) is the last field and holds no space.
+func login(msg []byte, ev *parsers.Event) parsers.Outcome {
+	h := head(msg)
 	k := bytes.LastIndex(msg, []byte(failureFrom))
-	if k < len(failureHead) {
+	if k < len(h) {
 		// No " from ", or only the one overlapping the head: FreePBX
 		// writes "unknown" for an empty user name, so this is not its line.
 		return parsers.DropMalformed
@@ -124,7 +138,10 @@ func failure(msg []byte, ev *parsers.Event) parsers.Outcome {
 		return parsers.DropAddress
 	}
 	ev.Addr, ev.Kind, ev.Service = a, parsers.AdminAuthFailed, parsers.GUI
-	ev.User = clip(msg[len(failureHead):k])
+	if h == successHead {
+		ev.Kind = parsers.AuthSucceeded
+	}
+	ev.User = clip(msg[len(h):k])
 	return parsers.Matched
 }
 

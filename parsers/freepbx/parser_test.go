@@ -216,8 +216,11 @@ func TestLegacyInjection(t *testing.T) {
 func TestMonologThenLegacy(t *testing.T) {
 	p := newParser(t)
 	var ev parsers.Event
-	if got := p.Parse([]byte("[2026-03-02 09:40:20] [freepbx_security.NOTICE]: Authentication successful for 1001 from 192.0.2.50 [] []"), &ev); got != parsers.Ignored {
-		t.Fatalf("success line: %v", got)
+	if got := p.Parse([]byte("[2026-03-02 09:40:20] [freepbx_security.NOTICE]: Authentication successful for 1001 from 192.0.2.50 [] []"), &ev); got != parsers.Matched || ev.Kind != parsers.AuthSucceeded || ev.Addr.String() != "192.0.2.50" {
+		t.Fatalf("success line: %v %v %v; want an auth_succeeded event from 192.0.2.50", got, ev.Kind, ev.Addr)
+	}
+	if got := p.Parse([]byte("[2026-03-02 09:40:20] Authentication successful for 1001 from 192.0.2.50"), &ev); got != parsers.DropInjected {
+		t.Fatalf("legacy success line after a Monolog line: %v; want dropped as injected", got)
 	}
 	if got := p.Parse([]byte("[2026-03-02 09:40:21] Authentication failure for admin from 198.51.100.7"), &ev); got != parsers.DropInjected {
 		t.Fatalf("legacy line after a Monolog line: %v; want dropped as injected", got)

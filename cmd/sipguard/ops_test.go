@@ -1,0 +1,280 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lockedBuffer collects a daemon's log from its goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// freePort returns a loopback address nothing listens on (for a moment).
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// dryDaemon runs `sipguard run --dry-run -c config` in this process until
+// the test ends, and returns its log.
+func dryDaemon(t *testing.T, config string) *lockedBuffer {
+	t.Helper()
+	logs := &lockedBuffer{}
+	m := &Main{Stdin: strings.NewReader(""), Stdout: logs, Stderr: logs, ConfigPath: "/nonexistent", Now: time.Now, HostAddrs: HostAddrs}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx, []string{"run", "--dry-run", "-c", config}) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run: %v\n%s", err, logs)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("run did not stop\n%s", logs)
+		}
+	})
+	return logs
+}
+
+// opsConfig writes a config for dryDaemon with extra TOML appended.
+func opsConfig(t *testing.T, extra string) (config, logPath string) {
+	t.Helper()
+	dir := t.TempDir()
+	logPath = filepath.Join(dir, "messages.log")
+	if err := os.WriteFile(logPath, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	config = writeFile(t, "rules.toml", `
+[daemon]
+state_dir = "`+filepath.Join(dir, "state")+`"
+socket = "`+filepath.Join(dir, "sipguard.sock")+`"
+[allow]
+addresses = ["127.0.0.0/8"]
+self = false
+[[source]]
+name = "pbx"
+path = "`+logPath+`"
+parser = "asterisk"
+start = "beginning"
+[[rule]]
+name = "burst"
+max_retry = 5
+find_time = "1m"
+ban_time = "1h"
+`+extra)
+	return config, logPath
+}
+
+func appendTo(t *testing.T, path, text string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func get(url string) (string, error) {
+	res, err := http.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	return string(b), err
+}
+
+// TestRunMetrics: the daemon serves Prometheus metrics on [metrics]
+// listen, and they follow what it does.
+func TestRunMetrics(t *testing.T) {
+	addr := freePort(t)
+	config, logPath := opsConfig(t, "[metrics]\nlisten = \""+addr+"\"\n")
+	logs := dryDaemon(t, config)
+	var out string
+	if !soon(func() bool {
+		var err error
+		out, err = get("http://" + addr + "/metrics")
+		return err == nil && strings.Contains(out, "sipguard_up 1")
+	}) {
+		t.Fatalf("no metrics: %s\n%s", out, logs)
+	}
+	appendTo(t, logPath, attack("198.51.100.7", time.Now().Add(-10*time.Second), 5))
+	want := []string{
+		`sipguard_bans_total{rule="burst"} 1`,
+		"sipguard_ban_latency_seconds_count 1",
+		`sipguard_lines_total{parser="asterisk",source="pbx"} 5`,
+		`sipguard_events_total{kind="auth_failed",parser="asterisk",source="pbx"} 5`,
+		"sipguard_bans_in_force 1",
+	}
+	if !soon(func() bool {
+		out, _ = get("http://" + addr + "/metrics")
+		for _, w := range want {
+			if !strings.Contains(out, w+"\n") {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("metrics after a ban:\n%s\nlog:\n%s", out, logs)
+	}
+	// A busy metrics address is an error at start, not later.
+	_, errOut, code := run(t, "", "run", "--dry-run", "-c", config)
+	if code == 0 || !strings.Contains(errOut, "metrics") {
+		t.Errorf("second daemon on the same metrics address: exit %d %s", code, errOut)
+	}
+}
+
+// soon waits up to 10 s for cond.
+func soon(cond func() bool) bool {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
+}
+
+// ctlNow runs a sipguard command in process with the real clock.
+func ctlNow(t *testing.T, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	m := &Main{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errOut, ConfigPath: "/nonexistent", Now: time.Now, HostAddrs: HostAddrs}
+	code := m.Exit(m.Run(context.Background(), args))
+	return out.String(), errOut.String(), code
+}
+
+// TestExportImport: bans move between daemons, and from fail2ban.
+func TestExportImport(t *testing.T) {
+	a, _ := opsConfig(t, "")
+	b, _ := opsConfig(t, "")
+	logsA, logsB := dryDaemon(t, a), dryDaemon(t, b)
+	for _, c := range [][]string{{"-c", a}, {"-c", b}} {
+		if !soon(func() bool { _, _, code := ctlNow(t, "", append([]string{"status"}, c...)...); return code == 0 }) {
+			t.Fatalf("daemons not up:\n%s\n%s", logsA, logsB)
+		}
+	}
+	for _, args := range [][]string{
+		{"ban", "-c", a, "--for", "2h", "--reason", "abuse report", "198.51.100.7"},
+		{"ban", "-c", a, "--for", "30m", "203.0.113.0/24"},
+		{"ban", "-c", a, "2001:db8:bad::/48"},
+	} {
+		if out, errOut, code := ctlNow(t, "", args...); code != 0 {
+			t.Fatalf("%v: %s %s", args, out, errOut)
+		}
+	}
+	plain, _, code := ctlNow(t, "", "export", "-c", a)
+	if code != 0 || !strings.Contains(plain, "198.51.100.7 # manual until ") || !strings.Contains(plain, "# sipguard export") {
+		t.Fatalf("export: %d\n%s", code, plain)
+	}
+	js, _, _ := ctlNow(t, "", "export", "-c", a, "--json")
+
+	// JSON keeps each ban's remaining time and reason.
+	out, errOut, code := ctlNow(t, js, "import", "-c", b, "-")
+	if code != 0 || !strings.Contains(out, "imported 3: 3 banned, 0 renewed, 0 refused") {
+		t.Fatalf("import json: %d %s %s\n%s", code, out, errOut, logsB)
+	}
+	listB, _, _ := ctlNow(t, "", "export", "-c", b, "--json")
+	var got []struct {
+		Target  string
+		Reason  string
+		Expires time.Time
+	}
+	if err := json.Unmarshal([]byte(listB), &got); err != nil || len(got) != 3 {
+		t.Fatalf("%v %s", err, listB)
+	}
+	for _, g := range got {
+		left := time.Until(g.Expires)
+		switch g.Target {
+		case "198.51.100.7":
+			if left < 119*time.Minute || left > 2*time.Hour || g.Reason != "abuse report" {
+				t.Errorf("%s: %v left, reason %q", g.Target, left, g.Reason)
+			}
+		case "203.0.113.0/24":
+			if left < 29*time.Minute || left > 30*time.Minute {
+				t.Errorf("%s: %v left", g.Target, left)
+			}
+		case "2001:db8:bad::/48":
+		default:
+			t.Errorf("unexpected %s", g.Target)
+		}
+	}
+	// The plain export imports again: every entry exists, so is renewed.
+	if out, errOut, code := ctlNow(t, plain, "import", "-c", b, "--for", "1h", "-"); code != 0 || !strings.Contains(out, "0 banned, 3 renewed") {
+		t.Errorf("import plain: %d %s %s", code, out, errOut)
+	}
+
+	// fail2ban-client banned, with an allowlisted address and one inside
+	// a network of the same import.
+	f2b := `[{'asterisk': ['192.0.2.1', '2001:db8::1', '127.0.0.1']}, {'sshd': ['198.18.0.0/15', '198.18.3.0/24']}, {'recidive': []}]`
+	out, errOut, code = ctlNow(t, f2b, "import", "-c", b, "-")
+	if code != 0 || !strings.Contains(out, "imported 5: 3 banned, 0 renewed, 2 refused") ||
+		!strings.Contains(errOut, "127.0.0.1: allowlisted") || !strings.Contains(errOut, "198.18.3.0/24: inside another entry") {
+		t.Errorf("import fail2ban: %d %s %s", code, out, errOut)
+	}
+	// "fail2ban-client get JAIL banip": addresses separated by spaces.
+	if out, errOut, code := ctlNow(t, "192.0.2.2 192.0.2.3\n", "import", "-c", b, "--format", "fail2ban", "-"); code != 0 || !strings.Contains(out, "2 banned") {
+		t.Errorf("import banip: %d %s %s", code, out, errOut)
+	}
+	// Not a list: nothing is banned.
+	if _, errOut, code := ctlNow(t, "<html>\n<body>oops</body>\n</html>\n", "import", "-c", b, "-"); code != 1 || !strings.Contains(errOut, "not") {
+		t.Errorf("import html: %d %s", code, errOut)
+	}
+}
+
+// TestImportMany: 10,000 bans in one request, one firewall transaction.
+func TestImportMany(t *testing.T) {
+	a, _ := opsConfig(t, "")
+	logs := dryDaemon(t, a)
+	if !soon(func() bool { _, _, code := ctlNow(t, "", "status", "-c", a); return code == 0 }) {
+		t.Fatalf("daemon not up:\n%s", logs)
+	}
+	var b strings.Builder
+	for i := range 10000 {
+		fmt.Fprintf(&b, "10.%d.%d.%d\n", i>>16&255, i>>8&255, i&255)
+	}
+	start := time.Now()
+	out, errOut, code := ctlNow(t, b.String(), "import", "-c", a, "-")
+	took := time.Since(start)
+	if code != 0 || !strings.Contains(out, "imported 10000: 10000 banned") {
+		t.Fatalf("%d %s %s", code, out, errOut)
+	}
+	t.Logf("10,000 bans imported in %v", took)
+	if n := strings.Count(logs.String(), `"message":"import"`); n != 1 {
+		t.Errorf("%d import log lines; want 1", n)
+	}
+}

@@ -1,0 +1,197 @@
+// Package metrics exposes sipguard's counters to Prometheus, on an opt-in
+// HTTP listener ([metrics] listen in rules.toml).
+//
+// Most values are read from the daemon's status when Prometheus scrapes
+// (lines, events, drops, bans in force, tracked addresses, the firewall's
+// packet and byte counters), so the hot path pays nothing for them. What a
+// status cannot tell afterwards is pushed as it happens: bans and unbans
+// by rule and reason, compromises, and the ban latency histogram.
+//
+// Metric names are a contract (contrib/grafana uses them):
+//
+//	sipguard_up                                     1 while the daemon answers
+//	sipguard_build_info{version}                    1
+//	sipguard_lines_total{source,parser}             lines read
+//	sipguard_events_total{source,parser,kind}       events, by kind (auth_succeeded included)
+//	sipguard_dropped_lines_total{source,parser,reason}
+//	sipguard_bans_total{rule}                       bans decided (rules, "manual", "compromise", "feed:NAME")
+//	sipguard_unbans_total{rule,reason}              reason: expired, manual, replaced, feed
+//	sipguard_compromises_total{source}              successful logins after failures
+//	sipguard_bans_in_force                          bans the daemon holds now
+//	sipguard_firewall_bans                          elements in the kernel sets
+//	sipguard_tracked_addresses                      addresses with counters in the rate engine
+//	sipguard_engine_evictions_total                 addresses forgotten to stay within max_tracked
+//	sipguard_firewall_errors_total                  ban or unban calls the firewall refused
+//	sipguard_dropped_packets_total                  packets dropped by the ban rule (nftables counter)
+//	sipguard_dropped_bytes_total
+//	sipguard_ban_latency_seconds                    histogram: line received to ban in the kernel
+//	sipguard_uptime_seconds
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sipguard/sipguard/control"
+)
+
+// StatusFunc returns the daemon's status.
+type StatusFunc func(context.Context) (control.Status, error)
+
+// Metrics holds sipguard's metrics.
+type Metrics struct {
+	reg         *prometheus.Registry
+	bans        *prometheus.CounterVec
+	unbans      *prometheus.CounterVec
+	compromises *prometheus.CounterVec
+	latency     prometheus.Histogram
+}
+
+// New returns the metrics of a daemon whose status is read through status
+// on each scrape; extra collectors (notifications, feeds) are added as
+// they are.
+func New(status StatusFunc, version string, extra ...prometheus.Collector) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		bans: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sipguard_bans_total", Help: "Bans decided, by rule (\"manual\" for sipguard ban).",
+		}, []string{"rule"}),
+		unbans: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sipguard_unbans_total", Help: "Bans lifted, by rule and reason (expired, manual, replaced, feed).",
+		}, []string{"rule", "reason"}),
+		compromises: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sipguard_compromises_total", Help: "Successful logins from addresses that had just failed: guessed passwords?",
+		}, []string{"source"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "sipguard_ban_latency_seconds",
+			Help: "Time from receiving the log line that completes a rule to the ban being in the firewall.",
+			// 100 µs to ~3 s.
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+	}
+	m.reg.MustRegister(m.bans, m.unbans, m.compromises, m.latency, &statusCollector{status: status, version: version})
+	for _, c := range extra {
+		m.reg.MustRegister(c)
+	}
+	return m
+}
+
+// Ban counts a ban; latency is zero for bans not decided on a log line.
+func (m *Metrics) Ban(rule string, latency time.Duration) {
+	m.bans.WithLabelValues(rule).Inc()
+	if latency > 0 {
+		m.latency.Observe(latency.Seconds())
+	}
+}
+
+// Unban counts a ban lifted.
+func (m *Metrics) Unban(rule, reason string) { m.unbans.WithLabelValues(rule, reason).Inc() }
+
+// Compromise counts a successful login after failures.
+func (m *Metrics) Compromise(source string) { m.compromises.WithLabelValues(source).Inc() }
+
+// Handler serves the metrics in Prometheus' exposition formats.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, Timeout: 10 * time.Second})
+}
+
+// Listen opens the metrics listener: done before the daemon starts, so a
+// bad or busy address is an error at start, not a log line later.
+func Listen(addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	return l, nil
+}
+
+// Serve answers GET /metrics on l until ctx is done.
+func (m *Metrics) Serve(ctx context.Context, l net.Listener) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "sipguard: metrics at /metrics")
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	return nil
+}
+
+// statusCollector turns a status into metrics at scrape time.
+type statusCollector struct {
+	status  StatusFunc
+	version string
+}
+
+var (
+	descUp         = prometheus.NewDesc("sipguard_up", "1 when the daemon answered the scrape.", nil, nil)
+	descBuild      = prometheus.NewDesc("sipguard_build_info", "sipguard's version.", []string{"version"}, nil)
+	descUptime     = prometheus.NewDesc("sipguard_uptime_seconds", "Seconds since the daemon started.", nil, nil)
+	descLines      = prometheus.NewDesc("sipguard_lines_total", "Log lines read, by source.", []string{"source", "parser"}, nil)
+	descEvents     = prometheus.NewDesc("sipguard_events_total", "Events parsed, by source and kind.", []string{"source", "parser", "kind"}, nil)
+	descDropped    = prometheus.NewDesc("sipguard_dropped_lines_total", "Lines skipped as unreadable or unsafe, by reason.", []string{"source", "parser", "reason"}, nil)
+	descInForce    = prometheus.NewDesc("sipguard_bans_in_force", "Bans the daemon holds now.", nil, nil)
+	descFwBans     = prometheus.NewDesc("sipguard_firewall_bans", "Elements in the firewall's ban sets.", nil, nil)
+	descTracked    = prometheus.NewDesc("sipguard_tracked_addresses", "Addresses with counters in the rate engine.", nil, nil)
+	descEvicted    = prometheus.NewDesc("sipguard_engine_evictions_total", "Addresses forgotten to stay within max_tracked.", nil, nil)
+	descFwErrors   = prometheus.NewDesc("sipguard_firewall_errors_total", "Ban or unban calls the firewall refused.", nil, nil)
+	descPackets    = prometheus.NewDesc("sipguard_dropped_packets_total", "Packets dropped from banned sources.", nil, nil)
+	descBytes      = prometheus.NewDesc("sipguard_dropped_bytes_total", "Bytes dropped from banned sources.", nil, nil)
+	descSourceDown = prometheus.NewDesc("sipguard_source_waiting", "1 when a source's file does not exist (yet) or it stopped with an error.", []string{"source"}, nil)
+)
+
+func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descUp, descBuild, descUptime, descLines, descEvents, descDropped, descInForce,
+		descFwBans, descTracked, descEvicted, descFwErrors, descPackets, descBytes, descSourceDown} {
+		ch <- d
+	}
+}
+
+func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(descBuild, prometheus.GaugeValue, 1, c.version)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.status(ctx)
+	if err != nil {
+		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 0)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1)
+	ch <- prometheus.MustNewConstMetric(descUptime, prometheus.GaugeValue, st.UptimeSeconds)
+	for _, s := range st.Sources {
+		ch <- prometheus.MustNewConstMetric(descLines, prometheus.CounterValue, float64(s.Lines), s.Name, s.Parser)
+		for kind, n := range s.EventsBy {
+			ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(n), s.Name, s.Parser, kind)
+		}
+		for reason, n := range s.DropBy {
+			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(n), s.Name, s.Parser, reason)
+		}
+		down := 0.0
+		if s.Waiting || s.Error != "" {
+			down = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descSourceDown, prometheus.GaugeValue, down, s.Name)
+	}
+	ch <- prometheus.MustNewConstMetric(descInForce, prometheus.GaugeValue, float64(st.Bans))
+	ch <- prometheus.MustNewConstMetric(descFwBans, prometheus.GaugeValue, float64(st.Firewall.Bans))
+	ch <- prometheus.MustNewConstMetric(descTracked, prometheus.GaugeValue, float64(st.Engine.Tracked))
+	ch <- prometheus.MustNewConstMetric(descEvicted, prometheus.CounterValue, float64(st.Engine.Evicted))
+	ch <- prometheus.MustNewConstMetric(descFwErrors, prometheus.CounterValue, float64(st.Firewall.Errors))
+	ch <- prometheus.MustNewConstMetric(descPackets, prometheus.CounterValue, float64(st.Firewall.Packets))
+	ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(st.Firewall.Bytes))
+}

@@ -1,0 +1,167 @@
+package metrics
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sipguard/sipguard/control"
+)
+
+// scrape serves m on a loopback port and returns one scrape's text.
+func scrape(t *testing.T, m *Metrics) string {
+	t.Helper()
+	l, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Serve(ctx, l) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	res, err := http.Get("http://" + l.Addr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 200 {
+		t.Fatalf("status %d: %s", res.StatusCode, b)
+	}
+	return string(b)
+}
+
+func TestScrape(t *testing.T) {
+	st := control.Status{
+		UptimeSeconds: 42, Bans: 3,
+		Sources: []control.SourceStatus{{
+			Name: "pbx", Parser: "asterisk", Lines: 100, Events: 7,
+			EventsBy: map[string]int64{"auth_failed": 5, "unknown_user": 2, "auth_succeeded": 1},
+			DropBy:   map[string]int64{"malformed": 1, "injected": 0},
+		}, {Name: "gui", Parser: "freepbx", Waiting: true}},
+		Engine:   control.EngineStatus{Tracked: 9, Evicted: 4},
+		Firewall: control.FirewallStatus{Bans: 3, Packets: 1234, Bytes: 99999, Errors: 2},
+	}
+	m := New(func(context.Context) (control.Status, error) { return st, nil }, "1.2.3")
+	m.Ban("burst", 700*time.Microsecond)
+	m.Ban("burst", 3*time.Millisecond)
+	m.Ban("manual", 0)
+	m.Unban("burst", "expired")
+	m.Compromise("pbx")
+	out := scrape(t, m)
+	for _, want := range []string{
+		"sipguard_up 1",
+		`sipguard_build_info{version="1.2.3"} 1`,
+		"sipguard_uptime_seconds 42",
+		`sipguard_lines_total{parser="asterisk",source="pbx"} 100`,
+		`sipguard_events_total{kind="auth_failed",parser="asterisk",source="pbx"} 5`,
+		`sipguard_events_total{kind="auth_succeeded",parser="asterisk",source="pbx"} 1`,
+		`sipguard_dropped_lines_total{parser="asterisk",reason="malformed",source="pbx"} 1`,
+		`sipguard_source_waiting{source="gui"} 1`,
+		`sipguard_source_waiting{source="pbx"} 0`,
+		"sipguard_bans_in_force 3",
+		"sipguard_firewall_bans 3",
+		"sipguard_tracked_addresses 9",
+		"sipguard_engine_evictions_total 4",
+		"sipguard_firewall_errors_total 2",
+		"sipguard_dropped_packets_total 1234",
+		"sipguard_dropped_bytes_total 99999",
+		`sipguard_bans_total{rule="burst"} 2`,
+		`sipguard_bans_total{rule="manual"} 1`,
+		`sipguard_unbans_total{reason="expired",rule="burst"} 1`,
+		`sipguard_compromises_total{source="pbx"} 1`,
+		"sipguard_ban_latency_seconds_count 2", // the manual ban has no latency
+		`sipguard_ban_latency_seconds_bucket{le="0.0008"} 1`,
+		`sipguard_ban_latency_seconds_bucket{le="0.0032"} 2`,
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("missing %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(out)
+	}
+}
+
+// TestDaemonDown: a daemon that does not answer is sipguard_up 0, and the
+// scrape still succeeds.
+func TestDaemonDown(t *testing.T) {
+	m := New(func(context.Context) (control.Status, error) { return control.Status{}, errors.New("down") }, "x")
+	out := scrape(t, m)
+	if !strings.Contains(out, "sipguard_up 0\n") || strings.Contains(out, "sipguard_lines_total") {
+		t.Errorf("got:\n%s", out)
+	}
+}
+
+func TestListenError(t *testing.T) {
+	l, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := Listen(l.Addr().String()); err == nil || !strings.Contains(err.Error(), "metrics") {
+		t.Errorf("a busy address: %v", err)
+	}
+}
+
+// TestGrafanaDashboard: the dashboard in contrib/grafana is valid JSON and
+// queries only metrics this package exports.
+func TestGrafanaDashboard(t *testing.T) {
+	raw, err := os.ReadFile("../contrib/grafana/sipguard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatal(err)
+	}
+	st := control.Status{Sources: []control.SourceStatus{{Name: "s", Parser: "p", EventsBy: map[string]int64{"x": 1}, DropBy: map[string]int64{"y": 1}}}}
+	m := New(func(context.Context) (control.Status, error) { return st, nil }, "v")
+	m.Ban("r", time.Millisecond)
+	m.Unban("r", "expired")
+	m.Compromise("s")
+	exported := map[string]bool{}
+	for _, line := range strings.Split(scrape(t, m), "\n") {
+		if name, _, ok := strings.Cut(line, " "); ok && strings.HasPrefix(line, "sipguard_") {
+			name, _, _ = strings.Cut(name, "{")
+			exported[name] = true
+		}
+	}
+	used := regexp.MustCompile(`sipguard_[a-z_]+`)
+	n := 0
+	for _, p := range dash.Panels {
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, tg := range p.Targets {
+			for _, name := range used.FindAllString(tg.Expr, -1) {
+				n++
+				if !exported[name] {
+					t.Errorf("panel %q uses %s, which sipguard does not export", p.Title, name)
+				}
+			}
+		}
+	}
+	if n < 10 {
+		t.Errorf("only %d metric uses in the dashboard", n)
+	}
+}
