@@ -30,6 +30,7 @@ type Status struct {
 	Bans          int              `json:"bans"`
 	Unbans        map[string]int64 `json:"unbans_by_reason"` // since start: expired, manual, replaced, feed
 	Feeds         []FeedStatus     `json:"feeds,omitempty"`
+	Notify        []NotifyStatus   `json:"notify,omitempty"`
 	Engine        EngineStatus     `json:"engine"`
 	Firewall      FirewallStatus   `json:"firewall"`
 	State         StateStatus      `json:"state"`
@@ -67,6 +68,18 @@ type FeedStatus struct {
 	Loads    int64     `json:"loads"`
 	Failures int64     `json:"failures"`
 	Error    string    `json:"error,omitempty"` // of the last load, if it failed
+}
+
+// NotifyStatus describes a [[notify]] target.
+type NotifyStatus struct {
+	Name          string    `json:"name"`
+	Kind          string    `json:"kind"` // webhook or command
+	Sent          int64     `json:"sent"`
+	Failed        int64     `json:"failed"`
+	Dropped       int64     `json:"dropped"` // the queue was full, or the daemon stopped
+	Queued        int       `json:"queued"`
+	LastError     string    `json:"last_error,omitempty"`
+	LastErrorTime time.Time `json:"last_error_time,omitzero"`
 }
 
 // RuleStatus describes one rule.

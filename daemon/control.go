@@ -145,6 +145,11 @@ func (d *Daemon) status(ctx context.Context) control.Status {
 		st.Firewall.Error = d.fwErr
 	}
 	st.Feeds = d.feedStatus()
+	for _, o := range d.observers {
+		if r, ok := o.(NotifyReporter); ok {
+			st.Notify = append(st.Notify, r.NotifyStatus()...)
+		}
+	}
 	st.State = control.StateStatus{Dir: d.cfg.StateDir, LastSaved: d.lastSaved, Error: d.saveErr}
 	return st
 }

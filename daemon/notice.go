@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sipguard/sipguard/control"
 	"github.com/sipguard/sipguard/engine"
 	"github.com/sipguard/sipguard/parsers"
 )
@@ -51,6 +52,12 @@ type Notice struct {
 // full), never wait for the network.
 type Observer interface {
 	Notice(Notice)
+}
+
+// NotifyReporter is an Observer that reports its delivery targets in
+// `status`.
+type NotifyReporter interface {
+	NotifyStatus() []control.NotifyStatus
 }
 
 // Observe adds an observer. Call it before Run.

@@ -26,6 +26,10 @@
 //	sipguard_dropped_bytes_total
 //	sipguard_ban_latency_seconds                    histogram: line received to ban in the kernel
 //	sipguard_uptime_seconds
+//	sipguard_source_waiting{source}                 1 while a source's file is missing or it failed
+//	sipguard_notifications_total{target,kind,result} result: sent, failed, dropped
+//	sipguard_feed_entries{feed}                     entries of a blocklist feed in the firewall
+//	sipguard_feed_failures_total{feed}              failed loads (the last good list stays)
 package metrics
 
 import (
@@ -153,11 +157,14 @@ var (
 	descPackets    = prometheus.NewDesc("sipguard_dropped_packets_total", "Packets dropped from banned sources.", nil, nil)
 	descBytes      = prometheus.NewDesc("sipguard_dropped_bytes_total", "Bytes dropped from banned sources.", nil, nil)
 	descSourceDown = prometheus.NewDesc("sipguard_source_waiting", "1 when a source's file does not exist (yet) or it stopped with an error.", []string{"source"}, nil)
+	descNotify     = prometheus.NewDesc("sipguard_notifications_total", "Notifications by target and result (sent, failed, dropped).", []string{"target", "kind", "result"}, nil)
+	descFeed       = prometheus.NewDesc("sipguard_feed_entries", "Entries of a blocklist feed in the firewall.", []string{"feed"}, nil)
+	descFeedFail   = prometheus.NewDesc("sipguard_feed_failures_total", "Failed loads of a blocklist feed (its last good list stays).", []string{"feed"}, nil)
 )
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descUp, descBuild, descUptime, descLines, descEvents, descDropped, descInForce,
-		descFwBans, descTracked, descEvicted, descFwErrors, descPackets, descBytes, descSourceDown} {
+		descFwBans, descTracked, descEvicted, descFwErrors, descPackets, descBytes, descSourceDown, descNotify, descFeed, descFeedFail} {
 		ch <- d
 	}
 }
@@ -194,4 +201,13 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descFwErrors, prometheus.CounterValue, float64(st.Firewall.Errors))
 	ch <- prometheus.MustNewConstMetric(descPackets, prometheus.CounterValue, float64(st.Firewall.Packets))
 	ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(st.Firewall.Bytes))
+	for _, n := range st.Notify {
+		ch <- prometheus.MustNewConstMetric(descNotify, prometheus.CounterValue, float64(n.Sent), n.Name, n.Kind, "sent")
+		ch <- prometheus.MustNewConstMetric(descNotify, prometheus.CounterValue, float64(n.Failed), n.Name, n.Kind, "failed")
+		ch <- prometheus.MustNewConstMetric(descNotify, prometheus.CounterValue, float64(n.Dropped), n.Name, n.Kind, "dropped")
+	}
+	for _, f := range st.Feeds {
+		ch <- prometheus.MustNewConstMetric(descFeed, prometheus.GaugeValue, float64(f.Enforced), f.Name)
+		ch <- prometheus.MustNewConstMetric(descFeedFail, prometheus.CounterValue, float64(f.Failures), f.Name)
+	}
 }

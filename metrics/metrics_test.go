@@ -52,6 +52,8 @@ func TestScrape(t *testing.T) {
 			DropBy:   map[string]int64{"malformed": 1, "injected": 0},
 		}, {Name: "gui", Parser: "freepbx", Waiting: true}},
 		Engine:   control.EngineStatus{Tracked: 9, Evicted: 4},
+		Notify:   []control.NotifyStatus{{Name: "ops", Kind: "webhook", Sent: 7, Failed: 1, Dropped: 2}},
+		Feeds:    []control.FeedStatus{{Name: "drop", Enforced: 1000, Failures: 3}},
 		Firewall: control.FirewallStatus{Bans: 3, Packets: 1234, Bytes: 99999, Errors: 2},
 	}
 	m := New(func(context.Context) (control.Status, error) { return st, nil }, "1.2.3")
@@ -83,6 +85,10 @@ func TestScrape(t *testing.T) {
 		`sipguard_unbans_total{reason="expired",rule="burst"} 1`,
 		`sipguard_compromises_total{source="pbx"} 1`,
 		"sipguard_ban_latency_seconds_count 2", // the manual ban has no latency
+		`sipguard_notifications_total{kind="webhook",result="sent",target="ops"} 7`,
+		`sipguard_notifications_total{kind="webhook",result="dropped",target="ops"} 2`,
+		`sipguard_feed_entries{feed="drop"} 1000`,
+		`sipguard_feed_failures_total{feed="drop"} 3`,
 		`sipguard_ban_latency_seconds_bucket{le="0.0008"} 1`,
 		`sipguard_ban_latency_seconds_bucket{le="0.0032"} 2`,
 	} {

@@ -437,28 +437,15 @@ func atkStartProc(t *testing.T, dir, logPath string, args ...string) *exec.Cmd {
 func atkStartDaemon(t *testing.T, bin, ns, config string) *daemonProc {
 	t.Helper()
 	cmd := exec.Command("ip", "netns", "exec", ns, bin, "run", "-c", config)
-	var stderr atkSyncBuffer
+	var stderr lockedBuffer // written by the daemon's output copier, read after it stopped
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &daemonProc{t: t, cmd: cmd, stderr: &stderr.buf, done: make(chan struct{})}
+	p := &daemonProc{t: t, cmd: cmd, stderr: &stderr.b, done: make(chan struct{})}
 	go func() { cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() { p.stop() })
 	return p
-}
-
-// atkSyncBuffer is a bytes.Buffer written by the daemon's output copier and
-// read by the test only after the daemon stopped or in failure messages.
-type atkSyncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *atkSyncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
 }
 
 func atkCtl(bin string, args ...string) error {

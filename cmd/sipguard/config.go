@@ -22,6 +22,7 @@ import (
 	"github.com/sipguard/sipguard/duration"
 	"github.com/sipguard/sipguard/engine"
 	"github.com/sipguard/sipguard/feeds"
+	"github.com/sipguard/sipguard/notify"
 	"github.com/sipguard/sipguard/parsers"
 	"github.com/sipguard/sipguard/parsers/custom"
 )
@@ -44,6 +45,7 @@ type Config struct {
 	Compromise CompromiseConfig `toml:"compromise"`
 	Metrics    MetricsConfig    `toml:"metrics"`
 	Feeds      []FeedConfig     `toml:"feed"`
+	Notify     []NotifyConfig   `toml:"notify"`
 
 	// custom holds the compiled [[parser]] tables, by name.
 	custom map[string]*custom.Compiled
@@ -91,6 +93,43 @@ func (f *FeedConfig) setDefaults() {
 // feed returns the feeds package's view of a [[feed]].
 func (f FeedConfig) feed() feeds.Feed {
 	return feeds.Feed{Name: f.Name, URL: f.URL, Path: f.Path, Interval: time.Duration(f.Interval), MaxEntries: f.MaxEntries, Timeout: time.Duration(f.Timeout)}
+}
+
+type NotifyConfig struct {
+	Name    string   `toml:"name"`
+	URL     string   `toml:"url"`
+	Command []string `toml:"command"`
+	Events  []string `toml:"events"`
+	Headers []string `toml:"headers"`
+	Timeout Duration `toml:"timeout"`
+	Retries int      `toml:"retries"`
+	Queue   int      `toml:"queue"`
+}
+
+// setDefaults gives a [[notify]] the values of keys it leaves out.
+func (n *NotifyConfig) setDefaults() { n.Retries, n.Queue = 3, notify.DefaultQueue }
+
+// targets returns the notify package's view of a [[notify]]: a webhook
+// (url) or a command.
+func (n NotifyConfig) targets() ([]notify.Webhook, []notify.Command, error) {
+	if n.URL != "" {
+		h := notify.Webhook{Name: n.Name, URL: n.URL, Events: n.Events, Timeout: time.Duration(n.Timeout), Retries: n.Retries, Queue: n.Queue}
+		for _, line := range n.Headers {
+			k, v, ok := strings.Cut(line, ":")
+			if !ok || strings.TrimSpace(k) == "" || strings.ContainsAny(k, " \t") {
+				return nil, nil, fmt.Errorf("headers: %q is not \"Name: value\"", line)
+			}
+			if h.Headers == nil {
+				h.Headers = map[string]string{}
+			}
+			h.Headers[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+		return []notify.Webhook{h}, nil, nil
+	}
+	if len(n.Headers) > 0 || n.Retries != 3 {
+		return nil, nil, errors.New("headers and retries are for webhooks (url)")
+	}
+	return nil, []notify.Command{{Name: n.Name, Argv: n.Command, Events: n.Events, Timeout: time.Duration(n.Timeout), Queue: n.Queue}}, nil
 }
 
 type MetricsConfig struct {
@@ -547,6 +586,27 @@ func (c *Config) validate(d *decoder) {
 			d.errorf(p+".expire", "%s is shorter than 1m", time.Duration(f.Expire))
 		}
 	}
+	notifyNames := map[string]bool{}
+	for i, n := range c.Notify {
+		p := fmt.Sprintf("notify[%d]", i)
+		if n.Name != "" && notifyNames[n.Name] {
+			d.errorf(p+".name", "%q is used by another [[notify]]", n.Name)
+		}
+		notifyNames[n.Name] = true
+		if (n.URL == "") == (len(n.Command) == 0) {
+			d.errorf(p+".url", "set url (a webhook) or command (a program), one of them")
+			continue
+		}
+		hooks, cmds, err := n.targets()
+		if err == nil {
+			_, err = notify.New(hooks, cmds, zerolog.Nop())
+		}
+		for _, e := range unjoin(err) {
+			if e != nil {
+				d.errorf(notifyKey(p, e.Error()))
+			}
+		}
+	}
 	names := map[string]bool{}
 	for i, s := range c.Sources {
 		p := fmt.Sprintf("source[%d]", i)
@@ -757,6 +817,29 @@ func parsePrefix(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("%q has host bits set (did you mean %s?)", s, p.Masked())
 	}
 	return p, nil
+}
+
+// notifyKey finds the key a notify package error is about: its messages
+// read `webhook "NAME": FIELD: what` (FIELD "argv[N]" for command).
+func notifyKey(table, msg string) (string, string, string) {
+	rest := msg
+	if _, after, ok := strings.Cut(msg, `": `); ok {
+		rest = after
+	}
+	field, what, ok := strings.Cut(rest, ": ")
+	if !ok {
+		return table, "%s", msg
+	}
+	key := map[string]string{"url": "url", "events": "events", "headers": "headers", "timeout": "timeout",
+		"retries": "retries", "queue": "queue", "name": "name"}[field]
+	if strings.HasPrefix(field, "argv") {
+		key = "command"
+		what = field + ": " + what
+	}
+	if key == "" {
+		return table, "%s", msg
+	}
+	return table + "." + key, "%s", what
 }
 
 // feedKey maps the field names of the feeds package's errors to keys.

@@ -112,6 +112,17 @@ func (m *Main) status(ctx context.Context, args []string) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%g\t%s\t%d\n", r.Name, ev, r.MaxRetry, r.FindTime, r.BanTime, r.Factor, dash(r.MaxBanTime), r.Bans)
 	}
+	if len(st.Notify) > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "notify\tkind\tsent\tfailed\tdropped\tqueued\tlast error")
+		for _, n := range st.Notify {
+			last := "-"
+			if n.LastError != "" {
+				last = n.LastErrorTime.Local().Format(time.DateTime) + " " + n.LastError
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\n", n.Name, n.Kind, n.Sent, n.Failed, n.Dropped, n.Queued, last)
+		}
+	}
 	if len(st.Feeds) > 0 {
 		fmt.Fprintln(tw)
 		fmt.Fprintln(tw, "feed\tlisted\tenforced\tskipped\tlast ok\tloads\tfailures\tstate")

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -276,5 +277,129 @@ func TestImportMany(t *testing.T) {
 	t.Logf("10,000 bans imported in %v", took)
 	if n := strings.Count(logs.String(), `"message":"import"`); n != 1 {
 		t.Errorf("%d import log lines; want 1", n)
+	}
+}
+
+// success is an Asterisk SuccessfulAuth security line with a password.
+func successLine(addr, user string, at time.Time) string {
+	return "[" + at.Format(time.DateTime) + "] SECURITY[1] res_security_log.c: SecurityEvent=\"SuccessfulAuth\",EventTV=\"" +
+		at.Format("2006-01-02T15:04:05.000-0700") + "\",Severity=\"Informational\",Service=\"PJSIP\",EventVersion=\"1\",AccountID=\"" + user +
+		"\",SessionID=\"x\",LocalAddress=\"IPV4/UDP/203.0.113.10/5060\",RemoteAddress=\"IPV4/UDP/" + addr + "/5060\",UsingPassword=\"1\"\n"
+}
+
+// TestRunNotify: bans and a compromise reach a webhook and a command; a
+// webhook that never answers slows nothing.
+func TestRunNotify(t *testing.T) {
+	type event struct {
+		Type, Target, Addr, Rule, Reason, Source, User, Host string
+		Count                                                int
+	}
+	got := make(chan event, 16)
+	live := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev event
+		if r.Header.Get("Authorization") != "Bearer s3cret" || json.NewDecoder(r.Body).Decode(&ev) != nil {
+			w.WriteHeader(400)
+			return
+		}
+		got <- ev
+	}))
+	t.Cleanup(live.Close)
+	// A webhook that accepts connections and never answers.
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dead.Close() })
+	go func() {
+		for {
+			c, err := dead.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	dir := t.TempDir()
+	script := filepath.Join(dir, "hook.sh")
+	record := filepath.Join(dir, "hook.out")
+	os.WriteFile(script, []byte("#!/bin/sh\nprintf '%s|' \"$@\" >> \""+record+"\"\necho >> \""+record+"\"\n"), 0o755)
+	config, logPath := opsConfig(t, `
+[compromise]
+on_success_after_failures = "alert"
+min_failures = 3
+[[notify]]
+name = "live"
+url = "`+live.URL+`"
+headers = ["Authorization: Bearer s3cret"]
+[[notify]]
+name = "dead"
+url = "http://`+dead.Addr().String()+`/hook"
+timeout = "30s"
+[[notify]]
+name = "script"
+command = ["`+script+`", "{type}", "{target}", "{user}"]
+events = ["compromise"]
+`)
+	logs := dryDaemon(t, config)
+	if !soon(func() bool { _, _, code := ctlNow(t, "", "status", "-c", config); return code == 0 }) {
+		t.Fatalf("daemon not up:\n%s", logs)
+	}
+	now := time.Now()
+	// 198.51.100.7 is banned; 198.51.100.8 fails 3 times, then logs in.
+	appendTo(t, logPath, attack("198.51.100.7", now.Add(-10*time.Second), 5)+attack("198.51.100.8", now.Add(-5*time.Second), 3)+
+		successLine("198.51.100.8", "1001", now))
+	want := map[string]bool{"ban": false, "compromise": false}
+	deadline := time.After(10 * time.Second)
+	for !want["ban"] || !want["compromise"] {
+		select {
+		case ev := <-got:
+			switch ev.Type {
+			case "ban":
+				if ev.Target != "198.51.100.7" || ev.Rule != "burst" || ev.Count != 5 || ev.Source != "pbx" || ev.Host == "" {
+					t.Errorf("ban event %+v", ev)
+				}
+			case "compromise":
+				if ev.Addr != "198.51.100.8" || ev.User != "1001" || ev.Count != 3 {
+					t.Errorf("compromise event %+v", ev)
+				}
+			}
+			want[ev.Type] = true
+		case <-deadline:
+			t.Fatalf("events seen %v\n%s", want, logs)
+		}
+	}
+	if !soon(func() bool { b, _ := os.ReadFile(record); return string(b) == "compromise|198.51.100.8|1001|\n" }) {
+		b, _ := os.ReadFile(record)
+		t.Errorf("command hook got %q", b)
+	}
+	// The dead webhook holds its first event; the daemon goes on banning.
+	start := time.Now()
+	appendTo(t, logPath, attack("198.51.100.9", time.Now().Add(-5*time.Second), 5))
+	if !soon(func() bool {
+		out, _, _ := ctlNow(t, "", "list", "-c", config)
+		return strings.Contains(out, "198.51.100.9")
+	}) {
+		t.Fatalf("no ban while a webhook hangs:\n%s", logs)
+	}
+	t.Logf("ban in force %v after its lines, with a webhook hanging", time.Since(start))
+	out, _, _ := ctlNow(t, "", "status", "-c", config)
+	if !strings.Contains(out, "notify") || !strings.Contains(out, "dead") {
+		t.Errorf("status:\n%s", out)
+	}
+	var st struct {
+		Notify []struct {
+			Name         string
+			Sent, Queued int
+		}
+	}
+	js, _, _ := ctlNow(t, "", "status", "-c", config, "--json")
+	json.Unmarshal([]byte(js), &st)
+	for _, n := range st.Notify {
+		if n.Name == "dead" && (n.Sent != 0 || n.Queued == 0) {
+			t.Errorf("dead webhook: %+v", n)
+		}
+		if n.Name == "live" && n.Sent < 2 {
+			t.Errorf("live webhook: %+v", n)
+		}
 	}
 }

@@ -14,9 +14,11 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
+	"github.com/sipguard/sipguard/control"
 	"github.com/sipguard/sipguard/daemon"
 	"github.com/sipguard/sipguard/firewall"
 	"github.com/sipguard/sipguard/metrics"
+	"github.com/sipguard/sipguard/notify"
 	"github.com/sipguard/sipguard/sdnotify"
 	"github.com/sipguard/sipguard/watchers"
 )
@@ -80,6 +82,20 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		})
 		log.Info().Str("listen", l.Addr().String()).Msg("metrics at /metrics")
 	}
+	if len(cfg.Notify) > 0 {
+		var hooks []notify.Webhook
+		var cmds []notify.Command
+		for _, n := range cfg.Notify {
+			h, c, _ := n.targets() // validated
+			hooks, cmds = append(hooks, h...), append(cmds, c...)
+		}
+		disp, err := notify.New(hooks, cmds, log.With().Str("component", "notify").Logger())
+		if err != nil {
+			return err
+		}
+		d.Observe(notifyObserver{disp})
+		bg.Go(func() { disp.Run(ctx) })
+	}
 	bg.Go(func() { systemd(ctx, d, log) })
 
 	hup := make(chan os.Signal, 1)
@@ -132,6 +148,31 @@ func systemd(ctx context.Context, d *daemon.Daemon, log zerolog.Logger) {
 			sdnotify.Notify(sdnotify.Watchdog)
 		}
 	}
+}
+
+// notifyObserver sends the daemon's notices to the [[notify]] targets.
+type notifyObserver struct{ d *notify.Dispatcher }
+
+func (o notifyObserver) Notice(n daemon.Notice) {
+	ev := notify.Event{
+		Type: string(n.Type), Target: prefixString(n.Target), Rule: n.Rule, Reason: n.Reason, Source: n.Source,
+		User: n.User, Count: n.Count, Offences: n.Offences, Time: n.Time, Expires: n.Expires,
+	}
+	if n.Addr.IsValid() {
+		ev.Addr = n.Addr.String()
+	}
+	o.d.Notify(ev)
+}
+
+func (o notifyObserver) NotifyStatus() []control.NotifyStatus {
+	var out []control.NotifyStatus
+	for _, s := range o.d.Stats() {
+		out = append(out, control.NotifyStatus{
+			Name: s.Name, Kind: s.Kind, Sent: s.Sent, Failed: s.Failed, Dropped: s.Dropped,
+			Queued: s.Queued + s.InFlight, LastError: s.LastError, LastErrorTime: s.LastErrorTime,
+		})
+	}
+	return out
 }
 
 // metricsObserver counts the daemon's notices in the metrics.
