@@ -403,3 +403,63 @@ events = ["compromise"]
 		}
 	}
 }
+
+// TestRunSystemd: under systemd (Type=notify, WatchdogSec) the daemon says
+// READY=1 once running and pings the watchdog.
+func TestRunSystemd(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	t.Setenv("NOTIFY_SOCKET", sock)
+	t.Setenv("WATCHDOG_USEC", "200000") // pings every 100 ms
+	t.Setenv("WATCHDOG_PID", "")
+	config, _ := opsConfig(t, "")
+	logs := dryDaemon(t, config)
+	var got []string
+	buf := make([]byte, 512)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && len(got) < 3; {
+		conn.SetReadDeadline(deadline)
+		n, err := conn.Read(buf)
+		if err != nil {
+			break
+		}
+		got = append(got, string(buf[:n]))
+	}
+	if len(got) < 3 || !strings.HasPrefix(got[0], "READY=1") || got[1] != "WATCHDOG=1" || got[2] != "WATCHDOG=1" {
+		t.Fatalf("systemd got %q\n%s", got, logs)
+	}
+	// Ready means ready: the control socket answers.
+	if _, errOut, code := ctlNow(t, "", "status", "-c", config); code != 0 {
+		t.Errorf("status after READY=1: %s", errOut)
+	}
+}
+
+// TestRunFeedHTTP: a [[feed]] served over HTTP is enforced, and a broken
+// reply later changes nothing (the loader's own tests cover reloading).
+func TestRunFeedHTTP(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "; a DROP-style list\n198.18.0.0/15 ; SBL1\n192.0.2.99\n")
+	}))
+	t.Cleanup(srv.Close)
+	config, _ := opsConfig(t, "[[feed]]\nname = \"drop\"\nurl = \""+srv.URL+"/drop.txt\"\ninterval = \"1h\"\n")
+	logs := dryDaemon(t, config)
+	if !soon(func() bool {
+		out, _, _ := ctlNow(t, "", "list", "-c", config)
+		return strings.Count(out, "feed:drop") == 2
+	}) {
+		out, _, _ := ctlNow(t, "", "list", "-c", config)
+		t.Fatalf("feed not enforced:\n%s\n%s", out, logs)
+	}
+	out, _, _ := ctlNow(t, "", "status", "-c", config)
+	if !strings.Contains(out, "drop") || !strings.Contains(out, "feed") {
+		t.Errorf("status:\n%s", out)
+	}
+	// A plain export is itself a feed: round trip through the parser.
+	exp, _, _ := ctlNow(t, "", "export", "-c", config, "--rule", "feed:drop")
+	if !strings.Contains(exp, "198.18.0.0/15 # feed:drop until") || !strings.Contains(exp, "192.0.2.99 # feed:drop") {
+		t.Errorf("export:\n%s", exp)
+	}
+}

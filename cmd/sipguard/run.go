@@ -207,6 +207,9 @@ func (m *Main) reload(ctx context.Context, d *daemon.Daemon, path string, runnin
 	if fmt.Sprint(cfg.Firewall) != fmt.Sprint(running.Firewall) {
 		log.Warn().Msg("[firewall] changes take effect on restart")
 	}
+	if fmt.Sprint(cfg.Notify) != fmt.Sprint(running.Notify) || cfg.Metrics != running.Metrics {
+		log.Warn().Msg("[[notify]] and [metrics] changes take effect on restart")
+	}
 	if lvl, err := zerolog.ParseLevel(cfg.Daemon.LogLevel); err == nil {
 		zerolog.SetGlobalLevel(lvl)
 	}
