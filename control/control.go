@@ -31,6 +31,7 @@ type Status struct {
 	Unbans        map[string]int64 `json:"unbans_by_reason"` // since start: expired, manual, replaced, feed
 	Feeds         []FeedStatus     `json:"feeds,omitempty"`
 	Notify        []NotifyStatus   `json:"notify,omitempty"`
+	Cluster       *ClusterStatus   `json:"cluster,omitempty"`
 	Engine        EngineStatus     `json:"engine"`
 	Firewall      FirewallStatus   `json:"firewall"`
 	State         StateStatus      `json:"state"`
@@ -80,6 +81,34 @@ type NotifyStatus struct {
 	Queued        int       `json:"queued"`
 	LastError     string    `json:"last_error,omitempty"`
 	LastErrorTime time.Time `json:"last_error_time,omitzero"`
+}
+
+// ClusterStatus describes this node's membership of a fleet ([cluster]).
+type ClusterStatus struct {
+	Node      string    `json:"node"`
+	Servers   []string  `json:"servers"`
+	Stream    string    `json:"stream"`
+	Share     bool      `json:"share"`
+	Accept    bool      `json:"accept"`
+	Connected bool      `json:"connected"`
+	Server    string    `json:"server,omitempty"` // connected to
+	Since     time.Time `json:"since,omitzero"`   // connected or disconnected since
+	CaughtUp  bool      `json:"caught_up"`        // has read the bans in force
+	Resyncs   int64     `json:"resyncs"`          // times this node's bans were published again
+	// Outgoing: this node's bans and cluster unbans.
+	Published     int64 `json:"published"`
+	Queued        int   `json:"queued"`         // waiting for the broker
+	QueueDropped  int64 `json:"queue_dropped"`  // the queue was full
+	Expired       int64 `json:"expired_queued"` // over before the broker came back
+	PublishErrors int64 `json:"publish_errors"` // refused by the server
+	// Incoming: other nodes' messages.
+	Received    int64            `json:"received"`
+	Applied     int64            `json:"applied"`
+	Ignored     map[string]int64 `json:"ignored_by_reason"` // own, allowlisted, known, unbanned, ...
+	Malformed   int64            `json:"malformed"`
+	Oversize    int64            `json:"oversize"`
+	LastError   string           `json:"last_error,omitempty"`
+	LastErrorAt time.Time        `json:"last_error_time,omitzero"`
 }
 
 // RuleStatus describes one rule.
@@ -140,6 +169,8 @@ type Ban struct {
 	// Count is the number of events that triggered a rule's ban.
 	Count  int    `json:"count,omitempty"`
 	Source string `json:"source,omitempty"`
+	// Origin is the fleet node that decided it, when not this one.
+	Origin string `json:"origin,omitempty"`
 }
 
 // BanRequest asks for a manual ban. For is a duration such as "1h" or
@@ -184,12 +215,14 @@ const MaxImport = 1000000
 // UnbanRequest asks to lift the ban of Target, or every ban with All.
 // Unbanning also clears the address's counters and offence history.
 type UnbanRequest struct {
-	Target string `json:"target,omitempty"`
-	All    bool   `json:"all,omitempty"`
+	Target  string `json:"target,omitempty"`
+	All     bool   `json:"all,omitempty"`
+	Cluster bool   `json:"cluster,omitempty"` // on every node of the fleet
 }
 
 // UnbanResponse reports an unban.
 type UnbanResponse struct {
 	Result   string   `json:"result"`
 	Unbanned []string `json:"unbanned"`
+	Cluster  bool     `json:"cluster,omitempty"` // sent to the fleet as well
 }

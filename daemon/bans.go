@@ -31,6 +31,7 @@ type banRecord struct {
 	Count    int          `json:"count,omitempty"`
 	Source   string       `json:"source,omitempty"`
 	Offences int          `json:"offences,omitempty"`
+	Origin   string       `json:"origin,omitempty"` // the fleet node that decided it; empty: this one
 }
 
 // decision is a ban the engine decided, waiting to be enforced.
@@ -42,6 +43,7 @@ type decision struct {
 	timeout time.Duration
 	read    time.Time // when the line that completed it arrived (zero: not from a line)
 	reason  string    // why, when not the rule's count of events
+	origin  string    // the fleet node that decided it; empty: this one
 }
 
 // decide queues a ban. Its timeout runs from the last event, so a ban
@@ -169,21 +171,33 @@ func isHost(p netip.Prefix) bool { return p.Bits() == p.Addr().BitLen() }
 func (d *Daemon) record(p decision, timeout time.Duration, now time.Time, latency time.Duration) {
 	b := p.ban
 	r := &banRecord{
-		Target: b.Prefix, Addr: b.Addr.String(), Rule: b.Rule, Since: now, Expires: now.Add(timeout),
-		Count: b.Count, Source: p.source, Offences: b.Offences, Reason: p.reason,
+		Target: b.Prefix, Rule: b.Rule, Since: now, Expires: now.Add(timeout),
+		Count: b.Count, Source: p.source, Offences: b.Offences, Reason: p.reason, Origin: p.origin,
+	}
+	if b.Addr.IsValid() {
+		r.Addr = b.Addr.String()
 	}
 	if r.Reason == "" {
 		r.Reason = fmt.Sprintf("%d events in %s, the last %s", b.Count, b.Last.Sub(b.First).Round(time.Second), p.kind)
 	}
+	ev := d.log.Info()
+	if p.origin != "" {
+		// Another node's ban keeps its own start, so that its origin's
+		// "lifted" and cluster unbans find it.
+		r.Since = b.First
+		ev = ev.Str(fieldOrigin, p.origin)
+	} else {
+		d.ruleBans[b.Rule]++
+	}
 	d.bans[b.Prefix] = r
-	d.ruleBans[b.Rule]++
-	d.log.Info().Str(fieldIP, r.Addr).Str(fieldPrefix, b.Prefix.String()).Str(fieldRule, b.Rule).
+	ev.Str(fieldIP, r.Addr).Str(fieldPrefix, b.Prefix.String()).Str(fieldRule, b.Rule).
 		Int(fieldCount, b.Count).Float64(fieldTTL, timeout.Round(time.Second).Seconds()).
 		Str(fieldSource, p.source).Int(fieldOffence, b.Offences).Msg("ban")
 	d.notice(Notice{
 		Type: NoticeBan, Target: b.Prefix, Addr: b.Addr, Rule: b.Rule, Reason: r.Reason, Source: p.source,
-		Count: b.Count, Offences: b.Offences, Time: now, Expires: r.Expires, Latency: latency,
+		Count: b.Count, Offences: b.Offences, Time: now, Expires: r.Expires, Latency: latency, Origin: p.origin,
 	})
+	d.share(r)
 }
 
 // unbanned forgets a ban lifted for reason (why: the log's words) and
@@ -215,7 +229,7 @@ func (d *Daemon) unbanned(p netip.Prefix, reason, why string) {
 	}
 	n := Notice{Type: NoticeUnban, Target: p, Reason: reason, Time: d.now()}
 	if r != nil {
-		n.Rule = r.Rule
+		n.Rule, n.Origin = r.Rule, r.Origin
 	}
 	d.log.Info().Str(fieldPrefix, p.String()).Str(fieldRule, n.Rule).Str(fieldReason, why).Msg("unban")
 	d.notice(n)
@@ -296,6 +310,7 @@ func (d *Daemon) manualBan(ctx context.Context, req control.BanRequest) (control
 	d.log.Info().Str(fieldPrefix, p.String()).Str(fieldRule, manualRule).Str(fieldReason, req.Reason).
 		Float64(fieldTTL, dur.Seconds()).Msg("ban")
 	d.notice(Notice{Type: NoticeBan, Target: p, Rule: manualRule, Reason: req.Reason, Time: now, Expires: r.Expires})
+	d.share(r)
 	d.bansDirty = true
 	return control.BanResponse{Result: result, Ban: r.control()}, d.durable(), nil
 }
@@ -322,6 +337,9 @@ func (d *Daemon) manualUnban(ctx context.Context, req control.UnbanRequest) (con
 		if target, err = parseTarget(req.Target); err != nil {
 			return control.UnbanResponse{}, nil, err
 		}
+	}
+	if req.Cluster {
+		return d.clusterUnban(ctx, target, req.All)
 	}
 	var lift []netip.Prefix
 	for p := range d.bans {
@@ -356,7 +374,7 @@ func (d *Daemon) manualUnban(ctx context.Context, req control.UnbanRequest) (con
 func (r *banRecord) control() control.Ban {
 	return control.Ban{
 		Target: prefixString(r.Target), Rule: r.Rule, Reason: r.Reason, Since: r.Since,
-		Expires: r.Expires, Count: r.Count, Source: r.Source,
+		Expires: r.Expires, Count: r.Count, Source: r.Source, Origin: r.Origin,
 	}
 }
 

@@ -150,6 +150,7 @@ func (d *Daemon) status(ctx context.Context) control.Status {
 			st.Notify = append(st.Notify, r.NotifyStatus()...)
 		}
 	}
+	st.Cluster = d.fleetStatus()
 	st.State = control.StateStatus{Dir: d.cfg.StateDir, LastSaved: d.lastSaved, Error: d.saveErr}
 	return st
 }

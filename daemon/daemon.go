@@ -83,6 +83,7 @@ const (
 	fieldReason  = "reason"
 	fieldPath    = "path"
 	fieldOffence = "offences"
+	fieldOrigin  = "origin"
 )
 
 // Daemon runs sipguard. Create it with New, then call Run.
@@ -130,6 +131,10 @@ type Daemon struct {
 	fwErrors    int64
 	feeds       map[string]*feedState
 	stopFeeds   func()
+
+	fleet         Fleet // nil: no [cluster]
+	fleetEscalate bool
+	clusterUnbans map[netip.Prefix]clusterUnban
 }
 
 // New checks cfg and returns a daemon enforcing bans through fw. now is
@@ -152,21 +157,22 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 	}
 	return &Daemon{
 		log: log, fw: fw, now: now, cfg: cfg, eng: eng,
-		calls:       make(chan func()),
-		ready:       make(chan struct{}),
-		batches:     make(chan batch, 64),
-		bans:        map[netip.Prefix]*banRecord{},
-		pendingPos:  map[string]savedPosition{},
-		positions:   map[string]savedPosition{},
-		runners:     map[string]*runner{},
-		ruleBans:    map[string]int64{},
-		skewWarned:  map[string]time.Time{},
-		alerted:     map[netip.Prefix]time.Time{},
-		unbans:      map[string]int64{},
-		feeds:       map[string]*feedState{},
-		stopFeeds:   func() {},
-		saveJobs:    make(chan saveJob, 1),
-		saveResults: make(chan saveResult, 1),
+		calls:         make(chan func()),
+		ready:         make(chan struct{}),
+		batches:       make(chan batch, 64),
+		bans:          map[netip.Prefix]*banRecord{},
+		pendingPos:    map[string]savedPosition{},
+		positions:     map[string]savedPosition{},
+		runners:       map[string]*runner{},
+		ruleBans:      map[string]int64{},
+		skewWarned:    map[string]time.Time{},
+		alerted:       map[netip.Prefix]time.Time{},
+		unbans:        map[string]int64{},
+		feeds:         map[string]*feedState{},
+		clusterUnbans: map[netip.Prefix]clusterUnban{},
+		stopFeeds:     func() {},
+		saveJobs:      make(chan saveJob, 1),
+		saveResults:   make(chan saveResult, 1),
 	}, nil
 }
 

@@ -85,6 +85,16 @@ type running struct {
 
 func start(t *testing.T, cfg daemon.Config, fw firewall.Backend, obs ...daemon.Observer) *running {
 	t.Helper()
+	return startWith(t, cfg, fw, func(d *daemon.Daemon) {
+		for _, o := range obs {
+			d.Observe(o)
+		}
+	})
+}
+
+// startWith runs a daemon after setup (Observe, Join) has seen it.
+func startWith(t *testing.T, cfg daemon.Config, fw firewall.Backend, setup func(*daemon.Daemon)) *running {
+	t.Helper()
 	logs := &syncBuffer{}
 	log := zerolog.New(logs)
 	if fw == nil {
@@ -94,9 +104,7 @@ func start(t *testing.T, cfg daemon.Config, fw firewall.Backend, obs ...daemon.O
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range obs {
-		d.Observe(o)
-	}
+	setup(d)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{d: d, fw: fw, logs: logs, cancel: cancel, done: make(chan error, 1), client: control.NewClient(cfg.Socket)}
 	go func() { r.done <- d.Run(ctx) }()

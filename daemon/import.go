@@ -100,8 +100,10 @@ func (d *Daemon) manualImport(ctx context.Context, req control.ImportRequest) (c
 		} else {
 			res.Banned++
 		}
-		d.bans[e.p] = &banRecord{Target: e.p, Rule: manualRule, Reason: e.reason, Since: now, Expires: now.Add(e.dur)}
+		r := &banRecord{Target: e.p, Rule: manualRule, Reason: e.reason, Since: now, Expires: now.Add(e.dur)}
+		d.bans[e.p] = r
 		d.eng.Banned(e.p, now, e.dur)
+		d.share(r)
 	}
 	d.bansDirty = true
 	d.log.Info().Int("banned", res.Banned).Int("renewed", res.Renewed).Int("refused", len(res.Refused)).Msg("import")

@@ -26,6 +26,7 @@ const (
 	UnbanManual   = "manual"
 	UnbanReplaced = "replaced" // a wider ban took its place
 	UnbanFeed     = "feed"     // gone from its blocklist feed
+	// UnbanCluster (cluster.go): lifted by the fleet.
 )
 
 // Notice is something the daemon did or saw that others may want to hear
@@ -45,6 +46,8 @@ type Notice struct {
 	// Latency is, for a ban a rule decided, the time from the daemon
 	// receiving the line that completed it to the ban being in the firewall.
 	Latency time.Duration
+	// Origin is the fleet node whose ban this is, when not this one.
+	Origin string
 }
 
 // Observer hears the daemon's notices. Notice is called on the daemon's

@@ -37,7 +37,11 @@ type positionsState struct {
 // encodeBans writes bans and offences, one per line, tab-separated, text
 // fields quoted:
 //
-//	ban	<target>	<rule>	<since ms>	<expires ms>	<count>	<offences>	"<source>"	"<addr>"	"<reason>"
+//	ban	<target>	<rule>	<since ms>	<expires ms>	<count>	<offences>	"<source>"	"<addr>"	"<reason>"	["<origin>"]
+//
+// The origin (a fleet node) is written only for other nodes' bans, so
+// files without fleet bans read with older versions.
+//
 //	offence	<prefix>	<count>	<last ms>	<until ms>
 func encodeBans(bans []*banRecord, offences []engine.Offence) []byte {
 	b := make([]byte, 0, 64+len(bans)*120+len(offences)*60)
@@ -55,6 +59,10 @@ func encodeBans(bans []*banRecord, offences []engine.Offence) []byte {
 		for _, s := range []string{r.Source, r.Addr, r.Reason} {
 			b = append(b, '\t')
 			b = strconv.AppendQuote(b, s)
+		}
+		if r.Origin != "" {
+			b = append(b, '\t')
+			b = strconv.AppendQuote(b, r.Origin)
 		}
 		b = append(b, '\n')
 	}
@@ -83,7 +91,7 @@ func decodeBans(data []byte) ([]*banRecord, []engine.Offence, error) {
 		f := strings.Split(sc.Text(), "\t")
 		var err error
 		switch {
-		case f[0] == "ban" && len(f) == 10:
+		case f[0] == "ban" && (len(f) == 10 || len(f) == 11):
 			r := &banRecord{}
 			var nums [4]int64
 			r.Target, err = netip.ParsePrefix(f[1])
@@ -95,7 +103,11 @@ func decodeBans(data []byte) ([]*banRecord, []engine.Offence, error) {
 					nums[i], err = strconv.ParseInt(f[3+i], 10, 64)
 				}
 			}
-			for i, dst := range []*string{&r.Source, &r.Addr, &r.Reason} {
+			fields := []*string{&r.Source, &r.Addr, &r.Reason}
+			if len(f) == 11 {
+				fields = append(fields, &r.Origin)
+			}
+			for i, dst := range fields {
 				if err == nil {
 					*dst, err = strconv.Unquote(f[7+i])
 				}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"reflect"
 	"regexp"
@@ -19,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sipguard/sipguard"
+	"github.com/sipguard/sipguard/cluster"
 	"github.com/sipguard/sipguard/duration"
 	"github.com/sipguard/sipguard/engine"
 	"github.com/sipguard/sipguard/feeds"
@@ -46,6 +48,7 @@ type Config struct {
 	Metrics    MetricsConfig    `toml:"metrics"`
 	Feeds      []FeedConfig     `toml:"feed"`
 	Notify     []NotifyConfig   `toml:"notify"`
+	Cluster    ClusterConfig    `toml:"cluster"`
 
 	// custom holds the compiled [[parser]] tables, by name.
 	custom map[string]*custom.Compiled
@@ -130,6 +133,40 @@ func (n NotifyConfig) targets() ([]notify.Webhook, []notify.Command, error) {
 		return nil, nil, errors.New("headers and retries are for webhooks (url)")
 	}
 	return nil, []notify.Command{{Name: n.Name, Argv: n.Command, Events: n.Events, Timeout: time.Duration(n.Timeout), Queue: n.Queue}}, nil
+}
+
+type ClusterConfig struct {
+	Servers  []string `toml:"servers"`
+	Name     string   `toml:"name"`
+	Creds    string   `toml:"creds"`
+	NKey     string   `toml:"nkey"`
+	User     string   `toml:"user"`
+	Password string   `toml:"password" json:"-"` // never printed
+	CA       string   `toml:"ca"`
+	Cert     string   `toml:"cert"`
+	Key      string   `toml:"key"`
+	Stream   string   `toml:"stream"`
+	Subject  string   `toml:"subject"`
+	Share    bool     `toml:"share"`
+	Rules    []string `toml:"rules"`
+	Accept   bool     `toml:"accept"`
+	Escalate bool     `toml:"escalate"`
+	Queue    int      `toml:"queue"`
+}
+
+// node returns the cluster package's view of [cluster]; the node's name
+// defaults to the host's.
+func (c ClusterConfig) node() cluster.Config {
+	name := c.Name
+	if name == "" {
+		name, _ = os.Hostname()
+		name, _, _ = strings.Cut(name, ".")
+	}
+	return cluster.Config{
+		Servers: c.Servers, Name: name, Creds: c.Creds, NKey: c.NKey, User: c.User, Password: c.Password,
+		CA: c.CA, Cert: c.Cert, Key: c.Key, Stream: c.Stream, Subject: c.Subject,
+		Share: c.Share, Rules: c.Rules, Accept: c.Accept, Queue: c.Queue,
+	}
 }
 
 type MetricsConfig struct {
@@ -561,6 +598,7 @@ func (c *Config) validate(d *decoder) {
 			d.errorf("metrics.listen", "%q: write HOST:PORT, e.g. \"127.0.0.1:9477\" (empty: no metrics)", c.Metrics.Listen)
 		}
 	}
+	c.validateCluster(d)
 	feedNames := map[string]bool{}
 	for i, f := range c.Feeds {
 		p := fmt.Sprintf("feed[%d]", i)
@@ -926,4 +964,69 @@ func (s SourceConfig) Location() *time.Location {
 		return time.Local // validated
 	}
 	return loc
+}
+
+// validateCluster checks [cluster] when it is on (servers set).
+func (c *Config) validateCluster(d *decoder) {
+	cl := c.Cluster
+	if len(cl.Servers) == 0 {
+		return
+	}
+	for i, s := range cl.Servers {
+		u, err := url.Parse(s)
+		if err != nil || u.Host == "" || !slices.Contains([]string{"nats", "tls", "ws", "wss"}, u.Scheme) {
+			d.errorf(fmt.Sprintf("cluster.servers[%d]", i), "%q: write nats://HOST:4222 or tls://HOST:4222", s)
+		}
+	}
+	if n := cl.node().Name; !cluster.ValidName(n) {
+		what := "name"
+		if cl.Name == "" {
+			what = "the host name"
+		}
+		d.errorf("cluster.name", "%s %q is not a node name: set name to letters, digits, - and _ (at most 64)", what, n)
+	}
+	auth := 0
+	for _, k := range []string{cl.Creds, cl.NKey, cl.User} {
+		if k != "" {
+			auth++
+		}
+	}
+	if auth > 1 {
+		d.errorf("cluster.creds", "set one of creds, nkey, user (and password)")
+	}
+	if cl.Password != "" && cl.User == "" {
+		d.errorf("cluster.password", "password without user")
+	}
+	if (cl.Cert == "") != (cl.Key == "") {
+		d.errorf("cluster.cert", "cert and key go together")
+	}
+	for _, f := range []struct{ key, path string }{{"creds", cl.Creds}, {"nkey", cl.NKey}, {"ca", cl.CA}, {"cert", cl.Cert}, {"key", cl.Key}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			d.errorf("cluster."+f.key, "%v", err)
+		}
+	}
+	if !cluster.ValidName(cl.Stream) {
+		d.errorf("cluster.stream", "%q: letters, digits, - and _", cl.Stream)
+	}
+	if cl.Subject == "" || strings.ContainsAny(cl.Subject, " \t*>") || strings.HasPrefix(cl.Subject, ".") || strings.HasSuffix(cl.Subject, ".") {
+		d.errorf("cluster.subject", "%q is not a subject prefix such as \"sipguard\"", cl.Subject)
+	}
+	known := []string{"manual", "compromise"}
+	for _, r := range c.Rules {
+		known = append(known, r.Name)
+	}
+	for i, r := range cl.Rules {
+		if !slices.Contains(known, r) {
+			d.errorf(fmt.Sprintf("cluster.rules[%d]", i), "%q is no rule (rules: %s)", r, strings.Join(known, ", "))
+		}
+	}
+	if cl.Queue < 1 {
+		d.errorf("cluster.queue", "must be at least 1 (got %d)", cl.Queue)
+	}
+	if !cl.Share && !cl.Accept {
+		d.errorf("cluster.share", "share and accept are both false: remove servers to leave the fleet")
+	}
 }

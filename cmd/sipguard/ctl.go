@@ -89,6 +89,9 @@ func (m *Main) status(ctx context.Context, args []string) error {
 		}
 		fmt.Fprintf(w, "unbans since start: %s\n", strings.Join(parts, ", "))
 	}
+	if c := st.Cluster; c != nil {
+		printCluster(w, c)
+	}
 	fmt.Fprintln(w)
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -141,6 +144,48 @@ func (m *Main) status(ctx context.Context, args []string) error {
 	return tw.Flush()
 }
 
+// printCluster shows the fleet part of status.
+func printCluster(w io.Writer, c *control.ClusterStatus) {
+	state := "DISCONNECTED"
+	if c.Connected {
+		state = "connected to " + c.Server
+	}
+	if !c.Since.IsZero() {
+		state += " since " + c.Since.Local().Format(time.DateTime)
+	}
+	if c.Connected && !c.CaughtUp {
+		state += ", catching up"
+	}
+	fmt.Fprintf(w, "cluster: node %s, stream %s, %s\n", c.Node, c.Stream, state)
+	share, accept := "not shared", "not accepted"
+	if c.Share {
+		share = fmt.Sprintf("%d published, %d queued, %d refused, %d dropped (queue full)", c.Published, c.Queued, c.PublishErrors, c.QueueDropped)
+	}
+	if c.Accept {
+		accept = fmt.Sprintf("%d received, %d applied", c.Received, c.Applied)
+	}
+	fmt.Fprintf(w, "  own bans: %s; fleet bans: %s", share, accept)
+	if len(c.Ignored) > 0 {
+		keys := make([]string, 0, len(c.Ignored))
+		for k := range c.Ignored {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = fmt.Sprintf("%d %s", c.Ignored[k], k)
+		}
+		fmt.Fprintf(w, "; ignored: %s", strings.Join(parts, ", "))
+	}
+	if c.Malformed+c.Oversize > 0 {
+		fmt.Fprintf(w, "; dropped: %d malformed, %d oversize", c.Malformed, c.Oversize)
+	}
+	fmt.Fprintln(w)
+	if c.LastError != "" {
+		fmt.Fprintf(w, "  last error %s: %s\n", c.LastErrorAt.Local().Format(time.DateTime), c.LastError)
+	}
+}
+
 func dash(s string) string {
 	if s == "" {
 		return "-"
@@ -169,9 +214,13 @@ func (m *Main) list(ctx context.Context, args []string) error {
 		return printJSON(m.Stdout, bans)
 	}
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "target\trule\tsince\texpires\treason")
+	fmt.Fprintln(tw, "target\trule\torigin\tsince\texpires\treason")
 	for _, b := range bans {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", b.Target, b.Rule, b.Since.Local().Format(time.DateTime),
+		origin := "here"
+		if b.Origin != "" {
+			origin = b.Origin
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", b.Target, b.Rule, origin, b.Since.Local().Format(time.DateTime),
 			b.Expires.Local().Format(time.DateTime), b.Reason)
 	}
 	return tw.Flush()
@@ -202,9 +251,10 @@ func (m *Main) ban(ctx context.Context, args []string) error {
 }
 
 func (m *Main) unban(ctx context.Context, args []string) error {
-	fs := m.flagSet("unban", "unban [-c FILE] ADDR|CIDR|--all\n\nLifts the bans covering an address or network (or all of them) and clears its counters.")
+	fs := m.flagSet("unban", "unban [-c FILE] [--cluster] ADDR|CIDR|--all\n\nLifts the bans covering an address or network (or all of them) and clears its counters.\nWith --cluster, on every node of the fleet ([cluster]) as well: nodes away now do it when they come back.")
 	path := fs.String("c", "", "config `FILE` naming the daemon's socket")
 	all := fs.Bool("all", false, "lift every ban")
+	fleet := fs.Bool("cluster", false, "lift it on every node of the fleet too")
 	rest, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -216,7 +266,7 @@ func (m *Main) unban(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	req := control.UnbanRequest{All: *all}
+	req := control.UnbanRequest{All: *all, Cluster: *fleet}
 	if !*all {
 		req.Target = rest[0]
 	}
@@ -229,6 +279,9 @@ func (m *Main) unban(ctx context.Context, args []string) error {
 	}
 	for _, t := range res.Unbanned {
 		fmt.Fprintf(m.Stdout, "%s %s\n", res.Result, t)
+	}
+	if res.Cluster {
+		fmt.Fprintf(m.Stdout, "unban of %s sent to the fleet\n", req.Target)
 	}
 	return nil
 }

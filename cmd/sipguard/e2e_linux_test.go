@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sipguard/sipguard/internal/natstest"
 )
 
 // The tests in this file run the real sipguard binary as a daemon in a
@@ -43,6 +45,10 @@ func buildSipguard(t *testing.T) string {
 func TestMain(m *testing.M) {
 	if spec := os.Getenv("SIPGUARD_UDP_SINK"); spec != "" {
 		udpSink(spec) // a helper process of TestGatewayMode
+		return
+	}
+	if conf := os.Getenv("SIPGUARD_NATS_SERVER"); conf != "" {
+		natstest.Serve(conf) // the NATS server of TestFleet
 		return
 	}
 	code := m.Run()

@@ -14,6 +14,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
+	"github.com/sipguard/sipguard/cluster"
 	"github.com/sipguard/sipguard/control"
 	"github.com/sipguard/sipguard/daemon"
 	"github.com/sipguard/sipguard/firewall"
@@ -96,6 +97,18 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		d.Observe(notifyObserver{disp})
 		bg.Go(func() { disp.Run(ctx) })
 	}
+	if len(cfg.Cluster.Servers) > 0 {
+		node, err := cluster.New(cfg.Cluster.node(), d, log)
+		if err != nil {
+			return err
+		}
+		d.Join(node, cfg.Cluster.Escalate)
+		bg.Go(func() {
+			if err := node.Run(ctx); err != nil {
+				log.Error().Err(err).Msg("fleet: not joined; bans stay local")
+			}
+		})
+	}
 	bg.Go(func() { systemd(ctx, d, log) })
 
 	hup := make(chan os.Signal, 1)
@@ -154,6 +167,9 @@ func systemd(ctx context.Context, d *daemon.Daemon, log zerolog.Logger) {
 type notifyObserver struct{ d *notify.Dispatcher }
 
 func (o notifyObserver) Notice(n daemon.Notice) {
+	if n.Origin != "" {
+		return // the fleet's bans are notified by the node that decided them
+	}
 	ev := notify.Event{
 		Type: string(n.Type), Target: prefixString(n.Target), Rule: n.Rule, Reason: n.Reason, Source: n.Source,
 		User: n.User, Count: n.Count, Offences: n.Offences, Time: n.Time, Expires: n.Expires,
@@ -209,6 +225,9 @@ func (m *Main) reload(ctx context.Context, d *daemon.Daemon, path string, runnin
 	}
 	if fmt.Sprint(cfg.Notify) != fmt.Sprint(running.Notify) || cfg.Metrics != running.Metrics {
 		log.Warn().Msg("[[notify]] and [metrics] changes take effect on restart")
+	}
+	if fmt.Sprint(cfg.Cluster) != fmt.Sprint(running.Cluster) {
+		log.Warn().Msg("[cluster] changes take effect on restart")
 	}
 	if lvl, err := zerolog.ParseLevel(cfg.Daemon.LogLevel); err == nil {
 		zerolog.SetGlobalLevel(lvl)

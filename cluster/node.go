@@ -1,0 +1,336 @@
+// Package cluster shares bans between sipguard nodes through a NATS
+// JetStream stream.
+//
+// Every node publishes the bans its own rules decide (and its manual bans)
+// on its own subjects; every node reads the stream and enforces the others'
+// bans in its own firewall. The stream keeps the last message of each
+// subject until the ban it carries expires (a per-message TTL), so a node
+// that starts, or comes back after the broker or the network failed,
+// catches up on the bans in force by reading it.
+//
+// Nothing here is in the path of a local ban: bans to share go to a bounded
+// queue, and a broker that is down only makes that queue wait.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/sipguard/sipguard/control"
+)
+
+// Config is a node's [cluster] section.
+type Config struct {
+	Servers  []string // nats://host:4222, tls://host:4222
+	Name     string   // this node: a subject token
+	Creds    string   // a .creds file (JWT and nkey seed)
+	NKey     string   // a file holding an nkey seed
+	User     string
+	Password string
+	CA       string // the CA that signed the servers' certificates
+	Cert     string // a client certificate, with Key
+	Key      string
+
+	Stream  string // the JetStream stream, created if missing and allowed
+	Subject string // subject prefix
+	// Share: publish this node's bans; Rules limits that to the bans of
+	// these rules ("manual" for `sipguard ban`), all when empty.
+	Share  bool
+	Rules  []string
+	Accept bool // enforce the bans of other nodes
+	Queue  int  // bans waiting for the broker, at most
+	// MaxAge bounds how long the stream keeps anything, whatever its TTL.
+	MaxAge time.Duration
+}
+
+// Defaults.
+const (
+	DefaultStream  = "SIPGUARD_BANS"
+	DefaultSubject = "sipguard"
+	DefaultQueue   = 100000
+	DefaultMaxAge  = 90 * 24 * time.Hour
+)
+
+// UpdateKind says what an Update does.
+type UpdateKind int
+
+// Kinds of updates.
+const (
+	UpdateBan    UpdateKind = iota // enforce Ban
+	UpdateLifted                   // Ban's origin lifted it
+	UpdateUnban                    // lift the bans of Unban.Target made before Unban.Time
+)
+
+// Update is a message from another node, checked.
+type Update struct {
+	Kind  UpdateKind
+	Ban   Ban
+	Unban Unban
+}
+
+// Local is the daemon, as a node sees it.
+type Local interface {
+	// Apply enforces updates, in order, and returns how many ended how
+	// ("applied", "allowlisted", "known", ...).
+	Apply(ctx context.Context, updates []Update) (map[string]int, error)
+	// Own returns the bans in force this node decided, to publish again
+	// when the stream lost them.
+	Own(ctx context.Context) ([]Ban, error)
+}
+
+// outgoing is a message waiting for the broker.
+type outgoing struct {
+	subject string
+	data    []byte
+	id      string
+	expires time.Time // when the stream may forget it
+	tries   int       // refusals while connected
+}
+
+// Node is this daemon's membership of the fleet. Create it with New,
+// then call Run; Publish and PublishUnban may be called at any time.
+type Node struct {
+	cfg   Config
+	local Local
+	log   zerolog.Logger
+	now   func() time.Time
+
+	mu        sync.Mutex
+	queue     []outgoing // oldest first
+	wake      chan struct{}
+	st        control.ClusterStatus
+	ignored   map[string]int64
+	connected chan struct{} // closed while connected; replaced on disconnect
+	session   int           // connections made
+	// resyncWanted: publish this node's bans again (the stream was read
+	// from scratch: it may have lost them).
+	resyncWanted bool
+}
+
+// New checks cfg and returns a node of the fleet.
+func New(cfg Config, local Local, log zerolog.Logger) (*Node, error) {
+	if !ValidName(cfg.Name) {
+		return nil, fmt.Errorf("cluster: node name %q: use letters, digits, - and _ (at most 64)", cfg.Name)
+	}
+	if len(cfg.Servers) == 0 {
+		return nil, errors.New("cluster: no servers")
+	}
+	if cfg.Stream == "" {
+		cfg.Stream = DefaultStream
+	}
+	if cfg.Subject == "" {
+		cfg.Subject = DefaultSubject
+	}
+	if cfg.Queue <= 0 {
+		cfg.Queue = DefaultQueue
+	}
+	if cfg.MaxAge <= 0 {
+		cfg.MaxAge = DefaultMaxAge
+	}
+	n := &Node{
+		cfg: cfg, local: local, log: log.With().Str("component", "cluster").Logger(), now: time.Now,
+		wake: make(chan struct{}, 1), ignored: map[string]int64{}, connected: make(chan struct{}),
+	}
+	n.st = control.ClusterStatus{Node: cfg.Name, Servers: cfg.Servers, Stream: cfg.Stream, Share: cfg.Share, Accept: cfg.Accept}
+	return n, nil
+}
+
+// InboxPrefix is where the node's replies come: its permissions must let
+// it subscribe to InboxPrefix(name)+".>".
+func InboxPrefix(name string) string { return "_INBOX_" + name }
+
+// Shares reports whether a ban of rule is published.
+func (n *Node) Shares(rule string) bool {
+	return n.cfg.Share && (len(n.cfg.Rules) == 0 || slices.Contains(n.cfg.Rules, rule))
+}
+
+// Publish queues a ban of this node for the fleet, if its rule is shared.
+// It never blocks: when the queue is full the oldest message is dropped.
+func (n *Node) Publish(b Ban) {
+	if !n.Shares(b.Rule) {
+		return
+	}
+	n.publishBan(b, typeBan)
+}
+
+func (n *Node) publishBan(b Ban, typ string) {
+	b.Origin = n.cfg.Name
+	if tooWide(b.Target) {
+		n.log.Warn().Str("prefix", b.Target.String()).Msg("ban too wide to share with the fleet; enforced here only")
+		return
+	}
+	expires := b.Expires
+	if typ == typeLifted {
+		expires = n.now().Add(time.Hour) // it only replaces the ban in the stream
+	}
+	n.enqueue(outgoing{
+		subject: banSubject(n.cfg.Subject, n.cfg.Name, b.Target), data: encodeBan(b, typ), expires: expires,
+		id: fmt.Sprintf("%s|%s|%s|%d", typ, n.cfg.Name, key(b.Target), b.Expires.UnixMilli()),
+	})
+}
+
+// PublishLifted says this node lifted a ban it shared (on a cluster unban),
+// so that the stream forgets it.
+func (n *Node) PublishLifted(b Ban) {
+	if n.Shares(b.Rule) {
+		n.publishBan(b, typeLifted)
+	}
+}
+
+// PublishUnban queues a cluster unban.
+func (n *Node) PublishUnban(u Unban) error {
+	u.Origin = n.cfg.Name
+	if tooWide(u.Target) {
+		return fmt.Errorf("%s is wider than a fleet ban can be (/%d, /%d)", u.Target, MinBits4, MinBits6)
+	}
+	n.enqueue(outgoing{
+		subject: unbanSubject(n.cfg.Subject, n.cfg.Name, u.Target), data: encodeUnban(u), expires: u.Until,
+		id: fmt.Sprintf("unban|%s|%s|%d", n.cfg.Name, key(u.Target), u.Time.UnixNano()),
+	})
+	return nil
+}
+
+func tooWide(p netip.Prefix) bool {
+	return p.Addr().Is4() && p.Bits() < MinBits4 || p.Addr().Is6() && p.Bits() < MinBits6
+}
+
+func (n *Node) enqueue(o outgoing) {
+	n.mu.Lock()
+	if len(n.queue) >= n.cfg.Queue {
+		n.queue = n.queue[1:]
+		n.st.QueueDropped++
+	}
+	n.queue = append(n.queue, o)
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Status reports the node's connection and counters.
+func (n *Node) Status() control.ClusterStatus {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st := n.st
+	st.Queued = len(n.queue)
+	st.Ignored = make(map[string]int64, len(n.ignored))
+	for k, v := range n.ignored {
+		st.Ignored[k] = v
+	}
+	return st
+}
+
+func (n *Node) count(f func(st *control.ClusterStatus)) {
+	n.mu.Lock()
+	f(&n.st)
+	n.mu.Unlock()
+}
+
+func (n *Node) fail(err error) {
+	n.count(func(st *control.ClusterStatus) { st.LastError = err.Error(); st.LastErrorAt = n.now() })
+}
+
+// Run connects and keeps the node in the fleet until ctx is done. A broker
+// that cannot be reached is retried for ever; only a configuration that
+// cannot work (unreadable credentials) is an error.
+func (n *Node) Run(ctx context.Context) error {
+	opts, err := n.options()
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(strings.Join(n.cfg.Servers, ","), opts...)
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(512), jetstream.WithPublishAsyncTimeout(5*time.Second))
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); n.publisher(ctx, js) }()
+	go func() { defer wg.Done(); n.subscriber(ctx, js) }()
+	<-ctx.Done()
+	wg.Wait()
+	return nil
+}
+
+// options are the connection's: reconnect for ever, no client-side buffer
+// (the queue is ours), the credentials configured, logs on every change.
+func (n *Node) options() ([]nats.Option, error) {
+	c := n.cfg
+	opts := []nats.Option{
+		// Replies come to the node's own inbox subjects, so the server can
+		// let each node read its own replies and nobody else's.
+		nats.CustomInboxPrefix(InboxPrefix(c.Name)),
+		nats.Name("sipguard " + c.Name), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
+		nats.RetryOnFailedConnect(true), nats.ReconnectBufSize(-1), nats.ReconnectJitter(100*time.Millisecond, time.Second),
+		nats.ConnectHandler(n.up), nats.ReconnectHandler(n.up),
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			n.mu.Lock()
+			if n.st.Connected {
+				n.connected = make(chan struct{})
+			}
+			n.st.Connected, n.st.Server, n.st.Since = false, "", n.now()
+			n.mu.Unlock()
+			ev := n.log.Warn()
+			if err != nil {
+				ev = ev.Err(err)
+			}
+			ev.Msg("disconnected from the NATS server: local bans go on; sharing waits")
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			n.fail(err)
+			n.log.Error().Err(err).Msg("NATS")
+		}),
+	}
+	switch {
+	case c.Creds != "":
+		opts = append(opts, nats.UserCredentials(c.Creds))
+	case c.NKey != "":
+		o, err := nats.NkeyOptionFromSeed(c.NKey)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: nkey %s: %w", c.NKey, err)
+		}
+		opts = append(opts, o)
+	case c.User != "":
+		opts = append(opts, nats.UserInfo(c.User, c.Password))
+	}
+	if c.CA != "" {
+		opts = append(opts, nats.RootCAs(c.CA))
+	}
+	if c.Cert != "" {
+		opts = append(opts, nats.ClientCert(c.Cert, c.Key))
+	}
+	return opts, nil
+}
+
+func (n *Node) up(nc *nats.Conn) {
+	n.mu.Lock()
+	if !n.st.Connected {
+		close(n.connected)
+	}
+	n.st.Connected, n.st.Server, n.st.Since = true, nc.ConnectedUrlRedacted(), n.now()
+	n.session++
+	n.mu.Unlock()
+	n.log.Info().Str("server", nc.ConnectedUrlRedacted()).Msg("connected to the NATS server")
+}
+
+// whenConnected returns a channel closed while the connection is up.
+func (n *Node) whenConnected() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.connected
+}

@@ -1,0 +1,285 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/sipguard/sipguard/internal/natstest"
+)
+
+// fakeLocal is a daemon reduced to its bans: a ban map, an allowlist.
+type fakeLocal struct {
+	mu    sync.Mutex
+	bans  map[netip.Prefix]Ban
+	own   []Ban
+	allow netip.Prefix
+}
+
+func newLocal() *fakeLocal { return &fakeLocal{bans: map[netip.Prefix]Ban{}} }
+
+func (f *fakeLocal) Apply(_ context.Context, us []Update) (map[string]int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	res := map[string]int{}
+	for _, u := range us {
+		switch u.Kind {
+		case UpdateBan:
+			if f.allow.IsValid() && f.allow.Overlaps(u.Ban.Target) {
+				res["allowlisted"]++
+				continue
+			}
+			f.bans[u.Ban.Target] = u.Ban
+			res["applied"]++
+		case UpdateLifted:
+			delete(f.bans, u.Ban.Target)
+			res["applied"]++
+		case UpdateUnban:
+			for p := range f.bans {
+				if p.Overlaps(u.Unban.Target) {
+					delete(f.bans, p)
+				}
+			}
+			res["applied"]++
+		}
+	}
+	return res, nil
+}
+
+func (f *fakeLocal) Own(context.Context) ([]Ban, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Ban(nil), f.own...), nil
+}
+
+func (f *fakeLocal) has(s string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.bans[netip.MustParsePrefix(s)]
+	return ok
+}
+
+func (f *fakeLocal) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.bans)
+}
+
+// runNode starts a node, stopped when the test ends.
+func runNode(t testing.TB, cfg Config, local Local) *Node {
+	t.Helper()
+	if cfg.Queue == 0 {
+		cfg.Share, cfg.Accept = true, true
+	}
+	n, err := New(cfg, local, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); n.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return n
+}
+
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < d {
+		if cond() {
+			return time.Since(start)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if !cond() {
+		t.Fatalf("after %s: %s", d, what)
+	}
+	return time.Since(start)
+}
+
+func testBan(target string, d time.Duration) Ban {
+	now := time.Now()
+	return Ban{Target: netip.MustParsePrefix(target), Rule: "burst", Reason: "test", Since: now, Expires: now.Add(d), Count: 5}
+}
+
+func TestNodesShareBans(t *testing.T) {
+	dir := t.TempDir()
+	conf, err := natstest.Config(dir, "127.0.0.1:-1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := natstest.Start(t, conf).ClientURL()
+	la, lb := newLocal(), newLocal()
+	lb.allow = netip.MustParsePrefix("192.0.2.0/24")
+	a := runNode(t, Config{Servers: []string{url}, Name: "pbx-a"}, la)
+	b := runNode(t, Config{Servers: []string{url}, Name: "pbx-b"}, lb)
+	eventually(t, 10*time.Second, "both caught up", func() bool { return a.Status().CaughtUp && b.Status().CaughtUp })
+
+	a.Publish(testBan("198.51.100.7/32", time.Hour))
+	a.Publish(testBan("2001:db8:1::/64", time.Hour))
+	a.Publish(testBan("192.0.2.9/32", time.Hour)) // b allows it
+	took := eventually(t, time.Second, "b has a's bans", func() bool { return lb.has("198.51.100.7/32") && lb.has("2001:db8:1::/64") })
+	t.Logf("a's bans enforced by b %v after publishing", took)
+	eventually(t, time.Second, "allowlisted counted", func() bool { return b.Status().Ignored["allowlisted"] == 1 })
+	if lb.has("192.0.2.9/32") {
+		t.Fatal("b enforced a ban of an address it allows")
+	}
+	if la.count() != 0 {
+		t.Fatalf("a applied its own bans from the stream: %v", la.bans)
+	}
+	// a reads its own bans back from the stream, and leaves them.
+	eventually(t, time.Second, "a counts its bans published and read back", func() bool {
+		st := a.Status()
+		return st.Ignored["own"] == 3 && st.Published == 3 && st.Queued == 0
+	})
+	if st := a.Status(); st.Applied != 0 {
+		t.Fatalf("a's status: %+v", st)
+	}
+
+	// A ban of a rule not shared is not published.
+	a.cfg.Rules = []string{"manual"}
+	a.Publish(testBan("198.51.100.8/32", time.Hour))
+	a.cfg.Rules = nil
+
+	// A node started later reads the bans in force, not the expired ones.
+	a.Publish(testBan("198.51.100.9/32", 2*time.Second))
+	eventually(t, time.Second, "b has the short ban", func() bool { return lb.has("198.51.100.9/32") })
+	time.Sleep(3 * time.Second) // its TTL runs out in the stream
+	lc := newLocal()
+	c := runNode(t, Config{Servers: []string{url}, Name: "pbx-c"}, lc)
+	eventually(t, 5*time.Second, "c caught up", func() bool { return c.Status().CaughtUp })
+	eventually(t, time.Second, "c has a's bans in force", func() bool { return lc.has("198.51.100.7/32") && lc.has("2001:db8:1::/64") && lc.has("192.0.2.9/32") })
+	if lc.has("198.51.100.9/32") || lc.has("198.51.100.8/32") {
+		t.Fatalf("c got an expired or unshared ban: %v", lc.bans)
+	}
+
+	// A cluster unban from c lifts the ban on b; a lifts it and says so.
+	if err := c.PublishUnban(Unban{Target: netip.MustParsePrefix("198.51.100.7/32"), Time: time.Now(), Until: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Second, "b lifted it", func() bool { return !lb.has("198.51.100.7/32") })
+	if err := c.PublishUnban(Unban{Target: netip.MustParsePrefix("10.0.0.0/8"), Time: time.Now(), Until: time.Now().Add(time.Hour)}); err == nil {
+		t.Fatal("a cluster unban of a /8 was accepted")
+	}
+}
+
+func TestBrokerDown(t *testing.T) {
+	dir := t.TempDir()
+	conf, err := natstest.Config(dir, "127.0.0.1:-1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := natstest.New(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := s.ClientURL()
+	la, lb := newLocal(), newLocal()
+	a := runNode(t, Config{Servers: []string{url}, Name: "pbx-a"}, la)
+	b := runNode(t, Config{Servers: []string{url}, Name: "pbx-b"}, lb)
+	eventually(t, 10*time.Second, "both caught up", func() bool { return a.Status().CaughtUp && b.Status().CaughtUp })
+	a.Publish(testBan("198.51.100.1/32", time.Hour))
+	eventually(t, time.Second, "b has the first ban", func() bool { return lb.has("198.51.100.1/32") })
+
+	s.Shutdown()
+	s.WaitForShutdown()
+	eventually(t, 5*time.Second, "a sees the broker down", func() bool { return !a.Status().Connected })
+	for i := range 100 {
+		a.Publish(testBan(netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}).String()+"/32", time.Hour))
+	}
+	a.Publish(testBan("203.0.113.200/32", time.Second)) // over before the broker is back
+	time.Sleep(1500 * time.Millisecond)
+	if st := a.Status(); st.Queued != 101 || st.Published != 1 {
+		t.Fatalf("while down: %+v", st)
+	}
+
+	// The same server, same storage and port, back.
+	conf, err = natstest.Config(dir, strings.TrimPrefix(url, "nats://"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	natstest.Start(t, conf)
+	took := eventually(t, 20*time.Second, "b caught up after the restart", func() bool { return lb.count() == 101 })
+	t.Logf("after the broker came back: b has all 100 bans made meanwhile in %v", took)
+	eventually(t, time.Second, "a's queue sent", func() bool {
+		st := a.Status()
+		return st.Queued == 0 && st.Published == 101 && st.Expired == 1
+	})
+	if lb.has("198.51.100.1/32") != true {
+		t.Fatal("b lost the ban from before")
+	}
+}
+
+// TestPermissions runs contrib/nats/users.conf: a node cannot speak for
+// another, delete or purge the stream, or read others' inboxes; a
+// read-only node enforces the fleet's bans.
+func TestPermissions(t *testing.T) {
+	dir := t.TempDir()
+	conf, err := natstest.Config(dir, "127.0.0.1:-1", filepath.Join("..", "contrib", "nats", "users.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := natstest.Start(t, conf).ClientURL()
+	la, ld := newLocal(), newLocal()
+	a := runNode(t, Config{Servers: []string{url}, Name: "pbx-a", User: "pbx-a", Password: "pbx-a-secret"}, la)
+	eventually(t, 10*time.Second, "a caught up (it created the stream)", func() bool { return a.Status().CaughtUp })
+	d := runNode(t, Config{Servers: []string{url}, Name: "pbx-d", User: "pbx-d", Password: "pbx-d-secret", Accept: true, Queue: DefaultQueue}, ld)
+	eventually(t, 10*time.Second, "read-only d caught up", func() bool { return d.Status().CaughtUp })
+	a.Publish(testBan("198.51.100.7/32", time.Hour))
+	eventually(t, 2*time.Second, "read-only d enforces a's ban", func() bool { return ld.has("198.51.100.7/32") })
+
+	// pbx-b, compromised, tries to undo pbx-a's ban.
+	nc, err := nats.Connect(url, nats.UserInfo("pbx-b", "pbx-b-secret"), nats.CustomInboxPrefix(InboxPrefix("pbx-b")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	lifted := encodeBan(Ban{Target: netip.MustParsePrefix("198.51.100.7/32"), Rule: "burst", Origin: "pbx-a", Since: time.Now(), Expires: time.Now().Add(time.Hour)}, typeLifted)
+	short := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, time.Second) }
+	c1, k1 := short()
+	defer k1()
+	if _, err := js.Publish(c1, banSubject("sipguard", "pbx-a", netip.MustParsePrefix("198.51.100.7/32")), lifted); err == nil {
+		t.Error("pbx-b published on pbx-a's subject")
+	}
+	c2, k2 := short()
+	defer k2()
+	if err := js.DeleteStream(c2, DefaultStream); err == nil {
+		t.Error("pbx-b deleted the stream")
+	}
+	if s, err := js.Stream(ctx, DefaultStream); err != nil {
+		t.Errorf("pbx-b cannot read the stream's info: %v", err)
+	} else {
+		c3, k3 := short()
+		defer k3()
+		if err := s.Purge(c3); err == nil {
+			t.Error("pbx-b purged the stream")
+		}
+		c4, k4 := short()
+		defer k4()
+		if err := s.DeleteMsg(c4, 1); err == nil {
+			t.Error("pbx-b deleted a message")
+		}
+	}
+	if _, err := nc.SubscribeSync(InboxPrefix("pbx-a") + ".>"); err == nil {
+		nc.Flush()
+		if err := nc.LastError(); err == nil || !errors.Is(err, nats.ErrPermissionViolation) {
+			t.Errorf("pbx-b subscribed to pbx-a's inbox: %v", err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if !ld.has("198.51.100.7/32") {
+		t.Fatal("pbx-b undid pbx-a's ban")
+	}
+}

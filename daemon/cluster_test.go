@@ -1,0 +1,208 @@
+package daemon_test
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sipguard/sipguard/cluster"
+	"github.com/sipguard/sipguard/control"
+	"github.com/sipguard/sipguard/daemon"
+)
+
+// fleet records what the daemon gives the fleet.
+type fleet struct {
+	mu        sync.Mutex
+	published []cluster.Ban
+	lifted    []cluster.Ban
+	unbans    []cluster.Unban
+}
+
+func (f *fleet) Publish(b cluster.Ban) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.published = append(f.published, b)
+}
+
+func (f *fleet) PublishLifted(b cluster.Ban) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lifted = append(f.lifted, b)
+}
+
+func (f *fleet) PublishUnban(u cluster.Unban) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.unbans = append(f.unbans, u)
+	return nil
+}
+
+func (f *fleet) Status() control.ClusterStatus { return control.ClusterStatus{Node: "here"} }
+
+func (f *fleet) snapshot() (pub, lifted []cluster.Ban, unbans []cluster.Unban) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]cluster.Ban(nil), f.published...), append([]cluster.Ban(nil), f.lifted...), append([]cluster.Unban(nil), f.unbans...)
+}
+
+func remote(target, origin string, since time.Time, d time.Duration) cluster.Update {
+	return cluster.Update{Kind: cluster.UpdateBan, Ban: cluster.Ban{
+		Target: netip.MustParsePrefix(target), Rule: "burst", Reason: "5 events", Origin: origin, Since: since, Expires: since.Add(d), Count: 5,
+	}}
+}
+
+func TestFleet(t *testing.T) {
+	e := newEnv(t)
+	f := &fleet{}
+	r := startWith(t, e.config(), nil, func(d *daemon.Daemon) { d.Join(f, true) })
+	ctx := context.Background()
+
+	// This node's bans go to the fleet: rule bans and manual ones.
+	appendLines(t, e.log, failures("198.51.100.7", 5, time.Now())...)
+	if !eventually(func() bool { pub, _, _ := f.snapshot(); return len(pub) == 1 }) {
+		t.Fatalf("rule ban not published:\n%s", r.logs)
+	}
+	r.client.Ban(ctx, control.BanRequest{Target: "203.0.113.0/24", For: "2h"})
+	pub, _, _ := f.snapshot()
+	if len(pub) != 2 || pub[0].Target.String() != "198.51.100.7/32" || pub[0].Rule != "burst" || pub[0].Origin != "" ||
+		pub[1].Rule != "manual" || time.Until(pub[1].Expires) < 119*time.Minute {
+		t.Fatalf("published: %+v", pub)
+	}
+
+	// Other nodes' bans: enforced unless allowed here, known for longer,
+	// or over; never published again.
+	now := time.Now()
+	res, err := r.d.Apply(ctx, []cluster.Update{
+		remote("198.51.100.50/32", "pbx-a", now, time.Hour),
+		remote("2001:db8:5::/64", "pbx-a", now, time.Hour),
+		remote("192.0.2.7/32", "pbx-a", now, time.Hour),      // allowlisted here
+		remote("198.51.100.7/32", "pbx-b", now, time.Minute), // banned here for longer
+		remote("198.51.100.51/32", "pbx-a", now.Add(-2*time.Hour), time.Hour),
+	})
+	if err != nil || res["applied"] != 2 || res["allowlisted"] != 1 || res["known"] != 1 || res["expired"] != 1 {
+		t.Fatalf("apply: %v %v", res, err)
+	}
+	for _, target := range []string{"198.51.100.50/32", "2001:db8:5::/64"} {
+		if ent, ok := banned(r.fw, target); !ok || time.Until(ent.Expires) < 59*time.Minute {
+			t.Errorf("%s not enforced: %v", target, ent)
+		}
+	}
+	if _, ok := banned(r.fw, "192.0.2.7/32"); ok {
+		t.Error("an allowlisted address was banned for another node")
+	}
+	if pub, _, _ := f.snapshot(); len(pub) != 2 {
+		t.Errorf("a fleet ban was published again: %+v", pub[2:])
+	}
+	bans, _ := r.client.List(ctx)
+	origins := map[string]string{}
+	for _, b := range bans {
+		origins[b.Target] = b.Origin
+	}
+	if origins["198.51.100.50"] != "pbx-a" || origins["198.51.100.7"] != "" {
+		t.Errorf("list origins: %v", origins)
+	}
+	st, _ := r.client.Status(ctx)
+	if st.Cluster == nil || st.Cluster.Node != "here" || st.Rules[0].Bans != 1 {
+		t.Errorf("status: cluster %+v, rule bans %d (fleet bans are not this node's rule's)", st.Cluster, st.Rules[0].Bans)
+	}
+	own, _ := r.d.Own(ctx)
+	if len(own) != 2 {
+		t.Errorf("own bans: %+v", own)
+	}
+
+	// escalate: a fleet ban counts as an offence here, so this node's
+	// next ban of that address is longer (factor 2).
+	r.client.Unban(ctx, control.UnbanRequest{Target: "198.51.100.50"})
+	r.d.Apply(ctx, []cluster.Update{remote("198.51.100.60/32", "pbx-a", time.Now(), time.Minute)})
+	r.client.Unban(ctx, control.UnbanRequest{Target: "198.51.100.60"}) // a plain unban forgets offences too
+	r.d.Apply(ctx, []cluster.Update{remote("198.51.100.61/32", "pbx-a", time.Now(), time.Second)})
+	time.Sleep(1100 * time.Millisecond)
+	appendLines(t, e.log, failures("198.51.100.61", 5, time.Now().Add(time.Second))...) // log times are whole seconds
+	var ent struct {
+		ok  bool
+		exp time.Time
+	}
+	if !eventually(func() bool {
+		bans, _ := r.client.List(ctx)
+		for _, b := range bans {
+			if b.Target == "198.51.100.61" && b.Origin == "" {
+				ent.ok, ent.exp = true, b.Expires
+			}
+		}
+		return ent.ok
+	}) {
+		st, _ := r.client.Status(ctx)
+		t.Fatalf("198.51.100.61 not banned here: %+v %+v\n%s", st.Engine, st.Sources, r.logs)
+	}
+	if left := time.Until(ent.exp); left < 119*time.Minute {
+		t.Errorf("ban after a fleet offence lasts %v; want 2h (escalated)", left)
+	}
+
+	// A cluster unban from another node lifts this node's own ban too,
+	// tells the fleet so, and keeps an older ban of it from coming back.
+	unbanAt := time.Now()
+	res, _ = r.d.Apply(ctx, []cluster.Update{{Kind: cluster.UpdateUnban, Unban: cluster.Unban{
+		Target: netip.MustParsePrefix("198.51.100.7/32"), Origin: "pbx-c", Time: unbanAt, Until: unbanAt.Add(time.Hour),
+	}}})
+	if res["applied"] != 1 {
+		t.Fatalf("cluster unban: %v", res)
+	}
+	if _, ok := banned(r.fw, "198.51.100.7/32"); ok {
+		t.Fatal("cluster unban did not lift the ban here")
+	}
+	if _, lifted, _ := f.snapshot(); len(lifted) != 1 || lifted[0].Target.String() != "198.51.100.7/32" {
+		t.Errorf("lifted: %+v", lifted)
+	}
+	res, _ = r.d.Apply(ctx, []cluster.Update{remote("198.51.100.7/32", "pbx-b", unbanAt.Add(-time.Second), time.Hour)})
+	if res["unbanned"] != 1 {
+		t.Errorf("an older ban came back after a cluster unban: %v", res)
+	}
+	res, _ = r.d.Apply(ctx, []cluster.Update{remote("198.51.100.7/32", "pbx-b", time.Now(), time.Hour)})
+	if res["applied"] != 1 {
+		t.Errorf("a newer ban was refused: %v", res)
+	}
+
+	// Its origin lifting a ban lifts it here; another node cannot.
+	lift := remote("2001:db8:5::/64", "pbx-b", now, time.Hour)
+	lift.Kind = cluster.UpdateLifted
+	if res, _ := r.d.Apply(ctx, []cluster.Update{lift}); res["lifted_unknown"] != 1 {
+		t.Errorf("pbx-b lifted pbx-a's ban: %v", res)
+	}
+	lift.Ban.Origin = "pbx-a"
+	if res, _ := r.d.Apply(ctx, []cluster.Update{lift}); res["applied"] != 1 {
+		t.Errorf("pbx-a could not lift its ban: %v", res)
+	}
+	if _, ok := banned(r.fw, "2001:db8:5::/64"); ok {
+		t.Error("lifted ban still enforced")
+	}
+
+	// unban --cluster: lifted here, and sent.
+	un, err := r.client.Unban(ctx, control.UnbanRequest{Target: "203.0.113.0/24", Cluster: true})
+	if err != nil || !un.Cluster || un.Result != control.Unbanned {
+		t.Fatalf("unban --cluster: %+v %v", un, err)
+	}
+	if _, _, unbans := f.snapshot(); len(unbans) != 1 || unbans[0].Target.String() != "203.0.113.0/24" || time.Until(unbans[0].Until) < 23*time.Hour {
+		t.Errorf("unban sent: %+v (until: at least the longest ban, 24h)", unbans)
+	}
+	if _, err := r.client.Unban(ctx, control.UnbanRequest{All: true, Cluster: true}); err == nil {
+		t.Error("unban --all --cluster accepted")
+	}
+
+	// Fleet bans survive a restart with their origin.
+	r.stop(t)
+	r = start(t, e.config(), nil)
+	bans, _ = r.client.List(ctx)
+	found := false
+	for _, b := range bans {
+		found = found || b.Target == "198.51.100.7" && b.Origin == "pbx-b"
+	}
+	if !found {
+		t.Errorf("fleet ban lost its origin across a restart: %+v", bans)
+	}
+	if _, err := r.client.Unban(ctx, control.UnbanRequest{Target: "198.51.100.7", Cluster: true}); err == nil || !strings.Contains(err.Error(), "no [cluster]") {
+		t.Errorf("unban --cluster without a fleet: %v", err)
+	}
+}
