@@ -291,6 +291,16 @@ func (n *Node) options() ([]nats.Option, error) {
 			}
 			ev.Msg("disconnected from the NATS server: local bans go on; sharing waits")
 		}),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			// Tried every second while the server is away: log what changes.
+			n.mu.Lock()
+			same := n.st.LastError == err.Error()
+			n.mu.Unlock()
+			n.fail(err)
+			if !same {
+				n.log.Warn().Err(err).Msg("cannot connect to the NATS server; retrying every second")
+			}
+		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			n.fail(err)
 			n.log.Error().Err(err).Msg("NATS")

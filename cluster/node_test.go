@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -112,12 +114,7 @@ func testBan(target string, d time.Duration) Ban {
 }
 
 func TestNodesShareBans(t *testing.T) {
-	dir := t.TempDir()
-	conf, err := natstest.Config(dir, "127.0.0.1:-1", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := natstest.Start(t, conf).ClientURL()
+	url := newBroker(t).url
 	la, lb := newLocal(), newLocal()
 	lb.allow = netip.MustParsePrefix("192.0.2.0/24")
 	a := runNode(t, Config{Servers: []string{url}, Name: "pbx-a"}, la)
@@ -172,26 +169,64 @@ func TestNodesShareBans(t *testing.T) {
 	}
 }
 
-func TestBrokerDown(t *testing.T) {
-	dir := t.TempDir()
-	conf, err := natstest.Config(dir, "127.0.0.1:-1", "")
+// broker is a NATS server that a test stops and starts again, on the same
+// port, with or without its storage.
+type broker struct {
+	t   testing.TB
+	dir string
+	url string
+	s   *server.Server
+}
+
+func newBroker(t testing.TB) *broker {
+	b := &broker{t: t, dir: t.TempDir()}
+	conf, err := natstest.Config(b.dir, "127.0.0.1:-1", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := natstest.New(conf)
-	if err != nil {
+	if b.s, err = natstest.New(conf); err != nil {
 		t.Fatal(err)
 	}
-	url := s.ClientURL()
-	la, lb := newLocal(), newLocal()
-	a := runNode(t, Config{Servers: []string{url}, Name: "pbx-a"}, la)
-	b := runNode(t, Config{Servers: []string{url}, Name: "pbx-b"}, lb)
+	b.url = b.s.ClientURL()
+	t.Cleanup(b.stop)
+	return b
+}
+
+func (b *broker) stop() {
+	if b.s != nil {
+		b.s.Shutdown()
+		b.s.WaitForShutdown()
+		b.s = nil
+	}
+}
+
+// start runs the server again on its port.
+func (b *broker) start() {
+	conf, err := natstest.Config(b.dir, strings.TrimPrefix(b.url, "nats://"), "")
+	if err == nil {
+		b.s, err = natstest.New(conf)
+	}
+	if err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// pair runs nodes pbx-a and pbx-b, both caught up.
+func pair(t testing.TB, url string) (a, b *Node, la, lb *fakeLocal) {
+	la, lb = newLocal(), newLocal()
+	a = runNode(t, Config{Servers: []string{url}, Name: "pbx-a"}, la)
+	b = runNode(t, Config{Servers: []string{url}, Name: "pbx-b"}, lb)
 	eventually(t, 10*time.Second, "both caught up", func() bool { return a.Status().CaughtUp && b.Status().CaughtUp })
+	return a, b, la, lb
+}
+
+func TestBrokerDown(t *testing.T) {
+	br := newBroker(t)
+	a, _, _, lb := pair(t, br.url)
 	a.Publish(testBan("198.51.100.1/32", time.Hour))
 	eventually(t, time.Second, "b has the first ban", func() bool { return lb.has("198.51.100.1/32") })
 
-	s.Shutdown()
-	s.WaitForShutdown()
+	br.stop()
 	eventually(t, 5*time.Second, "a sees the broker down", func() bool { return !a.Status().Connected })
 	for i := range 100 {
 		a.Publish(testBan(netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}).String()+"/32", time.Hour))
@@ -203,11 +238,7 @@ func TestBrokerDown(t *testing.T) {
 	}
 
 	// The same server, same storage and port, back.
-	conf, err = natstest.Config(dir, strings.TrimPrefix(url, "nats://"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	natstest.Start(t, conf)
+	br.start()
 	took := eventually(t, 20*time.Second, "b caught up after the restart", func() bool { return lb.count() == 101 })
 	t.Logf("after the broker came back: b has all 100 bans made meanwhile in %v", took)
 	eventually(t, time.Second, "a's queue sent", func() bool {
@@ -217,6 +248,22 @@ func TestBrokerDown(t *testing.T) {
 	if lb.has("198.51.100.1/32") != true {
 		t.Fatal("b lost the ban from before")
 	}
+}
+
+// rawClient connects as a plain NATS client, not a node: what a broken or
+// compromised node could send.
+func rawClient(t *testing.T, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
 }
 
 // TestPermissions runs contrib/nats/users.conf: a node cannot speak for
@@ -238,12 +285,7 @@ func TestPermissions(t *testing.T) {
 	eventually(t, 2*time.Second, "read-only d enforces a's ban", func() bool { return ld.has("198.51.100.7/32") })
 
 	// pbx-b, compromised, tries to undo pbx-a's ban.
-	nc, err := nats.Connect(url, nats.UserInfo("pbx-b", "pbx-b-secret"), nats.CustomInboxPrefix(InboxPrefix("pbx-b")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	nc, js := rawClient(t, url, nats.UserInfo("pbx-b", "pbx-b-secret"), nats.CustomInboxPrefix(InboxPrefix("pbx-b")))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	lifted := encodeBan(Ban{Target: netip.MustParsePrefix("198.51.100.7/32"), Rule: "burst", Origin: "pbx-a", Since: time.Now(), Expires: time.Now().Add(time.Hour)}, typeLifted)
@@ -281,5 +323,72 @@ func TestPermissions(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if !ld.has("198.51.100.7/32") {
 		t.Fatal("pbx-b undid pbx-a's ban")
+	}
+}
+
+// TestBrokerLostStorage: a server that comes back empty (its storage lost)
+// gets the bans in force again from the nodes that decided them, and
+// every node reads the new stream from its start.
+func TestBrokerLostStorage(t *testing.T) {
+	br := newBroker(t)
+	url := br.url
+	a, _, la, lb := pair(t, url)
+	x := testBan("198.51.100.7/32", time.Hour)
+	la.own = []Ban{x}
+	a.Publish(x)
+	eventually(t, time.Second, "b has the ban", func() bool { return lb.has("198.51.100.7/32") })
+
+	br.stop()
+	if err := os.RemoveAll(filepath.Join(br.dir, "js")); err != nil {
+		t.Fatal(err)
+	}
+	br.start()
+	eventually(t, 20*time.Second, "a published its ban again", func() bool { return a.Status().Resyncs >= 2 && a.Status().Queued == 0 })
+
+	lc := newLocal()
+	runNode(t, Config{Servers: []string{url}, Name: "pbx-c"}, lc)
+	eventually(t, 10*time.Second, "c has a's ban from the new stream", func() bool { return lc.has("198.51.100.7/32") })
+	// b reads the new stream from its start: a ban published now arrives.
+	a.Publish(testBan("198.51.100.8/32", time.Hour))
+	eventually(t, 5*time.Second, "b reads the new stream", func() bool { return lb.has("198.51.100.8/32") })
+}
+
+// TestBadMessages: what a broken or hostile publisher sends is dropped and
+// counted, and the messages after it still arrive.
+func TestBadMessages(t *testing.T) {
+	url := newBroker(t).url
+	lb := newLocal()
+	b := runNode(t, Config{Servers: []string{url}, Name: "pbx-b"}, lb)
+	eventually(t, 10*time.Second, "b caught up", func() bool { return b.Status().CaughtUp })
+	_, js := rawClient(t, url)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	wide := Ban{Target: netip.MustParsePrefix("0.0.0.0/0"), Rule: "burst", Origin: "evil", Since: time.Now(), Expires: time.Now().Add(time.Hour)}
+	claims := testBan("198.51.100.9/32", time.Hour)
+	claims.Origin = "pbx-a" // sent on evil's subject
+	for _, m := range []struct {
+		subject string
+		data    []byte
+	}{
+		{"sipguard.ban.evil.0-0-0-0p0", encodeBan(wide, typeBan)},
+		{banSubject("sipguard", "evil", claims.Target), encodeBan(claims, typeBan)},
+		{"sipguard.ban.evil.x", []byte("{")},
+	} {
+		if _, err := js.Publish(ctx, m.subject, m.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The stream itself refuses what is too large (its max_msg_size).
+	if _, err := js.Publish(ctx, "sipguard.ban.evil.y", []byte(strings.Repeat(" ", MaxMessage+1))); err == nil {
+		t.Error("the stream took an oversize message")
+	}
+	good := testBan("198.51.100.10/32", time.Hour)
+	good.Origin = "evil"
+	if _, err := js.Publish(ctx, banSubject("sipguard", "evil", good.Target), encodeBan(good, typeBan)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Second, "the good ban arrives", func() bool { return lb.has("198.51.100.10/32") })
+	if st := b.Status(); st.Malformed != 3 || lb.count() != 1 {
+		t.Fatalf("status %+v, bans %v", st, lb.bans)
 	}
 }

@@ -355,6 +355,7 @@ func (d *Daemon) manualUnban(ctx context.Context, req control.UnbanRequest) (con
 		}
 	}
 	res := control.UnbanResponse{Result: control.AlreadyUnbanned, Unbanned: []string{}}
+	d.keepLifted(lift, req.All)
 	for _, p := range lift {
 		d.unbanned(p, UnbanManual, "manual")
 		d.eng.Forget(p)

@@ -135,7 +135,7 @@ func (d *Daemon) fleetBan(b cluster.Ban, now time.Time) string {
 func (d *Daemon) fleetLifted(ctx context.Context, b cluster.Ban) string {
 	r, ok := d.bans[b.Target]
 	if !ok || r.Origin != b.Origin || r.Since.After(b.Since) {
-		return "lifted_unknown"
+		return "not_held"
 	}
 	if err := d.fw.Unban(ctx, b.Target); err != nil {
 		d.fwErrors++
@@ -188,6 +188,31 @@ func (d *Daemon) liftBefore(ctx context.Context, target netip.Prefix, t time.Tim
 		d.eng.Forget(p)
 	}
 	return len(lift), nil
+}
+
+// keepLifted remembers the other nodes' bans among lift, lifted here by a
+// plain unban, so that reading the fleet's stream again (after a restart)
+// does not bring them back. After an unban --all, one entry per family
+// covers everything.
+func (d *Daemon) keepLifted(lift []netip.Prefix, all bool) {
+	now := d.now()
+	var until time.Time
+	for _, p := range lift {
+		r := d.bans[p]
+		if r == nil || r.Origin == "" {
+			continue
+		}
+		if all {
+			until = later(until, r.Expires)
+			continue
+		}
+		d.clusterUnbans[p] = clusterUnban{at: now, until: later(r.Expires, d.clusterUnbans[p].until)}
+	}
+	if all && !until.IsZero() {
+		for _, p := range []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")} {
+			d.clusterUnbans[p] = clusterUnban{at: now, until: later(until, d.clusterUnbans[p].until)}
+		}
+	}
 }
 
 func (d *Daemon) pruneClusterUnbans(now time.Time) {

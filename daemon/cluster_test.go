@@ -168,7 +168,7 @@ func TestFleet(t *testing.T) {
 	// Its origin lifting a ban lifts it here; another node cannot.
 	lift := remote("2001:db8:5::/64", "pbx-b", now, time.Hour)
 	lift.Kind = cluster.UpdateLifted
-	if res, _ := r.d.Apply(ctx, []cluster.Update{lift}); res["lifted_unknown"] != 1 {
+	if res, _ := r.d.Apply(ctx, []cluster.Update{lift}); res["not_held"] != 1 {
 		t.Errorf("pbx-b lifted pbx-a's ban: %v", res)
 	}
 	lift.Ban.Origin = "pbx-a"
@@ -201,6 +201,12 @@ func TestFleet(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("fleet ban lost its origin across a restart: %+v", bans)
+	}
+	// A fleet ban lifted here by a plain unban stays lifted when the
+	// stream is read again after the restart; a newer one of it does not.
+	res, _ = r.d.Apply(ctx, []cluster.Update{remote("198.51.100.50/32", "pbx-a", now, time.Hour)})
+	if res["unbanned"] != 1 {
+		t.Errorf("a fleet ban unbanned here came back after a restart: %v", res)
 	}
 	if _, err := r.client.Unban(ctx, control.UnbanRequest{Target: "198.51.100.7", Cluster: true}); err == nil || !strings.Contains(err.Error(), "no [cluster]") {
 		t.Errorf("unban --cluster without a fleet: %v", err)

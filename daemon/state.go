@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -43,7 +44,12 @@ type positionsState struct {
 // files without fleet bans read with older versions.
 //
 //	offence	<prefix>	<count>	<last ms>	<until ms>
-func encodeBans(bans []*banRecord, offences []engine.Offence) []byte {
+//	lifted	<target>	<at ms>	<until ms>
+//
+// A lifted record keeps other nodes' bans of target made before at from
+// being enforced again until until: they were lifted here, by a cluster
+// unban or a plain one.
+func encodeBans(bans []*banRecord, offences []engine.Offence, lifted map[netip.Prefix]clusterUnban) []byte {
 	b := make([]byte, 0, 64+len(bans)*120+len(offences)*60)
 	b = append(b, bansHeader...)
 	b = append(b, '\n')
@@ -66,6 +72,16 @@ func encodeBans(bans []*banRecord, offences []engine.Offence) []byte {
 		}
 		b = append(b, '\n')
 	}
+	for p, u := range lifted {
+		b = append(b, "lifted\t"...)
+		b = p.AppendTo(b)
+		// at rounded up: a ban of the same millisecond stays lifted.
+		for _, n := range []int64{(u.at.UnixNano() + 999_999) / 1e6, u.until.UnixMilli()} {
+			b = append(b, '\t')
+			b = strconv.AppendInt(b, n, 10)
+		}
+		b = append(b, '\n')
+	}
 	for _, o := range offences {
 		b = append(b, "offence\t"...)
 		b = o.Prefix.AppendTo(b)
@@ -79,14 +95,15 @@ func encodeBans(bans []*banRecord, offences []engine.Offence) []byte {
 }
 
 // decodeBans reads what encodeBans wrote.
-func decodeBans(data []byte) ([]*banRecord, []engine.Offence, error) {
+func decodeBans(data []byte) ([]*banRecord, []engine.Offence, map[netip.Prefix]clusterUnban, error) {
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	if !sc.Scan() || sc.Text() != bansHeader {
-		return nil, nil, fmt.Errorf("not a sipguard bans file (want %q first)", bansHeader)
+		return nil, nil, nil, fmt.Errorf("not a sipguard bans file (want %q first)", bansHeader)
 	}
 	var bans []*banRecord
 	var offences []engine.Offence
+	lifted := map[netip.Prefix]clusterUnban{}
 	for n := 2; sc.Scan(); n++ {
 		f := strings.Split(sc.Text(), "\t")
 		var err error
@@ -126,14 +143,24 @@ func decodeBans(data []byte) ([]*banRecord, []engine.Offence, error) {
 			}
 			o.Count, o.Last, o.Until = int(nums[0]), time.UnixMilli(nums[1]), time.UnixMilli(nums[2])
 			offences = append(offences, o)
+		case f[0] == "lifted" && len(f) == 4:
+			var p netip.Prefix
+			var nums [2]int64
+			p, err = netip.ParsePrefix(f[1])
+			for i := range nums {
+				if err == nil {
+					nums[i], err = strconv.ParseInt(f[2+i], 10, 64)
+				}
+			}
+			lifted[p] = clusterUnban{at: time.UnixMilli(nums[0]), until: time.UnixMilli(nums[1])}
 		default:
 			err = fmt.Errorf("unknown record %q", f[0])
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("line %d: %w", n, err)
+			return nil, nil, nil, fmt.Errorf("line %d: %w", n, err)
 		}
 	}
-	return bans, offences, sc.Err()
+	return bans, offences, lifted, sc.Err()
 }
 
 // restore loads the saved state: the bans still in force go back into the
@@ -142,16 +169,21 @@ func decodeBans(data []byte) ([]*banRecord, []engine.Offence, error) {
 func (d *Daemon) restore(ctx context.Context) error {
 	start := time.Now()
 	bansPath := filepath.Join(d.cfg.StateDir, bansFile)
-	bans, offences, err := readBans(bansPath)
+	bans, offences, lifted, err := readBans(bansPath)
 	if err != nil {
 		// Writes are atomic, so this is outside damage: keep the file for
 		// inspection and start afresh rather than not protecting at all.
 		aside := fmt.Sprintf("%s.corrupt-%d", bansPath, d.now().Unix())
 		os.Rename(bansPath, aside)
 		d.log.Error().Err(err).Str("kept_as", aside).Msg("saved bans unreadable; starting without them")
-		bans, offences = nil, nil
+		bans, offences, lifted = nil, nil, nil
 	}
 	now := d.now()
+	for p, u := range lifted {
+		if u.until.After(now) {
+			d.clusterUnbans[p] = u
+		}
+	}
 	var entries []firewall.Entry
 	for _, r := range bans {
 		if !r.Target.IsValid() || !r.Expires.After(now) {
@@ -221,19 +253,19 @@ type loader interface {
 	Verify(ctx context.Context) error
 }
 
-func readBans(path string) ([]*banRecord, []engine.Offence, error) {
+func readBans(path string) ([]*banRecord, []engine.Offence, map[netip.Prefix]clusterUnban, error) {
 	data, err := os.ReadFile(path)
 	if os.IsNotExist(err) {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	bans, offences, err := decodeBans(data)
+	bans, offences, lifted, err := decodeBans(data)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return bans, offences, nil
+	return bans, offences, lifted, nil
 }
 
 // saveJob is a snapshot of the state to write. Ban records are never
@@ -243,6 +275,7 @@ type saveJob struct {
 	gen       uint64
 	bans      []*banRecord // nil: unchanged
 	offences  []engine.Offence
+	lifted    map[netip.Prefix]clusterUnban
 	positions map[string]savedPosition // nil: unchanged
 	at        time.Time
 }
@@ -257,7 +290,7 @@ func (d *Daemon) saver(jobs <-chan saveJob, results chan<- saveResult) {
 	for job := range jobs {
 		var err error
 		if job.bans != nil {
-			err = store.WriteFile(filepath.Join(d.cfg.StateDir, bansFile), encodeBans(job.bans, job.offences))
+			err = store.WriteFile(filepath.Join(d.cfg.StateDir, bansFile), encodeBans(job.bans, job.offences, job.lifted))
 		}
 		if job.positions != nil && err == nil {
 			err = store.Save(filepath.Join(d.cfg.StateDir, positionsFile),
@@ -282,6 +315,7 @@ func (d *Daemon) save(now bool) {
 			job.bans = append(job.bans, r)
 		}
 		job.offences = d.eng.Offences()
+		job.lifted = maps.Clone(d.clusterUnbans)
 	}
 	if d.posDirty {
 		job.positions = make(map[string]savedPosition, len(d.positions))

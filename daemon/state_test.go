@@ -17,7 +17,8 @@ func TestBansRoundTrip(t *testing.T) {
 			Reason: "tab\\there \"quoted\"\nnewline ünïcode"},
 	}
 	offences := []engine.Offence{{Prefix: netip.MustParsePrefix("198.51.100.7/32"), Count: 2, Last: now, Until: now.Add(time.Hour)}}
-	gotBans, gotOff, err := decodeBans(encodeBans(bans, offences))
+	lifted := map[netip.Prefix]clusterUnban{netip.MustParsePrefix("203.0.113.0/24"): {at: now, until: now.Add(time.Hour)}}
+	gotBans, gotOff, gotLifted, err := decodeBans(encodeBans(bans, offences, lifted))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,8 +28,11 @@ func TestBansRoundTrip(t *testing.T) {
 	if len(gotOff) != 1 || gotOff[0] != offences[0] {
 		t.Errorf("offences %+v", gotOff)
 	}
+	if len(gotLifted) != 1 || gotLifted[netip.MustParsePrefix("203.0.113.0/24")] != lifted[netip.MustParsePrefix("203.0.113.0/24")] {
+		t.Errorf("lifted %+v", gotLifted)
+	}
 	for _, bad := range []string{"", "# other\n", bansHeader + "\nban\tx\n", bansHeader + "\nban\t1.2.3.4/32\t\"r\"\t1\t2\t3\t4\t\"s\"\t\"a\"\tunquoted\n", bansHeader + "\nwhat\n"} {
-		if _, _, err := decodeBans([]byte(bad)); err == nil {
+		if _, _, _, err := decodeBans([]byte(bad)); err == nil {
 			t.Errorf("decoded %q", bad)
 		}
 	}
@@ -44,12 +48,12 @@ func BenchmarkEncodeBans(b *testing.B) {
 	}
 	var data []byte
 	for b.Loop() {
-		data = encodeBans(bans, nil)
+		data = encodeBans(bans, nil, nil)
 	}
 	b.ReportMetric(float64(len(data))/(1<<20), "MiB")
 	b.Run("decode", func(b *testing.B) {
 		for b.Loop() {
-			if _, _, err := decodeBans(data); err != nil {
+			if _, _, _, err := decodeBans(data); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -30,6 +30,17 @@
 //	sipguard_notifications_total{target,kind,result} result: sent, failed, dropped
 //	sipguard_feed_entries{feed}                     entries of a blocklist feed in the firewall
 //	sipguard_feed_failures_total{feed}              failed loads (the last good list stays)
+//	sipguard_cluster_connected                      1 while connected to the fleet's NATS server
+//	sipguard_cluster_published_total                this node's bans and unbans in the stream
+//	sipguard_cluster_queued                         waiting for the server
+//	sipguard_cluster_lost_total{reason}             not published: queue_full, refused, expired
+//	sipguard_cluster_received_total                 other nodes' messages
+//	sipguard_cluster_applied_total                  of those, enforced
+//	sipguard_cluster_ignored_total{reason}          own, allowlisted, known, unbanned, expired, ...
+//	sipguard_cluster_bad_messages_total{reason}     malformed, oversize
+//
+// Other nodes' bans count in sipguard_bans_total and sipguard_unbans_total
+// under rule="fleet".
 package metrics
 
 import (
@@ -160,11 +171,20 @@ var (
 	descNotify     = prometheus.NewDesc("sipguard_notifications_total", "Notifications by target and result (sent, failed, dropped).", []string{"target", "kind", "result"}, nil)
 	descFeed       = prometheus.NewDesc("sipguard_feed_entries", "Entries of a blocklist feed in the firewall.", []string{"feed"}, nil)
 	descFeedFail   = prometheus.NewDesc("sipguard_feed_failures_total", "Failed loads of a blocklist feed (its last good list stays).", []string{"feed"}, nil)
+	descClConn     = prometheus.NewDesc("sipguard_cluster_connected", "1 while connected to the fleet's NATS server.", nil, nil)
+	descClPub      = prometheus.NewDesc("sipguard_cluster_published_total", "This node's bans and cluster unbans stored in the fleet's stream.", nil, nil)
+	descClQueued   = prometheus.NewDesc("sipguard_cluster_queued", "Messages to the fleet waiting for the server.", nil, nil)
+	descClLost     = prometheus.NewDesc("sipguard_cluster_lost_total", "Messages to the fleet never published, by reason (queue_full, refused, expired).", []string{"reason"}, nil)
+	descClRecv     = prometheus.NewDesc("sipguard_cluster_received_total", "Messages of other nodes read from the fleet's stream.", nil, nil)
+	descClApplied  = prometheus.NewDesc("sipguard_cluster_applied_total", "Other nodes' bans and unbans enforced here.", nil, nil)
+	descClIgnored  = prometheus.NewDesc("sipguard_cluster_ignored_total", "Fleet messages not enforced here, by reason.", []string{"reason"}, nil)
+	descClBad      = prometheus.NewDesc("sipguard_cluster_bad_messages_total", "Fleet messages dropped as malformed or oversize.", []string{"reason"}, nil)
 )
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descUp, descBuild, descUptime, descLines, descEvents, descDropped, descInForce,
-		descFwBans, descTracked, descEvicted, descFwErrors, descPackets, descBytes, descSourceDown, descNotify, descFeed, descFeedFail} {
+		descFwBans, descTracked, descEvicted, descFwErrors, descPackets, descBytes, descSourceDown, descNotify, descFeed, descFeedFail,
+		descClConn, descClPub, descClQueued, descClLost, descClRecv, descClApplied, descClIgnored, descClBad} {
 		ch <- d
 	}
 }
@@ -209,5 +229,24 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, f := range st.Feeds {
 		ch <- prometheus.MustNewConstMetric(descFeed, prometheus.GaugeValue, float64(f.Enforced), f.Name)
 		ch <- prometheus.MustNewConstMetric(descFeedFail, prometheus.CounterValue, float64(f.Failures), f.Name)
+	}
+	if c := st.Cluster; c != nil {
+		conn := 0.0
+		if c.Connected {
+			conn = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descClConn, prometheus.GaugeValue, conn)
+		ch <- prometheus.MustNewConstMetric(descClPub, prometheus.CounterValue, float64(c.Published))
+		ch <- prometheus.MustNewConstMetric(descClQueued, prometheus.GaugeValue, float64(c.Queued))
+		ch <- prometheus.MustNewConstMetric(descClLost, prometheus.CounterValue, float64(c.QueueDropped), "queue_full")
+		ch <- prometheus.MustNewConstMetric(descClLost, prometheus.CounterValue, float64(c.PublishErrors), "refused")
+		ch <- prometheus.MustNewConstMetric(descClLost, prometheus.CounterValue, float64(c.Expired), "expired")
+		ch <- prometheus.MustNewConstMetric(descClRecv, prometheus.CounterValue, float64(c.Received))
+		ch <- prometheus.MustNewConstMetric(descClApplied, prometheus.CounterValue, float64(c.Applied))
+		for reason, n := range c.Ignored {
+			ch <- prometheus.MustNewConstMetric(descClIgnored, prometheus.CounterValue, float64(n), reason)
+		}
+		ch <- prometheus.MustNewConstMetric(descClBad, prometheus.CounterValue, float64(c.Malformed), "malformed")
+		ch <- prometheus.MustNewConstMetric(descClBad, prometheus.CounterValue, float64(c.Oversize), "oversize")
 	}
 }

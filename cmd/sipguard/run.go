@@ -195,6 +195,9 @@ func (o notifyObserver) NotifyStatus() []control.NotifyStatus {
 type metricsObserver struct{ m *metrics.Metrics }
 
 func (o metricsObserver) Notice(n daemon.Notice) {
+	if n.Origin != "" {
+		n.Rule = "fleet" // one label for every other node's bans
+	}
 	switch n.Type {
 	case daemon.NoticeBan:
 		o.m.Ban(n.Rule, n.Latency)
