@@ -16,7 +16,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -115,6 +117,8 @@ type Node struct {
 	// resyncWanted: publish this node's bans again (the stream was read
 	// from scratch: it may have lost them).
 	resyncWanted bool
+	closing      bool         // Run is ending
+	serverAddrs  []netip.Addr // the servers' addresses, resolved
 }
 
 // New checks cfg and returns a node of the fleet.
@@ -253,18 +257,69 @@ func (n *Node) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
-	defer nc.Close()
+	defer func() {
+		n.mu.Lock()
+		n.closing = true // a disconnection now is no news
+		n.mu.Unlock()
+		nc.Close()
+	}()
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(512), jetstream.WithPublishAsyncTimeout(5*time.Second))
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); n.publisher(ctx, js) }()
 	go func() { defer wg.Done(); n.subscriber(ctx, js) }()
+	go func() { defer wg.Done(); n.resolveServers(ctx) }()
 	<-ctx.Done()
 	wg.Wait()
 	return nil
+}
+
+// Servers returns the addresses of the NATS servers, as last resolved: a
+// ban from the fleet must never cut the fleet off them.
+func (n *Node) Servers() []netip.Addr {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.serverAddrs
+}
+
+// resolveServers looks the servers' addresses up now and every 10 minutes,
+// keeping the last answer when a lookup fails.
+func (n *Node) resolveServers(ctx context.Context) {
+	for {
+		var addrs []netip.Addr
+		for _, s := range n.cfg.Servers {
+			u, err := url.Parse(s)
+			if err != nil {
+				continue
+			}
+			if a, err := netip.ParseAddr(u.Hostname()); err == nil {
+				addrs = append(addrs, a.Unmap())
+				continue
+			}
+			lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			found, err := net.DefaultResolver.LookupNetIP(lctx, "ip", u.Hostname())
+			cancel()
+			if err != nil {
+				n.log.Warn().Err(err).Str("server", u.Hostname()).Msg("cannot resolve a NATS server's address")
+				addrs = nil
+				break
+			}
+			for _, a := range found {
+				addrs = append(addrs, a.Unmap())
+			}
+		}
+		if addrs != nil {
+			n.mu.Lock()
+			n.serverAddrs = addrs
+			n.mu.Unlock()
+		}
+		if !sleep(ctx, 10*time.Minute) {
+			return
+		}
+	}
 }
 
 // options are the connection's: reconnect for ever, no client-side buffer
@@ -284,7 +339,11 @@ func (n *Node) options() ([]nats.Option, error) {
 				n.connected = make(chan struct{})
 			}
 			n.st.Connected, n.st.Server, n.st.Since = false, "", n.now()
+			closing := n.closing
 			n.mu.Unlock()
+			if closing {
+				return
+			}
 			ev := n.log.Warn()
 			if err != nil {
 				ev = ev.Err(err)

@@ -96,6 +96,12 @@ func (n *Node) subscriber(ctx context.Context, js jetstream.JetStream) {
 	}
 }
 
+func (n *Node) caughtUp() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.st.CaughtUp
+}
+
 func (n *Node) sessionIs(s int) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -128,7 +134,7 @@ func (n *Node) consume(ctx context.Context, js jetstream.JetStream, in chan<- Up
 	}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		n.receive(ctx, m, in)
-		if md, err := m.Metadata(); err == nil && md.NumPending == 0 && !n.Status().CaughtUp {
+		if md, err := m.Metadata(); err == nil && md.NumPending == 0 && !n.caughtUp() {
 			n.log.Info().Uint64("sequence", md.Sequence.Stream).Msg("caught up with the fleet's bans")
 			caughtUp()
 		}

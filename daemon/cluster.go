@@ -19,6 +19,7 @@ type Fleet interface {
 	Publish(cluster.Ban)              // share a ban of this node, if its rule is shared
 	PublishLifted(cluster.Ban)        // say this node's ban was lifted by a cluster unban
 	PublishUnban(cluster.Unban) error // lift a ban everywhere
+	Servers() []netip.Addr            // the fleet's servers: never banned for the fleet
 	Status() control.ClusterStatus
 }
 
@@ -31,6 +32,9 @@ func (d *Daemon) Join(fleet Fleet, escalate bool) {
 // UnbanCluster is the reason of unbans by `sipguard unban --cluster` on
 // another node, or by a ban's origin lifting it.
 const UnbanCluster = "cluster"
+
+// maxSkew is how far ahead of this node's clock a fleet ban may start.
+const maxSkew = 5 * time.Minute
 
 // maxClusterUnbans bounds the cluster unbans remembered: they are rare
 // acts of people.
@@ -97,10 +101,25 @@ func (d *Daemon) fleetBan(b cluster.Ban, now time.Time) string {
 	if !b.Expires.After(now) {
 		return "expired"
 	}
+	if b.Since.After(now.Add(maxSkew)) {
+		// A start in the future would escape cluster unbans.
+		d.log.Warn().Str(fieldPrefix, b.Target.String()).Str(fieldOrigin, b.Origin).Time("since", b.Since).
+			Msg("fleet ban ignored: it starts in the future (clock of its origin?)")
+		return "future"
+	}
 	if a := d.allowed(b.Target); a.IsValid() {
-		d.log.Info().Str(fieldPrefix, b.Target.String()).Str("origin", b.Origin).Str("allow", a.String()).
+		d.log.Info().Str(fieldPrefix, b.Target.String()).Str(fieldOrigin, b.Origin).Str("allow", a.String()).
 			Msg("fleet ban ignored: allowlisted here")
 		return "allowlisted"
+	}
+	if d.fleet != nil {
+		for _, s := range d.fleet.Servers() {
+			if b.Target.Contains(s) {
+				d.log.Warn().Str(fieldPrefix, b.Target.String()).Str(fieldOrigin, b.Origin).Str("server", s.String()).
+					Msg("fleet ban ignored: it would cut this node off the fleet's server")
+				return "server"
+			}
+		}
 	}
 	for t, cu := range d.clusterUnbans {
 		if t.Overlaps(b.Target) && !b.Since.After(cu.at) {

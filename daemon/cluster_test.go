@@ -42,6 +42,8 @@ func (f *fleet) PublishUnban(u cluster.Unban) error {
 
 func (f *fleet) Status() control.ClusterStatus { return control.ClusterStatus{Node: "here"} }
 
+func (f *fleet) Servers() []netip.Addr { return []netip.Addr{netip.MustParseAddr("198.51.100.222")} }
+
 func (f *fleet) snapshot() (pub, lifted []cluster.Ban, unbans []cluster.Unban) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -81,8 +83,10 @@ func TestFleet(t *testing.T) {
 		remote("192.0.2.7/32", "pbx-a", now, time.Hour),      // allowlisted here
 		remote("198.51.100.7/32", "pbx-b", now, time.Minute), // banned here for longer
 		remote("198.51.100.51/32", "pbx-a", now.Add(-2*time.Hour), time.Hour),
+		remote("198.51.100.0/24", "pbx-a", now, time.Hour),                 // holds the fleet's server
+		remote("198.51.100.52/32", "pbx-a", now.Add(time.Hour), time.Hour), // starts in an hour
 	})
-	if err != nil || res["applied"] != 2 || res["allowlisted"] != 1 || res["known"] != 1 || res["expired"] != 1 {
+	if err != nil || res["applied"] != 2 || res["allowlisted"] != 1 || res["known"] != 1 || res["expired"] != 1 || res["server"] != 1 || res["future"] != 1 {
 		t.Fatalf("apply: %v %v", res, err)
 	}
 	for _, target := range []string{"198.51.100.50/32", "2001:db8:5::/64"} {

@@ -150,7 +150,8 @@ func TestGrafanaDashboard(t *testing.T) {
 	if err := json.Unmarshal(raw, &dash); err != nil {
 		t.Fatal(err)
 	}
-	st := control.Status{Sources: []control.SourceStatus{{Name: "s", Parser: "p", EventsBy: map[string]int64{"x": 1}, DropBy: map[string]int64{"y": 1}}}}
+	st := control.Status{Sources: []control.SourceStatus{{Name: "s", Parser: "p", EventsBy: map[string]int64{"x": 1}, DropBy: map[string]int64{"y": 1}}},
+		Cluster: &control.ClusterStatus{Ignored: map[string]int64{"own": 1}}}
 	m := New(func(context.Context) (control.Status, error) { return st, nil }, "v")
 	m.Ban("r", time.Millisecond)
 	m.Unban("r", "expired")
