@@ -397,9 +397,18 @@ func (n *Node) up(nc *nats.Conn) {
 	n.log.Info().Str("server", nc.ConnectedUrlRedacted()).Msg("connected to the NATS server")
 }
 
-// whenConnected returns a channel closed while the connection is up.
-func (n *Node) whenConnected() <-chan struct{} {
+// waitConnected waits for the connection to be up and returns the number
+// of its session; false when ctx ended first.
+func (n *Node) waitConnected(ctx context.Context) (int, bool) {
+	n.mu.Lock()
+	up := n.connected
+	n.mu.Unlock()
+	select {
+	case <-ctx.Done():
+		return 0, false
+	case <-up:
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.connected
+	return n.session, true
 }

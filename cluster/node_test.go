@@ -395,3 +395,46 @@ func TestBadMessages(t *testing.T) {
 		t.Fatalf("status %+v, bans %v", st, lb.bans)
 	}
 }
+
+// TestStreamMadeByHand: a stream created by someone else without per-message
+// TTLs is used, and the node says loudly what is wrong with it.
+func TestStreamMadeByHand(t *testing.T) {
+	url := newBroker(t).url
+	_, js := rawClient(t, url)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: DefaultStream, Subjects: []string{"sipguard.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	logs := make(logLines, 100)
+	n, err := New(Config{Servers: []string{url}, Name: "pbx-a", Share: true, Accept: true}, newLocal(), zerolog.New(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); n.Run(nctx) }()
+	defer func() { stop(); <-done }()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case line := <-logs:
+			if strings.Contains(line, "needs allow_msg_ttl") {
+				return
+			}
+		case <-timeout:
+			t.Fatal("no complaint about the stream in the log")
+		}
+	}
+}
+
+// logLines is a log sink a test reads line by line.
+type logLines chan string
+
+func (l logLines) Write(p []byte) (int, error) {
+	select {
+	case l <- string(p):
+	default: // the test stopped reading
+	}
+	return len(p), nil
+}

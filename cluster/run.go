@@ -37,7 +37,14 @@ func (n *Node) ensureStream(ctx context.Context, js jetstream.JetStream) (time.T
 	if err != nil {
 		return time.Time{}, err
 	}
-	return s.CachedInfo().Created, nil
+	info := s.CachedInfo()
+	if c := info.Config; !c.AllowMsgTTL || c.MaxMsgsPerSubject != 1 {
+		// Made by hand, differently: bans would not leave it when they
+		// end, or old ones would pile up.
+		n.log.Error().Str("stream", c.Name).Bool("allow_msg_ttl", c.AllowMsgTTL).Int64("max_msgs_per_subject", c.MaxMsgsPerSubject).
+			Msg("the fleet's stream needs allow_msg_ttl and max_msgs_per_subject = 1 (README, Running a fleet)")
+	}
+	return info.Created, nil
 }
 
 // subscriber reads the stream from its bans in force on, and again from
@@ -57,14 +64,10 @@ func (n *Node) subscriber(ctx context.Context, js jetstream.JetStream) {
 		}
 	}()
 	for {
-		select {
-		case <-ctx.Done():
+		session, ok := n.waitConnected(ctx)
+		if !ok {
 			return
-		case <-n.whenConnected():
 		}
-		n.mu.Lock()
-		session := n.session
-		n.mu.Unlock()
 		c, err := n.ensureStream(ctx, js)
 		if err != nil {
 			n.fail(err)
@@ -258,10 +261,8 @@ func (n *Node) publisher(ctx context.Context, js jetstream.JetStream) {
 	const batchSize = 512
 	const maxTries = 5
 	for {
-		select {
-		case <-ctx.Done():
+		if _, ok := n.waitConnected(ctx); !ok {
 			return
-		case <-n.whenConnected():
 		}
 		n.mu.Lock()
 		wanted := n.resyncWanted

@@ -78,16 +78,7 @@ func (m *Main) status(ctx context.Context, args []string) error {
 		fmt.Fprintf(w, "COMPROMISE: %d successful logins after failures (guessed passwords?): see the daemon's log\n", e.Compromises)
 	}
 	if len(st.Unbans) > 0 {
-		reasons := make([]string, 0, len(st.Unbans))
-		for r := range st.Unbans {
-			reasons = append(reasons, r)
-		}
-		sort.Strings(reasons)
-		parts := make([]string, len(reasons))
-		for i, r := range reasons {
-			parts[i] = fmt.Sprintf("%d %s", st.Unbans[r], r)
-		}
-		fmt.Fprintf(w, "unbans since start: %s\n", strings.Join(parts, ", "))
+		fmt.Fprintf(w, "unbans since start: %s\n", counts(st.Unbans))
 	}
 	if c := st.Cluster; c != nil {
 		printCluster(w, c)
@@ -166,16 +157,7 @@ func printCluster(w io.Writer, c *control.ClusterStatus) {
 	}
 	fmt.Fprintf(w, "  own bans: %s; fleet bans: %s", share, accept)
 	if len(c.Ignored) > 0 {
-		keys := make([]string, 0, len(c.Ignored))
-		for k := range c.Ignored {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		parts := make([]string, len(keys))
-		for i, k := range keys {
-			parts[i] = fmt.Sprintf("%d %s", c.Ignored[k], k)
-		}
-		fmt.Fprintf(w, "; ignored: %s", strings.Join(parts, ", "))
+		fmt.Fprintf(w, "; ignored: %s", counts(c.Ignored))
 	}
 	if c.Malformed+c.Oversize > 0 {
 		fmt.Fprintf(w, "; dropped: %d malformed, %d oversize", c.Malformed, c.Oversize)
@@ -184,6 +166,20 @@ func printCluster(w io.Writer, c *control.ClusterStatus) {
 	if c.LastError != "" {
 		fmt.Fprintf(w, "  last error %s: %s\n", c.LastErrorAt.Local().Format(time.DateTime), c.LastError)
 	}
+}
+
+// counts shows counts by reason: "2 expired, 1 manual".
+func counts(m map[string]int64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%d %s", m[k], k)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func dash(s string) string {
