@@ -224,5 +224,5 @@ type UnbanRequest struct {
 type UnbanResponse struct {
 	Result   string   `json:"result"`
 	Unbanned []string `json:"unbanned"`
-	Cluster  bool     `json:"cluster,omitempty"` // sent to the fleet as well
+	Cluster  bool     `json:"cluster,omitempty"` // queued for the fleet as well
 }

@@ -298,7 +298,7 @@ func (d *Daemon) clusterUnban(ctx context.Context, target netip.Prefix, all bool
 	}
 	d.clusterUnbans[target] = clusterUnban{at: now, until: u.Until}
 	d.log.Info().Str(fieldPrefix, target.String()).Time("until", u.Until).Int("lifted_here", len(lift)).
-		Msg("cluster unban sent to the fleet")
+		Msg("cluster unban queued for the fleet")
 	res := control.UnbanResponse{Result: control.AlreadyUnbanned, Unbanned: []string{}, Cluster: true}
 	if len(lift) > 0 {
 		res.Result, res.Unbanned = control.Unbanned, lift

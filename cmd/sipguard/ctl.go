@@ -277,7 +277,7 @@ func (m *Main) unban(ctx context.Context, args []string) error {
 		fmt.Fprintf(m.Stdout, "%s %s\n", res.Result, t)
 	}
 	if res.Cluster {
-		fmt.Fprintf(m.Stdout, "unban of %s sent to the fleet\n", req.Target)
+		fmt.Fprintf(m.Stdout, "unban of %s queued for the fleet (status shows when it is published)\n", req.Target)
 	}
 	return nil
 }

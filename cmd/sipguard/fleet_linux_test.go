@@ -304,7 +304,7 @@ func TestFleet(t *testing.T) {
 
 	// A cluster unban from B clears every node.
 	out, _, err := ctl(t, "unban", "--cluster", "-c", b.config, "198.51.100.11")
-	if err != nil || !strings.Contains(out, "sent to the fleet") {
+	if err != nil || !strings.Contains(out, "queued for the fleet") {
 		t.Fatalf("unban --cluster: %v %s", err, out)
 	}
 	took, ok = waitAll(5*time.Second, []*node{a, b, c, d}, func(n *node) bool { return !n.has(t, "198.51.100.11") })
