@@ -145,7 +145,14 @@ func New(cfg Config, local Local, log zerolog.Logger) (*Node, error) {
 		cfg: cfg, local: local, log: log.With().Str("component", "cluster").Logger(), now: time.Now,
 		wake: make(chan struct{}, 1), ignored: map[string]int64{}, connected: make(chan struct{}),
 	}
-	n.st = control.ClusterStatus{Node: cfg.Name, Servers: cfg.Servers, Stream: cfg.Stream, Share: cfg.Share, Accept: cfg.Accept}
+	n.st = control.ClusterStatus{Node: cfg.Name, Stream: cfg.Stream, Share: cfg.Share, Accept: cfg.Accept}
+	for _, s := range cfg.Servers {
+		if u, err := url.Parse(s); err == nil && u.User != nil {
+			u.User = nil // status shows no password written into a URL
+			s = u.String()
+		}
+		n.st.Servers = append(n.st.Servers, s)
+	}
 	return n, nil
 }
 

@@ -127,6 +127,9 @@ func TestNodesShareBans(t *testing.T) {
 	took := eventually(t, time.Second, "b has a's bans", func() bool { return lb.has("198.51.100.7/32") && lb.has("2001:db8:1::/64") })
 	t.Logf("a's bans enforced by b %v after publishing", took)
 	eventually(t, time.Second, "allowlisted counted", func() bool { return b.Status().Ignored["allowlisted"] == 1 })
+	if st := runNode(t, Config{Servers: []string{"nats://u:secret@127.0.0.1:1"}, Name: "x"}, newLocal()).Status(); strings.Contains(st.Servers[0], "secret") {
+		t.Errorf("status shows a password: %v", st.Servers)
+	}
 	if s := a.Servers(); len(s) != 1 || s[0] != netip.MustParseAddr("127.0.0.1") {
 		t.Errorf("the server's address, never to ban for the fleet: %v", s)
 	}

@@ -40,8 +40,9 @@ type positionsState struct {
 //
 //	ban	<target>	<rule>	<since ms>	<expires ms>	<count>	<offences>	"<source>"	"<addr>"	"<reason>"	["<origin>"]
 //
-// The origin (a fleet node) is written only for other nodes' bans, so
-// files without fleet bans read with older versions.
+// The origin (a fleet node) is written only for other nodes' bans, and
+// lifted records exist only in a fleet: the files of a daemon without
+// [cluster] still read with older versions.
 //
 //	offence	<prefix>	<count>	<last ms>	<until ms>
 //	lifted	<target>	<at ms>	<until ms>

@@ -153,7 +153,7 @@ check_file() {
 	[ "$got" = "$2 root:root" ] || fail "$1: got $got; want $2 root:root"
 }
 check_file /usr/sbin/sipguard 755
-check_file /etc/sipguard/rules.toml 644
+check_file /etc/sipguard/rules.toml 640
 check_file /etc/logrotate.d/sipguard 644
 check_file "$unit" 644
 check_file /usr/share/doc/sipguard/copyright 644
