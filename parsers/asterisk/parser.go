@@ -75,19 +75,28 @@ func (p *Parser) Parse(line []byte, ev *parsers.Event) parsers.Outcome {
 		return p.parseJSON(line, ev)
 	}
 	var pre prefix
+	coloured := false // an escape code was removed from the message itself
 	if !p.split(line, &pre) {
 		// Console output kept by journald colours the level name (and the
 		// rest of the prefix): strip the escape codes and try again.
 		if bytes.IndexByte(line[:min(len(line), 64)], 0x1b) < 0 {
 			return parsers.Ignored
 		}
-		p.ansi = stripANSI(p.ansi[:0], line)
+		var last int
+		p.ansi, last = stripANSI(p.ansi[:0], line)
 		line = p.ansi
 		if !p.split(line, &pre) {
 			return parsers.Ignored
 		}
+		coloured = last > len(line)-len(pre.body)
 	}
 	out, broken := p.body(&pre, ev)
+	if coloured && out == parsers.Matched {
+		// Asterisk colours only the prefix: an escape code inside the
+		// message is not its doing, and removing it could join two pieces
+		// of text into an address that the line does not hold.
+		return parsers.DropMalformed
+	}
 	if broken {
 		p.quarantine = maxMessage - (len(line) + 1)
 	}
@@ -343,14 +352,17 @@ func (p *Parser) parseJSON(line []byte, ev *parsers.Event) parsers.Outcome {
 
 // stripANSI appends line to dst without terminal escape sequences
 // (ESC [ ... final byte), which Asterisk's console output carries and
-// journald keeps.
-func stripANSI(dst, line []byte) []byte {
+// journald keeps, and without stray ESC bytes. It also returns the length
+// of dst where the last one was removed (0: none).
+func stripANSI(dst, line []byte) ([]byte, int) {
+	last := 0
 	for i := 0; i < len(line); i++ {
 		c := line[i]
 		if c != 0x1b {
 			dst = append(dst, c)
 			continue
 		}
+		last = len(dst)
 		if i+1 < len(line) && line[i+1] == '[' {
 			i += 2
 			for i < len(line) && (line[i] < 0x40 || line[i] > 0x7e) {
@@ -358,7 +370,7 @@ func stripANSI(dst, line []byte) []byte {
 			}
 		}
 	}
-	return dst
+	return dst, last
 }
 
 func isHex(b []byte) bool {
