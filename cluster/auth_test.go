@@ -101,5 +101,5 @@ func sharePair(t *testing.T, dir, conf string, auth func(name string) Config) {
 		return nodes["pbx-a"].Status().CaughtUp && nodes["pbx-b"].Status().CaughtUp
 	})
 	nodes["pbx-a"].Publish(testBan("198.51.100.7/32", time.Hour))
-	eventually(t, 2*time.Second, "b has a's ban", func() bool { return locals["pbx-b"].has("198.51.100.7/32") })
+	eventually(t, 5*time.Second, "b has a's ban", func() bool { return locals["pbx-b"].has("198.51.100.7/32") })
 }

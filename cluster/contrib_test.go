@@ -88,7 +88,7 @@ func TestContribServer(t *testing.T) {
 	b := runNode(t, Config{Servers: []string{url}, Name: "pbx-b", User: "pbx-b", Password: "pbx-b-secret", CA: filepath.Join(dir, "ca.pem")}, lb)
 	eventually(t, 10*time.Second, "a and b connected over TLS", func() bool { return a.Status().CaughtUp && b.Status().CaughtUp })
 	a.Publish(testBan("198.51.100.7/32", time.Hour))
-	eventually(t, 2*time.Second, "b has a's ban", func() bool { return lb.has("198.51.100.7/32") })
+	eventually(t, 5*time.Second, "b has a's ban", func() bool { return lb.has("198.51.100.7/32") })
 
 	// Without the CA, the server's certificate is not trusted.
 	c := runNode(t, Config{Servers: []string{url}, Name: "pbx-c", User: "pbx-c", Password: "pbx-c-secret"}, newLocal())

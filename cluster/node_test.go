@@ -124,9 +124,9 @@ func TestNodesShareBans(t *testing.T) {
 	a.Publish(testBan("198.51.100.7/32", time.Hour))
 	a.Publish(testBan("2001:db8:1::/64", time.Hour))
 	a.Publish(testBan("192.0.2.9/32", time.Hour)) // b allows it
-	took := eventually(t, time.Second, "b has a's bans", func() bool { return lb.has("198.51.100.7/32") && lb.has("2001:db8:1::/64") })
+	took := eventually(t, 5*time.Second, "b has a's bans", func() bool { return lb.has("198.51.100.7/32") && lb.has("2001:db8:1::/64") })
 	t.Logf("a's bans enforced by b %v after publishing", took)
-	eventually(t, time.Second, "allowlisted counted", func() bool { return b.Status().Ignored["allowlisted"] == 1 })
+	eventually(t, 5*time.Second, "allowlisted counted", func() bool { return b.Status().Ignored["allowlisted"] == 1 })
 	if st := runNode(t, Config{Servers: []string{"nats://u:secret@127.0.0.1:1"}, Name: "x"}, newLocal()).Status(); strings.Contains(st.Servers[0], "secret") {
 		t.Errorf("status shows a password: %v", st.Servers)
 	}
@@ -140,7 +140,7 @@ func TestNodesShareBans(t *testing.T) {
 		t.Fatalf("a applied its own bans from the stream: %v", la.bans)
 	}
 	// a reads its own bans back from the stream, and leaves them.
-	eventually(t, time.Second, "a counts its bans published and read back", func() bool {
+	eventually(t, 5*time.Second, "a counts its bans published and read back", func() bool {
 		st := a.Status()
 		return st.Ignored["own"] == 3 && st.Published == 3 && st.Queued == 0
 	})
@@ -155,12 +155,12 @@ func TestNodesShareBans(t *testing.T) {
 
 	// A node started later reads the bans in force, not the expired ones.
 	a.Publish(testBan("198.51.100.9/32", 2*time.Second))
-	eventually(t, time.Second, "b has the short ban", func() bool { return lb.has("198.51.100.9/32") })
+	eventually(t, 5*time.Second, "b has the short ban", func() bool { return lb.has("198.51.100.9/32") })
 	time.Sleep(3 * time.Second) // its TTL runs out in the stream
 	lc := newLocal()
 	c := runNode(t, Config{Servers: []string{url}, Name: "pbx-c"}, lc)
 	eventually(t, 5*time.Second, "c caught up", func() bool { return c.Status().CaughtUp })
-	eventually(t, time.Second, "c has a's bans in force", func() bool { return lc.has("198.51.100.7/32") && lc.has("2001:db8:1::/64") && lc.has("192.0.2.9/32") })
+	eventually(t, 5*time.Second, "c has a's bans in force", func() bool { return lc.has("198.51.100.7/32") && lc.has("2001:db8:1::/64") && lc.has("192.0.2.9/32") })
 	if lc.has("198.51.100.9/32") || lc.has("198.51.100.8/32") {
 		t.Fatalf("c got an expired or unshared ban: %v", lc.bans)
 	}
@@ -169,7 +169,7 @@ func TestNodesShareBans(t *testing.T) {
 	if err := c.PublishUnban(Unban{Target: netip.MustParsePrefix("198.51.100.7/32"), Time: time.Now(), Until: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Second, "b lifted it", func() bool { return !lb.has("198.51.100.7/32") })
+	eventually(t, 5*time.Second, "b lifted it", func() bool { return !lb.has("198.51.100.7/32") })
 	if err := c.PublishUnban(Unban{Target: netip.MustParsePrefix("10.0.0.0/8"), Time: time.Now(), Until: time.Now().Add(time.Hour)}); err == nil {
 		t.Fatal("a cluster unban of a /8 was accepted")
 	}
@@ -230,7 +230,7 @@ func TestBrokerDown(t *testing.T) {
 	br := newBroker(t)
 	a, _, _, lb := pair(t, br.url)
 	a.Publish(testBan("198.51.100.1/32", time.Hour))
-	eventually(t, time.Second, "b has the first ban", func() bool { return lb.has("198.51.100.1/32") })
+	eventually(t, 5*time.Second, "b has the first ban", func() bool { return lb.has("198.51.100.1/32") })
 
 	br.stop()
 	eventually(t, 5*time.Second, "a sees the broker down", func() bool { return !a.Status().Connected })
@@ -247,7 +247,7 @@ func TestBrokerDown(t *testing.T) {
 	br.start()
 	took := eventually(t, 20*time.Second, "b caught up after the restart", func() bool { return lb.count() == 101 })
 	t.Logf("after the broker came back: b has all 100 bans made meanwhile in %v", took)
-	eventually(t, time.Second, "a's queue sent", func() bool {
+	eventually(t, 5*time.Second, "a's queue sent", func() bool {
 		st := a.Status()
 		return st.Queued == 0 && st.Published == 101 && st.Expired == 1
 	})
@@ -288,7 +288,7 @@ func TestPermissions(t *testing.T) {
 	d := runNode(t, Config{Servers: []string{url}, Name: "pbx-d", User: "pbx-d", Password: "pbx-d-secret", Accept: true, Queue: DefaultQueue}, ld)
 	eventually(t, 10*time.Second, "read-only d caught up", func() bool { return d.Status().CaughtUp })
 	a.Publish(testBan("198.51.100.7/32", time.Hour))
-	eventually(t, 2*time.Second, "read-only d enforces a's ban", func() bool { return ld.has("198.51.100.7/32") })
+	eventually(t, 5*time.Second, "read-only d enforces a's ban", func() bool { return ld.has("198.51.100.7/32") })
 
 	// pbx-b, compromised, tries to undo pbx-a's ban.
 	nc, js := rawClient(t, url, nats.UserInfo("pbx-b", "pbx-b-secret"), nats.CustomInboxPrefix(InboxPrefix("pbx-b")))
@@ -342,7 +342,7 @@ func TestBrokerLostStorage(t *testing.T) {
 	x := testBan("198.51.100.7/32", time.Hour)
 	la.own = []Ban{x}
 	a.Publish(x)
-	eventually(t, time.Second, "b has the ban", func() bool { return lb.has("198.51.100.7/32") })
+	eventually(t, 5*time.Second, "b has the ban", func() bool { return lb.has("198.51.100.7/32") })
 
 	br.stop()
 	if err := os.RemoveAll(filepath.Join(br.dir, "js")); err != nil {
@@ -393,7 +393,7 @@ func TestBadMessages(t *testing.T) {
 	if _, err := js.Publish(ctx, banSubject("sipguard", "evil", good.Target), encodeBan(good, typeBan)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Second, "the good ban arrives", func() bool { return lb.has("198.51.100.10/32") })
+	eventually(t, 5*time.Second, "the good ban arrives", func() bool { return lb.has("198.51.100.10/32") })
 	if st := b.Status(); st.Malformed != 3 || lb.count() != 1 {
 		t.Fatalf("status %+v, bans %v", st, lb.bans)
 	}
