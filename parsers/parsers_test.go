@@ -102,6 +102,8 @@ func TestClock(t *testing.T) {
 		{"Foo 26 10:00:00", "", 0},
 		{"Nov 26 1:00:00", "", 0},
 		{"26/11/2026 10:00:00", "", 0},
+		{"0001-01-01 00:00:00", "", 0}, // the zero time (found by FuzzParse in parsers/freepbx)
+		{"1969-12-31 23:59:59", "", 0},
 		{"", "", 0},
 	}
 	for _, tc := range tests {

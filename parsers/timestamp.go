@@ -135,6 +135,11 @@ func makeTime(year, mon, day, hh, mm, ss, nsec int, loc *time.Location) (time.Ti
 	if mon < 1 || mon > 12 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60 {
 		return time.Time{}, false
 	}
+	if year < 1970 {
+		// No log predates Unix time, and year 1 would be the zero time,
+		// which means "no time" everywhere else.
+		return time.Time{}, false
+	}
 	if ss == 60 { // leap second as printed by some syslog daemons
 		ss = 59
 	}
