@@ -379,8 +379,8 @@ func parseISO(m []byte) int {
 	mm, ok5 := num(m[14:16])
 	ss, ok6 := num(m[17:19])
 	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || mon < 1 || mon > 12 || day < 1 ||
-		day > daysIn(mon, year) || hh > 23 || mm > 59 || ss > 60 {
-		return 0
+		day > daysIn(mon, year) || hh > 23 || mm > 59 || ss > 60 || year < 1970 {
+		return 0 // before 1970: no log's, and parsers.Clock refuses it
 	}
 	n := 19
 	f := fraction(m[n:])
