@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/sipguard/sipguard/internal/parsertest"
 	"github.com/sipguard/sipguard/parsers"
 )
 
@@ -12,7 +13,7 @@ func BenchmarkParse(b *testing.B) {
 	files, _ := filepath.Glob("testdata/*.log")
 	for _, file := range files {
 		b.Run(filepath.Base(file), func(b *testing.B) {
-			_, lines := testLines(b, file)
+			_, lines := parsertest.Lines(b, file)
 			size := 0
 			for _, l := range lines {
 				size += len(l) + 1

@@ -2,16 +2,13 @@ package freepbx_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"flag"
-	"fmt"
-	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sipguard/sipguard/internal/parsertest"
 	"github.com/sipguard/sipguard/parsers"
 	"github.com/sipguard/sipguard/parsers/freepbx"
 )
@@ -30,152 +27,17 @@ func newParser(t testing.TB) parsers.Parser {
 	return p
 }
 
-// testLines returns the log lines of a testdata file with their line
-// numbers, skipping comments and blank lines.
-func testLines(t testing.TB, path string) (nums []int, lines [][]byte) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, l := range bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n")) {
-		if len(l) == 0 || l[0] == '#' {
-			continue
-		}
-		nums, lines = append(nums, i+1), append(lines, l)
-	}
-	return nums, lines
-}
-
-type goldenEvent struct {
-	Time    string `json:"time"`
-	IP      string `json:"ip"`
-	Port    uint16 `json:"port"`
-	Kind    string `json:"kind"`
-	Service string `json:"service"`
-	User    string `json:"user"`
-}
-
-func describe(o parsers.Outcome, ev *parsers.Event) string {
-	if o != parsers.Matched {
-		if o.Dropped() {
-			return "drop " + o.String()
-		}
-		return o.String()
-	}
-	t := "none"
-	if !ev.Time.IsZero() {
-		t = ev.Time.Format(time.RFC3339Nano)
-	}
-	j, _ := json.Marshal(goldenEvent{t, ev.Addr.String(), ev.Port, ev.Kind.String(), ev.Service.String(), ev.User})
-	return "matched " + string(j)
-}
-
-// TestGolden parses every testdata/*.log file with one parser (the parser
-// keeps state along a file) and compares the outcome of each line with
+// TestGolden compares each testdata/*.log line's outcome with
 // testdata/*.golden ("go test -update" rewrites them; review the diff).
-func TestGolden(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.log")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no testdata: %v", err)
-	}
-	for _, file := range files {
-		t.Run(filepath.Base(file), func(t *testing.T) {
-			p := newParser(t)
-			nums, lines := testLines(t, file)
-			var out strings.Builder
-			for i, l := range lines {
-				var ev parsers.Event
-				fmt.Fprintf(&out, "%d: %s\n", nums[i], describe(p.Parse(l, &ev), &ev))
-			}
-			golden := strings.TrimSuffix(file, ".log") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, []byte(out.String()), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update)", err)
-			}
-			if got := out.String(); got != string(want) {
-				gotLines, wantLines := strings.Split(got, "\n"), strings.Split(string(want), "\n")
-				for i := range max(len(gotLines), len(wantLines)) {
-					var g, w string
-					if i < len(gotLines) {
-						g = gotLines[i]
-					}
-					if i < len(wantLines) {
-						w = wantLines[i]
-					}
-					if g != w {
-						t.Errorf("got  %s\nwant %s", g, w)
-					}
-				}
-			}
-		})
-	}
-}
+func TestGolden(t *testing.T) { parsertest.Golden(t, newParser, *update) }
 
-// victims holds the addresses that appear in the testdata only inside
-// attacker-written text (user names, X-Forwarded-For): no line may ever
-// produce one of them, except the forged line of legacy.log that
-// TestLegacyInjection documents.
-var victims = netip.MustParsePrefix("203.0.113.0/24")
-
-// TestNeverAttackerText checks the rule that matters most over every
-// testdata line: an address comes only from the REMOTE_ADDR position.
+// TestNeverAttackerText: no testdata line yields an address that only
+// attacker text or the PBX itself holds.
 func TestNeverAttackerText(t *testing.T) {
-	files, _ := filepath.Glob("testdata/*.log")
-	matched := 0
-	for _, file := range files {
-		p := newParser(t)
-		nums, lines := testLines(t, file)
-		for i, l := range lines {
-			var ev parsers.Event
-			if p.Parse(l, &ev) != parsers.Matched {
-				continue
-			}
-			matched++
-			if victims.Contains(ev.Addr) && !(filepath.Base(file) == "legacy.log" && bytes.Contains(l, []byte("for y from 203.0.113.66"))) {
-				t.Errorf("%s:%d: banned %s, an address from attacker text", file, nums[i], ev.Addr)
-			}
-		}
-	}
-	if matched < 15 {
-		t.Errorf("only %d lines matched: the testdata lost its positive cases", matched)
-	}
-}
-
-// TestHostile checks every injection line of the Monolog layout: it yields
-// the real source 198.51.100.7 (or would be dropped).
-func TestHostile(t *testing.T) {
-	real := netip.MustParseAddr("198.51.100.7")
-	p := newParser(t)
-	nums, lines := testLines(t, "testdata/hostile.log")
-	var read, dropped int
-	for i, l := range lines {
-		var ev parsers.Event
-		switch o := p.Parse(l, &ev); {
-		case o == parsers.Matched:
-			read++
-			if ev.Addr != real {
-				t.Errorf("line %d: got %s; want %s or a drop", nums[i], ev.Addr, real)
-			}
-		case o.Dropped():
-			dropped++
-		default:
-			if !bytes.Contains(l, []byte("Possible proxy detected")) {
-				t.Errorf("line %d: %v; a failure message must be read or dropped", nums[i], o)
-			}
-		}
-	}
-	// The address is the last field, after any text the attacker can
-	// type: every Monolog failure line is read, none needs to be dropped.
-	if read < 14 || dropped != 0 {
-		t.Errorf("read %d, dropped %d of %d hostile lines", read, dropped, len(lines))
-	}
+	parsertest.NeverAttackerText(t, newParser, 15, func(file string, l []byte) bool {
+		// The legacy writer lets a typed user name forge a line (README).
+		return filepath.Base(file) == "legacy.log" && bytes.Contains(l, []byte("for y from 203.0.113.66"))
+	})
 }
 
 // TestLegacyInjection follows a legacy-layout message whose user name held

@@ -3,6 +3,7 @@ package kamailio_test
 import (
 	"testing"
 
+	"github.com/sipguard/sipguard/internal/parsertest"
 	"github.com/sipguard/sipguard/parsers"
 	"github.com/sipguard/sipguard/parsers/kamailio"
 )
@@ -19,7 +20,7 @@ func BenchmarkParse(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			lines := [][]byte{noise}
 			if tc.file != "" {
-				_, lines = testLines(b, tc.file)
+				_, lines = parsertest.Lines(b, tc.file)
 			}
 			size := 0
 			for _, l := range lines {

@@ -2,10 +2,7 @@ package kamailio_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"flag"
-	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sipguard/sipguard/internal/parsertest"
 	"github.com/sipguard/sipguard/parsers"
 	"github.com/sipguard/sipguard/parsers/kamailio"
 )
@@ -32,147 +30,16 @@ func newParser(t testing.TB) parsers.Parser {
 	return p
 }
 
-// testLines returns the log lines of a testdata file with their line
-// numbers, skipping comments and blank lines.
-func testLines(t testing.TB, path string) (nums []int, lines [][]byte) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, l := range bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n")) {
-		if len(l) == 0 || l[0] == '#' {
-			continue
-		}
-		nums, lines = append(nums, i+1), append(lines, l)
-	}
-	return nums, lines
-}
+// TestGolden compares each testdata/*.log line's outcome with
+// testdata/*.golden ("go test -update" rewrites them; review the diff).
+func TestGolden(t *testing.T) { parsertest.Golden(t, newParser, *update) }
 
-type goldenEvent struct {
-	Time    string `json:"time"`
-	IP      string `json:"ip"`
-	Port    uint16 `json:"port"`
-	Kind    string `json:"kind"`
-	Service string `json:"service"`
-	User    string `json:"user"`
-}
-
-func describe(o parsers.Outcome, ev *parsers.Event) string {
-	if o != parsers.Matched {
-		if o.Dropped() {
-			return "drop " + o.String()
-		}
-		return o.String()
-	}
-	j, _ := json.Marshal(goldenEvent{ev.Time.Format(time.RFC3339Nano), ev.Addr.String(), ev.Port, ev.Kind.String(), ev.Service.String(), ev.User})
-	return "matched " + string(j)
-}
-
-// TestGolden parses every testdata/*.log file and compares the outcome of
-// each line with testdata/*.golden ("go test -update" rewrites them; review
-// the diff).
-func TestGolden(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.log")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no testdata: %v", err)
-	}
-	for _, file := range files {
-		t.Run(filepath.Base(file), func(t *testing.T) {
-			p := newParser(t)
-			nums, lines := testLines(t, file)
-			var out strings.Builder
-			for i, l := range lines {
-				var ev parsers.Event
-				fmt.Fprintf(&out, "%d: %s\n", nums[i], describe(p.Parse(l, &ev), &ev))
-			}
-			golden := strings.TrimSuffix(file, ".log") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, []byte(out.String()), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update)", err)
-			}
-			gotLines, wantLines := strings.Split(out.String(), "\n"), strings.Split(string(want), "\n")
-			for i := range max(len(gotLines), len(wantLines)) {
-				var g, w string
-				if i < len(gotLines) {
-					g = gotLines[i]
-				}
-				if i < len(wantLines) {
-					w = wantLines[i]
-				}
-				if g != w {
-					t.Errorf("got  %s\nwant %s", g, w)
-				}
-			}
-		})
-	}
-}
-
-// victims holds the addresses that appear in the testdata only inside
-// attacker-written text: no line may ever produce one of them.
-var victims = netip.MustParsePrefix("203.0.113.0/24")
-
-// TestNeverAttackerText checks the rule that matters most over every
-// testdata line: an address comes only from the packet-source position.
-// limit_*.log holds what no parser can tell apart (see TestStderrDumps).
+// TestNeverAttackerText: no testdata line yields an address that only
+// attacker text or the PBX itself holds.
 func TestNeverAttackerText(t *testing.T) {
-	files, _ := filepath.Glob("testdata/*.log")
-	matched := 0
-	for _, file := range files {
-		if strings.HasPrefix(filepath.Base(file), "limit_") {
-			continue
-		}
-		p := newParser(t)
-		nums, lines := testLines(t, file)
-		for i, l := range lines {
-			var ev parsers.Event
-			if p.Parse(l, &ev) != parsers.Matched {
-				continue
-			}
-			matched++
-			if victims.Contains(ev.Addr) {
-				t.Errorf("%s:%d: banned %s, an address from attacker text", file, nums[i], ev.Addr)
-			}
-		}
-	}
-	if matched < 50 {
-		t.Errorf("only %d lines matched: the testdata lost its positive cases", matched)
-	}
-}
-
-// TestHostile checks every injection line: it yields the real source
-// 198.51.100.7 or is dropped, and the ones whose fixed part is intact are
-// read.
-func TestHostile(t *testing.T) {
-	real := netip.MustParseAddr("198.51.100.7")
-	p := newParser(t)
-	nums, lines := testLines(t, "testdata/hostile.log")
-	var read, dropped int
-	for i, l := range lines {
-		var ev parsers.Event
-		switch o := p.Parse(l, &ev); {
-		case o == parsers.Matched:
-			read++
-			if ev.Addr != real {
-				t.Errorf("line %d: got %s; want %s or a drop", nums[i], ev.Addr, real)
-			}
-		case o.Dropped():
-			dropped++
-		default:
-			if bytes.Contains(l, []byte("sipguard: ")) {
-				t.Errorf("line %d: %v; a line carrying the marker must be read or dropped", nums[i], o)
-			}
-		}
-	}
-	if read < 6 || dropped < 30 {
-		t.Errorf("read %d, dropped %d of %d hostile lines", read, dropped, len(lines))
-	}
+	parsertest.NeverAttackerText(t, newParser, 50, func(file string, _ []byte) bool {
+		return strings.HasPrefix(filepath.Base(file), "limit_") // documented limits
+	})
 }
 
 // TestRealKamailio: the lines a real Kamailio wrote under attack give the
@@ -181,7 +48,7 @@ func TestHostile(t *testing.T) {
 func TestRealKamailio(t *testing.T) {
 	for _, file := range []string{"testdata/real_stderr.log", "testdata/real_json.log", "testdata/real_syslog.log", "testdata/real_syslog_rfc3339.log"} {
 		p := newParser(t)
-		nums, lines := testLines(t, file)
+		nums, lines := parsertest.Lines(t, file)
 		kinds := map[string]int{}
 		for i, l := range lines {
 			var ev parsers.Event
@@ -217,16 +84,16 @@ var ownSyslog = regexp.MustCompile(`^[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d \S+ /
 func TestStderrDumps(t *testing.T) {
 	forged := 0
 	p := newParser(t)
-	_, lines := testLines(t, "testdata/limit_stderr_dumps.log")
+	_, lines := parsertest.Lines(t, "testdata/limit_stderr_dumps.log")
 	for _, l := range lines {
 		var ev parsers.Event
-		if p.Parse(l, &ev) == parsers.Matched && victims.Contains(ev.Addr) {
+		if p.Parse(l, &ev) == parsers.Matched && parsertest.Victims.Contains(ev.Addr) {
 			forged++
 		}
 	}
 	t.Logf("plain log engine: %d forged lines read as real (the known limit; use the JSON engine or syslog)", forged)
 	p = newParser(t)
-	_, lines = testLines(t, "testdata/real_json.log")
+	_, lines = parsertest.Lines(t, "testdata/real_json.log")
 	dumps := 0
 	for _, l := range lines {
 		var ev parsers.Event

@@ -1,9 +1,9 @@
 package threecx_test
 
 import (
-	"path/filepath"
 	"testing"
 
+	"github.com/sipguard/sipguard/internal/parsertest"
 	"github.com/sipguard/sipguard/parsers"
 )
 
@@ -13,13 +13,7 @@ import (
 //
 //	go test -run '^$' -fuzz FuzzParse -fuzztime 10m ./parsers/threecx
 func FuzzParse(f *testing.F) {
-	files, _ := filepath.Glob("testdata/*.log")
-	for _, file := range files {
-		_, lines := testLines(f, file)
-		for _, l := range lines {
-			f.Add(l)
-		}
-	}
+	parsertest.Seed(f)
 	f.Fuzz(func(t *testing.T, line []byte) {
 		p := newParser(t)
 		var ev parsers.Event
