@@ -98,7 +98,7 @@ func sharePair(t *testing.T, dir, conf string, auth func(name string) Config) {
 		nodes[name] = runNode(t, cfg, locals[name])
 	}
 	eventually(t, 10*time.Second, "both caught up", func() bool {
-		return nodes["pbx-a"].Status().CaughtUp && nodes["pbx-b"].Status().CaughtUp
+		return nodes["pbx-a"].Stats().CaughtUp && nodes["pbx-b"].Stats().CaughtUp
 	})
 	nodes["pbx-a"].Publish(testBan("198.51.100.7/32", time.Hour))
 	eventually(t, 5*time.Second, "b has a's ban", func() bool { return locals["pbx-b"].has("198.51.100.7/32") })

@@ -40,15 +40,15 @@ func (a *arrivals) count() int {
 	return len(a.lat)
 }
 
-// BenchmarkFleet: one node publishes bans, 100 simulated nodes (each its
+// BenchmarkCluster: one node publishes bans, 100 simulated nodes (each its
 // own connection and consumer, as real nodes) receive them, through a
 // real NATS server on loopback. Two shapes: 10,000 bans at once (a
 // distributed attack), and one ban at a time (the usual case). It reports
 // the propagation latency (publish call to the receiving node's Apply)
 // over every delivery, and the rate of messages the broker delivered.
 //
-//	go test -run '^$' -bench Fleet -benchtime 1x ./cluster
-func BenchmarkFleet(b *testing.B) {
+//	go test -run '^$' -bench Cluster -benchtime 1x ./cluster
+func BenchmarkCluster(b *testing.B) {
 	const subscribers = 100
 	const burst = 10000
 	const singles = 200
@@ -63,7 +63,7 @@ func BenchmarkFleet(b *testing.B) {
 	}
 	eventually(b, time.Minute, "every node caught up", func() bool {
 		for _, n := range append(nodes, pub) {
-			if !n.Status().CaughtUp {
+			if !n.Stats().CaughtUp {
 				return false
 			}
 		}
@@ -103,14 +103,14 @@ func BenchmarkFleet(b *testing.B) {
 	for range b.N {
 		// A burst.
 		reset()
-		published := pub.Status().Published
+		published := pub.Stats().Published
 		start := time.Now()
 		for range burst {
 			sent[next] = time.Now()
 			pub.Publish(ban(next))
 			next++
 		}
-		stored := eventually(b, 5*time.Minute, "the stream has every ban", func() bool { return pub.Status().Published == published+burst })
+		stored := eventually(b, 5*time.Minute, "the stream has every ban", func() bool { return pub.Stats().Published == published+burst })
 		eventually(b, 5*time.Minute, "every node has every ban", func() bool { return total() == burst*subscribers })
 		took := time.Since(start)
 		b.Logf("burst: the publisher had the stream's acks for all %d bans after %v", burst, stored.Round(time.Millisecond))

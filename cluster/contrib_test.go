@@ -86,17 +86,17 @@ func TestContribServer(t *testing.T) {
 	la, lb := newLocal(), newLocal()
 	a := runNode(t, Config{Servers: []string{url}, Name: "pbx-a", User: "pbx-a", Password: "pbx-a-secret", CA: filepath.Join(dir, "ca.pem")}, la)
 	b := runNode(t, Config{Servers: []string{url}, Name: "pbx-b", User: "pbx-b", Password: "pbx-b-secret", CA: filepath.Join(dir, "ca.pem")}, lb)
-	eventually(t, 10*time.Second, "a and b connected over TLS", func() bool { return a.Status().CaughtUp && b.Status().CaughtUp })
+	eventually(t, 10*time.Second, "a and b connected over TLS", func() bool { return a.Stats().CaughtUp && b.Stats().CaughtUp })
 	a.Publish(testBan("198.51.100.7/32", time.Hour))
 	eventually(t, 5*time.Second, "b has a's ban", func() bool { return lb.has("198.51.100.7/32") })
 
 	// Without the CA, the server's certificate is not trusted.
 	c := runNode(t, Config{Servers: []string{url}, Name: "pbx-c", User: "pbx-c", Password: "pbx-c-secret"}, newLocal())
-	eventually(t, 10*time.Second, "c reports the certificate", func() bool { return strings.Contains(c.Status().LastError, "certificate") })
-	if c.Status().Connected {
+	eventually(t, 10*time.Second, "c reports the certificate", func() bool { return strings.Contains(c.Stats().LastError, "certificate") })
+	if c.Stats().Connected {
 		t.Fatal("c connected without trusting the server's certificate")
 	}
 	// A wrong password is refused, and said so.
 	d := runNode(t, Config{Servers: []string{url}, Name: "pbx-d", User: "pbx-d", Password: "guess", CA: filepath.Join(dir, "ca.pem"), Accept: true, Queue: 1}, newLocal())
-	eventually(t, 10*time.Second, "d reports the refusal", func() bool { return strings.Contains(d.Status().LastError, "uthorization") })
+	eventually(t, 10*time.Second, "d reports the refusal", func() bool { return strings.Contains(d.Stats().LastError, "uthorization") })
 }

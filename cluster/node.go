@@ -27,8 +27,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
-
-	"github.com/sipguard/sipguard/control"
 )
 
 // Config is a node's [cluster] section.
@@ -99,7 +97,7 @@ type outgoing struct {
 	tries   int       // refusals while connected
 }
 
-// Node is this daemon's membership of the fleet. Create it with New,
+// Node is this daemon's membership of the cluster. Create it with New,
 // then call Run; Publish and PublishUnban may be called at any time.
 type Node struct {
 	cfg   Config
@@ -110,7 +108,7 @@ type Node struct {
 	mu        sync.Mutex
 	queue     []outgoing // oldest first
 	wake      chan struct{}
-	st        control.ClusterStatus
+	st        Stats
 	ignored   map[string]int64
 	connected chan struct{} // closed while connected; replaced on disconnect
 	session   int           // connections made
@@ -121,7 +119,7 @@ type Node struct {
 	serverAddrs  []netip.Addr // the servers' addresses, resolved
 }
 
-// New checks cfg and returns a node of the fleet.
+// New checks cfg and returns a node of the cluster.
 func New(cfg Config, local Local, log zerolog.Logger) (*Node, error) {
 	if !ValidName(cfg.Name) {
 		return nil, fmt.Errorf("cluster: node name %q: use letters, digits, - and _ (at most 64)", cfg.Name)
@@ -145,7 +143,7 @@ func New(cfg Config, local Local, log zerolog.Logger) (*Node, error) {
 		cfg: cfg, local: local, log: log.With().Str("component", "cluster").Logger(), now: time.Now,
 		wake: make(chan struct{}, 1), ignored: map[string]int64{}, connected: make(chan struct{}),
 	}
-	n.st = control.ClusterStatus{Node: cfg.Name, Stream: cfg.Stream, Share: cfg.Share, Accept: cfg.Accept}
+	n.st = Stats{Node: cfg.Name, Stream: cfg.Stream, Share: cfg.Share, Accept: cfg.Accept}
 	for _, s := range cfg.Servers {
 		if u, err := url.Parse(s); err == nil && u.User != nil {
 			u.User = nil // status shows no password written into a URL
@@ -165,7 +163,7 @@ func (n *Node) Shares(rule string) bool {
 	return n.cfg.Share && (len(n.cfg.Rules) == 0 || slices.Contains(n.cfg.Rules, rule))
 }
 
-// Publish queues a ban of this node for the fleet, if its rule is shared.
+// Publish queues a ban of this node for the cluster, if its rule is shared.
 // It never blocks: when the queue is full the oldest message is dropped.
 func (n *Node) Publish(b Ban) {
 	if !n.Shares(b.Rule) {
@@ -177,7 +175,7 @@ func (n *Node) Publish(b Ban) {
 func (n *Node) publishBan(b Ban, typ string) {
 	b.Origin = n.cfg.Name
 	if tooWide(b.Target) {
-		n.log.Warn().Str("prefix", b.Target.String()).Msg("ban too wide to share with the fleet; enforced here only")
+		n.log.Warn().Str("prefix", b.Target.String()).Msg("ban too wide to share with the cluster; enforced here only")
 		return
 	}
 	expires := b.Expires
@@ -202,7 +200,7 @@ func (n *Node) PublishLifted(b Ban) {
 func (n *Node) PublishUnban(u Unban) error {
 	u.Origin = n.cfg.Name
 	if tooWide(u.Target) {
-		return fmt.Errorf("%s is wider than a fleet ban can be (/%d, /%d)", u.Target, MinBits4, MinBits6)
+		return fmt.Errorf("%s is wider than a cluster ban can be (/%d, /%d)", u.Target, MinBits4, MinBits6)
 	}
 	n.enqueue(outgoing{
 		subject: unbanSubject(n.cfg.Subject, n.cfg.Name, u.Target), data: encodeUnban(u), expires: u.Until,
@@ -229,8 +227,8 @@ func (n *Node) enqueue(o outgoing) {
 	}
 }
 
-// Status reports the node's connection and counters.
-func (n *Node) Status() control.ClusterStatus {
+// Stats reports the node's connection and counters.
+func (n *Node) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	st := n.st
@@ -242,17 +240,17 @@ func (n *Node) Status() control.ClusterStatus {
 	return st
 }
 
-func (n *Node) count(f func(st *control.ClusterStatus)) {
+func (n *Node) count(f func(st *Stats)) {
 	n.mu.Lock()
 	f(&n.st)
 	n.mu.Unlock()
 }
 
 func (n *Node) fail(err error) {
-	n.count(func(st *control.ClusterStatus) { st.LastError = err.Error(); st.LastErrorAt = n.now() })
+	n.count(func(st *Stats) { st.LastError = err.Error(); st.LastErrorAt = n.now() })
 }
 
-// Run connects and keeps the node in the fleet until ctx is done. A broker
+// Run connects and keeps the node in the cluster until ctx is done. A broker
 // that cannot be reached is retried for ever; only a configuration that
 // cannot work (unreadable credentials) is an error.
 func (n *Node) Run(ctx context.Context) error {
@@ -285,7 +283,7 @@ func (n *Node) Run(ctx context.Context) error {
 }
 
 // Servers returns the addresses of the NATS servers, as last resolved: a
-// ban from the fleet must never cut the fleet off them.
+// ban from the cluster must never cut the cluster off them.
 func (n *Node) Servers() []netip.Addr {
 	n.mu.Lock()
 	defer n.mu.Unlock()

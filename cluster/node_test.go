@@ -119,19 +119,19 @@ func TestNodesShareBans(t *testing.T) {
 	lb.allow = netip.MustParsePrefix("192.0.2.0/24")
 	a := runNode(t, Config{Servers: []string{url}, Name: "pbx-a"}, la)
 	b := runNode(t, Config{Servers: []string{url}, Name: "pbx-b"}, lb)
-	eventually(t, 10*time.Second, "both caught up", func() bool { return a.Status().CaughtUp && b.Status().CaughtUp })
+	eventually(t, 10*time.Second, "both caught up", func() bool { return a.Stats().CaughtUp && b.Stats().CaughtUp })
 
 	a.Publish(testBan("198.51.100.7/32", time.Hour))
 	a.Publish(testBan("2001:db8:1::/64", time.Hour))
 	a.Publish(testBan("192.0.2.9/32", time.Hour)) // b allows it
 	took := eventually(t, 5*time.Second, "b has a's bans", func() bool { return lb.has("198.51.100.7/32") && lb.has("2001:db8:1::/64") })
 	t.Logf("a's bans enforced by b %v after publishing", took)
-	eventually(t, 5*time.Second, "allowlisted counted", func() bool { return b.Status().Ignored["allowlisted"] == 1 })
-	if st := runNode(t, Config{Servers: []string{"nats://u:secret@127.0.0.1:1"}, Name: "x"}, newLocal()).Status(); strings.Contains(st.Servers[0], "secret") {
+	eventually(t, 5*time.Second, "allowlisted counted", func() bool { return b.Stats().Ignored["allowlisted"] == 1 })
+	if st := runNode(t, Config{Servers: []string{"nats://u:secret@127.0.0.1:1"}, Name: "x"}, newLocal()).Stats(); strings.Contains(st.Servers[0], "secret") {
 		t.Errorf("status shows a password: %v", st.Servers)
 	}
 	if s := a.Servers(); len(s) != 1 || s[0] != netip.MustParseAddr("127.0.0.1") {
-		t.Errorf("the server's address, never to ban for the fleet: %v", s)
+		t.Errorf("the server's address, never to ban for the cluster: %v", s)
 	}
 	if lb.has("192.0.2.9/32") {
 		t.Fatal("b enforced a ban of an address it allows")
@@ -141,10 +141,10 @@ func TestNodesShareBans(t *testing.T) {
 	}
 	// a reads its own bans back from the stream, and leaves them.
 	eventually(t, 5*time.Second, "a counts its bans published and read back", func() bool {
-		st := a.Status()
+		st := a.Stats()
 		return st.Ignored["own"] == 3 && st.Published == 3 && st.Queued == 0
 	})
-	if st := a.Status(); st.Applied != 0 {
+	if st := a.Stats(); st.Applied != 0 {
 		t.Fatalf("a's status: %+v", st)
 	}
 
@@ -159,7 +159,7 @@ func TestNodesShareBans(t *testing.T) {
 	time.Sleep(3 * time.Second) // its TTL runs out in the stream
 	lc := newLocal()
 	c := runNode(t, Config{Servers: []string{url}, Name: "pbx-c"}, lc)
-	eventually(t, 5*time.Second, "c caught up", func() bool { return c.Status().CaughtUp })
+	eventually(t, 5*time.Second, "c caught up", func() bool { return c.Stats().CaughtUp })
 	eventually(t, 5*time.Second, "c has a's bans in force", func() bool { return lc.has("198.51.100.7/32") && lc.has("2001:db8:1::/64") && lc.has("192.0.2.9/32") })
 	if lc.has("198.51.100.9/32") || lc.has("198.51.100.8/32") {
 		t.Fatalf("c got an expired or unshared ban: %v", lc.bans)
@@ -222,7 +222,7 @@ func pair(t testing.TB, url string) (a, b *Node, la, lb *fakeLocal) {
 	la, lb = newLocal(), newLocal()
 	a = runNode(t, Config{Servers: []string{url}, Name: "pbx-a"}, la)
 	b = runNode(t, Config{Servers: []string{url}, Name: "pbx-b"}, lb)
-	eventually(t, 10*time.Second, "both caught up", func() bool { return a.Status().CaughtUp && b.Status().CaughtUp })
+	eventually(t, 10*time.Second, "both caught up", func() bool { return a.Stats().CaughtUp && b.Stats().CaughtUp })
 	return a, b, la, lb
 }
 
@@ -233,13 +233,13 @@ func TestBrokerDown(t *testing.T) {
 	eventually(t, 5*time.Second, "b has the first ban", func() bool { return lb.has("198.51.100.1/32") })
 
 	br.stop()
-	eventually(t, 5*time.Second, "a sees the broker down", func() bool { return !a.Status().Connected })
+	eventually(t, 5*time.Second, "a sees the broker down", func() bool { return !a.Stats().Connected })
 	for i := range 100 {
 		a.Publish(testBan(netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}).String()+"/32", time.Hour))
 	}
 	a.Publish(testBan("203.0.113.200/32", time.Second)) // over before the broker is back
 	time.Sleep(1500 * time.Millisecond)
-	if st := a.Status(); st.Queued != 101 || st.Published != 1 {
+	if st := a.Stats(); st.Queued != 101 || st.Published != 1 {
 		t.Fatalf("while down: %+v", st)
 	}
 
@@ -248,7 +248,7 @@ func TestBrokerDown(t *testing.T) {
 	took := eventually(t, 20*time.Second, "b caught up after the restart", func() bool { return lb.count() == 101 })
 	t.Logf("after the broker came back: b has all 100 bans made meanwhile in %v", took)
 	eventually(t, 5*time.Second, "a's queue sent", func() bool {
-		st := a.Status()
+		st := a.Stats()
 		return st.Queued == 0 && st.Published == 101 && st.Expired == 1
 	})
 	if lb.has("198.51.100.1/32") != true {
@@ -274,7 +274,7 @@ func rawClient(t *testing.T, url string, opts ...nats.Option) (*nats.Conn, jetst
 
 // TestPermissions runs contrib/nats/users.conf: a node cannot speak for
 // another, delete or purge the stream, or read others' inboxes; a
-// read-only node enforces the fleet's bans.
+// read-only node enforces the cluster's bans.
 func TestPermissions(t *testing.T) {
 	dir := t.TempDir()
 	conf, err := natstest.Config(dir, "127.0.0.1:-1", filepath.Join("..", "contrib", "nats", "users.conf"))
@@ -284,9 +284,9 @@ func TestPermissions(t *testing.T) {
 	url := natstest.Start(t, conf).ClientURL()
 	la, ld := newLocal(), newLocal()
 	a := runNode(t, Config{Servers: []string{url}, Name: "pbx-a", User: "pbx-a", Password: "pbx-a-secret"}, la)
-	eventually(t, 10*time.Second, "a caught up (it created the stream)", func() bool { return a.Status().CaughtUp })
+	eventually(t, 10*time.Second, "a caught up (it created the stream)", func() bool { return a.Stats().CaughtUp })
 	d := runNode(t, Config{Servers: []string{url}, Name: "pbx-d", User: "pbx-d", Password: "pbx-d-secret", Accept: true, Queue: DefaultQueue}, ld)
-	eventually(t, 10*time.Second, "read-only d caught up", func() bool { return d.Status().CaughtUp })
+	eventually(t, 10*time.Second, "read-only d caught up", func() bool { return d.Stats().CaughtUp })
 	a.Publish(testBan("198.51.100.7/32", time.Hour))
 	eventually(t, 5*time.Second, "read-only d enforces a's ban", func() bool { return ld.has("198.51.100.7/32") })
 
@@ -349,7 +349,7 @@ func TestBrokerLostStorage(t *testing.T) {
 		t.Fatal(err)
 	}
 	br.start()
-	eventually(t, 20*time.Second, "a published its ban again", func() bool { return a.Status().Resyncs >= 2 && a.Status().Queued == 0 })
+	eventually(t, 20*time.Second, "a published its ban again", func() bool { return a.Stats().Resyncs >= 2 && a.Stats().Queued == 0 })
 
 	lc := newLocal()
 	runNode(t, Config{Servers: []string{url}, Name: "pbx-c"}, lc)
@@ -365,7 +365,7 @@ func TestBadMessages(t *testing.T) {
 	url := newBroker(t).url
 	lb := newLocal()
 	b := runNode(t, Config{Servers: []string{url}, Name: "pbx-b"}, lb)
-	eventually(t, 10*time.Second, "b caught up", func() bool { return b.Status().CaughtUp })
+	eventually(t, 10*time.Second, "b caught up", func() bool { return b.Stats().CaughtUp })
 	_, js := rawClient(t, url)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -394,7 +394,7 @@ func TestBadMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, "the good ban arrives", func() bool { return lb.has("198.51.100.10/32") })
-	if st := b.Status(); st.Malformed != 3 || lb.count() != 1 {
+	if st := b.Stats(); st.Malformed != 3 || lb.count() != 1 {
 		t.Fatalf("status %+v, bans %v", st, lb.bans)
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/sipguard/sipguard/control"
 )
 
 // ensureStream returns the stream's creation time, creating the stream
@@ -31,7 +29,7 @@ func (n *Node) ensureStream(ctx context.Context, js jetstream.JetStream) (time.T
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			s, err = js.Stream(ctx, n.cfg.Stream) // another node was quicker
 		} else if err == nil {
-			n.log.Info().Str("stream", n.cfg.Stream).Msg("created the fleet's stream")
+			n.log.Info().Str("stream", n.cfg.Stream).Msg("created the cluster's stream")
 		}
 	}
 	if err != nil {
@@ -42,7 +40,7 @@ func (n *Node) ensureStream(ctx context.Context, js jetstream.JetStream) (time.T
 		// Made by hand, differently: bans would not leave it when they
 		// end, or old ones would pile up.
 		n.log.Error().Str("stream", c.Name).Bool("allow_msg_ttl", c.AllowMsgTTL).Int64("max_msgs_per_subject", c.MaxMsgsPerSubject).
-			Msg("the fleet's stream needs allow_msg_ttl and max_msgs_per_subject = 1 (README, Running a fleet)")
+			Msg("the cluster's stream needs allow_msg_ttl and max_msgs_per_subject = 1 (README, Running a cluster)")
 	}
 	return info.Created, nil
 }
@@ -71,21 +69,21 @@ func (n *Node) subscriber(ctx context.Context, js jetstream.JetStream) {
 		c, err := n.ensureStream(ctx, js)
 		if err != nil {
 			n.fail(err)
-			n.log.Error().Err(err).Str("stream", n.cfg.Stream).Msg("fleet stream unavailable; retrying")
+			n.log.Error().Err(err).Str("stream", n.cfg.Stream).Msg("cluster stream unavailable; retrying")
 			sleep(ctx, 2*time.Second)
 			continue
 		}
 		if !c.Equal(created) {
 			if stop != nil {
 				stop()
-				n.log.Warn().Msg("the fleet's stream was recreated: reading it again, publishing this node's bans again")
+				n.log.Warn().Msg("the cluster's stream was recreated: reading it again, publishing this node's bans again")
 			}
 			created = c
 			if stop, err = n.consume(ctx, js, in); err != nil {
 				stop = nil
 				created = time.Time{}
 				n.fail(err)
-				n.log.Error().Err(err).Msg("cannot read the fleet's stream; retrying")
+				n.log.Error().Err(err).Msg("cannot read the cluster's stream; retrying")
 				sleep(ctx, 2*time.Second)
 				continue
 			}
@@ -127,9 +125,9 @@ func (n *Node) consume(ctx context.Context, js jetstream.JetStream, in chan<- Up
 	if err != nil {
 		return nil, err
 	}
-	n.count(func(st *control.ClusterStatus) { st.CaughtUp = false })
+	n.count(func(st *Stats) { st.CaughtUp = false })
 	caughtUp := func() {
-		n.count(func(st *control.ClusterStatus) { st.CaughtUp = true })
+		n.count(func(st *Stats) { st.CaughtUp = true })
 		n.resync()
 	}
 	if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
@@ -138,7 +136,7 @@ func (n *Node) consume(ctx context.Context, js jetstream.JetStream, in chan<- Up
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		n.receive(ctx, m, in)
 		if md, err := m.Metadata(); err == nil && md.NumPending == 0 && !n.caughtUp() {
-			n.log.Info().Uint64("sequence", md.Sequence.Stream).Msg("caught up with the fleet's bans")
+			n.log.Info().Uint64("sequence", md.Sequence.Stream).Msg("caught up with the cluster's bans")
 			caughtUp()
 		}
 	},
@@ -151,7 +149,7 @@ func (n *Node) consume(ctx context.Context, js jetstream.JetStream, in chan<- Up
 				return // the connection is down: logged already
 			}
 			n.fail(err)
-			n.log.Warn().Err(err).Msg("reading the fleet's stream")
+			n.log.Warn().Err(err).Msg("reading the cluster's stream")
 		}))
 	if err != nil {
 		return nil, err
@@ -163,17 +161,17 @@ func (n *Node) consume(ctx context.Context, js jetstream.JetStream, in chan<- Up
 func (n *Node) receive(ctx context.Context, m jetstream.Msg, in chan<- Update) {
 	msg, err := decode(n.cfg.Subject, m.Subject(), m.Data())
 	if err != nil {
-		n.count(func(st *control.ClusterStatus) {
+		n.count(func(st *Stats) {
 			if errors.Is(err, errOversize) {
 				st.Oversize++
 			} else {
 				st.Malformed++
 			}
 		})
-		n.log.Warn().Err(err).Str("subject", m.Subject()).Msg("fleet message dropped")
+		n.log.Warn().Err(err).Str("subject", m.Subject()).Msg("cluster message dropped")
 		return
 	}
-	n.count(func(st *control.ClusterStatus) { st.Received++ })
+	n.count(func(st *Stats) { st.Received++ })
 	var u Update
 	switch msg.typ {
 	case typeBan:
@@ -225,7 +223,7 @@ func (n *Node) applier(ctx context.Context, in <-chan Update) {
 		if err != nil {
 			if ctx.Err() == nil {
 				n.fail(err)
-				n.log.Error().Err(err).Int("updates", len(batch)).Msg("fleet bans not applied")
+				n.log.Error().Err(err).Int("updates", len(batch)).Msg("cluster bans not applied")
 			}
 			continue
 		}
@@ -356,7 +354,7 @@ func (n *Node) send(ctx context.Context, js jetstream.JetStream, batch []outgoin
 			sent++
 		case err := <-x.f.Err():
 			n.fail(err)
-			if n.Status().Connected {
+			if n.Stats().Connected {
 				x.o.tries++ // refused, not cut off
 			}
 			failed = append(failed, x.o)

@@ -13,38 +13,38 @@ import (
 	"github.com/sipguard/sipguard/daemon"
 )
 
-// fleet records what the daemon gives the fleet.
-type fleet struct {
+// peers records what the daemon gives the cluster.
+type peers struct {
 	mu        sync.Mutex
 	published []cluster.Ban
 	lifted    []cluster.Ban
 	unbans    []cluster.Unban
 }
 
-func (f *fleet) Publish(b cluster.Ban) {
+func (f *peers) Publish(b cluster.Ban) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.published = append(f.published, b)
 }
 
-func (f *fleet) PublishLifted(b cluster.Ban) {
+func (f *peers) PublishLifted(b cluster.Ban) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lifted = append(f.lifted, b)
 }
 
-func (f *fleet) PublishUnban(u cluster.Unban) error {
+func (f *peers) PublishUnban(u cluster.Unban) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.unbans = append(f.unbans, u)
 	return nil
 }
 
-func (f *fleet) Status() control.ClusterStatus { return control.ClusterStatus{Node: "here"} }
+func (f *peers) Stats() cluster.Stats { return cluster.Stats{Node: "here"} }
 
-func (f *fleet) Servers() []netip.Addr { return []netip.Addr{netip.MustParseAddr("198.51.100.222")} }
+func (f *peers) Servers() []netip.Addr { return []netip.Addr{netip.MustParseAddr("198.51.100.222")} }
 
-func (f *fleet) snapshot() (pub, lifted []cluster.Ban, unbans []cluster.Unban) {
+func (f *peers) snapshot() (pub, lifted []cluster.Ban, unbans []cluster.Unban) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]cluster.Ban(nil), f.published...), append([]cluster.Ban(nil), f.lifted...), append([]cluster.Unban(nil), f.unbans...)
@@ -56,13 +56,13 @@ func remote(target, origin string, since time.Time, d time.Duration) cluster.Upd
 	}}
 }
 
-func TestFleet(t *testing.T) {
+func TestCluster(t *testing.T) {
 	e := newEnv(t)
-	f := &fleet{}
+	f := &peers{}
 	r := startWith(t, e.config(), nil, func(d *daemon.Daemon) { d.Join(f, true) })
 	ctx := context.Background()
 
-	// This node's bans go to the fleet: rule bans and manual ones.
+	// This node's bans go to the cluster: rule bans and manual ones.
 	appendLines(t, e.log, failures("198.51.100.7", 5, time.Now())...)
 	if !eventually(func() bool { pub, _, _ := f.snapshot(); return len(pub) == 1 }) {
 		t.Fatalf("rule ban not published:\n%s", r.logs)
@@ -83,7 +83,7 @@ func TestFleet(t *testing.T) {
 		remote("192.0.2.7/32", "pbx-a", now, time.Hour),      // allowlisted here
 		remote("198.51.100.7/32", "pbx-b", now, time.Minute), // banned here for longer
 		remote("198.51.100.51/32", "pbx-a", now.Add(-2*time.Hour), time.Hour),
-		remote("198.51.100.0/24", "pbx-a", now, time.Hour),                 // holds the fleet's server
+		remote("198.51.100.0/24", "pbx-a", now, time.Hour),                 // holds the cluster's server
 		remote("198.51.100.52/32", "pbx-a", now.Add(time.Hour), time.Hour), // starts in an hour
 	})
 	if err != nil || res["applied"] != 2 || res["allowlisted"] != 1 || res["known"] != 1 || res["expired"] != 1 || res["server"] != 1 || res["future"] != 1 {
@@ -98,7 +98,7 @@ func TestFleet(t *testing.T) {
 		t.Error("an allowlisted address was banned for another node")
 	}
 	if pub, _, _ := f.snapshot(); len(pub) != 2 {
-		t.Errorf("a fleet ban was published again: %+v", pub[2:])
+		t.Errorf("a peer's ban was published again: %+v", pub[2:])
 	}
 	bans, _ := r.client.List(ctx)
 	origins := map[string]string{}
@@ -110,14 +110,14 @@ func TestFleet(t *testing.T) {
 	}
 	st, _ := r.client.Status(ctx)
 	if st.Cluster == nil || st.Cluster.Node != "here" || st.Rules[0].Bans != 1 {
-		t.Errorf("status: cluster %+v, rule bans %d (fleet bans are not this node's rule's)", st.Cluster, st.Rules[0].Bans)
+		t.Errorf("status: cluster %+v, rule bans %d (peers' bans are not this node's rule's)", st.Cluster, st.Rules[0].Bans)
 	}
 	own, _ := r.d.Own(ctx)
 	if len(own) != 2 {
 		t.Errorf("own bans: %+v", own)
 	}
 
-	// escalate: a fleet ban counts as an offence here, so this node's
+	// escalate: a peer's ban counts as an offence here, so this node's
 	// next ban of that address is longer (factor 2).
 	r.client.Unban(ctx, control.UnbanRequest{Target: "198.51.100.50"})
 	r.d.Apply(ctx, []cluster.Update{remote("198.51.100.60/32", "pbx-a", time.Now(), time.Minute)})
@@ -142,11 +142,11 @@ func TestFleet(t *testing.T) {
 		t.Fatalf("198.51.100.61 not banned here: %+v %+v\n%s", st.Engine, st.Sources, r.logs)
 	}
 	if left := time.Until(ent.exp); left < 119*time.Minute {
-		t.Errorf("ban after a fleet offence lasts %v; want 2h (escalated)", left)
+		t.Errorf("ban after a peers offence lasts %v; want 2h (escalated)", left)
 	}
 
 	// A cluster unban from another node lifts this node's own ban too,
-	// tells the fleet so, and keeps an older ban of it from coming back.
+	// tells the peers so, and keeps an older ban of it from coming back.
 	unbanAt := time.Now()
 	res, _ = r.d.Apply(ctx, []cluster.Update{{Kind: cluster.UpdateUnban, Unban: cluster.Unban{
 		Target: netip.MustParsePrefix("198.51.100.7/32"), Origin: "pbx-c", Time: unbanAt, Until: unbanAt.Add(time.Hour),
@@ -195,7 +195,7 @@ func TestFleet(t *testing.T) {
 		t.Error("unban --all --cluster accepted")
 	}
 
-	// Fleet bans survive a restart with their origin.
+	// Cluster bans survive a restart with their origin.
 	r.stop(t)
 	r = start(t, e.config(), nil)
 	bans, _ = r.client.List(ctx)
@@ -204,15 +204,15 @@ func TestFleet(t *testing.T) {
 		found = found || b.Target == "198.51.100.7" && b.Origin == "pbx-b"
 	}
 	if !found {
-		t.Errorf("fleet ban lost its origin across a restart: %+v", bans)
+		t.Errorf("peers ban lost its origin across a restart: %+v", bans)
 	}
-	// A fleet ban lifted here by a plain unban stays lifted when the
+	// A peers ban lifted here by a plain unban stays lifted when the
 	// stream is read again after the restart; a newer one of it does not.
 	res, _ = r.d.Apply(ctx, []cluster.Update{remote("198.51.100.50/32", "pbx-a", now, time.Hour)})
 	if res["unbanned"] != 1 {
-		t.Errorf("a fleet ban unbanned here came back after a restart: %v", res)
+		t.Errorf("a peer's ban unbanned here came back after a restart: %v", res)
 	}
 	if _, err := r.client.Unban(ctx, control.UnbanRequest{Target: "198.51.100.7", Cluster: true}); err == nil || !strings.Contains(err.Error(), "no [cluster]") {
-		t.Errorf("unban --cluster without a fleet: %v", err)
+		t.Errorf("unban --cluster without a cluster: %v", err)
 	}
 }

@@ -1,15 +1,23 @@
 package daemon
 
+// This file is the daemon's side of the control socket: it turns the
+// requests of package control into calls on the core goroutine, and the
+// daemon's state into the responses. Wire types stop here.
+
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"os"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/sipguard/sipguard/bans"
+	"github.com/sipguard/sipguard/cluster"
 	"github.com/sipguard/sipguard/control"
 	"github.com/sipguard/sipguard/duration"
 	"github.com/sipguard/sipguard/parsers"
@@ -25,29 +33,130 @@ func (d *Daemon) serve(ctx context.Context, l net.Listener) {
 	os.Remove(d.cfg.Socket)
 }
 
+// NotifyReporter is an Observer that reports its delivery targets in
+// `status`.
+type NotifyReporter interface {
+	NotifyStatus() []control.NotifyStatus
+}
+
 // handler answers control requests on the core goroutine.
 type handler struct{ d *Daemon }
 
-func (h handler) Ban(ctx context.Context, r control.BanRequest) (res control.BanResponse, err error) {
+func (h handler) Ban(ctx context.Context, req control.BanRequest) (control.BanResponse, error) {
+	p, err := parseTarget(req.Target)
+	if err != nil {
+		return control.BanResponse{}, err
+	}
+	var dur time.Duration
+	if req.For != "" {
+		if dur, err = duration.Parse(req.For); err != nil || dur <= 0 {
+			return control.BanResponse{}, control.BadRequest("--for %q: a positive duration such as 30m, 1h or 7d", req.For)
+		}
+	}
+	var r *bans.Record
+	var renewed bool
 	var saved <-chan struct{}
-	if cerr := h.d.call(ctx, func() { res, saved, err = h.d.manualBan(ctx, r) }); cerr != nil {
-		return res, cerr
+	if cerr := h.d.call(ctx, func() { r, renewed, saved, err = h.d.manualBan(ctx, p, dur, req.Reason) }); cerr != nil {
+		return control.BanResponse{}, cerr
+	}
+	if err = h.wait(ctx, saved, err); r == nil {
+		return control.BanResponse{}, err
+	}
+	res := control.BanResponse{Result: control.Banned, Ban: wireBan(r)}
+	if renewed {
+		res.Result = control.AlreadyBanned
+	}
+	return res, err
+}
+
+func (h handler) Unban(ctx context.Context, req control.UnbanRequest) (control.UnbanResponse, error) {
+	var target netip.Prefix
+	if !req.All {
+		var err error
+		if target, err = parseTarget(req.Target); err != nil {
+			return control.UnbanResponse{}, err
+		}
+	}
+	var lifted []netip.Prefix
+	var saved <-chan struct{}
+	var err error
+	cerr := h.d.call(ctx, func() {
+		if req.Cluster {
+			lifted, saved, err = h.d.clusterUnban(ctx, target, req.All)
+		} else {
+			lifted, saved, err = h.d.manualUnban(ctx, target, req.All)
+		}
+	})
+	if cerr != nil {
+		return control.UnbanResponse{}, cerr
+	}
+	if err != nil && saved == nil {
+		return control.UnbanResponse{}, h.wire(err)
+	}
+	res := control.UnbanResponse{Result: control.AlreadyUnbanned, Unbanned: []string{}, Cluster: req.Cluster}
+	if len(lifted) > 0 {
+		res.Result = control.Unbanned
+		for _, p := range lifted {
+			res.Unbanned = append(res.Unbanned, p.String())
+		}
 	}
 	return res, h.wait(ctx, saved, err)
 }
 
-func (h handler) Unban(ctx context.Context, r control.UnbanRequest) (res control.UnbanResponse, err error) {
-	var saved <-chan struct{}
-	if cerr := h.d.call(ctx, func() { res, saved, err = h.d.manualUnban(ctx, r) }); cerr != nil {
-		return res, cerr
+// Import bans many targets at once (sipguard import), answering once
+// they are saved. Entries that cannot be read are refused, with why.
+func (h handler) Import(ctx context.Context, req control.ImportRequest) (control.ImportResponse, error) {
+	var refused []string
+	entries := make([]ImportEntry, 0, len(req.Bans))
+	for _, b := range req.Bans {
+		p, err := parseTarget(b.Target)
+		if err != nil {
+			refused = append(refused, err.Error())
+			continue
+		}
+		e := ImportEntry{Target: p, Reason: b.Reason}
+		if b.For != "" {
+			if e.For, err = duration.Parse(b.For); err != nil || e.For <= 0 {
+				refused = append(refused, fmt.Sprintf("%s: for %q is not a positive duration", p, b.For))
+				continue
+			}
+		}
+		entries = append(entries, e)
 	}
-	return res, h.wait(ctx, saved, err)
+	var res Imported
+	var saved <-chan struct{}
+	var err error
+	if cerr := h.d.call(ctx, func() { res, saved, err = h.d.manualImport(ctx, entries) }); cerr != nil {
+		return control.ImportResponse{}, cerr
+	}
+	if err := h.wait(ctx, saved, err); err != nil {
+		return control.ImportResponse{}, err
+	}
+	return control.ImportResponse{Banned: res.Banned, Renewed: res.Renewed, Refused: append(refused, res.Refused...)}, nil
+}
+
+// parseTarget reads the address or network of a request.
+func parseTarget(s string) (netip.Prefix, error) {
+	p, err := bans.ParseTarget(s)
+	if err != nil {
+		return netip.Prefix{}, control.BadRequest("%v", err)
+	}
+	return p, nil
+}
+
+// wire turns the daemon's refusals into the socket's bad requests.
+func (h handler) wire(err error) error {
+	var r *refusal
+	if errors.As(err, &r) {
+		return control.BadRequest("%s", r.msg)
+	}
+	return err
 }
 
 // wait answers a manual change once it is saved, or says it is not yet.
 func (h handler) wait(ctx context.Context, saved <-chan struct{}, err error) error {
 	if err != nil || saved == nil {
-		return err
+		return h.wire(err)
 	}
 	select {
 	case <-saved:
@@ -81,12 +190,13 @@ func (h handler) Status(ctx context.Context) control.Status {
 // list returns the bans in force, soonest to expire last.
 func (d *Daemon) list() []control.Ban {
 	now := d.now()
-	out := make([]control.Ban, 0, len(d.bans))
-	for _, r := range d.bans {
-		if r.Expires.After(now) {
-			out = append(out, r.control())
+	out := make([]control.Ban, 0, d.ledger.Len())
+	d.ledger.All(func(r *bans.Record) bool {
+		if r.InForce(now) {
+			out = append(out, wireBan(r))
 		}
-	}
+		return true
+	})
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].Since.Equal(out[j].Since) {
 			return out[i].Since.Before(out[j].Since)
@@ -134,7 +244,7 @@ func (d *Daemon) status(ctx context.Context) control.Status {
 	es := d.eng.Stats()
 	st.Engine = control.EngineStatus{
 		Events: es.Events, Allowed: es.Allowed, WhileBanned: es.WhileBanned, Bans: es.Bans,
-		Stale: d.stale, Tracked: es.Tracked, Evicted: es.Evicted, Compromises: d.compromises,
+		Stale: d.stale, Tracked: es.Tracked, Evicted: es.Evicted, Compromises: es.Compromises,
 	}
 	fs := d.fw.State(ctx)
 	st.Firewall = control.FirewallStatus{
@@ -150,7 +260,47 @@ func (d *Daemon) status(ctx context.Context) control.Status {
 			st.Notify = append(st.Notify, r.NotifyStatus()...)
 		}
 	}
-	st.Cluster = d.fleetStatus()
+	if d.cluster != nil {
+		st.Cluster = wireCluster(d.cluster.Stats())
+	}
 	st.State = control.StateStatus{Dir: d.cfg.StateDir, LastSaved: d.lastSaved, Error: d.saveErr}
 	return st
+}
+
+// wireBan is a ban as `list` shows it.
+func wireBan(r *bans.Record) control.Ban {
+	return control.Ban{
+		Target: bans.String(r.Target), Rule: r.Label(), Reason: r.Reason, Since: r.Since,
+		Expires: r.Expires, Count: r.Count, Source: r.Source, Origin: r.Node(),
+	}
+}
+
+// wireCluster is the cluster part of status.
+func wireCluster(s cluster.Stats) *control.ClusterStatus {
+	return &control.ClusterStatus{
+		Node: s.Node, Servers: s.Servers, Stream: s.Stream, Share: s.Share, Accept: s.Accept,
+		Connected: s.Connected, Server: s.Server, Since: s.Since, CaughtUp: s.CaughtUp, Resyncs: s.Resyncs,
+		Published: s.Published, Queued: s.Queued, QueueDropped: s.QueueDropped, Expired: s.Expired,
+		PublishErrors: s.PublishErrors, Received: s.Received, Applied: s.Applied, Ignored: s.Ignored,
+		Malformed: s.Malformed, Oversize: s.Oversize, LastError: s.LastError, LastErrorAt: s.LastErrorAt,
+	}
+}
+
+// feedStatus reports the feeds for `status`.
+func (d *Daemon) feedStatus() []control.FeedStatus {
+	var out []control.FeedStatus
+	for _, f := range d.cfg.Feeds {
+		fs, ok := d.feeds[f.Feed.Name]
+		if !ok {
+			out = append(out, control.FeedStatus{Name: f.Feed.Name, Error: "not started (see the log)"})
+			continue
+		}
+		st := fs.loader.Stats()
+		out = append(out, control.FeedStatus{
+			Name: st.Name, Location: st.Location, Listed: len(fs.want), Enforced: len(fs.applied), Skipped: fs.skipped,
+			Invalid: st.Invalid, TooWide: st.TooWide, LastLoad: st.LastLoad, LastOK: st.LastOK,
+			Loads: st.Loads, Failures: st.Failures, Error: st.LastError,
+		})
+	}
+	return out
 }

@@ -1,22 +1,34 @@
 // Package daemon is sipguard's long-running process: it follows the
 // configured logs, runs their lines through the parsers and the rate
 // engine, enforces the bans the engine decides through a firewall backend,
-// answers the control socket, and keeps its state across restarts.
+// answers the control socket, enforces blocklist feeds and the bans of the
+// cluster, and keeps its state across restarts.
+//
+// It owns orchestration and I/O; the decisions are made elsewhere: the
+// engine decides bans and spots compromises, the ledger (package bans)
+// says what a new ban covers, replaces or needs.
 //
 // # Data flow
 //
 //	follower (one goroutine per log) -> parser -> events -----\
-//	control socket (manual ban/unban, status, list) ----------->  core goroutine: engine, ban records
-//	                                                                  -> firewall backend (batched)
+//	control socket (manual ban/unban, status, list) ----------->  core goroutine: engine, ledger
+//	feeds, cluster ------------------------------------------/       -> firewall backend (batched)
 //	                                                                  -> state files (bans, offences, positions)
+//	                                                                  -> observers (metrics, notify, cluster)
 //
-// The core goroutine owns the engine and the ban records, so nothing there
+// The core goroutine owns the engine and the ledger, so nothing there
 // needs a lock. While it applies a batch of bans to the firewall, new lines
 // queue up; the next round takes them all, so a burst of attackers becomes
 // a few large firewall transactions instead of thousands of small ones.
 //
 // A log position is saved only once the bans its lines caused are in the
 // firewall: a crash re-reads lines rather than losing a ban.
+//
+// Files: daemon.go (the core loop), sources.go and syslog.go (what feeds
+// it lines), enforce.go (decisions to the firewall and the ledger),
+// manual.go (ban, unban and import by hand), feeds.go, cluster.go,
+// state.go (the state files), notice.go (observers), control.go (the
+// control socket: wire types in, wire types out), reload.go.
 package daemon
 
 import (
@@ -30,6 +42,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/sipguard/sipguard/bans"
 	"github.com/sipguard/sipguard/engine"
 	"github.com/sipguard/sipguard/firewall"
 	"github.com/sipguard/sipguard/parsers"
@@ -64,11 +77,10 @@ type Config struct {
 	File          string // the config file, shown in status
 	Version       string
 	Sources       []Source
-	Engine        engine.Options
+	Engine        engine.Options // rules, allowlist, compromise rule
 	StateDir      string
 	Socket        string
 	ManualBanTime time.Duration // for manual bans without a duration
-	Compromise    Compromise    // what a success after failures does
 	Feeds         []Feed        // blocklists to enforce
 }
 
@@ -83,7 +95,7 @@ const (
 	fieldReason  = "reason"
 	fieldPath    = "path"
 	fieldOffence = "offences"
-	fieldOrigin  = "origin"
+	fieldNode    = "node"
 )
 
 // Daemon runs sipguard. Create it with New, then call Run.
@@ -102,7 +114,7 @@ type Daemon struct {
 	// Owned by the core goroutine.
 	cfg         Config
 	eng         *engine.Engine
-	bans        map[netip.Prefix]*banRecord
+	ledger      *bans.Ledger
 	pending     []decision
 	pendingPos  map[string]savedPosition
 	positions   map[string]savedPosition
@@ -125,16 +137,13 @@ type Daemon struct {
 	skewWarned  map[string]time.Time
 	verify      func(context.Context) error // the restore's read-back, when deferred
 	observers   []Observer
-	alerted     map[netip.Prefix]time.Time // compromises reported, by address
-	compromises int64
 	unbans      map[string]int64 // by reason
 	fwErrors    int64
 	feeds       map[string]*feedState
 	stopFeeds   func()
 
-	fleet         Fleet // nil: no [cluster]
-	fleetEscalate bool
-	clusterUnbans map[netip.Prefix]clusterUnban
+	cluster         Cluster // nil: no [cluster]
+	clusterEscalate bool
 }
 
 // New checks cfg and returns a daemon enforcing bans through fw. now is
@@ -157,22 +166,20 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 	}
 	return &Daemon{
 		log: log, fw: fw, now: now, cfg: cfg, eng: eng,
-		calls:         make(chan func()),
-		ready:         make(chan struct{}),
-		batches:       make(chan batch, 64),
-		bans:          map[netip.Prefix]*banRecord{},
-		pendingPos:    map[string]savedPosition{},
-		positions:     map[string]savedPosition{},
-		runners:       map[string]*runner{},
-		ruleBans:      map[string]int64{},
-		skewWarned:    map[string]time.Time{},
-		alerted:       map[netip.Prefix]time.Time{},
-		unbans:        map[string]int64{},
-		feeds:         map[string]*feedState{},
-		clusterUnbans: map[netip.Prefix]clusterUnban{},
-		stopFeeds:     func() {},
-		saveJobs:      make(chan saveJob, 1),
-		saveResults:   make(chan saveResult, 1),
+		calls:       make(chan func()),
+		ready:       make(chan struct{}),
+		batches:     make(chan batch, 64),
+		ledger:      bans.NewLedger(),
+		pendingPos:  map[string]savedPosition{},
+		positions:   map[string]savedPosition{},
+		runners:     map[string]*runner{},
+		ruleBans:    map[string]int64{},
+		skewWarned:  map[string]time.Time{},
+		unbans:      map[string]int64{},
+		feeds:       map[string]*feedState{},
+		stopFeeds:   func() {},
+		saveJobs:    make(chan saveJob, 1),
+		saveResults: make(chan saveResult, 1),
 	}, nil
 }
 
@@ -224,7 +231,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.startFeeds(ctx)
 	d.log.Info().Int("sources", len(d.cfg.Sources)).Int("rules", len(d.cfg.Engine.Rules)).
-		Int("bans", len(d.bans)).Str("socket", d.cfg.Socket).Msg("sipguard running")
+		Int("bans", d.ledger.Len()).Str("socket", d.cfg.Socket).Msg("sipguard running")
 	close(d.ready)
 
 	d.loop(ctx)
@@ -238,7 +245,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.finalSave(d.saveResults)
 	cancel()
 	bg.Wait()
-	d.log.Info().Int("bans", len(d.bans)).Msg("sipguard stopped; bans stay in force")
+	d.log.Info().Int("bans", d.ledger.Len()).Msg("sipguard stopped; bans stay in force")
 	return nil
 }
 

@@ -3,12 +3,10 @@ package daemon
 import (
 	"context"
 	"net/netip"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/sipguard/sipguard/control"
+	"github.com/sipguard/sipguard/bans"
 	"github.com/sipguard/sipguard/feeds"
 	"github.com/sipguard/sipguard/firewall"
 )
@@ -23,24 +21,18 @@ type Feed struct {
 	Expire time.Duration
 }
 
-// feedRulePrefix starts the rule name of a feed's bans: "feed:NAME".
-const feedRulePrefix = "feed:"
-
 // feedState is what the daemon knows of one feed: owned by the core
 // goroutine, except loader (whose Stats are safe to read anywhere).
 type feedState struct {
 	cfg       Feed
 	loader    *feeds.Loader
 	want      []netip.Prefix            // the last good list
-	applied   map[netip.Prefix]struct{} // entries in the firewall, as records in d.bans
+	applied   map[netip.Prefix]struct{} // entries in the firewall, as records in the ledger
 	skipped   int                       // entries of want not enforced (allowlisted, overlapping another ban)
 	excluded  map[netip.Prefix]struct{} // lifted by `sipguard unban`: kept out until a restart or reload
 	dirty     bool                      // want and applied differ: apply again
 	refreshed time.Time                 // when the entries' timeouts were last set
 }
-
-// feedRule is the rule name of a feed's bans.
-func feedRule(name string) string { return feedRulePrefix + name }
 
 // startFeeds starts a loader per feed. The entries restored from the state
 // belong to their feeds at once, so a feed that fails to load keeps them;
@@ -52,14 +44,15 @@ func (d *Daemon) startFeeds(ctx context.Context) {
 	d.feeds = map[string]*feedState{}
 	configured := map[string]bool{}
 	for _, f := range d.cfg.Feeds {
-		configured[feedRule(f.Feed.Name)] = true
+		configured[f.Feed.Name] = true
 	}
 	var gone []netip.Prefix
-	for p, r := range d.bans {
-		if strings.HasPrefix(r.Rule, feedRulePrefix) && !configured[r.Rule] {
-			gone = append(gone, p)
+	d.ledger.All(func(r *bans.Record) bool {
+		if r.Origin.Kind == bans.Feed && !configured[r.Origin.Name] {
+			gone = append(gone, r.Target)
 		}
-	}
+		return true
+	})
 	if len(gone) > 0 {
 		if err := d.fw.Unban(ctx, gone...); err != nil {
 			d.fwErrors++
@@ -78,13 +71,14 @@ func (d *Daemon) startFeeds(ctx context.Context) {
 			continue
 		}
 		fs := &feedState{cfg: f, loader: l, applied: map[netip.Prefix]struct{}{}, excluded: map[netip.Prefix]struct{}{}}
-		rule := feedRule(f.Feed.Name)
-		for p, r := range d.bans {
-			if r.Rule == rule {
-				fs.applied[p] = struct{}{}
-				fs.want = append(fs.want, p)
+		origin := bans.FromFeed(f.Feed.Name)
+		d.ledger.All(func(r *bans.Record) bool {
+			if r.Origin == origin {
+				fs.applied[r.Target] = struct{}{}
+				fs.want = append(fs.want, r.Target)
 			}
-		}
+			return true
+		})
 		fs.refreshed = d.now() // restored with their kernel timeouts
 		d.feeds[f.Feed.Name] = fs
 		wg.Go(func() {
@@ -135,12 +129,12 @@ func (d *Daemon) applyFeeds(ctx context.Context) {
 }
 
 func (d *Daemon) applyFeed(ctx context.Context, name string, fs *feedState, refresh bool, now time.Time) error {
-	rule := feedRule(name)
+	origin := bans.FromFeed(name)
 	want := make(map[netip.Prefix]struct{}, len(fs.want))
 	skipped := 0
-	others := d.networkBans(rule, now)
+	others := d.networkBans(origin, now)
 	for _, p := range fs.want {
-		if _, ex := fs.excluded[p]; ex || d.feedBlocked(p, rule, others) {
+		if _, ex := fs.excluded[p]; ex || d.feedBlocked(p, origin, others) {
 			skipped++
 			continue
 		}
@@ -171,11 +165,11 @@ func (d *Daemon) applyFeed(ctx context.Context, name string, fs *feedState, refr
 			return err
 		}
 		for _, b := range add {
-			if r, ok := d.bans[b.Prefix]; ok && r.Rule == rule {
-				r.Expires = now.Add(b.Timeout)
-				continue
+			r := &bans.Record{Target: b.Prefix, Origin: origin, Reason: "blocklist feed " + name, Since: now, Expires: now.Add(b.Timeout)}
+			if old, ok := d.ledger.Get(b.Prefix); ok && old.Origin == origin {
+				r.Since = old.Since // a refresh: records are replaced, never changed
 			}
-			d.bans[b.Prefix] = &banRecord{Target: b.Prefix, Rule: rule, Reason: "blocklist feed " + name, Since: now, Expires: now.Add(b.Timeout)}
+			d.ledger.Put(r)
 			fs.applied[b.Prefix] = struct{}{}
 		}
 		d.bansDirty = true
@@ -193,81 +187,45 @@ func (d *Daemon) applyFeed(ctx context.Context, name string, fs *feedState, refr
 
 // feedBlocked reports whether a feed entry must stay out of the firewall:
 // it overlaps the allowlist, is banned otherwise already, or is a network
-// overlapping a network ban of another rule or feed (others).
-func (d *Daemon) feedBlocked(p netip.Prefix, rule string, others *prefixIndex) bool {
+// overlapping a network ban of another origin (others).
+func (d *Daemon) feedBlocked(p netip.Prefix, origin bans.Origin, others *bans.Index) bool {
 	if d.allowed(p).IsValid() {
 		return true
 	}
-	if r, ok := d.bans[p]; ok && r.Rule != rule {
+	if r, ok := d.ledger.Get(p); ok && r.Origin != origin {
 		return true
 	}
 	// Addresses live in their own sets, apart from networks.
-	return !isHost(p) && others.overlaps(p)
+	return !bans.IsHost(p) && others.Overlaps(p)
 }
 
-// networkBans indexes the network bans in force that are not rule's.
-func (d *Daemon) networkBans(rule string, now time.Time) *prefixIndex {
-	ix := &prefixIndex{set: map[netip.Prefix]struct{}{}}
-	lengths := map[int]bool{}
-	for q, r := range d.bans {
-		if isHost(q) || r.Rule == rule || !r.Expires.After(now) {
-			continue
+// networkBans indexes the network bans in force not of origin.
+func (d *Daemon) networkBans(origin bans.Origin, now time.Time) *bans.Index {
+	ix := bans.NewIndex()
+	d.ledger.All(func(r *bans.Record) bool {
+		if !bans.IsHost(r.Target) && r.Origin != origin && r.InForce(now) {
+			ix.Add(r.Target)
 		}
-		ix.set[q] = struct{}{}
-		ix.sorted = append(ix.sorted, q)
-		lengths[q.Bits()] = true
-	}
-	for b := range lengths {
-		ix.lengths = append(ix.lengths, b)
-	}
-	slices.Sort(ix.lengths)
-	slices.SortFunc(ix.sorted, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+		return true
+	})
 	return ix
 }
 
-// prefixIndex answers "does p overlap any of these networks?" in
-// O(distinct lengths + log n), for feeds of 100,000 entries.
-type prefixIndex struct {
-	set     map[netip.Prefix]struct{}
-	sorted  []netip.Prefix // by address
-	lengths []int          // distinct prefix lengths, ascending
-}
-
-func (ix *prefixIndex) overlaps(p netip.Prefix) bool {
-	if len(ix.sorted) == 0 {
-		return false
+// feedEntryLifted keeps a feed's books when one of its entries is lifted.
+// A feed's entries come and go by the thousand: the feed's own log line
+// reports them, and no one is notified of each.
+func (d *Daemon) feedEntryLifted(r *bans.Record, reason, why string) {
+	fs := d.feeds[r.Origin.Name]
+	if fs == nil {
+		return
 	}
-	// A network containing p (or equal to it).
-	for _, b := range ix.lengths {
-		if b > p.Bits() {
-			break
-		}
-		if q, err := p.Addr().Prefix(b); err == nil {
-			if _, ok := ix.set[q]; ok {
-				return true
-			}
-		}
+	delete(fs.applied, r.Target)
+	switch reason {
+	case UnbanManual:
+		fs.excluded[r.Target] = struct{}{}
+		d.log.Info().Str(fieldPrefix, r.Target.String()).Str(fieldRule, r.Label()).Str(fieldReason, why).
+			Msg("unban of a feed entry: kept out until restart; [allow] it for good")
+	case UnbanExpired, UnbanReplaced:
+		fs.dirty = true // try again (a wider ban keeps it out)
 	}
-	// A network inside p: the first one at or after p's address.
-	i, _ := slices.BinarySearchFunc(ix.sorted, p.Addr(), func(q netip.Prefix, a netip.Addr) int { return q.Addr().Compare(a) })
-	return i < len(ix.sorted) && p.Contains(ix.sorted[i].Addr())
-}
-
-// feedStatus reports the feeds for `status`.
-func (d *Daemon) feedStatus() []control.FeedStatus {
-	var out []control.FeedStatus
-	for _, f := range d.cfg.Feeds {
-		fs, ok := d.feeds[f.Feed.Name]
-		if !ok {
-			out = append(out, control.FeedStatus{Name: f.Feed.Name, Error: "not started (see the log)"})
-			continue
-		}
-		st := fs.loader.Stats()
-		out = append(out, control.FeedStatus{
-			Name: st.Name, Location: st.Location, Listed: len(fs.want), Enforced: len(fs.applied), Skipped: fs.skipped,
-			Invalid: st.Invalid, TooWide: st.TooWide, LastLoad: st.LastLoad, LastOK: st.LastOK,
-			Loads: st.Loads, Failures: st.Failures, Error: st.LastError,
-		})
-	}
-	return out
 }

@@ -2,12 +2,9 @@ package daemon
 
 import (
 	"net/netip"
-	"strconv"
 	"time"
 
-	"github.com/sipguard/sipguard/control"
 	"github.com/sipguard/sipguard/engine"
-	"github.com/sipguard/sipguard/parsers"
 )
 
 // NoticeType says what a Notice reports.
@@ -26,7 +23,7 @@ const (
 	UnbanManual   = "manual"
 	UnbanReplaced = "replaced" // a wider ban took its place
 	UnbanFeed     = "feed"     // gone from its blocklist feed
-	// UnbanCluster (cluster.go): lifted by the fleet.
+	// UnbanCluster (cluster.go): lifted by the cluster.
 )
 
 // Notice is something the daemon did or saw that others may want to hear
@@ -35,7 +32,7 @@ type Notice struct {
 	Type     NoticeType
 	Target   netip.Prefix // the address or network banned or unbanned
 	Addr     netip.Addr   // ban and compromise: the address whose events caused it
-	Rule     string       // the rule, "manual", "compromise" or "feed:NAME"
+	Rule     string       // the rule, "manual", "compromise" or "feed:NAME" (bans.Record.Label)
 	Reason   string       // ban: why; unban: one of the Unban* reasons
 	Source   string       // the log source of the events
 	User     string       // compromise: the account that logged in (attacker-written text)
@@ -46,8 +43,9 @@ type Notice struct {
 	// Latency is, for a ban a rule decided, the time from the daemon
 	// receiving the line that completed it to the ban being in the firewall.
 	Latency time.Duration
-	// Origin is the fleet node whose ban this is, when not this one.
-	Origin string
+	// Node is the peer of the cluster whose ban this is, when not this
+	// node's own.
+	Node string
 }
 
 // Observer hears the daemon's notices. Notice is called on the daemon's
@@ -55,12 +53,6 @@ type Notice struct {
 // full), never wait for the network.
 type Observer interface {
 	Notice(Notice)
-}
-
-// NotifyReporter is an Observer that reports its delivery targets in
-// `status`.
-type NotifyReporter interface {
-	NotifyStatus() []control.NotifyStatus
 }
 
 // Observe adds an observer. Call it before Run.
@@ -72,72 +64,15 @@ func (d *Daemon) notice(n Notice) {
 	}
 }
 
-// Compromise says what a successful login from an address that just
-// failed does: the sign of a guessed password.
-type Compromise struct {
-	// Action is "off", "alert" (log at warning level, count, notify) or
-	// "ban" (alert, and ban the address for BanTime).
-	Action      string
-	MinFailures int           // failures within Window before the success
-	Window      time.Duration // how far back failures count
-	BanTime     time.Duration
-}
-
-// compromiseRule is the rule name of bans for a compromise.
-const compromiseRule = "compromise"
-
-// maxAlerted bounds the addresses remembered to alert once per window.
-const maxAlerted = 10000
-
-// success handles an auth_succeeded event: a success after MinFailures
-// failures within Window is reported once per Window and address.
-func (d *Daemon) success(ev *parsers.Event, now time.Time) {
-	c := d.cfg.Compromise
-	if c.Action == "" || c.Action == "off" || d.eng.Allowed(ev.Addr) {
-		return
-	}
-	n := d.eng.Recent(ev.Addr, ev.Time.Add(-c.Window))
-	if n < c.MinFailures {
-		return
-	}
-	p := d.eng.Prefix(ev.Addr)
-	if last, ok := d.alerted[p]; ok && ev.Time.Sub(last) < c.Window {
-		return
-	}
-	if len(d.alerted) >= maxAlerted {
-		for q, t := range d.alerted {
-			if ev.Time.Sub(t) >= c.Window {
-				delete(d.alerted, q)
-			}
-		}
-		if len(d.alerted) >= maxAlerted {
-			clear(d.alerted) // at worst, an address is reported twice
-		}
-	}
-	d.alerted[p] = ev.Time
-	d.compromises++
-	d.log.Warn().Str(fieldIP, ev.Addr.String()).Str("user", ev.User).Str(fieldSource, ev.Source).
-		Str("service", ev.Service.String()).Int("failures", n).Dur("within", c.Window).Str("action", c.Action).
+// compromised reports a successful login after failures (the engine's
+// compromise rule).
+func (d *Daemon) compromised(c engine.Compromise) {
+	d.log.Warn().Str(fieldIP, c.Addr.String()).Str("user", c.User).Str(fieldSource, c.Source).
+		Str("service", c.Service.String()).Int("failures", c.Failures).Dur("within", d.cfg.Engine.Compromise.Window).
+		Str("action", d.cfg.Engine.Compromise.Action).
 		Msg("successful login after failures: a guessed password? check this account")
 	d.notice(Notice{
-		Type: NoticeCompromise, Target: p, Addr: ev.Addr, Rule: compromiseRule, Source: ev.Source, User: ev.User,
-		Count: n, Time: ev.Time, Reason: "successful login after " + plural(n, "failure"),
+		Type: NoticeCompromise, Target: c.Prefix, Addr: c.Addr, Rule: engine.CompromiseRuleName, Source: c.Source, User: c.User,
+		Count: c.Failures, Time: c.Time, Reason: c.Reason(),
 	})
-	if c.Action != "ban" {
-		return
-	}
-	d.decide(engineBan(p, ev, n, c.BanTime), ev, now, time.Time{}, "successful login after "+plural(n, "failure"))
-	d.eng.Banned(p, ev.Time, c.BanTime)
-}
-
-// engineBan is the ban of a compromise, in the engine's terms.
-func engineBan(p netip.Prefix, ev *parsers.Event, n int, dur time.Duration) engine.Ban {
-	return engine.Ban{Prefix: p, Addr: ev.Addr.Unmap(), Rule: compromiseRule, Count: n, First: ev.Time, Last: ev.Time, Duration: dur}
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	return strconv.Itoa(n) + " " + word + "s"
 }

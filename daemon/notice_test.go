@@ -9,6 +9,7 @@ import (
 
 	"github.com/sipguard/sipguard/control"
 	"github.com/sipguard/sipguard/daemon"
+	"github.com/sipguard/sipguard/engine"
 )
 
 // notices records what an observer hears.
@@ -94,7 +95,7 @@ func TestCompromise(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			e := newEnv(t)
 			cfg := e.config()
-			cfg.Compromise = daemon.Compromise{Action: c.action, MinFailures: 3, Window: time.Hour, BanTime: 7 * 24 * time.Hour}
+			cfg.Engine.Compromise = engine.CompromiseRule{Action: c.action, MinFailures: 3, Window: time.Hour, BanTime: 7 * 24 * time.Hour}
 			var n notices
 			r := start(t, cfg, nil, &n)
 			lines := failures(c.addr, c.failures, now.Add(-10*time.Minute))

@@ -29,7 +29,7 @@ func (d *Daemon) reload(cfg Config) error {
 		if eng, err = engine.New(cfg.Engine); err != nil {
 			return fmt.Errorf("rules: %w", err)
 		}
-		eng.Restore(d.eng.Offences())
+		eng.Inherit(d.eng)
 	}
 	if cfg.ManualBanTime <= 0 {
 		cfg.ManualBanTime = d.cfg.ManualBanTime

@@ -132,7 +132,12 @@ func (d *Daemon) handle(b batch) {
 			ev.Time = now
 		}
 		if ev.Kind == parsers.AuthSucceeded {
-			d.success(ev, now)
+			if c, ok := d.eng.Success(ev); ok {
+				d.compromised(c)
+				if c.Ban != nil {
+					d.decide(*c.Ban, ev, now, time.Time{}, c.Reason())
+				}
+			}
 			continue
 		}
 		ban, ok := d.eng.Observe(ev)

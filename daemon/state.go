@@ -1,32 +1,24 @@
 package daemon
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"maps"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
-	"github.com/sipguard/sipguard/engine"
+	"github.com/sipguard/sipguard/bans"
 	"github.com/sipguard/sipguard/firewall"
 	"github.com/sipguard/sipguard/store"
 )
 
 // State files in [daemon] state_dir. Bans change rarely and positions
 // constantly, so they live apart: a busy log does not rewrite the bans.
-// Bans use a line format rather than JSON: 100,000 bans encode in tens of
-// milliseconds instead of half a second, and restore as fast.
+// The bans file's format is package bans's (bans.Encode).
 const (
 	bansFile      = "bans.state"
 	positionsFile = "positions.json"
 	stateVersion  = 1
-	bansHeader    = "# sipguard bans v1"
 )
 
 type positionsState struct {
@@ -35,162 +27,33 @@ type positionsState struct {
 	Sources map[string]savedPosition `json:"sources"`
 }
 
-// encodeBans writes bans and offences, one per line, tab-separated, text
-// fields quoted:
-//
-//	ban	<target>	<rule>	<since ms>	<expires ms>	<count>	<offences>	"<source>"	"<addr>"	"<reason>"	["<origin>"]
-//
-// The origin (a fleet node) is written only for other nodes' bans, and
-// lifted records exist only in a fleet: the files of a daemon without
-// [cluster] still read with older versions.
-//
-//	offence	<prefix>	<count>	<last ms>	<until ms>
-//	lifted	<target>	<at ms>	<until ms>
-//
-// A lifted record keeps other nodes' bans of target made before at from
-// being enforced again until until: they were lifted here, by a cluster
-// unban or a plain one.
-func encodeBans(bans []*banRecord, offences []engine.Offence, lifted map[netip.Prefix]clusterUnban) []byte {
-	b := make([]byte, 0, 64+len(bans)*120+len(offences)*60)
-	b = append(b, bansHeader...)
-	b = append(b, '\n')
-	for _, r := range bans {
-		b = append(b, "ban\t"...)
-		b = r.Target.AppendTo(b)
-		b = append(b, '\t')
-		b = strconv.AppendQuote(b, r.Rule)
-		for _, n := range []int64{r.Since.UnixMilli(), r.Expires.UnixMilli(), int64(r.Count), int64(r.Offences)} {
-			b = append(b, '\t')
-			b = strconv.AppendInt(b, n, 10)
-		}
-		for _, s := range []string{r.Source, r.Addr, r.Reason} {
-			b = append(b, '\t')
-			b = strconv.AppendQuote(b, s)
-		}
-		if r.Origin != "" {
-			b = append(b, '\t')
-			b = strconv.AppendQuote(b, r.Origin)
-		}
-		b = append(b, '\n')
-	}
-	for p, u := range lifted {
-		b = append(b, "lifted\t"...)
-		b = p.AppendTo(b)
-		// at rounded up: a ban of the same millisecond stays lifted.
-		for _, n := range []int64{(u.at.UnixNano() + 999_999) / 1e6, u.until.UnixMilli()} {
-			b = append(b, '\t')
-			b = strconv.AppendInt(b, n, 10)
-		}
-		b = append(b, '\n')
-	}
-	for _, o := range offences {
-		b = append(b, "offence\t"...)
-		b = o.Prefix.AppendTo(b)
-		for _, n := range []int64{int64(o.Count), o.Last.UnixMilli(), o.Until.UnixMilli()} {
-			b = append(b, '\t')
-			b = strconv.AppendInt(b, n, 10)
-		}
-		b = append(b, '\n')
-	}
-	return b
-}
-
-// decodeBans reads what encodeBans wrote.
-func decodeBans(data []byte) ([]*banRecord, []engine.Offence, map[netip.Prefix]clusterUnban, error) {
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	if !sc.Scan() || sc.Text() != bansHeader {
-		return nil, nil, nil, fmt.Errorf("not a sipguard bans file (want %q first)", bansHeader)
-	}
-	var bans []*banRecord
-	var offences []engine.Offence
-	lifted := map[netip.Prefix]clusterUnban{}
-	for n := 2; sc.Scan(); n++ {
-		f := strings.Split(sc.Text(), "\t")
-		var err error
-		switch {
-		case f[0] == "ban" && (len(f) == 10 || len(f) == 11):
-			r := &banRecord{}
-			var nums [4]int64
-			r.Target, err = netip.ParsePrefix(f[1])
-			if err == nil {
-				r.Rule, err = strconv.Unquote(f[2])
-			}
-			for i := range nums {
-				if err == nil {
-					nums[i], err = strconv.ParseInt(f[3+i], 10, 64)
-				}
-			}
-			fields := []*string{&r.Source, &r.Addr, &r.Reason}
-			if len(f) == 11 {
-				fields = append(fields, &r.Origin)
-			}
-			for i, dst := range fields {
-				if err == nil {
-					*dst, err = strconv.Unquote(f[7+i])
-				}
-			}
-			r.Since, r.Expires = time.UnixMilli(nums[0]), time.UnixMilli(nums[1])
-			r.Count, r.Offences = int(nums[2]), int(nums[3])
-			bans = append(bans, r)
-		case f[0] == "offence" && len(f) == 5:
-			var o engine.Offence
-			var nums [3]int64
-			o.Prefix, err = netip.ParsePrefix(f[1])
-			for i := range nums {
-				if err == nil {
-					nums[i], err = strconv.ParseInt(f[2+i], 10, 64)
-				}
-			}
-			o.Count, o.Last, o.Until = int(nums[0]), time.UnixMilli(nums[1]), time.UnixMilli(nums[2])
-			offences = append(offences, o)
-		case f[0] == "lifted" && len(f) == 4:
-			var p netip.Prefix
-			var nums [2]int64
-			p, err = netip.ParsePrefix(f[1])
-			for i := range nums {
-				if err == nil {
-					nums[i], err = strconv.ParseInt(f[2+i], 10, 64)
-				}
-			}
-			lifted[p] = clusterUnban{at: time.UnixMilli(nums[0]), until: time.UnixMilli(nums[1])}
-		default:
-			err = fmt.Errorf("unknown record %q", f[0])
-		}
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("line %d: %w", n, err)
-		}
-	}
-	return bans, offences, lifted, sc.Err()
-}
-
 // restore loads the saved state: the bans still in force go back into the
 // firewall (which may have lost them: rebooted, flushed, never loaded),
 // the offence history into the engine, the positions to the followers.
 func (d *Daemon) restore(ctx context.Context) error {
 	start := time.Now()
 	bansPath := filepath.Join(d.cfg.StateDir, bansFile)
-	bans, offences, lifted, err := readBans(bansPath)
+	saved, err := readBans(bansPath)
 	if err != nil {
 		// Writes are atomic, so this is outside damage: keep the file for
 		// inspection and start afresh rather than not protecting at all.
 		aside := fmt.Sprintf("%s.corrupt-%d", bansPath, d.now().Unix())
 		os.Rename(bansPath, aside)
 		d.log.Error().Err(err).Str("kept_as", aside).Msg("saved bans unreadable; starting without them")
-		bans, offences, lifted = nil, nil, nil
+		saved = bans.Snapshot{}
 	}
 	now := d.now()
-	for p, u := range lifted {
-		if u.until.After(now) {
-			d.clusterUnbans[p] = u
+	for p, u := range saved.Lifts {
+		if u.Until.After(now) {
+			d.ledger.Remember(p, u)
 		}
 	}
 	var entries []firewall.Entry
-	for _, r := range bans {
-		if !r.Target.IsValid() || !r.Expires.After(now) {
+	for _, r := range saved.Bans {
+		if !r.Target.IsValid() || !r.InForce(now) {
 			continue
 		}
-		d.bans[r.Target] = r
+		d.ledger.Put(r)
 		entries = append(entries, firewall.Entry{Prefix: r.Target, Expires: r.Expires})
 	}
 	// Bans are saved a moment after they are enforced: after a crash the
@@ -202,11 +65,11 @@ func (d *Daemon) restore(ctx context.Context) error {
 		}
 		adopted := 0
 		for _, e := range held {
-			if _, known := d.bans[e.Prefix]; known || !e.Expires.After(now) {
+			if _, known := d.ledger.Get(e.Prefix); known || !e.Expires.After(now) {
 				continue
 			}
-			d.bans[e.Prefix] = &banRecord{Target: e.Prefix, Rule: adoptedRule, Since: now, Expires: e.Expires,
-				Reason: "in the kernel at start but not in the saved state (the daemon stopped before saving it)"}
+			d.ledger.Put(&bans.Record{Target: e.Prefix, Origin: bans.ByKernel, Since: now, Expires: e.Expires,
+				Reason: "in the kernel at start but not in the saved state (the daemon stopped before saving it)"})
 			entries = append(entries, e)
 			adopted++
 		}
@@ -226,7 +89,7 @@ func (d *Daemon) restore(ctx context.Context) error {
 		return fmt.Errorf("restore %d bans into the firewall: %w", len(entries), err)
 	}
 	d.log.Info().Int("bans", len(entries)).Dur("took", time.Since(start)).Dur("read", read).Msg("bans restored")
-	d.eng.Restore(offences)
+	d.eng.Restore(saved.Offences)
 
 	var ps positionsState
 	if _, err := store.Load(filepath.Join(d.cfg.StateDir, positionsFile), &ps); err != nil {
@@ -237,10 +100,6 @@ func (d *Daemon) restore(ctx context.Context) error {
 	}
 	return nil
 }
-
-// adoptedRule names the bans found in the kernel at start that the saved
-// state did not know.
-const adoptedRule = "adopted"
 
 // kernelReader is a backend that can read what the kernel enforces.
 type kernelReader interface {
@@ -254,19 +113,19 @@ type loader interface {
 	Verify(ctx context.Context) error
 }
 
-func readBans(path string) ([]*banRecord, []engine.Offence, map[netip.Prefix]clusterUnban, error) {
+func readBans(path string) (bans.Snapshot, error) {
 	data, err := os.ReadFile(path)
 	if os.IsNotExist(err) {
-		return nil, nil, nil, nil
+		return bans.Snapshot{}, nil
 	}
 	if err != nil {
-		return nil, nil, nil, err
+		return bans.Snapshot{}, err
 	}
-	bans, offences, lifted, err := decodeBans(data)
+	s, err := bans.Decode(data)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%s: %w", path, err)
+		return bans.Snapshot{}, fmt.Errorf("%s: %w", path, err)
 	}
-	return bans, offences, lifted, nil
+	return s, nil
 }
 
 // saveJob is a snapshot of the state to write. Ban records are never
@@ -274,9 +133,7 @@ func readBans(path string) ([]*banRecord, []engine.Offence, map[netip.Prefix]clu
 // encode them while the core goes on.
 type saveJob struct {
 	gen       uint64
-	bans      []*banRecord // nil: unchanged
-	offences  []engine.Offence
-	lifted    map[netip.Prefix]clusterUnban
+	bans      *bans.Snapshot           // nil: unchanged
 	positions map[string]savedPosition // nil: unchanged
 	at        time.Time
 }
@@ -291,7 +148,7 @@ func (d *Daemon) saver(jobs <-chan saveJob, results chan<- saveResult) {
 	for job := range jobs {
 		var err error
 		if job.bans != nil {
-			err = store.WriteFile(filepath.Join(d.cfg.StateDir, bansFile), encodeBans(job.bans, job.offences, job.lifted))
+			err = store.WriteFile(filepath.Join(d.cfg.StateDir, bansFile), bans.Encode(*job.bans))
 		}
 		if job.positions != nil && err == nil {
 			err = store.Save(filepath.Join(d.cfg.StateDir, positionsFile),
@@ -311,12 +168,7 @@ func (d *Daemon) save(now bool) {
 	d.lastTry = t
 	job := saveJob{gen: d.gen, at: t}
 	if d.bansDirty {
-		job.bans = make([]*banRecord, 0, len(d.bans))
-		for _, r := range d.bans {
-			job.bans = append(job.bans, r)
-		}
-		job.offences = d.eng.Offences()
-		job.lifted = maps.Clone(d.clusterUnbans)
+		job.bans = &bans.Snapshot{Bans: d.ledger.Records(), Lifts: d.ledger.Lifts(), Offences: d.eng.Offences()}
 	}
 	if d.posDirty {
 		job.positions = make(map[string]savedPosition, len(d.positions))

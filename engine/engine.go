@@ -55,6 +55,9 @@ type Options struct {
 	// History is how long an address's offences count for escalation
 	// (0: 7 days).
 	History time.Duration
+	// Compromise is the rule for successful logins after failures (see
+	// Success); off when its Action is empty.
+	Compromise CompromiseRule
 }
 
 // Defaults for Options fields left zero.
@@ -91,6 +94,7 @@ type Stats struct {
 	WhileBanned int64 // ignored: address already banned
 	Bans        int64 // bans decided
 	Evicted     int64 // addresses forgotten early because of MaxTracked
+	Compromises int64 // successful logins after failures reported
 	Tracked     int   // addresses with state now
 }
 
@@ -118,18 +122,20 @@ type offence struct {
 // Engine decides bans. It is not safe for concurrent use: one goroutine
 // feeds it events in (roughly) time order.
 type Engine struct {
-	rules   []Rule
-	allow4  []netip.Prefix
-	allow6  []netip.Prefix
-	v6bits  int
-	max     int
-	history int64
-	maxFind int64
+	rules      []Rule
+	compromise CompromiseRule
+	allow4     []netip.Prefix
+	allow6     []netip.Prefix
+	v6bits     int
+	max        int
+	history    int64
+	maxFind    int64
 
 	trackers   map[key]*tracker
 	head, tail *tracker // recency list
 	offences   map[key]*offence
-	now        int64 // newest event time seen
+	alerted    map[netip.Prefix]time.Time // compromises reported, by prefix
+	now        int64                      // newest event time seen
 	nextSweep  int64
 	stats      Stats
 }
@@ -143,11 +149,13 @@ func New(opts Options) (*Engine, error) {
 		return nil, errors.New("more than 64 rules")
 	}
 	e := &Engine{
-		v6bits:   opts.IPv6Prefix,
-		max:      opts.MaxTracked,
-		history:  int64(opts.History),
-		trackers: make(map[key]*tracker),
-		offences: make(map[key]*offence),
+		v6bits:     opts.IPv6Prefix,
+		max:        opts.MaxTracked,
+		history:    int64(opts.History),
+		trackers:   make(map[key]*tracker),
+		offences:   make(map[key]*offence),
+		alerted:    make(map[netip.Prefix]time.Time),
+		compromise: opts.Compromise,
 	}
 	if e.v6bits == 0 {
 		e.v6bits = DefaultIPv6Prefix
@@ -190,6 +198,17 @@ func New(opts Options) (*Engine, error) {
 		}
 		e.rules = append(e.rules, r)
 		e.maxFind = max(e.maxFind, int64(r.FindTime))
+	}
+	switch c := opts.Compromise; {
+	case c.Action == "" || c.Action == "off":
+	case c.Action != "alert" && c.Action != "ban":
+		return nil, fmt.Errorf("compromise action %q is not off, alert or ban", c.Action)
+	case c.MinFailures < 1:
+		return nil, fmt.Errorf("compromise min_failures %d must be at least 1", c.MinFailures)
+	case c.Window <= 0:
+		return nil, errors.New("compromise window must be positive")
+	case c.Action == "ban" && c.BanTime <= 0:
+		return nil, errors.New("compromise ban_time must be positive")
 	}
 	for _, p := range opts.Allow {
 		if !p.IsValid() {
@@ -572,6 +591,17 @@ func (e *Engine) Restore(offences []Offence) {
 			tr.until = max(tr.until, o.Until.UnixNano())
 		}
 	}
+}
+
+// Inherit takes over what old remembers beyond its counters: the offence
+// history and the compromises reported. Used when the rules change, so
+// that escalation goes on and no compromise is reported twice.
+func (e *Engine) Inherit(old *Engine) {
+	e.Restore(old.Offences())
+	for p, t := range old.alerted {
+		e.alerted[p] = t
+	}
+	e.stats.Compromises = old.stats.Compromises
 }
 
 // Banned records a ban decided outside the engine (a manual ban): events

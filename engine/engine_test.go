@@ -309,6 +309,10 @@ func TestNewErrors(t *testing.T) {
 		{"name", engine.Options{Rules: bad(func(r *engine.Rule) { r.Name = "" })}},
 		{"duplicate", engine.Options{Rules: []engine.Rule{ok, ok}}},
 		{"ipv6 prefix", engine.Options{Rules: []engine.Rule{ok}, IPv6Prefix: 129}},
+		{"compromise action", engine.Options{Rules: []engine.Rule{ok}, Compromise: engine.CompromiseRule{Action: "block", MinFailures: 1, Window: time.Hour}}},
+		{"compromise min_failures", engine.Options{Rules: []engine.Rule{ok}, Compromise: engine.CompromiseRule{Action: "alert", Window: time.Hour}}},
+		{"compromise window", engine.Options{Rules: []engine.Rule{ok}, Compromise: engine.CompromiseRule{Action: "alert", MinFailures: 1}}},
+		{"compromise ban_time", engine.Options{Rules: []engine.Rule{ok}, Compromise: engine.CompromiseRule{Action: "ban", MinFailures: 1, Window: time.Hour}}},
 	}
 	for _, tc := range tests {
 		if _, err := engine.New(tc.opts); err == nil {
@@ -383,5 +387,102 @@ func TestRecent(t *testing.T) {
 	}
 	if st := e.Stats(); st.Events != 4 {
 		t.Errorf("events %d; want 4 (successes are not events of the engine)", st.Events)
+	}
+}
+
+func TestCompromise(t *testing.T) {
+	ok := engine.CompromiseRule{Action: "alert", MinFailures: 3, Window: time.Hour, BanTime: 7 * 24 * time.Hour}
+	success := func(addr string, at time.Duration) *parsers.Event {
+		e := ev(addr, at, parsers.AuthSucceeded)
+		e.User, e.Source = "100", "pbx"
+		return e
+	}
+	for _, tc := range []struct {
+		name     string
+		rule     engine.CompromiseRule
+		addr     string
+		failures int
+		want     int // compromises reported from two successes
+		ban      bool
+	}{
+		{"alert", ok, "198.51.100.7", 3, 1, false},
+		{"ban", engine.CompromiseRule{Action: "ban", MinFailures: 3, Window: time.Hour, BanTime: 7 * 24 * time.Hour}, "198.51.100.7", 3, 1, true},
+		{"too few failures", ok, "198.51.100.7", 2, 0, false},
+		{"off", engine.CompromiseRule{Action: "off", MinFailures: 3, Window: time.Hour}, "198.51.100.7", 4, 0, false},
+		{"allowlisted", ok, "192.0.2.7", 4, 0, false},
+		{"IPv6 prefix", ok, "2001:db8::1", 3, 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t, engine.Options{
+				Rules:      []engine.Rule{rule("burst", 10, time.Minute, time.Hour)},
+				Allow:      []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")},
+				Compromise: tc.rule,
+			})
+			for i := range tc.failures {
+				e.Observe(ev(tc.addr, time.Duration(i)*time.Second, parsers.AuthFailed))
+			}
+			// Another address with no failures, then the attacker twice:
+			// a phone registering again is reported once.
+			if _, got := e.Success(success("198.51.100.99", 30*time.Second)); got {
+				t.Error("a success without failures was reported")
+			}
+			var reported []engine.Compromise
+			for _, at := range []time.Duration{40 * time.Second, 50 * time.Second} {
+				s := success(tc.addr, at)
+				if tc.addr == "2001:db8::1" {
+					s.Addr = netip.MustParseAddr("2001:db8::2") // same /64
+				}
+				if c, got := e.Success(s); got {
+					reported = append(reported, c)
+				}
+			}
+			if len(reported) != tc.want {
+				t.Fatalf("%d compromises reported; want %d: %+v", len(reported), tc.want, reported)
+			}
+			if got := e.Stats().Compromises; got != int64(tc.want) {
+				t.Errorf("stats: %d compromises; want %d", got, tc.want)
+			}
+			if tc.want == 0 {
+				return
+			}
+			c := reported[0]
+			if c.Failures != tc.failures || c.User != "100" || c.Source != "pbx" || c.Prefix != e.Prefix(c.Addr) ||
+				c.Reason() != fmt.Sprintf("successful login after %d failures", tc.failures) {
+				t.Errorf("compromise %+v (%s)", c, c.Reason())
+			}
+			if (c.Ban != nil) != tc.ban {
+				t.Fatalf("ban %+v; want one: %v", c.Ban, tc.ban)
+			}
+			if tc.ban {
+				if c.Ban.Rule != engine.CompromiseRuleName || c.Ban.Duration != 7*24*time.Hour || c.Ban.Prefix != c.Prefix {
+					t.Errorf("ban %+v", c.Ban)
+				}
+				// The ban is in force in the engine: failures are not counted.
+				if _, banned := e.Observe(ev(tc.addr, time.Minute, parsers.AuthFailed)); banned || e.Stats().WhileBanned != 1 {
+					t.Errorf("a failure during the compromise ban: banned %v, stats %+v", banned, e.Stats())
+				}
+			}
+		})
+	}
+}
+
+func TestCompromiseInherit(t *testing.T) {
+	opts := engine.Options{
+		Rules:      []engine.Rule{rule("burst", 10, time.Minute, time.Hour)},
+		Compromise: engine.CompromiseRule{Action: "alert", MinFailures: 1, Window: time.Hour},
+	}
+	old := newEngine(t, opts)
+	old.Observe(ev("198.51.100.7", 0, parsers.AuthFailed))
+	if _, ok := old.Success(ev("198.51.100.7", time.Second, parsers.AuthSucceeded)); !ok {
+		t.Fatal("not reported")
+	}
+	e := newEngine(t, opts)
+	e.Inherit(old)
+	e.Observe(ev("198.51.100.7", 2*time.Second, parsers.AuthFailed))
+	if c, ok := e.Success(ev("198.51.100.7", 3*time.Second, parsers.AuthSucceeded)); ok {
+		t.Errorf("reported again after the rules changed: %+v", c)
+	}
+	if e.Stats().Compromises != 1 {
+		t.Errorf("compromises %d; want 1 carried over", e.Stats().Compromises)
 	}
 }

@@ -40,7 +40,7 @@
 //	sipguard_cluster_bad_messages_total{reason}     malformed, oversize
 //
 // Other nodes' bans count in sipguard_bans_total and sipguard_unbans_total
-// under rule="fleet".
+// under rule="cluster".
 package metrics
 
 import (

@@ -906,6 +906,10 @@ func (c *Config) EngineOptions(hostAddrs func() ([]netip.Prefix, error)) (engine
 		IPv6Prefix: c.Engine.IPv6Prefix,
 		MaxTracked: c.Engine.MaxTracked,
 		History:    time.Duration(c.Engine.History),
+		Compromise: engine.CompromiseRule{
+			Action: c.Compromise.OnSuccess, MinFailures: c.Compromise.MinFailures,
+			Window: time.Duration(c.Compromise.Window), BanTime: time.Duration(c.Compromise.BanTime),
+		},
 	}
 	for _, a := range c.Allow.Addresses {
 		p, _ := parsePrefix(a) // validated

@@ -167,8 +167,8 @@ func systemd(ctx context.Context, d *daemon.Daemon, log zerolog.Logger) {
 type notifyObserver struct{ d *notify.Dispatcher }
 
 func (o notifyObserver) Notice(n daemon.Notice) {
-	if n.Origin != "" {
-		return // the fleet's bans are notified by the node that decided them
+	if n.Node != "" {
+		return // a peer's bans are notified by the node that decided them
 	}
 	ev := notify.Event{
 		Type: string(n.Type), Target: prefixString(n.Target), Rule: n.Rule, Reason: n.Reason, Source: n.Source,
@@ -195,8 +195,8 @@ func (o notifyObserver) NotifyStatus() []control.NotifyStatus {
 type metricsObserver struct{ m *metrics.Metrics }
 
 func (o metricsObserver) Notice(n daemon.Notice) {
-	if n.Origin != "" {
-		n.Rule = "fleet" // one label for every other node's bans
+	if n.Node != "" {
+		n.Rule = "cluster" // one label for every other node's bans
 	}
 	switch n.Type {
 	case daemon.NoticeBan:
@@ -273,10 +273,6 @@ func (m *Main) daemonConfig(cfg *Config) (daemon.Config, error) {
 		File: cfg.File, Version: Version(), Engine: eopts,
 		StateDir: cfg.Daemon.StateDir, Socket: cfg.Daemon.Socket,
 		ManualBanTime: time.Duration(cfg.Daemon.ManualBanTime),
-		Compromise: daemon.Compromise{
-			Action: cfg.Compromise.OnSuccess, MinFailures: cfg.Compromise.MinFailures,
-			Window: time.Duration(cfg.Compromise.Window), BanTime: time.Duration(cfg.Compromise.BanTime),
-		},
 	}
 	if dc.File == "" {
 		dc.File = "built-in"

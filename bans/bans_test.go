@@ -1,0 +1,296 @@
+package bans_test
+
+import (
+	"errors"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sipguard/sipguard/bans"
+	"github.com/sipguard/sipguard/engine"
+)
+
+var now = time.UnixMilli(time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC).UnixMilli())
+
+func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+func rec(target string, o bans.Origin, left time.Duration) *bans.Record {
+	return &bans.Record{Target: pfx(target), Origin: o, Rule: "burst", Since: now, Expires: now.Add(left)}
+}
+
+func TestParseTarget(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		err      string // substring of the error; "" for none
+		masked   string // HostBitsError.Masked
+	}{
+		{in: "198.51.100.7", want: "198.51.100.7/32"},
+		{in: " 198.51.100.7\t", want: "198.51.100.7/32"},
+		{in: "2001:db8::1", want: "2001:db8::1/128"},
+		{in: "::ffff:198.51.100.7", want: "198.51.100.7/32"},
+		{in: "203.0.113.0/24", want: "203.0.113.0/24"},
+		{in: "2001:db8::/64", want: "2001:db8::/64"},
+		{in: "::ffff:203.0.113.0/120", want: "203.0.113.0/24"},
+		{in: "0.0.0.0/0", want: "0.0.0.0/0"},
+		{in: "10.1.2.3/8", err: `"10.1.2.3/8" has host bits set (did you mean 10.0.0.0/8?)`, masked: "10.0.0.0/8"},
+		{in: "::ffff:203.0.113.7/120", err: "host bits", masked: "203.0.113.0/24"},
+		{in: "fe80::1%eth0", err: "not an IP address or CIDR"},
+		{in: "example.com", err: `"example.com": not an IP address or CIDR`},
+		{in: "198.51.100.7/33", err: "not an IP address or CIDR"},
+		{in: "", err: "not an IP address or CIDR"},
+		{in: "198.51.100.7 # comment", err: "not an IP address or CIDR"},
+	} {
+		got, err := bans.ParseTarget(tc.in)
+		if tc.err == "" {
+			if err != nil || got != pfx(tc.want) {
+				t.Errorf("ParseTarget(%q) = %v, %v; want %s", tc.in, got, err, tc.want)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.err) || !errors.Is(err, bans.ErrNotTarget) {
+			t.Errorf("ParseTarget(%q) = %v, %v; want an error with %q", tc.in, got, err, tc.err)
+			continue
+		}
+		var hb *bans.HostBitsError
+		if errors.As(err, &hb) != (tc.masked != "") || tc.masked != "" && hb.Masked != pfx(tc.masked) {
+			t.Errorf("ParseTarget(%q): %#v; want masked %q", tc.in, err, tc.masked)
+		}
+	}
+}
+
+// TestPlan is the ledger's rules for new bans: a network ban inside a
+// wider one in force is not needed, a wider one replaces the narrower
+// ones inside it, addresses are never covered, ended bans cover nothing.
+func TestPlan(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		held    []*bans.Record
+		add     []string
+		enforce []string
+		replace []string
+		covered []string
+	}{
+		{name: "empty", add: []string{"198.51.100.7/32", "2001:db8::/64"}, enforce: []string{"198.51.100.7/32", "2001:db8::/64"}},
+		{
+			name: "network inside a wider one", held: []*bans.Record{rec("2001:db8::/48", bans.ByHand, time.Hour)},
+			add: []string{"2001:db8:0:1::/64"}, covered: []string{"2001:db8:0:1::/64"},
+		},
+		{
+			name: "address inside a network is its own element", held: []*bans.Record{rec("203.0.113.0/24", bans.ByHand, time.Hour)},
+			add: []string{"203.0.113.7/32"}, enforce: []string{"203.0.113.7/32"},
+		},
+		{
+			name: "an ended ban covers nothing", held: []*bans.Record{rec("2001:db8::/48", bans.ByHand, -time.Second)},
+			add: []string{"2001:db8::/64"}, enforce: []string{"2001:db8::/64"},
+		},
+		{
+			name: "wider replaces narrower",
+			held: []*bans.Record{rec("2001:db8:0:1::/64", bans.ByRule, time.Hour), rec("2001:db8:0:2::/64", bans.ByRule, time.Hour),
+				rec("2001:db8:1::/64", bans.ByRule, time.Hour), rec("2001:db8::7/128", bans.ByRule, time.Hour)},
+			add: []string{"2001:db8::/48"}, enforce: []string{"2001:db8::/48"},
+			replace: []string{"2001:db8:0:1::/64", "2001:db8:0:2::/64"},
+		},
+		{
+			name: "same target renews", held: []*bans.Record{rec("203.0.113.0/24", bans.ByHand, time.Hour)},
+			add: []string{"203.0.113.0/24"}, enforce: []string{"203.0.113.0/24"},
+		},
+		{
+			name: "families apart", held: []*bans.Record{rec("0.0.0.0/1", bans.ByHand, time.Hour)},
+			add: []string{"::/64", "10.0.0.0/8"}, enforce: []string{"::/64"}, covered: []string{"10.0.0.0/8"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := bans.NewLedger()
+			for _, r := range tc.held {
+				l.Put(r)
+			}
+			var add []*bans.Record
+			for _, a := range tc.add {
+				add = append(add, rec(a, bans.ByRule, time.Hour))
+			}
+			p := l.Plan(add, now)
+			targets := func(rs []*bans.Record) []string {
+				var out []string
+				for _, r := range rs {
+					out = append(out, r.Target.String())
+				}
+				return out
+			}
+			var replace []string
+			for _, q := range p.Replace {
+				replace = append(replace, q.String())
+			}
+			if !slices.Equal(targets(p.Enforce), tc.enforce) || !slices.Equal(replace, tc.replace) || !slices.Equal(targets(p.Covered), tc.covered) {
+				t.Errorf("plan: enforce %v, replace %v, covered %v; want %v, %v, %v",
+					targets(p.Enforce), replace, targets(p.Covered), tc.enforce, tc.replace, tc.covered)
+			}
+			if l.Len() != len(tc.held) {
+				t.Errorf("Plan changed the ledger: %d bans", l.Len())
+			}
+		})
+	}
+}
+
+func TestLedger(t *testing.T) {
+	l := bans.NewLedger()
+	a, n := rec("198.51.100.7/32", bans.ByRule, time.Hour), rec("2001:db8::/48", bans.FromFeed("drop"), time.Minute)
+	if old := l.Put(a); old != nil {
+		t.Errorf("Put replaced %+v", old)
+	}
+	l.Put(n)
+	renewed := rec("198.51.100.7/32", bans.ByHand, 2*time.Hour)
+	if old := l.Put(renewed); old != a {
+		t.Errorf("Put replaced %+v; want the first record", old)
+	}
+	if r, ok := l.Covering(pfx("2001:db8:0:5::/64"), now); !ok || r != n {
+		t.Errorf("Covering = %v, %v", r, ok)
+	}
+	if got := l.Overlapping(pfx("2001:db8::1/128"), nil); !slices.Equal(got, []netip.Prefix{pfx("2001:db8::/48")}) {
+		t.Errorf("Overlapping = %v", got)
+	}
+	if got := l.Overlapping(pfx("::/0"), func(r *bans.Record) bool { return r.Origin.Kind == bans.Manual }); len(got) != 0 {
+		t.Errorf("Overlapping with a filter = %v", got)
+	}
+	if got := l.Ended(now.Add(time.Minute)); !slices.Equal(got, []netip.Prefix{pfx("2001:db8::/48")}) {
+		t.Errorf("Ended = %v", got)
+	}
+	if r := l.Remove(pfx("2001:db8::/48")); r != n || l.Len() != 1 {
+		t.Errorf("Remove = %v, %d left", r, l.Len())
+	}
+	// Once removed, the network covers nothing: the length count is kept.
+	if _, ok := l.Covering(pfx("2001:db8:0:5::/64"), now); ok {
+		t.Error("a removed network still covers")
+	}
+	if l.Remove(pfx("2001:db8::/48")) != nil {
+		t.Error("removed twice")
+	}
+
+	l.Remember(pfx("203.0.113.0/24"), bans.Lift{At: now, Until: now.Add(time.Hour)})
+	if !l.Lifted(pfx("203.0.113.9/32"), now) || l.Lifted(pfx("203.0.113.9/32"), now.Add(time.Millisecond)) || l.Lifted(pfx("198.51.100.0/24"), now) {
+		t.Error("Lifted: a ban made before the unban of an overlapping target is lifted, no other")
+	}
+	l.Forget(now.Add(time.Hour))
+	if l.NumLifts() != 0 {
+		t.Error("an unban remembered past its end")
+	}
+}
+
+func TestLabels(t *testing.T) {
+	for _, tc := range []struct {
+		r     bans.Record
+		label string
+		node  string
+		local bool
+	}{
+		{bans.Record{Origin: bans.ByRule, Rule: "burst"}, "burst", "", true},
+		{bans.Record{Origin: bans.ByRule, Rule: engine.CompromiseRuleName}, "compromise", "", true},
+		{bans.Record{Origin: bans.ByHand}, "manual", "", true},
+		{bans.Record{Origin: bans.FromFeed("drop")}, "feed:drop", "", false},
+		{bans.Record{Origin: bans.ByKernel}, "adopted", "", false},
+		{bans.Record{Origin: bans.FromPeer("pbx-a"), Rule: "slow"}, "slow", "pbx-a", false},
+	} {
+		if got := tc.r.Label(); got != tc.label || tc.r.Node() != tc.node || tc.r.Origin.Local() != tc.local {
+			t.Errorf("%+v: label %q, node %q, local %v; want %q, %q, %v", tc.r.Origin, got, tc.r.Node(), tc.r.Origin.Local(), tc.label, tc.node, tc.local)
+		}
+	}
+	for _, name := range []string{"manual", "adopted", "feed:x"} {
+		if !bans.Reserved(name) {
+			t.Errorf("%q is not reserved", name)
+		}
+	}
+	if bans.Reserved("burst") || bans.Reserved("compromise") {
+		t.Error("a rule name is reserved")
+	}
+}
+
+func TestIndex(t *testing.T) {
+	ix := bans.NewIndex(pfx("10.0.0.0/8"), pfx("203.0.113.0/24"), pfx("2001:db8::/32"), pfx("198.51.100.7/32"))
+	for _, tc := range []struct {
+		p                  string
+		overlaps, contains bool
+	}{
+		{"10.1.0.0/16", true, true},
+		{"10.0.0.0/8", true, false},
+		{"8.0.0.0/6", true, false}, // holds 10.0.0.0/8
+		{"203.0.112.0/24", false, false},
+		{"2001:db8:5::/48", true, true},
+		{"2001:db9::/32", false, false},
+		{"198.51.100.0/24", true, false},
+		{"198.51.100.7/32", true, false},
+	} {
+		if got := ix.Overlaps(pfx(tc.p)); got != tc.overlaps {
+			t.Errorf("Overlaps(%s) = %v", tc.p, got)
+		}
+		if got := ix.Contains(pfx(tc.p)); got != tc.contains {
+			t.Errorf("Contains(%s) = %v", tc.p, got)
+		}
+	}
+	ix.Add(pfx("203.0.112.0/23"))
+	if !ix.Overlaps(pfx("203.0.112.0/24")) {
+		t.Error("Overlaps after Add")
+	}
+}
+
+func TestFileRoundTrip(t *testing.T) {
+	s := bans.Snapshot{
+		Bans: []*bans.Record{
+			{Target: pfx("198.51.100.7/32"), Addr: netip.MustParseAddr("198.51.100.7"), Origin: bans.ByRule, Rule: "burst", Since: now,
+				Expires: now.Add(time.Hour), Count: 5, Offences: 2, Source: "pbx", Reason: "5 events in 40s, the last auth_failed"},
+			{Target: pfx("2001:db8::/64"), Origin: bans.ByHand, Since: now, Expires: now.Add(time.Minute),
+				Reason: "tab\\there \"quoted\"\nnewline ünïcode"},
+			{Target: pfx("203.0.113.0/24"), Origin: bans.FromFeed("drop"), Since: now, Expires: now.Add(time.Hour), Reason: "blocklist feed drop"},
+			{Target: pfx("192.0.2.9/32"), Origin: bans.ByKernel, Since: now, Expires: now.Add(time.Hour)},
+			{Target: pfx("198.51.100.8/32"), Origin: bans.FromPeer("pbx-a"), Rule: "slow", Since: now, Expires: now.Add(time.Hour), Count: 30},
+		},
+		Lifts:    map[netip.Prefix]bans.Lift{pfx("203.0.113.0/24"): {At: now, Until: now.Add(time.Hour)}},
+		Offences: []engine.Offence{{Prefix: pfx("198.51.100.7/32"), Count: 2, Last: now, Until: now.Add(time.Hour)}},
+	}
+	got, err := bans.Decode(bans.Encode(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, s) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", got, s)
+	}
+	// What a daemon without [cluster] writes reads with older versions:
+	// no node, no lifted record.
+	old := bans.Encode(bans.Snapshot{Bans: s.Bans[:2]})
+	if strings.Count(string(old), "\t") != 2*9 || strings.Contains(string(old), "lifted") {
+		t.Errorf("a file without peers' bans has new fields:\n%s", old)
+	}
+	for _, bad := range []string{
+		"", "# other\n", "# sipguard bans v1\nban\tx\n",
+		"# sipguard bans v1\nban\t1.2.3.4/32\t\"r\"\t1\t2\t3\t4\t\"s\"\t\"a\"\tunquoted\n",
+		"# sipguard bans v1\nban\t1.2.3.4/32\t\"r\"\t1\t2\t3\t4\t\"s\"\t\"not an address\"\t\"\"\n",
+		"# sipguard bans v1\noffence\t1.2.3.4/32\t1\tx\t2\n",
+		"# sipguard bans v1\nwhat\n",
+	} {
+		if _, err := bans.Decode([]byte(bad)); err == nil {
+			t.Errorf("decoded %q", bad)
+		}
+	}
+}
+
+func BenchmarkEncode(b *testing.B) {
+	var s bans.Snapshot
+	for i := range 100_000 {
+		a := netip.AddrFrom4([4]byte{100, byte(64 + i>>16), byte(i >> 8), byte(i)})
+		s.Bans = append(s.Bans, &bans.Record{Target: netip.PrefixFrom(a, 32), Addr: a, Origin: bans.ByRule, Rule: "burst", Since: now,
+			Expires: now.Add(time.Hour), Count: 5, Source: "pbx", Reason: "5 events in 40s, the last auth_failed"})
+	}
+	var data []byte
+	for b.Loop() {
+		data = bans.Encode(s)
+	}
+	b.ReportMetric(float64(len(data))/(1<<20), "MiB")
+	b.Run("decode", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := bans.Decode(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

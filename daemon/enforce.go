@@ -1,0 +1,215 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/sipguard/sipguard/bans"
+	"github.com/sipguard/sipguard/engine"
+	"github.com/sipguard/sipguard/firewall"
+	"github.com/sipguard/sipguard/parsers"
+)
+
+// decision is a ban decided (by the engine, or by a peer of the cluster),
+// waiting to be enforced.
+type decision struct {
+	ban     engine.Ban
+	origin  bans.Origin
+	source  string
+	kind    parsers.Kind
+	at      time.Time // when decided
+	timeout time.Duration
+	read    time.Time // when the line that completed it arrived (zero: not from a line)
+	reason  string    // why, when not the rule's count of events
+
+	rec *bans.Record // made by flush
+}
+
+// decide queues a ban. Its timeout runs from the last event, so a ban
+// decided on old lines (read after a restart) is shorter, or already over.
+// read is when the deciding line arrived, why an explanation overriding
+// the default one ("5 events in 40s, the last auth_failed").
+func (d *Daemon) decide(b engine.Ban, ev *parsers.Event, now, read time.Time, why string) {
+	age := max(now.Sub(b.Last), 0)
+	timeout := b.Duration - age
+	if timeout <= 0 {
+		d.stale++
+		d.log.Debug().Str(fieldPrefix, b.Prefix.String()).Str(fieldRule, b.Rule).Time("last_event", b.Last).
+			Msg("ban already over: its events are older than its duration")
+		return
+	}
+	d.pending = append(d.pending, decision{ban: b, origin: bans.ByRule, source: ev.Source, kind: ev.Kind, at: now, timeout: timeout, read: read, reason: why})
+}
+
+// flush enforces the queued bans in one firewall call, then records them
+// and the log positions of the lines that caused them. On a firewall error
+// everything stays queued and is retried with backoff.
+func (d *Daemon) flush(ctx context.Context) {
+	if len(d.pending) > 0 {
+		now := d.now()
+		recs := make([]*bans.Record, len(d.pending))
+		for i := range d.pending {
+			p := &d.pending[i]
+			p.rec = p.record(now)
+			recs[i] = p.rec
+		}
+		plan := d.ledger.Plan(recs, now)
+		for _, r := range plan.Covered {
+			d.log.Debug().Str(fieldPrefix, r.Target.String()).Msg("ban not needed: a wider ban covers it")
+		}
+		if len(plan.Covered) > 0 {
+			covered := make(map[*bans.Record]bool, len(plan.Covered))
+			for _, r := range plan.Covered {
+				covered[r] = true
+			}
+			d.pending = slices.DeleteFunc(d.pending, func(p decision) bool { return covered[p.rec] })
+		}
+		err := d.replace(ctx, plan.Replace)
+		if err == nil {
+			err = d.fw.Ban(ctx, firewallBans(plan.Enforce, now)...)
+		}
+		var oe *firewall.OverlapError
+		if errors.As(err, &oe) {
+			// Never let one ban hold up the others: drop it and go on.
+			d.log.Warn().Str(fieldPrefix, oe.Prefix.String()).Str("overlaps", oe.With.String()).Msg("ban skipped: it overlaps another network ban")
+			d.pending = slices.DeleteFunc(d.pending, func(p decision) bool { return p.ban.Prefix == oe.Prefix })
+			d.flush(ctx)
+			return
+		}
+		if err != nil {
+			d.fwErrors++
+			d.retryWait = min(max(2*d.retryWait, 250*time.Millisecond), 30*time.Second)
+			d.retryAt = now.Add(d.retryWait)
+			d.fwErr = err.Error()
+			d.log.Error().Err(err).Int("bans", len(plan.Enforce)).Dur("retry_in", d.retryWait).Msg("firewall refused bans; retrying")
+			return
+		}
+		d.retryWait, d.fwErr = 0, ""
+		enforced := time.Now()
+		for _, p := range d.pending {
+			var latency time.Duration
+			if !p.read.IsZero() {
+				latency = enforced.Sub(p.read)
+			}
+			d.record(p, now, latency)
+		}
+		d.pending = d.pending[:0]
+		d.bansDirty = true
+	}
+	for name, p := range d.pendingPos {
+		d.positions[name] = p
+		d.posDirty = true
+		delete(d.pendingPos, name)
+	}
+}
+
+// record makes the record of a decision, enforced from now for what is
+// left of its timeout (at least a second).
+func (p *decision) record(now time.Time) *bans.Record {
+	b := p.ban
+	timeout := max(p.timeout-now.Sub(p.at), time.Second)
+	r := &bans.Record{
+		Target: b.Prefix, Origin: p.origin, Rule: b.Rule, Addr: b.Addr, Reason: p.reason, Since: now, Expires: now.Add(timeout),
+		Count: b.Count, Offences: b.Offences, Source: p.source,
+	}
+	if p.origin.Kind == bans.Peer {
+		// A peer's ban keeps its own start, so that its origin's "lifted"
+		// and cluster unbans find it.
+		r.Since = b.First
+	}
+	if r.Reason == "" {
+		r.Reason = fmt.Sprintf("%d events in %s, the last %s", b.Count, b.Last.Sub(b.First).Round(time.Second), p.kind)
+	}
+	return r
+}
+
+// firewallBans turns records into what the firewall enforces.
+func firewallBans(recs []*bans.Record, now time.Time) []firewall.Ban {
+	out := make([]firewall.Ban, len(recs))
+	for i, r := range recs {
+		out[i] = firewall.Ban{Prefix: r.Target, Timeout: r.Expires.Sub(now)}
+	}
+	return out
+}
+
+// replace lifts the network bans that new, wider network bans contain
+// (after an ipv6_prefix change, or a manual ban of a whole range): the
+// wider ban takes their place.
+func (d *Daemon) replace(ctx context.Context, lift []netip.Prefix) error {
+	if len(lift) == 0 {
+		return nil
+	}
+	if err := d.fw.Unban(ctx, lift...); err != nil {
+		return err
+	}
+	for _, q := range lift {
+		d.unbanned(q, UnbanReplaced, "replaced by a wider ban")
+	}
+	d.bansDirty = true
+	return nil
+}
+
+// record holds a decision enforced at now and tells the observers.
+func (d *Daemon) record(p decision, now time.Time, latency time.Duration) {
+	r := p.rec
+	ev := d.log.Info()
+	if node := r.Node(); node != "" {
+		ev = ev.Str(fieldNode, node)
+	} else {
+		d.ruleBans[r.Rule]++
+	}
+	d.ledger.Put(r)
+	timeout := r.Expires.Sub(now)
+	var addr string
+	if r.Addr.IsValid() {
+		addr = r.Addr.String()
+	}
+	ev.Str(fieldIP, addr).Str(fieldPrefix, r.Target.String()).Str(fieldRule, r.Rule).
+		Int(fieldCount, r.Count).Float64(fieldTTL, timeout.Round(time.Second).Seconds()).
+		Str(fieldSource, r.Source).Int(fieldOffence, r.Offences).Msg("ban")
+	d.notice(Notice{
+		Type: NoticeBan, Target: r.Target, Addr: r.Addr, Rule: r.Rule, Reason: r.Reason, Source: r.Source,
+		Count: r.Count, Offences: r.Offences, Time: now, Expires: r.Expires, Latency: latency, Node: r.Node(),
+	})
+	d.share(r)
+}
+
+// unbanned forgets a ban lifted for reason (why: the log's words) and
+// tells the observers.
+func (d *Daemon) unbanned(p netip.Prefix, reason, why string) {
+	r := d.ledger.Remove(p)
+	d.bansDirty = true
+	d.unbans[reason]++
+	if r != nil && r.Origin.Kind == bans.Feed {
+		d.feedEntryLifted(r, reason, why)
+		return
+	}
+	n := Notice{Type: NoticeUnban, Target: p, Reason: reason, Time: d.now()}
+	if r != nil {
+		n.Rule, n.Node = r.Label(), r.Node()
+	}
+	d.log.Info().Str(fieldPrefix, p.String()).Str(fieldRule, n.Rule).Str(fieldReason, why).Msg("unban")
+	d.notice(n)
+}
+
+// expire forgets bans that ended (the kernel has lifted them already).
+func (d *Daemon) expire() {
+	for _, p := range d.ledger.Ended(d.now()) {
+		d.unbanned(p, UnbanExpired, "expired")
+	}
+}
+
+// allowed returns the allowlist entry that p overlaps, if any: a ban must
+// never cover an allowed address.
+func (d *Daemon) allowed(p netip.Prefix) netip.Prefix {
+	for _, a := range d.cfg.Engine.Allow {
+		if a.Overlaps(p) {
+			return a
+		}
+	}
+	return netip.Prefix{}
+}

@@ -1,0 +1,169 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/sipguard/sipguard/bans"
+)
+
+// refusal is a request the daemon will not carry out as asked: the
+// caller's mistake (an allowlisted address, a ban inside a wider one),
+// not the daemon's. The control socket answers it with 400.
+type refusal struct{ msg string }
+
+func (e *refusal) Error() string { return e.msg }
+
+func refuse(format string, args ...any) error { return &refusal{fmt.Sprintf(format, args...)} }
+
+// manualBan bans p for dur on the core goroutine and returns the record
+// and whether it renewed a ban of p. The channel returned is closed once
+// the ban is saved: a manual ban must survive a crash.
+func (d *Daemon) manualBan(ctx context.Context, p netip.Prefix, dur time.Duration, reason string) (*bans.Record, bool, <-chan struct{}, error) {
+	if dur <= 0 {
+		dur = d.cfg.ManualBanTime
+	}
+	if a := d.allowed(p); a.IsValid() {
+		return nil, false, nil, refuse("%s is allowlisted (%s): remove it from [allow] first", p, a)
+	}
+	now := d.now()
+	r := &bans.Record{Target: p, Origin: bans.ByHand, Reason: reason, Since: now, Expires: now.Add(dur)}
+	plan := d.ledger.Plan([]*bans.Record{r}, now)
+	if len(plan.Covered) > 0 {
+		w, _ := d.ledger.Covering(p, now)
+		return nil, false, nil, refuse("%s is inside %s, banned until %s: unban that first to change it",
+			p, w.Target, w.Expires.Local().Format(time.DateTime))
+	}
+	err := d.replace(ctx, plan.Replace)
+	if err == nil {
+		err = d.fw.Ban(ctx, firewallBans(plan.Enforce, now)...)
+	}
+	if err != nil {
+		d.fwErrors++
+		return nil, false, nil, refuse("ban %s: %v", p, err)
+	}
+	renewed := d.ledger.Put(r) != nil
+	d.eng.Banned(p, now, dur)
+	d.log.Info().Str(fieldPrefix, p.String()).Str(fieldRule, r.Label()).Str(fieldReason, reason).
+		Float64(fieldTTL, dur.Seconds()).Msg("ban")
+	d.notice(Notice{Type: NoticeBan, Target: p, Rule: r.Label(), Reason: reason, Time: now, Expires: r.Expires})
+	d.share(r)
+	d.bansDirty = true
+	return r, renewed, d.durable(), nil
+}
+
+// manualUnban lifts every ban overlapping target (an address inside a
+// banned IPv6 /64 lifts the /64), or every ban with all, and forgets the
+// counters and offences of the target and of what it lifted. It returns
+// what it lifted; the channel returned is closed once that is saved.
+func (d *Daemon) manualUnban(ctx context.Context, target netip.Prefix, all bool) ([]netip.Prefix, <-chan struct{}, error) {
+	var lift []netip.Prefix
+	if all {
+		lift = d.ledger.Overlapping(netip.MustParsePrefix("0.0.0.0/0"), nil)
+		lift = append(lift, d.ledger.Overlapping(netip.MustParsePrefix("::/0"), nil)...)
+	} else {
+		lift = d.ledger.Overlapping(target, nil)
+	}
+	if len(lift) > 0 {
+		if err := d.fw.Unban(ctx, lift...); err != nil {
+			d.fwErrors++
+			return nil, nil, fmt.Errorf("unban: %w", err)
+		}
+	}
+	d.keepLifted(lift, all)
+	for _, p := range lift {
+		d.unbanned(p, UnbanManual, "manual")
+		d.eng.Forget(p)
+	}
+	if target.IsValid() {
+		d.eng.Forget(target)
+	}
+	if len(lift) == 0 {
+		return nil, nil, nil
+	}
+	d.bansDirty = true
+	return lift, d.durable(), nil
+}
+
+// ImportEntry is one ban of an import.
+type ImportEntry struct {
+	Target netip.Prefix
+	For    time.Duration // 0: [daemon] manual_ban_time
+	Reason string
+}
+
+// Imported reports an import.
+type Imported struct {
+	Banned  int
+	Renewed int      // banned before; expiry set anew
+	Refused []string // entries not banned, with why
+}
+
+// manualImport makes manual bans of every acceptable entry in one firewall
+// transaction. An entry is refused, with the reason, when it is
+// allowlisted, or lies inside a wider ban in force or a wider entry of the
+// same import; a network entry replaces the narrower network bans inside
+// it, as `sipguard ban` does. Observers are not told of each entry: an
+// import is one log line.
+func (d *Daemon) manualImport(ctx context.Context, entries []ImportEntry) (Imported, <-chan struct{}, error) {
+	res := Imported{Refused: []string{}}
+	now := d.now()
+	var ok []ImportEntry
+	for _, e := range entries {
+		if e.For <= 0 {
+			e.For = d.cfg.ManualBanTime
+		}
+		if a := d.allowed(e.Target); a.IsValid() {
+			res.Refused = append(res.Refused, fmt.Sprintf("%s: allowlisted (%s)", bans.String(e.Target), a))
+			continue
+		}
+		if w, covered := d.ledger.Covering(e.Target, now); covered {
+			res.Refused = append(res.Refused, fmt.Sprintf("%s: inside %s, banned already", bans.String(e.Target), w.Target))
+			continue
+		}
+		ok = append(ok, e)
+	}
+	// Wider networks first, so that an entry inside another is found.
+	slices.SortStableFunc(ok, func(a, b ImportEntry) int { return a.Target.Bits() - b.Target.Bits() })
+	accepted := bans.NewIndex()
+	var recs []*bans.Record
+	for _, e := range ok {
+		if accepted.Has(e.Target) {
+			res.Refused = append(res.Refused, fmt.Sprintf("%s: listed twice", bans.String(e.Target)))
+			continue
+		}
+		if !bans.IsHost(e.Target) && accepted.Contains(e.Target) {
+			res.Refused = append(res.Refused, fmt.Sprintf("%s: inside another entry", bans.String(e.Target)))
+			continue
+		}
+		accepted.Add(e.Target)
+		recs = append(recs, &bans.Record{Target: e.Target, Origin: bans.ByHand, Reason: e.Reason, Since: now, Expires: now.Add(e.For)})
+	}
+	if len(recs) == 0 {
+		return res, nil, nil
+	}
+	plan := d.ledger.Plan(recs, now)
+	err := d.replace(ctx, plan.Replace)
+	if err == nil {
+		err = d.fw.Ban(ctx, firewallBans(plan.Enforce, now)...)
+	}
+	if err != nil {
+		d.fwErrors++
+		return Imported{}, nil, fmt.Errorf("import: %w", err)
+	}
+	for _, r := range plan.Enforce {
+		if d.ledger.Put(r) != nil {
+			res.Renewed++
+		} else {
+			res.Banned++
+		}
+		d.eng.Banned(r.Target, now, r.Expires.Sub(now))
+		d.share(r)
+	}
+	d.bansDirty = true
+	d.log.Info().Int("banned", res.Banned).Int("renewed", res.Renewed).Int("refused", len(res.Refused)).Msg("import")
+	return res, d.durable(), nil
+}
