@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	_ "github.com/sipguard/sipguard/parsers/all"
+	"github.com/sipguard/sipguard/config"
 )
 
 func main() {
@@ -61,7 +61,7 @@ type Main struct {
 func NewMain() *Main {
 	return &Main{
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
-		ConfigPath: DefaultConfigPath, Now: time.Now, HostAddrs: HostAddrs,
+		ConfigPath: config.DefaultPath, Now: time.Now, HostAddrs: config.HostAddrs,
 	}
 }
 
@@ -209,20 +209,20 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 // loadConfig reads the config named by -c, or the default one.
-func (m *Main) loadConfig(path string) (*Config, error) {
+func (m *Main) loadConfig(path string) (*config.Config, error) {
 	if path == "" {
 		if _, err := os.Stat(m.ConfigPath); err != nil {
-			return DefaultConfig(), nil
+			return config.DefaultConfig(), nil
 		}
 		path = m.ConfigPath
 	}
-	return LoadConfig(path)
+	return config.Load(path)
 }
 
 // check validates a config file.
 func (m *Main) check(args []string) error {
 	fs := m.flagSet("check", "check [-c FILE]\n\nValidates a configuration file: every key, value and [[parser]] pattern (on\nits example lines). Errors name the file, line and key; the exit code is 1.")
-	config := fs.String("c", "", "config `FILE` to check")
+	path := fs.String("c", "", "config `FILE` to check")
 	rest, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -230,7 +230,7 @@ func (m *Main) check(args []string) error {
 	if len(rest) > 0 {
 		return usagef("check takes no arguments (use -c FILE)")
 	}
-	cfg, err := m.loadConfig(*config)
+	cfg, err := m.loadConfig(*path)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sipguard/sipguard/config"
+	"github.com/sipguard/sipguard/duration"
 	"github.com/sipguard/sipguard/engine"
 	"github.com/sipguard/sipguard/parsers"
 	"github.com/sipguard/sipguard/watchers"
@@ -59,8 +61,8 @@ func (m *Main) scan(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if o.parser != "" && !cfg.knownParser(o.parser) {
-		return usagef("unknown parser %q (known: %s)", o.parser, strings.Join(cfg.parserNames(), ", "))
+	if o.parser != "" && !cfg.KnownParser(o.parser) {
+		return usagef("unknown parser %q (known: %s)", o.parser, strings.Join(cfg.ParserNames(), ", "))
 	}
 	return m.runScan(ctx, cfg, o)
 }
@@ -140,7 +142,7 @@ func (s *scanStream) peek() *parsers.Event {
 	return &s.cur[s.pos]
 }
 
-func (m *Main) runScan(ctx context.Context, cfg *Config, o scanOptions) error {
+func (m *Main) runScan(ctx context.Context, cfg *config.Config, o scanOptions) error {
 	start := time.Now()
 	opts, err := cfg.EngineOptions(m.HostAddrs)
 	if err != nil {
@@ -211,7 +213,7 @@ func (m *Main) runScan(ctx context.Context, cfg *Config, o scanOptions) error {
 }
 
 // openStream opens one FILE and picks its parser and source name.
-func (m *Main) openStream(cfg *Config, parserFlag, file string) (*scanStream, error) {
+func (m *Main) openStream(cfg *config.Config, parserFlag, file string) (*scanStream, error) {
 	name, parser, loc := file, parserFlag, time.Local
 	if file == "-" {
 		name = "stdin"
@@ -230,7 +232,7 @@ func (m *Main) openStream(cfg *Config, parserFlag, file string) (*scanStream, er
 	}
 	if parser == "" {
 		if len(sources) != 1 {
-			return nil, usagef("%s is not a configured source: choose its parser with --parser (known: %s)", file, strings.Join(cfg.parserNames(), ", "))
+			return nil, usagef("%s is not a configured source: choose its parser with --parser (known: %s)", file, strings.Join(cfg.ParserNames(), ", "))
 		}
 		parser = sources[0]
 	}
@@ -349,7 +351,7 @@ func (p *scanPrinter) ban(b engine.Ban) {
 		fmt.Fprintln(p.table, "address\trule\tcount\tfirst\tlast\tban")
 	}
 	fmt.Fprintf(p.table, "%s\t%s\t%d\t%s\t%s\t%s\n", prefixString(b.Prefix), b.Rule, b.Count,
-		b.First.Format(time.DateTime), b.Last.Format(time.DateTime), formatDuration(b.Duration))
+		b.First.Format(time.DateTime), b.Last.Format(time.DateTime), duration.Format(b.Duration))
 }
 
 func (p *scanPrinter) flush() error {
