@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sipguard/sipguard/bans"
 	"github.com/sipguard/sipguard/control"
 	"github.com/sipguard/sipguard/feeds"
 )
@@ -194,13 +196,13 @@ func readFail2ban(data []byte) ([]control.BanRequest, error) {
 			}
 			tok := s[i+1 : i+1+j]
 			s = s[i+2+j:]
-			if p, ok := prefixOf(tok); ok {
+			if p, ok := fail2banTarget(tok); ok {
 				out = append(out, p)
 			} // otherwise a jail name
 		}
 	} else {
 		for _, tok := range strings.FieldsFunc(string(data), func(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == ',' }) {
-			p, ok := prefixOf(tok)
+			p, ok := fail2banTarget(tok)
 			if !ok {
 				return nil, fmt.Errorf("%q is not an address", tok)
 			}
@@ -213,25 +215,21 @@ func readFail2ban(data []byte) ([]control.BanRequest, error) {
 	return targets(out), nil
 }
 
-func prefixOf(s string) (netip.Prefix, bool) {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Masked(), true
+// fail2banTarget reads an address or network of fail2ban's output, which
+// masks nothing: a network with host bits set is taken masked.
+func fail2banTarget(s string) (netip.Prefix, bool) {
+	p, err := bans.ParseTarget(s)
+	var hostBits *bans.HostBitsError
+	if errors.As(err, &hostBits) {
+		return hostBits.Masked, true
 	}
-	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
-		a = a.Unmap()
-		return netip.PrefixFrom(a, a.BitLen()), true
-	}
-	return netip.Prefix{}, false
+	return p, err == nil
 }
 
 func targets(ps []netip.Prefix) []control.BanRequest {
 	out := make([]control.BanRequest, 0, len(ps))
 	for _, p := range ps {
-		t := p.String()
-		if p.Bits() == p.Addr().BitLen() {
-			t = p.Addr().String()
-		}
-		out = append(out, control.BanRequest{Target: t})
+		out = append(out, control.BanRequest{Target: bans.String(p)})
 	}
 	return out
 }
