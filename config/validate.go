@@ -48,6 +48,20 @@ func (p *problems) add(key, format string, args ...any) {
 	*p = append(*p, FieldError{Key: key, Err: fmt.Errorf(format, args...)})
 }
 
+// atLeastOne checks a count.
+func (p *problems) atLeastOne(key string, n int) {
+	if n < 1 {
+		p.add(key, "must be at least 1 (got %d)", n)
+	}
+}
+
+// positive checks a duration.
+func (p *problems) positive(key string, d Duration) {
+	if d <= 0 {
+		p.add(key, "must be positive")
+	}
+}
+
 // in adds the problems of the table at path.
 func (p *problems) in(path string, errs []FieldError) {
 	for _, e := range errs {
@@ -77,52 +91,28 @@ func (c *Config) Validate() []FieldError {
 		rules = append(rules, r.Name)
 	}
 	p.in("cluster", c.Cluster.Validate(rules))
-	names := map[string]bool{}
-	for i, f := range c.Feeds {
-		key := fmt.Sprintf("feed[%d]", i)
-		if names[f.Name] {
-			p.add(key+".name", "%q is used by another feed", f.Name)
-		}
-		names[f.Name] = true
-		p.in(key, f.Validate())
-	}
-	names = map[string]bool{}
-	for i, n := range c.Notify {
-		key := fmt.Sprintf("notify[%d]", i)
-		if n.Name != "" && names[n.Name] {
-			p.add(key+".name", "%q is used by another [[notify]]", n.Name)
-		}
-		names[n.Name] = true
-		p.in(key, n.Validate())
-	}
-	names = map[string]bool{}
-	for i, s := range c.Sources {
-		key := fmt.Sprintf("source[%d]", i)
-		if s.Name != "" && names[s.Name] {
-			p.add(key+".name", "%q is used by another source", s.Name)
-		}
-		names[s.Name] = true
-		p.in(key, s.Validate())
-		if s.Parser == "" {
-			p.add(key+".parser", "missing (known: %s)", strings.Join(c.ParserNames(), ", "))
-		} else if !c.KnownParser(s.Parser) && !c.declaresParser(s.Parser) {
-			// A [[parser]] that failed to compile has its own errors.
-			p.add(key+".parser", "unknown parser %q (known: %s)", s.Parser, strings.Join(c.ParserNames(), ", "))
-		}
-	}
+	array(&p, "feed", "feed", c.Feeds, func(f FeedConfig) string { return f.Name }, FeedConfig.Validate)
+	array(&p, "notify", "[[notify]]", c.Notify, func(n NotifyConfig) string { return n.Name }, NotifyConfig.Validate)
+	array(&p, "source", "source", c.Sources, func(s SourceConfig) string { return s.Name }, c.validateSource)
 	if len(c.Rules) == 0 {
 		p.add("rule", "at least one [[rule]] is needed")
 	}
-	names = map[string]bool{}
-	for i, r := range c.Rules {
-		key := fmt.Sprintf("rule[%d]", i)
-		if r.Name != "" && names[r.Name] {
-			p.add(key+".name", "%q is used by another rule", r.Name)
-		}
-		names[r.Name] = true
-		p.in(key, r.Validate())
-	}
+	array(&p, "rule", "rule", c.Rules, func(r RuleConfig) string { return r.Name }, RuleConfig.Validate)
 	return p
+}
+
+// array checks each table of an array (validate), and that no two have
+// the same name; what says what they are in that message ("feed").
+func array[T any](p *problems, key, what string, tables []T, name func(T) string, validate func(T) []FieldError) {
+	seen := map[string]bool{}
+	for i, t := range tables {
+		path := fmt.Sprintf("%s[%d]", key, i)
+		if n := name(t); n != "" && seen[n] {
+			p.add(path+".name", "%q is used by another %s", n, what)
+		}
+		seen[name(t)] = true
+		p.in(path, validate(t))
+	}
 }
 
 // Validate checks [daemon].
@@ -139,9 +129,7 @@ func (d DaemonConfig) Validate() []FieldError {
 	if d.Socket == "" {
 		p.add("socket", "must not be empty")
 	}
-	if d.ManualBanTime <= 0 {
-		p.add("manual_ban_time", "must be positive")
-	}
+	p.positive("manual_ban_time", d.ManualBanTime)
 	return p
 }
 
@@ -214,7 +202,8 @@ func target(s string) (netip.Prefix, error) {
 	return p, err
 }
 
-// Validate checks a [[source]]; Config.Validate checks its parser.
+// Validate checks a [[source]]; Config.Validate also checks its parser
+// and that its name is unique.
 func (s SourceConfig) Validate() []FieldError {
 	var p problems
 	if s.Name == "" {
@@ -262,6 +251,18 @@ func (s SourceConfig) Validate() []FieldError {
 	return p
 }
 
+// validateSource checks a [[source]] and the parser it uses.
+func (c *Config) validateSource(s SourceConfig) []FieldError {
+	p := problems(s.Validate())
+	if s.Parser == "" {
+		p.add("parser", "missing (known: %s)", strings.Join(c.ParserNames(), ", "))
+	} else if !c.KnownParser(s.Parser) && !c.declaresParser(s.Parser) {
+		// A [[parser]] that failed to compile has its own errors.
+		p.add("parser", "unknown parser %q (known: %s)", s.Parser, strings.Join(c.ParserNames(), ", "))
+	}
+	return p
+}
+
 // checkListen reads "udp://0.0.0.0:514", "tcp://[::]:6514".
 func checkListen(s string) error {
 	scheme, addr, ok := strings.Cut(s, "://")
@@ -286,15 +287,9 @@ func (r RuleConfig) Validate() []FieldError {
 			p.add(fmt.Sprintf("events[%d]", i), "%v", err)
 		}
 	}
-	if r.MaxRetry < 1 {
-		p.add("max_retry", "must be at least 1 (got %d)", r.MaxRetry)
-	}
-	if r.FindTime <= 0 {
-		p.add("find_time", "must be positive")
-	}
-	if r.BanTime <= 0 {
-		p.add("ban_time", "must be positive")
-	}
+	p.atLeastOne("max_retry", r.MaxRetry)
+	p.positive("find_time", r.FindTime)
+	p.positive("ban_time", r.BanTime)
 	if r.Factor < 1 || math.IsInf(r.Factor, 0) || math.IsNaN(r.Factor) {
 		p.add("factor", "must be at least 1 (1 disables escalation), got %v", r.Factor)
 	}
@@ -373,15 +368,9 @@ func (c CompromiseConfig) Validate() []FieldError {
 	default:
 		p.add("on_success_after_failures", "%q is not one of off, alert, ban", c.OnSuccess)
 	}
-	if c.MinFailures < 1 {
-		p.add("min_failures", "must be at least 1 (got %d)", c.MinFailures)
-	}
-	if c.Window <= 0 {
-		p.add("window", "must be positive")
-	}
-	if c.BanTime <= 0 {
-		p.add("ban_time", "must be positive")
-	}
+	p.atLeastOne("min_failures", c.MinFailures)
+	p.positive("window", c.Window)
+	p.positive("ban_time", c.BanTime)
 	return p
 }
 
@@ -504,9 +493,7 @@ func (c ClusterConfig) Validate(rules []string) []FieldError {
 			p.add(fmt.Sprintf("rules[%d]", i), "%q is no rule (rules: %s)", r, strings.Join(rules, ", "))
 		}
 	}
-	if c.Queue < 1 {
-		p.add("queue", "must be at least 1 (got %d)", c.Queue)
-	}
+	p.atLeastOne("queue", c.Queue)
 	if !c.Share && !c.Accept {
 		p.add("share", "share and accept are both false: remove servers to leave the fleet")
 	}

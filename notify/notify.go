@@ -173,41 +173,33 @@ func New(hooks []Webhook, cmds []Command, log zerolog.Logger) (*Dispatcher, erro
 	}
 	var errs []error
 	names := map[string]bool{}
-	name := func(kind string, i int, n string) error {
+	// valid reports whether a target is valid, adding its problems to
+	// errs, each naming the target.
+	valid := func(kind string, i int, name string, problems func() []error) bool {
 		switch {
-		case n == "":
-			return fmt.Errorf("%s[%d]: name: empty", kind, i)
-		case names[n]:
-			return fmt.Errorf("%s %q: name: used twice", kind, n)
+		case name == "":
+			errs = append(errs, fmt.Errorf("%s[%d]: name: empty", kind, i))
+			return false
+		case names[name]:
+			errs = append(errs, fmt.Errorf("%s %q: name: used twice", kind, name))
+			return false
 		}
-		names[n] = true
-		return nil
+		names[name] = true
+		bad := problems()
+		for _, err := range bad {
+			errs = append(errs, fmt.Errorf("%s %q: %w", kind, name, err))
+		}
+		return len(bad) == 0
 	}
 	for i, h := range hooks {
-		if err := name(KindWebhook, i, h.Name); err != nil {
-			errs = append(errs, err)
-			continue
+		if valid(KindWebhook, i, h.Name, h.problems) {
+			d.add(h.Name, KindWebhook, h.Events, h.Queue, newWebhook(h, d))
 		}
-		if herrs := h.problems(); len(herrs) > 0 {
-			for _, err := range herrs {
-				errs = append(errs, fmt.Errorf("webhook %q: %w", h.Name, err))
-			}
-			continue
-		}
-		d.add(h.Name, KindWebhook, h.Events, h.Queue, newWebhook(h, d))
 	}
 	for i, c := range cmds {
-		if err := name(KindCommand, i, c.Name); err != nil {
-			errs = append(errs, err)
-			continue
+		if valid(KindCommand, i, c.Name, c.problems) {
+			d.add(c.Name, KindCommand, c.Events, c.Queue, newCommand(c))
 		}
-		if cerrs := c.problems(); len(cerrs) > 0 {
-			for _, err := range cerrs {
-				errs = append(errs, fmt.Errorf("command %q: %w", c.Name, err))
-			}
-			continue
-		}
-		d.add(c.Name, KindCommand, c.Events, c.Queue, newCommand(c))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
