@@ -14,6 +14,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
+	"github.com/sipguard/sipguard/bans"
 	"github.com/sipguard/sipguard/cluster"
 	"github.com/sipguard/sipguard/config"
 	"github.com/sipguard/sipguard/control"
@@ -30,6 +31,8 @@ var (
 	_ firewall.Backend = (*firewall.DryRun)(nil)
 )
 
+var runCommand = command{"run", "run the daemon: follow the logs, ban in nftables (as root)", (*Main).run}
+
 const runSynopsis = `run [-c FILE] [--dry-run]
 
 Runs the daemon in the foreground (systemd style): follows the configured
@@ -42,10 +45,8 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	fs := m.flagSet("run", runSynopsis)
 	path := fs.String("c", "", "config `FILE`")
 	dryRun := fs.Bool("dry-run", false, "log bans instead of enforcing them (overrides [firewall] backend)")
-	if rest, err := parseArgs(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	} else if len(rest) > 0 {
-		return usagef("run takes no arguments")
 	}
 	cfg, err := m.loadConfig(*path)
 	if err != nil {
@@ -167,7 +168,7 @@ func (o notifyObserver) Notice(n daemon.Notice) {
 		return // the fleet's bans are notified by the node that decided them
 	}
 	ev := notify.Event{
-		Type: string(n.Type), Target: prefixString(n.Target), Rule: n.Rule, Reason: n.Reason, Source: n.Source,
+		Type: string(n.Type), Target: bans.String(n.Target), Rule: n.Rule, Reason: n.Reason, Source: n.Source,
 		User: n.User, Count: n.Count, Offences: n.Offences, Time: n.Time, Expires: n.Expires,
 	}
 	if n.Addr.IsValid() {

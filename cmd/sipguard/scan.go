@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,12 +15,15 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sipguard/sipguard/bans"
 	"github.com/sipguard/sipguard/config"
 	"github.com/sipguard/sipguard/duration"
 	"github.com/sipguard/sipguard/engine"
 	"github.com/sipguard/sipguard/parsers"
 	"github.com/sipguard/sipguard/watchers"
 )
+
+var scanCommand = command{"scan", "replay logs offline and print the bans the rules would make", (*Main).scan}
 
 const scanSynopsis = `scan [-c FILE] [--parser NAME] [--events] [--json] FILE...
 
@@ -350,7 +352,7 @@ func (p *scanPrinter) ban(b engine.Ban) {
 		p.table = tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(p.table, "address\trule\tcount\tfirst\tlast\tban")
 	}
-	fmt.Fprintf(p.table, "%s\t%s\t%d\t%s\t%s\t%s\n", prefixString(b.Prefix), b.Rule, b.Count,
+	fmt.Fprintf(p.table, "%s\t%s\t%d\t%s\t%s\t%s\n", bans.String(b.Prefix), b.Rule, b.Count,
 		b.First.Format(time.DateTime), b.Last.Format(time.DateTime), duration.Format(b.Duration))
 }
 
@@ -395,12 +397,4 @@ func (m *Main) scanSummary(streams []*scanStream, st engine.Stats, elapsed time.
 	if total.Successes > 0 {
 		fmt.Fprintf(w, "successful logins (auth_succeeded, never counted toward a ban): %d\n", total.Successes)
 	}
-}
-
-// prefixString shows a ban target: the address, or the IPv6 prefix.
-func prefixString(p netip.Prefix) string {
-	if p.Bits() == p.Addr().BitLen() {
-		return p.Addr().String()
-	}
-	return p.String()
 }
