@@ -53,6 +53,7 @@ type Config struct {
 	File string `toml:"-" json:"-"`
 }
 
+// DaemonConfig is [daemon].
 type DaemonConfig struct {
 	StateDir      string   `toml:"state_dir"`
 	Socket        string   `toml:"socket"`
@@ -60,6 +61,7 @@ type DaemonConfig struct {
 	ManualBanTime Duration `toml:"manual_ban_time"`
 }
 
+// FirewallConfig is [firewall].
 type FirewallConfig struct {
 	Backend string   `toml:"backend"`
 	Table   string   `toml:"table"`
@@ -67,17 +69,20 @@ type FirewallConfig struct {
 	Ports   []string `toml:"ports"`
 }
 
+// EngineConfig is [engine].
 type EngineConfig struct {
 	IPv6Prefix int      `toml:"ipv6_prefix"`
 	MaxTracked int      `toml:"max_tracked"`
 	History    Duration `toml:"history"`
 }
 
+// AllowConfig is [allow].
 type AllowConfig struct {
 	Addresses []string `toml:"addresses"`
 	Self      bool     `toml:"self"`
 }
 
+// SourceConfig is a [[source]]: a log file followed, or a syslog receiver.
 type SourceConfig struct {
 	Name     string   `toml:"name"`
 	Type     string   `toml:"type"`
@@ -92,6 +97,7 @@ type SourceConfig struct {
 // setDefaults gives a [[source]] the values of keys it leaves out.
 func (s *SourceConfig) setDefaults() { s.Type, s.Start = "file", "end" }
 
+// RuleConfig is a [[rule]].
 type RuleConfig struct {
 	Name       string   `toml:"name"`
 	Events     []string `toml:"events"`
@@ -121,6 +127,7 @@ type PatternConfig struct {
 	Example StringList `toml:"example"`
 }
 
+// CompromiseConfig is [compromise].
 type CompromiseConfig struct {
 	OnSuccess   string   `toml:"on_success_after_failures"`
 	MinFailures int      `toml:"min_failures"`
@@ -128,10 +135,12 @@ type CompromiseConfig struct {
 	BanTime     Duration `toml:"ban_time"`
 }
 
+// MetricsConfig is [metrics].
 type MetricsConfig struct {
 	Listen string `toml:"listen"`
 }
 
+// FeedConfig is a [[feed]]: a blocklist (package feeds).
 type FeedConfig struct {
 	Name       string   `toml:"name"`
 	URL        string   `toml:"url"`
@@ -147,6 +156,7 @@ func (f *FeedConfig) setDefaults() {
 	f.Interval, f.Expire, f.MaxEntries, f.Timeout = Duration(time.Hour), Duration(24*time.Hour), feeds.DefaultMaxEntries, Duration(feeds.DefaultTimeout)
 }
 
+// NotifyConfig is a [[notify]]: a webhook or a command (package notify).
 type NotifyConfig struct {
 	Name    string   `toml:"name"`
 	URL     string   `toml:"url"`
@@ -165,6 +175,7 @@ const defaultRetries = 3
 // setDefaults gives a [[notify]] the values of keys it leaves out.
 func (n *NotifyConfig) setDefaults() { n.Retries, n.Queue = defaultRetries, notify.DefaultQueue }
 
+// ClusterConfig is [cluster]: the fleet (package cluster).
 type ClusterConfig struct {
 	Servers  []string `toml:"servers"`
 	Name     string   `toml:"name"`
