@@ -12,11 +12,14 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sipguard/sipguard"
+	"github.com/sipguard/sipguard/bans"
 	"github.com/sipguard/sipguard/config"
 	"github.com/sipguard/sipguard/duration"
 	"github.com/sipguard/sipguard/engine"
+	"github.com/sipguard/sipguard/notify"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected output of testdata cases")
@@ -216,4 +219,28 @@ func TestConfigReference(t *testing.T) {
 		}
 	}
 	walk(reflect.TypeFor[config.Config](), "")
+}
+
+// TestValidate: section validation returns keys relative to the section,
+// Config.Validate full key paths, and typed errors stay typed.
+func TestValidate(t *testing.T) {
+	errs := config.RuleConfig{Name: "r", MaxRetry: 0, FindTime: config.Duration(time.Minute), BanTime: config.Duration(time.Hour), Factor: 1}.Validate()
+	if len(errs) != 1 || errs[0].Key != "max_retry" {
+		t.Errorf("rule: got %v; want one max_retry problem", errs)
+	}
+	cfg := config.DefaultConfig()
+	cfg.Allow.Addresses = []string{"10.0.0.0/8", "10.1.2.3/8"}
+	cfg.Notify = []config.NotifyConfig{{Name: "x", Command: []string{"/bin/true", "{nope}"}, Retries: 3}}
+	errs = cfg.Validate()
+	if len(errs) != 2 || errs[0].Key != "allow.addresses[1]" || errs[1].Key != "notify[0].command" {
+		t.Fatalf("got %v; want allow.addresses[1] and notify[0].command", errs)
+	}
+	var hostBits *bans.HostBitsError
+	if !errors.As(errs[0], &hostBits) || hostBits.Masked.String() != "10.0.0.0/8" {
+		t.Errorf("got %#v; want a *bans.HostBitsError", errs[0].Err)
+	}
+	var fe *notify.FieldError
+	if !errors.As(errs[1], &fe) || fe.Field != "argv" || fe.Index != 1 {
+		t.Errorf("got %#v; want a *notify.FieldError for argv[1]", errs[1].Err)
+	}
 }

@@ -48,6 +48,11 @@ func (p *problems) add(key, format string, args ...any) {
 	*p = append(*p, FieldError{Key: key, Err: fmt.Errorf(format, args...)})
 }
 
+// err adds err as the problem of key, keeping its type for errors.As.
+func (p *problems) err(key string, err error) {
+	*p = append(*p, FieldError{Key: key, Err: err})
+}
+
 // atLeastOne checks a count.
 func (p *problems) atLeastOne(key string, n int) {
 	if n < 1 {
@@ -184,7 +189,7 @@ func (a AllowConfig) Validate() []FieldError {
 	var p problems
 	for i, s := range a.Addresses {
 		if _, err := target(s); err != nil {
-			p.add(fmt.Sprintf("addresses[%d]", i), "%v", err)
+			p.err(fmt.Sprintf("addresses[%d]", i), err)
 		}
 	}
 	return p
@@ -226,7 +231,7 @@ func (s SourceConfig) Validate() []FieldError {
 		}
 		for i, l := range s.Listen {
 			if err := checkListen(l); err != nil {
-				p.add(fmt.Sprintf("listen[%d]", i), "%v", err)
+				p.err(fmt.Sprintf("listen[%d]", i), err)
 			}
 		}
 		if len(s.Senders) == 0 {
@@ -234,7 +239,7 @@ func (s SourceConfig) Validate() []FieldError {
 		}
 		for i, a := range s.Senders {
 			if _, err := target(a); err != nil {
-				p.add(fmt.Sprintf("senders[%d]", i), "%v", err)
+				p.err(fmt.Sprintf("senders[%d]", i), err)
 			}
 		}
 	default:
@@ -284,7 +289,7 @@ func (r RuleConfig) Validate() []FieldError {
 	}
 	for i, k := range r.Events {
 		if _, err := parsers.ParseKind(k); err != nil {
-			p.add(fmt.Sprintf("events[%d]", i), "%v", err)
+			p.err(fmt.Sprintf("events[%d]", i), err)
 		}
 	}
 	p.atLeastOne("max_retry", r.MaxRetry)
@@ -344,7 +349,7 @@ func (pc ParserConfig) compile() (*custom.Compiled, []FieldError) {
 				key = fmt.Sprintf("pattern[%d].%s", ce.Pattern, ce.Field)
 			}
 		}
-		p = append(p, FieldError{Key: key, Err: e})
+		p.err(key, e)
 	}
 	return compiled, p
 }
@@ -392,9 +397,9 @@ func (f FeedConfig) Validate() []FieldError {
 	for _, e := range unjoin(f.Feed().Validate()) {
 		var fe *feeds.FieldError
 		if errors.As(e, &fe) {
-			p = append(p, FieldError{Key: fe.Field, Err: fe.Err})
+			p.err(fe.Field, fe.Err)
 		} else {
-			p = append(p, FieldError{Err: e})
+			p.err("", e)
 		}
 	}
 	if time.Duration(f.Expire) < time.Minute {
@@ -415,7 +420,8 @@ func (n NotifyConfig) Validate() []FieldError {
 	case n.URL != "":
 		var h notify.Webhook
 		if h, err = n.webhook(); err != nil {
-			return append(p, FieldError{Key: "headers", Err: err})
+			p.err("headers", err)
+			return p
 		}
 		err = h.Validate()
 	case len(n.Headers) > 0 || n.Retries != defaultRetries:
@@ -428,12 +434,12 @@ func (n NotifyConfig) Validate() []FieldError {
 		var fe *notify.FieldError
 		switch {
 		case !errors.As(e, &fe):
-			p = append(p, FieldError{Err: e})
+			p.err("", e)
 		case fe.Field == "argv":
 			// The argument at fault is named in the message.
-			p = append(p, FieldError{Key: "command", Err: fe})
+			p.err("command", fe)
 		default:
-			p = append(p, FieldError{Key: fe.Field, Err: fe.Err})
+			p.err(fe.Field, fe.Err)
 		}
 	}
 	return p
@@ -479,7 +485,7 @@ func (c ClusterConfig) Validate(rules []string) []FieldError {
 			continue
 		}
 		if _, err := os.Stat(f.path); err != nil {
-			p.add(f.key, "%v", err)
+			p.err(f.key, err)
 		}
 	}
 	if !cluster.ValidName(c.Stream) {
