@@ -137,57 +137,74 @@ type Loader struct {
 	stats Stats
 }
 
-// NewLoader validates f and returns its Loader. Every problem of f is
-// reported, joined in one error, each prefixed with its field ("interval:
-// 30s is shorter than 1m0s").
+// FieldError is a problem with one field of a Feed. Field names it as
+// rules.toml's [[feed]] does: "name", "url", "interval", "max_entries",
+// "timeout"; a feed with both or neither of url and path is a problem of
+// "url".
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// Validate reports every problem of f, each a *FieldError, joined.
+func (f Feed) Validate() error {
+	var errs []error
+	bad := func(field string, err error) { errs = append(errs, &FieldError{Field: field, Err: err}) }
+	if err := checkName(f.Name); err != nil {
+		bad("name", err)
+	}
+	switch {
+	case f.URL == "" && f.Path == "":
+		bad("url", errors.New("url and path: one of them is required"))
+	case f.URL != "" && f.Path != "":
+		bad("url", errors.New("url and path: only one of them may be set"))
+	case f.URL != "":
+		u, err := url.Parse(f.URL)
+		switch {
+		case err != nil:
+			bad("url", err)
+		case u.Scheme != "http" && u.Scheme != "https":
+			bad("url", fmt.Errorf("scheme %q is not http or https", u.Scheme))
+		case u.Host == "":
+			bad("url", errors.New("no host"))
+		}
+	}
+	if f.Interval < MinInterval {
+		bad("interval", fmt.Errorf("%v is shorter than %v", f.Interval, MinInterval))
+	}
+	if m := f.MaxEntries; m < 0 || m > MaxMaxEntries {
+		bad("max_entries", fmt.Errorf("%d out of range [1, %d]", m, MaxMaxEntries))
+	}
+	if f.Timeout < 0 {
+		bad("timeout", fmt.Errorf("%v is negative", f.Timeout))
+	}
+	return errors.Join(errs...)
+}
+
+// NewLoader validates f (Feed.Validate) and returns its Loader.
 //
 // Client is used for HTTP feeds; nil uses http.DefaultTransport. The
 // Loader works on a copy of it whose redirect policy refuses https to
 // http (ErrInsecureRedirect) before applying client's own; Feed.Timeout
 // is applied to each load through its context, whatever client.Timeout.
 func NewLoader(f Feed, client *http.Client, log zerolog.Logger) (*Loader, error) {
-	var errs []error
-	if err := checkName(f.Name); err != nil {
-		errs = append(errs, fmt.Errorf("name: %w", err))
-	}
-	var loc string
-	switch {
-	case f.URL == "" && f.Path == "":
-		errs = append(errs, errors.New("url, path: one of them is required"))
-	case f.URL != "" && f.Path != "":
-		errs = append(errs, errors.New("url, path: only one of them may be set"))
-	case f.URL != "":
-		u, err := url.Parse(f.URL)
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("url: %w", err))
-		case u.Scheme != "http" && u.Scheme != "https":
-			errs = append(errs, fmt.Errorf("url: scheme %q is not http or https", u.Scheme))
-		case u.Host == "":
-			errs = append(errs, errors.New("url: no host"))
-		default:
-			loc = redact(u)
-		}
-	default:
-		loc = f.Path
-	}
-	if f.Interval < MinInterval {
-		errs = append(errs, fmt.Errorf("interval: %v is shorter than %v", f.Interval, MinInterval))
-	}
-	switch m := f.MaxEntries; {
-	case m == 0:
-		f.MaxEntries = DefaultMaxEntries
-	case m < 0 || m > MaxMaxEntries:
-		errs = append(errs, fmt.Errorf("max entries: %d out of range [1, %d]", m, MaxMaxEntries))
-	}
-	switch {
-	case f.Timeout == 0:
-		f.Timeout = DefaultTimeout
-	case f.Timeout < 0:
-		errs = append(errs, fmt.Errorf("timeout: %v is negative", f.Timeout))
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := f.Validate(); err != nil {
 		return nil, err
+	}
+	loc := f.Path
+	if f.URL != "" {
+		u, _ := url.Parse(f.URL)
+		loc = redact(u)
+	}
+	if f.MaxEntries == 0 {
+		f.MaxEntries = DefaultMaxEntries
+	}
+	if f.Timeout == 0 {
+		f.Timeout = DefaultTimeout
 	}
 	l := &Loader{
 		feed:     f,

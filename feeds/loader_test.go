@@ -420,35 +420,39 @@ func TestLoader_Load_File(t *testing.T) {
 
 func TestNewLoader(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		feed feeds.Feed
-		err  string // "" for none; each line must appear
+		name  string
+		feed  feeds.Feed
+		err   string // "" for none; each line must appear
+		field string // the Field of the first *FieldError, when set
 	}{
 		{name: "OKURL", feed: feeds.Feed{Name: "drop", URL: "https://example.com/drop.txt", Interval: time.Hour}},
 		{name: "OKPath", feed: feeds.Feed{Name: "local_list-2.v4", Path: "/etc/sipguard/bad.txt", Interval: time.Minute,
 			MaxEntries: feeds.MaxMaxEntries, Timeout: time.Second}},
-		{name: "ErrNoName", feed: feeds.Feed{Path: "/x", Interval: time.Hour}, err: "name: empty"},
+		{name: "ErrNoName", feed: feeds.Feed{Path: "/x", Interval: time.Hour}, err: "name: empty", field: "name"},
 		{name: "ErrName", feed: feeds.Feed{Name: "a b", Path: "/x", Interval: time.Hour}, err: `name: "a b" holds ' '`},
 		{name: "ErrNameLong", feed: feeds.Feed{Name: strings.Repeat("a", 65), Path: "/x", Interval: time.Hour}, err: "longer than 64 bytes"},
-		{name: "ErrNoLocation", feed: feeds.Feed{Name: "x", Interval: time.Hour}, err: "url, path: one of them is required"},
+		{name: "ErrNoLocation", feed: feeds.Feed{Name: "x", Interval: time.Hour}, err: "url: url and path: one of them is required", field: "url"},
 		{name: "ErrBothLocations", feed: feeds.Feed{Name: "x", URL: "https://example.com/", Path: "/x", Interval: time.Hour},
-			err: "url, path: only one of them may be set"},
-		{name: "ErrScheme", feed: feeds.Feed{Name: "x", URL: "ftp://example.com/x", Interval: time.Hour}, err: `url: scheme "ftp" is not http or https`},
+			err: "url: url and path: only one of them may be set", field: "url"},
+		{name: "ErrScheme", feed: feeds.Feed{Name: "x", URL: "ftp://example.com/x", Interval: time.Hour}, err: `url: scheme "ftp" is not http or https`, field: "url"},
 		{name: "ErrRelativeURL", feed: feeds.Feed{Name: "x", URL: "example.com/x", Interval: time.Hour}, err: `url: scheme "" is not http or https`},
 		{name: "ErrNoHost", feed: feeds.Feed{Name: "x", URL: "https:///x", Interval: time.Hour}, err: "url: no host"},
 		{name: "ErrBadURL", feed: feeds.Feed{Name: "x", URL: "https://exa mple.com/", Interval: time.Hour}, err: "url: parse"},
-		{name: "ErrInterval", feed: feeds.Feed{Name: "x", Path: "/x", Interval: 30 * time.Second}, err: "interval: 30s is shorter than 1m0s"},
-		{name: "ErrMaxEntries", feed: feeds.Feed{Name: "x", Path: "/x", Interval: time.Hour, MaxEntries: -1}, err: "max entries: -1 out of range [1, 1000000]"},
-		{name: "ErrMaxEntriesHigh", feed: feeds.Feed{Name: "x", Path: "/x", Interval: time.Hour, MaxEntries: feeds.MaxMaxEntries + 1}, err: "max entries: 1000001 out of range"},
-		{name: "ErrTimeout", feed: feeds.Feed{Name: "x", Path: "/x", Interval: time.Hour, Timeout: -time.Second}, err: "timeout: -1s is negative"},
+		{name: "ErrInterval", feed: feeds.Feed{Name: "x", Path: "/x", Interval: 30 * time.Second}, err: "interval: 30s is shorter than 1m0s", field: "interval"},
+		{name: "ErrMaxEntries", feed: feeds.Feed{Name: "x", Path: "/x", Interval: time.Hour, MaxEntries: -1}, err: "max_entries: -1 out of range [1, 1000000]", field: "max_entries"},
+		{name: "ErrMaxEntriesHigh", feed: feeds.Feed{Name: "x", Path: "/x", Interval: time.Hour, MaxEntries: feeds.MaxMaxEntries + 1}, err: "max_entries: 1000001 out of range"},
+		{name: "ErrTimeout", feed: feeds.Feed{Name: "x", Path: "/x", Interval: time.Hour, Timeout: -time.Second}, err: "timeout: -1s is negative", field: "timeout"},
 		{name: "ErrAll", feed: feeds.Feed{Interval: time.Second, MaxEntries: -5, Timeout: -1},
-			err: "name: empty\nurl, path: one of them is required\ninterval: 1s is shorter than 1m0s\nmax entries: -5 out of range [1, 1000000]\ntimeout: -1ns is negative"},
+			err: "name: empty\nurl: url and path: one of them is required\ninterval: 1s is shorter than 1m0s\nmax_entries: -5 out of range [1, 1000000]\ntimeout: -1ns is negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l, err := feeds.NewLoader(tc.feed, nil, zerolog.Nop())
 			if tc.err == "" {
 				if err != nil || l == nil {
 					t.Fatalf("got %v; want no error", err)
+				}
+				if err := tc.feed.Validate(); err != nil {
+					t.Fatalf("Validate: got %v; want no error", err)
 				}
 				return
 			}
@@ -457,6 +461,13 @@ func TestNewLoader(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.err) {
 				t.Fatalf("got %q; want %q in it", err, tc.err)
+			}
+			if err := tc.feed.Validate(); err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("Validate: got %v; want %q in it", err, tc.err)
+			}
+			var fe *feeds.FieldError
+			if tc.field != "" && (!errors.As(err, &fe) || fe.Field != tc.field) {
+				t.Fatalf("got %#v; want a *FieldError for %s", err, tc.field)
 			}
 		})
 	}

@@ -10,6 +10,8 @@ import (
 	"math"
 	"net/netip"
 	"slices"
+
+	"github.com/sipguard/sipguard/bans"
 )
 
 const (
@@ -214,7 +216,8 @@ func trimBlank(b []byte) []byte {
 
 // parseEntry reads a trimmed, non-comment line: an address or prefix,
 // optionally followed by whitespace and a comment. It returns the prefix
-// masked and unmapped, and whether host bits were set.
+// unmapped (bans.ParseTarget) and, unlike a typed ban, masked: a list's
+// 192.0.2.1/24 is read as 192.0.2.0/24, reporting that host bits were set.
 func parseEntry(s []byte) (p netip.Prefix, masked, ok bool) {
 	field := s
 	if i := bytes.IndexAny(s, " \t"); i >= 0 {
@@ -224,25 +227,15 @@ func parseEntry(s []byte) (p netip.Prefix, masked, ok bool) {
 			return netip.Prefix{}, false, false
 		}
 	}
-	if bytes.IndexByte(field, '/') >= 0 {
-		var err error
-		p, err = netip.ParsePrefix(string(field))
-		if err != nil {
-			return netip.Prefix{}, false, false
-		}
-	} else {
-		a, err := netip.ParseAddr(string(field))
-		if err != nil || a.Zone() != "" {
-			return netip.Prefix{}, false, false
-		}
-		p = netip.PrefixFrom(a, a.BitLen())
+	p, err := bans.ParseTarget(string(field))
+	if err == nil {
+		return p, false, true
 	}
-	m := p.Masked()
-	masked = m != p
-	if a := m.Addr(); a.Is4In6() && m.Bits() >= 96 {
-		m = netip.PrefixFrom(a.Unmap(), m.Bits()-96)
+	var hostBits *bans.HostBitsError
+	if errors.As(err, &hostBits) {
+		return hostBits.Masked, true, true
 	}
-	return m, masked, true
+	return netip.Prefix{}, false, false
 }
 
 func tooWide(p netip.Prefix) bool {

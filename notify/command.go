@@ -79,37 +79,43 @@ type argPart struct {
 	lit, name string
 }
 
-func newCommand(c Command) (*command, []error) {
-	errs := checkCommon(c.Events, c.Timeout, c.Queue)
-	argv := make([][]argPart, len(c.Argv))
+// problems lists what is wrong with c.
+func (c Command) problems() []error {
+	errs := checkCommon(c.Name, c.Events, c.Timeout, c.Queue)
+	argError := func(i int, err error) { errs = append(errs, &FieldError{Field: "argv", Index: i, Err: err}) }
 	for i, a := range c.Argv {
 		parts, err := parseArg(a)
 		switch {
 		case strings.IndexByte(a, 0) >= 0:
-			errs = append(errs, fmt.Errorf("argv[%d]: holds a NUL byte", i))
+			argError(i, errors.New("holds a NUL byte"))
 		case err != nil:
-			errs = append(errs, fmt.Errorf("argv[%d]: %w", i, err))
+			argError(i, err)
 		case i == 0 && !filepath.IsAbs(a):
 			// No PATH search: which program runs must not depend on the
 			// environment sipguard was started in.
-			errs = append(errs, fmt.Errorf("argv[0]: %q is not an absolute path", a))
+			argError(i, fmt.Errorf("%q is not an absolute path", a))
 		case i == 0 && (len(parts) != 1 || parts[0].name != ""):
 			// An Event must never choose the program.
-			errs = append(errs, fmt.Errorf("argv[0]: %q: placeholders are not allowed in the program", a))
+			argError(i, fmt.Errorf("%q: placeholders are not allowed in the program", a))
 		}
-		argv[i] = parts
 	}
 	if len(c.Argv) == 0 {
-		errs = append(errs, errors.New("argv: empty"))
+		errs = append(errs, fieldError("argv", errors.New("empty")))
 	}
-	if len(errs) > 0 {
-		return nil, errs
+	return errs
+}
+
+// newCommand returns the deliverer of a valid c.
+func newCommand(c Command) *command {
+	argv := make([][]argPart, len(c.Argv))
+	for i, a := range c.Argv {
+		argv[i], _ = parseArg(a)
 	}
 	timeout := c.Timeout
 	if timeout == 0 {
 		timeout = DefaultCommandTimeout
 	}
-	return &command{argv: argv, timeout: timeout}, nil
+	return &command{argv: argv, timeout: timeout}
 }
 
 // parseArg splits an argument into literals and placeholders. A placeholder

@@ -173,40 +173,32 @@ func New(hooks []Webhook, cmds []Command, log zerolog.Logger) (*Dispatcher, erro
 	}
 	var errs []error
 	names := map[string]bool{}
-	name := func(kind string, i int, n string) error {
+	// valid reports whether a target is valid, adding its problems to
+	// errs, each naming the target.
+	valid := func(kind string, i int, name string, problems func() []error) bool {
 		switch {
-		case n == "":
-			return fmt.Errorf("%s[%d]: name: empty", kind, i)
-		case names[n]:
-			return fmt.Errorf("%s %q: name: used twice", kind, n)
+		case name == "":
+			errs = append(errs, fmt.Errorf("%s[%d]: name: empty", kind, i))
+			return false
+		case names[name]:
+			errs = append(errs, fmt.Errorf("%s %q: name: used twice", kind, name))
+			return false
 		}
-		names[n] = true
-		return nil
+		names[name] = true
+		bad := problems()
+		for _, err := range bad {
+			errs = append(errs, fmt.Errorf("%s %q: %w", kind, name, err))
+		}
+		return len(bad) == 0
 	}
 	for i, h := range hooks {
-		if err := name(KindWebhook, i, h.Name); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		w, werrs := newWebhook(h, d)
-		for _, err := range werrs {
-			errs = append(errs, fmt.Errorf("webhook %q: %w", h.Name, err))
-		}
-		if len(werrs) == 0 {
-			d.add(h.Name, KindWebhook, h.Events, h.Queue, w)
+		if valid(KindWebhook, i, h.Name, h.problems) {
+			d.add(h.Name, KindWebhook, h.Events, h.Queue, newWebhook(h, d))
 		}
 	}
 	for i, c := range cmds {
-		if err := name(KindCommand, i, c.Name); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		x, cerrs := newCommand(c)
-		for _, err := range cerrs {
-			errs = append(errs, fmt.Errorf("command %q: %w", c.Name, err))
-		}
-		if len(cerrs) == 0 {
-			d.add(c.Name, KindCommand, c.Events, c.Queue, x)
+		if valid(KindCommand, i, c.Name, c.problems) {
+			d.add(c.Name, KindCommand, c.Events, c.Queue, newCommand(c))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -217,19 +209,52 @@ func New(hooks []Webhook, cmds []Command, log zerolog.Logger) (*Dispatcher, erro
 	return d, nil
 }
 
+// FieldError is a problem with one field of a Webhook or Command. Field
+// is the field's name in lower case: "name", "url", "events", "headers",
+// "timeout", "retries", "queue" or "argv"; Index is the element of Argv at
+// fault, or -1.
+type FieldError struct {
+	Field string
+	Index int
+	Err   error
+}
+
+func (e *FieldError) Error() string {
+	if e.Index >= 0 {
+		return fmt.Sprintf("%s[%d]: %v", e.Field, e.Index, e.Err)
+	}
+	return e.Field + ": " + e.Err.Error()
+}
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// fieldError returns a *FieldError of a field that is not Argv.
+func fieldError(field string, err error) error { return &FieldError{Field: field, Index: -1, Err: err} }
+
+// Validate reports every problem of h, each a *FieldError, joined. New
+// also checks that each target's name is unique.
+func (h Webhook) Validate() error { return errors.Join(h.problems()...) }
+
+// Validate reports every problem of c, each a *FieldError, joined. New
+// also checks that each target's name is unique.
+func (c Command) Validate() error { return errors.Join(c.problems()...) }
+
 // checkCommon validates the fields webhooks and commands share.
-func checkCommon(events []string, timeout time.Duration, queue int) []error {
+func checkCommon(name string, events []string, timeout time.Duration, queue int) []error {
 	var errs []error
+	if name == "" {
+		errs = append(errs, fieldError("name", errors.New("empty")))
+	}
 	for _, e := range events {
 		if !slices.Contains(Types, e) {
-			errs = append(errs, fmt.Errorf("events: %w %q (known: %q)", ErrUnknownEvent, e, Types))
+			errs = append(errs, fieldError("events", fmt.Errorf("%w %q (known: %q)", ErrUnknownEvent, e, Types)))
 		}
 	}
 	if timeout < 0 {
-		errs = append(errs, fmt.Errorf("timeout: must be >= 0 (got %v)", timeout))
+		errs = append(errs, fieldError("timeout", fmt.Errorf("must be >= 0 (got %v)", timeout)))
 	}
 	if queue < 0 {
-		errs = append(errs, fmt.Errorf("queue: must be >= 0 (got %d)", queue))
+		errs = append(errs, fieldError("queue", fmt.Errorf("must be >= 0 (got %d)", queue)))
 	}
 	return errs
 }

@@ -317,3 +317,37 @@ func TestDispatcher_RunTwice(t *testing.T) {
 	}()
 	d.Run(ctx)
 }
+
+// TestValidate: Validate names the field at fault (for the config to
+// point at its key), and accepts a valid target.
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		err   error
+		field string
+		index int
+	}{
+		{"WebhookName", notify.Webhook{URL: "https://example.com/"}.Validate(), "name", -1},
+		{"WebhookURL", notify.Webhook{Name: "h", URL: "ftp://example.com/"}.Validate(), "url", -1},
+		{"WebhookHeaders", notify.Webhook{Name: "h", URL: "https://example.com/", Headers: map[string]string{"host": "x"}}.Validate(), "headers", -1},
+		{"WebhookRetries", notify.Webhook{Name: "h", URL: "https://example.com/", Retries: -1}.Validate(), "retries", -1},
+		{"CommandArgv", notify.Command{Name: "c", Argv: []string{"/bin/true", "{nope}"}}.Validate(), "argv", 1},
+		{"CommandNoArgv", notify.Command{Name: "c"}.Validate(), "argv", -1},
+		{"CommandEvents", notify.Command{Name: "c", Argv: []string{"/bin/true"}, Events: []string{"bans"}}.Validate(), "events", -1},
+	} {
+		t.Run("Err"+tc.name, func(t *testing.T) {
+			var fe *notify.FieldError
+			if !errors.As(tc.err, &fe) || fe.Field != tc.field || fe.Index != tc.index {
+				t.Fatalf("got %#v; want a *FieldError for %s[%d]", tc.err, tc.field, tc.index)
+			}
+		})
+	}
+	t.Run("OK", func(t *testing.T) {
+		if err := (notify.Webhook{Name: "h", URL: "https://example.com/", Headers: map[string]string{"Authorization": "Bearer x"}}).Validate(); err != nil {
+			t.Errorf("webhook: %v", err)
+		}
+		if err := (notify.Command{Name: "c", Argv: []string{"/bin/echo", "{target}"}}).Validate(); err != nil {
+			t.Errorf("command: %v", err)
+		}
+	})
+}

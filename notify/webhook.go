@@ -36,31 +36,35 @@ type webhook struct {
 	d       *Dispatcher // for the backoff, which tests shorten
 }
 
-func newWebhook(h Webhook, d *Dispatcher) (*webhook, []error) {
-	errs := checkCommon(h.Events, h.Timeout, h.Queue)
+// problems lists what is wrong with h.
+func (h Webhook) problems() []error {
+	errs := checkCommon(h.Name, h.Events, h.Timeout, h.Queue)
 	if err := checkURL(h.URL); err != nil {
-		errs = append(errs, fmt.Errorf("url: %w", err))
+		errs = append(errs, fieldError("url", err))
 	}
 	if h.Retries < 0 {
-		errs = append(errs, fmt.Errorf("retries: must be >= 0 (got %d)", h.Retries))
+		errs = append(errs, fieldError("retries", fmt.Errorf("must be >= 0 (got %d)", h.Retries)))
 	}
-	hdr := http.Header{}
 	for _, k := range slices.Sorted(maps.Keys(h.Headers)) {
 		ck := http.CanonicalHeaderKey(k)
 		switch {
 		case !validHeaderName(k):
-			errs = append(errs, fmt.Errorf("headers: invalid name %q", k))
+			errs = append(errs, fieldError("headers", fmt.Errorf("invalid name %q", k)))
 		case slices.Contains(reservedHeaders, ck):
-			errs = append(errs, fmt.Errorf("headers: %q is set by sipguard", ck))
+			errs = append(errs, fieldError("headers", fmt.Errorf("%q is set by sipguard", ck)))
 		case !validHeaderValue(h.Headers[k]):
 			// The value is not quoted: it is often a secret.
-			errs = append(errs, fmt.Errorf("headers: value of %q holds a control character", ck))
-		default:
-			hdr.Set(ck, h.Headers[k])
+			errs = append(errs, fieldError("headers", fmt.Errorf("value of %q holds a control character", ck)))
 		}
 	}
-	if len(errs) > 0 {
-		return nil, errs
+	return errs
+}
+
+// newWebhook returns the deliverer of a valid h.
+func newWebhook(h Webhook, d *Dispatcher) *webhook {
+	hdr := http.Header{}
+	for _, k := range slices.Sorted(maps.Keys(h.Headers)) {
+		hdr.Set(http.CanonicalHeaderKey(k), h.Headers[k])
 	}
 	timeout := h.Timeout
 	if timeout == 0 {
@@ -90,7 +94,7 @@ func newWebhook(h Webhook, d *Dispatcher) (*webhook, []error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 		d: d,
-	}, nil
+	}
 }
 
 // checkURL accepts absolute http and https URLs with a host. Its errors do

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sipguard/sipguard/config"
 	"github.com/sipguard/sipguard/internal/failjson"
 	"github.com/sipguard/sipguard/parsers"
 )
@@ -38,7 +39,7 @@ func TestContribConfigs(t *testing.T) {
 // freeswitchParser is the [[parser]] of contrib/custom/freeswitch.toml.
 func freeswitchParser(t *testing.T) parsers.Parser {
 	t.Helper()
-	cfg, err := LoadConfig("../../contrib/custom/freeswitch.toml")
+	cfg, err := config.Load("../../contrib/custom/freeswitch.toml")
 	if err != nil {
 		t.Fatal(err)
 	}

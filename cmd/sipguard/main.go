@@ -2,12 +2,18 @@
 // toll fraud: it reads PBX logs, counts failures per attacker address and
 // bans attackers in the kernel firewall.
 //
+// This package is the command line only: one file per command, each
+// parsing its flags and calling the packages that do the work (config for
+// rules.toml, daemon for run, control for the commands that talk to the
+// daemon).
+//
 // Exit codes: 0 success, 1 error (a bad config, an unreadable file, a
 // failed command), 2 usage error (unknown command or flag).
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,7 +25,8 @@ import (
 	"syscall"
 	"time"
 
-	_ "github.com/sipguard/sipguard/parsers/all"
+	"github.com/sipguard/sipguard/config"
+	"github.com/sipguard/sipguard/control"
 )
 
 func main() {
@@ -61,7 +68,7 @@ type Main struct {
 func NewMain() *Main {
 	return &Main{
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
-		ConfigPath: DefaultConfigPath, Now: time.Now, HostAddrs: HostAddrs,
+		ConfigPath: config.DefaultPath, Now: time.Now, HostAddrs: config.HostAddrs,
 	}
 }
 
@@ -89,25 +96,25 @@ func (m *Main) Exit(err error) int {
 	}
 }
 
+// command is one of sipguard's commands.
+type command struct {
+	name, summary string
+	run           func(m *Main, ctx context.Context, args []string) error
+}
+
 // commands lists the commands, in the order help shows them; man and
-// completion are built from it and from each command's own flags.
-var commands = []struct{ name, summary string }{
-	{"run", "run the daemon: follow the logs, ban in nftables (as root)"},
-	{"status", "show the running daemon"},
-	{"list", "list the bans in force"},
-	{"ban", "ban an address or network now"},
-	{"unban", "lift a ban (and clear the address's counters)"},
-	{"export", "write the bans in force (a list, or JSON)"},
-	{"import", "ban a list of addresses at once (sipguard, JSON, fail2ban)"},
-	{"scan", "replay logs offline and print the bans the rules would make"},
-	{"check", "validate a configuration file"},
-	{"completion", "print a shell completion script (bash, zsh)"},
-	{"man", "print the manual page (roff)"},
-	{"version", "print the version"},
+// completion are built from it and from each command's own flags. Each
+// command's file declares its entry. init fills it in because completion
+// and man read it.
+var commands []command
+
+func init() {
+	commands = []command{runCommand, statusCommand, listCommand, banCommand, unbanCommand, exportCommand,
+		importCommand, scanCommand, checkCommand, completionCommand, manCommand, versionCommand}
 }
 
 // usage is the text of sipguard help.
-var usage = func() string {
+func usage() string {
 	var b strings.Builder
 	b.WriteString(`sipguard protects PBX hosts from SIP brute force, scanning and toll fraud.
 
@@ -128,46 +135,26 @@ there. Run "sipguard <command> -h" for a command's flags.
 Exit codes: 0 success, 1 error, 2 usage error.
 `)
 	return b.String()
-}()
+}
 
 // Run runs the command in args.
 func (m *Main) Run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		fmt.Fprint(m.Stderr, usage)
+		fmt.Fprint(m.Stderr, usage())
 		return usagef("no command given")
 	}
-	cmd, args := args[0], args[1:]
-	switch cmd {
-	case "run":
-		return m.run(ctx, args)
-	case "status":
-		return m.status(ctx, args)
-	case "list":
-		return m.list(ctx, args)
-	case "ban":
-		return m.ban(ctx, args)
-	case "unban":
-		return m.unban(ctx, args)
-	case "export":
-		return m.export(ctx, args)
-	case "import":
-		return m.importBans(ctx, args)
-	case "completion":
-		return m.completion(args)
-	case "man":
-		return m.man(args)
-	case "scan":
-		return m.scan(ctx, args)
-	case "check":
-		return m.check(args)
-	case "version":
-		return m.version(args)
+	name, args := args[0], args[1:]
+	switch name {
 	case "help", "-h", "-help", "--help":
-		fmt.Fprint(m.Stdout, usage)
+		fmt.Fprint(m.Stdout, usage())
 		return nil
-	default:
-		return usagef("unknown command %q", cmd)
 	}
+	for _, c := range commands {
+		if c.name == name {
+			return c.run(m, ctx, args)
+		}
+	}
+	return usagef("unknown command %q", name)
 }
 
 // flagSet returns a flag set that reports errors instead of exiting.
@@ -182,6 +169,24 @@ func (m *Main) flagSet(name, synopsis string) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// described is a command's synopsis and flags, as its -h shows them.
+type described struct {
+	synopsis string
+	flags    *flag.FlagSet
+}
+
+// describe returns what command name shows for -h, without running it.
+func (m *Main) describe(name string) described {
+	d := &described{}
+	sub := &Main{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard, ConfigPath: "/nonexistent",
+		Now: m.Now, HostAddrs: m.HostAddrs, described: d}
+	sub.Run(context.Background(), []string{name, "-h"})
+	if d.flags == nil {
+		d.synopsis, d.flags = name, flag.NewFlagSet(name, flag.ContinueOnError)
+	}
+	return *d
 }
 
 // parseArgs parses flags anywhere among the arguments, as users type them
@@ -208,39 +213,80 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// parseNoArgs parses the flags of a command that takes no arguments.
+func parseNoArgs(fs *flag.FlagSet, args []string) error {
+	rest, err := parseArgs(fs, args)
+	if err == nil && len(rest) > 0 {
+		err = usagef("%s takes no arguments", fs.Name())
+	}
+	return err
+}
+
+// parseOneArg parses the flags of a command that takes one argument, and
+// returns it; usage is the error for any other number of arguments.
+func parseOneArg(fs *flag.FlagSet, args []string, usage string) (string, error) {
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return "", err
+	}
+	if len(rest) != 1 {
+		return "", &usageError{usage}
+	}
+	return rest[0], nil
+}
+
 // loadConfig reads the config named by -c, or the default one.
-func (m *Main) loadConfig(path string) (*Config, error) {
+func (m *Main) loadConfig(path string) (*config.Config, error) {
 	if path == "" {
 		if _, err := os.Stat(m.ConfigPath); err != nil {
-			return DefaultConfig(), nil
+			return config.DefaultConfig(), nil
 		}
 		path = m.ConfigPath
 	}
-	return LoadConfig(path)
+	return config.Load(path)
 }
 
-// check validates a config file.
-func (m *Main) check(args []string) error {
-	fs := m.flagSet("check", "check [-c FILE]\n\nValidates a configuration file: every key, value and [[parser]] pattern (on\nits example lines). Errors name the file, line and key; the exit code is 1.")
-	config := fs.String("c", "", "config `FILE` to check")
-	rest, err := parseArgs(fs, args)
+// daemonFlag adds the -c of the commands that talk to the daemon, and
+// returns how to reach the daemon the config it names runs.
+func (m *Main) daemonFlag(fs *flag.FlagSet) func() (*control.Client, error) {
+	path := fs.String("c", "", "config `FILE` naming the daemon's socket")
+	return func() (*control.Client, error) {
+		cfg, err := m.loadConfig(*path)
+		if err != nil {
+			return nil, err
+		}
+		return control.NewClient(cfg.Daemon.Socket), nil
+	}
+}
+
+// query runs a command that asks the daemon one thing and prints the
+// answer, for people or with --json as JSON. It takes -c and no arguments.
+func query[T any](m *Main, ctx context.Context, args []string, name, synopsis string,
+	ask func(*control.Client, context.Context) (T, error), print func(io.Writer, T) error) error {
+	fs := m.flagSet(name, synopsis)
+	client := m.daemonFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	c, err := client()
 	if err != nil {
 		return err
 	}
-	if len(rest) > 0 {
-		return usagef("check takes no arguments (use -c FILE)")
-	}
-	cfg, err := m.loadConfig(*config)
+	answer, err := ask(c, ctx)
 	if err != nil {
 		return err
 	}
-	name := cfg.File
-	if name == "" {
-		name = "built-in config"
+	if *asJSON {
+		return printJSON(m.Stdout, answer)
 	}
-	fmt.Fprintf(m.Stdout, "%s: OK (%d %s, %d %s)\n", name,
-		len(cfg.Sources), plural(len(cfg.Sources), "source"), len(cfg.Rules), plural(len(cfg.Rules), "rule"))
-	return nil
+	return print(m.Stdout, answer)
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func plural(n int, word string) string {
@@ -250,13 +296,9 @@ func plural(n int, word string) string {
 	return word + "s"
 }
 
-func (m *Main) version(args []string) error {
-	fs := m.flagSet("version", "version\n\nPrints the version.")
-	if rest, err := parseArgs(fs, args); err != nil {
-		return err
-	} else if len(rest) > 0 {
-		return usagef("version takes no arguments")
+func dash(s string) string {
+	if s == "" {
+		return "-"
 	}
-	fmt.Fprintf(m.Stdout, "sipguard %s\n", strings.TrimSpace(Version()))
-	return nil
+	return s
 }

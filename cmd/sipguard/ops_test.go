@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sipguard/sipguard/config"
 )
 
 // lockedBuffer collects a daemon's log from its goroutines.
@@ -48,13 +50,13 @@ func freePort(t *testing.T) string {
 
 // dryDaemon runs `sipguard run --dry-run -c config` in this process until
 // the test ends, and returns its log.
-func dryDaemon(t *testing.T, config string) *lockedBuffer {
+func dryDaemon(t *testing.T, path string) *lockedBuffer {
 	t.Helper()
 	logs := &lockedBuffer{}
-	m := &Main{Stdin: strings.NewReader(""), Stdout: logs, Stderr: logs, ConfigPath: "/nonexistent", Now: time.Now, HostAddrs: HostAddrs}
+	m := &Main{Stdin: strings.NewReader(""), Stdout: logs, Stderr: logs, ConfigPath: "/nonexistent", Now: time.Now, HostAddrs: config.HostAddrs}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx, []string{"run", "--dry-run", "-c", config}) }()
+	go func() { done <- m.Run(ctx, []string{"run", "--dry-run", "-c", path}) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -174,7 +176,7 @@ func soon(cond func() bool) bool {
 func ctlNow(t *testing.T, stdin string, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	m := &Main{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errOut, ConfigPath: "/nonexistent", Now: time.Now, HostAddrs: HostAddrs}
+	m := &Main{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errOut, ConfigPath: "/nonexistent", Now: time.Now, HostAddrs: config.HostAddrs}
 	code := m.Exit(m.Run(context.Background(), args))
 	return out.String(), errOut.String(), code
 }

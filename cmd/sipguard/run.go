@@ -14,7 +14,9 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
+	"github.com/sipguard/sipguard/bans"
 	"github.com/sipguard/sipguard/cluster"
+	"github.com/sipguard/sipguard/config"
 	"github.com/sipguard/sipguard/control"
 	"github.com/sipguard/sipguard/daemon"
 	"github.com/sipguard/sipguard/firewall"
@@ -29,6 +31,8 @@ var (
 	_ firewall.Backend = (*firewall.DryRun)(nil)
 )
 
+var runCommand = command{"run", "run the daemon: follow the logs, ban in nftables (as root)", (*Main).run}
+
 const runSynopsis = `run [-c FILE] [--dry-run]
 
 Runs the daemon in the foreground (systemd style): follows the configured
@@ -41,10 +45,8 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	fs := m.flagSet("run", runSynopsis)
 	path := fs.String("c", "", "config `FILE`")
 	dryRun := fs.Bool("dry-run", false, "log bans instead of enforcing them (overrides [firewall] backend)")
-	if rest, err := parseArgs(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	} else if len(rest) > 0 {
-		return usagef("run takes no arguments")
 	}
 	cfg, err := m.loadConfig(*path)
 	if err != nil {
@@ -84,12 +86,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		log.Info().Str("listen", l.Addr().String()).Msg("metrics at /metrics")
 	}
 	if len(cfg.Notify) > 0 {
-		var hooks []notify.Webhook
-		var cmds []notify.Command
-		for _, n := range cfg.Notify {
-			h, c, _ := n.targets() // validated
-			hooks, cmds = append(hooks, h...), append(cmds, c...)
-		}
+		hooks, cmds := cfg.NotifyTargets()
 		disp, err := notify.New(hooks, cmds, log.With().Str("component", "notify").Logger())
 		if err != nil {
 			return err
@@ -98,14 +95,14 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		bg.Go(func() { disp.Run(ctx) })
 	}
 	if len(cfg.Cluster.Servers) > 0 {
-		node, err := cluster.New(cfg.Cluster.node(), d, log)
+		node, err := cluster.New(cfg.Cluster.Node(), d, log)
 		if err != nil {
 			return err
 		}
 		d.Join(node, cfg.Cluster.Escalate)
 		bg.Go(func() {
 			if err := node.Run(ctx); err != nil {
-				log.Error().Err(err).Msg("fleet: not joined; bans stay local")
+				log.Error().Err(err).Msg("cluster: not joined; bans stay local")
 			}
 		})
 	}
@@ -171,7 +168,7 @@ func (o notifyObserver) Notice(n daemon.Notice) {
 		return // a peer's bans are notified by the node that decided them
 	}
 	ev := notify.Event{
-		Type: string(n.Type), Target: prefixString(n.Target), Rule: n.Rule, Reason: n.Reason, Source: n.Source,
+		Type: string(n.Type), Target: bans.String(n.Target), Rule: n.Rule, Reason: n.Reason, Source: n.Source,
 		User: n.User, Count: n.Count, Offences: n.Offences, Time: n.Time, Expires: n.Expires,
 	}
 	if n.Addr.IsValid() {
@@ -209,7 +206,7 @@ func (o metricsObserver) Notice(n daemon.Notice) {
 }
 
 // reload re-reads the config on SIGHUP. An invalid config changes nothing.
-func (m *Main) reload(ctx context.Context, d *daemon.Daemon, path string, running *Config, log zerolog.Logger) {
+func (m *Main) reload(ctx context.Context, d *daemon.Daemon, path string, running *config.Config, log zerolog.Logger) {
 	cfg, err := m.loadConfig(path)
 	if err != nil {
 		log.Error().Err(err).Msg("config not reloaded; the running one is kept")
@@ -238,7 +235,7 @@ func (m *Main) reload(ctx context.Context, d *daemon.Daemon, path string, runnin
 }
 
 // newBackend returns the firewall backend the config asks for.
-func newBackend(cfg *Config, dryRun bool, log zerolog.Logger) (firewall.Backend, error) {
+func newBackend(cfg *config.Config, dryRun bool, log zerolog.Logger) (firewall.Backend, error) {
 	if dryRun || cfg.Firewall.Backend == "dry-run" {
 		return firewall.NewDryRun(log, nil), nil
 	}
@@ -264,7 +261,7 @@ func newBackend(cfg *Config, dryRun bool, log zerolog.Logger) (firewall.Backend,
 }
 
 // daemonConfig turns the config file into the daemon's settings.
-func (m *Main) daemonConfig(cfg *Config) (daemon.Config, error) {
+func (m *Main) daemonConfig(cfg *config.Config) (daemon.Config, error) {
 	eopts, err := cfg.EngineOptions(m.HostAddrs)
 	if err != nil {
 		return daemon.Config{}, err
@@ -278,7 +275,7 @@ func (m *Main) daemonConfig(cfg *Config) (daemon.Config, error) {
 		dc.File = "built-in"
 	}
 	for _, f := range cfg.Feeds {
-		dc.Feeds = append(dc.Feeds, daemon.Feed{Feed: f.feed(), Expire: time.Duration(f.Expire)})
+		dc.Feeds = append(dc.Feeds, daemon.Feed{Feed: f.Feed(), Expire: time.Duration(f.Expire)})
 	}
 	for _, s := range cfg.Sources {
 		start := watchers.StartEnd
@@ -290,11 +287,7 @@ func (m *Main) daemonConfig(cfg *Config) (daemon.Config, error) {
 			Location: s.Location(), Start: start,
 		}
 		if s.Type == "syslog" {
-			src.Listen = s.Listen
-			for _, a := range s.Senders {
-				p, _ := parsePrefix(a) // validated
-				src.Senders = append(src.Senders, p)
-			}
+			src.Listen, src.Senders = s.Listen, s.SenderPrefixes()
 		}
 		dc.Sources = append(dc.Sources, src)
 	}

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,10 +15,15 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sipguard/sipguard/bans"
+	"github.com/sipguard/sipguard/config"
+	"github.com/sipguard/sipguard/duration"
 	"github.com/sipguard/sipguard/engine"
 	"github.com/sipguard/sipguard/parsers"
 	"github.com/sipguard/sipguard/watchers"
 )
+
+var scanCommand = command{"scan", "replay logs offline and print the bans the rules would make", (*Main).scan}
 
 const scanSynopsis = `scan [-c FILE] [--parser NAME] [--events] [--json] FILE...
 
@@ -59,8 +63,8 @@ func (m *Main) scan(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if o.parser != "" && !cfg.knownParser(o.parser) {
-		return usagef("unknown parser %q (known: %s)", o.parser, strings.Join(cfg.parserNames(), ", "))
+	if o.parser != "" && !cfg.KnownParser(o.parser) {
+		return usagef("unknown parser %q (known: %s)", o.parser, strings.Join(cfg.ParserNames(), ", "))
 	}
 	return m.runScan(ctx, cfg, o)
 }
@@ -140,7 +144,7 @@ func (s *scanStream) peek() *parsers.Event {
 	return &s.cur[s.pos]
 }
 
-func (m *Main) runScan(ctx context.Context, cfg *Config, o scanOptions) error {
+func (m *Main) runScan(ctx context.Context, cfg *config.Config, o scanOptions) error {
 	start := time.Now()
 	opts, err := cfg.EngineOptions(m.HostAddrs)
 	if err != nil {
@@ -211,7 +215,7 @@ func (m *Main) runScan(ctx context.Context, cfg *Config, o scanOptions) error {
 }
 
 // openStream opens one FILE and picks its parser and source name.
-func (m *Main) openStream(cfg *Config, parserFlag, file string) (*scanStream, error) {
+func (m *Main) openStream(cfg *config.Config, parserFlag, file string) (*scanStream, error) {
 	name, parser, loc := file, parserFlag, time.Local
 	if file == "-" {
 		name = "stdin"
@@ -230,7 +234,7 @@ func (m *Main) openStream(cfg *Config, parserFlag, file string) (*scanStream, er
 	}
 	if parser == "" {
 		if len(sources) != 1 {
-			return nil, usagef("%s is not a configured source: choose its parser with --parser (known: %s)", file, strings.Join(cfg.parserNames(), ", "))
+			return nil, usagef("%s is not a configured source: choose its parser with --parser (known: %s)", file, strings.Join(cfg.ParserNames(), ", "))
 		}
 		parser = sources[0]
 	}
@@ -348,8 +352,8 @@ func (p *scanPrinter) ban(b engine.Ban) {
 		p.table = tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(p.table, "address\trule\tcount\tfirst\tlast\tban")
 	}
-	fmt.Fprintf(p.table, "%s\t%s\t%d\t%s\t%s\t%s\n", prefixString(b.Prefix), b.Rule, b.Count,
-		b.First.Format(time.DateTime), b.Last.Format(time.DateTime), formatDuration(b.Duration))
+	fmt.Fprintf(p.table, "%s\t%s\t%d\t%s\t%s\t%s\n", bans.String(b.Prefix), b.Rule, b.Count,
+		b.First.Format(time.DateTime), b.Last.Format(time.DateTime), duration.Format(b.Duration))
 }
 
 func (p *scanPrinter) flush() error {
@@ -393,12 +397,4 @@ func (m *Main) scanSummary(streams []*scanStream, st engine.Stats, elapsed time.
 	if total.Successes > 0 {
 		fmt.Fprintf(w, "successful logins (auth_succeeded, never counted toward a ban): %d\n", total.Successes)
 	}
-}
-
-// prefixString shows a ban target: the address, or the IPv6 prefix.
-func prefixString(p netip.Prefix) string {
-	if p.Bits() == p.Addr().BitLen() {
-		return p.Addr().String()
-	}
-	return p.String()
 }

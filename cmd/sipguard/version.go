@@ -1,6 +1,11 @@
 package main
 
-import "runtime/debug"
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"strings"
+)
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
 var version string
@@ -25,4 +30,19 @@ func Version() string {
 		}
 	}
 	return v
+}
+
+var versionCommand = command{"version", "print the version", (*Main).version}
+
+const versionSynopsis = `version
+
+Prints the version.`
+
+func (m *Main) version(_ context.Context, args []string) error {
+	fs := m.flagSet("version", versionSynopsis)
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "sipguard %s\n", strings.TrimSpace(Version()))
+	return nil
 }

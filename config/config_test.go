@@ -1,4 +1,4 @@
-package main
+package config_test
 
 import (
 	"bytes"
@@ -12,22 +12,27 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sipguard/sipguard"
+	"github.com/sipguard/sipguard/bans"
+	"github.com/sipguard/sipguard/config"
+	"github.com/sipguard/sipguard/duration"
 	"github.com/sipguard/sipguard/engine"
+	"github.com/sipguard/sipguard/notify"
 )
 
-var update = flag.Bool("update", false, "rewrite the expected output of testdata/config cases")
+var update = flag.Bool("update", false, "rewrite the expected output of testdata cases")
 
 const separator = "----------\n"
 
-// TestConfigCases runs testdata/config/*.tomltest: a TOML file, a line of
+// TestConfigCases runs testdata/*.tomltest: a TOML file, a line of
 // dashes, then the expected result: the decoded config as JSON, or the
 // errors, one per line, as `sipguard check` prints them.
 func TestConfigCases(t *testing.T) {
-	files, _ := filepath.Glob("testdata/config/*.tomltest")
+	files, _ := filepath.Glob("testdata/*.tomltest")
 	if len(files) == 0 {
-		t.Fatal("no testdata/config cases")
+		t.Fatal("no testdata cases")
 	}
 	for _, file := range files {
 		t.Run(strings.TrimSuffix(filepath.Base(file), ".tomltest"), func(t *testing.T) {
@@ -40,7 +45,7 @@ func TestConfigCases(t *testing.T) {
 				t.Fatalf("no %q separator", strings.TrimSpace(separator))
 			}
 			var got string
-			cfg, err := ParseConfig("rules.toml", []byte(in))
+			cfg, err := config.Parse("rules.toml", []byte(in))
 			if err != nil {
 				got = err.Error() + "\n"
 			} else {
@@ -65,15 +70,15 @@ func TestConfigCases(t *testing.T) {
 func TestConfigErrorsNameFileLineKey(t *testing.T) {
 	for _, name := range []string{"unknown_key", "unknown_key_second_rule", "key_case", "bare_number_duration",
 		"duration_without_unit", "cidr_host_bits", "bad_address", "unknown_parser", "unknown_kind", "wrong_type", "bad_timezone"} {
-		data, err := os.ReadFile("testdata/config/" + name + ".tomltest")
+		data, err := os.ReadFile("testdata/" + name + ".tomltest")
 		if err != nil {
 			t.Fatal(err)
 		}
 		in, _, _ := strings.Cut(string(data), separator)
-		_, err = ParseConfig("rules.toml", []byte(in))
-		var ce *ConfigError
+		_, err = config.Parse("rules.toml", []byte(in))
+		var ce *config.Error
 		if !errors.As(err, &ce) {
-			t.Errorf("%s: error %v is not a ConfigError", name, err)
+			t.Errorf("%s: error %v is not a *config.Error", name, err)
 			continue
 		}
 		if ce.File != "rules.toml" || ce.Line == 0 || ce.Key == "" {
@@ -95,14 +100,14 @@ func TestConfigErrorsNameFileLineKey(t *testing.T) {
 // TestDefaultConfig checks that the built-in defaults are the shipped
 // rules.toml and that it is valid.
 func TestDefaultConfig(t *testing.T) {
-	shipped, err := os.ReadFile("../../rules.toml")
+	shipped, err := os.ReadFile("../rules.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(shipped) != string(sipguard.DefaultRules) {
 		t.Fatal("embedded rules differ from rules.toml")
 	}
-	cfg := DefaultConfig()
+	cfg := config.DefaultConfig()
 	if len(cfg.Rules) != 2 || cfg.Rules[0].Name != "burst" || cfg.Rules[1].Name != "slow" || len(cfg.Sources) != 1 {
 		t.Errorf("default config: %+v", cfg)
 	}
@@ -115,7 +120,7 @@ func TestDefaultConfig(t *testing.T) {
 		}
 	}
 	// A file with the same content gives the same config.
-	fromFile, err := ParseConfig("rules.toml", shipped)
+	fromFile, err := config.Parse("rules.toml", shipped)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,17 +132,19 @@ func TestDefaultConfig(t *testing.T) {
 	}
 }
 
-func TestParseDuration(t *testing.T) {
+// TestDuration: config durations read and print as package duration
+// does.
+func TestDuration(t *testing.T) {
 	good := map[string]string{"30s": "30s", "10m": "10m", "1h": "1h", "7d": "7d", "2w": "14d", "1h30m": "1h30m", "500ms": "500ms", "0s": "0s", "90m": "1h30m"}
 	for in, want := range good {
-		d, err := ParseDuration(in)
-		if err != nil || formatDuration(d) != want {
-			t.Errorf("ParseDuration(%q) = %v, %v; want %s", in, formatDuration(d), err, want)
+		d, err := duration.Parse(in)
+		if got := config.Duration(d).String(); err != nil || got != want {
+			t.Errorf("Parse(%q) = %v, %v; want %s", in, got, err, want)
 		}
 	}
 	for _, in := range []string{"", "10", "3600", "1.5h", "10y", "h", "-1h", "1h 30m", "99999999999999999999d", "1d1"} {
-		if d, err := ParseDuration(in); err == nil {
-			t.Errorf("ParseDuration(%q) = %v; want an error", in, d)
+		if d, err := duration.Parse(in); err == nil {
+			t.Errorf("Parse(%q) = %v; want an error", in, d)
 		}
 	}
 }
@@ -145,7 +152,7 @@ func TestParseDuration(t *testing.T) {
 // FuzzConfig: any input gives a config or an error that formats, never a
 // panic.
 func FuzzConfig(f *testing.F) {
-	files, _ := filepath.Glob("testdata/config/*.tomltest")
+	files, _ := filepath.Glob("testdata/*.tomltest")
 	for _, file := range files {
 		data, _ := os.ReadFile(file)
 		in, _, _ := strings.Cut(string(data), separator)
@@ -153,7 +160,7 @@ func FuzzConfig(f *testing.F) {
 	}
 	f.Add(string(sipguard.DefaultRules))
 	f.Fuzz(func(t *testing.T, in string) {
-		cfg, err := ParseConfig("fuzz.toml", []byte(in))
+		cfg, err := config.Parse("fuzz.toml", []byte(in))
 		if err != nil {
 			_ = err.Error()
 			return
@@ -175,7 +182,7 @@ func FuzzConfig(f *testing.F) {
 // TestConfigReference: rules.toml, the configuration reference, documents
 // every key the code reads, so the two cannot drift apart.
 func TestConfigReference(t *testing.T) {
-	doc, err := os.ReadFile("../../rules.toml")
+	doc, err := os.ReadFile("../rules.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +201,7 @@ func TestConfigReference(t *testing.T) {
 			key := strings.TrimPrefix(path+"."+tag, ".")
 			ft := f.Type
 			switch {
-			case ft.Kind() == reflect.Struct && ft != reflect.TypeFor[Duration]():
+			case ft.Kind() == reflect.Struct && ft != reflect.TypeFor[config.Duration]():
 				if !bytes.Contains(doc, []byte("["+tag+"]")) {
 					t.Errorf("table [%s] is not in rules.toml", key)
 				}
@@ -211,5 +218,29 @@ func TestConfigReference(t *testing.T) {
 			}
 		}
 	}
-	walk(reflect.TypeFor[Config](), "")
+	walk(reflect.TypeFor[config.Config](), "")
+}
+
+// TestValidate: section validation returns keys relative to the section,
+// Config.Validate full key paths, and typed errors stay typed.
+func TestValidate(t *testing.T) {
+	errs := config.RuleConfig{Name: "r", MaxRetry: 0, FindTime: config.Duration(time.Minute), BanTime: config.Duration(time.Hour), Factor: 1}.Validate()
+	if len(errs) != 1 || errs[0].Key != "max_retry" {
+		t.Errorf("rule: got %v; want one max_retry problem", errs)
+	}
+	cfg := config.DefaultConfig()
+	cfg.Allow.Addresses = []string{"10.0.0.0/8", "10.1.2.3/8"}
+	cfg.Notify = []config.NotifyConfig{{Name: "x", Command: []string{"/bin/true", "{nope}"}, Retries: 3}}
+	errs = cfg.Validate()
+	if len(errs) != 2 || errs[0].Key != "allow.addresses[1]" || errs[1].Key != "notify[0].command" {
+		t.Fatalf("got %v; want allow.addresses[1] and notify[0].command", errs)
+	}
+	var hostBits *bans.HostBitsError
+	if !errors.As(errs[0], &hostBits) || hostBits.Masked.String() != "10.0.0.0/8" {
+		t.Errorf("got %#v; want a *bans.HostBitsError", errs[0].Err)
+	}
+	var fe *notify.FieldError
+	if !errors.As(errs[1], &fe) || fe.Field != "argv" || fe.Index != 1 {
+		t.Errorf("got %#v; want a *notify.FieldError for argv[1]", errs[1].Err)
+	}
 }

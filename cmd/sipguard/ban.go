@@ -1,0 +1,36 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/sipguard/sipguard/control"
+)
+
+var banCommand = command{"ban", "ban an address or network now", (*Main).ban}
+
+const banSynopsis = `ban [-c FILE] [--for DURATION] [--reason TEXT] ADDR|CIDR
+
+Bans an address or network now (a manual ban). An allowlisted address is refused.`
+
+func (m *Main) ban(ctx context.Context, args []string) error {
+	fs := m.flagSet("ban", banSynopsis)
+	client := m.daemonFlag(fs)
+	dur := fs.String("for", "", "ban `DURATION` such as 30m, 12h, 7d (default: [daemon] manual_ban_time)")
+	reason := fs.String("reason", "", "`TEXT` shown by list")
+	target, err := parseOneArg(fs, args, "ban takes one address or network")
+	if err != nil {
+		return err
+	}
+	c, err := client()
+	if err != nil {
+		return err
+	}
+	res, err := c.Ban(ctx, control.BanRequest{Target: target, For: *dur, Reason: *reason})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "%s %s until %s\n", res.Result, res.Ban.Target, res.Ban.Expires.Local().Format(time.DateTime))
+	return nil
+}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sipguard/sipguard/control"
+)
+
+var statusCommand = command{"status", "show the running daemon", (*Main).status}
+
+const statusSynopsis = `status [-c FILE] [--json]
+
+Shows the running daemon: sources, rules, bans in force, firewall and state.`
+
+func (m *Main) status(ctx context.Context, args []string) error {
+	return query(m, ctx, args, "status", statusSynopsis, (*control.Client).Status, printStatus)
+}
+
+// printStatus shows the daemon's status for people.
+func printStatus(w io.Writer, st control.Status) error {
+	fmt.Fprintf(w, "sipguard %s, pid %d, up %s, config %s\n", st.Version, st.PID, time.Duration(st.UptimeSeconds*float64(time.Second)).Round(time.Second), st.Config)
+	f := st.Firewall
+	fmt.Fprintf(w, "firewall: %s", f.Backend)
+	if f.Table != "" {
+		fmt.Fprintf(w, " table %s, hooks %s", f.Table, strings.Join(f.Hooks, ","))
+	}
+	fmt.Fprintf(w, "; %d bans in force; %d packets (%d bytes) dropped", st.Bans, f.Packets, f.Bytes)
+	if f.Restored > 0 {
+		fmt.Fprintf(w, "; restored %d times after outside changes", f.Restored)
+	}
+	fmt.Fprintln(w)
+	if f.Error != "" {
+		fmt.Fprintf(w, "firewall error: %s\n", f.Error)
+	}
+	fmt.Fprintf(w, "state: %s", st.State.Dir)
+	if !st.State.LastSaved.IsZero() {
+		fmt.Fprintf(w, ", saved %s", st.State.LastSaved.Format(time.DateTime))
+	}
+	if st.State.Error != "" {
+		fmt.Fprintf(w, ", error: %s", st.State.Error)
+	}
+	e := st.Engine
+	fmt.Fprintf(w, "\nengine: %d events, %d allowlisted, %d while banned, %d bans decided, %d addresses tracked\n",
+		e.Events, e.Allowed, e.WhileBanned, e.Bans, e.Tracked)
+	if e.Compromises > 0 {
+		fmt.Fprintf(w, "COMPROMISE: %d successful logins after failures (guessed passwords?): see the daemon's log\n", e.Compromises)
+	}
+	if len(st.Unbans) > 0 {
+		fmt.Fprintf(w, "unbans since start: %s\n", counts(st.Unbans))
+	}
+	if c := st.Cluster; c != nil {
+		printCluster(w, c)
+	}
+	fmt.Fprintln(w)
+
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "source\tparser\tpath\toffset\tlines\tevents\tlogins\tdropped\trotations\tstate")
+	for _, s := range st.Sources {
+		state := "following"
+		switch {
+		case s.Error != "":
+			state = "error: " + s.Error
+		case s.Waiting:
+			state = "waiting for the file"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", s.Name, s.Parser, s.Path, s.Offset, s.Lines, s.Events, s.Successes, s.Dropped, s.Rotated, state)
+	}
+	startTable(tw, "rule\tevents\tmax_retry\tfind_time\tban_time\tfactor\tmax_ban_time\tbans")
+	for _, r := range st.Rules {
+		ev := strings.Join(r.Events, ",")
+		if len(r.Events) == 6 {
+			ev = "all"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%g\t%s\t%d\n", r.Name, ev, r.MaxRetry, r.FindTime, r.BanTime, r.Factor, dash(r.MaxBanTime), r.Bans)
+	}
+	if len(st.Notify) > 0 {
+		startTable(tw, "notify\tkind\tsent\tfailed\tdropped\tqueued\tlast error")
+		for _, n := range st.Notify {
+			last := "-"
+			if n.LastError != "" {
+				last = localTime(n.LastErrorTime) + " " + n.LastError
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\n", n.Name, n.Kind, n.Sent, n.Failed, n.Dropped, n.Queued, last)
+		}
+	}
+	if len(st.Feeds) > 0 {
+		startTable(tw, "feed\tlisted\tenforced\tskipped\tlast ok\tloads\tfailures\tstate")
+		for _, f := range st.Feeds {
+			state := "ok"
+			if f.Error != "" {
+				state = "error (last good list kept): " + f.Error
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%d\t%d\t%s\n", f.Name, f.Listed, f.Enforced, f.Skipped, localTime(f.LastOK), f.Loads, f.Failures, state)
+		}
+	}
+	return tw.Flush()
+}
+
+// startTable starts one more table of status, after a blank line.
+func startTable(tw io.Writer, header string) {
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, header)
+}
+
+// localTime shows a time of status in the local zone, or "-" for none.
+func localTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format(time.DateTime)
+}
+
+// printCluster shows the fleet part of status.
+func printCluster(w io.Writer, c *control.ClusterStatus) {
+	state := "DISCONNECTED"
+	if c.Connected {
+		state = "connected to " + c.Server
+	}
+	if !c.Since.IsZero() {
+		state += " since " + c.Since.Local().Format(time.DateTime)
+	}
+	if c.Connected && !c.CaughtUp {
+		state += ", catching up"
+	}
+	fmt.Fprintf(w, "cluster: node %s, stream %s, %s\n", c.Node, c.Stream, state)
+	share, accept := "not shared", "not accepted"
+	if c.Share {
+		share = fmt.Sprintf("%d published, %d queued, %d refused, %d dropped (queue full)", c.Published, c.Queued, c.PublishErrors, c.QueueDropped)
+	}
+	if c.Accept {
+		accept = fmt.Sprintf("%d received, %d applied", c.Received, c.Applied)
+	}
+	fmt.Fprintf(w, "  own bans: %s; fleet bans: %s", share, accept)
+	if len(c.Ignored) > 0 {
+		fmt.Fprintf(w, "; ignored: %s", counts(c.Ignored))
+	}
+	if c.Malformed+c.Oversize > 0 {
+		fmt.Fprintf(w, "; dropped: %d malformed, %d oversize", c.Malformed, c.Oversize)
+	}
+	fmt.Fprintln(w)
+	if c.LastError != "" {
+		fmt.Fprintf(w, "  last error %s: %s\n", c.LastErrorAt.Local().Format(time.DateTime), c.LastError)
+	}
+}
+
+// counts shows counts by reason: "2 expired, 1 manual".
+func counts(m map[string]int64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%d %s", m[k], k)
+	}
+	return strings.Join(parts, ", ")
+}
