@@ -84,6 +84,38 @@ func (s *Stream) Line(line []byte, num int64, ev *Event) bool {
 	return true
 }
 
+// Resumable is a Parser that can tell when it holds nothing from the lines
+// it has read (a message broken into several lines, a line waiting for the
+// next one, a distrust learnt from the stream): then a new Parser reads the
+// rest of the stream exactly as it would. Caches that only speed parsing
+// up do not count. Offline replay parses pieces of a log at once on several
+// cores, and keeps a piece's events only when the parser before it ended
+// idle (package replay); parsers that are not Resumable are read in order.
+type Resumable interface {
+	Parser
+	Idle() bool
+}
+
+// Idle reports whether the stream's parser holds nothing from the lines
+// read so far (see Resumable); false for a parser that cannot tell.
+func (s *Stream) Idle() bool {
+	r, ok := s.parser.(Resumable)
+	return ok && r.Idle()
+}
+
+// Resumes reports whether the stream's parser can tell when it is idle.
+func (s *Stream) Resumes() bool {
+	_, ok := s.parser.(Resumable)
+	return ok
+}
+
+// Continue returns a stream that goes on with s's parser, in the state
+// s's lines left it, and with s's time for lines without one, but with its
+// own counters: the lines read through it are counted apart.
+func (s *Stream) Continue() *Stream {
+	return &Stream{source: s.source, name: s.name, parser: s.parser, now: s.now, last: s.last}
+}
+
 // TooLong counts n lines skipped for their length before parsing.
 func (s *Stream) TooLong(n int64) {
 	s.lines.Add(n)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -20,7 +19,7 @@ import (
 	"github.com/sipguard/sipguard/duration"
 	"github.com/sipguard/sipguard/engine"
 	"github.com/sipguard/sipguard/parsers"
-	"github.com/sipguard/sipguard/watchers"
+	"github.com/sipguard/sipguard/replay"
 )
 
 var scanCommand = command{"scan", "replay logs offline and print the bans the rules would make", (*Main).scan}
@@ -69,81 +68,6 @@ func (m *Main) scan(ctx context.Context, args []string) error {
 	return m.runScan(ctx, cfg, o)
 }
 
-// scanStream is one file being replayed. A goroutine reads and parses it
-// and hands over events in batches, so that parsing and the rules run on
-// two cores.
-type scanStream struct {
-	src    *parsers.Stream
-	lines  *watchers.LineReader
-	closer io.Closer
-	full   chan []parsers.Event // batches of events, closed at the end
-	empty  chan []parsers.Event // batches handed back for reuse
-	err    error                // read error, valid once full is closed
-	cur    []parsers.Event
-	pos    int
-	done   bool
-}
-
-const batchSize = 512
-
-// read runs in its own goroutine until the file ends or ctx is done.
-func (s *scanStream) read(ctx context.Context) {
-	defer close(s.full)
-	batch := make([]parsers.Event, 0, batchSize)
-	send := func() bool {
-		select {
-		case s.full <- batch:
-		case <-ctx.Done():
-			return false
-		}
-		select {
-		case batch = <-s.empty:
-			batch = batch[:0]
-		default:
-			batch = make([]parsers.Event, 0, batchSize)
-		}
-		return true
-	}
-	for {
-		line, num, err := s.lines.Next()
-		if err != nil {
-			if err != io.EOF {
-				s.err = fmt.Errorf("read %s: %w", s.src.Source(), err)
-			}
-			if len(batch) > 0 {
-				send()
-			}
-			return
-		}
-		batch = append(batch, parsers.Event{})
-		if !s.src.Line(line, num, &batch[len(batch)-1]) {
-			batch = batch[:len(batch)-1]
-			continue
-		}
-		if len(batch) == batchSize && !send() {
-			return
-		}
-	}
-}
-
-// peek returns the stream's next event, or nil at its end.
-func (s *scanStream) peek() *parsers.Event {
-	for s.pos == len(s.cur) {
-		if s.done {
-			return nil
-		}
-		if s.cur != nil {
-			select {
-			case s.empty <- s.cur:
-			default:
-			}
-		}
-		b, ok := <-s.full
-		s.cur, s.pos, s.done = b, 0, !ok
-	}
-	return &s.cur[s.pos]
-}
-
 func (m *Main) runScan(ctx context.Context, cfg *config.Config, o scanOptions) error {
 	start := time.Now()
 	opts, err := cfg.EngineOptions(m.HostAddrs)
@@ -154,38 +78,35 @@ func (m *Main) runScan(ctx context.Context, cfg *config.Config, o scanOptions) e
 	if err != nil {
 		return fmt.Errorf("rules: %w", err)
 	}
-	var streams []*scanStream
-	defer func() {
-		for _, s := range streams {
-			s.closer.Close()
-		}
-	}()
+	var sources []replay.Source
 	for _, f := range o.files {
-		s, err := m.openStream(cfg, o.parser, f)
+		src, closer, err := m.openSource(cfg, o.parser, f)
 		if err != nil {
 			return err
 		}
-		streams = append(streams, s)
+		defer closer.Close()
+		sources = append(sources, src)
 	}
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for _, s := range streams {
-		go s.read(ctx)
+	r, err := replay.Start(ctx, sources, replay.Options{Now: m.Now})
+	if err != nil {
+		return err
 	}
+	defer r.Close()
 	out := bufio.NewWriterSize(m.Stdout, 64<<10)
 	p := newScanPrinter(out, o.json)
-	for {
-		// The stream with the earliest next event goes first.
-		var s *scanStream
-		var ev *parsers.Event
-		for _, c := range streams {
-			if e := c.peek(); e != nil && (ev == nil || e.Time.Before(ev.Time)) {
-				s, ev = c, e
+	for ev := r.Next(); ev != nil; ev = r.Next() {
+		if ev.Kind == parsers.AuthSucceeded {
+			c, compromised := eng.Success(ev)
+			switch {
+			case o.events:
+				p.event(ev)
+			case compromised:
+				p.compromise(c)
+				if c.Ban != nil {
+					p.ban(*c.Ban)
+				}
 			}
-		}
-		if s == nil {
-			break
+			continue
 		}
 		ban, banned := eng.Observe(ev)
 		switch {
@@ -194,15 +115,12 @@ func (m *Main) runScan(ctx context.Context, cfg *config.Config, o scanOptions) e
 		case banned:
 			p.ban(ban)
 		}
-		s.pos++
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	for _, s := range streams {
-		if s.err != nil {
-			return s.err
-		}
+	if err := r.Err(); err != nil {
+		return err
 	}
 	if err := p.flush(); err != nil {
 		return fmt.Errorf("write output: %w", err)
@@ -210,12 +128,12 @@ func (m *Main) runScan(ctx context.Context, cfg *config.Config, o scanOptions) e
 	if err := out.Flush(); err != nil {
 		return fmt.Errorf("write output: %w", err)
 	}
-	m.scanSummary(streams, eng.Stats(), time.Since(start))
+	m.scanSummary(r.Stats(), eng.Stats(), time.Since(start))
 	return nil
 }
 
-// openStream opens one FILE and picks its parser and source name.
-func (m *Main) openStream(cfg *config.Config, parserFlag, file string) (*scanStream, error) {
+// openSource opens one FILE and picks its parser and source name.
+func (m *Main) openSource(cfg *config.Config, parserFlag, file string) (replay.Source, io.Closer, error) {
 	name, parser, loc := file, parserFlag, time.Local
 	if file == "-" {
 		name = "stdin"
@@ -234,36 +152,15 @@ func (m *Main) openStream(cfg *config.Config, parserFlag, file string) (*scanStr
 	}
 	if parser == "" {
 		if len(sources) != 1 {
-			return nil, usagef("%s is not a configured source: choose its parser with --parser (known: %s)", file, strings.Join(cfg.ParserNames(), ", "))
+			return replay.Source{}, nil, usagef("%s is not a configured source: choose its parser with --parser (known: %s)", file, strings.Join(cfg.ParserNames(), ", "))
 		}
 		parser = sources[0]
 	}
-	src, err := parsers.NewStreamFrom(name, parser, cfg.ParserFactory(parser), parsers.Options{Location: loc, Now: m.Now}, m.Now)
+	r, closer, err := replay.Open(file, m.Stdin)
 	if err != nil {
-		return nil, err
+		return replay.Source{}, nil, err
 	}
-	var r io.ReadCloser = io.NopCloser(m.Stdin)
-	if file != "-" {
-		f, err := os.Open(file)
-		if err != nil {
-			return nil, err
-		}
-		r = f
-	}
-	br := bufio.NewReaderSize(r, 64<<10)
-	var in io.Reader = br
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		gz, err := gzip.NewReader(br)
-		if err != nil {
-			r.Close()
-			return nil, fmt.Errorf("%s: %w", file, err)
-		}
-		in = gz
-	}
-	return &scanStream{
-		src: src, lines: watchers.NewLineReader(in, 0), closer: r,
-		full: make(chan []parsers.Event, 4), empty: make(chan []parsers.Event, 8),
-	}, nil
+	return replay.Source{Name: name, Parser: parser, Factory: cfg.ParserFactory(parser), Location: loc, Reader: r}, closer, nil
 }
 
 // samePath reports whether two paths name the same file.
@@ -356,6 +253,36 @@ func (p *scanPrinter) ban(b engine.Ban) {
 		b.First.Format(time.DateTime), b.Last.Format(time.DateTime), duration.Format(b.Duration))
 }
 
+// compromise reports a successful login after failures: in the table's
+// place a line of its own, in JSON an object with "compromise": true.
+func (p *scanPrinter) compromise(c engine.Compromise) {
+	if p.json {
+		p.enc.Encode(compromiseJSON{
+			Compromise: true, IP: c.Addr.String(), Prefix: c.Prefix.String(), User: c.User, Source: c.Source,
+			Service: c.Service.String(), Failures: c.Failures, Time: c.Time,
+		})
+		return
+	}
+	if p.table != nil {
+		p.table.Flush()
+		p.table = nil
+	}
+	fmt.Fprintf(p.w, "COMPROMISE %s: %s as user=%s (%s, %s) at %s\n", bans.String(c.Prefix), c.Reason(),
+		strconv.Quote(c.User), c.Service, c.Source, c.Time.Format(time.DateTime))
+}
+
+// compromiseJSON is the JSON form of a compromise.
+type compromiseJSON struct {
+	Compromise bool      `json:"compromise"`
+	IP         string    `json:"ip"`
+	Prefix     string    `json:"prefix"`
+	User       string    `json:"user"`
+	Source     string    `json:"source"`
+	Service    string    `json:"service"`
+	Failures   int       `json:"failures"`
+	Time       time.Time `json:"time"`
+}
+
 func (p *scanPrinter) flush() error {
 	if p.table != nil {
 		return p.table.Flush()
@@ -364,13 +291,12 @@ func (p *scanPrinter) flush() error {
 }
 
 // scanSummary prints the counts of a scan to stderr.
-func (m *Main) scanSummary(streams []*scanStream, st engine.Stats, elapsed time.Duration) {
+func (m *Main) scanSummary(streams []replay.Stats, st engine.Stats, elapsed time.Duration) {
 	var total parsers.Counts
 	var bytes int64
 	for _, s := range streams {
-		s.src.TooLong(s.lines.Long())
-		total.Add(s.src.Counts())
-		bytes += s.lines.Bytes()
+		total.Add(s.Counts)
+		bytes += s.Bytes
 	}
 	w := m.Stderr
 	rate := float64(total.Lines) / elapsed.Seconds()
@@ -383,8 +309,8 @@ func (m *Main) scanSummary(streams []*scanStream, st engine.Stats, elapsed time.
 	fmt.Fprintln(w)
 	if len(streams) > 1 {
 		for _, s := range streams {
-			c := s.src.Counts()
-			fmt.Fprintf(w, "  %s (%s): %d lines, %d events, %d dropped\n", s.src.Source(), s.src.Parser(), c.Lines, c.Events, c.Dropped)
+			c := s.Counts
+			fmt.Fprintf(w, "  %s (%s): %d lines, %d events, %d dropped\n", s.Name, s.Parser, c.Lines, c.Events, c.Dropped)
 		}
 	}
 	fmt.Fprintf(w, "dropped lines:")
@@ -396,5 +322,8 @@ func (m *Main) scanSummary(streams []*scanStream, st engine.Stats, elapsed time.
 		st.Allowed, st.WhileBanned, st.Tracked)
 	if total.Successes > 0 {
 		fmt.Fprintf(w, "successful logins (auth_succeeded, never counted toward a ban): %d\n", total.Successes)
+	}
+	if st.Compromises > 0 {
+		fmt.Fprintf(w, "COMPROMISE: %d successful logins after failures (guessed passwords?): change those accounts' passwords\n", st.Compromises)
 	}
 }

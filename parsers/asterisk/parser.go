@@ -40,6 +40,11 @@ func New(opts parsers.Options) (parsers.Parser, error) {
 	return &Parser{clock: parsers.NewClock(opts)}, nil
 }
 
+// Idle reports whether the parser holds nothing from earlier lines: no
+// quarantine of a broken message and no AMI attempt waiting for its
+// second line (parsers.Resumable).
+func (p *Parser) Idle() bool { return p.quarantine <= 0 && p.amiPending == (amiAttempt{}) }
+
 // prefix is what precedes the message body of a line.
 type prefix struct {
 	stamp    []byte // timestamp text, nil when the line carries none

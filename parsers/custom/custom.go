@@ -291,6 +291,9 @@ type parser struct {
 	clock parsers.Clock
 }
 
+// Idle reports true: patterns read each line alone (parsers.Resumable).
+func (p *parser) Idle() bool { return true }
+
 // Parse tries the patterns in order; the first that matches decides.
 func (p *parser) Parse(line []byte, ev *parsers.Event) parsers.Outcome {
 	for i := range p.c.patterns {

@@ -44,6 +44,11 @@ type Parser struct {
 }
 
 // New returns a freepbx_security.log parser.
+// Idle reports whether the parser holds nothing from earlier lines: it has
+// not learnt to distrust legacy lines (parsers.Resumable). Once it has, it
+// never is again, and a replay reads the rest of the log in order.
+func (p *Parser) Idle() bool { return !p.distrustLegacy }
+
 func New(opts parsers.Options) (parsers.Parser, error) {
 	return &Parser{clock: parsers.NewClock(opts)}, nil
 }

@@ -41,6 +41,10 @@ type Parser struct {
 }
 
 // New returns a Kamailio parser.
+// Idle reports whether the parser holds nothing from earlier lines: the
+// last line did not end in raw SIP text (parsers.Resumable).
+func (p *Parser) Idle() bool { return !p.afterCR }
+
 func New(opts parsers.Options) (parsers.Parser, error) {
 	return &Parser{clock: parsers.NewClock(opts)}, nil
 }

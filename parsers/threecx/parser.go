@@ -21,6 +21,9 @@ type Parser struct{}
 // New returns a 3CX parser.
 func New(parsers.Options) (parsers.Parser, error) { return Parser{}, nil }
 
+// Idle reports true: each line is read alone (parsers.Resumable).
+func (Parser) Idle() bool { return true }
+
 // Parse reads one 3CX log line. No 3CX line is known to carry the packet
 // source of a failure (see doc.go), so Parse never reports Matched: a
 // failed SIP authentication ([CM102001]) is counted as a dropped line

@@ -36,6 +36,13 @@ func New(opts parsers.Options) (parsers.Parser, error) {
 // Parse reads one syslog message, as received (with its <PRI>) or as a
 // syslog daemon writes it to a file (without), in the BSD (RFC 3164) or
 // the RFC 5424 layout.
+// Idle reports whether the Asterisk parser inside holds nothing from
+// earlier lines (parsers.Resumable).
+func (p *Parser) Idle() bool {
+	r, ok := p.ast.(parsers.Resumable)
+	return ok && r.Idle()
+}
+
 func (p *Parser) Parse(line []byte, ev *parsers.Event) parsers.Outcome {
 	*ev = parsers.Event{}
 	for n := len(line); n > 0 && (line[n-1] == '\n' || line[n-1] == '\r' || line[n-1] == 0); n-- {
