@@ -43,7 +43,7 @@ echo "== go test"
 before=$(ip netns list 2>/dev/null | awk '{print $1}' | sort)
 go test -count=1 ./...
 
-echo "== fuzz every fuzz target briefly (run longer by hand, see README)"
+echo "== fuzz every fuzz target briefly (run longer by hand, see docs/testing.md)"
 fuzztime=${FUZZTIME:-15s}
 for file in $(grep -rl --include='*_test.go' '^func Fuzz' .); do
 	for target in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$file" | cut -d' ' -f2); do
