@@ -72,8 +72,8 @@ bench/compare.sh --min-ratio 50
 echo "== daemon against the kernel: ban latency, burst, restore"
 bench/daemon.sh
 
-echo "== fleet: propagation through a real NATS server to 100 nodes"
-go test -run '^$' -bench Fleet -benchtime 1x ./cluster | grep -E 'bench_test|^Benchmark'
+echo "== cluster: propagation through a real NATS server to 100 nodes"
+go test -run '^$' -bench Cluster -benchtime 1x ./cluster | grep -E 'bench_test|^Benchmark'
 
 echo "== the Debian package: build, install, unit capabilities, upgrade, purge"
 packaging/test.sh
