@@ -43,7 +43,7 @@ echo "== go test"
 before=$(ip netns list 2>/dev/null | awk '{print $1}' | sort)
 go test -count=1 ./...
 
-echo "== fuzz every fuzz target briefly (run longer by hand, see README)"
+echo "== fuzz every fuzz target briefly (run longer by hand, see docs/testing.md)"
 fuzztime=${FUZZTIME:-15s}
 for file in $(grep -rl --include='*_test.go' '^func Fuzz' .); do
 	for target in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$file" | cut -d' ' -f2); do
@@ -72,8 +72,8 @@ bench/compare.sh --min-ratio 50
 echo "== daemon against the kernel: ban latency, burst, restore"
 bench/daemon.sh
 
-echo "== fleet: propagation through a real NATS server to 100 nodes"
-go test -run '^$' -bench Fleet -benchtime 1x ./cluster | grep -E 'bench_test|^Benchmark'
+echo "== cluster: propagation through a real NATS server to 100 nodes"
+go test -run '^$' -bench Cluster -benchtime 1x ./cluster | grep -E 'bench_test|^Benchmark'
 
 echo "== the Debian package: build, install, unit capabilities, upgrade, purge"
 packaging/test.sh

@@ -118,7 +118,7 @@ unit=$root/contrib/systemd/sipguard.service
 grep -q '^ExecStart=/usr/sbin/sipguard ' "$unit" ||
 	die "$unit does not start /usr/sbin/sipguard, where the package installs it"
 
-# 0640: it may hold the fleet's NATS password ([cluster]).
+# 0640: it may hold the cluster's NATS password ([cluster]).
 install -D -m 0640 "$root/rules.toml" "$pkg/etc/sipguard/rules.toml"
 install -D -m 0644 "$root/contrib/logrotate/sipguard" "$pkg/etc/logrotate.d/sipguard"
 install -D -m 0644 "$unit" "$pkg/lib/systemd/system/sipguard.service"
