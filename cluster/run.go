@@ -40,7 +40,7 @@ func (n *Node) ensureStream(ctx context.Context, js jetstream.JetStream) (time.T
 		// Made by hand, differently: bans would not leave it when they
 		// end, or old ones would pile up.
 		n.log.Error().Str("stream", c.Name).Bool("allow_msg_ttl", c.AllowMsgTTL).Int64("max_msgs_per_subject", c.MaxMsgsPerSubject).
-			Msg("the cluster's stream needs allow_msg_ttl and max_msgs_per_subject = 1 (README, Running a cluster)")
+			Msg("the cluster's stream needs allow_msg_ttl and max_msgs_per_subject = 1 (docs/cluster.md)")
 	}
 	return info.Created, nil
 }

@@ -6,7 +6,7 @@
 //
 // A valid Config also turns itself into the settings of the packages that
 // do the work: engine options, parser factories, feeds, notify targets and
-// the fleet node. The daemon's own settings are assembled by the command
+// the cluster node. The daemon's own settings are assembled by the command
 // that runs it, so that this package does not depend on the daemon.
 package config
 
@@ -175,7 +175,7 @@ const defaultRetries = 3
 // setDefaults gives a [[notify]] the values of keys it leaves out.
 func (n *NotifyConfig) setDefaults() { n.Retries, n.Queue = defaultRetries, notify.DefaultQueue }
 
-// ClusterConfig is [cluster]: the fleet (package cluster).
+// ClusterConfig is [cluster]: the cluster of sipguard nodes (package cluster).
 type ClusterConfig struct {
 	Servers  []string `toml:"servers"`
 	Name     string   `toml:"name"`

@@ -80,7 +80,7 @@ func (p *problems) in(path string, errs []FieldError) {
 }
 
 // Validate checks every section, and what sections say of each other
-// (unique names, the parsers sources use, the rules the fleet shares). It
+// (unique names, the parsers sources use, the rules the cluster shares). It
 // also compiles the [[parser]] tables for ParserFactory.
 func (c *Config) Validate() []FieldError {
 	var p problems
@@ -501,7 +501,7 @@ func (c ClusterConfig) Validate(rules []string) []FieldError {
 	}
 	p.atLeastOne("queue", c.Queue)
 	if !c.Share && !c.Accept {
-		p.add("share", "share and accept are both false: remove servers to leave the fleet")
+		p.add("share", "share and accept are both false: remove servers to leave the cluster")
 	}
 	return p
 }

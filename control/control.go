@@ -83,7 +83,7 @@ type NotifyStatus struct {
 	LastErrorTime time.Time `json:"last_error_time,omitzero"`
 }
 
-// ClusterStatus describes this node's membership of a fleet ([cluster]).
+// ClusterStatus describes this node's membership of a cluster ([cluster]).
 type ClusterStatus struct {
 	Node      string    `json:"node"`
 	Servers   []string  `json:"servers"`
@@ -169,7 +169,7 @@ type Ban struct {
 	// Count is the number of events that triggered a rule's ban.
 	Count  int    `json:"count,omitempty"`
 	Source string `json:"source,omitempty"`
-	// Origin is the fleet node that decided it, when not this one.
+	// Origin is the cluster node that decided it, when not this one.
 	Origin string `json:"origin,omitempty"`
 }
 
@@ -217,12 +217,12 @@ const MaxImport = 1000000
 type UnbanRequest struct {
 	Target  string `json:"target,omitempty"`
 	All     bool   `json:"all,omitempty"`
-	Cluster bool   `json:"cluster,omitempty"` // on every node of the fleet
+	Cluster bool   `json:"cluster,omitempty"` // on every node of the cluster
 }
 
 // UnbanResponse reports an unban.
 type UnbanResponse struct {
 	Result   string   `json:"result"`
 	Unbanned []string `json:"unbanned"`
-	Cluster  bool     `json:"cluster,omitempty"` // queued for the fleet as well
+	Cluster  bool     `json:"cluster,omitempty"` // queued for the cluster as well
 }

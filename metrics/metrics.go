@@ -30,7 +30,7 @@
 //	sipguard_notifications_total{target,kind,result} result: sent, failed, dropped
 //	sipguard_feed_entries{feed}                     entries of a blocklist feed in the firewall
 //	sipguard_feed_failures_total{feed}              failed loads (the last good list stays)
-//	sipguard_cluster_connected                      1 while connected to the fleet's NATS server
+//	sipguard_cluster_connected                      1 while connected to the cluster's NATS server
 //	sipguard_cluster_published_total                this node's bans and unbans in the stream
 //	sipguard_cluster_queued                         waiting for the server
 //	sipguard_cluster_lost_total{reason}             not published: queue_full, refused, expired
@@ -171,14 +171,14 @@ var (
 	descNotify     = prometheus.NewDesc("sipguard_notifications_total", "Notifications by target and result (sent, failed, dropped).", []string{"target", "kind", "result"}, nil)
 	descFeed       = prometheus.NewDesc("sipguard_feed_entries", "Entries of a blocklist feed in the firewall.", []string{"feed"}, nil)
 	descFeedFail   = prometheus.NewDesc("sipguard_feed_failures_total", "Failed loads of a blocklist feed (its last good list stays).", []string{"feed"}, nil)
-	descClConn     = prometheus.NewDesc("sipguard_cluster_connected", "1 while connected to the fleet's NATS server.", nil, nil)
-	descClPub      = prometheus.NewDesc("sipguard_cluster_published_total", "This node's bans and cluster unbans stored in the fleet's stream.", nil, nil)
-	descClQueued   = prometheus.NewDesc("sipguard_cluster_queued", "Messages to the fleet waiting for the server.", nil, nil)
-	descClLost     = prometheus.NewDesc("sipguard_cluster_lost_total", "Messages to the fleet never published, by reason (queue_full, refused, expired).", []string{"reason"}, nil)
-	descClRecv     = prometheus.NewDesc("sipguard_cluster_received_total", "Messages of other nodes read from the fleet's stream.", nil, nil)
+	descClConn     = prometheus.NewDesc("sipguard_cluster_connected", "1 while connected to the cluster's NATS server.", nil, nil)
+	descClPub      = prometheus.NewDesc("sipguard_cluster_published_total", "This node's bans and cluster unbans stored in the cluster's stream.", nil, nil)
+	descClQueued   = prometheus.NewDesc("sipguard_cluster_queued", "Messages to the cluster waiting for the server.", nil, nil)
+	descClLost     = prometheus.NewDesc("sipguard_cluster_lost_total", "Messages to the cluster never published, by reason (queue_full, refused, expired).", []string{"reason"}, nil)
+	descClRecv     = prometheus.NewDesc("sipguard_cluster_received_total", "Messages of other nodes read from the cluster's stream.", nil, nil)
 	descClApplied  = prometheus.NewDesc("sipguard_cluster_applied_total", "Other nodes' bans and unbans enforced here.", nil, nil)
-	descClIgnored  = prometheus.NewDesc("sipguard_cluster_ignored_total", "Fleet messages not enforced here, by reason.", []string{"reason"}, nil)
-	descClBad      = prometheus.NewDesc("sipguard_cluster_bad_messages_total", "Fleet messages dropped as malformed or oversize.", []string{"reason"}, nil)
+	descClIgnored  = prometheus.NewDesc("sipguard_cluster_ignored_total", "Cluster messages not enforced here, by reason.", []string{"reason"}, nil)
+	descClBad      = prometheus.NewDesc("sipguard_cluster_bad_messages_total", "Cluster messages dropped as malformed or oversize.", []string{"reason"}, nil)
 )
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {

@@ -18,7 +18,7 @@ func TestContribConfigs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// One per PBX family the README documents, and the custom example.
+	// One per PBX family docs/pbx.md documents, and the custom example.
 	for _, want := range []string{"asterisk", "freepbx", "yeastar", "3cx", "custom"} {
 		found := false
 		for _, f := range files {

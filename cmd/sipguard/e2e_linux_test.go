@@ -48,7 +48,7 @@ func TestMain(m *testing.M) {
 		return
 	}
 	if conf := os.Getenv("SIPGUARD_NATS_SERVER"); conf != "" {
-		natstest.Serve(conf) // the NATS server of TestFleet
+		natstest.Serve(conf) // the NATS server of TestCluster
 		return
 	}
 	code := m.Run()

@@ -190,7 +190,7 @@ func newScanPrinter(w *bufio.Writer, asJSON bool) *scanPrinter {
 }
 
 // eventJSON is the JSON form of an event; field names are a stable
-// contract (README: "JSON output").
+// contract (docs/scan.md, "JSON output").
 type eventJSON struct {
 	Time    time.Time `json:"time"`
 	IP      string    `json:"ip"`

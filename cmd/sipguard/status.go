@@ -116,7 +116,7 @@ func localTime(t time.Time) string {
 	return t.Local().Format(time.DateTime)
 }
 
-// printCluster shows the fleet part of status.
+// printCluster shows the cluster part of status.
 func printCluster(w io.Writer, c *control.ClusterStatus) {
 	state := "DISCONNECTED"
 	if c.Connected {
@@ -136,7 +136,7 @@ func printCluster(w io.Writer, c *control.ClusterStatus) {
 	if c.Accept {
 		accept = fmt.Sprintf("%d received, %d applied", c.Received, c.Applied)
 	}
-	fmt.Fprintf(w, "  own bans: %s; fleet bans: %s", share, accept)
+	fmt.Fprintf(w, "  own bans: %s; cluster bans: %s", share, accept)
 	if len(c.Ignored) > 0 {
 		fmt.Fprintf(w, "; ignored: %s", counts(c.Ignored))
 	}

@@ -12,13 +12,13 @@ var unbanCommand = command{"unban", "lift a ban (and clear the address's counter
 const unbanSynopsis = `unban [-c FILE] [--cluster] ADDR|CIDR|--all
 
 Lifts the bans covering an address or network (or all of them) and clears its counters.
-With --cluster, on every node of the fleet ([cluster]) as well: nodes away now do it when they come back.`
+With --cluster, on every node of the cluster ([cluster]) as well: nodes away now do it when they come back.`
 
 func (m *Main) unban(ctx context.Context, args []string) error {
 	fs := m.flagSet("unban", unbanSynopsis)
 	client := m.daemonFlag(fs)
 	all := fs.Bool("all", false, "lift every ban")
-	fleet := fs.Bool("cluster", false, "lift it on every node of the fleet too")
+	onCluster := fs.Bool("cluster", false, "lift it on every node of the cluster too")
 	rest, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -30,7 +30,7 @@ func (m *Main) unban(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	req := control.UnbanRequest{All: *all, Cluster: *fleet}
+	req := control.UnbanRequest{All: *all, Cluster: *onCluster}
 	if !*all {
 		req.Target = rest[0]
 	}
@@ -45,7 +45,7 @@ func (m *Main) unban(ctx context.Context, args []string) error {
 		fmt.Fprintf(m.Stdout, "%s %s\n", res.Result, t)
 	}
 	if res.Cluster {
-		fmt.Fprintf(m.Stdout, "unban of %s queued for the fleet (status shows when it is published)\n", req.Target)
+		fmt.Fprintf(m.Stdout, "unban of %s queued for the cluster (status shows when it is published)\n", req.Target)
 	}
 	return nil
 }

@@ -1,5 +1,5 @@
 // Package natstest runs a real NATS server with JetStream, embedded, for
-// the fleet's tests: in the test process, or as a helper process inside a
+// the cluster's tests: in the test process, or as a helper process inside a
 // network namespace.
 package natstest
 

@@ -19,14 +19,14 @@ import (
 	"github.com/sipguard/sipguard/control"
 )
 
-// The fleet tests run a real NATS server (embedded in this test binary,
+// The cluster tests run a real NATS server (embedded in this test binary,
 // JetStream on, the users and permissions of contrib/nats/users.conf) in a
 // network namespace of its own, and `sipguard run` daemons in others, each
 // joined to the server's namespace by a veth pair and banning in its own
 // kernel table.
 
-// fleet is a broker namespace and the nodes joined to it.
-type fleet struct {
+// testCluster is a broker namespace and the nodes joined to it.
+type testCluster struct {
 	t      *testing.T
 	id     string
 	broker string // namespace
@@ -37,11 +37,11 @@ type fleet struct {
 	nodes  int
 }
 
-func newFleet(t *testing.T) *fleet {
+func newTestCluster(t *testing.T) *testCluster {
 	needRoot(t)
 	b := make([]byte, 2)
 	rand.Read(b)
-	f := &fleet{t: t, id: hex.EncodeToString(b), dir: t.TempDir()}
+	f := &testCluster{t: t, id: hex.EncodeToString(b), dir: t.TempDir()}
 	f.broker = netns(t)
 	js := filepath.Join(f.dir, "nats")
 	os.MkdirAll(js, 0o700)
@@ -60,7 +60,7 @@ func newFleet(t *testing.T) *fleet {
 
 // startServer runs this test binary as the NATS server, in the broker's
 // namespace, and waits until it accepts clients.
-func (f *fleet) startServer() {
+func (f *testCluster) startServer() {
 	f.t.Helper()
 	cmd := exec.Command("ip", "netns", "exec", f.broker, os.Args[0])
 	cmd.Env = append(os.Environ(), "SIPGUARD_NATS_SERVER="+f.conf)
@@ -89,7 +89,7 @@ func (f *fleet) startServer() {
 	}
 }
 
-func (f *fleet) stopServer() {
+func (f *testCluster) stopServer() {
 	if f.server == nil {
 		return
 	}
@@ -103,7 +103,7 @@ func (f *fleet) stopServer() {
 	f.server = nil
 }
 
-// node is a sipguard daemon of the fleet.
+// node is a sipguard daemon of the cluster.
 type node struct {
 	name, ns, config, log string
 	d                     *daemonProc
@@ -112,7 +112,7 @@ type node struct {
 // addNode creates a namespace joined to the broker's by a veth pair and
 // writes a config for node name (a user of contrib/nats/users.conf);
 // extra goes into its [cluster] section, allow into [allow].
-func (f *fleet) addNode(name, extra string, allow ...string) *node {
+func (f *testCluster) addNode(name, extra string, allow ...string) *node {
 	t := f.t
 	t.Helper()
 	f.nodes++
@@ -161,13 +161,13 @@ password = "%s-secret"
 	return n
 }
 
-// start runs the node's daemon and waits until it has read the fleet's
+// start runs the node's daemon and waits until it has read the cluster's
 // bans in force.
 func (n *node) start(t *testing.T) {
 	t.Helper()
 	n.d = startDaemon(t, n.ns, n.config)
 	if !waitFor(30*time.Second, func() bool { c := n.cluster(t); return c != nil && c.Connected && c.CaughtUp }) {
-		t.Fatalf("%s did not join the fleet: %+v\n%s", n.name, n.cluster(t), n.d.stderr)
+		t.Fatalf("%s did not join the cluster: %+v\n%s", n.name, n.cluster(t), n.d.stderr)
 	}
 }
 
@@ -217,12 +217,12 @@ func waitAll(d time.Duration, nodes []*node, cond func(*node) bool) ([]time.Dura
 	return took, left == 0
 }
 
-// TestFleet: a ban decided on A is in B's and C's kernels within a second;
+// TestCluster: a ban decided on A is in B's and C's kernels within a second;
 // C's allowlist wins; with the server down A keeps banning and B and C
 // catch up once it is back; a node started later, read-only, gets the bans
 // in force; a cluster unban clears every node.
-func TestFleet(t *testing.T) {
-	f := newFleet(t)
+func TestCluster(t *testing.T) {
+	f := newTestCluster(t)
 	a := f.addNode("pbx-a", "")
 	b := f.addNode("pbx-b", "")
 	c := f.addNode("pbx-c", "", "198.51.100.10/32")
@@ -265,7 +265,7 @@ func TestFleet(t *testing.T) {
 		t.Fatal("A did not notice the server stopped")
 	}
 	outage := 3 * time.Second
-	if s := os.Getenv("SIPGUARD_FLEET_OUTAGE"); s != "" {
+	if s := os.Getenv("SIPGUARD_CLUSTER_OUTAGE"); s != "" {
 		outage, _ = time.ParseDuration(s)
 	}
 	during := attackDuring(t, a, outage, "down")
@@ -304,7 +304,7 @@ func TestFleet(t *testing.T) {
 
 	// A cluster unban from B clears every node.
 	out, _, err := ctl(t, "unban", "--cluster", "-c", b.config, "198.51.100.11")
-	if err != nil || !strings.Contains(out, "queued for the fleet") {
+	if err != nil || !strings.Contains(out, "queued for the cluster") {
 		t.Fatalf("unban --cluster: %v %s", err, out)
 	}
 	took, ok = waitAll(5*time.Second, []*node{a, b, c, d}, func(n *node) bool { return !n.has(t, "198.51.100.11") })
