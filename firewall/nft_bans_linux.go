@@ -11,7 +11,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,11 +40,10 @@ func (n *NFT) Ban(ctx context.Context, bans ...Ban) error {
 		return nil
 	}
 
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.closed {
-		return ErrClosed
+	if err := n.lock(ctx); err != nil {
+		return err
 	}
+	defer n.mu.Unlock()
 	now := n.now()
 	n.sweepLocked(now, false)
 	var newNets []netip.Prefix
@@ -64,7 +62,7 @@ func (n *NFT) Ban(ctx context.Context, bans ...Ban) error {
 		newNets = append(newNets, it.p)
 	}
 
-	err := n.commitBans(items, now)
+	err := n.commitBans(items)
 	if err != nil && errors.Is(err, unix.EEXIST) {
 		// A network that expired in memory can live on in the kernel for
 		// as long as the transaction that set it took (the kernel counts
@@ -72,7 +70,7 @@ func (n *NFT) Ban(ctx context.Context, bans ...Ban) error {
 		if wait := n.expiredOverlapWait(newNets, now); wait > 0 {
 			time.Sleep(wait)
 			now = n.now()
-			err = n.commitBans(items, now)
+			err = n.commitBans(items)
 		}
 	}
 	if err != nil {
@@ -92,40 +90,19 @@ type banItem struct {
 }
 
 // commitBans sends one transaction adding each ban; a ban of a prefix
-// that may be in the kernel already is sent as add, delete, add, which
+// that may be in the kernel already is refreshed (add, delete, add), which
 // sets the new timeout on every kernel.
-func (n *NFT) commitBans(items []banItem, now time.Time) error {
-	var pre, del, add [4][]nftables.SetElement
-	ops := 0
+func (n *NFT) commitBans(items []banItem) error {
+	var o elemOps
 	for _, it := range items {
-		k, t := kindOf(it.p), kernelTimeout(it.timeout)
-		els := elementsOf(it.p, t)
 		if _, known := n.lookupLocked(it.p); known || !n.synced {
-			pre[k] = append(pre[k], els...)
-			del[k] = append(del[k], withoutTimeout(els)...)
-			ops += 2 * len(els)
-		}
-		add[k] = append(add[k], els...)
-		ops += len(els)
-	}
-	tx := n.newTxn(ops)
-	for _, group := range []struct {
-		del bool
-		els [4][]nftables.SetElement
-	}{{false, pre}, {true, del}, {false, add}} {
-		for k := range group.els {
-			var err error
-			if group.del {
-				err = tx.del(n.sets[k], group.els[k])
-			} else {
-				err = tx.add(n.sets[k], group.els[k])
-			}
-			if err != nil {
-				return err
-			}
+			o.refresh(it.p, it.timeout)
+		} else {
+			o.put(it.p, it.timeout)
 		}
 	}
-	return tx.commit()
+	_, err := n.commitOps(&o, false)
+	return err
 }
 
 // expiredOverlapWait returns how long to wait for the networks that
@@ -145,18 +122,13 @@ func (n *NFT) expiredOverlapWait(nets []netip.Prefix, now time.Time) time.Durati
 
 // Unban lifts bans; prefixes not banned are ignored.
 func (n *NFT) Unban(ctx context.Context, prefixes ...netip.Prefix) error {
-	if err := ctx.Err(); err != nil {
+	if err := n.lock(ctx); err != nil {
 		return err
 	}
-	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.closed {
-		return ErrClosed
-	}
-	var add, del [4][]nftables.SetElement
+	var o elemOps
 	var gone []netip.Prefix
 	seen := make(map[netip.Prefix]bool, len(prefixes))
-	ops := 0
 	for _, p := range prefixes {
 		p, err := Normalize(p)
 		if err != nil {
@@ -166,29 +138,13 @@ func (n *NFT) Unban(ctx context.Context, prefixes ...netip.Prefix) error {
 			continue
 		}
 		seen[p] = true
-		// add+delete: the add makes sure the delete finds the element,
-		// even if the kernel has just expired it.
-		els := elementsOf(p, time.Second)
-		add[kindOf(p)] = append(add[kindOf(p)], els...)
-		del[kindOf(p)] = append(del[kindOf(p)], withoutTimeout(els)...)
+		o.lift(p)
 		gone = append(gone, p)
-		ops += 2 * len(els)
 	}
 	if len(gone) == 0 {
 		return nil
 	}
-	tx := n.newTxn(ops)
-	for k := range add {
-		if err := tx.add(n.sets[k], add[k]); err != nil {
-			return err
-		}
-	}
-	for k := range del {
-		if err := tx.del(n.sets[k], del[k]); err != nil {
-			return err
-		}
-	}
-	if err := tx.commit(); err != nil {
+	if _, err := n.commitOps(&o, false); err != nil {
 		return fmt.Errorf("commit %d unbans: %w", len(gone), err)
 	}
 	for _, p := range gone {
@@ -217,14 +173,10 @@ func (n *NFT) List(context.Context) ([]Entry, error) {
 func (n *NFT) Sync(ctx context.Context, es []Entry) error { return n.load(ctx, es, true) }
 
 func (n *NFT) load(ctx context.Context, es []Entry, verify bool) error {
-	if err := ctx.Err(); err != nil {
+	if err := n.lock(ctx); err != nil {
 		return err
 	}
-	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.closed {
-		return ErrClosed
-	}
 	now := n.now()
 	bans := make(map[netip.Prefix]time.Time, len(es))
 	nets := map[netip.Prefix]time.Time{}
@@ -272,30 +224,23 @@ func (n *NFT) load(ctx context.Context, es []Entry, verify bool) error {
 		return err
 	}
 	start := time.Now()
-	var els [4][]nftables.SetElement
-	ops := 0
+	var o elemOps
 	for _, m := range []map[netip.Prefix]time.Time{bans, nets} {
 		for p, exp := range m {
-			e := elementsOf(p, kernelTimeout(exp.Sub(now)))
-			els[kindOf(p)] = append(els[kindOf(p)], e...)
-			ops += len(e)
+			o.put(p, exp.Sub(now))
 		}
 	}
-	tx := n.newTxn(ops)
-	tx.splittable = true
+	// Flushed in the transaction that adds the bans (the first, if the
+	// send buffer splits it): there is no moment without protection.
 	for _, s := range n.sets {
 		n.conn.FlushSet(s)
 	}
-	for k := range els {
-		if err := tx.add(n.sets[k], els[k]); err != nil {
-			return err
-		}
-	}
-	if err := tx.commit(); err != nil {
+	parts, err := n.commitOps(&o, true)
+	if err != nil {
 		return fmt.Errorf("load %d bans: %w", len(bans)+len(nets), err)
 	}
-	if tx.parts > 1 {
-		n.log.Warn().Int("transactions", tx.parts).Msg("bans loaded in several transactions: the send buffer is too small for one")
+	if parts > 1 {
+		n.log.Warn().Int("transactions", parts).Msg("bans loaded in several transactions: the send buffer is too small for one")
 	}
 	n.bans, n.nets, n.synced = bans, nets, true
 	load := time.Since(start)

@@ -322,6 +322,20 @@ func (n *NFT) closeFiles() {
 	}
 }
 
+// lock takes n.mu for a call that changes the bans. It returns ctx's
+// error, or ErrClosed after Close, without the lock.
+func (n *NFT) lock(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return ErrClosed
+	}
+	return nil
+}
+
 // Close closes the netlink sockets and stops Reconcile. The table and its
 // bans stay in the kernel.
 func (n *NFT) Close() error {

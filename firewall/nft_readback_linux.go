@@ -90,17 +90,21 @@ func (n *NFT) verifySetLocked(k setKind) error {
 	return nil
 }
 
-// dumpStarts reads a ban set's elements, keyed by address (network start),
-// skipping interval ends. An interrupted dump is retried once.
-func (n *NFT) dumpStarts(set string) (map[netip.Addr]kelem, error) {
-	var els []kelem
-	var err error
+// dumpSet reads a ban set's elements. An interrupted dump is retried once.
+func (n *NFT) dumpSet(set string) (els []kelem, err error) {
 	for range 2 {
 		els, err = n.dump.elements(n.table.Name, set)
 		if !errors.Is(err, errDumpInterrupted) {
 			break
 		}
 	}
+	return els, err
+}
+
+// dumpStarts reads a ban set's elements, keyed by address (network start),
+// skipping interval ends.
+func (n *NFT) dumpStarts(set string) (map[netip.Addr]kelem, error) {
+	els, err := n.dumpSet(set)
 	if err != nil {
 		return nil, err
 	}
@@ -124,13 +128,7 @@ func (n *NFT) Kernel(ctx context.Context) ([]Entry, error) {
 	now := n.now()
 	var out []Entry
 	for k, name := range setNames {
-		var els []kelem
-		var err error
-		for range 2 {
-			if els, err = n.dump.elements(n.table.Name, name); !errors.Is(err, errDumpInterrupted) {
-				break
-			}
-		}
+		els, err := n.dumpSet(name)
 		if err != nil {
 			return nil, fmt.Errorf("read set %s: %w", name, err)
 		}

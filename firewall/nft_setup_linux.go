@@ -230,24 +230,20 @@ func (n *NFT) ensureLocked(reload bool) (ensured, error) {
 	reloaded := 0
 	if reload {
 		now := n.now()
-		var els [4][]nftables.SetElement
+		var o elemOps
 		for _, m := range []map[netip.Prefix]time.Time{n.bans, n.nets} {
 			for p, exp := range m {
-				k := kindOf(p)
-				if !create[setNames[k]] || exp.Sub(now) < restoreMargin {
+				if !create[setNames[kindOf(p)]] || exp.Sub(now) < restoreMargin {
 					continue
 				}
-				e := elementsOf(p, kernelTimeout(exp.Sub(now)))
-				els[k] = append(els[k], e...)
-				tx.ops += len(e)
+				o.put(p, exp.Sub(now))
 				reloaded++
 			}
 		}
+		tx.ops += o.n
 		tx.splittable = true
-		for k := range els {
-			if err := tx.add(n.sets[k], els[k]); err != nil {
-				return ensured{}, err
-			}
+		if err := tx.queue(&o); err != nil {
+			return ensured{}, err
 		}
 	}
 	if err := tx.commit(); err != nil {

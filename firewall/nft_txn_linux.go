@@ -10,6 +10,56 @@ import (
 	"github.com/google/nftables"
 )
 
+// elemOps gathers the element operations of one transaction on the ban
+// sets, by setKind. They are queued in three passes (the adds of pre, the
+// deletes of del, the adds of add), so that a refresh is add, delete, add
+// and a lift is add, delete.
+type elemOps struct {
+	pre, del, add [4][]nftables.SetElement
+	n             int // element operations in all
+}
+
+// put adds p for timeout (see kernelTimeout): for a prefix that is not in
+// the set, or to restore one.
+func (o *elemOps) put(p netip.Prefix, timeout time.Duration) {
+	k, els := kindOf(p), elementsOf(p, kernelTimeout(timeout))
+	o.add[k] = append(o.add[k], els...)
+	o.n += len(els)
+}
+
+// refresh adds p for timeout as add, delete, add, which sets the new
+// timeout even if p is in the set already (a plain re-add does not before
+// kernel 6.12), and never deletes an element the kernel has just expired,
+// which would abort the transaction.
+func (o *elemOps) refresh(p netip.Prefix, timeout time.Duration) {
+	k, els := kindOf(p), elementsOf(p, kernelTimeout(timeout))
+	o.pre[k] = append(o.pre[k], els...)
+	o.del[k] = append(o.del[k], withoutTimeout(els)...)
+	o.add[k] = append(o.add[k], els...)
+	o.n += 3 * len(els)
+}
+
+// lift removes p as add, delete: the add makes sure the delete finds the
+// element, even if the kernel has just expired it.
+func (o *elemOps) lift(p netip.Prefix) {
+	k, els := kindOf(p), elementsOf(p, time.Second)
+	o.pre[k] = append(o.pre[k], els...)
+	o.del[k] = append(o.del[k], withoutTimeout(els)...)
+	o.n += 2 * len(els)
+}
+
+// commitOps sends o in one transaction or, if splittable, in as many as
+// the send buffer needs; it returns how many it sent.
+func (n *NFT) commitOps(o *elemOps, splittable bool) (parts int, err error) {
+	tx := n.newTxn(o.n)
+	tx.splittable = splittable
+	if err := tx.queue(o); err != nil {
+		return 0, err
+	}
+	err = tx.commit()
+	return tx.parts, err
+}
+
 // txn queues one transaction on conn, in messages of at most
 // maxElemsPerMsg elements.
 type txn struct {
@@ -25,10 +75,6 @@ func (n *NFT) newTxn(ops int) *txn { return &txn{n: n, ops: ops} }
 
 func (t *txn) add(s *nftables.Set, els []nftables.SetElement) error {
 	return t.elements(s, els, false)
-}
-
-func (t *txn) del(s *nftables.Set, els []nftables.SetElement) error {
-	return t.elements(s, els, true)
 }
 
 func (t *txn) elements(s *nftables.Set, els []nftables.SetElement, del bool) error {
@@ -58,6 +104,21 @@ func (t *txn) elements(s *nftables.Set, els []nftables.SetElement, del bool) err
 		t.bytes += size
 		t.queued++
 		els = els[k:]
+	}
+	return nil
+}
+
+// queue queues the element operations of o, pass after pass.
+func (t *txn) queue(o *elemOps) error {
+	for _, pass := range []struct {
+		del bool
+		els *[4][]nftables.SetElement
+	}{{false, &o.pre}, {true, &o.del}, {false, &o.add}} {
+		for k, els := range pass.els {
+			if err := t.elements(t.n.sets[k], els, pass.del); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
