@@ -1,5 +1,6 @@
-// Package fwtest provides a fake firewall.Backend for the daemon's unit
-// tests.
+// Package fwtest owns Fake, a map-backed firewall.Backend with the
+// semantics of firewall.NFT and no kernel, for the unit tests of the
+// packages that use a firewall, such as the daemon.
 package fwtest
 
 import (
