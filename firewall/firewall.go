@@ -1,12 +1,28 @@
-// Package firewall enforces ban decisions.
+// Package firewall enforces ban decisions in the kernel. It owns:
 //
-// A Backend holds the bans in force. Its nftables implementation (NFT)
-// keeps them in the kernel, in sipguard's own table, as set elements with
-// per-element timeouts, so the kernel lifts each ban itself and bans hold
-// while the daemon is stopped or restarting. The dry-run implementation
-// (DryRun) only logs what it would do. The truth of what is banned lives in
-// the backend's memory: reading the kernel back is slow (half a second or
-// more for 100,000 elements) and is done only to verify.
+//   - the Backend contract: put bans in force, lift them, list them, and
+//     restore them at start (Sync);
+//   - NFT, the nftables backend, and with it sipguard's own table in the
+//     kernel (inet sipguard by default): its sets, chains and rules (the
+//     contract is written on NFT), the transactions that write bans into
+//     it, the read-back that verifies them, and Reconcile, which restores
+//     what other processes change in the table. It never touches other
+//     tables;
+//   - DryRun, a backend that only logs what it would do (and fwtest.Fake,
+//     a map-backed backend for other packages' tests);
+//   - what a ban is once enforced: its canonical prefix (Normalize), its
+//     longest timeout (MaxTimeout), and the rule that network bans may not
+//     overlap (ErrOverlap);
+//   - the port syntax "5060/udp" (ParsePort), which the configuration uses.
+//
+// It does not decide what to ban (package engine) nor keep the ledger of
+// bans and its file (package bans); it imports no other sipguard package.
+//
+// NFT keeps the bans as set elements with per-element timeouts, so the
+// kernel lifts each ban itself and bans hold while the daemon is stopped
+// or restarting. The truth of what is banned lives in the backend's
+// memory: reading the kernel back is slow (half a second or more for
+// 100,000 elements) and is done only to verify.
 package firewall
 
 import (

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -28,31 +26,6 @@ type NFTOptions struct {
 	Logger zerolog.Logger
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
-}
-
-// Port is a transport protocol and destination port.
-type Port struct {
-	Proto string // "tcp" or "udp"
-	Port  uint16
-}
-
-func (p Port) String() string { return strconv.Itoa(int(p.Port)) + "/" + p.Proto }
-
-// ParsePort parses a port such as "5060/udp".
-func ParsePort(s string) (Port, error) {
-	num, proto, ok := strings.Cut(s, "/")
-	if !ok {
-		return Port{}, fmt.Errorf("parse port %q: want <port>/<tcp|udp>", s)
-	}
-	proto = strings.ToLower(proto)
-	if proto != "tcp" && proto != "udp" {
-		return Port{}, fmt.Errorf("parse port %q: protocol must be tcp or udp", s)
-	}
-	n, err := strconv.ParseUint(num, 10, 16)
-	if err != nil || n == 0 {
-		return Port{}, fmt.Errorf("parse port %q: port must be 1-65535", s)
-	}
-	return Port{Proto: proto, Port: uint16(n)}, nil
 }
 
 // MaxTimeout is the longest ban the nftables backend sets; longer timeouts

@@ -99,25 +99,37 @@ type kelem struct {
 	Expires time.Duration
 }
 
+// listJSON runs `nft -j list <what> inet sipguard <name>` and decodes
+// the objects of that kind ("set", "rule") it prints.
+func listJSON[T any](t testing.TB, ns, what, name, kind string) []T {
+	t.Helper()
+	var doc struct {
+		Nftables []map[string]json.RawMessage `json:"nftables"`
+	}
+	if err := json.Unmarshal([]byte(nft(t, ns, "-j", "list", what, "inet", "sipguard", name)), &doc); err != nil {
+		t.Fatalf("parse nft -j list %s %s: %v", what, name, err)
+	}
+	var out []T
+	for _, o := range doc.Nftables {
+		raw, ok := o[kind]
+		if !ok {
+			continue
+		}
+		var v T
+		if err := json.Unmarshal(raw, &v); err != nil {
+			t.Fatalf("parse nft -j list %s %s: %s: %v", what, name, raw, err)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
 // listSet lists a set of the sipguard table with nft -j.
 func listSet(t testing.TB, ns, set string) []kelem {
 	t.Helper()
-	var doc struct {
-		Nftables []struct {
-			Set *struct {
-				Elem []json.RawMessage `json:"elem"`
-			} `json:"set"`
-		} `json:"nftables"`
-	}
-	if err := json.Unmarshal([]byte(nft(t, ns, "-j", "list", "set", "inet", "sipguard", set)), &doc); err != nil {
-		t.Fatalf("parse nft -j list set %s: %v", set, err)
-	}
 	var out []kelem
-	for _, o := range doc.Nftables {
-		if o.Set == nil {
-			continue
-		}
-		for _, raw := range o.Set.Elem {
+	for _, s := range listJSON[struct{ Elem []json.RawMessage }](t, ns, "set", set, "set") {
+		for _, raw := range s.Elem {
 			out = append(out, parseElem(t, raw))
 		}
 	}
@@ -187,25 +199,15 @@ type ruleInfo struct {
 
 func listChain(t testing.TB, ns, chain string) []ruleInfo {
 	t.Helper()
-	var doc struct {
-		Nftables []struct {
-			Rule *struct {
-				Comment string            `json:"comment"`
-				Expr    []json.RawMessage `json:"expr"`
-			} `json:"rule"`
-		} `json:"nftables"`
-	}
-	if err := json.Unmarshal([]byte(nft(t, ns, "-j", "list", "chain", "inet", "sipguard", chain)), &doc); err != nil {
-		t.Fatalf("parse nft -j list chain %s: %v", chain, err)
+	type rule struct {
+		Comment string
+		Expr    []json.RawMessage
 	}
 	var out []ruleInfo
-	for _, o := range doc.Nftables {
-		if o.Rule == nil {
-			continue
-		}
-		r := ruleInfo{Comment: o.Rule.Comment}
+	for _, rl := range listJSON[rule](t, ns, "chain", chain, "rule") {
+		r := ruleInfo{Comment: rl.Comment}
 		var parts []string
-		for _, e := range o.Rule.Expr {
+		for _, e := range rl.Expr {
 			parts = append(parts, string(e))
 			var c struct {
 				Counter *struct{ Packets uint64 } `json:"counter"`
@@ -230,13 +232,10 @@ func pfx(s string) netip.Prefix {
 
 func TestNFT_Ensure(t *testing.T) {
 	ns := newNS(t)
-	ctx := context.Background()
 	for i := range 3 {
 		n := newNFT(t, ns, firewall.NFTOptions{})
 		if i == 0 {
-			if err := n.Ban(ctx, firewall.Ban{Prefix: pfx("198.51.100.7"), Timeout: time.Hour}); err != nil {
-				t.Fatal(err)
-			}
+			banForAnHour(t, n, "198.51.100.7")
 		}
 		n.Close()
 	}
@@ -421,15 +420,7 @@ func TestNFT_CloseKeepsBansAndSyncAdopts(t *testing.T) {
 	ns := newNS(t)
 	ctx := context.Background()
 	n1 := newNFT(t, ns, firewall.NFTOptions{})
-	err := n1.Ban(ctx,
-		firewall.Ban{Prefix: pfx("198.51.100.7"), Timeout: time.Hour},
-		firewall.Ban{Prefix: pfx("2001:db8::1"), Timeout: time.Hour},
-		firewall.Ban{Prefix: pfx("203.0.113.0/24"), Timeout: time.Hour},
-		firewall.Ban{Prefix: pfx("2001:db8:9::/64"), Timeout: time.Hour},
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
+	banForAnHour(t, n1, "198.51.100.7", "2001:db8::1", "203.0.113.0/24", "2001:db8:9::/64")
 	saved, _ := n1.List(ctx)
 	if err := n1.Close(); err != nil {
 		t.Fatal(err)
@@ -489,9 +480,7 @@ func TestNFT_Overlap(t *testing.T) {
 	ns := newNS(t)
 	ctx := context.Background()
 	n := newNFT(t, ns, firewall.NFTOptions{})
-	if err := n.Ban(ctx, firewall.Ban{Prefix: pfx("10.0.0.0/16"), Timeout: time.Hour}); err != nil {
-		t.Fatal(err)
-	}
+	banForAnHour(t, n, "10.0.0.0/16")
 	for _, tc := range []struct {
 		name string
 		bans []string
@@ -610,7 +599,6 @@ func TestNFT_Sync100k(t *testing.T) {
 
 func TestNFT_Ports(t *testing.T) {
 	ns := newNS(t)
-	ctx := context.Background()
 	var ports []firewall.Port
 	for _, s := range []string{"5060/udp", "5060/tcp", "5061/tcp"} {
 		p, err := firewall.ParsePort(s)
@@ -620,9 +608,7 @@ func TestNFT_Ports(t *testing.T) {
 		ports = append(ports, p)
 	}
 	n := newNFT(t, ns, firewall.NFTOptions{Ports: ports, Hooks: []string{"input", "forward"}})
-	if err := n.Ban(ctx, firewall.Ban{Prefix: pfx("198.51.100.7"), Timeout: time.Hour}); err != nil {
-		t.Fatal(err)
-	}
+	banForAnHour(t, n, "198.51.100.7")
 	for _, chain := range []string{"input", "forward"} {
 		rules := listChain(t, ns, chain)
 		if len(rules) != 8 {
@@ -656,8 +642,33 @@ func TestNFT_Ports(t *testing.T) {
 	if got := len(listSet(t, ns, "ban4")); got != 1 {
 		t.Errorf("ban4 holds %d elements; want 1", got)
 	}
-	if _, err := firewall.ParsePort("5060"); err == nil {
-		t.Error(`ParsePort("5060") succeeded; want an error`)
+}
+
+// reconcile runs n.Reconcile until the test ends (it must then return
+// nil) and waits for its first check.
+func reconcile(t testing.TB, n *firewall.NFT) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Reconcile(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Reconcile: %v", err)
+		}
+	})
+	waitFor(t, "first check", func() bool { return !n.State(ctx).LastCheck.IsZero() })
+}
+
+// banForAnHour bans each prefix for an hour.
+func banForAnHour(t testing.TB, n *firewall.NFT, prefixes ...string) {
+	t.Helper()
+	var bans []firewall.Ban
+	for _, p := range prefixes {
+		bans = append(bans, firewall.Ban{Prefix: pfx(p), Timeout: time.Hour})
+	}
+	if err := n.Ban(context.Background(), bans...); err != nil {
+		t.Fatalf("Ban: %v", err)
 	}
 }
 
@@ -677,28 +688,11 @@ func waitFor(t testing.TB, what string, cond func() bool) time.Duration {
 
 func TestNFT_Reconcile(t *testing.T) {
 	ns := newNS(t)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx := context.Background()
 	n := newNFT(t, ns, firewall.NFTOptions{Hooks: []string{"input", "forward"}})
-	err := n.Ban(ctx,
-		firewall.Ban{Prefix: pfx("198.51.100.7"), Timeout: time.Hour},
-		firewall.Ban{Prefix: pfx("198.51.100.8"), Timeout: time.Hour},
-		firewall.Ban{Prefix: pfx("2001:db8::1"), Timeout: time.Hour},
-		firewall.Ban{Prefix: pfx("203.0.113.0/24"), Timeout: time.Hour},
-		firewall.Ban{Prefix: pfx("2001:db8:7::/64"), Timeout: time.Hour},
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- n.Reconcile(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Reconcile: %v", err)
-		}
-	})
+	banForAnHour(t, n, "198.51.100.7", "198.51.100.8", "2001:db8::1", "203.0.113.0/24", "2001:db8:7::/64")
 	// Let Reconcile start (its first check restores nothing).
-	waitFor(t, "first check", func() bool { return !n.State(ctx).LastCheck.IsZero() })
+	reconcile(t, n)
 
 	complete := func() bool {
 		out, err := exec.Command("ip", "netns", "exec", ns, "nft", "list", "table", "inet", "sipguard").CombinedOutput()
@@ -756,17 +750,11 @@ func TestNFT_Reconcile(t *testing.T) {
 }
 
 func TestNFT_ReconcileIgnoresExpiryAndOwnChanges(t *testing.T) {
-	defer firewall.SetVerifyInterval(500 * time.Millisecond)()
+	t.Cleanup(firewall.SetVerifyInterval(500 * time.Millisecond))
 	ns := newNS(t)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx := context.Background()
 	n := newNFT(t, ns, firewall.NFTOptions{})
-	done := make(chan error, 1)
-	go func() { done <- n.Reconcile(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	waitFor(t, "first check", func() bool { return !n.State(ctx).LastCheck.IsZero() })
+	reconcile(t, n)
 	// Our own changes, large and small, and expiries are not restorations.
 	var bans []firewall.Ban
 	for i := range 5000 {
@@ -776,9 +764,7 @@ func TestNFT_ReconcileIgnoresExpiryAndOwnChanges(t *testing.T) {
 	if err := n.Ban(ctx, bans...); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.Ban(ctx, firewall.Ban{Prefix: pfx("198.51.100.1"), Timeout: time.Hour}); err != nil {
-		t.Fatal(err)
-	}
+	banForAnHour(t, n, "198.51.100.1")
 	if err := n.Unban(ctx, pfx("10.0.0.1")); err != nil {
 		t.Fatal(err)
 	}
@@ -945,20 +931,12 @@ func TestNFT_BanOverExpiringNetwork(t *testing.T) {
 // alone restore a deleted table (structure, every 2 s) and flushed
 // elements (read back, every verify interval).
 func TestNFT_ReconcileFallback(t *testing.T) {
-	defer firewall.SetVerifyInterval(time.Second)()
+	t.Cleanup(firewall.SetVerifyInterval(time.Second))
 	ns := newNS(t)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx := context.Background()
 	n := newNFT(t, ns, firewall.NFTOptions{})
-	if err := n.Ban(ctx, firewall.Ban{Prefix: pfx("198.51.100.7"), Timeout: time.Hour}, firewall.Ban{Prefix: pfx("2001:db8:1::/64"), Timeout: time.Hour}); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- n.Reconcile(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	waitFor(t, "first check", func() bool { return !n.State(ctx).LastCheck.IsZero() })
+	banForAnHour(t, n, "198.51.100.7", "2001:db8:1::/64")
+	reconcile(t, n)
 	if !firewall.MuteMonitor(n) {
 		t.Fatal("no monitor to mute")
 	}

@@ -31,15 +31,9 @@ func entries100k() []firewall.Entry {
 // only that the bans land, not absolute times.
 func TestMeasure(t *testing.T) {
 	ns := newNS(t)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx := context.Background()
 	n := newNFT(t, ns, firewall.NFTOptions{})
-	done := make(chan error, 1)
-	go func() { done <- n.Reconcile(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	waitFor(t, "first check", func() bool { return !n.State(ctx).LastCheck.IsZero() })
+	reconcile(t, n)
 
 	for i := range 3 {
 		start := time.Now()

@@ -10,8 +10,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/google/nftables"
 )
 
 // Reconcile restores what other processes change in sipguard's table,
@@ -260,8 +258,8 @@ func (n *NFT) verifyElements(trigger string) (time.Duration, error) {
 		return took, nil
 	}
 	now = n.now()
-	var pre, del, add [4][]nftables.SetElement
-	missing, short, ops := 0, 0, 0
+	var o elemOps
+	missing, short := 0, 0
 	for k := range snap {
 		for a, s := range snap[k] {
 			exp, ok := n.lookupLocked(s.p)
@@ -269,44 +267,21 @@ func (n *NFT) verifyElements(trigger string) (time.Duration, error) {
 			if !ok || !exp.Equal(s.exp) || left < restoreMargin {
 				continue
 			}
-			els := elementsOf(s.p, kernelTimeout(left))
 			ke, present := kernel[k][a]
 			switch {
 			case !present:
 				missing++
+				o.put(s.p, left)
 			case ke.expires > 0 && ke.expires < left-5*time.Second:
 				short++
-				pre[k] = append(pre[k], els...)
-				del[k] = append(del[k], withoutTimeout(els)...)
-				ops += 2 * len(els)
-			default:
-				continue
+				o.refresh(s.p, left)
 			}
-			add[k] = append(add[k], els...)
-			ops += len(els)
 		}
 	}
 	if missing+short == 0 {
 		return took, nil
 	}
-	tx := n.newTxn(ops)
-	for _, group := range []struct {
-		del bool
-		els [4][]nftables.SetElement
-	}{{false, pre}, {true, del}, {false, add}} {
-		for k := range group.els {
-			var err error
-			if group.del {
-				err = tx.del(n.sets[k], group.els[k])
-			} else {
-				err = tx.add(n.sets[k], group.els[k])
-			}
-			if err != nil {
-				return took, err
-			}
-		}
-	}
-	if err := tx.commit(); err != nil {
+	if _, err := n.commitOps(&o, false); err != nil {
 		return took, fmt.Errorf("restore bans: %w", err)
 	}
 	n.restored++
@@ -325,9 +300,9 @@ func (n *NFT) restoreDeleted(deleted map[string][]netip.Addr) {
 	}
 	now := n.now()
 	var byStart map[netip.Addr]netip.Prefix
-	var els [4][]nftables.SetElement
+	var o elemOps
 	seen := map[netip.Prefix]bool{}
-	count, ops := 0, 0
+	count := 0
 	var sets []string
 	for name, addrs := range deleted {
 		k := banSetNames[name]
@@ -351,9 +326,7 @@ func (n *NFT) restoreDeleted(deleted map[string][]netip.Addr) {
 				continue
 			}
 			seen[p] = true
-			e := elementsOf(p, kernelTimeout(exp.Sub(now)))
-			els[k] = append(els[k], e...)
-			ops += len(e)
+			o.put(p, exp.Sub(now))
 			count++
 		}
 		if count > before {
@@ -363,15 +336,7 @@ func (n *NFT) restoreDeleted(deleted map[string][]netip.Addr) {
 	if count == 0 {
 		return
 	}
-	tx := n.newTxn(ops)
-	tx.splittable = true
-	for k := range els {
-		if err := tx.add(n.sets[k], els[k]); err != nil {
-			n.lastErr = err.Error()
-			return
-		}
-	}
-	if err := tx.commit(); err != nil {
+	if _, err := n.commitOps(&o, true); err != nil {
 		n.lastErr = "restore deleted bans: " + err.Error()
 		n.log.Warn().Err(err).Msg("restore deleted bans")
 		return

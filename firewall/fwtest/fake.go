@@ -1,5 +1,6 @@
-// Package fwtest provides a fake firewall.Backend for the daemon's unit
-// tests.
+// Package fwtest owns Fake, a map-backed firewall.Backend with the
+// semantics of firewall.NFT and no kernel, for the unit tests of the
+// packages that use a firewall, such as the daemon.
 package fwtest
 
 import (
@@ -60,21 +61,42 @@ func (f *Fake) init() {
 	}
 }
 
-// Ban bans each prefix for its timeout: all or nothing.
-func (f *Fake) Ban(ctx context.Context, bans ...firewall.Ban) error {
+// lock takes f.mu for a method that fails after Close, then calls
+// injected (nil: nothing). It returns ctx's error, firewall.ErrClosed or
+// the injected error without the lock.
+func (f *Fake) lock(ctx context.Context, injected func() error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if f.closed {
+		f.mu.Unlock()
 		return firewall.ErrClosed
 	}
-	if f.BanFunc != nil {
-		if err := f.BanFunc(slices.Clone(bans)); err != nil {
+	if injected != nil {
+		if err := injected(); err != nil {
+			f.mu.Unlock()
 			return err
 		}
 	}
+	return nil
+}
+
+// inject returns a call of fn (a *Func field) with a copy of args, or nil
+// if fn is nil.
+func inject[T any](fn func([]T) error, args []T) func() error {
+	if fn == nil {
+		return nil
+	}
+	return func() error { return fn(slices.Clone(args)) }
+}
+
+// Ban bans each prefix for its timeout: all or nothing.
+func (f *Fake) Ban(ctx context.Context, bans ...firewall.Ban) error {
+	if err := f.lock(ctx, inject(f.BanFunc, bans)); err != nil {
+		return err
+	}
+	defer f.mu.Unlock()
 	f.init()
 	now := f.now()
 	next := map[netip.Prefix]time.Duration{}
@@ -117,19 +139,10 @@ func (f *Fake) Ban(ctx context.Context, bans ...firewall.Ban) error {
 
 // Unban lifts bans; prefixes not banned are ignored.
 func (f *Fake) Unban(ctx context.Context, prefixes ...netip.Prefix) error {
-	if err := ctx.Err(); err != nil {
+	if err := f.lock(ctx, inject(f.UnbanFunc, prefixes)); err != nil {
 		return err
 	}
-	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.closed {
-		return firewall.ErrClosed
-	}
-	if f.UnbanFunc != nil {
-		if err := f.UnbanFunc(slices.Clone(prefixes)); err != nil {
-			return err
-		}
-	}
 	var gone []netip.Prefix
 	for _, p := range prefixes {
 		p, err := firewall.Normalize(p)
@@ -146,19 +159,10 @@ func (f *Fake) Unban(ctx context.Context, prefixes ...netip.Prefix) error {
 
 // List returns the unexpired bans, sorted by prefix.
 func (f *Fake) List(ctx context.Context) ([]firewall.Entry, error) {
-	if err := ctx.Err(); err != nil {
+	if err := f.lock(ctx, f.ListFunc); err != nil {
 		return nil, err
 	}
-	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.closed {
-		return nil, firewall.ErrClosed
-	}
-	if f.ListFunc != nil {
-		if err := f.ListFunc(); err != nil {
-			return nil, err
-		}
-	}
 	return f.entriesLocked(), nil
 }
 
@@ -166,19 +170,10 @@ func (f *Fake) List(ctx context.Context) ([]firewall.Entry, error) {
 // overlapping networks keep the wider one and the others are reported in
 // the error (firewall.ErrOverlap) after the rest is loaded.
 func (f *Fake) Sync(ctx context.Context, es []firewall.Entry) error {
-	if err := ctx.Err(); err != nil {
+	if err := f.lock(ctx, inject(f.SyncFunc, es)); err != nil {
 		return err
 	}
-	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.closed {
-		return firewall.ErrClosed
-	}
-	if f.SyncFunc != nil {
-		if err := f.SyncFunc(slices.Clone(es)); err != nil {
-			return err
-		}
-	}
 	now := f.now()
 	next := map[netip.Prefix]time.Time{}
 	for _, e := range es {

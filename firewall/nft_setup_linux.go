@@ -1,0 +1,364 @@
+//go:build linux
+
+package firewall
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
+)
+
+var hookNums = map[string]*nftables.ChainHook{
+	"input":   nftables.ChainHookInput,
+	"forward": nftables.ChainHookForward,
+}
+
+// kernelState is what inspect read of our table.
+type kernelState struct {
+	table  bool
+	sets   map[string]*nftables.Set
+	chains map[string]*nftables.Chain
+	rules  map[string][]*nftables.Rule
+	ports  map[string][]uint16 // set name → ports
+}
+
+func (n *NFT) inspect() (*kernelState, error) {
+	st := &kernelState{
+		sets:   map[string]*nftables.Set{},
+		chains: map[string]*nftables.Chain{},
+		rules:  map[string][]*nftables.Rule{},
+		ports:  map[string][]uint16{},
+	}
+	if _, err := n.conn.ListTableOfFamily(n.table.Name, nftables.TableFamilyINet); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return st, nil
+		}
+		return nil, fmt.Errorf("get table inet %s: %w", n.table.Name, err)
+	}
+	st.table = true
+	sets, err := n.conn.GetSets(n.table)
+	if err != nil {
+		return nil, fmt.Errorf("get sets: %w", err)
+	}
+	for _, s := range sets {
+		st.sets[s.Name] = s
+	}
+	chains, err := n.conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, fmt.Errorf("get chains: %w", err)
+	}
+	for _, c := range chains {
+		if c.Table != nil && c.Table.Name == n.table.Name {
+			st.chains[c.Name] = c
+		}
+	}
+	for _, h := range n.hooks {
+		if c, ok := st.chains[h]; ok {
+			rules, err := n.conn.GetRules(n.table, c)
+			if err != nil {
+				return nil, fmt.Errorf("get rules of chain %s: %w", h, err)
+			}
+			st.rules[h] = rules
+		}
+	}
+	for _, name := range []string{"tcp_ports", "udp_ports"} {
+		s, ok := st.sets[name]
+		if !ok {
+			continue
+		}
+		els, err := n.conn.GetSetElements(s)
+		if err != nil {
+			return nil, fmt.Errorf("get elements of %s: %w", name, err)
+		}
+		for _, e := range els {
+			if len(e.Key) == 2 {
+				st.ports[name] = append(st.ports[name], uint16(e.Key[0])<<8|uint16(e.Key[1]))
+			}
+		}
+		slices.Sort(st.ports[name])
+	}
+	return st, nil
+}
+
+// ensured is what ensureLocked did.
+type ensured struct {
+	fixes    []string // what it created or fixed
+	reloaded int      // bans loaded into ban sets it created
+	fresh    bool     // it created all four ban sets: they are empty
+}
+
+// ensureLocked brings the table, sets, chains and rules to the contract,
+// in one transaction, touching only what differs. With reload, the bans
+// in memory are loaded into the ban sets it had to create.
+func (n *NFT) ensureLocked(reload bool) (ensured, error) {
+	st, err := n.inspect()
+	if err != nil {
+		return ensured{}, err
+	}
+	var fixes []string
+	c := n.conn
+	if !st.table {
+		c.AddTable(n.table)
+		fixes = append(fixes, "table inet "+n.table.Name)
+	}
+
+	want := slices.Clone(n.sets[:])
+	for _, proto := range []string{"tcp", "udp"} {
+		if s := n.portSets[proto]; s != nil {
+			want = append(want, s)
+		}
+	}
+	create := map[string]bool{}
+	var dropSets []string
+	for _, s := range want {
+		have, ok := st.sets[s.Name]
+		if !ok || !sameSet(have, s) {
+			create[s.Name] = true
+			if st.table {
+				fixes = append(fixes, "set "+s.Name)
+			}
+		}
+		if ok && !sameSet(have, s) {
+			dropSets = append(dropSets, s.Name)
+		}
+	}
+	for _, proto := range []string{"tcp", "udp"} {
+		if _, ok := st.sets[proto+"_ports"]; ok && n.portSets[proto] == nil {
+			dropSets = append(dropSets, proto+"_ports")
+			fixes = append(fixes, "delete set "+proto+"_ports")
+		}
+	}
+
+	specs := n.ruleSpecs()
+	var dropChains []string
+	addChain, rewrite := map[string]bool{}, map[string]bool{}
+	for _, h := range n.hooks {
+		have, ok := st.chains[h]
+		switch {
+		case !ok:
+			addChain[h], rewrite[h] = true, true
+			if st.table {
+				fixes = append(fixes, "chain "+h)
+			}
+		case !sameHook(have, h):
+			dropChains = append(dropChains, h)
+			addChain[h], rewrite[h] = true, true
+			fixes = append(fixes, "chain "+h)
+		case have.Policy == nil || *have.Policy != nftables.ChainPolicyAccept:
+			addChain[h] = true // updates the policy
+			fixes = append(fixes, "policy of chain "+h)
+		}
+		if ok && !rewrite[h] && (len(dropSets) > 0 || !sameRules(st.rules[h], specs)) {
+			rewrite[h] = true
+			fixes = append(fixes, "rules of chain "+h)
+		}
+	}
+	for name := range st.chains {
+		if hookNums[name] != nil && !slices.Contains(n.hooks, name) {
+			dropChains = append(dropChains, name)
+			fixes = append(fixes, "delete chain "+name)
+		}
+	}
+	if len(fixes) == 0 && !n.portsDiffer(st) {
+		return ensured{}, nil
+	}
+
+	// Order matters: rules go before the sets they use, sets before the
+	// rules that use them.
+	for _, name := range dropChains {
+		ch := &nftables.Chain{Name: name, Table: n.table}
+		c.FlushChain(ch)
+		c.DelChain(ch)
+	}
+	for h := range rewrite {
+		if _, ok := st.chains[h]; ok && !slices.Contains(dropChains, h) {
+			c.FlushChain(&nftables.Chain{Name: h, Table: n.table})
+		}
+	}
+	for _, name := range dropSets {
+		c.DelSet(&nftables.Set{Table: n.table, Name: name})
+	}
+	for _, s := range want {
+		if create[s.Name] {
+			if err := c.AddSet(s, nil); err != nil {
+				return ensured{}, fmt.Errorf("add set %s: %w", s.Name, err)
+			}
+		}
+	}
+	for _, h := range n.hooks {
+		if addChain[h] {
+			c.AddChain(n.chain(h))
+		}
+	}
+	for _, h := range n.hooks {
+		if !rewrite[h] {
+			continue
+		}
+		for _, r := range specs {
+			c.AddRule(&nftables.Rule{
+				Table: n.table, Chain: n.chain(h), Exprs: r.exprs,
+				UserData: userdata.AppendString(nil, userdata.TypeComment, r.tag),
+			})
+		}
+	}
+	tx := n.newTxn(0)
+	for _, proto := range []string{"tcp", "udp"} {
+		s := n.portSets[proto]
+		if s == nil || (!create[s.Name] && slices.Equal(st.ports[s.Name], n.ports[proto])) {
+			continue
+		}
+		if !create[s.Name] {
+			c.FlushSet(s)
+			fixes = append(fixes, "ports in set "+s.Name)
+		}
+		var els []nftables.SetElement
+		for _, p := range n.ports[proto] {
+			els = append(els, nftables.SetElement{Key: []byte{byte(p >> 8), byte(p)}})
+		}
+		if err := tx.add(s, els); err != nil {
+			return ensured{}, err
+		}
+	}
+	reloaded := 0
+	if reload {
+		now := n.now()
+		var o elemOps
+		for _, m := range []map[netip.Prefix]time.Time{n.bans, n.nets} {
+			for p, exp := range m {
+				if !create[setNames[kindOf(p)]] || exp.Sub(now) < restoreMargin {
+					continue
+				}
+				o.put(p, exp.Sub(now))
+				reloaded++
+			}
+		}
+		tx.ops += o.n
+		tx.splittable = true
+		if err := tx.queue(&o); err != nil {
+			return ensured{}, err
+		}
+	}
+	if err := tx.commit(); err != nil {
+		return ensured{}, fmt.Errorf("set up table inet %s: %w", n.table.Name, err)
+	}
+	if !st.table {
+		fixes = []string{"table inet " + n.table.Name + " with its sets, chains and rules"}
+	}
+	fresh := true
+	for _, name := range setNames {
+		fresh = fresh && create[name]
+	}
+	return ensured{fixes: fixes, reloaded: reloaded, fresh: fresh}, nil
+}
+
+func (n *NFT) portsDiffer(st *kernelState) bool {
+	for proto, s := range n.portSets {
+		if !slices.Equal(st.ports[s.Name], n.ports[proto]) {
+			return true
+		}
+	}
+	return false
+}
+
+func sameSet(have, want *nftables.Set) bool {
+	return have.KeyType.Name == want.KeyType.Name && have.KeyType.Bytes == want.KeyType.Bytes &&
+		have.Interval == want.Interval && have.HasTimeout == want.HasTimeout &&
+		!have.IsMap && !have.Anonymous && !have.Constant && !have.Concatenation
+}
+
+func sameHook(have *nftables.Chain, hook string) bool {
+	return have.Type == nftables.ChainTypeFilter &&
+		have.Hooknum != nil && *have.Hooknum == *hookNums[hook] &&
+		have.Priority != nil && *have.Priority == chainPriority
+}
+
+func (n *NFT) chain(hook string) *nftables.Chain {
+	accept := nftables.ChainPolicyAccept
+	return &nftables.Chain{
+		Name: hook, Table: n.table, Type: nftables.ChainTypeFilter,
+		Hooknum: hookNums[hook], Priority: nftables.ChainPriorityRef(chainPriority), Policy: &accept,
+	}
+}
+
+// ruleSpec is a rule of our chains, tagged with a comment.
+type ruleSpec struct {
+	tag   string
+	exprs []expr.Any
+}
+
+const rulePrefix = "sipguard "
+
+func isOurRule(r *nftables.Rule) bool {
+	tag, ok := userdata.GetString(r.UserData, userdata.TypeComment)
+	return ok && strings.HasPrefix(tag, rulePrefix)
+}
+
+func sameRules(have []*nftables.Rule, want []ruleSpec) bool {
+	if len(have) != len(want) {
+		return false
+	}
+	for i, r := range have {
+		tag, _ := userdata.GetString(r.UserData, userdata.TypeComment)
+		if tag != want[i].tag || len(r.Exprs) != len(want[i].exprs) {
+			return false
+		}
+	}
+	return true
+}
+
+func (n *NFT) ruleSpecs() []ruleSpec {
+	var out []ruleSpec
+	for k, s := range n.sets {
+		v6 := k == int(kindBan6) || k == int(kindNet6)
+		if len(n.portSets) == 0 {
+			out = append(out, ruleSpec{rulePrefix + s.Name, saddrDrop(s, v6, nil)})
+			continue
+		}
+		for _, proto := range []string{"tcp", "udp"} {
+			if ps := n.portSets[proto]; ps != nil {
+				out = append(out, ruleSpec{rulePrefix + s.Name + " " + proto, saddrDrop(s, v6, ps)})
+			}
+		}
+	}
+	return out
+}
+
+// saddrDrop returns `meta nfproto ipv4|ipv6 [meta l4proto P P dport
+// @ports] ip|ip6 saddr @set counter drop`. The nfproto guard keeps the
+// IPv4 offset from being read in an IPv6 packet (inet tables see both).
+func saddrDrop(s *nftables.Set, v6 bool, ports *nftables.Set) []expr.Any {
+	proto, off, size := byte(unix.NFPROTO_IPV4), uint32(12), uint32(4)
+	if v6 {
+		proto, off, size = unix.NFPROTO_IPV6, 8, 16
+	}
+	ex := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+	}
+	if ports != nil {
+		l4 := byte(unix.IPPROTO_TCP)
+		if strings.HasPrefix(ports.Name, "udp") {
+			l4 = unix.IPPROTO_UDP
+		}
+		ex = append(ex,
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{l4}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Lookup{SourceRegister: 1, SetName: ports.Name, SetID: ports.ID},
+		)
+	}
+	return append(ex,
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: size},
+		&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID},
+		&expr.Counter{},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	)
+}

@@ -1,0 +1,61 @@
+package firewall_test
+
+import (
+	"testing"
+
+	"github.com/sipguard/sipguard/firewall"
+)
+
+func TestParsePort(t *testing.T) {
+	t.Run("OK", func(t *testing.T) {
+		for _, tc := range []struct {
+			in   string
+			want firewall.Port
+		}{
+			{"5060/udp", firewall.Port{Proto: "udp", Port: 5060}},
+			{"5061/tcp", firewall.Port{Proto: "tcp", Port: 5061}},
+			{"5061/TCP", firewall.Port{Proto: "tcp", Port: 5061}},
+			{"5060/Udp", firewall.Port{Proto: "udp", Port: 5060}},
+			{"1/udp", firewall.Port{Proto: "udp", Port: 1}},
+			{"65535/tcp", firewall.Port{Proto: "tcp", Port: 65535}},
+			{"05060/udp", firewall.Port{Proto: "udp", Port: 5060}},
+		} {
+			got, err := firewall.ParsePort(tc.in)
+			if err != nil || got != tc.want {
+				t.Errorf("ParsePort(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
+			}
+		}
+	})
+	t.Run("String", func(t *testing.T) {
+		for _, s := range []string{"5060/udp", "5061/tcp", "1/udp", "65535/tcp"} {
+			p, err := firewall.ParsePort(s)
+			if err != nil || p.String() != s {
+				t.Errorf("ParsePort(%q).String() = %q, %v; want %q", s, p.String(), err, s)
+			}
+		}
+	})
+	t.Run("Err", func(t *testing.T) {
+		for _, tc := range []struct{ in, want string }{
+			{"", `"" is not a port such as "5060/udp" or "5061/tcp"`},
+			{"5060", `"5060" is not a port such as "5060/udp" or "5061/tcp"`},
+			{"/udp", `"/udp" is not a port such as "5060/udp" or "5061/tcp"`},
+			{"x/udp", `"x/udp" is not a port such as "5060/udp" or "5061/tcp"`},
+			{" 5060/udp", `" 5060/udp" is not a port such as "5060/udp" or "5061/tcp"`},
+			{"+5060/udp", `"+5060/udp" is not a port such as "5060/udp" or "5061/tcp"`},
+			{"5060-5070/udp", `"5060-5070/udp" is not a port such as "5060/udp" or "5061/tcp"`},
+			{"5060/sctp", `"5060/sctp": protocol "sctp" is not tcp or udp`},
+			{"5060/", `"5060/": protocol "" is not tcp or udp`},
+			{"5060/udp ", `"5060/udp ": protocol "udp " is not tcp or udp`},
+			{"5060/UDP/x", `"5060/UDP/x": protocol "UDP/x" is not tcp or udp`},
+			{"0/udp", `"0/udp": port 0 is out of range 1-65535`},
+			{"65536/tcp", `"65536/tcp": port 65536 is out of range 1-65535`},
+			{"70000/udp", `"70000/udp": port 70000 is out of range 1-65535`},
+			{"99999999999999999999/udp", `"99999999999999999999/udp": port 99999999999999999999 is out of range 1-65535`},
+		} {
+			_, err := firewall.ParsePort(tc.in)
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("ParsePort(%q) error = %v; want %s", tc.in, err, tc.want)
+			}
+		}
+	})
+}
