@@ -163,7 +163,7 @@ func (f FirewallConfig) Validate() []FieldError {
 	}
 	for i, port := range f.Ports {
 		if _, err := firewall.ParsePort(port); err != nil {
-			p.add(fmt.Sprintf("ports[%d]", i), "%q is not a port such as \"5060/udp\" or \"5061/tcp\"", port)
+			p.add(fmt.Sprintf("ports[%d]", i), "%v", err)
 		}
 	}
 	return p
@@ -284,8 +284,13 @@ func checkListen(s string) error {
 // unique.
 func (r RuleConfig) Validate() []FieldError {
 	var p problems
-	if r.Name == "" {
+	switch {
+	case r.Name == "":
 		p.add("name", "missing")
+	case bans.Reserved(r.Name):
+		// list, metrics and the bans file would take its bans for manual
+		// bans, a feed's entries or adopted ones.
+		p.add("name", "%q is reserved for bans no rule decides (manual, adopted, feed:NAME)", r.Name)
 	}
 	for i, k := range r.Events {
 		if _, err := parsers.ParseKind(k); err != nil {
