@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sipguard/sipguard/internal/natstest"
+	"github.com/sipguard/sipguard/internal/testutil"
 )
 
 // fakeLocal is a daemon reduced to its bans: a ban map, an allowlist.
@@ -95,17 +96,7 @@ func runNode(t testing.TB, cfg Config, local Local) *Node {
 
 func eventually(t testing.TB, d time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for time.Since(start) < d {
-		if cond() {
-			return time.Since(start)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	if !cond() {
-		t.Fatalf("after %s: %s", d, what)
-	}
-	return time.Since(start)
+	return testutil.WaitFor(t, d, what, cond)
 }
 
 func testBan(target string, d time.Duration) Ban {

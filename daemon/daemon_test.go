@@ -1,7 +1,6 @@
 package daemon_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,28 +22,11 @@ import (
 	"github.com/sipguard/sipguard/engine"
 	"github.com/sipguard/sipguard/firewall"
 	"github.com/sipguard/sipguard/firewall/fwtest"
+	"github.com/sipguard/sipguard/internal/testutil"
 	"github.com/sipguard/sipguard/parsers"
 	_ "github.com/sipguard/sipguard/parsers/all"
 	"github.com/sipguard/sipguard/watchers"
 )
-
-// syncBuffer is a log sink safe for the daemon's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // env is a daemon's files: its log, state and socket.
 type env struct {
@@ -77,7 +58,7 @@ func (e env) config() daemon.Config {
 type running struct {
 	d      *daemon.Daemon
 	fw     firewall.Backend
-	logs   *syncBuffer
+	logs   *testutil.Buffer
 	cancel context.CancelFunc
 	done   chan error
 	client *control.Client
@@ -95,7 +76,7 @@ func start(t *testing.T, cfg daemon.Config, fw firewall.Backend, obs ...daemon.O
 // startWith runs a daemon after setup (Observe, Join) has seen it.
 func startWith(t *testing.T, cfg daemon.Config, fw firewall.Backend, setup func(*daemon.Daemon)) *running {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	log := zerolog.New(logs)
 	if fw == nil {
 		fw = firewall.NewDryRun(log, nil)
@@ -131,14 +112,7 @@ func (r *running) stop(t *testing.T) {
 	}
 }
 
-func eventually(cond func() bool) bool {
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if cond() {
-			return true
-		}
-	}
-	return cond()
-}
+func eventually(cond func() bool) bool { return testutil.Eventually(5*time.Second, cond) }
 
 func appendLines(t *testing.T, path string, lines ...string) {
 	t.Helper()

@@ -1,7 +1,6 @@
 package feeds_test
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"os"
@@ -15,25 +14,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sipguard/sipguard/feeds"
+	"github.com/sipguard/sipguard/internal/testutil"
 )
-
-// logBuffer collects log lines from any goroutine.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // recorder records the Results Run gives.
 type recorder struct {
@@ -89,7 +71,7 @@ func TestLoader_Run(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "list.txt")
 		writeFile(t, path, "# v1\n192.0.2.1\n")
-		var logs logBuffer
+		var logs testutil.Buffer
 		l, err := feeds.NewLoader(feeds.Feed{Name: "local", Path: path, Interval: time.Minute}, nil, zerolog.New(&logs))
 		if err != nil {
 			t.Fatal(err)
@@ -293,7 +275,7 @@ func TestLoader_Run_HTTP(t *testing.T) {
 func TestLoader_Run_Cancel(t *testing.T) {
 	s, ts := newFeedServer(t, "")
 	s.block = true
-	var logs logBuffer
+	var logs testutil.Buffer
 	l, err := feeds.NewLoader(feeds.Feed{Name: "slow", URL: ts.URL, Interval: time.Hour}, nil, zerolog.New(&logs))
 	if err != nil {
 		t.Fatal(err)

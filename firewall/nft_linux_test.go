@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sipguard/sipguard/firewall"
+	"github.com/sipguard/sipguard/internal/testutil"
 )
 
 // These tests run against the real kernel, each in a fresh network
@@ -675,15 +676,7 @@ func banForAnHour(t testing.TB, n *firewall.NFT, prefixes ...string) {
 // waitFor polls cond every 20 ms for up to 5 s, returning how long it took.
 func waitFor(t testing.TB, what string, cond func() bool) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for time.Since(start) < 5*time.Second {
-		if cond() {
-			return time.Since(start)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s: not restored within 5 s", what)
-	return 0
+	return testutil.WaitEvery(t, 5*time.Second, 20*time.Millisecond, what+" restored", cond)
 }
 
 func TestNFT_Reconcile(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/sipguard/sipguard/internal/testutil"
 	"github.com/sipguard/sipguard/notify"
 )
 
@@ -233,7 +234,7 @@ func TestNotify_DeadEndpoint(t *testing.T) {
 }
 
 func TestNotify_DropWarning(t *testing.T) {
-	var logs logBuffer
+	var logs testutil.Buffer
 	d, err := notify.New([]notify.Webhook{
 		{Name: "dead", URL: deadEndpoint(t), Queue: 1, Timeout: time.Hour},
 		{Name: "dead2", URL: deadEndpoint(t), Queue: 1, Timeout: time.Hour},
@@ -245,10 +246,10 @@ func TestNotify_DropWarning(t *testing.T) {
 	for range 1000 {
 		d.Notify(notify.Event{Type: "ban", Target: "192.0.2.1"})
 	}
-	if n := logs.count("notification queue full"); n != 2 {
+	if n := logs.Count("notification queue full"); n != 2 {
 		t.Errorf("%d warnings for 2×999 drops; want 1 per target\n%s", n, logs.String())
 	}
-	if n := logs.count(`"dropped_total":1,`); n != 2 {
+	if n := logs.Count(`"dropped_total":1,`); n != 2 {
 		t.Errorf("warnings do not report the first drop\n%s", logs.String())
 	}
 	for _, s := range d.Stats() {
@@ -259,10 +260,10 @@ func TestNotify_DropWarning(t *testing.T) {
 	// After the interval the next drop warns again, with the count since.
 	d.SetWarnEvery(0)
 	d.Notify(notify.Event{Type: "ban", Target: "192.0.2.1"})
-	if n := logs.count("notification queue full"); n != 4 {
+	if n := logs.Count("notification queue full"); n != 4 {
 		t.Errorf("%d warnings; want 4", n)
 	}
-	if n := logs.count(`"dropped":999,"dropped_total":1000`); n != 2 {
+	if n := logs.Count(`"dropped":999,"dropped_total":1000`); n != 2 {
 		t.Errorf("second warnings do not count the drops since the first\n%s", logs.String())
 	}
 }

@@ -107,7 +107,7 @@ func TestFollower_TruncateRefilled(t *testing.T) {
 			if st := f.Stats(); st.Truncations != 1 || withCopy && st.Recovered != 10 {
 				t.Errorf("stats %+v; want 1 truncation, 10 lines recovered with a copy", st)
 			}
-			if n := buf.count("file truncated"); n != 1 {
+			if n := buf.Count("file truncated"); n != 1 {
 				t.Errorf("%d \"file truncated\" log lines; want 1", n)
 			}
 		})
@@ -217,14 +217,14 @@ func TestFollower_Resume(t *testing.T) {
 			f2 := watchers.NewFollower(path, watchers.Options{Resume: &saved, Logger: log})
 			c2 := newCollector()
 			start(t, f2, c2.emit)
-			waitFor(t, "the resume", 5*time.Second, func() bool { return buf.count(`"resume":`) > 0 })
+			waitFor(t, "the resume", 5*time.Second, func() bool { return buf.Count(`"resume":`) > 0 })
 			appendLines(t, path, 131, 150)
 			c2.wait(len(tc.want), 5*time.Second)
 			lost, extra := c2.diff(tc.want)
 			if len(lost) != 0 || len(extra) != 0 || c2.dup != 0 || c2.order != 0 || len(c2.bad) != 0 {
 				t.Errorf("lost %v, extra %v, duplicated %d, out of order %d, bad %v", lost, extra, c2.dup, c2.order, c2.bad)
 			}
-			if n := buf.count(`"resume":"` + tc.resume + `"`); n != 1 {
+			if n := buf.Count(`"resume":"` + tc.resume + `"`); n != 1 {
 				t.Errorf("%d log lines with resume=%s; want 1", n, tc.resume)
 			}
 			if got := f2.Stats().Recovered; got != tc.recovered {
@@ -278,7 +278,7 @@ func TestFollower_ResumeWhileWriting(t *testing.T) {
 	}
 	lost := c.lost(1, lines)
 	t.Logf("%d lines written, %d received over %d restarts (resumed: %d in the same file, %d in a rotated one), lost %d, duplicated %d",
-		lines, c.count(), restarts, buf.count(`"resume":"continue"`), buf.count(`"resume":"rotated"`), len(lost), c.dup)
+		lines, c.count(), restarts, buf.Count(`"resume":"continue"`), buf.Count(`"resume":"rotated"`), len(lost), c.dup)
 	if len(lost) != 0 || c.dup != 0 || c.order != 0 || len(c.bad) != 0 {
 		t.Errorf("lost %v, duplicated %d, out of order %d, bad %v", lost[:min(len(lost), 10)], c.dup, c.order, c.bad)
 	}
@@ -315,7 +315,7 @@ func TestFollower_Missing(t *testing.T) {
 			if lost := c.lost(1, 1000); len(lost) != 0 || c.dup != 0 || len(c.bad) != 0 {
 				t.Errorf("lost %v, duplicated %d, bad %v", lost, c.dup, c.bad)
 			}
-			if n := buf.count("waiting for file to appear"); n != 1 {
+			if n := buf.Count("waiting for file to appear"); n != 1 {
 				t.Errorf("%d waiting log lines; want 1", n)
 			}
 			if st := f.Stats(); st.Waiting {
@@ -459,7 +459,7 @@ func TestFollower_PermissionDenied(t *testing.T) {
 	if lost := c.lost(1, 20); len(lost) != 0 || c.dup != 0 {
 		t.Errorf("lost %v, duplicated %d", lost, c.dup)
 	}
-	if n := buf.count(`"level":"error"`, "permission denied", "cannot open file"); n != 1 {
+	if n := buf.Count(`"level":"error"`, "permission denied", "cannot open file"); n != 1 {
 		t.Errorf("%d error log lines about the permission; want 1", n)
 	}
 	if st := f.Stats(); st.Err != "" || st.Waiting {

@@ -3,7 +3,6 @@
 package watchers_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/sipguard/sipguard/internal/testutil"
 	"github.com/sipguard/sipguard/watchers"
 )
 
@@ -182,44 +182,10 @@ func (c *collector) diff(want []int) (lost, extra []int) {
 	return lost, extra
 }
 
-// syncBuffer collects a logger's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// count returns how many log lines contain every one of subs.
-func (s *syncBuffer) count(subs ...string) int {
-	n := 0
-	sc := bufio.NewScanner(bytes.NewReader([]byte(s.String())))
-	for sc.Scan() {
-		ok := true
-		for _, sub := range subs {
-			ok = ok && bytes.Contains(sc.Bytes(), []byte(sub))
-		}
-		if ok {
-			n++
-		}
-	}
-	return n
-}
-
 // testLogger returns a debug logger whose output is shown if t fails.
-func testLogger(t *testing.T) (zerolog.Logger, *syncBuffer) {
+func testLogger(t *testing.T) (zerolog.Logger, *testutil.Buffer) {
 	t.Helper()
-	buf := &syncBuffer{}
+	buf := &testutil.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("follower log:\n%s", buf.String())
@@ -282,16 +248,10 @@ func start(t *testing.T, f *watchers.Follower, emit func([]watchers.Line) error)
 	return stop
 }
 
-// waitFor polls cond every millisecond until it holds or the timeout.
+// waitFor polls cond until it holds or the timeout.
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.WaitFor(t, timeout, what, cond)
 }
 
 // logWriter writes numbered lines like Asterisk: O_APPEND, a line per

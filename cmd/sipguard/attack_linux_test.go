@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sipguard/sipguard/internal/testutil"
 )
 
 // TestAttackKamailio runs real attack tools against a real Kamailio that
@@ -437,12 +439,12 @@ func atkStartProc(t *testing.T, dir, logPath string, args ...string) *exec.Cmd {
 func atkStartDaemon(t *testing.T, bin, ns, config string) *daemonProc {
 	t.Helper()
 	cmd := exec.Command("ip", "netns", "exec", ns, bin, "run", "-c", config)
-	var stderr lockedBuffer // written by the daemon's output copier, read after it stopped
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	stderr := &testutil.Buffer{}
+	cmd.Stdout, cmd.Stderr = stderr, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &daemonProc{t: t, cmd: cmd, stderr: &stderr.b, done: make(chan struct{})}
+	p := &daemonProc{t: t, cmd: cmd, stderr: stderr, done: make(chan struct{})}
 	go func() { cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() { p.stop() })
 	return p

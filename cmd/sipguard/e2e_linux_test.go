@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sipguard/sipguard/internal/natstest"
+	"github.com/sipguard/sipguard/internal/testutil"
 )
 
 // The tests in this file run the real sipguard binary as a daemon in a
@@ -88,20 +89,19 @@ func netns(t *testing.T) string {
 type daemonProc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	stderr *bytes.Buffer
+	stderr *testutil.Buffer // written by the output copier while tests read it
 	done   chan struct{}
 }
 
 func startDaemon(t *testing.T, ns, config string) *daemonProc {
 	t.Helper()
 	cmd := exec.Command("ip", "netns", "exec", ns, buildSipguard(t), "run", "-c", config)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	cmd.Stdout = &stderr
+	stderr := &testutil.Buffer{}
+	cmd.Stderr, cmd.Stdout = stderr, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &daemonProc{t: t, cmd: cmd, stderr: &stderr, done: make(chan struct{})}
+	p := &daemonProc{t: t, cmd: cmd, stderr: stderr, done: make(chan struct{})}
 	go func() { cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() { p.stop() })
 	return p
@@ -133,16 +133,7 @@ func ctl(t *testing.T, args ...string) (string, string, error) {
 }
 
 // waitFor polls cond every 5 ms until it holds or d passes.
-func waitFor(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return true
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return cond()
-}
+func waitFor(d time.Duration, cond func() bool) bool { return testutil.Eventually(d, cond) }
 
 // setHas reports whether the kernel set holds the address, read with nft.
 func setHas(t *testing.T, ns, set, addr string) bool {

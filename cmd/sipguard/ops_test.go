@@ -12,30 +12,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sipguard/sipguard/config"
+	"github.com/sipguard/sipguard/internal/testutil"
 )
-
-// lockedBuffer collects a daemon's log from its goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // freePort returns a loopback address nothing listens on (for a moment).
 func freePort(t *testing.T) string {
@@ -50,9 +32,9 @@ func freePort(t *testing.T) string {
 
 // dryDaemon runs `sipguard run --dry-run -c config` in this process until
 // the test ends, and returns its log.
-func dryDaemon(t *testing.T, path string) *lockedBuffer {
+func dryDaemon(t *testing.T, path string) *testutil.Buffer {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &testutil.Buffer{}
 	m := &Main{Stdin: strings.NewReader(""), Stdout: logs, Stderr: logs, ConfigPath: "/nonexistent", Now: time.Now, HostAddrs: config.HostAddrs}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
