@@ -15,6 +15,11 @@
 // Memory is bounded: at most MaxTracked addresses (least recently seen
 // evicted first), and an address's state is dropped as soon as it can no
 // longer reach MaxRetry of any rule.
+//
+// The engine also owns the compromise rule (Success): a successful login
+// from an address that has just failed is how a guessed password looks.
+// The daemon and `sipguard scan` both ask the engine, so they give the
+// same answers.
 package engine
 
 import (
