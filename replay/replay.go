@@ -217,6 +217,7 @@ type source struct {
 	chunks  chan *chunk
 	results chan *result
 	out     chan []parsers.Event
+	spent   chan []parsers.Event // batches Next is done with, to reuse
 
 	// Set by the pipeline before out is closed.
 	counts parsers.Counts
@@ -242,6 +243,7 @@ func newSource(ctx context.Context, src Source, opts Options) (*source, error) {
 		ctx: ctx, src: src, opts: opts, parallel: st.Resumes(), newStream: newStream,
 		slots: make(chan struct{}, inFlight), bufs: make(chan []byte, inFlight),
 		chunks: make(chan *chunk, inFlight), results: make(chan *result, inFlight), out: make(chan []parsers.Event, 4),
+		spent: make(chan []parsers.Event, inFlight+4),
 	}
 	return s, nil
 }
@@ -330,6 +332,10 @@ func (s *source) read() {
 func (s *source) work() {
 	for c := range s.chunks {
 		r := &result{chunk: c}
+		select {
+		case r.events = <-s.spent:
+		default:
+		}
 		if s.parallel {
 			st, err := s.newStream()
 			if err == nil { // the first one was made without error: so are these
@@ -437,6 +443,12 @@ func (s *source) peek() *parsers.Event {
 	for s.pos == len(s.cur) {
 		if s.done {
 			return nil
+		}
+		if s.cur != nil {
+			select {
+			case s.spent <- s.cur[:0]:
+			default:
+			}
 		}
 		b, ok := <-s.out
 		s.cur, s.pos, s.done = b, 0, !ok
