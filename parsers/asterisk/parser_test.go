@@ -152,3 +152,26 @@ func mustTime(s string) time.Time {
 	}
 	return t
 }
+
+// TestEmptyStamp: an empty timestamp ("[] " or a JSON "timestamp":"") is a
+// timestamp that cannot be read, whether or not a good one came before (the
+// timestamp cache once took it for the empty text it starts with, and gave
+// the first such line of a stream no time instead).
+func TestEmptyStamp(t *testing.T) {
+	good := "[2026-03-02 09:33:00] NOTICE[1] manager.c: 198.51.100.7 failed to authenticate as 'a'"
+	for _, line := range []string{
+		"[] NOTICE[1] chan_sip.c: Registration from '' failed for '198.51.100.1:5060' - Wrong password",
+		`{"hostname":"pbx","timestamp":"","identifiers":{"lwp":1234,"callid":""},"logmsg":{"location":{"filename":"manager.c","function":"f","line":1},"level":"NOTICE","message":"198.51.100.66 failed to authenticate as 'a'"}}`,
+	} {
+		for _, before := range []string{"", good} {
+			p := newParser(t)
+			var ev parsers.Event
+			if before != "" {
+				p.Parse([]byte(before), &ev)
+			}
+			if got := p.Parse([]byte(line), &ev); got != parsers.DropTime {
+				t.Errorf("%.40q after %.30q: %v; want %v", line, before, got, parsers.DropTime)
+			}
+		}
+	}
+}
