@@ -1,5 +1,9 @@
-// Package parsers defines what a log parser produces (Event), how it reports
-// lines it cannot use (Outcome), and a registry of parsers by name.
+// Package parsers owns the contract between log parsers and the rest of
+// sipguard: what a parser produces (Event), how it reports lines it cannot
+// use (Outcome), the registry of parsers by name, the Stream that runs one
+// over a source and counts what became of each line, and what every parser
+// shares: reading addresses (ParseAddr, ParseAddrPort) and the clock its
+// Options give (NewClock). The parsers themselves are its subpackages.
 //
 // A parser reads one physical log line at a time and never does I/O, DNS or
 // calls time.Now: the caller supplies the clock and the zone through Options.
