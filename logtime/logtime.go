@@ -44,17 +44,18 @@ func (c Clock) Location() *time.Location { return c.loc }
 // Parse reads a timestamp at the start of b, in one of the forms Read
 // knows, and returns its time with the number of bytes it used.
 func (c Clock) Parse(b []byte) (time.Time, int, bool) {
-	s, n := Read(b)
+	var s Stamp
+	n := s.read(b, false)
 	if n == 0 {
 		return time.Time{}, 0, false
 	}
-	t, ok := c.place(s)
+	t, ok := c.place(&s)
 	return t, n, ok
 }
 
 // place places s in time: in its zone or the Clock's Location, in its year
 // or the one the Clock infers.
-func (c Clock) place(s Stamp) (time.Time, bool) {
+func (c Clock) place(s *Stamp) (time.Time, bool) {
 	loc := c.loc
 	switch s.zone {
 	case 'Z':
@@ -82,7 +83,7 @@ func (c Clock) place(s Stamp) (time.Time, bool) {
 
 // makeTime builds the time of s in year, refusing a date time.Date would
 // normalise (Feb 29 outside a leap year is an error, not Mar 1).
-func makeTime(year int, s Stamp, loc *time.Location) (time.Time, bool) {
+func makeTime(year int, s *Stamp, loc *time.Location) (time.Time, bool) {
 	if year < 1970 {
 		return time.Time{}, false
 	}

@@ -75,7 +75,13 @@ func appendInt(dst []byte, v, width int) []byte {
 //	Nov  6 10:00:00.123
 //
 // Text after the seconds that is not a zone is left unread.
-func Read(b []byte) (Stamp, int) { return read(b, false) }
+func Read(b []byte) (Stamp, int) {
+	var s Stamp
+	if n := s.read(b, false); n > 0 {
+		return s, n
+	}
+	return Stamp{}, 0
+}
 
 // ReadSyslog is Read for the timestamp of a syslog message: it reads only
 // what RFC 5424 (by RFC 3339) and RFC 3164 allow, with the relaxations
@@ -83,7 +89,13 @@ func Read(b []byte) (Stamp, int) { return read(b, false) }
 // and a zone Z (or z) or +hh:mm, if any; the BSD date's day may be space-
 // or zero-padded or not padded; either form has at most 9 fraction digits.
 // A zone it cannot read is an error, not text after the timestamp.
-func ReadSyslog(b []byte) (Stamp, int) { return read(b, true) }
+func ReadSyslog(b []byte) (Stamp, int) {
+	var s Stamp
+	if n := s.read(b, true); n > 0 {
+		return s, n
+	}
+	return Stamp{}, 0
+}
 
 // Looks reports whether b starts the way a timestamp does (a month's
 // abbreviation and a space, or four digits and a dash), so that a broken
@@ -95,55 +107,55 @@ func Looks(b []byte) bool {
 	return len(b) >= 5 && isDigit(b[0]) && isDigit(b[1]) && isDigit(b[2]) && isDigit(b[3]) && b[4] == '-'
 }
 
-func read(b []byte, strict bool) (Stamp, int) {
+// read reads a timestamp at the start of b into s and returns the bytes
+// it used, 0 when b does not start with one (s is then left in any state).
+func (s *Stamp) read(b []byte, strict bool) int {
 	if len(b) >= 19 && isDigit(b[0]) {
-		return readISO(b, strict)
+		return s.readISO(b, strict)
 	}
-	return readBSD(b, strict)
+	return s.readBSD(b, strict)
 }
 
 // readISO reads "YYYY-MM-DD[ T]hh:mm:ss[.f][zone]".
-func readISO(b []byte, strict bool) (Stamp, int) {
+func (s *Stamp) readISO(b []byte, strict bool) int {
 	sep := b[10] == 'T' || strict && b[10] == 't' || !strict && b[10] == ' '
 	if b[4] != '-' || b[7] != '-' || !sep || b[13] != ':' || b[16] != ':' {
-		return Stamp{}, 0
+		return 0
 	}
-	var s Stamp
-	var ok [6]bool
-	s.year, ok[0] = digits(b[0:4])
-	s.month, ok[1] = digits(b[5:7])
-	s.day, ok[2] = digits(b[8:10])
-	s.hour, ok[3] = digits(b[11:13])
-	s.minute, ok[4] = digits(b[14:16])
-	s.second, ok[5] = digits(b[17:19])
-	if ok != [6]bool{true, true, true, true, true, true} || !s.valid(s.year) {
-		return Stamp{}, 0
+	cc, yy := two(b[0:2]), two(b[2:4])
+	if cc < 0 || yy < 0 {
+		return 0
+	}
+	s.year = cc*100 + yy
+	s.month, s.day = two(b[5:7]), two(b[8:10])
+	s.hour, s.minute, s.second = two(b[11:13]), two(b[14:16]), two(b[17:19])
+	if !s.valid(s.year) {
+		return 0
 	}
 	n := 19
 	k := s.fraction(b[n:])
 	if strict && s.digits > 9 {
-		return Stamp{}, 0
+		return 0
 	}
 	n += k
 	if n < len(b) {
 		k, ok := s.readZone(b[n:], strict)
 		if !ok {
-			return Stamp{}, 0
+			return 0
 		}
 		n += k
 	}
-	return s, n
+	return n
 }
 
 // readBSD reads "Mmm dd hh:mm:ss[.f]" with dd space- or zero-padded (or,
 // rarely, not padded at all).
-func readBSD(b []byte, strict bool) (Stamp, int) {
+func (s *Stamp) readBSD(b []byte, strict bool) int {
 	if len(b) < 14 || b[3] != ' ' {
-		return Stamp{}, 0
+		return 0
 	}
-	var s Stamp
 	if s.month = month(b[:3]); s.month == 0 {
-		return Stamp{}, 0
+		return 0
 	}
 	i := 4
 	switch {
@@ -154,32 +166,29 @@ func readBSD(b []byte, strict bool) (Stamp, int) {
 	case isDigit(b[4]) && b[5] == ' ':
 		s.day, i = int(b[4]-'0'), 5
 	default:
-		return Stamp{}, 0
+		return 0
 	}
 	if len(b) < i+9 || b[i] != ' ' || b[i+3] != ':' || b[i+6] != ':' {
-		return Stamp{}, 0
+		return 0
 	}
-	var ok [3]bool
-	s.hour, ok[0] = digits(b[i+1 : i+3])
-	s.minute, ok[1] = digits(b[i+4 : i+6])
-	s.second, ok[2] = digits(b[i+7 : i+9])
+	s.hour, s.minute, s.second = two(b[i+1:i+3]), two(b[i+4:i+6]), two(b[i+7:i+9])
 	// No year: Feb 29 is allowed (Clock finds the leap year).
-	if ok != [3]bool{true, true, true} || !s.valid(2000) {
-		return Stamp{}, 0
+	if !s.valid(2000) {
+		return 0
 	}
 	n := i + 9
 	n += s.fraction(b[n:])
 	if strict && s.digits > 9 {
-		return Stamp{}, 0
+		return 0
 	}
-	return s, n
+	return n
 }
 
-// valid reports whether every field of s is in range, the day in its
-// month of year.
+// valid reports whether every field of s is in range (-1, two's "not
+// digits", never is), the day in its month of year.
 func (s *Stamp) valid(year int) bool {
-	return year >= 1970 && s.month >= 1 && s.month <= 12 && s.day >= 1 && s.day <= daysIn(s.month, year) &&
-		s.hour <= 23 && s.minute <= 59 && s.second <= 60
+	return year >= 1970 && uint(s.month-1) < 12 && uint(s.day-1) < uint(daysIn(s.month, year)) &&
+		uint(s.hour) <= 23 && uint(s.minute) <= 59 && uint(s.second) <= 60
 }
 
 // fraction reads ".ddd" (1 or more digits) into s and returns the bytes
@@ -215,12 +224,11 @@ func (s *Stamp) readZone(b []byte, strict bool) (n int, ok bool) {
 	hh, mm, n := 0, 0, 0
 	switch {
 	case strict:
-		var ok1, ok2 bool
-		if len(b) >= 6 && b[3] == ':' {
-			hh, ok1 = digits(b[1:3])
-			mm, ok2 = digits(b[4:6])
+		if len(b) < 6 || b[3] != ':' {
+			return 0, false
 		}
-		if !ok1 || !ok2 || hh > 23 || mm > 59 {
+		hh, mm = two(b[1:3]), two(b[4:6])
+		if uint(hh) > 23 || uint(mm) > 59 {
 			return 0, false
 		}
 		n = 6
@@ -228,18 +236,17 @@ func (s *Stamp) readZone(b []byte, strict bool) (n int, ok bool) {
 		if len(b) < 3 {
 			return 0, true
 		}
-		var ok bool
-		if hh, ok = digits(b[1:3]); !ok || hh > 23 {
+		if hh = two(b[1:3]); uint(hh) > 23 {
 			return 0, true
 		}
 		n = 3
 		switch {
 		case len(b) >= 6 && b[3] == ':':
-			if m, ok := digits(b[4:6]); ok {
+			if m := two(b[4:6]); m >= 0 {
 				n, mm = 6, m
 			}
 		case len(b) >= 5 && isDigit(b[3]):
-			if m, ok := digits(b[3:5]); ok {
+			if m := two(b[3:5]); m >= 0 {
 				n, mm = 5, m
 			}
 		}
@@ -279,15 +286,13 @@ func daysIn(mon, year int) int {
 	return 31
 }
 
-func digits(b []byte) (int, bool) {
-	n := 0
-	for _, c := range b {
-		if !isDigit(c) {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
+// two reads the two digits b holds, or returns -1.
+func two(b []byte) int {
+	hi, lo := b[0]-'0', b[1]-'0'
+	if hi > 9 || lo > 9 {
+		return -1
 	}
-	return n, len(b) > 0
+	return int(hi)*10 + int(lo)
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
