@@ -1,10 +1,15 @@
-// Package parsers defines what a log parser produces (Event), how it reports
-// lines it cannot use (Outcome), and a registry of parsers by name.
+// Package parsers owns the contract between log parsers and the rest of
+// sipguard: what a parser produces (Event), how it reports lines it cannot
+// use (Outcome), the registry of parsers by name, the Stream that runs one
+// over a source and counts what became of each line, and what every parser
+// shares: reading addresses (ParseAddr, ParseAddrPort) and the clock its
+// Options give (NewClock). The parsers themselves are its subpackages.
 //
 // A parser reads one physical log line at a time and never does I/O, DNS or
 // calls time.Now: the caller supplies the clock and the zone through Options.
-// Parsers import only the standard library, so they can be fuzzed and
-// benchmarked in isolation.
+// Parsers import only the standard library and logtime (the timestamp
+// reader they share with syslogd), so they can be fuzzed and benchmarked in
+// isolation.
 //
 // The one rule every parser follows: the attacker's address is taken only
 // from the position the PBX's format string gives it. Text an attacker
@@ -21,6 +26,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sipguard/sipguard/logtime"
 )
 
 // Event is one failure (or, with Kind AuthSucceeded, one success) seen in a log: who (the packet source), what (Kind,
@@ -253,6 +260,10 @@ type Options struct {
 	// timestamps that carry none. nil means time.Now.
 	Now func() time.Time
 }
+
+// NewClock returns the clock that reads timestamps as opts says: the
+// zone and the current year of logtime.NewClock.
+func NewClock(opts Options) logtime.Clock { return logtime.NewClock(opts.Location, opts.Now) }
 
 // Factory makes a Parser.
 type Factory func(Options) (Parser, error)

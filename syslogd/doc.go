@@ -88,7 +88,8 @@
 //     space-padded (a fraction kept); an RFC 3339 or RFC 5424 one as
 //     written, with its precision and zone ("2026-11-26T10:00:00.123+01:00");
 //     none or nil: the time received, in RFC 3339 with microseconds and the
-//     zone of Options.Now. parsers.Clock reads all of them.
+//     zone of Options.Now. logtime.Clock, the parsers' clock, reads all
+//     of them.
 //   - HOST: the message's HOST or HOSTNAME; none or nil: the sender's
 //     address.
 //   - TAG and PID: the RFC 3164 TAG and PID, or the RFC 5424 APP-NAME and

@@ -13,7 +13,7 @@ import (
 
 // FuzzParse checks, for any message, that parsing does not panic and that
 // a Line it makes holds no line break, is bounded, starts with a timestamp
-// parsers.Clock reads, and reads back as itself (a Line is a valid RFC 3164
+// logtime.Clock reads, and reads back as itself (a Line is a valid RFC 3164
 // message: nothing in it is lost or reinterpreted on a second pass). Run
 // longer with
 //
@@ -43,7 +43,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("line of %d bytes from a message of %d", len(line), len(in))
 		}
 		if _, n, ok := clock.Parse(line); !ok || n >= len(line) || line[n] != ' ' {
-			t.Fatalf("parsers.Clock cannot read the timestamp of %q (from %q)", line, in)
+			t.Fatalf("logtime.Clock cannot read the timestamp of %q (from %q)", line, in)
 		}
 		again, pri, err := syslogd.Parse(line, netip.MustParseAddr("192.0.2.99"), testReceived.Add(time.Hour))
 		if err != nil || pri != -1 || !bytes.Equal(again, line) {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/netip"
 	"time"
+
+	"github.com/sipguard/sipguard/logtime"
 )
 
 // MaxHeader bounds the header a Line has before its MSG: a timestamp (at
@@ -23,7 +25,7 @@ const (
 )
 
 // stampLayout is how a timestamp is written when the message has none: RFC
-// 3339 with microseconds and the zone, which parsers.Clock reads exactly.
+// 3339 with microseconds and the zone, which logtime.Clock reads exactly.
 const stampLayout = "2006-01-02T15:04:05.000000Z07:00"
 
 // Why a message is malformed; for debug logs, never returned by the API.
@@ -52,7 +54,7 @@ type header struct {
 	tag   []byte
 	pid   []byte // nil: none
 	msg   []byte
-	bsd   [32]byte // a canonical RFC 3164 timestamp, bsd[:bsdN]
+	bsd   [32]byte // a canonical RFC 3164 timestamp (Stamp.AppendBSD), bsd[:bsdN]
 	bsdN  int      // 0: no RFC 3164 timestamp
 }
 
@@ -135,21 +137,21 @@ func (h *header) parse3164(m []byte) error {
 }
 
 // stamp3164 reads an RFC 3164 ("Mmm dd hh:mm:ss") or RFC 3339 timestamp at
-// the start of m and sets h.stamp. looks reports text that starts like a
+// the start of m and sets h.stamp, or h.bsd to the RFC 3164 one in
+// canonical form ("Mmm dd" with the day space-padded, as syslog daemons
+// write it; the fraction kept). looks reports text that starts like a
 // timestamp but is not a valid one.
 func (h *header) stamp3164(m []byte) (n int, looks bool) {
-	if len(m) >= 4 && m[3] == ' ' && month(m[:3]) > 0 {
-		n, h.bsdN = parseBSD(m, &h.bsd)
-		return n, n == 0
+	s, n := logtime.ReadSyslog(m)
+	switch {
+	case n == 0:
+		return 0, logtime.Looks(m)
+	case s.BSD():
+		h.bsdN = len(s.AppendBSD(h.bsd[:0]))
+	default:
+		h.stamp = m[:n]
 	}
-	if len(m) >= 5 && isDigit(m[0]) && isDigit(m[1]) && isDigit(m[2]) && isDigit(m[3]) && m[4] == '-' {
-		n = parseISO(m)
-		if n > 0 {
-			h.stamp = m[:n]
-		}
-		return n, n == 0
-	}
-	return 0, false
+	return n, false
 }
 
 // tagToken reads "TAG:" or "TAG[PID]:" at the start of m and returns the
@@ -186,8 +188,8 @@ func (h *header) parse5424(m []byte) error {
 	if len(m) >= 2 && m[0] == '-' && m[1] == ' ' {
 		m = m[2:]
 	} else {
-		n := parseISO(m)
-		if n == 0 || n >= len(m) || m[n] != ' ' {
+		s, n := logtime.ReadSyslog(m)
+		if n == 0 || s.BSD() || n >= len(m) || m[n] != ' ' {
 			return errStamp
 		}
 		h.stamp, m = m[:n], m[n+1:]
@@ -363,149 +365,6 @@ func (h *header) line(sender netip.Addr, received time.Time) []byte {
 		}
 	}
 	return out
-}
-
-// parseISO reads an RFC 3339 timestamp at the start of m,
-// "YYYY-MM-DDThh:mm:ss[.f{1,9}][Z|+hh:mm|-hh:mm]", checking every field,
-// and returns its length, or 0.
-func parseISO(m []byte) int {
-	if len(m) < 19 || m[4] != '-' || m[7] != '-' || m[10] != 'T' && m[10] != 't' || m[13] != ':' || m[16] != ':' {
-		return 0
-	}
-	year, ok1 := num(m[0:4])
-	mon, ok2 := num(m[5:7])
-	day, ok3 := num(m[8:10])
-	hh, ok4 := num(m[11:13])
-	mm, ok5 := num(m[14:16])
-	ss, ok6 := num(m[17:19])
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || mon < 1 || mon > 12 || day < 1 ||
-		day > daysIn(mon, year) || hh > 23 || mm > 59 || ss > 60 || year < 1970 {
-		return 0 // before 1970: no log's, and parsers.Clock refuses it
-	}
-	n := 19
-	f := fraction(m[n:])
-	if f < 0 {
-		return 0
-	}
-	n += f
-	if n < len(m) {
-		switch c := m[n]; c {
-		case 'Z', 'z':
-			n++
-		case '+', '-':
-			if len(m) < n+6 || m[n+3] != ':' {
-				return 0
-			}
-			zh, ok1 := num(m[n+1 : n+3])
-			zm, ok2 := num(m[n+4 : n+6])
-			if !ok1 || !ok2 || zh > 23 || zm > 59 {
-				return 0
-			}
-			n += 6
-		}
-	}
-	return n
-}
-
-// parseBSD reads an RFC 3164 timestamp at the start of m, "Mmm dd
-// hh:mm:ss[.f{1,9}]" with the day space- or zero-padded (or not padded),
-// writes it to dst in canonical form ("Mmm dd" with the day space-padded,
-// as syslog daemons write it; the fraction kept) and returns the bytes it
-// used and wrote, or 0, 0.
-func parseBSD(m []byte, dst *[32]byte) (int, int) {
-	if len(m) < 14 || m[3] != ' ' {
-		return 0, 0
-	}
-	mon := month(m[:3])
-	if mon == 0 {
-		return 0, 0
-	}
-	var day, i int
-	switch {
-	case m[4] == ' ' && isDigit(m[5]):
-		day, i = int(m[5]-'0'), 6
-	case isDigit(m[4]) && isDigit(m[5]):
-		day, i = int(m[4]-'0')*10+int(m[5]-'0'), 6
-	case isDigit(m[4]) && m[5] == ' ':
-		day, i = int(m[4]-'0'), 5
-	default:
-		return 0, 0
-	}
-	if len(m) < i+9 || m[i] != ' ' || m[i+3] != ':' || m[i+6] != ':' {
-		return 0, 0
-	}
-	hh, ok1 := num(m[i+1 : i+3])
-	mm, ok2 := num(m[i+4 : i+6])
-	ss, ok3 := num(m[i+7 : i+9])
-	// No year: Feb 29 is allowed (parsers.Clock finds the leap year).
-	if !(ok1 && ok2 && ok3) || day < 1 || day > daysIn(mon, 2000) || hh > 23 || mm > 59 || ss > 60 {
-		return 0, 0
-	}
-	n := i + 9
-	f := fraction(m[n:])
-	if f < 0 {
-		return 0, 0
-	}
-	d := dst[:0]
-	d = append(d, m[:3]...)
-	d = append(d, ' ', ' ')
-	if day >= 10 {
-		d[4] = byte('0' + day/10)
-	}
-	d = append(d, byte('0'+day%10))
-	d = append(d, m[i:n+f]...)
-	return n + f, len(d)
-}
-
-// fraction returns the length of ".f{1,9}" at the start of m, 0 when there
-// is none, or -1 when it has more than 9 digits.
-func fraction(m []byte) int {
-	if len(m) < 2 || m[0] != '.' || !isDigit(m[1]) {
-		return 0
-	}
-	i := 1
-	for i < len(m) && isDigit(m[i]) {
-		i++
-	}
-	if i > 10 {
-		return -1
-	}
-	return i
-}
-
-var months = [...]string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
-
-func month(b []byte) int {
-	for i, m := range months {
-		if string(b) == m {
-			return i + 1
-		}
-	}
-	return 0
-}
-
-func daysIn(mon, year int) int {
-	switch mon {
-	case 2:
-		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
-}
-
-func num(b []byte) (int, bool) {
-	n := 0
-	for _, c := range b {
-		if !isDigit(c) {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n, len(b) > 0
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }

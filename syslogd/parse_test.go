@@ -136,9 +136,9 @@ func TestParse(t *testing.T) {
 			if pri != tc.pri {
 				t.Errorf("pri: got %d; want %d", pri, tc.pri)
 			}
-			// Every timestamp written is one parsers.Clock reads whole.
+			// Every timestamp written is one logtime.Clock reads whole.
 			if _, n, ok := clock.Parse(line); !ok || n >= len(line) || line[n] != ' ' {
-				t.Errorf("parsers.Clock cannot read the timestamp of %q (n=%d ok=%v)", line, n, ok)
+				t.Errorf("logtime.Clock cannot read the timestamp of %q (n=%d ok=%v)", line, n, ok)
 			}
 		})
 	}

@@ -211,30 +211,10 @@ func New(opts Options) (*Receiver, error) {
 	case m < MinMaxMessage || m > MaxMaxMessage:
 		errs = append(errs, fmt.Errorf("max message: %d out of range [%d, %d]", m, MinMaxMessage, MaxMaxMessage))
 	}
-	switch {
-	case opts.QueueLines == 0:
-		opts.QueueLines = DefaultQueueLines
-	case opts.QueueLines < 0:
-		errs = append(errs, fmt.Errorf("queue lines: %d is negative", opts.QueueLines))
-	}
-	switch {
-	case opts.MaxConns == 0:
-		opts.MaxConns = DefaultMaxConns
-	case opts.MaxConns < 0:
-		errs = append(errs, fmt.Errorf("max conns: %d is negative", opts.MaxConns))
-	}
-	switch {
-	case opts.MaxConnsPerSender == 0:
-		opts.MaxConnsPerSender = max(1, opts.MaxConns/4)
-	case opts.MaxConnsPerSender < 0:
-		errs = append(errs, fmt.Errorf("max conns per sender: %d is negative", opts.MaxConnsPerSender))
-	}
-	switch {
-	case opts.IdleTimeout == 0:
-		opts.IdleTimeout = DefaultIdleTimeout
-	case opts.IdleTimeout < 0:
-		errs = append(errs, fmt.Errorf("idle timeout: %v is negative", opts.IdleTimeout))
-	}
+	errs = nonNegative(errs, "queue lines", &opts.QueueLines, DefaultQueueLines)
+	errs = nonNegative(errs, "max conns", &opts.MaxConns, DefaultMaxConns)
+	errs = nonNegative(errs, "max conns per sender", &opts.MaxConnsPerSender, max(1, opts.MaxConns/4))
+	errs = nonNegative(errs, "idle timeout", &opts.IdleTimeout, DefaultIdleTimeout)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -253,6 +233,18 @@ func New(opts Options) (*Receiver, error) {
 	r.queue.init(opts.QueueLines)
 	r.warnArmed.Store(true)
 	return r, nil
+}
+
+// nonNegative sets *v to def when it is 0 (unset) and adds an error to
+// errs when it is negative.
+func nonNegative[T int | time.Duration](errs []error, name string, v *T, def T) []error {
+	switch {
+	case *v == 0:
+		*v = def
+	case *v < 0:
+		errs = append(errs, fmt.Errorf("%s: %v is negative", name, *v))
+	}
+	return errs
 }
 
 // parseListen reads "udp://HOST:PORT" or "tcp://HOST:PORT".

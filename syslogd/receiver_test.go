@@ -106,15 +106,25 @@ func runWith(t *testing.T, r *syslogd.Receiver, emit func([]syslogd.Message) err
 	go func() { done <- r.Run(ctx, emit) }()
 	t.Cleanup(func() {
 		cancel()
-		select {
-		case err := <-done:
-			if !errors.Is(err, context.Canceled) {
-				t.Errorf("Run: %v; want context.Canceled", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Errorf("Run did not return after cancel")
-		}
+		waitCanceled(t, done)
 	})
+}
+
+// waitCanceled waits for what Run returned on done after its context was
+// canceled, and checks that it is context.Canceled. It reports false when
+// Run did not return.
+func waitCanceled(t *testing.T, done <-chan error) bool {
+	t.Helper()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Run: %v; want context.Canceled", err)
+		}
+		return true
+	case <-time.After(5 * time.Second):
+		t.Errorf("Run did not return after cancel")
+		return false
+	}
 }
 
 // addr returns r's first address of network "udp" or "tcp".
@@ -609,13 +619,8 @@ func TestReceiver_Shutdown(t *testing.T) {
 	conn := dial(t, "tcp", addr(t, r, "tcp"), "")
 	waitStats(t, r, "conn", func(s syslogd.Stats) bool { return s.Conns == 1 })
 	cancel()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("Run: %v; want context.Canceled", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return")
+	if !waitCanceled(t, done) {
+		t.FailNow()
 	}
 	closedByPeer(t, conn)
 	if a := r.Addrs(); a != nil {

@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/sipguard/sipguard/internal/parsertest"
-	"github.com/sipguard/sipguard/parsers"
 )
 
 // FuzzParse checks, for any input, that the parser does not panic and that
@@ -12,35 +11,4 @@ import (
 // Seeds: every testdata line. Run longer with
 //
 //	go test -run '^$' -fuzz FuzzParse -fuzztime 10m ./parsers/asterisk
-func FuzzParse(f *testing.F) {
-	parsertest.Seed(f)
-	f.Fuzz(func(t *testing.T, line []byte) {
-		p := newParser(t)
-		var ev parsers.Event
-		// Twice: the parser keeps state between lines (quarantine, caches).
-		for range 2 {
-			o := p.Parse(line, &ev)
-			if o != parsers.Matched {
-				continue
-			}
-			checkEvent(t, line, &ev)
-		}
-	})
-}
-
-// checkEvent asserts what every produced event must satisfy.
-func checkEvent(t *testing.T, line []byte, ev *parsers.Event) {
-	t.Helper()
-	if !ev.Addr.IsValid() || ev.Addr.Is4In6() || ev.Addr.Zone() != "" || ev.Addr.IsUnspecified() {
-		t.Fatalf("bad address %v from %q", ev.Addr, line)
-	}
-	if !ev.Kind.Failure() && ev.Kind != parsers.AuthSucceeded {
-		t.Fatalf("bad kind %v from %q", ev.Kind, line)
-	}
-	if ev.Service < parsers.SIP || ev.Service > parsers.GUI {
-		t.Fatalf("bad service %v from %q", ev.Service, line)
-	}
-	if !parsertest.AddrInLine(line, ev.Addr) {
-		t.Fatalf("address %v is not written in %q", ev.Addr, line)
-	}
-}
+func FuzzParse(f *testing.F) { parsertest.Fuzz(f, newParser, parsertest.AddrWritten) }

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
-	"time"
 
+	"github.com/sipguard/sipguard/logtime"
 	"github.com/sipguard/sipguard/parsers"
 )
 
@@ -19,12 +19,7 @@ const maxMessage = 8192
 // one stream (a timestamp cache and the newline-injection quarantine), so
 // every source needs its own Parser.
 type Parser struct {
-	clock parsers.Clock
-
-	// The last timestamp text parsed and its value: consecutive lines
-	// mostly share the second they were written in.
-	lastStamp []byte
-	lastTime  time.Time
+	stamps logtime.Cache
 
 	// quarantine counts the bytes still to come of a message that an
 	// attacker broke into several physical lines (see Parse).
@@ -37,7 +32,7 @@ type Parser struct {
 
 // New returns an Asterisk parser.
 func New(opts parsers.Options) (parsers.Parser, error) {
-	return &Parser{clock: parsers.NewClock(opts)}, nil
+	return &Parser{stamps: logtime.Cache{Clock: parsers.NewClock(opts)}}, nil
 }
 
 // Idle reports whether the parser holds nothing from earlier lines: no
@@ -117,15 +112,11 @@ func (p *Parser) stamp(pre *prefix, ev *parsers.Event) parsers.Outcome {
 	if !ev.Time.IsZero() || pre.stamp == nil {
 		return parsers.Matched
 	}
-	if !bytes.Equal(pre.stamp, p.lastStamp) {
-		t, n, ok := p.clock.Parse(pre.stamp)
-		if !ok || n != len(pre.stamp) {
-			return parsers.DropTime
-		}
-		p.lastStamp = append(p.lastStamp[:0], pre.stamp...)
-		p.lastTime = t
+	t, ok := p.stamps.Parse(pre.stamp)
+	if !ok {
+		return parsers.DropTime
 	}
-	ev.Time = p.lastTime
+	ev.Time = t
 	return parsers.Matched
 }
 
@@ -264,7 +255,7 @@ func splitDialplan(rest []byte, pre *prefix) bool {
 //	Nov  4 18:30:40 host asterisk[32229]: <Asterisk line>
 //	2024-09-14T07:31:05.227+02:00 host asterisk[2231]: <Asterisk line>
 func (p *Parser) splitSyslog(line []byte, pre *prefix) bool {
-	_, n, ok := p.clock.Parse(line)
+	_, n, ok := p.stamps.Clock.Parse(line)
 	if !ok || n >= len(line) || line[n] != ' ' {
 		return false
 	}

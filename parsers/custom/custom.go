@@ -30,6 +30,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sipguard/sipguard/logtime"
 	"github.com/sipguard/sipguard/parsers"
 )
 
@@ -37,7 +38,7 @@ import (
 type Spec struct {
 	Name string
 	// Timestamp is the strftime layout of the "time" group ("%F %T",
-	// "%b %e %T", ...). Empty: the forms parsers.Clock knows.
+	// "%b %e %T", ...). Empty: the forms logtime.Clock knows.
 	Timestamp string
 	Patterns  []PatternSpec
 }
@@ -78,7 +79,7 @@ type pattern struct {
 // Compiled is a checked Spec: a parser factory.
 type Compiled struct {
 	name     string
-	layout   string // Go layout, "" for parsers.Clock
+	layout   string // Go layout, "" for logtime.Clock
 	patterns []pattern
 }
 
@@ -288,7 +289,7 @@ func (c *Compiled) New(opts parsers.Options) (parsers.Parser, error) {
 
 type parser struct {
 	c     *Compiled
-	clock parsers.Clock
+	clock logtime.Clock
 }
 
 // Idle reports true: patterns read each line alone (parsers.Resumable).

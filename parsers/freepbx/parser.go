@@ -2,8 +2,8 @@ package freepbx
 
 import (
 	"bytes"
-	"time"
 
+	"github.com/sipguard/sipguard/logtime"
 	"github.com/sipguard/sipguard/parsers"
 )
 
@@ -30,10 +30,7 @@ const (
 // lines of one stream (a timestamp cache, and whether the legacy format can
 // still be trusted), so every source needs its own Parser.
 type Parser struct {
-	clock parsers.Clock
-
-	lastStamp []byte
-	lastTime  time.Time
+	stamps logtime.Cache
 
 	// distrustLegacy is set once the stream has shown that its legacy
 	// lines cannot be trusted: it holds Monolog lines (the legacy writer
@@ -50,7 +47,7 @@ type Parser struct {
 func (p *Parser) Idle() bool { return !p.distrustLegacy }
 
 func New(opts parsers.Options) (parsers.Parser, error) {
-	return &Parser{clock: parsers.NewClock(opts)}, nil
+	return &Parser{stamps: logtime.Cache{Clock: parsers.NewClock(opts)}}, nil
 }
 
 // Parse reads one line of freepbx_security.log, in the current Monolog
@@ -163,15 +160,11 @@ func (p *Parser) orphan() parsers.Outcome {
 // stamp sets ev.Time from the "Y-m-d H:i:s" timestamp (PHP's zone, which
 // the line does not carry: the source's timezone applies).
 func (p *Parser) stamp(stamp []byte, ev *parsers.Event) parsers.Outcome {
-	if !bytes.Equal(stamp, p.lastStamp) {
-		t, n, ok := p.clock.Parse(stamp)
-		if !ok || n != len(stamp) {
-			return parsers.DropTime
-		}
-		p.lastStamp = append(p.lastStamp[:0], stamp...)
-		p.lastTime = t
+	t, ok := p.stamps.Parse(stamp)
+	if !ok {
+		return parsers.DropTime
 	}
-	ev.Time = p.lastTime
+	ev.Time = t
 	return parsers.Matched
 }
 
@@ -219,7 +212,7 @@ func splitStamp(line []byte) (stamp, rest []byte, ok bool) {
 // line of another program, or one whose message is not in FreePBX's
 // layout; nil, nil, false for a line with no syslog header at all.
 func (p *Parser) splitSyslog(line []byte) (stamp, rest []byte, ok bool) {
-	_, n, ok := p.clock.Parse(line)
+	_, n, ok := p.stamps.Clock.Parse(line)
 	if !ok || n >= len(line) || line[n] != ' ' {
 		return nil, nil, false
 	}

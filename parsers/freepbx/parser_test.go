@@ -2,7 +2,6 @@ package freepbx_test
 
 import (
 	"bytes"
-	"flag"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,28 +12,10 @@ import (
 	"github.com/sipguard/sipguard/parsers/freepbx"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+var newParser = parsertest.New("freepbx", parsertest.Now)
 
-// now is the fixed "current time" of the tests.
-var now = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-
-func newParser(t testing.TB) parsers.Parser {
-	t.Helper()
-	p, err := parsers.New("freepbx", parsers.Options{Location: time.UTC, Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// TestGolden compares each testdata/*.log line's outcome with
-// testdata/*.golden ("go test -update" rewrites them; review the diff).
-func TestGolden(t *testing.T) { parsertest.Golden(t, newParser, *update) }
-
-// TestNeverAttackerText: no testdata line yields an address that only
-// attacker text or the PBX itself holds.
-func TestNeverAttackerText(t *testing.T) {
-	parsertest.NeverAttackerText(t, newParser, 15, func(file string, l []byte) bool {
+func TestTestdata(t *testing.T) {
+	parsertest.Testdata(t, newParser, 15, func(file string, l []byte) bool {
 		// The legacy writer lets a typed user name forge a line (README).
 		return filepath.Base(file) == "legacy.log" && bytes.Contains(l, []byte("for y from 203.0.113.66"))
 	})
@@ -115,7 +96,7 @@ func TestSyslogOtherPrograms(t *testing.T) {
 // TestTimes checks the zone and the timestamp cache.
 func TestTimes(t *testing.T) {
 	paris, _ := time.LoadLocation("Europe/Paris")
-	p, _ := freepbx.New(parsers.Options{Location: paris, Now: func() time.Time { return now }})
+	p, _ := freepbx.New(parsers.Options{Location: paris, Now: func() time.Time { return parsertest.Now }})
 	tests := []struct{ line, want string }{
 		{"[2026-07-01 10:00:00] [freepbx_security.NOTICE]: Authentication failure for a from 198.51.100.7 [] []", "2026-07-01T10:00:00+02:00"},
 		{"[2026-07-01 10:00:00] [freepbx_security.NOTICE]: Authentication failure for b from 198.51.100.7 [] []", "2026-07-01T10:00:00+02:00"},

@@ -3,8 +3,8 @@ package kamailio
 import (
 	"bytes"
 	"encoding/json"
-	"time"
 
+	"github.com/sipguard/sipguard/logtime"
 	"github.com/sipguard/sipguard/parsers"
 )
 
@@ -27,12 +27,7 @@ const maxField = 3 * 64
 // timestamp cache and whether the previous line ended in a carriage
 // return), so every source needs its own Parser.
 type Parser struct {
-	clock parsers.Clock
-
-	// The last timestamp text parsed and its value: consecutive lines
-	// mostly share the second they were written in.
-	lastStamp []byte
-	lastTime  time.Time
+	stamps logtime.Cache
 
 	// afterCR: the previous line ended with a carriage return, which
 	// Kamailio's own records never do: it was raw SIP text, and so is this
@@ -46,7 +41,7 @@ type Parser struct {
 func (p *Parser) Idle() bool { return !p.afterCR }
 
 func New(opts parsers.Options) (parsers.Parser, error) {
-	return &Parser{clock: parsers.NewClock(opts)}, nil
+	return &Parser{stamps: logtime.Cache{Clock: parsers.NewClock(opts)}}, nil
 }
 
 // Parse reads one line written by Kamailio: with -E (the plain or the JSON
@@ -142,7 +137,7 @@ func plainMessage(b []byte) ([]byte, bool) {
 //	2026-11-27T10:00:00.123+01:00 host /usr/sbin/kamailio[1234]: { "level": ..., "message": "..." }
 //	Nov 27 10:00:00 host kamailio[1234]: @cee: {"time": ..., "msg": "..."}
 func (p *Parser) syslogMessage(line []byte) ([]byte, bool) {
-	_, n, ok := p.clock.Parse(line)
+	_, n, ok := p.stamps.Clock.Parse(line)
 	if !ok || n >= len(line) || line[n] != ' ' {
 		return nil, false
 	}
@@ -246,7 +241,7 @@ func (p *Parser) body(b []byte, ev *parsers.Event) parsers.Outcome {
 	if !okAddr || bytes.IndexByte(src, '%') >= 0 {
 		return parsers.DropAddress
 	}
-	t, okTime := p.time(stamp)
+	t, okTime := p.stamps.Parse(stamp) // the time= value, used whole
 	if !okTime || t.Year() < 1970 {
 		return parsers.DropTime
 	}
@@ -347,20 +342,6 @@ func (a *attackerFields) parse(b []byte) bool {
 		}
 	}
 	return true
-}
-
-// time reads the time= value, which must be used whole.
-func (p *Parser) time(stamp []byte) (time.Time, bool) {
-	if bytes.Equal(stamp, p.lastStamp) && len(stamp) > 0 {
-		return p.lastTime, true
-	}
-	t, n, ok := p.clock.Parse(stamp)
-	if !ok || n != len(stamp) {
-		return time.Time{}, false
-	}
-	p.lastStamp = append(p.lastStamp[:0], stamp...)
-	p.lastTime = t
-	return t, true
 }
 
 // kinds are the kinds a line may name.

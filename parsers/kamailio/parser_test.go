@@ -2,7 +2,6 @@ package kamailio_test
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,29 +14,14 @@ import (
 	"github.com/sipguard/sipguard/parsers/kamailio"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
-
-// now is the fixed "current time" of the tests: year-less syslog dates
-// resolve against it.
+// now is the fixed "current time" of the tests, the day the real
+// Kamailio logs were captured: year-less syslog dates resolve against it.
 var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
-func newParser(t testing.TB) parsers.Parser {
-	t.Helper()
-	p, err := parsers.New("kamailio", parsers.Options{Location: time.UTC, Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+var newParser = parsertest.New("kamailio", now)
 
-// TestGolden compares each testdata/*.log line's outcome with
-// testdata/*.golden ("go test -update" rewrites them; review the diff).
-func TestGolden(t *testing.T) { parsertest.Golden(t, newParser, *update) }
-
-// TestNeverAttackerText: no testdata line yields an address that only
-// attacker text or the PBX itself holds.
-func TestNeverAttackerText(t *testing.T) {
-	parsertest.NeverAttackerText(t, newParser, 50, func(file string, _ []byte) bool {
+func TestTestdata(t *testing.T) {
+	parsertest.Testdata(t, newParser, 50, func(file string, _ []byte) bool {
 		return strings.HasPrefix(filepath.Base(file), "limit_") // documented limits
 	})
 }

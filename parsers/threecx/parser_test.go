@@ -1,27 +1,15 @@
 package threecx_test
 
 import (
-	"flag"
 	"testing"
 
 	"github.com/sipguard/sipguard/internal/parsertest"
 	"github.com/sipguard/sipguard/parsers"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+var newParser = parsertest.New("3cx", parsertest.Now)
 
-func newParser(t testing.TB) parsers.Parser {
-	t.Helper()
-	p, err := parsers.New("3cx", parsers.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// TestGolden compares each testdata/*.log line's outcome with
-// testdata/*.golden ("go test -update" rewrites them; review the diff).
-func TestGolden(t *testing.T) { parsertest.Golden(t, newParser, *update) }
+func TestTestdata(t *testing.T) { parsertest.Testdata(t, newParser, 0, nil) }
 
 // TestNeverAnEvent: the [CM102001] lines, whose addresses are SIP header
 // text, are counted and never become events.

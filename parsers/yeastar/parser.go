@@ -3,6 +3,7 @@ package yeastar
 import (
 	"bytes"
 
+	"github.com/sipguard/sipguard/logtime"
 	"github.com/sipguard/sipguard/parsers"
 	"github.com/sipguard/sipguard/parsers/asterisk"
 )
@@ -19,7 +20,7 @@ const tag = "asterisk"
 // own Parser.
 type Parser struct {
 	opts  parsers.Options
-	clock parsers.Clock
+	clock logtime.Clock
 	ast   parsers.Parser
 	buf   []byte // scratch: a header rebuilt for the Asterisk parser
 }

@@ -1,7 +1,6 @@
 package yeastar_test
 
 import (
-	"flag"
 	"testing"
 	"time"
 
@@ -10,29 +9,10 @@ import (
 	"github.com/sipguard/sipguard/parsers/yeastar"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+var newParser = parsertest.New("yeastar", parsertest.Now)
 
-// now is the fixed "current time" of the tests: year-less dates resolve
-// against it.
-var now = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-
-func newParser(t testing.TB) parsers.Parser {
-	t.Helper()
-	p, err := parsers.New("yeastar", parsers.Options{Location: time.UTC, Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// TestGolden compares each testdata/*.log line's outcome with
-// testdata/*.golden ("go test -update" rewrites them; review the diff).
-func TestGolden(t *testing.T) { parsertest.Golden(t, newParser, *update) }
-
-// TestNeverAttackerText: no testdata line yields an address that only
-// attacker text or the PBX itself holds.
-func TestNeverAttackerText(t *testing.T) {
-	parsertest.NeverAttackerText(t, newParser, 20, nil)
+func TestTestdata(t *testing.T) {
+	parsertest.Testdata(t, newParser, 20, nil)
 }
 
 // TestHeaderless: a line without a syslog header is never read as a
@@ -77,7 +57,7 @@ func TestDatagramEnds(t *testing.T) {
 // TestTimes checks the time each framing gives an event.
 func TestTimes(t *testing.T) {
 	paris, _ := time.LoadLocation("Europe/Paris")
-	p, _ := yeastar.New(parsers.Options{Location: paris, Now: func() time.Time { return now }})
+	p, _ := yeastar.New(parsers.Options{Location: paris, Now: func() time.Time { return parsertest.Now }})
 	const body = "NOTICE[1294]: manager.c:2294 in authenticate: 198.51.100.12 failed to authenticate as 'root'"
 	tests := []struct{ line, want string }{
 		{"<13>Nov 26 10:00:00 s50 asterisk[812]: " + body, "2026-11-26T10:00:00+01:00"},
