@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/sipguard/sipguard/internal/testutil"
 	"github.com/sipguard/sipguard/syslogd"
 )
 
@@ -734,7 +734,7 @@ func TestReceiver_MappedPrefix(t *testing.T) {
 func TestReceiver_WarnLog(t *testing.T) {
 	const every = 300 * time.Millisecond
 	defer syslogd.SetWarnEvery(every)()
-	var buf syncBuffer
+	var buf testutil.Buffer
 	r, _ := start(t, syslogd.Options{
 		Senders: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")},
 		Logger:  zerolog.New(&buf).Level(zerolog.InfoLevel),
@@ -792,22 +792,3 @@ func TestReceiver_WarnLog(t *testing.T) {
 		t.Errorf("%d listener lines; want 2:\n%s", n, buf.String())
 	}
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-var _ io.Writer = (*syncBuffer)(nil)

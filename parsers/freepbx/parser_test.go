@@ -16,7 +16,7 @@ var newParser = parsertest.New("freepbx", parsertest.Now)
 
 func TestTestdata(t *testing.T) {
 	parsertest.Testdata(t, newParser, 15, func(file string, l []byte) bool {
-		// The legacy writer lets a typed user name forge a line (README).
+		// The legacy writer lets a typed user name forge a line (docs/pbx.md, FreePBX).
 		return filepath.Base(file) == "legacy.log" && bytes.Contains(l, []byte("for y from 203.0.113.66"))
 	})
 }
