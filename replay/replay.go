@@ -355,6 +355,7 @@ func (s *source) work() {
 func (s *source) parse(r *result, st *parsers.Stream) {
 	r.stream, r.events, r.lines = st, r.events[:0], 0
 	var long int64
+	var ev parsers.Event
 	data := r.data
 	for len(data) > 0 {
 		line := data
@@ -371,9 +372,8 @@ func (s *source) parse(r *result, st *parsers.Stream) {
 		if n := len(line); n > 0 && line[n-1] == '\r' {
 			line = line[:n-1]
 		}
-		r.events = append(r.events, parsers.Event{})
-		if !st.Line(line, r.lines, &r.events[len(r.events)-1]) {
-			r.events = r.events[:len(r.events)-1]
+		if st.Line(line, r.lines, &ev) {
+			r.events = append(r.events, ev)
 		}
 	}
 	st.TooLong(long + r.long)

@@ -294,8 +294,8 @@ func FuzzReplay(f *testing.F) {
 	})
 }
 
-// BenchmarkReplay: the 1M-line mix sipguard scan is compared on, parsed by
-// 1 worker and by GOMAXPROCS.
+// BenchmarkReplay: the mix sipguard scan is compared on (200,000 lines
+// of it), parsed by 1 worker and by GOMAXPROCS.
 func BenchmarkReplay(b *testing.B) {
 	var mix bytes.Buffer
 	logmix.Generate(&mix, logmix.Options{Lines: 200_000, Seed: 1})
