@@ -19,7 +19,7 @@ func (m *Main) ban(ctx context.Context, args []string) error {
 	client := m.daemonFlag(fs)
 	dur := fs.String("for", "", "ban `DURATION` such as 30m, 12h, 7d (default: [daemon] manual_ban_time)")
 	reason := fs.String("reason", "", "`TEXT` shown by list")
-	target, err := parseOneArg(fs, args, "ban takes one address or network")
+	target, err := m.parseOneArg(fs, args, "ban takes one address or network")
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ its example lines). Errors name the file, line and key; the exit code is 1.`
 func (m *Main) check(_ context.Context, args []string) error {
 	fs := m.flagSet("check", checkSynopsis)
 	path := fs.String("c", "", "config `FILE` to check")
-	rest, err := parseArgs(fs, args)
+	rest, err := m.parseArgs(fs, args)
 	if err != nil {
 		return err
 	}

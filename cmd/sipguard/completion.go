@@ -13,13 +13,7 @@ import (
 // flagNames lists a command's flags as typed: "-c", "--json".
 func flagNames(fs *flag.FlagSet) []string {
 	var out []string
-	fs.VisitAll(func(f *flag.Flag) {
-		if len(f.Name) == 1 {
-			out = append(out, "-"+f.Name)
-		} else {
-			out = append(out, "--"+f.Name)
-		}
-	})
+	fs.VisitAll(func(f *flag.Flag) { out = append(out, flagName(f.Name)) })
 	return out
 }
 
@@ -33,7 +27,7 @@ Prints a completion script. bash: put it in
 
 func (m *Main) completion(_ context.Context, args []string) error {
 	fs := m.flagSet("completion", completionSynopsis)
-	shell, err := parseOneArg(fs, args, "completion takes the shell: bash or zsh")
+	shell, err := m.parseOneArg(fs, args, "completion takes the shell: bash or zsh")
 	if err != nil {
 		return err
 	}

@@ -257,3 +257,50 @@ example = "2026-11-26 10:00:00 login failed for admin from 198.51.100.7"
 		t.Errorf("events: %s", out)
 	}
 }
+
+// TestCLIConventions: help per command on stdout, --version, did-you-mean,
+// -c before the command, "--" before arguments that look like flags, flags
+// shown as people type them.
+func TestCLIConventions(t *testing.T) {
+	for _, args := range [][]string{{"help", "scan"}, {"scan", "--help"}, {"scan", "-h"}} {
+		out, errOut, code := run(t, "", args...)
+		if code != 0 || !strings.HasPrefix(out, "Usage: sipguard scan ") || errOut != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want the usage on stdout", args, code, out, errOut)
+		}
+		if !strings.Contains(out, "\n  --json\n") || !strings.Contains(out, "\n  -c FILE\n") {
+			t.Errorf("%q: flags not shown as typed (--json, -c FILE):\n%s", args, out)
+		}
+	}
+	for _, args := range [][]string{{"--version"}, {"-V"}} {
+		if out, _, code := run(t, "", args...); code != 0 || !strings.HasPrefix(out, "sipguard ") {
+			t.Errorf("%q: %d %q", args, code, out)
+		}
+	}
+	if _, errOut, code := run(t, "", "stauts"); code != 2 || !strings.Contains(errOut, `did you mean "status"?`) {
+		t.Errorf("stauts: %d %q", code, errOut)
+	}
+	if _, errOut, code := run(t, "", "scan", "--jsn", "x.log"); code != 2 || !strings.Contains(errOut, "Try: sipguard help scan") {
+		t.Errorf("a mistake names the command's help: %d %q", code, errOut)
+	}
+	// -c before the command is the config of commands given none.
+	bad := writeFile(t, "bad.toml", "[engine]\nmax_trakced = 5\n")
+	if _, errOut, code := run(t, "", "-c", bad, "check"); code != 1 || !strings.Contains(errOut, "engine.max_trakced") {
+		t.Errorf("-c FILE check: %d %q", code, errOut)
+	}
+	if _, errOut, code := run(t, "", "--config="+bad, "check"); code != 1 || !strings.Contains(errOut, "engine.max_trakced") {
+		t.Errorf("--config=FILE check: %d %q", code, errOut)
+	}
+	good := writeFile(t, "good.toml", "[engine]\nmax_tracked = 500\n")
+	if out, _, code := run(t, "", "-c", bad, "check", "-c", good); code != 0 || !strings.Contains(out, "OK") {
+		t.Errorf("the command's own -c wins: %d %q", code, out)
+	}
+	// "--": a file named like a flag.
+	dir := t.TempDir()
+	t.Chdir(dir)
+	os.WriteFile("-a.log", []byte(attack("198.51.100.7", start, 1)), 0o644)
+	os.WriteFile("-b.log", []byte(attack("198.51.100.8", start, 1)), 0o644)
+	out, errOut, code := run(t, "", "scan", "--events", "--parser", "asterisk", "--", "-a.log", "-b.log")
+	if code != 0 || !strings.Contains(out, "198.51.100.7") || !strings.Contains(out, "198.51.100.8") {
+		t.Errorf("scan -- -a.log -b.log: %d %q %q", code, out, errOut)
+	}
+}

@@ -45,7 +45,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	fs := m.flagSet("run", runSynopsis)
 	path := fs.String("c", "", "config `FILE`")
 	dryRun := fs.Bool("dry-run", false, "log bans instead of enforcing them (overrides [firewall] backend)")
-	if err := parseNoArgs(fs, args); err != nil {
+	if err := m.parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	cfg, err := m.loadConfig(*path)
