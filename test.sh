@@ -10,7 +10,7 @@ export PATH=$PATH:/usr/local/go/bin
 
 # Debian packages the tests use, installed when missing. Their services are
 # not started: a test starts what it needs itself.
-packages=(fail2ban nftables iproute2 kamailio sipvicious sip-tester zsh groff-base logrotate)
+packages=(fail2ban nftables iproute2 kamailio sipvicious sip-tester zsh fish groff-base logrotate)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

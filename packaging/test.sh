@@ -128,10 +128,12 @@ while read -r p; do
 	case $p in
 	/ | /etc/ | /lib/ | /lib/systemd/ | /lib/systemd/system/ | /usr/ | /usr/sbin/ | /usr/share/ | /usr/share/doc/ | \
 		/usr/share/man/ | /usr/share/man/man8/ | /usr/share/lintian/ | /usr/share/lintian/overrides/ | /etc/logrotate.d/ | \
-		/usr/share/bash-completion/ | /usr/share/bash-completion/completions/ | /usr/share/zsh/ | /usr/share/zsh/vendor-completions/) ;;
+		/usr/share/bash-completion/ | /usr/share/bash-completion/completions/ | /usr/share/zsh/ | /usr/share/zsh/vendor-completions/ | \
+		/usr/share/fish/ | /usr/share/fish/vendor_completions.d/) ;;
 	/usr/sbin/sipguard | /etc/sipguard/ | /etc/sipguard/rules.toml | /etc/logrotate.d/sipguard | "$unit" | \
 		/usr/share/doc/sipguard/* | /usr/share/man/man8/sipguard.8.gz | /usr/share/lintian/overrides/sipguard | \
-		/usr/share/bash-completion/completions/sipguard | /usr/share/zsh/vendor-completions/_sipguard) ;;
+		/usr/share/bash-completion/completions/sipguard | /usr/share/zsh/vendor-completions/_sipguard | \
+		/usr/share/fish/vendor_completions.d/sipguard.fish) ;;
 	*) fail "unexpected path in the package: $p" ;;
 	esac
 done <"$tmp/paths"
@@ -172,6 +174,7 @@ check_file /usr/share/man/man8/sipguard.8.gz 644
 zcat /usr/share/man/man8/sipguard.8.gz | grep -q '^\.SS import$' || fail "sipguard.8.gz is not sipguard's man page"
 check_file /usr/share/bash-completion/completions/sipguard 644
 check_file /usr/share/zsh/vendor-completions/_sipguard 644
+check_file /usr/share/fish/vendor_completions.d/sipguard.fish 644
 bash -n /usr/share/bash-completion/completions/sipguard || fail "the bash completion does not parse"
 ok "files in place with their modes, identical to the repository's"
 

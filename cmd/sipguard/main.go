@@ -185,11 +185,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 			return c.run(m, ctx, args)
 		}
 	}
-	names := make([]string, len(commands))
-	for i, c := range commands {
-		names[i] = c.name
-	}
-	if guess, _, ok := didyoumean.Closest(name, names); ok {
+	if guess, _, ok := didyoumean.Closest(name, commandNames()); ok {
 		return usagef("unknown command %q (did you mean %q?)", name, guess)
 	}
 	return usagef("unknown command %q", name)
