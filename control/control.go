@@ -179,6 +179,8 @@ type BanRequest struct {
 	Target string `json:"target"`
 	For    string `json:"for,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// Force bans a network wider than an IPv4 /8 or an IPv6 /19.
+	Force bool `json:"force,omitempty"`
 }
 
 // Results of ban and unban requests.
@@ -193,6 +195,9 @@ const (
 type BanResponse struct {
 	Result string `json:"result"`
 	Ban    Ban    `json:"ban"`
+	// Kept: the target was banned already, for longer than asked; that
+	// ban stays as it was (Ban shows it).
+	Kept bool `json:"kept,omitempty"`
 }
 
 // ImportRequest asks for many manual bans at once (sipguard import): one
@@ -206,6 +211,7 @@ type ImportRequest struct {
 type ImportResponse struct {
 	Banned  int      `json:"banned"`
 	Renewed int      `json:"renewed"` // banned before; expiry set anew
+	Kept    int      `json:"kept"`    // banned before, for longer: kept as it was
 	Refused []string `json:"refused"`
 }
 

@@ -72,6 +72,7 @@ func (m *Main) importBans(ctx context.Context, args []string) error {
 	for _, r := range res.Refused {
 		fmt.Fprintf(m.Stderr, "refused: %s\n", r)
 	}
-	fmt.Fprintf(m.Stdout, "imported %d: %d banned, %d renewed, %d refused\n", len(reqs), res.Banned, res.Renewed, len(res.Refused))
+	fmt.Fprintf(m.Stdout, "imported %d: %d banned, %d renewed, %d kept (banned for longer already), %d refused\n",
+		len(reqs), res.Banned, res.Renewed, res.Kept, len(res.Refused))
 	return nil
 }
