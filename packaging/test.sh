@@ -211,6 +211,20 @@ else
 	echo "   skipped: no systemd-analyze"
 fi
 
+step "the unit's reload checks the config first"
+mapfile -t reload < <(sed -n 's/^ExecReload=//p' "$unit")
+[ ${#reload[@]} -eq 2 ] && [[ ${reload[0]} == "/usr/sbin/sipguard check "* ]] && [[ ${reload[1]} == *"kill -HUP"* ]] ||
+	fail "ExecReload= of $unit: ${reload[*]}; want sipguard check, then kill -HUP"
+cp /etc/sipguard/rules.toml "$tmp/rules.toml.keep"
+printf '[engine]\nmax_trakced = 5\n' >>/etc/sipguard/rules.toml
+if out=$(bash -c "${reload[0]}" 2>&1); then
+	cp "$tmp/rules.toml.keep" /etc/sipguard/rules.toml
+	fail "ExecReload's check passed an invalid config: $out"
+fi
+cp "$tmp/rules.toml.keep" /etc/sipguard/rules.toml
+out=$(bash -c "${reload[0]}" 2>&1) || fail "ExecReload's check refused the shipped config: $out"
+ok "an invalid config fails the reload before the daemon is signalled"
+
 step "the unit's capabilities, for real"
 mapfile -t caps < <(sed -n 's/^CapabilityBoundingSet=//p' "$unit" | tr ' ' '\n' | sed '/^$/d')
 [ ${#caps[@]} -gt 0 ] || fail "no CapabilityBoundingSet= in $unit"

@@ -5,12 +5,16 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/sipguard/sipguard/internal/logmix"
 )
@@ -303,4 +307,47 @@ func TestCLIConventions(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "198.51.100.7") || !strings.Contains(out, "198.51.100.8") {
 		t.Errorf("scan -- -a.log -b.log: %d %q %q", code, out, errOut)
 	}
+}
+
+// TestJournalPriorities: under systemd (JOURNAL_STREAM names stderr) each
+// JSON log line starts with its syslog priority, which journald turns into
+// the entry's priority (journalctl -p warning).
+func TestJournalPriorities(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("JOURNAL_STREAM", fmt.Sprintf("%d:%d", st.Dev, st.Ino))
+	log := newLogger(f, "debug")
+	log.Debug().Msg("d")
+	log.Info().Msg("i")
+	log.Warn().Msg("w")
+	log.Error().Msg("e")
+	log.Log().Msg("none")
+	data, _ := os.ReadFile(f.Name())
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	want := []string{`<7>{"level":"debug"`, `<6>{"level":"info"`, `<4>{"level":"warn"`, `<3>{"level":"error"`, `<6>{`}
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines: %q", len(lines), lines)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("line %d: %q; want it to start with %q", i, lines[i], w)
+		}
+	}
+	// Another stream (a file, a pipe to something else): plain JSON.
+	t.Setenv("JOURNAL_STREAM", "1:2")
+	g, _ := os.Create(filepath.Join(t.TempDir(), "other"))
+	defer g.Close()
+	lg := newLogger(g, "info")
+	lg.Warn().Msg("w")
+	if data, _ := os.ReadFile(g.Name()); !strings.HasPrefix(string(data), `{"level":"warn"`) {
+		t.Errorf("not the journal's stream: %q", data)
+	}
+	zerolog.SetGlobalLevel(zerolog.InfoLevel)
 }

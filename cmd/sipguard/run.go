@@ -305,8 +305,53 @@ func newLogger(w io.Writer, level string) zerolog.Logger {
 	}
 	zerolog.SetGlobalLevel(lvl)
 	out := w
-	if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
-		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.DateTime}
+	if f, ok := w.(*os.File); ok {
+		switch {
+		case isatty.IsTerminal(f.Fd()):
+			out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.DateTime}
+		case toJournal(f):
+			out = journalWriter{w}
+		}
 	}
 	return zerolog.New(out).With().Timestamp().Logger()
+}
+
+// toJournal reports whether f is the stream systemd connected to the
+// journal: $JOURNAL_STREAM names its device and inode (systemd.exec(5)).
+func toJournal(f *os.File) bool {
+	var dev, ino uint64
+	if _, err := fmt.Sscanf(os.Getenv("JOURNAL_STREAM"), "%d:%d", &dev, &ino); err != nil {
+		return false
+	}
+	var st syscall.Stat_t
+	return syscall.Fstat(int(f.Fd()), &st) == nil && uint64(st.Dev) == dev && st.Ino == ino
+}
+
+// journalWriter starts each log line with the syslog priority of its level
+// ("<4>" for a warning), which journald reads from a service's output
+// (SyslogLevelPrefix=, on by default) and strips: `journalctl -p warning`
+// then shows warnings, compromise alerts and errors, and `-o cat` the JSON.
+type journalWriter struct{ w io.Writer }
+
+func (j journalWriter) Write(p []byte) (int, error) { return j.WriteLevel(zerolog.NoLevel, p) }
+
+func (j journalWriter) WriteLevel(l zerolog.Level, p []byte) (int, error) {
+	prio := byte('6') // info, and lines without a level
+	switch l {
+	case zerolog.TraceLevel, zerolog.DebugLevel:
+		prio = '7'
+	case zerolog.WarnLevel:
+		prio = '4'
+	case zerolog.ErrorLevel:
+		prio = '3'
+	case zerolog.FatalLevel:
+		prio = '2'
+	case zerolog.PanicLevel:
+		prio = '0'
+	}
+	line := append([]byte{'<', prio, '>'}, p...)
+	if _, err := j.w.Write(line); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
