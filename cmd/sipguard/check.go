@@ -32,5 +32,12 @@ func (m *Main) check(_ context.Context, args []string) error {
 	}
 	fmt.Fprintf(m.Stdout, "%s: OK (%d %s, %d %s)\n", name,
 		len(cfg.Sources), plural(len(cfg.Sources), "source"), len(cfg.Rules), plural(len(cfg.Rules), "rule"))
+	opts, err := cfg.EngineOptions(m.HostAddrs)
+	if err != nil {
+		return err
+	}
+	for _, w := range m.lockoutWarnings(opts.Allow) {
+		fmt.Fprintf(m.Stderr, "warning: %s\n", w)
+	}
 	return nil
 }

@@ -59,6 +59,10 @@ type Main struct {
 	Now func() time.Time
 	// HostAddrs lists the host's own addresses for allow.self.
 	HostAddrs func() ([]netip.Prefix, error)
+	// Getenv reads the environment ($SSH_CONNECTION: see lockout.go).
+	Getenv func(string) string
+	// Gateways lists the host's default gateways.
+	Gateways func() ([]netip.Addr, error)
 
 	// config is the -c FILE given before the command, used by commands
 	// given no -c of their own.
@@ -76,6 +80,7 @@ func NewMain() *Main {
 	return &Main{
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 		ConfigPath: config.DefaultPath, Now: time.Now, HostAddrs: config.HostAddrs,
+		Getenv: os.Getenv, Gateways: Gateways,
 	}
 }
 
@@ -245,7 +250,7 @@ type described struct {
 func (m *Main) describe(name string) described {
 	d := &described{}
 	sub := &Main{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard, ConfigPath: "/nonexistent",
-		Now: m.Now, HostAddrs: m.HostAddrs, described: d}
+		Now: m.Now, HostAddrs: m.HostAddrs, Getenv: m.Getenv, Gateways: m.Gateways, described: d}
 	sub.Run(context.Background(), []string{name, "-h"})
 	if d.flags == nil {
 		d.synopsis, d.flags = name, flag.NewFlagSet(name, flag.ContinueOnError)

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -350,4 +352,79 @@ func TestJournalPriorities(t *testing.T) {
 		t.Errorf("not the journal's stream: %q", data)
 	}
 	zerolog.SetGlobalLevel(zerolog.InfoLevel)
+}
+
+// TestLockoutWarnings: check and run warn when the SSH client or a
+// default gateway could be banned.
+func TestLockoutWarnings(t *testing.T) {
+	check := func(env map[string]string, gws []string, cfg string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		m := &Main{
+			Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut, ConfigPath: "/nonexistent", Now: time.Now,
+			HostAddrs: func() ([]netip.Prefix, error) { return []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, nil },
+			Getenv:    func(k string) string { return env[k] },
+			Gateways: func() ([]netip.Addr, error) {
+				var out []netip.Addr
+				for _, g := range gws {
+					out = append(out, netip.MustParseAddr(g))
+				}
+				return out, nil
+			},
+		}
+		args := []string{"check"}
+		if cfg != "" {
+			args = append(args, "-c", writeFile(t, "rules.toml", cfg))
+		}
+		if code := m.Exit(m.Run(context.Background(), args)); code != 0 {
+			t.Fatalf("check: %d %s", code, errOut.String())
+		}
+		return errOut.String()
+	}
+	got := check(map[string]string{"SSH_CONNECTION": "203.0.113.5 52000 192.0.2.10 22"}, []string{"192.0.2.1", "fe80::1"}, "")
+	for _, want := range []string{"your SSH client 203.0.113.5 is not in [allow]", "default gateway 192.0.2.1 is not", "default gateway fe80::1 is not"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no %q in:\n%s", want, got)
+		}
+	}
+	if got := check(map[string]string{"SSH_CLIENT": "::ffff:203.0.113.5 52000 22"}, nil, ""); !strings.Contains(got, "SSH client 203.0.113.5 ") {
+		t.Errorf("SSH_CLIENT, mapped: %q", got)
+	}
+	allowAll := "[allow]\naddresses = [\"203.0.113.0/24\", \"192.0.2.1\", \"fe80::/10\"]\n"
+	if got := check(map[string]string{"SSH_CONNECTION": "203.0.113.5 52000 192.0.2.10 22"}, []string{"192.0.2.1", "fe80::1"}, allowAll); got != "" {
+		t.Errorf("allowlisted, still warned: %q", got)
+	}
+	if got := check(nil, nil, ""); got != "" {
+		t.Errorf("no SSH, no gateway: %q", got)
+	}
+}
+
+// TestGatewaysFromProc: the default gateways read from /proc are the ones
+// `ip route` shows.
+func TestGatewaysFromProc(t *testing.T) {
+	gws, err := Gateways()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, family := range []string{"-4", "-6"} {
+		out, err := exec.Command("ip", family, "route", "show", "default").Output()
+		if err != nil {
+			t.Skipf("ip route: %v (apt-get install iproute2; .ci/run does)", err)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(line); len(f) >= 3 && f[0] == "default" && f[1] == "via" {
+				want = append(want, f[2])
+			}
+		}
+	}
+	var got []string
+	for _, g := range gws {
+		got = append(got, g.String())
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("gateways %v; ip route shows %v", got, want)
+	}
 }

@@ -57,6 +57,9 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	for _, w := range m.lockoutWarnings(dcfg.Engine.Allow) {
+		log.Warn().Msg(w)
+	}
 	fw, err := newBackend(cfg, *dryRun, log)
 	if err != nil {
 		return err
