@@ -111,15 +111,16 @@ type ClusterStatus struct {
 	LastErrorAt time.Time        `json:"last_error_time,omitzero"`
 }
 
-// RuleStatus describes one rule.
+// RuleStatus describes one rule. Durations are in seconds, as every
+// duration of Status is.
 type RuleStatus struct {
 	Name       string   `json:"name"`
 	Events     []string `json:"events"`
 	MaxRetry   int      `json:"max_retry"`
-	FindTime   string   `json:"find_time"`
-	BanTime    string   `json:"ban_time"`
+	FindTime   float64  `json:"find_time_seconds"`
+	BanTime    float64  `json:"ban_time_seconds"`
 	Factor     float64  `json:"factor"`
-	MaxBanTime string   `json:"max_ban_time,omitempty"`
+	MaxBanTime float64  `json:"max_ban_time_seconds,omitempty"`
 	Bans       int64    `json:"bans"` // decided since the daemon started
 }
 

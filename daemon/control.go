@@ -227,11 +227,11 @@ func (d *Daemon) status(ctx context.Context) control.Status {
 	}
 	for _, r := range d.cfg.Engine.Rules {
 		rs := control.RuleStatus{
-			Name: r.Name, MaxRetry: r.MaxRetry, FindTime: duration.Format(r.FindTime), BanTime: duration.Format(r.BanTime),
+			Name: r.Name, MaxRetry: r.MaxRetry, FindTime: r.FindTime.Seconds(), BanTime: r.BanTime.Seconds(),
 			Factor: r.Factor, Bans: d.ruleBans[r.Name],
 		}
 		if r.MaxBanTime > 0 {
-			rs.MaxBanTime = duration.Format(r.MaxBanTime)
+			rs.MaxBanTime = r.MaxBanTime.Seconds()
 		}
 		for _, k := range parsers.Kinds() {
 			if r.Kinds.Has(k) {

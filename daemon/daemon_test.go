@@ -266,6 +266,23 @@ func TestManualBanSafety(t *testing.T) {
 	}
 }
 
+// TestStatusDurations: every duration in status is in seconds.
+func TestStatusDurations(t *testing.T) {
+	e := newEnv(t)
+	r := start(t, e.config(), nil)
+	st, err := r.client.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs := st.Rules[0]; rs.FindTime != 60 || rs.BanTime != 3600 || rs.MaxBanTime != 86400 {
+		t.Errorf("rule %+v; want find 60, ban 3600, max 86400 (seconds)", rs)
+	}
+	js, _ := json.Marshal(st.Rules[0])
+	if !strings.Contains(string(js), `"find_time_seconds":60,`) {
+		t.Errorf("JSON %s", js)
+	}
+}
+
 // TestUnbanClearsCounters: after an unban the address starts from zero.
 func TestUnbanClearsCounters(t *testing.T) {
 	e := newEnv(t)
