@@ -238,7 +238,6 @@ func parseEntry(s []byte) (p netip.Prefix, masked, ok bool) {
 	return netip.Prefix{}, false, false
 }
 
-
 // aggregate sorts ps and drops duplicates and prefixes contained in
 // another. ps are masked. It reuses ps.
 func aggregate(ps []netip.Prefix) []netip.Prefix {
