@@ -2,7 +2,8 @@
 # Install what the tests need (as root, on Debian 12 with Go), then run every
 # test: vet, unit and integration tests (the firewall and daemon tests run
 # against the kernel in network namespaces of their own, so root is
-# needed), a short fuzz of every fuzz target, the fail2ban-regex comparison
+# needed), the same kernel tests under Debian 12's own kernel (6.1) in
+# QEMU, a short fuzz of every fuzz target, the fail2ban-regex comparison
 # and the daemon measurements. .ci/run calls this script.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -10,7 +11,8 @@ export PATH=$PATH:/usr/local/go/bin
 
 # Debian packages the tests use, installed when missing. Their services are
 # not started: a test starts what it needs itself.
-packages=(fail2ban nftables iproute2 kamailio sipvicious sip-tester zsh fish groff-base logrotate)
+packages=(fail2ban nftables iproute2 kamailio sipvicious sip-tester zsh fish groff-base logrotate
+	qemu-system-x86 busybox-static)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -54,6 +56,9 @@ go vet ./...
 echo "== go test"
 before=$(ip netns list 2>/dev/null | awk '{print $1}' | sort)
 go test -count=1 ./...
+
+echo "== the kernel tests under Debian 12's kernel (6.1), in QEMU"
+test/debian-kernel.sh
 
 echo "== fuzz every fuzz target briefly (run longer by hand, see docs/testing.md)"
 fuzztime=${FUZZTIME:-15s}
