@@ -28,7 +28,7 @@ type Status struct {
 	Sources       []SourceStatus   `json:"sources"`
 	Rules         []RuleStatus     `json:"rules"`
 	Bans          int              `json:"bans"`
-	Unbans        map[string]int64 `json:"unbans_by_reason"` // since start: expired, manual, replaced, feed
+	Unbans        map[string]int64 `json:"unbans_by_reason"` // since start: expired, manual, replaced, feed, allowlisted
 	Feeds         []FeedStatus     `json:"feeds,omitempty"`
 	Notify        []NotifyStatus   `json:"notify,omitempty"`
 	Cluster       *ClusterStatus   `json:"cluster,omitempty"`

@@ -64,6 +64,20 @@ func listed(t *testing.T, r *running) map[string]control.Ban {
 	return out
 }
 
+// trunk64Banned runs a daemon without the trunk allowlisted, until the
+// failures of 2001:db8:bad::2 have banned the trunk's /64.
+func trunk64Banned(t *testing.T) (env, *fwtest.Fake, *running) {
+	t.Helper()
+	e := newEnv(t)
+	fw := fwtest.New(nil)
+	r := start(t, e.config(), fw)
+	appendLines(t, e.log, failures("[2001:db8:bad::2]", 5, time.Now())...)
+	if !eventually(func() bool { return fw.Has(trunk64) }) {
+		t.Fatalf("/64 not banned: %v\n%s", fw.Entries(), r.logs)
+	}
+	return e, fw, r
+}
+
 // TestAllowNarrowed: the case. [allow] holds 2001:db8:bad::1 and
 // 2001:db8:bad::2 fails five times: the ban is 2001:db8:bad::2 alone, not
 // the /64 that holds the trusted peer; the /64's other addresses are
@@ -167,13 +181,7 @@ func TestAllowEveryOrigin(t *testing.T) {
 // alone, a manual ban is lifted; the firewall gets the allowlist before
 // any ban.
 func TestAllowRestart(t *testing.T) {
-	e := newEnv(t)
-	fw := fwtest.New(nil)
-	r := start(t, e.config(), fw)
-	appendLines(t, e.log, failures("[2001:db8:bad::2]", 5, time.Now())...)
-	if !eventually(func() bool { return fw.Has(trunk64) }) {
-		t.Fatalf("/64 not banned: %v\n%s", fw.Entries(), r.logs)
-	}
+	e, fw, r := trunk64Banned(t)
 	if _, err := r.client.Ban(context.Background(), control.BanRequest{Target: "2001:db8:bad::1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -209,13 +217,7 @@ func TestAllowRestart(t *testing.T) {
 // the bans covering it and loads it into the firewall; a firewall that
 // refuses the new allowlist fails the reload, which then changes nothing.
 func TestAllowReload(t *testing.T) {
-	e := newEnv(t)
-	fw := fwtest.New(nil)
-	r := start(t, e.config(), fw)
-	appendLines(t, e.log, failures("[2001:db8:bad::2]", 5, time.Now())...)
-	if !eventually(func() bool { return fw.Has(trunk64) }) {
-		t.Fatalf("/64 not banned: %v\n%s", fw.Entries(), r.logs)
-	}
+	e, fw, r := trunk64Banned(t)
 	ctx := context.Background()
 	cfg := withTrunk(e.config())
 

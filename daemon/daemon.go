@@ -26,6 +26,8 @@
 //
 // Files: daemon.go (the core loop), sources.go and syslog.go (what feeds
 // it lines), enforce.go (decisions to the firewall and the ledger),
+// allow.go (the allowlist: the last guard before the firewall, the
+// kernel's allow sets, bans made before an address was allowlisted),
 // manual.go (ban, unban and import by hand), feeds.go, cluster.go,
 // state.go (the state files), notice.go (observers), control.go (the
 // control socket: wire types in, wire types out), reload.go.

@@ -230,43 +230,37 @@ func TestNFT_AllowTraffic(t *testing.T) {
 			if got := received(); got[tc.peer] != 1 || got[tc.atk] != 1 {
 				t.Fatalf("before any ban: received %v; want 1 from each", got)
 			}
-			base := counters()
-
+			// After each ban, the peer's packets pass, counted by the
+			// accept, and the attacker's are dropped.
+			round := func(ban string, peerN, atkN uint64) map[string]uint64 {
+				t.Helper()
+				before := counters()
+				banForAnHour(t, n, ban)
+				send(tc.peer, int(peerN))
+				send(tc.atk, int(atkN))
+				got, after := received(), counters()
+				if got[tc.peer] != int(peerN) || got[tc.atk] != 0 {
+					t.Errorf("after banning %s: received %v; want %d from the peer, none from the attacker", ban, got, peerN)
+				}
+				delta := func(rule string) uint64 { return after[rule] - before[rule] }
+				accepted, dropped := delta(tc.rule), delta(tc.hostRule)+delta(tc.netRule)
+				if accepted != peerN || dropped != atkN {
+					t.Errorf("counters after banning %s: %d accepted, %d dropped; want %d and %d", ban, accepted, dropped, peerN, atkN)
+				}
+				t.Logf("ban of %s: peer %d received, %d accepted by %q; attacker %d dropped", ban, got[tc.peer], accepted, tc.rule, dropped)
+				return after
+			}
 			// The attacker's own address, as the engine bans it when its
 			// network holds an allowlisted address.
-			banForAnHour(t, n, tc.atk)
-			send(tc.peer, 4)
-			send(tc.atk, 5)
-			got, c := received(), counters()
-			if got[tc.peer] != 4 || got[tc.atk] != 0 {
-				t.Errorf("after banning %s: received %v; want 4 from the peer, none from the attacker", tc.atk, got)
-			}
-			accepted, dropped := c[tc.rule]-base[tc.rule], c[tc.hostRule]-base[tc.hostRule]
-			if accepted != 4 || dropped != 5 {
-				t.Errorf("counters after banning %s: %d accepted, %d dropped; want 4 and 5", tc.atk, accepted, dropped)
-			}
-			t.Logf("ban of %s: peer %d received, %d accepted by %q; attacker %d dropped by %q", tc.atk, got[tc.peer], accepted, tc.rule, dropped, tc.hostRule)
-
+			round(tc.atk, 4, 5)
 			// A ban of the whole network (which the daemon refuses, but
 			// whatever made it): the kernel still lets the peer through.
-			banForAnHour(t, n, tc.netw)
-			send(tc.peer, 3)
-			send(tc.atk, 2)
-			got, c2 := received(), counters()
-			if got[tc.peer] != 3 || got[tc.atk] != 0 {
-				t.Errorf("after banning %s: received %v; want 3 from the peer, none from the attacker", tc.netw, got)
-			}
-			if a := c2[tc.rule] - c[tc.rule]; a != 3 {
-				t.Errorf("after banning %s: %d accepted; want 3", tc.netw, a)
-			}
-			if d := c2[tc.hostRule] + c2[tc.netRule] - c[tc.hostRule] - c[tc.netRule]; d != 2 {
-				t.Errorf("after banning %s: %d dropped; want 2", tc.netw, d)
-			}
+			c := round(tc.netw, 3, 2)
 			st := n.State(ctx)
-			if st.Allowed != c2[tc.rule] || st.Packets != c2[tc.hostRule]+c2[tc.netRule] {
-				t.Errorf("State: %d allowed, %d dropped; want %d, %d from the rule counters", st.Allowed, st.Packets, c2[tc.rule], c2[tc.hostRule]+c2[tc.netRule])
+			if st.Allowed != c[tc.rule] || st.Packets != c[tc.hostRule]+c[tc.netRule] {
+				t.Errorf("State: %d allowed, %d dropped; want %d, %d from the rule counters", st.Allowed, st.Packets, c[tc.rule], c[tc.hostRule]+c[tc.netRule])
 			}
-			t.Logf("ban of %s too: peer %d received; State %d allowed, %d dropped", tc.netw, got[tc.peer], st.Allowed, st.Packets)
+			t.Logf("State: %d packets allowed, %d dropped", st.Allowed, st.Packets)
 		})
 	}
 }

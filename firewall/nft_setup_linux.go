@@ -74,14 +74,22 @@ func (n *NFT) inspect() (*kernelState, error) {
 			st.rules[h] = rules
 		}
 	}
-	for _, name := range []string{"tcp_ports", "udp_ports"} {
+	// The elements of the sets that hold what the contract says exactly.
+	elements := func(name string) ([]nftables.SetElement, error) {
 		s, ok := st.sets[name]
 		if !ok {
-			continue
+			return nil, nil
 		}
 		els, err := n.conn.GetSetElements(s)
 		if err != nil {
 			return nil, fmt.Errorf("get elements of %s: %w", name, err)
+		}
+		return els, nil
+	}
+	for _, name := range []string{"tcp_ports", "udp_ports"} {
+		els, err := elements(name)
+		if err != nil {
+			return nil, err
 		}
 		for _, e := range els {
 			if len(e.Key) == 2 {
@@ -91,13 +99,9 @@ func (n *NFT) inspect() (*kernelState, error) {
 		slices.Sort(st.ports[name])
 	}
 	for _, name := range allowSetNames {
-		s, ok := st.sets[name]
-		if !ok {
-			continue
-		}
-		els, err := n.conn.GetSetElements(s)
+		els, err := elements(name)
 		if err != nil {
-			return nil, fmt.Errorf("get elements of %s: %w", name, err)
+			return nil, err
 		}
 		st.allow[name] = sortElements(els)
 	}

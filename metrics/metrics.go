@@ -15,7 +15,7 @@
 //	sipguard_events_total{source,parser,kind}       events, by kind (auth_succeeded included)
 //	sipguard_dropped_lines_total{source,parser,reason}
 //	sipguard_bans_total{rule}                       bans decided (rules, "manual", "compromise", "feed:NAME")
-//	sipguard_unbans_total{rule,reason}              reason: expired, manual, replaced, feed
+//	sipguard_unbans_total{rule,reason}              reason: expired, manual, replaced, feed, allowlisted
 //	sipguard_compromises_total{source}              successful logins after failures
 //	sipguard_bans_in_force                          bans the daemon holds now
 //	sipguard_firewall_bans                          elements in the kernel sets
