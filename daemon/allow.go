@@ -17,8 +17,10 @@ import (
 //     IPv6 network ban that would cover one to the attacker's address;
 //   - each other origin refuses such a ban in its own words (manual bans
 //     and imports, feeds, the cluster's bans);
-//   - ban, the one way bans reach the firewall, refuses any that gets
-//     there all the same;
+//   - the queue of decisions (rules, the cluster) drops any that covers it
+//     before planning (a wider ban would replace the narrower ones inside
+//     it first), and ban, the one way bans reach the firewall, refuses any
+//     that gets there all the same;
 //   - bans made before an address was allowlisted are lifted, or
 //     narrowed, at start and on reload (fitAllow);
 //   - the firewall accepts the allowlist's packets ahead of every drop
@@ -29,8 +31,12 @@ import (
 const UnbanAllowed = "allowlisted"
 
 // allowed returns the allowlist entry that p overlaps, if any: a ban must
-// never cover an allowed address.
+// never cover an allowed address. p is read as the firewall reads it: an
+// IPv4-mapped network is the IPv4 network it denotes.
 func (d *Daemon) allowed(p netip.Prefix) netip.Prefix {
+	if q, err := firewall.Normalize(p); err == nil {
+		p = q
+	}
 	for _, a := range d.cfg.Engine.Allow {
 		if a.Overlaps(p) {
 			return a
@@ -46,17 +52,27 @@ func (e *allowError) Error() string {
 	return e.Prefix.String() + " covers allowlisted " + e.Allow.String()
 }
 
+// refused reports whether a ban of p must be refused because it covers an
+// allowlisted address; if so, it logs and counts the refusal.
+func (d *Daemon) refused(p netip.Prefix) bool {
+	a := d.allowed(p)
+	if !a.IsValid() {
+		return false
+	}
+	d.allowRefused++
+	d.log.Warn().Str(fieldPrefix, p.String()).Str("allow", a.String()).
+		Msg("ban refused: it covers an allowlisted address")
+	return true
+}
+
 // ban puts bans in force in the firewall: the one way bans of every origin
 // reach it, so it is the last guard of the allowlist. Should a ban that
 // covers an allowlisted address get here, the call is refused with an
 // *allowError, nothing is banned, and it is logged and counted.
 func (d *Daemon) ban(ctx context.Context, bs ...firewall.Ban) error {
 	for _, b := range bs {
-		if a := d.allowed(b.Prefix); a.IsValid() {
-			d.allowRefused++
-			d.log.Warn().Str(fieldPrefix, b.Prefix.String()).Str("allow", a.String()).
-				Msg("ban refused: it covers an allowlisted address")
-			return &allowError{Prefix: b.Prefix, Allow: a}
+		if d.refused(b.Prefix) {
+			return &allowError{Prefix: b.Prefix, Allow: d.allowed(b.Prefix)}
 		}
 	}
 	return d.fw.Ban(ctx, bs...)

@@ -280,6 +280,32 @@ func TestAllowLastGuard(t *testing.T) {
 	if !strings.Contains(r.logs.String(), "ban refused: it covers an allowlisted address") {
 		t.Errorf("refusal not logged:\n%s", r.logs)
 	}
+	// A wider ban queued during an outage, allowlisted by a reload before
+	// the firewall comes back, does not replace the bans inside it.
+	if _, err := r.client.Ban(context.Background(), control.BanRequest{Target: "10.1.0.0/16"}); err != nil {
+		t.Fatal(err)
+	}
+	down.Store(true)
+	fw.UnbanFunc = func([]netip.Prefix) error {
+		if down.Load() {
+			return errors.New("netlink: busy")
+		}
+		return nil
+	}
+	if res, err := r.d.Apply(context.Background(), []cluster.Update{remote("10.0.0.0/8", "node2", time.Now(), time.Hour)}); err != nil || res["applied"] != 1 {
+		t.Fatalf("cluster ban: %v %v", res, err)
+	}
+	cfg.Engine.Allow = append(cfg.Engine.Allow, netip.MustParsePrefix("10.200.0.1/32"))
+	if err := r.d.Reload(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	down.Store(false)
+	if !eventually(func() bool { return status(t, r).Firewall.Refused == 2 }) {
+		t.Fatalf("status %+v; want 2 bans refused\n%s", status(t, r).Firewall, r.logs)
+	}
+	if got := fw.Entries(); len(got) != 1 || got[0].Prefix != netip.MustParsePrefix("10.1.0.0/16") {
+		t.Errorf("firewall %v; want 10.1.0.0/16 kept", got)
+	}
 	// The queue goes on: the next ban is enforced.
 	appendLines(t, e.log, failures("203.0.113.9", 5, time.Now())...)
 	if !eventually(func() bool { return fw.Has(netip.MustParsePrefix("203.0.113.9/32")) }) {

@@ -49,6 +49,8 @@ func (d *Daemon) decide(b engine.Ban, ev *parsers.Event, now, read time.Time, wh
 // and the log positions of the lines that caused them. On a firewall error
 // everything stays queued and is retried with backoff.
 func (d *Daemon) flush(ctx context.Context) {
+	// Queued before a reload allowlisted their address: never enforced.
+	d.pending = slices.DeleteFunc(d.pending, func(p decision) bool { return d.refused(p.ban.Prefix) })
 	if len(d.pending) > 0 {
 		now := d.now()
 		recs := make([]*bans.Record, len(d.pending))
