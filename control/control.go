@@ -28,7 +28,7 @@ type Status struct {
 	Sources       []SourceStatus   `json:"sources"`
 	Rules         []RuleStatus     `json:"rules"`
 	Bans          int              `json:"bans"`
-	Unbans        map[string]int64 `json:"unbans_by_reason"` // since start: expired, manual, replaced, feed
+	Unbans        map[string]int64 `json:"unbans_by_reason"` // since start: expired, manual, replaced, feed, allowlisted
 	Feeds         []FeedStatus     `json:"feeds,omitempty"`
 	Notify        []NotifyStatus   `json:"notify,omitempty"`
 	Cluster       *ClusterStatus   `json:"cluster,omitempty"`
@@ -130,21 +130,29 @@ type EngineStatus struct {
 	Allowed     int64 `json:"allowlisted"`
 	WhileBanned int64 `json:"while_banned"`
 	Bans        int64 `json:"bans"`
-	Stale       int64 `json:"stale_bans"` // decided on old lines, already over
-	Tracked     int   `json:"tracked"`
-	Evicted     int64 `json:"evicted"`
+	// Narrowed counts IPv6 bans narrowed to the address: its prefix holds
+	// an allowlisted address.
+	Narrowed int64 `json:"narrowed"`
+	Stale    int64 `json:"stale_bans"` // decided on old lines, already over
+	Tracked  int   `json:"tracked"`
+	Evicted  int64 `json:"evicted"`
 	// Compromises counts successful logins after failures (see [compromise]).
 	Compromises int64 `json:"compromises"`
 }
 
 // FirewallStatus describes the backend enforcing bans.
 type FirewallStatus struct {
-	Backend   string    `json:"backend"`
-	Table     string    `json:"table,omitempty"`
-	Hooks     []string  `json:"hooks,omitempty"`
-	Bans      int       `json:"bans"`
-	Packets   uint64    `json:"packets_dropped"`
-	Bytes     uint64    `json:"bytes_dropped"`
+	Backend string   `json:"backend"`
+	Table   string   `json:"table,omitempty"`
+	Hooks   []string `json:"hooks,omitempty"`
+	Bans    int      `json:"bans"`
+	Packets uint64   `json:"packets_dropped"`
+	Bytes   uint64   `json:"bytes_dropped"`
+	Allowed uint64   `json:"packets_allowed"` // from allowlisted sources, let through ahead of the bans
+	// Refused counts bans refused as they reached the firewall because
+	// they covered an allowlisted address (each origin refuses them
+	// before: this is the last guard).
+	Refused   int64     `json:"refused_allowlisted"`
 	Restored  int       `json:"restored"`
 	Errors    int64     `json:"errors"` // ban or unban calls the backend refused since start
 	LastCheck time.Time `json:"last_check,omitzero"`

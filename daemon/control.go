@@ -242,13 +242,14 @@ func (d *Daemon) status(ctx context.Context) control.Status {
 	}
 	es := d.eng.Stats()
 	st.Engine = control.EngineStatus{
-		Events: es.Events, Allowed: es.Allowed, WhileBanned: es.WhileBanned, Bans: es.Bans,
+		Events: es.Events, Allowed: es.Allowed, WhileBanned: es.WhileBanned, Bans: es.Bans, Narrowed: es.Narrowed,
 		Stale: d.stale, Tracked: es.Tracked, Evicted: es.Evicted, Compromises: es.Compromises,
 	}
 	fs := d.fw.State(ctx)
 	st.Firewall = control.FirewallStatus{
 		Backend: fs.Backend, Table: fs.Table, Hooks: fs.Hooks, Bans: fs.Bans, Packets: fs.Packets,
-		Bytes: fs.Bytes, Restored: fs.Restored, LastCheck: fs.LastCheck, Error: fs.LastError, Errors: d.fwErrors,
+		Bytes: fs.Bytes, Allowed: fs.Allowed, Refused: d.allowRefused, Restored: fs.Restored, LastCheck: fs.LastCheck,
+		Error: fs.LastError, Errors: d.fwErrors,
 	}
 	if d.fwErr != "" {
 		st.Firewall.Error = d.fwErr

@@ -56,7 +56,7 @@ func (d *Daemon) manualBan(ctx context.Context, p netip.Prefix, dur time.Duratio
 	}
 	err := d.replace(ctx, plan.Replace)
 	if err == nil {
-		err = d.fw.Ban(ctx, firewallBans(plan.Enforce, now)...)
+		err = d.ban(ctx, firewallBans(plan.Enforce, now)...)
 	}
 	if err != nil {
 		d.fwErrors++
@@ -174,7 +174,7 @@ func (d *Daemon) manualImport(ctx context.Context, entries []ImportEntry) (Impor
 	plan := d.ledger.Plan(recs, now)
 	err := d.replace(ctx, plan.Replace)
 	if err == nil {
-		err = d.fw.Ban(ctx, firewallBans(plan.Enforce, now)...)
+		err = d.ban(ctx, firewallBans(plan.Enforce, now)...)
 	}
 	if err != nil {
 		d.fwErrors++

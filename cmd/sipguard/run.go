@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"sync"
@@ -60,7 +61,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	for _, w := range m.lockoutWarnings(dcfg.Engine.Allow) {
 		log.Warn().Msg(w)
 	}
-	fw, err := newBackend(cfg, *dryRun, log)
+	fw, err := newBackend(cfg, dcfg.Engine.Allow, *dryRun, log)
 	if err != nil {
 		return err
 	}
@@ -237,8 +238,9 @@ func (m *Main) reload(ctx context.Context, d *daemon.Daemon, path string, runnin
 	}
 }
 
-// newBackend returns the firewall backend the config asks for.
-func newBackend(cfg *config.Config, dryRun bool, log zerolog.Logger) (firewall.Backend, error) {
+// newBackend returns the firewall backend the config asks for, with the
+// allowlist in its table from the start.
+func newBackend(cfg *config.Config, allow []netip.Prefix, dryRun bool, log zerolog.Logger) (firewall.Backend, error) {
 	if dryRun || cfg.Firewall.Backend == "dry-run" {
 		return firewall.NewDryRun(log, nil), nil
 	}
@@ -251,7 +253,7 @@ func newBackend(cfg *config.Config, dryRun bool, log zerolog.Logger) (firewall.B
 		ports = append(ports, port)
 	}
 	fw, err := firewall.NewNFT(firewall.NFTOptions{
-		Table: cfg.Firewall.Table, Hooks: cfg.Firewall.Hooks, Ports: ports,
+		Table: cfg.Firewall.Table, Hooks: cfg.Firewall.Hooks, Ports: ports, Allow: allow,
 		Logger: log.With().Str("component", "firewall").Logger(),
 	})
 	if err != nil {

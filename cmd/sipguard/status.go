@@ -32,6 +32,9 @@ func printStatus(w io.Writer, st control.Status) error {
 		fmt.Fprintf(w, " table %s, hooks %s", f.Table, strings.Join(f.Hooks, ","))
 	}
 	fmt.Fprintf(w, "; %d bans in force; %d packets (%d bytes) dropped", st.Bans, f.Packets, f.Bytes)
+	if f.Allowed > 0 {
+		fmt.Fprintf(w, ", %d allowlisted let through", f.Allowed)
+	}
 	if f.Restored > 0 {
 		fmt.Fprintf(w, "; restored %d times after outside changes", f.Restored)
 	}
@@ -49,6 +52,10 @@ func printStatus(w io.Writer, st control.Status) error {
 	e := st.Engine
 	fmt.Fprintf(w, "\nengine: %d events, %d allowlisted, %d while banned, %d bans decided, %d addresses tracked\n",
 		e.Events, e.Allowed, e.WhileBanned, e.Bans, e.Tracked)
+	if e.Narrowed > 0 || f.Refused > 0 {
+		fmt.Fprintf(w, "allowlist: %d IPv6 bans narrowed to the address (their network holds an allowlisted address), %d bans refused\n",
+			e.Narrowed, f.Refused)
+	}
 	if e.Compromises > 0 {
 		fmt.Fprintf(w, "COMPROMISE: %d successful logins after failures (guessed passwords?): see the daemon's log\n", e.Compromises)
 	}
