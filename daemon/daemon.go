@@ -25,10 +25,11 @@
 // firewall: a crash re-reads lines rather than losing a ban.
 //
 // Files: daemon.go (the core loop), sources.go and syslog.go (what feeds
-// it lines), enforce.go (decisions to the firewall and the ledger),
-// manual.go (ban, unban and import by hand), feeds.go, cluster.go,
-// state.go (the state files), notice.go (observers), control.go (the
-// control socket: wire types in, wire types out), reload.go.
+// it lines), health.go (logging sources that are not read), enforce.go
+// (decisions to the firewall and the ledger), manual.go (ban, unban and
+// import by hand), feeds.go, cluster.go, state.go (the state files),
+// notice.go (observers), control.go (the control socket: wire types in,
+// wire types out), reload.go.
 package daemon
 
 import (
@@ -96,6 +97,7 @@ const (
 	fieldPath    = "path"
 	fieldOffence = "offences"
 	fieldNode    = "node"
+	fieldState   = "state"
 )
 
 // Daemon runs sipguard. Create it with New, then call Run.
@@ -135,6 +137,7 @@ type Daemon struct {
 	saveJobs    chan saveJob
 	saveResults chan saveResult
 	skewWarned  map[string]time.Time
+	health      map[string]sourceHealth     // by source, for watchSources
 	verify      func(context.Context) error // the restore's read-back, when deferred
 	observers   []Observer
 	unbans      map[string]int64 // by reason
@@ -175,6 +178,7 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 		runners:     map[string]*runner{},
 		ruleBans:    map[string]int64{},
 		skewWarned:  map[string]time.Time{},
+		health:      map[string]sourceHealth{},
 		unbans:      map[string]int64{},
 		feeds:       map[string]*feedState{},
 		stopFeeds:   func() {},
@@ -229,6 +233,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for _, s := range d.cfg.Sources {
 		d.startSource(s)
 	}
+	d.awaitSources(ctx)
+	d.watchSources()
 	d.startFeeds(ctx)
 	d.log.Info().Int("sources", len(d.cfg.Sources)).Int("rules", len(d.cfg.Engine.Rules)).
 		Int("bans", d.ledger.Len()).Str("socket", d.cfg.Socket).Msg("sipguard running")
@@ -285,6 +291,7 @@ func (d *Daemon) loop(ctx context.Context) {
 			d.expire()
 			d.applyFeeds(ctx)
 			d.initialPositions()
+			d.watchSources()
 			d.save(false)
 		}
 	}

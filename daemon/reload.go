@@ -72,6 +72,7 @@ func (d *Daemon) reload(cfg Config) error {
 			d.startSource(s)
 		}
 	}
+	d.awaitSources(d.runCtx)
 	d.log.Info().Int("sources", len(cfg.Sources)).Int("rules", len(cfg.Engine.Rules)).Bool("rules_changed", eng != nil).Msg("configuration reloaded")
 	return nil
 }

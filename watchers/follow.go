@@ -330,7 +330,6 @@ func (f *Follower) step(ctx context.Context, emit func([]Line) error, force bool
 	default:
 		f.open()
 	}
-	f.lookedAt()
 	defer f.publish()
 	if len(f.olds) > 0 {
 		if err := f.drainOlds(ctx, emit); err != nil {
@@ -459,20 +458,19 @@ func (f *Follower) opened() {
 	f.publish()
 }
 
-// lookedAt publishes the state after Run's first look at the path, and
-// closes looked.
+// lookedAt closes looked, once.
 func (f *Follower) lookedAt() {
-	if f.hasLooked {
-		return
+	if !f.hasLooked {
+		f.hasLooked = true
+		close(f.looked)
 	}
-	f.hasLooked = true
-	f.publish()
-	close(f.looked)
 }
 
-// publish sets Stats.State and Stats.Err from what the last step found.
-// A missing path while a rotated file is still read is usual in a
-// rotation: the follower reads.
+// publish sets Stats.State and Stats.Err from what the follower found, as
+// soon as it found it: the first time, before any line is handed out (a
+// daemon waiting for Looked may be the one the lines go to). A missing
+// path while a rotated file is still read is usual in a rotation: the
+// follower reads.
 func (f *Follower) publish() {
 	state, msg := Starting, ""
 	switch {
@@ -491,6 +489,9 @@ func (f *Follower) publish() {
 	}
 	f.state, f.stateErr, f.stateWait = state, msg, waiting
 	f.update(func(st *Stats) { st.State, st.Err, st.Waiting = state, msg, waiting })
+	if state != Starting {
+		f.lookedAt()
+	}
 }
 
 // noFile handles a path that cannot be opened: a missing file is waited

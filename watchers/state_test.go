@@ -4,6 +4,7 @@ package watchers_test
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -44,16 +45,10 @@ func dropRoot(t *testing.T, dir string) (toNobody func(), asRoot func(fn func())
 // waitState waits until f is in state want with Err why.
 func waitState(t *testing.T, f *watchers.Follower, want watchers.State, why string) {
 	t.Helper()
-	ok := false
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if st := f.Stats(); st.State == want && st.Err == why {
-			ok = true
-			break
-		}
-	}
-	if st := f.Stats(); !ok {
-		t.Fatalf("state %v %q; want %v %q", st.State, st.Err, want, why)
-	}
+	waitFor(t, fmt.Sprintf("state %v %q", want, why), 5*time.Second, func() bool {
+		st := f.Stats()
+		return st.State == want && st.Err == why
+	})
 }
 
 // TestFollower_States: a follower tells a missing file (or a missing
