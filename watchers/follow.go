@@ -111,12 +111,10 @@ type Stats struct {
 	Recovered   int64 // lines read from a copytruncate copy after a truncation
 	Partial     int64 // unterminated last lines of rotated files or copies, dropped
 	State       State
-	Waiting     bool // the path cannot be opened (missing, or Err), also while a rotated file is read
-	Draining    bool // a rotated file is still read: the writer may still write to it
-	Polling     bool // no inotify watch on the directory: changes are seen every PollInterval
-	// Err says why the file cannot be opened or read while State is
-	// Failing, as Reason does: "permission denied", "is a directory".
-	Err string
+	Err         string    // why the file is not read while State is Failing, as Reason says it
+	Waiting     bool      // the path cannot be opened (missing, or Err), also while a rotated file is read
+	Draining    bool      // a rotated file is still read: the writer may still write to it
+	Polling     bool      // no inotify watch on the directory: changes are seen every PollInterval
 	Pos         Position  // position after the last line handed out; what to save
 	LastLine    time.Time // when a line was last handed out
 }
@@ -210,9 +208,9 @@ func NewFollower(path string, opts Options) *Follower {
 		opts.PollInterval = defaultPollInterval
 	}
 	f := &Follower{
-		path: path,
-		dir:  filepath.Dir(path),
-		base: filepath.Base(path),
+		path:   path,
+		dir:    filepath.Dir(path),
+		base:   filepath.Base(path),
 		opts:   opts,
 		log:    opts.Logger.With().Str("path", path).Logger(),
 		looked: make(chan struct{}),
