@@ -10,7 +10,7 @@ export PATH=$PATH:/usr/local/go/bin
 
 # Debian packages the tests use, installed when missing. Their services are
 # not started: a test starts what it needs itself.
-packages=(fail2ban nftables iproute2 kamailio sipvicious sip-tester zsh groff-base logrotate)
+packages=(fail2ban nftables iproute2 kamailio sipvicious sip-tester zsh fish groff-base logrotate)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -29,6 +29,18 @@ if [ ${#missing[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 	if [ -n "$created" ]; then rm -f "$policy"; fi
 fi
+# The tests start Kamailio and fail2ban themselves when they need them: on
+# a host that runs this script, neither is left to start at boot (their
+# packages enable them).
+for unit in kamailio.service fail2ban.service; do
+	if [ "$(systemctl is-enabled "$unit" 2>/dev/null)" = enabled ]; then
+		systemctl disable --quiet "$unit" 2>/dev/null || deb-systemd-helper disable "$unit"
+	fi
+	if [ "$(systemctl is-enabled "$unit" 2>/dev/null)" = enabled ]; then
+		echo "test.sh: $unit is still enabled at boot" >&2
+		exit 1
+	fi
+done
 
 echo "== gofmt, go vet"
 unformatted=$(gofmt -l .)

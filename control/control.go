@@ -122,15 +122,16 @@ type ClusterStatus struct {
 	LastErrorAt time.Time        `json:"last_error_time,omitzero"`
 }
 
-// RuleStatus describes one rule.
+// RuleStatus describes one rule. Durations are in seconds, as every
+// duration of Status is.
 type RuleStatus struct {
 	Name       string   `json:"name"`
 	Events     []string `json:"events"`
 	MaxRetry   int      `json:"max_retry"`
-	FindTime   string   `json:"find_time"`
-	BanTime    string   `json:"ban_time"`
+	FindTime   float64  `json:"find_time_seconds"`
+	BanTime    float64  `json:"ban_time_seconds"`
 	Factor     float64  `json:"factor"`
-	MaxBanTime string   `json:"max_ban_time,omitempty"`
+	MaxBanTime float64  `json:"max_ban_time_seconds,omitempty"`
 	Bans       int64    `json:"bans"` // decided since the daemon started
 }
 
@@ -190,6 +191,8 @@ type BanRequest struct {
 	Target string `json:"target"`
 	For    string `json:"for,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// Force bans a network wider than an IPv4 /8 or an IPv6 /19.
+	Force bool `json:"force,omitempty"`
 }
 
 // Results of ban and unban requests.
@@ -204,6 +207,9 @@ const (
 type BanResponse struct {
 	Result string `json:"result"`
 	Ban    Ban    `json:"ban"`
+	// Kept: the target was banned already, for longer than asked; that
+	// ban stays as it was (Ban shows it).
+	Kept bool `json:"kept,omitempty"`
 }
 
 // ImportRequest asks for many manual bans at once (sipguard import): one
@@ -217,6 +223,7 @@ type ImportRequest struct {
 type ImportResponse struct {
 	Banned  int      `json:"banned"`
 	Renewed int      `json:"renewed"` // banned before; expiry set anew
+	Kept    int      `json:"kept"`    // banned before, for longer: kept as it was
 	Refused []string `json:"refused"`
 }
 

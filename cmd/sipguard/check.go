@@ -25,7 +25,7 @@ func (m *Main) check(_ context.Context, args []string) error {
 	fs := m.flagSet("check", checkSynopsis)
 	path := fs.String("c", "", "config `FILE` to check")
 	strict := fs.Bool("strict", false, "fail when a source's log cannot be read")
-	rest, err := parseArgs(fs, args)
+	rest, err := m.parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -42,9 +42,16 @@ func (m *Main) check(_ context.Context, args []string) error {
 	}
 	fmt.Fprintf(m.Stdout, "%s: OK (%d %s, %d %s)\n", name,
 		len(cfg.Sources), plural(len(cfg.Sources), "source"), len(cfg.Rules), plural(len(cfg.Rules), "rule"))
+	opts, err := cfg.EngineOptions(m.HostAddrs)
+	if err != nil {
+		return err
+	}
+	for _, w := range m.lockoutWarnings(opts.Allow) {
+		fmt.Fprintf(m.Stderr, "warning: %s\n", w)
+	}
 	unread := unreadable(cfg)
 	for _, p := range unread {
-		fmt.Fprintf(m.Stderr, "Warning: %s\n", p)
+		fmt.Fprintf(m.Stderr, "warning: %s\n", p)
 	}
 	if *strict && len(unread) > 0 {
 		return fmt.Errorf("%d %s cannot be read (--strict)", len(unread), plural(len(unread), "log"))

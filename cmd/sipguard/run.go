@@ -46,7 +46,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	fs := m.flagSet("run", runSynopsis)
 	path := fs.String("c", "", "config `FILE`")
 	dryRun := fs.Bool("dry-run", false, "log bans instead of enforcing them (overrides [firewall] backend)")
-	if err := parseNoArgs(fs, args); err != nil {
+	if err := m.parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	cfg, err := m.loadConfig(*path)
@@ -57,6 +57,9 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	dcfg, err := m.daemonConfig(cfg)
 	if err != nil {
 		return err
+	}
+	for _, w := range m.lockoutWarnings(dcfg.Engine.Allow) {
+		log.Warn().Msg(w)
 	}
 	fw, err := newBackend(cfg, *dryRun, log)
 	if err != nil {
@@ -337,8 +340,53 @@ func newLogger(w io.Writer, level string) zerolog.Logger {
 	}
 	zerolog.SetGlobalLevel(lvl)
 	out := w
-	if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
-		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.DateTime}
+	if f, ok := w.(*os.File); ok {
+		switch {
+		case isatty.IsTerminal(f.Fd()):
+			out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.DateTime}
+		case toJournal(f):
+			out = journalWriter{w}
+		}
 	}
 	return zerolog.New(out).With().Timestamp().Logger()
+}
+
+// toJournal reports whether f is the stream systemd connected to the
+// journal: $JOURNAL_STREAM names its device and inode (systemd.exec(5)).
+func toJournal(f *os.File) bool {
+	var dev, ino uint64
+	if _, err := fmt.Sscanf(os.Getenv("JOURNAL_STREAM"), "%d:%d", &dev, &ino); err != nil {
+		return false
+	}
+	var st syscall.Stat_t
+	return syscall.Fstat(int(f.Fd()), &st) == nil && uint64(st.Dev) == dev && st.Ino == ino
+}
+
+// journalWriter starts each log line with the syslog priority of its level
+// ("<4>" for a warning), which journald reads from a service's output
+// (SyslogLevelPrefix=, on by default) and strips: `journalctl -p warning`
+// then shows warnings, compromise alerts and errors, and `-o cat` the JSON.
+type journalWriter struct{ w io.Writer }
+
+func (j journalWriter) Write(p []byte) (int, error) { return j.WriteLevel(zerolog.NoLevel, p) }
+
+func (j journalWriter) WriteLevel(l zerolog.Level, p []byte) (int, error) {
+	prio := byte('6') // info, and lines without a level
+	switch l {
+	case zerolog.TraceLevel, zerolog.DebugLevel:
+		prio = '7'
+	case zerolog.WarnLevel:
+		prio = '4'
+	case zerolog.ErrorLevel:
+		prio = '3'
+	case zerolog.FatalLevel:
+		prio = '2'
+	case zerolog.PanicLevel:
+		prio = '0'
+	}
+	line := append([]byte{'<', prio, '>'}, p...)
+	if _, err := j.w.Write(line); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

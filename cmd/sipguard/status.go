@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sipguard/sipguard/control"
+	"github.com/sipguard/sipguard/duration"
 )
 
 var statusCommand = command{"status", "show the running daemon", (*Main).status}
@@ -103,7 +104,8 @@ func printStatus(w io.Writer, st control.Status) error {
 		if len(r.Events) == 6 {
 			ev = "all"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%g\t%s\t%d\n", r.Name, ev, r.MaxRetry, r.FindTime, r.BanTime, r.Factor, dash(r.MaxBanTime), r.Bans)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%g\t%s\t%d\n", r.Name, ev, r.MaxRetry, seconds(r.FindTime), seconds(r.BanTime), r.Factor,
+			dash(seconds(r.MaxBanTime)), r.Bans)
 	}
 	if len(st.Notify) > 0 {
 		startTable(tw, "notify\tkind\tsent\tfailed\tdropped\tqueued\tlast error")
@@ -187,4 +189,13 @@ func counts(m map[string]int64) string {
 		parts[i] = fmt.Sprintf("%d %s", m[k], k)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// seconds shows a duration of the status as rules.toml writes it: "1h";
+// "" for none.
+func seconds(s float64) string {
+	if s <= 0 {
+		return ""
+	}
+	return duration.Format(time.Duration(s * float64(time.Second)))
 }
