@@ -37,12 +37,16 @@ type Status struct {
 	State         StateStatus      `json:"state"`
 }
 
-// SourceStatus describes one followed log.
+// SourceStatus describes one followed log. Its State is "reading",
+// "missing" (the file or a directory on its path does not exist),
+// "starting", or why the source is not read ("permission denied", "is a
+// directory", a syslog listener's error).
 type SourceStatus struct {
 	Name      string           `json:"name"`
 	Path      string           `json:"path"`
 	Parser    string           `json:"parser"`
-	Waiting   bool             `json:"waiting"` // the file does not exist (yet)
+	State     string           `json:"state"`
+	Waiting   bool             `json:"waiting"` // the file cannot be opened (kept for compatibility: see State)
 	Offset    int64            `json:"offset"`  // bytes read and handled
 	Inode     uint64           `json:"inode"`
 	Lines     int64            `json:"lines"`
@@ -54,6 +58,13 @@ type SourceStatus struct {
 	Rotated   int64            `json:"rotations"`
 	Error     string           `json:"error,omitempty"`
 }
+
+// States of a source (SourceStatus.State) other than why it is not read.
+const (
+	SourceReading  = "reading"
+	SourceMissing  = "missing"
+	SourceStarting = "starting" // not looked at yet
+)
 
 // FeedStatus describes a blocklist feed.
 type FeedStatus struct {

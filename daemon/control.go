@@ -21,6 +21,7 @@ import (
 	"github.com/sipguard/sipguard/control"
 	"github.com/sipguard/sipguard/duration"
 	"github.com/sipguard/sipguard/parsers"
+	"github.com/sipguard/sipguard/watchers"
 )
 
 func (d *Daemon) listen() (net.Listener, error) { return control.Listen(d.cfg.Socket) }
@@ -186,6 +187,19 @@ func (h handler) Status(ctx context.Context) control.Status {
 	return st
 }
 
+// inForce counts the bans in force: status's count, without building the
+// list (systemd's status check asks every few seconds).
+func (d *Daemon) inForce(now time.Time) int {
+	n := 0
+	d.ledger.All(func(r *bans.Record) bool {
+		if r.InForce(now) {
+			n++
+		}
+		return true
+	})
+	return n
+}
+
 // list returns the bans in force, soonest to expire last.
 func (d *Daemon) list() []control.Ban {
 	now := d.now()
@@ -209,16 +223,17 @@ func (d *Daemon) status(ctx context.Context) control.Status {
 	now := d.now()
 	st := control.Status{
 		Version: d.cfg.Version, PID: os.Getpid(), Started: d.started,
-		UptimeSeconds: now.Sub(d.started).Seconds(), Config: d.cfg.File, Bans: len(d.list()),
+		UptimeSeconds: now.Sub(d.started).Seconds(), Config: d.cfg.File, Bans: d.inForce(now),
 		Unbans: maps.Clone(d.unbans),
 	}
 	for _, s := range d.cfg.Sources {
-		ss := control.SourceStatus{Name: s.Name, Path: s.Path, Parser: s.Parser, DropBy: map[string]int64{}}
+		ss := control.SourceStatus{Name: s.Name, Path: s.Path, Parser: s.Parser, DropBy: map[string]int64{}, State: "not started (see the log)"}
 		if s.syslog() {
 			ss.Path = "syslog " + strings.Join(s.Listen, ",")
 		}
 		if r, ok := d.runners[s.Name]; ok {
 			p := r.status()
+			ss.State = wireState(p.state, p.why)
 			ss.Waiting, ss.Offset, ss.Inode, ss.Rotated = p.stats.Waiting, p.stats.Pos.Offset, p.stats.Pos.Inode, p.stats.Rotations
 			ss.Lines, ss.Events, ss.Dropped, ss.DropBy, ss.Error = p.counts.Lines, p.counts.Events, p.counts.Dropped, p.counts.DropBy, p.err
 			ss.EventsBy, ss.Successes = p.counts.ByKind, p.counts.Successes
@@ -265,6 +280,23 @@ func (d *Daemon) status(ctx context.Context) control.Status {
 	}
 	st.State = control.StateStatus{Dir: d.cfg.StateDir, LastSaved: d.lastSaved, Error: d.saveErr}
 	return st
+}
+
+// wireState is a source's state as status shows it: what it is, or why it
+// is not read.
+func wireState(s watchers.State, why string) string {
+	switch s {
+	case watchers.Reading:
+		return control.SourceReading
+	case watchers.Missing:
+		return control.SourceMissing
+	case watchers.Starting:
+		return control.SourceStarting
+	}
+	if why == "" {
+		return s.String()
+	}
+	return why
 }
 
 // wireBan is a ban as `list` shows it.

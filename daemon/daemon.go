@@ -25,12 +25,13 @@
 // firewall: a crash re-reads lines rather than losing a ban.
 //
 // Files: daemon.go (the core loop), sources.go and syslog.go (what feeds
-// it lines), enforce.go (decisions to the firewall and the ledger),
-// allow.go (the allowlist: the last guard before the firewall, the
-// kernel's allow sets, bans made before an address was allowlisted),
-// manual.go (ban, unban and import by hand), feeds.go, cluster.go,
-// state.go (the state files), notice.go (observers), control.go (the
-// control socket: wire types in, wire types out), reload.go.
+// it lines), health.go (logging sources that are not read), enforce.go
+// (decisions to the firewall and the ledger), allow.go (the allowlist:
+// the last guard before the firewall, the kernel's allow sets, bans made
+// before an address was allowlisted), manual.go (ban, unban and import by
+// hand), feeds.go, cluster.go, state.go (the state files), notice.go
+// (observers), control.go (the control socket: wire types in, wire types
+// out), reload.go.
 package daemon
 
 import (
@@ -98,6 +99,7 @@ const (
 	fieldPath    = "path"
 	fieldOffence = "offences"
 	fieldNode    = "node"
+	fieldState   = "state"
 )
 
 // Daemon runs sipguard. Create it with New, then call Run.
@@ -137,6 +139,7 @@ type Daemon struct {
 	saveJobs     chan saveJob
 	saveResults  chan saveResult
 	skewWarned   map[string]time.Time
+	health       map[string]sourceHealth     // by source, for watchSources
 	verify       func(context.Context) error // the restore's read-back, when deferred
 	observers    []Observer
 	unbans       map[string]int64 // by reason
@@ -178,6 +181,7 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 		runners:     map[string]*runner{},
 		ruleBans:    map[string]int64{},
 		skewWarned:  map[string]time.Time{},
+		health:      map[string]sourceHealth{},
 		unbans:      map[string]int64{},
 		feeds:       map[string]*feedState{},
 		stopFeeds:   func() {},
@@ -232,6 +236,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for _, s := range d.cfg.Sources {
 		d.startSource(s)
 	}
+	d.awaitSources(ctx)
+	d.watchSources()
 	d.startFeeds(ctx)
 	d.log.Info().Int("sources", len(d.cfg.Sources)).Int("rules", len(d.cfg.Engine.Rules)).
 		Int("bans", d.ledger.Len()).Str("socket", d.cfg.Socket).Msg("sipguard running")
@@ -288,6 +294,7 @@ func (d *Daemon) loop(ctx context.Context) {
 			d.expire()
 			d.applyFeeds(ctx)
 			d.initialPositions()
+			d.watchSources()
 			d.save(false)
 		}
 	}

@@ -76,12 +76,18 @@ func start(t *testing.T, cfg daemon.Config, fw firewall.Backend, obs ...daemon.O
 // startWith runs a daemon after setup (Observe, Join) has seen it.
 func startWith(t *testing.T, cfg daemon.Config, fw firewall.Backend, setup func(*daemon.Daemon)) *running {
 	t.Helper()
+	return startAt(t, cfg, fw, nil, setup)
+}
+
+// startAt is startWith with the daemon's clock (nil: time.Now).
+func startAt(t *testing.T, cfg daemon.Config, fw firewall.Backend, now func() time.Time, setup func(*daemon.Daemon)) *running {
+	t.Helper()
 	logs := &testutil.Buffer{}
 	log := zerolog.New(logs)
 	if fw == nil {
 		fw = firewall.NewDryRun(log, nil)
 	}
-	d, err := daemon.New(cfg, fw, log, nil)
+	d, err := daemon.New(cfg, fw, log, now)
 	if err != nil {
 		t.Fatal(err)
 	}

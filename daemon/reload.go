@@ -86,6 +86,7 @@ func (d *Daemon) reload(ctx context.Context, cfg Config) error {
 			d.startSource(s)
 		}
 	}
+	d.awaitSources(d.runCtx)
 	d.log.Info().Int("sources", len(cfg.Sources)).Int("rules", len(cfg.Engine.Rules)).Bool("rules_changed", eng != nil).Msg("configuration reloaded")
 	return nil
 }

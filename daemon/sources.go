@@ -188,6 +188,47 @@ func (d *Daemon) warnSkew(source string, t, now time.Time) {
 		Msg("log lines are stamped in the future; counting them as now (check the source's timezone)")
 }
 
+// lookTimeout bounds the wait for new followers' first look at their
+// files (awaitSources).
+const lookTimeout = 2 * time.Second
+
+// awaitSources waits until every follower has looked at its file, at most
+// lookTimeout: from then on status, and systemd's READY=1, tell whether
+// each source is read. A follower closes Looked before it hands out a
+// line, so it never waits for the core goroutine that waits here.
+func (d *Daemon) awaitSources(ctx context.Context) {
+	timeout := time.NewTimer(lookTimeout)
+	defer timeout.Stop()
+	for _, r := range d.runners {
+		if r.fol == nil {
+			continue
+		}
+		select {
+		case <-r.fol.Looked():
+		case <-timeout.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// state says whether the source is read, and if it fails, why: the error
+// that stopped it, the follower's state, or whether the syslog receiver
+// listens.
+func (r *runner) state(st watchers.Stats) (watchers.State, string) {
+	if p := r.err.Load(); p != nil {
+		return watchers.Failing, *p
+	}
+	if r.rcv != nil {
+		if len(r.rcv.rcv.Stats().Listening) > 0 {
+			return watchers.Reading, ""
+		}
+		return watchers.Starting, ""
+	}
+	return st.State, st.Err
+}
+
 // sourceStatus reports a runner for `status`.
 func (r *runner) status() sourceStatusParts {
 	if r.rcv != nil {
@@ -204,11 +245,14 @@ func (r *runner) status() sourceStatusParts {
 	if p := r.err.Load(); p != nil {
 		e = *p
 	}
-	return sourceStatusParts{stats: st, counts: c, err: e}
+	state, why := r.state(st)
+	return sourceStatusParts{stats: st, counts: c, err: e, state: state, why: why}
 }
 
 type sourceStatusParts struct {
 	stats  watchers.Stats
 	counts parsers.Counts
 	err    string
+	state  watchers.State
+	why    string // when state is Failing
 }

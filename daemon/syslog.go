@@ -40,6 +40,14 @@ func (d *Daemon) startSyslog(s Source) {
 	ctx, cancel := context.WithCancel(d.runCtx)
 	r := &runner{src: s, rcv: sr, cancel: cancel, done: make(chan struct{})}
 	d.runners[s.Name] = r
+	// Listening now, status tells at once whether the source is read.
+	if err := rcv.Listen(ctx); err != nil {
+		msg := err.Error()
+		r.err.Store(&msg)
+		close(r.done)
+		d.log.Error().Err(err).Str(fieldSource, s.Name).Strs("listen", s.Listen).Msg("source not started")
+		return
+	}
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -120,5 +128,6 @@ func (sr *syslogReceiver) status(r *runner) sourceStatusParts {
 	if p := r.err.Load(); p != nil {
 		e = *p
 	}
-	return sourceStatusParts{stats: watchers.Stats{Path: ""}, counts: c, err: e}
+	state, why := r.state(watchers.Stats{})
+	return sourceStatusParts{stats: watchers.Stats{Path: ""}, counts: c, err: e, state: state, why: why}
 }

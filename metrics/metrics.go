@@ -28,6 +28,7 @@
 //	sipguard_bans_narrowed_total                    IPv6 bans narrowed to the address: its network holds an allowlisted one
 //	sipguard_ban_latency_seconds                    histogram: line received to ban in the kernel
 //	sipguard_uptime_seconds
+//	sipguard_source_up{source}                      1 while a source is read (its file open, its syslog listener up)
 //	sipguard_source_waiting{source}                 1 while a source's file is missing or it failed
 //	sipguard_notifications_total{target,kind,result} result: sent, failed, dropped
 //	sipguard_feed_entries{feed}                     entries of a blocklist feed in the firewall
@@ -171,6 +172,7 @@ var (
 	descBytes      = prometheus.NewDesc("sipguard_dropped_bytes_total", "Bytes dropped from banned sources.", nil, nil)
 	descAllowedPk  = prometheus.NewDesc("sipguard_allowed_packets_total", "Packets of allowlisted sources let through ahead of the bans.", nil, nil)
 	descNarrowed   = prometheus.NewDesc("sipguard_bans_narrowed_total", "IPv6 bans narrowed to the address: its network holds an allowlisted address.", nil, nil)
+	descSourceUp   = prometheus.NewDesc("sipguard_source_up", "1 while a source is read; 0 while its file is missing or unreadable, or its syslog listener failed.", []string{"source"}, nil)
 	descSourceDown = prometheus.NewDesc("sipguard_source_waiting", "1 when a source's file does not exist (yet) or it stopped with an error.", []string{"source"}, nil)
 	descNotify     = prometheus.NewDesc("sipguard_notifications_total", "Notifications by target and result (sent, failed, dropped).", []string{"target", "kind", "result"}, nil)
 	descFeed       = prometheus.NewDesc("sipguard_feed_entries", "Entries of a blocklist feed in the firewall.", []string{"feed"}, nil)
@@ -187,7 +189,7 @@ var (
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descUp, descBuild, descUptime, descLines, descEvents, descDropped, descInForce,
-		descFwBans, descTracked, descEvicted, descFwErrors, descPackets, descBytes, descAllowedPk, descNarrowed, descSourceDown, descNotify, descFeed, descFeedFail,
+		descFwBans, descTracked, descEvicted, descFwErrors, descPackets, descBytes, descAllowedPk, descNarrowed, descSourceUp, descSourceDown, descNotify, descFeed, descFeedFail,
 		descClConn, descClPub, descClQueued, descClLost, descClRecv, descClApplied, descClIgnored, descClBad} {
 		ch <- d
 	}
@@ -212,11 +214,15 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		for reason, n := range s.DropBy {
 			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(n), s.Name, s.Parser, reason)
 		}
-		down := 0.0
+		down, up := 0.0, 0.0
 		if s.Waiting || s.Error != "" {
 			down = 1
 		}
+		if s.State == control.SourceReading {
+			up = 1
+		}
 		ch <- prometheus.MustNewConstMetric(descSourceDown, prometheus.GaugeValue, down, s.Name)
+		ch <- prometheus.MustNewConstMetric(descSourceUp, prometheus.GaugeValue, up, s.Name)
 	}
 	ch <- prometheus.MustNewConstMetric(descInForce, prometheus.GaugeValue, float64(st.Bans))
 	ch <- prometheus.MustNewConstMetric(descFwBans, prometheus.GaugeValue, float64(st.Firewall.Bans))

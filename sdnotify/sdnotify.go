@@ -62,3 +62,6 @@ func WatchdogInterval() time.Duration {
 	}
 	return time.Duration(usec) * time.Microsecond
 }
+
+// Enabled reports whether systemd listens: $NOTIFY_SOCKET is set.
+func Enabled() bool { return os.Getenv("NOTIFY_SOCKET") != "" }

@@ -2,6 +2,12 @@
 // offline replay (LineReader), and followed files that survive rotation for
 // the daemon (Follower). It knows nothing of log formats.
 //
+// A Follower says whether it reads its file (Stats.State): reading,
+// missing (the path or a directory on it does not exist: waited for), or
+// failing with the reason ("permission denied", "is a directory"):
+// retried. Probe tells beforehand whether a path can be followed, as
+// `sipguard check` asks.
+//
 // # Why not nxadm/tail
 //
 // The Follower replaces github.com/nxadm/tail v1.4.11, which stays a test

@@ -17,7 +17,7 @@ func statPath(path string) (fileStat, error) {
 	if err != nil {
 		return fileStat{}, err
 	}
-	return fileStat{size: fi.Size()}, nil
+	return fileStat{size: fi.Size(), mode: fi.Mode().Type()}, nil
 }
 
 func statFile(f *os.File) (fileStat, error) {
@@ -25,7 +25,7 @@ func statFile(f *os.File) (fileStat, error) {
 	if err != nil {
 		return fileStat{}, err
 	}
-	return fileStat{size: fi.Size()}, nil
+	return fileStat{size: fi.Size(), mode: fi.Mode().Type()}, nil
 }
 
 func idOf(fs.FileInfo) fileID { return fileID{} }

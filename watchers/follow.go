@@ -76,6 +76,30 @@ type Line struct {
 	Pos  Position // position just after this line: what to save once the line is handled
 }
 
+// State says whether a Follower reads its file.
+type State int
+
+const (
+	Starting State = iota // Run has not looked at the path yet
+	Reading               // the file is open and read, or a rotated one while the path is missing
+	Missing               // the path, or a directory on it, does not exist: waited for
+	Failing               // the path cannot be opened or read (Stats.Err says why): retried
+)
+
+func (s State) String() string {
+	switch s {
+	case Starting:
+		return "starting"
+	case Reading:
+		return "reading"
+	case Missing:
+		return "missing"
+	case Failing:
+		return "failing"
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
 // Stats describe a Follower for `sipguard status`.
 type Stats struct {
 	Path        string
@@ -86,10 +110,11 @@ type Stats struct {
 	Reopens     int64 // opens of the path after the first
 	Recovered   int64 // lines read from a copytruncate copy after a truncation
 	Partial     int64 // unterminated last lines of rotated files or copies, dropped
-	Waiting     bool  // the path cannot be opened (missing, or Err)
-	Draining    bool  // a rotated file is still read: the writer may still write to it
-	Polling     bool  // no inotify watch on the directory: changes are seen every PollInterval
-	Err         string
+	State       State
+	Err         string    // why the file is not read while State is Failing, as Reason says it
+	Waiting     bool      // the path cannot be opened (missing, or Err), also while a rotated file is read
+	Draining    bool      // a rotated file is still read: the writer may still write to it
+	Polling     bool      // no inotify watch on the directory: changes are seen every PollInterval
 	Pos         Position  // position after the last line handed out; what to save
 	LastLine    time.Time // when a line was last handed out
 }
@@ -137,6 +162,7 @@ type Follower struct {
 	log  zerolog.Logger
 
 	running atomic.Bool
+	looked  chan struct{} // closed once Run has first looked at the path
 
 	mu sync.Mutex
 	st Stats
@@ -151,9 +177,13 @@ type Follower struct {
 	startSize int64
 	startSeen bool
 	waiting   bool   // absence logged
-	openErr   string // last open error logged
+	openErr   string // why the path cannot be opened (Reason), logged once
 	nextTry   time.Time
-	readErr   string // last read error logged
+	readErr   string // why the last read failed (Reason), logged once
+	hasLooked bool   // looked is closed
+	state     State  // as last published in st
+	stateErr  string
+	stateWait bool
 	batch     []Line
 	bufs      [][]byte // read buffers not in use
 	scratch   []byte
@@ -165,6 +195,7 @@ type fileID struct{ dev, ino uint64 }
 type fileStat struct {
 	id   fileID
 	size int64
+	mode fs.FileMode // type bits only
 }
 
 // NewFollower returns a Follower of path. Nothing happens before Run.
@@ -177,11 +208,12 @@ func NewFollower(path string, opts Options) *Follower {
 		opts.PollInterval = defaultPollInterval
 	}
 	f := &Follower{
-		path: path,
-		dir:  filepath.Dir(path),
-		base: filepath.Base(path),
-		opts: opts,
-		log:  opts.Logger.With().Str("path", path).Logger(),
+		path:   path,
+		dir:    filepath.Dir(path),
+		base:   filepath.Base(path),
+		opts:   opts,
+		log:    opts.Logger.With().Str("path", path).Logger(),
+		looked: make(chan struct{}),
 	}
 	if opts.Resume != nil && (opts.Resume.Inode != 0 || opts.Resume.Dev != 0) {
 		p := *opts.Resume
@@ -198,6 +230,11 @@ func (f *Follower) Stats() Stats {
 	defer f.mu.Unlock()
 	return f.st
 }
+
+// Looked is closed once Run has first looked at the path: opened the file
+// or learned why it cannot. From then on Stats.State says whether the file
+// is read, so a daemon can wait for it before it says it is ready.
+func (f *Follower) Looked() <-chan struct{} { return f.looked }
 
 func (f *Follower) update(fn func(*Stats)) {
 	f.mu.Lock()
@@ -219,6 +256,7 @@ func (f *Follower) Run(ctx context.Context, emit func([]Line) error) error {
 	}
 	defer f.running.Store(false)
 	defer f.stop()
+	defer f.lookedAt() // when Run ends before its first look
 
 	if !f.started && f.resume == nil {
 		// StartEnd means what the file holds now; remember it even if the
@@ -290,6 +328,7 @@ func (f *Follower) step(ctx context.Context, emit func([]Line) error, force bool
 	default:
 		f.open()
 	}
+	defer f.publish()
 	if len(f.olds) > 0 {
 		if err := f.drainOlds(ctx, emit); err != nil {
 			return err
@@ -373,6 +412,9 @@ func (f *Follower) open() {
 		return
 	}
 	st, err := statFile(fh)
+	if err == nil {
+		err = followable(f.path, st.mode)
+	}
 	if err != nil {
 		fh.Close()
 		f.noFile(err)
@@ -411,7 +453,43 @@ func (f *Follower) open() {
 // opened clears the state of a missing or unreadable file.
 func (f *Follower) opened() {
 	f.waiting, f.openErr = false, ""
-	f.update(func(st *Stats) { st.Waiting, st.Err = false, "" })
+	f.publish()
+}
+
+// lookedAt closes looked, once.
+func (f *Follower) lookedAt() {
+	if !f.hasLooked {
+		f.hasLooked = true
+		close(f.looked)
+	}
+}
+
+// publish sets Stats.State and Stats.Err from what the follower found, as
+// soon as it found it: the first time, before any line is handed out (a
+// daemon waiting for Looked may be the one the lines go to). A missing
+// path while a rotated file is still read is usual in a rotation: the
+// follower reads.
+func (f *Follower) publish() {
+	state, msg := Starting, ""
+	switch {
+	case f.openErr != "":
+		state, msg = Failing, f.openErr
+	case f.readErr != "":
+		state, msg = Failing, f.readErr
+	case f.cur != nil || len(f.olds) > 0:
+		state = Reading
+	case f.waiting:
+		state = Missing
+	}
+	waiting := f.waiting
+	if state == f.state && msg == f.stateErr && waiting == f.stateWait {
+		return
+	}
+	f.state, f.stateErr, f.stateWait = state, msg, waiting
+	f.update(func(st *Stats) { st.State, st.Err, st.Waiting = state, msg, waiting })
+	if state != Starting {
+		f.lookedAt()
+	}
 }
 
 // noFile handles a path that cannot be opened: a missing file is waited
@@ -429,16 +507,16 @@ func (f *Follower) noFile(err error) {
 			ev.Msg("waiting for file to appear")
 		}
 		f.waiting, f.openErr = true, ""
-		f.update(func(st *Stats) { st.Waiting, st.Err = true, "" })
+		f.publish()
 		return
 	}
-	msg := err.Error()
+	msg := Reason(err)
 	if msg != f.openErr {
 		f.log.Error().Err(err).Msg("cannot open file; retrying")
 	}
 	f.waiting, f.openErr = true, msg
 	f.nextTry = time.Now().Add(retryInterval)
-	f.update(func(st *Stats) { st.Waiting, st.Err = true, msg })
+	f.publish()
 }
 
 // applyResume starts from a saved position: it continues the same file,
@@ -449,7 +527,10 @@ func (f *Follower) applyResume(ctx context.Context, emit func([]Line) error) err
 	fh, err := os.Open(f.path)
 	var st fileStat
 	if err == nil {
-		if st, err = statFile(fh); err != nil {
+		if st, err = statFile(fh); err == nil {
+			err = followable(f.path, st.mode)
+		}
+		if err != nil {
 			fh.Close()
 		}
 	}
@@ -761,7 +842,7 @@ func (f *Follower) read(ctx context.Context, s *source, emit func([]Line) error,
 		start, free := s.rd, len(s.buf)-s.w
 		n, err := s.f.ReadAt(s.buf[s.w:], start)
 		if err != nil && !errors.Is(err, io.EOF) {
-			if msg := err.Error(); msg != f.readErr {
+			if msg := Reason(err); msg != f.readErr {
 				f.readErr = msg
 				f.log.Warn().Err(err).Str("file", s.name).Int64("offset", start).Msg("cannot read file; retrying")
 			}

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -418,28 +417,10 @@ func TestFollower_PermissionDenied(t *testing.T) {
 		t.Fatal(err)
 	}
 	deny, allow := func() { chmod(t, path, 0) }, func() { chmod(t, path, 0o644) }
-	if os.Geteuid() == 0 {
+	if toNobody, asRoot := dropRoot(t, dir); toNobody != nil {
 		// Root reads anything: be nobody. The file stays root's, 0600.
-		for d := dir; d != filepath.Dir(d) && strings.HasPrefix(d, os.TempDir()) && d != os.TempDir(); d = filepath.Dir(d) {
-			chmod(t, d, 0o755)
-		}
-		const nobody = 65534
-		asRoot := func(fn func()) {
-			if err := syscall.Seteuid(0); err != nil {
-				t.Fatal(err)
-			}
-			fn()
-			if err := syscall.Seteuid(nobody); err != nil {
-				t.Fatal(err)
-			}
-		}
-		deny = func() {
-			if err := syscall.Seteuid(nobody); err != nil {
-				t.Fatal(err)
-			}
-		}
+		deny = toNobody
 		allow = func() { asRoot(func() { chmod(t, path, 0o644) }) }
-		t.Cleanup(func() { syscall.Seteuid(0) })
 	}
 	deny()
 	log, buf := testLogger(t)
@@ -450,6 +431,9 @@ func TestFollower_PermissionDenied(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if st := f.Stats(); !st.Waiting || !strings.Contains(st.Err, "permission denied") {
 		t.Errorf("stats %+v; want waiting with a permission error", st)
+	}
+	if st := f.Stats(); st.State != watchers.Failing || st.Err != "permission denied" {
+		t.Errorf("state %v %q; want failing, permission denied", st.State, st.Err)
 	}
 	allow()
 	if err := w.write(11, 20, 1); err != nil {
@@ -464,6 +448,9 @@ func TestFollower_PermissionDenied(t *testing.T) {
 	}
 	if st := f.Stats(); st.Err != "" || st.Waiting {
 		t.Errorf("stats %+v; want the error cleared", st)
+	}
+	if st := f.Stats(); st.State != watchers.Reading {
+		t.Errorf("state %v; want reading", st.State)
 	}
 }
 

@@ -3,18 +3,28 @@ package main
 import (
 	"context"
 	"fmt"
+
+	"github.com/sipguard/sipguard/config"
+	"github.com/sipguard/sipguard/watchers"
 )
 
 var checkCommand = command{"check", "validate a configuration file", (*Main).check}
 
-const checkSynopsis = `check [-c FILE]
+const checkSynopsis = `check [-c FILE] [--strict]
 
 Validates a configuration file: every key, value and [[parser]] pattern (on
-its example lines). Errors name the file, line and key; the exit code is 1.`
+its example lines). Errors name the file, line and key; the exit code is 1.
+
+Then it opens each file source's log, as this process can (run it as the
+daemon runs): a log that is missing, unreadable, a directory or not a
+regular file is a warning on stderr, with its path and why; with --strict it
+is an error. The daemon waits for a missing log and retries an unreadable
+one; status shows such a source as not read.`
 
 func (m *Main) check(_ context.Context, args []string) error {
 	fs := m.flagSet("check", checkSynopsis)
 	path := fs.String("c", "", "config `FILE` to check")
+	strict := fs.Bool("strict", false, "fail when a source's log cannot be read")
 	rest, err := m.parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -39,5 +49,27 @@ func (m *Main) check(_ context.Context, args []string) error {
 	for _, w := range m.lockoutWarnings(opts.Allow) {
 		fmt.Fprintf(m.Stderr, "warning: %s\n", w)
 	}
+	unread := unreadable(cfg)
+	for _, p := range unread {
+		fmt.Fprintf(m.Stderr, "warning: %s\n", p)
+	}
+	if *strict && len(unread) > 0 {
+		return fmt.Errorf("%d %s cannot be read (--strict)", len(unread), plural(len(unread), "log"))
+	}
 	return nil
+}
+
+// unreadable lists the file sources whose log this process cannot follow
+// now: "source NAME: PATH: why".
+func unreadable(cfg *config.Config) []string {
+	var out []string
+	for _, s := range cfg.Sources {
+		if s.Type != "file" {
+			continue
+		}
+		if err := watchers.Probe(s.Path); err != nil {
+			out = append(out, fmt.Sprintf("source %s: %s: %s", s.Name, s.Path, watchers.Reason(err)))
+		}
+	}
+	return out
 }

@@ -138,6 +138,14 @@ func ctl(t *testing.T, args ...string) (string, string, error) {
 	return out.String(), errOut.String(), err
 }
 
+// answers reports whether the daemon of config answers status: exit code
+// 0, or 3 while it runs degraded (a log not written yet).
+func answers(t *testing.T, config string) bool {
+	t.Helper()
+	_, _, code := exitCode(t, nil, "status", "-c", config)
+	return code == exitOK || code == exitDegraded
+}
+
 // waitFor polls cond every 5 ms until it holds or d passes.
 func waitFor(d time.Duration, cond func() bool) bool { return testutil.Eventually(d, cond) }
 
@@ -299,7 +307,8 @@ ban_time = "1h"
 	}
 	write("3")
 	d := startDaemon(t, ns, config)
-	if !waitFor(10*time.Second, func() bool { _, _, err := ctl(t, "status", "-c", config); return err == nil }) {
+	// Degraded until the log is written: it does not exist yet.
+	if !waitFor(10*time.Second, func() bool { return answers(t, config) }) {
 		t.Fatalf("daemon did not come up:\n%s", d.stderr)
 	}
 	write(`"three"`) // invalid
@@ -319,5 +328,8 @@ ban_time = "1h"
 	appendLines(t, logPath, failures("198.51.100.8", 1)...)
 	if !waitFor(10*time.Second, func() bool { return setHas(t, ns, "ban4", "198.51.100.8") }) {
 		t.Fatalf("new rule (1 failure) not applied:\n%s", d.stderr)
+	}
+	if _, errOut, err := ctl(t, "status", "-c", config); err != nil {
+		t.Errorf("status once the log is read: %v %s", err, errOut)
 	}
 }

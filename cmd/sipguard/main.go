@@ -7,8 +7,8 @@
 // rules.toml, daemon for run, control for the commands that talk to the
 // daemon).
 //
-// Exit codes: 0 success, 1 error (a bad config, an unreadable file, a
-// failed command), 2 usage error (unknown command or flag).
+// Exit codes: exitCodes says what each one means; help, the manual page
+// and docs/operations.md show it.
 package main
 
 import (
@@ -41,7 +41,7 @@ func main() {
 		cancel()
 		<-sig
 		fmt.Fprintln(os.Stderr, "sipguard: second signal, exiting now")
-		os.Exit(1)
+		os.Exit(exitError)
 	}()
 	m := NewMain()
 	os.Exit(m.Exit(m.Run(ctx, os.Args[1:])))
@@ -84,6 +84,32 @@ func NewMain() *Main {
 	}
 }
 
+// The process's exit codes.
+const (
+	exitOK       = 0
+	exitError    = 1
+	exitUsage    = 2
+	exitDegraded = 3
+)
+
+// exitCodes says what each exit code means, as help and the manual page
+// show it.
+var exitCodes = []struct {
+	code    int
+	meaning string
+}{
+	{exitOK, "success; status: the daemon runs healthy"},
+	{exitError, "error; status: the daemon is not running; check --strict: a log cannot be read"},
+	{exitUsage, "usage error (an unknown command or flag)"},
+	{exitDegraded, "status: the daemon runs degraded (a source is not read, or a firewall error)"},
+}
+
+// degradedError is status's answer for a daemon that runs but does not
+// protect fully (exit code 3): what is wrong.
+type degradedError struct{ problems []string }
+
+func (e *degradedError) Error() string { return "degraded: " + strings.Join(e.problems, "; ") }
+
 // usageError is a mistake on the command line (exit code 2); cmd is the
 // command it was made with, if known.
 type usageError struct{ msg, cmd string }
@@ -97,15 +123,19 @@ func usagef(format string, args ...any) error {
 // Exit prints err and returns the process exit code for it.
 func (m *Main) Exit(err error) int {
 	var ue *usageError
+	var de *degradedError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
-		return 0
+		return exitOK
 	case errors.As(err, &ue):
 		fmt.Fprintf(m.Stderr, "Error: %v\nTry: sipguard help %s\n", err, ue.cmd)
-		return 2
+		return exitUsage
+	case errors.As(err, &de):
+		fmt.Fprintf(m.Stderr, "warning: %v\n", err)
+		return exitDegraded
 	default:
 		fmt.Fprintf(m.Stderr, "Error: %v\n", err)
-		return 1
+		return exitError
 	}
 }
 
@@ -145,8 +175,11 @@ exists, else the built-in defaults, which are the shipped rules.toml);
 status, list, ban, unban, export and import find the daemon's socket
 there. Run "sipguard help <command>" for a command's flags.
 
-Exit codes: 0 success, 1 error, 2 usage error.
+Exit codes:
 `)
+	for _, e := range exitCodes {
+		fmt.Fprintf(&b, "  %d  %s\n", e.code, e.meaning)
+	}
 	return b.String()
 }
 

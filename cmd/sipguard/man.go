@@ -83,9 +83,11 @@ the state: bans in force, offence history, log positions
 .I /run/sipguard/sipguard.sock
 the control socket (root only)
 .SH EXIT STATUS
-0 on success, 1 on an error (a bad configuration, an unreadable file, a
-failed request), 2 on a usage error.
-.SH SEE ALSO
+`)
+	for _, e := range exitCodes {
+		fmt.Fprintf(w, ".TP\n.B %d\n%s\n", e.code, roff(e.meaning))
+	}
+	fmt.Fprint(w, `.SH SEE ALSO
 .BR nft (8),
 .BR systemctl (1),
 .BR fail2ban-client (1)

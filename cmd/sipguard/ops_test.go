@@ -392,9 +392,11 @@ events = ["compromise"]
 	}
 }
 
-// TestRunSystemd: under systemd (Type=notify, WatchdogSec) the daemon says
-// READY=1 once running and pings the watchdog.
-func TestRunSystemd(t *testing.T) {
+// systemdSocket plays systemd for a daemon started by the test: it
+// listens on $NOTIFY_SOCKET, with a watchdog of 200 ms (pings, and health
+// checks, every 100 ms). The test must not be parallel (t.Setenv).
+func systemdSocket(t *testing.T) *net.UnixConn {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "notify.sock")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
 	if err != nil {
@@ -402,8 +404,15 @@ func TestRunSystemd(t *testing.T) {
 	}
 	t.Cleanup(func() { conn.Close() })
 	t.Setenv("NOTIFY_SOCKET", sock)
-	t.Setenv("WATCHDOG_USEC", "200000") // pings every 100 ms
+	t.Setenv("WATCHDOG_USEC", "200000")
 	t.Setenv("WATCHDOG_PID", "")
+	return conn
+}
+
+// TestRunSystemd: under systemd (Type=notify, WatchdogSec) the daemon says
+// READY=1 once running and pings the watchdog.
+func TestRunSystemd(t *testing.T) {
+	conn := systemdSocket(t)
 	config, _ := opsConfig(t, "")
 	logs := dryDaemon(t, config)
 	var got []string

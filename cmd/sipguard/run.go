@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -125,31 +126,43 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	return d.Run(ctx)
 }
 
+// healthEvery is how often, at most, the daemon's health is told to
+// systemd (STATUS=) when no watchdog ticks more often.
+const healthEvery = 10 * time.Second
+
 // systemd tells systemd (Type=notify) when the daemon is ready and, when
 // the unit sets WatchdogSec, that it is alive: only while its core
-// goroutine answers, so a hung daemon is restarted.
+// goroutine answers, so a hung daemon is restarted. STATUS= says whether
+// it runs healthy ("running") or degraded, and why, as `status` would
+// (systemctl status shows it).
 func systemd(ctx context.Context, d *daemon.Daemon, log zerolog.Logger) {
 	select {
 	case <-d.Ready():
 	case <-ctx.Done():
 		return
 	}
-	if err := sdnotify.Notify(sdnotify.Ready + "\nSTATUS=running"); err != nil {
+	if !sdnotify.Enabled() {
+		return
+	}
+	health := systemdHealth(ctx, d)
+	if err := sdnotify.Notify(sdnotify.Ready + "\nSTATUS=" + health); err != nil {
 		log.Warn().Err(err).Msg("could not tell systemd the daemon is ready")
 	}
 	defer sdnotify.Notify(sdnotify.Stopping)
 	every := sdnotify.WatchdogInterval() / 2
-	if every <= 0 {
-		<-ctx.Done()
-		return
+	check := healthEvery
+	if every > 0 {
+		check = min(every, healthEvery) // pings the watchdog at least as often as it asks
 	}
-	t := time.NewTicker(every)
+	t := time.NewTicker(check)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if every > 0 {
 			actx, cancel := context.WithTimeout(ctx, every)
 			err := d.Alive(actx)
 			cancel()
@@ -161,7 +174,26 @@ func systemd(ctx context.Context, d *daemon.Daemon, log zerolog.Logger) {
 			}
 			sdnotify.Notify(sdnotify.Watchdog)
 		}
+		if h := systemdHealth(ctx, d); h != health {
+			health = h
+			sdnotify.Notify("STATUS=" + h)
+		}
 	}
+}
+
+// systemdHealth is the daemon's STATUS= for systemd: "running", or
+// "degraded: " and what status names (on one line, as the protocol wants).
+func systemdHealth(ctx context.Context, d *daemon.Daemon) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := d.Status(ctx)
+	if err != nil {
+		return "no status: " + err.Error()
+	}
+	if problems := degraded(st); len(problems) > 0 {
+		return strings.ReplaceAll((&degradedError{problems}).Error(), "\n", " ")
+	}
+	return "running"
 }
 
 // notifyObserver sends the daemon's notices to the [[notify]] targets.

@@ -17,10 +17,43 @@ var statusCommand = command{"status", "show the running daemon", (*Main).status}
 
 const statusSynopsis = `status [-c FILE] [--json]
 
-Shows the running daemon: sources, rules, bans in force, firewall and state.`
+Shows the running daemon: sources, rules, bans in force, firewall and state.
+Each source's state is reading, missing (its log or a directory on its path
+does not exist), or why it is not read (permission denied, ...).
+
+The exit code is 0 when the daemon runs healthy, 3 when it runs degraded (a
+source not read, or a firewall error: each is named on stderr), 1 when it
+is not running.`
 
 func (m *Main) status(ctx context.Context, args []string) error {
-	return query(m, ctx, args, "status", statusSynopsis, (*control.Client).Status, printStatus)
+	var st control.Status
+	ask := func(c *control.Client, ctx context.Context) (control.Status, error) {
+		var err error
+		st, err = c.Status(ctx)
+		return st, err
+	}
+	if err := query(m, ctx, args, "status", statusSynopsis, ask, printStatus); err != nil {
+		return err
+	}
+	if problems := degraded(st); len(problems) > 0 {
+		return &degradedError{problems}
+	}
+	return nil
+}
+
+// degraded lists what keeps a running daemon from protecting fully: the
+// sources it does not read, and a firewall error. None: healthy.
+func degraded(st control.Status) []string {
+	var problems []string
+	for _, s := range st.Sources {
+		if s.State != control.SourceReading {
+			problems = append(problems, "source "+s.Name+": "+s.State)
+		}
+	}
+	if st.Firewall.Error != "" {
+		problems = append(problems, "firewall: "+st.Firewall.Error)
+	}
+	return problems
 }
 
 // printStatus shows the daemon's status for people.
@@ -70,14 +103,7 @@ func printStatus(w io.Writer, st control.Status) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "source\tparser\tpath\toffset\tlines\tevents\tlogins\tdropped\trotations\tstate")
 	for _, s := range st.Sources {
-		state := "following"
-		switch {
-		case s.Error != "":
-			state = "error: " + s.Error
-		case s.Waiting:
-			state = "waiting for the file"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", s.Name, s.Parser, s.Path, s.Offset, s.Lines, s.Events, s.Successes, s.Dropped, s.Rotated, state)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", s.Name, s.Parser, s.Path, s.Offset, s.Lines, s.Events, s.Successes, s.Dropped, s.Rotated, dash(s.State))
 	}
 	startTable(tw, "rule\tevents\tmax_retry\tfind_time\tban_time\tfactor\tmax_ban_time\tbans")
 	for _, r := range st.Rules {
