@@ -14,12 +14,14 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sipguard/sipguard/bans"
 	"github.com/sipguard/sipguard/cluster"
 	"github.com/sipguard/sipguard/control"
 	"github.com/sipguard/sipguard/duration"
+	"github.com/sipguard/sipguard/firewall"
 	"github.com/sipguard/sipguard/parsers"
 	"github.com/sipguard/sipguard/watchers"
 )
@@ -175,29 +177,50 @@ func (h handler) List(ctx context.Context) []control.Ban {
 }
 
 // Status reports the daemon's state, as `sipguard status --json` shows it.
+//
+// Status never delays banning, however many ask at once (an unprivileged
+// user can scrape the metrics in a loop): what the core goroutine reports
+// costs it nothing per ban held, and the firewall's part (a pass over its
+// bans and a round trip to the kernel) is read outside it, at most once a
+// second whatever the number of callers (fwStateMaxAge).
 func (d *Daemon) Status(ctx context.Context) (control.Status, error) {
 	var st control.Status
-	err := d.call(ctx, func() { st = d.status(ctx) })
-	return st, err
+	if err := d.call(ctx, func() { st = d.status() }); err != nil {
+		return st, err
+	}
+	fs := d.fwState.get(ctx, d.fw)
+	f := &st.Firewall
+	f.Backend, f.Table, f.Hooks, f.Bans, f.Packets = fs.Backend, fs.Table, fs.Hooks, fs.Bans, fs.Packets
+	f.Bytes, f.Allowed, f.Restored, f.LastCheck = fs.Bytes, fs.Allowed, fs.Restored, fs.LastCheck
+	if f.Error == "" {
+		f.Error = fs.LastError
+	}
+	return st, nil
 }
 
 func (h handler) Status(ctx context.Context) control.Status {
-	var st control.Status
-	h.d.call(ctx, func() { st = h.d.status(ctx) })
+	st, _ := h.d.Status(ctx)
 	return st
 }
 
-// inForce counts the bans in force: status's count, without building the
-// list (systemd's status check asks every few seconds).
-func (d *Daemon) inForce(now time.Time) int {
-	n := 0
-	d.ledger.All(func(r *bans.Record) bool {
-		if r.InForce(now) {
-			n++
-		}
-		return true
-	})
-	return n
+// fwStateMaxAge is how old the firewall's part of a status may be.
+const fwStateMaxAge = time.Second
+
+// fwStateCache holds the firewall's last State. Its lock is held while
+// the backend is read, so callers at the same moment share one read.
+type fwStateCache struct {
+	mu sync.Mutex
+	at time.Time
+	st firewall.State
+}
+
+func (c *fwStateCache) get(ctx context.Context, fw firewall.Backend) firewall.State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.at.IsZero() || time.Since(c.at) >= fwStateMaxAge {
+		c.st, c.at = fw.State(ctx), time.Now()
+	}
+	return c.st
 }
 
 // list returns the bans in force, soonest to expire last.
@@ -219,11 +242,14 @@ func (d *Daemon) list() []control.Ban {
 	return out
 }
 
-func (d *Daemon) status(ctx context.Context) control.Status {
+// status is the core goroutine's part of a status: nothing in it costs a
+// pass over the bans. Bans counts the bans held: an ended ban is forgotten
+// at the next tick of the core loop, within a second.
+func (d *Daemon) status() control.Status {
 	now := d.now()
 	st := control.Status{
 		Version: d.cfg.Version, PID: os.Getpid(), Started: d.started,
-		UptimeSeconds: now.Sub(d.started).Seconds(), Config: d.cfg.File, Bans: d.inForce(now),
+		UptimeSeconds: now.Sub(d.started).Seconds(), Config: d.cfg.File, Bans: d.ledger.Len(),
 		Unbans: maps.Clone(d.unbans),
 	}
 	for _, s := range d.cfg.Sources {
@@ -260,15 +286,7 @@ func (d *Daemon) status(ctx context.Context) control.Status {
 		Events: es.Events, Allowed: es.Allowed, WhileBanned: es.WhileBanned, Bans: es.Bans, Narrowed: es.Narrowed,
 		Stale: d.stale, Tracked: es.Tracked, Evicted: es.Evicted, Compromises: es.Compromises,
 	}
-	fs := d.fw.State(ctx)
-	st.Firewall = control.FirewallStatus{
-		Backend: fs.Backend, Table: fs.Table, Hooks: fs.Hooks, Bans: fs.Bans, Packets: fs.Packets,
-		Bytes: fs.Bytes, Allowed: fs.Allowed, Refused: d.allowRefused, Restored: fs.Restored, LastCheck: fs.LastCheck,
-		Error: fs.LastError, Errors: d.fwErrors,
-	}
-	if d.fwErr != "" {
-		st.Firewall.Error = d.fwErr
-	}
+	st.Firewall = control.FirewallStatus{Refused: d.allowRefused, Errors: d.fwErrors, Error: d.fwErr}
 	st.Feeds = d.feedStatus()
 	for _, o := range d.observers {
 		if r, ok := o.(NotifyReporter); ok {

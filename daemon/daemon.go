@@ -114,6 +114,7 @@ type Daemon struct {
 	ready   chan struct{}  // closed once Run has restored and started everything
 	wg      sync.WaitGroup // followers
 	runCtx  context.Context
+	fwState fwStateCache // the firewall's part of status, read outside the core
 
 	// Owned by the core goroutine.
 	cfg          Config

@@ -7,6 +7,11 @@
 // status cannot tell afterwards is pushed as it happens: bans and unbans
 // by rule and reason, compromises, and the ban latency histogram.
 //
+// The listener is open to whoever can connect, so scrapes must never
+// delay banning: the status is read at most once per StatusMaxAge (the
+// scrapes meanwhile, however many, share it), and scrapes are answered
+// one at a time.
+//
 // Metric names are a contract (contrib/grafana uses them):
 //
 //	sipguard_up                                     1 while the daemon answers
@@ -52,6 +57,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -116,8 +122,26 @@ func (m *Metrics) Unban(rule, reason string) { m.unbans.WithLabelValues(rule, re
 func (m *Metrics) Compromise(source string) { m.compromises.WithLabelValues(source).Inc() }
 
 // Handler serves the metrics in Prometheus' exposition formats.
+// Scrapes are answered one at a time, the others waiting their turn:
+// scrapers in a loop then take at most one goroutine's worth of the
+// daemon's CPU, whatever their number.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, Timeout: 10 * time.Second})
+	return oneAtATime(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, Timeout: 10 * time.Second}))
+}
+
+// oneAtATime serves one request at a time; the others wait, until their
+// client goes away.
+func oneAtATime(h http.Handler) http.Handler {
+	turn := make(chan struct{}, 1)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case turn <- struct{}{}:
+		case <-r.Context().Done():
+			return
+		}
+		defer func() { <-turn }()
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Listen opens the metrics listener: done before the daemon starts, so a
@@ -150,10 +174,32 @@ func (m *Metrics) Serve(ctx context.Context, l net.Listener) error {
 	return nil
 }
 
+// StatusMaxAge is how old the status a scrape reports may be.
+const StatusMaxAge = time.Second
+
 // statusCollector turns a status into metrics at scrape time.
 type statusCollector struct {
 	status  StatusFunc
 	version string
+
+	mu   sync.Mutex // held while the status is read: scrapes at once share a read
+	at   time.Time  // when last read
+	last control.Status
+	err  error
+}
+
+// read returns the status, read anew when the last one is StatusMaxAge
+// old.
+func (c *statusCollector) read() (control.Status, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.at.IsZero() || time.Since(c.at) >= StatusMaxAge {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c.last, c.err = c.status(ctx)
+		c.at = time.Now()
+	}
+	return c.last, c.err
 }
 
 var (
@@ -197,9 +243,7 @@ func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descBuild, prometheus.GaugeValue, 1, c.version)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := c.status(ctx)
+	st, err := c.read()
 	if err != nil {
 		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 0)
 		return

@@ -6,11 +6,16 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sipguard/sipguard/control"
 )
@@ -124,6 +129,64 @@ func TestDaemonDown(t *testing.T) {
 	out := scrape(t, m)
 	if !strings.Contains(out, "sipguard_up 0\n") || strings.Contains(out, "sipguard_lines_total") {
 		t.Errorf("got:\n%s", out)
+	}
+}
+
+// busy is a collector that notes how many of its Collects run at once.
+type busy struct{ now, most atomic.Int32 }
+
+func (b *busy) Describe(chan<- *prometheus.Desc) {}
+
+func (b *busy) Collect(chan<- prometheus.Metric) {
+	n := b.now.Add(1)
+	defer b.now.Add(-1)
+	for m := b.most.Load(); n > m && !b.most.CompareAndSwap(m, n); m = b.most.Load() {
+	}
+	time.Sleep(5 * time.Millisecond)
+}
+
+// TestScrapesShareStatus: 16 scrapers at once read the daemon's status
+// once, and are answered one at a time: scrapers in a loop cannot keep
+// the daemon's core goroutine busy, nor take more than a goroutine's
+// worth of its CPU. After StatusMaxAge the status is read anew.
+func TestScrapesShareStatus(t *testing.T) {
+	var reads atomic.Int32
+	b := &busy{}
+	m := New(func(context.Context) (control.Status, error) {
+		reads.Add(1)
+		time.Sleep(20 * time.Millisecond) // a slow status: the others arrive meanwhile
+		return control.Status{Bans: int(reads.Load())}, nil
+	}, "x", b)
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	get := func() string {
+		res, err := http.Get(srv.URL)
+		if err != nil {
+			t.Error(err)
+			return ""
+		}
+		defer res.Body.Close()
+		out, _ := io.ReadAll(res.Body)
+		return string(out)
+	}
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			if out := get(); !strings.Contains(out, "sipguard_bans_in_force 1\n") {
+				t.Errorf("scrape:\n%s", out)
+			}
+		})
+	}
+	wg.Wait()
+	if n := reads.Load(); n != 1 {
+		t.Errorf("16 scrapes at once read the status %d times, want 1", n)
+	}
+	if n := b.most.Load(); n != 1 {
+		t.Errorf("%d scrapes answered at once, want 1", n)
+	}
+	time.Sleep(StatusMaxAge)
+	if out := get(); !strings.Contains(out, "sipguard_bans_in_force 2\n") || reads.Load() != 2 {
+		t.Errorf("after StatusMaxAge, %d reads:\n%s", reads.Load(), out)
 	}
 }
 

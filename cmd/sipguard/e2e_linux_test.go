@@ -54,6 +54,10 @@ func TestMain(m *testing.M) {
 		udpSink(spec) // a helper process of TestGatewayMode
 		return
 	}
+	if spec := os.Getenv("SIPGUARD_SCRAPERS"); spec != "" {
+		scrapers(spec) // a helper process of TestScrapesDoNotDelayBans
+		return
+	}
 	if conf := os.Getenv("SIPGUARD_NATS_SERVER"); conf != "" {
 		natstest.Serve(conf) // the NATS server of TestCluster
 		return
