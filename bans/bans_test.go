@@ -34,6 +34,7 @@ func TestParseTarget(t *testing.T) {
 		{in: "203.0.113.0/24", want: "203.0.113.0/24"},
 		{in: "2001:db8::/64", want: "2001:db8::/64"},
 		{in: "::ffff:203.0.113.0/120", want: "203.0.113.0/24"},
+		{in: "::ffff:198.51.100.7/128", want: "198.51.100.7/32"}, // an allowlist entry written mapped matches
 		{in: "0.0.0.0/0", want: "0.0.0.0/0"},
 		{in: "10.1.2.3/8", err: `"10.1.2.3/8" has host bits set (did you mean 10.0.0.0/8?)`, masked: "10.0.0.0/8"},
 		{in: "::ffff:203.0.113.7/120", err: "host bits", masked: "203.0.113.0/24"},
@@ -57,6 +58,56 @@ func TestParseTarget(t *testing.T) {
 		var hb *bans.HostBitsError
 		if errors.As(err, &hb) != (tc.masked != "") || tc.masked != "" && hb.Masked != pfx(tc.masked) {
 			t.Errorf("ParseTarget(%q): %#v; want masked %q", tc.in, err, tc.masked)
+		}
+	}
+}
+
+// TestSpecial: the special-purpose address space is never banned, nor a
+// network holding any of it; the documentation ranges (every test's
+// attackers) and ordinary networks are not special.
+func TestSpecial(t *testing.T) {
+	for _, tc := range []struct{ in, why string }{
+		{"0.0.0.0/32", `"this network" (0.0.0.0/8)`},
+		{"0.0.0.0/8", `"this network"`},
+		{"0.1.2.3/32", `"this network"`},
+		{"127.0.0.1/32", "loopback (127.0.0.0/8)"},
+		{"127.0.0.0/7", "a network holding loopback"},
+		{"169.254.169.254/32", "link-local (169.254.0.0/16)"},
+		{"224.0.0.0/8", "multicast"},
+		{"239.255.255.250/32", "multicast"},
+		{"255.255.255.255/32", "broadcast"},
+		{"255.255.255.0/24", "a network holding the broadcast address"},
+		{"128.0.0.0/1", "a network holding link-local"},
+		{"::/128", "the unspecified address"},
+		{"::1/128", "loopback (::1)"},
+		{"::/64", "a network holding loopback (::1)"},
+		{"::102:304/128", "IPv4-compatible"},
+		{"::ffff:127.0.0.1/128", "loopback (127.0.0.0/8)"}, // as the firewall reads it
+		{"::ffff:0:0/96", "a network holding \"this network\""},
+		{"::fffe:0:0/95", "a network holding IPv4-mapped"},
+		{"fe80::1/128", "link-local (fe80::/10)"},
+		{"fe80::/64", "link-local"},
+		{"fe80::/19", "link-local"},
+		{"fe00::/7", "a network holding link-local"},
+		{"ff02::1/128", "multicast (ff00::/8)"},
+		{"ff02::/19", "multicast"},
+		{"::/0", "a network holding loopback"},
+	} {
+		why, bad := bans.Special(pfx(tc.in))
+		if !bad || !strings.Contains(why, tc.why) {
+			t.Errorf("Special(%s) = %q, %v; want %q", tc.in, why, bad, tc.why)
+		}
+	}
+	if _, bad := bans.Special(netip.Prefix{}); !bad {
+		t.Error("an invalid prefix is not special")
+	}
+	for _, in := range []string{
+		"192.0.2.1/32", "198.51.100.0/24", "203.0.113.44/32", "2001:db8::1/128", "2001:db8::/32", "2001:db8:1::/64",
+		"10.0.0.1/32", "192.168.0.0/16", "100.64.0.0/10", "1.0.0.0/8", "126.0.0.0/8", "128.0.0.0/8", "223.255.255.255/32",
+		"240.0.0.0/5", "255.255.255.254/32", "64:ff9b::c000:201/128", "::ffff:198.51.100.7/128", "fd00::/8", "fec0::/10", "2000::/3", "1::/64",
+	} {
+		if why, bad := bans.Special(pfx(in)); bad {
+			t.Errorf("Special(%s) = %q: not special", in, why)
 		}
 	}
 }

@@ -244,3 +244,47 @@ func TestValidate(t *testing.T) {
 		t.Errorf("got %#v; want a *notify.FieldError for argv[1]", errs[1].Err)
 	}
 }
+
+// TestAllowMapped: an allowlist entry written IPv4-mapped is the IPv4
+// address: check takes it, and the engine allows that address.
+func TestAllowMapped(t *testing.T) {
+	cfg, err := config.Parse("rules.toml", []byte(`
+[allow]
+self = false
+addresses = ["::ffff:198.51.100.7/128", "::ffff:198.51.100.8", "::ffff:203.0.113.0/120"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := cfg.EngineOptions(func() ([]netip.Prefix, error) { return nil, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("198.51.100.7/32"), netip.MustParsePrefix("198.51.100.8/32"), netip.MustParsePrefix("203.0.113.0/24")}
+	if !reflect.DeepEqual(opts.Allow, want) {
+		t.Errorf("allow %v; want %v", opts.Allow, want)
+	}
+	e, err := engine.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"198.51.100.7", "::ffff:198.51.100.7", "198.51.100.8", "203.0.113.9"} {
+		if !e.Allowed(netip.MustParseAddr(a).Unmap()) {
+			t.Errorf("%s not allowed", a)
+		}
+	}
+	if opts.Special == nil {
+		t.Error("the engine options drop no special-purpose addresses")
+	}
+}
+
+// TestManualBanTimeLimit: manual_ban_time is at most bans.MaxDuration.
+func TestManualBanTimeLimit(t *testing.T) {
+	_, err := config.Parse("rules.toml", []byte("[daemon]\nmanual_ban_time = \"100000d\"\n"))
+	if err == nil || !strings.Contains(err.Error(), "daemon.manual_ban_time: 100000d is longer than the longest manual ban, 3650d") {
+		t.Errorf("manual_ban_time = 100000d: %v", err)
+	}
+	if _, err := config.Parse("rules.toml", []byte("[daemon]\nmanual_ban_time = \"3650d\"\n")); err != nil {
+		t.Errorf("manual_ban_time = 3650d: %v", err)
+	}
+}

@@ -28,6 +28,7 @@ func (c *Config) EngineOptions(hostAddrs func() ([]netip.Prefix, error)) (engine
 		IPv6Prefix: c.Engine.IPv6Prefix,
 		MaxTracked: c.Engine.MaxTracked,
 		History:    time.Duration(c.Engine.History),
+		Special:    bans.Special,
 		Compromise: engine.CompromiseRule{
 			Action: c.Compromise.OnSuccess, MinFailures: c.Compromise.MinFailures,
 			Window: time.Duration(c.Compromise.Window), BanTime: time.Duration(c.Compromise.BanTime),

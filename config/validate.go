@@ -16,6 +16,7 @@ import (
 
 	"github.com/sipguard/sipguard/bans"
 	"github.com/sipguard/sipguard/cluster"
+	"github.com/sipguard/sipguard/duration"
 	"github.com/sipguard/sipguard/feeds"
 	"github.com/sipguard/sipguard/firewall"
 	"github.com/sipguard/sipguard/notify"
@@ -135,6 +136,9 @@ func (d DaemonConfig) Validate() []FieldError {
 		p.add("socket", "must not be empty")
 	}
 	p.positive("manual_ban_time", d.ManualBanTime)
+	if time.Duration(d.ManualBanTime) > bans.MaxDuration {
+		p.add("manual_ban_time", "%s is longer than the longest manual ban, %s", duration.Format(time.Duration(d.ManualBanTime)), duration.Format(bans.MaxDuration))
+	}
 	return p
 }
 

@@ -75,6 +75,7 @@ type FeedStatus struct {
 	Skipped  int       `json:"skipped"`  // allowlisted, or overlapping another ban
 	Invalid  int       `json:"invalid_lines"`
 	TooWide  int       `json:"too_wide"`
+	Special  int       `json:"special"` // special-purpose entries (loopback, link-local, ...): never banned
 	LastLoad time.Time `json:"last_load,omitzero"`
 	LastOK   time.Time `json:"last_ok,omitzero"`
 	Loads    int64     `json:"loads"`
@@ -137,8 +138,12 @@ type RuleStatus struct {
 
 // EngineStatus counts what the rate engine did.
 type EngineStatus struct {
-	Events      int64 `json:"events"`
-	Allowed     int64 `json:"allowlisted"`
+	Events  int64 `json:"events"`
+	Allowed int64 `json:"allowlisted"`
+	// Special counts events dropped because a ban of their address (or
+	// its IPv6 prefix) would cover special-purpose addresses: loopback,
+	// link-local, ...
+	Special     int64 `json:"special"`
 	WhileBanned int64 `json:"while_banned"`
 	Bans        int64 `json:"bans"`
 	// Narrowed counts IPv6 bans narrowed to the address: its prefix holds
@@ -163,11 +168,14 @@ type FirewallStatus struct {
 	// Refused counts bans refused as they reached the firewall because
 	// they covered an allowlisted address (each origin refuses them
 	// before: this is the last guard).
-	Refused   int64     `json:"refused_allowlisted"`
-	Restored  int       `json:"restored"`
-	Errors    int64     `json:"errors"` // ban or unban calls the backend refused since start
-	LastCheck time.Time `json:"last_check,omitzero"`
-	Error     string    `json:"error,omitempty"`
+	Refused int64 `json:"refused_allowlisted"`
+	// RefusedSpecial counts the same for bans covering special-purpose
+	// addresses (loopback, link-local, ...).
+	RefusedSpecial int64     `json:"refused_special"`
+	Restored       int       `json:"restored"`
+	Errors         int64     `json:"errors"` // ban or unban calls the backend refused since start
+	LastCheck      time.Time `json:"last_check,omitzero"`
+	Error          string    `json:"error,omitempty"`
 }
 
 // StateStatus describes the saved state.

@@ -45,34 +45,45 @@ func (d *Daemon) allowed(p netip.Prefix) netip.Prefix {
 	return netip.Prefix{}
 }
 
-// allowError refuses a ban that covers an allowlisted address.
-type allowError struct{ Prefix, Allow netip.Prefix }
-
-func (e *allowError) Error() string {
-	return e.Prefix.String() + " covers allowlisted " + e.Allow.String()
+// guardError refuses a ban at the last guard: it covers an allowlisted
+// address, or special-purpose addresses (bans.Special).
+type guardError struct {
+	Prefix netip.Prefix
+	Why    string // "covers allowlisted 192.0.2.1/32", "is link-local (fe80::/10)"
 }
 
-// refused reports whether a ban of p must be refused because it covers an
-// allowlisted address; if so, it logs and counts the refusal.
-func (d *Daemon) refused(p netip.Prefix) bool {
-	a := d.allowed(p)
-	if !a.IsValid() {
-		return false
+func (e *guardError) Error() string { return e.Prefix.String() + " " + e.Why }
+
+// refused returns a *guardError when a ban of p must be refused: it
+// covers an allowlisted address, or special-purpose addresses that no
+// ban may cover (bans.Special: loopback, link-local, ...); it logs and
+// counts the refusal. Every origin refuses these before: this is the
+// last guard.
+func (d *Daemon) refused(p netip.Prefix) error {
+	if a := d.allowed(p); a.IsValid() {
+		d.allowRefused++
+		d.log.Warn().Str(fieldPrefix, p.String()).Str("allow", a.String()).
+			Msg("ban refused: it covers an allowlisted address")
+		return &guardError{Prefix: p, Why: "covers allowlisted " + a.String()}
 	}
-	d.allowRefused++
-	d.log.Warn().Str(fieldPrefix, p.String()).Str("allow", a.String()).
-		Msg("ban refused: it covers an allowlisted address")
-	return true
+	if why, bad := bans.Special(p); bad {
+		d.specialRefused++
+		d.log.Error().Str(fieldPrefix, p.String()).Str(fieldReason, why).
+			Msg("ban refused: special-purpose addresses are never banned")
+		return &guardError{Prefix: p, Why: "is " + why}
+	}
+	return nil
 }
 
 // ban puts bans in force in the firewall: the one way bans of every origin
-// reach it, so it is the last guard of the allowlist. Should a ban that
-// covers an allowlisted address get here, the call is refused with an
-// *allowError, nothing is banned, and it is logged and counted.
+// reach it, so it is the last guard of the allowlist and of the
+// special-purpose addresses. Should a ban that covers either get here,
+// the call is refused with a *guardError, nothing is banned, and it is
+// logged and counted.
 func (d *Daemon) ban(ctx context.Context, bs ...firewall.Ban) error {
 	for _, b := range bs {
-		if d.refused(b.Prefix) {
-			return &allowError{Prefix: b.Prefix, Allow: d.allowed(b.Prefix)}
+		if err := d.refused(b.Prefix); err != nil {
+			return err
 		}
 	}
 	return d.fw.Ban(ctx, bs...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,9 +38,9 @@ func TestBanLastGuard(t *testing.T) {
 		"0.0.0.0/0",
 	} {
 		b := firewall.Ban{Prefix: netip.MustParsePrefix(p), Timeout: time.Hour}
-		var ae *allowError
-		if err := d.ban(ctx, ok, b); !errors.As(err, &ae) || ae.Prefix != b.Prefix {
-			t.Errorf("ban %s: got %v; want an allowError", p, err)
+		var ge *guardError
+		if err := d.ban(ctx, ok, b); !errors.As(err, &ge) || ge.Prefix != b.Prefix || !strings.Contains(ge.Why, "covers allowlisted") {
+			t.Errorf("ban %s: got %v; want a guardError for the allowlist", p, err)
 		}
 		if got := fw.Entries(); len(got) != 0 {
 			t.Fatalf("ban %s: the firewall holds %v; want nothing (the whole call refused)", p, got)
@@ -53,5 +54,32 @@ func TestBanLastGuard(t *testing.T) {
 	}
 	if got := fw.Entries(); len(got) != 2 {
 		t.Errorf("firewall %v; want the two bans", got)
+	}
+}
+
+// TestBanLastGuardSpecial: ban refuses the whole call, counted, when any
+// ban covers special-purpose addresses, however it got there.
+func TestBanLastGuardSpecial(t *testing.T) {
+	fw := fwtest.New(nil)
+	d, err := New(Config{Engine: engine.Options{
+		Rules: []engine.Rule{{Name: "r", Kinds: parsers.AllKinds, MaxRetry: 1, FindTime: time.Minute, BanTime: time.Hour, Factor: 1}},
+	}}, fw, zerolog.Nop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ok := firewall.Ban{Prefix: netip.MustParsePrefix("198.51.100.7/32"), Timeout: time.Hour}
+	for i, p := range []string{"fe80::/64", "::/64", "0.0.0.0/32", "127.0.0.1/32", "224.0.0.0/8", "255.255.255.255/32", "::ffff:127.0.0.1/128", "0.0.0.0/0"} {
+		b := firewall.Ban{Prefix: netip.MustParsePrefix(p), Timeout: time.Hour}
+		var ge *guardError
+		if err := d.ban(ctx, ok, b); !errors.As(err, &ge) || ge.Prefix != b.Prefix || !strings.Contains(ge.Why, "is ") {
+			t.Errorf("ban %s: got %v; want a guardError for special-purpose addresses", p, err)
+		}
+		if got := fw.Entries(); len(got) != 0 {
+			t.Fatalf("ban %s: the firewall holds %v; want nothing", p, got)
+		}
+		if d.specialRefused != int64(i+1) {
+			t.Errorf("ban %s: %d refused; want %d", p, d.specialRefused, i+1)
+		}
 	}
 }

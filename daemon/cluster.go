@@ -90,7 +90,8 @@ func (d *Daemon) applyCluster(ctx context.Context, updates []cluster.Update) map
 }
 
 // peerBan queues another node's ban, unless this node allows the address,
-// bans it already for longer, or a cluster unban lifted it.
+// it is special-purpose (bans.Special), this node bans it already for
+// longer, or a cluster unban lifted it.
 func (d *Daemon) peerBan(b cluster.Ban, now time.Time) string {
 	if !b.Expires.After(now) {
 		return "expired"
@@ -105,6 +106,11 @@ func (d *Daemon) peerBan(b cluster.Ban, now time.Time) string {
 		d.log.Info().Str(fieldPrefix, b.Target.String()).Str(fieldNode, b.Origin).Str("allow", a.String()).
 			Msg("cluster ban ignored: allowlisted here")
 		return "allowlisted"
+	}
+	if why, bad := bans.Special(b.Target); bad {
+		d.log.Warn().Str(fieldPrefix, b.Target.String()).Str(fieldNode, b.Origin).Str(fieldReason, why).
+			Msg("cluster ban ignored: special-purpose addresses are never banned")
+		return "special"
 	}
 	if d.cluster != nil {
 		for _, s := range d.cluster.Servers() {

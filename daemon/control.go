@@ -283,10 +283,10 @@ func (d *Daemon) status() control.Status {
 	}
 	es := d.eng.Stats()
 	st.Engine = control.EngineStatus{
-		Events: es.Events, Allowed: es.Allowed, WhileBanned: es.WhileBanned, Bans: es.Bans, Narrowed: es.Narrowed,
+		Events: es.Events, Allowed: es.Allowed, Special: es.Special, WhileBanned: es.WhileBanned, Bans: es.Bans, Narrowed: es.Narrowed,
 		Stale: d.stale, Tracked: es.Tracked, Evicted: es.Evicted, Compromises: es.Compromises,
 	}
-	st.Firewall = control.FirewallStatus{Refused: d.allowRefused, Errors: d.fwErrors, Error: d.fwErr}
+	st.Firewall = control.FirewallStatus{Refused: d.allowRefused, RefusedSpecial: d.specialRefused, Errors: d.fwErrors, Error: d.fwErr}
 	st.Feeds = d.feedStatus()
 	for _, o := range d.observers {
 		if r, ok := o.(NotifyReporter); ok {
@@ -348,7 +348,7 @@ func (d *Daemon) feedStatus() []control.FeedStatus {
 		st := fs.loader.Stats()
 		out = append(out, control.FeedStatus{
 			Name: st.Name, Location: st.Location, Listed: len(fs.want), Enforced: len(fs.applied), Skipped: fs.skipped,
-			Invalid: st.Invalid, TooWide: st.TooWide, LastLoad: st.LastLoad, LastOK: st.LastOK,
+			Invalid: st.Invalid, TooWide: st.TooWide, Special: st.Special, LastLoad: st.LastLoad, LastOK: st.LastOK,
 			Loads: st.Loads, Failures: st.Failures, Error: st.LastError,
 		})
 	}

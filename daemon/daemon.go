@@ -28,7 +28,8 @@
 // it lines), health.go (logging sources that are not read), enforce.go
 // (decisions to the firewall and the ledger), allow.go (the allowlist:
 // the last guard before the firewall, the kernel's allow sets, bans made
-// before an address was allowlisted), manual.go (ban, unban and import by
+// before an address was allowlisted), special.go (special-purpose
+// addresses: never banned), manual.go (ban, unban and import by
 // hand), feeds.go, cluster.go, state.go (the state files), notice.go
 // (observers), control.go (the control socket: wire types in, wire types
 // out), reload.go.
@@ -117,37 +118,38 @@ type Daemon struct {
 	fwState fwStateCache // the firewall's part of status, read outside the core
 
 	// Owned by the core goroutine.
-	cfg          Config
-	eng          *engine.Engine
-	ledger       *bans.Ledger
-	pending      []decision
-	pendingPos   map[string]savedPosition
-	positions    map[string]savedPosition
-	bansDirty    bool
-	posDirty     bool
-	runners      map[string]*runner
-	ruleBans     map[string]int64
-	stale        int64
-	retryAt      time.Time
-	retryWait    time.Duration
-	fwErr        string
-	lastSaved    time.Time
-	lastTry      time.Time
-	saveErr      string
-	saving       bool // a snapshot is being written
-	gen          uint64
-	saveWaiters  []saveWaiter
-	saveJobs     chan saveJob
-	saveResults  chan saveResult
-	skewWarned   map[string]time.Time
-	health       map[string]sourceHealth     // by source, for watchSources
-	verify       func(context.Context) error // the restore's read-back, when deferred
-	observers    []Observer
-	unbans       map[string]int64 // by reason
-	fwErrors     int64
-	allowRefused int64 // bans refused at the last guard (ban): they covered an allowlisted address
-	feeds        map[string]*feedState
-	stopFeeds    func()
+	cfg            Config
+	eng            *engine.Engine
+	ledger         *bans.Ledger
+	pending        []decision
+	pendingPos     map[string]savedPosition
+	positions      map[string]savedPosition
+	bansDirty      bool
+	posDirty       bool
+	runners        map[string]*runner
+	ruleBans       map[string]int64
+	stale          int64
+	retryAt        time.Time
+	retryWait      time.Duration
+	fwErr          string
+	lastSaved      time.Time
+	lastTry        time.Time
+	saveErr        string
+	saving         bool // a snapshot is being written
+	gen            uint64
+	saveWaiters    []saveWaiter
+	saveJobs       chan saveJob
+	saveResults    chan saveResult
+	skewWarned     map[string]time.Time
+	health         map[string]sourceHealth     // by source, for watchSources
+	verify         func(context.Context) error // the restore's read-back, when deferred
+	observers      []Observer
+	unbans         map[string]int64 // by reason
+	fwErrors       int64
+	allowRefused   int64 // bans refused at the last guard (ban): they covered an allowlisted address
+	specialRefused int64 // the same: they covered special-purpose addresses (bans.Special)
+	feeds          map[string]*feedState
+	stopFeeds      func()
 
 	cluster         Cluster // nil: no [cluster]
 	clusterEscalate bool
@@ -159,6 +161,7 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 	if now == nil {
 		now = time.Now
 	}
+	cfg.Engine = withSpecial(cfg.Engine)
 	eng, err := engine.New(cfg.Engine)
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
@@ -189,6 +192,15 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 		saveJobs:    make(chan saveJob, 1),
 		saveResults: make(chan saveResult, 1),
 	}, nil
+}
+
+// withSpecial makes sure the engine drops the events of special-purpose
+// addresses (bans.Special), whoever configured it.
+func withSpecial(o engine.Options) engine.Options {
+	if o.Special == nil {
+		o.Special = bans.Special
+	}
+	return o
 }
 
 // Run restores the saved state, starts following the logs and runs until

@@ -49,8 +49,10 @@ func (d *Daemon) decide(b engine.Ban, ev *parsers.Event, now, read time.Time, wh
 // and the log positions of the lines that caused them. On a firewall error
 // everything stays queued and is retried with backoff.
 func (d *Daemon) flush(ctx context.Context) {
-	// Queued before a reload allowlisted their address: never enforced.
-	d.pending = slices.DeleteFunc(d.pending, func(p decision) bool { return d.refused(p.ban.Prefix) })
+	// Queued before a reload allowlisted their address, or special: never
+	// enforced, and dropped before planning (a wider ban would replace
+	// the narrower ones inside it first).
+	d.pending = slices.DeleteFunc(d.pending, func(p decision) bool { return d.refused(p.ban.Prefix) != nil })
 	if len(d.pending) > 0 {
 		now := d.now()
 		recs := make([]*bans.Record, len(d.pending))
@@ -75,14 +77,14 @@ func (d *Daemon) flush(ctx context.Context) {
 			err = d.ban(ctx, firewallBans(plan.Enforce, now)...)
 		}
 		var oe *firewall.OverlapError
-		var ae *allowError
+		var ge *guardError
 		var skip netip.Prefix
 		switch {
 		case errors.As(err, &oe):
 			d.log.Warn().Str(fieldPrefix, oe.Prefix.String()).Str("overlaps", oe.With.String()).Msg("ban skipped: it overlaps another network ban")
 			skip = oe.Prefix
-		case errors.As(err, &ae):
-			skip = ae.Prefix
+		case errors.As(err, &ge):
+			skip = ge.Prefix
 		}
 		if skip.IsValid() {
 			// Never let one ban hold up the others: drop it and go on.

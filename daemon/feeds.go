@@ -186,10 +186,12 @@ func (d *Daemon) applyFeed(ctx context.Context, name string, fs *feedState, refr
 }
 
 // feedBlocked reports whether a feed entry must stay out of the firewall:
-// it overlaps the allowlist, is banned otherwise already, or is a network
-// overlapping a network ban of another origin (others).
+// it overlaps the allowlist or special-purpose addresses (restored from
+// an older sipguard's state: feeds.Parse skips them), is banned otherwise
+// already, or is a network overlapping a network ban of another origin
+// (others).
 func (d *Daemon) feedBlocked(p netip.Prefix, origin bans.Origin, others *bans.Index) bool {
-	if d.allowed(p).IsValid() {
+	if _, bad := bans.Special(p); bad || d.allowed(p).IsValid() {
 		return true
 	}
 	if r, ok := d.ledger.Get(p); ok && r.Origin != origin {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sipguard/sipguard/bans"
+	"github.com/sipguard/sipguard/duration"
 )
 
 // refusal is a request the daemon will not carry out as asked: the
@@ -27,9 +28,11 @@ type ManualBan struct {
 }
 
 // manualBan bans p for dur on the core goroutine. A network wider than
-// bans.TooWide allows is refused without force; a ban of p already in
-// force for longer is kept as it is. The channel returned is closed once
-// the ban is saved: a manual ban must survive a crash.
+// bans.TooWide allows is refused without force; special-purpose
+// addresses (bans.Special) and bans longer than bans.MaxDuration are
+// refused, force or not; a ban of p already in force for longer is kept
+// as it is. The channel returned is
+// closed once the ban is saved: a manual ban must survive a crash.
 func (d *Daemon) manualBan(ctx context.Context, p netip.Prefix, dur time.Duration, reason string, force bool) (ManualBan, <-chan struct{}, error) {
 	if dur <= 0 {
 		dur = d.cfg.ManualBanTime
@@ -40,6 +43,12 @@ func (d *Daemon) manualBan(ctx context.Context, p netip.Prefix, dur time.Duratio
 	if bans.TooWide(p) && !force {
 		return ManualBan{}, nil, refuse("%s is wider than /%d (IPv4) or /%d (IPv6): a typo? ban it with --force if you mean it",
 			p, bans.MinBits4, bans.MinBits6)
+	}
+	if why, bad := bans.Special(p); bad {
+		return ManualBan{}, nil, refuse("%s is %s: never banned", bans.String(p), why)
+	}
+	if dur > bans.MaxDuration {
+		return ManualBan{}, nil, refuse("%s is longer than the longest ban, %s", duration.Format(dur), duration.Format(bans.MaxDuration))
 	}
 	now := d.now()
 	if old, ok := d.ledger.Get(p); ok && old.InForce(now) && old.Expires.After(now.Add(dur)) {
@@ -122,7 +131,8 @@ type Imported struct {
 
 // manualImport makes manual bans of every acceptable entry in one firewall
 // transaction. An entry is refused, with the reason, when it is
-// allowlisted, or lies inside a wider ban in force or a wider entry of the
+// allowlisted or special-purpose (bans.Special), asks for longer than
+// bans.MaxDuration, or lies inside a wider ban in force or a wider entry of the
 // same import; a network entry replaces the narrower network bans inside
 // it, as `sipguard ban` does. Observers are not told of each entry: an
 // import is one log line.
@@ -140,6 +150,15 @@ func (d *Daemon) manualImport(ctx context.Context, entries []ImportEntry) (Impor
 		}
 		if bans.TooWide(e.Target) {
 			res.Refused = append(res.Refused, fmt.Sprintf("%s: wider than /%d (IPv4) or /%d (IPv6)", bans.String(e.Target), bans.MinBits4, bans.MinBits6))
+			continue
+		}
+		if why, bad := bans.Special(e.Target); bad {
+			res.Refused = append(res.Refused, fmt.Sprintf("%s: %s, never banned", bans.String(e.Target), why))
+			continue
+		}
+		if e.For > bans.MaxDuration {
+			res.Refused = append(res.Refused, fmt.Sprintf("%s: %s is longer than the longest ban, %s",
+				bans.String(e.Target), duration.Format(e.For), duration.Format(bans.MaxDuration)))
 			continue
 		}
 		if old, ok := d.ledger.Get(e.Target); ok && old.InForce(now) && old.Expires.After(now.Add(e.For)) {

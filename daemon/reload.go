@@ -26,7 +26,8 @@ func (d *Daemon) Reload(ctx context.Context, cfg Config) error {
 
 func (d *Daemon) reload(ctx context.Context, cfg Config) error {
 	var eng *engine.Engine
-	if !reflect.DeepEqual(cfg.Engine, d.cfg.Engine) {
+	cfg.Engine = withSpecial(cfg.Engine)
+	if !sameEngine(cfg.Engine, d.cfg.Engine) {
 		var err error
 		if eng, err = engine.New(cfg.Engine); err != nil {
 			return fmt.Errorf("rules: %w", err)
@@ -89,4 +90,12 @@ func (d *Daemon) reload(ctx context.Context, cfg Config) error {
 	d.awaitSources(d.runCtx)
 	d.log.Info().Int("sources", len(cfg.Sources)).Int("rules", len(cfg.Engine.Rules)).Bool("rules_changed", eng != nil).Msg("configuration reloaded")
 	return nil
+}
+
+// sameEngine reports whether a and b configure the same engine: its
+// Special function compared by identity (funcs are never DeepEqual).
+func sameEngine(a, b engine.Options) bool {
+	fa, fb := reflect.ValueOf(a.Special).Pointer(), reflect.ValueOf(b.Special).Pointer()
+	a.Special, b.Special = nil, nil
+	return fa == fb && reflect.DeepEqual(a, b)
 }

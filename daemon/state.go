@@ -81,8 +81,10 @@ func (d *Daemon) restore(ctx context.Context) error {
 		}
 	}
 	// Bans made before their address was allowlisted (or by an older
-	// sipguard) are lifted or narrowed, not restored.
+	// sipguard) are lifted or narrowed, not restored; so are bans of
+	// special-purpose addresses.
 	d.fitted(d.misfits(now), now)
+	d.liftSpecial(now)
 	entries := make([]firewall.Entry, 0, d.ledger.Len())
 	d.ledger.All(func(r *bans.Record) bool {
 		entries = append(entries, firewall.Entry{Prefix: r.Target, Expires: r.Expires})

@@ -19,6 +19,10 @@
 // ban is narrowed to the /128, Ban.NarrowedFrom and Stats.Narrowed say
 // so); the allowlisted ones are never counted.
 //
+// Events whose ban would cover special-purpose addresses (Options.Special,
+// bans.Special in practice: loopback, link-local, ...; ::/64 holds ::1)
+// are dropped and counted, never counted toward a ban.
+//
 // Memory is bounded: at most MaxTracked addresses (least recently seen
 // evicted first), and an address's state is dropped as soon as it can no
 // longer reach MaxRetry of any rule.
@@ -70,6 +74,12 @@ type Options struct {
 	// Compromise is the rule for successful logins after failures (see
 	// Success); off when its Action is empty.
 	Compromise CompromiseRule
+	// Special reports what must never be banned (bans.Special: loopback,
+	// link-local, multicast, ...). An event whose ban would cover such
+	// space (its address, or the IPv6 prefix it is counted by: ::/64
+	// holds ::1) is dropped, counted in Stats.Special, never counted
+	// toward a ban. Nil: nothing is.
+	Special func(netip.Prefix) (why string, bad bool)
 }
 
 // Defaults for Options fields left zero.
@@ -107,6 +117,7 @@ type Stats struct {
 	Events      int64 // events observed
 	Counted     int64 // events counted by at least one rule
 	Allowed     int64 // ignored: allowlisted address
+	Special     int64 // ignored: a ban would cover special-purpose addresses (Options.Special)
 	WhileBanned int64 // ignored: address already banned
 	Bans        int64 // bans decided
 	Narrowed    int64 // IPv6 bans (of rules and compromise) narrowed to the address: its prefix holds an allowlisted one
@@ -143,6 +154,7 @@ type offence struct {
 type Engine struct {
 	rules      []Rule
 	compromise CompromiseRule
+	special    func(netip.Prefix) (string, bool)
 	allow4     []netip.Prefix
 	allow6     []netip.Prefix
 	narrow     map[key]bool // IPv6 prefixes holding an allowlisted address, by key
@@ -177,6 +189,7 @@ func New(opts Options) (*Engine, error) {
 		alerted:    make(map[netip.Prefix]time.Time),
 		narrow:     make(map[key]bool),
 		compromise: opts.Compromise,
+		special:    opts.Special,
 	}
 	if e.v6bits == 0 {
 		e.v6bits = DefaultIPv6Prefix
@@ -308,6 +321,12 @@ func (e *Engine) Observe(ev *parsers.Event) (Ban, bool) {
 		e.expire()
 	}
 	p, from := e.prefix(a)
+	if e.special != nil {
+		if _, bad := e.special(p); bad {
+			e.stats.Special++
+			return Ban{}, false
+		}
+	}
 	k := key(p.Addr().As16())
 	tr := e.trackers[k]
 	if tr == nil {

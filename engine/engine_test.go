@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sipguard/sipguard/bans"
 	"github.com/sipguard/sipguard/engine"
 	"github.com/sipguard/sipguard/parsers"
 )
@@ -194,6 +195,39 @@ func TestAllowlist(t *testing.T) {
 	}
 	if st := e.Stats(); st.Allowed != 4 || st.Tracked != 1 {
 		t.Errorf("stats = %+v", st)
+	}
+}
+
+// TestSpecial: events from special-purpose addresses (bans.Special), or
+// from an address whose IPv6 prefix holds such space, are dropped and
+// counted, never counted toward a ban.
+func TestSpecial(t *testing.T) {
+	e := newEngine(t, engine.Options{Rules: []engine.Rule{rule("r", 3, time.Minute, time.Hour)}, Special: bans.Special})
+	s := time.Second
+	special := []string{"fe80::1", "127.0.0.1", "::1", "::", "::102:304", "169.254.169.254", "0.1.2.3", "224.0.0.1", "255.255.255.255", "ff02::1"}
+	for _, a := range special {
+		if i, b := feed(e, a, 0, s, 2*s, 3*s, 4*s); i >= 0 {
+			t.Errorf("%s banned: %+v", a, b)
+		}
+	}
+	if st := e.Stats(); st.Special != int64(5*len(special)) || st.Counted != 0 || st.Tracked != 0 {
+		t.Errorf("stats %+v, want %d special", st, 5*len(special))
+	}
+	if i, _ := feed(e, "2001:db8::1", 0, s, 2*s); i != 2 {
+		t.Errorf("2001:db8::1 banned at event %d, want 2", i)
+	}
+	if i, _ := feed(e, "198.51.100.7", 0, s, 2*s); i != 2 {
+		t.Errorf("198.51.100.7 banned at event %d, want 2", i)
+	}
+
+	// Counted by a wide IPv6 prefix, an ordinary address can fall in a
+	// network holding link-local and multicast space: fc00::/6.
+	wide := newEngine(t, engine.Options{Rules: []engine.Rule{rule("r", 1, time.Minute, time.Hour)}, IPv6Prefix: 6, Special: bans.Special})
+	if i, b := feed(wide, "fd00::1", 0); i >= 0 {
+		t.Errorf("fd00::1 banned as %s", b.Prefix)
+	}
+	if i, b := feed(wide, "2001:db8::1", 0); i != 0 || b.Prefix != netip.MustParsePrefix("2000::/6") {
+		t.Errorf("2001:db8::1: %d %s", i, b.Prefix)
 	}
 }
 

@@ -54,7 +54,7 @@
 //     never buffers more than one line of MaxLine bytes, so a huge or
 //     endless response costs no memory, only the time to read the cap;
 //   - more than half of the lines that are neither blank nor comments are
-//     rejected, that is invalid or too wide (ErrNotAList): an HTML page, a
+//     rejected, that is invalid, too wide or special-purpose (ErrNotAList): an HTML page, a
 //     JSON document or a file in another format is not a list, even if a
 //     few of its lines look like addresses;
 //   - the input is empty: no bytes, or only whitespace (ErrEmpty). An empty
@@ -72,7 +72,12 @@
 //     (List.FirstTooWide quotes the first one). A /8 is the largest block
 //     ever assigned to one IPv4 holder, a /19 about the largest IPv6
 //     allocation to one ISP; anything wider is a mistake, never a
-//     blocklist entry.
+//     blocklist entry;
+//   - an entry in or holding special-purpose addresses, which no ban may
+//     cover (bans.Special: 0.0.0.0/8, loopback, link-local, multicast,
+//     broadcast, ...; lists such as FireHOL's level 1 hold a few of
+//     them), counts in List.Special (List.FirstSpecial quotes the first
+//     one).
 //
 // Allowlists (the host's own networks, its admin addresses) are the
 // daemon's business: this package knows nothing of them.

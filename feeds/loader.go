@@ -47,6 +47,8 @@ const (
 	fieldTooWide  = "too_wide"
 	fieldFirstBad = "first_invalid"
 	fieldFirstTW  = "first_too_wide"
+	fieldSpecial  = "special"
+	fieldFirstSp  = "first_special"
 )
 
 // ErrInsecureRedirect is returned for a feed redirected from https to
@@ -97,11 +99,12 @@ type Stats struct {
 	Name string
 	// Location is the URL, its password and query redacted, or the path.
 	Location string
-	// Entries, Invalid and TooWide are those of the last good list (its
-	// Prefixes, and the lines it skipped).
+	// Entries, Invalid, TooWide and Special are those of the last good
+	// list (its Prefixes, and the lines it skipped).
 	Entries    int
 	Invalid    int
 	TooWide    int
+	Special    int
 	LastLoad   time.Time // the last attempt ended
 	LastOK     time.Time // the last successful attempt ended, changed or not
 	LastChange time.Time // the list last changed
@@ -331,6 +334,7 @@ func (l *Loader) Load(ctx context.Context) (List, bool, error) {
 	l.stats.Entries = len(list.Prefixes)
 	l.stats.Invalid = list.Invalid
 	l.stats.TooWide = list.TooWide
+	l.stats.Special = list.Special
 	return list, changed, nil
 }
 
@@ -470,7 +474,7 @@ func (l *Loader) retryAfter(n int) time.Duration {
 
 func (l *Loader) logList(list List) {
 	e := l.log.Info()
-	if list.TooWide > 0 {
+	if list.TooWide > 0 || list.Special > 0 {
 		e = l.log.Warn()
 	}
 	e = e.Int(fieldEntries, len(list.Prefixes))
@@ -482,6 +486,9 @@ func (l *Loader) logList(list List) {
 	}
 	if list.TooWide > 0 {
 		e = e.Int(fieldTooWide, list.TooWide).Str(fieldFirstTW, list.FirstTooWide)
+	}
+	if list.Special > 0 {
+		e = e.Int(fieldSpecial, list.Special).Str(fieldFirstSp, list.FirstSpecial)
 	}
 	e.Msg("feed list loaded")
 }

@@ -58,7 +58,7 @@ type List struct {
 	// duplicates and without a prefix contained in another.
 	Prefixes []netip.Prefix
 	// Entries counts the lines read as an entry, before aggregation,
-	// TooWide ones included.
+	// TooWide and Special ones included.
 	Entries int
 	// Masked counts the entries whose host bits were set, and cleared
 	// (192.0.2.1/24 read as 192.0.2.0/24).
@@ -72,6 +72,12 @@ type List struct {
 	// MinBits4 or MinBits6; FirstTooWide quotes the first one.
 	TooWide      int
 	FirstTooWide string
+	// Special counts the entries skipped because they lie in or hold
+	// special-purpose addresses, which are never banned (bans.Special:
+	// 0.0.0.0/8, loopback, link-local, multicast, broadcast, ...);
+	// FirstSpecial quotes the first one.
+	Special      int
+	FirstSpecial string
 }
 
 // Parse reads a list in the format described in the package documentation,
@@ -157,6 +163,13 @@ func Parse(r io.Reader, max int) (List, error) {
 				}
 				break
 			}
+			if _, bad := bans.Special(p); bad {
+				l.Special++
+				if l.FirstSpecial == "" {
+					l.FirstSpecial = quoteLine(n, s)
+				}
+				break
+			}
 			prefixes = append(prefixes, p)
 		}
 		if err == io.EOF {
@@ -166,12 +179,9 @@ func Parse(r io.Reader, max int) (List, error) {
 	if !text {
 		return List{}, ErrEmpty
 	}
-	if bad := l.Invalid + l.TooWide; bad > 0 && bad*2 > l.Invalid+l.Entries {
-		first := l.FirstInvalid
-		if first == "" {
-			first = l.FirstTooWide
-		}
-		return List{}, fmt.Errorf("%w: %d of %d lines invalid or too wide, first %s",
+	if bad := l.Invalid + l.TooWide + l.Special; bad > 0 && bad*2 > l.Invalid+l.Entries {
+		first := cmp.Or(l.FirstInvalid, l.FirstTooWide, l.FirstSpecial)
+		return List{}, fmt.Errorf("%w: %d of %d lines invalid, too wide or special-purpose, first %s",
 			ErrNotAList, bad, l.Invalid+l.Entries, first)
 	}
 	l.Prefixes = aggregate(prefixes)

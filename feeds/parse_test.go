@@ -21,9 +21,11 @@ type parseCase struct {
 	want    []string // prefixes
 	invalid int
 	tooWide int
+	special int
 	masked  int
 	first   string // FirstInvalid, when set
 	firstTW string // FirstTooWide, when set
+	firstSp string // FirstSpecial, when set
 	err     error
 }
 
@@ -33,7 +35,11 @@ var parseCases = []parseCase{
 	{name: "CIDRs", in: "192.0.2.0/24\n2001:db8::/32\n198.51.100.4/30\n10.0.0.0/8\n2001:db8:ffff::/48\n",
 		want: []string{"10.0.0.0/8", "192.0.2.0/24", "198.51.100.4/30", "2001:db8::/32"}},
 	{name: "IPv6", in: "2001:DB8::1\n2001:db8:0:0:0:0:0:2\n::1\n2001:db8:1::/64\n",
-		want: []string{"::1/128", "2001:db8::1/128", "2001:db8::2/128", "2001:db8:1::/64"}},
+		want: []string{"2001:db8::1/128", "2001:db8::2/128", "2001:db8:1::/64"}, special: 1, firstSp: `line 3: "::1"`},
+	// What feeds were seen to pass: never banned, skipped and counted.
+	{name: "Special", in: "0.0.0.0/8\nfe80::/19\nff02::/19\n224.0.0.0/8\n255.255.255.255\n127.0.0.1\n::/64\n169.254.0.0/16\n" +
+		"::ffff:127.0.0.1\n" + strings.Repeat("192.0.2.1\n", 10),
+		want: []string{"192.0.2.1/32"}, special: 9, firstSp: `line 1: "0.0.0.0/8"`},
 	{name: "Mapped", in: "::ffff:192.0.2.1\n::ffff:198.51.100.0/120\n::ffff:c000:0203\n",
 		want: []string{"192.0.2.1/32", "192.0.2.3/32", "198.51.100.0/24"}},
 	{name: "MappedTooWide", in: "::ffff:0.0.0.0/96\n192.0.2.1\n",
@@ -101,6 +107,7 @@ var parseCases = []parseCase{
 	{name: "ErrNotAListMostlyInvalid", in: "192.0.2.1\nxx\nyy\n", err: feeds.ErrNotAList},
 	{name: "ErrNotAListMostlyTooWide", in: "0.0.0.0/0\n192.0.2.1\n::/0\n", err: feeds.ErrNotAList},
 	{name: "ErrNotAListOnlyTooWide", in: "# everything\n0.0.0.0/0\n", err: feeds.ErrNotAList},
+	{name: "ErrNotAListMostlySpecial", in: "127.0.0.1\n192.0.2.1\nfe80::1\n", err: feeds.ErrNotAList},
 	{name: "ErrNotAListTrailingText", in: "192.0.2.1 example\n192.0.2.2 example\n", err: feeds.ErrNotAList},
 	{name: "ErrNotAListLongLine", in: strings.Repeat("x", 100000), err: feeds.ErrNotAList},
 	{name: "ErrEmpty", in: "", err: feeds.ErrEmpty},
@@ -125,9 +132,12 @@ func TestParse(t *testing.T) {
 				t.Fatalf("got error %v", err)
 			}
 			checkList(t, l, tc.want)
-			if l.Invalid != tc.invalid || l.TooWide != tc.tooWide || l.Masked != tc.masked {
-				t.Fatalf("got invalid %d, too wide %d, masked %d; want %d, %d, %d",
-					l.Invalid, l.TooWide, l.Masked, tc.invalid, tc.tooWide, tc.masked)
+			if l.Invalid != tc.invalid || l.TooWide != tc.tooWide || l.Masked != tc.masked || l.Special != tc.special {
+				t.Fatalf("got invalid %d, too wide %d, masked %d, special %d; want %d, %d, %d, %d",
+					l.Invalid, l.TooWide, l.Masked, l.Special, tc.invalid, tc.tooWide, tc.masked, tc.special)
+			}
+			if tc.firstSp != "" && l.FirstSpecial != tc.firstSp {
+				t.Fatalf("got FirstSpecial %s; want %s", l.FirstSpecial, tc.firstSp)
 			}
 			if tc.first != "" && l.FirstInvalid != tc.first {
 				t.Fatalf("got FirstInvalid %s; want %s", l.FirstInvalid, tc.first)
@@ -185,7 +195,7 @@ func TestParse_Testdata(t *testing.T) {
 
 func TestParse_ErrNotAList(t *testing.T) {
 	_, err := feeds.Parse(strings.NewReader("<html>\n<body>x</body>\n192.0.2.1\n</html>\n"), 0)
-	want := `not an address list: 3 of 4 lines invalid or too wide, first line 1: "<html>"`
+	want := `not an address list: 3 of 4 lines invalid, too wide or special-purpose, first line 1: "<html>"`
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v; want %s", err, want)
 	}

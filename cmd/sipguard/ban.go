@@ -14,7 +14,9 @@ const banSynopsis = `ban [-c FILE] [--for DURATION] [--reason TEXT] [--force] AD
 
 Bans an address or network now (a manual ban). An allowlisted address is
 refused, and so is a network wider than an IPv4 /8 or an IPv6 /19 unless
---force. A ban in force for longer than --for is kept as it is.`
+--force. Special-purpose addresses (loopback, link-local, multicast, ...)
+and a --for longer than 3650d are refused, --force or not. A ban in force
+for longer than --for is kept as it is.`
 
 func (m *Main) ban(ctx context.Context, args []string) error {
 	fs := m.flagSet("ban", banSynopsis)

@@ -22,8 +22,9 @@ firewall transaction). FORMAT is
   fail2ban  "fail2ban-client banned" ([{'jail': ['192.0.2.1', ...]}]) or
             "fail2ban-client get JAIL banip" (addresses separated by spaces)
   auto      (default) json, fail2ban or plain, by the look of the input
-Entries that are allowlisted or inside a wider ban are refused and listed;
-the rest is banned.`
+Entries that are allowlisted, special-purpose (loopback, link-local, ...),
+longer than 3650d or inside a wider ban are refused and listed; the rest is
+banned.`
 
 func (m *Main) importBans(ctx context.Context, args []string) error {
 	fs := m.flagSet("import", importSynopsis)

@@ -57,6 +57,10 @@ func readImport(data []byte, format string, now time.Time) ([]control.BanRequest
 			return nil, fmt.Errorf("%d lines are not addresses or networks (the first: %s), %d networks are too wide (the first: %s)",
 				list.Invalid, dash(list.FirstInvalid), list.TooWide, dash(list.FirstTooWide))
 		}
+		if list.Special > 0 {
+			return nil, fmt.Errorf("%d entries are special-purpose addresses, never banned (loopback, link-local, multicast, ...; the first: %s)",
+				list.Special, list.FirstSpecial)
+		}
 		return targets(list.Prefixes), nil
 	case "fail2ban":
 		return readFail2ban(trimmed)

@@ -89,6 +89,10 @@ func printStatus(w io.Writer, st control.Status) error {
 		fmt.Fprintf(w, "allowlist: %d IPv6 bans narrowed to the address (their network holds an allowlisted address), %d bans refused\n",
 			e.Narrowed, f.Refused)
 	}
+	if e.Special > 0 || f.RefusedSpecial > 0 {
+		fmt.Fprintf(w, "special-purpose addresses (loopback, link-local, ...), never banned: %d events dropped, %d bans refused\n",
+			e.Special, f.RefusedSpecial)
+	}
 	if e.Compromises > 0 {
 		fmt.Fprintf(w, "COMPROMISE: %d successful logins after failures (guessed passwords?): see the daemon's log\n", e.Compromises)
 	}
