@@ -320,6 +320,9 @@ func (m *Main) scanSummary(streams []replay.Stats, st engine.Stats, elapsed time
 	fmt.Fprintf(w, " %d too_long\n", total.DropBy["too_long"])
 	fmt.Fprintf(w, "events not counted: %d allowlisted, %d while banned; addresses tracked at the end: %d\n",
 		st.Allowed, st.WhileBanned, st.Tracked)
+	if st.Special > 0 {
+		fmt.Fprintf(w, "events not counted: %d of special-purpose addresses (loopback, link-local, ...), never banned\n", st.Special)
+	}
 	if total.Successes > 0 {
 		fmt.Fprintf(w, "successful logins (auth_succeeded, never counted toward a ban): %d\n", total.Successes)
 	}
