@@ -192,11 +192,17 @@ func (c *command) deliver(ctx context.Context, ev Event) error {
 	for i, parts := range c.argv {
 		var b strings.Builder
 		for _, p := range parts {
-			if p.name != "" {
-				b.WriteString(vals[p.name])
-			} else {
+			if p.name == "" {
 				b.WriteString(p.lit)
+				continue
 			}
+			v := vals[p.name]
+			if b.Len() == 0 && optionLike(v) {
+				// The argument would start with the Event's text: a user
+				// name "-f/etc/shadow" must not become an option.
+				b.WriteByte(' ')
+			}
+			b.WriteString(v)
 		}
 		args[i] = b.String()
 	}
@@ -233,6 +239,10 @@ func (c *command) deliver(ctx context.Context, ev Event) error {
 	}
 	return err // could not start, e.g. no such file
 }
+
+// optionLike reports whether a program could read an argument starting
+// with v as an option: "-x", "--x", and "+x" (date, dig, set).
+func optionLike(v string) bool { return v != "" && (v[0] == '-' || v[0] == '+') }
 
 // tailBuffer keeps the last maxOutput bytes written to it.
 type tailBuffer struct {

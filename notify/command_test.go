@@ -6,7 +6,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -132,6 +134,68 @@ func TestCommand_Argv(t *testing.T) {
 
 	if s := stats(t, d, "only-compromise"); s != (notify.TargetStats{Name: "only-compromise", Kind: "command"}) {
 		t.Errorf("a ban reached a compromise-only command: %+v", s)
+	}
+}
+
+// TestCommand_OptionLike: an argument that would begin with an Event's
+// text starting with "-" or "+" gets a space in front, so that no program
+// reads it as an option; text after a literal start, the JSON on stdin
+// and the environment are unchanged.
+func TestCommand_OptionLike(t *testing.T) {
+	dir := t.TempDir()
+	rec := script(t, dir, "rec.sh", recordScript)
+	out := filepath.Join(dir, "out")
+	d := newDispatcher(t, nil, []notify.Command{{Name: "rec", Argv: []string{"/bin/sh", rec, out,
+		"{user}", "{reason}", "{rule}", "{addr}{user}", "--user={user}", "{source}", "--", "{user}"}}})
+	run(t, d)
+	ev := notify.Event{Type: "compromise", Target: "198.51.100.7", User: "-f/etc/shadow", Reason: "--help", Rule: "+short", Source: "pbx-1"}
+	d.Notify(ev)
+	if s := waitDone(t, d, "rec", 1); s.Sent != 1 {
+		t.Fatalf("got %+v; want Sent 1", s)
+	}
+	got := strings.Split(strings.TrimSuffix(readFile(t, out+".args"), "\x00"), "\x00")
+	want := []string{" -f/etc/shadow", " --help", " +short", " -f/etc/shadow", "--user=-f/etc/shadow", "pbx-1", "--", " -f/etc/shadow"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("arguments:\ngot  %q\nwant %q", got, want)
+	}
+	if env := readFile(t, out+".env"); !strings.Contains(env, "SIPGUARD_EVENT_USER=-f/etc/shadow\n") {
+		t.Errorf("environment:\n%s", env)
+	}
+	if stdin := readFile(t, out+".stdin"); !strings.Contains(stdin, `"user":"-f/etc/shadow"`) {
+		t.Errorf("stdin: %s", stdin)
+	}
+}
+
+// TestCommand_Logger: with a real logger, a user name "-f FILE" once
+// made logger read a 0600 file into the log. The message is the name.
+func TestCommand_Logger(t *testing.T) {
+	logger, err := exec.LookPath("logger")
+	if err != nil {
+		t.Skip("no logger (util-linux)")
+	}
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	os.WriteFile(secret, []byte("SECRET-PASSWORD\n"), 0o600)
+	sock := filepath.Join(dir, "log.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	d := newDispatcher(t, nil, []notify.Command{{Name: "syslog", Argv: []string{logger, "-u", sock, "-t", "sipguard", "{user}"}}})
+	run(t, d)
+	d.Notify(notify.Event{Type: "compromise", Target: "198.51.100.7", User: "-f" + secret})
+	if s := waitDone(t, d, "syslog", 1); s.Sent != 1 {
+		t.Fatalf("got %+v; want Sent 1", s)
+	}
+	conn.SetReadDeadline(time.Now().Add(patience))
+	buf := make([]byte, 4096)
+	n, err := conn.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg := string(buf[:n]); strings.Contains(msg, "SECRET") || !strings.HasSuffix(msg, "sipguard:  -f"+secret) {
+		t.Errorf("logged %q; want the user name, not the file", msg)
 	}
 }
 

@@ -52,8 +52,14 @@
 // in a single pass. An attacker controls some of that text (Reason, User:
 // a SIP user name such as "$(reboot)" or "; rm -rf /"), and it reaches the
 // program as one argv element, unchanged except that NUL bytes, which an
-// argv cannot carry, are removed. Argv[0] may not hold a placeholder, so
-// an Event never chooses the program.
+// argv cannot carry, are removed, and that an element which would begin
+// with an Event's text starting with "-" or "+" gets a space in front:
+// a user name "-f/etc/shadow" in "{user}" reaches the program as
+// " -f/etc/shadow", never as an option (logger would read the file into
+// the log). Write "--" before the elements that hold placeholders where
+// the program takes it; the JSON on standard input and the environment
+// carry every value exactly. Argv[0] may not hold a placeholder, so an
+// Event never chooses the program.
 //
 // The command also gets the Event's JSON on its standard input, the
 // directory "/" and a minimal environment: PATH=/usr/sbin:/usr/bin:/sbin:/bin
