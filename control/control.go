@@ -56,7 +56,11 @@ type SourceStatus struct {
 	Dropped   int64            `json:"dropped"`
 	DropBy    map[string]int64 `json:"dropped_by_reason"`
 	Rotated   int64            `json:"rotations"`
-	Error     string           `json:"error,omitempty"`
+	// LFFramed counts a syslog source's TCP messages framed by a newline:
+	// a newline inside a message would end it and forge another, tag
+	// included. Senders should count octets.
+	LFFramed int64  `json:"lf_framed,omitempty"`
+	Error    string `json:"error,omitempty"`
 }
 
 // States of a source (SourceStatus.State) other than why it is not read.

@@ -262,7 +262,7 @@ func (d *Daemon) status() control.Status {
 			ss.State = wireState(p.state, p.why)
 			ss.Waiting, ss.Offset, ss.Inode, ss.Rotated = p.stats.Waiting, p.stats.Pos.Offset, p.stats.Pos.Inode, p.stats.Rotations
 			ss.Lines, ss.Events, ss.Dropped, ss.DropBy, ss.Error = p.counts.Lines, p.counts.Events, p.counts.Dropped, p.counts.DropBy, p.err
-			ss.EventsBy, ss.Successes = p.counts.ByKind, p.counts.Successes
+			ss.EventsBy, ss.Successes, ss.LFFramed = p.counts.ByKind, p.counts.Successes, p.lf
 		}
 		st.Sources = append(st.Sources, ss)
 	}

@@ -582,23 +582,7 @@ func TestSyslogSource(t *testing.T) {
 	}}
 	fw := fwtest.New(nil)
 	r := start(t, cfg, fw)
-	// The receiver binds port 0: find it in the daemon's log.
-	var port string
-	if !eventually(func() bool {
-		for _, l := range strings.Split(r.logs.String(), "\n") {
-			var v struct {
-				Message string `json:"message"`
-				Addr    string `json:"addr"`
-			}
-			if json.Unmarshal([]byte(l), &v) == nil && v.Message == "syslog listener started" {
-				_, port, _ = strings.Cut(strings.TrimPrefix(v.Addr, "udp://"), ":")
-				return true
-			}
-		}
-		return false
-	}) {
-		t.Fatalf("no listening line:\n%s", r.logs)
-	}
+	port := listenerPort(t, r, "udp")
 	send := func(from string, n int, attacker string) {
 		c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(from)}, &net.UDPAddr{IP: net.ParseIP("127.0.0.1"), Port: atoi(port)})
 		if err != nil {
@@ -625,3 +609,53 @@ func TestSyslogSource(t *testing.T) {
 }
 
 func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
+
+// listenerPort finds in the daemon's log the port a syslog receiver bound
+// for port 0 (scheme "udp" or "tcp").
+func listenerPort(t *testing.T, r *running, scheme string) string {
+	t.Helper()
+	var port string
+	if !eventually(func() bool {
+		for _, l := range strings.Split(r.logs.String(), "\n") {
+			var v struct {
+				Message string `json:"message"`
+				Addr    string `json:"addr"`
+			}
+			if json.Unmarshal([]byte(l), &v) == nil && v.Message == "syslog listener started" && strings.HasPrefix(v.Addr, scheme+"://") {
+				_, port, _ = strings.Cut(strings.TrimPrefix(v.Addr, scheme+"://"), ":")
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("no %s listening line:\n%s", scheme, r.logs)
+	}
+	return port
+}
+
+// TestSyslogLFFraming: a sender framing TCP messages by newlines, where a
+// newline inside a message forges another, is warned of once in the log
+// and counted in status.
+func TestSyslogLFFraming(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config()
+	cfg.Sources = []daemon.Source{{
+		Name: "pbx", Parser: "asterisk", Location: time.UTC,
+		Listen: []string{"tcp://127.0.0.1:0"}, Senders: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+	}}
+	r := start(t, cfg, nil)
+	c, err := net.Dial("tcp", "127.0.0.1:"+listenerPort(t, r, "tcp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for range 3 {
+		fmt.Fprintf(c, "<29>%s pbx asterisk[812]: VERBOSE[1]: pbx.c: hello\n", time.Now().UTC().Format("Jan _2 15:04:05"))
+	}
+	if !eventually(func() bool { return status(t, r).Sources[0].LFFramed == 3 }) {
+		t.Fatalf("status: %+v", status(t, r).Sources[0])
+	}
+	if n := r.logs.Count("frames messages over TCP by newlines", `"source":"pbx"`); n != 1 {
+		t.Errorf("%d warnings; want 1:\n%s", n, r.logs)
+	}
+}

@@ -255,4 +255,5 @@ type sourceStatusParts struct {
 	err    string
 	state  watchers.State
 	why    string // when state is Failing
+	lf     int64  // syslog: TCP messages framed by a newline
 }

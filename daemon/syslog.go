@@ -129,5 +129,5 @@ func (sr *syslogReceiver) status(r *runner) sourceStatusParts {
 		e = *p
 	}
 	state, why := r.state(watchers.Stats{})
-	return sourceStatusParts{stats: watchers.Stats{Path: ""}, counts: c, err: e, state: state, why: why}
+	return sourceStatusParts{stats: watchers.Stats{Path: ""}, counts: c, err: e, state: state, why: why, lf: rs.FramedLF}
 }

@@ -17,7 +17,10 @@
 // skipped. A frame cut short by the end of the connection is dropped as
 // malformed, never parsed: what it lacks might change its meaning. Prefer
 // octet counting (rsyslog: omfwd TCP_Framing="octet-counted"): with LF
-// framing, a newline a sender leaves inside a message ends it there.
+// framing, a newline a sender leaves inside a message ends it there, and
+// what follows is read as a message of its own, with the tag its writer
+// chose, which every parser trusts. Messages framed by LF are counted
+// (Stats.FramedLF), and each sender using it is warned of once.
 //
 // A TCP connection that completes no message for Options.IdleTimeout is
 // closed, so that silent or trickling peers do not hold a slot forever

@@ -111,6 +111,11 @@ type Stats struct {
 	ConnsRefused     int64 // TCP connections over MaxConns or MaxConnsPerSender
 	ConnsIdle        int64 // TCP connections closed by IdleTimeout
 	Conns            int   // TCP connections open now
+	// FramedLF counts TCP messages framed by a newline (RFC 6587
+	// non-transparent framing): a newline a sender leaves inside a
+	// message ends it there, and what follows is read as a message of its
+	// own, header and tag included. Octet counting is safe.
+	FramedLF int64
 	// LastUnlisted is the last unlisted sender seen: usually a device
 	// whose address is missing from Senders.
 	LastUnlisted netip.Addr
@@ -135,6 +140,7 @@ type Receiver struct {
 	received, delivered                     atomic.Int64
 	unlisted, oversize, malformed, overflow atomic.Int64
 	accepted, refused, idle                 atomic.Int64
+	framedLF                                atomic.Int64
 	lastUnlisted                            atomic.Pointer[netip.Addr]
 	warnArmed                               atomic.Bool
 	warnSig                                 chan struct{}
@@ -143,6 +149,7 @@ type Receiver struct {
 	listeners []listener // bound by Listen, closed when Run returns
 	conns     map[*tcpConn]struct{}
 	perSender map[netip.Addr]int
+	lfWarned  map[netip.Addr]struct{} // senders warned of newline framing, for the receiver's life
 	closing   bool
 }
 
@@ -222,13 +229,14 @@ func New(opts Options) (*Receiver, error) {
 		opts.Now = time.Now
 	}
 	r := &Receiver{
-		opts:    opts,
-		senders: senders,
-		binds:   binds,
-		log:     opts.Logger,
-		now:     opts.Now,
-		warnSig: make(chan struct{}, 1),
-		every:   warnEvery,
+		opts:     opts,
+		senders:  senders,
+		binds:    binds,
+		log:      opts.Logger,
+		now:      opts.Now,
+		warnSig:  make(chan struct{}, 1),
+		every:    warnEvery,
+		lfWarned: map[netip.Addr]struct{}{},
 	}
 	r.queue.init(opts.QueueLines)
 	r.warnArmed.Store(true)
@@ -385,6 +393,7 @@ func (r *Receiver) Stats() Stats {
 		ConnsAccepted:    r.accepted.Load(),
 		ConnsRefused:     r.refused.Load(),
 		ConnsIdle:        r.idle.Load(),
+		FramedLF:         r.framedLF.Load(),
 	}
 	if a := r.lastUnlisted.Load(); a != nil {
 		s.LastUnlisted = *a

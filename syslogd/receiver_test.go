@@ -792,3 +792,41 @@ func TestReceiver_WarnLog(t *testing.T) {
 		t.Errorf("%d listener lines; want 2:\n%s", n, buf.String())
 	}
 }
+
+// TestReceiver_LFFraming: over TCP with newline framing, a newline inside
+// a message (an attacker's SIP user name, logged raw) ends it, and what
+// follows is a message of its own, tag and all; with octet counting it
+// stays one message. Messages framed by newlines are counted, and each
+// sender using that framing is warned of once.
+func TestReceiver_LFFraming(t *testing.T) {
+	var buf testutil.Buffer
+	r, c := start(t, syslogd.Options{Logger: zerolog.New(&buf).Level(zerolog.InfoLevel)})
+	msg := "<13>Nov 26 10:00:00 pbx asterisk[812]: NOTICE[1]: chan_sip.c: Registration from '<sip:x\n" +
+		"<13>Nov 26 10:00:00 pbx asterisk[812]: NOTICE[1]: chan_sip.c: Registration from '<sip:1@pbx>' failed for '203.0.113.44:5060' - Wrong password"
+	warned := func() int { return strings.Count(buf.String(), "syslog sender frames messages over TCP by newlines") }
+
+	octet := dial(t, "tcp", addr(t, r, "tcp"), "")
+	send(t, octet, itoa(len(msg))+" "+msg)
+	if ms := c.wait(t, 1); !strings.Contains(string(ms[0].Line), "<sip:x <13>Nov") {
+		t.Errorf("octet counting: %q; want one message, its newline a space", ms[0].Line)
+	}
+	if s := r.Stats(); s.FramedLF != 0 || warned() != 0 {
+		t.Errorf("octet counting: %d framed by LF, %d warnings", s.FramedLF, warned())
+	}
+	c.reset()
+
+	for i := range 2 {
+		lf := dial(t, "tcp", addr(t, r, "tcp"), "")
+		send(t, lf, msg+"\n")
+		ms := c.wait(t, 2)
+		if !strings.HasSuffix(string(ms[1].Line), "failed for '203.0.113.44:5060' - Wrong password") {
+			t.Errorf("LF framing: %q; want the forged second message", ms[1].Line)
+		}
+		waitStats(t, r, "framed by LF", func(s syslogd.Stats) bool { return s.FramedLF == int64(2*(i+1)) })
+		lf.Close()
+		c.reset()
+	}
+	if n := warned(); n != 1 || !strings.Contains(buf.String(), `"sender":"127.0.0.1"`) {
+		t.Errorf("%d warnings; want one naming 127.0.0.1:\n%s", n, buf.String())
+	}
+}

@@ -17,10 +17,15 @@ import (
 // than a billion bytes is not a syslog message but a stream out of step.
 const maxLenDigits = 9
 
+// maxLFWarned bounds the senders remembered as warned of newline framing:
+// past it, such senders are counted, not logged.
+const maxLFWarned = 1024
+
 // tcpConn is an accepted connection from an allowed sender.
 type tcpConn struct {
-	conn net.Conn
-	from netip.AddrPort
+	conn   net.Conn
+	from   netip.AddrPort
+	lfSeen bool // a message framed by a newline came (read by its reader only)
 }
 
 // serveTCP accepts connections until the listener is closed.
@@ -133,6 +138,9 @@ func (r *Receiver) readConn(c *tcpConn) {
 		r.received.Add(1)
 		switch kind {
 		case frameOK:
+			if f.lf {
+				r.framedByLF(c)
+			}
 			r.handle(trimEnd(frame), c.from, r.now())
 		case frameOversize:
 			r.dropped(&r.oversize)
@@ -142,6 +150,31 @@ func (r *Receiver) readConn(c *tcpConn) {
 				e.Str("sender", c.from.String()).Str("frame", kind.String()).Msg("malformed syslog frame dropped")
 			}
 		}
+	}
+}
+
+// framedByLF counts a message framed by a newline and warns, once per
+// sender, that a newline inside a message would forge another: every
+// parser reads a message by the tag at the start of its line, and the
+// message after such a newline brings its own.
+func (r *Receiver) framedByLF(c *tcpConn) {
+	r.framedLF.Add(1)
+	if c.lfSeen {
+		return
+	}
+	c.lfSeen = true
+	a := c.from.Addr()
+	r.mu.Lock()
+	_, warned := r.lfWarned[a]
+	warn := !warned && len(r.lfWarned) < maxLFWarned
+	if warn {
+		r.lfWarned[a] = struct{}{}
+	}
+	r.mu.Unlock()
+	if warn {
+		r.log.Warn().Stringer("sender", a).
+			Msg("syslog sender frames messages over TCP by newlines: a newline inside a message would end it and forge another, with any tag; " +
+				"make it count octets (rsyslog omfwd: TCP_Framing=\"octet-counted\")")
 	}
 }
 
@@ -181,6 +214,7 @@ type framer struct {
 	max    int
 	skip   int  // bytes still to discard of an oversize counted frame
 	skipLF bool // discarding an oversize frame up to its LF
+	lf     bool // the last frame was framed by its LF, not counted
 	err    error
 }
 
@@ -251,6 +285,7 @@ func (f *framer) frame() ([]byte, frameKind, bool) {
 					return nil, 0, false
 				}
 				f.r += i + 1 + n
+				f.lf = false
 				return b[i+1 : i+1+n], frameOK, true
 			}
 			// Not a MSG-LEN: a non-transparent frame.
@@ -271,6 +306,7 @@ func (f *framer) frame() ([]byte, frameKind, bool) {
 		case n > f.max:
 			return nil, frameOversize, true
 		}
+		f.lf = true
 		return b[:j], frameOK, true
 	}
 	return nil, 0, false

@@ -99,6 +99,12 @@ func printStatus(w io.Writer, st control.Status) error {
 	if len(st.Unbans) > 0 {
 		fmt.Fprintf(w, "unbans since start: %s\n", counts(st.Unbans))
 	}
+	for _, s := range st.Sources {
+		if s.LFFramed > 0 {
+			fmt.Fprintf(w, "warning: source %s: %d syslog messages over TCP framed by newlines, where a newline inside a message forges another: make the sender count octets (see the daemon's log)\n",
+				s.Name, s.LFFramed)
+		}
+	}
 	if c := st.Cluster; c != nil {
 		printCluster(w, c)
 	}
