@@ -2,7 +2,8 @@
 # Install what the tests need (as root, on Debian 12 with Go), then run every
 # test: vet, unit and integration tests (the firewall and daemon tests run
 # against the kernel in network namespaces of their own, so root is
-# needed), a short fuzz of every fuzz target, the fail2ban-regex comparison
+# needed), the same kernel tests under Debian 12's own kernel (6.1) in
+# QEMU, a short fuzz of every fuzz target, the fail2ban-regex comparison
 # and the daemon measurements. .ci/run calls this script.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -12,7 +13,8 @@ export PATH=$PATH:/usr/local/go/bin
 # not started: a test starts what it needs itself.
 # systemd: systemd-journald and journalctl, which the journald source's tests
 # run in a journal namespace of their own (never the system journal).
-packages=(fail2ban nftables iproute2 kamailio sipvicious sip-tester zsh groff-base logrotate systemd)
+packages=(fail2ban nftables iproute2 kamailio sipvicious sip-tester zsh fish groff-base logrotate
+	qemu-system-x86 busybox-static systemd)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -31,6 +33,18 @@ if [ ${#missing[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 	if [ -n "$created" ]; then rm -f "$policy"; fi
 fi
+# The tests start Kamailio and fail2ban themselves when they need them: on
+# a host that runs this script, neither is left to start at boot (their
+# packages enable them).
+for unit in kamailio.service fail2ban.service; do
+	if [ "$(systemctl is-enabled "$unit" 2>/dev/null)" = enabled ]; then
+		systemctl disable --quiet "$unit" 2>/dev/null || deb-systemd-helper disable "$unit"
+	fi
+	if [ "$(systemctl is-enabled "$unit" 2>/dev/null)" = enabled ]; then
+		echo "test.sh: $unit is still enabled at boot" >&2
+		exit 1
+	fi
+done
 
 echo "== gofmt, go vet"
 unformatted=$(gofmt -l .)
@@ -44,6 +58,9 @@ go vet ./...
 echo "== go test"
 before=$(ip netns list 2>/dev/null | awk '{print $1}' | sort)
 go test -count=1 ./...
+
+echo "== the kernel tests under Debian 12's kernel (6.1), in QEMU"
+test/debian-kernel.sh
 
 echo "== fuzz every fuzz target briefly (run longer by hand, see docs/testing.md)"
 fuzztime=${FUZZTIME:-15s}

@@ -81,3 +81,20 @@ func unmap(p netip.Prefix) netip.Prefix {
 	}
 	return p
 }
+
+// The widest networks a list (a feed, an import) may ban, and a person
+// without --force: an IPv4 /8 and an IPv6 /19 (the smallest block a
+// regional registry allocates). Anything wider is far more likely a typo
+// ("0.0.0.0/2") than an attacker.
+const (
+	MinBits4 = 8
+	MinBits6 = 19
+)
+
+// TooWide reports whether p is wider than MinBits4 or MinBits6.
+func TooWide(p netip.Prefix) bool {
+	if p.Addr().Is4() {
+		return p.Bits() < MinBits4
+	}
+	return p.Bits() < MinBits6
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/sipguard/sipguard/duration"
+	"github.com/sipguard/sipguard/internal/didyoumean"
 )
 
 // Error is one problem in a config file, with its position:
@@ -215,41 +216,18 @@ func (d *decoder) decodeStruct(rv reflect.Value, m map[string]any, path string) 
 
 // suggest names the known key a misspelt one probably meant.
 func suggest(k string, fields map[string]int) string {
-	norm := func(s string) string { return strings.ReplaceAll(strings.ToLower(s), "-", "_") }
 	names := make([]string, 0, len(fields))
 	for f := range fields {
-		if norm(f) == norm(k) {
-			return fmt.Sprintf(" (did you mean %q? keys are case-sensitive)", f)
-		}
 		names = append(names, f)
 	}
 	sort.Strings(names)
-	for _, f := range names {
-		if editDistance(f, k) <= 2 {
-			return fmt.Sprintf(" (did you mean %q?)", f)
-		}
+	switch f, sameButCase, ok := didyoumean.Closest(k, names); {
+	case sameButCase:
+		return fmt.Sprintf(" (did you mean %q? keys are case-sensitive)", f)
+	case ok:
+		return fmt.Sprintf(" (did you mean %q?)", f)
 	}
 	return " (known: " + strings.Join(names, ", ") + ")"
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }
 
 func tomlType(v any) string {

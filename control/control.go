@@ -28,7 +28,7 @@ type Status struct {
 	Sources       []SourceStatus   `json:"sources"`
 	Rules         []RuleStatus     `json:"rules"`
 	Bans          int              `json:"bans"`
-	Unbans        map[string]int64 `json:"unbans_by_reason"` // since start: expired, manual, replaced, feed
+	Unbans        map[string]int64 `json:"unbans_by_reason"` // since start: expired, manual, replaced, feed, allowlisted
 	Feeds         []FeedStatus     `json:"feeds,omitempty"`
 	Notify        []NotifyStatus   `json:"notify,omitempty"`
 	Cluster       *ClusterStatus   `json:"cluster,omitempty"`
@@ -111,15 +111,16 @@ type ClusterStatus struct {
 	LastErrorAt time.Time        `json:"last_error_time,omitzero"`
 }
 
-// RuleStatus describes one rule.
+// RuleStatus describes one rule. Durations are in seconds, as every
+// duration of Status is.
 type RuleStatus struct {
 	Name       string   `json:"name"`
 	Events     []string `json:"events"`
 	MaxRetry   int      `json:"max_retry"`
-	FindTime   string   `json:"find_time"`
-	BanTime    string   `json:"ban_time"`
+	FindTime   float64  `json:"find_time_seconds"`
+	BanTime    float64  `json:"ban_time_seconds"`
 	Factor     float64  `json:"factor"`
-	MaxBanTime string   `json:"max_ban_time,omitempty"`
+	MaxBanTime float64  `json:"max_ban_time_seconds,omitempty"`
 	Bans       int64    `json:"bans"` // decided since the daemon started
 }
 
@@ -129,21 +130,29 @@ type EngineStatus struct {
 	Allowed     int64 `json:"allowlisted"`
 	WhileBanned int64 `json:"while_banned"`
 	Bans        int64 `json:"bans"`
-	Stale       int64 `json:"stale_bans"` // decided on old lines, already over
-	Tracked     int   `json:"tracked"`
-	Evicted     int64 `json:"evicted"`
+	// Narrowed counts IPv6 bans narrowed to the address: its prefix holds
+	// an allowlisted address.
+	Narrowed int64 `json:"narrowed"`
+	Stale    int64 `json:"stale_bans"` // decided on old lines, already over
+	Tracked  int   `json:"tracked"`
+	Evicted  int64 `json:"evicted"`
 	// Compromises counts successful logins after failures (see [compromise]).
 	Compromises int64 `json:"compromises"`
 }
 
 // FirewallStatus describes the backend enforcing bans.
 type FirewallStatus struct {
-	Backend   string    `json:"backend"`
-	Table     string    `json:"table,omitempty"`
-	Hooks     []string  `json:"hooks,omitempty"`
-	Bans      int       `json:"bans"`
-	Packets   uint64    `json:"packets_dropped"`
-	Bytes     uint64    `json:"bytes_dropped"`
+	Backend string   `json:"backend"`
+	Table   string   `json:"table,omitempty"`
+	Hooks   []string `json:"hooks,omitempty"`
+	Bans    int      `json:"bans"`
+	Packets uint64   `json:"packets_dropped"`
+	Bytes   uint64   `json:"bytes_dropped"`
+	Allowed uint64   `json:"packets_allowed"` // from allowlisted sources, let through ahead of the bans
+	// Refused counts bans refused as they reached the firewall because
+	// they covered an allowlisted address (each origin refuses them
+	// before: this is the last guard).
+	Refused   int64     `json:"refused_allowlisted"`
 	Restored  int       `json:"restored"`
 	Errors    int64     `json:"errors"` // ban or unban calls the backend refused since start
 	LastCheck time.Time `json:"last_check,omitzero"`
@@ -179,6 +188,8 @@ type BanRequest struct {
 	Target string `json:"target"`
 	For    string `json:"for,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// Force bans a network wider than an IPv4 /8 or an IPv6 /19.
+	Force bool `json:"force,omitempty"`
 }
 
 // Results of ban and unban requests.
@@ -193,6 +204,9 @@ const (
 type BanResponse struct {
 	Result string `json:"result"`
 	Ban    Ban    `json:"ban"`
+	// Kept: the target was banned already, for longer than asked; that
+	// ban stays as it was (Ban shows it).
+	Kept bool `json:"kept,omitempty"`
 }
 
 // ImportRequest asks for many manual bans at once (sipguard import): one
@@ -206,6 +220,7 @@ type ImportRequest struct {
 type ImportResponse struct {
 	Banned  int      `json:"banned"`
 	Renewed int      `json:"renewed"` // banned before; expiry set anew
+	Kept    int      `json:"kept"`    // banned before, for longer: kept as it was
 	Refused []string `json:"refused"`
 }
 

@@ -53,17 +53,16 @@ func (h handler) Ban(ctx context.Context, req control.BanRequest) (control.BanRe
 			return control.BanResponse{}, control.BadRequest("--for %q: a positive duration such as 30m, 1h or 7d", req.For)
 		}
 	}
-	var r *bans.Record
-	var renewed bool
+	var b ManualBan
 	var saved <-chan struct{}
-	if cerr := h.d.call(ctx, func() { r, renewed, saved, err = h.d.manualBan(ctx, p, dur, req.Reason) }); cerr != nil {
+	if cerr := h.d.call(ctx, func() { b, saved, err = h.d.manualBan(ctx, p, dur, req.Reason, req.Force) }); cerr != nil {
 		return control.BanResponse{}, cerr
 	}
-	if err = h.wait(ctx, saved, err); r == nil {
+	if err = h.wait(ctx, saved, err); b.Record == nil {
 		return control.BanResponse{}, err
 	}
-	res := control.BanResponse{Result: control.Banned, Ban: wireBan(r)}
-	if renewed {
+	res := control.BanResponse{Result: control.Banned, Ban: wireBan(b.Record), Kept: b.Kept}
+	if b.Renewed {
 		res.Result = control.AlreadyBanned
 	}
 	return res, err
@@ -132,7 +131,7 @@ func (h handler) Import(ctx context.Context, req control.ImportRequest) (control
 	if err := h.wait(ctx, saved, err); err != nil {
 		return control.ImportResponse{}, err
 	}
-	return control.ImportResponse{Banned: res.Banned, Renewed: res.Renewed, Refused: append(refused, res.Refused...)}, nil
+	return control.ImportResponse{Banned: res.Banned, Renewed: res.Renewed, Kept: res.Kept, Refused: append(refused, res.Refused...)}, nil
 }
 
 // parseTarget reads the address or network of a request.
@@ -231,11 +230,11 @@ func (d *Daemon) status(ctx context.Context) control.Status {
 	}
 	for _, r := range d.cfg.Engine.Rules {
 		rs := control.RuleStatus{
-			Name: r.Name, MaxRetry: r.MaxRetry, FindTime: duration.Format(r.FindTime), BanTime: duration.Format(r.BanTime),
+			Name: r.Name, MaxRetry: r.MaxRetry, FindTime: r.FindTime.Seconds(), BanTime: r.BanTime.Seconds(),
 			Factor: r.Factor, Bans: d.ruleBans[r.Name],
 		}
 		if r.MaxBanTime > 0 {
-			rs.MaxBanTime = duration.Format(r.MaxBanTime)
+			rs.MaxBanTime = r.MaxBanTime.Seconds()
 		}
 		for _, k := range parsers.Kinds() {
 			if r.Kinds.Has(k) {
@@ -246,13 +245,14 @@ func (d *Daemon) status(ctx context.Context) control.Status {
 	}
 	es := d.eng.Stats()
 	st.Engine = control.EngineStatus{
-		Events: es.Events, Allowed: es.Allowed, WhileBanned: es.WhileBanned, Bans: es.Bans,
+		Events: es.Events, Allowed: es.Allowed, WhileBanned: es.WhileBanned, Bans: es.Bans, Narrowed: es.Narrowed,
 		Stale: d.stale, Tracked: es.Tracked, Evicted: es.Evicted, Compromises: es.Compromises,
 	}
 	fs := d.fw.State(ctx)
 	st.Firewall = control.FirewallStatus{
 		Backend: fs.Backend, Table: fs.Table, Hooks: fs.Hooks, Bans: fs.Bans, Packets: fs.Packets,
-		Bytes: fs.Bytes, Restored: fs.Restored, LastCheck: fs.LastCheck, Error: fs.LastError, Errors: d.fwErrors,
+		Bytes: fs.Bytes, Allowed: fs.Allowed, Refused: d.allowRefused, Restored: fs.Restored, LastCheck: fs.LastCheck,
+		Error: fs.LastError, Errors: d.fwErrors,
 	}
 	if d.fwErr != "" {
 		st.Firewall.Error = d.fwErr

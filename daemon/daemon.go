@@ -25,7 +25,9 @@
 // firewall: a crash re-reads lines rather than losing a ban.
 //
 // Files: daemon.go (the core loop), sources.go, syslog.go and journal.go
-// (what feeds it lines), enforce.go (decisions to the firewall and the ledger),
+// (what feeds it lines), enforce.go (decisions to the firewall and the
+// ledger), allow.go (the allowlist: the last guard before the firewall,
+// the kernel's allow sets, bans made before an address was allowlisted),
 // manual.go (ban, unban and import by hand), feeds.go, cluster.go,
 // state.go (the state files), notice.go (observers), control.go (the
 // control socket: wire types in, wire types out), reload.go.
@@ -119,35 +121,36 @@ type Daemon struct {
 	runCtx  context.Context
 
 	// Owned by the core goroutine.
-	cfg         Config
-	eng         *engine.Engine
-	ledger      *bans.Ledger
-	pending     []decision
-	pendingPos  map[string]savedPosition
-	positions   map[string]savedPosition
-	bansDirty   bool
-	posDirty    bool
-	runners     map[string]*runner
-	ruleBans    map[string]int64
-	stale       int64
-	retryAt     time.Time
-	retryWait   time.Duration
-	fwErr       string
-	lastSaved   time.Time
-	lastTry     time.Time
-	saveErr     string
-	saving      bool // a snapshot is being written
-	gen         uint64
-	saveWaiters []saveWaiter
-	saveJobs    chan saveJob
-	saveResults chan saveResult
-	skewWarned  map[string]time.Time
-	verify      func(context.Context) error // the restore's read-back, when deferred
-	observers   []Observer
-	unbans      map[string]int64 // by reason
-	fwErrors    int64
-	feeds       map[string]*feedState
-	stopFeeds   func()
+	cfg          Config
+	eng          *engine.Engine
+	ledger       *bans.Ledger
+	pending      []decision
+	pendingPos   map[string]savedPosition
+	positions    map[string]savedPosition
+	bansDirty    bool
+	posDirty     bool
+	runners      map[string]*runner
+	ruleBans     map[string]int64
+	stale        int64
+	retryAt      time.Time
+	retryWait    time.Duration
+	fwErr        string
+	lastSaved    time.Time
+	lastTry      time.Time
+	saveErr      string
+	saving       bool // a snapshot is being written
+	gen          uint64
+	saveWaiters  []saveWaiter
+	saveJobs     chan saveJob
+	saveResults  chan saveResult
+	skewWarned   map[string]time.Time
+	verify       func(context.Context) error // the restore's read-back, when deferred
+	observers    []Observer
+	unbans       map[string]int64 // by reason
+	fwErrors     int64
+	allowRefused int64 // bans refused at the last guard (ban): they covered an allowlisted address
+	feeds        map[string]*feedState
+	stopFeeds    func()
 
 	cluster         Cluster // nil: no [cluster]
 	clusterEscalate bool

@@ -219,6 +219,70 @@ func TestManualBanUnban(t *testing.T) {
 	}
 }
 
+// TestManualBanSafety: a network wider than a /8 (IPv4) or /19 (IPv6) is
+// a typo until --force says otherwise; a shorter manual ban never cuts a
+// longer ban in force; an import follows the same rules.
+func TestManualBanSafety(t *testing.T) {
+	e := newEnv(t)
+	r := start(t, e.config(), nil)
+	ctx := context.Background()
+	for _, target := range []string{"0.0.0.0/2", "10.0.0.0/7", "2001::/16"} {
+		if _, err := r.client.Ban(ctx, control.BanRequest{Target: target}); err == nil || !strings.Contains(err.Error(), "--force") {
+			t.Errorf("ban %s: %v; want refused, naming --force", target, err)
+		}
+		if _, ok := banned(r.fw, target); ok {
+			t.Errorf("%s in the firewall", target)
+		}
+	}
+	if res, err := r.client.Ban(ctx, control.BanRequest{Target: "10.0.0.0/7", Force: true, For: "1h"}); err != nil || res.Result != control.Banned {
+		t.Errorf("ban --force 10.0.0.0/7: %+v %v", res, err)
+	}
+	if res, err := r.client.Ban(ctx, control.BanRequest{Target: "11.0.0.0/8"}); err == nil {
+		t.Errorf("11.0.0.0/8 inside the forced ban: %+v", res)
+	}
+
+	// A rule's 1h ban, then a manual ban for 5m: the longer one stays.
+	appendLines(t, e.log, failures("198.51.100.7", 5, time.Now())...)
+	if !eventually(func() bool { _, ok := banned(r.fw, "198.51.100.7/32"); return ok }) {
+		t.Fatalf("not banned:\n%s", r.logs)
+	}
+	ent, _ := banned(r.fw, "198.51.100.7/32")
+	res, err := r.client.Ban(ctx, control.BanRequest{Target: "198.51.100.7", For: "5m"})
+	if err != nil || !res.Kept || res.Result != control.AlreadyBanned || res.Ban.Rule != "burst" || res.Ban.Expires.Sub(ent.Expires).Abs() > time.Second {
+		t.Errorf("ban --for 5m over a 1h ban: %+v %v; want the 1h ban kept", res, err)
+	}
+	if now, _ := banned(r.fw, "198.51.100.7/32"); !now.Expires.Equal(ent.Expires) {
+		t.Errorf("the firewall's ban changed: %v; was %v", now.Expires, ent.Expires)
+	}
+	// Longer: replaced by the manual ban.
+	if res, err := r.client.Ban(ctx, control.BanRequest{Target: "198.51.100.7", For: "2h"}); err != nil || res.Kept || res.Ban.Rule != "manual" {
+		t.Errorf("ban --for 2h over a 1h ban: %+v %v", res, err)
+	}
+	imp, err := r.client.Import(ctx, control.ImportRequest{Bans: []control.BanRequest{
+		{Target: "198.51.100.7", For: "10m"}, {Target: "64.0.0.0/3"}, {Target: "198.51.100.9"},
+	}})
+	if err != nil || imp.Kept != 1 || imp.Banned != 1 || len(imp.Refused) != 1 || !strings.Contains(imp.Refused[0], "wider than") {
+		t.Errorf("import: %+v %v", imp, err)
+	}
+}
+
+// TestStatusDurations: every duration in status is in seconds.
+func TestStatusDurations(t *testing.T) {
+	e := newEnv(t)
+	r := start(t, e.config(), nil)
+	st, err := r.client.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs := st.Rules[0]; rs.FindTime != 60 || rs.BanTime != 3600 || rs.MaxBanTime != 86400 {
+		t.Errorf("rule %+v; want find 60, ban 3600, max 86400 (seconds)", rs)
+	}
+	js, _ := json.Marshal(st.Rules[0])
+	if !strings.Contains(string(js), `"find_time_seconds":60,`) {
+		t.Errorf("JSON %s", js)
+	}
+}
+
 // TestUnbanClearsCounters: after an unban the address starts from zero.
 func TestUnbanClearsCounters(t *testing.T) {
 	e := newEnv(t)
@@ -393,7 +457,7 @@ func TestNetworkBansNest(t *testing.T) {
 		t.Errorf("ban inside a banned network: %v", err)
 	}
 	// A wider one replaces it.
-	if _, err := r.client.Ban(ctx, control.BanRequest{Target: "2001::/16"}); err != nil {
+	if _, err := r.client.Ban(ctx, control.BanRequest{Target: "2001::/16", Force: true}); err != nil {
 		t.Fatalf("wider ban: %v", err)
 	}
 	if _, ok := banned(r.fw, "2001:db8::/32"); ok {

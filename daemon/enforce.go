@@ -49,6 +49,8 @@ func (d *Daemon) decide(b engine.Ban, ev *parsers.Event, now, read time.Time, wh
 // and the log positions of the lines that caused them. On a firewall error
 // everything stays queued and is retried with backoff.
 func (d *Daemon) flush(ctx context.Context) {
+	// Queued before a reload allowlisted their address: never enforced.
+	d.pending = slices.DeleteFunc(d.pending, func(p decision) bool { return d.refused(p.ban.Prefix) })
 	if len(d.pending) > 0 {
 		now := d.now()
 		recs := make([]*bans.Record, len(d.pending))
@@ -70,13 +72,21 @@ func (d *Daemon) flush(ctx context.Context) {
 		}
 		err := d.replace(ctx, plan.Replace)
 		if err == nil {
-			err = d.fw.Ban(ctx, firewallBans(plan.Enforce, now)...)
+			err = d.ban(ctx, firewallBans(plan.Enforce, now)...)
 		}
 		var oe *firewall.OverlapError
-		if errors.As(err, &oe) {
-			// Never let one ban hold up the others: drop it and go on.
+		var ae *allowError
+		var skip netip.Prefix
+		switch {
+		case errors.As(err, &oe):
 			d.log.Warn().Str(fieldPrefix, oe.Prefix.String()).Str("overlaps", oe.With.String()).Msg("ban skipped: it overlaps another network ban")
-			d.pending = slices.DeleteFunc(d.pending, func(p decision) bool { return p.ban.Prefix == oe.Prefix })
+			skip = oe.Prefix
+		case errors.As(err, &ae):
+			skip = ae.Prefix
+		}
+		if skip.IsValid() {
+			// Never let one ban hold up the others: drop it and go on.
+			d.pending = slices.DeleteFunc(d.pending, func(p decision) bool { return p.ban.Prefix == skip })
 			d.flush(ctx)
 			return
 		}
@@ -124,6 +134,9 @@ func (p *decision) record(now time.Time) *bans.Record {
 	if r.Reason == "" {
 		r.Reason = fmt.Sprintf("%d events in %s, the last %s", b.Count, b.Last.Sub(b.First).Round(time.Second), p.kind)
 	}
+	if b.NarrowedFrom.IsValid() {
+		r.Reason += "; the address alone: " + b.NarrowedFrom.String() + " holds an allowlisted address"
+	}
 	return r
 }
 
@@ -168,6 +181,10 @@ func (d *Daemon) record(p decision, now time.Time, latency time.Duration) {
 	if r.Addr.IsValid() {
 		addr = r.Addr.String()
 	}
+	if from := p.ban.NarrowedFrom; from.IsValid() {
+		d.log.Info().Str(fieldIP, addr).Str("network", from.String()).Str("allow", d.allowed(from).String()).
+			Msg("ban narrowed to the address: its network holds an allowlisted address")
+	}
 	ev.Str(fieldIP, addr).Str(fieldPrefix, r.Target.String()).Str(fieldRule, r.Rule).
 		Int(fieldCount, r.Count).Float64(fieldTTL, timeout.Round(time.Second).Seconds()).
 		Str(fieldSource, r.Source).Int(fieldOffence, r.Offences).Msg("ban")
@@ -201,15 +218,4 @@ func (d *Daemon) expire() {
 	for _, p := range d.ledger.Ended(d.now()) {
 		d.unbanned(p, UnbanExpired, "expired")
 	}
-}
-
-// allowed returns the allowlist entry that p overlaps, if any: a ban must
-// never cover an allowed address.
-func (d *Daemon) allowed(p netip.Prefix) netip.Prefix {
-	for _, a := range d.cfg.Engine.Allow {
-		if a.Overlaps(p) {
-			return a
-		}
-	}
-	return netip.Prefix{}
 }

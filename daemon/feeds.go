@@ -161,7 +161,7 @@ func (d *Daemon) applyFeed(ctx context.Context, name string, fs *feedState, refr
 		}
 	}
 	if len(add) > 0 {
-		if err := d.fw.Ban(ctx, add...); err != nil {
+		if err := d.ban(ctx, add...); err != nil {
 			return err
 		}
 		for _, b := range add {

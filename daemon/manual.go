@@ -19,31 +19,48 @@ func (e *refusal) Error() string { return e.msg }
 
 func refuse(format string, args ...any) error { return &refusal{fmt.Sprintf(format, args...)} }
 
-// manualBan bans p for dur on the core goroutine and returns the record
-// and whether it renewed a ban of p. The channel returned is closed once
+// ManualBan is what `sipguard ban` did.
+type ManualBan struct {
+	Record  *bans.Record // the ban in force now
+	Renewed bool         // p was banned already: its ban was replaced
+	Kept    bool         // p was banned already, longer: that ban was kept
+}
+
+// manualBan bans p for dur on the core goroutine. A network wider than
+// bans.TooWide allows is refused without force; a ban of p already in
+// force for longer is kept as it is. The channel returned is closed once
 // the ban is saved: a manual ban must survive a crash.
-func (d *Daemon) manualBan(ctx context.Context, p netip.Prefix, dur time.Duration, reason string) (*bans.Record, bool, <-chan struct{}, error) {
+func (d *Daemon) manualBan(ctx context.Context, p netip.Prefix, dur time.Duration, reason string, force bool) (ManualBan, <-chan struct{}, error) {
 	if dur <= 0 {
 		dur = d.cfg.ManualBanTime
 	}
 	if a := d.allowed(p); a.IsValid() {
-		return nil, false, nil, refuse("%s is allowlisted (%s): remove it from [allow] first", p, a)
+		return ManualBan{}, nil, refuse("%s is allowlisted (%s): remove it from [allow] first", p, a)
+	}
+	if bans.TooWide(p) && !force {
+		return ManualBan{}, nil, refuse("%s is wider than /%d (IPv4) or /%d (IPv6): a typo? ban it with --force if you mean it",
+			p, bans.MinBits4, bans.MinBits6)
 	}
 	now := d.now()
+	if old, ok := d.ledger.Get(p); ok && old.InForce(now) && old.Expires.After(now.Add(dur)) {
+		d.log.Info().Str(fieldPrefix, p.String()).Str(fieldRule, old.Label()).Time("until", old.Expires).
+			Msg("manual ban shorter than the ban in force: the longer one is kept")
+		return ManualBan{Record: old, Renewed: true, Kept: true}, nil, nil
+	}
 	r := &bans.Record{Target: p, Origin: bans.ByHand, Reason: reason, Since: now, Expires: now.Add(dur)}
 	plan := d.ledger.Plan([]*bans.Record{r}, now)
 	if len(plan.Covered) > 0 {
 		w, _ := d.ledger.Covering(p, now)
-		return nil, false, nil, refuse("%s is inside %s, banned until %s: unban that first to change it",
+		return ManualBan{}, nil, refuse("%s is inside %s, banned until %s: unban that first to change it",
 			p, w.Target, w.Expires.Local().Format(time.DateTime))
 	}
 	err := d.replace(ctx, plan.Replace)
 	if err == nil {
-		err = d.fw.Ban(ctx, firewallBans(plan.Enforce, now)...)
+		err = d.ban(ctx, firewallBans(plan.Enforce, now)...)
 	}
 	if err != nil {
 		d.fwErrors++
-		return nil, false, nil, refuse("ban %s: %v", p, err)
+		return ManualBan{}, nil, refuse("ban %s: %v", p, err)
 	}
 	renewed := d.ledger.Put(r) != nil
 	d.eng.Banned(p, now, dur)
@@ -52,7 +69,7 @@ func (d *Daemon) manualBan(ctx context.Context, p netip.Prefix, dur time.Duratio
 	d.notice(Notice{Type: NoticeBan, Target: p, Rule: r.Label(), Reason: reason, Time: now, Expires: r.Expires})
 	d.share(r)
 	d.bansDirty = true
-	return r, renewed, d.durable(), nil
+	return ManualBan{Record: r, Renewed: renewed}, d.durable(), nil
 }
 
 // manualUnban lifts every ban overlapping target (an address inside a
@@ -99,6 +116,7 @@ type ImportEntry struct {
 type Imported struct {
 	Banned  int
 	Renewed int      // banned before; expiry set anew
+	Kept    int      // banned before, for longer: that ban kept
 	Refused []string // entries not banned, with why
 }
 
@@ -118,6 +136,14 @@ func (d *Daemon) manualImport(ctx context.Context, entries []ImportEntry) (Impor
 		}
 		if a := d.allowed(e.Target); a.IsValid() {
 			res.Refused = append(res.Refused, fmt.Sprintf("%s: allowlisted (%s)", bans.String(e.Target), a))
+			continue
+		}
+		if bans.TooWide(e.Target) {
+			res.Refused = append(res.Refused, fmt.Sprintf("%s: wider than /%d (IPv4) or /%d (IPv6)", bans.String(e.Target), bans.MinBits4, bans.MinBits6))
+			continue
+		}
+		if old, ok := d.ledger.Get(e.Target); ok && old.InForce(now) && old.Expires.After(now.Add(e.For)) {
+			res.Kept++
 			continue
 		}
 		if w, covered := d.ledger.Covering(e.Target, now); covered {
@@ -148,7 +174,7 @@ func (d *Daemon) manualImport(ctx context.Context, entries []ImportEntry) (Impor
 	plan := d.ledger.Plan(recs, now)
 	err := d.replace(ctx, plan.Replace)
 	if err == nil {
-		err = d.fw.Ban(ctx, firewallBans(plan.Enforce, now)...)
+		err = d.ban(ctx, firewallBans(plan.Enforce, now)...)
 	}
 	if err != nil {
 		d.fwErrors++
@@ -164,6 +190,6 @@ func (d *Daemon) manualImport(ctx context.Context, entries []ImportEntry) (Impor
 		d.share(r)
 	}
 	d.bansDirty = true
-	d.log.Info().Int("banned", res.Banned).Int("renewed", res.Renewed).Int("refused", len(res.Refused)).Msg("import")
+	d.log.Info().Int("banned", res.Banned).Int("renewed", res.Renewed).Int("kept", res.Kept).Int("refused", len(res.Refused)).Msg("import")
 	return res, d.durable(), nil
 }

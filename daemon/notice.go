@@ -24,6 +24,7 @@ const (
 	UnbanReplaced = "replaced" // a wider ban took its place
 	UnbanFeed     = "feed"     // gone from its blocklist feed
 	// UnbanCluster (cluster.go): lifted by the cluster.
+	// UnbanAllowed (allow.go): covers an address allowlisted since.
 )
 
 // Notice is something the daemon did or saw that others may want to hear

@@ -12,17 +12,19 @@ import (
 // Reload applies a new configuration to the running daemon. It is checked
 // completely first: on error nothing changes. Rules, allowlist and engine
 // settings take effect at once (counters start afresh, offence history is
-// kept); sources added, removed or changed start or stop; the state
-// directory and the socket change only on restart.
+// kept); a new allowlist goes into the firewall first, then the bans in
+// force that cover it are lifted or narrowed (see fitAllow); sources
+// added, removed or changed start or stop; the state directory and the
+// socket change only on restart.
 func (d *Daemon) Reload(ctx context.Context, cfg Config) error {
 	var err error
-	if cerr := d.call(ctx, func() { err = d.reload(cfg) }); cerr != nil {
+	if cerr := d.call(ctx, func() { err = d.reload(ctx, cfg) }); cerr != nil {
 		return cerr
 	}
 	return err
 }
 
-func (d *Daemon) reload(cfg Config) error {
+func (d *Daemon) reload(ctx context.Context, cfg Config) error {
 	var eng *engine.Engine
 	if !reflect.DeepEqual(cfg.Engine, d.cfg.Engine) {
 		var err error
@@ -38,6 +40,13 @@ func (d *Daemon) reload(cfg Config) error {
 		d.log.Warn().Msg("state_dir and socket changes take effect on restart")
 		cfg.StateDir, cfg.Socket = d.cfg.StateDir, d.cfg.Socket
 	}
+	allowChanged := !slices.Equal(cfg.Engine.Allow, d.cfg.Engine.Allow)
+	if allowChanged {
+		if err := d.fw.SetAllow(ctx, cfg.Engine.Allow); err != nil {
+			d.fwErrors++
+			return fmt.Errorf("load the allowlist into the firewall: %w", err)
+		}
+	}
 	if eng != nil {
 		d.eng = eng
 	}
@@ -50,6 +59,11 @@ func (d *Daemon) reload(cfg Config) error {
 		d.stopFeeds()
 	}
 	d.cfg = cfg
+	if allowChanged {
+		if err := d.fitAllow(ctx); err != nil {
+			d.log.Error().Err(err).Msg("bans covering the new allowlist not lifted; the firewall lets the allowlist through all the same")
+		}
+	}
 	if feedsChanged {
 		d.startFeeds(d.runCtx)
 	}

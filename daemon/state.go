@@ -48,13 +48,16 @@ func (d *Daemon) restore(ctx context.Context) error {
 			d.ledger.Remember(p, u)
 		}
 	}
-	var entries []firewall.Entry
+	// The allowlist first: no ban restored below may drop it, even for a
+	// moment.
+	if err := d.setAllow(ctx); err != nil {
+		return err
+	}
 	for _, r := range saved.Bans {
 		if !r.Target.IsValid() || !r.InForce(now) {
 			continue
 		}
 		d.ledger.Put(r)
-		entries = append(entries, firewall.Entry{Prefix: r.Target, Expires: r.Expires})
 	}
 	// Bans are saved a moment after they are enforced: after a crash the
 	// kernel may hold bans the state does not. Keep them.
@@ -70,7 +73,6 @@ func (d *Daemon) restore(ctx context.Context) error {
 			}
 			d.ledger.Put(&bans.Record{Target: e.Prefix, Origin: bans.ByKernel, Since: now, Expires: e.Expires,
 				Reason: "in the kernel at start but not in the saved state (the daemon stopped before saving it)"})
-			entries = append(entries, e)
 			adopted++
 		}
 		if adopted > 0 {
@@ -78,6 +80,14 @@ func (d *Daemon) restore(ctx context.Context) error {
 			d.log.Warn().Int("bans", adopted).Msg("kept bans found in the kernel but missing from the saved state")
 		}
 	}
+	// Bans made before their address was allowlisted (or by an older
+	// sipguard) are lifted or narrowed, not restored.
+	d.fitted(d.misfits(now), now)
+	entries := make([]firewall.Entry, 0, d.ledger.Len())
+	d.ledger.All(func(r *bans.Record) bool {
+		entries = append(entries, firewall.Entry{Prefix: r.Target, Expires: r.Expires})
+		return true
+	})
 	read := time.Since(start)
 	if l, ok := d.fw.(loader); ok {
 		// In force now; read back while the daemon already runs.

@@ -60,7 +60,7 @@ func (e *Engine) Success(ev *parsers.Event) (Compromise, bool) {
 	if n < c.MinFailures {
 		return Compromise{}, false
 	}
-	p := e.Prefix(ev.Addr)
+	p, from := e.prefix(ev.Addr)
 	if last, ok := e.alerted[p]; ok && ev.Time.Sub(last) < c.Window {
 		return Compromise{}, false
 	}
@@ -83,7 +83,10 @@ func (e *Engine) Success(ev *parsers.Event) (Compromise, bool) {
 	if c.Action == "ban" {
 		out.Ban = &Ban{
 			Prefix: p, Addr: ev.Addr.Unmap(), Rule: CompromiseRuleName, Count: n,
-			First: ev.Time, Last: ev.Time, Duration: c.BanTime,
+			First: ev.Time, Last: ev.Time, Duration: c.BanTime, NarrowedFrom: from,
+		}
+		if from.IsValid() {
+			e.stats.Narrowed++
 		}
 		e.Banned(p, ev.Time, c.BanTime)
 	}

@@ -12,6 +12,13 @@
 // replaying a log gives exactly the decisions the daemon would have made.
 // It makes decisions only; applying them to a firewall is the caller's job.
 //
+// An IPv6 ban covers the address's whole prefix (Options.IPv6Prefix)
+// unless that prefix holds an allowlisted address: providers put many
+// customers in one /64, and a ban must never cover a trusted peer. The
+// addresses of such a prefix are then counted and banned one by one (the
+// ban is narrowed to the /128, Ban.NarrowedFrom and Stats.Narrowed say
+// so); the allowlisted ones are never counted.
+//
 // Memory is bounded: at most MaxTracked addresses (least recently seen
 // evicted first), and an address's state is dropped as soon as it can no
 // longer reach MaxRetry of any rule.
@@ -86,6 +93,10 @@ type Ban struct {
 	// Duration is BanTime escalated by Offences earlier offences.
 	Duration time.Duration
 	Offences int
+	// NarrowedFrom is the IPv6 prefix the ban would have covered, had it
+	// not held an allowlisted address: Prefix is then the address alone.
+	// Invalid when the ban was not narrowed.
+	NarrowedFrom netip.Prefix
 }
 
 // Until is when the ban ends.
@@ -98,13 +109,16 @@ type Stats struct {
 	Allowed     int64 // ignored: allowlisted address
 	WhileBanned int64 // ignored: address already banned
 	Bans        int64 // bans decided
+	Narrowed    int64 // IPv6 bans (of rules and compromise) narrowed to the address: its prefix holds an allowlisted one
 	Evicted     int64 // addresses forgotten early because of MaxTracked
 	Compromises int64 // successful logins after failures reported
 	Tracked     int   // addresses with state now
 }
 
 // key identifies a counted address: the 16-byte form of an IPv4 address,
-// or an IPv6 address masked to the configured prefix.
+// or an IPv6 address masked to the configured prefix, or the whole IPv6
+// address when that prefix is narrowed. The key of a narrowed address
+// never equals the key of a prefix: a prefix is either narrowed or not.
 type key [16]byte
 
 // tracker is the state of one address: the event times of each rule in
@@ -131,6 +145,7 @@ type Engine struct {
 	compromise CompromiseRule
 	allow4     []netip.Prefix
 	allow6     []netip.Prefix
+	narrow     map[key]bool // IPv6 prefixes holding an allowlisted address, by key
 	v6bits     int
 	max        int
 	history    int64
@@ -160,6 +175,7 @@ func New(opts Options) (*Engine, error) {
 		trackers:   make(map[key]*tracker),
 		offences:   make(map[key]*offence),
 		alerted:    make(map[netip.Prefix]time.Time),
+		narrow:     make(map[key]bool),
 		compromise: opts.Compromise,
 	}
 	if e.v6bits == 0 {
@@ -222,8 +238,13 @@ func New(opts Options) (*Engine, error) {
 		p = p.Masked()
 		if p.Addr().Is4() {
 			e.allow4 = append(e.allow4, p)
-		} else {
-			e.allow6 = append(e.allow6, p)
+			continue
+		}
+		e.allow6 = append(e.allow6, p)
+		if p.Bits() > e.v6bits {
+			// A wider entry allows the whole prefix: nothing to narrow.
+			wide, _ := p.Addr().Prefix(e.v6bits)
+			e.narrow[key(wide.Addr().As16())] = true
 		}
 	}
 	return e, nil
@@ -244,14 +265,25 @@ func (e *Engine) Allowed(a netip.Addr) bool {
 }
 
 // Prefix returns what the engine counts and bans for a: the address itself
-// for IPv4, its IPv6 prefix for IPv6.
+// for IPv4, its IPv6 prefix for IPv6, or the IPv6 address itself when that
+// prefix holds an allowlisted address.
 func (e *Engine) Prefix(a netip.Addr) netip.Prefix {
+	p, _ := e.prefix(a)
+	return p
+}
+
+// prefix is Prefix, and the IPv6 prefix it narrowed from (invalid when it
+// did not narrow).
+func (e *Engine) prefix(a netip.Addr) (p, from netip.Prefix) {
 	a = a.Unmap().WithZone("")
 	if a.Is4() {
-		return netip.PrefixFrom(a, 32)
+		return netip.PrefixFrom(a, 32), netip.Prefix{}
 	}
-	p, _ := a.Prefix(e.v6bits)
-	return p
+	p, _ = a.Prefix(e.v6bits)
+	if e.narrow[key(p.Addr().As16())] {
+		return netip.PrefixFrom(a, 128), p
+	}
+	return p, netip.Prefix{}
 }
 
 func (e *Engine) keyOf(a netip.Addr) key {
@@ -275,7 +307,8 @@ func (e *Engine) Observe(ev *parsers.Event) (Ban, bool) {
 		e.now = t
 		e.expire()
 	}
-	k := e.keyOf(a)
+	p, from := e.prefix(a)
+	k := key(p.Addr().As16())
 	tr := e.trackers[k]
 	if tr == nil {
 		tr = e.track(k)
@@ -306,9 +339,9 @@ func (e *Engine) Observe(ev *parsers.Event) (Ban, bool) {
 		d := escalate(r, offences)
 		if d > ban.Duration {
 			ban = Ban{
-				Prefix: e.Prefix(a), Addr: a, Rule: r.Name, Count: n,
+				Prefix: p, Addr: a, Rule: r.Name, Count: n,
 				First: time.Unix(0, first), Last: time.Unix(0, last),
-				Duration: d, Offences: offences,
+				Duration: d, Offences: offences, NarrowedFrom: from,
 			}
 		}
 	}
@@ -319,6 +352,9 @@ func (e *Engine) Observe(ev *parsers.Event) (Ban, bool) {
 		return Ban{}, false
 	}
 	e.stats.Bans++
+	if ban.NarrowedFrom.IsValid() {
+		e.stats.Narrowed++
+	}
 	tr.until = e.remember(k, t, ban.Duration)
 	// The windows that triggered are spent; other rules keep counting.
 	for i := range e.rules {
@@ -570,21 +606,22 @@ type Offence struct {
 func (e *Engine) Offences() []Offence {
 	out := make([]Offence, 0, len(e.offences))
 	for k, o := range e.offences {
-		a := netip.AddrFrom16(k).Unmap()
-		p := netip.PrefixFrom(a, a.BitLen())
-		if a.Is6() {
-			p = netip.PrefixFrom(a, e.v6bits)
-		}
+		p := e.Prefix(netip.AddrFrom16(k))
 		out = append(out, Offence{Prefix: p, Count: o.count, Last: time.Unix(0, o.last), Until: time.Unix(0, o.until)})
 	}
 	return out
 }
 
 // Restore loads an offence history saved by Offences, keeping what is
-// already known when both have an entry.
+// already known when both have an entry. The offence of an IPv6 network
+// that now holds an allowlisted address is left out: it would fall on the
+// network's first address alone.
 func (e *Engine) Restore(offences []Offence) {
 	for _, o := range offences {
 		if !o.Prefix.IsValid() || o.Count < 1 {
+			continue
+		}
+		if _, from := e.prefix(o.Prefix.Addr()); from.IsValid() && o.Prefix.Bits() < 128 {
 			continue
 		}
 		k := e.keyOf(o.Prefix.Addr())

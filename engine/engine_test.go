@@ -486,3 +486,205 @@ func TestCompromiseInherit(t *testing.T) {
 		t.Errorf("compromises %d; want 1 carried over", e.Stats().Compromises)
 	}
 }
+
+// TestNarrowed: an IPv6 prefix holding an allowlisted address is never
+// banned whole; its addresses are counted and banned one by one, the
+// allowlisted one never.
+func TestNarrowed(t *testing.T) {
+	s := time.Second
+	five := []time.Duration{0, s, 2 * s, 3 * s, 4 * s}
+	type step struct {
+		addr string
+		at   []time.Duration
+		ban  string // prefix banned by the last event; "" for none
+		from string // NarrowedFrom; "" for none
+	}
+	for _, tc := range []struct {
+		name     string
+		allow    []string
+		v6bits   int
+		steps    []step
+		narrowed int64
+		allowed  int64
+	}{
+		{
+			name:  "address allowed in the attacker's /64",
+			allow: []string{"2001:db8:bad::1/128"},
+			steps: []step{
+				{"2001:db8:bad::2", five, "2001:db8:bad::2/128", "2001:db8:bad::/64"},
+				{"2001:db8:bad::1", five, "", ""}, // the trusted peer: never counted
+			},
+			narrowed: 1, allowed: 5,
+		},
+		{
+			name:  "the other addresses of the /64 count apart",
+			allow: []string{"2001:db8:bad::1/128"},
+			steps: []step{
+				{"2001:db8:bad::3", five[:4], "", ""},
+				{"2001:db8:bad::4", five[4:], "", ""}, // would be the fifth of the /64
+				{"2001:db8:bad::3", []time.Duration{5 * s}, "2001:db8:bad::3/128", "2001:db8:bad::/64"},
+				{"2001:db8:bad::4", five[:4], "2001:db8:bad::4/128", "2001:db8:bad::/64"},
+			},
+			narrowed: 2,
+		},
+		{
+			name:  "a ban in force holds only its address",
+			allow: []string{"2001:db8:bad::1/128"},
+			steps: []step{
+				{"2001:db8:bad::2", five, "2001:db8:bad::2/128", "2001:db8:bad::/64"},
+				{"2001:db8:bad::2", []time.Duration{10 * s, 11 * s, 12 * s, 13 * s, 14 * s}, "", ""}, // while banned
+				{"2001:db8:bad::5", []time.Duration{10 * s, 11 * s, 12 * s, 13 * s, 14 * s}, "2001:db8:bad::5/128", "2001:db8:bad::/64"},
+			},
+			narrowed: 2,
+		},
+		{
+			name:  "other /64s stay whole",
+			allow: []string{"2001:db8:bad::1/128"},
+			steps: []step{{"2001:db8:bad:1::9", five, "2001:db8:bad:1::/64", ""}},
+		},
+		{
+			name:  "a network allowed inside the /64",
+			allow: []string{"2001:db8:bad:0:ffff::/80"},
+			steps: []step{
+				{"2001:db8:bad:0:ffff::7", five, "", ""},
+				{"2001:db8:bad::2", five, "2001:db8:bad::2/128", "2001:db8:bad::/64"},
+			},
+			narrowed: 1, allowed: 5,
+		},
+		{
+			name:    "an allowed network around the /64 allows it all",
+			allow:   []string{"2001:db8::/32"},
+			steps:   []step{{"2001:db8:bad::2", five, "", ""}},
+			allowed: 5,
+		},
+		{
+			name:   "a wider ipv6_prefix narrows too",
+			allow:  []string{"2001:db8:bad:7::1/128"},
+			v6bits: 48,
+			steps: []step{
+				{"2001:db8:bad:1::2", five, "2001:db8:bad:1::2/128", "2001:db8:bad::/48"},
+				{"2001:db8:beef:1::2", five, "2001:db8:beef::/48", ""},
+			},
+			narrowed: 1,
+		},
+		{
+			name:  "IPv4 is unchanged",
+			allow: []string{"198.51.100.1/32"},
+			steps: []step{{"198.51.100.2", five, "198.51.100.2/32", ""}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var allow []netip.Prefix
+			for _, a := range tc.allow {
+				allow = append(allow, netip.MustParsePrefix(a))
+			}
+			e := newEngine(t, engine.Options{Rules: []engine.Rule{rule("burst", 5, time.Minute, time.Hour)}, Allow: allow, IPv6Prefix: tc.v6bits})
+			for i, st := range tc.steps {
+				var got engine.Ban
+				banned := false
+				for j, at := range st.at {
+					b, ok := e.Observe(ev(st.addr, at, parsers.AuthFailed))
+					if ok && j != len(st.at)-1 {
+						t.Fatalf("step %d: %s banned at event %d of %d: %+v", i, st.addr, j+1, len(st.at), b)
+					}
+					got, banned = b, ok
+				}
+				if st.ban == "" {
+					if banned {
+						t.Errorf("step %d: %s banned %v; want no ban", i, st.addr, got.Prefix)
+					}
+					continue
+				}
+				var from netip.Prefix
+				if st.from != "" {
+					from = netip.MustParsePrefix(st.from)
+				}
+				if !banned || got.Prefix != netip.MustParsePrefix(st.ban) || got.NarrowedFrom != from || got.Addr != netip.MustParseAddr(st.addr) {
+					t.Errorf("step %d: got ban %v (%v, narrowed from %v, from %v); want %s narrowed from %q", i, got.Prefix, banned, got.NarrowedFrom, got.Addr, st.ban, st.from)
+				}
+				for _, a := range allow {
+					if got.Prefix.Overlaps(a) {
+						t.Errorf("step %d: ban %v covers allowlisted %v", i, got.Prefix, a)
+					}
+				}
+			}
+			if st := e.Stats(); st.Narrowed != tc.narrowed || st.Allowed != tc.allowed {
+				t.Errorf("stats: %d narrowed, %d allowlisted; want %d, %d", st.Narrowed, st.Allowed, tc.narrowed, tc.allowed)
+			}
+		})
+	}
+}
+
+// TestNarrowedState: Prefix, Recent, Forget, the offence history and the
+// compromise rule work per address inside a narrowed prefix.
+func TestNarrowedState(t *testing.T) {
+	opts := engine.Options{
+		Rules:      []engine.Rule{rule("burst", 3, time.Minute, time.Hour)},
+		Allow:      []netip.Prefix{netip.MustParsePrefix("2001:db8:bad::1/128")},
+		Compromise: engine.CompromiseRule{Action: "ban", MinFailures: 1, Window: time.Hour, BanTime: time.Hour},
+	}
+	e := newEngine(t, opts)
+	a2, a3 := netip.MustParseAddr("2001:db8:bad::2"), netip.MustParseAddr("2001:db8:bad::3")
+	if p := e.Prefix(a2); p != netip.MustParsePrefix("2001:db8:bad::2/128") {
+		t.Errorf("Prefix(%v) = %v; want the /128", a2, p)
+	}
+	if p := e.Prefix(netip.MustParseAddr("2001:db8:beef::2")); p != netip.MustParsePrefix("2001:db8:beef::/64") {
+		t.Errorf("Prefix outside = %v; want the /64", p)
+	}
+	feed(e, a2.String(), 0, time.Second)
+	feed(e, a3.String(), 0)
+	if n := e.Recent(a2, t0); n != 2 {
+		t.Errorf("Recent(::2) = %d; want 2 (its own failures only)", n)
+	}
+	if n := e.Recent(a3, t0); n != 1 {
+		t.Errorf("Recent(::3) = %d; want 1", n)
+	}
+	// Forgetting ::2 leaves ::3's count.
+	e.Forget(netip.PrefixFrom(a2, 128))
+	if n, m := e.Recent(a2, t0), e.Recent(a3, t0); n != 0 || m != 1 {
+		t.Errorf("after Forget(::2): Recent %d, %d; want 0, 1", n, m)
+	}
+	// A compromise in the /64 bans the address alone.
+	c, ok := e.Success(&parsers.Event{Addr: a3, Time: t0.Add(2 * time.Second), Kind: parsers.AuthSucceeded})
+	if !ok || c.Ban == nil || c.Ban.Prefix != netip.PrefixFrom(a3, 128) || c.Ban.NarrowedFrom != netip.MustParsePrefix("2001:db8:bad::/64") {
+		t.Fatalf("compromise %+v (ban %+v); want a ban of ::3/128", c, c.Ban)
+	}
+	if e.Stats().Narrowed != 1 {
+		t.Errorf("narrowed %d; want 1", e.Stats().Narrowed)
+	}
+	// The offence history keeps the address; restored, ::3 is still
+	// banned and ::2 is not.
+	saved := e.Offences()
+	if len(saved) != 1 || saved[0].Prefix != netip.PrefixFrom(a3, 128) {
+		t.Fatalf("offences %+v; want ::3/128", saved)
+	}
+	e2 := newEngine(t, opts)
+	e2.Restore(saved)
+	if _, banned := feed(e2, a3.String(), time.Minute, time.Minute+time.Second, time.Minute+2*time.Second); banned.Prefix.IsValid() {
+		t.Error("::3 banned again during its restored ban")
+	}
+	if i, b := feed(e2, a2.String(), time.Minute, time.Minute+time.Second, time.Minute+2*time.Second); i != 2 || b.Prefix != netip.PrefixFrom(a2, 128) {
+		t.Errorf("::2 after restore: ban at %d of %v; want at 2 of ::2/128", i, b.Prefix)
+	}
+}
+
+// TestNarrowedRestoreOfWideOffence: the offence of a /64 banned before its
+// prefix held an allowlisted address is not restored onto its first
+// address; the /64's addresses start afresh, one by one.
+func TestNarrowedRestoreOfWideOffence(t *testing.T) {
+	rules := []engine.Rule{rule("burst", 2, time.Minute, time.Hour)}
+	old := newEngine(t, engine.Options{Rules: rules})
+	if _, b := feed(old, "2001:db8:bad::2", 0, time.Second); b.Prefix != netip.MustParsePrefix("2001:db8:bad::/64") {
+		t.Fatalf("old ban %v; want the /64", b.Prefix)
+	}
+	e := newEngine(t, engine.Options{Rules: rules, Allow: []netip.Prefix{netip.MustParsePrefix("2001:db8:bad::1/128")}})
+	e.Inherit(old)
+	if got := e.Offences(); len(got) != 0 {
+		t.Errorf("offences restored: %+v; want none", got)
+	}
+	for _, a := range []string{"2001:db8:bad::", "2001:db8:bad::2"} {
+		if i, b := feed(e, a, 2*time.Second, 3*time.Second); i != 1 || b.Prefix != netip.PrefixFrom(netip.MustParseAddr(a), 128) || b.Offences != 0 {
+			t.Errorf("%s: ban at %d of %v after %d offences; want at 1 of the /128 after 0", a, i, b.Prefix, b.Offences)
+		}
+	}
+}

@@ -22,10 +22,10 @@ const (
 	// MaxLine is the longest line read, in bytes, line ending excluded.
 	// A longer line is invalid.
 	MaxLine = 4096
-	// MinBits4 and MinBits6 are the shortest prefixes kept: a wider
-	// entry is skipped and counted in List.TooWide.
-	MinBits4 = 8
-	MinBits6 = 19
+	// MinBits4 and MinBits6 are the shortest prefixes kept (the limits of
+	// package bans): a wider entry is skipped and counted in List.TooWide.
+	MinBits4 = bans.MinBits4
+	MinBits6 = bans.MinBits6
 
 	// bytesPerEntry and slackBytes make the input cap: an entry line
 	// with a comment rarely takes more than 128 bytes, and 1 MiB leaves
@@ -150,7 +150,7 @@ func Parse(r io.Reader, max int) (List, error) {
 			if masked {
 				l.Masked++
 			}
-			if tooWide(p) {
+			if bans.TooWide(p) {
 				l.TooWide++
 				if l.FirstTooWide == "" {
 					l.FirstTooWide = quoteLine(n, s)
@@ -236,13 +236,6 @@ func parseEntry(s []byte) (p netip.Prefix, masked, ok bool) {
 		return hostBits.Masked, true, true
 	}
 	return netip.Prefix{}, false, false
-}
-
-func tooWide(p netip.Prefix) bool {
-	if p.Addr().Is4() {
-		return p.Bits() < MinBits4
-	}
-	return p.Bits() < MinBits6
 }
 
 // aggregate sorts ps and drops duplicates and prefixes contained in

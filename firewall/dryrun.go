@@ -3,6 +3,7 @@ package firewall
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -15,8 +16,9 @@ type DryRun struct {
 	log zerolog.Logger
 	now func() time.Time
 
-	mu   sync.Mutex
-	bans map[netip.Prefix]time.Time
+	mu    sync.Mutex
+	bans  map[netip.Prefix]time.Time
+	allow []netip.Prefix
 }
 
 // NewDryRun returns a dry-run backend logging to log. now is the clock
@@ -74,6 +76,26 @@ func (d *DryRun) Sync(_ context.Context, es []Entry) error {
 	}
 	d.log.Info().Int("bans", len(d.bans)).Msg("would restore bans")
 	return nil
+}
+
+// SetAllow checks and remembers the allowlist and logs it.
+func (d *DryRun) SetAllow(_ context.Context, allow []netip.Prefix) error {
+	v4, v6, err := allowRanges(allow)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.allow = slices.Clone(allow)
+	d.log.Info().Int("entries", len(allow)).Int("ranges", len(v4)+len(v6)).Msg("would allow")
+	return nil
+}
+
+// Allowlist returns the allowlist last set.
+func (d *DryRun) Allowlist() []netip.Prefix {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.allow)
 }
 
 func (d *DryRun) State(context.Context) State {

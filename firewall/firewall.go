@@ -1,7 +1,8 @@
 // Package firewall enforces ban decisions in the kernel. It owns:
 //
-//   - the Backend contract: put bans in force, lift them, list them, and
-//     restore them at start (Sync);
+//   - the Backend contract: put bans in force, lift them, list them,
+//     restore them at start (Sync), and never drop the allowlist
+//     (SetAllow);
 //   - NFT, the nftables backend, and with it sipguard's own table in the
 //     kernel (inet sipguard by default): its sets, chains and rules (the
 //     contract is written on NFT), the transactions that write bans into
@@ -58,6 +59,11 @@ type Backend interface {
 	// Sync makes the backend hold exactly entries (the expired ones are
 	// skipped): it is used to restore the bans in force at start.
 	Sync(ctx context.Context, entries []Entry) error
+	// SetAllow replaces the allowlist: the addresses and networks whose
+	// packets no ban drops, whatever bans cover them. Entries may overlap
+	// (they are merged); an invalid one fails the call and changes
+	// nothing.
+	SetAllow(ctx context.Context, allow []netip.Prefix) error
 	// State describes the backend for `sipguard status`.
 	State(ctx context.Context) State
 	// Close releases the backend's resources. Bans stay in force.
@@ -73,6 +79,9 @@ type State struct {
 	// Packets and Bytes dropped, read from the rule counters.
 	Packets uint64 `json:"packets_dropped"`
 	Bytes   uint64 `json:"bytes_dropped"`
+	// Allowed counts the packets of allowlisted sources let through ahead
+	// of the bans.
+	Allowed uint64 `json:"packets_allowed"`
 	// Restored counts the times the table, a chain, a rule, a set or its
 	// elements were changed outside sipguard and restored.
 	Restored  int       `json:"restored"`

@@ -20,6 +20,9 @@ type NFTOptions struct {
 	// Ports, when set, restrict the drop to these destination ports;
 	// empty drops all traffic from banned sources.
 	Ports []Port
+	// Allow is the allowlist: addresses and networks whose packets no ban
+	// drops (see SetAllow).
+	Allow []netip.Prefix
 	// NetNS is the path of a network namespace to work in (such as
 	// /run/netns/x); "" is the current one.
 	NetNS  string

@@ -34,24 +34,32 @@ import (
 //   - set net6 { type ipv6_addr; flags interval,timeout; }: banned IPv6
 //     networks (any prefix shorter than /128, such as the engine's /64
 //     bans);
+//   - set allow4 { type ipv4_addr; flags interval; } and set allow6
+//     { type ipv6_addr; flags interval; }: the allowlist (NFTOptions.Allow,
+//     then SetAllow), overlapping and adjacent entries merged into ranges
+//     (interval sets refuse overlaps); no timeouts;
 //   - with Ports set, set tcp_ports and/or udp_ports { type inet_service; }
 //     holding the destination ports to protect;
 //   - one base chain per hook, named like the hook ("input", "forward"):
 //     type filter, priority -10 (nft prints "filter - 10"), policy accept.
 //
-// Each chain holds one rule per set, tagged with the comment
-// "sipguard <set>":
+// Each chain holds the allowlist's accepts first, then one drop per ban
+// set, each rule tagged with the comment "sipguard <set>":
 //
+//	meta nfproto ipv4 ip saddr @allow4 counter accept comment "sipguard allow4"
+//	meta nfproto ipv6 ip6 saddr @allow6 counter accept comment "sipguard allow6"
 //	meta nfproto ipv4 ip saddr @ban4 counter drop comment "sipguard ban4"
 //	meta nfproto ipv6 ip6 saddr @ban6 counter drop comment "sipguard ban6"
 //	meta nfproto ipv4 ip saddr @net4 counter drop comment "sipguard net4"
 //	meta nfproto ipv6 ip6 saddr @net6 counter drop comment "sipguard net6"
 //
-// With Ports, one rule per set and protocol ("sipguard <set> <proto>"),
-// e.g. for 5060/udp:
+// With Ports, one drop per ban set and protocol ("sipguard <set>
+// <proto>"), e.g. for 5060/udp, after the same two accepts:
 //
 //	meta nfproto ipv4 meta l4proto udp udp dport @udp_ports ip saddr @ban4 counter drop
 //
+// So no ban, however it was made, drops an allowlisted source. The accept
+// ends only sipguard's chain: other tables still filter the packet.
 // nft lists the rules without the implicit `meta nfproto`. In Ports mode,
 // non-first IP fragments carry no transport header and are not dropped.
 //
@@ -96,8 +104,9 @@ type NFT struct {
 	hooks []string
 	ports map[string][]uint16 // protocol → sorted ports
 
-	sets     [4]*nftables.Set         // indexed by setKind
-	portSets map[string]*nftables.Set // protocol → set
+	sets      [4]*nftables.Set         // indexed by setKind
+	portSets  map[string]*nftables.Set // protocol → set
+	allowSets [2]*nftables.Set         // allow4, allow6
 
 	nsFile *os.File // the namespace, kept open for the sockets' life
 	nsFD   int
@@ -112,7 +121,8 @@ type NFT struct {
 	txMax     int    // largest transaction to send, in bytes
 	bans      map[netip.Prefix]time.Time
 	nets      map[netip.Prefix]time.Time
-	synced    bool // Sync has run: memory describes the kernel's sets
+	allow     [2][]nftables.SetElement // the elements of allowSets, sorted
+	synced    bool                     // Sync has run: memory describes the kernel's sets
 	lastSweep time.Time
 	restored  int
 	lastCheck time.Time
@@ -143,6 +153,9 @@ const (
 var setNames = [4]string{"ban4", "ban6", "net4", "net6"}
 
 var banSetNames = map[string]setKind{"ban4": kindBan4, "ban6": kindBan6, "net4": kindNet4, "net6": kindNet6}
+
+// allowSetNames are the allowlist's interval sets, IPv4 then IPv6.
+var allowSetNames = [2]string{"allow4", "allow6"}
 
 func kindOf(p netip.Prefix) setKind {
 	k := kindBan4
@@ -242,6 +255,14 @@ func NewNFT(opts NFTOptions) (*NFT, error) {
 		if len(n.ports[proto]) > 0 {
 			n.portSets[proto] = &nftables.Set{Table: n.table, Name: proto + "_ports", ID: uint32(5 + i), KeyType: nftables.TypeInetService}
 		}
+	}
+	for i, name := range allowSetNames {
+		n.allowSets[i] = &nftables.Set{Table: n.table, Name: name, ID: uint32(7 + i), KeyType: nftables.TypeIPAddr, Interval: true}
+	}
+	n.allowSets[1].KeyType = nftables.TypeIP6Addr
+	var err error
+	if n.allow, err = allowElements(opts.Allow); err != nil {
+		return nil, err
 	}
 
 	if opts.NetNS != "" {
@@ -384,8 +405,14 @@ func (n *NFT) State(context.Context) State {
 			if !isOurRule(r) {
 				continue
 			}
+			allow := isAllowRule(r)
 			for _, e := range r.Exprs {
-				if c, ok := e.(*expr.Counter); ok {
+				c, ok := e.(*expr.Counter)
+				switch {
+				case !ok:
+				case allow:
+					st.Allowed += c.Packets
+				default:
 					st.Packets += c.Packets
 					st.Bytes += c.Bytes
 				}

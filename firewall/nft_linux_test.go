@@ -245,7 +245,7 @@ func TestNFT_Ensure(t *testing.T) {
 	for _, r := range rules {
 		got = append(got, r.Comment)
 	}
-	want := []string{"sipguard ban4", "sipguard ban6", "sipguard net4", "sipguard net6"}
+	want := []string{"sipguard allow4", "sipguard allow6", "sipguard ban4", "sipguard ban6", "sipguard net4", "sipguard net6"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("rules after three starts: got %q; want %q", got, want)
 	}
@@ -280,7 +280,7 @@ func TestNFT_EnsureRepairsWrongObjects(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", s, out)
 		}
 	}
-	if strings.Contains(out, "accept comment") || strings.Contains(out, "saddr @ban4 accept") {
+	if strings.Count(out, "accept comment") != 2 || strings.Contains(out, "saddr @ban4 accept") {
 		t.Errorf("stray rule left:\n%s", out)
 	}
 }
@@ -612,11 +612,14 @@ func TestNFT_Ports(t *testing.T) {
 	banForAnHour(t, n, "198.51.100.7")
 	for _, chain := range []string{"input", "forward"} {
 		rules := listChain(t, ns, chain)
-		if len(rules) != 8 {
-			t.Fatalf("chain %s has %d rules; want 8 (4 sets × 2 protocols)", chain, len(rules))
+		if len(rules) != 10 {
+			t.Fatalf("chain %s has %d rules; want 10 (2 accepts, 4 sets × 2 protocols)", chain, len(rules))
 		}
-		if r := rules[0]; r.Comment != "sipguard ban4 tcp" || !strings.Contains(r.Expr, "tcp_ports") || !strings.Contains(r.Expr, "ban4") {
-			t.Errorf("first rule of %s: %+v", chain, r)
+		if r := rules[0]; r.Comment != "sipguard allow4" || !strings.Contains(r.Expr, "allow4") || !strings.Contains(r.Expr, "accept") || strings.Contains(r.Expr, "ports") {
+			t.Errorf("first rule of %s: %+v; want the allow4 accept, on every port", chain, r)
+		}
+		if r := rules[2]; r.Comment != "sipguard ban4 tcp" || !strings.Contains(r.Expr, "tcp_ports") || !strings.Contains(r.Expr, "ban4") {
+			t.Errorf("first drop of %s: %+v", chain, r)
 		}
 	}
 	out := nft(t, ns, "list", "table", "inet", "sipguard")
@@ -637,8 +640,8 @@ func TestNFT_Ports(t *testing.T) {
 			t.Errorf("table still has %s:\n%s", s, out)
 		}
 	}
-	if got := len(listChain(t, ns, "input")); got != 4 {
-		t.Errorf("chain input has %d rules; want 4", got)
+	if got := len(listChain(t, ns, "input")); got != 6 {
+		t.Errorf("chain input has %d rules; want 6", got)
 	}
 	if got := len(listSet(t, ns, "ban4")); got != 1 {
 		t.Errorf("ban4 holds %d elements; want 1", got)
@@ -682,7 +685,7 @@ func waitFor(t testing.TB, what string, cond func() bool) time.Duration {
 func TestNFT_Reconcile(t *testing.T) {
 	ns := newNS(t)
 	ctx := context.Background()
-	n := newNFT(t, ns, firewall.NFTOptions{Hooks: []string{"input", "forward"}})
+	n := newNFT(t, ns, firewall.NFTOptions{Hooks: []string{"input", "forward"}, Allow: []netip.Prefix{pfx("192.0.2.0/24"), pfx("2001:db8:bad::1")}})
 	banForAnHour(t, n, "198.51.100.7", "198.51.100.8", "2001:db8::1", "203.0.113.0/24", "2001:db8:7::/64")
 	// Let Reconcile start (its first check restores nothing).
 	reconcile(t, n)
@@ -693,10 +696,11 @@ func TestNFT_Reconcile(t *testing.T) {
 			return false
 		}
 		s := string(out)
-		return strings.Count(s, `comment "sipguard `) == 8 &&
+		return strings.Count(s, `comment "sipguard `) == 12 &&
 			strings.Contains(s, "198.51.100.7") && strings.Contains(s, "198.51.100.8") &&
 			strings.Contains(s, "2001:db8::1") && strings.Contains(s, "203.0.113.0/24") &&
-			strings.Contains(s, "2001:db8:7::/64")
+			strings.Contains(s, "2001:db8:7::/64") &&
+			strings.Contains(s, "192.0.2.0/24") && strings.Contains(s, "2001:db8:bad::1") && !strings.Contains(s, "10.9.9.9")
 	}
 	if !complete() {
 		t.Fatalf("table incomplete before the tests:\n%s", nft(t, ns, "list", "table", "inet", "sipguard"))
@@ -704,17 +708,22 @@ func TestNFT_Reconcile(t *testing.T) {
 	tests := []struct {
 		name string
 		cmd  []string
+		rule string // without cmd: delete the rule of this comment in chain input
 	}{
-		{"DeleteTable", []string{"delete", "table", "inet", "sipguard"}},
-		{"FlushSetBan4", []string{"flush", "set", "inet", "sipguard", "ban4"}},
-		{"DeleteElement", []string{"delete", "element", "inet", "sipguard", "ban4", "{ 198.51.100.7 }"}},
-		{"DeleteNetworkElement", []string{"delete", "element", "inet", "sipguard", "net6", "{ 2001:db8:7::/64 }"}},
-		{"FlushChain", []string{"flush", "chain", "inet", "sipguard", "input"}},
-		{"DeleteRule", nil}, // handle looked up below
-		{"DeleteChain", []string{"flush chain inet sipguard forward; delete chain inet sipguard forward"}},
-		{"InsertAcceptRule", []string{"insert", "rule", "inet", "sipguard", "input", "accept"}},
-		{"PolicyDrop", []string{"add", "chain", "inet", "sipguard", "forward", "{ type filter hook forward priority -10; policy drop; }"}},
-		{"FlushRuleset", []string{"flush", "ruleset"}},
+		{"DeleteTable", []string{"delete", "table", "inet", "sipguard"}, ""},
+		{"FlushSetBan4", []string{"flush", "set", "inet", "sipguard", "ban4"}, ""},
+		{"DeleteElement", []string{"delete", "element", "inet", "sipguard", "ban4", "{ 198.51.100.7 }"}, ""},
+		{"DeleteNetworkElement", []string{"delete", "element", "inet", "sipguard", "net6", "{ 2001:db8:7::/64 }"}, ""},
+		{"FlushChain", []string{"flush", "chain", "inet", "sipguard", "input"}, ""},
+		{"DeleteRule", nil, "sipguard net4"},
+		{"DeleteAllowRule", nil, "sipguard allow6"},
+		{"FlushSetAllow4", []string{"flush", "set", "inet", "sipguard", "allow4"}, ""},
+		{"DeleteAllowElement", []string{"delete", "element", "inet", "sipguard", "allow6", "{ 2001:db8:bad::1 }"}, ""},
+		{"AddAllowElement", []string{"add", "element", "inet", "sipguard", "allow4", "{ 10.9.9.9 }"}, ""},
+		{"DeleteChain", []string{"flush chain inet sipguard forward; delete chain inet sipguard forward"}, ""},
+		{"InsertAcceptRule", []string{"insert", "rule", "inet", "sipguard", "input", "accept"}, ""},
+		{"PolicyDrop", []string{"add", "chain", "inet", "sipguard", "forward", "{ type filter hook forward priority -10; policy drop; }"}, ""},
+		{"FlushRuleset", []string{"flush", "ruleset"}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -722,11 +731,12 @@ func TestNFT_Reconcile(t *testing.T) {
 			cmd := tc.cmd
 			if cmd == nil {
 				out := nft(t, ns, "-a", "list", "chain", "inet", "sipguard", "input")
-				i := strings.Index(out, `comment "sipguard net4" # handle `)
+				tag := `comment "` + tc.rule + `" # handle `
+				i := strings.Index(out, tag)
 				if i < 0 {
 					t.Fatalf("no rule handle in:\n%s", out)
 				}
-				h := strings.Fields(out[i+len(`comment "sipguard net4" # handle `):])[0]
+				h := strings.Fields(out[i+len(tag):])[0]
 				cmd = []string{"delete", "rule", "inet", "sipguard", "input", "handle", h}
 			}
 			nft(t, ns, cmd...)
@@ -759,6 +769,9 @@ func TestNFT_ReconcileIgnoresExpiryAndOwnChanges(t *testing.T) {
 	}
 	banForAnHour(t, n, "198.51.100.1")
 	if err := n.Unban(ctx, pfx("10.0.0.1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.SetAllow(ctx, []netip.Prefix{pfx("192.0.2.0/24"), pfx("2001:db8:bad::1")}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(4 * time.Second) // the bans expire; several checks run
@@ -941,10 +954,19 @@ func TestNFT_ReconcileFallback(t *testing.T) {
 	nft(t, ns, "delete", "table", "inet", "sipguard")
 	took = waitFor(t, "deleted table", func() bool {
 		out, err := exec.Command("ip", "netns", "exec", ns, "nft", "list", "table", "inet", "sipguard").CombinedOutput()
-		return err == nil && strings.Count(string(out), `comment "sipguard `) == 4 && strings.Contains(string(out), "198.51.100.7")
+		return err == nil && strings.Count(string(out), `comment "sipguard `) == 6 && strings.Contains(string(out), "198.51.100.7")
 	})
 	t.Logf("deleted table restored by the periodic check in %v", took)
 	if st := n.State(ctx); st.Restored != 2 {
 		t.Errorf("State.Restored = %d; want 2", st.Restored)
+	}
+	if err := n.SetAllow(ctx, []netip.Prefix{pfx("192.0.2.7")}); err != nil {
+		t.Fatal(err)
+	}
+	nft(t, ns, "flush", "set", "inet", "sipguard", "allow4")
+	took = waitFor(t, "flushed allow4", func() bool { return len(listSet(t, ns, "allow4")) == 1 })
+	t.Logf("flushed allow4 restored by the periodic check in %v", took)
+	if st := n.State(ctx); st.Restored != 3 {
+		t.Errorf("State.Restored = %d; want 3", st.Restored)
 	}
 }

@@ -21,7 +21,9 @@ import (
 //     the kernel stamps on their notifications (NFTA_GEN_PROC_PID holds a
 //     thread id, not the process id). A change to the table, a chain, a
 //     rule or a set brings the structure back (see NFT) and reloads the
-//     bans of any set it recreated; deleted elements of the ban sets
+//     bans of any set it recreated, and the allowlist into allow4 and
+//     allow6 whenever their elements differ from it (elements others add
+//     or delete there are undone); deleted elements of the ban sets
 //     (nft delete element, nft flush set) are added again with their
 //     remaining time; both take milliseconds;
 //   - every 2 s, a structural check reads the table, sets, chains and
@@ -35,7 +37,7 @@ import (
 //
 // Each restoration increments State.Restored and logs one warning. Bans
 // that expired are never restored, nor are bans with less than a second
-// left. Elements that others add to sipguard's sets are left alone.
+// left. Elements that others add to sipguard's ban sets are left alone.
 func (n *NFT) Reconcile(ctx context.Context) error {
 	n.mu.Lock()
 	closed := n.closed

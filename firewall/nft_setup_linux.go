@@ -3,6 +3,9 @@
 package firewall
 
 import (
+	"bytes"
+	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -27,7 +30,8 @@ type kernelState struct {
 	sets   map[string]*nftables.Set
 	chains map[string]*nftables.Chain
 	rules  map[string][]*nftables.Rule
-	ports  map[string][]uint16 // set name → ports
+	ports  map[string][]uint16              // set name → ports
+	allow  map[string][]nftables.SetElement // set name → elements, sorted
 }
 
 func (n *NFT) inspect() (*kernelState, error) {
@@ -36,6 +40,7 @@ func (n *NFT) inspect() (*kernelState, error) {
 		chains: map[string]*nftables.Chain{},
 		rules:  map[string][]*nftables.Rule{},
 		ports:  map[string][]uint16{},
+		allow:  map[string][]nftables.SetElement{},
 	}
 	if _, err := n.conn.ListTableOfFamily(n.table.Name, nftables.TableFamilyINet); err != nil {
 		if errors.Is(err, unix.ENOENT) {
@@ -69,14 +74,22 @@ func (n *NFT) inspect() (*kernelState, error) {
 			st.rules[h] = rules
 		}
 	}
-	for _, name := range []string{"tcp_ports", "udp_ports"} {
+	// The elements of the sets that hold what the contract says exactly.
+	elements := func(name string) ([]nftables.SetElement, error) {
 		s, ok := st.sets[name]
 		if !ok {
-			continue
+			return nil, nil
 		}
 		els, err := n.conn.GetSetElements(s)
 		if err != nil {
 			return nil, fmt.Errorf("get elements of %s: %w", name, err)
+		}
+		return els, nil
+	}
+	for _, name := range []string{"tcp_ports", "udp_ports"} {
+		els, err := elements(name)
+		if err != nil {
+			return nil, err
 		}
 		for _, e := range els {
 			if len(e.Key) == 2 {
@@ -84,6 +97,13 @@ func (n *NFT) inspect() (*kernelState, error) {
 			}
 		}
 		slices.Sort(st.ports[name])
+	}
+	for _, name := range allowSetNames {
+		els, err := elements(name)
+		if err != nil {
+			return nil, err
+		}
+		st.allow[name] = sortElements(els)
 	}
 	return st, nil
 }
@@ -110,7 +130,7 @@ func (n *NFT) ensureLocked(reload bool) (ensured, error) {
 		fixes = append(fixes, "table inet "+n.table.Name)
 	}
 
-	want := slices.Clone(n.sets[:])
+	want := slices.Concat(n.allowSets[:], n.sets[:])
 	for _, proto := range []string{"tcp", "udp"} {
 		if s := n.portSets[proto]; s != nil {
 			want = append(want, s)
@@ -167,7 +187,7 @@ func (n *NFT) ensureLocked(reload bool) (ensured, error) {
 			fixes = append(fixes, "delete chain "+name)
 		}
 	}
-	if len(fixes) == 0 && !n.portsDiffer(st) {
+	if len(fixes) == 0 && !n.portsDiffer(st) && !n.allowDiffers(st) {
 		return ensured{}, nil
 	}
 
@@ -227,6 +247,18 @@ func (n *NFT) ensureLocked(reload bool) (ensured, error) {
 			return ensured{}, err
 		}
 	}
+	for i, s := range n.allowSets {
+		if !create[s.Name] && sameElements(st.allow[s.Name], n.allow[i]) {
+			continue
+		}
+		if !create[s.Name] {
+			c.FlushSet(s)
+			fixes = append(fixes, "elements of set "+s.Name)
+		}
+		if err := tx.add(s, n.allow[i]); err != nil {
+			return ensured{}, err
+		}
+	}
 	reloaded := 0
 	if reload {
 		now := n.now()
@@ -268,6 +300,89 @@ func (n *NFT) portsDiffer(st *kernelState) bool {
 	return false
 }
 
+// SetAllow loads allow into the sets allow4 and allow6, in one
+// transaction (which also brings back anything else of the table that
+// differs from the contract).
+func (n *NFT) SetAllow(ctx context.Context, allow []netip.Prefix) error {
+	els, err := allowElements(allow)
+	if err != nil {
+		return err
+	}
+	if err := n.lock(ctx); err != nil {
+		return err
+	}
+	defer n.mu.Unlock()
+	old := n.allow
+	n.allow = els
+	res, err := n.ensureLocked(true)
+	if err != nil {
+		n.allow = old
+		return fmt.Errorf("load the allowlist: %w", err)
+	}
+	if len(res.fixes) > 0 {
+		n.log.Info().Int("entries", len(allow)).Str("changes", strings.Join(res.fixes, ", ")).Msg("allowlist loaded")
+	}
+	return nil
+}
+
+func (n *NFT) allowDiffers(st *kernelState) bool {
+	for i, s := range n.allowSets {
+		if !sameElements(st.allow[s.Name], n.allow[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// allowElements returns the elements of the allow sets for allow: a start
+// and an end element (the first address after) per range, no end for a
+// range reaching the top of the address space; sorted.
+func allowElements(allow []netip.Prefix) ([2][]nftables.SetElement, error) {
+	var out [2][]nftables.SetElement
+	v4, v6, err := allowRanges(allow)
+	if err != nil {
+		return out, err
+	}
+	for i, rs := range [][]addrRange{v4, v6} {
+		for _, r := range rs {
+			out[i] = append(out[i], nftables.SetElement{Key: r.lo.AsSlice()})
+			if end := r.hi.Next(); end.IsValid() {
+				out[i] = append(out[i], nftables.SetElement{Key: end.AsSlice(), IntervalEnd: true})
+			}
+		}
+	}
+	return out, nil
+}
+
+// sortElements returns the keys and interval flags of els, sorted by key
+// (a start before an end of the same key), as allowElements makes them.
+func sortElements(els []nftables.SetElement) []nftables.SetElement {
+	out := make([]nftables.SetElement, len(els))
+	for i, e := range els {
+		out[i] = nftables.SetElement{Key: e.Key, IntervalEnd: e.IntervalEnd}
+	}
+	slices.SortFunc(out, func(a, b nftables.SetElement) int {
+		if c := bytes.Compare(a.Key, b.Key); c != 0 {
+			return c
+		}
+		return cmp.Compare(boolInt(a.IntervalEnd), boolInt(b.IntervalEnd))
+	})
+	return out
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func sameElements(have, want []nftables.SetElement) bool {
+	return slices.EqualFunc(have, want, func(a, b nftables.SetElement) bool {
+		return bytes.Equal(a.Key, b.Key) && a.IntervalEnd == b.IntervalEnd
+	})
+}
+
 func sameSet(have, want *nftables.Set) bool {
 	return have.KeyType.Name == want.KeyType.Name && have.KeyType.Bytes == want.KeyType.Bytes &&
 		have.Interval == want.Interval && have.HasTimeout == want.HasTimeout &&
@@ -301,6 +416,11 @@ func isOurRule(r *nftables.Rule) bool {
 	return ok && strings.HasPrefix(tag, rulePrefix)
 }
 
+func isAllowRule(r *nftables.Rule) bool {
+	tag, _ := userdata.GetString(r.UserData, userdata.TypeComment)
+	return strings.HasPrefix(tag, rulePrefix+"allow")
+}
+
 func sameRules(have []*nftables.Rule, want []ruleSpec) bool {
 	if len(have) != len(want) {
 		return false
@@ -314,27 +434,34 @@ func sameRules(have []*nftables.Rule, want []ruleSpec) bool {
 	return true
 }
 
+// ruleSpecs returns the rules of each chain, in order: the accepts of the
+// allowlist first (on every port: they only skip sipguard's drops), then
+// the drops.
 func (n *NFT) ruleSpecs() []ruleSpec {
 	var out []ruleSpec
+	for i, s := range n.allowSets {
+		out = append(out, ruleSpec{rulePrefix + s.Name, saddrRule(s, i == 1, nil, expr.VerdictAccept)})
+	}
 	for k, s := range n.sets {
 		v6 := k == int(kindBan6) || k == int(kindNet6)
 		if len(n.portSets) == 0 {
-			out = append(out, ruleSpec{rulePrefix + s.Name, saddrDrop(s, v6, nil)})
+			out = append(out, ruleSpec{rulePrefix + s.Name, saddrRule(s, v6, nil, expr.VerdictDrop)})
 			continue
 		}
 		for _, proto := range []string{"tcp", "udp"} {
 			if ps := n.portSets[proto]; ps != nil {
-				out = append(out, ruleSpec{rulePrefix + s.Name + " " + proto, saddrDrop(s, v6, ps)})
+				out = append(out, ruleSpec{rulePrefix + s.Name + " " + proto, saddrRule(s, v6, ps, expr.VerdictDrop)})
 			}
 		}
 	}
 	return out
 }
 
-// saddrDrop returns `meta nfproto ipv4|ipv6 [meta l4proto P P dport
-// @ports] ip|ip6 saddr @set counter drop`. The nfproto guard keeps the
-// IPv4 offset from being read in an IPv6 packet (inet tables see both).
-func saddrDrop(s *nftables.Set, v6 bool, ports *nftables.Set) []expr.Any {
+// saddrRule returns `meta nfproto ipv4|ipv6 [meta l4proto P P dport
+// @ports] ip|ip6 saddr @set counter drop|accept`. The nfproto guard keeps
+// the IPv4 offset from being read in an IPv6 packet (inet tables see
+// both).
+func saddrRule(s *nftables.Set, v6 bool, ports *nftables.Set, verdict expr.VerdictKind) []expr.Any {
 	proto, off, size := byte(unix.NFPROTO_IPV4), uint32(12), uint32(4)
 	if v6 {
 		proto, off, size = unix.NFPROTO_IPV6, 8, 16
@@ -359,6 +486,6 @@ func saddrDrop(s *nftables.Set, v6 bool, ports *nftables.Set) []expr.Any {
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: size},
 		&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID},
 		&expr.Counter{},
-		&expr.Verdict{Kind: expr.VerdictDrop},
+		&expr.Verdict{Kind: verdict},
 	)
 }

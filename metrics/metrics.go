@@ -15,7 +15,7 @@
 //	sipguard_events_total{source,parser,kind}       events, by kind (auth_succeeded included)
 //	sipguard_dropped_lines_total{source,parser,reason}
 //	sipguard_bans_total{rule}                       bans decided (rules, "manual", "compromise", "feed:NAME")
-//	sipguard_unbans_total{rule,reason}              reason: expired, manual, replaced, feed
+//	sipguard_unbans_total{rule,reason}              reason: expired, manual, replaced, feed, allowlisted
 //	sipguard_compromises_total{source}              successful logins after failures
 //	sipguard_bans_in_force                          bans the daemon holds now
 //	sipguard_firewall_bans                          elements in the kernel sets
@@ -24,6 +24,8 @@
 //	sipguard_firewall_errors_total                  ban or unban calls the firewall refused
 //	sipguard_dropped_packets_total                  packets dropped by the ban rule (nftables counter)
 //	sipguard_dropped_bytes_total
+//	sipguard_allowed_packets_total                  packets of allowlisted sources let through ahead of the bans
+//	sipguard_bans_narrowed_total                    IPv6 bans narrowed to the address: its network holds an allowlisted one
 //	sipguard_ban_latency_seconds                    histogram: line received to ban in the kernel
 //	sipguard_uptime_seconds
 //	sipguard_source_waiting{source}                 1 while a source's file is missing or it failed
@@ -167,6 +169,8 @@ var (
 	descFwErrors   = prometheus.NewDesc("sipguard_firewall_errors_total", "Ban or unban calls the firewall refused.", nil, nil)
 	descPackets    = prometheus.NewDesc("sipguard_dropped_packets_total", "Packets dropped from banned sources.", nil, nil)
 	descBytes      = prometheus.NewDesc("sipguard_dropped_bytes_total", "Bytes dropped from banned sources.", nil, nil)
+	descAllowedPk  = prometheus.NewDesc("sipguard_allowed_packets_total", "Packets of allowlisted sources let through ahead of the bans.", nil, nil)
+	descNarrowed   = prometheus.NewDesc("sipguard_bans_narrowed_total", "IPv6 bans narrowed to the address: its network holds an allowlisted address.", nil, nil)
 	descSourceDown = prometheus.NewDesc("sipguard_source_waiting", "1 when a source's file does not exist (yet) or it stopped with an error.", []string{"source"}, nil)
 	descNotify     = prometheus.NewDesc("sipguard_notifications_total", "Notifications by target and result (sent, failed, dropped).", []string{"target", "kind", "result"}, nil)
 	descFeed       = prometheus.NewDesc("sipguard_feed_entries", "Entries of a blocklist feed in the firewall.", []string{"feed"}, nil)
@@ -183,7 +187,7 @@ var (
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descUp, descBuild, descUptime, descLines, descEvents, descDropped, descInForce,
-		descFwBans, descTracked, descEvicted, descFwErrors, descPackets, descBytes, descSourceDown, descNotify, descFeed, descFeedFail,
+		descFwBans, descTracked, descEvicted, descFwErrors, descPackets, descBytes, descAllowedPk, descNarrowed, descSourceDown, descNotify, descFeed, descFeedFail,
 		descClConn, descClPub, descClQueued, descClLost, descClRecv, descClApplied, descClIgnored, descClBad} {
 		ch <- d
 	}
@@ -221,6 +225,8 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descFwErrors, prometheus.CounterValue, float64(st.Firewall.Errors))
 	ch <- prometheus.MustNewConstMetric(descPackets, prometheus.CounterValue, float64(st.Firewall.Packets))
 	ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(st.Firewall.Bytes))
+	ch <- prometheus.MustNewConstMetric(descAllowedPk, prometheus.CounterValue, float64(st.Firewall.Allowed))
+	ch <- prometheus.MustNewConstMetric(descNarrowed, prometheus.CounterValue, float64(st.Engine.Narrowed))
 	for _, n := range st.Notify {
 		ch <- prometheus.MustNewConstMetric(descNotify, prometheus.CounterValue, float64(n.Sent), n.Name, n.Kind, "sent")
 		ch <- prometheus.MustNewConstMetric(descNotify, prometheus.CounterValue, float64(n.Failed), n.Name, n.Kind, "failed")

@@ -51,12 +51,12 @@ func TestScrape(t *testing.T) {
 			EventsBy: map[string]int64{"auth_failed": 5, "unknown_user": 2, "auth_succeeded": 1},
 			DropBy:   map[string]int64{"malformed": 1, "injected": 0},
 		}, {Name: "gui", Parser: "freepbx", Waiting: true}},
-		Engine: control.EngineStatus{Tracked: 9, Evicted: 4},
+		Engine: control.EngineStatus{Tracked: 9, Evicted: 4, Narrowed: 6},
 		Notify: []control.NotifyStatus{{Name: "ops", Kind: "webhook", Sent: 7, Failed: 1, Dropped: 2}},
 		Feeds:  []control.FeedStatus{{Name: "drop", Enforced: 1000, Failures: 3}},
 		Cluster: &control.ClusterStatus{Connected: true, Published: 12, Queued: 2, QueueDropped: 1, Received: 40, Applied: 30,
 			Ignored: map[string]int64{"own": 8, "allowlisted": 2}, Malformed: 5},
-		Firewall: control.FirewallStatus{Bans: 3, Packets: 1234, Bytes: 99999, Errors: 2},
+		Firewall: control.FirewallStatus{Bans: 3, Packets: 1234, Bytes: 99999, Errors: 2, Allowed: 77},
 	}
 	m := New(func(context.Context) (control.Status, error) { return st, nil }, "1.2.3")
 	m.Ban("burst", 700*time.Microsecond)
@@ -82,6 +82,8 @@ func TestScrape(t *testing.T) {
 		"sipguard_firewall_errors_total 2",
 		"sipguard_dropped_packets_total 1234",
 		"sipguard_dropped_bytes_total 99999",
+		"sipguard_allowed_packets_total 77",
+		"sipguard_bans_narrowed_total 6",
 		`sipguard_bans_total{rule="burst"} 2`,
 		`sipguard_bans_total{rule="manual"} 1`,
 		`sipguard_unbans_total{reason="expired",rule="burst"} 1`,

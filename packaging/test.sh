@@ -128,10 +128,12 @@ while read -r p; do
 	case $p in
 	/ | /etc/ | /lib/ | /lib/systemd/ | /lib/systemd/system/ | /usr/ | /usr/sbin/ | /usr/share/ | /usr/share/doc/ | \
 		/usr/share/man/ | /usr/share/man/man8/ | /usr/share/lintian/ | /usr/share/lintian/overrides/ | /etc/logrotate.d/ | \
-		/usr/share/bash-completion/ | /usr/share/bash-completion/completions/ | /usr/share/zsh/ | /usr/share/zsh/vendor-completions/) ;;
+		/usr/share/bash-completion/ | /usr/share/bash-completion/completions/ | /usr/share/zsh/ | /usr/share/zsh/vendor-completions/ | \
+		/usr/share/fish/ | /usr/share/fish/vendor_completions.d/) ;;
 	/usr/sbin/sipguard | /etc/sipguard/ | /etc/sipguard/rules.toml | /etc/logrotate.d/sipguard | "$unit" | \
 		/usr/share/doc/sipguard/* | /usr/share/man/man8/sipguard.8.gz | /usr/share/lintian/overrides/sipguard | \
-		/usr/share/bash-completion/completions/sipguard | /usr/share/zsh/vendor-completions/_sipguard) ;;
+		/usr/share/bash-completion/completions/sipguard | /usr/share/zsh/vendor-completions/_sipguard | \
+		/usr/share/fish/vendor_completions.d/sipguard.fish) ;;
 	*) fail "unexpected path in the package: $p" ;;
 	esac
 done <"$tmp/paths"
@@ -172,6 +174,7 @@ check_file /usr/share/man/man8/sipguard.8.gz 644
 zcat /usr/share/man/man8/sipguard.8.gz | grep -q '^\.SS import$' || fail "sipguard.8.gz is not sipguard's man page"
 check_file /usr/share/bash-completion/completions/sipguard 644
 check_file /usr/share/zsh/vendor-completions/_sipguard 644
+check_file /usr/share/fish/vendor_completions.d/sipguard.fish 644
 bash -n /usr/share/bash-completion/completions/sipguard || fail "the bash completion does not parse"
 ok "files in place with their modes, identical to the repository's"
 
@@ -207,6 +210,20 @@ if command -v systemd-analyze >/dev/null; then
 else
 	echo "   skipped: no systemd-analyze"
 fi
+
+step "the unit's reload checks the config first"
+mapfile -t reload < <(sed -n 's/^ExecReload=//p' "$unit")
+[ ${#reload[@]} -eq 2 ] && [[ ${reload[0]} == "/usr/sbin/sipguard check "* ]] && [[ ${reload[1]} == *"kill -HUP"* ]] ||
+	fail "ExecReload= of $unit: ${reload[*]}; want sipguard check, then kill -HUP"
+cp /etc/sipguard/rules.toml "$tmp/rules.toml.keep"
+printf '[engine]\nmax_trakced = 5\n' >>/etc/sipguard/rules.toml
+if out=$(bash -c "${reload[0]}" 2>&1); then
+	cp "$tmp/rules.toml.keep" /etc/sipguard/rules.toml
+	fail "ExecReload's check passed an invalid config: $out"
+fi
+cp "$tmp/rules.toml.keep" /etc/sipguard/rules.toml
+out=$(bash -c "${reload[0]}" 2>&1) || fail "ExecReload's check refused the shipped config: $out"
+ok "an invalid config fails the reload before the daemon is signalled"
 
 step "the unit's capabilities, for real"
 mapfile -t caps < <(sed -n 's/^CapabilityBoundingSet=//p' "$unit" | tr ' ' '\n' | sed '/^$/d')

@@ -10,16 +10,19 @@ import (
 
 var banCommand = command{"ban", "ban an address or network now", (*Main).ban}
 
-const banSynopsis = `ban [-c FILE] [--for DURATION] [--reason TEXT] ADDR|CIDR
+const banSynopsis = `ban [-c FILE] [--for DURATION] [--reason TEXT] [--force] ADDR|CIDR
 
-Bans an address or network now (a manual ban). An allowlisted address is refused.`
+Bans an address or network now (a manual ban). An allowlisted address is
+refused, and so is a network wider than an IPv4 /8 or an IPv6 /19 unless
+--force. A ban in force for longer than --for is kept as it is.`
 
 func (m *Main) ban(ctx context.Context, args []string) error {
 	fs := m.flagSet("ban", banSynopsis)
 	client := m.daemonFlag(fs)
 	dur := fs.String("for", "", "ban `DURATION` such as 30m, 12h, 7d (default: [daemon] manual_ban_time)")
 	reason := fs.String("reason", "", "`TEXT` shown by list")
-	target, err := parseOneArg(fs, args, "ban takes one address or network")
+	force := fs.Bool("force", false, "ban a network wider than an IPv4 /8 or an IPv6 /19")
+	target, err := m.parseOneArg(fs, args, "ban takes one address or network")
 	if err != nil {
 		return err
 	}
@@ -27,10 +30,14 @@ func (m *Main) ban(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := c.Ban(ctx, control.BanRequest{Target: target, For: *dur, Reason: *reason})
+	res, err := c.Ban(ctx, control.BanRequest{Target: target, For: *dur, Reason: *reason, Force: *force})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(m.Stdout, "%s %s until %s\n", res.Result, res.Ban.Target, res.Ban.Expires.Local().Format(time.DateTime))
+	fmt.Fprintf(m.Stdout, "%s %s until %s", res.Result, res.Ban.Target, res.Ban.Expires.Local().Format(time.DateTime))
+	if res.Kept {
+		fmt.Fprintf(m.Stdout, " (kept: the %s ban in force lasts longer than --for)", res.Ban.Rule)
+	}
+	fmt.Fprintln(m.Stdout)
 	return nil
 }

@@ -15,7 +15,7 @@ its example lines). Errors name the file, line and key; the exit code is 1.`
 func (m *Main) check(_ context.Context, args []string) error {
 	fs := m.flagSet("check", checkSynopsis)
 	path := fs.String("c", "", "config `FILE` to check")
-	rest, err := parseArgs(fs, args)
+	rest, err := m.parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -32,5 +32,12 @@ func (m *Main) check(_ context.Context, args []string) error {
 	}
 	fmt.Fprintf(m.Stdout, "%s: OK (%d %s, %d %s)\n", name,
 		len(cfg.Sources), plural(len(cfg.Sources), "source"), len(cfg.Rules), plural(len(cfg.Rules), "rule"))
+	opts, err := cfg.EngineOptions(m.HostAddrs)
+	if err != nil {
+		return err
+	}
+	for _, w := range m.lockoutWarnings(opts.Allow) {
+		fmt.Fprintf(m.Stderr, "warning: %s\n", w)
+	}
 	return nil
 }

@@ -13,27 +13,23 @@ import (
 // flagNames lists a command's flags as typed: "-c", "--json".
 func flagNames(fs *flag.FlagSet) []string {
 	var out []string
-	fs.VisitAll(func(f *flag.Flag) {
-		if len(f.Name) == 1 {
-			out = append(out, "-"+f.Name)
-		} else {
-			out = append(out, "--"+f.Name)
-		}
-	})
+	fs.VisitAll(func(f *flag.Flag) { out = append(out, flagName(f.Name)) })
 	return out
 }
 
-var completionCommand = command{"completion", "print a shell completion script (bash, zsh)", (*Main).completion}
+var completionCommand = command{"completion", "print a shell completion script (bash, zsh, fish)", (*Main).completion}
 
-const completionSynopsis = `completion bash|zsh
+const completionSynopsis = `completion bash|zsh|fish
 
 Prints a completion script. bash: put it in
 /usr/share/bash-completion/completions/sipguard (or source it from
-~/.bashrc); zsh: save it as _sipguard in a directory of $fpath.`
+~/.bashrc); zsh: save it as _sipguard in a directory of $fpath; fish: save
+it as ~/.config/fish/completions/sipguard.fish (or in
+/usr/share/fish/vendor_completions.d).`
 
 func (m *Main) completion(_ context.Context, args []string) error {
 	fs := m.flagSet("completion", completionSynopsis)
-	shell, err := parseOneArg(fs, args, "completion takes the shell: bash or zsh")
+	shell, err := m.parseOneArg(fs, args, "completion takes the shell: bash, zsh or fish")
 	if err != nil {
 		return err
 	}
@@ -42,8 +38,10 @@ func (m *Main) completion(_ context.Context, args []string) error {
 		fmt.Fprint(m.Stdout, m.bashCompletion())
 	case "zsh":
 		fmt.Fprint(m.Stdout, m.zshCompletion())
+	case "fish":
+		fmt.Fprint(m.Stdout, m.fishCompletion())
 	default:
-		return usagef("completion: %q is not bash or zsh", shell)
+		return usagef("completion: %q is not bash, zsh or fish", shell)
 	}
 	return nil
 }
@@ -57,10 +55,7 @@ func flagValues() map[string]string {
 }
 
 func (m *Main) bashCompletion() string {
-	var names []string
-	for _, c := range commands {
-		names = append(names, c.name)
-	}
+	names := commandNames()
 	var b strings.Builder
 	fmt.Fprintf(&b, `# bash completion for sipguard (sipguard completion bash)
 _sipguard() {
@@ -91,7 +86,7 @@ _sipguard() {
 	elif [[ ${COMP_WORDS[1]} == unban ]]; then
 		COMPREPLY=($(compgen -W "$(sipguard export 2>/dev/null | sed -n 's/^\([^# ]*\) .*/\1/p')" -- "$cur"))
 	elif [[ ${COMP_WORDS[1]} == completion ]]; then
-		COMPREPLY=($(compgen -W "bash zsh" -- "$cur"))
+		COMPREPLY=($(compgen -W "bash zsh fish" -- "$cur"))
 	else
 		COMPREPLY=($(compgen -f -- "$cur"))
 	fi
@@ -135,6 +130,55 @@ func (m *Main) zshCompletion() string {
 	}
 	b.WriteString("\tesac\n}\n\n_sipguard \"$@\"\n")
 	return b.String()
+}
+
+func (m *Main) fishCompletion() string {
+	var b strings.Builder
+	b.WriteString("# fish completion for sipguard (sipguard completion fish)\ncomplete -c sipguard -f\n")
+	for _, c := range append(commands, command{name: "help", summary: "show the commands, or a command's flags"}) {
+		fmt.Fprintf(&b, "complete -c sipguard -n __fish_use_subcommand -a %s -d %s\n", fishQuote(c.name), fishQuote(c.summary))
+	}
+	vals := flagValues()
+	for _, c := range commands {
+		when := fishQuote("__fish_seen_subcommand_from " + c.name)
+		m.describe(c.name).flags.VisitAll(func(f *flag.Flag) {
+			opt := "-l " + f.Name
+			if len(f.Name) == 1 {
+				opt = "-s " + f.Name
+			}
+			arg := ""
+			switch {
+			case isBoolFlag(f):
+			case vals[flagName(f.Name)] != "":
+				arg = " -x -a " + fishQuote(vals[flagName(f.Name)])
+			case f.Name == "c":
+				arg = " -r -F"
+			default:
+				arg = " -x"
+			}
+			fmt.Fprintf(&b, "complete -c sipguard -n %s %s%s -d %s\n", when, opt, arg, fishQuote(firstLine(f.Usage)))
+		})
+	}
+	b.WriteString(`complete -c sipguard -n '__fish_seen_subcommand_from scan import check' -F
+complete -c sipguard -n '__fish_seen_subcommand_from unban' -a '(sipguard export 2>/dev/null | string match -r "^[^# ]+")'
+complete -c sipguard -n '__fish_seen_subcommand_from completion' -a 'bash zsh fish'
+complete -c sipguard -n '__fish_seen_subcommand_from help' -a '` + strings.Join(commandNames(), " ") + `'
+`)
+	return b.String()
+}
+
+// fishQuote quotes s in single quotes for fish.
+func fishQuote(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, "'", `\'`).Replace(s) + "'"
+}
+
+// commandNames lists the commands, in help's order.
+func commandNames() []string {
+	names := make([]string, len(commands))
+	for i, c := range commands {
+		names[i] = c.name
+	}
+	return names
 }
 
 func isBoolFlag(f *flag.Flag) bool {

@@ -74,6 +74,47 @@ func TestZshCompletion(t *testing.T) {
 	}
 }
 
+// TestFishCompletion runs the generated script in fish (test.sh installs
+// it) and asks it for completions.
+func TestFishCompletion(t *testing.T) {
+	script, _, code := run(t, "", "completion", "fish")
+	if code != 0 || !strings.HasPrefix(script, "# fish completion for sipguard") {
+		t.Fatalf("%d %q", code, script[:min(len(script), 40)])
+	}
+	if _, err := exec.LookPath("fish"); err != nil {
+		t.Skip("fish is not installed (apt-get install fish; .ci/run does)")
+	}
+	path := filepath.Join(t.TempDir(), "sipguard.fish")
+	os.WriteFile(path, []byte(script), 0o644)
+	for _, c := range []struct {
+		line string
+		want []string
+	}{
+		{"sipguard sc", []string{"scan"}},
+		{"sipguard scan --pa", []string{"--parser"}},
+		{"sipguard scan --parser free", []string{"freepbx"}},
+		{"sipguard import --format fa", []string{"fail2ban"}},
+		{"sipguard completion f", []string{"fish"}},
+		{"sipguard help st", []string{"status"}},
+		{"sipguard list --", []string{"--json"}},
+	} {
+		out, err := exec.Command("fish", "--no-config", "-c", "source $argv[1]; complete -C $argv[2]", path, c.line).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v %s", c.line, err, out)
+		}
+		var got []string
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			word, _, _ := strings.Cut(l, "\t")
+			got = append(got, word)
+		}
+		for _, w := range c.want {
+			if !slices.Contains(got, w) {
+				t.Errorf("%q: got %q; want %q among them", c.line, got, w)
+			}
+		}
+	}
+}
+
 // TestManPage: every command and flag is in the page, which groff reads
 // without a warning.
 func TestManPage(t *testing.T) {

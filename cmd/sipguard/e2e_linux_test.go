@@ -25,8 +25,14 @@ import (
 // sipguardBin builds the binary once per test run.
 var sipguardBin string
 
+// buildSipguard returns the sipguard binary: the one SIPGUARD_BIN names
+// (built beforehand, as test/debian-kernel.sh does for a VM without Go), or one
+// built once per test run.
 func buildSipguard(t *testing.T) string {
 	t.Helper()
+	if bin := os.Getenv("SIPGUARD_BIN"); bin != "" {
+		return bin
+	}
 	if sipguardBin != "" {
 		return sipguardBin
 	}

@@ -20,7 +20,7 @@ func (m *Main) export(ctx context.Context, args []string) error {
 	client := m.daemonFlag(fs)
 	asJSON := fs.Bool("json", false, "write JSON")
 	rule := fs.String("rule", "", "only the bans of rule `NAME` (\"manual\", \"feed:NAME\", ...)")
-	if err := parseNoArgs(fs, args); err != nil {
+	if err := m.parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	c, err := client()

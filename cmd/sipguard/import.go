@@ -31,7 +31,7 @@ func (m *Main) importBans(ctx context.Context, args []string) error {
 	dur := fs.String("for", "", "ban `DURATION` (default: [daemon] manual_ban_time; json: each ban's remaining time)")
 	reason := fs.String("reason", "", "`TEXT` shown by list (default: \"imported\", json: each ban's reason)")
 	format := fs.String("format", "auto", "input `FORMAT`: auto, plain, json, fail2ban")
-	file, err := parseOneArg(fs, args, "import takes one file (- for standard input)")
+	file, err := m.parseOneArg(fs, args, "import takes one file (- for standard input)")
 	if err != nil {
 		return err
 	}
@@ -72,6 +72,7 @@ func (m *Main) importBans(ctx context.Context, args []string) error {
 	for _, r := range res.Refused {
 		fmt.Fprintf(m.Stderr, "refused: %s\n", r)
 	}
-	fmt.Fprintf(m.Stdout, "imported %d: %d banned, %d renewed, %d refused\n", len(reqs), res.Banned, res.Renewed, len(res.Refused))
+	fmt.Fprintf(m.Stdout, "imported %d: %d banned, %d renewed, %d kept (banned for longer already), %d refused\n",
+		len(reqs), res.Banned, res.Renewed, res.Kept, len(res.Refused))
 	return nil
 }

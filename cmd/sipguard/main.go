@@ -27,6 +27,7 @@ import (
 
 	"github.com/sipguard/sipguard/config"
 	"github.com/sipguard/sipguard/control"
+	"github.com/sipguard/sipguard/internal/didyoumean"
 )
 
 func main() {
@@ -58,6 +59,16 @@ type Main struct {
 	Now func() time.Time
 	// HostAddrs lists the host's own addresses for allow.self.
 	HostAddrs func() ([]netip.Prefix, error)
+	// Getenv reads the environment ($SSH_CONNECTION: see lockout.go).
+	Getenv func(string) string
+	// Gateways lists the host's default gateways.
+	Gateways func() ([]netip.Addr, error)
+
+	// config is the -c FILE given before the command, used by commands
+	// given no -c of their own.
+	config string
+	// usage prints the usage of the command being run (see flagSet).
+	usage func(io.Writer)
 
 	// described, when set, receives the synopsis and flags of the command
 	// run (with -h): how man and completion learn them.
@@ -69,16 +80,18 @@ func NewMain() *Main {
 	return &Main{
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 		ConfigPath: config.DefaultPath, Now: time.Now, HostAddrs: config.HostAddrs,
+		Getenv: os.Getenv, Gateways: Gateways,
 	}
 }
 
-// usageError is a mistake on the command line (exit code 2).
-type usageError struct{ msg string }
+// usageError is a mistake on the command line (exit code 2); cmd is the
+// command it was made with, if known.
+type usageError struct{ msg, cmd string }
 
 func (e *usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error {
-	return &usageError{fmt.Sprintf(format, args...)}
+	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
 // Exit prints err and returns the process exit code for it.
@@ -88,7 +101,7 @@ func (m *Main) Exit(err error) int {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ue):
-		fmt.Fprintf(m.Stderr, "Error: %v\nTry: sipguard help\n", err)
+		fmt.Fprintf(m.Stderr, "Error: %v\nTry: sipguard help %s\n", err, ue.cmd)
 		return 2
 	default:
 		fmt.Fprintf(m.Stderr, "Error: %v\n", err)
@@ -119,7 +132,7 @@ func usage() string {
 	b.WriteString(`sipguard protects PBX hosts from SIP brute force, scanning and toll fraud.
 
 Usage:
-  sipguard <command> [flags] [arguments]
+  sipguard [-c FILE] <command> [flags] [arguments]
 
 Commands:
 `)
@@ -130,15 +143,33 @@ Commands:
 Every command takes -c FILE (default: /etc/sipguard/rules.toml when it
 exists, else the built-in defaults, which are the shipped rules.toml);
 status, list, ban, unban, export and import find the daemon's socket
-there. Run "sipguard <command> -h" for a command's flags.
+there. Run "sipguard help <command>" for a command's flags.
 
 Exit codes: 0 success, 1 error, 2 usage error.
 `)
 	return b.String()
 }
 
-// Run runs the command in args.
+// Run runs the command in args, after sipguard's own flags: -c FILE (the
+// config of every command given none of its own), --version, --help.
 func (m *Main) Run(ctx context.Context, args []string) error {
+	for len(args) > 0 {
+		switch a := args[0]; {
+		case a == "-c" || a == "--c" || a == "--config":
+			if len(args) < 2 {
+				return usagef("%s needs a FILE", a)
+			}
+			m.config, args = args[1], args[2:]
+			continue
+		case strings.HasPrefix(a, "-c=") || strings.HasPrefix(a, "--c=") || strings.HasPrefix(a, "--config="):
+			_, m.config, _ = strings.Cut(a, "=")
+			args = args[1:]
+			continue
+		case a == "--version" || a == "-version" || a == "-V":
+			return m.version(ctx, args[1:])
+		}
+		break
+	}
 	if len(args) == 0 {
 		fmt.Fprint(m.Stderr, usage())
 		return usagef("no command given")
@@ -146,6 +177,11 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	name, args := args[0], args[1:]
 	switch name {
 	case "help", "-h", "-help", "--help":
+		if len(args) > 0 && name == "help" {
+			// sipguard help CMD is sipguard CMD --help.
+			name, args = args[0], []string{"--help"}
+			break
+		}
 		fmt.Fprint(m.Stdout, usage())
 		return nil
 	}
@@ -154,21 +190,54 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 			return c.run(m, ctx, args)
 		}
 	}
+	if guess, _, ok := didyoumean.Closest(name, commandNames()); ok {
+		return usagef("unknown command %q (did you mean %q?)", name, guess)
+	}
 	return usagef("unknown command %q", name)
 }
 
-// flagSet returns a flag set that reports errors instead of exiting.
+// flagSet returns a flag set that reports errors instead of exiting. Its
+// usage goes to stdout when asked for (-h, --help, sipguard help CMD), to
+// stderr with a mistake.
 func (m *Main) flagSet(name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(m.Stderr)
+	fs.SetOutput(io.Discard) // parseArgs reports errors, with the usage
 	if m.described != nil {
 		m.described.synopsis, m.described.flags = synopsis, fs
 	}
-	fs.Usage = func() {
-		fmt.Fprintf(m.Stderr, "Usage: sipguard %s\n\nFlags:\n", synopsis)
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() {}
+	m.usage = func(w io.Writer) { printUsage(w, synopsis, fs) }
 	return fs
+}
+
+// printUsage prints a command's synopsis and flags, each flag as people
+// type it: -c with one dash, --json with two.
+func printUsage(w io.Writer, synopsis string, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: sipguard %s\n", synopsis)
+	first := true
+	fs.VisitAll(func(f *flag.Flag) {
+		if first {
+			fmt.Fprint(w, "\nFlags:\n")
+			first = false
+		}
+		arg, text := flag.UnquoteUsage(f)
+		fmt.Fprintf(w, "  %s", flagName(f.Name))
+		if arg != "" {
+			fmt.Fprintf(w, " %s", arg)
+		}
+		if f.DefValue != "" && f.DefValue != "false" {
+			text += fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintf(w, "\n    \t%s\n", text)
+	})
+}
+
+// flagName is a flag as people type it: "-c", "--json".
+func flagName(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
 }
 
 // described is a command's synopsis and flags, as its -h shows them.
@@ -181,7 +250,7 @@ type described struct {
 func (m *Main) describe(name string) described {
 	d := &described{}
 	sub := &Main{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard, ConfigPath: "/nonexistent",
-		Now: m.Now, HostAddrs: m.HostAddrs, described: d}
+		Now: m.Now, HostAddrs: m.HostAddrs, Getenv: m.Getenv, Gateways: m.Gateways, described: d}
 	sub.Run(context.Background(), []string{name, "-h"})
 	if d.flags == nil {
 		d.synopsis, d.flags = name, flag.NewFlagSet(name, flag.ContinueOnError)
@@ -191,52 +260,64 @@ func (m *Main) describe(name string) described {
 
 // parseArgs parses flags anywhere among the arguments, as users type them
 // ("scan messages.log --json"), and returns the positional arguments. "--"
-// ends the flags.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+// ends the flags: everything after it is an argument ("scan -- -a.log").
+// -h and --help print the command's usage to stdout.
+func (m *Main) parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, &usageError{err.Error()}
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			m.usage(m.Stdout)
+			return nil, err
 		}
-		args = fs.Args()
-		if len(args) == 0 {
+		if err != nil {
+			var b strings.Builder
+			m.usage(&b)
+			synopsis, _, _ := strings.Cut(b.String(), "\n")
+			return nil, &usageError{msg: err.Error() + "\n" + synopsis, cmd: fs.Name()}
+		}
+		rest := fs.Args()
+		// The flag package consumes a "--" it stops at: everything after
+		// it is an argument, flag-like or not.
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
 			return pos, nil
 		}
-		if args[0] == "--" && len(args) > 0 {
-			return append(pos, args[1:]...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
+		pos = append(pos, rest[0])
+		args = rest[1:]
 	}
 }
 
 // parseNoArgs parses the flags of a command that takes no arguments.
-func parseNoArgs(fs *flag.FlagSet, args []string) error {
-	rest, err := parseArgs(fs, args)
+func (m *Main) parseNoArgs(fs *flag.FlagSet, args []string) error {
+	rest, err := m.parseArgs(fs, args)
 	if err == nil && len(rest) > 0 {
-		err = usagef("%s takes no arguments", fs.Name())
+		err = &usageError{msg: fs.Name() + " takes no arguments", cmd: fs.Name()}
 	}
 	return err
 }
 
 // parseOneArg parses the flags of a command that takes one argument, and
 // returns it; usage is the error for any other number of arguments.
-func parseOneArg(fs *flag.FlagSet, args []string, usage string) (string, error) {
-	rest, err := parseArgs(fs, args)
+func (m *Main) parseOneArg(fs *flag.FlagSet, args []string, usage string) (string, error) {
+	rest, err := m.parseArgs(fs, args)
 	if err != nil {
 		return "", err
 	}
 	if len(rest) != 1 {
-		return "", &usageError{usage}
+		return "", &usageError{msg: usage, cmd: fs.Name()}
 	}
 	return rest[0], nil
 }
 
-// loadConfig reads the config named by -c, or the default one.
+// loadConfig reads the config named by -c (the command's, else the one
+// before the command), or the default one.
 func (m *Main) loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		path = m.config
+	}
 	if path == "" {
 		if _, err := os.Stat(m.ConfigPath); err != nil {
 			return config.DefaultConfig(), nil
@@ -266,7 +347,7 @@ func query[T any](m *Main, ctx context.Context, args []string, name, synopsis st
 	fs := m.flagSet(name, synopsis)
 	client := m.daemonFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseNoArgs(fs, args); err != nil {
+	if err := m.parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	c, err := client()

@@ -5,12 +5,18 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/sipguard/sipguard/internal/logmix"
 )
@@ -255,5 +261,170 @@ example = "2026-11-26 10:00:00 login failed for admin from 198.51.100.7"
 	out, _, _ = run(t, "", "scan", "-c", cfg, "--parser", "webpanel", "--events", "--json", log)
 	if !strings.Contains(out, `"service":"gui"`) || !strings.Contains(out, `"kind":"admin_auth_failed"`) {
 		t.Errorf("events: %s", out)
+	}
+}
+
+// TestCLIConventions: help per command on stdout, --version, did-you-mean,
+// -c before the command, "--" before arguments that look like flags, flags
+// shown as people type them.
+func TestCLIConventions(t *testing.T) {
+	for _, args := range [][]string{{"help", "scan"}, {"scan", "--help"}, {"scan", "-h"}} {
+		out, errOut, code := run(t, "", args...)
+		if code != 0 || !strings.HasPrefix(out, "Usage: sipguard scan ") || errOut != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want the usage on stdout", args, code, out, errOut)
+		}
+		if !strings.Contains(out, "\n  --json\n") || !strings.Contains(out, "\n  -c FILE\n") {
+			t.Errorf("%q: flags not shown as typed (--json, -c FILE):\n%s", args, out)
+		}
+	}
+	for _, args := range [][]string{{"--version"}, {"-V"}} {
+		if out, _, code := run(t, "", args...); code != 0 || !strings.HasPrefix(out, "sipguard ") {
+			t.Errorf("%q: %d %q", args, code, out)
+		}
+	}
+	if _, errOut, code := run(t, "", "stauts"); code != 2 || !strings.Contains(errOut, `did you mean "status"?`) {
+		t.Errorf("stauts: %d %q", code, errOut)
+	}
+	if _, errOut, code := run(t, "", "scan", "--jsn", "x.log"); code != 2 || !strings.Contains(errOut, "Try: sipguard help scan") {
+		t.Errorf("a mistake names the command's help: %d %q", code, errOut)
+	}
+	// -c before the command is the config of commands given none.
+	bad := writeFile(t, "bad.toml", "[engine]\nmax_trakced = 5\n")
+	if _, errOut, code := run(t, "", "-c", bad, "check"); code != 1 || !strings.Contains(errOut, "engine.max_trakced") {
+		t.Errorf("-c FILE check: %d %q", code, errOut)
+	}
+	if _, errOut, code := run(t, "", "--config="+bad, "check"); code != 1 || !strings.Contains(errOut, "engine.max_trakced") {
+		t.Errorf("--config=FILE check: %d %q", code, errOut)
+	}
+	good := writeFile(t, "good.toml", "[engine]\nmax_tracked = 500\n")
+	if out, _, code := run(t, "", "-c", bad, "check", "-c", good); code != 0 || !strings.Contains(out, "OK") {
+		t.Errorf("the command's own -c wins: %d %q", code, out)
+	}
+	// "--": a file named like a flag.
+	dir := t.TempDir()
+	t.Chdir(dir)
+	os.WriteFile("-a.log", []byte(attack("198.51.100.7", start, 1)), 0o644)
+	os.WriteFile("-b.log", []byte(attack("198.51.100.8", start, 1)), 0o644)
+	out, errOut, code := run(t, "", "scan", "--events", "--parser", "asterisk", "--", "-a.log", "-b.log")
+	if code != 0 || !strings.Contains(out, "198.51.100.7") || !strings.Contains(out, "198.51.100.8") {
+		t.Errorf("scan -- -a.log -b.log: %d %q %q", code, out, errOut)
+	}
+}
+
+// TestJournalPriorities: under systemd (JOURNAL_STREAM names stderr) each
+// JSON log line starts with its syslog priority, which journald turns into
+// the entry's priority (journalctl -p warning).
+func TestJournalPriorities(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("JOURNAL_STREAM", fmt.Sprintf("%d:%d", st.Dev, st.Ino))
+	log := newLogger(f, "debug")
+	log.Debug().Msg("d")
+	log.Info().Msg("i")
+	log.Warn().Msg("w")
+	log.Error().Msg("e")
+	log.Log().Msg("none")
+	data, _ := os.ReadFile(f.Name())
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	want := []string{`<7>{"level":"debug"`, `<6>{"level":"info"`, `<4>{"level":"warn"`, `<3>{"level":"error"`, `<6>{`}
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines: %q", len(lines), lines)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("line %d: %q; want it to start with %q", i, lines[i], w)
+		}
+	}
+	// Another stream (a file, a pipe to something else): plain JSON.
+	t.Setenv("JOURNAL_STREAM", "1:2")
+	g, _ := os.Create(filepath.Join(t.TempDir(), "other"))
+	defer g.Close()
+	lg := newLogger(g, "info")
+	lg.Warn().Msg("w")
+	if data, _ := os.ReadFile(g.Name()); !strings.HasPrefix(string(data), `{"level":"warn"`) {
+		t.Errorf("not the journal's stream: %q", data)
+	}
+	zerolog.SetGlobalLevel(zerolog.InfoLevel)
+}
+
+// TestLockoutWarnings: check and run warn when the SSH client or a
+// default gateway could be banned.
+func TestLockoutWarnings(t *testing.T) {
+	check := func(env map[string]string, gws []string, cfg string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		m := &Main{
+			Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut, ConfigPath: "/nonexistent", Now: time.Now,
+			HostAddrs: func() ([]netip.Prefix, error) { return []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, nil },
+			Getenv:    func(k string) string { return env[k] },
+			Gateways: func() ([]netip.Addr, error) {
+				var out []netip.Addr
+				for _, g := range gws {
+					out = append(out, netip.MustParseAddr(g))
+				}
+				return out, nil
+			},
+		}
+		args := []string{"check"}
+		if cfg != "" {
+			args = append(args, "-c", writeFile(t, "rules.toml", cfg))
+		}
+		if code := m.Exit(m.Run(context.Background(), args)); code != 0 {
+			t.Fatalf("check: %d %s", code, errOut.String())
+		}
+		return errOut.String()
+	}
+	got := check(map[string]string{"SSH_CONNECTION": "203.0.113.5 52000 192.0.2.10 22"}, []string{"192.0.2.1", "fe80::1"}, "")
+	for _, want := range []string{"your SSH client 203.0.113.5 is not in [allow]", "default gateway 192.0.2.1 is not", "default gateway fe80::1 is not"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no %q in:\n%s", want, got)
+		}
+	}
+	if got := check(map[string]string{"SSH_CLIENT": "::ffff:203.0.113.5 52000 22"}, nil, ""); !strings.Contains(got, "SSH client 203.0.113.5 ") {
+		t.Errorf("SSH_CLIENT, mapped: %q", got)
+	}
+	allowAll := "[allow]\naddresses = [\"203.0.113.0/24\", \"192.0.2.1\", \"fe80::/10\"]\n"
+	if got := check(map[string]string{"SSH_CONNECTION": "203.0.113.5 52000 192.0.2.10 22"}, []string{"192.0.2.1", "fe80::1"}, allowAll); got != "" {
+		t.Errorf("allowlisted, still warned: %q", got)
+	}
+	if got := check(nil, nil, ""); got != "" {
+		t.Errorf("no SSH, no gateway: %q", got)
+	}
+}
+
+// TestGatewaysFromProc: the default gateways read from /proc are the ones
+// `ip route` shows.
+func TestGatewaysFromProc(t *testing.T) {
+	gws, err := Gateways()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, family := range []string{"-4", "-6"} {
+		out, err := exec.Command("ip", family, "route", "show", "default").Output()
+		if err != nil {
+			t.Skipf("ip route: %v (apt-get install iproute2; .ci/run does)", err)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(line); len(f) >= 3 && f[0] == "default" && f[1] == "via" {
+				want = append(want, f[2])
+			}
+		}
+	}
+	var got []string
+	for _, g := range gws {
+		got = append(got, g.String())
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("gateways %v; ip route shows %v", got, want)
 	}
 }

@@ -20,7 +20,7 @@ help: man <(sipguard man), or install it as
 
 func (m *Main) man(_ context.Context, args []string) error {
 	fs := m.flagSet("man", manSynopsis)
-	if err := parseNoArgs(fs, args); err != nil {
+	if err := m.parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	w := m.Stdout
@@ -62,11 +62,7 @@ validates it.
 		}
 		d.flags.VisitAll(func(f *flag.Flag) {
 			arg, text := flag.UnquoteUsage(f)
-			flagName := "--" + f.Name
-			if len(f.Name) == 1 {
-				flagName = "-" + f.Name
-			}
-			fmt.Fprintf(w, ".TP\n\\fB%s\\fR", roff(flagName))
+			fmt.Fprintf(w, ".TP\n\\fB%s\\fR", roff(flagName(f.Name)))
 			if arg != "" {
 				fmt.Fprintf(w, " \\fI%s\\fR", roff(arg))
 			}

@@ -190,7 +190,7 @@ func TestExportImport(t *testing.T) {
 
 	// JSON keeps each ban's remaining time and reason.
 	out, errOut, code := ctlNow(t, js, "import", "-c", b, "-")
-	if code != 0 || !strings.Contains(out, "imported 3: 3 banned, 0 renewed, 0 refused") {
+	if code != 0 || !strings.Contains(out, "imported 3: 3 banned, 0 renewed, 0 kept (banned for longer already), 0 refused") {
 		t.Fatalf("import json: %d %s %s\n%s", code, out, errOut, logsB)
 	}
 	listB, _, _ := ctlNow(t, "", "export", "-c", b, "--json")
@@ -218,8 +218,9 @@ func TestExportImport(t *testing.T) {
 			t.Errorf("unexpected %s", g.Target)
 		}
 	}
-	// The plain export imports again: every entry exists, so is renewed.
-	if out, errOut, code := ctlNow(t, plain, "import", "-c", b, "--for", "1h", "-"); code != 0 || !strings.Contains(out, "0 banned, 3 renewed") {
+	// The plain export imports again for 1h: every entry exists; the 30m
+	// one is renewed, the two that last longer are kept as they are.
+	if out, errOut, code := ctlNow(t, plain, "import", "-c", b, "--for", "1h", "-"); code != 0 || !strings.Contains(out, "0 banned, 1 renewed, 2 kept") {
 		t.Errorf("import plain: %d %s %s", code, out, errOut)
 	}
 
@@ -227,7 +228,7 @@ func TestExportImport(t *testing.T) {
 	// a network of the same import.
 	f2b := `[{'asterisk': ['192.0.2.1', '2001:db8::1', '127.0.0.1']}, {'sshd': ['198.18.0.0/15', '198.18.3.0/24']}, {'recidive': []}]`
 	out, errOut, code = ctlNow(t, f2b, "import", "-c", b, "-")
-	if code != 0 || !strings.Contains(out, "imported 5: 3 banned, 0 renewed, 2 refused") ||
+	if code != 0 || !strings.Contains(out, "imported 5: 3 banned, 0 renewed, 0 kept (banned for longer already), 2 refused") ||
 		!strings.Contains(errOut, "127.0.0.1: allowlisted") || !strings.Contains(errOut, "198.18.3.0/24: inside another entry") {
 		t.Errorf("import fail2ban: %d %s %s", code, out, errOut)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"sync"
@@ -45,7 +46,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	fs := m.flagSet("run", runSynopsis)
 	path := fs.String("c", "", "config `FILE`")
 	dryRun := fs.Bool("dry-run", false, "log bans instead of enforcing them (overrides [firewall] backend)")
-	if err := parseNoArgs(fs, args); err != nil {
+	if err := m.parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	cfg, err := m.loadConfig(*path)
@@ -57,7 +58,10 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fw, err := newBackend(cfg, *dryRun, log)
+	for _, w := range m.lockoutWarnings(dcfg.Engine.Allow) {
+		log.Warn().Msg(w)
+	}
+	fw, err := newBackend(cfg, dcfg.Engine.Allow, *dryRun, log)
 	if err != nil {
 		return err
 	}
@@ -234,8 +238,9 @@ func (m *Main) reload(ctx context.Context, d *daemon.Daemon, path string, runnin
 	}
 }
 
-// newBackend returns the firewall backend the config asks for.
-func newBackend(cfg *config.Config, dryRun bool, log zerolog.Logger) (firewall.Backend, error) {
+// newBackend returns the firewall backend the config asks for, with the
+// allowlist in its table from the start.
+func newBackend(cfg *config.Config, allow []netip.Prefix, dryRun bool, log zerolog.Logger) (firewall.Backend, error) {
 	if dryRun || cfg.Firewall.Backend == "dry-run" {
 		return firewall.NewDryRun(log, nil), nil
 	}
@@ -248,7 +253,7 @@ func newBackend(cfg *config.Config, dryRun bool, log zerolog.Logger) (firewall.B
 		ports = append(ports, port)
 	}
 	fw, err := firewall.NewNFT(firewall.NFTOptions{
-		Table: cfg.Firewall.Table, Hooks: cfg.Firewall.Hooks, Ports: ports,
+		Table: cfg.Firewall.Table, Hooks: cfg.Firewall.Hooks, Ports: ports, Allow: allow,
 		Logger: log.With().Str("component", "firewall").Logger(),
 	})
 	if err != nil {
@@ -308,8 +313,53 @@ func newLogger(w io.Writer, level string) zerolog.Logger {
 	}
 	zerolog.SetGlobalLevel(lvl)
 	out := w
-	if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
-		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.DateTime}
+	if f, ok := w.(*os.File); ok {
+		switch {
+		case isatty.IsTerminal(f.Fd()):
+			out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.DateTime}
+		case toJournal(f):
+			out = journalWriter{w}
+		}
 	}
 	return zerolog.New(out).With().Timestamp().Logger()
+}
+
+// toJournal reports whether f is the stream systemd connected to the
+// journal: $JOURNAL_STREAM names its device and inode (systemd.exec(5)).
+func toJournal(f *os.File) bool {
+	var dev, ino uint64
+	if _, err := fmt.Sscanf(os.Getenv("JOURNAL_STREAM"), "%d:%d", &dev, &ino); err != nil {
+		return false
+	}
+	var st syscall.Stat_t
+	return syscall.Fstat(int(f.Fd()), &st) == nil && uint64(st.Dev) == dev && st.Ino == ino
+}
+
+// journalWriter starts each log line with the syslog priority of its level
+// ("<4>" for a warning), which journald reads from a service's output
+// (SyslogLevelPrefix=, on by default) and strips: `journalctl -p warning`
+// then shows warnings, compromise alerts and errors, and `-o cat` the JSON.
+type journalWriter struct{ w io.Writer }
+
+func (j journalWriter) Write(p []byte) (int, error) { return j.WriteLevel(zerolog.NoLevel, p) }
+
+func (j journalWriter) WriteLevel(l zerolog.Level, p []byte) (int, error) {
+	prio := byte('6') // info, and lines without a level
+	switch l {
+	case zerolog.TraceLevel, zerolog.DebugLevel:
+		prio = '7'
+	case zerolog.WarnLevel:
+		prio = '4'
+	case zerolog.ErrorLevel:
+		prio = '3'
+	case zerolog.FatalLevel:
+		prio = '2'
+	case zerolog.PanicLevel:
+		prio = '0'
+	}
+	line := append([]byte{'<', prio, '>'}, p...)
+	if _, err := j.w.Write(line); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

@@ -50,7 +50,7 @@ func (m *Main) scan(ctx context.Context, args []string) error {
 	fs.StringVar(&o.parser, "parser", "", "parse every FILE with parser `NAME`")
 	fs.BoolVar(&o.events, "events", false, "print every event instead of the bans")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per line")
-	files, err := parseArgs(fs, args)
+	files, err := m.parseArgs(fs, args)
 	if err != nil {
 		return err
 	}

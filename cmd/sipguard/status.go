@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sipguard/sipguard/control"
+	"github.com/sipguard/sipguard/duration"
 )
 
 var statusCommand = command{"status", "show the running daemon", (*Main).status}
@@ -31,6 +32,9 @@ func printStatus(w io.Writer, st control.Status) error {
 		fmt.Fprintf(w, " table %s, hooks %s", f.Table, strings.Join(f.Hooks, ","))
 	}
 	fmt.Fprintf(w, "; %d bans in force; %d packets (%d bytes) dropped", st.Bans, f.Packets, f.Bytes)
+	if f.Allowed > 0 {
+		fmt.Fprintf(w, ", %d allowlisted let through", f.Allowed)
+	}
 	if f.Restored > 0 {
 		fmt.Fprintf(w, "; restored %d times after outside changes", f.Restored)
 	}
@@ -48,6 +52,10 @@ func printStatus(w io.Writer, st control.Status) error {
 	e := st.Engine
 	fmt.Fprintf(w, "\nengine: %d events, %d allowlisted, %d while banned, %d bans decided, %d addresses tracked\n",
 		e.Events, e.Allowed, e.WhileBanned, e.Bans, e.Tracked)
+	if e.Narrowed > 0 || f.Refused > 0 {
+		fmt.Fprintf(w, "allowlist: %d IPv6 bans narrowed to the address (their network holds an allowlisted address), %d bans refused\n",
+			e.Narrowed, f.Refused)
+	}
 	if e.Compromises > 0 {
 		fmt.Fprintf(w, "COMPROMISE: %d successful logins after failures (guessed passwords?): see the daemon's log\n", e.Compromises)
 	}
@@ -77,7 +85,8 @@ func printStatus(w io.Writer, st control.Status) error {
 		if len(r.Events) == 6 {
 			ev = "all"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%g\t%s\t%d\n", r.Name, ev, r.MaxRetry, r.FindTime, r.BanTime, r.Factor, dash(r.MaxBanTime), r.Bans)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%g\t%s\t%d\n", r.Name, ev, r.MaxRetry, seconds(r.FindTime), seconds(r.BanTime), r.Factor,
+			dash(seconds(r.MaxBanTime)), r.Bans)
 	}
 	if len(st.Notify) > 0 {
 		startTable(tw, "notify\tkind\tsent\tfailed\tdropped\tqueued\tlast error")
@@ -161,4 +170,13 @@ func counts(m map[string]int64) string {
 		parts[i] = fmt.Sprintf("%d %s", m[k], k)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// seconds shows a duration of the status as rules.toml writes it: "1h";
+// "" for none.
+func seconds(s float64) string {
+	if s <= 0 {
+		return ""
+	}
+	return duration.Format(time.Duration(s * float64(time.Second)))
 }

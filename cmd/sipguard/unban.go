@@ -19,7 +19,7 @@ func (m *Main) unban(ctx context.Context, args []string) error {
 	client := m.daemonFlag(fs)
 	all := fs.Bool("all", false, "lift every ban")
 	onCluster := fs.Bool("cluster", false, "lift it on every node of the cluster too")
-	rest, err := parseArgs(fs, args)
+	rest, err := m.parseArgs(fs, args)
 	if err != nil {
 		return err
 	}

@@ -40,7 +40,7 @@ Prints the version.`
 
 func (m *Main) version(_ context.Context, args []string) error {
 	fs := m.flagSet("version", versionSynopsis)
-	if err := parseNoArgs(fs, args); err != nil {
+	if err := m.parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	fmt.Fprintf(m.Stdout, "sipguard %s\n", strings.TrimSpace(Version()))

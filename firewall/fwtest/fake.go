@@ -27,7 +27,9 @@ import (
 //
 // Tests assert on its state (Has, Expiry, Entries), not on calls. The
 // *Func fields inject errors: when set, they are called first, and a
-// non-nil error is returned with the state left unchanged.
+// non-nil error is returned with the state left unchanged. SetAllow keeps
+// the allowlist (Allowlist), as NFT loads it into the kernel: the bans
+// stay as they are, for tests to check that none covers it.
 type Fake struct {
 	// Now is the clock deciding expiry; nil is time.Now.
 	Now func() time.Time
@@ -36,9 +38,11 @@ type Fake struct {
 	UnbanFunc func(prefixes []netip.Prefix) error
 	ListFunc  func() error
 	SyncFunc  func(entries []firewall.Entry) error
+	AllowFunc func(allow []netip.Prefix) error
 
 	mu       sync.Mutex
 	bans     map[netip.Prefix]time.Time
+	allow    []netip.Prefix
 	closed   bool
 	restored int
 }
@@ -213,6 +217,32 @@ func (f *Fake) Sync(ctx context.Context, es []firewall.Entry) error {
 	}
 	f.bans = next
 	return errors.Join(errs...)
+}
+
+// SetAllow replaces the allowlist; an invalid prefix fails the call.
+func (f *Fake) SetAllow(ctx context.Context, allow []netip.Prefix) error {
+	if err := f.lock(ctx, inject(f.AllowFunc, allow)); err != nil {
+		return err
+	}
+	defer f.mu.Unlock()
+	var next []netip.Prefix
+	for _, p := range allow {
+		p, err := firewall.Normalize(p)
+		if err != nil {
+			return err
+		}
+		next = append(next, p)
+	}
+	f.allow = next
+	return nil
+}
+
+// Allowlist returns the allowlist last set, normalised; it works after
+// Close.
+func (f *Fake) Allowlist() []netip.Prefix {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.allow)
 }
 
 // State describes the fake (backend "fake").

@@ -181,3 +181,29 @@ func TestFake_Close(t *testing.T) {
 		t.Error("Close lifted the bans; they stay, as in the kernel")
 	}
 }
+
+func TestFake_SetAllow(t *testing.T) {
+	f, _ := newFake()
+	if err := f.SetAllow(ctx, []netip.Prefix{pfx("192.0.2.7/24"), pfx("::ffff:198.51.100.1")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Allowlist(); len(got) != 2 || got[0] != pfx("192.0.2.0/24") || got[1] != pfx("198.51.100.1") {
+		t.Errorf("Allowlist: %v; want normalised", got)
+	}
+	if err := f.SetAllow(ctx, []netip.Prefix{pfx("192.0.2.1"), {}}); !errors.Is(err, firewall.ErrInvalidBan) {
+		t.Errorf("invalid entry: got %v; want ErrInvalidBan", err)
+	}
+	injected := errors.New("injected")
+	f.AllowFunc = func([]netip.Prefix) error { return injected }
+	if err := f.SetAllow(ctx, nil); err != injected {
+		t.Errorf("injected: got %v", err)
+	}
+	if got := f.Allowlist(); len(got) != 2 {
+		t.Errorf("a failed SetAllow changed the allowlist: %v", got)
+	}
+	f.AllowFunc = nil
+	f.Close()
+	if err := f.SetAllow(ctx, nil); !errors.Is(err, firewall.ErrClosed) {
+		t.Errorf("SetAllow after Close: got %v; want ErrClosed", err)
+	}
+}

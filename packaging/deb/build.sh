@@ -149,11 +149,14 @@ chmod 0644 "$doc/$changelog"
 # The man page and shell completions, generated from the CLI's own help
 # (run on the build host, so that an arm64 package builds anywhere).
 gen() { (cd "$root" && go run -trimpath -ldflags "-X main.version=$version" ./cmd/sipguard "$@"); }
-install -d -m 0755 "$pkg/usr/share/man/man8" "$pkg/usr/share/bash-completion/completions" "$pkg/usr/share/zsh/vendor-completions"
+install -d -m 0755 "$pkg/usr/share/man/man8" "$pkg/usr/share/bash-completion/completions" "$pkg/usr/share/zsh/vendor-completions" \
+	"$pkg/usr/share/fish/vendor_completions.d"
 gen man | gzip -9n >"$pkg/usr/share/man/man8/sipguard.8.gz"
 gen completion bash >"$pkg/usr/share/bash-completion/completions/sipguard"
 gen completion zsh >"$pkg/usr/share/zsh/vendor-completions/_sipguard"
-chmod 0644 "$pkg/usr/share/man/man8/sipguard.8.gz" "$pkg/usr/share/bash-completion/completions/sipguard" "$pkg/usr/share/zsh/vendor-completions/_sipguard"
+gen completion fish >"$pkg/usr/share/fish/vendor_completions.d/sipguard.fish"
+chmod 0644 "$pkg/usr/share/man/man8/sipguard.8.gz" "$pkg/usr/share/bash-completion/completions/sipguard" "$pkg/usr/share/zsh/vendor-completions/_sipguard" \
+	"$pkg/usr/share/fish/vendor_completions.d/sipguard.fish"
 
 install -d -m 0755 "$pkg/DEBIAN"
 install -m 0755 "$here/postinst" "$here/prerm" "$here/postrm" "$pkg/DEBIAN/"
