@@ -228,8 +228,11 @@ func (d *Daemon) status(ctx context.Context) control.Status {
 	}
 	for _, s := range d.cfg.Sources {
 		ss := control.SourceStatus{Name: s.Name, Path: s.Path, Parser: s.Parser, DropBy: map[string]int64{}, State: "not started (see the log)"}
-		if s.syslog() {
+		switch {
+		case s.syslog():
 			ss.Path = "syslog " + strings.Join(s.Listen, ",")
+		case s.journald():
+			ss.Path = "journal " + s.Journal.String()
 		}
 		if r, ok := d.runners[s.Name]; ok {
 			p := r.status()
