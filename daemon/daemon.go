@@ -126,6 +126,7 @@ type Daemon struct {
 	cfg          Config
 	eng          *engine.Engine
 	ledger       *bans.Ledger
+	evidence     *evidence
 	pending      []decision
 	pendingPos   map[string]savedPosition
 	positions    map[string]savedPosition
@@ -188,6 +189,7 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 		ready:       make(chan struct{}),
 		batches:     make(chan batch, 64),
 		ledger:      bans.NewLedger(),
+		evidence:    newEvidence(),
 		pendingPos:  map[string]savedPosition{},
 		positions:   map[string]savedPosition{},
 		runners:     map[string]*runner{},

@@ -46,6 +46,7 @@ func (d *Daemon) startJournal(s Source) {
 		var num int64
 		err := r.jrn.Run(ctx, func(b journal.Batch) error {
 			var events []parsers.Event
+			var texts []string
 			var ev parsers.Event
 			for i := range b.Entries {
 				e := &b.Entries[i]
@@ -54,11 +55,11 @@ func (d *Daemon) startJournal(s Source) {
 				if r.stream.Line(line, num, &ev) {
 					// The journal's clock, not text in the message.
 					ev.Time = e.Time
-					events = append(events, ev)
+					events, texts = append(events, ev), append(texts, string(line))
 				}
 			}
 			select {
-			case d.batches <- batch{source: s.Name, events: events, cursor: b.Cursor, journal: s.Journal.String(), read: time.Now()}:
+			case d.batches <- batch{source: s.Name, events: events, texts: texts, cursor: b.Cursor, journal: s.Journal.String(), read: time.Now()}:
 				return nil
 			case <-ctx.Done():
 				return ctx.Err()

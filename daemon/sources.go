@@ -29,6 +29,7 @@ type runner struct {
 type batch struct {
 	source  string
 	events  []parsers.Event
+	texts   []string // the line of each event (the evidence `why` shows)
 	pos     watchers.Position
 	cursor  string
 	journal string
@@ -92,14 +93,15 @@ func (d *Daemon) emit(ctx context.Context, r *runner, lines []watchers.Line) err
 		return nil
 	}
 	var events []parsers.Event
+	var texts []string
 	var ev parsers.Event
 	for _, l := range lines {
 		if r.stream.Line(l.Text, l.Num, &ev) {
-			events = append(events, ev)
+			events, texts = append(events, ev), append(texts, string(l.Text))
 		}
 	}
 	select {
-	case d.batches <- batch{source: r.src.Name, events: events, pos: lines[len(lines)-1].Pos, read: time.Now()}:
+	case d.batches <- batch{source: r.src.Name, events: events, texts: texts, pos: lines[len(lines)-1].Pos, read: time.Now()}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -152,6 +154,9 @@ func (d *Daemon) handle(b batch) {
 				}
 			}
 			continue
+		}
+		if i < len(b.texts) && ev.Kind.Failure() {
+			d.evidence.seen(d.eng.Prefix(ev.Addr), ev, b.texts[i])
 		}
 		ban, ok := d.eng.Observe(ev)
 		if !ok {
