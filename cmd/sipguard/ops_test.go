@@ -477,7 +477,10 @@ func TestWhyCommand(t *testing.T) {
 	}
 	appendTo(t, log, lines.String())
 	var out string
-	if !soon(func() bool { out, _, _ = ctlNow(t, "", "why", "-c", cfg, "198.51.100.7"); return strings.Contains(out, "banned as") }) {
+	if !soon(func() bool {
+		out, _, _ = ctlNow(t, "", "why", "-c", cfg, "198.51.100.7")
+		return strings.Contains(out, "banned as")
+	}) {
 		t.Fatalf("why: %q\n%s", out, logs)
 	}
 	for _, want := range []string{"198.51.100.7: banned as 198.51.100.7 (burst)", "counted as 198.51.100.7; 1 earlier ban", "log lines that led to the ban:", `\x1b[31mroot@x`} {
