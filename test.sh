@@ -11,8 +11,10 @@ export PATH=$PATH:/usr/local/go/bin
 
 # Debian packages the tests use, installed when missing. Their services are
 # not started: a test starts what it needs itself.
+# systemd: systemd-journald and journalctl, which the journald source's tests
+# run in a journal namespace of their own (never the system journal).
 packages=(fail2ban nftables iproute2 kamailio sipvicious sip-tester zsh fish groff-base logrotate
-	qemu-system-x86 busybox-static)
+	qemu-system-x86 busybox-static systemd)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -44,7 +46,11 @@ for unit in kamailio.service fail2ban.service; do
 	fi
 done
 
-echo "== gofmt, go vet"
+# section prints a heading with the time the run has taken so far, so a
+# slow part shows in CI's log.
+section() { printf '== %s (%dm%02ds)\n' "$1" $((SECONDS / 60)) $((SECONDS % 60)); }
+
+section "gofmt, go vet"
 unformatted=$(gofmt -l .)
 if [ -n "$unformatted" ]; then
 	echo "gofmt needed:" >&2
@@ -53,14 +59,14 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 
-echo "== go test"
+section "go test"
 before=$(ip netns list 2>/dev/null | awk '{print $1}' | sort)
 go test -count=1 ./...
 
-echo "== the kernel tests under Debian 12's kernel (6.1), in QEMU"
+section "the kernel tests under Debian 12's kernel (6.1), in QEMU"
 test/debian-kernel.sh
 
-echo "== fuzz every fuzz target briefly (run longer by hand, see docs/testing.md)"
+section "fuzz every fuzz target briefly (run longer by hand, see docs/testing.md)"
 fuzztime=${FUZZTIME:-15s}
 for file in $(grep -rl --include='*_test.go' '^func Fuzz' .); do
 	for target in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$file" | cut -d' ' -f2); do
@@ -83,16 +89,16 @@ for file in $(grep -rl --include='*_test.go' '^func Fuzz' .); do
 	done
 done
 
-echo "== sipguard scan against fail2ban-regex"
+section "sipguard scan against fail2ban-regex"
 bench/compare.sh --min-ratio 50
 
-echo "== daemon against the kernel: ban latency, burst, restore"
+section "daemon against the kernel: ban latency, burst, restore"
 bench/daemon.sh
 
-echo "== cluster: propagation through a real NATS server to 100 nodes"
+section "cluster: propagation through a real NATS server to 100 nodes"
 go test -run '^$' -bench Cluster -benchtime 1x ./cluster | grep -E 'bench_test|^Benchmark'
 
-echo "== the Debian package: build, install, unit capabilities, upgrade, purge"
+section "the Debian package: build, install, unit capabilities, upgrade, purge"
 packaging/test.sh
 
 # Every test removes the namespaces it creates, even when it fails.
@@ -102,4 +108,4 @@ if [ -n "$leaked" ]; then
 	echo "network namespaces left behind: $leaked" >&2
 	exit 1
 fi
-echo "== all passed"
+section "all passed"

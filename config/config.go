@@ -82,7 +82,8 @@ type AllowConfig struct {
 	Self      bool     `toml:"self"`
 }
 
-// SourceConfig is a [[source]]: a log file followed, or a syslog receiver.
+// SourceConfig is a [[source]]: a log file followed, a syslog receiver,
+// or the journal's messages of some units or programs.
 type SourceConfig struct {
 	Name     string   `toml:"name"`
 	Type     string   `toml:"type"`
@@ -92,6 +93,11 @@ type SourceConfig struct {
 	Start    string   `toml:"start"`
 	Listen   []string `toml:"listen"`
 	Senders  []string `toml:"senders"`
+	// type = "journald" (package journal).
+	Units     []string `toml:"units" json:",omitempty"`
+	Commands  []string `toml:"commands" json:",omitempty"`
+	UIDs      []int    `toml:"uids" json:",omitempty"`
+	Namespace string   `toml:"namespace" json:",omitempty"`
 }
 
 // setDefaults gives a [[source]] the values of keys it leaves out.

@@ -13,6 +13,7 @@ import (
 	"github.com/sipguard/sipguard/cluster"
 	"github.com/sipguard/sipguard/engine"
 	"github.com/sipguard/sipguard/feeds"
+	"github.com/sipguard/sipguard/journal"
 	"github.com/sipguard/sipguard/notify"
 	"github.com/sipguard/sipguard/parsers"
 )
@@ -118,6 +119,18 @@ func (s SourceConfig) Location() *time.Location {
 		return time.Local
 	}
 	return loc
+}
+
+// JournalMatch returns which journal entries a journald source reads.
+// User ids out of range (refused by Validate) are left out.
+func (s SourceConfig) JournalMatch() journal.Match {
+	m := journal.Match{Namespace: s.Namespace, Units: s.Units, Commands: s.Commands}
+	for _, u := range s.UIDs {
+		if u >= 0 && u < 1<<32-1 {
+			m.UIDs = append(m.UIDs, uint32(u))
+		}
+	}
+	return m
 }
 
 // SenderPrefixes returns the networks a syslog source accepts lines from.

@@ -19,6 +19,7 @@ import (
 	"github.com/sipguard/sipguard/duration"
 	"github.com/sipguard/sipguard/feeds"
 	"github.com/sipguard/sipguard/firewall"
+	"github.com/sipguard/sipguard/journal"
 	"github.com/sipguard/sipguard/notify"
 	"github.com/sipguard/sipguard/parsers"
 	"github.com/sipguard/sipguard/parsers/custom"
@@ -218,6 +219,10 @@ func (s SourceConfig) Validate() []FieldError {
 	if s.Name == "" {
 		p.add("name", "missing")
 	}
+	journald := len(s.Units) > 0 || len(s.Commands) > 0 || len(s.UIDs) > 0 || s.Namespace != ""
+	if journald && s.Type != "journald" {
+		p.add("units", "units, commands, uids and namespace are for type = \"journald\" sources")
+	}
 	switch s.Type {
 	case "file":
 		if s.Path == "" {
@@ -226,6 +231,14 @@ func (s SourceConfig) Validate() []FieldError {
 		if len(s.Listen) > 0 || len(s.Senders) > 0 {
 			p.add("listen", "listen and senders are for type = \"syslog\" sources")
 		}
+	case "journald":
+		if s.Path != "" {
+			p.add("path", "a journald source has no path: it reads the journal's messages of units or commands")
+		}
+		if len(s.Listen) > 0 || len(s.Senders) > 0 {
+			p.add("listen", "listen and senders are for type = \"syslog\" sources")
+		}
+		s.validateJournal(&p)
 	case "syslog":
 		if s.Path != "" {
 			p.add("path", "a syslog source has no path: it listens (listen = [...])")
@@ -247,7 +260,7 @@ func (s SourceConfig) Validate() []FieldError {
 			}
 		}
 	default:
-		p.add("type", "%q is not \"file\" or \"syslog\"", s.Type)
+		p.add("type", "%q is not \"file\", \"syslog\" or \"journald\"", s.Type)
 	}
 	if s.Timezone != "" {
 		if _, err := time.LoadLocation(s.Timezone); err != nil {
@@ -258,6 +271,27 @@ func (s SourceConfig) Validate() []FieldError {
 		p.add("start", "%q is not \"end\" or \"beginning\"", s.Start)
 	}
 	return p
+}
+
+// validateJournal checks the match of a journald source (package journal
+// checks most of it).
+func (s SourceConfig) validateJournal(p *problems) {
+	for i, u := range s.UIDs {
+		if u < 0 || u >= 1<<32-1 {
+			p.add(fmt.Sprintf("uids[%d]", i), "%d is not a user id", u)
+		}
+	}
+	for _, e := range unjoin(s.JournalMatch().Validate()) {
+		var fe *journal.FieldError
+		switch {
+		case !errors.As(e, &fe):
+			p.err("", e)
+		case strings.HasPrefix(fe.Key, "uids["):
+			// Reported above, as written.
+		default:
+			p.err(fe.Key, fe.Err)
+		}
+	}
 }
 
 // validateSource checks a [[source]] and the parser it uses.

@@ -110,3 +110,9 @@ func (c *Client) Unban(ctx context.Context, r UnbanRequest) (UnbanResponse, erro
 	var res UnbanResponse
 	return res, c.do(ctx, http.MethodPost, "/v1/unban", r, &res)
 }
+
+// Why asks what the daemon holds about an address or network.
+func (c *Client) Why(ctx context.Context, target string) (WhyResponse, error) {
+	var res WhyResponse
+	return res, c.do(ctx, http.MethodPost, "/v1/why", WhyRequest{Target: target}, &res)
+}

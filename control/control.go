@@ -10,6 +10,7 @@
 //	POST /v1/ban   BanRequest     -> BanResponse
 //	POST /v1/unban UnbanRequest   -> UnbanResponse
 //	POST /v1/import ImportRequest -> ImportResponse
+//	POST /v1/why   WhyRequest     -> WhyResponse
 //
 // Errors are {"error": "..."} with a 4xx or 5xx status.
 package control
@@ -263,4 +264,40 @@ type UnbanResponse struct {
 	Result   string   `json:"result"`
 	Unbanned []string `json:"unbanned"`
 	Cluster  bool     `json:"cluster,omitempty"` // queued for the cluster as well
+}
+
+// WhyRequest asks what the daemon holds about an address or network.
+type WhyRequest struct {
+	Target string `json:"target"`
+}
+
+// WhyResponse explains an address or network (sipguard why): whether it
+// is allowlisted, the bans in force overlapping it, the engine's windows
+// for it now, and the log lines that led to its bans (kept for the last
+// bans made since the daemon started; text written by attackers).
+type WhyResponse struct {
+	Target      string    `json:"target"`
+	Allowlisted string    `json:"allowlisted_by,omitempty"` // the [allow] entry that holds it
+	CountedAs   string    `json:"counted_as,omitempty"`     // what the engine counts and bans it as (an address)
+	Bans        []Ban     `json:"bans"`
+	Rules       []WhyRule `json:"rules"` // an address's events in each rule's window now
+	Offences    int       `json:"offences"`
+	Lines       []WhyLine `json:"lines"`
+}
+
+// WhyRule is an address's standing with one rule.
+type WhyRule struct {
+	Name     string  `json:"name"`
+	Events   int     `json:"events"` // in the window now
+	MaxRetry int     `json:"max_retry"`
+	FindTime float64 `json:"find_time_seconds"`
+}
+
+// WhyLine is a log line that counted toward a ban.
+type WhyLine struct {
+	Ban    string    `json:"ban"` // the ban it led to
+	Source string    `json:"source"`
+	Line   int64     `json:"line"`
+	Time   time.Time `json:"time"`
+	Text   string    `json:"text"`
 }

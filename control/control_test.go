@@ -32,6 +32,9 @@ func (h *fakeHandler) Ban(_ context.Context, r control.BanRequest) (control.BanR
 func (h *fakeHandler) Unban(_ context.Context, r control.UnbanRequest) (control.UnbanResponse, error) {
 	return control.UnbanResponse{Result: control.Unbanned, Unbanned: []string{r.Target}}, nil
 }
+func (h *fakeHandler) Why(_ context.Context, r control.WhyRequest) (control.WhyResponse, error) {
+	return control.WhyResponse{Target: r.Target, Bans: h.bans}, nil
+}
 func (h *fakeHandler) Import(ctx context.Context, r control.ImportRequest) (control.ImportResponse, error) {
 	var res control.ImportResponse
 	for _, b := range r.Bans {

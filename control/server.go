@@ -20,6 +20,7 @@ type Handler interface {
 	Ban(ctx context.Context, r BanRequest) (BanResponse, error)
 	Unban(ctx context.Context, r UnbanRequest) (UnbanResponse, error)
 	Import(ctx context.Context, r ImportRequest) (ImportResponse, error)
+	Why(ctx context.Context, r WhyRequest) (WhyResponse, error)
 }
 
 // Error is a request the handler refuses; Code is the HTTP status.
@@ -119,6 +120,15 @@ func Serve(ctx context.Context, l net.Listener, h Handler) error {
 			return
 		}
 		res, err := h.Import(r.Context(), req)
+		reply(w, res, err)
+	})
+	mux.HandleFunc("POST /v1/why", func(w http.ResponseWriter, r *http.Request) {
+		var req WhyRequest
+		if err := decode(r, &req); err != nil {
+			reply(w, nil, err)
+			return
+		}
+		res, err := h.Why(r.Context(), req)
 		reply(w, res, err)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}

@@ -137,6 +137,41 @@ func (h handler) Import(ctx context.Context, req control.ImportRequest) (control
 	return control.ImportResponse{Banned: res.Banned, Renewed: res.Renewed, Kept: res.Kept, Refused: append(refused, res.Refused...)}, nil
 }
 
+// Why explains what the daemon holds about an address or network.
+func (h handler) Why(ctx context.Context, req control.WhyRequest) (control.WhyResponse, error) {
+	p, err := parseTarget(req.Target)
+	if err != nil {
+		return control.WhyResponse{}, err
+	}
+	var res control.WhyResponse
+	err = h.d.call(ctx, func() { res = h.d.why(p) })
+	return res, err
+}
+
+// why runs on the core goroutine.
+func (d *Daemon) why(p netip.Prefix) control.WhyResponse {
+	now := d.now()
+	res := control.WhyResponse{Target: bans.String(p), Bans: []control.Ban{}, Rules: []control.WhyRule{}, Lines: []control.WhyLine{}}
+	if a := d.allowed(p); a.IsValid() {
+		res.Allowlisted = a.String()
+	}
+	for _, q := range d.ledger.Overlapping(p, func(r *bans.Record) bool { return r.InForce(now) }) {
+		r, _ := d.ledger.Get(q)
+		res.Bans = append(res.Bans, wireBan(r))
+		for _, e := range d.evidence.bans[q] {
+			res.Lines = append(res.Lines, control.WhyLine{Ban: bans.String(q), Source: e.Source, Line: e.Line, Time: e.Time, Text: e.Text})
+		}
+	}
+	if bans.IsHost(p) {
+		st := d.eng.Standing(p.Addr())
+		res.CountedAs, res.Offences = bans.String(st.Prefix), st.Offences
+		for i, r := range d.eng.Rules() {
+			res.Rules = append(res.Rules, control.WhyRule{Name: r.Name, Events: st.Windows[i], MaxRetry: r.MaxRetry, FindTime: r.FindTime.Seconds()})
+		}
+	}
+	return res
+}
+
 // parseTarget reads the address or network of a request.
 func parseTarget(s string) (netip.Prefix, error) {
 	p, err := bans.ParseTarget(s)
@@ -254,8 +289,11 @@ func (d *Daemon) status() control.Status {
 	}
 	for _, s := range d.cfg.Sources {
 		ss := control.SourceStatus{Name: s.Name, Path: s.Path, Parser: s.Parser, DropBy: map[string]int64{}, State: "not started (see the log)"}
-		if s.syslog() {
+		switch {
+		case s.syslog():
 			ss.Path = "syslog " + strings.Join(s.Listen, ",")
+		case s.journald():
+			ss.Path = "journal " + s.Journal.String()
 		}
 		if r, ok := d.runners[s.Name]; ok {
 			p := r.status()

@@ -24,15 +24,15 @@
 // A log position is saved only once the bans its lines caused are in the
 // firewall: a crash re-reads lines rather than losing a ban.
 //
-// Files: daemon.go (the core loop), sources.go and syslog.go (what feeds
-// it lines), health.go (logging sources that are not read), enforce.go
-// (decisions to the firewall and the ledger), allow.go (the allowlist:
-// the last guard before the firewall, the kernel's allow sets, bans made
-// before an address was allowlisted), special.go (special-purpose
-// addresses: never banned), manual.go (ban, unban and import by
-// hand), feeds.go, cluster.go, state.go (the state files), notice.go
-// (observers), control.go (the control socket: wire types in, wire types
-// out), reload.go.
+// Files: daemon.go (the core loop), sources.go, syslog.go and journal.go
+// (what feeds it lines), health.go (logging sources that are not read),
+// enforce.go (decisions to the firewall and the ledger), allow.go (the
+// allowlist: the last guard before the firewall, the kernel's allow sets,
+// bans made before an address was allowlisted), special.go
+// (special-purpose addresses: never banned), manual.go (ban, unban and
+// import by hand), feeds.go, cluster.go, state.go (the state files),
+// notice.go (observers), control.go (the control socket: wire types in,
+// wire types out), reload.go.
 package daemon
 
 import (
@@ -49,12 +49,14 @@ import (
 	"github.com/sipguard/sipguard/bans"
 	"github.com/sipguard/sipguard/engine"
 	"github.com/sipguard/sipguard/firewall"
+	"github.com/sipguard/sipguard/journal"
 	"github.com/sipguard/sipguard/parsers"
 	"github.com/sipguard/sipguard/watchers"
 )
 
-// Source is a log to follow: a file (Path), or the messages syslog
-// senders send (Listen, Senders).
+// Source is a log to follow: a file (Path), the messages syslog senders
+// send (Listen, Senders), or the journal's messages of some units or
+// programs (Journal).
 type Source struct {
 	Name     string
 	Path     string
@@ -64,10 +66,14 @@ type Source struct {
 	Start    watchers.Start  // where to begin without a saved position
 	Listen   []string        // syslog: "udp://0.0.0.0:514", "tcp://[::]:514"
 	Senders  []netip.Prefix  // syslog: who may send
+	Journal  journal.Match   // journald: whose messages
 }
 
 // syslog reports whether the source receives syslog messages.
 func (s Source) syslog() bool { return len(s.Listen) > 0 }
+
+// journald reports whether the source reads the journal.
+func (s Source) journald() bool { return !s.Journal.Empty() }
 
 func (s Source) factory() parsers.Factory {
 	if s.Factory != nil {
@@ -86,6 +92,7 @@ type Config struct {
 	Socket        string
 	ManualBanTime time.Duration // for manual bans without a duration
 	Feeds         []Feed        // blocklists to enforce
+	Journalctl    string        // the program journald sources run ("": journalctl in PATH)
 }
 
 // Log field names.
@@ -121,6 +128,7 @@ type Daemon struct {
 	cfg            Config
 	eng            *engine.Engine
 	ledger         *bans.Ledger
+	evidence       *evidence
 	pending        []decision
 	pendingPos     map[string]savedPosition
 	positions      map[string]savedPosition
@@ -173,6 +181,11 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 		if s.Factory == nil && !parsers.Known(s.Parser) {
 			return nil, fmt.Errorf("source %s: unknown parser %q", s.Name, s.Parser)
 		}
+		if s.journald() {
+			if err := s.Journal.Validate(); err != nil {
+				return nil, fmt.Errorf("source %s: %w", s.Name, err)
+			}
+		}
 	}
 	return &Daemon{
 		log: log, fw: fw, now: now, cfg: cfg, eng: eng,
@@ -180,6 +193,7 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 		ready:       make(chan struct{}),
 		batches:     make(chan batch, 64),
 		ledger:      bans.NewLedger(),
+		evidence:    newEvidence(),
 		pendingPos:  map[string]savedPosition{},
 		positions:   map[string]savedPosition{},
 		runners:     map[string]*runner{},

@@ -659,3 +659,44 @@ func TestSyslogLFFraming(t *testing.T) {
 		t.Errorf("%d warnings; want 1:\n%s", n, r.logs)
 	}
 }
+
+// TestWhy: what the daemon holds about an address, with the lines that
+// banned it.
+func TestWhy(t *testing.T) {
+	e := newEnv(t)
+	r := start(t, e.config(), nil)
+	ctx := context.Background()
+	now := time.Now()
+	appendLines(t, e.log, failures("198.51.100.8", 2, now)...)
+	appendLines(t, e.log, failures("198.51.100.7", 5, now)...)
+	if !eventually(func() bool { _, ok := banned(r.fw, "198.51.100.7/32"); return ok }) {
+		t.Fatalf("not banned:\n%s", r.logs)
+	}
+	w, err := r.client.Why(ctx, "198.51.100.7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w.Bans) != 1 || w.Bans[0].Rule != "burst" || w.CountedAs != "198.51.100.7" || w.Offences != 1 || len(w.Rules) != 1 || w.Rules[0].Events != 0 {
+		t.Errorf("why 198.51.100.7: %+v", w)
+	}
+	if len(w.Lines) != 5 || w.Lines[4].Line != 7 || w.Lines[0].Source != "pbx" || !strings.Contains(w.Lines[4].Text, "failed for '198.51.100.7:5060'") {
+		t.Errorf("lines: %+v", w.Lines)
+	}
+	if w, _ := r.client.Why(ctx, "198.51.100.8"); len(w.Bans) != 0 || w.Rules[0].Events != 2 || w.Rules[0].MaxRetry != 5 || len(w.Lines) != 0 {
+		t.Errorf("why 198.51.100.8: %+v", w)
+	}
+	if w, _ := r.client.Why(ctx, "192.0.2.7"); w.Allowlisted != "192.0.2.0/24" {
+		t.Errorf("why 192.0.2.7: %+v", w)
+	}
+	if w, _ := r.client.Why(ctx, "198.51.100.0/24"); len(w.Bans) != 1 || len(w.Lines) != 5 || len(w.Rules) != 0 {
+		t.Errorf("why 198.51.100.0/24: %+v", w)
+	}
+	if _, err := r.client.Why(ctx, "pbx.example.com"); err == nil {
+		t.Error("why of a host name answered")
+	}
+	// An unban forgets the lines.
+	r.client.Unban(ctx, control.UnbanRequest{Target: "198.51.100.7"})
+	if w, _ := r.client.Why(ctx, "198.51.100.7"); len(w.Bans) != 0 || len(w.Lines) != 0 || w.Offences != 0 {
+		t.Errorf("after unban: %+v", w)
+	}
+}

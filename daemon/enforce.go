@@ -178,6 +178,9 @@ func (d *Daemon) record(p decision, now time.Time, latency time.Duration) {
 		d.ruleBans[r.Rule]++
 	}
 	d.ledger.Put(r)
+	if r.Origin.Kind == bans.Rule {
+		d.evidence.banned(r.Target)
+	}
 	timeout := r.Expires.Sub(now)
 	var addr string
 	if r.Addr.IsValid() {
@@ -201,6 +204,7 @@ func (d *Daemon) record(p decision, now time.Time, latency time.Duration) {
 // tells the observers.
 func (d *Daemon) unbanned(p netip.Prefix, reason, why string) {
 	r := d.ledger.Remove(p)
+	d.evidence.lifted(p)
 	d.bansDirty = true
 	d.unbans[reason]++
 	if r != nil && r.Origin.Kind == bans.Feed {

@@ -71,7 +71,8 @@ func (d *Daemon) reload(ctx context.Context, cfg Config) error {
 	keep := map[string]bool{}
 	for _, s := range cfg.Sources {
 		if o, ok := old[s.Name]; ok && o.Path == s.Path && o.Parser == s.Parser && o.Start == s.Start &&
-			o.Location.String() == s.Location.String() && slices.Equal(o.Listen, s.Listen) && slices.Equal(o.Senders, s.Senders) {
+			o.Location.String() == s.Location.String() && slices.Equal(o.Listen, s.Listen) && slices.Equal(o.Senders, s.Senders) &&
+			reflect.DeepEqual(o.Journal, s.Journal) {
 			keep[s.Name] = true
 		}
 	}

@@ -6,41 +6,55 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sipguard/sipguard/journal"
 	"github.com/sipguard/sipguard/parsers"
 	"github.com/sipguard/sipguard/watchers"
 )
 
-// runner follows one source: a file through a follower, or syslog
-// messages through a receiver.
+// runner follows one source: a file through a follower, syslog messages
+// through a receiver, or the journal.
 type runner struct {
 	src    Source
-	stream *parsers.Stream // file sources
+	stream *parsers.Stream // file and journald sources
 	fol    *watchers.Follower
 	rcv    *syslogReceiver // syslog sources
+	jrn    *journal.Follower
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    atomic.Pointer[string]
 }
 
-// batch is the events of a run of lines, and the position after them.
+// batch is the events of a run of lines, and the position after them:
+// in a file, or in the journal (cursor, of the entries of journal).
 type batch struct {
-	source string
-	events []parsers.Event
-	pos    watchers.Position
-	read   time.Time // when the lines were handed over (for ban latency)
+	source  string
+	events  []parsers.Event
+	texts   []string // the line of each event (the evidence `why` shows)
+	pos     watchers.Position
+	cursor  string
+	journal string
+	read    time.Time // when the lines were handed over (for ban latency)
 }
 
 // savedPosition is a source's position, with its path: a position is
-// only resumed on the same path.
+// only resumed on the same path. A journald source's is a cursor, with
+// the match it was read with (journal.Match.String), resumed only for the
+// same match.
 type savedPosition struct {
 	Path     string            `json:"path"`
 	Position watchers.Position `json:"position"`
+	Journal  string            `json:"journal,omitempty"`
+	Cursor   string            `json:"cursor,omitempty"`
 }
 
 // startSource starts following s, resuming from its saved position.
 func (d *Daemon) startSource(s Source) {
-	if s.syslog() {
+	switch {
+	case s.syslog():
 		d.startSyslog(s)
+		return
+	case s.journald():
+		d.startJournal(s)
 		return
 	}
 	stream, err := parsers.NewStreamFrom(s.Name, s.Parser, s.factory(), parsers.Options{Location: s.Location, Now: d.now}, d.now)
@@ -79,14 +93,15 @@ func (d *Daemon) emit(ctx context.Context, r *runner, lines []watchers.Line) err
 		return nil
 	}
 	var events []parsers.Event
+	var texts []string
 	var ev parsers.Event
 	for _, l := range lines {
 		if r.stream.Line(l.Text, l.Num, &ev) {
-			events = append(events, ev)
+			events, texts = append(events, ev), append(texts, string(l.Text))
 		}
 	}
 	select {
-	case d.batches <- batch{source: r.src.Name, events: events, pos: lines[len(lines)-1].Pos, read: time.Now()}:
+	case d.batches <- batch{source: r.src.Name, events: events, texts: texts, pos: lines[len(lines)-1].Pos, read: time.Now()}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -140,32 +155,48 @@ func (d *Daemon) handle(b batch) {
 			}
 			continue
 		}
+		if i < len(b.texts) && ev.Kind.Failure() {
+			d.evidence.seen(d.eng.Prefix(ev.Addr), ev, b.texts[i])
+		}
 		ban, ok := d.eng.Observe(ev)
 		if !ok {
 			continue
 		}
 		d.decide(ban, ev, now, b.read, "")
 	}
-	if b.pos.Inode != 0 || b.pos.Offset != 0 {
+	switch {
+	case b.cursor != "":
+		d.pendingPos[b.source] = savedPosition{Journal: b.journal, Cursor: b.cursor}
+	case b.pos.Inode != 0 || b.pos.Offset != 0:
 		d.pendingPos[b.source] = savedPosition{Path: d.sourcePath(b.source), Position: b.pos}
 	}
 }
 
-// initialPositions saves where a follower started in a file before any
-// line came: otherwise a restart with start = "end" would skip the lines
-// written while the daemon was down.
+// initialPositions saves where a follower started in a file, or in the
+// journal, before any line came: otherwise a restart with start = "end"
+// would skip the lines written while the daemon was down.
 func (d *Daemon) initialPositions() {
 	for name, r := range d.runners {
-		if _, ok := d.positions[name]; ok || r.fol == nil {
-			continue
-		}
 		if _, ok := d.pendingPos[name]; ok {
 			continue
 		}
-		st := r.fol.Stats()
-		if st.Lines == 0 && st.Pos.Inode != 0 {
-			d.positions[name] = savedPosition{Path: r.src.Path, Position: st.Pos}
-			d.posDirty = true
+		p, saved := d.positions[name]
+		switch {
+		case r.jrn != nil:
+			// The origin precedes every entry handed over: saving it
+			// late repeats entries at worst, never skips one. A cursor
+			// saved for another match does not count.
+			m := r.src.Journal.String()
+			if c := r.jrn.Origin(); c != "" && (!saved || p.Journal != m) {
+				d.positions[name] = savedPosition{Journal: m, Cursor: c}
+				d.posDirty = true
+			}
+		case r.fol != nil && !saved:
+			st := r.fol.Stats()
+			if st.Lines == 0 && st.Pos.Inode != 0 {
+				d.positions[name] = savedPosition{Path: r.src.Path, Position: st.Pos}
+				d.posDirty = true
+			}
 		}
 	}
 }
@@ -220,19 +251,27 @@ func (r *runner) state(st watchers.Stats) (watchers.State, string) {
 	if p := r.err.Load(); p != nil {
 		return watchers.Failing, *p
 	}
-	if r.rcv != nil {
+	switch {
+	case r.rcv != nil:
 		if len(r.rcv.rcv.Stats().Listening) > 0 {
 			return watchers.Reading, ""
 		}
 		return watchers.Starting, ""
+	case r.jrn != nil:
+		// journalctl runs and follows unless it reported a problem (kept
+		// in err until it has run cleanly again).
+		return watchers.Reading, ""
 	}
 	return st.State, st.Err
 }
 
 // sourceStatus reports a runner for `status`.
 func (r *runner) status() sourceStatusParts {
-	if r.rcv != nil {
+	switch {
+	case r.rcv != nil:
 		return r.rcv.status(r)
+	case r.jrn != nil:
+		return r.journalStatus()
 	}
 	st := r.fol.Stats()
 	c := r.stream.Counts()

@@ -83,6 +83,7 @@ func (sr *syslogReceiver) stream(d *Daemon, src Source, sender netip.Addr) *pars
 // events to the core. Syslog sources have no position to save.
 func (d *Daemon) emitSyslog(ctx context.Context, r *runner, msgs []syslogd.Message) error {
 	var events []parsers.Event
+	var texts []string
 	var ev parsers.Event
 	for _, m := range msgs {
 		st := r.rcv.stream(d, r.src, m.Sender.Addr())
@@ -91,14 +92,14 @@ func (d *Daemon) emitSyslog(ctx context.Context, r *runner, msgs []syslogd.Messa
 			continue
 		}
 		if st.Line(m.Line, r.rcv.num.Add(1), &ev) {
-			events = append(events, ev)
+			events, texts = append(events, ev), append(texts, string(m.Line))
 		}
 	}
 	if len(events) == 0 {
 		return nil
 	}
 	select {
-	case d.batches <- batch{source: r.src.Name, events: events, read: time.Now()}:
+	case d.batches <- batch{source: r.src.Name, events: events, texts: texts, read: time.Now()}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

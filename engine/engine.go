@@ -674,3 +674,33 @@ func (e *Engine) Banned(p netip.Prefix, at time.Time, d time.Duration) {
 		tr.until = until
 	}
 }
+
+// Standing is what the engine holds about one address: what it counts it
+// as, the events of each rule's window (in the order of the rules), its
+// offences, and the end of a ban the engine knows of.
+type Standing struct {
+	Prefix   netip.Prefix
+	Windows  []int // events in each rule's window now
+	Offences int
+	Until    time.Time // zero: no ban known
+}
+
+// Standing reports what the engine holds about a, as of the newest event
+// it has seen: for `sipguard why`.
+func (e *Engine) Standing(a netip.Addr) Standing {
+	k := e.keyOf(a.Unmap())
+	s := Standing{Prefix: e.Prefix(a), Windows: make([]int, len(e.rules)), Offences: e.offencesOf(k, e.now)}
+	if tr := e.trackers[k]; tr != nil {
+		for i, w := range tr.wins {
+			from := e.now - int64(e.rules[i].FindTime)
+			s.Windows[i] = len(w) - sort.Search(len(w), func(j int) bool { return w[j] > from })
+		}
+		if tr.until > e.now {
+			s.Until = time.Unix(0, tr.until)
+		}
+	}
+	if o := e.offences[k]; o != nil && o.until > e.now {
+		s.Until = time.Unix(0, o.until)
+	}
+	return s
+}

@@ -722,3 +722,27 @@ func TestNarrowedRestoreOfWideOffence(t *testing.T) {
 		}
 	}
 }
+
+func TestStanding(t *testing.T) {
+	e := newEngine(t, engine.Options{Rules: []engine.Rule{rule("burst", 3, time.Minute, time.Hour), rule("slow", 10, time.Hour, time.Hour)}})
+	feed(e, "198.51.100.7", 0, 10*time.Second)
+	feed(e, "198.51.100.8", 20*time.Second)
+	s := e.Standing(netip.MustParseAddr("198.51.100.7"))
+	if s.Prefix != netip.MustParsePrefix("198.51.100.7/32") || len(s.Windows) != 2 || s.Windows[0] != 2 || s.Windows[1] != 2 || !s.Until.IsZero() {
+		t.Errorf("standing %+v; want 2 events in each window, no ban", s)
+	}
+	// Time moves on (another address's event): the burst window forgets.
+	feed(e, "198.51.100.8", 2*time.Minute)
+	if s := e.Standing(netip.MustParseAddr("198.51.100.7")); s.Windows[0] != 0 || s.Windows[1] != 2 {
+		t.Errorf("after 2 minutes: %+v; want burst 0, slow 2", s)
+	}
+	// A ban: the window is spent, the offence and the ban's end known.
+	_, b := feed(e, "198.51.100.9", 3*time.Minute, 3*time.Minute+time.Second, 3*time.Minute+2*time.Second)
+	s = e.Standing(netip.MustParseAddr("198.51.100.9"))
+	if s.Windows[0] != 0 || s.Offences != 1 || !s.Until.Equal(b.Until()) {
+		t.Errorf("banned: %+v; want burst 0, 1 offence, until %v", s, b.Until())
+	}
+	if s := e.Standing(netip.MustParseAddr("2001:db8::1")); s.Prefix != netip.MustParsePrefix("2001:db8::/64") || s.Windows[0] != 0 {
+		t.Errorf("unknown IPv6: %+v", s)
+	}
+}

@@ -102,7 +102,7 @@ type NFT struct {
 	now   func() time.Time
 	table *nftables.Table
 	hooks []string
-	ports map[string][]uint16 // protocol → sorted ports
+	ports map[string][]nftables.SetElement // protocol → the port set's elements, sorted (portElements)
 
 	sets      [4]*nftables.Set         // indexed by setKind
 	portSets  map[string]*nftables.Set // protocol → set
@@ -202,7 +202,7 @@ func NewNFT(opts NFTOptions) (*NFT, error) {
 	n := &NFT{
 		now:         opts.Now,
 		table:       &nftables.Table{Family: nftables.TableFamilyINet, Name: opts.Table},
-		ports:       map[string][]uint16{},
+		ports:       map[string][]nftables.SetElement{},
 		portSets:    map[string]*nftables.Set{},
 		bans:        map[netip.Prefix]time.Time{},
 		nets:        map[netip.Prefix]time.Time{},
@@ -227,16 +227,12 @@ func NewNFT(opts NFTOptions) (*NFT, error) {
 			n.hooks = append(n.hooks, h)
 		}
 	}
-	for _, p := range opts.Ports {
-		if (p.Proto != "tcp" && p.Proto != "udp") || p.Port == 0 {
-			return nil, fmt.Errorf("port %s: want 1-65535/tcp or udp", p)
-		}
-		if !slices.Contains(n.ports[p.Proto], p.Port) {
-			n.ports[p.Proto] = append(n.ports[p.Proto], p.Port)
-		}
+	ranges, err := portRanges(opts.Ports)
+	if err != nil {
+		return nil, err
 	}
-	for _, ps := range n.ports {
-		slices.Sort(ps)
+	for proto, rs := range ranges {
+		n.ports[proto] = portElements(rs)
 	}
 	n.log = opts.Logger.With().Str("backend", "nftables").Str("table", "inet "+n.table.Name).Logger()
 
@@ -253,14 +249,13 @@ func NewNFT(opts NFTOptions) (*NFT, error) {
 	}
 	for i, proto := range []string{"tcp", "udp"} {
 		if len(n.ports[proto]) > 0 {
-			n.portSets[proto] = &nftables.Set{Table: n.table, Name: proto + "_ports", ID: uint32(5 + i), KeyType: nftables.TypeInetService}
+			n.portSets[proto] = &nftables.Set{Table: n.table, Name: proto + "_ports", ID: uint32(5 + i), KeyType: nftables.TypeInetService, Interval: true}
 		}
 	}
 	for i, name := range allowSetNames {
 		n.allowSets[i] = &nftables.Set{Table: n.table, Name: name, ID: uint32(7 + i), KeyType: nftables.TypeIPAddr, Interval: true}
 	}
 	n.allowSets[1].KeyType = nftables.TypeIP6Addr
-	var err error
 	if n.allow, err = allowElements(opts.Allow); err != nil {
 		return nil, err
 	}

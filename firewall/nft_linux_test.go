@@ -623,7 +623,7 @@ func TestNFT_Ports(t *testing.T) {
 		}
 	}
 	out := nft(t, ns, "list", "table", "inet", "sipguard")
-	for _, s := range []string{"elements = { 5060 }", "elements = { 5060, 5061 }", "hook forward priority filter - 10", "udp dport @udp_ports ip saddr @ban4"} {
+	for _, s := range []string{"elements = { 5060 }", "elements = { 5060-5061 }", "hook forward priority filter - 10", "udp dport @udp_ports ip saddr @ban4"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("table lacks %q:\n%s", s, out)
 		}

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -30,7 +31,7 @@ type kernelState struct {
 	sets   map[string]*nftables.Set
 	chains map[string]*nftables.Chain
 	rules  map[string][]*nftables.Rule
-	ports  map[string][]uint16              // set name → ports
+	ports  map[string][]nftables.SetElement // set name → elements, sorted
 	allow  map[string][]nftables.SetElement // set name → elements, sorted
 }
 
@@ -39,7 +40,7 @@ func (n *NFT) inspect() (*kernelState, error) {
 		sets:   map[string]*nftables.Set{},
 		chains: map[string]*nftables.Chain{},
 		rules:  map[string][]*nftables.Rule{},
-		ports:  map[string][]uint16{},
+		ports:  map[string][]nftables.SetElement{},
 		allow:  map[string][]nftables.SetElement{},
 	}
 	if _, err := n.conn.ListTableOfFamily(n.table.Name, nftables.TableFamilyINet); err != nil {
@@ -91,12 +92,7 @@ func (n *NFT) inspect() (*kernelState, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, e := range els {
-			if len(e.Key) == 2 {
-				st.ports[name] = append(st.ports[name], uint16(e.Key[0])<<8|uint16(e.Key[1]))
-			}
-		}
-		slices.Sort(st.ports[name])
+		st.ports[name] = sortElements(els)
 	}
 	for _, name := range allowSetNames {
 		els, err := elements(name)
@@ -232,18 +228,14 @@ func (n *NFT) ensureLocked(reload bool) (ensured, error) {
 	tx := n.newTxn(0)
 	for _, proto := range []string{"tcp", "udp"} {
 		s := n.portSets[proto]
-		if s == nil || (!create[s.Name] && slices.Equal(st.ports[s.Name], n.ports[proto])) {
+		if s == nil || (!create[s.Name] && sameElements(st.ports[s.Name], n.ports[proto])) {
 			continue
 		}
 		if !create[s.Name] {
 			c.FlushSet(s)
 			fixes = append(fixes, "ports in set "+s.Name)
 		}
-		var els []nftables.SetElement
-		for _, p := range n.ports[proto] {
-			els = append(els, nftables.SetElement{Key: []byte{byte(p >> 8), byte(p)}})
-		}
-		if err := tx.add(s, els); err != nil {
+		if err := tx.add(s, n.ports[proto]); err != nil {
 			return ensured{}, err
 		}
 	}
@@ -293,7 +285,7 @@ func (n *NFT) ensureLocked(reload bool) (ensured, error) {
 
 func (n *NFT) portsDiffer(st *kernelState) bool {
 	for proto, s := range n.portSets {
-		if !slices.Equal(st.ports[s.Name], n.ports[proto]) {
+		if !sameElements(st.ports[s.Name], n.ports[proto]) {
 			return true
 		}
 	}
@@ -352,6 +344,20 @@ func allowElements(allow []netip.Prefix) ([2][]nftables.SetElement, error) {
 		}
 	}
 	return out, nil
+}
+
+// portElements are the elements of an interval set of ports holding rs:
+// each range's first port, and the port after its last as the range's end
+// (none for a range up to 65535: the interval then runs to the top).
+func portElements(rs [][2]uint16) []nftables.SetElement {
+	var out []nftables.SetElement
+	for _, r := range rs {
+		out = append(out, nftables.SetElement{Key: binary.BigEndian.AppendUint16(nil, r[0])})
+		if r[1] < 65535 {
+			out = append(out, nftables.SetElement{Key: binary.BigEndian.AppendUint16(nil, r[1]+1), IntervalEnd: true})
+		}
+	}
+	return sortElements(out)
 }
 
 // sortElements returns the keys and interval flags of els, sorted by key

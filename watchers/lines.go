@@ -81,3 +81,8 @@ func (l *LineReader) Long() int64 { return l.long }
 
 // Bytes returns how many bytes were read.
 func (l *LineReader) Bytes() int64 { return l.bytes }
+
+// Buffered returns how many bytes are already read and not yet returned:
+// a reader of a pipe hands over what it has when this is 0, rather than
+// wait for more.
+func (l *LineReader) Buffered() int { return l.r.Buffered() }

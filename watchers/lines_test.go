@@ -90,3 +90,19 @@ func TestLineReaderError(t *testing.T) {
 		t.Errorf("err = %v; want boom", err)
 	}
 }
+
+// TestLineReaderBuffered: Buffered says whether lines already read wait,
+// so that a reader of a pipe hands over what it has without waiting.
+func TestLineReaderBuffered(t *testing.T) {
+	lr := watchers.NewLineReader(strings.NewReader("one\ntwo\n"), 0)
+	if _, _, err := lr.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if n := lr.Buffered(); n != len("two\n") {
+		t.Errorf("after the first line: %d buffered; want 4", n)
+	}
+	lr.Next()
+	if n := lr.Buffered(); n != 0 {
+		t.Errorf("after the last line: %d buffered; want 0", n)
+	}
+}

@@ -19,7 +19,7 @@ func TestContribConfigs(t *testing.T) {
 		t.Fatal(err)
 	}
 	// One per PBX family docs/pbx.md documents, and the custom example.
-	for _, want := range []string{"asterisk", "freepbx", "yeastar", "3cx", "custom"} {
+	for _, want := range []string{"asterisk", "freepbx", "yeastar", "3cx", "kamailio", "custom"} {
 		found := false
 		for _, f := range files {
 			found = found || filepath.Base(filepath.Dir(f)) == want
@@ -33,6 +33,23 @@ func TestContribConfigs(t *testing.T) {
 		if code != 0 || !strings.Contains(out, ": OK (") {
 			t.Errorf("%s: exit %d\n%s%s", f, code, out, errOut)
 		}
+	}
+}
+
+// TestContribKamailioJournal: the Kamailio example reads the journal's
+// messages of kamailio.service, and the daemon is given that match.
+func TestContribKamailioJournal(t *testing.T) {
+	cfg, err := config.Load("../../contrib/kamailio/rules.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Main{HostAddrs: config.HostAddrs}
+	dc, err := m.daemonConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dc.Sources) != 1 || dc.Sources[0].Journal.String() != "_SYSTEMD_UNIT=kamailio.service" || dc.Sources[0].Path != "" {
+		t.Errorf("sources: %+v", dc.Sources)
 	}
 }
 

@@ -152,7 +152,7 @@ type command struct {
 var commands []command
 
 func init() {
-	commands = []command{runCommand, statusCommand, listCommand, banCommand, unbanCommand, exportCommand,
+	commands = []command{runCommand, statusCommand, listCommand, whyCommand, banCommand, unbanCommand, exportCommand,
 		importCommand, scanCommand, checkCommand, completionCommand, manCommand, versionCommand}
 }
 

@@ -460,3 +460,38 @@ func TestRunFeedHTTP(t *testing.T) {
 		t.Errorf("export:\n%s", exp)
 	}
 }
+
+// TestWhyCommand: why shows the ban, the counters and the lines, the
+// attacker's text quoted (an escape code stays an escape, never reaches
+// the terminal).
+func TestWhyCommand(t *testing.T) {
+	cfg, log := opsConfig(t, "")
+	logs := dryDaemon(t, cfg)
+	if !soon(func() bool { _, _, code := ctlNow(t, "", "status", "-c", cfg); return code == 0 || code == 3 }) {
+		t.Fatalf("daemon did not answer:\n%s", logs)
+	}
+	var lines strings.Builder
+	for i := range 5 {
+		ts := time.Now().Add(time.Duration(i) * time.Second).Format(time.DateTime)
+		lines.WriteString("[" + ts + "] NOTICE[1] chan_sip.c: Registration from '<sip:\x1b[31mroot@x>' failed for '198.51.100.7:5060' - Wrong password\n")
+	}
+	appendTo(t, log, lines.String())
+	var out string
+	if !soon(func() bool {
+		out, _, _ = ctlNow(t, "", "why", "-c", cfg, "198.51.100.7")
+		return strings.Contains(out, "banned as")
+	}) {
+		t.Fatalf("why: %q\n%s", out, logs)
+	}
+	for _, want := range []string{"198.51.100.7: banned as 198.51.100.7 (burst)", "counted as 198.51.100.7; 1 earlier ban", "log lines that led to the ban:", `\x1b[31mroot@x`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("why lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "\x1b") {
+		t.Errorf("a raw escape code reached the output:\n%q", out)
+	}
+	if js, _, code := ctlNow(t, "", "why", "-c", cfg, "--json", "198.51.100.7"); code != 0 || !strings.Contains(js, `"counted_as": "198.51.100.7"`) {
+		t.Errorf("why --json: %d %s", code, js)
+	}
+}

@@ -323,8 +323,11 @@ func (m *Main) daemonConfig(cfg *config.Config) (daemon.Config, error) {
 			Name: s.Name, Path: s.Path, Parser: s.Parser, Factory: cfg.ParserFactory(s.Parser),
 			Location: s.Location(), Start: start,
 		}
-		if s.Type == "syslog" {
+		switch s.Type {
+		case "syslog":
 			src.Listen, src.Senders = s.Listen, s.SenderPrefixes()
+		case "journald":
+			src.Journal = s.JournalMatch()
 		}
 		dc.Sources = append(dc.Sources, src)
 	}
