@@ -17,8 +17,9 @@ import (
 )
 
 // TestBanLastGuard: ban, the way every ban reaches the firewall, refuses
-// the whole call when any ban covers an allowlisted address, whatever
-// decided it and however it is written.
+// the whole call, counted, when any ban covers an allowlisted address or
+// special-purpose addresses, whatever decided it and however it is
+// written.
 func TestBanLastGuard(t *testing.T) {
 	fw := fwtest.New(nil)
 	d, err := New(Config{Engine: engine.Options{
@@ -30,23 +31,35 @@ func TestBanLastGuard(t *testing.T) {
 	}
 	ctx := context.Background()
 	ok := firewall.Ban{Prefix: netip.MustParsePrefix("198.51.100.7/32"), Timeout: time.Hour}
-	for i, p := range []string{
-		"2001:db8:bad::/64",    // a rule's /64 holding the trunk
-		"2001:db8:bad::1/128",  // the trunk itself
-		"192.0.2.0/24",         // a network around it
-		"::ffff:192.0.2.0/120", // the same, IPv4-mapped: the firewall would ban 192.0.2.0/24
-		"0.0.0.0/0",
+	allow, special := &d.allowRefused, &d.specialRefused
+	for _, tc := range []struct {
+		p, why  string
+		counter *int64
+	}{
+		{"2001:db8:bad::/64", "covers allowlisted", allow},    // a rule's /64 holding the trunk
+		{"2001:db8:bad::1/128", "covers allowlisted", allow},  // the trunk itself
+		{"192.0.2.0/24", "covers allowlisted", allow},         // a network around it
+		{"::ffff:192.0.2.0/120", "covers allowlisted", allow}, // the same, IPv4-mapped: the firewall would ban 192.0.2.0/24
+		{"0.0.0.0/0", "covers allowlisted", allow},
+		{"fe80::/64", "is link-local", special},
+		{"::/64", "is a network holding loopback", special},
+		{"0.0.0.0/32", "is \"this network\"", special},
+		{"127.0.0.1/32", "is loopback", special},
+		{"224.0.0.0/8", "is multicast", special},
+		{"255.255.255.255/32", "is the broadcast address", special},
+		{"::ffff:127.0.0.1/128", "is loopback", special},
 	} {
-		b := firewall.Ban{Prefix: netip.MustParsePrefix(p), Timeout: time.Hour}
+		before := *tc.counter
+		b := firewall.Ban{Prefix: netip.MustParsePrefix(tc.p), Timeout: time.Hour}
 		var ge *guardError
-		if err := d.ban(ctx, ok, b); !errors.As(err, &ge) || ge.Prefix != b.Prefix || !strings.Contains(ge.Why, "covers allowlisted") {
-			t.Errorf("ban %s: got %v; want a guardError for the allowlist", p, err)
+		if err := d.ban(ctx, ok, b); !errors.As(err, &ge) || ge.Prefix != b.Prefix || !strings.Contains(ge.Why, tc.why) {
+			t.Errorf("ban %s: got %v; want a guardError: %s", tc.p, err, tc.why)
 		}
 		if got := fw.Entries(); len(got) != 0 {
-			t.Fatalf("ban %s: the firewall holds %v; want nothing (the whole call refused)", p, got)
+			t.Fatalf("ban %s: the firewall holds %v; want nothing (the whole call refused)", tc.p, got)
 		}
-		if d.allowRefused != int64(i+1) {
-			t.Errorf("ban %s: %d refused; want %d", p, d.allowRefused, i+1)
+		if *tc.counter != before+1 {
+			t.Errorf("ban %s: %d refused; want %d", tc.p, *tc.counter, before+1)
 		}
 	}
 	if err := d.ban(ctx, ok, firewall.Ban{Prefix: netip.MustParsePrefix("2001:db8:bad::2/128"), Timeout: time.Hour}); err != nil {
@@ -54,32 +67,5 @@ func TestBanLastGuard(t *testing.T) {
 	}
 	if got := fw.Entries(); len(got) != 2 {
 		t.Errorf("firewall %v; want the two bans", got)
-	}
-}
-
-// TestBanLastGuardSpecial: ban refuses the whole call, counted, when any
-// ban covers special-purpose addresses, however it got there.
-func TestBanLastGuardSpecial(t *testing.T) {
-	fw := fwtest.New(nil)
-	d, err := New(Config{Engine: engine.Options{
-		Rules: []engine.Rule{{Name: "r", Kinds: parsers.AllKinds, MaxRetry: 1, FindTime: time.Minute, BanTime: time.Hour, Factor: 1}},
-	}}, fw, zerolog.Nop(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	ok := firewall.Ban{Prefix: netip.MustParsePrefix("198.51.100.7/32"), Timeout: time.Hour}
-	for i, p := range []string{"fe80::/64", "::/64", "0.0.0.0/32", "127.0.0.1/32", "224.0.0.0/8", "255.255.255.255/32", "::ffff:127.0.0.1/128", "0.0.0.0/0"} {
-		b := firewall.Ban{Prefix: netip.MustParsePrefix(p), Timeout: time.Hour}
-		var ge *guardError
-		if err := d.ban(ctx, ok, b); !errors.As(err, &ge) || ge.Prefix != b.Prefix || !strings.Contains(ge.Why, "is ") {
-			t.Errorf("ban %s: got %v; want a guardError for special-purpose addresses", p, err)
-		}
-		if got := fw.Entries(); len(got) != 0 {
-			t.Fatalf("ban %s: the firewall holds %v; want nothing", p, got)
-		}
-		if d.specialRefused != int64(i+1) {
-			t.Errorf("ban %s: %d refused; want %d", p, d.specialRefused, i+1)
-		}
 	}
 }

@@ -10,7 +10,7 @@
 // The listener is open to whoever can connect, so scrapes must never
 // delay banning: the status is read at most once per StatusMaxAge (the
 // scrapes meanwhile, however many, share it), and scrapes are answered
-// one at a time.
+// one at a time, at most one per ScrapeGap.
 //
 // Metric names are a contract (contrib/grafana uses them):
 //
@@ -122,16 +122,20 @@ func (m *Metrics) Unban(rule, reason string) { m.unbans.WithLabelValues(rule, re
 func (m *Metrics) Compromise(source string) { m.compromises.WithLabelValues(source).Inc() }
 
 // Handler serves the metrics in Prometheus' exposition formats.
-// Scrapes are answered one at a time, the others waiting their turn:
-// scrapers in a loop then take at most one goroutine's worth of the
-// daemon's CPU, whatever their number.
+// Scrapes are answered one at a time, at most one per ScrapeGap, the
+// others waiting their turn: scrapers in a loop, however many, take
+// little of the daemon's CPU.
 func (m *Metrics) Handler() http.Handler {
-	return oneAtATime(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, Timeout: 10 * time.Second}))
+	return paced(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, Timeout: 10 * time.Second}), ScrapeGap)
 }
 
-// oneAtATime serves one request at a time; the others wait, until their
-// client goes away.
-func oneAtATime(h http.Handler) http.Handler {
+// ScrapeGap is the least time between the starts of two scrapes: at most
+// 100 a second (Prometheus scrapes every 15 s or so).
+const ScrapeGap = 10 * time.Millisecond
+
+// paced serves one request at a time, starting at most one per gap; the
+// others wait, until their client goes away.
+func paced(h http.Handler, gap time.Duration) http.Handler {
 	turn := make(chan struct{}, 1)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -139,7 +143,8 @@ func oneAtATime(h http.Handler) http.Handler {
 		case <-r.Context().Done():
 			return
 		}
-		defer func() { <-turn }()
+		start := time.Now()
+		defer func() { time.AfterFunc(gap-time.Since(start), func() { <-turn }) }()
 		h.ServeHTTP(w, r)
 	})
 }

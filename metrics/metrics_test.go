@@ -146,9 +146,9 @@ func (b *busy) Collect(chan<- prometheus.Metric) {
 }
 
 // TestScrapesShareStatus: 16 scrapers at once read the daemon's status
-// once, and are answered one at a time: scrapers in a loop cannot keep
-// the daemon's core goroutine busy, nor take more than a goroutine's
-// worth of its CPU. After StatusMaxAge the status is read anew.
+// once, and are answered one at a time, one per ScrapeGap at most:
+// scrapers in a loop can neither keep the daemon's core goroutine busy
+// nor take much of its CPU. After StatusMaxAge the status is read anew.
 func TestScrapesShareStatus(t *testing.T) {
 	var reads atomic.Int32
 	b := &busy{}
@@ -170,6 +170,7 @@ func TestScrapesShareStatus(t *testing.T) {
 		return string(out)
 	}
 	var wg sync.WaitGroup
+	start := time.Now()
 	for range 16 {
 		wg.Go(func() {
 			if out := get(); !strings.Contains(out, "sipguard_bans_in_force 1\n") {
@@ -183,6 +184,9 @@ func TestScrapesShareStatus(t *testing.T) {
 	}
 	if n := b.most.Load(); n != 1 {
 		t.Errorf("%d scrapes answered at once, want 1", n)
+	}
+	if took := time.Since(start); took < 15*ScrapeGap {
+		t.Errorf("16 scrapes took %v; want at least 15 gaps of %v", took, ScrapeGap)
 	}
 	time.Sleep(StatusMaxAge)
 	if out := get(); !strings.Contains(out, "sipguard_bans_in_force 2\n") || reads.Load() != 2 {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -103,11 +104,14 @@ type daemonProc struct {
 	done   chan struct{}
 }
 
-func startDaemon(t *testing.T, ns, config string) *daemonProc {
+// startDaemon starts `sipguard run` in ns; its output goes to the
+// daemonProc's stderr, and as it comes to also.
+func startDaemon(t *testing.T, ns, config string, also ...io.Writer) *daemonProc {
 	t.Helper()
 	cmd := exec.Command("ip", "netns", "exec", ns, buildSipguard(t), "run", "-c", config)
 	stderr := &testutil.Buffer{}
-	cmd.Stderr, cmd.Stdout = stderr, stderr
+	out := io.MultiWriter(append([]io.Writer{stderr}, also...)...)
+	cmd.Stderr, cmd.Stdout = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -50,20 +49,19 @@ func scrapers(spec string) {
 	}
 }
 
-// banClock is the daemon's stderr: it notes when each "ban" log line
-// arrives (the line is written once the ban is in the kernel), by address.
+// banClock reads the daemon's output as it comes: it notes when each
+// "ban" log line arrives (the line is written once the ban is in the
+// kernel), by address.
 type banClock struct {
 	mu      sync.Mutex
 	partial []byte
 	seen    map[string]time.Time
-	all     bytes.Buffer
 }
 
 func (c *banClock) Write(p []byte) (int, error) {
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.all.Write(p)
 	c.partial = append(c.partial, p...)
 	for {
 		i := bytes.IndexByte(c.partial, '\n')
@@ -84,12 +82,6 @@ func (c *banClock) at(ip string) (time.Time, bool) {
 	defer c.mu.Unlock()
 	t, ok := c.seen[ip]
 	return t, ok
-}
-
-func (c *banClock) String() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.all.String()
 }
 
 // TestScrapesDoNotDelayBans holds 100,000 bans and measures ban latency,
@@ -140,15 +132,10 @@ listen = %q
 `, state, filepath.Join(dir, "sipguard.sock"), logPath, metricsAddr)), 0o644)
 
 	clock := &banClock{seen: map[string]time.Time{}}
-	d := exec.Command("ip", "netns", "exec", ns, buildSipguard(t), "run", "-c", config)
-	d.Stdout, d.Stderr = clock, clock
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Process.Signal(syscall.SIGTERM); d.Wait() })
+	d := startDaemon(t, ns, config, clock)
 	// Up, and done reading the restored bans back from the kernel.
-	if !waitFor(60*time.Second, func() bool { return strings.Contains(clock.String(), "bans read back from the kernel") }) {
-		t.Fatalf("daemon did not come up:\n%s", clock)
+	if !waitFor(60*time.Second, func() bool { return strings.Contains(d.stderr.String(), "bans read back from the kernel") }) {
+		t.Fatalf("daemon did not come up:\n%s", d.stderr)
 	}
 
 	// One attacker at a time: its five lines, then its ban.
@@ -161,7 +148,7 @@ listen = %q
 			start := time.Now()
 			appendLines(t, logPath, failures(ip, 5)...)
 			if !waitFor(30*time.Second, func() bool { _, ok := clock.at(ip); return ok }) {
-				t.Fatalf("%s not banned:\n%s", ip, clock)
+				t.Fatalf("%s not banned:\n%s", ip, d.stderr)
 			}
 			at, _ := clock.at(ip)
 			lat = append(lat, at.Sub(start))
@@ -198,7 +185,7 @@ listen = %q
 		}
 	}()
 	if !waitFor(30*time.Second, func() bool { return scrapes.Load() >= 16 }) {
-		t.Fatalf("the scrapers never got an answer:\n%s", clock)
+		t.Fatalf("the scrapers never got an answer:\n%s", d.stderr)
 	}
 	before, t0 := scrapes.Load(), time.Now()
 	loaded := sample(samples)
@@ -213,11 +200,11 @@ listen = %q
 	}
 	// When each scrape took the core goroutine ~15 ms to count 100,000
 	// bans (66 scrapes/s), p50 went from 1.0 to 14.7 ms and p90 from 2.7
-	// to 45.6 ms under this load (14x, 17x). Now both stay near the quiet
-	// run (p50 1.0-1.3x, p90 1.0-2.8x on a loaded 2-core machine, at
-	// 2,000-3,500 scrapes/s). p99 is shown, not compared: it is the
+	// to 45.6 ms under this load (14x, 17x). Now both stay with the quiet
+	// run (p50 and p90 0.6-1.0x on a loaded 2-core machine, the scrapes
+	// paced to about 90/s). p99 is shown, not compared: it is the
 	// firewall's periodic read-back of 100,000 elements, scrapes or not.
-	if q(loaded, .5) > 2*q(quiet, .5) || q(loaded, .9) > 4*q(quiet, .9) {
+	if q(loaded, .5) > 2*q(quiet, .5) || q(loaded, .9) > 3*q(quiet, .9) {
 		t.Errorf("scrapes delay bans: p50 %v -> %v, p90 %v -> %v", q(quiet, .5), q(loaded, .5), q(quiet, .9), q(loaded, .9))
 	}
 }
