@@ -179,6 +179,19 @@ func appendLines(t *testing.T, path string, lines ...string) {
 	}
 }
 
+// daemonConfig writes dir/rules.toml: a daemon with its state and socket
+// in dir, following logPath with the asterisk parser, then extra TOML.
+func daemonConfig(t *testing.T, dir, logPath, extra string) string {
+	t.Helper()
+	config := filepath.Join(dir, "rules.toml")
+	data := fmt.Sprintf("[daemon]\nstate_dir = %q\nsocket = %q\n\n[[source]]\nname = \"pbx\"\npath = %q\nparser = \"asterisk\"\n\n%s",
+		filepath.Join(dir, "state"), filepath.Join(dir, "sipguard.sock"), logPath, extra)
+	if err := os.WriteFile(config, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return config
+}
+
 func failures(addr string, n int) []string {
 	var out []string
 	now := time.Now().Format(time.DateTime)

@@ -110,17 +110,7 @@ func TestScrapesDoNotDelayBans(t *testing.T) {
 	}
 	appendLines(t, logPath, "[2026-01-01 00:00:00] VERBOSE[1] pbx.c: started")
 	const metricsAddr = "127.0.0.1:9477"
-	config := filepath.Join(dir, "rules.toml")
-	os.WriteFile(config, []byte(fmt.Sprintf(`
-[daemon]
-state_dir = %q
-socket = %q
-
-[[source]]
-name = "pbx"
-path = %q
-parser = "asterisk"
-
+	config := daemonConfig(t, dir, logPath, `
 [[rule]]
 name = "burst"
 max_retry = 5
@@ -128,8 +118,8 @@ find_time = "1m"
 ban_time = "1h"
 
 [metrics]
-listen = %q
-`, state, filepath.Join(dir, "sipguard.sock"), logPath, metricsAddr)), 0o644)
+listen = "`+metricsAddr+`"
+`)
 
 	clock := &banClock{seen: map[string]time.Time{}}
 	d := startDaemon(t, ns, config, clock)

@@ -26,25 +26,15 @@ func TestSpecialAddressesNeverBanned(t *testing.T) {
 	os.WriteFile(feed, []byte("0.0.0.0/8\nfe80::/19\nff02::/19\n224.0.0.0/8\n255.255.255.255\n"+
 		"203.0.113.0/24\n198.51.100.60\n2001:db8:60::/48\n192.0.2.60\n198.51.100.61\n198.51.100.62\n"), 0o644)
 	appendLines(t, logPath, "[2026-01-01 00:00:00] VERBOSE[1] pbx.c: started")
-	config := filepath.Join(dir, "rules.toml")
-	os.WriteFile(config, []byte(fmt.Sprintf(`
-[daemon]
-state_dir = %q
-socket = %q
-
+	config := daemonConfig(t, dir, logPath, fmt.Sprintf(`
 [allow]
 self = false
 addresses = []
 
-[[source]]
-name = "pbx"
-path = %q
-parser = "asterisk"
-
 [[feed]]
 name = "list"
 path = %q
-`, filepath.Join(dir, "state"), filepath.Join(dir, "sipguard.sock"), logPath, feed)), 0o644)
+`, feed))
 
 	d := startDaemon(t, ns, config)
 	if !waitFor(10*time.Second, func() bool { return answers(t, config) }) {
