@@ -216,8 +216,8 @@ func (h handler) List(ctx context.Context) []control.Ban {
 // Status never delays banning, however many ask at once (an unprivileged
 // user can scrape the metrics in a loop): what the core goroutine reports
 // costs it nothing per ban held, and the firewall's part (a pass over its
-// bans and a round trip to the kernel) is read outside it, at most once a
-// second whatever the number of callers (fwStateMaxAge).
+// bans and a round trip to the kernel) is read outside it, one read at a
+// time, which every caller waiting for it shares (fwStateCache).
 func (d *Daemon) Status(ctx context.Context) (control.Status, error) {
 	var st control.Status
 	if err := d.call(ctx, func() { st = d.status() }); err != nil {
@@ -238,11 +238,11 @@ func (h handler) Status(ctx context.Context) control.Status {
 	return st
 }
 
-// fwStateMaxAge is how old the firewall's part of a status may be.
-const fwStateMaxAge = time.Second
-
-// fwStateCache holds the firewall's last State. Its lock is held while
-// the backend is read, so callers at the same moment share one read.
+// fwStateCache holds the firewall's last State and when its read began.
+// Its lock is held while the backend is read: a caller takes the last
+// State if its read began after the caller asked (so it is never older
+// than the question), and reads anew otherwise. However many ask at once,
+// there are at most two reads for them all.
 type fwStateCache struct {
 	mu sync.Mutex
 	at time.Time
@@ -250,10 +250,12 @@ type fwStateCache struct {
 }
 
 func (c *fwStateCache) get(ctx context.Context, fw firewall.Backend) firewall.State {
+	asked := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.at.IsZero() || time.Since(c.at) >= fwStateMaxAge {
-		c.st, c.at = fw.State(ctx), time.Now()
+	if !c.at.After(asked) {
+		c.at = time.Now()
+		c.st = fw.State(ctx)
 	}
 	return c.st
 }

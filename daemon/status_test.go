@@ -25,13 +25,12 @@ func (s *slowState) State(ctx context.Context) firewall.State {
 }
 
 // TestStatusOffCore: the firewall's part of a status is read outside the
-// core goroutine, which goes on answering meanwhile, and at most once a
-// second however many ask at once (metrics scrapers in a loop).
+// core goroutine, which goes on answering meanwhile, and callers at once
+// share reads: 16 statuses, at most two reads.
 func TestStatusOffCore(t *testing.T) {
 	e := newEnv(t)
 	fw := &slowState{Backend: fwtest.New(nil)}
 	r := start(t, e.config(), fw)
-	time.Sleep(time.Second) // the status read at start is a second old
 
 	before := fw.reads.Load()
 	var wg sync.WaitGroup
@@ -49,7 +48,7 @@ func TestStatusOffCore(t *testing.T) {
 		t.Errorf("the core goroutine did not answer while the firewall's state was read: %v", err)
 	}
 	wg.Wait()
-	if n := fw.reads.Load() - before; n != 1 {
-		t.Errorf("16 statuses at once read the firewall's state %d times, want 1", n)
+	if n := fw.reads.Load() - before; n < 1 || n > 2 {
+		t.Errorf("16 statuses at once read the firewall's state %d times, want 1 or 2", n)
 	}
 }
