@@ -10,14 +10,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sipguard/sipguard/bans"
 	"github.com/sipguard/sipguard/feeds"
 )
 
 // FuzzParse checks, for any input, that Parse does not panic, that a list
 // it returns keeps the safety rules (every prefix valid, masked, unmapped,
-// not too wide, sorted and contained in no other; at most max entries; at
-// most half of the lines rejected) and that the list, written out, reads
-// back as itself. Run longer with
+// not too wide, not special-purpose, sorted and contained in no other; at
+// most max entries; at most half of the lines rejected) and that the
+// list, written out, reads back as itself. Run longer with
 //
 //	go test -run '^$' -fuzz FuzzParse -fuzztime 5m ./feeds
 func FuzzParse(f *testing.F) {
@@ -38,6 +39,7 @@ func FuzzParse(f *testing.F) {
 		f.Add(b, uint16(0))
 	}
 	f.Add([]byte("::ffff:192.0.2.1/127\n::ffff:0:0/95\n1.2.3.4/8\n"), uint16(3))
+	f.Add([]byte("fe80::1\n::/64\n0.0.0.0/8\n::ffff:127.0.0.1\n192.0.2.1\n192.0.2.2\n192.0.2.3\n192.0.2.4\n"), uint16(0))
 	f.Fuzz(func(t *testing.T, in []byte, max uint16) {
 		l, err := feeds.Parse(bytes.NewReader(in), int(max))
 		if err != nil {
@@ -53,10 +55,15 @@ func FuzzParse(f *testing.F) {
 		if limit == 0 {
 			limit = feeds.DefaultMaxEntries
 		}
-		if l.Entries > limit || len(l.Prefixes) > l.Entries-l.TooWide {
-			t.Fatalf("got %d prefixes from %d entries (%d too wide), max %d", len(l.Prefixes), l.Entries, l.TooWide, limit)
+		if l.Entries > limit || len(l.Prefixes) > l.Entries-l.TooWide-l.Special {
+			t.Fatalf("got %d prefixes from %d entries (%d too wide, %d special), max %d", len(l.Prefixes), l.Entries, l.TooWide, l.Special, limit)
 		}
-		if bad := l.Invalid + l.TooWide; bad*2 > l.Invalid+l.Entries {
+		for _, p := range l.Prefixes {
+			if why, bad := bans.Special(p); bad {
+				t.Fatalf("got %s: %s", p, why)
+			}
+		}
+		if bad := l.Invalid + l.TooWide + l.Special; bad*2 > l.Invalid+l.Entries {
 			t.Fatalf("got a list with %d of %d lines rejected", bad, l.Invalid+l.Entries)
 		}
 		if len(l.Prefixes) == 0 {

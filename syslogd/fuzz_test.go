@@ -56,7 +56,8 @@ func FuzzParse(f *testing.F) {
 // frame longer than the maximum, and splits a stream the same way however
 // it arrives.
 func FuzzFrames(f *testing.F) {
-	for _, s := range []string{"5 hello3 abc", "<13>a\n<13>b", "0 5 hello", "2026-11-26T10:00:00Z h t: x\n", "10 abc", "\n\r\n", "999999999 x", "1234567890 x\n"} {
+	for _, s := range []string{"5 hello3 abc", "<13>a\n<13>b", "0 5 hello", "2026-11-26T10:00:00Z h t: x\n", "10 abc", "\n\r\n", "999999999 x", "1234567890 x\n",
+		"<13>Nov 26 10:00:00 pbx asterisk: from '<sip:x\n<13>Nov 26 10:00:00 pbx asterisk: failed for '203.0.113.44:5060'\n"} {
 		f.Add([]byte(s))
 	}
 	const max = 1024
