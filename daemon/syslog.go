@@ -98,7 +98,7 @@ func (d *Daemon) emitSyslog(ctx context.Context, r *runner, msgs []syslogd.Messa
 		return nil
 	}
 	select {
-	case d.batches <- batch{source: r.src.Name, events: events, read: time.Now()}:
+	case d.batches <- batch{source: r.src.Name, from: r, events: events, read: time.Now()}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
