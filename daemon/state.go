@@ -167,15 +167,17 @@ type saveResult struct {
 	err error
 }
 
-// saver writes snapshots, one at a time, off the core goroutine.
-func (d *Daemon) saver(jobs <-chan saveJob, results chan<- saveResult) {
+// saver writes snapshots into dir, one at a time, off the core goroutine.
+// dir is given, not read from d.cfg, which the core goroutine replaces on
+// reload (the state directory changes only on restart).
+func (d *Daemon) saver(dir string, jobs <-chan saveJob, results chan<- saveResult) {
 	for job := range jobs {
 		var err error
 		if job.bans != nil {
-			err = store.WriteFile(filepath.Join(d.cfg.StateDir, bansFile), bans.Encode(*job.bans))
+			err = store.WriteFile(filepath.Join(dir, bansFile), bans.Encode(*job.bans))
 		}
 		if job.positions != nil && err == nil {
-			err = store.Save(filepath.Join(d.cfg.StateDir, positionsFile),
+			err = store.Save(filepath.Join(dir, positionsFile),
 				positionsState{Version: stateVersion, Saved: job.at, Sources: job.positions})
 		}
 		results <- saveResult{job, err}
