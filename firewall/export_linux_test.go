@@ -61,7 +61,7 @@ func StopAnswers(n *NFT) error {
 	defer n.mu.Unlock()
 	n.dump.mu.Lock()
 	defer n.dump.mu.Unlock()
-	for _, c := range []*netlink.Conn{n.sock, n.dump.c} {
+	for _, c := range []*netlink.Conn{n.sock, n.dump.c.Load()} {
 		if err := sockControl(c, dropAll); err != nil {
 			return err
 		}

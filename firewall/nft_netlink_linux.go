@@ -106,40 +106,60 @@ var errDumpInterrupted = errors.New("dump interrupted by a ruleset change")
 
 // dumper reads set elements over its own socket.
 type dumper struct {
-	mu      sync.Mutex
+	mu      sync.Mutex // one dump at a time
 	nsFD    int
 	timeout time.Duration // of each reply
 	hook    func(fd int, role string) error
-	c       *netlink.Conn
-	seq     uint32
-	buf     []byte
+	// c is replaced after a dump that timed out, and closed by close
+	// without mu (to end a dump under way): atomic, with closed.
+	c      atomic.Pointer[netlink.Conn]
+	closed atomic.Bool
+	seq    uint32
+	buf    []byte
 }
 
 func newDumper(nsFD int, timeout time.Duration, hook func(fd int, role string) error) (*dumper, error) {
 	d := &dumper{nsFD: nsFD, timeout: timeout, hook: hook, buf: make([]byte, 64<<10)}
-	if err := d.dial(); err != nil {
+	c, err := d.dial()
+	if err != nil {
 		return nil, err
 	}
+	d.c.Store(c)
 	return d, nil
 }
 
-func (d *dumper) dial() error {
+func (d *dumper) dial() (*netlink.Conn, error) {
 	c, err := dialNetfilter(d.nsFD)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := hookSocket(d.hook, c, "dumps"); err != nil {
 		c.Close()
-		return err
+		return nil, err
 	}
 	// Dump replies are produced as they are read, so a modest buffer is
 	// enough; it only has to hold one 32 KiB skb and the final ack.
 	_ = setBuffer(c, false, 1<<20)
-	d.c = c
-	return nil
+	return c, nil
 }
 
-func (d *dumper) close() error { return d.c.Close() }
+// redial replaces the socket. Whichever of redial and close comes last
+// sees the other: no socket is left open after close.
+func (d *dumper) redial() {
+	c, err := d.dial()
+	if err != nil {
+		return // the next dump tries the old socket
+	}
+	d.c.Swap(c).Close()
+	if d.closed.Load() {
+		c.Close()
+	}
+}
+
+func (d *dumper) close() error {
+	d.closed.Store(true)
+	return d.c.Load().Close()
+}
 
 // elements dumps the elements of set in table (family inet). Interval end
 // elements are returned too (end: true). A dump whose next reply does not
@@ -151,9 +171,7 @@ func (d *dumper) elements(table, set string) ([]kelem, error) {
 	defer d.mu.Unlock()
 	els, err := d.dump(table, set)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		if c := d.c; d.dial() == nil {
-			c.Close()
-		}
+		d.redial()
 		return nil, noAnswer(d.timeout)
 	}
 	return els, err
@@ -180,11 +198,12 @@ func (d *dumper) dump(table, set string) ([]kelem, error) {
 	req[17] = unix.NFNETLINK_V0
 	copy(req[20:], attrs)
 
-	rc, err := d.c.SyscallConn()
+	c := d.c.Load()
+	rc, err := c.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
-	deadline := func() error { return d.c.SetDeadline(time.Now().Add(d.timeout)) }
+	deadline := func() error { return c.SetDeadline(time.Now().Add(d.timeout)) }
 	if err := deadline(); err != nil {
 		return nil, err
 	}
