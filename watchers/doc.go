@@ -8,7 +8,9 @@
 // regular file (a FIFO)"): retried. Only regular files are followed: every
 // open looks at the type first and opens without waiting, so a FIFO or a
 // device (a link to /dev/zero) at the path, or put there later, neither
-// blocks nor is read. Each reason is logged at most once a minute. Probe
+// blocks nor is read; nor is a file of /proc (size 0, yet data), which
+// would seem truncated at every read. Each reason is logged at most once a
+// minute, and a file is taken as truncated at most once per wakeup. Probe
 // tells beforehand whether a path can be followed, as `sipguard check`
 // asks.
 //

@@ -338,9 +338,12 @@ func (f *Follower) step(ctx context.Context, emit func([]Line) error, force bool
 			return nil // the writer may still write there: the new file waits
 		}
 	}
-	for f.cur != nil {
+	// One truncation per step: a file that seems truncated again at once
+	// (a pseudo-file whose size is not its content) waits for the next
+	// wakeup instead of spinning.
+	for once := true; f.cur != nil; once = false {
 		truncated, err := f.read(ctx, f.cur, emit, true)
-		if err != nil || !truncated {
+		if err != nil || !truncated || !once {
 			return err
 		}
 		if err := f.truncated(ctx, emit); err != nil {
@@ -607,7 +610,9 @@ func (f *Follower) findRotated(p Position) *source {
 // copy holds past the last line handed out, then the file from its start.
 func (f *Follower) truncated(ctx context.Context, emit func([]Line) error) error {
 	s := f.cur
-	f.log.Info().Int64("offset", s.off).Msg("file truncated")
+	if ok, held := f.logs.allow("truncated", time.Now()); ok {
+		heldBack(f.log.Info().Int64("offset", s.off), held).Msg("file truncated")
+	}
 	f.update(func(st *Stats) { st.Truncations++ })
 	fp, off, num := s.fp, s.off, s.num
 	s.rd, s.off, s.num = 0, 0, 0

@@ -45,7 +45,8 @@ func Probe(path string) error {
 // a writer, and opening a device may act on it. The open does not block
 // either (O_NONBLOCK) should the path be swapped for a FIFO between the
 // look and the open: the type is checked again on the open file. Reads of
-// a regular file ignore O_NONBLOCK.
+// a regular file ignore O_NONBLOCK. A file of size 0 that holds data all
+// the same (pseudo) is refused too.
 func openFile(path string) (*os.File, fileStat, error) {
 	st, err := statPath(path)
 	if err == nil {
@@ -61,11 +62,26 @@ func openFile(path string) (*os.File, fileStat, error) {
 	if st, err = statFile(fh); err == nil {
 		err = followable(path, st.mode)
 	}
+	if err == nil && st.size == 0 && pseudo(fh) {
+		err = &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (size 0 with data: a /proc or /sys file)", ErrNotRegular)}
+	}
 	if err != nil {
 		fh.Close()
 		return nil, fileStat{}, err
 	}
 	return fh, st, nil
+}
+
+// pseudo tells whether a file whose size was 0 holds data all the same: a
+// file of /proc, whose content is made as it is read. Followed, it would
+// seem truncated at every read.
+func pseudo(fh *os.File) bool {
+	var b [1]byte
+	if n, _ := fh.ReadAt(b[:], 0); n == 0 {
+		return false
+	}
+	st, err := statFile(fh)
+	return err == nil && st.size == 0 // else written meanwhile
 }
 
 // kind names a file type for people.

@@ -110,6 +110,15 @@ func TestFollower_States(t *testing.T) {
 			appendLines(t, path, 1, 10)
 		},
 	}, {
+		// Size 0, content made as it is read: it seemed truncated at
+		// every read (a core at 100%, a log line per read).
+		name: "symlink to /proc/self/environ", state: watchers.Failing, why: "not a regular file (size 0 with data: a /proc or /sys file)",
+		spoil: func(t *testing.T, path string) { os.Symlink("/proc/self/environ", path) },
+		fix: func(t *testing.T, path string) {
+			remove(t, path)
+			appendLines(t, path, 1, 10)
+		},
+	}, {
 		name: "symlink loop", state: watchers.Failing, why: "too many levels of symbolic links",
 		spoil: func(t *testing.T, path string) { os.Symlink(filepath.Base(path), path) },
 		fix: func(t *testing.T, path string) {
@@ -279,6 +288,7 @@ func TestProbe(t *testing.T) {
 		{fifo, "not a regular file (a FIFO)", false},
 		{"/dev/null", "not a regular file (a device)", false},
 		{zero, "not a regular file (a device)", false},
+		{"/proc/self/environ", "not a regular file (size 0 with data: a /proc or /sys file)", false},
 	} {
 		done := make(chan error, 1)
 		go func() { done <- watchers.Probe(tc.path) }()
