@@ -75,3 +75,6 @@ func dropAll(fd int) error {
 	prog := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
 	return unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &unix.SockFprog{Len: 1, Filter: &prog[0]})
 }
+
+// MissingHint exposes missingHint to the tests.
+var MissingHint = missingHint

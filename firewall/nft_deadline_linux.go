@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Every request to the kernel has a deadline, NFTOptions.RequestTimeout.
@@ -19,6 +20,17 @@ import (
 // at its next ban. The deadline is set on the socket before each request
 // (talk); a dump sets it again before each read, so that it bounds a
 // pause in the replies, not a long dump.
+
+// missingHint adds the hint of noAnswer to an error of the first request
+// that says "invalid argument" or "not supported": what the kernel answers
+// a request for a netlink subsystem it does not have (nfnetlink without
+// nf_tables), rather than no answer at all.
+func missingHint(err error) error {
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) {
+		return fmt.Errorf("%w: is nf_tables in the kernel (modprobe nf_tables)?", err)
+	}
+	return err
+}
 
 // noAnswer turns the deadline error of a request into ErrNoAnswer, saying
 // what to check.

@@ -5,10 +5,14 @@ package firewall_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/sipguard/sipguard/firewall"
 )
@@ -104,4 +108,23 @@ func slicesHas(es []firewall.Entry, prefix string) bool {
 		}
 	}
 	return false
+}
+
+// TestMissingHint: the errors the kernel answers for a netlink subsystem
+// it does not have (nfnetlink without nf_tables: EINVAL) get the hint;
+// others are left as they are.
+func TestMissingHint(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		hint bool
+	}{
+		{fmt.Errorf("get table inet sipguard: %w", &netlink.OpError{Op: "receive", Err: unix.EINVAL}), true},
+		{fmt.Errorf("get table inet sipguard: %w", unix.EOPNOTSUPP), true},
+		{fmt.Errorf("get table inet sipguard: %w", unix.EPERM), false},
+	} {
+		got := firewall.MissingHint(tc.err)
+		if hint := strings.Contains(got.Error(), "modprobe nf_tables"); hint != tc.hint || !errors.Is(got, tc.err) {
+			t.Errorf("MissingHint(%v) = %v; want hint %v, wrapping it", tc.err, got, tc.hint)
+		}
+	}
 }

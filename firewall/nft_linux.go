@@ -294,7 +294,7 @@ func NewNFT(opts NFTOptions) (*NFT, error) {
 	n.mu.Unlock()
 	if err != nil {
 		n.closeFiles()
-		return nil, err
+		return nil, missingHint(err)
 	}
 	if len(res.fixes) > 0 {
 		n.log.Info().Str("changes", strings.Join(res.fixes, ", ")).Msg("set up nftables table")
