@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sipguard/sipguard/bans"
 	"github.com/sipguard/sipguard/engine"
@@ -299,9 +300,9 @@ func TestFileRoundTrip(t *testing.T) {
 		Lifts:    map[netip.Prefix]bans.Lift{pfx("203.0.113.0/24"): {At: now, Until: now.Add(time.Hour)}},
 		Offences: []engine.Offence{{Prefix: pfx("198.51.100.7/32"), Count: 2, Last: now, Until: now.Add(time.Hour)}},
 	}
-	got, err := bans.Decode(bans.Encode(s))
-	if err != nil {
-		t.Fatal(err)
+	got, skipped, err := bans.Decode(bans.Encode(s))
+	if err != nil || skipped.Lines != 0 {
+		t.Fatal(err, skipped)
 	}
 	if !reflect.DeepEqual(got, s) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", got, s)
@@ -312,15 +313,79 @@ func TestFileRoundTrip(t *testing.T) {
 	if strings.Count(string(old), "\t") != 2*9 || strings.Contains(string(old), "lifted") {
 		t.Errorf("a file without peers' bans has new fields:\n%s", old)
 	}
-	for _, bad := range []string{
-		"", "# other\n", "# sipguard bans v1\nban\tx\n",
-		"# sipguard bans v1\nban\t1.2.3.4/32\t\"r\"\t1\t2\t3\t4\t\"s\"\t\"a\"\tunquoted\n",
-		"# sipguard bans v1\nban\t1.2.3.4/32\t\"r\"\t1\t2\t3\t4\t\"s\"\t\"not an address\"\t\"\"\n",
-		"# sipguard bans v1\noffence\t1.2.3.4/32\t1\tx\t2\n",
-		"# sipguard bans v1\nwhat\n",
-	} {
-		if _, err := bans.Decode([]byte(bad)); err == nil {
+	for _, bad := range []string{"", "# other\n", "ban\t1.2.3.4/32\n"} {
+		if _, _, err := bans.Decode([]byte(bad)); err == nil {
 			t.Errorf("decoded %q", bad)
+		}
+	}
+	// A bad line is skipped and counted, naming its line.
+	for _, bad := range []string{
+		"ban\tx",
+		"ban\t1.2.3.4/32\t\"r\"\t1\t2\t3\t4\t\"s\"\t\"a\"\tunquoted",
+		"ban\t1.2.3.4/32\t\"r\"\t1\t2\t3\t4\t\"s\"\t\"not an address\"\t\"\"",
+		"offence\t1.2.3.4/32\t1\tx\t2",
+		"lifted\t1.2.3.4/33\t1\t2",
+		"what",
+		"",
+	} {
+		got, skipped, err := bans.Decode([]byte("# sipguard bans v1\n" + bad + "\n"))
+		if err != nil || skipped.Lines != 1 || skipped.First == nil || !strings.HasPrefix(skipped.First.Error(), "line 2: ") {
+			t.Errorf("decode %q: %v, skipped %+v; want line 2 skipped", bad, err, skipped)
+		}
+		if len(got.Bans)+len(got.Offences)+len(got.Lifts) != 0 {
+			t.Errorf("decode %q: %+v; want nothing", bad, got)
+		}
+	}
+}
+
+// TestDecodeDamaged: a bans file with bad lines among good ones, and a
+// reason of a megabyte (more than the old line limit, which made the
+// whole file unreadable), keeps every good record.
+func TestDecodeDamaged(t *testing.T) {
+	s := bans.Snapshot{
+		Bans: []*bans.Record{
+			{Target: pfx("198.51.100.7/32"), Origin: bans.ByRule, Rule: "burst", Since: now, Expires: now.Add(time.Hour), Reason: "r"},
+			{Target: pfx("198.51.100.8/32"), Origin: bans.ByHand, Since: now, Expires: now.Add(time.Hour), Reason: strings.Repeat("x", 1<<20)},
+			{Target: pfx("198.51.100.9/32"), Origin: bans.ByHand, Since: now, Expires: now.Add(time.Hour), Reason: "r"},
+		},
+		Lifts:    map[netip.Prefix]bans.Lift{},
+		Offences: []engine.Offence{{Prefix: pfx("198.51.100.7/32"), Count: 2, Last: now, Until: now.Add(time.Hour)}},
+	}
+	lines := strings.SplitAfter(string(bans.Encode(s)), "\n")
+	// Damage: a torn line after the first ban, garbage after the second.
+	damaged := strings.Join(lines[:2], "") + "ban\t198.51.100.10/32\t\"bu\n" + lines[2] + "\x00\xff garbage " + strings.Repeat("y", 100_000) + "\n" + strings.Join(lines[3:], "")
+	got, skipped, err := bans.Decode([]byte(damaged))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if skipped.Lines != 2 || skipped.First == nil || !strings.HasPrefix(skipped.First.Error(), "line 3: ") || len(skipped.First.Error()) > 300 {
+		t.Errorf("skipped %d, first %v; want 2, line 3, short", skipped.Lines, skipped.First)
+	}
+	if !reflect.DeepEqual(got, s) {
+		t.Errorf("good records lost: got %d bans, %d offences; want %d, %d", len(got.Bans), len(got.Offences), len(s.Bans), len(s.Offences))
+	}
+}
+
+// TestCleanReason: what a ban keeps of a reason: printable UTF-8 of at
+// most MaxReason bytes.
+func TestCleanReason(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"abuse report", "abuse report"},
+		{"ünïcode ok", "ünïcode ok"},
+		{"line\nforged\r\x1b[31m\tx", "line forged  [31m x"},
+		{"rtl\u202eevil", "rtl evil"},
+		{"bad\xffbyte", "bad\ufffdbyte"},
+		{strings.Repeat("a", bans.MaxReason), strings.Repeat("a", bans.MaxReason)},
+		{strings.Repeat("a", bans.MaxReason+1), strings.Repeat("a", bans.MaxReason-3) + "…"},
+		{strings.Repeat("é", 1<<20), strings.Repeat("é", (bans.MaxReason-3)/2) + "…"},
+		{strings.Repeat("\xff", 1<<20), strings.Repeat("\ufffd", (bans.MaxReason-3)/3) + "…"},
+	} {
+		got := bans.CleanReason(tc.in)
+		if got != tc.want {
+			t.Errorf("CleanReason(%.40q) = %.60q; want %.60q", tc.in, got, tc.want)
+		}
+		if len(got) > bans.MaxReason || !utf8.ValidString(got) {
+			t.Errorf("CleanReason(%.40q): %d bytes, valid UTF-8 %v", tc.in, len(got), utf8.ValidString(got))
 		}
 	}
 }
@@ -339,7 +404,7 @@ func BenchmarkEncode(b *testing.B) {
 	b.ReportMetric(float64(len(data))/(1<<20), "MiB")
 	b.Run("decode", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := bans.Decode(data); err != nil {
+			if _, _, err := bans.Decode(data); err != nil {
 				b.Fatal(err)
 			}
 		}

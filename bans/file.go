@@ -1,7 +1,6 @@
 package bans
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"net/netip"
@@ -84,47 +83,81 @@ func Encode(s Snapshot) []byte {
 	return b
 }
 
-// Decode reads what Encode wrote. An error names the line.
-func Decode(data []byte) (Snapshot, error) {
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	if !sc.Scan() || sc.Text() != fileHeader {
-		return Snapshot{}, fmt.Errorf("not a sipguard bans file (want %q first)", fileHeader)
+// Skipped is what Decode could not read. A bad line costs only itself:
+// the records around it are kept.
+type Skipped struct {
+	Lines int   // lines skipped
+	First error // why the first one was, naming its line
+}
+
+// Decode reads what Encode wrote. A line it cannot read is skipped and
+// counted in Skipped; an error means that data is not a bans file at all.
+// Lines may be of any length (a reason of a megabyte written by an older
+// version reads back; the daemon cuts it with CleanReason).
+func Decode(data []byte) (Snapshot, Skipped, error) {
+	first, data, _ := bytes.Cut(data, []byte{'\n'})
+	if string(first) != fileHeader {
+		return Snapshot{}, Skipped{}, fmt.Errorf("not a sipguard bans file (want %q first)", fileHeader)
 	}
 	s := Snapshot{Lifts: map[netip.Prefix]Lift{}}
-	for n := 2; sc.Scan(); n++ {
-		f := strings.Split(sc.Text(), "\t")
-		var err error
-		switch {
-		case f[0] == "ban" && (len(f) == 10 || len(f) == 11):
-			var r *Record
-			r, err = decodeBan(f)
-			s.Bans = append(s.Bans, r)
-		case f[0] == "offence" && len(f) == 5:
-			var o engine.Offence
-			var nums [3]int64
-			o.Prefix, err = netip.ParsePrefix(f[1])
-			if err == nil {
-				err = ints(nums[:], f[2:])
+	var skipped Skipped
+	for n := 2; len(data) > 0; n++ {
+		var line []byte
+		line, data, _ = bytes.Cut(data, []byte{'\n'})
+		if err := s.decodeLine(string(line)); err != nil {
+			if skipped.Lines++; skipped.First == nil {
+				// Errors quote the field: a damaged one may be long.
+				skipped.First = fmt.Errorf("line %d: %s", n, clip(err.Error(), 200))
 			}
-			o.Count, o.Last, o.Until = int(nums[0]), time.UnixMilli(nums[1]), time.UnixMilli(nums[2])
-			s.Offences = append(s.Offences, o)
-		case f[0] == "lifted" && len(f) == 4:
-			var p netip.Prefix
-			var nums [2]int64
-			p, err = netip.ParsePrefix(f[1])
-			if err == nil {
-				err = ints(nums[:], f[2:])
-			}
-			s.Lifts[p] = Lift{At: time.UnixMilli(nums[0]), Until: time.UnixMilli(nums[1])}
-		default:
-			err = fmt.Errorf("unknown record %q", f[0])
-		}
-		if err != nil {
-			return Snapshot{}, fmt.Errorf("line %d: %w", n, err)
 		}
 	}
-	return s, sc.Err()
+	return s, skipped, nil
+}
+
+// decodeLine adds the record of one line to s.
+func (s *Snapshot) decodeLine(line string) error {
+	f := strings.Split(line, "\t")
+	switch {
+	case f[0] == "ban" && (len(f) == 10 || len(f) == 11):
+		r, err := decodeBan(f)
+		if err != nil {
+			return err
+		}
+		s.Bans = append(s.Bans, r)
+	case f[0] == "offence" && len(f) == 5:
+		var o engine.Offence
+		var nums [3]int64
+		var err error
+		if o.Prefix, err = netip.ParsePrefix(f[1]); err != nil {
+			return err
+		}
+		if err := ints(nums[:], f[2:]); err != nil {
+			return err
+		}
+		o.Count, o.Last, o.Until = int(nums[0]), time.UnixMilli(nums[1]), time.UnixMilli(nums[2])
+		s.Offences = append(s.Offences, o)
+	case f[0] == "lifted" && len(f) == 4:
+		var nums [2]int64
+		p, err := netip.ParsePrefix(f[1])
+		if err != nil {
+			return err
+		}
+		if err := ints(nums[:], f[2:]); err != nil {
+			return err
+		}
+		s.Lifts[p] = Lift{At: time.UnixMilli(nums[0]), Until: time.UnixMilli(nums[1])}
+	default:
+		return fmt.Errorf("unknown record %q", clip(f[0], 32))
+	}
+	return nil
+}
+
+// clip shortens what an error quotes of a damaged line to n bytes.
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
 }
 
 func decodeBan(f []string) (*Record, error) {

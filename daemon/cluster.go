@@ -140,7 +140,7 @@ func (d *Daemon) peerBan(b cluster.Ban, now time.Time) string {
 			Prefix: b.Target, Addr: addr, Rule: b.Rule, Count: b.Count, Offences: b.Offences,
 			First: b.Since, Last: b.Since, Duration: b.Expires.Sub(b.Since),
 		},
-		origin: bans.FromPeer(b.Origin), at: now, timeout: timeout, reason: b.Reason,
+		origin: bans.FromPeer(b.Origin), at: now, timeout: timeout, reason: bans.CleanReason(b.Reason),
 	})
 	if d.clusterEscalate {
 		d.eng.Banned(b.Target, now, timeout)

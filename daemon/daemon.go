@@ -234,7 +234,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	d.runCtx = ctx
-	go d.saver(d.saveJobs, d.saveResults)
+	go d.saver(d.cfg.StateDir, d.saveJobs, d.saveResults)
 	defer close(d.saveJobs)
 	var bg sync.WaitGroup
 	bg.Add(1)

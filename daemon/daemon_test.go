@@ -507,29 +507,48 @@ func TestFirewallFailureRetried(t *testing.T) {
 // offender's next ban after a restart is longer.
 func TestEscalationSurvivesRestart(t *testing.T) {
 	e := newEnv(t)
-	cfg := e.config()
-	cfg.Engine.Rules[0].BanTime, cfg.Engine.Rules[0].Factor = time.Second, 4
-	fw := fwtest.New(nil)
-	r := start(t, cfg, fw)
-	ms := func(addr string) []string { // five at once, stamped to the millisecond: the ban runs from the last
-		ts := time.Now().UTC().Format("2006-01-02 15:04:05.000")
-		line := "[" + ts + "] NOTICE[1] chan_sip.c: Registration from '<sip:100@203.0.113.10>' failed for '" + addr + ":5060' - Wrong password"
-		return []string{line, line, line, line, line}
-	}
-	appendLines(t, e.log, ms("198.51.100.7")...)
-	p := netip.MustParsePrefix("198.51.100.7/32")
-	if !eventually(func() bool { return fw.Has(p) }) {
-		t.Fatal("first ban missing")
-	}
+	cfg, r, p := firstOffence(t, e)
 	time.Sleep(1100 * time.Millisecond) // the first ban (1s) ends
 	r.stop(t)
 	fw2 := fwtest.New(nil)
 	start(t, cfg, fw2)
-	appendLines(t, e.log, ms("198.51.100.7")...)
-	if !eventually(func() bool { return fw2.Has(p) }) {
+	wantEscalated(t, e, fw2, p)
+}
+
+// firstOffence starts a daemon whose rule bans for 1 s, escalating by a
+// factor of 4, and has it ban p, an address, from its log.
+func firstOffence(t *testing.T, e env) (cfg daemon.Config, r *running, p netip.Prefix) {
+	t.Helper()
+	cfg = e.config()
+	cfg.Engine.Rules[0].BanTime, cfg.Engine.Rules[0].Factor = time.Second, 4
+	fw := fwtest.New(nil)
+	r = start(t, cfg, fw)
+	p = netip.MustParsePrefix("198.51.100.7/32")
+	appendLines(t, e.log, burst(p.Addr().String())...)
+	if !eventually(func() bool { return fw.Has(p) }) {
+		t.Fatal("first ban missing")
+	}
+	return cfg, r, p
+}
+
+// burst is five failures of addr at once, stamped to the millisecond: the
+// ban runs from the last.
+func burst(addr string) []string {
+	ts := time.Now().UTC().Format("2006-01-02 15:04:05.000")
+	line := "[" + ts + "] NOTICE[1] chan_sip.c: Registration from '<sip:100@203.0.113.10>' failed for '" + addr + ":5060' - Wrong password"
+	return []string{line, line, line, line, line}
+}
+
+// wantEscalated appends a burst of p's address to the log and checks that
+// its ban, with a rule of 1 s and factor 4, lasts 4 s: the offence of its
+// earlier ban was remembered.
+func wantEscalated(t *testing.T, e env, fw *fwtest.Fake, p netip.Prefix) {
+	t.Helper()
+	appendLines(t, e.log, burst(p.Addr().String())...)
+	if !eventually(func() bool { return fw.Has(p) }) {
 		t.Fatal("second ban missing")
 	}
-	exp, _ := fw2.Expiry(p)
+	exp, _ := fw.Expiry(p)
 	if left := time.Until(exp); left < 3*time.Second || left > 4*time.Second {
 		t.Errorf("second ban lasts %v; want 4s (1s x 4 for one earlier offence)", left)
 	}

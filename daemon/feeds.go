@@ -164,8 +164,9 @@ func (d *Daemon) applyFeed(ctx context.Context, name string, fs *feedState, refr
 		if err := d.ban(ctx, add...); err != nil {
 			return err
 		}
+		reason := bans.CleanReason("blocklist feed " + name)
 		for _, b := range add {
-			r := &bans.Record{Target: b.Prefix, Origin: origin, Reason: "blocklist feed " + name, Since: now, Expires: now.Add(b.Timeout)}
+			r := &bans.Record{Target: b.Prefix, Origin: origin, Reason: reason, Since: now, Expires: now.Add(b.Timeout)}
 			if old, ok := d.ledger.Get(b.Prefix); ok && old.Origin == origin {
 				r.Since = old.Since // a refresh: records are replaced, never changed
 			}

@@ -59,7 +59,7 @@ func (d *Daemon) startJournal(s Source) {
 				}
 			}
 			select {
-			case d.batches <- batch{source: s.Name, events: events, texts: texts, cursor: b.Cursor, journal: s.Journal.String(), read: time.Now()}:
+			case d.batches <- batch{source: s.Name, from: r, events: events, texts: texts, cursor: b.Cursor, journal: s.Journal.String(), read: time.Now()}:
 				return nil
 			case <-ctx.Done():
 				return ctx.Err()

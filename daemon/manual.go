@@ -34,6 +34,7 @@ type ManualBan struct {
 // as it is. The channel returned is
 // closed once the ban is saved: a manual ban must survive a crash.
 func (d *Daemon) manualBan(ctx context.Context, p netip.Prefix, dur time.Duration, reason string, force bool) (ManualBan, <-chan struct{}, error) {
+	reason = bans.CleanReason(reason)
 	if dur <= 0 {
 		dur = d.cfg.ManualBanTime
 	}
@@ -144,6 +145,7 @@ func (d *Daemon) manualImport(ctx context.Context, entries []ImportEntry) (Impor
 		if e.For <= 0 {
 			e.For = d.cfg.ManualBanTime
 		}
+		e.Reason = bans.CleanReason(e.Reason)
 		if a := d.allowed(e.Target); a.IsValid() {
 			res.Refused = append(res.Refused, fmt.Sprintf("%s: allowlisted (%s)", bans.String(e.Target), a))
 			continue

@@ -28,6 +28,7 @@ type runner struct {
 // in a file, or in the journal (cursor, of the entries of journal).
 type batch struct {
 	source  string
+	from    *runner // the runner that read them: a batch of one stopped is dropped
 	events  []parsers.Event
 	texts   []string // the line of each event (the evidence `why` shows)
 	pos     watchers.Position
@@ -101,37 +102,64 @@ func (d *Daemon) emit(ctx context.Context, r *runner, lines []watchers.Line) err
 		}
 	}
 	select {
-	case d.batches <- batch{source: r.src.Name, events: events, texts: texts, pos: lines[len(lines)-1].Pos, read: time.Now()}:
+	case d.batches <- batch{source: r.src.Name, from: r, events: events, texts: texts, pos: lines[len(lines)-1].Pos, read: time.Now()}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-// stopSource stops following a source and waits for it.
+// stopWait bounds how long the core goroutine waits for a source to stop.
+// A follower stops at once when asked, unless a system call holds it (a
+// file system that does not answer): the core must not hang with it.
+const stopWait = time.Second
+
+// stopSource stops following a source and waits for it, at most
+// stopWait: one that does not stop by then is left behind, and the
+// batches it may still send are dropped (handle), so that its
+// replacement, reading on from the last position handled, counts no
+// line twice.
 func (d *Daemon) stopSource(name string) {
 	r, ok := d.runners[name]
 	if !ok {
 		return
 	}
 	r.cancel()
+	defer delete(d.runners, name)
+	timeout := time.NewTimer(stopWait)
+	defer timeout.Stop()
 	// The follower may be blocked handing a batch to us: take them.
 	for {
 		select {
 		case <-r.done:
-			delete(d.runners, name)
+			d.drain() // what it sent before it returned
 			return
 		case b := <-d.batches:
 			d.handle(b)
+		case <-timeout.C:
+			d.log.Error().Str(fieldSource, name).Str(fieldPath, r.src.Path).Dur("waited", stopWait).
+				Msg("source did not stop (a file system that does not answer?); left behind, its lines dropped")
+			return
 		}
 	}
 }
 
+// stopSources stops every source, waiting for their goroutines at most
+// stopWait beyond what stopSource waits.
 func (d *Daemon) stopSources() {
 	for name := range d.runners {
 		d.stopSource(name)
 	}
-	d.wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		d.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(stopWait):
+		d.log.Error().Msg("sources left behind still running at stop")
+	}
 }
 
 // handle counts a batch's events in the engine and queues the bans they
@@ -139,6 +167,9 @@ func (d *Daemon) stopSources() {
 // exact even when lines are read late (after a restart); a line stamped
 // more than a minute in the future is taken as now.
 func (d *Daemon) handle(b batch) {
+	if r := d.runners[b.source]; r == nil || r != b.from {
+		return // from a runner stopped meanwhile (see stopSource)
+	}
 	now := d.now()
 	for i := range b.events {
 		ev := &b.events[i]

@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -33,14 +35,23 @@ type positionsState struct {
 func (d *Daemon) restore(ctx context.Context) error {
 	start := time.Now()
 	bansPath := filepath.Join(d.cfg.StateDir, bansFile)
-	saved, err := readBans(bansPath)
-	if err != nil {
+	saved, skipped, err := readBans(bansPath)
+	empty := len(saved.Bans) == 0 && len(saved.Lifts) == 0 && len(saved.Offences) == 0
+	if err == nil && skipped.Lines > 0 && empty {
+		err = fmt.Errorf("%s: %w", bansPath, skipped.First)
+	}
+	switch {
+	case err != nil:
 		// Writes are atomic, so this is outside damage: keep the file for
 		// inspection and start afresh rather than not protecting at all.
 		aside := fmt.Sprintf("%s.corrupt-%d", bansPath, d.now().Unix())
 		os.Rename(bansPath, aside)
-		d.log.Error().Err(err).Str("kept_as", aside).Msg("saved bans unreadable; starting without them")
+		d.log.Error().Err(err).Str("kept_as", aside).Int("skipped_lines", skipped.Lines).
+			Msg("saved bans unreadable; starting without them")
 		saved = bans.Snapshot{}
+	case skipped.Lines > 0:
+		d.log.Error().Err(skipped.First).Int("skipped_lines", skipped.Lines).Str(fieldPath, bansPath).
+			Msg("saved bans damaged: lines skipped, the others restored")
 	}
 	now := d.now()
 	for p, u := range saved.Lifts {
@@ -57,6 +68,7 @@ func (d *Daemon) restore(ctx context.Context) error {
 		if !r.Target.IsValid() || !r.InForce(now) {
 			continue
 		}
+		r.Reason = bans.CleanReason(r.Reason) // written by an older version
 		d.ledger.Put(r)
 	}
 	// Bans are saved a moment after they are enforced: after a crash the
@@ -125,19 +137,21 @@ type loader interface {
 	Verify(ctx context.Context) error
 }
 
-func readBans(path string) (bans.Snapshot, error) {
-	data, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		return bans.Snapshot{}, nil
+// readBans reads the bans file: a regular file of bounded size
+// (store.ReadFile), whose bad lines are skipped.
+func readBans(path string) (bans.Snapshot, bans.Skipped, error) {
+	data, err := store.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return bans.Snapshot{}, bans.Skipped{}, nil
 	}
 	if err != nil {
-		return bans.Snapshot{}, err
+		return bans.Snapshot{}, bans.Skipped{}, err
 	}
-	s, err := bans.Decode(data)
+	s, skipped, err := bans.Decode(data)
 	if err != nil {
-		return bans.Snapshot{}, fmt.Errorf("%s: %w", path, err)
+		return bans.Snapshot{}, bans.Skipped{}, fmt.Errorf("%s: %w", path, err)
 	}
-	return s, nil
+	return s, skipped, nil
 }
 
 // saveJob is a snapshot of the state to write. Ban records are never
@@ -155,15 +169,17 @@ type saveResult struct {
 	err error
 }
 
-// saver writes snapshots, one at a time, off the core goroutine.
-func (d *Daemon) saver(jobs <-chan saveJob, results chan<- saveResult) {
+// saver writes snapshots into dir, one at a time, off the core goroutine.
+// dir is given, not read from d.cfg, which the core goroutine replaces on
+// reload (the state directory changes only on restart).
+func (d *Daemon) saver(dir string, jobs <-chan saveJob, results chan<- saveResult) {
 	for job := range jobs {
 		var err error
 		if job.bans != nil {
-			err = store.WriteFile(filepath.Join(d.cfg.StateDir, bansFile), bans.Encode(*job.bans))
+			err = store.WriteFile(filepath.Join(dir, bansFile), bans.Encode(*job.bans))
 		}
 		if job.positions != nil && err == nil {
-			err = store.Save(filepath.Join(d.cfg.StateDir, positionsFile),
+			err = store.Save(filepath.Join(dir, positionsFile),
 				positionsState{Version: stateVersion, Saved: job.at, Sources: job.positions})
 		}
 		results <- saveResult{job, err}

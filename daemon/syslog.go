@@ -99,7 +99,7 @@ func (d *Daemon) emitSyslog(ctx context.Context, r *runner, msgs []syslogd.Messa
 		return nil
 	}
 	select {
-	case d.batches <- batch{source: r.src.Name, events: events, texts: texts, read: time.Now()}:
+	case d.batches <- batch{source: r.src.Name, from: r, events: events, texts: texts, read: time.Now()}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

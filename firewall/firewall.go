@@ -8,7 +8,8 @@
 //     contract is written on NFT), the transactions that write bans into
 //     it, the read-back that verifies them, and Reconcile, which restores
 //     what other processes change in the table. It never touches other
-//     tables;
+//     tables, and never waits on the kernel for good: every request has a
+//     deadline (ErrNoAnswer);
 //   - DryRun, a backend that only logs what it would do (and fwtest.Fake,
 //     a map-backed backend for other packages' tests);
 //   - what a ban is once enforced: its canonical prefix (Normalize), its

@@ -29,7 +29,25 @@ type NFTOptions struct {
 	Logger zerolog.Logger
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
+	// RequestTimeout bounds each request to the kernel, and each pause in
+	// the replies to a dump: past it the request fails with ErrNoAnswer.
+	// 0 is DefaultRequestTimeout.
+	RequestTimeout time.Duration
+
+	// sockHook, set by tests, is applied to each netlink socket as it is
+	// opened, with its role ("requests" or "dumps"): a fault to inject.
+	sockHook func(fd int, role string) error
 }
+
+// DefaultRequestTimeout is NFTOptions.RequestTimeout's default: the
+// longest legitimate request, one transaction of a million bans, takes a
+// few seconds.
+const DefaultRequestTimeout = 30 * time.Second
+
+// ErrNoAnswer is why a request to the kernel failed when no answer came
+// in time: without nf_tables in the kernel (the module missing or not
+// loadable) a transaction gets no acknowledgement.
+var ErrNoAnswer = errors.New("nftables did not answer")
 
 // MaxTimeout is the longest ban the nftables backend sets; longer timeouts
 // are capped to it. The kernel accepts element timeouts below 2^64/10^6 ms

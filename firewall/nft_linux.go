@@ -3,6 +3,7 @@
 package firewall
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/netip"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/nftables"
@@ -108,17 +110,19 @@ type NFT struct {
 	portSets  map[string]*nftables.Set // protocol → set
 	allowSets [2]*nftables.Set         // allow4, allow6
 
-	nsFile *os.File // the namespace, kept open for the sockets' life
-	nsFD   int
-	done   chan struct{} // closed by Close
-	once   sync.Once
+	nsFile   *os.File // the namespace, kept open for the sockets' life
+	nsFD     int
+	timeout  time.Duration // of each request (NFTOptions.RequestTimeout)
+	sockHook func(fd int, role string) error
+	done     chan struct{} // closed by Close
+	once     sync.Once
 
 	// mu serialises every use of conn (its batch is shared, and a read
 	// interleaved with a Flush would mix replies) and guards what follows.
 	mu        sync.Mutex
 	conn      *nftables.Conn
-	ourPort   uint32 // netlink port id of conn, stamped on our notifications
-	txMax     int    // largest transaction to send, in bytes
+	sock      *netlink.Conn // conn's socket: its deadlines (see talk)
+	txMax     int           // largest transaction to send, in bytes
 	bans      map[netip.Prefix]time.Time
 	nets      map[netip.Prefix]time.Time
 	allow     [2][]nftables.SetElement // the elements of allowSets, sorted
@@ -132,6 +136,9 @@ type NFT struct {
 	lastLoad, lastVerify time.Duration
 
 	dump *dumper // element dumps, on their own socket (dumper.mu)
+	// ourPort is the netlink port id of conn, stamped on the notifications
+	// of our transactions; it changes when conn is replaced.
+	ourPort atomic.Uint32
 
 	monMu       sync.Mutex
 	mon         *monitor
@@ -208,6 +215,8 @@ func NewNFT(opts NFTOptions) (*NFT, error) {
 		nets:        map[netip.Prefix]time.Time{},
 		done:        make(chan struct{}),
 		checkSignal: make(chan struct{}, 1),
+		timeout:     cmp.Or(opts.RequestTimeout, DefaultRequestTimeout),
+		sockHook:    opts.sockHook,
 	}
 	if n.now == nil {
 		n.now = time.Now
@@ -280,7 +289,7 @@ func NewNFT(opts NFTOptions) (*NFT, error) {
 	n.mu.Unlock()
 	if err != nil {
 		n.closeFiles()
-		return nil, err
+		return nil, missingHint(err)
 	}
 	if len(res.fixes) > 0 {
 		n.log.Info().Str("changes", strings.Join(res.fixes, ", ")).Msg("set up nftables table")
@@ -289,6 +298,28 @@ func NewNFT(opts NFTOptions) (*NFT, error) {
 }
 
 func (n *NFT) connect() error {
+	if err := n.dial(); err != nil {
+		return err
+	}
+	if n.txMax < sendBufferSize {
+		n.log.Warn().Int("bans_per_transaction", n.txMax/elemBytes).
+			Msg("netlink send buffer not raised (SO_SNDBUFFORCE needs CAP_NET_ADMIN): a Sync beyond that many bans is not atomic")
+	}
+	var err error
+	n.dump, err = newDumper(n.nsFD, n.timeout, n.sockHook)
+	if err != nil {
+		n.conn.CloseLasting()
+		return fmt.Errorf("connect to nftables: %w", err)
+	}
+	return nil
+}
+
+// dial opens conn, the lasting connection every request but the dumps
+// goes through.
+func (n *NFT) dial() error {
+	var sock *netlink.Conn
+	var txMax int
+	var port uint32
 	setup := func(c *netlink.Conn) error {
 		// As root SO_SNDBUFFORCE bypasses net.core.wmem_max; the receive
 		// buffer holds one ack per message of a large transaction.
@@ -298,31 +329,23 @@ func (n *NFT) connect() error {
 		if err != nil {
 			return fmt.Errorf("read send buffer: %w", err)
 		}
-		n.txMax = sb - 64<<10
-		n.ourPort, err = portID(c)
+		sock, txMax = c, sb-64<<10
+		port, err = portID(c)
 		return err
 	}
 	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(setup)}
 	if n.nsFile != nil {
 		opts = append(opts, nftables.WithNetNSFd(n.nsFD))
 	}
+	if n.sockHook != nil {
+		opts = append(opts, nftables.WithSockOptions(func(c *netlink.Conn) error { return hookSocket(n.sockHook, c, "requests") }))
+	}
 	conn, err := nftables.New(opts...)
 	if err != nil {
 		return fmt.Errorf("connect to nftables: %w", err)
 	}
-	if n.txMax < 1<<16 {
-		n.txMax = 1 << 16
-	}
-	if n.txMax < sendBufferSize {
-		n.log.Warn().Int("bans_per_transaction", n.txMax/elemBytes).
-			Msg("netlink send buffer not raised (SO_SNDBUFFORCE needs CAP_NET_ADMIN): a Sync beyond that many bans is not atomic")
-	}
-	n.conn = conn
-	n.dump, err = newDumper(n.nsFD)
-	if err != nil {
-		conn.CloseLasting()
-		return fmt.Errorf("connect to nftables: %w", err)
-	}
+	n.conn, n.sock, n.txMax = conn, sock, max(txMax, 1<<16)
+	n.ourPort.Store(port)
 	return nil
 }
 
@@ -391,7 +414,11 @@ func (n *NFT) State(context.Context) State {
 		return st
 	}
 	for _, h := range n.hooks {
-		rules, err := n.conn.GetRules(n.table, &nftables.Chain{Name: h, Table: n.table})
+		var rules []*nftables.Rule
+		err := n.talk(func(c *nftables.Conn) (err error) {
+			rules, err = c.GetRules(n.table, &nftables.Chain{Name: h, Table: n.table})
+			return err
+		})
 		if err != nil {
 			st.LastError = fmt.Sprintf("read counters of chain %s: %v", h, err)
 			continue

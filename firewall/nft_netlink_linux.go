@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -104,30 +106,80 @@ var errDumpInterrupted = errors.New("dump interrupted by a ruleset change")
 
 // dumper reads set elements over its own socket.
 type dumper struct {
-	mu  sync.Mutex
-	c   *netlink.Conn
-	seq uint32
-	buf []byte
+	mu      sync.Mutex // one dump at a time
+	nsFD    int
+	timeout time.Duration // of each reply
+	hook    func(fd int, role string) error
+	// c is replaced after a dump that timed out, and closed by close
+	// without mu (to end a dump under way): atomic, with closed.
+	c      atomic.Pointer[netlink.Conn]
+	closed atomic.Bool
+	seq    uint32
+	buf    []byte
 }
 
-func newDumper(nsFD int) (*dumper, error) {
-	c, err := dialNetfilter(nsFD)
+func newDumper(nsFD int, timeout time.Duration, hook func(fd int, role string) error) (*dumper, error) {
+	d := &dumper{nsFD: nsFD, timeout: timeout, hook: hook, buf: make([]byte, 64<<10)}
+	c, err := d.dial()
 	if err != nil {
+		return nil, err
+	}
+	d.c.Store(c)
+	return d, nil
+}
+
+func (d *dumper) dial() (*netlink.Conn, error) {
+	c, err := dialNetfilter(d.nsFD)
+	if err != nil {
+		return nil, err
+	}
+	if err := hookSocket(d.hook, c, "dumps"); err != nil {
+		c.Close()
 		return nil, err
 	}
 	// Dump replies are produced as they are read, so a modest buffer is
 	// enough; it only has to hold one 32 KiB skb and the final ack.
 	_ = setBuffer(c, false, 1<<20)
-	return &dumper{c: c, buf: make([]byte, 64<<10)}, nil
+	return c, nil
 }
 
-func (d *dumper) close() error { return d.c.Close() }
+// redial replaces the socket. Whichever of redial and close comes last
+// sees the other: no socket is left open after close.
+func (d *dumper) redial() {
+	c, err := d.dial()
+	if err != nil {
+		return // the next dump tries the old socket
+	}
+	d.c.Swap(c).Close()
+	if d.closed.Load() {
+		c.Close()
+	}
+}
+
+func (d *dumper) close() error {
+	d.closed.Store(true)
+	return d.c.Load().Close()
+}
 
 // elements dumps the elements of set in table (family inet). Interval end
-// elements are returned too (end: true).
+// elements are returned too (end: true). A dump whose next reply does not
+// come within d.timeout fails with ErrNoAnswer, and the socket is
+// replaced: the kernel would refuse the next dump (EBUSY) while the
+// abandoned one is not read to its end.
 func (d *dumper) elements(table, set string) ([]kelem, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	els, err := d.dump(table, set)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		d.redial()
+		return nil, noAnswer(d.timeout)
+	}
+	return els, err
+}
+
+// elements dumps the elements of set in table (family inet). Interval end
+// elements are returned too (end: true).
+func (d *dumper) dump(table, set string) ([]kelem, error) {
 	attrs, err := netlink.MarshalAttributes([]netlink.Attribute{
 		{Type: unix.NFTA_SET_ELEM_LIST_TABLE, Data: []byte(table + "\x00")},
 		{Type: unix.NFTA_SET_ELEM_LIST_SET, Data: []byte(set + "\x00")},
@@ -146,8 +198,13 @@ func (d *dumper) elements(table, set string) ([]kelem, error) {
 	req[17] = unix.NFNETLINK_V0
 	copy(req[20:], attrs)
 
-	rc, err := d.c.SyscallConn()
+	c := d.c.Load()
+	rc, err := c.SyscallConn()
 	if err != nil {
+		return nil, err
+	}
+	deadline := func() error { return c.SetDeadline(time.Now().Add(d.timeout)) }
+	if err := deadline(); err != nil {
 		return nil, err
 	}
 	var werr error
@@ -166,6 +223,9 @@ func (d *dumper) elements(table, set string) ([]kelem, error) {
 	for {
 		var n int
 		var rerr error
+		if err := deadline(); err != nil {
+			return nil, err
+		}
 		if err := rc.Read(func(fd uintptr) bool {
 			n, _, rerr = unix.Recvfrom(int(fd), d.buf, 0)
 			return rerr != unix.EAGAIN
@@ -319,14 +379,14 @@ func (e *monEvent) empty() bool {
 type monitor struct {
 	c     *netlink.Conn
 	table string
-	ours  uint32 // port id of our writing socket
+	ours  *atomic.Uint32 // port id of our writing socket
 
 	mu     sync.Mutex
 	joined bool
 	closed bool
 }
 
-func newMonitor(nsFD int, table string, ours uint32) (*monitor, error) {
+func newMonitor(nsFD int, table string, ours *atomic.Uint32) (*monitor, error) {
 	c, err := dialNetfilter(nsFD)
 	if err != nil {
 		return nil, err
@@ -409,7 +469,7 @@ func (m *monitor) run(out chan<- monEvent, stop <-chan struct{}) error {
 				flush()
 				continue
 			}
-			if msg.Header.PID == m.ours || msg.Data[0] != unix.NFPROTO_INET {
+			if msg.Header.PID == m.ours.Load() || msg.Data[0] != unix.NFPROTO_INET {
 				continue
 			}
 			m.note(&ev, typ, msg.Data[4:])

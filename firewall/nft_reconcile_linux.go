@@ -56,7 +56,7 @@ func (n *NFT) Reconcile(ctx context.Context) error {
 			n.mu.Unlock()
 			return ErrClosed
 		}
-		m, err := newMonitor(n.nsFD, n.table.Name, n.ourPort)
+		m, err := newMonitor(n.nsFD, n.table.Name, &n.ourPort)
 		n.mu.Unlock()
 		if err != nil {
 			return err

@@ -43,22 +43,29 @@ func (n *NFT) inspect() (*kernelState, error) {
 		ports:  map[string][]nftables.SetElement{},
 		allow:  map[string][]nftables.SetElement{},
 	}
-	if _, err := n.conn.ListTableOfFamily(n.table.Name, nftables.TableFamilyINet); err != nil {
+	err := n.talk(func(c *nftables.Conn) error {
+		_, err := c.ListTableOfFamily(n.table.Name, nftables.TableFamilyINet)
+		return err
+	})
+	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return st, nil
 		}
 		return nil, fmt.Errorf("get table inet %s: %w", n.table.Name, err)
 	}
 	st.table = true
-	sets, err := n.conn.GetSets(n.table)
-	if err != nil {
+	var sets []*nftables.Set
+	if err := n.talk(func(c *nftables.Conn) (err error) { sets, err = c.GetSets(n.table); return err }); err != nil {
 		return nil, fmt.Errorf("get sets: %w", err)
 	}
 	for _, s := range sets {
 		st.sets[s.Name] = s
 	}
-	chains, err := n.conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
-	if err != nil {
+	var chains []*nftables.Chain
+	if err := n.talk(func(c *nftables.Conn) (err error) {
+		chains, err = c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+		return err
+	}); err != nil {
 		return nil, fmt.Errorf("get chains: %w", err)
 	}
 	for _, c := range chains {
@@ -68,8 +75,8 @@ func (n *NFT) inspect() (*kernelState, error) {
 	}
 	for _, h := range n.hooks {
 		if c, ok := st.chains[h]; ok {
-			rules, err := n.conn.GetRules(n.table, c)
-			if err != nil {
+			var rules []*nftables.Rule
+			if err := n.talk(func(nc *nftables.Conn) (err error) { rules, err = nc.GetRules(n.table, c); return err }); err != nil {
 				return nil, fmt.Errorf("get rules of chain %s: %w", h, err)
 			}
 			st.rules[h] = rules
@@ -81,8 +88,8 @@ func (n *NFT) inspect() (*kernelState, error) {
 		if !ok {
 			return nil, nil
 		}
-		els, err := n.conn.GetSetElements(s)
-		if err != nil {
+		var els []nftables.SetElement
+		if err := n.talk(func(c *nftables.Conn) (err error) { els, err = c.GetSetElements(s); return err }); err != nil {
 			return nil, fmt.Errorf("get elements of %s: %w", name, err)
 		}
 		return els, nil

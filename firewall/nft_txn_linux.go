@@ -131,7 +131,7 @@ func (t *txn) commit() error {
 	if quiet {
 		t.n.setQuiet(true)
 	}
-	err := t.n.conn.Flush()
+	err := t.n.talk(func(c *nftables.Conn) error { return c.Flush() })
 	if quiet {
 		t.n.setQuiet(false)
 	}

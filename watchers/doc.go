@@ -4,9 +4,15 @@
 //
 // A Follower says whether it reads its file (Stats.State): reading,
 // missing (the path or a directory on it does not exist: waited for), or
-// failing with the reason ("permission denied", "is a directory"):
-// retried. Probe tells beforehand whether a path can be followed, as
-// `sipguard check` asks.
+// failing with the reason ("permission denied", "is a directory", "not a
+// regular file (a FIFO)"): retried. Only regular files are followed: every
+// open looks at the type first and opens without waiting, so a FIFO or a
+// device (a link to /dev/zero) at the path, or put there later, neither
+// blocks nor is read; nor is a file of /proc (size 0, yet data), which
+// would seem truncated at every read. Each reason is logged at most once a
+// minute, and a file is taken as truncated at most once per wakeup. Probe
+// tells beforehand whether a path can be followed, as `sipguard check`
+// asks.
 //
 // # Why not nxadm/tail
 //

@@ -177,11 +177,12 @@ type Follower struct {
 	startSize int64
 	startSeen bool
 	waiting   bool   // absence logged
-	openErr   string // why the path cannot be opened (Reason), logged once
+	openErr   string // why the path cannot be opened (Reason), logged when it starts
 	nextTry   time.Time
-	readErr   string // why the last read failed (Reason), logged once
-	hasLooked bool   // looked is closed
-	state     State  // as last published in st
+	readErr   string  // why the last read failed (Reason), logged when it starts
+	logs      limiter // those logs: once per reason per logEvery
+	hasLooked bool    // looked is closed
+	state     State   // as last published in st
 	stateErr  string
 	stateWait bool
 	batch     []Line
@@ -337,9 +338,12 @@ func (f *Follower) step(ctx context.Context, emit func([]Line) error, force bool
 			return nil // the writer may still write there: the new file waits
 		}
 	}
-	for f.cur != nil {
+	// One truncation per step: a file that seems truncated again at once
+	// (a pseudo-file whose size is not its content) waits for the next
+	// wakeup instead of spinning.
+	for once := true; f.cur != nil; once = false {
 		truncated, err := f.read(ctx, f.cur, emit, true)
-		if err != nil || !truncated {
+		if err != nil || !truncated || !once {
 			return err
 		}
 		if err := f.truncated(ctx, emit); err != nil {
@@ -406,17 +410,8 @@ func (f *Follower) drainOlds(ctx context.Context, emit func([]Line) error) error
 
 // open opens the file at the path as the current file.
 func (f *Follower) open() {
-	fh, err := os.Open(f.path)
+	fh, st, err := openFile(f.path)
 	if err != nil {
-		f.noFile(err)
-		return
-	}
-	st, err := statFile(fh)
-	if err == nil {
-		err = followable(f.path, st.mode)
-	}
-	if err != nil {
-		fh.Close()
 		f.noFile(err)
 		return
 	}
@@ -500,11 +495,11 @@ func (f *Follower) noFile(err error) {
 			f.missing = true
 		}
 		if !f.waiting || f.openErr != "" {
-			ev := f.log.Info()
 			if len(f.olds) > 0 {
-				ev = f.log.Debug() // usual during a rotation
+				f.log.Debug().Msg("waiting for file to appear") // usual during a rotation
+			} else if ok, held := f.logs.allow("missing", time.Now()); ok {
+				heldBack(f.log.Info(), held).Msg("waiting for file to appear")
 			}
-			ev.Msg("waiting for file to appear")
 		}
 		f.waiting, f.openErr = true, ""
 		f.publish()
@@ -512,7 +507,9 @@ func (f *Follower) noFile(err error) {
 	}
 	msg := Reason(err)
 	if msg != f.openErr {
-		f.log.Error().Err(err).Msg("cannot open file; retrying")
+		if ok, held := f.logs.allow("open: "+msg, time.Now()); ok {
+			heldBack(f.log.Error().Err(err), held).Msg("cannot open file; retrying")
+		}
 	}
 	f.waiting, f.openErr = true, msg
 	f.nextTry = time.Now().Add(retryInterval)
@@ -524,16 +521,7 @@ func (f *Follower) noFile(err error) {
 // reads a file truncated meanwhile from its copy and its beginning.
 func (f *Follower) applyResume(ctx context.Context, emit func([]Line) error) error {
 	p := *f.resume
-	fh, err := os.Open(f.path)
-	var st fileStat
-	if err == nil {
-		if st, err = statFile(fh); err == nil {
-			err = followable(f.path, st.mode)
-		}
-		if err != nil {
-			fh.Close()
-		}
-	}
+	fh, st, err := openFile(f.path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		f.noFile(err) // retried: the position is kept until the file can be read
 		return nil
@@ -597,12 +585,12 @@ func (f *Follower) findRotated(p Position) *source {
 			continue
 		}
 		name := filepath.Join(f.dir, e.Name())
-		fh, err := os.Open(name)
+		fh, st, err := openFile(name)
 		if err != nil {
 			f.log.Warn().Err(err).Msg("cannot open rotated file")
 			return nil
 		}
-		if st, err := statFile(fh); err != nil || st.id != p.id() {
+		if st.id != p.id() {
 			fh.Close()
 			return nil
 		}
@@ -622,7 +610,9 @@ func (f *Follower) findRotated(p Position) *source {
 // copy holds past the last line handed out, then the file from its start.
 func (f *Follower) truncated(ctx context.Context, emit func([]Line) error) error {
 	s := f.cur
-	f.log.Info().Int64("offset", s.off).Msg("file truncated")
+	if ok, held := f.logs.allow("truncated", time.Now()); ok {
+		heldBack(f.log.Info().Int64("offset", s.off), held).Msg("file truncated")
+	}
 	f.update(func(st *Stats) { st.Truncations++ })
 	fp, off, num := s.fp, s.off, s.num
 	s.rd, s.off, s.num = 0, 0, 0
@@ -670,14 +660,9 @@ func (f *Follower) recoverCopy(ctx context.Context, emit func([]Line) error, fp 
 		return nil // nothing was missed
 	}
 	name := filepath.Join(f.dir, best.Name())
-	fh, err := os.Open(name)
+	fh, st, err := openFile(name)
 	if err != nil {
 		f.log.Warn().Err(err).Str("copy", name).Msg("cannot open the copy of the truncated file")
-		return nil
-	}
-	st, err := statFile(fh)
-	if err != nil {
-		fh.Close()
 		return nil
 	}
 	s := f.newSource(fh, st.id)
@@ -799,7 +784,7 @@ func fingerprint(head []byte) string {
 // headFingerprint returns the fingerprint of the file at name, "" if it
 // has none.
 func headFingerprint(name string) string {
-	fh, err := os.Open(name)
+	fh, _, err := openFile(name)
 	if err != nil {
 		return ""
 	}
@@ -844,7 +829,10 @@ func (f *Follower) read(ctx context.Context, s *source, emit func([]Line) error,
 		if err != nil && !errors.Is(err, io.EOF) {
 			if msg := Reason(err); msg != f.readErr {
 				f.readErr = msg
-				f.log.Warn().Err(err).Str("file", s.name).Int64("offset", start).Msg("cannot read file; retrying")
+				if ok, held := f.logs.allow("read: "+msg, time.Now()); ok {
+					heldBack(f.log.Warn().Err(err).Str("file", s.name).Int64("offset", start), held).
+						Msg("cannot read file; retrying")
+				}
 			}
 			return false, nil
 		}

@@ -8,56 +8,80 @@ import (
 	"syscall"
 )
 
-// followable tells whether the Follower follows the file it opened at
-// path, from the type bits of its mode. A directory opens but cannot be
-// read. This is the place to refuse every file that is not regular (a
-// FIFO, a device): Probe already does.
+// followable tells whether the Follower follows a file of this mode (its
+// type bits): only a regular file. A directory opens but cannot be read;
+// reading a device such as /dev/zero never ends; a FIFO or a socket is
+// not a log that can be resumed at an offset.
 func followable(path string, mode fs.FileMode) error {
-	if mode.IsDir() {
+	switch {
+	case mode.IsDir():
 		return &fs.PathError{Op: "open", Path: path, Err: syscall.EISDIR}
+	case !mode.IsRegular():
+		return &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (%s)", ErrNotRegular, kind(mode))}
 	}
 	return nil
 }
 
-// ErrNotRegular is why Probe refuses a path that names a FIFO, a device or
-// a socket: not a log file.
+// ErrNotRegular is why a path that names a FIFO, a device or a socket is
+// neither followed nor passed by Probe: not a log file.
 var ErrNotRegular = errors.New("not a regular file")
 
 // Probe tells whether this process can follow path now: nil when it names
 // a regular file that it can open to read. Otherwise errors.Is(err,
 // fs.ErrNotExist) when the path or a directory on it does not exist, or
-// the error says why (Reason tells it shortly). A path that is not a
-// regular file is refused without being opened: opening a FIFO waits for a
-// writer, and opening a device may act on it.
+// the error says why (Reason tells it shortly). It opens the path as the
+// Follower does (openFile): a path that is not a regular file is refused.
 func Probe(path string) error {
-	fi, err := os.Stat(path)
+	fh, _, err := openFile(path)
 	if err != nil {
 		return err
 	}
-	if err := regular(path, fi.Mode()); err != nil {
-		return err
-	}
-	// O_NONBLOCK: should the path be swapped for a FIFO meanwhile, the
-	// open does not wait for a writer.
-	fh, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
-	if err != nil {
-		return err
-	}
-	defer fh.Close()
-	if fi, err = fh.Stat(); err != nil {
-		return err
-	}
-	return regular(path, fi.Mode())
+	return fh.Close()
 }
 
-func regular(path string, mode fs.FileMode) error {
-	if err := followable(path, mode); err != nil {
-		return err
+// openFile opens the regular file at path to read, as every open of the
+// Follower does, and returns it with its identity and size. Anything else
+// is refused (followable) without being opened: opening a FIFO waits for
+// a writer, and opening a device may act on it. The open does not block
+// either (O_NONBLOCK) should the path be swapped for a FIFO between the
+// look and the open: the type is checked again on the open file. Reads of
+// a regular file ignore O_NONBLOCK. A file of size 0 that holds data all
+// the same (pseudo) is refused too.
+func openFile(path string) (*os.File, fileStat, error) {
+	st, err := statPath(path)
+	if err == nil {
+		err = followable(path, st.mode)
 	}
-	if !mode.IsRegular() {
-		return &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (%s)", ErrNotRegular, kind(mode))}
+	if err != nil {
+		return nil, fileStat{}, err
 	}
-	return nil
+	fh, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, fileStat{}, err
+	}
+	if st, err = statFile(fh); err == nil {
+		err = followable(path, st.mode)
+	}
+	if err == nil && st.size == 0 && pseudo(fh) {
+		err = &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (size 0 with data: a /proc or /sys file)", ErrNotRegular)}
+	}
+	if err != nil {
+		fh.Close()
+		return nil, fileStat{}, err
+	}
+	return fh, st, nil
+}
+
+// pseudo tells whether a file whose size was 0 holds data all the same: a
+// file of /proc, whose content is made as it is read. Followed, it would
+// seem truncated at every read.
+func pseudo(fh *os.File) bool {
+	var b [1]byte
+	if n, _ := fh.ReadAt(b[:], 0); n == 0 {
+		return false
+	}
+	st, err := statFile(fh)
+	return err == nil && st.size == 0 // else written meanwhile
 }
 
 // kind names a file type for people.
@@ -76,7 +100,8 @@ func kind(mode fs.FileMode) string {
 // Reason says shortly why err keeps a file from being followed, as
 // `sipguard status` shows it: "missing" when the path or a directory on it
 // does not exist, else the system's reason without the path ("permission
-// denied", "is a directory", "too many levels of symbolic links").
+// denied", "is a directory", "not a regular file (a FIFO)", "too many
+// levels of symbolic links").
 func Reason(err error) string {
 	if errors.Is(err, fs.ErrNotExist) {
 		return "missing"

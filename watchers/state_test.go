@@ -93,6 +93,32 @@ func TestFollower_States(t *testing.T) {
 			appendLines(t, path, 1, 10)
 		},
 	}, {
+		// Opening it would wait for a writer, and block Run for good.
+		name: "FIFO", state: watchers.Failing, why: "not a regular file (a FIFO)",
+		spoil: func(t *testing.T, path string) { mkfifo(t, path) },
+		fix: func(t *testing.T, path string) {
+			remove(t, path)
+			appendLines(t, path, 1, 10)
+		},
+	}, {
+		// Reading it never ends: it spun a core and logged a truncation
+		// per read.
+		name: "symlink to /dev/zero", state: watchers.Failing, why: "not a regular file (a device)",
+		spoil: func(t *testing.T, path string) { os.Symlink("/dev/zero", path) },
+		fix: func(t *testing.T, path string) {
+			remove(t, path)
+			appendLines(t, path, 1, 10)
+		},
+	}, {
+		// Size 0, content made as it is read: it seemed truncated at
+		// every read (a core at 100%, a log line per read).
+		name: "symlink to /proc/self/environ", state: watchers.Failing, why: "not a regular file (size 0 with data: a /proc or /sys file)",
+		spoil: func(t *testing.T, path string) { os.Symlink("/proc/self/environ", path) },
+		fix: func(t *testing.T, path string) {
+			remove(t, path)
+			appendLines(t, path, 1, 10)
+		},
+	}, {
 		name: "symlink loop", state: watchers.Failing, why: "too many levels of symbolic links",
 		spoil: func(t *testing.T, path string) { os.Symlink(filepath.Base(path), path) },
 		fix: func(t *testing.T, path string) {
@@ -241,13 +267,13 @@ func TestProbe(t *testing.T) {
 	file := filepath.Join(dir, "messages")
 	appendLines(t, file, 1, 1)
 	fifo := filepath.Join(dir, "fifo")
-	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mkfifo(t, fifo)
 	loop := filepath.Join(dir, "loop")
 	os.Symlink("loop", loop)
 	link := filepath.Join(dir, "link")
 	os.Symlink("messages", link)
+	zero := filepath.Join(dir, "zero")
+	os.Symlink("/dev/zero", zero)
 	for _, tc := range []struct {
 		path, why string
 		notExist  bool
@@ -261,6 +287,8 @@ func TestProbe(t *testing.T) {
 		{loop, "too many levels of symbolic links", false},
 		{fifo, "not a regular file (a FIFO)", false},
 		{"/dev/null", "not a regular file (a device)", false},
+		{zero, "not a regular file (a device)", false},
+		{"/proc/self/environ", "not a regular file (size 0 with data: a /proc or /sys file)", false},
 	} {
 		done := make(chan error, 1)
 		go func() { done <- watchers.Probe(tc.path) }()
@@ -283,4 +311,77 @@ func TestProbe(t *testing.T) {
 	if err := watchers.Probe(filepath.Join(dir, "dangling")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("dangling symlink: %v; want missing", err)
 	}
+}
+
+func mkfifo(t *testing.T, path string) {
+	t.Helper()
+	if err := syscall.Mkfifo(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFollower_NotRegular: a path that an attacker flips between a FIFO,
+// a symbolic link to /dev/zero and nothing is never opened in a way that
+// blocks or read: the follower stays failing or missing, reads nothing,
+// logs each reason once a minute at most (it logged ~85,000 lines a second
+// reading /dev/zero), stops when asked, and reads the log put there at
+// last. Resuming at a saved position on such a path is refused the same.
+func TestFollower_NotRegular(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "messages")
+	mkfifo(t, path)
+	log, buf := testLogger(t)
+	resume := &watchers.Position{Dev: 1, Inode: 2, Offset: 3}
+	f := watchers.NewFollower(path, watchers.Options{Resume: resume, Logger: log, PollInterval: 5 * time.Millisecond})
+	c := newCollector()
+	stop := start(t, f, c.emit)
+	select {
+	case <-f.Looked():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Looked not closed: the open of the FIFO blocks")
+	}
+	if st := f.Stats(); st.State != watchers.Failing || st.Err != "not a regular file (a FIFO)" {
+		t.Fatalf("FIFO: state %v %q; want failing, not a regular file (a FIFO)", st.State, st.Err)
+	}
+	seen := map[string]bool{}
+	deadline := time.Now().Add(time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
+		os.Remove(path)
+		switch i % 3 {
+		case 0:
+			os.Symlink("/dev/zero", path)
+		case 1:
+		case 2:
+			mkfifo(t, path)
+		}
+		time.Sleep(15 * time.Millisecond) // a few polls
+		st := f.Stats()
+		seen[st.State.String()+" "+st.Err] = true
+	}
+	for _, want := range []string{"failing not a regular file (a FIFO)", "failing not a regular file (a device)", "missing "} {
+		if !seen[want] {
+			t.Errorf("state %q never seen; saw %v", want, seen)
+		}
+	}
+	for _, why := range []string{"a FIFO", "a device"} {
+		if n := buf.Count("cannot open file", why); n != 1 {
+			t.Errorf("%d \"cannot open file\" lines for %s; want 1 (one a minute)", n, why)
+		}
+	}
+	if n := buf.Count("waiting for file to appear"); n > 1 {
+		t.Errorf("%d \"waiting\" lines; want at most 1 (one a minute)", n)
+	}
+	if n := strings.Count(buf.String(), "\n"); n > 10 {
+		t.Errorf("%d log lines; want a few", n)
+	}
+	if st := f.Stats(); st.Lines != 0 || st.Long != 0 || st.Truncations != 0 || c.count() != 0 {
+		t.Errorf("read from a FIFO or a device: %+v, %d lines handed out", st, c.count())
+	}
+
+	os.Remove(path)
+	appendLines(t, path, 1, 10)
+	c.wait(10, 5*time.Second)
+	waitState(t, f, watchers.Reading, "")
+	stop()
 }
