@@ -89,9 +89,12 @@ func (d *Daemon) applyCluster(ctx context.Context, updates []cluster.Update) map
 	return res
 }
 
-// peerBan queues another node's ban, unless this node allows the address,
-// it is special-purpose (bans.Special), this node bans it already for
-// longer, or a cluster unban lifted it.
+// peerBan queues another node's ban as that node's record of its target,
+// unless this node allows the address, it is special-purpose
+// (bans.Special), or a cluster unban lifted it. The record joins this
+// node's own and other peers' (the ban in force is their union): it
+// never replaces them, and its origin's lift removes it alone. "known":
+// the target is banned here for at least as long already.
 func (d *Daemon) peerBan(b cluster.Ban, now time.Time) string {
 	if !b.Expires.After(now) {
 		return "expired"
@@ -124,11 +127,12 @@ func (d *Daemon) peerBan(b cluster.Ban, now time.Time) string {
 	if d.ledger.Lifted(b.Target, b.Since) {
 		return "unbanned"
 	}
-	if r, ok := d.ledger.Get(b.Target); ok && !r.Expires.Before(b.Expires) {
-		return "known"
-	}
 	if _, ok := d.ledger.Covering(b.Target, now); ok {
 		return "known"
+	}
+	result := "applied"
+	if !d.ledger.Until(b.Target, now).Before(b.Expires) {
+		result = "known"
 	}
 	var addr netip.Addr
 	if bans.IsHost(b.Target) {
@@ -145,21 +149,22 @@ func (d *Daemon) peerBan(b cluster.Ban, now time.Time) string {
 	if d.clusterEscalate {
 		d.eng.Banned(b.Target, now, timeout)
 	}
-	return "applied"
+	return result
 }
 
-// peerLifted lifts a ban its origin lifted.
+// peerLifted lifts the record of its target a peer lifted: its own only.
+// The target stays banned as long as another origin's record (this
+// node's, another peer's) wants it.
 func (d *Daemon) peerLifted(ctx context.Context, b cluster.Ban) string {
-	r, ok := d.ledger.Get(b.Target)
-	if !ok || r.Node() != b.Origin || r.Since.After(b.Since) {
+	origin := bans.FromPeer(b.Origin)
+	r, ok := d.ledger.Of(b.Target, origin)
+	if !ok || r.Since.After(b.Since) {
 		return "not_held"
 	}
-	if err := d.fw.Unban(ctx, b.Target); err != nil {
-		d.fwErrors++
+	if _, err := d.liftRecords(ctx, b.Target, func(r *bans.Record) bool { return r.Origin == origin }, UnbanCluster, "lifted by "+b.Origin); err != nil {
 		d.log.Error().Err(err).Str(fieldPrefix, b.Target.String()).Msg("cluster unban failed")
 		return "failed"
 	}
-	d.unbanned(b.Target, UnbanCluster, "lifted by "+b.Origin)
 	return "applied"
 }
 
@@ -179,23 +184,24 @@ func (d *Daemon) peerUnban(ctx context.Context, u cluster.Unban, now time.Time) 
 	return "applied"
 }
 
-// liftBefore lifts the bans overlapping target that began at or before t.
+// liftBefore lifts the records of the bans overlapping target that began
+// at or before t, of every origin (a cluster unban is an act of people:
+// it lifts this node's own bans too). A record made after t stays.
 func (d *Daemon) liftBefore(ctx context.Context, target netip.Prefix, t time.Time, why string) (int, error) {
-	lift := d.ledger.Overlapping(target, func(r *bans.Record) bool { return !r.Since.After(t) })
+	before := func(r *bans.Record) bool { return !r.Since.After(t) }
+	lift := d.ledger.Overlapping(target, before)
 	d.eng.Forget(target)
-	if len(lift) == 0 {
-		return 0, nil
-	}
-	if err := d.fw.Unban(ctx, lift...); err != nil {
-		d.fwErrors++
-		d.log.Error().Err(err).Str(fieldPrefix, target.String()).Msg("cluster unban failed")
-		return 0, err
-	}
 	for _, p := range lift {
-		if r, _ := d.ledger.Get(p); r.Origin.Local() && d.cluster != nil {
-			d.cluster.PublishLifted(clusterBan(r)) // out of the stream too
+		gone, err := d.liftRecords(ctx, p, before, UnbanCluster, why)
+		if err != nil {
+			d.log.Error().Err(err).Str(fieldPrefix, target.String()).Msg("cluster unban failed")
+			return 0, err
 		}
-		d.unbanned(p, UnbanCluster, why)
+		for _, r := range gone {
+			if r.Origin.Local() && d.cluster != nil {
+				d.cluster.PublishLifted(clusterBan(r)) // out of the stream too
+			}
+		}
 		d.eng.Forget(p)
 	}
 	return len(lift), nil
@@ -209,16 +215,17 @@ func (d *Daemon) keepLifted(lift []netip.Prefix, all bool) {
 	now := d.now()
 	var until time.Time
 	for _, p := range lift {
-		r, ok := d.ledger.Get(p)
-		if !ok || r.Origin.Kind != bans.Peer {
-			continue
+		for _, r := range d.ledger.RecordsOf(p) {
+			if r.Origin.Kind != bans.Peer {
+				continue
+			}
+			if all {
+				until = later(until, r.Expires)
+				continue
+			}
+			old, _ := d.ledger.Remembered(p)
+			d.ledger.Remember(p, bans.Lift{At: now, Until: later(r.Expires, old.Until)})
 		}
-		if all {
-			until = later(until, r.Expires)
-			continue
-		}
-		old, _ := d.ledger.Remembered(p)
-		d.ledger.Remember(p, bans.Lift{At: now, Until: later(r.Expires, old.Until)})
 	}
 	if all && !until.IsZero() {
 		for _, p := range []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")} {

@@ -216,3 +216,73 @@ func TestCluster(t *testing.T) {
 		t.Errorf("unban --cluster without a cluster: %v", err)
 	}
 }
+
+// TestClusterTakeover (issue 20, item 1): a peer bans an address this node
+// bans already, for longer, then lifts it: this node's ban stays, in the
+// ledger and in the kernel, for its own time; another peer's lift of it is
+// refused; a plain unban here lifts all of them.
+func TestClusterTakeover(t *testing.T) {
+	e := newEnv(t)
+	r := startWith(t, e.config(), nil, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	ctx := context.Background()
+	appendLines(t, e.log, failures("198.51.100.7", 5, time.Now())...)
+	if !eventually(func() bool { _, ok := banned(r.fw, "198.51.100.7/32"); return ok }) {
+		t.Fatalf("not banned:\n%s", r.logs)
+	}
+	own, _ := banned(r.fw, "198.51.100.7/32")
+	if _, err := r.client.Ban(ctx, control.BanRequest{Target: "203.0.113.9", For: "1h"}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	res, _ := r.d.Apply(ctx, []cluster.Update{
+		remote("198.51.100.7/32", "pbx-a", now, 3*time.Hour),
+		remote("203.0.113.9/32", "pbx-a", now, 5*time.Hour),
+	})
+	if res["applied"] != 2 {
+		t.Fatalf("the longer remote bans: %v", res)
+	}
+	if ent, _ := banned(r.fw, "198.51.100.7/32"); time.Until(ent.Expires) < 179*time.Minute {
+		t.Errorf("the kernel holds the union: %v left; want the peer's 3h", time.Until(ent.Expires))
+	}
+	// Another peer cannot lift pbx-a's record.
+	forged := remote("198.51.100.7/32", "pbx-b", now, 3*time.Hour)
+	forged.Kind = cluster.UpdateLifted
+	if res, _ := r.d.Apply(ctx, []cluster.Update{forged}); res["not_held"] != 1 {
+		t.Errorf("pbx-b lifted pbx-a's record: %v", res)
+	}
+	// pbx-a lifts its own: this node's bans stay, for their own time.
+	var lifts []cluster.Update
+	for _, target := range []string{"198.51.100.7/32", "203.0.113.9/32"} {
+		l := remote(target, "pbx-a", now, time.Hour)
+		l.Kind = cluster.UpdateLifted
+		lifts = append(lifts, l)
+	}
+	if res, _ := r.d.Apply(ctx, lifts); res["applied"] != 2 {
+		t.Fatalf("pbx-a's lifts: %v", res)
+	}
+	for target, want := range map[string]time.Duration{"198.51.100.7/32": time.Until(own.Expires), "203.0.113.9/32": time.Hour} {
+		ent, ok := banned(r.fw, target)
+		if !ok {
+			t.Fatalf("%s lifted by a peer's lift: this node's own ban went with it", target)
+		}
+		if left := time.Until(ent.Expires); left > want+time.Minute || left < want-2*time.Minute {
+			t.Errorf("%s: %v left in the kernel; want this node's %v", target, left, want)
+		}
+	}
+	list, _ := r.client.List(ctx)
+	rules := map[string]string{}
+	for _, b := range list {
+		rules[b.Target] = b.Rule + "/" + b.Origin
+	}
+	if rules["198.51.100.7"] != "burst/" || rules["203.0.113.9"] != "manual/" {
+		t.Errorf("list after the lift: %v", rules)
+	}
+	// A plain unban here lifts every origin's record.
+	r.d.Apply(ctx, []cluster.Update{remote("203.0.113.9/32", "pbx-c", time.Now(), 5*time.Hour)})
+	if un, err := r.client.Unban(ctx, control.UnbanRequest{Target: "203.0.113.9"}); err != nil || un.Result != control.Unbanned {
+		t.Fatalf("unban: %+v %v", un, err)
+	}
+	if _, ok := banned(r.fw, "203.0.113.9/32"); ok {
+		t.Error("still banned after a plain unban: a peer's record stayed")
+	}
+}
