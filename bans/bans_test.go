@@ -220,7 +220,6 @@ func TestLedger(t *testing.T) {
 		t.Error("removed twice")
 	}
 
-
 	l.Remember(pfx("203.0.113.0/24"), bans.Lift{At: now, Until: now.Add(time.Hour)})
 	if !l.Lifted(pfx("203.0.113.9/32"), now) || l.Lifted(pfx("203.0.113.9/32"), now.Add(time.Millisecond)) || l.Lifted(pfx("198.51.100.0/24"), now) {
 		t.Error("Lifted: a ban made before the unban of an overlapping target is lifted, no other")
