@@ -482,3 +482,33 @@ func BenchmarkEncode(b *testing.B) {
 		}
 	})
 }
+
+func TestUsage(t *testing.T) {
+	l := bans.NewLedger()
+	peer := bans.FromPeer("pbx-a")
+	l.Put(rec("198.51.100.7/32", peer, time.Hour))
+	l.Put(rec("203.0.113.0/24", peer, time.Hour))
+	l.Put(rec("2001:db8::/48", peer, time.Hour))
+	l.Put(rec("2001:db8:1::5/128", peer, time.Hour))
+	l.Put(rec("203.0.113.0/24", peer, 2*time.Hour)) // renewed: counted once
+	l.Put(rec("198.51.100.7/32", bans.ByRule, time.Hour))
+	want := bans.Usage{Records: 4, Networks: 2, Space4: 257, Space6: 65537}
+	if got := l.Usage(peer); got != want {
+		t.Errorf("Usage = %+v; want %+v", got, want)
+	}
+	l.RemoveOrigin(pfx("198.51.100.7/32"), peer)
+	l.Remove(pfx("2001:db8::/48"))
+	l.RemoveIf(pfx("203.0.113.0/24"), func(*bans.Record) bool { return true })
+	if got := l.Usage(peer); got != (bans.Usage{Records: 1, Space6: 1}) {
+		t.Errorf("Usage after removals = %+v", got)
+	}
+	if got := l.Usage(bans.ByRule); got.Records != 1 {
+		t.Errorf("the rule's usage = %+v", got)
+	}
+	if v4, v6 := bans.Space(pfx("0.0.0.0/0")); v4 != 1<<32 || v6 != 0 {
+		t.Errorf("Space(/0) = %d, %d", v4, v6)
+	}
+	if _, v6 := bans.Space(pfx("::/0")); v6 != 1<<63 {
+		t.Errorf("Space(::/0) = %d; want capped at 2^63", v6)
+	}
+}

@@ -30,6 +30,62 @@ type Ledger struct {
 	lens4 [33]int                     // network targets per prefix length
 	lens6 [129]int
 	lifts map[netip.Prefix]Lift
+	usage map[Origin]*Usage
+}
+
+// Usage is what one origin holds in the ledger: how many records, how
+// many of them networks, and the address space they cover (IPv4
+// addresses; IPv6 in /64s). The daemon bounds each peer of the cluster
+// by it.
+type Usage struct {
+	Records  int
+	Networks int
+	Space4   uint64 // IPv4 addresses
+	Space6   uint64 // IPv6 /64 networks (an address or a longer prefix counts as one)
+}
+
+// Space returns the address space p covers, as Usage counts it.
+func Space(p netip.Prefix) (v4, v6 uint64) {
+	if p.Addr().Is4() {
+		return 1 << (32 - p.Bits()), 0
+	}
+	if p.Bits() >= 64 {
+		return 0, 1
+	}
+	return 0, 1 << min(63, 64-p.Bits())
+}
+
+func (u *Usage) add(p netip.Prefix, sign int) {
+	v4, v6 := Space(p)
+	u.Records += sign
+	if !IsHost(p) {
+		u.Networks += sign
+	}
+	if sign > 0 {
+		u.Space4, u.Space6 = u.Space4+v4, u.Space6+v6
+	} else {
+		u.Space4, u.Space6 = u.Space4-v4, u.Space6-v6
+	}
+}
+
+// Usage returns what origin o holds now.
+func (l *Ledger) Usage(o Origin) Usage {
+	if u := l.usage[o]; u != nil {
+		return *u
+	}
+	return Usage{}
+}
+
+func (l *Ledger) count(r *Record, sign int) {
+	u := l.usage[r.Origin]
+	if u == nil {
+		u = &Usage{}
+		l.usage[r.Origin] = u
+	}
+	u.add(r.Target, sign)
+	if u.Records == 0 {
+		delete(l.usage, r.Origin)
+	}
 }
 
 // ban is what is held for one target: one record per origin, at most.
@@ -54,6 +110,7 @@ func NewLedger() *Ledger {
 		bans:  map[netip.Prefix]*ban{},
 		nets:  btree.NewG(16, prefixLess),
 		lifts: map[netip.Prefix]Lift{},
+		usage: map[Origin]*Usage{},
 	}
 }
 
@@ -138,6 +195,7 @@ func (l *Ledger) Put(r *Record) *Record {
 		}
 	}
 	b.recs = append(b.recs, r)
+	l.count(r, +1)
 	return nil
 }
 
@@ -149,6 +207,9 @@ func (l *Ledger) Remove(p netip.Prefix) []*Record {
 		return nil
 	}
 	l.drop(p)
+	for _, r := range b.recs {
+		l.count(r, -1)
+	}
 	out := []*Record{b.top()}
 	for _, r := range b.recs {
 		if r != out[0] {
@@ -203,6 +264,7 @@ func (l *Ledger) RemoveIf(p netip.Prefix, drop func(*Record) bool) []*Record {
 	b.recs = slices.DeleteFunc(b.recs, func(r *Record) bool {
 		if drop(r) {
 			gone = append(gone, r)
+			l.count(r, -1)
 			return true
 		}
 		return false

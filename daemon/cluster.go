@@ -27,6 +27,79 @@ func (d *Daemon) Join(c Cluster, escalate bool) {
 	d.cluster, d.clusterEscalate = c, escalate
 }
 
+// PeerLimits bound what one peer of the cluster may hold here, so that a
+// compromised node cannot ban the Internet, fill this node's memory, or
+// keep its core busy: beyond them its bans are refused, counted (the
+// cluster's ignored "limit") and logged at warning. Zero: no limit.
+type PeerLimits struct {
+	Bans      int // records held
+	Networks  int // of them, networks
+	Space4    int // IPv4 addresses covered
+	Space6    int // IPv6 /64s covered
+	PerMinute int // bans made, by their start, within a minute: a flood, not a catch-up of old bans
+}
+
+// LimitPeers sets the limits of each peer's bans. Call it before Run.
+func (d *Daemon) LimitPeers(l PeerLimits) { d.peerLimits = l }
+
+// peerRate counts a peer's bans by the minute of their start.
+type peerRate struct {
+	minute int64
+	n      int
+}
+
+// overLimit says which limit a peer's ban would break, if any; pending is
+// what the peer's bans already queued in this batch add.
+func (d *Daemon) overLimit(b cluster.Ban, pending bans.Usage, now time.Time) string {
+	l := d.peerLimits
+	origin := bans.FromPeer(b.Origin)
+	if _, renew := d.ledger.Of(b.Target, origin); !renew {
+		u := d.ledger.Usage(origin)
+		v4, v6 := bans.Space(b.Target)
+		network := 0
+		if !bans.IsHost(b.Target) {
+			network = 1
+		}
+		switch {
+		case l.Bans > 0 && u.Records+pending.Records+1 > l.Bans:
+			return fmt.Sprintf("more than %d bans", l.Bans)
+		case l.Networks > 0 && u.Networks+pending.Networks+network > l.Networks:
+			return fmt.Sprintf("more than %d networks", l.Networks)
+		case l.Space4 > 0 && u.Space4+pending.Space4+v4 > uint64(l.Space4):
+			return fmt.Sprintf("more than %d IPv4 addresses", l.Space4)
+		case l.Space6 > 0 && u.Space6+pending.Space6+v6 > uint64(l.Space6):
+			return fmt.Sprintf("more than %d IPv6 /64s", l.Space6)
+		}
+	}
+	if l.PerMinute > 0 && now.Sub(b.Since) < time.Minute {
+		minute := b.Since.Unix() / 60
+		r := d.peerRate[b.Origin]
+		if r.minute != minute {
+			r = peerRate{minute: minute}
+		}
+		if r.n >= l.PerMinute {
+			return fmt.Sprintf("more than %d bans a minute", l.PerMinute)
+		}
+		r.n++
+		d.peerRate[b.Origin] = r
+	}
+	return ""
+}
+
+// warnLimit logs a peer's refused bans, once a minute per peer and limit.
+func (d *Daemon) warnLimit(node, why string, now time.Time) {
+	key := node + "\x00" + why
+	if last, ok := d.peerWarned[key]; ok && now.Sub(last) < time.Minute {
+		return
+	}
+	if len(d.peerWarned) > 10000 {
+		clear(d.peerWarned)
+	}
+	d.peerWarned[key] = now
+	d.log.Warn().Str(fieldNode, node).Str(fieldReason, why).
+		Msg("cluster bans refused: the peer is over its limit ([cluster] max_peer_*); a compromised node?")
+}
+
 // UnbanCluster is the reason of unbans by `sipguard unban --cluster` on
 // another node, or by a ban's origin lifting it.
 const UnbanCluster = "cluster"
@@ -38,11 +111,26 @@ const maxSkew = 5 * time.Minute
 // acts of people.
 const maxLifts = 1000
 
+// applyChunk is the most updates of other nodes applied in one turn of
+// the core goroutine: between turns, local bans go first, so that a flood
+// from the cluster never holds them up for long.
+const applyChunk = 500
+
 // Apply enforces other nodes' updates (cluster.Local).
 func (d *Daemon) Apply(ctx context.Context, updates []cluster.Update) (map[string]int, error) {
-	var res map[string]int
-	err := d.call(ctx, func() { res = d.applyCluster(ctx, updates) })
-	return res, err
+	res := map[string]int{}
+	for len(updates) > 0 {
+		chunk := updates[:min(len(updates), applyChunk)]
+		updates = updates[len(chunk):]
+		if err := d.call(ctx, func() {
+			for why, n := range d.applyCluster(ctx, chunk) {
+				res[why] += n
+			}
+		}); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
 }
 
 // Own returns the bans in force this node decided and shares
@@ -75,10 +163,26 @@ func (d *Daemon) applyCluster(ctx context.Context, updates []cluster.Update) map
 	res := map[string]int{}
 	now := d.now()
 	d.ledger.Forget(now)
+	pending := map[string]*bans.Usage{}
 	for _, u := range updates {
 		switch u.Kind {
 		case cluster.UpdateBan:
-			res[d.peerBan(u.Ban, now)]++
+			p := pending[u.Ban.Origin]
+			if p == nil {
+				p = &bans.Usage{}
+				pending[u.Ban.Origin] = p
+			}
+			_, renew := d.ledger.Of(u.Ban.Target, bans.FromPeer(u.Ban.Origin))
+			why := d.peerBan(u.Ban, *p, now)
+			res[why]++
+			if queued := why == "applied" || why == "known"; queued && !renew {
+				p.Records++
+				v4, v6 := bans.Space(u.Ban.Target)
+				p.Space4, p.Space6 = p.Space4+v4, p.Space6+v6
+				if !bans.IsHost(u.Ban.Target) {
+					p.Networks++
+				}
+			}
 		case cluster.UpdateLifted:
 			res[d.peerLifted(ctx, u.Ban)]++
 		case cluster.UpdateUnban:
@@ -86,6 +190,10 @@ func (d *Daemon) applyCluster(ctx context.Context, updates []cluster.Update) map
 		}
 	}
 	d.flush(ctx)
+	if res["applied"] > 0 || res["limit"] > 0 {
+		d.log.Info().Int("applied", res["applied"]).Int("known", res["known"]).Int("refused", len(updates)-res["applied"]-res["known"]).
+			Msg("cluster bans")
+	}
 	return res
 }
 
@@ -95,7 +203,7 @@ func (d *Daemon) applyCluster(ctx context.Context, updates []cluster.Update) map
 // node's own and other peers' (the ban in force is their union): it
 // never replaces them, and its origin's lift removes it alone. "known":
 // the target is banned here for at least as long already.
-func (d *Daemon) peerBan(b cluster.Ban, now time.Time) string {
+func (d *Daemon) peerBan(b cluster.Ban, pending bans.Usage, now time.Time) string {
 	if !b.Expires.After(now) {
 		return "expired"
 	}
@@ -129,6 +237,10 @@ func (d *Daemon) peerBan(b cluster.Ban, now time.Time) string {
 	}
 	if _, ok := d.ledger.Covering(b.Target, now); ok {
 		return "known"
+	}
+	if why := d.overLimit(b, pending, now); why != "" {
+		d.warnLimit(b.Origin, why, now)
+		return "limit"
 	}
 	result := "applied"
 	if !d.ledger.Until(b.Target, now).Before(b.Expires) {

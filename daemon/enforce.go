@@ -206,6 +206,10 @@ func (d *Daemon) record(p decision, now time.Time, latency time.Duration) {
 		d.log.Info().Str(fieldIP, addr).Str("network", from.String()).Str("allow", d.allowed(from).String()).
 			Msg("ban narrowed to the address: its network holds an allowlisted address")
 	}
+	if r.Origin.Kind == bans.Peer {
+		// Peers' bans come by the thousand: applyCluster logs each batch.
+		ev = d.log.Debug().Str(fieldNode, r.Node())
+	}
 	ev.Str(fieldIP, addr).Str(fieldPrefix, r.Target.String()).Str(fieldRule, r.Rule).
 		Int(fieldCount, r.Count).Float64(fieldTTL, timeout.Round(time.Second).Seconds()).
 		Str(fieldSource, r.Source).Int(fieldOffence, r.Offences).Msg("ban")
