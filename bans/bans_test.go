@@ -193,9 +193,9 @@ func TestLedger(t *testing.T) {
 		t.Errorf("Put replaced %+v", old)
 	}
 	l.Put(n)
-	renewed := rec("198.51.100.7/32", bans.ByHand, 2*time.Hour)
+	renewed := rec("198.51.100.7/32", bans.ByRule, 2*time.Hour)
 	if old := l.Put(renewed); old != a {
-		t.Errorf("Put replaced %+v; want the first record", old)
+		t.Errorf("Put replaced %+v; want the first record (same origin)", old)
 	}
 	if r, ok := l.Covering(pfx("2001:db8:0:5::/64"), now); !ok || r != n {
 		t.Errorf("Covering = %v, %v", r, ok)
@@ -206,10 +206,10 @@ func TestLedger(t *testing.T) {
 	if got := l.Overlapping(pfx("::/0"), func(r *bans.Record) bool { return r.Origin.Kind == bans.Manual }); len(got) != 0 {
 		t.Errorf("Overlapping with a filter = %v", got)
 	}
-	if got := l.Ended(now.Add(time.Minute)); !slices.Equal(got, []netip.Prefix{pfx("2001:db8::/48")}) {
+	if got := l.Ended(now.Add(time.Minute)); len(got) != 1 || got[0] != n {
 		t.Errorf("Ended = %v", got)
 	}
-	if r := l.Remove(pfx("2001:db8::/48")); r != n || l.Len() != 1 {
+	if r := l.Remove(pfx("2001:db8::/48")); len(r) != 1 || r[0] != n || l.Len() != 1 {
 		t.Errorf("Remove = %v, %d left", r, l.Len())
 	}
 	// Once removed, the network covers nothing: the length count is kept.
@@ -228,6 +228,78 @@ func TestLedger(t *testing.T) {
 	if l.NumLifts() != 0 {
 		t.Error("an unban remembered past its end")
 	}
+}
+
+// TestLedgerUnion: a target banned by several origins is banned as long
+// as the longest; removing one origin's record leaves the others (a peer
+// cannot take over, then lift, this node's own ban).
+func TestLedgerUnion(t *testing.T) {
+	l := bans.NewLedger()
+	local := rec("198.51.100.7/32", bans.ByRule, time.Hour)
+	peer := rec("198.51.100.7/32", bans.FromPeer("pbx-b"), 3*time.Hour)
+	feed := rec("198.51.100.7/32", bans.FromFeed("drop"), 2*time.Hour)
+	for _, r := range []*bans.Record{local, peer, feed} {
+		if old := l.Put(r); old != nil {
+			t.Fatalf("Put(%v) replaced %v", r.Origin, old)
+		}
+	}
+	if top, _ := l.Get(pfx("198.51.100.7/32")); top != peer || !l.Until(pfx("198.51.100.7/32"), now).Equal(peer.Expires) || l.Len() != 1 {
+		t.Errorf("Get = %v, Until %v; want the peer's, the longest", top.Origin, l.Until(pfx("198.51.100.7/32"), now))
+	}
+	if r, ok := l.Of(pfx("198.51.100.7/32"), bans.ByRule); !ok || r != local {
+		t.Errorf("Of(rule) = %v, %v", r, ok)
+	}
+	if w := l.Without(pfx("198.51.100.7/32"), func(r *bans.Record) bool { return r.Origin.Kind == bans.Peer }); w != feed {
+		t.Errorf("Without the peer: %v; want the feed's", w)
+	}
+	// The peer lifts its own: this node's and the feed's stay.
+	gone, rest := l.RemoveOrigin(pfx("198.51.100.7/32"), bans.FromPeer("pbx-b"))
+	if gone != peer || rest != feed || len(l.RecordsOf(pfx("198.51.100.7/32"))) != 2 {
+		t.Errorf("RemoveOrigin(peer) = %v, %v", gone, rest)
+	}
+	if gone, _ := l.RemoveOrigin(pfx("198.51.100.7/32"), bans.FromPeer("pbx-c")); gone != nil {
+		t.Errorf("another peer removed %v", gone)
+	}
+	// Records end one by one; the target stays while one is in force.
+	if ended := l.Ended(now.Add(90 * time.Minute)); len(ended) != 1 || ended[0] != local {
+		t.Errorf("Ended at +90m = %v; want the rule's only", ended)
+	}
+	if !l.Until(pfx("198.51.100.7/32"), now.Add(90*time.Minute)).Equal(feed.Expires) {
+		t.Error("Until after the rule's ended")
+	}
+	if got := l.Overlapping(pfx("198.51.100.0/24"), func(r *bans.Record) bool { return r.Origin.Kind == bans.Feed }); len(got) != 1 {
+		t.Errorf("Overlapping any record: %v", got)
+	}
+	if gone := l.RemoveIf(pfx("198.51.100.7/32"), func(*bans.Record) bool { return true }); len(gone) != 2 || l.Len() != 0 {
+		t.Errorf("RemoveIf all: %v, %d left", gone, l.Len())
+	}
+}
+
+// TestInsideScales: finding the networks inside a network takes
+// O(log n + found), whatever the number of network bans (a flood of
+// 65,536 /16s from a peer).
+func TestInsideScales(t *testing.T) {
+	l := bans.NewLedger()
+	for i := range 65536 {
+		l.Put(rec(netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(i >> 8), byte(i), 0, 0}), 16).String(), bans.FromPeer("x"), time.Hour))
+	}
+	l.Put(rec("2001:db8::/48", bans.ByHand, time.Hour))
+	start := time.Now()
+	for i := range 1000 {
+		got := l.Inside(netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(i), 0, 0, 0}), 8))
+		if len(got) != 256 {
+			t.Fatalf("Inside(%d.0.0.0/8) = %d networks; want 256", i%256, len(got))
+		}
+	}
+	if got := l.Inside(pfx("2001:db8::/32")); len(got) != 1 {
+		t.Errorf("Inside IPv6: %v", got)
+	}
+	if got := l.Inside(pfx("10.0.0.0/16")); len(got) != 0 {
+		t.Errorf("Inside the same /16: %v; want none (strictly inside)", got)
+	}
+	// 1,000 lookups of 256 each: a scan of every network per lookup
+	// would visit 65 million; this visits 256,000.
+	t.Logf("1000 Inside lookups among 65,537 networks: %v", time.Since(start))
 }
 
 func TestLabels(t *testing.T) {
@@ -409,4 +481,34 @@ func BenchmarkEncode(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestUsage(t *testing.T) {
+	l := bans.NewLedger()
+	peer := bans.FromPeer("pbx-a")
+	l.Put(rec("198.51.100.7/32", peer, time.Hour))
+	l.Put(rec("203.0.113.0/24", peer, time.Hour))
+	l.Put(rec("2001:db8::/48", peer, time.Hour))
+	l.Put(rec("2001:db8:1::5/128", peer, time.Hour))
+	l.Put(rec("203.0.113.0/24", peer, 2*time.Hour)) // renewed: counted once
+	l.Put(rec("198.51.100.7/32", bans.ByRule, time.Hour))
+	want := bans.Usage{Records: 4, Networks: 2, Space4: 257, Space6: 65537}
+	if got := l.Usage(peer); got != want {
+		t.Errorf("Usage = %+v; want %+v", got, want)
+	}
+	l.RemoveOrigin(pfx("198.51.100.7/32"), peer)
+	l.Remove(pfx("2001:db8::/48"))
+	l.RemoveIf(pfx("203.0.113.0/24"), func(*bans.Record) bool { return true })
+	if got := l.Usage(peer); got != (bans.Usage{Records: 1, Space6: 1}) {
+		t.Errorf("Usage after removals = %+v", got)
+	}
+	if got := l.Usage(bans.ByRule); got.Records != 1 {
+		t.Errorf("the rule's usage = %+v", got)
+	}
+	if v4, v6 := bans.Space(pfx("0.0.0.0/0")); v4 != 1<<32 || v6 != 0 {
+		t.Errorf("Space(/0) = %d, %d", v4, v6)
+	}
+	if _, v6 := bans.Space(pfx("::/0")); v6 != 1<<63 {
+		t.Errorf("Space(::/0) = %d; want capped at 2^63", v6)
+	}
 }

@@ -4,82 +4,294 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/google/btree"
 )
 
 // Ledger holds the bans in force, keyed by target, and the unbans
 // remembered for the cluster. It is not safe for concurrent use: one
 // goroutine (the daemon's core) owns it.
 //
+// A target may be banned by several origins at once (a rule here, a peer
+// of the cluster, a feed): the ledger keeps each origin's record, and the
+// ban in force is their union, lasting as long as the longest. A record
+// of one origin never replaces or lifts another's: a peer that bans an
+// address this node bans, and then lifts it, lifts only its own part.
+//
 // Addresses and networks live apart, as in the kernel: an address ban
 // inside a banned network is its own element, while network bans may not
 // overlap (nftables interval sets refuse it), so a network inside a wider
 // network ban is not needed and a wider one replaces the narrower ones.
+// Networks are also kept in order, so that finding those inside a network
+// takes O(log n), whatever the number of bans (a flood of them included).
 type Ledger struct {
-	recs  map[netip.Prefix]*Record
-	nets  map[netip.Prefix]*Record // the network bans of recs
-	lens4 [33]int                  // network bans per prefix length
+	bans  map[netip.Prefix]*ban
+	nets  *btree.BTreeG[netip.Prefix] // the network targets, by address then length
+	lens4 [33]int                     // network targets per prefix length
 	lens6 [129]int
 	lifts map[netip.Prefix]Lift
+	usage map[Origin]*Usage
+}
+
+// Usage is what one origin holds in the ledger: how many records, how
+// many of them networks, and the address space they cover (IPv4
+// addresses; IPv6 in /64s). The daemon bounds each peer of the cluster
+// by it.
+type Usage struct {
+	Records  int
+	Networks int
+	Space4   uint64 // IPv4 addresses
+	Space6   uint64 // IPv6 /64 networks (an address or a longer prefix counts as one)
+}
+
+// Space returns the address space p covers, as Usage counts it.
+func Space(p netip.Prefix) (v4, v6 uint64) {
+	if p.Addr().Is4() {
+		return 1 << (32 - p.Bits()), 0
+	}
+	if p.Bits() >= 64 {
+		return 0, 1
+	}
+	return 0, 1 << min(63, 64-p.Bits())
+}
+
+func (u *Usage) add(p netip.Prefix, sign int) {
+	v4, v6 := Space(p)
+	u.Records += sign
+	if !IsHost(p) {
+		u.Networks += sign
+	}
+	if sign > 0 {
+		u.Space4, u.Space6 = u.Space4+v4, u.Space6+v6
+	} else {
+		u.Space4, u.Space6 = u.Space4-v4, u.Space6-v6
+	}
+}
+
+// Usage returns what origin o holds now.
+func (l *Ledger) Usage(o Origin) Usage {
+	if u := l.usage[o]; u != nil {
+		return *u
+	}
+	return Usage{}
+}
+
+func (l *Ledger) count(r *Record, sign int) {
+	u := l.usage[r.Origin]
+	if u == nil {
+		u = &Usage{}
+		l.usage[r.Origin] = u
+	}
+	u.add(r.Target, sign)
+	if u.Records == 0 {
+		delete(l.usage, r.Origin)
+	}
+}
+
+// ban is what is held for one target: one record per origin, at most.
+type ban struct {
+	recs []*Record
+}
+
+// top returns the record lasting longest.
+func (b *ban) top() *Record {
+	t := b.recs[0]
+	for _, r := range b.recs[1:] {
+		if r.Expires.After(t.Expires) {
+			t = r
+		}
+	}
+	return t
 }
 
 // NewLedger returns an empty ledger.
 func NewLedger() *Ledger {
-	return &Ledger{recs: map[netip.Prefix]*Record{}, nets: map[netip.Prefix]*Record{}, lifts: map[netip.Prefix]Lift{}}
+	return &Ledger{
+		bans:  map[netip.Prefix]*ban{},
+		nets:  btree.NewG(16, prefixLess),
+		lifts: map[netip.Prefix]Lift{},
+		usage: map[Origin]*Usage{},
+	}
 }
 
-// Len returns the number of bans held, ended or not.
-func (l *Ledger) Len() int { return len(l.recs) }
+func prefixLess(a, b netip.Prefix) bool {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c < 0
+	}
+	return a.Bits() < b.Bits()
+}
 
-// Get returns the ban of exactly p.
+// Len returns the number of targets held, ended or not.
+func (l *Ledger) Len() int { return len(l.bans) }
+
+// Get returns the record of target p that lasts longest: the ban in force
+// is until its Expires.
 func (l *Ledger) Get(p netip.Prefix) (*Record, bool) {
-	r, ok := l.recs[p]
-	return r, ok
+	b, ok := l.bans[p]
+	if !ok {
+		return nil, false
+	}
+	return b.top(), true
 }
 
-// All calls f for every ban held, in no order, until f returns false.
+// Of returns the record of target p made by origin o.
+func (l *Ledger) Of(p netip.Prefix, o Origin) (*Record, bool) {
+	if b, ok := l.bans[p]; ok {
+		for _, r := range b.recs {
+			if r.Origin == o {
+				return r, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// All calls f for every record held (each origin's of each target), in
+// no order, until f returns false.
 func (l *Ledger) All(f func(*Record) bool) {
-	for _, r := range l.recs {
-		if !f(r) {
+	for _, b := range l.bans {
+		for _, r := range b.recs {
+			if !f(r) {
+				return
+			}
+		}
+	}
+}
+
+// Targets calls f for each target held with the record lasting longest,
+// in no order, until f returns false.
+func (l *Ledger) Targets(f func(*Record) bool) {
+	for _, b := range l.bans {
+		if !f(b.top()) {
 			return
 		}
 	}
 }
 
-// Records returns the bans held, in no order: a snapshot to save or list.
+// Records returns every record held, in no order: a snapshot to save.
 func (l *Ledger) Records() []*Record {
-	out := make([]*Record, 0, len(l.recs))
-	for _, r := range l.recs {
-		out = append(out, r)
+	out := make([]*Record, 0, len(l.bans))
+	l.All(func(r *Record) bool { out = append(out, r); return true })
+	return out
+}
+
+// Put holds r as its origin's record of its target, replacing the record
+// that origin had, and returns that one (nil if none). The target's ban
+// lasts until the longest of its records: see Get.
+func (l *Ledger) Put(r *Record) *Record {
+	b, ok := l.bans[r.Target]
+	if !ok {
+		b = &ban{}
+		l.bans[r.Target] = b
+		if !IsHost(r.Target) {
+			l.nets.ReplaceOrInsert(r.Target)
+			l.lens(r.Target)[r.Target.Bits()]++
+		}
+	}
+	for i, old := range b.recs {
+		if old.Origin == r.Origin {
+			b.recs[i] = r
+			return old
+		}
+	}
+	b.recs = append(b.recs, r)
+	l.count(r, +1)
+	return nil
+}
+
+// Remove forgets every record of target p and returns them, the one that
+// lasted longest first (none if p was not held).
+func (l *Ledger) Remove(p netip.Prefix) []*Record {
+	b, ok := l.bans[p]
+	if !ok {
+		return nil
+	}
+	l.drop(p)
+	for _, r := range b.recs {
+		l.count(r, -1)
+	}
+	out := []*Record{b.top()}
+	for _, r := range b.recs {
+		if r != out[0] {
+			out = append(out, r)
+		}
 	}
 	return out
 }
 
-// Put holds r, replacing the record of its target if any, and returns the
-// record replaced.
-func (l *Ledger) Put(r *Record) *Record {
-	old := l.recs[r.Target]
-	l.recs[r.Target] = r
-	if !IsHost(r.Target) {
-		if old == nil {
-			l.lens(r.Target)[r.Target.Bits()]++
-		}
-		l.nets[r.Target] = r
+// RecordsOf returns the records of target p, one per origin.
+func (l *Ledger) RecordsOf(p netip.Prefix) []*Record {
+	if b, ok := l.bans[p]; ok {
+		return slices.Clone(b.recs)
 	}
-	return old
+	return nil
 }
 
-// Remove forgets the ban of p and returns it (nil if none).
-func (l *Ledger) Remove(p netip.Prefix) *Record {
-	r, ok := l.recs[p]
+// Until returns when the ban of target p ends, as of now: the expiry of
+// its record in force that lasts longest (zero when none is in force).
+func (l *Ledger) Until(p netip.Prefix, now time.Time) time.Time {
+	if b, ok := l.bans[p]; ok {
+		if r := b.top(); r.InForce(now) {
+			return r.Expires
+		}
+	}
+	return time.Time{}
+}
+
+// Without returns the record of target p that would last longest once
+// the records matching drop are gone (nil if none would be left): what
+// the kernel must hold after a lift of some origins.
+func (l *Ledger) Without(p netip.Prefix, drop func(*Record) bool) *Record {
+	var top *Record
+	if b, ok := l.bans[p]; ok {
+		for _, r := range b.recs {
+			if !drop(r) && (top == nil || r.Expires.After(top.Expires)) {
+				top = r
+			}
+		}
+	}
+	return top
+}
+
+// RemoveIf forgets the records of target p matching drop and returns
+// them.
+func (l *Ledger) RemoveIf(p netip.Prefix, drop func(*Record) bool) []*Record {
+	b, ok := l.bans[p]
 	if !ok {
 		return nil
 	}
-	delete(l.recs, p)
+	var gone []*Record
+	b.recs = slices.DeleteFunc(b.recs, func(r *Record) bool {
+		if drop(r) {
+			gone = append(gone, r)
+			l.count(r, -1)
+			return true
+		}
+		return false
+	})
+	if len(b.recs) == 0 {
+		l.drop(p)
+	}
+	return gone
+}
+
+// RemoveOrigin forgets the record of target p made by origin o, and
+// returns it (nil if none) and the record that now lasts longest (nil
+// when none is left: the target is no longer banned).
+func (l *Ledger) RemoveOrigin(p netip.Prefix, o Origin) (gone, rest *Record) {
+	if g := l.RemoveIf(p, func(r *Record) bool { return r.Origin == o }); len(g) > 0 {
+		gone = g[0]
+	}
+	rest, _ = l.Get(p)
+	return gone, rest
+}
+
+func (l *Ledger) drop(p netip.Prefix) {
+	delete(l.bans, p)
 	if !IsHost(p) {
-		delete(l.nets, p)
+		l.nets.Delete(p)
 		l.lens(p)[p.Bits()]--
 	}
-	return r
 }
 
 func (l *Ledger) lens(p netip.Prefix) []int {
@@ -98,39 +310,48 @@ func (l *Ledger) Covering(p netip.Prefix, now time.Time) (*Record, bool) {
 		return nil, false
 	}
 	lens := l.lens(p)
-	for b := 0; b < p.Bits(); b++ {
-		if lens[b] == 0 {
+	for bits := 0; bits < p.Bits(); bits++ {
+		if lens[bits] == 0 {
 			continue
 		}
-		q, _ := p.Addr().Prefix(b)
-		if r, ok := l.nets[q]; ok && r.InForce(now) {
-			return r, true
+		q, _ := p.Addr().Prefix(bits)
+		if b, ok := l.bans[q]; ok {
+			if r := b.top(); r.InForce(now) {
+				return r, true
+			}
 		}
 	}
 	return nil, false
 }
 
 // Inside returns the network bans strictly inside the network p, which a
-// ban of p replaces.
+// ban of p replaces: O(log n) plus the number found.
 func (l *Ledger) Inside(p netip.Prefix) []netip.Prefix {
 	if IsHost(p) {
 		return nil
 	}
 	var out []netip.Prefix
-	for q := range l.nets {
-		if q.Bits() > p.Bits() && p.Contains(q.Addr()) {
+	l.nets.AscendGreaterOrEqual(netip.PrefixFrom(p.Addr(), 0), func(q netip.Prefix) bool {
+		if !p.Contains(q.Addr()) {
+			return false // past p's addresses
+		}
+		if q.Bits() > p.Bits() {
 			out = append(out, q)
 		}
-	}
+		return true
+	})
 	return out
 }
 
-// Overlapping returns the bans overlapping target that match keep (nil:
-// all), sorted: what an unban of target lifts.
+// Overlapping returns the targets overlapping target that hold a record
+// matching keep (nil: any), sorted: what an unban of target lifts.
 func (l *Ledger) Overlapping(target netip.Prefix, keep func(*Record) bool) []netip.Prefix {
 	var out []netip.Prefix
-	for p, r := range l.recs {
-		if p.Overlaps(target) && (keep == nil || keep(r)) {
+	for p, b := range l.bans {
+		if !p.Overlaps(target) {
+			continue
+		}
+		if keep == nil || slices.ContainsFunc(b.recs, keep) {
 			out = append(out, p)
 		}
 	}
@@ -138,15 +359,18 @@ func (l *Ledger) Overlapping(target netip.Prefix, keep func(*Record) bool) []net
 	return out
 }
 
-// Ended returns the bans that ended at or before now: the kernel has
-// lifted them already.
-func (l *Ledger) Ended(now time.Time) []netip.Prefix {
-	var out []netip.Prefix
-	for p, r := range l.recs {
+// Ended returns the records that ended at or before now. A target whose
+// every record ended has been lifted by the kernel already; one with a
+// record still in force is banned until then (the kernel's timeout is
+// the longest of them).
+func (l *Ledger) Ended(now time.Time) []*Record {
+	var out []*Record
+	l.All(func(r *Record) bool {
 		if !r.InForce(now) {
-			out = append(out, p)
+			out = append(out, r)
 		}
-	}
+		return true
+	})
 	return out
 }
 

@@ -199,6 +199,12 @@ type ClusterConfig struct {
 	Accept   bool     `toml:"accept"`
 	Escalate bool     `toml:"escalate"`
 	Queue    int      `toml:"queue"`
+
+	MaxPeerBans      int `toml:"max_peer_bans"`
+	MaxPeerNetworks  int `toml:"max_peer_networks"`
+	MaxPeerSpace4    int `toml:"max_peer_space4"`
+	MaxPeerSpace6    int `toml:"max_peer_space6"`
+	MaxPeerPerMinute int `toml:"max_peer_bans_per_minute"`
 }
 
 // DefaultConfig returns the built-in configuration: the shipped rules.toml.

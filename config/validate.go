@@ -546,6 +546,15 @@ func (c ClusterConfig) Validate(rules []string) []FieldError {
 	if !c.Share && !c.Accept {
 		p.add("share", "share and accept are both false: remove servers to leave the cluster")
 	}
+	for _, f := range []struct {
+		key string
+		n   int
+	}{{"max_peer_bans", c.MaxPeerBans}, {"max_peer_networks", c.MaxPeerNetworks}, {"max_peer_space4", c.MaxPeerSpace4},
+		{"max_peer_space6", c.MaxPeerSpace6}, {"max_peer_bans_per_minute", c.MaxPeerPerMinute}} {
+		if f.n < 0 {
+			p.add(f.key, "must not be negative (0: no limit)")
+		}
+	}
 	return p
 }
 

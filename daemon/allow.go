@@ -112,7 +112,7 @@ type fit struct {
 // banned already for as long; every other ban is lifted.
 func (d *Daemon) misfits(now time.Time) []fit {
 	var out []fit
-	d.ledger.All(func(r *bans.Record) bool {
+	d.ledger.Targets(func(r *bans.Record) bool {
 		a := d.allowed(r.Target)
 		if !a.IsValid() || !r.InForce(now) {
 			return true

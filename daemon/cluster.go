@@ -27,6 +27,79 @@ func (d *Daemon) Join(c Cluster, escalate bool) {
 	d.cluster, d.clusterEscalate = c, escalate
 }
 
+// PeerLimits bound what one peer of the cluster may hold here, so that a
+// compromised node cannot ban the Internet, fill this node's memory, or
+// keep its core busy: beyond them its bans are refused, counted (the
+// cluster's ignored "limit") and logged at warning. Zero: no limit.
+type PeerLimits struct {
+	Bans      int // records held
+	Networks  int // of them, networks
+	Space4    int // IPv4 addresses covered
+	Space6    int // IPv6 /64s covered
+	PerMinute int // bans made, by their start, within a minute: a flood, not a catch-up of old bans
+}
+
+// LimitPeers sets the limits of each peer's bans. Call it before Run.
+func (d *Daemon) LimitPeers(l PeerLimits) { d.peerLimits = l }
+
+// peerRate counts a peer's bans by the minute of their start.
+type peerRate struct {
+	minute int64
+	n      int
+}
+
+// overLimit says which limit a peer's ban would break, if any; pending is
+// what the peer's bans already queued in this batch add.
+func (d *Daemon) overLimit(b cluster.Ban, pending bans.Usage, now time.Time) string {
+	l := d.peerLimits
+	origin := bans.FromPeer(b.Origin)
+	if _, renew := d.ledger.Of(b.Target, origin); !renew {
+		u := d.ledger.Usage(origin)
+		v4, v6 := bans.Space(b.Target)
+		network := 0
+		if !bans.IsHost(b.Target) {
+			network = 1
+		}
+		switch {
+		case l.Bans > 0 && u.Records+pending.Records+1 > l.Bans:
+			return fmt.Sprintf("more than %d bans", l.Bans)
+		case l.Networks > 0 && u.Networks+pending.Networks+network > l.Networks:
+			return fmt.Sprintf("more than %d networks", l.Networks)
+		case l.Space4 > 0 && u.Space4+pending.Space4+v4 > uint64(l.Space4):
+			return fmt.Sprintf("more than %d IPv4 addresses", l.Space4)
+		case l.Space6 > 0 && u.Space6+pending.Space6+v6 > uint64(l.Space6):
+			return fmt.Sprintf("more than %d IPv6 /64s", l.Space6)
+		}
+	}
+	if l.PerMinute > 0 && now.Sub(b.Since) < time.Minute {
+		minute := b.Since.Unix() / 60
+		r := d.peerRate[b.Origin]
+		if r.minute != minute {
+			r = peerRate{minute: minute}
+		}
+		if r.n >= l.PerMinute {
+			return fmt.Sprintf("more than %d bans a minute", l.PerMinute)
+		}
+		r.n++
+		d.peerRate[b.Origin] = r
+	}
+	return ""
+}
+
+// warnLimit logs a peer's refused bans, once a minute per peer and limit.
+func (d *Daemon) warnLimit(node, why string, now time.Time) {
+	key := node + "\x00" + why
+	if last, ok := d.peerWarned[key]; ok && now.Sub(last) < time.Minute {
+		return
+	}
+	if len(d.peerWarned) > 10000 {
+		clear(d.peerWarned)
+	}
+	d.peerWarned[key] = now
+	d.log.Warn().Str(fieldNode, node).Str(fieldReason, why).
+		Msg("cluster bans refused: the peer is over its limit ([cluster] max_peer_*); a compromised node?")
+}
+
 // UnbanCluster is the reason of unbans by `sipguard unban --cluster` on
 // another node, or by a ban's origin lifting it.
 const UnbanCluster = "cluster"
@@ -38,11 +111,26 @@ const maxSkew = 5 * time.Minute
 // acts of people.
 const maxLifts = 1000
 
+// applyChunk is the most updates of other nodes applied in one turn of
+// the core goroutine: between turns, local bans go first, so that a flood
+// from the cluster never holds them up for long.
+const applyChunk = 500
+
 // Apply enforces other nodes' updates (cluster.Local).
 func (d *Daemon) Apply(ctx context.Context, updates []cluster.Update) (map[string]int, error) {
-	var res map[string]int
-	err := d.call(ctx, func() { res = d.applyCluster(ctx, updates) })
-	return res, err
+	res := map[string]int{}
+	for len(updates) > 0 {
+		chunk := updates[:min(len(updates), applyChunk)]
+		updates = updates[len(chunk):]
+		if err := d.call(ctx, func() {
+			for why, n := range d.applyCluster(ctx, chunk) {
+				res[why] += n
+			}
+		}); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
 }
 
 // Own returns the bans in force this node decided and shares
@@ -75,10 +163,26 @@ func (d *Daemon) applyCluster(ctx context.Context, updates []cluster.Update) map
 	res := map[string]int{}
 	now := d.now()
 	d.ledger.Forget(now)
+	pending := map[string]*bans.Usage{}
 	for _, u := range updates {
 		switch u.Kind {
 		case cluster.UpdateBan:
-			res[d.peerBan(u.Ban, now)]++
+			p := pending[u.Ban.Origin]
+			if p == nil {
+				p = &bans.Usage{}
+				pending[u.Ban.Origin] = p
+			}
+			_, renew := d.ledger.Of(u.Ban.Target, bans.FromPeer(u.Ban.Origin))
+			why := d.peerBan(u.Ban, *p, now)
+			res[why]++
+			if queued := why == "applied" || why == "known"; queued && !renew {
+				p.Records++
+				v4, v6 := bans.Space(u.Ban.Target)
+				p.Space4, p.Space6 = p.Space4+v4, p.Space6+v6
+				if !bans.IsHost(u.Ban.Target) {
+					p.Networks++
+				}
+			}
 		case cluster.UpdateLifted:
 			res[d.peerLifted(ctx, u.Ban)]++
 		case cluster.UpdateUnban:
@@ -86,13 +190,20 @@ func (d *Daemon) applyCluster(ctx context.Context, updates []cluster.Update) map
 		}
 	}
 	d.flush(ctx)
+	if res["applied"] > 0 || res["limit"] > 0 {
+		d.log.Info().Int("applied", res["applied"]).Int("known", res["known"]).Int("refused", len(updates)-res["applied"]-res["known"]).
+			Msg("cluster bans")
+	}
 	return res
 }
 
-// peerBan queues another node's ban, unless this node allows the address,
-// it is special-purpose (bans.Special), this node bans it already for
-// longer, or a cluster unban lifted it.
-func (d *Daemon) peerBan(b cluster.Ban, now time.Time) string {
+// peerBan queues another node's ban as that node's record of its target,
+// unless this node allows the address, it is special-purpose
+// (bans.Special), or a cluster unban lifted it. The record joins this
+// node's own and other peers' (the ban in force is their union): it
+// never replaces them, and its origin's lift removes it alone. "known":
+// the target is banned here for at least as long already.
+func (d *Daemon) peerBan(b cluster.Ban, pending bans.Usage, now time.Time) string {
 	if !b.Expires.After(now) {
 		return "expired"
 	}
@@ -124,11 +235,16 @@ func (d *Daemon) peerBan(b cluster.Ban, now time.Time) string {
 	if d.ledger.Lifted(b.Target, b.Since) {
 		return "unbanned"
 	}
-	if r, ok := d.ledger.Get(b.Target); ok && !r.Expires.Before(b.Expires) {
-		return "known"
-	}
 	if _, ok := d.ledger.Covering(b.Target, now); ok {
 		return "known"
+	}
+	if why := d.overLimit(b, pending, now); why != "" {
+		d.warnLimit(b.Origin, why, now)
+		return "limit"
+	}
+	result := "applied"
+	if !d.ledger.Until(b.Target, now).Before(b.Expires) {
+		result = "known"
 	}
 	var addr netip.Addr
 	if bans.IsHost(b.Target) {
@@ -145,21 +261,22 @@ func (d *Daemon) peerBan(b cluster.Ban, now time.Time) string {
 	if d.clusterEscalate {
 		d.eng.Banned(b.Target, now, timeout)
 	}
-	return "applied"
+	return result
 }
 
-// peerLifted lifts a ban its origin lifted.
+// peerLifted lifts the record of its target a peer lifted: its own only.
+// The target stays banned as long as another origin's record (this
+// node's, another peer's) wants it.
 func (d *Daemon) peerLifted(ctx context.Context, b cluster.Ban) string {
-	r, ok := d.ledger.Get(b.Target)
-	if !ok || r.Node() != b.Origin || r.Since.After(b.Since) {
+	origin := bans.FromPeer(b.Origin)
+	r, ok := d.ledger.Of(b.Target, origin)
+	if !ok || r.Since.After(b.Since) {
 		return "not_held"
 	}
-	if err := d.fw.Unban(ctx, b.Target); err != nil {
-		d.fwErrors++
+	if _, err := d.liftRecords(ctx, b.Target, func(r *bans.Record) bool { return r.Origin == origin }, UnbanCluster, "lifted by "+b.Origin); err != nil {
 		d.log.Error().Err(err).Str(fieldPrefix, b.Target.String()).Msg("cluster unban failed")
 		return "failed"
 	}
-	d.unbanned(b.Target, UnbanCluster, "lifted by "+b.Origin)
 	return "applied"
 }
 
@@ -179,23 +296,24 @@ func (d *Daemon) peerUnban(ctx context.Context, u cluster.Unban, now time.Time) 
 	return "applied"
 }
 
-// liftBefore lifts the bans overlapping target that began at or before t.
+// liftBefore lifts the records of the bans overlapping target that began
+// at or before t, of every origin (a cluster unban is an act of people:
+// it lifts this node's own bans too). A record made after t stays.
 func (d *Daemon) liftBefore(ctx context.Context, target netip.Prefix, t time.Time, why string) (int, error) {
-	lift := d.ledger.Overlapping(target, func(r *bans.Record) bool { return !r.Since.After(t) })
+	before := func(r *bans.Record) bool { return !r.Since.After(t) }
+	lift := d.ledger.Overlapping(target, before)
 	d.eng.Forget(target)
-	if len(lift) == 0 {
-		return 0, nil
-	}
-	if err := d.fw.Unban(ctx, lift...); err != nil {
-		d.fwErrors++
-		d.log.Error().Err(err).Str(fieldPrefix, target.String()).Msg("cluster unban failed")
-		return 0, err
-	}
 	for _, p := range lift {
-		if r, _ := d.ledger.Get(p); r.Origin.Local() && d.cluster != nil {
-			d.cluster.PublishLifted(clusterBan(r)) // out of the stream too
+		gone, err := d.liftRecords(ctx, p, before, UnbanCluster, why)
+		if err != nil {
+			d.log.Error().Err(err).Str(fieldPrefix, target.String()).Msg("cluster unban failed")
+			return 0, err
 		}
-		d.unbanned(p, UnbanCluster, why)
+		for _, r := range gone {
+			if r.Origin.Local() && d.cluster != nil {
+				d.cluster.PublishLifted(clusterBan(r)) // out of the stream too
+			}
+		}
 		d.eng.Forget(p)
 	}
 	return len(lift), nil
@@ -209,16 +327,17 @@ func (d *Daemon) keepLifted(lift []netip.Prefix, all bool) {
 	now := d.now()
 	var until time.Time
 	for _, p := range lift {
-		r, ok := d.ledger.Get(p)
-		if !ok || r.Origin.Kind != bans.Peer {
-			continue
+		for _, r := range d.ledger.RecordsOf(p) {
+			if r.Origin.Kind != bans.Peer {
+				continue
+			}
+			if all {
+				until = later(until, r.Expires)
+				continue
+			}
+			old, _ := d.ledger.Remembered(p)
+			d.ledger.Remember(p, bans.Lift{At: now, Until: later(r.Expires, old.Until)})
 		}
-		if all {
-			until = later(until, r.Expires)
-			continue
-		}
-		old, _ := d.ledger.Remembered(p)
-		d.ledger.Remember(p, bans.Lift{At: now, Until: later(r.Expires, old.Until)})
 	}
 	if all && !until.IsZero() {
 		for _, p := range []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")} {

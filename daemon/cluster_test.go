@@ -2,7 +2,9 @@ package daemon_test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -216,3 +218,211 @@ func TestCluster(t *testing.T) {
 		t.Errorf("unban --cluster without a cluster: %v", err)
 	}
 }
+
+// TestClusterTakeover (issue 20, item 1): a peer bans an address this node
+// bans already, for longer, then lifts it: this node's ban stays, in the
+// ledger and in the kernel, for its own time; another peer's lift of it is
+// refused; a plain unban here lifts all of them.
+func TestClusterTakeover(t *testing.T) {
+	e := newEnv(t)
+	r := startWith(t, e.config(), nil, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	ctx := context.Background()
+	appendLines(t, e.log, failures("198.51.100.7", 5, time.Now())...)
+	if !eventually(func() bool { _, ok := banned(r.fw, "198.51.100.7/32"); return ok }) {
+		t.Fatalf("not banned:\n%s", r.logs)
+	}
+	own, _ := banned(r.fw, "198.51.100.7/32")
+	if _, err := r.client.Ban(ctx, control.BanRequest{Target: "203.0.113.9", For: "1h"}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	res, _ := r.d.Apply(ctx, []cluster.Update{
+		remote("198.51.100.7/32", "pbx-a", now, 3*time.Hour),
+		remote("203.0.113.9/32", "pbx-a", now, 5*time.Hour),
+	})
+	if res["applied"] != 2 {
+		t.Fatalf("the longer remote bans: %v", res)
+	}
+	if ent, _ := banned(r.fw, "198.51.100.7/32"); time.Until(ent.Expires) < 179*time.Minute {
+		t.Errorf("the kernel holds the union: %v left; want the peer's 3h", time.Until(ent.Expires))
+	}
+	// Another peer cannot lift pbx-a's record.
+	forged := remote("198.51.100.7/32", "pbx-b", now, 3*time.Hour)
+	forged.Kind = cluster.UpdateLifted
+	if res, _ := r.d.Apply(ctx, []cluster.Update{forged}); res["not_held"] != 1 {
+		t.Errorf("pbx-b lifted pbx-a's record: %v", res)
+	}
+	// pbx-a lifts its own: this node's bans stay, for their own time.
+	var lifts []cluster.Update
+	for _, target := range []string{"198.51.100.7/32", "203.0.113.9/32"} {
+		l := remote(target, "pbx-a", now, time.Hour)
+		l.Kind = cluster.UpdateLifted
+		lifts = append(lifts, l)
+	}
+	if res, _ := r.d.Apply(ctx, lifts); res["applied"] != 2 {
+		t.Fatalf("pbx-a's lifts: %v", res)
+	}
+	for target, want := range map[string]time.Duration{"198.51.100.7/32": time.Until(own.Expires), "203.0.113.9/32": time.Hour} {
+		ent, ok := banned(r.fw, target)
+		if !ok {
+			t.Fatalf("%s lifted by a peer's lift: this node's own ban went with it", target)
+		}
+		if left := time.Until(ent.Expires); left > want+time.Minute || left < want-2*time.Minute {
+			t.Errorf("%s: %v left in the kernel; want this node's %v", target, left, want)
+		}
+	}
+	list, _ := r.client.List(ctx)
+	rules := map[string]string{}
+	for _, b := range list {
+		rules[b.Target] = b.Rule + "/" + b.Origin
+	}
+	if rules["198.51.100.7"] != "burst/" || rules["203.0.113.9"] != "manual/" {
+		t.Errorf("list after the lift: %v", rules)
+	}
+	// A plain unban here lifts every origin's record.
+	r.d.Apply(ctx, []cluster.Update{remote("203.0.113.9/32", "pbx-c", time.Now(), 5*time.Hour)})
+	if un, err := r.client.Unban(ctx, control.UnbanRequest{Target: "203.0.113.9"}); err != nil || un.Result != control.Unbanned {
+		t.Fatalf("unban: %+v %v", un, err)
+	}
+	if _, ok := banned(r.fw, "203.0.113.9/32"); ok {
+		t.Error("still banned after a plain unban: a peer's record stayed")
+	}
+}
+
+// TestPeerLimits (issue 20, item 2): a peer's bans beyond its limits are
+// refused and counted; other peers and this node are not affected.
+func TestPeerLimits(t *testing.T) {
+	e := newEnv(t)
+	r := startWith(t, e.config(), nil, func(d *daemon.Daemon) {
+		d.Join(&peers{}, false)
+		d.LimitPeers(daemon.PeerLimits{Bans: 100, Networks: 3, Space4: 1 << 17, PerMinute: 150})
+	})
+	ctx := context.Background()
+	old := time.Now().Add(-time.Hour) // made an hour ago: a catch-up, not a flood
+	var flood []cluster.Update
+	for i := range 300 {
+		flood = append(flood, remote(fmt.Sprintf("198.18.%d.%d/32", i/250, i%250+1), "pbx-x", old, 2*time.Hour))
+	}
+	res, _ := r.d.Apply(ctx, flood)
+	if res["applied"] != 100 || res["limit"] != 200 {
+		t.Errorf("300 bans over a limit of 100: %v", res)
+	}
+	// Networks: 3 at most, and 2^17 IPv4 addresses: two /16s fill it.
+	res, _ = r.d.Apply(ctx, []cluster.Update{
+		remote("10.1.0.0/16", "pbx-y", old, 2*time.Hour), remote("10.2.0.0/16", "pbx-y", old, 2*time.Hour),
+		remote("10.3.0.0/24", "pbx-y", old, 2*time.Hour), remote("10.4.0.0/24", "pbx-y", old, 2*time.Hour),
+		remote("10.5.0.0/24", "pbx-y", old, 2*time.Hour),
+	})
+	if res["applied"] != 2 || res["limit"] != 3 {
+		t.Errorf("networks and address space: %v", res)
+	}
+	// A renewal is never refused.
+	if res, _ := r.d.Apply(ctx, []cluster.Update{remote("198.18.0.1/32", "pbx-x", time.Now(), 3*time.Hour)}); res["applied"] != 1 {
+		t.Errorf("renewal over the limit: %v", res)
+	}
+	// Rate: bans made within the last minute, 150 at most.
+	var fresh []cluster.Update
+	for i := range 200 {
+		fresh = append(fresh, remote(fmt.Sprintf("198.19.0.%d/32", i+1), "pbx-z", time.Now(), time.Hour))
+	}
+	if res, _ := r.d.Apply(ctx, fresh); res["applied"] != 100 || res["limit"] != 100 {
+		t.Errorf("200 fresh bans, rate 150 a minute and 100 bans: %v", res)
+	}
+	// This node and other peers still ban.
+	appendLines(t, e.log, failures("198.51.100.7", 5, time.Now())...)
+	if !eventually(func() bool { _, ok := banned(r.fw, "198.51.100.7/32"); return ok }) {
+		t.Error("a local ban after the peers' floods")
+	}
+	if res, _ := r.d.Apply(ctx, []cluster.Update{remote("198.51.100.9/32", "pbx-ok", time.Now(), time.Hour)}); res["applied"] != 1 {
+		t.Errorf("another peer: %v", res)
+	}
+	if n := strings.Count(r.logs.String(), "over its limit"); n < 3 || n > 6 {
+		t.Errorf("%d limit warnings; want one per peer and limit", n)
+	}
+}
+
+// TestPeerFloodLocalLatency (issue 20, item 2): local bans do not wait
+// behind a flood of other nodes' bans: peers' bans are applied, 5,000 at
+// a time, for as long as this node bans attackers from its log, one at a
+// time. The latency is the daemon's own: the log line read to the ban in
+// the firewall (Notice.Latency); its p90 during the flood stays within a
+// few times the quiet one.
+func TestPeerFloodLocalLatency(t *testing.T) {
+	e := newEnv(t)
+	seen := make(chan daemon.Notice, 100)
+	r := startWith(t, e.config(), nil, func(d *daemon.Daemon) {
+		d.Join(&peers{}, false)
+		d.Observe(observerFunc(func(n daemon.Notice) {
+			if n.Type == daemon.NoticeBan && n.Node == "" {
+				seen <- n
+			}
+		}))
+	})
+	ctx := context.Background()
+	measure := func(prefix string, first, count int) []time.Duration {
+		var out []time.Duration
+		for i := first; i < first+count; i++ {
+			addr := fmt.Sprintf("%s.%d.%d", prefix, i/250, i%250+1)
+			appendLines(t, e.log, failures(addr, 5, time.Now())...)
+			select {
+			case n := <-seen:
+				if n.Addr.String() != addr {
+					t.Fatalf("ban of %v; want %s", n.Addr, addr)
+				}
+				out = append(out, n.Latency)
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%s not banned:\n%s", addr, r.logs)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	quiet := measure("198.18", 0, 50)
+	// The flood: 100,000 bans, 5,000 per Apply (the cluster node's batch).
+	const flood = 100_000
+	done := make(chan struct{})
+	var applied int
+	var took time.Duration
+	go func() {
+		defer close(done)
+		start := time.Now()
+		for i := range flood / 5000 {
+			batch := make([]cluster.Update, 5000)
+			for j := range batch {
+				k := i*5000 + j
+				batch[j] = remote(fmt.Sprintf("100.%d.%d.%d/32", 64+k/65536, k/256%256, k%256), fmt.Sprintf("pbx-%d", k/25000), time.Now().Add(-time.Hour), 2*time.Hour)
+			}
+			res, _ := r.d.Apply(ctx, batch)
+			applied += res["applied"]
+		}
+		took = time.Since(start)
+	}()
+	var loaded []time.Duration
+	for i := 0; ; i++ {
+		select {
+		case <-done:
+		default:
+			loaded = append(loaded, measure("198.19", i, 1)...)
+			continue
+		}
+		break
+	}
+	slices.Sort(loaded)
+	p90 := func(d []time.Duration) time.Duration { return d[len(d)*9/10] }
+	turn := took / (flood / 500) // the core's turn for one chunk of 500 peers' bans
+	t.Logf("local ban latency, line read to firewall, p50/p90: quiet %v/%v; during a flood of %d peers' bans (%v, a turn of 500 %v) %v/%v over %d bans",
+		quiet[len(quiet)/2], p90(quiet), applied, took.Round(time.Millisecond), turn, loaded[len(loaded)/2], p90(loaded), len(loaded))
+	if applied != flood || len(loaded) < 20 {
+		t.Fatalf("%d of %d peers' bans applied, %d local bans measured during the flood", applied, flood, len(loaded))
+	}
+	// A local ban waits at most for the turn under way: never behind the
+	// flood's queue.
+	if p90(loaded) > 2*turn+5*p90(quiet) {
+		t.Errorf("p90 of local bans %v during the flood; quiet %v, a turn %v", p90(loaded), p90(quiet), turn)
+	}
+}
+
+// observerFunc is a function as a daemon.Observer.
+type observerFunc func(daemon.Notice)
+
+func (f observerFunc) Notice(n daemon.Notice) { f(n) }

@@ -264,7 +264,7 @@ func (c *fwStateCache) get(ctx context.Context, fw firewall.Backend) firewall.St
 func (d *Daemon) list() []control.Ban {
 	now := d.now()
 	out := make([]control.Ban, 0, d.ledger.Len())
-	d.ledger.All(func(r *bans.Record) bool {
+	d.ledger.Targets(func(r *bans.Record) bool {
 		if r.InForce(now) {
 			out = append(out, wireBan(r))
 		}

@@ -161,6 +161,9 @@ type Daemon struct {
 
 	cluster         Cluster // nil: no [cluster]
 	clusterEscalate bool
+	peerLimits      PeerLimits
+	peerRate        map[string]peerRate  // bans of each peer made within the last minute
+	peerWarned      map[string]time.Time // limit warnings, by peer and reason
 }
 
 // New checks cfg and returns a daemon enforcing bans through fw. now is
@@ -193,6 +196,8 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 		ready:       make(chan struct{}),
 		batches:     make(chan batch, 64),
 		ledger:      bans.NewLedger(),
+		peerRate:    map[string]peerRate{},
+		peerWarned:  map[string]time.Time{},
 		evidence:    newEvidence(),
 		pendingPos:  map[string]savedPosition{},
 		positions:   map[string]savedPosition{},
@@ -303,6 +308,17 @@ func (d *Daemon) loop(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
+		// The logs' lines first: a queue of calls (other nodes' bans in
+		// chunks, status requests) never holds up a local ban for more
+		// than one call.
+		select {
+		case b := <-d.batches:
+			d.handle(b)
+			d.drain()
+			d.flush(ctx)
+			continue
+		default:
+		}
 		select {
 		case <-ctx.Done():
 			return

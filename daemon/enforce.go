@@ -74,7 +74,7 @@ func (d *Daemon) flush(ctx context.Context) {
 		}
 		err := d.replace(ctx, plan.Replace)
 		if err == nil {
-			err = d.ban(ctx, firewallBans(plan.Enforce, now)...)
+			err = d.ban(ctx, d.firewallBans(plan.Enforce, now)...)
 		}
 		var oe *firewall.OverlapError
 		var ge *guardError
@@ -142,11 +142,27 @@ func (p *decision) record(now time.Time) *bans.Record {
 	return r
 }
 
-// firewallBans turns records into what the firewall enforces.
-func firewallBans(recs []*bans.Record, now time.Time) []firewall.Ban {
-	out := make([]firewall.Ban, len(recs))
-	for i, r := range recs {
-		out[i] = firewall.Ban{Prefix: r.Target, Timeout: r.Expires.Sub(now)}
+// firewallBans turns new records into what the firewall enforces: one
+// ban per target, for as long as its longest record, held or new (a
+// target is banned as long as any origin wants it: a shorter new record
+// never shortens the kernel's timeout).
+func (d *Daemon) firewallBans(recs []*bans.Record, now time.Time) []firewall.Ban {
+	until := make(map[netip.Prefix]time.Time, len(recs))
+	var order []netip.Prefix
+	for _, r := range recs {
+		u, seen := until[r.Target]
+		if !seen {
+			order = append(order, r.Target)
+			u = d.ledger.Until(r.Target, now)
+		}
+		if r.Expires.After(u) {
+			u = r.Expires
+		}
+		until[r.Target] = u
+	}
+	out := make([]firewall.Ban, len(order))
+	for i, p := range order {
+		out[i] = firewall.Ban{Prefix: p, Timeout: until[p].Sub(now)}
 	}
 	return out
 }
@@ -190,6 +206,10 @@ func (d *Daemon) record(p decision, now time.Time, latency time.Duration) {
 		d.log.Info().Str(fieldIP, addr).Str("network", from.String()).Str("allow", d.allowed(from).String()).
 			Msg("ban narrowed to the address: its network holds an allowlisted address")
 	}
+	if r.Origin.Kind == bans.Peer {
+		// Peers' bans come by the thousand: applyCluster logs each batch.
+		ev = d.log.Debug().Str(fieldNode, r.Node())
+	}
 	ev.Str(fieldIP, addr).Str(fieldPrefix, r.Target.String()).Str(fieldRule, r.Rule).
 		Int(fieldCount, r.Count).Float64(fieldTTL, timeout.Round(time.Second).Seconds()).
 		Str(fieldSource, r.Source).Int(fieldOffence, r.Offences).Msg("ban")
@@ -200,28 +220,83 @@ func (d *Daemon) record(p decision, now time.Time, latency time.Duration) {
 	d.share(r)
 }
 
-// unbanned forgets a ban lifted for reason (why: the log's words) and
-// tells the observers.
+// unbanned forgets every record of a target lifted for reason (why: the
+// log's words) and tells the observers.
 func (d *Daemon) unbanned(p netip.Prefix, reason, why string) {
-	r := d.ledger.Remove(p)
-	d.evidence.lifted(p)
-	d.bansDirty = true
-	d.unbans[reason]++
-	if r != nil && r.Origin.Kind == bans.Feed {
-		d.feedEntryLifted(r, reason, why)
+	d.lifted(p, d.ledger.Remove(p), true, reason, why)
+}
+
+// lifted tells of records of target p gone for reason; over says whether
+// the target is no longer banned at all. A feed's entries come and go by
+// the thousand: the feed keeps its own books and its log line reports
+// them; no one is notified of each.
+func (d *Daemon) lifted(p netip.Prefix, gone []*bans.Record, over bool, reason, why string) {
+	if len(gone) == 0 {
 		return
 	}
-	n := Notice{Type: NoticeUnban, Target: p, Reason: reason, Time: d.now()}
-	if r != nil {
-		n.Rule, n.Node = r.Label(), r.Node()
+	d.bansDirty = true
+	feedOnly := true
+	for _, r := range gone {
+		if r.Origin.Kind == bans.Feed {
+			d.feedEntryLifted(r, reason, why)
+		} else {
+			feedOnly = false
+		}
 	}
+	if !over {
+		d.log.Debug().Str(fieldPrefix, p.String()).Str(fieldRule, gone[0].Label()).Str(fieldReason, why).
+			Msg("a ban's record lifted; others of the target stay in force")
+		return
+	}
+	d.evidence.lifted(p)
+	d.unbans[reason]++
+	if feedOnly {
+		return
+	}
+	n := Notice{Type: NoticeUnban, Target: p, Reason: reason, Time: d.now(), Rule: gone[0].Label(), Node: gone[0].Node()}
 	d.log.Info().Str(fieldPrefix, p.String()).Str(fieldRule, n.Rule).Str(fieldReason, why).Msg("unban")
 	d.notice(n)
 }
 
-// expire forgets bans that ended (the kernel has lifted them already).
+// liftRecords lifts the records of target p matching drop, at now: in the
+// firewall first (the target unbanned when nothing is left, or its
+// timeout set to the longest record left when that is shorter), then in
+// the ledger.
+func (d *Daemon) liftRecords(ctx context.Context, p netip.Prefix, drop func(*bans.Record) bool, reason, why string) ([]*bans.Record, error) {
+	now := d.now()
+	before := d.ledger.Until(p, now)
+	rest := d.ledger.Without(p, drop)
+	var err error
+	switch {
+	case rest == nil || !rest.InForce(now):
+		err = d.fw.Unban(ctx, p)
+	case rest.Expires.Before(before):
+		err = d.ban(ctx, firewall.Ban{Prefix: p, Timeout: rest.Expires.Sub(now)})
+	}
+	if err != nil {
+		d.fwErrors++
+		return nil, err
+	}
+	gone := d.ledger.RemoveIf(p, drop)
+	if rest != nil && !rest.InForce(now) {
+		gone = append(gone, d.ledger.Remove(p)...) // ended, lifted by the kernel
+	}
+	d.lifted(p, gone, rest == nil || !rest.InForce(now), reason, why)
+	return gone, nil
+}
+
+// expire forgets the records that ended. The kernel holds a target as
+// long as its longest record: when the last one ends, it has lifted the
+// target already.
 func (d *Daemon) expire() {
-	for _, p := range d.ledger.Ended(d.now()) {
-		d.unbanned(p, UnbanExpired, "expired")
+	now := d.now()
+	ended := map[netip.Prefix]bool{}
+	for _, r := range d.ledger.Ended(now) {
+		ended[r.Target] = true
+	}
+	for p := range ended {
+		gone := d.ledger.RemoveIf(p, func(r *bans.Record) bool { return !r.InForce(now) })
+		_, held := d.ledger.Get(p)
+		d.lifted(p, gone, !held, UnbanExpired, "expired")
 	}
 }

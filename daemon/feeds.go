@@ -46,23 +46,21 @@ func (d *Daemon) startFeeds(ctx context.Context) {
 	for _, f := range d.cfg.Feeds {
 		configured[f.Feed.Name] = true
 	}
-	var gone []netip.Prefix
+	gone := map[bans.Origin][]netip.Prefix{}
 	d.ledger.All(func(r *bans.Record) bool {
 		if r.Origin.Kind == bans.Feed && !configured[r.Origin.Name] {
-			gone = append(gone, r.Target)
+			gone[r.Origin] = append(gone[r.Origin], r.Target)
 		}
 		return true
 	})
-	if len(gone) > 0 {
-		if err := d.fw.Unban(ctx, gone...); err != nil {
+	for origin, targets := range gone {
+		if err := d.liftFeedEntries(ctx, origin, targets, d.now()); err != nil {
 			d.fwErrors++
-			d.log.Error().Err(err).Int("entries", len(gone)).Msg("entries of feeds no longer configured not lifted; they expire on their own")
-		} else {
-			for _, p := range gone {
-				d.unbanned(p, UnbanFeed, "its feed is no longer configured")
-			}
-			d.log.Info().Int("entries", len(gone)).Msg("lifted the entries of feeds no longer configured")
+			d.log.Error().Err(err).Str("feed", origin.Name).Int("entries", len(targets)).
+				Msg("entries of a feed no longer configured not lifted; they expire on their own")
+			continue
 		}
+		d.log.Info().Str("feed", origin.Name).Int("entries", len(targets)).Msg("lifted the entries of a feed no longer configured")
 	}
 	for _, f := range d.cfg.Feeds {
 		l, err := feeds.NewLoader(f.Feed, nil, d.log.With().Str("feed", f.Feed.Name).Logger())
@@ -146,32 +144,32 @@ func (d *Daemon) applyFeed(ctx context.Context, name string, fs *feedState, refr
 			lift = append(lift, p)
 		}
 	}
-	var add []firewall.Ban
+	var add []netip.Prefix
 	for p := range want {
 		if _, ok := fs.applied[p]; !ok || refresh {
-			add = append(add, firewall.Ban{Prefix: p, Timeout: fs.cfg.Expire})
+			add = append(add, p)
 		}
 	}
 	if len(lift) > 0 {
-		if err := d.fw.Unban(ctx, lift...); err != nil {
+		if err := d.liftFeedEntries(ctx, origin, lift, now); err != nil {
 			return err
-		}
-		for _, p := range lift {
-			d.unbanned(p, UnbanFeed, "gone from its feed")
 		}
 	}
 	if len(add) > 0 {
-		if err := d.ban(ctx, add...); err != nil {
+		reason := bans.CleanReason("blocklist feed " + name)
+		recs := make([]*bans.Record, len(add))
+		for i, p := range add {
+			recs[i] = &bans.Record{Target: p, Origin: origin, Reason: reason, Since: now, Expires: now.Add(fs.cfg.Expire)}
+			if old, ok := d.ledger.Of(p, origin); ok {
+				recs[i].Since = old.Since // a refresh: records are replaced, never changed
+			}
+		}
+		if err := d.ban(ctx, d.firewallBans(recs, now)...); err != nil {
 			return err
 		}
-		reason := bans.CleanReason("blocklist feed " + name)
-		for _, b := range add {
-			r := &bans.Record{Target: b.Prefix, Origin: origin, Reason: reason, Since: now, Expires: now.Add(b.Timeout)}
-			if old, ok := d.ledger.Get(b.Prefix); ok && old.Origin == origin {
-				r.Since = old.Since // a refresh: records are replaced, never changed
-			}
+		for _, r := range recs {
 			d.ledger.Put(r)
-			fs.applied[b.Prefix] = struct{}{}
+			fs.applied[r.Target] = struct{}{}
 		}
 		d.bansDirty = true
 	}
@@ -186,6 +184,40 @@ func (d *Daemon) applyFeed(ctx context.Context, name string, fs *feedState, refr
 	return nil
 }
 
+// liftFeedEntries lifts a feed's records of targets, in one firewall
+// transaction for those no other origin holds. A target another origin
+// holds stays banned, for as long as that origin's record (shorter than
+// the feed's, the kernel's timeout is set anew).
+func (d *Daemon) liftFeedEntries(ctx context.Context, origin bans.Origin, targets []netip.Prefix, now time.Time) error {
+	isFeed := func(r *bans.Record) bool { return r.Origin == origin }
+	var unban []netip.Prefix
+	var shorten []firewall.Ban
+	for _, p := range targets {
+		switch rest := d.ledger.Without(p, isFeed); {
+		case rest == nil || !rest.InForce(now):
+			unban = append(unban, p)
+		case rest.Expires.Before(d.ledger.Until(p, now)):
+			shorten = append(shorten, firewall.Ban{Prefix: p, Timeout: rest.Expires.Sub(now)})
+		}
+	}
+	if len(unban) > 0 {
+		if err := d.fw.Unban(ctx, unban...); err != nil {
+			return err
+		}
+	}
+	if len(shorten) > 0 {
+		if err := d.ban(ctx, shorten...); err != nil {
+			return err
+		}
+	}
+	for _, p := range targets {
+		gone := d.ledger.RemoveIf(p, isFeed)
+		_, held := d.ledger.Get(p)
+		d.lifted(p, gone, !held, UnbanFeed, "gone from its feed")
+	}
+	return nil
+}
+
 // feedBlocked reports whether a feed entry must stay out of the firewall:
 // it overlaps the allowlist or special-purpose addresses (restored from
 // an older sipguard's state: feeds.Parse skips them), is banned otherwise
@@ -195,8 +227,10 @@ func (d *Daemon) feedBlocked(p netip.Prefix, origin bans.Origin, others *bans.In
 	if _, bad := bans.Special(p); bad || d.allowed(p).IsValid() {
 		return true
 	}
-	if r, ok := d.ledger.Get(p); ok && r.Origin != origin {
-		return true
+	for _, r := range d.ledger.RecordsOf(p) {
+		if r.Origin != origin && r.InForce(d.now()) {
+			return true
+		}
 	}
 	// Addresses live in their own sets, apart from networks.
 	return !bans.IsHost(p) && others.Overlaps(p)

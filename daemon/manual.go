@@ -66,13 +66,14 @@ func (d *Daemon) manualBan(ctx context.Context, p netip.Prefix, dur time.Duratio
 	}
 	err := d.replace(ctx, plan.Replace)
 	if err == nil {
-		err = d.ban(ctx, firewallBans(plan.Enforce, now)...)
+		err = d.ban(ctx, d.firewallBans(plan.Enforce, now)...)
 	}
 	if err != nil {
 		d.fwErrors++
 		return ManualBan{}, nil, refuse("ban %s: %v", p, err)
 	}
-	renewed := d.ledger.Put(r) != nil
+	renewed := !d.ledger.Until(p, now).IsZero()
+	d.ledger.Put(r)
 	d.eng.Banned(p, now, dur)
 	d.log.Info().Str(fieldPrefix, p.String()).Str(fieldRule, r.Label()).Str(fieldReason, reason).
 		Float64(fieldTTL, dur.Seconds()).Msg("ban")
@@ -195,18 +196,19 @@ func (d *Daemon) manualImport(ctx context.Context, entries []ImportEntry) (Impor
 	plan := d.ledger.Plan(recs, now)
 	err := d.replace(ctx, plan.Replace)
 	if err == nil {
-		err = d.ban(ctx, firewallBans(plan.Enforce, now)...)
+		err = d.ban(ctx, d.firewallBans(plan.Enforce, now)...)
 	}
 	if err != nil {
 		d.fwErrors++
 		return Imported{}, nil, fmt.Errorf("import: %w", err)
 	}
 	for _, r := range plan.Enforce {
-		if d.ledger.Put(r) != nil {
-			res.Renewed++
-		} else {
+		if d.ledger.Until(r.Target, now).IsZero() {
 			res.Banned++
+		} else {
+			res.Renewed++
 		}
+		d.ledger.Put(r)
 		d.eng.Banned(r.Target, now, r.Expires.Sub(now))
 		d.share(r)
 	}

@@ -30,7 +30,7 @@ func (d *Daemon) liftSpecial(now time.Time) {
 		why string
 	}
 	var out []lift
-	d.ledger.All(func(r *bans.Record) bool {
+	d.ledger.Targets(func(r *bans.Record) bool {
 		if why, bad := bans.Special(r.Target); bad && r.InForce(now) {
 			out = append(out, lift{r, why})
 		}

@@ -98,7 +98,7 @@ func (d *Daemon) restore(ctx context.Context) error {
 	d.fitted(d.misfits(now), now)
 	d.liftSpecial(now)
 	entries := make([]firewall.Entry, 0, d.ledger.Len())
-	d.ledger.All(func(r *bans.Record) bool {
+	d.ledger.Targets(func(r *bans.Record) bool { // the longest of each target's records
 		entries = append(entries, firewall.Entry{Prefix: r.Target, Expires: r.Expires})
 		return true
 	})
