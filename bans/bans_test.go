@@ -224,7 +224,21 @@ func TestLedger(t *testing.T) {
 	if !l.Lifted(pfx("203.0.113.9/32"), now) || l.Lifted(pfx("203.0.113.9/32"), now.Add(time.Millisecond)) || l.Lifted(pfx("198.51.100.0/24"), now) {
 		t.Error("Lifted: a ban made before the unban of an overlapping target is lifted, no other")
 	}
+	// Remembering it again extends it, never shortens it, and it stays
+	// its first origin's.
+	l.Remember(pfx("203.0.113.0/24"), bans.Lift{At: now.Add(-time.Hour), Until: now.Add(time.Minute), Origin: "pbx-x"})
+	if u, _ := l.Remembered(pfx("203.0.113.0/24")); !u.At.Equal(now) || !u.Until.Equal(now.Add(time.Hour)) || u.Origin != "" {
+		t.Errorf("an unban remembered again: %+v", u)
+	}
+	l.Remember(pfx("198.51.100.0/24"), bans.Lift{At: now, Until: now.Add(2 * time.Hour), Origin: "pbx-x"})
+	if l.LiftsOf("pbx-x") != 1 || l.LiftsOf("") != 1 {
+		t.Errorf("unbans of pbx-x %d, of this node %d; want 1 each", l.LiftsOf("pbx-x"), l.LiftsOf(""))
+	}
 	l.Forget(now.Add(time.Hour))
+	if l.NumLifts() != 1 {
+		t.Error("an unban remembered past its end, or one forgotten before")
+	}
+	l.Forget(now.Add(2 * time.Hour))
 	if l.NumLifts() != 0 {
 		t.Error("an unban remembered past its end")
 	}
@@ -369,7 +383,10 @@ func TestFileRoundTrip(t *testing.T) {
 			{Target: pfx("192.0.2.9/32"), Origin: bans.ByKernel, Since: now, Expires: now.Add(time.Hour)},
 			{Target: pfx("198.51.100.8/32"), Origin: bans.FromPeer("pbx-a"), Rule: "slow", Since: now, Expires: now.Add(time.Hour), Count: 30},
 		},
-		Lifts:    map[netip.Prefix]bans.Lift{pfx("203.0.113.0/24"): {At: now, Until: now.Add(time.Hour)}},
+		Lifts: map[netip.Prefix]bans.Lift{pfx("203.0.113.0/24"): {At: now, Until: now.Add(time.Hour)},
+			// Beyond 2262, where nanoseconds since 1970 overflow.
+			pfx("198.51.100.0/24"): {At: time.UnixMilli(time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()),
+				Until: time.UnixMilli(time.Date(9999, 2, 1, 0, 0, 0, 0, time.UTC).UnixMilli()), Origin: "pbx \"b\"\t"}},
 		Offences: []engine.Offence{{Prefix: pfx("198.51.100.7/32"), Count: 2, Last: now, Until: now.Add(time.Hour)}},
 	}
 	got, skipped, err := bans.Decode(bans.Encode(s))

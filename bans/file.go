@@ -28,7 +28,7 @@ type Snapshot struct {
 // Encode writes s, one record per line, tab-separated, text fields quoted:
 //
 //	ban	<target>	<label>	<since ms>	<expires ms>	<count>	<offences>	"<source>"	"<addr>"	"<reason>"	["<node>"]
-//	lifted	<target>	<at ms>	<until ms>
+//	lifted	<target>	<at ms>	<until ms>	["<node>"]
 //	offence	<prefix>	<count>	<last ms>	<until ms>
 //
 // <label> is Record.Label; the node is written only for peers' bans, and
@@ -64,10 +64,19 @@ func Encode(s Snapshot) []byte {
 	for p, u := range s.Lifts {
 		b = append(b, "lifted\t"...)
 		b = p.AppendTo(b)
-		// At rounded up: a ban of the same millisecond stays lifted.
-		for _, n := range []int64{(u.At.UnixNano() + 999_999) / 1e6, u.Until.UnixMilli()} {
+		// At rounded up: a ban of the same millisecond stays lifted. (In
+		// milliseconds: nanoseconds overflow in 2262.)
+		at := u.At.UnixMilli()
+		if u.At.Nanosecond()%1e6 != 0 {
+			at++
+		}
+		for _, n := range []int64{at, u.Until.UnixMilli()} {
 			b = append(b, '\t')
 			b = strconv.AppendInt(b, n, 10)
+		}
+		if u.Origin != "" {
+			b = append(b, '\t')
+			b = strconv.AppendQuote(b, u.Origin)
 		}
 		b = append(b, '\n')
 	}
@@ -136,16 +145,22 @@ func (s *Snapshot) decodeLine(line string) error {
 		}
 		o.Count, o.Last, o.Until = int(nums[0]), time.UnixMilli(nums[1]), time.UnixMilli(nums[2])
 		s.Offences = append(s.Offences, o)
-	case f[0] == "lifted" && len(f) == 4:
+	case f[0] == "lifted" && (len(f) == 4 || len(f) == 5):
 		var nums [2]int64
 		p, err := netip.ParsePrefix(f[1])
 		if err != nil {
 			return err
 		}
-		if err := ints(nums[:], f[2:]); err != nil {
+		if err := ints(nums[:], f[2:4]); err != nil {
 			return err
 		}
-		s.Lifts[p] = Lift{At: time.UnixMilli(nums[0]), Until: time.UnixMilli(nums[1])}
+		u := Lift{At: time.UnixMilli(nums[0]), Until: time.UnixMilli(nums[1])}
+		if len(f) == 5 {
+			if u.Origin, err = strconv.Unquote(f[4]); err != nil {
+				return fmt.Errorf("origin: %w", err)
+			}
+		}
+		s.Lifts[p] = u
 	default:
 		return fmt.Errorf("unknown record %q", clip(f[0], 32))
 	}

@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/sipguard/sipguard/bans"
 	"github.com/sipguard/sipguard/cluster"
 	"github.com/sipguard/sipguard/control"
 	"github.com/sipguard/sipguard/daemon"
@@ -426,3 +429,99 @@ func TestPeerFloodLocalLatency(t *testing.T) {
 type observerFunc func(daemon.Notice)
 
 func (f observerFunc) Notice(n daemon.Notice) { f(n) }
+
+// TestPeerBounds (issue 20, items 4 and 6): another node's bans and
+// unbans are bounded in time, width and number: a ban lasts no longer
+// than this node's longest; an unban from the future, or of a network
+// wider than /8, is refused; a node's unbans remembered are bounded.
+func TestPeerBounds(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config() // longest ban: the burst rule's max_ban_time, 24h
+	r := startWith(t, cfg, nil, func(d *daemon.Daemon) {
+		d.Join(&peers{}, false)
+		d.LimitPeers(daemon.PeerLimits{Unbans: 3})
+	})
+	ctx := context.Background()
+	now := time.Now()
+	forever := time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+	ban := remote("198.51.100.7/32", "pbx-x", time.Unix(0, 0), 0)
+	ban.Ban.Expires = forever
+	if res, _ := r.d.Apply(ctx, []cluster.Update{ban}); res["applied"] != 1 {
+		t.Fatalf("a ban until 9999: %v", res)
+	}
+	ent, ok := banned(r.fw, "198.51.100.7/32")
+	if left := time.Until(ent.Expires); !ok || left > 24*time.Hour || left < 23*time.Hour {
+		t.Errorf("a ban until 9999 is held for %v; want this node's longest, 24h", left)
+	}
+
+	unban := func(target, origin string, at, until time.Time) cluster.Update {
+		return cluster.Update{Kind: cluster.UpdateUnban, Unban: cluster.Unban{
+			Target: netip.MustParsePrefix(target), Origin: origin, Time: at, Until: until}}
+	}
+	// From the future: refused; bans made before it stay and later ones
+	// are enforced.
+	appendLines(t, e.log, failures("203.0.113.50", 5, now)...)
+	if !eventually(func() bool { _, ok := banned(r.fw, "203.0.113.50/32"); return ok }) {
+		t.Fatalf("local ban:\n%s", r.logs)
+	}
+	future := unban("203.0.113.0/24", "pbx-x", time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC), forever)
+	if res, _ := r.d.Apply(ctx, []cluster.Update{future}); res["future"] != 1 {
+		t.Errorf("an unban dated 2200: %v", res)
+	}
+	if _, ok := banned(r.fw, "203.0.113.50/32"); !ok {
+		t.Error("an unban from the future lifted a ban here")
+	}
+	if res, _ := r.d.Apply(ctx, []cluster.Update{remote("203.0.113.51/32", "pbx-y", time.Now(), time.Hour)}); res["applied"] != 1 {
+		t.Errorf("a ban after a refused unban from the future: %v", res)
+	}
+	// Too wide: refused, even from this node's CLI.
+	if res, _ := r.d.Apply(ctx, []cluster.Update{unban("192.0.0.0/2", "pbx-x", time.Now(), time.Now().Add(time.Hour))}); res["too_wide"] != 1 {
+		t.Errorf("an unban of a /2: %v", res)
+	}
+	if _, ok := banned(r.fw, "203.0.113.50/32"); !ok {
+		t.Error("a /2 unban lifted a ban here")
+	}
+	if _, err := r.client.Unban(ctx, control.UnbanRequest{Target: "0.0.0.0/0", Cluster: true}); err == nil || !strings.Contains(err.Error(), "wider") {
+		t.Errorf("unban --cluster 0.0.0.0/0: %v", err)
+	}
+	// In number: pbx-x's fourth unban remembered is refused; its renewal
+	// of one it made, and another node's, are not.
+	var us []cluster.Update
+	for i := range 4 {
+		us = append(us, unban(fmt.Sprintf("198.18.%d.0/24", i), "pbx-x", time.Now(), forever))
+	}
+	us = append(us, unban("198.18.0.0/24", "pbx-x", time.Now(), forever), unban("198.18.9.0/24", "pbx-y", time.Now(), forever))
+	res, _ := r.d.Apply(ctx, us)
+	if res["limit"] != 1 || res["nothing_to_unban"] != 5 {
+		t.Errorf("pbx-x's unbans over a limit of 3, a renewal, and pbx-y's: %v", res)
+	}
+	// Remembered no longer than this node's longest ban: read the state
+	// this node saves at stop.
+	r.stop(t)
+	data, err := os.ReadFile(filepath.Join(e.state, "bans.state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved, _, err := bans.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byOrigin := map[string]int{}
+	for p, u := range saved.Lifts {
+		byOrigin[u.Origin]++
+		if u.Until.After(time.Now().Add(24*time.Hour)) || u.At.After(time.Now()) {
+			t.Errorf("unban of %v remembered %v to %v: past this node's longest ban (24h)", p, u.At, u.Until)
+		}
+	}
+	if byOrigin["pbx-x"] != 3 || byOrigin["pbx-y"] != 1 {
+		t.Errorf("unbans remembered per node: %v", byOrigin)
+	}
+	for _, b := range saved.Bans {
+		if b.Expires.After(time.Now().Add(24 * time.Hour)) {
+			t.Errorf("%v saved until %v", b.Target, b.Expires)
+		}
+	}
+	if n := strings.Count(r.logs.String(), `"message":"cluster unban refused`); n != 3 {
+		t.Errorf("%d warnings of refused unbans; want 3 (future, wide, limit):\n%s", n, r.logs)
+	}
+}
