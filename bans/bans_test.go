@@ -529,3 +529,20 @@ func TestUsage(t *testing.T) {
 		t.Errorf("Space(::/0) = %d; want capped at 2^63", v6)
 	}
 }
+
+// BenchmarkEncodeLongReasons: the bans file of a cluster node holding 100,000 other
+// nodes' bans with the longest reasons (tens of megabytes). Encoding
+// grows linearly with it (AppendQuote once made it quadratic).
+func BenchmarkEncodeLongReasons(b *testing.B) {
+	s := bans.Snapshot{}
+	reason := strings.Repeat("r", bans.MaxReason)
+	for i := range 100_000 {
+		s.Bans = append(s.Bans, &bans.Record{Target: netip.PrefixFrom(netip.AddrFrom4([4]byte{100, 64 + byte(i>>16), byte(i >> 8), byte(i)}), 32),
+			Origin: bans.FromPeer("pbx-a"), Rule: "burst", Since: now, Expires: now.Add(time.Hour), Reason: reason})
+	}
+	var n int
+	for b.Loop() {
+		n = len(bans.Encode(s))
+	}
+	b.SetBytes(int64(n))
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,14 +36,20 @@ type Snapshot struct {
 // lifted records exist only in a cluster: the files of a daemon without
 // [cluster] still read with older versions.
 func Encode(s Snapshot) []byte {
-	b := make([]byte, 0, 64+len(s.Bans)*120+len(s.Offences)*60)
+	// Sized once: the file of 100,000 bans with long reasons is tens of
+	// megabytes, and growing it copies it.
+	size := 64 + len(s.Lifts)*80 + len(s.Offences)*80
+	for _, r := range s.Bans {
+		size += 160 + len(r.Rule) + len(r.Source) + len(r.Reason) + len(r.Origin.Name)
+	}
+	b := make([]byte, 0, size)
 	b = append(b, fileHeader...)
 	b = append(b, '\n')
 	for _, r := range s.Bans {
 		b = append(b, "ban\t"...)
 		b = r.Target.AppendTo(b)
 		b = append(b, '\t')
-		b = strconv.AppendQuote(b, r.Label())
+		b = appendQuote(b, r.Label())
 		for _, n := range []int64{r.Since.UnixMilli(), r.Expires.UnixMilli(), int64(r.Count), int64(r.Offences)} {
 			b = append(b, '\t')
 			b = strconv.AppendInt(b, n, 10)
@@ -53,11 +60,11 @@ func Encode(s Snapshot) []byte {
 		}
 		for _, s := range []string{r.Source, addr, r.Reason} {
 			b = append(b, '\t')
-			b = strconv.AppendQuote(b, s)
+			b = appendQuote(b, s)
 		}
 		if node := r.Node(); node != "" {
 			b = append(b, '\t')
-			b = strconv.AppendQuote(b, node)
+			b = appendQuote(b, node)
 		}
 		b = append(b, '\n')
 	}
@@ -76,7 +83,7 @@ func Encode(s Snapshot) []byte {
 		}
 		if u.Origin != "" {
 			b = append(b, '\t')
-			b = strconv.AppendQuote(b, u.Origin)
+			b = appendQuote(b, u.Origin)
 		}
 		b = append(b, '\n')
 	}
@@ -165,6 +172,21 @@ func (s *Snapshot) decodeLine(line string) error {
 		return fmt.Errorf("unknown record %q", clip(f[0], 32))
 	}
 	return nil
+}
+
+// appendQuote is strconv.AppendQuote, faster for the common text that
+// needs no escape (printable ASCII without quote or backslash), and with
+// room made first: AppendQuote grows a full buffer by just the quoted
+// string's length, copying it whole.
+func appendQuote(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c > '~' || c == '"' || c == '\\' {
+			return strconv.AppendQuote(slices.Grow(b, len(s)+2), s)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // clip shortens what an error quotes of a damaged line to n bytes.

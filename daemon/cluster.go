@@ -126,21 +126,34 @@ func (d *Daemon) longestBan() time.Duration {
 	return max(d.cfg.Engine.LongestBan(), d.cfg.ManualBanTime, time.Hour)
 }
 
-// applyChunk is the most updates of other nodes applied in one turn of
-// the core goroutine: between turns, local bans go first, so that a flood
-// from the cluster never holds them up for long.
-const applyChunk = 500
+// A turn of the core goroutine applies other nodes' updates for about
+// applyTurn, applyChunk at most, then enforces them in one firewall
+// transaction: between turns, the log's own bans go first, so that a
+// flood from the cluster holds them up for a turn at most.
+const (
+	applyTurn  = time.Millisecond
+	applyChunk = 500
+)
 
 // Apply enforces other nodes' updates (cluster.Local).
 func (d *Daemon) Apply(ctx context.Context, updates []cluster.Update) (map[string]int, error) {
 	res := map[string]int{}
+	defer func() {
+		// One line per batch of the cluster's, not per turn.
+		nbans := res[bansSeen]
+		delete(res, bansSeen)
+		if res["applied"] > 0 || res["limit"] > 0 {
+			d.log.Info().Int("applied", res["applied"]).Int("known", res["known"]).Int("over_limit", res["limit"]).
+				Int("refused", nbans-res["applied"]-res["known"]-res["limit"]).Msg("cluster bans")
+		}
+	}()
 	for len(updates) > 0 {
-		chunk := updates[:min(len(updates), applyChunk)]
-		updates = updates[len(chunk):]
 		if err := d.call(ctx, func() {
-			for why, n := range d.applyCluster(ctx, chunk) {
-				res[why] += n
+			n := 0
+			for why, k := range d.applyCluster(ctx, updates[:min(len(updates), applyChunk)], &n) {
+				res[why] += k
 			}
+			updates = updates[n:]
 		}); err != nil {
 			return res, err
 		}
@@ -173,14 +186,20 @@ func clusterBan(r *bans.Record) cluster.Ban {
 }
 
 // applyCluster runs on the core goroutine: the bans join the pending ones
-// and go to the firewall in one transaction.
-func (d *Daemon) applyCluster(ctx context.Context, updates []cluster.Update) map[string]int {
+// and go to the firewall in one transaction. It stops after applyTurn,
+// having applied *done of updates (one at least).
+func (d *Daemon) applyCluster(ctx context.Context, updates []cluster.Update, done *int) map[string]int {
 	res := map[string]int{}
+	start := time.Now()
 	now := d.now()
 	d.ledger.Forget(now)
 	pending := map[string]*bans.Usage{}
 	nbans := 0
-	for _, u := range updates {
+	for i, u := range updates {
+		if i > 0 && i%16 == 0 && time.Since(start) > applyTurn {
+			break
+		}
+		*done = i + 1
 		switch u.Kind {
 		case cluster.UpdateBan:
 			nbans++
@@ -207,12 +226,12 @@ func (d *Daemon) applyCluster(ctx context.Context, updates []cluster.Update) map
 		}
 	}
 	d.flush(ctx)
-	if res["applied"] > 0 || res["limit"] > 0 {
-		d.log.Info().Int("applied", res["applied"]).Int("known", res["known"]).Int("refused", nbans-res["applied"]-res["known"]).
-			Msg("cluster bans")
-	}
+	res[bansSeen] = nbans
 	return res
 }
+
+// bansSeen counts, in applyCluster's result, the bans among the updates.
+const bansSeen = "\x00bans"
 
 // peerBan queues another node's ban as that node's record of its target,
 // unless this node allows the address, it is special-purpose

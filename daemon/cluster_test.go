@@ -6,16 +6,21 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/sipguard/sipguard/bans"
 	"github.com/sipguard/sipguard/cluster"
 	"github.com/sipguard/sipguard/control"
 	"github.com/sipguard/sipguard/daemon"
+	"github.com/sipguard/sipguard/firewall"
 )
 
 // peers records what the daemon gives the cluster.
@@ -346,14 +351,19 @@ func TestPeerLimits(t *testing.T) {
 
 // TestPeerFloodLocalLatency (issue 20, item 2): local bans do not wait
 // behind a flood of other nodes' bans: peers' bans are applied, 5,000 at
-// a time, for as long as this node bans attackers from its log, one at a
-// time. The latency is the daemon's own: the log line read to the ban in
-// the firewall (Notice.Latency); its p90 during the flood stays within a
-// few times the quiet one.
+// a time (the cluster node's batch), for as long as this node bans
+// attackers from its log, one at a time. The latency is the daemon's own:
+// the log line read to the ban in the firewall (Notice.Latency). A local
+// ban waits for the turn under way (about a millisecond of peers' bans),
+// never behind the flood: its p90 and p99 stay a small fraction of the
+// flood's length (queued behind it, they would be half of it).
 func TestPeerFloodLocalLatency(t *testing.T) {
 	e := newEnv(t)
 	seen := make(chan daemon.Notice, 100)
-	r := startWith(t, e.config(), nil, func(d *daemon.Daemon) {
+	// A firewall that does not log each ban, and the daemon's log at info
+	// as in production: the latency measured is the daemon's, not the
+	// test's log buffer growing.
+	r := startLevel(t, e.config(), firewall.NewDryRun(zerolog.Nop(), nil), nil, zerolog.InfoLevel, func(d *daemon.Daemon) {
 		d.Join(&peers{}, false)
 		d.Observe(observerFunc(func(n daemon.Notice) {
 			if n.Type == daemon.NoticeBan && n.Node == "" {
@@ -412,16 +422,14 @@ func TestPeerFloodLocalLatency(t *testing.T) {
 	}
 	slices.Sort(loaded)
 	p90 := func(d []time.Duration) time.Duration { return d[len(d)*9/10] }
-	turn := took / (flood / 500) // the core's turn for one chunk of 500 peers' bans
-	t.Logf("local ban latency, line read to firewall, p50/p90: quiet %v/%v; during a flood of %d peers' bans (%v, a turn of 500 %v) %v/%v over %d bans",
-		quiet[len(quiet)/2], p90(quiet), applied, took.Round(time.Millisecond), turn, loaded[len(loaded)/2], p90(loaded), len(loaded))
+	p99 := func(d []time.Duration) time.Duration { return d[len(d)*99/100] }
+	t.Logf("local ban latency, line read to firewall, p50/p90/p99: quiet %v/%v/%v; during a flood of %d peers' bans (%v) %v/%v/%v over %d bans",
+		quiet[len(quiet)/2], p90(quiet), p99(quiet), applied, took.Round(time.Millisecond), loaded[len(loaded)/2], p90(loaded), p99(loaded), len(loaded))
 	if applied != flood || len(loaded) < 20 {
 		t.Fatalf("%d of %d peers' bans applied, %d local bans measured during the flood", applied, flood, len(loaded))
 	}
-	// A local ban waits at most for the turn under way: never behind the
-	// flood's queue.
-	if p90(loaded) > 2*turn+5*p90(quiet) {
-		t.Errorf("p90 of local bans %v during the flood; quiet %v, a turn %v", p90(loaded), p90(quiet), turn)
+	if p90(loaded) > took/20 || p99(loaded) > took/10 {
+		t.Errorf("local bans during a flood of %v: p90 %v, p99 %v; waiting behind it?", took, p90(loaded), p99(loaded))
 	}
 }
 
@@ -523,5 +531,90 @@ func TestPeerBounds(t *testing.T) {
 	}
 	if n := strings.Count(r.logs.String(), `"message":"cluster unban refused`); n != 3 {
 		t.Errorf("%d warnings of refused unbans; want 3 (future, wide, limit):\n%s", n, r.logs)
+	}
+}
+
+// TestPeerFloodCost (issue 20, item 7): 100,000 valid bans from other
+// nodes with the longest reasons the cluster carries: the memory each
+// costs here is bounded, and the bans file, tens of megabytes, is not
+// rewritten every second while they come.
+func TestPeerFloodCost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a flood of 100,000 bans")
+	}
+	e := newEnv(t)
+	fw := firewall.NewDryRun(zerolog.Nop(), nil) // keeps a map of its bans, as small as the kernel's
+	r := startWith(t, e.config(), fw, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	ctx := context.Background()
+	const flood = 100_000
+	reason := strings.Repeat("a reason of four hundred bytes, cut to 256 here. ", 9)[:400]
+	// The heap before the messages are made: what the daemon keeps of
+	// them counts, the rest is garbage once applied.
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	batches := make([][]cluster.Update, flood/5000)
+	for i := range batches {
+		batches[i] = make([]cluster.Update, 5000)
+		for j := range batches[i] {
+			k := i*5000 + j
+			u := remote(fmt.Sprintf("100.%d.%d.%d/32", 64+k/65536, k/256%256, k%256), fmt.Sprintf("pbx-%d", k/25000), time.Now().Add(-time.Hour), 2*time.Hour)
+			u.Ban.Reason = fmt.Sprintf("%d %s", k, reason) // each its own string, as decoded from a message
+			batches[i][j] = u
+		}
+	}
+	// Writes of the bans file, seen as new inodes (store.WriteFile renames
+	// a new file into place).
+	writes := map[uint64]bool{}
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			if fi, err := os.Stat(filepath.Join(e.state, "bans.state")); err == nil {
+				writes[fi.Sys().(*syscall.Stat_t).Ino] = true
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	cpu0 := cpuTime(t)
+	start := time.Now()
+	applied := 0
+	for i := range batches {
+		res, _ := r.d.Apply(ctx, batches[i])
+		applied += res["applied"]
+		batches[i] = nil
+	}
+	took, cpu := time.Since(start), cpuTime(t)-cpu0
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	// The flood goes on for a few seconds as far as saving is concerned.
+	time.Sleep(3 * time.Second)
+	close(stop)
+	<-watched
+	r.stop(t)
+	fi, err := os.Stat(filepath.Join(e.state, "bans.state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	perBan := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / flood
+	t.Logf("%d peers' bans applied in %v (CPU %v, the saver's included); heap %d bytes per ban; bans file %d MB, written %d times in %v",
+		applied, took.Round(time.Millisecond), cpu.Round(time.Millisecond), perBan, fi.Size()>>20, len(writes), (took + 3*time.Second).Round(time.Second))
+	if applied != flood {
+		t.Fatalf("%d of %d applied", applied, flood)
+	}
+	// A record with its reason (256 bytes at most), the ledger's index and
+	// the firewall's map: under 1 KiB. Double that is a leak.
+	if perBan > 2048 {
+		t.Errorf("%d bytes of heap per peer's ban; want at most 2 KiB", perBan)
+	}
+	// Written at most once a second, and no more than a tenth of the
+	// time: fewer writes than seconds.
+	if secs := int((took + 3*time.Second) / time.Second); len(writes) > secs {
+		t.Errorf("the bans file written %d times in %d s", len(writes), secs)
 	}
 }
