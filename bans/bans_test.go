@@ -224,7 +224,21 @@ func TestLedger(t *testing.T) {
 	if !l.Lifted(pfx("203.0.113.9/32"), now) || l.Lifted(pfx("203.0.113.9/32"), now.Add(time.Millisecond)) || l.Lifted(pfx("198.51.100.0/24"), now) {
 		t.Error("Lifted: a ban made before the unban of an overlapping target is lifted, no other")
 	}
+	// Remembering it again extends it, never shortens it, and it stays
+	// its first origin's.
+	l.Remember(pfx("203.0.113.0/24"), bans.Lift{At: now.Add(-time.Hour), Until: now.Add(time.Minute), Origin: "pbx-x"})
+	if u, _ := l.Remembered(pfx("203.0.113.0/24")); !u.At.Equal(now) || !u.Until.Equal(now.Add(time.Hour)) || u.Origin != "" {
+		t.Errorf("an unban remembered again: %+v", u)
+	}
+	l.Remember(pfx("198.51.100.0/24"), bans.Lift{At: now, Until: now.Add(2 * time.Hour), Origin: "pbx-x"})
+	if l.LiftsOf("pbx-x") != 1 || l.LiftsOf("") != 1 {
+		t.Errorf("unbans of pbx-x %d, of this node %d; want 1 each", l.LiftsOf("pbx-x"), l.LiftsOf(""))
+	}
 	l.Forget(now.Add(time.Hour))
+	if l.NumLifts() != 1 {
+		t.Error("an unban remembered past its end, or one forgotten before")
+	}
+	l.Forget(now.Add(2 * time.Hour))
 	if l.NumLifts() != 0 {
 		t.Error("an unban remembered past its end")
 	}
@@ -369,7 +383,10 @@ func TestFileRoundTrip(t *testing.T) {
 			{Target: pfx("192.0.2.9/32"), Origin: bans.ByKernel, Since: now, Expires: now.Add(time.Hour)},
 			{Target: pfx("198.51.100.8/32"), Origin: bans.FromPeer("pbx-a"), Rule: "slow", Since: now, Expires: now.Add(time.Hour), Count: 30},
 		},
-		Lifts:    map[netip.Prefix]bans.Lift{pfx("203.0.113.0/24"): {At: now, Until: now.Add(time.Hour)}},
+		Lifts: map[netip.Prefix]bans.Lift{pfx("203.0.113.0/24"): {At: now, Until: now.Add(time.Hour)},
+			// Beyond 2262, where nanoseconds since 1970 overflow.
+			pfx("198.51.100.0/24"): {At: time.UnixMilli(time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()),
+				Until: time.UnixMilli(time.Date(9999, 2, 1, 0, 0, 0, 0, time.UTC).UnixMilli()), Origin: "pbx \"b\"\t"}},
 		Offences: []engine.Offence{{Prefix: pfx("198.51.100.7/32"), Count: 2, Last: now, Until: now.Add(time.Hour)}},
 	}
 	got, skipped, err := bans.Decode(bans.Encode(s))
@@ -511,4 +528,21 @@ func TestUsage(t *testing.T) {
 	if _, v6 := bans.Space(pfx("::/0")); v6 != 1<<63 {
 		t.Errorf("Space(::/0) = %d; want capped at 2^63", v6)
 	}
+}
+
+// BenchmarkEncodeLongReasons: the bans file of a cluster node holding 100,000 other
+// nodes' bans with the longest reasons (tens of megabytes). Encoding
+// grows linearly with it (AppendQuote once made it quadratic).
+func BenchmarkEncodeLongReasons(b *testing.B) {
+	s := bans.Snapshot{}
+	reason := strings.Repeat("r", bans.MaxReason)
+	for i := range 100_000 {
+		s.Bans = append(s.Bans, &bans.Record{Target: netip.PrefixFrom(netip.AddrFrom4([4]byte{100, 64 + byte(i>>16), byte(i >> 8), byte(i)}), 32),
+			Origin: bans.FromPeer("pbx-a"), Rule: "burst", Since: now, Expires: now.Add(time.Hour), Reason: reason})
+	}
+	var n int
+	for b.Loop() {
+		n = len(bans.Encode(s))
+	}
+	b.SetBytes(int64(n))
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,21 +29,27 @@ type Snapshot struct {
 // Encode writes s, one record per line, tab-separated, text fields quoted:
 //
 //	ban	<target>	<label>	<since ms>	<expires ms>	<count>	<offences>	"<source>"	"<addr>"	"<reason>"	["<node>"]
-//	lifted	<target>	<at ms>	<until ms>
+//	lifted	<target>	<at ms>	<until ms>	["<node>"]
 //	offence	<prefix>	<count>	<last ms>	<until ms>
 //
 // <label> is Record.Label; the node is written only for peers' bans, and
 // lifted records exist only in a cluster: the files of a daemon without
 // [cluster] still read with older versions.
 func Encode(s Snapshot) []byte {
-	b := make([]byte, 0, 64+len(s.Bans)*120+len(s.Offences)*60)
+	// Sized once: the file of 100,000 bans with long reasons is tens of
+	// megabytes, and growing it copies it.
+	size := 64 + len(s.Lifts)*80 + len(s.Offences)*80
+	for _, r := range s.Bans {
+		size += 160 + len(r.Rule) + len(r.Source) + len(r.Reason) + len(r.Origin.Name)
+	}
+	b := make([]byte, 0, size)
 	b = append(b, fileHeader...)
 	b = append(b, '\n')
 	for _, r := range s.Bans {
 		b = append(b, "ban\t"...)
 		b = r.Target.AppendTo(b)
 		b = append(b, '\t')
-		b = strconv.AppendQuote(b, r.Label())
+		b = appendQuote(b, r.Label())
 		for _, n := range []int64{r.Since.UnixMilli(), r.Expires.UnixMilli(), int64(r.Count), int64(r.Offences)} {
 			b = append(b, '\t')
 			b = strconv.AppendInt(b, n, 10)
@@ -53,21 +60,30 @@ func Encode(s Snapshot) []byte {
 		}
 		for _, s := range []string{r.Source, addr, r.Reason} {
 			b = append(b, '\t')
-			b = strconv.AppendQuote(b, s)
+			b = appendQuote(b, s)
 		}
 		if node := r.Node(); node != "" {
 			b = append(b, '\t')
-			b = strconv.AppendQuote(b, node)
+			b = appendQuote(b, node)
 		}
 		b = append(b, '\n')
 	}
 	for p, u := range s.Lifts {
 		b = append(b, "lifted\t"...)
 		b = p.AppendTo(b)
-		// At rounded up: a ban of the same millisecond stays lifted.
-		for _, n := range []int64{(u.At.UnixNano() + 999_999) / 1e6, u.Until.UnixMilli()} {
+		// At rounded up: a ban of the same millisecond stays lifted. (In
+		// milliseconds: nanoseconds overflow in 2262.)
+		at := u.At.UnixMilli()
+		if u.At.Nanosecond()%1e6 != 0 {
+			at++
+		}
+		for _, n := range []int64{at, u.Until.UnixMilli()} {
 			b = append(b, '\t')
 			b = strconv.AppendInt(b, n, 10)
+		}
+		if u.Origin != "" {
+			b = append(b, '\t')
+			b = appendQuote(b, u.Origin)
 		}
 		b = append(b, '\n')
 	}
@@ -136,20 +152,41 @@ func (s *Snapshot) decodeLine(line string) error {
 		}
 		o.Count, o.Last, o.Until = int(nums[0]), time.UnixMilli(nums[1]), time.UnixMilli(nums[2])
 		s.Offences = append(s.Offences, o)
-	case f[0] == "lifted" && len(f) == 4:
+	case f[0] == "lifted" && (len(f) == 4 || len(f) == 5):
 		var nums [2]int64
 		p, err := netip.ParsePrefix(f[1])
 		if err != nil {
 			return err
 		}
-		if err := ints(nums[:], f[2:]); err != nil {
+		if err := ints(nums[:], f[2:4]); err != nil {
 			return err
 		}
-		s.Lifts[p] = Lift{At: time.UnixMilli(nums[0]), Until: time.UnixMilli(nums[1])}
+		u := Lift{At: time.UnixMilli(nums[0]), Until: time.UnixMilli(nums[1])}
+		if len(f) == 5 {
+			if u.Origin, err = strconv.Unquote(f[4]); err != nil {
+				return fmt.Errorf("origin: %w", err)
+			}
+		}
+		s.Lifts[p] = u
 	default:
 		return fmt.Errorf("unknown record %q", clip(f[0], 32))
 	}
 	return nil
+}
+
+// appendQuote is strconv.AppendQuote, faster for the common text that
+// needs no escape (printable ASCII without quote or backslash), and with
+// room made first: AppendQuote grows a full buffer by just the quoted
+// string's length, copying it whole.
+func appendQuote(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c > '~' || c == '"' || c == '\\' {
+			return strconv.AppendQuote(slices.Grow(b, len(s)+2), s)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // clip shortens what an error quotes of a damaged line to n bytes.

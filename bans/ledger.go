@@ -408,10 +408,23 @@ func (l *Ledger) Plan(recs []*Record, now time.Time) Plan {
 	return p
 }
 
-// Remember records an unban of target, replacing the one remembered
-// before: other nodes' bans of target made at or before u.At are not
-// enforced again until u.Until.
-func (l *Ledger) Remember(target netip.Prefix, u Lift) { l.lifts[target] = u }
+// Remember records an unban of target: other nodes' bans of target made
+// at or before u.At are not enforced again until u.Until. An unban of
+// target remembered before is extended (the later of each time), never
+// shortened, and stays its first origin's.
+func (l *Ledger) Remember(target netip.Prefix, u Lift) {
+	if old, ok := l.lifts[target]; ok {
+		u.At, u.Until, u.Origin = latest(old.At, u.At), latest(old.Until, u.Until), old.Origin
+	}
+	l.lifts[target] = u
+}
+
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
 
 // Remembered returns the unban remembered for exactly target.
 func (l *Ledger) Remembered(target netip.Prefix) (Lift, bool) {
@@ -441,6 +454,17 @@ func (l *Ledger) Lifts() map[netip.Prefix]Lift {
 
 // NumLifts returns the number of unbans remembered.
 func (l *Ledger) NumLifts() int { return len(l.lifts) }
+
+// LiftsOf returns the number of unbans remembered of origin's.
+func (l *Ledger) LiftsOf(origin string) int {
+	n := 0
+	for _, u := range l.lifts {
+		if u.Origin == origin {
+			n++
+		}
+	}
+	return n
+}
 
 // Forget drops the unbans remembered that no longer matter at now.
 func (l *Ledger) Forget(now time.Time) {

@@ -127,4 +127,5 @@ func originOf(label, node string) (Origin, string) {
 // a cluster unban or a plain one, and may still be in the cluster's stream).
 type Lift struct {
 	At, Until time.Time
+	Origin    string // the node whose cluster unban it is; "": this node's
 }

@@ -205,6 +205,7 @@ type ClusterConfig struct {
 	MaxPeerSpace4    int `toml:"max_peer_space4"`
 	MaxPeerSpace6    int `toml:"max_peer_space6"`
 	MaxPeerPerMinute int `toml:"max_peer_bans_per_minute"`
+	MaxPeerUnbans    int `toml:"max_peer_unbans"`
 }
 
 // DefaultConfig returns the built-in configuration: the shipped rules.toml.

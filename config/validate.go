@@ -550,7 +550,8 @@ func (c ClusterConfig) Validate(rules []string) []FieldError {
 		key string
 		n   int
 	}{{"max_peer_bans", c.MaxPeerBans}, {"max_peer_networks", c.MaxPeerNetworks}, {"max_peer_space4", c.MaxPeerSpace4},
-		{"max_peer_space6", c.MaxPeerSpace6}, {"max_peer_bans_per_minute", c.MaxPeerPerMinute}} {
+		{"max_peer_space6", c.MaxPeerSpace6}, {"max_peer_bans_per_minute", c.MaxPeerPerMinute},
+		{"max_peer_unbans", c.MaxPeerUnbans}} {
 		if f.n < 0 {
 			p.add(f.key, "must not be negative (0: no limit)")
 		}

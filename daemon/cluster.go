@@ -37,6 +37,7 @@ type PeerLimits struct {
 	Space4    int // IPv4 addresses covered
 	Space6    int // IPv6 /64s covered
 	PerMinute int // bans made, by their start, within a minute: a flood, not a catch-up of old bans
+	Unbans    int // cluster unbans remembered (each lifts bans here and keeps them lifted)
 }
 
 // LimitPeers sets the limits of each peer's bans. Call it before Run.
@@ -88,6 +89,12 @@ func (d *Daemon) overLimit(b cluster.Ban, pending bans.Usage, now time.Time) str
 
 // warnLimit logs a peer's refused bans, once a minute per peer and limit.
 func (d *Daemon) warnLimit(node, why string, now time.Time) {
+	d.warnPeer(node, why, now, "cluster bans refused: the peer is over its limit ([cluster] max_peer_*); a compromised node?")
+}
+
+// warnPeer logs msg about a peer's messages, once a minute per peer and
+// why: a hostile peer does not flood the log.
+func (d *Daemon) warnPeer(node, why string, now time.Time, msg string) {
 	key := node + "\x00" + why
 	if last, ok := d.peerWarned[key]; ok && now.Sub(last) < time.Minute {
 		return
@@ -96,8 +103,7 @@ func (d *Daemon) warnLimit(node, why string, now time.Time) {
 		clear(d.peerWarned)
 	}
 	d.peerWarned[key] = now
-	d.log.Warn().Str(fieldNode, node).Str(fieldReason, why).
-		Msg("cluster bans refused: the peer is over its limit ([cluster] max_peer_*); a compromised node?")
+	d.log.Warn().Str(fieldNode, node).Str(fieldReason, why).Msg(msg)
 }
 
 // UnbanCluster is the reason of unbans by `sipguard unban --cluster` on
@@ -107,25 +113,47 @@ const UnbanCluster = "cluster"
 // maxSkew is how far ahead of this node's clock a peer's ban may start.
 const maxSkew = 5 * time.Minute
 
-// maxLifts bounds the cluster unbans remembered from peers: they are rare
-// acts of people.
+// maxLifts bounds the cluster unbans remembered from all peers together
+// (each peer's own share: PeerLimits.Unbans): they are rare acts of
+// people.
 const maxLifts = 1000
 
-// applyChunk is the most updates of other nodes applied in one turn of
-// the core goroutine: between turns, local bans go first, so that a flood
-// from the cluster never holds them up for long.
-const applyChunk = 500
+// longestBan is the longest ban this node makes, by its rules (escalation
+// included) or by hand: other nodes' bans are held here no longer, and
+// their unbans remembered no longer (a node with a clock in the year 9999
+// bans nothing for ever here).
+func (d *Daemon) longestBan() time.Duration {
+	return max(d.cfg.Engine.LongestBan(), d.cfg.ManualBanTime, time.Hour)
+}
+
+// A turn of the core goroutine applies other nodes' updates for about
+// applyTurn, applyChunk at most, then enforces them in one firewall
+// transaction: between turns, the log's own bans go first, so that a
+// flood from the cluster holds them up for a turn at most.
+const (
+	applyTurn  = time.Millisecond
+	applyChunk = 500
+)
 
 // Apply enforces other nodes' updates (cluster.Local).
 func (d *Daemon) Apply(ctx context.Context, updates []cluster.Update) (map[string]int, error) {
 	res := map[string]int{}
+	defer func() {
+		// One line per batch of the cluster's, not per turn.
+		nbans := res[bansSeen]
+		delete(res, bansSeen)
+		if res["applied"] > 0 || res["limit"] > 0 {
+			d.log.Info().Int("applied", res["applied"]).Int("known", res["known"]).Int("over_limit", res["limit"]).
+				Int("refused", nbans-res["applied"]-res["known"]-res["limit"]).Msg("cluster bans")
+		}
+	}()
 	for len(updates) > 0 {
-		chunk := updates[:min(len(updates), applyChunk)]
-		updates = updates[len(chunk):]
 		if err := d.call(ctx, func() {
-			for why, n := range d.applyCluster(ctx, chunk) {
-				res[why] += n
+			n := 0
+			for why, k := range d.applyCluster(ctx, updates[:min(len(updates), applyChunk)], &n) {
+				res[why] += k
 			}
+			updates = updates[n:]
 		}); err != nil {
 			return res, err
 		}
@@ -158,15 +186,23 @@ func clusterBan(r *bans.Record) cluster.Ban {
 }
 
 // applyCluster runs on the core goroutine: the bans join the pending ones
-// and go to the firewall in one transaction.
-func (d *Daemon) applyCluster(ctx context.Context, updates []cluster.Update) map[string]int {
+// and go to the firewall in one transaction. It stops after applyTurn,
+// having applied *done of updates (one at least).
+func (d *Daemon) applyCluster(ctx context.Context, updates []cluster.Update, done *int) map[string]int {
 	res := map[string]int{}
+	start := time.Now()
 	now := d.now()
 	d.ledger.Forget(now)
 	pending := map[string]*bans.Usage{}
-	for _, u := range updates {
+	nbans := 0
+	for i, u := range updates {
+		if i > 0 && i%16 == 0 && time.Since(start) > applyTurn {
+			break
+		}
+		*done = i + 1
 		switch u.Kind {
 		case cluster.UpdateBan:
+			nbans++
 			p := pending[u.Ban.Origin]
 			if p == nil {
 				p = &bans.Usage{}
@@ -190,12 +226,12 @@ func (d *Daemon) applyCluster(ctx context.Context, updates []cluster.Update) map
 		}
 	}
 	d.flush(ctx)
-	if res["applied"] > 0 || res["limit"] > 0 {
-		d.log.Info().Int("applied", res["applied"]).Int("known", res["known"]).Int("refused", len(updates)-res["applied"]-res["known"]).
-			Msg("cluster bans")
-	}
+	res[bansSeen] = nbans
 	return res
 }
+
+// bansSeen counts, in applyCluster's result, the bans among the updates.
+const bansSeen = "\x00bans"
 
 // peerBan queues another node's ban as that node's record of its target,
 // unless this node allows the address, it is special-purpose
@@ -234,6 +270,10 @@ func (d *Daemon) peerBan(b cluster.Ban, pending bans.Usage, now time.Time) strin
 	}
 	if d.ledger.Lifted(b.Target, b.Since) {
 		return "unbanned"
+	}
+	if longest := now.Add(d.longestBan()); b.Expires.After(longest) {
+		d.warnPeer(b.Origin, "ban too long", now, "cluster ban shortened to this node's longest ban (rules, manual_ban_time)")
+		b.Expires = longest
 	}
 	if _, ok := d.ledger.Covering(b.Target, now); ok {
 		return "known"
@@ -281,12 +321,38 @@ func (d *Daemon) peerLifted(ctx context.Context, b cluster.Ban) string {
 }
 
 // peerUnban lifts the bans overlapping u.Target made before it, this
-// node's own ones included, and forgets their offences.
+// node's own ones included, and forgets their offences. A peer's unbans
+// are bounded as its bans are: in time (none in the future, none
+// remembered longer than this node's longest ban), in width (no wider
+// than a manual ban may be without --force) and in number (PeerLimits.Unbans).
 func (d *Daemon) peerUnban(ctx context.Context, u cluster.Unban, now time.Time) string {
-	if u.Until.After(now) && d.ledger.NumLifts() < maxLifts {
-		d.ledger.Remember(u.Target, bans.Lift{At: u.Time, Until: u.Until})
+	switch {
+	case u.Time.After(now.Add(maxSkew)):
+		// It would lift bans made after it, until then: an immunity.
+		d.warnPeer(u.Origin, "future unban", now, "cluster unban refused: it is dated in the future (clock of its origin?)")
+		return "future"
+	case bans.TooWide(u.Target):
+		d.warnPeer(u.Origin, "wide unban", now, "cluster unban refused: its network is too wide")
+		return "too_wide"
+	case d.peerLimits.Unbans > 0 && d.ledger.LiftsOf(u.Origin) >= d.peerLimits.Unbans:
+		if _, known := d.ledger.Remembered(u.Target); !known {
+			d.warnPeer(u.Origin, "unbans", now, fmt.Sprintf(
+				"cluster unban refused: the node has %d unbans in force ([cluster] max_peer_unbans); a compromised node?", d.peerLimits.Unbans))
+			return "limit"
+		}
 	}
-	lifted, err := d.liftBefore(ctx, u.Target, u.Time, "cluster unban from "+u.Origin)
+	at := u.Time
+	if at.After(now) {
+		at = now
+	}
+	until := u.Until
+	if longest := now.Add(d.longestBan()); until.After(longest) {
+		until = longest
+	}
+	if until.After(now) && d.ledger.NumLifts() < maxLifts {
+		d.ledger.Remember(u.Target, bans.Lift{At: at, Until: until, Origin: u.Origin})
+	}
+	lifted, err := d.liftBefore(ctx, u.Target, at, "cluster unban from "+u.Origin)
 	if err != nil {
 		return "failed"
 	}
@@ -335,14 +401,12 @@ func (d *Daemon) keepLifted(lift []netip.Prefix, all bool) {
 				until = later(until, r.Expires)
 				continue
 			}
-			old, _ := d.ledger.Remembered(p)
-			d.ledger.Remember(p, bans.Lift{At: now, Until: later(r.Expires, old.Until)})
+			d.ledger.Remember(p, bans.Lift{At: now, Until: r.Expires})
 		}
 	}
 	if all && !until.IsZero() {
 		for _, p := range []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")} {
-			old, _ := d.ledger.Remembered(p)
-			d.ledger.Remember(p, bans.Lift{At: now, Until: later(until, old.Until)})
+			d.ledger.Remember(p, bans.Lift{At: now, Until: until})
 		}
 	}
 }
@@ -351,10 +415,7 @@ func (d *Daemon) keepLifted(lift []netip.Prefix, all bool) {
 // target: as long as a ban it lifts could still be in force somewhere,
 // which this node judges from the bans it knows and its own longest ban.
 func (d *Daemon) clusterUnbanFor(target netip.Prefix, now time.Time) time.Time {
-	until := now.Add(max(d.cfg.ManualBanTime, time.Hour))
-	for _, r := range d.cfg.Engine.Rules {
-		until = later(until, now.Add(max(r.BanTime, r.MaxBanTime)))
-	}
+	until := now.Add(d.longestBan())
 	for _, p := range d.ledger.Overlapping(target, nil) {
 		r, _ := d.ledger.Get(p)
 		until = later(until, r.Expires)
@@ -385,6 +446,10 @@ func (d *Daemon) clusterUnban(ctx context.Context, target netip.Prefix, all bool
 	}
 	if all {
 		return nil, nil, refuse("--cluster takes an address or network, not --all")
+	}
+	if bans.TooWide(target) {
+		// The other nodes refuse it (peerUnban).
+		return nil, nil, refuse("--cluster: %v is wider than /%d (IPv4) or /%d (IPv6): unban it on each node", target, bans.MinBits4, bans.MinBits6)
 	}
 	now := d.now()
 	u := cluster.Unban{Target: target, Time: now, Until: d.clusterUnbanFor(target, now)}

@@ -4,15 +4,23 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/sipguard/sipguard/bans"
 	"github.com/sipguard/sipguard/cluster"
 	"github.com/sipguard/sipguard/control"
 	"github.com/sipguard/sipguard/daemon"
+	"github.com/sipguard/sipguard/firewall"
 )
 
 // peers records what the daemon gives the cluster.
@@ -343,14 +351,19 @@ func TestPeerLimits(t *testing.T) {
 
 // TestPeerFloodLocalLatency (issue 20, item 2): local bans do not wait
 // behind a flood of other nodes' bans: peers' bans are applied, 5,000 at
-// a time, for as long as this node bans attackers from its log, one at a
-// time. The latency is the daemon's own: the log line read to the ban in
-// the firewall (Notice.Latency); its p90 during the flood stays within a
-// few times the quiet one.
+// a time (the cluster node's batch), for as long as this node bans
+// attackers from its log, one at a time. The latency is the daemon's own:
+// the log line read to the ban in the firewall (Notice.Latency). A local
+// ban waits for the turn under way (about a millisecond of peers' bans),
+// never behind the flood: its p90 and p99 stay a small fraction of the
+// flood's length (queued behind it, they would be half of it).
 func TestPeerFloodLocalLatency(t *testing.T) {
 	e := newEnv(t)
 	seen := make(chan daemon.Notice, 100)
-	r := startWith(t, e.config(), nil, func(d *daemon.Daemon) {
+	// A firewall that does not log each ban, and the daemon's log at info
+	// as in production: the latency measured is the daemon's, not the
+	// test's log buffer growing.
+	r := startLevel(t, e.config(), firewall.NewDryRun(zerolog.Nop(), nil), nil, zerolog.InfoLevel, func(d *daemon.Daemon) {
 		d.Join(&peers{}, false)
 		d.Observe(observerFunc(func(n daemon.Notice) {
 			if n.Type == daemon.NoticeBan && n.Node == "" {
@@ -409,16 +422,14 @@ func TestPeerFloodLocalLatency(t *testing.T) {
 	}
 	slices.Sort(loaded)
 	p90 := func(d []time.Duration) time.Duration { return d[len(d)*9/10] }
-	turn := took / (flood / 500) // the core's turn for one chunk of 500 peers' bans
-	t.Logf("local ban latency, line read to firewall, p50/p90: quiet %v/%v; during a flood of %d peers' bans (%v, a turn of 500 %v) %v/%v over %d bans",
-		quiet[len(quiet)/2], p90(quiet), applied, took.Round(time.Millisecond), turn, loaded[len(loaded)/2], p90(loaded), len(loaded))
+	p99 := func(d []time.Duration) time.Duration { return d[len(d)*99/100] }
+	t.Logf("local ban latency, line read to firewall, p50/p90/p99: quiet %v/%v/%v; during a flood of %d peers' bans (%v) %v/%v/%v over %d bans",
+		quiet[len(quiet)/2], p90(quiet), p99(quiet), applied, took.Round(time.Millisecond), loaded[len(loaded)/2], p90(loaded), p99(loaded), len(loaded))
 	if applied != flood || len(loaded) < 20 {
 		t.Fatalf("%d of %d peers' bans applied, %d local bans measured during the flood", applied, flood, len(loaded))
 	}
-	// A local ban waits at most for the turn under way: never behind the
-	// flood's queue.
-	if p90(loaded) > 2*turn+5*p90(quiet) {
-		t.Errorf("p90 of local bans %v during the flood; quiet %v, a turn %v", p90(loaded), p90(quiet), turn)
+	if p90(loaded) > took/20 || p99(loaded) > took/10 {
+		t.Errorf("local bans during a flood of %v: p90 %v, p99 %v; waiting behind it?", took, p90(loaded), p99(loaded))
 	}
 }
 
@@ -426,3 +437,184 @@ func TestPeerFloodLocalLatency(t *testing.T) {
 type observerFunc func(daemon.Notice)
 
 func (f observerFunc) Notice(n daemon.Notice) { f(n) }
+
+// TestPeerBounds (issue 20, items 4 and 6): another node's bans and
+// unbans are bounded in time, width and number: a ban lasts no longer
+// than this node's longest; an unban from the future, or of a network
+// wider than /8, is refused; a node's unbans remembered are bounded.
+func TestPeerBounds(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config() // longest ban: the burst rule's max_ban_time, 24h
+	r := startWith(t, cfg, nil, func(d *daemon.Daemon) {
+		d.Join(&peers{}, false)
+		d.LimitPeers(daemon.PeerLimits{Unbans: 3})
+	})
+	ctx := context.Background()
+	now := time.Now()
+	forever := time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+	ban := remote("198.51.100.7/32", "pbx-x", time.Unix(0, 0), 0)
+	ban.Ban.Expires = forever
+	if res, _ := r.d.Apply(ctx, []cluster.Update{ban}); res["applied"] != 1 {
+		t.Fatalf("a ban until 9999: %v", res)
+	}
+	ent, ok := banned(r.fw, "198.51.100.7/32")
+	if left := time.Until(ent.Expires); !ok || left > 24*time.Hour || left < 23*time.Hour {
+		t.Errorf("a ban until 9999 is held for %v; want this node's longest, 24h", left)
+	}
+
+	unban := func(target, origin string, at, until time.Time) cluster.Update {
+		return cluster.Update{Kind: cluster.UpdateUnban, Unban: cluster.Unban{
+			Target: netip.MustParsePrefix(target), Origin: origin, Time: at, Until: until}}
+	}
+	// From the future: refused; bans made before it stay and later ones
+	// are enforced.
+	appendLines(t, e.log, failures("203.0.113.50", 5, now)...)
+	if !eventually(func() bool { _, ok := banned(r.fw, "203.0.113.50/32"); return ok }) {
+		t.Fatalf("local ban:\n%s", r.logs)
+	}
+	future := unban("203.0.113.0/24", "pbx-x", time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC), forever)
+	if res, _ := r.d.Apply(ctx, []cluster.Update{future}); res["future"] != 1 {
+		t.Errorf("an unban dated 2200: %v", res)
+	}
+	if _, ok := banned(r.fw, "203.0.113.50/32"); !ok {
+		t.Error("an unban from the future lifted a ban here")
+	}
+	if res, _ := r.d.Apply(ctx, []cluster.Update{remote("203.0.113.51/32", "pbx-y", time.Now(), time.Hour)}); res["applied"] != 1 {
+		t.Errorf("a ban after a refused unban from the future: %v", res)
+	}
+	// Too wide: refused, even from this node's CLI.
+	if res, _ := r.d.Apply(ctx, []cluster.Update{unban("192.0.0.0/2", "pbx-x", time.Now(), time.Now().Add(time.Hour))}); res["too_wide"] != 1 {
+		t.Errorf("an unban of a /2: %v", res)
+	}
+	if _, ok := banned(r.fw, "203.0.113.50/32"); !ok {
+		t.Error("a /2 unban lifted a ban here")
+	}
+	if _, err := r.client.Unban(ctx, control.UnbanRequest{Target: "0.0.0.0/0", Cluster: true}); err == nil || !strings.Contains(err.Error(), "wider") {
+		t.Errorf("unban --cluster 0.0.0.0/0: %v", err)
+	}
+	// In number: pbx-x's fourth unban remembered is refused; its renewal
+	// of one it made, and another node's, are not.
+	var us []cluster.Update
+	for i := range 4 {
+		us = append(us, unban(fmt.Sprintf("198.18.%d.0/24", i), "pbx-x", time.Now(), forever))
+	}
+	us = append(us, unban("198.18.0.0/24", "pbx-x", time.Now(), forever), unban("198.18.9.0/24", "pbx-y", time.Now(), forever))
+	res, _ := r.d.Apply(ctx, us)
+	if res["limit"] != 1 || res["nothing_to_unban"] != 5 {
+		t.Errorf("pbx-x's unbans over a limit of 3, a renewal, and pbx-y's: %v", res)
+	}
+	// Remembered no longer than this node's longest ban: read the state
+	// this node saves at stop.
+	r.stop(t)
+	data, err := os.ReadFile(filepath.Join(e.state, "bans.state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved, _, err := bans.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byOrigin := map[string]int{}
+	for p, u := range saved.Lifts {
+		byOrigin[u.Origin]++
+		if u.Until.After(time.Now().Add(24*time.Hour)) || u.At.After(time.Now()) {
+			t.Errorf("unban of %v remembered %v to %v: past this node's longest ban (24h)", p, u.At, u.Until)
+		}
+	}
+	if byOrigin["pbx-x"] != 3 || byOrigin["pbx-y"] != 1 {
+		t.Errorf("unbans remembered per node: %v", byOrigin)
+	}
+	for _, b := range saved.Bans {
+		if b.Expires.After(time.Now().Add(24 * time.Hour)) {
+			t.Errorf("%v saved until %v", b.Target, b.Expires)
+		}
+	}
+	if n := strings.Count(r.logs.String(), `"message":"cluster unban refused`); n != 3 {
+		t.Errorf("%d warnings of refused unbans; want 3 (future, wide, limit):\n%s", n, r.logs)
+	}
+}
+
+// TestPeerFloodCost (issue 20, item 7): 100,000 valid bans from other
+// nodes with the longest reasons the cluster carries: the memory each
+// costs here is bounded, and the bans file, tens of megabytes, is not
+// rewritten every second while they come.
+func TestPeerFloodCost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a flood of 100,000 bans")
+	}
+	e := newEnv(t)
+	fw := firewall.NewDryRun(zerolog.Nop(), nil) // keeps a map of its bans, as small as the kernel's
+	r := startWith(t, e.config(), fw, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	ctx := context.Background()
+	const flood = 100_000
+	reason := strings.Repeat("a reason of four hundred bytes, cut to 256 here. ", 9)[:400]
+	// The heap before the messages are made: what the daemon keeps of
+	// them counts, the rest is garbage once applied.
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	batches := make([][]cluster.Update, flood/5000)
+	for i := range batches {
+		batches[i] = make([]cluster.Update, 5000)
+		for j := range batches[i] {
+			k := i*5000 + j
+			u := remote(fmt.Sprintf("100.%d.%d.%d/32", 64+k/65536, k/256%256, k%256), fmt.Sprintf("pbx-%d", k/25000), time.Now().Add(-time.Hour), 2*time.Hour)
+			u.Ban.Reason = fmt.Sprintf("%d %s", k, reason) // each its own string, as decoded from a message
+			batches[i][j] = u
+		}
+	}
+	// Writes of the bans file, seen as new inodes (store.WriteFile renames
+	// a new file into place).
+	writes := map[uint64]bool{}
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			if fi, err := os.Stat(filepath.Join(e.state, "bans.state")); err == nil {
+				writes[fi.Sys().(*syscall.Stat_t).Ino] = true
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	cpu0 := cpuTime(t)
+	start := time.Now()
+	applied := 0
+	for i := range batches {
+		res, _ := r.d.Apply(ctx, batches[i])
+		applied += res["applied"]
+		batches[i] = nil
+	}
+	took, cpu := time.Since(start), cpuTime(t)-cpu0
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	// The flood goes on for a few seconds as far as saving is concerned.
+	time.Sleep(3 * time.Second)
+	close(stop)
+	<-watched
+	r.stop(t)
+	fi, err := os.Stat(filepath.Join(e.state, "bans.state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	perBan := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / flood
+	t.Logf("%d peers' bans applied in %v (CPU %v, the saver's included); heap %d bytes per ban; bans file %d MB, written %d times in %v",
+		applied, took.Round(time.Millisecond), cpu.Round(time.Millisecond), perBan, fi.Size()>>20, len(writes), (took + 3*time.Second).Round(time.Second))
+	if applied != flood {
+		t.Fatalf("%d of %d applied", applied, flood)
+	}
+	// A record with its reason (256 bytes at most), the ledger's index and
+	// the firewall's map: under 1 KiB. Double that is a leak.
+	if perBan > 2048 {
+		t.Errorf("%d bytes of heap per peer's ban; want at most 2 KiB", perBan)
+	}
+	// Written at most once a second, and no more than a tenth of the
+	// time: fewer writes than seconds.
+	if secs := int((took + 3*time.Second) / time.Second); len(writes) > secs {
+		t.Errorf("the bans file written %d times in %d s", len(writes), secs)
+	}
+}

@@ -142,6 +142,8 @@ type Daemon struct {
 	fwErr          string
 	lastSaved      time.Time
 	lastTry        time.Time
+	bansTry        time.Time     // the last save of the bans file begun
+	bansEvery      time.Duration // how often the bans file may be written (saveInterval)
 	saveErr        string
 	saving         bool // a snapshot is being written
 	gen            uint64

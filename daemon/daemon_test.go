@@ -82,8 +82,15 @@ func startWith(t *testing.T, cfg daemon.Config, fw firewall.Backend, setup func(
 // startAt is startWith with the daemon's clock (nil: time.Now).
 func startAt(t *testing.T, cfg daemon.Config, fw firewall.Backend, now func() time.Time, setup func(*daemon.Daemon)) *running {
 	t.Helper()
+	return startLevel(t, cfg, fw, now, zerolog.DebugLevel, setup)
+}
+
+// startLevel is startAt with the daemon's log at level: info, as in
+// production, where a test measures how fast the daemon is.
+func startLevel(t *testing.T, cfg daemon.Config, fw firewall.Backend, now func() time.Time, level zerolog.Level, setup func(*daemon.Daemon)) *running {
+	t.Helper()
 	logs := &testutil.Buffer{}
-	log := zerolog.New(logs)
+	log := zerolog.New(logs).Level(level)
 	if fw == nil {
 		fw = firewall.NewDryRun(log, nil)
 	}

@@ -165,8 +165,19 @@ type saveJob struct {
 }
 
 type saveResult struct {
-	job saveJob
-	err error
+	job      saveJob
+	err      error
+	bansTook time.Duration // encoding and writing the bans file
+}
+
+// saveInterval is how often the bans file is written at most, given how
+// long the last write took: once a second, and no more than a tenth of the
+// time, so that a cluster's 100,000 bans (a file of tens of megabytes)
+// do not keep a core busy rewriting it. A change someone waits for (a
+// manual ban, an unban) is written at once all the same, and the log
+// positions every second.
+func saveInterval(took time.Duration) time.Duration {
+	return min(max(10*took, time.Second), 30*time.Second)
 }
 
 // saver writes snapshots into dir, one at a time, off the core goroutine.
@@ -175,28 +186,41 @@ type saveResult struct {
 func (d *Daemon) saver(dir string, jobs <-chan saveJob, results chan<- saveResult) {
 	for job := range jobs {
 		var err error
+		var took time.Duration
 		if job.bans != nil {
+			start := time.Now()
 			err = store.WriteFile(filepath.Join(dir, bansFile), bans.Encode(*job.bans))
+			took = time.Since(start)
 		}
 		if job.positions != nil && err == nil {
 			err = store.Save(filepath.Join(dir, positionsFile),
 				positionsState{Version: stateVersion, Saved: job.at, Sources: job.positions})
 		}
-		results <- saveResult{job, err}
+		results <- saveResult{job, err, took}
 	}
 }
 
-// save hands what changed to the saver, at most once a second unless now
-// is set, and never while a save is under way.
+// save hands what changed to the saver, at most once a second (the bans
+// file: saveInterval) unless now is set, and never while a save is under
+// way.
 func (d *Daemon) save(now bool) {
 	t := d.now()
-	if d.saving || !now && t.Sub(d.lastTry) < time.Second || !d.bansDirty && !d.posDirty {
+	if d.saving || !now && t.Sub(d.lastTry) < time.Second {
+		return
+	}
+	bansDue := d.bansDirty && (now || t.Sub(d.bansTry) >= d.bansEvery)
+	if !bansDue && !d.posDirty {
 		return
 	}
 	d.lastTry = t
 	job := saveJob{gen: d.gen, at: t}
-	if d.bansDirty {
+	if d.bansDirty && !bansDue {
+		job.gen = 0 // the bans someone may wait for are not in it
+	}
+	if bansDue {
+		d.bansTry = t
 		job.bans = &bans.Snapshot{Bans: d.ledger.Records(), Lifts: d.ledger.Lifts(), Offences: d.eng.Offences()}
+		d.bansDirty = false
 	}
 	if d.posDirty {
 		job.positions = make(map[string]savedPosition, len(d.positions))
@@ -204,7 +228,7 @@ func (d *Daemon) save(now bool) {
 			job.positions[k] = v
 		}
 	}
-	d.bansDirty, d.posDirty, d.saving = false, false, true
+	d.posDirty, d.saving = false, true
 	d.saveJobs <- job
 }
 
@@ -212,6 +236,9 @@ func (d *Daemon) save(now bool) {
 // when it starts and ends; the daemon keeps enforcing and retries.
 func (d *Daemon) saved(r saveResult) {
 	d.saving = false
+	if r.job.bans != nil {
+		d.bansEvery = saveInterval(r.bansTook)
+	}
 	if r.err != nil {
 		d.bansDirty = d.bansDirty || r.job.bans != nil
 		d.posDirty = d.posDirty || r.job.positions != nil

@@ -447,6 +447,27 @@ func (tr *tracker) add(i int, t int64, r *Rule) (first, last int64, n int, hit b
 	return 0, 0, 0, false
 }
 
+// LongestBan returns the longest ban the rules of o can make, escalation
+// included: what a node that shares bans may expect of another with the
+// same rules (longer ones from the cluster are cut to it).
+func (o Options) LongestBan() time.Duration {
+	var d time.Duration
+	if o.Compromise.Action == "ban" {
+		d = o.Compromise.BanTime
+	}
+	for _, r := range o.Rules {
+		switch {
+		case r.Factor <= 1:
+			d = max(d, r.BanTime)
+		case r.MaxBanTime == 0:
+			d = max(d, maxBan, r.BanTime)
+		default:
+			d = max(d, r.MaxBanTime)
+		}
+	}
+	return d
+}
+
 // escalate returns the ban time for an address with n earlier offences.
 func escalate(r *Rule, n int) time.Duration {
 	d := float64(r.BanTime) * math.Pow(r.Factor, float64(n))

@@ -746,3 +746,44 @@ func TestStanding(t *testing.T) {
 		t.Errorf("unknown IPv6: %+v", s)
 	}
 }
+
+// TestLongestBan: no ban a rule makes, however often the address offends,
+// is longer than LongestBan, and one reaches it.
+func TestLongestBan(t *testing.T) {
+	esc := rule("esc", 1, time.Minute, time.Hour)
+	esc.Factor, esc.MaxBanTime = 2, 7*24*time.Hour
+	free := rule("free", 1, time.Minute, time.Hour)
+	free.Factor = 3 // no cap: the engine's own (ten years)
+	cases := []struct {
+		name string
+		opts engine.Options
+		want time.Duration
+	}{
+		{"plain", engine.Options{Rules: []engine.Rule{rule("a", 5, time.Minute, time.Hour), rule("b", 5, time.Hour, 24*time.Hour)}}, 24 * time.Hour},
+		{"escalation capped", engine.Options{Rules: []engine.Rule{esc, rule("b", 5, time.Hour, 24*time.Hour)}}, 7 * 24 * time.Hour},
+		{"escalation uncapped", engine.Options{Rules: []engine.Rule{free}}, 10 * 365 * 24 * time.Hour},
+		{"compromise", engine.Options{Rules: []engine.Rule{esc},
+			Compromise: engine.CompromiseRule{Action: "ban", MinFailures: 1, Window: time.Hour, BanTime: 30 * 24 * time.Hour}}, 30 * 24 * time.Hour},
+		{"compromise alert only", engine.Options{Rules: []engine.Rule{esc},
+			Compromise: engine.CompromiseRule{Action: "alert", MinFailures: 1, Window: time.Hour, BanTime: 30 * 24 * time.Hour}}, 7 * 24 * time.Hour},
+	}
+	for _, c := range cases {
+		if got := c.opts.LongestBan(); got != c.want {
+			t.Errorf("%s: LongestBan %v, want %v", c.name, got, c.want)
+		}
+	}
+	// The engine's own bans of a repeat offender stop at it.
+	e := newEngine(t, engine.Options{Rules: []engine.Rule{esc}, History: 365 * 24 * time.Hour})
+	longest, at := time.Duration(0), time.Duration(0)
+	for range 20 {
+		_, b := feed(e, "203.0.113.7", at)
+		if b.Duration > esc.MaxBanTime {
+			t.Fatalf("ban of %v: longer than LongestBan %v", b.Duration, esc.MaxBanTime)
+		}
+		longest = max(longest, b.Duration)
+		at += b.Duration + time.Second
+	}
+	if longest != esc.MaxBanTime {
+		t.Errorf("longest ban made %v; LongestBan says %v", longest, esc.MaxBanTime)
+	}
+}

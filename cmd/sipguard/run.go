@@ -107,7 +107,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		d.Join(node, cfg.Cluster.Escalate)
 		c := cfg.Cluster
 		d.LimitPeers(daemon.PeerLimits{Bans: c.MaxPeerBans, Networks: c.MaxPeerNetworks, Space4: c.MaxPeerSpace4,
-			Space6: c.MaxPeerSpace6, PerMinute: c.MaxPeerPerMinute})
+			Space6: c.MaxPeerSpace6, PerMinute: c.MaxPeerPerMinute, Unbans: c.MaxPeerUnbans})
 		bg.Go(func() {
 			if err := node.Run(ctx); err != nil {
 				log.Error().Err(err).Msg("cluster: not joined; bans stay local")
