@@ -327,7 +327,9 @@ func (b *bench) run(n, burst, restore int) error {
 		return err
 	}
 	// As after a reboot: nothing in the kernel.
-	exec.Command("ip", "netns", "exec", b.ns, "nft", "delete", "table", "inet", "sipguard").Run()
+	if out, err := exec.Command("ip", "netns", "exec", b.ns, "nft", "delete", "table", "inet", "sipguard").CombinedOutput(); err != nil {
+		return fmt.Errorf("nft delete table: %v %s", err, out)
+	}
 	t0 = time.Now()
 	if err := b.startDaemon(); err != nil {
 		return err
@@ -341,7 +343,7 @@ func (b *bench) run(n, burst, restore int) error {
 	fmt.Printf("restore: %d bans saved; %d in the kernel after restart (sets read back in %v); the daemon's restore took %s, start to answering %v\n",
 		restore, count, readBack.Round(time.Millisecond), took, up.Round(time.Millisecond))
 	if count != restore {
-		return fmt.Errorf("%d bans in the kernel after restoring %d", count, restore)
+		return fmt.Errorf("%d bans in the kernel after restoring %d; the daemon's log:\n%s", count, restore, b.daemonLogText())
 	}
 	return nil
 }
@@ -359,7 +361,8 @@ func (b *bench) writeBans(n int) error {
 	return os.WriteFile(filepath.Join(b.dir, "state", "bans.state"), buf.Bytes(), 0o600)
 }
 
-// count reads the table's sets back and counts the elements.
+// count reads the table's ban sets back and counts their elements (not
+// the allowlist's or the ports').
 func (b *bench) count() (int, time.Duration, error) {
 	t0 := time.Now()
 	table := &nftables.Table{Family: nftables.TableFamilyINet, Name: "sipguard"}
@@ -369,6 +372,11 @@ func (b *bench) count() (int, time.Duration, error) {
 	}
 	n := 0
 	for _, s := range sets {
+		switch s.Name {
+		case "ban4", "ban6", "net4", "net6":
+		default:
+			continue
+		}
 		els, err := b.conn.GetSetElements(s)
 		if err != nil {
 			return 0, 0, err
