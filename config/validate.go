@@ -93,6 +93,7 @@ func (c *Config) Validate() []FieldError {
 	c.compileParsers(&p)
 	p.in("compromise", c.Compromise.Validate())
 	p.in("metrics", c.Metrics.Validate())
+	p.in("fraud", c.Fraud.Validate())
 	rules := []string{"manual", "compromise"}
 	for _, r := range c.Rules {
 		rules = append(rules, r.Name)

@@ -122,11 +122,11 @@ func New(o Options) (*Guard, error) {
 	}
 	switch {
 	case o.MaxCalls > 0 && o.CallsWindow <= 0:
-		return nil, errors.New("max_calls needs calls_window")
+		return nil, errors.New("calls_window: must be positive for max_calls")
 	case o.MaxMinutes > 0 && o.MinutesWindow <= 0:
-		return nil, errors.New("max_international_minutes needs minutes_window")
+		return nil, errors.New("minutes_window: must be positive for max_international_minutes")
 	case o.ProbePrefixes > 0 && o.ProbeWindow <= 0:
-		return nil, errors.New("probe_prefixes needs probe_window")
+		return nil, errors.New("probe_window: must be positive for probe_prefixes")
 	}
 	if o.ProbeMaxLength <= 0 {
 		o.ProbeMaxLength = 15 * time.Second

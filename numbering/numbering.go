@@ -188,31 +188,31 @@ func (p *Plan) risk(digits string) *Range {
 func (p *Plan) Check() error {
 	for i, pre := range p.InternationalPrefixes {
 		if !allDigits(pre) {
-			return fmt.Errorf("international_prefix[%d] %q: digits only", i, pre)
+			return fmt.Errorf("international_prefix[%d]: %q: digits only", i, pre)
 		}
 	}
 	if p.NationalPrefix != "" && !allDigits(p.NationalPrefix) {
-		return fmt.Errorf("national_prefix %q: digits only", p.NationalPrefix)
+		return fmt.Errorf("national_prefix: %q: digits only", p.NationalPrefix)
 	}
 	if p.CountryCode != "" {
 		if !allDigits(p.CountryCode) || len(p.CountryCode) > 3 {
-			return fmt.Errorf("country_code %q: one to three digits, without +", p.CountryCode)
+			return fmt.Errorf("country_code: %q: one to three digits, without +", p.CountryCode)
 		}
 		if _, ok := p.country(p.CountryCode + "0000000"); !ok {
-			return fmt.Errorf("country_code %q: not an E.164 country code", p.CountryCode)
+			return fmt.Errorf("country_code: %q is not an E.164 country code", p.CountryCode)
 		}
 	}
 	if p.Home != "" && (len(p.Home) != 2 || strings.ToUpper(p.Home) != p.Home) {
-		return fmt.Errorf("home_country %q: an ISO 3166-1 alpha-2 code in capitals (\"GB\")", p.Home)
+		return fmt.Errorf("home_country: %q: an ISO 3166-1 alpha-2 code in capitals (\"GB\")", p.Home)
 	}
 	for i, r := range p.Ranges {
 		if !allDigits(r.Prefix) || len(r.Prefix) > 15 {
-			return fmt.Errorf("risk_prefixes[%d] %q: E.164 digits without +", i, r.Prefix)
+			return fmt.Errorf("risk_prefixes[%d]: %q: E.164 digits without +", i, r.Prefix)
 		}
 	}
 	for i, c := range p.Countries {
 		if !allDigits(c.Prefix) || len(c.Prefix) > 15 {
-			return fmt.Errorf("countries[%d] %q: E.164 digits without +", i, c.Prefix)
+			return fmt.Errorf("countries[%d]: %q: E.164 digits without +", i, c.Prefix)
 		}
 	}
 	return nil
