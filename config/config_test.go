@@ -300,7 +300,6 @@ func TestFraudErrors(t *testing.T) {
 		"fraud.timezone":             "[fraud]\ntimezone = \"Mars/Olympus\"\n",
 		"fraud.risk_prefixes":        "[fraud]\nrisk_prefixes = [\"+44 9x\"]\n",
 		"fraud.calls_window":         "[fraud]\ncalls_window = \"0s\"\n",
-		"fraud.action":               "[fraud]\naction = \"block\"\n",
 		"fraud.cdr_options":          "[fraud]\ncdr_options = [\"loguniqueID\"]\n",
 		"fraud.max_concurrent":       "[fraud]\nmax_concurrent = -1\n",
 	} {

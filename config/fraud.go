@@ -10,6 +10,10 @@ import (
 	"github.com/sipguard/sipguard/numbering"
 )
 
+// isCallParser reports whether a source's parser reads a call log: CEL
+// through sipguard's cel_custom mapping, or CDR Master.csv.
+func isCallParser(name string) bool { return name == "cel" || name == "cdr" }
+
 // FraudConfig is [fraud]: the toll-fraud rules (package fraud) applied to
 // the calls of CEL and CDR sources.
 type FraudConfig struct {
@@ -34,8 +38,6 @@ type FraudConfig struct {
 	NewAddressWindow    Duration `toml:"new_address_window"`
 	Contexts            []string `toml:"contexts"`
 	Cooldown            Duration `toml:"cooldown"`
-	Action              string   `toml:"action"`
-	BanTime             Duration `toml:"ban_time"`
 	CDROptions          []string `toml:"cdr_options"`
 }
 
@@ -45,14 +47,6 @@ func (f FraudConfig) Validate() []FieldError {
 	var p problems
 	if _, err := f.Options(); err != nil {
 		p.err(fraudKey(err), err)
-	}
-	switch f.Action {
-	case "alert", "ban":
-	default:
-		p.add("action", "%q is not one of alert, ban", f.Action)
-	}
-	if f.Action == "ban" {
-		p.positive("ban_time", f.BanTime)
 	}
 	if _, err := f.CDRColumns(); err != nil {
 		p.err("cdr_options", err)
