@@ -45,6 +45,7 @@ type Config struct {
 	Feeds      []FeedConfig     `toml:"feed"`
 	Notify     []NotifyConfig   `toml:"notify"`
 	Cluster    ClusterConfig    `toml:"cluster"`
+	Fraud      FraudConfig      `toml:"fraud"`
 
 	// custom holds the compiled [[parser]] tables, by name.
 	custom map[string]*custom.Compiled

@@ -288,3 +288,32 @@ func TestManualBanTimeLimit(t *testing.T) {
 		t.Errorf("manual_ban_time = 3650d: %v", err)
 	}
 }
+
+// TestFraudErrors: [fraud] mistakes name their key, whether the rules are
+// enabled or not.
+func TestFraudErrors(t *testing.T) {
+	for key, text := range map[string]string{
+		"fraud.allowed_countries":    "[fraud]\nallowed_countries = [\"gb\"]\n",
+		"fraud.country_code":         "[fraud]\ncountry_code = \"999\"\n",
+		"fraud.international_prefix": "[fraud]\ninternational_prefix = [\"+\"]\n",
+		"fraud.business_hours":       "[fraud]\nbusiness_hours = \"9-5\"\n",
+		"fraud.timezone":             "[fraud]\ntimezone = \"Mars/Olympus\"\n",
+		"fraud.risk_prefixes":        "[fraud]\nrisk_prefixes = [\"+44 9x\"]\n",
+		"fraud.calls_window":         "[fraud]\ncalls_window = \"0s\"\n",
+		"fraud.cdr_options":          "[fraud]\ncdr_options = [\"loguniqueID\"]\n",
+		"fraud.max_concurrent":       "[fraud]\nmax_concurrent = -1\n",
+	} {
+		_, err := config.Parse("rules.toml", []byte(text))
+		if err == nil || !strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), "rules.toml:") {
+			t.Errorf("%q: %v, want an error naming rules.toml and %s", text, err, key)
+		}
+	}
+	cfg, err := config.Parse("rules.toml", []byte("[fraud]\nenabled = true\ncountry_code = \"44\"\nbusiness_hours = \"mon-fri 08:00-18:00\"\ntimezone = \"Europe/London\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := cfg.Fraud.Options()
+	if err != nil || o.BusinessHours == nil || o.Plan.CountryCode != "44" || o.MaxConcurrent != 4 {
+		t.Errorf("options %+v %v", o, err)
+	}
+}

@@ -93,6 +93,7 @@ func (c *Config) Validate() []FieldError {
 	c.compileParsers(&p)
 	p.in("compromise", c.Compromise.Validate())
 	p.in("metrics", c.Metrics.Validate())
+	p.in("fraud", c.Fraud.Validate())
 	rules := []string{"manual", "compromise"}
 	for _, r := range c.Rules {
 		rules = append(rules, r.Name)
@@ -297,9 +298,18 @@ func (s SourceConfig) validateJournal(p *problems) {
 // validateSource checks a [[source]] and the parser it uses.
 func (c *Config) validateSource(s SourceConfig) []FieldError {
 	p := problems(s.Validate())
-	if s.Parser == "" {
+	switch {
+	case s.Parser == "":
 		p.add("parser", "missing (known: %s)", strings.Join(c.ParserNames(), ", "))
-	} else if !c.KnownParser(s.Parser) && !c.declaresParser(s.Parser) {
+	case isCallParser(s.Parser):
+		// A call log, for the [fraud] rules.
+		if s.Type != "file" {
+			p.add("parser", "%s reads a call log: a source of type \"file\"", s.Parser)
+		}
+		if !c.Fraud.Enabled {
+			p.add("parser", "%s reads calls for the [fraud] rules: set [fraud] enabled = true", s.Parser)
+		}
+	case !c.KnownParser(s.Parser) && !c.declaresParser(s.Parser):
 		// A [[parser]] that failed to compile has its own errors.
 		p.add("parser", "unknown parser %q (known: %s)", s.Parser, strings.Join(c.ParserNames(), ", "))
 	}

@@ -49,6 +49,7 @@ import (
 	"github.com/sipguard/sipguard/bans"
 	"github.com/sipguard/sipguard/engine"
 	"github.com/sipguard/sipguard/firewall"
+	"github.com/sipguard/sipguard/fraud"
 	"github.com/sipguard/sipguard/journal"
 	"github.com/sipguard/sipguard/parsers"
 	"github.com/sipguard/sipguard/watchers"
@@ -93,6 +94,7 @@ type Config struct {
 	ManualBanTime time.Duration // for manual bans without a duration
 	Feeds         []Feed        // blocklists to enforce
 	Journalctl    string        // the program journald sources run ("": journalctl in PATH)
+	Fraud         *Fraud        // toll-fraud rules for call sources; nil: off
 }
 
 // Log field names.
@@ -127,6 +129,9 @@ type Daemon struct {
 	// Owned by the core goroutine.
 	cfg            Config
 	eng            *engine.Engine
+	guard          *fraud.Guard // toll-fraud rules; nil when off
+	fraudCalls     int64        // call changes read
+	fraudAlerts    int64        // toll-fraud alerts
 	ledger         *bans.Ledger
 	evidence       *evidence
 	pending        []decision
@@ -182,7 +187,17 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 	if cfg.ManualBanTime <= 0 {
 		cfg.ManualBanTime = 24 * time.Hour
 	}
+	guard, err := newGuard(cfg)
+	if err != nil {
+		return nil, err
+	}
 	for _, s := range cfg.Sources {
+		if IsCallParser(s.Parser) {
+			if cfg.Fraud == nil || s.syslog() || s.journald() {
+				return nil, fmt.Errorf("source %s: parser %s reads a call log (a file) for the [fraud] rules, which are off", s.Name, s.Parser)
+			}
+			continue
+		}
 		if s.Factory == nil && !parsers.Known(s.Parser) {
 			return nil, fmt.Errorf("source %s: unknown parser %q", s.Name, s.Parser)
 		}
@@ -193,7 +208,7 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 		}
 	}
 	return &Daemon{
-		log: log, fw: fw, now: now, cfg: cfg, eng: eng,
+		log: log, fw: fw, now: now, cfg: cfg, eng: eng, guard: guard,
 		calls:       make(chan func()),
 		ready:       make(chan struct{}),
 		batches:     make(chan batch, 64),

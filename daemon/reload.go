@@ -37,6 +37,9 @@ func (d *Daemon) reload(ctx context.Context, cfg Config) error {
 	if cfg.ManualBanTime <= 0 {
 		cfg.ManualBanTime = d.cfg.ManualBanTime
 	}
+	if err := d.reloadGuard(cfg); err != nil {
+		return err
+	}
 	if cfg.StateDir != d.cfg.StateDir || cfg.Socket != d.cfg.Socket {
 		d.log.Warn().Msg("state_dir and socket changes take effect on restart")
 		cfg.StateDir, cfg.Socket = d.cfg.StateDir, d.cfg.Socket

@@ -16,6 +16,7 @@ import (
 type runner struct {
 	src    Source
 	stream *parsers.Stream // file and journald sources
+	calls  *callReader     // call logs (stream is nil)
 	fol    *watchers.Follower
 	rcv    *syslogReceiver // syslog sources
 	jrn    *journal.Follower
@@ -30,7 +31,8 @@ type batch struct {
 	source  string
 	from    *runner // the runner that read them: a batch of one stopped is dropped
 	events  []parsers.Event
-	texts   []string // the line of each event (the evidence `why` shows)
+	texts   []string   // the line of each event (the evidence `why` shows)
+	calls   []callItem // a call log's changes
 	pos     watchers.Position
 	cursor  string
 	journal string
@@ -58,10 +60,17 @@ func (d *Daemon) startSource(s Source) {
 		d.startJournal(s)
 		return
 	}
-	stream, err := parsers.NewStreamFrom(s.Name, s.Parser, s.factory(), parsers.Options{Location: s.Location, Now: d.now}, d.now)
-	if err != nil {
-		d.log.Error().Err(err).Str(fieldSource, s.Name).Msg("source not started")
-		return
+	var stream *parsers.Stream
+	var callr *callReader
+	if IsCallParser(s.Parser) {
+		callr = newCallReader(s, d.cfg.Fraud)
+	} else {
+		var err error
+		stream, err = parsers.NewStreamFrom(s.Name, s.Parser, s.factory(), parsers.Options{Location: s.Location, Now: d.now}, d.now)
+		if err != nil {
+			d.log.Error().Err(err).Str(fieldSource, s.Name).Msg("source not started")
+			return
+		}
 	}
 	opts := watchers.Options{
 		Start:  s.Start,
@@ -72,7 +81,7 @@ func (d *Daemon) startSource(s Source) {
 		opts.Resume = &pos
 	}
 	ctx, cancel := context.WithCancel(d.runCtx)
-	r := &runner{src: s, stream: stream, fol: watchers.NewFollower(s.Path, opts), cancel: cancel, done: make(chan struct{})}
+	r := &runner{src: s, stream: stream, calls: callr, fol: watchers.NewFollower(s.Path, opts), cancel: cancel, done: make(chan struct{})}
 	d.runners[s.Name] = r
 	d.wg.Add(1)
 	go func() {
@@ -95,14 +104,19 @@ func (d *Daemon) emit(ctx context.Context, r *runner, lines []watchers.Line) err
 	}
 	var events []parsers.Event
 	var texts []string
-	var ev parsers.Event
-	for _, l := range lines {
-		if r.stream.Line(l.Text, l.Num, &ev) {
-			events, texts = append(events, ev), append(texts, string(l.Text))
+	var items []callItem
+	if r.calls != nil {
+		items = r.calls.read(lines)
+	} else {
+		var ev parsers.Event
+		for _, l := range lines {
+			if r.stream.Line(l.Text, l.Num, &ev) {
+				events, texts = append(events, ev), append(texts, string(l.Text))
+			}
 		}
 	}
 	select {
-	case d.batches <- batch{source: r.src.Name, from: r, events: events, texts: texts, pos: lines[len(lines)-1].Pos, read: time.Now()}:
+	case d.batches <- batch{source: r.src.Name, from: r, events: events, texts: texts, calls: items, pos: lines[len(lines)-1].Pos, read: time.Now()}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -178,6 +192,7 @@ func (d *Daemon) handle(b batch) {
 			ev.Time = now
 		}
 		if ev.Kind == parsers.AuthSucceeded {
+			d.login(ev)
 			if c, ok := d.eng.Success(ev); ok {
 				d.compromised(c)
 				if c.Ban != nil {
@@ -194,6 +209,9 @@ func (d *Daemon) handle(b batch) {
 			continue
 		}
 		d.decide(ban, ev, now, b.read, "")
+	}
+	for _, it := range b.calls {
+		d.called(b.source, it, now)
 	}
 	switch {
 	case b.cursor != "":
@@ -305,7 +323,12 @@ func (r *runner) status() sourceStatusParts {
 		return r.journalStatus()
 	}
 	st := r.fol.Stats()
-	c := r.stream.Counts()
+	var c parsers.Counts
+	if r.calls != nil {
+		c = r.calls.counts()
+	} else {
+		c = r.stream.Counts()
+	}
 	if st.Long > 0 {
 		c.DropBy["too_long"] += st.Long
 		c.Dropped += st.Long

@@ -22,6 +22,7 @@
 //	sipguard_bans_total{rule}                       bans decided (rules, "manual", "compromise", "feed:NAME")
 //	sipguard_unbans_total{rule,reason}              reason: expired, manual, replaced, feed, allowlisted
 //	sipguard_compromises_total{source}              successful logins after failures
+//	sipguard_fraud_alerts_total{rule}               toll-fraud rules that fired
 //	sipguard_bans_in_force                          bans the daemon holds now
 //	sipguard_firewall_bans                          elements in the kernel sets
 //	sipguard_tracked_addresses                      addresses with counters in the rate engine
@@ -75,6 +76,7 @@ type Metrics struct {
 	bans        *prometheus.CounterVec
 	unbans      *prometheus.CounterVec
 	compromises *prometheus.CounterVec
+	fraud       *prometheus.CounterVec
 	latency     prometheus.Histogram
 }
 
@@ -100,7 +102,10 @@ func New(status StatusFunc, version string, extra ...prometheus.Collector) *Metr
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}),
 	}
-	m.reg.MustRegister(m.bans, m.unbans, m.compromises, m.latency, &statusCollector{status: status, version: version})
+	m.fraud = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sipguard_fraud_alerts_total", Help: "Toll-fraud alerts, by the [fraud] rule that fired.",
+	}, []string{"rule"})
+	m.reg.MustRegister(m.bans, m.unbans, m.compromises, m.fraud, m.latency, &statusCollector{status: status, version: version})
 	for _, c := range extra {
 		m.reg.MustRegister(c)
 	}
@@ -120,6 +125,9 @@ func (m *Metrics) Unban(rule, reason string) { m.unbans.WithLabelValues(rule, re
 
 // Compromise counts a successful login after failures.
 func (m *Metrics) Compromise(source string) { m.compromises.WithLabelValues(source).Inc() }
+
+// Fraud counts a toll-fraud alert of rule.
+func (m *Metrics) Fraud(rule string) { m.fraud.WithLabelValues(rule).Inc() }
 
 // Handler serves the metrics in Prometheus' exposition formats.
 // Scrapes are answered one at a time, at most one per ScrapeGap, the

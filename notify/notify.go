@@ -18,10 +18,11 @@ const (
 	TypeBan        = "ban"
 	TypeUnban      = "unban"
 	TypeCompromise = "compromise"
+	TypeFraud      = "fraud" // a toll-fraud rule fired: User is the account, Reason the call
 )
 
 // Types lists the Event types a target's Events may name.
-var Types = []string{TypeBan, TypeUnban, TypeCompromise}
+var Types = []string{TypeBan, TypeUnban, TypeCompromise, TypeFraud}
 
 // Target kinds, as in TargetStats.Kind.
 const (
@@ -68,12 +69,12 @@ var (
 // of a command.
 type Event struct {
 	Type     string    `json:"type"`           // TypeBan, TypeUnban, TypeCompromise
-	Target   string    `json:"target"`         // address or CIDR: "198.51.100.7", "2001:db8::/64"
+	Target   string    `json:"target"`         // address or CIDR: "198.51.100.7", "2001:db8::/64"; empty for fraud
 	Addr     string    `json:"addr,omitempty"` // the address whose events triggered it
 	Rule     string    `json:"rule,omitempty"` // rule name, or "manual"
 	Reason   string    `json:"reason,omitempty"`
 	Source   string    `json:"source,omitempty"` // log source name
-	User     string    `json:"user,omitempty"`   // compromise: the account that logged in
+	User     string    `json:"user,omitempty"`   // compromise: the account that logged in; fraud: the account that called
 	Count    int       `json:"count,omitempty"`
 	Offences int       `json:"offences,omitempty"`
 	Time     time.Time `json:"time"` // Notify sets it to now when zero

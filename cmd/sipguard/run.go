@@ -207,8 +207,11 @@ func (o notifyObserver) Notice(n daemon.Notice) {
 		return // a peer's bans are notified by the node that decided them
 	}
 	ev := notify.Event{
-		Type: string(n.Type), Target: bans.String(n.Target), Rule: n.Rule, Reason: n.Reason, Source: n.Source,
+		Type: string(n.Type), Rule: n.Rule, Reason: n.Reason, Source: n.Source,
 		User: n.User, Count: n.Count, Offences: n.Offences, Time: n.Time, Expires: n.Expires,
+	}
+	if n.Target.IsValid() { // a fraud alert has none
+		ev.Target = bans.String(n.Target)
 	}
 	if n.Addr.IsValid() {
 		ev.Addr = n.Addr.String()
@@ -241,6 +244,8 @@ func (o metricsObserver) Notice(n daemon.Notice) {
 		o.m.Unban(n.Rule, n.Reason)
 	case daemon.NoticeCompromise:
 		o.m.Compromise(n.Source)
+	case daemon.NoticeFraud:
+		o.m.Fraud(n.Rule)
 	}
 }
 
@@ -316,6 +321,17 @@ func (m *Main) daemonConfig(cfg *config.Config) (daemon.Config, error) {
 	}
 	for _, f := range cfg.Feeds {
 		dc.Feeds = append(dc.Feeds, daemon.Feed{Feed: f.Feed(), Expire: time.Duration(f.Expire)})
+	}
+	if cfg.Fraud.Enabled {
+		rules, err := cfg.Fraud.Options()
+		if err != nil {
+			return daemon.Config{}, fmt.Errorf("[fraud]: %w", err)
+		}
+		cols, err := cfg.Fraud.CDRColumns()
+		if err != nil {
+			return daemon.Config{}, fmt.Errorf("[fraud] cdr_options: %w", err)
+		}
+		dc.Fraud = &daemon.Fraud{Rules: rules, CDR: cols}
 	}
 	for _, s := range cfg.Sources {
 		start := watchers.StartEnd

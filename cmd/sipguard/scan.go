@@ -33,7 +33,9 @@ Several files are merged in time order (messages.log.1 messages.log).
 
 A FILE that is the path of a configured [[source]] uses its parser and
 name; others use --parser, or the parser of the configured sources when
-they all use the same one. Parsers: `
+they all use the same one. With --parser cel (sipguard's cel_custom
+mapping) or cdr (Master.csv), the records are calls, checked by the
+toll-fraud rules of [fraud]; scan prints their alerts. Parsers: `
 
 type scanOptions struct {
 	config string
@@ -61,6 +63,9 @@ func (m *Main) scan(ctx context.Context, args []string) error {
 	cfg, err := m.loadConfig(o.config)
 	if err != nil {
 		return err
+	}
+	if isCallParser(o.parser) {
+		return m.scanCalls(ctx, cfg, o)
 	}
 	if o.parser != "" && !cfg.KnownParser(o.parser) {
 		return usagef("unknown parser %q (known: %s)", o.parser, strings.Join(cfg.ParserNames(), ", "))

@@ -1,0 +1,186 @@
+package daemon
+
+import (
+	"fmt"
+	"reflect"
+	"sync/atomic"
+	"time"
+
+	"github.com/sipguard/sipguard/calls"
+	"github.com/sipguard/sipguard/fraud"
+	"github.com/sipguard/sipguard/parsers"
+	"github.com/sipguard/sipguard/watchers"
+)
+
+// Fraud is the toll-fraud settings ([fraud]): the rules, and how
+// Master.csv is written. Sources whose Parser is CallParserCEL or
+// CallParserCDR read calls for them.
+type Fraud struct {
+	Rules fraud.Options
+	CDR   calls.CDRColumns
+}
+
+// Parsers of call logs: their lines are calls for the [fraud] rules, not
+// failures counted toward bans.
+const (
+	CallParserCEL = "cel"
+	CallParserCDR = "cdr"
+)
+
+// IsCallParser reports whether a source with this parser reads calls.
+func IsCallParser(name string) bool { return name == CallParserCEL || name == CallParserCDR }
+
+// NoticeFraud reports a toll-fraud rule that fired: User is the account,
+// Rule the fraud rule, Reason what was called and the counts, Addr the
+// address that last logged in as the account (when one did).
+const NoticeFraud NoticeType = "fraud"
+
+// callReader reads a call log's lines on the follower's goroutine, and
+// counts what became of them for status.
+type callReader struct {
+	cel     *calls.CELReader // one of cel and cdr
+	cdr     *calls.CDRReader
+	lines   atomic.Int64
+	matched atomic.Int64
+	drops   [calls.DropTime + 1]atomic.Int64
+}
+
+// callItem is a change a line made: a CEL update, or a whole CDR call.
+type callItem struct {
+	update calls.Update
+	record bool // update.Call is a CDR: placed and ended at once
+}
+
+func newCallReader(s Source, f *Fraud) *callReader {
+	if s.Parser == CallParserCDR {
+		var cols calls.CDRColumns
+		if f != nil {
+			cols = f.CDR
+		}
+		return &callReader{cdr: calls.NewCDRReader(cols, s.Location)}
+	}
+	return &callReader{cel: calls.NewCELReader(s.Location, 0)}
+}
+
+// read turns lines into call changes.
+func (r *callReader) read(lines []watchers.Line) []callItem {
+	var items []callItem
+	for _, l := range lines {
+		r.lines.Add(1)
+		var it callItem
+		var o calls.Outcome
+		if r.cel != nil {
+			o = r.cel.Line(l.Text, &it.update)
+		} else {
+			o = r.cdr.Line(l.Text, &it.update.Call)
+			it.record = true
+		}
+		switch {
+		case o == calls.Matched:
+			r.matched.Add(1)
+			items = append(items, it)
+		case o >= calls.DropMalformed:
+			r.drops[o].Add(1)
+		}
+	}
+	return items
+}
+
+// counts reports the reader's lines as a log source's: events are the
+// call changes read, drops by reason.
+func (r *callReader) counts() parsers.Counts {
+	c := parsers.Counts{Lines: r.lines.Load(), Events: r.matched.Load(), DropBy: map[string]int64{}, ByKind: map[string]int64{}}
+	for _, o := range []calls.Outcome{calls.DropMalformed, calls.DropTooLong, calls.DropTime} {
+		n := r.drops[o].Load()
+		c.DropBy[o.String()] = n
+		c.Dropped += n
+	}
+	return c
+}
+
+// newGuard makes the toll-fraud guard of cfg, or none.
+func newGuard(cfg Config) (*fraud.Guard, error) {
+	if cfg.Fraud == nil {
+		return nil, nil
+	}
+	g, err := fraud.New(cfg.Fraud.Rules)
+	if err != nil {
+		return nil, fmt.Errorf("[fraud]: %w", err)
+	}
+	return g, nil
+}
+
+// reloadGuard replaces the guard when the rules changed: their counts
+// start again (a new window, not a missed alert: calls under way are
+// counted from their next change).
+func (d *Daemon) reloadGuard(cfg Config) error {
+	if reflect.DeepEqual(cfg.Fraud, d.cfg.Fraud) {
+		return nil
+	}
+	g, err := newGuard(cfg)
+	if err != nil {
+		return err
+	}
+	d.guard = g
+	return nil
+}
+
+// called applies a call change to the toll-fraud rules and reports what
+// fired. Called on the core goroutine.
+func (d *Daemon) called(source string, it callItem, now time.Time) {
+	if d.guard == nil {
+		return
+	}
+	d.fraudCalls++
+	var alerts []fraud.Alert
+	if it.record {
+		alerts = d.guard.Record(it.update.Call)
+	} else {
+		alerts = d.guard.Update(it.update)
+	}
+	for _, a := range alerts {
+		d.fraudAlert(source, a, now)
+	}
+}
+
+// fraudAlert logs an alert at warning level and tells the observers
+// (metrics, [[notify]] targets).
+func (d *Daemon) fraudAlert(source string, a fraud.Alert, now time.Time) {
+	d.fraudAlerts++
+	reason := fmt.Sprintf("call to %q (+%s %s%s)", a.Dialled, a.E164, a.Country, riskSuffix(a.Risk))
+	if a.Limit > 0 {
+		reason += fmt.Sprintf(": %g > %g", a.Count, a.Limit)
+	}
+	ev := d.log.Warn().Str("account", a.Account).Str(fieldRule, a.Rule).Str("dialled", a.Dialled).Str("e164", a.E164).
+		Str("country", a.Country).Str(fieldSource, source).Str("call", a.CallID).Time("at", a.Time)
+	if a.Risk != "" {
+		ev = ev.Str("risk", a.Risk)
+	}
+	if a.LastAddr.IsValid() {
+		ev = ev.Str("last_login_ip", a.LastAddr.String())
+	}
+	ev.Msg("toll fraud suspected: check this account's calls, block it at the PBX, change its password")
+	n := Notice{Type: NoticeFraud, Rule: a.Rule, Reason: reason, Source: source, User: a.Account, Count: int(a.Count), Time: a.Time}
+	if a.LastAddr.IsValid() {
+		n.Addr = a.LastAddr
+	}
+	if n.Time.IsZero() {
+		n.Time = now
+	}
+	d.notice(n)
+}
+
+func riskSuffix(risk string) string {
+	if risk == "" {
+		return ""
+	}
+	return ", " + risk
+}
+
+// login tells the toll-fraud rules of a successful login: the address
+// an account last logged in from.
+func (d *Daemon) login(ev *parsers.Event) {
+	if d.guard != nil && ev.User != "" && ev.Addr.IsValid() {
+		d.guard.Login(ev.User, ev.Addr, ev.Time)
+	}
+}
