@@ -22,6 +22,7 @@
 //	sipguard_bans_total{rule}                       bans decided (rules, "manual", "compromise", "feed:NAME")
 //	sipguard_unbans_total{rule,reason}              reason: expired, manual, replaced, feed, allowlisted
 //	sipguard_compromises_total{source}              successful logins after failures
+//	sipguard_drop_surges_total{source}              surges of lines dropped as malformed or injected
 //	sipguard_bans_in_force                          bans the daemon holds now
 //	sipguard_firewall_bans                          elements in the kernel sets
 //	sipguard_tracked_addresses                      addresses with counters in the rate engine
@@ -75,6 +76,7 @@ type Metrics struct {
 	bans        *prometheus.CounterVec
 	unbans      *prometheus.CounterVec
 	compromises *prometheus.CounterVec
+	surges      *prometheus.CounterVec
 	latency     prometheus.Histogram
 }
 
@@ -93,6 +95,9 @@ func New(status StatusFunc, version string, extra ...prometheus.Collector) *Metr
 		compromises: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sipguard_compromises_total", Help: "Successful logins from addresses that had just failed: guessed passwords?",
 		}, []string{"source"}),
+		surges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sipguard_drop_surges_total", Help: "Surges of a log source's lines dropped as malformed or injected: someone writing into the log on purpose.",
+		}, []string{"source"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "sipguard_ban_latency_seconds",
 			Help: "Time from receiving the log line that completes a rule to the ban being in the firewall.",
@@ -100,7 +105,7 @@ func New(status StatusFunc, version string, extra ...prometheus.Collector) *Metr
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}),
 	}
-	m.reg.MustRegister(m.bans, m.unbans, m.compromises, m.latency, &statusCollector{status: status, version: version})
+	m.reg.MustRegister(m.bans, m.unbans, m.compromises, m.surges, m.latency, &statusCollector{status: status, version: version})
 	for _, c := range extra {
 		m.reg.MustRegister(c)
 	}
@@ -120,6 +125,10 @@ func (m *Metrics) Unban(rule, reason string) { m.unbans.WithLabelValues(rule, re
 
 // Compromise counts a successful login after failures.
 func (m *Metrics) Compromise(source string) { m.compromises.WithLabelValues(source).Inc() }
+
+// DropSurge counts a surge of a source's lines dropped as malformed or
+// injected.
+func (m *Metrics) DropSurge(source string) { m.surges.WithLabelValues(source).Inc() }
 
 // Handler serves the metrics in Prometheus' exposition formats.
 // Scrapes are answered one at a time, at most one per ScrapeGap, the

@@ -18,10 +18,14 @@ const (
 	TypeBan        = "ban"
 	TypeUnban      = "unban"
 	TypeCompromise = "compromise"
+	// TypeDropSurge: a surge of a log source's lines dropped as malformed
+	// or injected (someone writing into the log on purpose); Target is
+	// empty, Source, Count and Reason say which and how many.
+	TypeDropSurge = "drop_surge"
 )
 
 // Types lists the Event types a target's Events may name.
-var Types = []string{TypeBan, TypeUnban, TypeCompromise}
+var Types = []string{TypeBan, TypeUnban, TypeCompromise, TypeDropSurge}
 
 // Target kinds, as in TargetStats.Kind.
 const (
@@ -67,7 +71,7 @@ var (
 // Event is what is sent: the JSON body of a webhook, and the standard input
 // of a command.
 type Event struct {
-	Type     string    `json:"type"`           // TypeBan, TypeUnban, TypeCompromise
+	Type     string    `json:"type"`           // TypeBan, TypeUnban, TypeCompromise, TypeDropSurge
 	Target   string    `json:"target"`         // address or CIDR: "198.51.100.7", "2001:db8::/64"
 	Addr     string    `json:"addr,omitempty"` // the address whose events triggered it
 	Rule     string    `json:"rule,omitempty"` // rule name, or "manual"

@@ -207,8 +207,11 @@ func (o notifyObserver) Notice(n daemon.Notice) {
 		return // a peer's bans are notified by the node that decided them
 	}
 	ev := notify.Event{
-		Type: string(n.Type), Target: bans.String(n.Target), Rule: n.Rule, Reason: n.Reason, Source: n.Source,
+		Type: string(n.Type), Rule: n.Rule, Reason: n.Reason, Source: n.Source,
 		User: n.User, Count: n.Count, Offences: n.Offences, Time: n.Time, Expires: n.Expires,
+	}
+	if n.Target.IsValid() {
+		ev.Target = bans.String(n.Target) // none for a drop surge
 	}
 	if n.Addr.IsValid() {
 		ev.Addr = n.Addr.String()
@@ -241,6 +244,8 @@ func (o metricsObserver) Notice(n daemon.Notice) {
 		o.m.Unban(n.Rule, n.Reason)
 	case daemon.NoticeCompromise:
 		o.m.Compromise(n.Source)
+	case daemon.NoticeDropSurge:
+		o.m.DropSurge(n.Source)
 	}
 }
 
