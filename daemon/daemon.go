@@ -136,6 +136,7 @@ type Daemon struct {
 	evidence       *evidence
 	pending        []decision
 	pendingPos     map[string]savedPosition
+	surges         map[string]*surge // by source (surge.go)
 	positions      map[string]savedPosition
 	bansDirty      bool
 	posDirty       bool
@@ -217,6 +218,7 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 		peerWarned:  map[string]time.Time{},
 		evidence:    newEvidence(),
 		pendingPos:  map[string]savedPosition{},
+		surges:      map[string]*surge{},
 		positions:   map[string]savedPosition{},
 		runners:     map[string]*runner{},
 		ruleBans:    map[string]int64{},
@@ -355,6 +357,7 @@ func (d *Daemon) loop(ctx context.Context) {
 			d.applyFeeds(ctx)
 			d.initialPositions()
 			d.watchSources()
+			d.watchSurges()
 			d.save(false)
 		}
 	}

@@ -13,7 +13,8 @@ import (
 // startJournal starts following the journal's messages for s, resuming
 // after its saved cursor when it was saved for the same match.
 func (d *Daemon) startJournal(s Source) {
-	stream, err := parsers.NewStreamFrom(s.Name, s.Parser, s.factory(), parsers.Options{Location: s.Location, Now: d.now}, d.now)
+	// The journal gives each message as one line, newlines escaped.
+	stream, err := parsers.NewStreamFrom(s.Name, s.Parser, s.factory(), parsers.Options{Location: s.Location, Now: d.now, Whole: true}, d.now)
 	if err != nil {
 		d.log.Error().Err(err).Str(fieldSource, s.Name).Msg("source not started")
 		return

@@ -15,6 +15,9 @@ const (
 	NoticeBan        NoticeType = "ban"
 	NoticeUnban      NoticeType = "unban"
 	NoticeCompromise NoticeType = "compromise"
+	// NoticeDropSurge: a surge of a source's lines dropped as malformed
+	// or injected (surge.go); Source, Count, Reason and Time are set.
+	NoticeDropSurge NoticeType = "drop_surge"
 )
 
 // Reasons of unban notices.

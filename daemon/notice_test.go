@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -142,5 +143,46 @@ func TestCompromise(t *testing.T) {
 				t.Error("the address with only a success was banned")
 			}
 		})
+	}
+}
+
+// TestDropSurge: a source whose lines are dropped as malformed or injected
+// by the hundred within a minute is reported once (a warning, a notice),
+// and nobody is banned for it.
+func TestDropSurge(t *testing.T) {
+	e := newEnv(t)
+	var n notices
+	r := start(t, e.config(), nil, &n)
+	now := time.Now().UTC()
+	var lines []string
+	for i := range daemon.SurgeDrops / 2 {
+		ts := now.Format(time.DateTime)
+		// A cut message of the attacker's, then a forged line in its reach.
+		lines = append(lines,
+			"["+ts+"] NOTICE[4400] chan_iax2.c: No registration for peer 'x",
+			"["+ts+"] NOTICE["+strconv.Itoa(i+1)+"] chan_sip.c: Registration from '' failed for '203.0.113.44:5060' - Wrong password",
+			"' (from 198.51.100.20)",
+			// A line whose fields cannot be read.
+			"["+ts+"] NOTICE[4121] chan_sip.c: Registration from '' failed for '198.51.100.7:5060' - Cosmic rays")
+	}
+	appendLines(t, e.log, lines...)
+	if !eventually(func() bool { return len(n.of(daemon.NoticeDropSurge)) == 1 }) {
+		t.Fatalf("no surge notice:\n%s", r.logs)
+	}
+	s := n.of(daemon.NoticeDropSurge)[0]
+	if s.Source != "pbx" || s.Count < daemon.SurgeDrops || s.Target.IsValid() {
+		t.Errorf("surge notice %+v", s)
+	}
+	if !strings.Contains(r.logs.String(), "a surge of malformed or injected lines") {
+		t.Errorf("no warning:\n%s", r.logs)
+	}
+	// More of the same within the quiet time: no second report.
+	appendLines(t, e.log, lines...)
+	time.Sleep(2500 * time.Millisecond)
+	if got := len(n.of(daemon.NoticeDropSurge)); got != 1 {
+		t.Errorf("%d surge notices; want 1", got)
+	}
+	if bans := n.of(daemon.NoticeBan); len(bans) != 0 {
+		t.Errorf("bans for dropped lines: %+v", bans)
 	}
 }

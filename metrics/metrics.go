@@ -23,6 +23,7 @@
 //	sipguard_unbans_total{rule,reason}              reason: expired, manual, replaced, feed, allowlisted
 //	sipguard_compromises_total{source}              successful logins after failures
 //	sipguard_fraud_alerts_total{rule}               toll-fraud rules that fired
+//	sipguard_drop_surges_total{source}              surges of lines dropped as malformed or injected
 //	sipguard_bans_in_force                          bans the daemon holds now
 //	sipguard_firewall_bans                          elements in the kernel sets
 //	sipguard_tracked_addresses                      addresses with counters in the rate engine
@@ -77,6 +78,7 @@ type Metrics struct {
 	unbans      *prometheus.CounterVec
 	compromises *prometheus.CounterVec
 	fraud       *prometheus.CounterVec
+	surges      *prometheus.CounterVec
 	latency     prometheus.Histogram
 }
 
@@ -95,6 +97,9 @@ func New(status StatusFunc, version string, extra ...prometheus.Collector) *Metr
 		compromises: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sipguard_compromises_total", Help: "Successful logins from addresses that had just failed: guessed passwords?",
 		}, []string{"source"}),
+		surges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sipguard_drop_surges_total", Help: "Surges of a log source's lines dropped as malformed or injected: someone writing into the log on purpose.",
+		}, []string{"source"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "sipguard_ban_latency_seconds",
 			Help: "Time from receiving the log line that completes a rule to the ban being in the firewall.",
@@ -105,7 +110,7 @@ func New(status StatusFunc, version string, extra ...prometheus.Collector) *Metr
 	m.fraud = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sipguard_fraud_alerts_total", Help: "Toll-fraud alerts, by the [fraud] rule that fired.",
 	}, []string{"rule"})
-	m.reg.MustRegister(m.bans, m.unbans, m.compromises, m.fraud, m.latency, &statusCollector{status: status, version: version})
+	m.reg.MustRegister(m.bans, m.unbans, m.compromises, m.fraud, m.surges, m.latency, &statusCollector{status: status, version: version})
 	for _, c := range extra {
 		m.reg.MustRegister(c)
 	}
@@ -128,6 +133,10 @@ func (m *Metrics) Compromise(source string) { m.compromises.WithLabelValues(sour
 
 // Fraud counts a toll-fraud alert of rule.
 func (m *Metrics) Fraud(rule string) { m.fraud.WithLabelValues(rule).Inc() }
+
+// DropSurge counts a surge of a source's lines dropped as malformed or
+// injected.
+func (m *Metrics) DropSurge(source string) { m.surges.WithLabelValues(source).Inc() }
 
 // Handler serves the metrics in Prometheus' exposition formats.
 // Scrapes are answered one at a time, at most one per ScrapeGap, the

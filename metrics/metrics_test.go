@@ -70,6 +70,8 @@ func TestScrape(t *testing.T) {
 	m.Ban("manual", 0)
 	m.Unban("burst", "expired")
 	m.Compromise("pbx")
+	m.DropSurge("pbx")
+	m.DropSurge("pbx")
 	out := scrape(t, m)
 	for _, want := range []string{
 		"sipguard_up 1",
@@ -97,6 +99,7 @@ func TestScrape(t *testing.T) {
 		`sipguard_bans_total{rule="manual"} 1`,
 		`sipguard_unbans_total{reason="expired",rule="burst"} 1`,
 		`sipguard_compromises_total{source="pbx"} 1`,
+		`sipguard_drop_surges_total{source="pbx"} 2`,
 		"sipguard_ban_latency_seconds_count 2", // the manual ban has no latency
 		`sipguard_notifications_total{kind="webhook",result="sent",target="ops"} 7`,
 		`sipguard_notifications_total{kind="webhook",result="dropped",target="ops"} 2`,

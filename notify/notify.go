@@ -19,10 +19,14 @@ const (
 	TypeUnban      = "unban"
 	TypeCompromise = "compromise"
 	TypeFraud      = "fraud" // a toll-fraud rule fired: User is the account, Reason the call
+	// TypeDropSurge: a surge of a log source's lines dropped as malformed
+	// or injected (someone writing into the log on purpose); Target is
+	// empty, Source, Count and Reason say which and how many.
+	TypeDropSurge = "drop_surge"
 )
 
 // Types lists the Event types a target's Events may name.
-var Types = []string{TypeBan, TypeUnban, TypeCompromise, TypeFraud}
+var Types = []string{TypeBan, TypeUnban, TypeCompromise, TypeFraud, TypeDropSurge}
 
 // Target kinds, as in TargetStats.Kind.
 const (
@@ -68,8 +72,8 @@ var (
 // Event is what is sent: the JSON body of a webhook, and the standard input
 // of a command.
 type Event struct {
-	Type     string    `json:"type"`           // TypeBan, TypeUnban, TypeCompromise
-	Target   string    `json:"target"`         // address or CIDR: "198.51.100.7", "2001:db8::/64"; empty for fraud
+	Type     string    `json:"type"`           // TypeBan, TypeUnban, TypeCompromise, TypeFraud, TypeDropSurge
+	Target   string    `json:"target"`         // address or CIDR: "198.51.100.7", "2001:db8::/64"; empty for fraud and drop_surge
 	Addr     string    `json:"addr,omitempty"` // the address whose events triggered it
 	Rule     string    `json:"rule,omitempty"` // rule name, or "manual"
 	Reason   string    `json:"reason,omitempty"`

@@ -67,6 +67,10 @@ const (
 	UnknownExtension                   // call to an extension that does not exist
 	AdminAuthFailed                    // AMI or web GUI login failure
 	RejectedConnection                 // the PBX refused the request for another reason
+	// Injection: the address sent text that broke a log message into
+	// several lines (a raw newline in a field the PBX logs as sent), the way
+	// forged log lines are written. It is counted like any failure.
+	Injection
 	numKinds
 )
 
@@ -87,6 +91,7 @@ var kindNames = [numKinds]string{
 	UnknownExtension:   "unknown_extension",
 	AdminAuthFailed:    "admin_auth_failed",
 	RejectedConnection: "rejected_connection",
+	Injection:          "injection",
 }
 
 // Kinds lists every valid Kind in order.
@@ -213,6 +218,11 @@ const (
 	// DropInjected: a line inside a message into which an attacker injected
 	// newlines; it may imitate a complete log line.
 	DropInjected
+	// DropPlainText: a failure message whose address follows text an
+	// attacker can break into lines: in a plain-text log the line may be
+	// forged, so it is read only where every line is one whole message (a
+	// JSON log, the journal).
+	DropPlainText
 	numOutcomes
 )
 
@@ -223,6 +233,7 @@ var outcomeNames = [numOutcomes]string{
 	DropAddress:   "bad_address",
 	DropTime:      "bad_time",
 	DropInjected:  "injected",
+	DropPlainText: "plain_text",
 }
 
 func (o Outcome) String() string {
@@ -237,7 +248,7 @@ func (o Outcome) Dropped() bool { return o >= DropMalformed && o < numOutcomes }
 
 // DropOutcomes lists the Outcomes that mean a dropped line.
 func DropOutcomes() []Outcome {
-	return []Outcome{DropMalformed, DropAddress, DropTime, DropInjected}
+	return []Outcome{DropMalformed, DropAddress, DropTime, DropInjected, DropPlainText}
 }
 
 // Parser turns log lines into Events.
@@ -259,6 +270,10 @@ type Options struct {
 	// Now returns the current time. It is used only to choose the year of
 	// timestamps that carry none. nil means time.Now.
 	Now func() time.Time
+	// Whole says that every line is one whole message, with the newlines
+	// in it escaped (the journal's lines): no message can continue on the
+	// next line, so no line can be forged inside another.
+	Whole bool
 }
 
 // NewClock returns the clock that reads timestamps as opts says: the

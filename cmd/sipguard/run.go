@@ -210,7 +210,7 @@ func (o notifyObserver) Notice(n daemon.Notice) {
 		Type: string(n.Type), Rule: n.Rule, Reason: n.Reason, Source: n.Source,
 		User: n.User, Count: n.Count, Offences: n.Offences, Time: n.Time, Expires: n.Expires,
 	}
-	if n.Target.IsValid() { // a fraud alert has none
+	if n.Target.IsValid() { // none for a fraud alert or a drop surge
 		ev.Target = bans.String(n.Target)
 	}
 	if n.Addr.IsValid() {
@@ -246,6 +246,8 @@ func (o metricsObserver) Notice(n daemon.Notice) {
 		o.m.Compromise(n.Source)
 	case daemon.NoticeFraud:
 		o.m.Fraud(n.Rule)
+	case daemon.NoticeDropSurge:
+		o.m.DropSurge(n.Source)
 	}
 }
 

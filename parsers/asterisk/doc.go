@@ -29,7 +29,7 @@
 //	res_security_log.c   SecurityEvent="FailedACL|InvalidAccountID|ChallengeResponseFailed|InvalidPassword",...,RemoteAddress="IPV4/UDP/<ip>/<port>",...
 //	manager.c            <ip> failed to authenticate as '<user>'  (and nonexistent user, IP ACL)
 //	chan_iax2.c          Host <ip:port> failed to authenticate as <user>, No registration for peer '<peer>' (from <ip>), ...
-//	Ext. <exten>         "Rejecting unknown SIP connection from <ip[:port]>"   (FreePBX dialplan)
+//	Ext. <exten>         "Rejecting unknown SIP connection from <ip[:port]>"   (FreePBX dialplan; whole messages only)
 //
 // One success is read too: SuccessfulAuth with UsingPassword="1" (SIP,
 // PJSIP, AMI) is an event of kind auth_succeeded, which no rule counts; the
@@ -56,15 +56,30 @@
 // log's SessionID and challenge values) the address frame, the fixed text
 // around a valid address, must occur exactly once: the real one is always
 // there, so any copy an attacker adds makes the line ambiguous, and it is
-// dropped and counted rather than guessed. Lines whose address slot holds a
-// host name or a masked address are dropped as bad_address.
+// dropped and counted rather than guessed; except where the field order
+// settles it (a pjsip From that is a bare SIP URI cannot hold a frame, so
+// the first frame after it is real; FailedACL, InvalidAccountID and
+// SuccessfulAuth print nothing a client writes after RemoteAddress, so
+// the last one is). A line that reaches the logger's 8191-byte limit is
+// then dropped as malformed: its real address may have been cut off.
+// Lines whose address slot holds a host name or a masked address are
+// dropped as bad_address.
 //
-// Asterisk URI-decodes extensions and IAX2 peer names, so %0A in a request
-// writes a newline into the log and lets an attacker forge whole lines.
-// When a message shows it was cut short, the lines that may still belong
-// to it (up to the 8 KiB one message can span) are dropped as injected;
-// the cut line still counts for its sender. The [json] formatter escapes
-// newlines and is immune; see contrib/asterisk/logger.conf.
+// Asterisk writes some attacker text as it came, raw newlines included:
+// URI-decoded extensions (chan_sip, pjsip, the dialplan) and IAX2 fields
+// (raw bytes). The rest of such a message becomes lines the attacker
+// writes. After such a message, the lines that fit in what it can still
+// span (its attacker fields' longest: 79 bytes for a pjsip or dialplan
+// extension, 255 for an IAX2 field, the logger's 8 KiB for chan_sip) are
+// its window: events there count for the message's sender, or when the
+// line names the thread that logged the message; others are dropped as
+// injected. The line after a message cut short is its rest: an event of
+// kind injection for its sender. Messages whose address follows the
+// attacker text (IAX2 "No registration", the dialplan's rejected
+// connection) are read only where a line is a whole message (the [json]
+// formatter, parsers.Options.Whole: the journal), and dropped as
+// plain_text elsewhere. See Parser.Parse and docs/pbx.md; the [json]
+// formatter is immune: see contrib/asterisk/logger.conf.
 //
 // A nonexistent AMI user makes Asterisk log two lines for one attempt; the
 // second is not counted again.

@@ -21,50 +21,72 @@ import (
 // maxUser bounds the attacker-written account name kept in an Event.
 const maxUser = 128
 
-// body reads the message of a line whose prefix has been split. broken
-// reports a message cut short by injected newlines.
-func (p *Parser) body(pre *prefix, ev *parsers.Event) (out parsers.Outcome, broken bool) {
+// The longest attacker fields, which bound how far a message broken by
+// newlines in them can reach past its first line (see Parser.Parse).
+const (
+	maxExten   = 79  // AST_MAX_EXTENSION - 1: pjsip's session->exten, the dialplan's ${EXTEN}
+	maxContext = 79  // AST_MAX_CONTEXT - 1
+	maxIE      = 255 // an IAX2 information element's one-byte length
+	// maxLogArgs bounds the Asterisk-written rest of a dialplan Log()
+	// message after "Ext. <exten>: " (the FreePBX message with an IPv6
+	// address and port is 88 bytes).
+	maxLogArgs = 128
+)
+
+// long reports whether the line reached the logger's limit: its end may
+// be cut off, and its text past the limit another message's.
+func (pre *prefix) long() bool { return pre.size >= maxLine }
+
+// body reads the message of a line whose prefix has been split, and says
+// how far the message may reach past the line (see Parser.Parse).
+func (p *Parser) body(pre *prefix, ev *parsers.Event) (parsers.Outcome, reach) {
 	*ev = parsers.Event{}
 	if pre.dialplan {
-		return dialplan(pre.body, ev)
+		return dialplan(pre, ev)
 	}
 	b := pre.body
 	switch string(pre.file) {
 	case "chan_sip.c":
 		switch {
 		case bytes.HasPrefix(b, []byte("Registration from '")):
-			return sipRegistration(b, ev), false
+			return sipRegistration(pre, ev), reach{}
 		case bytes.HasPrefix(b, []byte("Call from '")):
-			return callRejected(b, ev, parsers.SIP)
+			return callRejected(pre, b, ev, parsers.SIP)
 		}
 	case "res_pjsip/pjsip_distributor.c":
 		if bytes.HasPrefix(b, []byte("Request ")) {
-			return distributor(b, ev), false
+			return distributor(pre, ev), reach{}
 		}
 	case "res_pjsip_session.c":
 		switch {
 		case bytes.HasPrefix(b, []byte("Call from '")):
-			return callRejected(b, ev, parsers.PJSIP)
+			return callRejected(pre, b, ev, parsers.PJSIP)
 		case bytes.Contains(b, []byte(": Call (")):
-			return sessionCall(b, ev)
+			return sessionCall(pre, ev)
 		}
 	case "res_security_log.c":
 		if bytes.HasPrefix(b, []byte(`SecurityEvent="`)) {
-			return security(b, ev), false
+			return security(pre, ev), reach{}
 		}
 	case "manager.c":
-		return p.manager(pre.lwp, b, ev), false
+		return p.manager(pre.lwp, b, ev), reach{}
 	case "chan_iax2.c":
-		return iax2(b, ev)
+		return iax2(pre, ev)
 	}
-	return parsers.Ignored, false
+	return parsers.Ignored, reach{}
 }
 
 // chan_sip registration failure (A1), attacker text (the To header) only
 // before the address, so the line is read from its end:
 //
 //	Registration from '<To>' failed for '<ip:port>' - <reason>
-func sipRegistration(b []byte, ev *parsers.Event) parsers.Outcome {
+func sipRegistration(pre *prefix, ev *parsers.Event) parsers.Outcome {
+	b := pre.body
+	if pre.long() {
+		// A To header long enough to push the address past the logger's
+		// limit: the end is not this message's.
+		return parsers.DropMalformed
+	}
 	// The reason follows the last "' - ": neither it nor the address
 	// holds a quote.
 	r := bytes.LastIndexByte(b, '\'')
@@ -118,22 +140,22 @@ var sipReasons = map[string]parsers.Kind{
 //
 // The exten after the address is attacker-written; the name is meant to be
 // the configured peer name, but the frame rule makes us independent of it.
-func callRejected(b []byte, ev *parsers.Event, svc parsers.Service) (parsers.Outcome, bool) {
-	return unknownExtension(b, []byte("' ("), ev, svc)
+func callRejected(pre *prefix, b []byte, ev *parsers.Event, svc parsers.Service) (parsers.Outcome, reach) {
+	return unknownExtension(pre, b, []byte("' ("), ev, svc)
 }
 
 // sessionCall reads res_pjsip_session.c's current form (16.15+, 18.1+):
 //
 //	<endpoint>: Call (<TRANSPORT>:<ip:port>) to extension '<exten>' rejected because ...
-func sessionCall(b []byte, ev *parsers.Event) (parsers.Outcome, bool) {
+func sessionCall(pre *prefix, ev *parsers.Event) (parsers.Outcome, reach) {
 	// The body starts with an optional space (ast_trace_log) and the
 	// endpoint id; nothing before ": Call (" is attacker-written.
-	b = bytes.TrimPrefix(b, []byte(" "))
+	b := bytes.TrimPrefix(pre.body, []byte(" "))
 	k := bytes.Index(b, []byte(": Call ("))
 	if k <= 0 || bytes.IndexByte(b[:k], ' ') >= 0 {
-		return parsers.Ignored, false
+		return parsers.Ignored, reach{}
 	}
-	return unknownExtension(b, []byte(": Call ("), ev, parsers.PJSIP)
+	return unknownExtension(pre, b, []byte(": Call ("), ev, parsers.PJSIP)
 }
 
 var (
@@ -141,7 +163,11 @@ var (
 	notFound    = []byte("' rejected because extension not found in context '")
 )
 
-func unknownExtension(b, left []byte, ev *parsers.Event, svc parsers.Service) (parsers.Outcome, bool) {
+// The extension is URI-decoded and may hold raw newlines, so the message
+// reaches as far as the longest extension and context can take it: the
+// logger's limit for chan_sip, whose extension has no bound of its own,
+// maxExten for pjsip. A line cut by that limit ends its message.
+func unknownExtension(pre *prefix, b, left []byte, ev *parsers.Event, svc parsers.Service) (parsers.Outcome, reach) {
 	pjsip := svc == parsers.PJSIP
 	a, port, _, end, n, seen := uniqueFrame(b, left, ')', toExtension, func(v []byte) (netip.Addr, uint16, bool) {
 		if pjsip {
@@ -159,12 +185,20 @@ func unknownExtension(b, left []byte, ev *parsers.Event, svc parsers.Service) (p
 			exten, broken = exten[:t], false
 		}
 	}
+	r := reach{span: maxExten + len(notFound) + maxContext + len("'."), cut: broken}
+	if svc == parsers.SIP {
+		r.span = maxLine - pre.size - 1
+	}
+	if pre.long() {
+		r = reach{}
+	}
 	if n != 1 {
-		return frameDrop(n, seen), broken
+		return frameDrop(n, seen), r
 	}
 	ev.Addr, ev.Port, ev.Kind, ev.Service = a, port, parsers.UnknownExtension, svc
 	ev.User = clip(exten)
-	return parsers.Matched, broken
+	r.owner = a
+	return parsers.Matched, r
 }
 
 // transportAddr reads pjsip's "<TRANSPORT>:<address>", where the address is
@@ -184,12 +218,20 @@ func transportAddr(v []byte) (netip.Addr, uint16, bool) {
 }
 
 // pjsip distributor failures (A4). The From header before the address and
-// the Call-ID after it are both attacker-written, so the address frame must
-// be unique:
+// the Call-ID after it are both attacker-written (at most 255 bytes each,
+// without newlines):
 //
 //	Request '<method>' from '<From>' failed for '<ip:port>' (callid: <Call-ID>) - <msg>[ after N tries in X ms]
 //	Request from '<From>' failed for '<ip>:<port>' (callid: <Call-ID>) - No matching endpoint found   (13.0-13.9)
-func distributor(b []byte, ev *parsers.Event) parsers.Outcome {
+//
+// A From that is a bare SIP URI ("<sip:...>" or "sip:...", without a
+// display name, as most scanners send it) holds no space (pjsip's URI
+// parser takes none), so it cannot hold a copy
+// of the address frame, whose fixed text has spaces: the first frame after
+// it is the real one, whatever the Call-ID holds. Otherwise (a display
+// name, which may hold anything) the frame must be unique.
+func distributor(pre *prefix, ev *parsers.Event) parsers.Outcome {
+	b := pre.body
 	var head int
 	switch {
 	case bytes.HasPrefix(b, []byte("Request from '")):
@@ -203,6 +245,10 @@ func distributor(b []byte, ev *parsers.Event) parsers.Outcome {
 	default:
 		return parsers.Ignored
 	}
+	if pre.long() {
+		// Headers long enough to push the end past the logger's limit.
+		return parsers.DropMalformed
+	}
 	rest := trimTries(b)
 	for _, r := range pjsipReasons {
 		if bytes.HasSuffix(rest, r.suffix) {
@@ -213,10 +259,28 @@ func distributor(b []byte, ev *parsers.Event) parsers.Outcome {
 	if ev.Kind == 0 {
 		return parsers.DropMalformed
 	}
-	a, port, at, _, n, seen := uniqueFrame(rest, []byte("' failed for '"), '\'', []byte("' (callid: "), func(v []byte) (netip.Addr, uint16, bool) {
+	left, right := []byte("' failed for '"), []byte("' (callid: ")
+	parse := func(v []byte) (netip.Addr, uint16, bool) {
 		a, port, ok := parsers.ParseAddrPort(v, true)
 		return a, port, ok && port != 0
-	})
+	}
+	var (
+		a           netip.Addr
+		port        uint16
+		at, n, seen int
+	)
+	if k := bytes.Index(rest[head:], left); k >= 0 && bareURI(rest[head:head+k]) {
+		// The From ends at the first frame: that one is the real one.
+		at, seen = head+k, 1
+		v := rest[at+len(left):]
+		if e := bytes.IndexByte(v, '\''); e < 0 || !bytes.HasPrefix(v[e:], right) {
+			return parsers.DropMalformed
+		} else if fa, fp, ok := parse(v[:e]); ok {
+			a, port, n = fa, fp, 1
+		}
+	} else {
+		a, port, at, _, n, seen = uniqueFrame(rest, left, '\'', right, parse)
+	}
 	if n != 1 {
 		return frameDrop(n, seen)
 	}
@@ -225,6 +289,13 @@ func distributor(b []byte, ev *parsers.Event) parsers.Outcome {
 		ev.User = sipUser(rest[head:at])
 	}
 	return parsers.Matched
+}
+
+// bareURI reports whether a From is a URI without a display name.
+func bareURI(from []byte) bool {
+	return bytes.IndexByte(from, ' ') < 0 && bytes.IndexByte(from, '"') < 0 &&
+		(bytes.HasPrefix(from, []byte("<sip:")) || bytes.HasPrefix(from, []byte("<sips:")) ||
+			bytes.HasPrefix(from, []byte("sip:")) || bytes.HasPrefix(from, []byte("sips:")))
 }
 
 // pjsipReasons are pjsip_distributor.c's failure messages; the suffix
@@ -369,65 +440,87 @@ func (t amiAttempt) matches(lwp []byte, a netip.Addr, user []byte) bool {
 	return t.addr == a && t.lwp == string(lwp) && t.user == string(user)
 }
 
-// iax2 reads chan_iax2.c failures (A8). All but one print the address first;
-// "No registration" prints the client's peer name first and is read from
-// the end.
+// iax2 reads chan_iax2.c failures (A8). All but one print the address
+// first; "No registration" prints the client's peer name first.
 //
 //	Host <ip:port> failed to authenticate as <user>
-//	Host <ip> failed MD5 authentication for '<peer>' (<hash> != <hash>)
+//	Host <ip> failed MD5 authentication for '<peer>' (<hash> != <answer>)
 //	Host <ip> denied access to register peer '<peer>'
 //	Rejected connect attempt from <ip:port>, request '<exten>@<context>' does not exist
 //	No registration for peer '<peer>' (from <ip>)
-func iax2(b []byte, ev *parsers.Event) (parsers.Outcome, bool) {
+//
+// The user, the peer of "No registration", the extension, the context and
+// the MD5 answer are the client's, raw bytes of at most 255 (newlines
+// too); the peers of "MD5" and "denied access" are configured ones. So
+// each message but "denied access" reaches past its line (see
+// Parser.Parse), and "No registration", whose address follows the
+// client's text, is read only from whole messages.
+func iax2(pre *prefix, ev *parsers.Event) (parsers.Outcome, reach) {
+	b := pre.body
 	ev.Service = parsers.IAX2
 	var addr, user []byte
+	var r reach
 	switch {
 	case bytes.HasPrefix(b, []byte("No registration for peer '")):
 		const tail = "' (from "
+		r = reach{span: maxIE + len(tail) + len("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255)")}
 		k := bytes.LastIndex(b, []byte(tail))
 		if k < len("No registration for peer '") || !bytes.HasSuffix(b, []byte(")")) {
-			// The peer name may hold an injected newline.
-			return parsers.DropMalformed, true
+			// The peer name holds a newline.
+			r.cut = true
+			return parsers.DropMalformed, r
+		}
+		if !pre.whole || pre.long() {
+			return parsers.DropPlainText, r
 		}
 		addr, user, ev.Kind = b[k+len(tail):len(b)-1], b[len("No registration for peer '"):k], parsers.UnknownUser
 	case bytes.HasPrefix(b, []byte("Rejected connect attempt from ")):
 		rest := b[len("Rejected connect attempt from "):]
 		k := bytes.Index(rest, []byte(", request '"))
 		if k < 0 {
-			return parsers.DropMalformed, false
+			return parsers.DropMalformed, reach{}
 		}
-		addr, user, ev.Kind = rest[:k], bytes.TrimSuffix(rest[k+len(", request '"):], []byte("' does not exist")), parsers.UnknownExtension
+		addr, user, ev.Kind = rest[:k], rest[k+len(", request '"):], parsers.UnknownExtension
+		var whole bool
+		user, whole = bytes.CutSuffix(user, []byte("' does not exist"))
+		r = reach{span: 2*maxIE + len("@' does not exist"), cut: !whole}
 	case bytes.HasPrefix(b, []byte("Host ")):
 		rest := b[len("Host "):]
 		sp := bytes.IndexByte(rest, ' ')
 		if sp <= 0 {
-			return parsers.Ignored, false
+			return parsers.Ignored, reach{}
 		}
 		addr, rest = rest[:sp], rest[sp+1:]
 		switch {
 		case bytes.HasPrefix(rest, []byte("failed to authenticate as ")):
 			user, ev.Kind = rest[len("failed to authenticate as "):], parsers.AuthFailed
+			r = reach{span: maxIE - len(user)}
 		case bytes.HasPrefix(rest, []byte("failed MD5 authentication for '")):
 			user, ev.Kind = rest[len("failed MD5 authentication for '"):], parsers.AuthFailed
 			if k := bytes.LastIndex(user, []byte("' (")); k >= 0 {
 				user = user[:k]
 			}
+			r = reach{span: maxIE + len(")"), cut: !bytes.HasSuffix(b, []byte(")"))}
 		case bytes.HasPrefix(rest, []byte("denied access to register peer '")):
 			user, ev.Kind = bytes.TrimSuffix(rest[len("denied access to register peer '"):], []byte("'")), parsers.ACLDenied
 		default:
 			// Includes "Host <peer> failed RSA authentication", whose first
 			// field is a peer name, not an address.
-			return parsers.Ignored, false
+			return parsers.Ignored, reach{}
 		}
 	default:
-		return parsers.Ignored, false
+		return parsers.Ignored, reach{}
+	}
+	if pre.long() {
+		r = reach{}
 	}
 	a, port, ok := parsers.ParseAddrPort(addr, false)
 	if !ok {
-		return parsers.DropAddress, false
+		return parsers.DropAddress, r
 	}
 	ev.Addr, ev.Port, ev.User = a, port, clip(user)
-	return parsers.Matched, false
+	r.owner = a
+	return parsers.Matched, r
 }
 
 // dialplan reads FreePBX's [from-sip-external] Log() line, whose exten (in
@@ -439,26 +532,36 @@ func iax2(b []byte, ev *parsers.Event) (parsers.Outcome, bool) {
 //	Ext. <exten>:<prio> @ <context>: "Rejecting unknown SIP connection from ..."   ([plain])
 //
 // Every other dialplan line is ignored, notably FreePBX's "Friendly Scanner
-// from <ip>", whose address comes from the Via header.
-func dialplan(b []byte, ev *parsers.Event) (parsers.Outcome, bool) {
+// from <ip>", whose address comes from the Via header. The exten (at most
+// 79 bytes) may hold raw newlines, and then the whole first line of the
+// message, address included, may be the attacker's: the line is read only
+// from whole messages (JSON, the journal), and in a plain-text log every
+// dialplan line reaches past itself (see Parser.Parse).
+func dialplan(pre *prefix, ev *parsers.Event) (parsers.Outcome, reach) {
+	b := pre.body
 	const msg = `: "Rejecting unknown SIP connection from `
+	r := reach{span: maxExten + len(": ") + maxLogArgs}
 	if bytes.Index(b, []byte(": ")) < 0 {
 		// "Ext. <exten>" never reached its ": ": the exten holds a newline.
-		return parsers.DropInjected, true
+		r.cut = true
+		return parsers.DropInjected, r
 	}
 	k := bytes.LastIndex(b, []byte(msg))
 	if k < 0 || !bytes.HasSuffix(b, []byte(`"`)) {
-		return parsers.Ignored, false
+		return parsers.Ignored, r
+	}
+	if !pre.whole {
+		return parsers.DropPlainText, r
 	}
 	a, port, ok := parsers.ParseAddrPort(b[k+len(msg):len(b)-1], false)
 	if !ok {
-		return parsers.DropAddress, false
+		return parsers.DropAddress, r
 	}
 	ev.Addr, ev.Port, ev.Kind, ev.Service = a, port, parsers.RejectedConnection, parsers.SIP
 	if port != 0 {
 		ev.Service = parsers.PJSIP
 	}
-	return parsers.Matched, false
+	return parsers.Matched, r
 }
 
 // sipUser returns the user part of the first SIP URI in a header value, or

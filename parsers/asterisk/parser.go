@@ -3,7 +3,9 @@ package asterisk
 import (
 	"bytes"
 	"encoding/json"
+	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/sipguard/sipguard/logtime"
 	"github.com/sipguard/sipguard/parsers"
@@ -11,34 +13,65 @@ import (
 
 func init() { parsers.Register("asterisk", New) }
 
-// maxMessage is the most bytes one Asterisk log message can span in a file:
-// the logger formats prefix and message into a BUFSIZ (8192) buffer.
-const maxMessage = 8192
+// maxLine is the most bytes Asterisk's logger writes for one message: it
+// formats prefix and message into a buffer of LOGMSG_SIZE (8192) bytes.
+// A longer message is cut there and loses its newline, so the next
+// message goes on on the same physical line: a line that reaches maxLine
+// was cut by the limit (and its end is not its own).
+const maxLine = 8191
 
 // Parser reads Asterisk log lines. It keeps a little state between lines of
-// one stream (a timestamp cache and the newline-injection quarantine), so
-// every source needs its own Parser.
+// one stream (a timestamp cache, the reach of a message an attacker may
+// have broken into several lines, an AMI attempt waiting for its second
+// line), so every source needs its own Parser.
 type Parser struct {
 	stamps logtime.Cache
+	whole  bool // parsers.Options.Whole: no line can be forged inside another
 
-	// quarantine counts the bytes still to come of a message that an
-	// attacker broke into several physical lines (see Parse).
-	quarantine int
+	win window // see Parse
+	lwp uint64 // the logging thread's id on the line being read, 0: none
 
 	amiPending amiAttempt // see manager
 
 	ansi []byte // scratch buffer for lines with terminal colour codes
 }
 
+// window is the part of the log that may still belong to a message whose
+// attacker-written text can hold raw newlines (see Parse).
+type window struct {
+	left int // bytes of the message that may still follow
+	// owner is the message's sender, when its address comes before the
+	// attacker text (invalid otherwise); svc and at are its service and
+	// time.
+	owner netip.Addr
+	svc   parsers.Service
+	at    time.Time
+	lwp   uint64 // the thread that logged the message (0: unknown)
+	// cut: the message's line showed that it was cut short, so the next
+	// line is the rest of it; proven: it was, so the lines after are
+	// the attacker's until the window ends, whatever thread they name.
+	cut, proven bool
+}
+
+// reach is what a message tells of the lines that may still belong to it
+// (see Parse): span bytes past its line (0: none), its sender when its
+// address comes before the attacker text, and whether its line was cut
+// short.
+type reach struct {
+	span  int
+	owner netip.Addr
+	cut   bool
+}
+
 // New returns an Asterisk parser.
 func New(opts parsers.Options) (parsers.Parser, error) {
-	return &Parser{stamps: logtime.Cache{Clock: parsers.NewClock(opts)}}, nil
+	return &Parser{stamps: logtime.Cache{Clock: parsers.NewClock(opts)}, whole: opts.Whole}, nil
 }
 
 // Idle reports whether the parser holds nothing from earlier lines: no
-// quarantine of a broken message and no AMI attempt waiting for its
+// window of a message that may go on and no AMI attempt waiting for its
 // second line (parsers.Resumable).
-func (p *Parser) Idle() bool { return p.quarantine <= 0 && p.amiPending == (amiAttempt{}) }
+func (p *Parser) Idle() bool { return p.win.left <= 0 && p.amiPending == (amiAttempt{}) }
 
 // prefix is what precedes the message body of a line.
 type prefix struct {
@@ -47,63 +80,138 @@ type prefix struct {
 	file     []byte // the source file slot: "chan_sip.c", "Ext. s", ...
 	body     []byte // the message
 	dialplan bool   // a dialplan Log() line: file is "Ext. <exten>"
+	whole    bool   // the line is one whole message (JSON, Options.Whole)
+	// size is the length of the Asterisk part of the line (without a
+	// syslog header); at maxLine or more the message may have been cut by
+	// the logger's limit and another joined to it.
+	size int
 }
 
 // Parse reads one Asterisk log line.
 //
-// Newline injection: some messages print attacker text that Asterisk has
-// URI-decoded (the extension of chan_sip and pjsip "Call ... rejected", the
-// IAX2 peer name, the dialplan extension), so %0A in a Request-URI writes a
-// raw newline and the rest of the message becomes new physical lines that can
-// imitate a complete log line. When a line shows the start of such a message
-// cut short, the lines that may still belong to it (up to the 8 KiB an
-// Asterisk message can span) are dropped as DropInjected. The cut line itself
-// still counts for its sender, whose address precedes the attacker text.
-// The [json] formatter escapes newlines and is immune; prefer it.
+// Newline injection: some messages print attacker text that can hold a
+// raw newline (the extension of chan_sip and pjsip "Call ... rejected",
+// URI-decoded; the IAX2 user, peer, extension and MD5 answer, raw bytes;
+// the dialplan extension), so the rest of the message becomes new physical
+// lines that can imitate complete log lines, and the attacker decides how
+// the first line ends (it may look complete). After such a message, the
+// lines that fit in what the message can still span (the longest its
+// attacker fields can be: 79 bytes for a pjsip or dialplan extension, 255
+// for an IAX2 field, the logger's limit for chan_sip) are its window:
+//
+//   - an event there for the message's sender (whose address precedes the
+//     attacker text) counts: forging one against oneself gains nothing;
+//   - an event there for any other address counts only when the line
+//     carries the id of the thread that logged the message (the "[lwp]"
+//     after the level), which an attacker cannot see from the network:
+//     chan_sip logs every UDP request from one thread, so another
+//     attacker's chan_sip lines still count; otherwise it is dropped as
+//     DropInjected;
+//   - the line after a message that shows it was cut short (an extension
+//     without the end of the message after it, say) is the rest of it:
+//     whatever it holds, it becomes an event of kind Injection for the
+//     sender when the sender is known, and the window's other events for
+//     other addresses are dropped whatever thread they name;
+//   - the first line that does not fit ends the window: the message ended
+//     before it, so it and every line after it are read as usual.
+//
+// So a window hides at most one message's reach of other threads' lines,
+// and forged lines count only for their sender (or for a victim whose
+// thread id the forger guessed right). Messages whose address follows the
+// attacker text (IAX2 "No registration", the dialplan's rejected
+// connection) are dropped as DropPlainText: their first line may be forged
+// whole. With Options.Whole (the journal) or the [json] formatter, where
+// a message is always one line, none of this applies.
 func (p *Parser) Parse(line []byte, ev *parsers.Event) parsers.Outcome {
-	if p.quarantine > 0 {
-		p.quarantine -= len(line) + 1
-		return parsers.DropInjected
+	w := &p.win
+	if w.left > 0 && len(line)+1 > w.left {
+		// Too long to be the rest of the message: it ended before.
+		*w = window{}
 	}
+	if w.left <= 0 {
+		out, r := p.parse(line, ev)
+		p.open(r, out, ev)
+		return out
+	}
+	w.left -= len(line) + 1
+	cut := w.cut
+	w.cut = false
+	out, r := p.parse(line, ev)
+	if r.span > 0 {
+		// A message inside the window may be forged: its own reach is
+		// the window's, still under the same sender.
+		w.left = max(w.left, r.span)
+	}
+	if cut && w.owner.IsValid() {
+		// The rest of a message cut short: an injection by its sender.
+		*ev = parsers.Event{Addr: w.owner, Kind: parsers.Injection, Service: w.svc, Time: w.at}
+		return parsers.Matched
+	}
+	if out != parsers.Matched || ev.Addr == w.owner {
+		return out
+	}
+	if !w.proven && p.lwp != 0 && p.lwp == w.lwp {
+		// Written by the thread that logged the message, which a forger
+		// cannot know.
+		return out
+	}
+	return parsers.DropInjected
+}
+
+// open starts the window of a message that may go on (see Parse).
+func (p *Parser) open(r reach, out parsers.Outcome, ev *parsers.Event) {
+	if r.span <= 0 || p.whole {
+		return
+	}
+	p.win = window{left: r.span, cut: r.cut, proven: r.cut, lwp: p.lwp}
+	if out == parsers.Matched && r.owner.IsValid() && ev.Addr == r.owner {
+		p.win.owner, p.win.svc, p.win.at = r.owner, ev.Service, ev.Time
+	}
+}
+
+// parse reads one line, and says how far its message may reach.
+func (p *Parser) parse(line []byte, ev *parsers.Event) (parsers.Outcome, reach) {
+	p.lwp = 0
 	if n := len(line); n > 0 && line[n-1] == '\r' {
 		line = line[:n-1]
 	}
 	if len(line) == 0 {
-		return parsers.Ignored
+		return parsers.Ignored, reach{}
 	}
 	if line[0] == '{' {
-		return p.parseJSON(line, ev)
+		return p.parseJSON(line, ev), reach{}
 	}
-	var pre prefix
+	pre := prefix{whole: p.whole}
 	coloured := false // an escape code was removed from the message itself
 	if !p.split(line, &pre) {
 		// Console output kept by journald colours the level name (and the
 		// rest of the prefix): strip the escape codes and try again.
 		if bytes.IndexByte(line[:min(len(line), 64)], 0x1b) < 0 {
-			return parsers.Ignored
+			return parsers.Ignored, reach{}
 		}
 		var last int
 		p.ansi, last = stripANSI(p.ansi[:0], line)
 		line = p.ansi
 		if !p.split(line, &pre) {
-			return parsers.Ignored
+			return parsers.Ignored, reach{}
 		}
 		coloured = last > len(line)-len(pre.body)
 	}
-	out, broken := p.body(&pre, ev)
+	p.lwp = lwpID(pre.lwp)
+	out, r := p.body(&pre, ev)
 	if coloured && out == parsers.Matched {
 		// Asterisk colours only the prefix: an escape code inside the
 		// message is not its doing, and removing it could join two pieces
 		// of text into an address that the line does not hold.
-		return parsers.DropMalformed
-	}
-	if broken {
-		p.quarantine = maxMessage - (len(line) + 1)
+		out = parsers.DropMalformed
 	}
 	if out == parsers.Matched {
-		return p.stamp(&pre, ev)
+		out = p.stamp(&pre, ev)
 	}
-	return out
+	if out != parsers.Matched {
+		r.owner = netip.Addr{}
+	}
+	return out, r
 }
 
 // stamp sets ev.Time from the line's timestamp (unless the message already
@@ -141,6 +249,7 @@ func (p *Parser) split(line []byte, pre *prefix) bool {
 // It reports false for lines that cannot be failure messages, which is most
 // of them (VERBOSE, DEBUG, other levels), as early as possible.
 func (p *Parser) splitAsterisk(line []byte, pre *prefix) bool {
+	pre.size = len(line)
 	i := 0
 	if line[0] == '[' {
 		end := bytes.IndexByte(line[:min(len(line), 48)], ']')
@@ -333,13 +442,14 @@ func (p *Parser) parseJSON(line []byte, ev *parsers.Event) parsers.Outcome {
 		lwp:   strconv.AppendInt(nil, j.Identifiers.LWP, 10),
 		file:  []byte(j.Logmsg.Location.Filename),
 		body:  msg,
+		whole: true,
 	}
 	if bytes.HasPrefix(pre.file, []byte("Ext. ")) {
 		// The message is exact here: no need to search from the end.
 		pre.dialplan = true
 		pre.body = append(append(pre.file, ": "...), msg...)
 	}
-	out, _ := p.body(&pre, ev) // a JSON line cannot be broken into several
+	out, _ := p.body(&pre, ev) // a JSON line is one whole message
 	if out == parsers.Matched {
 		return p.stamp(&pre, ev)
 	}
@@ -367,6 +477,16 @@ func stripANSI(dst, line []byte) ([]byte, int) {
 		}
 	}
 	return dst, last
+}
+
+// lwpID reads a thread id (at most 10 digits, as split checks); 0 for
+// none.
+func lwpID(b []byte) uint64 {
+	var n uint64
+	for _, c := range b {
+		n = n*10 + uint64(c-'0')
+	}
+	return n
 }
 
 func isHex(b []byte) bool {

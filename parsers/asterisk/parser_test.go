@@ -22,57 +22,91 @@ func TestTestdata(t *testing.T) {
 // complete log lines.
 func TestNewlineInjection(t *testing.T) {
 	p := newParser(t)
+	attacker, other := netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("198.51.100.8")
 	seq := []struct {
 		line string
 		want parsers.Outcome
+		addr netip.Addr
+		kind parsers.Kind
 	}{
+		// A genuine line: thread 4121 is Asterisk's.
+		{"[2026-03-02 09:30:59] NOTICE[4121] chan_sip.c: Registration from '' failed for '198.51.100.8:5060' - Wrong password", parsers.Matched, other, parsers.AuthFailed},
 		// The cut-short head still counts for its sender.
-		{"[2026-03-02 09:31:00] NOTICE[4121][C-00000001] chan_sip.c: Call from '' (198.51.100.7:5060) to extension 'x", parsers.Matched},
-		// The forged lines are dropped.
-		{"[2026-03-02 09:31:00] NOTICE[4121] chan_sip.c: Registration from '' failed for '203.0.113.66:5060' - Wrong password", parsers.DropInjected},
-		{"' rejected because extension not found in context 'default'.", parsers.DropInjected},
-		{"[2026-03-02 09:31:00] NOTICE[4121] chan_sip.c: Registration from '' failed for '203.0.113.67:5060' - Wrong password", parsers.DropInjected},
-		{"y' rejected because extension not found in context 'default'.", parsers.DropInjected},
+		{"[2026-03-02 09:31:00] NOTICE[4121][C-00000001] chan_sip.c: Call from '' (198.51.100.7:5060) to extension 'x", parsers.Matched, attacker, parsers.UnknownExtension},
+		// The line after it is the rest of it: an injection by the sender.
+		{"[2026-03-02 09:31:00] NOTICE[4121] chan_sip.c: Registration from '' failed for '203.0.113.66:5060' - Wrong password", parsers.Matched, attacker, parsers.Injection},
+		{"' rejected because extension not found in context 'default'.", parsers.Ignored, netip.Addr{}, 0},
+		// Further forged lines in its reach are dropped, whatever thread they name.
+		{"[2026-03-02 09:31:00] NOTICE[4121] chan_sip.c: Registration from '' failed for '203.0.113.67:5060' - Wrong password", parsers.DropInjected, netip.Addr{}, 0},
+		{"y' rejected because extension not found in context 'default'.", parsers.Ignored, netip.Addr{}, 0},
+		// The sender's own lines count.
+		{"[2026-03-02 09:31:00] NOTICE[4121] chan_sip.c: Registration from '' failed for '198.51.100.7:5060' - Wrong password", parsers.Matched, attacker, parsers.AuthFailed},
 	}
 	var ev parsers.Event
 	for i, s := range seq {
-		if got := p.Parse([]byte(s.line), &ev); got != s.want {
+		got := p.Parse([]byte(s.line), &ev)
+		if got != s.want {
 			t.Fatalf("line %d: %v; want %v", i, got, s.want)
 		}
-		if s.want == parsers.Matched && ev.Addr != netip.MustParseAddr("198.51.100.7") {
-			t.Fatalf("line %d: %s", i, ev.Addr)
+		if s.want == parsers.Matched && (ev.Addr != s.addr || ev.Kind != s.kind) {
+			t.Fatalf("line %d: %s %v; want %s %v", i, ev.Addr, ev.Kind, s.addr, s.kind)
 		}
 	}
-	// The quarantine ends after the most one Asterisk message can span.
+	// The window ends after the most one Asterisk message can span.
 	filler := "[2026-03-02 09:31:01] VERBOSE[1] pbx.c: " + strings.Repeat("x", 200)
+	forged := "[2026-03-02 09:31:01] NOTICE[9] chan_sip.c: Registration from '' failed for '203.0.113.68:5060' - Wrong password"
 	n := 0
-	for p.Parse([]byte(filler), &ev) == parsers.DropInjected {
+	for p.Parse([]byte(forged), &ev) == parsers.DropInjected {
+		p.Parse([]byte(filler), &ev)
 		n++
 		if n > 100 {
-			t.Fatal("quarantine never ends")
+			t.Fatal("window never ends")
 		}
 	}
-	if n < 30 {
-		t.Errorf("quarantine ended after %d lines of 241 bytes; want about 8 KiB", n)
+	if n < 20 {
+		t.Errorf("window ended after %d pairs of lines (351 bytes); want about 8 KiB", n)
 	}
-	good := "[2026-03-02 09:31:02] NOTICE[4121] chan_sip.c: Registration from '' failed for '198.51.100.8:5060' - Wrong password"
-	if got := p.Parse([]byte(good), &ev); got != parsers.Matched {
-		t.Errorf("after the quarantine: %v; want matched", got)
+	if ev.Addr != netip.MustParseAddr("203.0.113.68") {
+		t.Errorf("after the window: %s", ev.Addr)
 	}
 
-	// Other messages cut short: the IAX2 peer name (before the address)
-	// and the dialplan extension (in the prefix).
+	// Other messages: the line after them, when forged, never counts for
+	// the address it names.
+	good := "[2026-03-02 09:31:03] NOTICE[7] chan_sip.c: Registration from '' failed for '203.0.113.66:5060' - Wrong password"
 	for _, head := range []string{
 		"[2026-03-02 09:31:03] NOTICE[4400] chan_iax2.c: No registration for peer 'x",
+		"[2026-03-02 09:31:03] NOTICE[4400] chan_iax2.c: Host 198.51.100.7:4569 failed to authenticate as x",
 		"[2026-03-02 09:31:03] WARNING[5120][C-0000002c] Ext. x",
+		"[2026-03-02 09:31:03] WARNING[5120][C-0000002c] Ext. 1: x",
 		"[2026-03-02 09:31:03] NOTICE[4190] res_pjsip_session.c:  anonymous: Call (UDP:198.51.100.7:5060) to extension 'x",
+		"[2026-03-02 09:31:03] NOTICE[4190] res_pjsip_session.c:  anonymous: Call (UDP:198.51.100.7:5060) to extension '1' rejected because extension not found in context 'x'.",
 	} {
 		p := newParser(t)
-		if got := p.Parse([]byte(head), &ev); got != parsers.Matched && !got.Dropped() {
-			t.Errorf("%q: %v; want matched or dropped", head, got)
+		p.Parse([]byte(head), &ev)
+		if got := p.Parse([]byte(good), &ev); got == parsers.Matched && ev.Addr != attacker {
+			t.Errorf("line after %q: %v for %s", head, got, ev.Addr)
 		}
-		if got := p.Parse([]byte(good), &ev); got != parsers.DropInjected {
-			t.Errorf("line after %q: %v; want dropped as injected", head, got)
+	}
+}
+
+// TestWhole: where every line is one whole message (the journal), nothing
+// is forged inside another line, and messages whose address follows
+// attacker text are read.
+func TestWhole(t *testing.T) {
+	p, err := asterisk.New(parsers.Options{Location: time.UTC, Now: func() time.Time { return parsertest.Now }, Whole: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev parsers.Event
+	for _, tc := range []struct{ line, addr string }{
+		{"2026-03-02T09:31:00.000000Z pbx asterisk[1]: NOTICE[4400]: chan_iax2.c:1 in f: No registration for peer 'x#012y' (from 198.51.100.7)", "198.51.100.7"},
+		{"2026-03-02T09:31:00.000000Z pbx asterisk[1]: WARNING[5120]: Ext. x#012y:1 @ from-sip-external: \"Rejecting unknown SIP connection from 198.51.100.8:5060\"", "198.51.100.8"},
+		{"2026-03-02T09:31:00.000000Z pbx asterisk[1]: NOTICE[4121]: chan_sip.c:1 in f: Call from '' (198.51.100.7:5060) to extension 'x", "198.51.100.7"},
+		// No window after the line above: this line is its own message.
+		{"2026-03-02T09:31:00.000000Z pbx asterisk[1]: NOTICE[4121]: chan_sip.c:1 in f: Registration from '' failed for '198.51.100.9:5060' - Wrong password", "198.51.100.9"},
+	} {
+		if got := p.Parse([]byte(tc.line), &ev); got != parsers.Matched || ev.Addr.String() != tc.addr {
+			t.Errorf("%.70q: %v %s; want %s", tc.line, got, ev.Addr, tc.addr)
 		}
 	}
 }

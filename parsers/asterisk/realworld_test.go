@@ -18,6 +18,10 @@ const fail2banSamples = failjson.Dir + "/asterisk"
 // unsupported lists the expectations we deliberately do not meet, and why.
 var unsupported = map[string]string{
 	"hacking attempt detected": "no such message in any Asterisk source we could find; its origin and format are unverified",
+	// The address follows text an attacker can break into lines, so the
+	// first line may be forged whole: read only from JSON or the journal.
+	"Rejecting unknown SIP connection from": "plain text: read only from whole messages (docs/pbx.md)",
+	"No registration for peer":              "plain text: read only from whole messages (docs/pbx.md)",
 }
 
 func TestFail2banSamples(t *testing.T) {
@@ -29,11 +33,12 @@ func TestFail2banSamples(t *testing.T) {
 	if err != nil {
 		t.Skipf("fail2ban's Asterisk samples are not installed (apt-get install fail2ban; .ci/run does): %v", err)
 	}
-	p := newParser(t)
 	checked := 0
 	for _, s := range samples {
+		// The samples come from many systems, not from one log: each is
+		// read on its own.
 		var ev parsers.Event
-		o := p.Parse([]byte(s.Line), &ev)
+		o := newParser(t).Parse([]byte(s.Line), &ev)
 		skip := ""
 		for text, why := range unsupported {
 			if strings.Contains(s.Line, text) {
@@ -48,7 +53,7 @@ func TestFail2banSamples(t *testing.T) {
 			checked++
 		}
 	}
-	if checked < 40 {
+	if checked < 35 {
 		t.Errorf("only %d expectations checked", checked)
 	}
 	t.Logf("%d of fail2ban's expectations met", checked)

@@ -17,18 +17,25 @@ import (
 //
 // The first five values are written by Asterisk and read from the left.
 // AccountID and SessionID (the From user and the raw Call-ID for PJSIP) come
-// before the address and challenge/response values after it, all
-// attacker-written, so the RemoteAddress frame must occur exactly once.
+// before the address, attacker-written. FailedACL, InvalidAccountID and
+// SuccessfulAuth print nothing an attacker writes after RemoteAddress
+// (Module, ACLName, SessionTV, UsingPassword), so their last RemoteAddress
+// frame is the real one, unless the line reached the logger's limit (then
+// the real one may be cut off, and the line is dropped as malformed).
+// ChallengeResponseFailed and InvalidPassword print the client's
+// challenge and response after it, so there the frame must occur exactly
+// once.
 // SuccessfulAuth with UsingPassword="1" (the key right after
 // RemoteAddress, written by Asterisk) is a success (AuthSucceeded), never
 // counted toward a ban; without a password (an endpoint identified by its
 // address) it is ignored. ChallengeSent and the other events are not
 // failures.
-func security(b []byte, ev *parsers.Event) parsers.Outcome {
-	name, rest, ok := field(b, `SecurityEvent="`)
+func security(pre *prefix, ev *parsers.Event) parsers.Outcome {
+	name, rest, ok := field(pre.body, `SecurityEvent="`)
 	if !ok {
 		return parsers.DropMalformed
 	}
+	clientAfter := string(name) == "ChallengeResponseFailed" || string(name) == "InvalidPassword"
 	switch string(name) {
 	case "FailedACL":
 		ev.Kind = parsers.ACLDenied
@@ -63,7 +70,20 @@ func security(b []byte, ev *parsers.Event) parsers.Outcome {
 	default:
 		return parsers.DropMalformed
 	}
-	a, port, _, end, n, seen := frames(rest, []byte(`,RemoteAddress="`), '"', valueEnd, remoteAddress)
+	if pre.long() {
+		return parsers.DropMalformed
+	}
+	var (
+		a            netip.Addr
+		port         uint16
+		end, n, seen int
+		remote       = []byte(`,RemoteAddress="`)
+	)
+	if clientAfter {
+		a, port, _, end, n, seen = frames(rest, remote, '"', valueEnd, remoteAddress)
+	} else {
+		a, port, end, n, seen = lastFrame(rest, remote, '"', valueEnd, remoteAddress)
+	}
 	if n != 1 {
 		return frameDrop(n, seen)
 	}
@@ -77,6 +97,31 @@ func security(b []byte, ev *parsers.Event) parsers.Outcome {
 	}
 	ev.Time = eventTV(tv)
 	return parsers.Matched
+}
+
+// lastFrame is frames for the last frame only: its address when parse
+// accepts it (n is 1 then), and where it ends; seen is 1 when there is a
+// frame at all.
+func lastFrame(b, left []byte, stop byte, follows func([]byte) int, parse func([]byte) (netip.Addr, uint16, bool)) (a netip.Addr, port uint16, end, n, seen int) {
+	for k := len(b); ; {
+		k = bytes.LastIndex(b[:k], left)
+		if k < 0 {
+			return a, port, end, n, seen
+		}
+		vs := k + len(left)
+		v := bytes.IndexByte(b[vs:], stop)
+		if v < 0 {
+			continue
+		}
+		r := follows(b[vs+v:])
+		if r < 0 {
+			continue
+		}
+		if fa, fp, ok := parse(b[vs : vs+v]); ok {
+			return fa, fp, vs + v + r, 1, 1
+		}
+		return a, port, end, 0, 1
+	}
 }
 
 // valueEnd accepts the closing quote of a value when the next key or the
