@@ -163,9 +163,9 @@ after=1
 #include /opt/pbx/abs.conf
 #exec /usr/local/bin/gen-dialplan --all
 `,
-		"ext_globals.conf": "TRUNK=PJSIP/trunk\n[from-internal]\nexten => _X.,1,Dial(${TRUNK}/${EXTEN})\n",
-		"ext.d/10-a.conf":  "[a]\nx=1\n",
-		"ext.d/20-b.conf":  "[b]\ny=2\n",
+		"ext_globals.conf":  "TRUNK=PJSIP/trunk\n[from-internal]\nexten => _X.,1,Dial(${TRUNK}/${EXTEN})\n",
+		"ext.d/10-a.conf":   "[a]\nx=1\n",
+		"ext.d/20-b.conf":   "[b]\ny=2\n",
 		"/opt/pbx/abs.conf": "[abs]\nz=3\n",
 	})
 	c := load(t, l, "extensions.conf")
@@ -258,7 +258,9 @@ func TestLoad_Errors(t *testing.T) {
 	})
 }
 
-func levelName(i int) string { return "/etc/asterisk/l" + string(rune('0'+i/10)) + string(rune('0'+i%10)) + ".conf" }
+func levelName(i int) string {
+	return "/etc/asterisk/l" + string(rune('0'+i/10)) + string(rune('0'+i%10)) + ".conf"
+}
 
 // fsRoot returns the directory a tree's Loader reads.
 func fsRoot(t *testing.T, l *asteriskconf.Loader) string {
