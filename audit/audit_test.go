@@ -1,0 +1,280 @@
+package audit_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sipguard/sipguard/audit"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+var now = time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+
+// fixture copies testdata/NAME into a temporary root with every file at
+// mode (git keeps no modes) and returns the host to audit there.
+func fixture(t *testing.T, name string, mode fs.FileMode) audit.Host {
+	t.Helper()
+	src := filepath.Join("testdata", name)
+	root := t.TempDir()
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		dst := filepath.Join(root, rel)
+		if d.IsDir() {
+			return os.MkdirAll(dst, 0o755)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(dst, data, mode); err != nil {
+			return err
+		}
+		return os.Chmod(dst, mode)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return audit.Host{FS: os.DirFS(root), Dir: "/etc/asterisk", Now: now}
+}
+
+func run(t *testing.T, h audit.Host) *audit.Report {
+	t.Helper()
+	r, err := audit.Run(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// find returns the findings of check id.
+func find(r *audit.Report, id string) []audit.Finding {
+	var out []audit.Finding
+	for _, f := range r.Findings {
+		if f.ID == id {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// badWant is, for each check, where the bad fixture must trigger it and a
+// word its detail must hold.
+var badWant = map[string][]struct{ where, detail string }{
+	"CONF-EXEC":                 {{"/etc/asterisk/extensions.conf:13", "gen-dialplan"}},
+	"CONF-PROBLEM":              {{"/etc/asterisk/sip.conf:4", "no '='"}},
+	"FILE-WORLD-READABLE":       {{"/etc/asterisk/pjsip.conf", "mode 0644"}, {"/etc/asterisk/sip_peers.conf", "0644"}, {"/etc/amportal.conf", "0644"}},
+	"AST-LIVE-DANGEROUSLY":      {{"/etc/asterisk/asterisk.conf:2", "live_dangerously=yes"}},
+	"AST-EXECINCLUDES":          {{"/etc/asterisk/asterisk.conf:3", "execincludes=yes"}},
+	"AST-RUNS-AS-ROOT":          {{"/etc/asterisk/asterisk.conf:4", "runuser=root"}},
+	"PJSIP-WEAK-PASSWORD":       {{"/etc/asterisk/pjsip.conf:20", "equal or close to the account name"}, {"/etc/asterisk/pjsip.conf:28", "shorter than 12"}},
+	"PJSIP-NO-AUTH":             {{"/etc/asterisk/pjsip.conf:30", "[lobby]"}},
+	"PJSIP-ANONYMOUS":           {{"/etc/asterisk/pjsip.conf:33", "context from-guests"}},
+	"PJSIP-NO-TLS":              {{"/etc/asterisk/pjsip.conf:4", "0.0.0.0:5060"}},
+	"PJSIP-NO-ACL":              {{"/etc/asterisk/pjsip.conf:1", "no type=acl"}},
+	"SIP-ALLOWGUEST":            {{"/etc/asterisk/sip.conf:1", "not set"}},
+	"SIP-ALWAYSAUTHREJECT":      {{"/etc/asterisk/sip.conf:3", "alwaysauthreject=no"}},
+	"SIP-GENERAL-CONTEXT":       {{"/etc/asterisk/sip.conf:2", "from-guests -> phones"}, {"/etc/asterisk/pjsip.conf:35", "anonymous PJSIP"}, {"/etc/asterisk/iax.conf:6", "IAX2 guest"}},
+	"SIP-INSECURE":              {{"/etc/asterisk/sip_peers.conf:6", "insecure=port,invite"}},
+	"SIP-WEAK-SECRET":           {{"/etc/asterisk/sip_peers.conf:5", "[2001]"}},
+	"IAX-GUEST":                 {{"/etc/asterisk/iax.conf:4", "[guest]"}},
+	"IAX-CALLTOKEN":             {{"/etc/asterisk/iax.conf:2", "requirecalltoken=no"}},
+	"IAX-WEAK-SECRET":           {{"/etc/asterisk/iax.conf:10", "common passwords"}},
+	"DIALPLAN-EXTEN-UNFILTERED": {{"/etc/asterisk/extensions.conf:8", "_X."}},
+	"DIALPLAN-DISA-NOPASS":      {{"/etc/asterisk/extensions.conf:9", "no-password"}},
+	"FREEPBX-ALLOW-SIP-ANON":    {{"/etc/asterisk/extensions.conf:2", "ALLOW_SIP_ANON=yes"}},
+	"FREEPBX-DEFAULT-PASS":      {{"/etc/amportal.conf:2", "AMPDBPASS"}, {"/etc/amportal.conf:4", "AMPMGRPASS"}},
+	"AMI-OPEN":                  {{"/etc/asterisk/manager.conf:6", "[admin]"}},
+	"AMI-WEAK-SECRET":           {{"/etc/asterisk/manager.conf:7", "common passwords"}},
+	"AMI-DANGEROUS-WRITE":       {{"/etc/asterisk/manager.conf:9", "write=system"}},
+	"HTTP-OPEN":                 {{"/etc/asterisk/http.conf:3", "bindaddr=0.0.0.0"}},
+	"ARI-WEAK-PASSWORD":         {{"/etc/asterisk/ari.conf:6", "common passwords"}},
+	"VM-WEAK-PIN":               {{"/etc/asterisk/voicemail.conf:5", "mailbox number"}, {"/etc/asterisk/voicemail.conf:6", "sequential"}, {"/etc/asterisk/voicemail.conf:7", "shorter than 6"}},
+	"RELEASE-EOL":               {{"", "end of life on 2025-10-20"}},
+}
+
+// TestChecks_Bad: every check finds what the bad fixture holds, where it
+// is written.
+func TestChecks_Bad(t *testing.T) {
+	h := fixture(t, "bad", 0o644)
+	h.Version, h.VersionFrom = "18.20.0", "asterisk -V"
+	r := run(t, h)
+	for id, wants := range badWant {
+		got := find(r, id)
+		for _, w := range wants {
+			found := false
+			for _, f := range got {
+				found = found || (f.Where() == w.where && strings.Contains(f.Detail, w.detail))
+			}
+			if !found {
+				t.Errorf("%s: no finding at %q with %q; got %+v", id, w.where, w.detail, got)
+			}
+		}
+	}
+	for _, f := range r.Findings {
+		if f.Why == "" || f.Fix == "" || f.Source == "" || f.Title == "" {
+			t.Errorf("%s: incomplete %+v", f.ID, f)
+		}
+	}
+	// Every check is tested here, but those the bad fixture cannot show.
+	untested := map[string]bool{"CONF-UNREADABLE": true, "RELEASE-SECURITY-ONLY": true, "RELEASE-UNKNOWN": true}
+	for _, c := range audit.Checks {
+		if _, ok := badWant[c.ID]; !ok && !untested[c.ID] {
+			t.Errorf("check %s has no case in badWant", c.ID)
+		}
+	}
+	golden(t, "bad.golden.json", r)
+}
+
+// TestChecks_Good: the hardened fixture gives no finding above info, and
+// none of the checks the bad one triggers.
+func TestChecks_Good(t *testing.T) {
+	r := run(t, fixture(t, "good", 0o640))
+	for _, f := range r.Findings {
+		if f.Severity > audit.Info {
+			t.Errorf("%s %s at %s: %s", f.Severity, f.ID, f.Where(), f.Detail)
+		}
+		if _, bad := badWant[f.ID]; bad {
+			t.Errorf("%s on the good fixture: %s %s", f.ID, f.Where(), f.Detail)
+		}
+	}
+	if len(r.Files) != 10 {
+		t.Errorf("files read: %d %q", len(r.Files), r.Files)
+	}
+}
+
+// TestChecks_FreePBX: FreePBX's generated files, findings in the included
+// files at their lines.
+func TestChecks_FreePBX(t *testing.T) {
+	r := run(t, fixture(t, "freepbx", 0o640))
+	for _, w := range []struct{ id, where string }{
+		{"PJSIP-WEAK-PASSWORD", "/etc/asterisk/pjsip.auth.conf:4"},
+		{"PJSIP-ANONYMOUS", "/etc/asterisk/pjsip.endpoint.conf:1"},
+		{"PJSIP-NO-TLS", "/etc/asterisk/pjsip.transports.conf:4"},
+		{"PJSIP-NO-ACL", "/etc/asterisk/pjsip.transports.conf:1"},
+		{"FREEPBX-ALLOW-SIP-ANON", "/etc/asterisk/extensions_additional.conf:3"},
+	} {
+		found := false
+		for _, f := range find(r, w.id) {
+			found = found || f.Where() == w.where
+		}
+		if !found {
+			t.Errorf("%s: none at %s; got %+v", w.id, w.where, find(r, w.id))
+		}
+	}
+	// The anonymous endpoint reaches inbound routes only.
+	if got := find(r, "SIP-GENERAL-CONTEXT"); len(got) != 0 {
+		t.Errorf("guest outbound on FreePBX's from-sip-external: %+v", got)
+	}
+}
+
+// TestNoSecretInOutput: no password, secret or PIN of the fixtures is in
+// the report, but masked; those equal to an account name show through
+// the name only.
+func TestNoSecretInOutput(t *testing.T) {
+	for _, name := range []string{"bad", "freepbx"} {
+		h := fixture(t, name, 0o644)
+		h.Version = "18.20.0"
+		r := run(t, h)
+		for _, f := range r.Findings {
+			for _, s := range []string{"Summer2024", "9072", "amp111", "amp109"} {
+				if strings.Contains(f.Detail, s) {
+					t.Errorf("%s: secret %q in %q", f.ID, s, f.Detail)
+				}
+			}
+		}
+		out, _ := json.Marshal(r)
+		for _, s := range []string{"Summer2024", "9072"} {
+			if bytes.Contains(out, []byte(s)) {
+				t.Errorf("%s: %q in the JSON report", name, s)
+			}
+		}
+	}
+}
+
+func TestRelease(t *testing.T) {
+	for _, c := range []struct {
+		version, id string
+	}{
+		{"18.20.0", "RELEASE-EOL"},
+		{"16.30.1", "RELEASE-EOL"},
+		{"1.8.32.3", "RELEASE-EOL"},
+		{"21.4.1", "RELEASE-EOL"},
+		{"20.11.0", "RELEASE-SECURITY-ONLY"},
+		{"22.1.0", ""},
+		{"18.9-cert5", "RELEASE-EOL"},
+		{"", "RELEASE-UNKNOWN"},
+		{"GIT-master-abc", "RELEASE-UNKNOWN"},
+	} {
+		h := fixture(t, "good", 0o640)
+		h.Version = c.version
+		r := run(t, h)
+		var got []string
+		for _, f := range r.Findings {
+			if strings.HasPrefix(f.ID, "RELEASE-") {
+				got = append(got, f.ID)
+			}
+		}
+		if want := c.id; (want == "" && len(got) > 0) || (want != "" && (len(got) != 1 || got[0] != want)) {
+			t.Errorf("%q: got %q; want %q", c.version, got, want)
+		}
+	}
+}
+
+func TestRun_ErrNoAsterisk(t *testing.T) {
+	_, err := audit.Run(audit.Host{FS: os.DirFS(t.TempDir()), Dir: "/etc/asterisk", Now: now})
+	if err == nil || !strings.Contains(err.Error(), "no Asterisk configuration") {
+		t.Errorf("got %v", err)
+	}
+}
+
+func TestClean(t *testing.T) {
+	for in, want := range map[string]string{
+		"ok [1001]":           "ok [1001]",
+		"a\x1b[31mred\x1b[0m": `a\x1b[31mred\x1b[0m`,
+		"cr\rlf\n":            `cr\x0dlf\x0a`,
+		"bidi\u202eevil":      `bidi\u202eevil`,
+		"c1\u009b":            `c1\u009b`,
+		"bad\xffutf8":         `bad\ufffdutf8`,
+	} {
+		if got := audit.Clean(in, 100); got != want {
+			t.Errorf("Clean(%q) = %q; want %q", in, got, want)
+		}
+	}
+	if got := audit.Clean(strings.Repeat("x", 50), 10); got != strings.Repeat("x", 10)+"…" {
+		t.Errorf("not cut: %q", got)
+	}
+}
+
+// golden compares v's JSON with testdata/name (-update rewrites it).
+func golden(t *testing.T, name string, v any) {
+	t.Helper()
+	got, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, '\n')
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update once)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the report (go test ./audit -update rewrites it); got:\n%s", path, got)
+	}
+}
