@@ -87,7 +87,9 @@ type Finding struct {
 	Title  string `json:"title"`
 	Why    string `json:"why"`
 	Fix    string `json:"fix"`
-	Source string `json:"source"`
+	// FreePBX names the FreePBX setting that fixes it, when there is one.
+	FreePBX string `json:"freepbx,omitempty"`
+	Source  string `json:"source"`
 }
 
 // Where is "file:line", "file" or "".
@@ -112,6 +114,8 @@ type Host struct {
 	Version, VersionFrom string
 	// Now is the date the end-of-life table is compared with.
 	Now time.Time
+	// Self, when set, adds the checks of sipguard's own configuration.
+	Self *Self
 }
 
 // Report is an audit's result.
@@ -221,7 +225,7 @@ func (a *audit) addSev(id string, sev Severity, pos asteriskconf.Pos, format str
 		sev = c.Severity
 	}
 	a.findings = append(a.findings, Finding{ID: id, Severity: sev, File: pos.File, Line: pos.Line,
-		Detail: fmt.Sprintf(format, args...), Title: c.Title, Why: c.Why, Fix: c.Fix, Source: c.Source})
+		Detail: fmt.Sprintf(format, args...), Title: c.Title, Why: c.Why, Fix: c.Fix, FreePBX: c.FreePBX, Source: c.Source})
 }
 
 var checkByID = func() map[string]Check {

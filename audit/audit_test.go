@@ -71,36 +71,38 @@ func find(r *audit.Report, id string) []audit.Finding {
 // badWant is, for each check, where the bad fixture must trigger it and a
 // word its detail must hold.
 var badWant = map[string][]struct{ where, detail string }{
-	"CONF-EXEC":                 {{"/etc/asterisk/extensions.conf:13", "gen-dialplan"}},
-	"CONF-PROBLEM":              {{"/etc/asterisk/sip.conf:4", "no '='"}},
-	"FILE-WORLD-READABLE":       {{"/etc/asterisk/pjsip.conf", "mode 0644"}, {"/etc/asterisk/sip_peers.conf", "0644"}, {"/etc/amportal.conf", "0644"}},
-	"AST-LIVE-DANGEROUSLY":      {{"/etc/asterisk/asterisk.conf:2", "live_dangerously=yes"}},
-	"AST-EXECINCLUDES":          {{"/etc/asterisk/asterisk.conf:3", "execincludes=yes"}},
-	"AST-RUNS-AS-ROOT":          {{"/etc/asterisk/asterisk.conf:4", "runuser=root"}},
-	"PJSIP-WEAK-PASSWORD":       {{"/etc/asterisk/pjsip.conf:20", "equal or close to the account name"}, {"/etc/asterisk/pjsip.conf:28", "shorter than 12"}},
-	"PJSIP-NO-AUTH":             {{"/etc/asterisk/pjsip.conf:30", "[lobby]"}},
-	"PJSIP-ANONYMOUS":           {{"/etc/asterisk/pjsip.conf:33", "context from-guests"}},
-	"PJSIP-NO-TLS":              {{"/etc/asterisk/pjsip.conf:4", "0.0.0.0:5060"}},
-	"PJSIP-NO-ACL":              {{"/etc/asterisk/pjsip.conf:1", "no type=acl"}},
-	"SIP-ALLOWGUEST":            {{"/etc/asterisk/sip.conf:1", "not set"}},
-	"SIP-ALWAYSAUTHREJECT":      {{"/etc/asterisk/sip.conf:3", "alwaysauthreject=no"}},
-	"SIP-GENERAL-CONTEXT":       {{"/etc/asterisk/sip.conf:2", "from-guests -> phones"}, {"/etc/asterisk/pjsip.conf:35", "anonymous PJSIP"}, {"/etc/asterisk/iax.conf:6", "IAX2 guest"}},
-	"SIP-INSECURE":              {{"/etc/asterisk/sip_peers.conf:6", "insecure=port,invite"}},
-	"SIP-WEAK-SECRET":           {{"/etc/asterisk/sip_peers.conf:5", "[2001]"}},
-	"IAX-GUEST":                 {{"/etc/asterisk/iax.conf:4", "[guest]"}},
-	"IAX-CALLTOKEN":             {{"/etc/asterisk/iax.conf:2", "requirecalltoken=no"}},
-	"IAX-WEAK-SECRET":           {{"/etc/asterisk/iax.conf:10", "common passwords"}},
-	"DIALPLAN-EXTEN-UNFILTERED": {{"/etc/asterisk/extensions.conf:8", "_X."}},
-	"DIALPLAN-DISA-NOPASS":      {{"/etc/asterisk/extensions.conf:9", "no-password"}},
-	"FREEPBX-ALLOW-SIP-ANON":    {{"/etc/asterisk/extensions.conf:2", "ALLOW_SIP_ANON=yes"}},
-	"FREEPBX-DEFAULT-PASS":      {{"/etc/amportal.conf:2", "AMPDBPASS"}, {"/etc/amportal.conf:4", "AMPMGRPASS"}},
-	"AMI-OPEN":                  {{"/etc/asterisk/manager.conf:6", "[admin]"}},
-	"AMI-WEAK-SECRET":           {{"/etc/asterisk/manager.conf:7", "common passwords"}},
-	"AMI-DANGEROUS-WRITE":       {{"/etc/asterisk/manager.conf:9", "write=system"}},
-	"HTTP-OPEN":                 {{"/etc/asterisk/http.conf:3", "bindaddr=0.0.0.0"}},
-	"ARI-WEAK-PASSWORD":         {{"/etc/asterisk/ari.conf:6", "common passwords"}},
-	"VM-WEAK-PIN":               {{"/etc/asterisk/voicemail.conf:5", "mailbox number"}, {"/etc/asterisk/voicemail.conf:6", "sequential"}, {"/etc/asterisk/voicemail.conf:7", "shorter than 6"}},
-	"RELEASE-EOL":               {{"", "end of life on 2025-10-20"}},
+	"CONF-EXEC":                  {{"/etc/asterisk/extensions.conf:13", "gen-dialplan"}},
+	"CONF-PROBLEM":               {{"/etc/asterisk/sip.conf:4", "no '='"}},
+	"FILE-WORLD-READABLE":        {{"/etc/asterisk/pjsip.conf", "mode 0644"}, {"/etc/asterisk/sip_peers.conf", "0644"}, {"/etc/amportal.conf", "0644"}},
+	"AST-LIVE-DANGEROUSLY":       {{"/etc/asterisk/asterisk.conf:2", "live_dangerously=yes"}},
+	"AST-EXECINCLUDES":           {{"/etc/asterisk/asterisk.conf:3", "execincludes=yes"}},
+	"AST-RUNS-AS-ROOT":           {{"/etc/asterisk/asterisk.conf:4", "runuser=root"}},
+	"PJSIP-WEAK-PASSWORD":        {{"/etc/asterisk/pjsip.conf:20", "equal or close to the account name"}, {"/etc/asterisk/pjsip.conf:28", "shorter than 12"}},
+	"PJSIP-NO-AUTH":              {{"/etc/asterisk/pjsip.conf:30", "[lobby]"}},
+	"PJSIP-ANONYMOUS":            {{"/etc/asterisk/pjsip.conf:33", "context from-guests"}},
+	"PJSIP-NO-TLS":               {{"/etc/asterisk/pjsip.conf:4", "0.0.0.0:5060"}},
+	"PJSIP-NO-ACL":               {{"/etc/asterisk/pjsip.conf:1", "no type=acl"}},
+	"SIP-ALLOWGUEST":             {{"/etc/asterisk/sip.conf:1", "not set"}},
+	"SIP-ALWAYSAUTHREJECT":       {{"/etc/asterisk/sip.conf:3", "alwaysauthreject=no"}},
+	"SIP-GENERAL-CONTEXT":        {{"/etc/asterisk/sip.conf:2", "from-guests -> phones"}, {"/etc/asterisk/pjsip.conf:35", "anonymous PJSIP"}, {"/etc/asterisk/iax.conf:6", "IAX2 guest"}},
+	"SIP-INSECURE":               {{"/etc/asterisk/sip_peers.conf:6", "insecure=port,invite"}},
+	"SIP-WEAK-SECRET":            {{"/etc/asterisk/sip_peers.conf:5", "[2001]"}},
+	"IAX-GUEST":                  {{"/etc/asterisk/iax.conf:4", "[guest]"}},
+	"IAX-CALLTOKEN":              {{"/etc/asterisk/iax.conf:2", "requirecalltoken=no"}},
+	"IAX-WEAK-SECRET":            {{"/etc/asterisk/iax.conf:10", "common passwords"}},
+	"DIALPLAN-EXTEN-UNFILTERED":  {{"/etc/asterisk/extensions.conf:8", "_X."}},
+	"DIALPLAN-DISA-NOPASS":       {{"/etc/asterisk/extensions.conf:9", "no-password"}},
+	"FREEPBX-ALLOW-SIP-ANON":     {{"/etc/asterisk/extensions.conf:2", "ALLOW_SIP_ANON=yes"}},
+	"FREEPBX-DEFAULT-PASS":       {{"/etc/amportal.conf:2", "AMPDBPASS"}, {"/etc/amportal.conf:4", "AMPMGRPASS"}},
+	"AMI-OPEN":                   {{"/etc/asterisk/manager.conf:6", "[admin]"}},
+	"AMI-WEAK-SECRET":            {{"/etc/asterisk/manager.conf:7", "common passwords"}},
+	"AMI-DANGEROUS-WRITE":        {{"/etc/asterisk/manager.conf:9", "write=system"}},
+	"HTTP-OPEN":                  {{"/etc/asterisk/http.conf:3", "bindaddr=0.0.0.0"}},
+	"ARI-WEAK-PASSWORD":          {{"/etc/asterisk/ari.conf:6", "common passwords"}},
+	"VM-WEAK-PIN":                {{"/etc/asterisk/voicemail.conf:5", "mailbox number"}, {"/etc/asterisk/voicemail.conf:6", "sequential"}, {"/etc/asterisk/voicemail.conf:7", "shorter than 6"}},
+	"RELEASE-EOL":                {{"", "end of life on 2025-10-20"}},
+	"SIPGUARD-SOURCE-UNREADABLE": {{"/etc/sipguard/rules.toml", "messages.log: missing"}},
+	"SIPGUARD-NO-ALLOWLIST":      {{"/etc/sipguard/rules.toml", "[allow] addresses is empty"}},
 }
 
 // TestChecks_Bad: every check finds what the bad fixture holds, where it
@@ -108,6 +110,7 @@ var badWant = map[string][]struct{ where, detail string }{
 func TestChecks_Bad(t *testing.T) {
 	h := fixture(t, "bad", 0o644)
 	h.Version, h.VersionFrom = "18.20.0", "asterisk -V"
+	h.Self = &audit.Self{File: "/etc/sipguard/rules.toml", Unreadable: []string{"source asterisk: /var/log/asterisk/messages.log: missing"}}
 	r := run(t, h)
 	for id, wants := range badWant {
 		got := find(r, id)
@@ -139,7 +142,9 @@ func TestChecks_Bad(t *testing.T) {
 // TestChecks_Good: the hardened fixture gives no finding above info, and
 // none of the checks the bad one triggers.
 func TestChecks_Good(t *testing.T) {
-	r := run(t, fixture(t, "good", 0o640))
+	h := fixture(t, "good", 0o640)
+	h.Self = &audit.Self{File: "/etc/sipguard/rules.toml", Allow: []string{"203.0.113.5"}}
+	r := run(t, h)
 	for _, f := range r.Findings {
 		if f.Severity > audit.Info {
 			t.Errorf("%s %s at %s: %s", f.Severity, f.ID, f.Where(), f.Detail)
