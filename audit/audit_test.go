@@ -283,3 +283,16 @@ func golden(t *testing.T, name string, v any) {
 		t.Errorf("%s differs from the report (go test ./audit -update rewrites it); got:\n%s", path, got)
 	}
 }
+
+// TestDocs: docs/audit.md documents every check, with its severity.
+func TestDocs(t *testing.T) {
+	doc, err := os.ReadFile("../docs/audit.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range audit.Checks {
+		if want := "### " + c.ID + " (" + c.Severity.String() + "): "; !bytes.Contains(doc, []byte(want)) {
+			t.Errorf("docs/audit.md has no %q", want)
+		}
+	}
+}
