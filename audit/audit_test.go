@@ -296,3 +296,27 @@ func TestDocs(t *testing.T) {
 		}
 	}
 }
+
+// TestLogVersion: the version from the last logger header of the newest
+// log; attackers' text that imitates the header is not taken.
+func TestLogVersion(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "var/log/asterisk")
+	os.MkdirAll(dir, 0o755)
+	full := filepath.Join(dir, "full")
+	os.WriteFile(full, []byte("[2026-11-01 10:00:00] Asterisk 18.20.0 built by root @ pbx on a x86_64 running Linux on 2023-10-01 UTC\n"+
+		"[2026-11-01 10:00:01] NOTICE[99] chan_sip.c: Registration from '\"x\" <sip:100@1.2.3.4>' failed for '203.0.113.9:5060' - Wrong password\n"+
+		"[2026-11-20 09:00:00] Asterisk 20.11.0 built by root @ pbx on a x86_64 running Linux on 2024-12-01 UTC\n"+
+		"[2026-11-20 09:00:02] NOTICE[99] res_pjsip.c: [2026-11-20] Asterisk 99.0.0 built by evil @ x\n"), 0o644)
+	msgs := filepath.Join(dir, "messages")
+	os.WriteFile(msgs, []byte("[2026-10-01 10:00:00] Asterisk 16.30.0 built by root @ old on a x86_64 running Linux on 2022\n"), 0o644)
+	old := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	os.Chtimes(msgs, old, old)
+	v, from := audit.LogVersion(os.DirFS(root), audit.AsteriskLogs)
+	if v != "20.11.0" || from != "/var/log/asterisk/full" {
+		t.Errorf("got %q from %q; want 20.11.0 from /var/log/asterisk/full", v, from)
+	}
+	if v, _ := audit.LogVersion(os.DirFS(t.TempDir()), audit.AsteriskLogs); v != "" {
+		t.Errorf("no logs: got %q", v)
+	}
+}

@@ -117,5 +117,5 @@ var Checks = []Check{
 		Fix: "Plan the upgrade to the current LTS.", Source: srcVersions},
 	{ID: "RELEASE-UNKNOWN", Severity: Info, Title: "Asterisk version unknown",
 		Why: "Without the version, the audit cannot say whether it still gets security fixes.",
-		Fix: "Run sipguard audit where 'asterisk -V' works, or give --asterisk-version.", Source: srcVersions},
+		Fix: "Run sipguard audit where 'asterisk -V' works or /var/log/asterisk/full is readable, or give --asterisk-version.", Source: srcVersions},
 }

@@ -43,7 +43,7 @@ const ReleasesChecked = "2026-12-02"
 func checkRelease(a *audit, _ *dialplan) {
 	pos := asteriskconf.Pos{}
 	if a.h.Version == "" {
-		a.add("RELEASE-UNKNOWN", pos, "neither 'asterisk -V' nor --asterisk-version gave the version")
+		a.add("RELEASE-UNKNOWN", pos, "neither 'asterisk -V', nor Asterisk's logs, nor --asterisk-version gave the version")
 		return
 	}
 	major := majorOf(a.h.Version)

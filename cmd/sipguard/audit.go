@@ -25,7 +25,8 @@ secrets, AMI and HTTP open to every address, #exec, live_dangerously, an
 Asterisk release past its end of life, and sipguard's own logs it cannot
 read. Each finding has its file:line, why it matters, how to fix it and the
 guide it comes from; secrets are never printed, only their length.
-It changes nothing and runs nothing but "asterisk -V".
+It changes nothing and runs nothing but "asterisk -V" (the version; else it
+is read from the header Asterisk writes atop its logs).
 
 Exit code 1 when a finding is at or above --fail-on (default high); the
 checks are listed in docs/audit.md.`
@@ -38,7 +39,7 @@ func (m *Main) audit(_ context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print JSON")
 	minSev := fs.String("min-severity", "info", "show findings at or above `SEVERITY` (info, low, medium, high, critical)")
 	failOn := fs.String("fail-on", "high", "exit 1 when a finding is at or above `SEVERITY`")
-	version := fs.String("asterisk-version", "", "Asterisk's `VERSION` (default: asterisk -V)")
+	version := fs.String("asterisk-version", "", "Asterisk's `VERSION` (default: asterisk -V, else its logs)")
 	cfgPath := fs.String("c", "", "sipguard config `FILE` whose sources and allowlist are checked")
 	if err := m.parseNoArgs(fs, args); err != nil {
 		return err
@@ -57,6 +58,9 @@ func (m *Main) audit(_ context.Context, args []string) error {
 	h := audit.Host{FS: os.DirFS(*root), Dir: *dir, Version: *version, VersionFrom: "--asterisk-version", Now: m.Now()}
 	if h.Version == "" && *root == "/" {
 		h.Version, h.VersionFrom = asteriskVersion()
+	}
+	if h.Version == "" {
+		h.Version, h.VersionFrom = audit.LogVersion(h.FS, audit.AsteriskLogs)
 	}
 	if self, err := m.selfAudit(*cfgPath); err == nil {
 		h.Self = self
