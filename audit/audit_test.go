@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/sipguard/sipguard/audit"
@@ -129,8 +130,9 @@ func TestChecks_Bad(t *testing.T) {
 			t.Errorf("%s: incomplete %+v", f.ID, f)
 		}
 	}
-	// Every check is tested here, but those the bad fixture cannot show.
-	untested := map[string]bool{"CONF-UNREADABLE": true, "RELEASE-SECURITY-ONLY": true, "RELEASE-UNKNOWN": true}
+	// Every check is tested here, but those the bad fixture cannot show,
+	// tested below (TestRelease, TestChecks_Small).
+	untested := map[string]bool{"CONF-UNREADABLE": true, "RELEASE-SECURITY-ONLY": true, "RELEASE-UNKNOWN": true, "PJSIP-NO-SRTP": true}
 	for _, c := range audit.Checks {
 		if _, ok := badWant[c.ID]; !ok && !untested[c.ID] {
 			t.Errorf("check %s has no case in badWant", c.ID)
@@ -319,4 +321,85 @@ func TestLogVersion(t *testing.T) {
 	if v, _ := audit.LogVersion(os.DirFS(t.TempDir()), audit.AsteriskLogs); v != "" {
 		t.Errorf("no logs: got %q", v)
 	}
+}
+
+// small writes files (paths from the root) and audits them.
+func small(t *testing.T, files map[string]string) *audit.Report {
+	t.Helper()
+	root := t.TempDir()
+	for name, text := range files {
+		p := filepath.Join(root, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(text), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return run(t, audit.Host{FS: os.DirFS(root), Dir: "/etc/asterisk", Now: now, Version: "22.1.0"})
+}
+
+// TestChecks_Small: checks whose bad case would hide another check's in
+// the bad fixture, each with a positive and a negative case.
+func TestChecks_Small(t *testing.T) {
+	const tls = "[tls]\ntype=transport\nprotocol=tls\nbind=0.0.0.0:5061\n[acl]\ntype=acl\ndeny=0.0.0.0/0\n" +
+		"[a]\ntype=auth\nusername=a\npassword=Vq7#kd9Lp2!xRt4m\n[p1]\ntype=endpoint\ntransport=tls\nauth=a\n"
+	for _, c := range []struct {
+		name  string
+		files map[string]string
+		id    string
+		where string // "" when it must be absent
+	}{
+		{"srtp missing", map[string]string{"etc/asterisk/pjsip.conf": tls}, "PJSIP-NO-SRTP", "/etc/asterisk/pjsip.conf:14"},
+		{"srtp", map[string]string{"etc/asterisk/pjsip.conf": tls + "media_encryption=sdes\n"}, "PJSIP-NO-SRTP", ""},
+		{"root process", map[string]string{"etc/asterisk/asterisk.conf": "[options]\nrunuser=asterisk\n",
+			"proc/4242/status": "Name:\tasterisk\nUid:\t0\t0\t0\t0\n", "proc/77/status": "Name:\tsshd\nUid:\t0\t0\t0\t0\n"},
+			"AST-RUNS-AS-ROOT", "/proc/4242/status"},
+		{"asterisk user", map[string]string{"etc/asterisk/asterisk.conf": "[options]\nrunuser=asterisk\n",
+			"proc/4242/status": "Name:\tasterisk\nUid:\t110\t110\t110\t110\n"}, "AST-RUNS-AS-ROOT", ""},
+	} {
+		got := find(small(t, c.files), c.id)
+		switch {
+		case c.where == "" && len(got) > 0:
+			t.Errorf("%s: %s found: %+v", c.name, c.id, got)
+		case c.where != "" && (len(got) != 1 || got[0].Where() != c.where):
+			t.Errorf("%s: %s: got %+v; want one at %s", c.name, c.id, got, c.where)
+		}
+	}
+}
+
+// FuzzRun: any pjsip.conf, sip.conf and extensions.conf give a report
+// whose findings are known checks, and whose cleaned text holds no control
+// character.
+func FuzzRun(f *testing.F) {
+	for _, dir := range []string{"bad", "good", "freepbx"} {
+		read := func(name string) string {
+			b, _ := os.ReadFile(filepath.Join("testdata", dir, "etc/asterisk", name))
+			return string(b)
+		}
+		f.Add(read("pjsip.conf"), read("sip.conf"), read("extensions.conf"))
+	}
+	known := map[string]bool{}
+	for _, c := range audit.Checks {
+		known[c.ID] = true
+	}
+	f.Fuzz(func(t *testing.T, pjsip, sip, ext string) {
+		m := fstest.MapFS{
+			"etc/asterisk/pjsip.conf":      {Data: []byte(pjsip)},
+			"etc/asterisk/sip.conf":        {Data: []byte(sip)},
+			"etc/asterisk/extensions.conf": {Data: []byte(ext)},
+		}
+		r, err := audit.Run(audit.Host{FS: m, Dir: "/etc/asterisk", Now: now, Version: "20.1.0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range audit.CleanReport(r).Findings {
+			if !known[f.ID] {
+				t.Fatalf("unknown check %q", f.ID)
+			}
+			for _, c := range f.Detail + f.File {
+				if c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) {
+					t.Fatalf("control character %U in %q", c, f.Detail)
+				}
+			}
+		}
+	})
 }

@@ -37,6 +37,13 @@ func at(s *asteriskconf.Section, name string) asteriskconf.Pos {
 	return s.Pos
 }
 
+func dash(s string) string {
+	if s == "" {
+		return "(not set)"
+	}
+	return s
+}
+
 // fileAt is a position naming only a file.
 func fileAt(file string) asteriskconf.Pos { return asteriskconf.Pos{File: file} }
 
@@ -102,12 +109,47 @@ func checkAsteriskConf(a *audit, _ *dialplan) {
 	if truthy(opts.Value("execincludes")) {
 		a.add("AST-EXECINCLUDES", at(opts, "execincludes"), "execincludes=%s in [options]", opts.Value("execincludes"))
 	}
+	if pid, ok := a.rootProcess(); ok {
+		a.add("AST-RUNS-AS-ROOT", fileAt("/proc/"+pid+"/status"), "the running asterisk process (pid %s) has user id 0", pid)
+		return
+	}
 	switch user := opts.Value("runuser"); {
 	case user == "root" || user == "0":
 		a.add("AST-RUNS-AS-ROOT", at(opts, "runuser"), "runuser=%s", user)
 	case user == "" && !a.userElsewhere():
 		a.addSev("AST-RUNS-AS-ROOT", Low, opts.Pos, "runuser is not set in asterisk.conf, nor AST_USER in /etc/default/asterisk: Asterisk keeps the user it was started as (root under systemd unless the unit says User=)")
 	}
+}
+
+// rootProcess finds a running process named asterisk whose real or
+// effective user id is 0, in /proc.
+func (a *audit) rootProcess() (pid string, ok bool) {
+	entries, err := fs.ReadDir(a.h.FS, "proc")
+	if err != nil {
+		return "", false
+	}
+	for _, e := range entries {
+		if !isDigits(e.Name()) {
+			continue
+		}
+		data, err := fs.ReadFile(a.h.FS, "proc/"+e.Name()+"/status")
+		if err != nil {
+			continue
+		}
+		var name, uid string
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "Name:"); ok {
+				name = strings.TrimSpace(v)
+			}
+			if v, ok := strings.CutPrefix(line, "Uid:"); ok {
+				uid = v
+			}
+		}
+		if f := strings.Fields(uid); name == "asterisk" && len(f) >= 2 && (f[0] == "0" || f[1] == "0") {
+			return e.Name(), true
+		}
+	}
+	return "", false
 }
 
 // userElsewhere is true when the init configuration names Asterisk's user:
@@ -248,6 +290,17 @@ func checkPJSIPTransports(a *audit, c *asteriskconf.Config, byType map[string][]
 			if public == nil && listensAll(t.Value("bind")) {
 				public = t
 			}
+		}
+	}
+	tlsNames := map[string]bool{}
+	for _, t := range byType["transport"] {
+		if p := strings.ToLower(t.Value("protocol")); p == "tls" || p == "wss" {
+			tlsNames[t.Name] = true
+		}
+	}
+	for _, ep := range byType["endpoint"] {
+		if me := strings.ToLower(ep.Value("media_encryption")); tlsNames[ep.Value("transport")] && (me == "" || me == "no") {
+			a.add("PJSIP-NO-SRTP", at(ep, "transport"), "endpoint [%s] uses TLS transport %s with media_encryption=%s", ep.Name, ep.Value("transport"), dash(me))
 		}
 	}
 	if public != nil && !tls {
