@@ -15,7 +15,7 @@ import (
 
 var auditCommand = command{"audit", "find weak PBX settings and passwords (Asterisk, FreePBX)", (*Main).audit}
 
-const auditSynopsis = `audit [--asterisk-dir DIR] [--json] [--min-severity S] [--fail-on S] [-c FILE]
+const auditSynopsis = `audit [--asterisk-dir DIR] [--json] [--min-severity S] [--fail-on S] [--asterisk-version V] [--root DIR] [-c FILE]
 
 Reads Asterisk's configuration (FreePBX's generated files too) the way
 Asterisk does, includes and templates followed, and reports the settings
@@ -34,7 +34,7 @@ checks are listed in docs/audit.md.`
 func (m *Main) audit(_ context.Context, args []string) error {
 	fs := m.flagSet("audit", auditSynopsis)
 	dir := fs.String("asterisk-dir", "/etc/asterisk", "Asterisk's configuration `DIR`")
-	fs.StringVar(dir, "config-dir", "/etc/asterisk", "the same as --asterisk-dir")
+	fs.StringVar(dir, "config-dir", "/etc/asterisk", "the same as --asterisk-dir `DIR`")
 	root := fs.String("root", "/", "read the host's files under `DIR` (an image or a backup mounted there)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	minSev := fs.String("min-severity", "info", "show findings at or above `SEVERITY` (info, low, medium, high, critical)")
