@@ -133,6 +133,7 @@ func TestChecks_Bad(t *testing.T) {
 	// Every check is tested here, but those the bad fixture cannot show,
 	// tested below (TestRelease, TestChecks_Small).
 	untested := map[string]bool{"CONF-UNREADABLE": true, "RELEASE-SECURITY-ONLY": true, "RELEASE-UNKNOWN": true, "PJSIP-NO-SRTP": true}
+	// (the release checks in TestRelease, the others in TestChecks_Small)
 	for _, c := range audit.Checks {
 		if _, ok := badWant[c.ID]; !ok && !untested[c.ID] {
 			t.Errorf("check %s has no case in badWant", c.ID)
@@ -353,6 +354,8 @@ func TestChecks_Small(t *testing.T) {
 		{"root process", map[string]string{"etc/asterisk/asterisk.conf": "[options]\nrunuser=asterisk\n",
 			"proc/4242/status": "Name:\tasterisk\nUid:\t0\t0\t0\t0\n", "proc/77/status": "Name:\tsshd\nUid:\t0\t0\t0\t0\n"},
 			"AST-RUNS-AS-ROOT", "/proc/4242/status"},
+		{"unreadable", map[string]string{"etc/asterisk/sip.conf/x": "", "etc/asterisk/pjsip.conf": ""}, "CONF-UNREADABLE", "/etc/asterisk/sip.conf"},
+		{"readable", map[string]string{"etc/asterisk/sip.conf": "[general]\nallowguest=no\n"}, "CONF-UNREADABLE", ""},
 		{"asterisk user", map[string]string{"etc/asterisk/asterisk.conf": "[options]\nrunuser=asterisk\n",
 			"proc/4242/status": "Name:\tasterisk\nUid:\t110\t110\t110\t110\n"}, "AST-RUNS-AS-ROOT", ""},
 	} {
