@@ -15,6 +15,7 @@
 package asteriskconf
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -259,7 +260,7 @@ func (r *reader) parse(file string, data []byte, depth int, stack []string) {
 	lineno := 0
 	for len(data) > 0 {
 		var line []byte
-		if i := indexByte(data, '\n'); i >= 0 {
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
 			line, data = data[:i], data[i+1:]
 		} else {
 			line, data = data, nil
@@ -271,7 +272,7 @@ func (r *reader) parse(file string, data []byte, depth int, stack []string) {
 			continue
 		}
 		// A C string ends at its first NUL.
-		if i := indexByte(line, 0); i >= 0 {
+		if i := bytes.IndexByte(line, 0); i >= 0 {
 			line = line[:i]
 		}
 		text, ok := stripComments(string(line), &comment)
@@ -284,8 +285,11 @@ func (r *reader) parse(file string, data []byte, depth int, stack []string) {
 		}
 		switch text[0] {
 		case '[':
-			if s := r.header(text, pos, cur); s != nil {
-				cur = s
+			cur = r.header(text, pos)
+			if cur == nil {
+				// Asterisk refuses the file here; the settings that
+				// follow belong to no section anyone uses.
+				cur = &Section{Pos: pos}
 			}
 		case '#':
 			r.directive(text, pos, depth, stack)
@@ -296,15 +300,6 @@ func (r *reader) parse(file string, data []byte, depth int, stack []string) {
 	if comment > 0 {
 		r.problem(Pos{File: file, Line: lineno}, "unterminated ;-- comment at the end of the file")
 	}
-}
-
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
 }
 
 // stripComments removes comments from one line the way config.c does:
@@ -363,7 +358,7 @@ func stripComments(line string, depth *int) (string, bool) {
 
 // header reads a "[name](options)" line and returns the section lines now
 // go to (nil when the header is refused).
-func (r *reader) header(text string, pos Pos, cur *Section) *Section {
+func (r *reader) header(text string, pos Pos) *Section {
 	end := strings.IndexByte(text, ']')
 	if end < 0 {
 		r.problem(pos, "no closing ']' in a section header: Asterisk refuses the file")

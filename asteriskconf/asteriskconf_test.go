@@ -246,7 +246,16 @@ func TestLoad_Errors(t *testing.T) {
 	t.Run("Refused", func(t *testing.T) {
 		l := tree(t, map[string]string{"x.conf": "orphan=1\n[s\n[t](missing)\n[u](+)\n[ok]\nnovalue\n#include nothere.conf\n#frob x\n\\ =1\n" +
 			strings.Repeat("a", 9000) + "=1\n"})
-		p := problems(load(t, l, "x.conf"))
+		c := load(t, l, "x.conf")
+		p := problems(c)
+		if ok := c.Section("ok"); ok == nil || len(ok.Vars) != 0 {
+			t.Errorf("[ok]: %+v", ok)
+		}
+		for _, s := range c.Sections {
+			if s.Name == "t" || s.Name == "u" {
+				t.Errorf("refused header [%s] kept", s.Name)
+			}
+		}
 		for _, want := range []string{"x.conf:1: a setting before any [section]", "x.conf:2: no closing ']'",
 			"x.conf:3: inherits from [missing]", "x.conf:4: addition to section [u]", "x.conf:6: no '='",
 			"x.conf:7: #include nothere.conf: no file read", "x.conf:8: unknown directive #frob", "x.conf:9: invalid escape",
@@ -256,6 +265,16 @@ func TestLoad_Errors(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestLoad_RefusedHeader: the settings after a header Asterisk refuses do
+// not land in the section before it.
+func TestLoad_RefusedHeader(t *testing.T) {
+	c := load(t, tree(t, map[string]string{"sip.conf": "[a]\nx=1\n[b](missing)\nallowguest=yes\n[c\nsecret=1\n"}), "sip.conf")
+	a := c.Section("a")
+	if len(a.Vars) != 1 || len(c.Sections) != 1 {
+		t.Errorf("sections %d, [a] %+v", len(c.Sections), a.Vars)
+	}
 }
 
 func levelName(i int) string {
