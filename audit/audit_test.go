@@ -12,6 +12,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/sipguard/sipguard/asteriskconf"
 	"github.com/sipguard/sipguard/audit"
 )
 
@@ -180,31 +181,78 @@ func TestChecks_FreePBX(t *testing.T) {
 			t.Errorf("%s: none at %s; got %+v", w.id, w.where, find(r, w.id))
 		}
 	}
+	golden(t, "freepbx.golden.json", r)
 	// The anonymous endpoint reaches inbound routes only.
 	if got := find(r, "SIP-GENERAL-CONTEXT"); len(got) != 0 {
 		t.Errorf("guest outbound on FreePBX's from-sip-external: %+v", got)
 	}
 }
 
-// TestNoSecretInOutput: no password, secret or PIN of the fixtures is in
-// the report, but masked; those equal to an account name show through
-// the name only.
-func TestNoSecretInOutput(t *testing.T) {
-	for _, name := range []string{"bad", "freepbx"} {
-		h := fixture(t, name, 0o644)
-		h.Version = "18.20.0"
-		r := run(t, h)
-		for _, f := range r.Findings {
-			for _, s := range []string{"Summer2024", "9072", "amp111", "amp109"} {
-				if strings.Contains(f.Detail, s) {
-					t.Errorf("%s: secret %q in %q", f.ID, s, f.Detail)
+// fixtureSecrets returns every secret written in a fixture (passwords,
+// secrets, voicemail PINs, amportal.conf's passwords), but those that are
+// also an account's name: a finding names the account.
+func fixtureSecrets(t *testing.T, dir string) []string {
+	t.Helper()
+	l := &asteriskconf.Loader{FS: os.DirFS(filepath.Join("testdata", dir)), Dir: "/etc/asterisk"}
+	names := map[string]bool{}
+	var secrets []string
+	for _, file := range []string{"sip.conf", "pjsip.conf", "iax.conf", "manager.conf", "ari.conf", "voicemail.conf"} {
+		c, err := l.Load(file)
+		if err != nil {
+			continue
+		}
+		for _, sec := range c.Sections {
+			names[sec.Name] = true
+			for _, v := range sec.Vars {
+				switch n := strings.ToLower(v.Name); {
+				case n == "username" || n == "defaultuser":
+					names[v.Value] = true
+				case n == "secret" || n == "password":
+					secrets = append(secrets, v.Value)
+				case file == "voicemail.conf" && sec.Name != "general":
+					pin, _, _ := strings.Cut(v.Value, ",")
+					secrets = append(secrets, pin)
 				}
 			}
 		}
-		out, _ := json.Marshal(r)
-		for _, s := range []string{"Summer2024", "9072"} {
-			if bytes.Contains(out, []byte(s)) {
-				t.Errorf("%s: %q in the JSON report", name, s)
+	}
+	if data, err := os.ReadFile(filepath.Join("testdata", dir, "etc/amportal.conf")); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, "="); ok && strings.HasSuffix(k, "PASS") {
+				secrets = append(secrets, v)
+			}
+		}
+	}
+	var out []string
+	for _, s := range secrets {
+		if s != "" && !names[s] {
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("%s: only %d secrets found: %q", dir, len(out), out)
+	}
+	return out
+}
+
+// TestNoSecretInOutput: no secret of any fixture is in what a finding
+// says (its detail and file), nor anywhere in the JSON report but the
+// fixed texts that name FreePBX's published defaults.
+func TestNoSecretInOutput(t *testing.T) {
+	for _, dir := range []string{"bad", "good", "freepbx"} {
+		h := fixture(t, dir, 0o644)
+		h.Version = "18.20.0"
+		h.Self = &audit.Self{}
+		r := run(t, h)
+		for _, s := range fixtureSecrets(t, dir) {
+			for _, f := range r.Findings {
+				if strings.Contains(f.Detail, s) || strings.Contains(f.File, s) {
+					t.Errorf("%s: %s shows secret %q: %q", dir, f.ID, s, f.Detail)
+				}
+			}
+			out, _ := json.Marshal(r)
+			if s != "amp111" && s != "amp109" && bytes.Contains(out, []byte(s)) {
+				t.Errorf("%s: secret %q in the JSON report", dir, s)
 			}
 		}
 	}
@@ -405,4 +453,37 @@ func FuzzRun(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPasswords: the password rules, on a PJSIP auth section [7001-auth]
+// of user 7001.
+func TestPasswords(t *testing.T) {
+	for _, c := range []struct {
+		password string
+		want     string // the severity, "" for none
+	}{
+		{"", "critical"},
+		{"7001", "critical"},
+		{"1007", "critical"},         // reversed
+		{"7001pbx", "critical"},      // the name and a few characters
+		{"letmein", "critical"},      // common
+		{"LetMeIn", "critical"},      // common, any case
+		{"83920174", "high"},         // digits only, short
+		{"839201749911", "high"},     // digits only
+		{"Tr7#pq2", "high"},          // short
+		{"abcdefghijkl", "medium"},   // sequential
+		{"qpwoeirutyzm", "medium"},   // one kind, under 16
+		{"Vq7#kd9Lp2!xRt4m", ""},     // strong
+		{"9c1f7e2ab4d03e58f6a1", ""}, // 20 random hex digits
+		{"correct horse battery staple", ""},
+	} {
+		r := small(t, map[string]string{"etc/asterisk/pjsip.conf": "[7001-auth]\ntype=auth\nusername=7001\npassword=" + c.password + "\n"})
+		got := find(r, "PJSIP-WEAK-PASSWORD")
+		switch {
+		case c.want == "" && len(got) > 0:
+			t.Errorf("%q: %s %s; want none", c.password, got[0].Severity, got[0].Detail)
+		case c.want != "" && (len(got) != 1 || got[0].Severity.String() != c.want):
+			t.Errorf("%q: got %+v; want %s", c.password, got, c.want)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -479,7 +480,7 @@ func checkManager(a *audit, _ *dialplan) {
 			for _, cl := range strings.Split(strings.ToLower(w.Value), ",") {
 				cl = strings.TrimSpace(cl)
 				for _, d := range dangerousWrite {
-					if cl == d {
+					if cl == d && !slices.Contains(classes, cl) {
 						classes = append(classes, cl)
 					}
 				}

@@ -64,11 +64,13 @@ func weakness(secret string, names ...string) (why string, sev Severity, ok bool
 		if isDigits(secret) {
 			raise(High, "digits only")
 		}
-		if n := len([]rune(secret)); n < MinSecretLength {
+		n := len([]rune(secret))
+		if n < MinSecretLength {
 			raise(High, fmt.Sprintf("shorter than %d characters", MinSecretLength))
 		}
-		if classes(secret) < 3 || repetitive(secret) {
-			raise(Medium, "low strength (fewer than 3 kinds of character, or repeated or sequential characters)")
+		// Length makes up for kinds: 16 random hex digits are 64 bits.
+		if (n < 16 && classes(secret) < 3) || repetitive(secret) {
+			raise(Medium, "low strength (under 16 characters of fewer than 3 kinds, or repeated or sequential characters)")
 		}
 	}
 	if len(reasons) == 0 {
