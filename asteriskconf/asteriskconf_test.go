@@ -332,3 +332,36 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// TestLoad_AsteriskSamples reads every *.conf of Asterisk's own samples
+// (configs/samples/*.conf.sample, renamed) when SIPGUARD_ASTERISK_SAMPLES
+// names a directory holding them: none may give a Problem. Not shipped
+// here (GPL text); see docs/testing.md for how to run it.
+func TestLoad_AsteriskSamples(t *testing.T) {
+	dir := os.Getenv("SIPGUARD_ASTERISK_SAMPLES")
+	if dir == "" {
+		t.Skip("SIPGUARD_ASTERISK_SAMPLES not set")
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.conf"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no *.conf in %s: %v", dir, err)
+	}
+	abs, _ := filepath.Abs(dir)
+	l := &asteriskconf.Loader{FS: os.DirFS("/"), Dir: abs}
+	vars, read := 0, 0
+	for _, f := range files {
+		switch filepath.Base(f) {
+		case "ast_debug_tools.conf", "dbsep.conf":
+			continue // shell syntax, read by scripts, not by Asterisk
+		}
+		c := load(t, l, filepath.Base(f))
+		read++
+		if p := problems(c); p != "" {
+			t.Errorf("%s:\n%s", f, p)
+		}
+		for _, s := range c.Sections {
+			vars += len(s.Vars)
+		}
+	}
+	t.Logf("%d files, %d settings", read, vars)
+}
