@@ -86,7 +86,7 @@ var badWant = map[string][]struct{ where, detail string }{
 	"PJSIP-NO-ACL":               {{"/etc/asterisk/pjsip.conf:1", "no type=acl"}},
 	"SIP-ALLOWGUEST":             {{"/etc/asterisk/sip.conf:1", "not set"}},
 	"SIP-ALWAYSAUTHREJECT":       {{"/etc/asterisk/sip.conf:3", "alwaysauthreject=no"}},
-	"SIP-GENERAL-CONTEXT":        {{"/etc/asterisk/sip.conf:2", "from-guests -> phones"}, {"/etc/asterisk/pjsip.conf:35", "anonymous PJSIP"}, {"/etc/asterisk/iax.conf:6", "IAX2 guest"}},
+	"GUEST-OUTBOUND":        {{"/etc/asterisk/sip.conf:2", "from-guests -> phones"}, {"/etc/asterisk/pjsip.conf:35", "anonymous PJSIP"}, {"/etc/asterisk/iax.conf:6", "IAX2 guest"}},
 	"SIP-INSECURE":               {{"/etc/asterisk/sip_peers.conf:6", "insecure=port,invite"}},
 	"SIP-WEAK-SECRET":            {{"/etc/asterisk/sip_peers.conf:5", "[2001]"}},
 	"IAX-GUEST":                  {{"/etc/asterisk/iax.conf:4", "[guest]"}},
@@ -183,7 +183,7 @@ func TestChecks_FreePBX(t *testing.T) {
 	}
 	golden(t, "freepbx.golden.json", r)
 	// The anonymous endpoint reaches inbound routes only.
-	if got := find(r, "SIP-GENERAL-CONTEXT"); len(got) != 0 {
+	if got := find(r, "GUEST-OUTBOUND"); len(got) != 0 {
 		t.Errorf("guest outbound on FreePBX's from-sip-external: %+v", got)
 	}
 }
@@ -335,15 +335,23 @@ func golden(t *testing.T, name string, v any) {
 	}
 }
 
-// TestDocs: docs/audit.md documents every check, with its severity.
+// TestDocs: docs/audit.md documents every check, with its severity, and
+// the README names each.
 func TestDocs(t *testing.T) {
 	doc, err := os.ReadFile("../docs/audit.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range audit.Checks {
 		if want := "### " + c.ID + " (" + c.Severity.String() + "): "; !bytes.Contains(doc, []byte(want)) {
 			t.Errorf("docs/audit.md has no %q", want)
+		}
+		if !bytes.Contains(readme, []byte("`"+c.ID+"`")) {
+			t.Errorf("README.md does not name %s", c.ID)
 		}
 	}
 }

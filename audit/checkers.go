@@ -67,10 +67,10 @@ func listensAll(bind string) bool {
 }
 
 // guest reports an unauthenticated entry whose context reaches outbound
-// dialling, as SIP-GENERAL-CONTEXT.
+// dialling, as GUEST-OUTBOUND.
 func (a *audit) guest(dp *dialplan, what, ctx string, pos asteriskconf.Pos) {
 	if chain, dial, ok := dp.reach(ctx); ok {
-		a.add("SIP-GENERAL-CONTEXT", pos, "%s lands in context %s, which reaches outbound dialling (%s; dials out at %s)",
+		a.add("GUEST-OUTBOUND", pos, "%s lands in context %s, which reaches outbound dialling (%s; dials out at %s)",
 			what, ctx, strings.Join(chain, " -> "), dial)
 	}
 }

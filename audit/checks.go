@@ -61,7 +61,7 @@ var Checks = []Check{
 	{ID: "SIP-ALWAYSAUTHREJECT", Severity: Medium, Title: "alwaysauthreject=no",
 		Why: "chan_sip then answers 'not found' for unknown users and 'wrong password' for known ones: scanners list your extensions before guessing passwords.",
 		Fix: "Set alwaysauthreject=yes in [general] of sip.conf.", Source: srcSevenSteps},
-	{ID: "SIP-GENERAL-CONTEXT", Severity: Critical, Title: "unauthenticated calls reach outbound dialling",
+	{ID: "GUEST-OUTBOUND", Severity: Critical, Title: "unauthenticated calls reach outbound dialling",
 		Why: "Guests, anonymous endpoints or endpoints without authentication land in a context that dials out: toll fraud needs no password at all.",
 		Fix: "Point guest and anonymous contexts at a context that only reaches your own extensions or inbound numbers, and disable guests.", FreePBX: "Settings > Asterisk SIP Settings > Allow Anonymous Inbound SIP Calls: No", Source: srcBestPractices},
 	{ID: "SIP-INSECURE", Severity: High, Title: "insecure= on a dynamic peer",

@@ -16,7 +16,7 @@ func TestAudit(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "at or above high (--fail-on)") {
 		t.Errorf("bad: exit %d, stderr %q; want 1", code, errOut)
 	}
-	for _, want := range []string{"\nCRITICAL (", "\nHIGH (", "SIP-GENERAL-CONTEXT  /etc/asterisk/sip.conf:2",
+	for _, want := range []string{"\nCRITICAL (", "\nHIGH (", "GUEST-OUTBOUND  /etc/asterisk/sip.conf:2",
 		"RELEASE-EOL  -", "FreePBX: Settings > Asterisk SIP Settings", "findings shown: "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("bad: no %q in\n%s", want, out)
