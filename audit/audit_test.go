@@ -86,7 +86,7 @@ var badWant = map[string][]struct{ where, detail string }{
 	"PJSIP-NO-ACL":               {{"/etc/asterisk/pjsip.conf:1", "no type=acl"}},
 	"SIP-ALLOWGUEST":             {{"/etc/asterisk/sip.conf:1", "not set"}},
 	"SIP-ALWAYSAUTHREJECT":       {{"/etc/asterisk/sip.conf:3", "alwaysauthreject=no"}},
-	"GUEST-OUTBOUND":        {{"/etc/asterisk/sip.conf:2", "from-guests -> phones"}, {"/etc/asterisk/pjsip.conf:35", "anonymous PJSIP"}, {"/etc/asterisk/iax.conf:6", "IAX2 guest"}},
+	"GUEST-OUTBOUND":             {{"/etc/asterisk/sip.conf:2", "from-guests -> phones"}, {"/etc/asterisk/pjsip.conf:35", "anonymous PJSIP"}, {"/etc/asterisk/iax.conf:6", "IAX2 guest"}},
 	"SIP-INSECURE":               {{"/etc/asterisk/sip_peers.conf:6", "insecure=port,invite"}},
 	"SIP-WEAK-SECRET":            {{"/etc/asterisk/sip_peers.conf:5", "[2001]"}},
 	"IAX-GUEST":                  {{"/etc/asterisk/iax.conf:4", "[guest]"}},
