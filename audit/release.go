@@ -15,25 +15,28 @@ type release struct {
 	securityOnly, eol string
 }
 
-// releases is the end-of-life table, from docs.asterisk.org "Asterisk
-// Versions" (LTS: 4 years of fixes and a 5th of security fixes only;
-// standard releases: 1 year and 1 more), as of ReleasesChecked. Update it
-// with each new major release. Majors below 10 (1.x) are all past their
-// end of life.
+// releases is the end-of-life table. The policy is docs.asterisk.org's
+// ("Asterisk Versions", "Software Configuration Management Policies"):
+// LTS releases get 4 years of fixes and a 5th of security fixes only,
+// standard releases 1 year and 1 more. The dates are each major's x.0.0
+// release (its tag in github.com/asterisk/asterisk) plus those years; 13
+// (extended by the project) and 16 are the published dates. Update it with
+// each new major release. Majors below 10 (1.x) are all past their end of
+// life.
 var releases = []release{
-	{10, false, "2012-12-15", "2012-12-15"},
+	{10, false, "2012-12-15", "2013-12-15"},
 	{11, true, "2016-10-25", "2017-10-25"},
-	{12, false, "2014-12-20", "2014-12-20"},
+	{12, false, "2014-12-20", "2015-12-20"},
 	{13, true, "2020-10-24", "2021-10-24"},
-	{14, false, "2017-09-26", "2018-09-26"},
-	{15, false, "2018-10-03", "2019-10-03"},
+	{14, false, "2017-09-23", "2018-09-23"},
+	{15, false, "2018-09-28", "2019-09-28"},
 	{16, true, "2022-10-09", "2023-10-09"},
-	{17, false, "2020-10-28", "2021-10-28"},
+	{17, false, "2020-10-25", "2021-10-25"},
 	{18, true, "2024-10-20", "2025-10-20"},
 	{19, false, "2022-11-02", "2023-11-02"},
 	{20, true, "2026-10-19", "2027-10-19"},
-	{21, false, "2024-10-16", "2025-10-16"},
-	{22, true, "2028-10-16", "2029-10-16"},
+	{21, false, "2024-10-18", "2025-10-18"},
+	{22, true, "2028-10-17", "2029-10-17"},
 	{23, false, "2026-10-15", "2027-10-15"},
 }
 
