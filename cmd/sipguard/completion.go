@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/sipguard/sipguard/audit"
 	"github.com/sipguard/sipguard/parsers"
 )
 
@@ -49,8 +50,10 @@ func (m *Main) completion(_ context.Context, args []string) error {
 // flagValues are the words some flags take.
 func flagValues() map[string]string {
 	return map[string]string{
-		"--parser": strings.Join(parsers.Names(), " "),
-		"--format": "auto plain json fail2ban",
+		"--parser":       strings.Join(parsers.Names(), " "),
+		"--format":       "auto plain json fail2ban",
+		"--min-severity": strings.Join(audit.SeverityNames(), " "),
+		"--fail-on":      strings.Join(audit.SeverityNames(), " "),
 	}
 }
 

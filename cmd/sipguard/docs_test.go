@@ -34,6 +34,8 @@ func TestBashCompletion(t *testing.T) {
 		{"sipguard run --dr", []string{"--dry-run"}},
 		{"sipguard completion z", []string{"zsh"}},
 		{"sipguard list --", []string{"--json"}},
+		{"sipguard audit --fail-on cr", []string{"critical"}},
+		{"sipguard au", []string{"audit"}},
 	} {
 		cmd := exec.Command("bash", "-c", `source "$1"; COMP_WORDS=($2); COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 )); _sipguard; printf '%s\n' "${COMPREPLY[@]}"`, "bash", path, c.words)
 		out, err := cmd.CombinedOutput()

@@ -99,7 +99,7 @@ var exitCodes = []struct {
 	meaning string
 }{
 	{exitOK, "success; status: the daemon runs healthy"},
-	{exitError, "error; status: the daemon is not running; check --strict: a log cannot be read"},
+	{exitError, "error; status: the daemon is not running; check --strict: a log cannot be read; audit: a finding at or above --fail-on"},
 	{exitUsage, "usage error (an unknown command or flag)"},
 	{exitDegraded, "status: the daemon runs degraded (a source is not read, or a firewall error)"},
 }
@@ -153,7 +153,7 @@ var commands []command
 
 func init() {
 	commands = []command{runCommand, statusCommand, listCommand, whyCommand, banCommand, unbanCommand, exportCommand,
-		importCommand, scanCommand, checkCommand, completionCommand, manCommand, versionCommand}
+		importCommand, scanCommand, checkCommand, auditCommand, completionCommand, manCommand, versionCommand}
 }
 
 // usage is the text of sipguard help.
