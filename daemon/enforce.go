@@ -23,8 +23,9 @@ type decision struct {
 	kind    parsers.Kind
 	at      time.Time // when decided
 	timeout time.Duration
-	read    time.Time // when the line that completed it arrived (zero: not from a line)
-	reason  string    // why, when not the rule's count of events
+	read    time.Time  // when the line that completed it arrived (zero: not from a line)
+	reason  string     // why, when not the rule's count of events
+	lines   []Evidence // the log lines that led to it
 
 	rec *bans.Record // made by flush
 }
@@ -42,7 +43,8 @@ func (d *Daemon) decide(b engine.Ban, ev *parsers.Event, now, read time.Time, wh
 			Msg("ban already over: its events are older than its duration")
 		return
 	}
-	d.pending = append(d.pending, decision{ban: b, origin: bans.ByRule, source: ev.Source, kind: ev.Kind, at: now, timeout: timeout, read: read, reason: why})
+	d.pending = append(d.pending, decision{ban: b, origin: bans.ByRule, source: ev.Source, kind: ev.Kind, at: now, timeout: timeout, read: read, reason: why,
+		lines: d.evidence.decided(b.Prefix)})
 }
 
 // flush enforces the queued bans in one firewall call, then records them
@@ -195,7 +197,7 @@ func (d *Daemon) record(p decision, now time.Time, latency time.Duration) {
 	}
 	d.ledger.Put(r)
 	if r.Origin.Kind == bans.Rule {
-		d.evidence.banned(r.Target)
+		d.evidence.banned(r.Target, p.lines)
 	}
 	timeout := r.Expires.Sub(now)
 	var addr string

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/sipguard/sipguard/parsers"
@@ -70,9 +71,13 @@ func (e *evidence) seen(p netip.Prefix, ev *parsers.Event, text string) {
 	e.recent[p] = append(lines, Evidence{Source: ev.Source, Line: ev.Line, Time: ev.Time, Text: text})
 }
 
-// banned keeps the recent lines of p as the evidence of its ban.
-func (e *evidence) banned(p netip.Prefix) {
-	lines := e.recent[p]
+// decided returns the recent lines of p as a ban of it is decided: the
+// lines that led to it. Lines read after, in the same batch or before the
+// ban is enforced, did not.
+func (e *evidence) decided(p netip.Prefix) []Evidence { return slices.Clone(e.recent[p]) }
+
+// banned keeps lines, from decided, as the evidence of p's ban.
+func (e *evidence) banned(p netip.Prefix, lines []Evidence) {
 	if len(lines) == 0 {
 		return
 	}
@@ -83,7 +88,7 @@ func (e *evidence) banned(p netip.Prefix) {
 			e.banOrder = e.banOrder[1:]
 		}
 	}
-	e.bans[p] = append([]Evidence(nil), lines...)
+	e.bans[p] = lines
 	delete(e.recent, p) // a ban spends the window: later lines are new
 }
 

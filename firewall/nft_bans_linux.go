@@ -154,9 +154,12 @@ func (n *NFT) Unban(ctx context.Context, prefixes ...netip.Prefix) error {
 	return nil
 }
 
-// List returns the bans in force.
-func (n *NFT) List(context.Context) ([]Entry, error) {
-	n.mu.Lock()
+// List returns the bans in force; after Close, ErrClosed, as every other
+// method but State and Close (what it would list is no longer kept up).
+func (n *NFT) List(ctx context.Context) ([]Entry, error) {
+	if err := n.lock(ctx); err != nil {
+		return nil, err
+	}
 	defer n.mu.Unlock()
 	now := n.now()
 	return append(entries(n.bans, now), entries(n.nets, now)...), nil

@@ -54,7 +54,9 @@ func (s *Stream) Parser() string { return s.name }
 
 // Line parses one line (numbered num) and reports whether it gave an event
 // in ev. An event from a line without a timestamp (a journal copy) takes
-// the time of the source's previous event that had one, or now.
+// the time of the source's previous event that had one, or else now: now
+// each time, for a source of such lines alone would otherwise date every
+// event at its first, and the engine would take its bans as over.
 func (s *Stream) Line(line []byte, num int64, ev *Event) bool {
 	s.lines.Add(1)
 	out := s.parser.Parse(line, ev)
@@ -64,12 +66,12 @@ func (s *Stream) Line(line []byte, num int64, ev *Event) bool {
 		}
 		return false
 	}
-	if ev.Time.IsZero() {
-		if s.last.IsZero() {
-			s.last = s.now()
-		}
+	switch {
+	case ev.Time.IsZero() && s.last.IsZero():
+		ev.Time = s.now()
+	case ev.Time.IsZero():
 		ev.Time = s.last
-	} else {
+	default:
 		s.last = ev.Time
 	}
 	ev.Parser, ev.Source, ev.Line = s.name, s.source, num

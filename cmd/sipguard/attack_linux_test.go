@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sipguard/sipguard/control"
 	"github.com/sipguard/sipguard/internal/testutil"
 )
 
@@ -29,8 +30,11 @@ import (
 // svcrack (password guessing), svwar (extension enumeration) and SIPp
 // (a flood of REGISTERs with a wrong password, over IPv4 and IPv6) each
 // attack from an address of their own, while the friend keeps registering
-// with the right password. Each attacker must be banned after the rule's 10
-// failures and its later packets dropped; the friend must never fail.
+// with the right password. Each attacker must be banned at the rule's 10th
+// failure (the line that banned it, as sipguard why shows, is its 10th
+// failure line in Kamailio's log), within a second of that line and
+// before 10 more failures, and its later packets dropped; the friend must
+// never fail.
 //
 // It needs root and the Debian packages kamailio, sipvicious, sip-tester,
 // nftables and iproute2; it skips without them. Kamailio runs in its own
@@ -131,10 +135,10 @@ start = "beginning"
 
 [[rule]]
 name = "attack"
-max_retry = 10
+max_retry = %d
 find_time = "1m"
 ban_time = "10m"
-`, filepath.Join(dir, "state"), filepath.Join(dir, "sipguard.sock"), logPath)), 0o644)
+`, filepath.Join(dir, "state"), filepath.Join(dir, "sipguard.sock"), logPath, atkMaxRetry)), 0o644)
 	d := atkStartDaemon(t, bin, pbx, config)
 	if !waitFor(10*time.Second, func() bool { return atkCtl(bin, "status", "-c", config) == nil }) {
 		t.Fatalf("daemon did not come up:\n%s", d.stderr)
@@ -207,6 +211,7 @@ ban_time = "10m"
 			out, _ := atkToolCtx(ctx, 30*time.Second, append([]string{"ip", "netns", "exec", atk}, a.args...)...)
 			toolDone <- out
 		}()
+		countedc := atkWhenCounted(ctx, logPath, a.src, start)
 		var banned time.Time
 		for time.Since(start) < 20*time.Second && banned.IsZero() {
 			if atkRuleset(t, pbx).setHas(a.set, a.elem) {
@@ -226,11 +231,13 @@ ban_time = "10m"
 		if strings.Contains(a.src, ":") {
 			seenSet = "seen6"
 		}
-		listed := time.Now()
 		rs, err := exec.Command("ip", "netns", "exec", pbx, "nft", "list", "ruleset").Output()
 		if err != nil {
 			t.Fatalf("nft list ruleset: %v", err)
 		}
+		// Listed by now: the ban was in the kernel by bannedBy (a starved
+		// nft can list later than it started, never after it returned).
+		bannedBy := time.Now().Add(-atkElemAge(t, rs, "sipguard", a.set, a.elem))
 		seenAge := atkElemAge(t, rs, "sgprobe", seenSet, a.src)
 		banAge := atkElemAge(t, rs, "sipguard", a.set, a.elem)
 		atBan := atkRuleset(t, pbx)
@@ -243,10 +250,26 @@ ban_time = "10m"
 		}
 		after := atkRuleset(t, pbx)
 		cancel()
-		t.Logf("%-9s %-10s banned %4.0f ms after its first packet (%4.0f ms after the tool started); %3d of its packets before the ban, %3d after (dropped)",
-			a.name, a.src, atkMs(seenAge-banAge), atkMs(listed.Add(-banAge).Sub(start)), atBan.probe[a.src], after.probe[a.src]-atBan.probe[a.src])
+		counted := <-countedc
+		// Every failure Kamailio logged for the attacker came from a packet
+		// that passed before the ban (later ones are dropped before it).
+		failed := atkFailureLines(atkReadFile(logPath), a.src)
+		t.Logf("%-9s %-10s banned %4.0f ms after its first packet (by %4.0f ms after the tool started, at most %4.0f ms after its %dth failure was in the log); %3d of its packets before the ban, %3d after (dropped); %d failures logged before the ban",
+			a.name, a.src, atkMs(seenAge-banAge), atkMs(bannedBy.Sub(start)), atkMs(bannedBy.Sub(counted)), atkMaxRetry,
+			atBan.probe[a.src], after.probe[a.src]-atBan.probe[a.src], len(failed))
 		if seenAge < banAge {
 			t.Errorf("%s: banned before its first packet (%v, %v)", a.name, seenAge, banAge)
+		}
+		atkCheckThreshold(t, bin, config, logPath, a.name, a.src, failed, atBan.probe[a.src])
+		// Not long after: the line to the kernel takes milliseconds; a
+		// second of margin holds on a loaded machine.
+		if counted.IsZero() {
+			t.Errorf("%s: its %dth failure line was not seen being written", a.name, atkMaxRetry)
+		} else if late := bannedBy.Sub(counted); late > atkBanLatency {
+			t.Errorf("%s: banned up to %v after its %dth failure was in the log; want under %v", a.name, late, atkMaxRetry, atkBanLatency)
+		}
+		if len(failed) > 2*atkMaxRetry {
+			t.Errorf("%s: %d failures logged before the ban took effect; want at most %d", a.name, len(failed), 2*atkMaxRetry)
 		}
 	}
 
@@ -298,6 +321,96 @@ ban_time = "10m"
 	t.Logf("dropped by sipguard: ban4 %d packets, net6 %d packets (IPv6: neighbour discovery from the banned /64 included); status: %s",
 		final.drops["sipguard ban4"], final.drops["sipguard net6"], atkFirstLines(atkCtlOut(bin, "status", "-c", config), 3))
 	t.Logf("test ran %.1f s", time.Since(testStart).Seconds())
+}
+
+// The attack rule's count, and how long after the failure line that
+// reaches it an attacker must be in the kernel set (milliseconds on an
+// idle machine; the margin is for a loaded one). At most atkMaxRetry more
+// failures may slip through meanwhile (none did, under a load of 11 on 2
+// cores: svcrack sends about 170 a second).
+const (
+	atkMaxRetry   = 10
+	atkBanLatency = time.Second
+)
+
+// atkCheckThreshold checks that src was banned at the rule's count: the
+// line that banned it (the last of the lines sipguard why shows for the
+// ban) is its atkMaxRetry-th failure line in Kamailio's log, the lines
+// before it are its failures before that one, and no more failures were
+// logged than packets the kernel counted from it before the ban.
+func atkCheckThreshold(t *testing.T, bin, config, logPath, name, src string, failed []int, packets int64) {
+	t.Helper()
+	if len(failed) < atkMaxRetry {
+		t.Errorf("%s: banned after %d failure lines in the log; the rule needs %d", name, len(failed), atkMaxRetry)
+		return
+	}
+	if int64(len(failed)) > packets {
+		t.Errorf("%s: %d failure lines from %d packets before the ban", name, len(failed), packets)
+	}
+	out, err := exec.Command(bin, "why", "-c", config, "--json", src).Output()
+	if err != nil {
+		t.Fatalf("%s: why %s: %v", name, src, err)
+	}
+	var why control.WhyResponse
+	if err := json.Unmarshal(out, &why); err != nil {
+		t.Fatalf("%s: why --json: %v\n%s", name, err, out)
+	}
+	if len(why.Lines) == 0 {
+		t.Fatalf("%s: why shows no lines that led to the ban:\n%s", name, out)
+	}
+	logLines := strings.Split(atkReadFile(logPath), "\n")
+	// The lines why shows are the last failures before the ban, the last
+	// one the line that reached the count.
+	want := failed[atkMaxRetry-len(why.Lines) : atkMaxRetry]
+	last := why.Lines[len(why.Lines)-1].Line
+	if last < 1 || last > int64(len(logLines)) {
+		t.Fatalf("%s: the ban's last line is %d; the log has %d", name, last, len(logLines))
+	}
+	for i, l := range why.Lines {
+		if l.Line != int64(want[i]) {
+			t.Errorf("%s: the ban's line %d of %d is log line %d; want line %d (failures of %s at lines %v); the log up to the ban:\n%s",
+				name, i+1, len(why.Lines), l.Line, want[i], src, failed[:atkMaxRetry], strings.Join(logLines[failed[0]-1:last], "\n"))
+			return
+		}
+		if text := logLines[l.Line-1]; !strings.HasPrefix(text, l.Text) || l.Text == "" {
+			t.Errorf("%s: why's line %d reads %q; the log's %q", name, l.Line, l.Text, text)
+		}
+	}
+}
+
+// atkWhenCounted watches the log, every 2 ms, for src's atkMaxRetry-th
+// failure line, and sends when it last read the log without it: the line
+// was written after that (or after start, when the tool started; zero if
+// ctx ended first). A goroutine of its own, so the time is not that of a
+// slower poll of nft.
+func atkWhenCounted(ctx context.Context, logPath, src string, start time.Time) <-chan time.Time {
+	c := make(chan time.Time, 1)
+	go func() {
+		below := start
+		for ctx.Err() == nil {
+			read := time.Now()
+			if len(atkFailureLines(atkReadFile(logPath), src)) >= atkMaxRetry {
+				c <- below
+				return
+			}
+			below = read
+			time.Sleep(2 * time.Millisecond)
+		}
+		c <- time.Time{}
+	}()
+	return c
+}
+
+// atkFailureLines returns the numbers (from 1) of the log's failure lines
+// from src: every line the shipped sipguard.cfg writes is a failure.
+func atkFailureLines(log, src string) []int {
+	var nums []int
+	for i, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "sipguard: v1 ") && strings.Contains(line, " src="+src+" port=") {
+			nums = append(nums, i+1)
+		}
+	}
+	return nums
 }
 
 const atkRegisterScenario = `<?xml version="1.0" encoding="ISO-8859-1" ?>

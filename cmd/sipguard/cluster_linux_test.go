@@ -259,7 +259,7 @@ func TestCluster(t *testing.T) {
 	}
 
 	// The server stops; A, attacked again, bans as fast as with it up.
-	before := attackDuring(t, a, time.Second, "up")
+	before, latUp := attackDuring(t, a, 2*time.Second, "up")
 	f.stopServer()
 	if !waitFor(10*time.Second, func() bool { st := a.cluster(t); return st != nil && !st.Connected }) {
 		t.Fatal("A did not notice the server stopped")
@@ -268,7 +268,16 @@ func TestCluster(t *testing.T) {
 	if s := os.Getenv("SIPGUARD_CLUSTER_OUTAGE"); s != "" {
 		outage, _ = time.ParseDuration(s)
 	}
-	during := attackDuring(t, a, outage, "down")
+	during, latDown := attackDuring(t, a, outage, "down")
+	// As fast: the median and the slowest within twice (thrice) those with
+	// the server up, plus the granularity of polling nft on a loaded
+	// machine. A core waiting on the server would take seconds.
+	if up, down := latUp[len(latUp)/2], latDown[len(latDown)/2]; down > 2*up+50*time.Millisecond {
+		t.Errorf("line to kernel with the server down: p50 %v; with it up %v", down, up)
+	}
+	if up, down := latUp[len(latUp)-1], latDown[len(latDown)-1]; down > 3*up+250*time.Millisecond {
+		t.Errorf("line to kernel with the server down: max %v; with it up %v", down, up)
+	}
 	if st := a.cluster(t); st.Queued != len(during) {
 		t.Errorf("A's queue while the server is down: %d, want %d", st.Queued, len(during))
 	}
@@ -326,9 +335,10 @@ func TestCluster(t *testing.T) {
 }
 
 // attackDuring attacks n with a new address every 100 ms for d, waiting
-// for each to be banned, and returns the addresses. server says whether
+// for each to be banned, and returns the addresses and the times from
+// their log lines to their bans in the kernel, sorted. server says whether
 // the NATS server is "up" or "down" (their addresses differ).
-func attackDuring(t *testing.T, n *node, d time.Duration, server string) []string {
+func attackDuring(t *testing.T, n *node, d time.Duration, server string) ([]string, []time.Duration) {
 	t.Helper()
 	var addrs []string
 	var lat []time.Duration
@@ -351,5 +361,5 @@ func attackDuring(t *testing.T, n *node, d time.Duration, server string) []strin
 	slices.Sort(lat)
 	t.Logf("server %s %v: %s banned %d attackers, line to kernel p50 %v, p99 %v, max %v (polling nft)", server, d, n.name, len(lat),
 		lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1])
-	return addrs
+	return addrs, lat
 }
