@@ -5,11 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/sipguard/sipguard/bans"
 )
 
 // The messages nodes exchange, one JSON object each, on these subjects
@@ -148,13 +152,12 @@ func decode(prefix, subject string, data []byte) (message, error) {
 	if !ok {
 		return bad("unexpected subject %q", subject)
 	}
-	var w wire
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&w); err != nil {
+	if err := strictKeys(data); err != nil {
 		return bad("%v", err)
 	}
-	if dec.More() {
-		return bad("data after the message")
+	var w wire
+	if err := json.Unmarshal(data, &w); err != nil {
+		return bad("%v", err)
 	}
 	if w.V != 1 {
 		return bad("version %d", w.V)
@@ -180,6 +183,11 @@ func decode(prefix, subject string, data []byte) (message, error) {
 		if len(w.Rule) == 0 || len(w.Rule) > maxRule || !printable(w.Rule) || len(w.Reason) > maxText {
 			return bad("ban of %s: rule %q", p, clip(w.Rule, maxRule))
 		}
+		if looksLocal(w.Rule) {
+			// list, the bans file and the metrics would show it as a
+			// feed's entry or a ban found in the kernel here.
+			return bad("ban of %s: rule %q is the label of bans no node shares", p, w.Rule)
+		}
 		return message{typ: w.Type, ban: Ban{
 			Target: p, Rule: w.Rule, Reason: clean(w.Reason), Origin: w.Origin, Since: w.Since, Expires: w.Expires,
 			Count: max(w.Count, 0), Offences: max(w.Offences, 0),
@@ -191,6 +199,64 @@ func decode(prefix, subject string, data []byte) (message, error) {
 		return message{typ: typeUnban, unban: Unban{Target: p, Origin: w.Origin, Time: w.Time, Until: w.Until}}, nil
 	}
 	return bad("type %q on a %s subject", w.Type, kind)
+}
+
+// wireKeys are the keys of wire, as encoding/json writes them.
+var wireKeys = func() map[string]bool {
+	keys := map[string]bool{}
+	t := reflect.TypeFor[wire]()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		keys[name] = true
+	}
+	return keys
+}()
+
+// strictKeys checks that data is one JSON object of plain values whose
+// keys are wire's, exactly as written and each once. encoding/json alone
+// matches keys case-insensitively and lets the last of two win: "origin"
+// and "ORIGIN" in one message would say two things, and a receiver must
+// not choose.
+func strictKeys(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return errors.New("not a JSON object")
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		k, _ := t.(string)
+		switch {
+		case !wireKeys[k]:
+			return fmt.Errorf("unknown key %q", clip(k, maxRule))
+		case seen[k]:
+			return fmt.Errorf("key %q twice", k)
+		}
+		seen[k] = true
+		if t, err = dec.Token(); err != nil {
+			return err
+		}
+		if _, nested := t.(json.Delim); nested {
+			return fmt.Errorf("key %q: not a plain value", k)
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the message")
+	}
+	return nil
+}
+
+// looksLocal reports whether a peer's rule is a label this node gives to
+// bans no node shares (bans.Reserved): a feed's entries, bans adopted
+// from the kernel. "manual" is a peer's manual ban, and is shared.
+func looksLocal(rule string) bool {
+	return rule != "manual" && bans.Reserved(rule)
 }
 
 // splitSubject reads <prefix>.<kind>.<node>.<key>.

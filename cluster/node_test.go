@@ -432,3 +432,73 @@ func (l logLines) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// contribBroker runs a server with contrib/nats/users.conf as shipped.
+func contribBroker(t *testing.T) string {
+	t.Helper()
+	conf, err := natstest.Config(t.TempDir(), "127.0.0.1:-1", filepath.Join("..", "contrib", "nats", "users.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return natstest.Start(t, conf).ClientURL()
+}
+
+// asNode connects as a node of contrib/nats/users.conf with a plain
+// client: what that node, compromised, can send.
+func asNode(t *testing.T, url, name string) (*nats.Conn, jetstream.JetStream) {
+	return rawClient(t, url, nats.UserInfo(name, name+"-secret"), nats.CustomInboxPrefix(InboxPrefix(name)))
+}
+
+// TestStrictMessages: pbx-b, compromised, publishes on its own subjects
+// messages that a lenient decoder would read one way and another node
+// another (keys in capitals, twice, unknown), and bans labelled as this
+// node's own feeds or adopted bans. Every one is dropped and counted; its
+// good ban after them arrives.
+func TestStrictMessages(t *testing.T) {
+	url := contribBroker(t)
+	la := newLocal()
+	a := runNode(t, Config{Servers: []string{url}, Name: "pbx-a", User: "pbx-a", Password: "pbx-a-secret"}, la)
+	eventually(t, 10*time.Second, "a caught up", func() bool { return a.Stats().CaughtUp })
+	_, js := asNode(t, url, "pbx-b")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ban := func(target, rule string) (string, []byte) {
+		b := testBan(target, time.Hour)
+		b.Origin, b.Rule = "pbx-b", rule
+		return banSubject("sipguard", "pbx-b", b.Target), encodeBan(b, typeBan)
+	}
+	hostile := []func() (string, []byte){
+		func() (string, []byte) {
+			s, d := ban("198.51.100.1/32", "burst")
+			return s, []byte(strings.Replace(string(d), `"origin"`, `"ORIGIN"`, 1))
+		},
+		func() (string, []byte) {
+			s, d := ban("198.51.100.2/32", "burst")
+			return s, []byte(strings.Replace(string(d), `"target"`, `"Target":"198.51.100.2/32","target"`, 1))
+		},
+		func() (string, []byte) {
+			s, d := ban("198.51.100.3/32", "burst")
+			return s, []byte(strings.Replace(string(d), `"type":"ban"`, `"type":"ban","type":"lifted"`, 1))
+		},
+		func() (string, []byte) {
+			s, d := ban("198.51.100.4/32", "burst")
+			return s, []byte(strings.Replace(string(d), `"v":1`, `"v":1,"admin":true`, 1))
+		},
+		func() (string, []byte) { return ban("198.51.100.5/32", "feed:spamhaus") },
+		func() (string, []byte) { return ban("198.51.100.6/32", "adopted") },
+	}
+	for _, m := range hostile {
+		s, d := m()
+		if _, err := js.Publish(ctx, s, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, d := ban("198.51.100.9/32", "manual")
+	if _, err := js.Publish(ctx, s, d); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "b's good ban arrives", func() bool { return la.has("198.51.100.9/32") })
+	if st := a.Stats(); st.Malformed != int64(len(hostile)) || la.count() != 1 {
+		t.Fatalf("malformed %d of %d, bans %v", st.Malformed, len(hostile), la.bans)
+	}
+}
