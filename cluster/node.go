@@ -14,6 +14,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -184,7 +185,7 @@ func (n *Node) publishBan(b Ban, typ string) {
 	}
 	n.enqueue(outgoing{
 		subject: banSubject(n.cfg.Subject, n.cfg.Name, b.Target), data: encodeBan(b, typ), expires: expires,
-		id: fmt.Sprintf("%s|%s|%s|%d", typ, n.cfg.Name, key(b.Target), b.Expires.UnixMilli()),
+		id: msgID(),
 	})
 }
 
@@ -204,10 +205,18 @@ func (n *Node) PublishUnban(u Unban) error {
 	}
 	n.enqueue(outgoing{
 		subject: unbanSubject(n.cfg.Subject, n.cfg.Name, u.Target), data: encodeUnban(u), expires: u.Until,
-		id: fmt.Sprintf("unban|%s|%s|%d", n.cfg.Name, key(u.Target), u.Time.UnixNano()),
+		id: msgID(),
 	})
 	return nil
 }
+
+// msgID is a message's Nats-Msg-Id: random, kept across the message's
+// retries so that the stream stores it once. The stream deduplicates IDs
+// across all subjects: an ID another node could predict (from the
+// target and the expiry) could be published first on that node's own
+// subject, and this node's message would be dropped as a duplicate while
+// the server reports success.
+func msgID() string { return rand.Text() }
 
 func tooWide(p netip.Prefix) bool {
 	return p.Addr().Is4() && p.Bits() < MinBits4 || p.Addr().Is6() && p.Bits() < MinBits6

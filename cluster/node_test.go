@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -500,5 +501,46 @@ func TestStrictMessages(t *testing.T) {
 	eventually(t, 5*time.Second, "b's good ban arrives", func() bool { return la.has("198.51.100.9/32") })
 	if st := a.Stats(); st.Malformed != int64(len(hostile)) || la.count() != 1 {
 		t.Fatalf("malformed %d of %d, bans %v", st.Malformed, len(hostile), la.bans)
+	}
+}
+
+// TestMessageIDsUnpredictable: pbx-b, compromised, publishes on its own
+// subject first with the message IDs pbx-a would have used for its next
+// ban (IDs were made of the node, the target and the expiry): the stream
+// deduplicates IDs across subjects, so pbx-a's ban would have been
+// dropped while the server reported success. pbx-a's ban still reaches
+// pbx-c.
+func TestMessageIDsUnpredictable(t *testing.T) {
+	url := contribBroker(t)
+	a := runNode(t, Config{Servers: []string{url}, Name: "pbx-a", User: "pbx-a", Password: "pbx-a-secret"}, newLocal())
+	eventually(t, 10*time.Second, "a caught up", func() bool { return a.Stats().CaughtUp })
+	lc := newLocal()
+	c := runNode(t, Config{Servers: []string{url}, Name: "pbx-c", User: "pbx-c", Password: "pbx-c-secret"}, lc)
+	eventually(t, 10*time.Second, "c caught up", func() bool { return c.Stats().CaughtUp })
+
+	next := testBan("198.51.100.7/32", time.Hour)
+	_, js := asNode(t, url, "pbx-b")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	guesses := []string{
+		fmt.Sprintf("ban|pbx-a|%s|%d", key(next.Target), next.Expires.UnixMilli()),
+		fmt.Sprintf("ban|pbx-a|%s|%d", key(next.Target), next.Expires.Unix()),
+	}
+	for i, id := range guesses {
+		decoy := testBan(fmt.Sprintf("203.0.113.%d/32", i+1), time.Hour)
+		decoy.Origin = "pbx-b"
+		subject := banSubject("sipguard", "pbx-b", decoy.Target)
+		if _, err := js.Publish(ctx, subject, encodeBan(decoy, typeBan), jetstream.WithMsgID(id)); err != nil {
+			t.Fatal(err)
+		}
+		// The attack needs the stream's deduplication: it is on.
+		if ack, err := js.Publish(ctx, subject, encodeBan(decoy, typeBan), jetstream.WithMsgID(id)); err != nil || !ack.Duplicate {
+			t.Fatalf("the stream does not deduplicate %q: %+v %v", id, ack, err)
+		}
+	}
+	a.Publish(next)
+	eventually(t, 5*time.Second, "c has a's ban", func() bool { return lc.has("198.51.100.7/32") })
+	if msgID() == msgID() {
+		t.Fatal("two messages got the same ID")
 	}
 }
