@@ -83,6 +83,9 @@ type wire struct {
 	Until    time.Time `json:"until,omitzero"`
 	Count    int       `json:"count,omitempty"`
 	Offences int       `json:"offences,omitempty"`
+	// Sent is the origin's clock when it published the message: against
+	// the server's time of the message, it shows the origin's clock skew.
+	Sent time.Time `json:"sent,omitzero"`
 }
 
 var nodeName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -112,24 +115,32 @@ func unbanSubject(prefix, node string, p netip.Prefix) string {
 	return prefix + ".unban." + node + "." + key(p)
 }
 
-func encodeBan(b Ban, typ string) []byte {
-	data, _ := json.Marshal(wire{
+func banWire(b Ban, typ string) wire {
+	return wire{
 		V: 1, Type: typ, Target: b.Target.String(), Origin: b.Origin, Rule: clip(b.Rule, maxRule),
 		Reason: clip(b.Reason, maxText), Since: b.Since.UTC(), Expires: b.Expires.UTC(), Count: b.Count, Offences: b.Offences,
-	})
+	}
+}
+
+func unbanWire(u Unban) wire {
+	return wire{V: 1, Type: typeUnban, Target: u.Target.String(), Origin: u.Origin, Time: u.Time.UTC(), Until: u.Until.UTC()}
+}
+
+func (w wire) encode() []byte {
+	data, _ := json.Marshal(w)
 	return data
 }
 
-func encodeUnban(u Unban) []byte {
-	data, _ := json.Marshal(wire{V: 1, Type: typeUnban, Target: u.Target.String(), Origin: u.Origin, Time: u.Time.UTC(), Until: u.Until.UTC()})
-	return data
-}
+func encodeBan(b Ban, typ string) []byte { return banWire(b, typ).encode() }
+
+func encodeUnban(u Unban) []byte { return unbanWire(u).encode() }
 
 // message is a decoded message: a ban, a lifted ban or an unban.
 type message struct {
 	typ   string
 	ban   Ban
 	unban Unban
+	sent  time.Time // by the origin's clock; zero if not said
 }
 
 // Errors of decode, counted by kind.
@@ -188,7 +199,7 @@ func decode(prefix, subject string, data []byte) (message, error) {
 			// feed's entry or a ban found in the kernel here.
 			return bad("ban of %s: rule %q is the label of bans no node shares", p, w.Rule)
 		}
-		return message{typ: w.Type, ban: Ban{
+		return message{typ: w.Type, sent: w.Sent, ban: Ban{
 			Target: p, Rule: w.Rule, Reason: clean(w.Reason), Origin: w.Origin, Since: w.Since, Expires: w.Expires,
 			Count: max(w.Count, 0), Offences: max(w.Offences, 0),
 		}}, nil
@@ -196,7 +207,7 @@ func decode(prefix, subject string, data []byte) (message, error) {
 		if w.Time.IsZero() || !w.Until.After(w.Time) {
 			return bad("unban of %s: time %s, until %s", p, w.Time, w.Until)
 		}
-		return message{typ: typeUnban, unban: Unban{Target: p, Origin: w.Origin, Time: w.Time, Until: w.Until}}, nil
+		return message{typ: typeUnban, sent: w.Sent, unban: Unban{Target: p, Origin: w.Origin, Time: w.Time, Until: w.Until}}, nil
 	}
 	return bad("type %q on a %s subject", w.Type, kind)
 }

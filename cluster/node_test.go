@@ -2,11 +2,14 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -82,7 +85,9 @@ func (f *fakeLocal) count() int {
 func runNode(t testing.TB, cfg Config, local Local) *Node {
 	t.Helper()
 	if cfg.Queue == 0 {
-		cfg.Share, cfg.Accept = true, true
+		// A lab's node, or one of contrib/nats/users.conf, which may not
+		// create the stream.
+		cfg.Share, cfg.Accept, cfg.CreateStream = true, true, cfg.User == ""
 	}
 	n, err := New(cfg, local, zerolog.Nop())
 	if err != nil {
@@ -250,7 +255,7 @@ func TestBrokerDown(t *testing.T) {
 
 // rawClient connects as a plain NATS client, not a node: what a broken or
 // compromised node could send.
-func rawClient(t *testing.T, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+func rawClient(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
@@ -268,15 +273,10 @@ func rawClient(t *testing.T, url string, opts ...nats.Option) (*nats.Conn, jetst
 // another, delete or purge the stream, or read others' inboxes; a
 // read-only node enforces the cluster's bans.
 func TestPermissions(t *testing.T) {
-	dir := t.TempDir()
-	conf, err := natstest.Config(dir, "127.0.0.1:-1", filepath.Join("..", "contrib", "nats", "users.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := natstest.Start(t, conf).ClientURL()
+	url := contribBroker(t)
 	la, ld := newLocal(), newLocal()
 	a := runNode(t, Config{Servers: []string{url}, Name: "pbx-a", User: "pbx-a", Password: "pbx-a-secret"}, la)
-	eventually(t, 10*time.Second, "a caught up (it created the stream)", func() bool { return a.Stats().CaughtUp })
+	eventually(t, 10*time.Second, "a caught up", func() bool { return a.Stats().CaughtUp })
 	d := runNode(t, Config{Servers: []string{url}, Name: "pbx-d", User: "pbx-d", Password: "pbx-d-secret", Accept: true, Queue: DefaultQueue}, ld)
 	eventually(t, 10*time.Second, "read-only d caught up", func() bool { return d.Stats().CaughtUp })
 	a.Publish(testBan("198.51.100.7/32", time.Hour))
@@ -297,6 +297,20 @@ func TestPermissions(t *testing.T) {
 	defer k2()
 	if err := js.DeleteStream(c2, DefaultStream); err == nil {
 		t.Error("pbx-b deleted the stream")
+	}
+	hostile := contribStream(t)
+	hostile.AllowRollup = true
+	c5, k5 := short()
+	defer k5()
+	if _, err := js.UpdateStream(c5, hostile); err == nil {
+		t.Error("pbx-b changed the stream")
+	}
+	hostile.Name = "SIPGUARD_BANS2"
+	hostile.Subjects = []string{"other.>"}
+	c6, k6 := short()
+	defer k6()
+	if _, err := js.CreateStream(c6, hostile); err == nil {
+		t.Error("pbx-b created a stream")
 	}
 	if s, err := js.Stream(ctx, DefaultStream); err != nil {
 		t.Errorf("pbx-b cannot read the stream's info: %v", err)
@@ -391,38 +405,6 @@ func TestBadMessages(t *testing.T) {
 	}
 }
 
-// TestStreamMadeByHand: a stream created by someone else without per-message
-// TTLs is used, and the node says loudly what is wrong with it.
-func TestStreamMadeByHand(t *testing.T) {
-	url := newBroker(t).url
-	_, js := rawClient(t, url)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: DefaultStream, Subjects: []string{"sipguard.>"}}); err != nil {
-		t.Fatal(err)
-	}
-	logs := make(logLines, 100)
-	n, err := New(Config{Servers: []string{url}, Name: "pbx-a", Share: true, Accept: true}, newLocal(), zerolog.New(logs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	nctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); n.Run(nctx) }()
-	defer func() { stop(); <-done }()
-	timeout := time.After(10 * time.Second)
-	for {
-		select {
-		case line := <-logs:
-			if strings.Contains(line, "needs allow_msg_ttl") {
-				return
-			}
-		case <-timeout:
-			t.Fatal("no complaint about the stream in the log")
-		}
-	}
-}
-
 // logLines is a log sink a test reads line by line.
 type logLines chan string
 
@@ -434,14 +416,47 @@ func (l logLines) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// contribBroker runs a server with contrib/nats/users.conf as shipped.
+// contribBroker runs a server with contrib/nats/users.conf as shipped,
+// and creates the stream of contrib/nats/stream.json as its operator.
 func contribBroker(t *testing.T) string {
+	t.Helper()
+	url := contribServer(t)
+	createStream(t, url, contribStream(t))
+	return url
+}
+
+// contribServer runs a server with contrib/nats/users.conf, no stream.
+func contribServer(t *testing.T) string {
 	t.Helper()
 	conf, err := natstest.Config(t.TempDir(), "127.0.0.1:-1", filepath.Join("..", "contrib", "nats", "users.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return natstest.Start(t, conf).ClientURL()
+}
+
+// contribStream is contrib/nats/stream.json.
+func contribStream(t testing.TB) jetstream.StreamConfig {
+	data, err := os.ReadFile(filepath.Join("..", "contrib", "nats", "stream.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg jetstream.StreamConfig
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// createStream creates a stream as the operator of contrib/nats/users.conf.
+func createStream(t testing.TB, url string, cfg jetstream.StreamConfig, opts ...nats.Option) {
+	t.Helper()
+	_, js := rawClient(t, url, append(opts, nats.UserInfo("admin", "admin-secret"))...)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // asNode connects as a node of contrib/nats/users.conf with a plain
@@ -542,5 +557,97 @@ func TestMessageIDsUnpredictable(t *testing.T) {
 	eventually(t, 5*time.Second, "c has a's ban", func() bool { return lc.has("198.51.100.7/32") })
 	if msgID() == msgID() {
 		t.Fatal("two messages got the same ID")
+	}
+}
+
+// TestStreamJSON: contrib/nats/stream.json, the stream the operator
+// creates, is the stream nodes expect and create_stream makes.
+func TestStreamJSON(t *testing.T) {
+	got, want := contribStream(t), StreamConfig(Config{})
+	if diffs := checkStream(got, want); len(diffs) > 0 {
+		t.Fatalf("contrib/nats/stream.json differs: %v", diffs)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("contrib/nats/stream.json\n%+v\nStreamConfig\n%+v", got, want)
+	}
+}
+
+// TestHostileStream: a stream not as sipguard expects, made first (by an
+// operator's mistake, or by a node of a lab with create_stream after the
+// server lost its storage), is refused: the node reads nothing from it,
+// publishes nothing to it, says why in its status and log, and uses the
+// stream once it is fixed. With contrib/nats/users.conf, a node cannot
+// create a stream at all.
+func TestHostileStream(t *testing.T) {
+	good := contribStream(t)
+	cases := map[string]func(c *jetstream.StreamConfig){
+		"subject_transform": func(c *jetstream.StreamConfig) {
+			c.SubjectTransform = &jetstream.SubjectTransformConfig{Source: "sipguard.ban.pbx-b.>", Destination: "sipguard.ban.pbx-a.>"}
+		},
+		"allow_rollup_hdrs": func(c *jetstream.StreamConfig) { c.AllowRollup = true },
+		"republish": func(c *jetstream.StreamConfig) {
+			c.RePublish = &jetstream.RePublish{Source: "sipguard.>", Destination: "copy.>"}
+		},
+		"subjects":             func(c *jetstream.StreamConfig) { c.Subjects = []string{"sipguard.>"} },
+		"retention":            func(c *jetstream.StreamConfig) { c.Retention = jetstream.InterestPolicy },
+		"max_msgs":             func(c *jetstream.StreamConfig) { c.MaxMsgs = -1 },
+		"allow_msg_ttl":        func(c *jetstream.StreamConfig) { c.AllowMsgTTL = false },
+		"max_msgs_per_subject": func(c *jetstream.StreamConfig) { c.MaxMsgsPerSubject = 10 },
+	}
+	for field, change := range cases {
+		t.Run(field, func(t *testing.T) {
+			t.Parallel()
+			url := contribServer(t)
+			// After a wipe, pbx-b tries to make the stream its own way.
+			_, jsb := asNode(t, url, "pbx-b")
+			bad := good
+			bad.Subjects = slices.Clone(good.Subjects)
+			change(&bad)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if _, err := jsb.CreateStream(ctx, bad); err == nil {
+				t.Fatal("pbx-b created the stream")
+			}
+			createStream(t, url, bad) // the operator's mistake
+			logs := make(logLines, 1000)
+			la := newLocal()
+			n, err := New(Config{Servers: []string{url}, Name: "pbx-a", User: "pbx-a", Password: "pbx-a-secret", Share: true, Accept: true}, la, zerolog.New(logs))
+			if err != nil {
+				t.Fatal(err)
+			}
+			nctx, stop := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); n.Run(nctx) }()
+			defer func() { stop(); <-done }()
+			eventually(t, 10*time.Second, "the stream refused in status", func() bool {
+				return strings.Contains(n.Stats().StreamError, field+":")
+			})
+			n.Publish(testBan("198.51.100.7/32", time.Hour))
+			time.Sleep(500 * time.Millisecond)
+			if st := n.Stats(); st.Published != 0 || st.Queued != 1 || st.CaughtUp || st.Received != 0 {
+				t.Fatalf("the node used the stream: %+v", st)
+			}
+			logged := false
+			for len(logs) > 0 {
+				if line := <-logs; strings.Contains(line, `"level":"error"`) && strings.Contains(line, field+":") {
+					logged = true
+				}
+			}
+			if !logged {
+				t.Error("the refusal is not in the log at error level")
+			}
+			// The operator puts the right stream in its place.
+			_, jsa := rawClient(t, url, nats.UserInfo("admin", "admin-secret"))
+			dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer dcancel()
+			if err := jsa.DeleteStream(dctx, DefaultStream); err != nil {
+				t.Fatal(err)
+			}
+			createStream(t, url, good)
+			eventually(t, 15*time.Second, "the node uses the stream once fixed", func() bool {
+				st := n.Stats()
+				return st.StreamError == "" && st.CaughtUp && st.Published == 1
+			})
+		})
 	}
 }
