@@ -651,3 +651,58 @@ func TestHostileStream(t *testing.T) {
 		})
 	}
 }
+
+// TestDurableConsumers: with contrib/nats/users.conf a node cannot create
+// a durable consumer the legacy way; one named durable through
+// CONSUMER.CREATE (the subject of every consumer: permissions cannot
+// tell) gets the stream's inactivity limit, cannot ask for longer, and is
+// gone once left unread, so that consumers made by a compromised node do
+// not pile up until the others cannot make theirs. The nodes' own ordered
+// consumers live on under the same limit.
+func TestDurableConsumers(t *testing.T) {
+	url := contribServer(t)
+	cfg := contribStream(t)
+	cfg.ConsumerLimits.InactiveThreshold = 2 * time.Second // 2 minutes in stream.json: the operator's choice
+	createStream(t, url, cfg)
+	la := newLocal()
+	a := runNode(t, Config{Servers: []string{url}, Name: "pbx-a", User: "pbx-a", Password: "pbx-a-secret"}, la)
+	c := runNode(t, Config{Servers: []string{url}, Name: "pbx-c", User: "pbx-c", Password: "pbx-c-secret"}, newLocal())
+	eventually(t, 10*time.Second, "a and c caught up", func() bool { return a.Stats().CaughtUp && c.Stats().CaughtUp })
+
+	nc, js := asNode(t, url, "pbx-b")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req := []byte(`{"stream_name":"SIPGUARD_BANS","config":{"durable_name":"evil","ack_policy":"explicit"}}`)
+	if msg, err := nc.Request("$JS.API.CONSUMER.DURABLE.CREATE.SIPGUARD_BANS.evil", req, time.Second); err == nil {
+		t.Fatalf("legacy durable create answered: %s", msg.Data)
+	}
+	if _, err := js.CreateConsumer(ctx, DefaultStream, jetstream.ConsumerConfig{Durable: "evil-forever", InactiveThreshold: time.Hour}); err == nil {
+		t.Fatal("a consumer asked to live an hour unread")
+	}
+	for i := range 20 {
+		if _, err := js.CreateConsumer(ctx, DefaultStream, jetstream.ConsumerConfig{Durable: fmt.Sprintf("evil%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, err := js.Consumer(ctx, DefaultStream, "evil0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.CachedInfo().Config.InactiveThreshold; got != 2*time.Second {
+		t.Fatalf("durable consumer's inactive threshold %v, want the stream's 2s", got)
+	}
+	eventually(t, 15*time.Second, "pbx-b's durable consumers gone", func() bool {
+		for i := range 20 {
+			cctx, ccancel := context.WithTimeout(ctx, time.Second)
+			_, err := js.Consumer(cctx, DefaultStream, fmt.Sprintf("evil%d", i))
+			ccancel()
+			if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				return false
+			}
+		}
+		return true
+	})
+	// Quiet for longer than the limit, a's ordered consumer still reads.
+	c.Publish(testBan("198.51.100.7/32", time.Hour))
+	eventually(t, 10*time.Second, "a has c's ban", func() bool { return la.has("198.51.100.7/32") })
+}
