@@ -706,3 +706,73 @@ func TestDurableConsumers(t *testing.T) {
 	c.Publish(testBan("198.51.100.7/32", time.Hour))
 	eventually(t, 10*time.Second, "a has c's ban", func() bool { return la.has("198.51.100.7/32") })
 }
+
+// TestStreamFull: a stream that refuses new messages when full (discard
+// new, the operator's choice) makes a node's bans wait: retried with
+// backoff, counted as retries, the server's own words in the status and
+// the log; none dropped. Once there is room (the operator purged it),
+// they are stored and reach the other nodes.
+func TestStreamFull(t *testing.T) {
+	url := contribServer(t)
+	cfg := contribStream(t)
+	cfg.MaxMsgs, cfg.Discard = 3, jetstream.DiscardNew
+	createStream(t, url, cfg)
+	logs := make(logLines, 1000)
+	n, err := New(Config{Servers: []string{url}, Name: "pbx-a", User: "pbx-a", Password: "pbx-a-secret", Share: true, Accept: true}, newLocal(), zerolog.New(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); n.Run(ctx) }()
+	defer func() { stop(); <-done }()
+	lc := newLocal()
+	c := runNode(t, Config{Servers: []string{url}, Name: "pbx-c", User: "pbx-c", Password: "pbx-c-secret"}, lc)
+	eventually(t, 10*time.Second, "a and c caught up", func() bool { return n.Stats().CaughtUp && c.Stats().CaughtUp })
+
+	targets := []string{"198.51.100.1/32", "198.51.100.2/32", "198.51.100.3/32", "198.51.100.4/32", "198.51.100.5/32"}
+	for _, p := range targets {
+		n.Publish(testBan(p, time.Hour))
+	}
+	eventually(t, 10*time.Second, "the bans beyond the stream's room retried", func() bool {
+		st := n.Stats()
+		return st.Published == 3 && st.PublishRetries >= 2 && st.Queued == 2
+	})
+	if st := n.Stats(); st.PublishErrors != 0 || !strings.Contains(st.LastError, "maximum messages") {
+		t.Fatalf("status: %+v", st)
+	}
+	_, js := rawClient(t, url, nats.UserInfo("admin", "admin-secret"))
+	pctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := js.Stream(pctx, DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Purge(pctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "c has every ban", func() bool {
+		for _, p := range targets {
+			if !lc.has(p) {
+				return false
+			}
+		}
+		return true
+	})
+	if st := n.Stats(); st.PublishErrors != 0 || st.Queued != 0 || st.Published != 5 {
+		t.Fatalf("status after: %+v", st)
+	}
+	retried := false
+	for len(logs) > 0 {
+		line := <-logs
+		if strings.Contains(line, "permissions?") {
+			t.Errorf("the log blames permissions: %s", line)
+		}
+		if strings.Contains(line, "retrying") && strings.Contains(line, "maximum messages") {
+			retried = true
+		}
+	}
+	if !retried {
+		t.Error("no retry with the server's error in the log")
+	}
+}
