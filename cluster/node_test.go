@@ -776,3 +776,81 @@ func TestStreamFull(t *testing.T) {
 		t.Error("no retry with the server's error in the log")
 	}
 }
+
+// TestStreamDeleted: the stream deleted while nodes run is found within
+// seconds and shown; the bans made meanwhile wait; when the operator
+// creates it again, every node reads it from its start and publishes its
+// bans in force again. A lab's nodes (create_stream) create it again
+// themselves.
+func TestStreamDeleted(t *testing.T) {
+	t.Run("operator", func(t *testing.T) {
+		url := contribBroker(t)
+		la, lc := newLocal(), newLocal()
+		a := runNode(t, Config{Servers: []string{url}, Name: "pbx-a", User: "pbx-a", Password: "pbx-a-secret"}, la)
+		c := runNode(t, Config{Servers: []string{url}, Name: "pbx-c", User: "pbx-c", Password: "pbx-c-secret"}, lc)
+		eventually(t, 10*time.Second, "a and c caught up", func() bool { return a.Stats().CaughtUp && c.Stats().CaughtUp })
+		before := testBan("198.51.100.1/32", time.Hour)
+		la.own = []Ban{before}
+		a.Publish(before)
+		eventually(t, 5*time.Second, "c has a's ban", func() bool { return lc.has("198.51.100.1/32") })
+
+		_, js := rawClient(t, url, nats.UserInfo("admin", "admin-secret"))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := js.DeleteStream(ctx, DefaultStream); err != nil {
+			t.Fatal(err)
+		}
+		took := eventually(t, 15*time.Second, "both see the stream missing", func() bool {
+			return strings.Contains(a.Stats().StreamError, "does not exist") && strings.Contains(c.Stats().StreamError, "does not exist")
+		})
+		t.Logf("stream deletion seen in %v", took)
+		lc.mu.Lock()
+		clear(lc.bans)
+		lc.mu.Unlock()
+		a.Publish(testBan("198.51.100.2/32", time.Hour))
+		time.Sleep(time.Second)
+		if st := a.Stats(); st.Queued != 1 || st.PublishErrors != 0 || st.Connected != true {
+			t.Fatalf("a while the stream is missing: %+v", st)
+		}
+		createStream(t, url, contribStream(t))
+		took = eventually(t, 15*time.Second, "c has a's bans from the new stream", func() bool {
+			return lc.has("198.51.100.1/32") && lc.has("198.51.100.2/32")
+		})
+		t.Logf("recovered %v after the stream came back", took)
+		if st := a.Stats(); st.StreamError != "" || st.PublishErrors != 0 {
+			t.Fatalf("a after: %+v", st)
+		}
+	})
+	t.Run("create_stream", func(t *testing.T) {
+		br := newBroker(t)
+		a, _, la, lb := pair(t, br.url)
+		x := testBan("198.51.100.1/32", time.Hour)
+		la.own = []Ban{x}
+		a.Publish(x)
+		eventually(t, 5*time.Second, "b has a's ban", func() bool { return lb.has("198.51.100.1/32") })
+		_, js := rawClient(t, br.url)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		created := func() time.Time {
+			s, err := js.Stream(ctx, DefaultStream)
+			if err != nil {
+				return time.Time{}
+			}
+			return s.CachedInfo().Created
+		}
+		first := created()
+		if err := js.DeleteStream(ctx, DefaultStream); err != nil {
+			t.Fatal(err)
+		}
+		took := eventually(t, 15*time.Second, "a node created the stream again", func() bool {
+			c := created()
+			return !c.IsZero() && !c.Equal(first)
+		})
+		t.Logf("stream created again %v after its deletion", took)
+		a.Publish(testBan("198.51.100.2/32", time.Hour))
+		eventually(t, 15*time.Second, "b reads the new stream", func() bool { return lb.has("198.51.100.2/32") })
+		lc := newLocal()
+		runNode(t, Config{Servers: []string{br.url}, Name: "pbx-c"}, lc)
+		eventually(t, 10*time.Second, "a's ban in force is in the new stream", func() bool { return lc.has("198.51.100.1/32") })
+	})
+}
