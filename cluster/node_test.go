@@ -84,14 +84,24 @@ func (f *fakeLocal) count() int {
 // runNode starts a node, stopped when the test ends.
 func runNode(t testing.TB, cfg Config, local Local) *Node {
 	t.Helper()
+	return startNode(t, cfg, local, zerolog.Nop(), nil)
+}
+
+// startNode starts a node logging to log, with the clock now (nil: the
+// system's), stopped when the test ends.
+func startNode(t testing.TB, cfg Config, local Local, log zerolog.Logger, now func() time.Time) *Node {
+	t.Helper()
 	if cfg.Queue == 0 {
 		// A lab's node, or one of contrib/nats/users.conf, which may not
 		// create the stream.
 		cfg.Share, cfg.Accept, cfg.CreateStream = true, true, cfg.User == ""
 	}
-	n, err := New(cfg, local, zerolog.Nop())
+	n, err := New(cfg, local, log)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if now != nil {
+		n.now = now
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -611,14 +621,7 @@ func TestHostileStream(t *testing.T) {
 			createStream(t, url, bad) // the operator's mistake
 			logs := make(logLines, 1000)
 			la := newLocal()
-			n, err := New(Config{Servers: []string{url}, Name: "pbx-a", User: "pbx-a", Password: "pbx-a-secret", Share: true, Accept: true}, la, zerolog.New(logs))
-			if err != nil {
-				t.Fatal(err)
-			}
-			nctx, stop := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { defer close(done); n.Run(nctx) }()
-			defer func() { stop(); <-done }()
+			n := startNode(t, Config{Servers: []string{url}, Name: "pbx-a", User: "pbx-a", Password: "pbx-a-secret"}, la, zerolog.New(logs), nil)
 			eventually(t, 10*time.Second, "the stream refused in status", func() bool {
 				return strings.Contains(n.Stats().StreamError, field+":")
 			})
@@ -718,14 +721,7 @@ func TestStreamFull(t *testing.T) {
 	cfg.MaxMsgs, cfg.Discard = 3, jetstream.DiscardNew
 	createStream(t, url, cfg)
 	logs := make(logLines, 1000)
-	n, err := New(Config{Servers: []string{url}, Name: "pbx-a", User: "pbx-a", Password: "pbx-a-secret", Share: true, Accept: true}, newLocal(), zerolog.New(logs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); n.Run(ctx) }()
-	defer func() { stop(); <-done }()
+	n := startNode(t, Config{Servers: []string{url}, Name: "pbx-a", User: "pbx-a", Password: "pbx-a-secret"}, newLocal(), zerolog.New(logs), nil)
 	lc := newLocal()
 	c := runNode(t, Config{Servers: []string{url}, Name: "pbx-c", User: "pbx-c", Password: "pbx-c-secret"}, lc)
 	eventually(t, 10*time.Second, "a and c caught up", func() bool { return n.Stats().CaughtUp && c.Stats().CaughtUp })
@@ -853,4 +849,40 @@ func TestStreamDeleted(t *testing.T) {
 		runNode(t, Config{Servers: []string{br.url}, Name: "pbx-c"}, lc)
 		eventually(t, 10*time.Second, "a's ban in force is in the new stream", func() bool { return lc.has("198.51.100.1/32") })
 	})
+}
+
+// TestClockSkew: pbx-b's clock is 10 minutes ahead. It sees so itself
+// (against the server's time) and pbx-a sees it from pbx-b's messages:
+// both show it and log a warning. pbx-a's own clock is right.
+func TestClockSkew(t *testing.T) {
+	url := contribBroker(t)
+	logsA, logsB := make(logLines, 1000), make(logLines, 1000)
+	a := startNode(t, Config{Servers: []string{url}, Name: "pbx-a", User: "pbx-a", Password: "pbx-a-secret"}, newLocal(), zerolog.New(logsA), nil)
+	ahead := func() time.Time { return time.Now().Add(10 * time.Minute) }
+	b := startNode(t, Config{Servers: []string{url}, Name: "pbx-b", User: "pbx-b", Password: "pbx-b-secret"}, newLocal(), zerolog.New(logsB), ahead)
+	eventually(t, 10*time.Second, "a and b caught up", func() bool { return a.Stats().CaughtUp && b.Stats().CaughtUp })
+	near := func(d, want time.Duration) bool { return (d - want).Abs() < 5*time.Second }
+	eventually(t, 10*time.Second, "b measured its clock", func() bool { return near(b.Stats().ClockSkew, 10*time.Minute) })
+	if st := a.Stats(); !near(st.ClockSkew, 0) || st.ClockChecked.IsZero() {
+		t.Fatalf("a's clock: %v at %v", st.ClockSkew, st.ClockChecked)
+	}
+	b.Publish(testBan("198.51.100.7/32", time.Hour))
+	eventually(t, 10*time.Second, "a shows b's skew", func() bool { return near(a.Stats().PeerSkews["pbx-b"], 10*time.Minute) })
+	warned := func(logs logLines, what string) bool {
+		for len(logs) > 0 {
+			if line := <-logs; strings.Contains(line, `"level":"warn"`) && strings.Contains(line, what) {
+				return true
+			}
+		}
+		return false
+	}
+	if !warned(logsB, "this node's clock differs") {
+		t.Error("b did not warn of its own clock")
+	}
+	if !warned(logsA, "another node's clock differs") {
+		t.Error("a did not warn of b's clock")
+	}
+	if len(b.Stats().PeerSkews) != 0 {
+		t.Errorf("b shows skewed peers: %v", b.Stats().PeerSkews)
+	}
 }

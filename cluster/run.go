@@ -25,9 +25,9 @@ var errStreamMissing = errors.New("the cluster's stream does not exist (create i
 func (n *Node) stream(ctx context.Context, js jetstream.JetStream) (*jetstream.StreamInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	asked := time.Now()
+	asked := n.now()
 	s, err := js.Stream(ctx, n.cfg.Stream)
-	answered := time.Now()
+	answered := n.now()
 	if err == nil {
 		if ts := s.CachedInfo().TimeStamp; !ts.IsZero() {
 			n.clock(asked.Add(answered.Sub(asked) / 2).Sub(ts))
