@@ -886,3 +886,23 @@ func TestClockSkew(t *testing.T) {
 		t.Errorf("b shows skewed peers: %v", b.Stats().PeerSkews)
 	}
 }
+
+// TestPublishDenied: a node whose credentials do not allow its subjects
+// (pbx-d's, read-only, with share on) has its bans refused for good: the
+// server's permissions drop them without a reply. They are dropped after
+// a few tries and counted as refused, not retried for ever ahead of the
+// rest.
+func TestPublishDenied(t *testing.T) {
+	t.Parallel()
+	url := contribBroker(t)
+	d := runNode(t, Config{Servers: []string{url}, Name: "pbx-d", User: "pbx-d", Password: "pbx-d-secret"}, newLocal())
+	eventually(t, 10*time.Second, "d caught up", func() bool { return d.Stats().CaughtUp })
+	d.Publish(testBan("198.51.100.7/32", time.Hour))
+	eventually(t, 90*time.Second, "d's ban refused for good", func() bool {
+		st := d.Stats()
+		return st.PublishErrors == 1 && st.Queued == 0
+	})
+	if st := d.Stats(); st.Published != 0 || !strings.Contains(st.LastError, "ermission") && !strings.Contains(st.LastError, "timeout") {
+		t.Fatalf("status: %+v", st)
+	}
+}
