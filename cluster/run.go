@@ -84,8 +84,12 @@ func (n *Node) subscriber(ctx context.Context, js jetstream.JetStream) {
 		case errors.Is(err, errStreamMissing) || errors.Is(err, errStreamDiffers):
 			halt()
 			n.streamProblem(err)
-		case err != nil:
+		case err != nil && created.IsZero():
 			n.streamProblem(fmt.Errorf("cluster stream unavailable: %w", err))
+		case err != nil:
+			// Checked before, and being read: a slow or busy server is
+			// no reason to stop publishing. The next check decides.
+			n.fail(fmt.Errorf("checking the cluster's stream: %w", err))
 		case !info.Created.Equal(created):
 			if stop != nil {
 				n.log.Warn().Msg("the cluster's stream was recreated: reading it again, publishing this node's bans again")
@@ -281,7 +285,8 @@ func (n *Node) resync() {
 
 // publisher sends the queue to the stream while it is usable, a batch at a
 // time. What the server could not store now (storage full, the stream
-// away) goes back to the front of the queue and is tried again, waiting
+// away) goes back to the front of the queue and is tried again: at once
+// while the server stores some of each batch (it is busy), else waiting
 // longer each time (1 s to a minute); what it refuses for good (no
 // permission, a message it will never take) is tried maxTries times,
 // then dropped and counted, so that it does not hold up the rest.
@@ -349,7 +354,8 @@ func (n *Node) publisher(ctx context.Context, js jetstream.JetStream) {
 		if dropped > 0 {
 			n.log.Error().Err(r.refused).Int("messages", dropped).Msg("the NATS server refused bans to share; dropped")
 		}
-		if len(keep) == 0 {
+		if len(keep) == 0 || r.sent > 0 {
+			// Stored, some at least: a busy server, not a stuck one.
 			backoff = 0
 			continue
 		}
