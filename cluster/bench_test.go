@@ -54,7 +54,7 @@ func BenchmarkCluster(b *testing.B) {
 	const singles = 200
 	url := newBroker(b).url
 	sent := make([]time.Time, burst*(b.N+1)+singles*(b.N+1))
-	pub := runNode(b, Config{Servers: []string{url}, Name: "publisher", Queue: DefaultQueue, Share: true}, &arrivals{sent: sent})
+	pub := runNode(b, Config{Servers: []string{url}, Name: "publisher", Queue: DefaultQueue, Share: true, CreateStream: true}, &arrivals{sent: sent})
 	subs := make([]*arrivals, subscribers)
 	nodes := make([]*Node, subscribers)
 	for i := range subs {
@@ -113,7 +113,9 @@ func BenchmarkCluster(b *testing.B) {
 		stored := eventually(b, 5*time.Minute, "the stream has every ban", func() bool { return pub.Stats().Published == published+burst })
 		eventually(b, 5*time.Minute, "every node has every ban", func() bool { return total() == burst*subscribers })
 		took := time.Since(start)
-		b.Logf("burst: the publisher had the stream's acks for all %d bans after %v", burst, stored.Round(time.Millisecond))
+		st := pub.Stats()
+		b.Logf("burst: the publisher had the stream's acks for all %d bans after %v (%d retried, %d refused)",
+			burst, stored.Round(time.Millisecond), st.PublishRetries, st.PublishErrors)
 		all := merged()
 		b.ReportMetric(float64(all[len(all)/2])/1e6, "burst-p50-ms")
 		b.ReportMetric(float64(all[len(all)*99/100])/1e6, "burst-p99-ms")

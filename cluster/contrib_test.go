@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/sipguard/sipguard/internal/natstest"
 )
 
@@ -82,6 +84,7 @@ func TestContribServer(t *testing.T) {
 	path := filepath.Join(dir, "nats-server.conf")
 	os.WriteFile(path, []byte(s), 0o600)
 	url := strings.Replace(natstest.Start(t, path).ClientURL(), "nats://", "tls://", 1)
+	createStream(t, url, contribStream(t), nats.RootCAs(filepath.Join(dir, "ca.pem")))
 
 	la, lb := newLocal(), newLocal()
 	a := runNode(t, Config{Servers: []string{url}, Name: "pbx-a", User: "pbx-a", Password: "pbx-a-secret", CA: filepath.Join(dir, "ca.pem")}, la)

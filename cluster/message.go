@@ -5,11 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/sipguard/sipguard/bans"
 )
 
 // The messages nodes exchange, one JSON object each, on these subjects
@@ -79,6 +83,9 @@ type wire struct {
 	Until    time.Time `json:"until,omitzero"`
 	Count    int       `json:"count,omitempty"`
 	Offences int       `json:"offences,omitempty"`
+	// Sent is the origin's clock when it published the message: against
+	// the server's time of the message, it shows the origin's clock skew.
+	Sent time.Time `json:"sent,omitzero"`
 }
 
 var nodeName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -108,24 +115,32 @@ func unbanSubject(prefix, node string, p netip.Prefix) string {
 	return prefix + ".unban." + node + "." + key(p)
 }
 
-func encodeBan(b Ban, typ string) []byte {
-	data, _ := json.Marshal(wire{
+func banWire(b Ban, typ string) wire {
+	return wire{
 		V: 1, Type: typ, Target: b.Target.String(), Origin: b.Origin, Rule: clip(b.Rule, maxRule),
 		Reason: clip(b.Reason, maxText), Since: b.Since.UTC(), Expires: b.Expires.UTC(), Count: b.Count, Offences: b.Offences,
-	})
+	}
+}
+
+func unbanWire(u Unban) wire {
+	return wire{V: 1, Type: typeUnban, Target: u.Target.String(), Origin: u.Origin, Time: u.Time.UTC(), Until: u.Until.UTC()}
+}
+
+func (w wire) encode() []byte {
+	data, _ := json.Marshal(w)
 	return data
 }
 
-func encodeUnban(u Unban) []byte {
-	data, _ := json.Marshal(wire{V: 1, Type: typeUnban, Target: u.Target.String(), Origin: u.Origin, Time: u.Time.UTC(), Until: u.Until.UTC()})
-	return data
-}
+func encodeBan(b Ban, typ string) []byte { return banWire(b, typ).encode() }
+
+func encodeUnban(u Unban) []byte { return unbanWire(u).encode() }
 
 // message is a decoded message: a ban, a lifted ban or an unban.
 type message struct {
 	typ   string
 	ban   Ban
 	unban Unban
+	sent  time.Time // by the origin's clock; zero if not said
 }
 
 // Errors of decode, counted by kind.
@@ -149,12 +164,15 @@ func decode(prefix, subject string, data []byte) (message, error) {
 		return bad("unexpected subject %q", subject)
 	}
 	var w wire
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&w); err != nil {
+	if err := json.Unmarshal(data, &w); err != nil {
 		return bad("%v", err)
 	}
-	if dec.More() {
-		return bad("data after the message")
+	if !bytes.Equal(w.encode(), data) {
+		// Not as a node writes it: say why, when a key is at fault.
+		if err := strictKeys(data); err != nil {
+			return bad("%v", err)
+		}
+		return bad("not in the form nodes write")
 	}
 	if w.V != 1 {
 		return bad("version %d", w.V)
@@ -180,7 +198,12 @@ func decode(prefix, subject string, data []byte) (message, error) {
 		if len(w.Rule) == 0 || len(w.Rule) > maxRule || !printable(w.Rule) || len(w.Reason) > maxText {
 			return bad("ban of %s: rule %q", p, clip(w.Rule, maxRule))
 		}
-		return message{typ: w.Type, ban: Ban{
+		if looksLocal(w.Rule) {
+			// list, the bans file and the metrics would show it as a
+			// feed's entry or a ban found in the kernel here.
+			return bad("ban of %s: rule %q is the label of bans no node shares", p, w.Rule)
+		}
+		return message{typ: w.Type, sent: w.Sent, ban: Ban{
 			Target: p, Rule: w.Rule, Reason: clean(w.Reason), Origin: w.Origin, Since: w.Since, Expires: w.Expires,
 			Count: max(w.Count, 0), Offences: max(w.Offences, 0),
 		}}, nil
@@ -188,9 +211,71 @@ func decode(prefix, subject string, data []byte) (message, error) {
 		if w.Time.IsZero() || !w.Until.After(w.Time) {
 			return bad("unban of %s: time %s, until %s", p, w.Time, w.Until)
 		}
-		return message{typ: typeUnban, unban: Unban{Target: p, Origin: w.Origin, Time: w.Time, Until: w.Until}}, nil
+		return message{typ: typeUnban, sent: w.Sent, unban: Unban{Target: p, Origin: w.Origin, Time: w.Time, Until: w.Until}}, nil
 	}
 	return bad("type %q on a %s subject", w.Type, kind)
+}
+
+// wireKeys are the keys of wire, as encoding/json writes them.
+var wireKeys = func() map[string]bool {
+	keys := map[string]bool{}
+	t := reflect.TypeFor[wire]()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		keys[name] = true
+	}
+	return keys
+}()
+
+// A message is accepted only as a node writes it: the encoding of what
+// it decodes to, byte for byte. encoding/json alone matches keys
+// case-insensitively, lets the last of two win and skips unknown ones:
+// "origin" and "ORIGIN" in one message would say two things, and a
+// receiver must not choose. Comparing with the encoding is cheaper than
+// walking the tokens, which is done only to explain a refusal.
+
+// strictKeys checks that data is one JSON object of plain values whose
+// keys are wire's, exactly as written and each once.
+func strictKeys(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return errors.New("not a JSON object")
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		k, _ := t.(string)
+		switch {
+		case !wireKeys[k]:
+			return fmt.Errorf("unknown key %q", clip(k, maxRule))
+		case seen[k]:
+			return fmt.Errorf("key %q twice", k)
+		}
+		seen[k] = true
+		if t, err = dec.Token(); err != nil {
+			return err
+		}
+		if _, nested := t.(json.Delim); nested {
+			return fmt.Errorf("key %q: not a plain value", k)
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the message")
+	}
+	return nil
+}
+
+// looksLocal reports whether a peer's rule is a label this node gives to
+// bans no node shares (bans.Reserved): a feed's entries, bans adopted
+// from the kernel. "manual" is a peer's manual ban, and is shared.
+func looksLocal(rule string) bool {
+	return rule != "manual" && bans.Reserved(rule)
 }
 
 // splitSubject reads <prefix>.<kind>.<node>.<key>.

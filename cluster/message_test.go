@@ -70,6 +70,14 @@ func TestDecode(t *testing.T) {
 		{"two objects", subj, append(append([]byte{}, good...), good...), errMalformed},
 		{"version 2", subj, []byte(strings.Replace(string(good), `"v":1`, `"v":2`, 1)), errMalformed},
 		{"host bits", subj, []byte(strings.Replace(string(good), `198.51.100.7/32`, `198.51.100.7/24`, 1)), errMalformed},
+		{"key in capitals", subj, []byte(strings.Replace(string(good), `"origin"`, `"ORIGIN"`, 1)), errMalformed},
+		{"key twice, case apart", subj, []byte(strings.Replace(string(good), `"origin":"pbx-a"`, `"origin":"pbx-a","Origin":"pbx-a"`, 1)), errMalformed},
+		{"key twice", subj, []byte(strings.Replace(string(good), `"origin":"pbx-a"`, `"origin":"pbx-a","origin":"pbx-a"`, 1)), errMalformed},
+		{"unknown key", subj, []byte(strings.Replace(string(good), `"v":1`, `"v":1,"priority":9`, 1)), errMalformed},
+		{"nested value", subj, []byte(strings.Replace(string(good), `"reason":"5 events in 2s"`, `"reason":{"a":1}`, 1)), errMalformed},
+		{"an array", subj, []byte("[" + string(good) + "]"), errMalformed},
+		{"rule of a feed", subj, with(func(b *Ban) { b.Rule = "feed:spamhaus" }), errMalformed},
+		{"rule adopted", subj, with(func(b *Ban) { b.Rule = "adopted" }), errMalformed},
 		{"oversize", subj, []byte(`{"v":1,"reason":"` + strings.Repeat("x", MaxMessage) + `"}`), errOversize},
 	}
 	for _, c := range bad {
@@ -78,6 +86,10 @@ func TestDecode(t *testing.T) {
 		}
 	}
 
+	// A manual ban of a peer is shared as such.
+	if msg, err := decode("sipguard", subj, with(func(b *Ban) { b.Rule = "manual" })); err != nil || msg.ban.Rule != "manual" {
+		t.Fatalf("a peer's manual ban: %+v %v", msg, err)
+	}
 	// A reason that would forge log lines or table rows is cleaned.
 	msg, err = decode("sipguard", subj, with(func(b *Ban) { b.Reason = "x\nfake line\x1b[31m" }))
 	if err != nil || strings.ContainsAny(msg.ban.Reason, "\n\x1b") {

@@ -14,6 +14,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -41,8 +42,11 @@ type Config struct {
 	Cert     string // a client certificate, with Key
 	Key      string
 
-	Stream  string // the JetStream stream, created if missing and allowed
+	Stream  string // the JetStream stream, made by the operator
 	Subject string // subject prefix
+	// CreateStream: create the stream when it is missing (labs: in
+	// production the operator creates it, and nodes may not).
+	CreateStream bool
 	// Share: publish this node's bans; Rules limits that to the bans of
 	// these rules ("manual" for `sipguard ban`), all when empty.
 	Share  bool
@@ -91,7 +95,7 @@ type Local interface {
 // outgoing is a message waiting for the broker.
 type outgoing struct {
 	subject string
-	data    []byte
+	w       wire
 	id      string
 	expires time.Time // when the stream may forget it
 	tries   int       // refusals while connected
@@ -117,6 +121,38 @@ type Node struct {
 	resyncWanted bool
 	closing      bool         // Run is ending
 	serverAddrs  []netip.Addr // the servers' addresses, resolved
+	// ready is closed while connected with the stream checked: then, and
+	// only then, the publisher publishes.
+	ready      chan struct{}
+	usable     bool          // ready is closed
+	recheck    chan struct{} // check the stream now
+	streamLog  time.Time     // the stream's problem last logged
+	denied     time.Time     // the server last refused a publish for want of permission
+	peerSkews  map[string]time.Duration
+	skewWarned map[string]time.Time // by node, "" for this one
+}
+
+// encode writes the message as sent at now.
+func (o outgoing) encode(now time.Time) []byte {
+	o.w.Sent = now.UTC()
+	return o.w.encode()
+}
+
+// withDefaults fills what c leaves out.
+func (c Config) withDefaults() Config {
+	if c.Stream == "" {
+		c.Stream = DefaultStream
+	}
+	if c.Subject == "" {
+		c.Subject = DefaultSubject
+	}
+	if c.Queue <= 0 {
+		c.Queue = DefaultQueue
+	}
+	if c.MaxAge <= 0 {
+		c.MaxAge = DefaultMaxAge
+	}
+	return c
 }
 
 // New checks cfg and returns a node of the cluster.
@@ -127,21 +163,12 @@ func New(cfg Config, local Local, log zerolog.Logger) (*Node, error) {
 	if len(cfg.Servers) == 0 {
 		return nil, errors.New("cluster: no servers")
 	}
-	if cfg.Stream == "" {
-		cfg.Stream = DefaultStream
-	}
-	if cfg.Subject == "" {
-		cfg.Subject = DefaultSubject
-	}
-	if cfg.Queue <= 0 {
-		cfg.Queue = DefaultQueue
-	}
-	if cfg.MaxAge <= 0 {
-		cfg.MaxAge = DefaultMaxAge
-	}
+	cfg = cfg.withDefaults()
 	n := &Node{
 		cfg: cfg, local: local, log: log.With().Str("component", "cluster").Logger(), now: time.Now,
 		wake: make(chan struct{}, 1), ignored: map[string]int64{}, connected: make(chan struct{}),
+		ready: make(chan struct{}), recheck: make(chan struct{}, 1), peerSkews: map[string]time.Duration{},
+		skewWarned: map[string]time.Time{},
 	}
 	n.st = Stats{Node: cfg.Name, Stream: cfg.Stream, Share: cfg.Share, Accept: cfg.Accept}
 	for _, s := range cfg.Servers {
@@ -183,8 +210,8 @@ func (n *Node) publishBan(b Ban, typ string) {
 		expires = n.now().Add(time.Hour) // it only replaces the ban in the stream
 	}
 	n.enqueue(outgoing{
-		subject: banSubject(n.cfg.Subject, n.cfg.Name, b.Target), data: encodeBan(b, typ), expires: expires,
-		id: fmt.Sprintf("%s|%s|%s|%d", typ, n.cfg.Name, key(b.Target), b.Expires.UnixMilli()),
+		subject: banSubject(n.cfg.Subject, n.cfg.Name, b.Target), w: banWire(b, typ), expires: expires,
+		id: msgID(),
 	})
 }
 
@@ -203,11 +230,19 @@ func (n *Node) PublishUnban(u Unban) error {
 		return fmt.Errorf("%s is wider than a cluster ban can be (/%d, /%d)", u.Target, MinBits4, MinBits6)
 	}
 	n.enqueue(outgoing{
-		subject: unbanSubject(n.cfg.Subject, n.cfg.Name, u.Target), data: encodeUnban(u), expires: u.Until,
-		id: fmt.Sprintf("unban|%s|%s|%d", n.cfg.Name, key(u.Target), u.Time.UnixNano()),
+		subject: unbanSubject(n.cfg.Subject, n.cfg.Name, u.Target), w: unbanWire(u), expires: u.Until,
+		id: msgID(),
 	})
 	return nil
 }
+
+// msgID is a message's Nats-Msg-Id: random, kept across the message's
+// retries so that the stream stores it once. The stream deduplicates IDs
+// across all subjects: an ID another node could predict (from the
+// target and the expiry) could be published first on that node's own
+// subject, and this node's message would be dropped as a duplicate while
+// the server reports success.
+func msgID() string { return rand.Text() }
 
 func tooWide(p netip.Prefix) bool {
 	return p.Addr().Is4() && p.Bits() < MinBits4 || p.Addr().Is6() && p.Bits() < MinBits6
@@ -236,6 +271,12 @@ func (n *Node) Stats() Stats {
 	st.Ignored = make(map[string]int64, len(n.ignored))
 	for k, v := range n.ignored {
 		st.Ignored[k] = v
+	}
+	st.PeerSkews = map[string]time.Duration{}
+	for k, v := range n.peerSkews {
+		if v.Abs() > skewWarn {
+			st.PeerSkews[k] = v
+		}
 	}
 	return st
 }
@@ -343,6 +384,7 @@ func (n *Node) options() ([]nats.Option, error) {
 			if n.st.Connected {
 				n.connected = make(chan struct{})
 			}
+			n.unready()
 			n.st.Connected, n.st.Server, n.st.Since = false, "", n.now()
 			closing := n.closing
 			n.mu.Unlock()
@@ -366,6 +408,11 @@ func (n *Node) options() ([]nats.Option, error) {
 			}
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				n.mu.Lock()
+				n.denied = time.Now()
+				n.mu.Unlock()
+			}
 			n.fail(err)
 			n.log.Error().Err(err).Msg("NATS")
 		}),
@@ -399,6 +446,7 @@ func (n *Node) up(nc *nats.Conn) {
 	n.st.Connected, n.st.Server, n.st.Since = true, nc.ConnectedUrlRedacted(), n.now()
 	n.session++
 	n.mu.Unlock()
+	n.checkSoon() // the stream may have changed while away
 	n.log.Info().Str("server", nc.ConnectedUrlRedacted()).Msg("connected to the NATS server")
 }
 
@@ -416,4 +464,103 @@ func (n *Node) waitConnected(ctx context.Context) (int, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.session, true
+}
+
+// waitReady waits until the node may publish: connected, the stream
+// checked. False when ctx ended first.
+func (n *Node) waitReady(ctx context.Context) bool {
+	n.mu.Lock()
+	ready := n.ready
+	n.mu.Unlock()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-ready:
+		return true
+	}
+}
+
+// unready stops the publisher until the stream is checked again. n.mu is
+// held.
+func (n *Node) unready() {
+	if n.usable {
+		n.ready = make(chan struct{})
+		n.usable = false
+	}
+}
+
+// streamFine says the stream is there and as expected.
+func (n *Node) streamFine() {
+	n.mu.Lock()
+	was := n.st.StreamError
+	n.st.StreamError = ""
+	if !n.usable && n.st.Connected {
+		close(n.ready)
+		n.usable = true
+	}
+	n.mu.Unlock()
+	if was != "" {
+		n.log.Info().Str("stream", n.cfg.Stream).Msg("the cluster's stream is usable again")
+	}
+}
+
+// streamProblem says the stream cannot be used: at error level, when the
+// problem changes and every 5 minutes while it lasts.
+func (n *Node) streamProblem(err error) {
+	now := n.now()
+	n.mu.Lock()
+	same := n.st.StreamError == err.Error()
+	n.st.StreamError = err.Error()
+	n.unready()
+	logIt := !same || now.Sub(n.streamLog) >= 5*time.Minute
+	if logIt {
+		n.streamLog = now
+	}
+	n.mu.Unlock()
+	n.fail(err)
+	if logIt {
+		n.log.Error().Err(err).Str("stream", n.cfg.Stream).Msg("cluster stream not used: bans are neither shared nor received until it is fixed; local bans go on")
+	}
+}
+
+// skewWarn is the clock skew, between a node and the server, that is
+// shown and logged: unbans compare times across nodes, and bans more
+// than 5 minutes in the future are refused.
+const skewWarn = 30 * time.Second
+
+// clock records this node's clock minus the server's.
+func (n *Node) clock(skew time.Duration) {
+	n.count(func(st *Stats) { st.ClockSkew, st.ClockChecked = skew, n.now() })
+	if skew.Abs() > skewWarn && n.warnSkew("") {
+		n.log.Warn().Dur("skew", skew).Msg("this node's clock differs from the NATS server's: fix its time (NTP); other nodes may refuse its bans or keep them too short")
+	}
+}
+
+// peerClock records a peer's clock minus the server's, as its message
+// says (the time it sent it, against the time the server stored it).
+func (n *Node) peerClock(node string, skew time.Duration) {
+	n.mu.Lock()
+	if _, ok := n.peerSkews[node]; !ok && len(n.peerSkews) >= 10000 {
+		clear(n.peerSkews)
+	}
+	n.peerSkews[node] = skew
+	n.mu.Unlock()
+	if skew.Abs() > skewWarn && n.warnSkew(node) {
+		n.log.Warn().Str("node", node).Dur("skew", skew).Msg("another node's clock differs from the NATS server's: its bans may be refused (in the future) or end early here; fix its time (NTP)")
+	}
+}
+
+// warnSkew reports whether to log a skew of node now: every 10 minutes.
+func (n *Node) warnSkew(node string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := n.now()
+	if last, ok := n.skewWarned[node]; ok && now.Sub(last) < 10*time.Minute {
+		return false
+	}
+	if len(n.skewWarned) >= 10000 {
+		clear(n.skewWarned)
+	}
+	n.skewWarned[node] = now
+	return true
 }

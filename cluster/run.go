@@ -3,51 +3,62 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// ensureStream returns the stream's creation time, creating the stream
-// when it is missing (if this node may: a read-only node waits for one).
-func (n *Node) ensureStream(ctx context.Context, js jetstream.JetStream) (time.Time, error) {
+// streamCheck is how often a node looks at the stream: one deleted,
+// replaced or changed is found within it (sooner when reading or
+// publishing fails).
+const streamCheck = 5 * time.Second
+
+// errStreamMissing: no stream of that name, and this node may not create
+// it ([cluster] create_stream).
+var errStreamMissing = errors.New("the cluster's stream does not exist (create it: docs/cluster.md)")
+
+// stream looks the stream up, creating it when it is missing and this
+// node may, and checks its configuration. It also measures this node's
+// clock against the server's (the time in the stream's info).
+func (n *Node) stream(ctx context.Context, js jetstream.JetStream) (*jetstream.StreamInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	asked := n.now()
 	s, err := js.Stream(ctx, n.cfg.Stream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		s, err = js.CreateStream(ctx, jetstream.StreamConfig{
-			Name:              n.cfg.Stream,
-			Description:       "sipguard bans in force, one message per node and target",
-			Subjects:          []string{n.cfg.Subject + ".ban.>", n.cfg.Subject + ".unban.>"},
-			Storage:           jetstream.FileStorage,
-			MaxMsgsPerSubject: 1,
-			AllowMsgTTL:       true,
-			MaxAge:            n.cfg.MaxAge,
-			MaxMsgSize:        MaxMessage,
-			Duplicates:        2 * time.Minute,
-		})
+	answered := n.now()
+	if err == nil {
+		if ts := s.CachedInfo().TimeStamp; !ts.IsZero() {
+			n.clock(asked.Add(answered.Sub(asked) / 2).Sub(ts))
+		}
+	}
+	if errors.Is(err, jetstream.ErrStreamNotFound) && n.cfg.CreateStream {
+		s, err = js.CreateStream(ctx, StreamConfig(n.cfg))
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			s, err = js.Stream(ctx, n.cfg.Stream) // another node was quicker
 		} else if err == nil {
 			n.log.Info().Str("stream", n.cfg.Stream).Msg("created the cluster's stream")
 		}
 	}
-	if err != nil {
-		return time.Time{}, err
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return nil, errStreamMissing
+	case err != nil:
+		return nil, err
 	}
 	info := s.CachedInfo()
-	if c := info.Config; !c.AllowMsgTTL || c.MaxMsgsPerSubject != 1 {
-		// Made by hand, differently: bans would not leave it when they
-		// end, or old ones would pile up.
-		n.log.Error().Str("stream", c.Name).Bool("allow_msg_ttl", c.AllowMsgTTL).Int64("max_msgs_per_subject", c.MaxMsgsPerSubject).
-			Msg("the cluster's stream needs allow_msg_ttl and max_msgs_per_subject = 1 (docs/cluster.md)")
+	if diffs := checkStream(info.Config, StreamConfig(n.cfg)); len(diffs) > 0 {
+		return nil, fmt.Errorf("%w (docs/cluster.md): %s", errStreamDiffers, strings.Join(diffs, "; "))
 	}
-	return info.Created, nil
+	return info, nil
 }
 
-// subscriber reads the stream from its bans in force on, and again from
-// scratch whenever the stream was recreated (a broker that lost its
-// storage), until ctx is done.
+// subscriber checks the stream every streamCheck and reads it: from its
+// bans in force on, and again from scratch whenever the stream was
+// recreated (a broker that lost its storage, an operator who deleted it).
+// A stream missing or not as expected is neither read nor published to,
+// and the node says so (status, log, metrics) until it is fixed.
 func (n *Node) subscriber(ctx context.Context, js jetstream.JetStream) {
 	in := make(chan Update, 1024)
 	done := make(chan struct{})
@@ -56,44 +67,58 @@ func (n *Node) subscriber(ctx context.Context, js jetstream.JetStream) {
 
 	var created time.Time
 	var stop func()
-	defer func() {
+	halt := func() {
 		if stop != nil {
 			stop()
+			stop = nil
 		}
-	}()
+		created = time.Time{}
+	}
+	defer halt()
 	for {
-		session, ok := n.waitConnected(ctx)
-		if !ok {
+		if _, ok := n.waitConnected(ctx); !ok {
 			return
 		}
-		c, err := n.ensureStream(ctx, js)
-		if err != nil {
-			n.fail(err)
-			n.log.Error().Err(err).Str("stream", n.cfg.Stream).Msg("cluster stream unavailable; retrying")
-			sleep(ctx, 2*time.Second)
-			continue
-		}
-		if !c.Equal(created) {
+		info, err := n.stream(ctx, js)
+		switch {
+		case errors.Is(err, errStreamMissing) || errors.Is(err, errStreamDiffers):
+			halt()
+			n.streamProblem(err)
+		case err != nil && created.IsZero():
+			n.streamProblem(fmt.Errorf("cluster stream unavailable: %w", err))
+		case err != nil:
+			// Checked before, and being read: a slow or busy server is
+			// no reason to stop publishing. The next check decides.
+			n.fail(fmt.Errorf("checking the cluster's stream: %w", err))
+		case !info.Created.Equal(created):
 			if stop != nil {
-				stop()
 				n.log.Warn().Msg("the cluster's stream was recreated: reading it again, publishing this node's bans again")
 			}
-			created = c
-			if stop, err = n.consume(ctx, js, in); err != nil {
+			halt()
+			if stop, err = n.consume(ctx, js, in, info.Config.ConsumerLimits.InactiveThreshold); err != nil {
 				stop = nil
-				created = time.Time{}
-				n.fail(err)
-				n.log.Error().Err(err).Msg("cannot read the cluster's stream; retrying")
-				sleep(ctx, 2*time.Second)
-				continue
+				n.streamProblem(fmt.Errorf("cannot read the cluster's stream: %w", err))
+				break
 			}
+			created = info.Created
+			n.streamFine()
+		default:
+			n.streamFine()
 		}
-		// Check again after the next reconnection.
-		for n.sessionIs(session) {
-			if !sleep(ctx, time.Second) {
-				return
-			}
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.recheck:
+		case <-time.After(streamCheck):
 		}
+	}
+}
+
+// checkSoon asks the subscriber to look at the stream now.
+func (n *Node) checkSoon() {
+	select {
+	case n.recheck <- struct{}{}:
+	default:
 	}
 }
 
@@ -103,25 +128,22 @@ func (n *Node) caughtUp() bool {
 	return n.st.CaughtUp
 }
 
-func (n *Node) sessionIs(s int) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.session == s
-}
-
 // consume starts reading the stream (the last message of every subject,
 // then what comes) into in. Once it has read what was there, this node's
-// own bans are published again, in case the stream lost them.
-func (n *Node) consume(ctx context.Context, js jetstream.JetStream, in chan<- Update) (func(), error) {
+// own bans are published again, in case the stream lost them. inactive
+// is the stream's limit of a consumer's inactivity.
+func (n *Node) consume(ctx context.Context, js jetstream.JetStream, in chan<- Update, inactive time.Duration) (func(), error) {
 	filters := []string{n.cfg.Subject + ".unban.>"}
 	if n.cfg.Accept {
 		filters = append(filters, n.cfg.Subject+".ban.>")
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	cons, err := js.OrderedConsumer(cctx, n.cfg.Stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: filters, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy,
-	})
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: filters, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy}
+	if inactive > 0 && inactive < 5*time.Minute {
+		cfg.InactiveThreshold = inactive // the client's default is over the stream's limit
+	}
+	cons, err := js.OrderedConsumer(cctx, n.cfg.Stream, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -134,8 +156,12 @@ func (n *Node) consume(ctx context.Context, js jetstream.JetStream, in chan<- Up
 		caughtUp()
 	}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		n.receive(ctx, m, in)
-		if md, err := m.Metadata(); err == nil && md.NumPending == 0 && !n.caughtUp() {
+		md, err := m.Metadata()
+		if err != nil {
+			md = nil
+		}
+		n.receive(ctx, m, md, in)
+		if md != nil && md.NumPending == 0 && !n.caughtUp() {
 			n.log.Info().Uint64("sequence", md.Sequence.Stream).Msg("caught up with the cluster's bans")
 			caughtUp()
 		}
@@ -145,6 +171,7 @@ func (n *Node) consume(ctx context.Context, js jetstream.JetStream, in chan<- Up
 		// from a missed heartbeat: 2 s rather than the default 15.
 		jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			n.checkSoon() // the stream may be gone
 			if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, context.Canceled) {
 				return // the connection is down: logged already
 			}
@@ -157,8 +184,9 @@ func (n *Node) consume(ctx context.Context, js jetstream.JetStream, in chan<- Up
 	return cc.Stop, nil
 }
 
-// receive checks a message and hands it to the applier.
-func (n *Node) receive(ctx context.Context, m jetstream.Msg, in chan<- Update) {
+// receive checks a message and hands it to the applier. md is its
+// metadata, nil if unreadable.
+func (n *Node) receive(ctx context.Context, m jetstream.Msg, md *jetstream.MsgMetadata, in chan<- Update) {
 	msg, err := decode(n.cfg.Subject, m.Subject(), m.Data())
 	if err != nil {
 		n.count(func(st *Stats) {
@@ -181,9 +209,13 @@ func (n *Node) receive(ctx context.Context, m jetstream.Msg, in chan<- Update) {
 	case typeUnban:
 		u = Update{Kind: UpdateUnban, Unban: msg.unban}
 	}
-	if u.Ban.Origin == n.cfg.Name || u.Unban.Origin == n.cfg.Name {
+	origin := u.Ban.Origin + u.Unban.Origin
+	if origin == n.cfg.Name {
 		n.ignore("own", 1) // done here already
 		return
+	}
+	if md != nil && !msg.sent.IsZero() {
+		n.peerClock(origin, msg.sent.Sub(md.Timestamp))
 	}
 	select {
 	case in <- u:
@@ -251,15 +283,19 @@ func (n *Node) resync() {
 	}
 }
 
-// publisher sends the queue to the stream while connected, a batch at a
-// time; what fails goes back to the front of the queue and is tried again,
-// up to maxTries while the connection is up (a message the server refuses,
-// for want of permission, must not hold up the rest for ever).
+// publisher sends the queue to the stream while it is usable, a batch at a
+// time. What the server could not store now (storage full, the stream
+// away) goes back to the front of the queue and is tried again: at once
+// while the server stores some of each batch (it is busy), else waiting
+// longer each time (1 s to a minute); what it refuses for good (no
+// permission, a message it will never take) is tried maxTries times,
+// then dropped and counted, so that it does not hold up the rest.
 func (n *Node) publisher(ctx context.Context, js jetstream.JetStream) {
 	const batchSize = 512
 	const maxTries = 5
+	var backoff time.Duration
 	for {
-		if _, ok := n.waitConnected(ctx); !ok {
+		if !n.waitReady(ctx) {
 			return
 		}
 		n.mu.Lock()
@@ -292,10 +328,10 @@ func (n *Node) publisher(ctx context.Context, js jetstream.JetStream) {
 			}
 			continue
 		}
-		failed, expired, sent := n.send(ctx, js, batch)
+		r := n.send(ctx, js, batch)
 		var dropped int
-		keep := failed[:0]
-		for _, o := range failed {
+		keep := r.failed[:0]
+		for _, o := range r.failed {
 			if o.tries >= maxTries {
 				dropped++
 				continue
@@ -303,9 +339,10 @@ func (n *Node) publisher(ctx context.Context, js jetstream.JetStream) {
 			keep = append(keep, o)
 		}
 		n.mu.Lock()
-		n.st.Published += int64(sent)
-		n.st.Expired += int64(expired)
+		n.st.Published += int64(r.sent)
+		n.st.Expired += int64(r.expired)
 		n.st.PublishErrors += int64(dropped)
+		n.st.PublishRetries += int64(len(keep))
 		if len(keep) > 0 {
 			n.queue = append(keep, n.queue...)
 			if over := len(n.queue) - n.cfg.Queue; over > 0 {
@@ -315,35 +352,52 @@ func (n *Node) publisher(ctx context.Context, js jetstream.JetStream) {
 		}
 		n.mu.Unlock()
 		if dropped > 0 {
-			n.log.Error().Int("messages", dropped).Msg("the NATS server refused bans to share; dropped (permissions?)")
+			n.log.Error().Err(r.refused).Int("messages", dropped).Msg("the NATS server refused bans to share; dropped")
 		}
-		if len(keep) > 0 {
-			sleep(ctx, time.Second)
+		if len(keep) == 0 || r.sent > 0 {
+			// Stored, some at least: a busy server, not a stuck one.
+			backoff = 0
+			continue
 		}
+		backoff = min(max(2*backoff, time.Second), time.Minute)
+		if r.retry != nil {
+			n.log.Warn().Err(r.retry).Int("messages", len(keep)).Dur("retry_in", backoff).
+				Msg("the NATS server did not store bans to share; retrying")
+			n.checkSoon()
+		}
+		sleep(ctx, backoff)
 	}
 }
 
-// send publishes a batch and waits for the server's acknowledgements. It
-// returns what failed, how many expired while waiting, how many were sent.
-func (n *Node) send(ctx context.Context, js jetstream.JetStream, batch []outgoing) (failed []outgoing, expired, sent int) {
+// sent is what came of a batch: what failed (to try again), how many
+// expired while waiting, how many were stored, the last error of each
+// kind.
+type sent struct {
+	failed         []outgoing
+	expired, sent  int
+	retry, refused error
+}
+
+// send publishes a batch and waits for the server's acknowledgements.
+func (n *Node) send(ctx context.Context, js jetstream.JetStream, batch []outgoing) (r sent) {
 	type inflight struct {
 		o outgoing
 		f jetstream.PubAckFuture
 	}
 	var fl []inflight
+	start := time.Now()
 	now := n.now()
 	for i, o := range batch {
 		ttl := o.expires.Sub(now)
 		if ttl < time.Second {
-			expired++
+			r.expired++
 			continue
 		}
-		f, err := js.PublishAsync(o.subject, o.data, jetstream.WithMsgID(o.id), jetstream.WithMsgTTL(ttl.Round(time.Second)))
+		f, err := js.PublishAsync(o.subject, o.encode(now), jetstream.WithMsgID(o.id), jetstream.WithMsgTTL(ttl.Round(time.Second)))
 		if err != nil {
 			n.fail(err)
-			for _, o := range batch[i:] {
-				failed = append(failed, o)
-			}
+			r.retry = err
+			r.failed = append(r.failed, batch[i:]...)
 			break
 		}
 		fl = append(fl, inflight{o, f})
@@ -351,18 +405,43 @@ func (n *Node) send(ctx context.Context, js jetstream.JetStream, batch []outgoin
 	for _, x := range fl {
 		select {
 		case <-x.f.Ok():
-			sent++
+			r.sent++
 		case err := <-x.f.Err():
 			n.fail(err)
-			if n.Stats().Connected {
-				x.o.tries++ // refused, not cut off
+			if n.refusedForGood(err, start) {
+				x.o.tries++
+				r.refused = err
+			} else {
+				r.retry = err
 			}
-			failed = append(failed, x.o)
+			r.failed = append(r.failed, x.o)
 		case <-ctx.Done():
-			failed = append(failed, x.o)
+			r.failed = append(r.failed, x.o)
 		}
 	}
-	return failed, expired, sent
+	return r
+}
+
+// refusedForGood tells a publish the server will never take from one it
+// could not store now. The server's permissions drop a publish without a
+// reply: it times out, and the connection reports the violation.
+func (n *Node) refusedForGood(err error, since time.Time) bool {
+	var api *jetstream.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode {
+		case 10023, // insufficient resources: storage full
+			10077, // storing failed: a limit of the stream reached (discard new)
+			jetstream.JSErrCodeStreamNotFound:
+			return false
+		}
+		return true // a message the stream refuses: too large, ...
+	}
+	if errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return !n.denied.Before(since)
+	}
+	return false // no responders (the stream is away), disconnected
 }
 
 // sleep waits d or until ctx is done, and reports whether ctx is alive.

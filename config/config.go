@@ -195,11 +195,14 @@ type ClusterConfig struct {
 	Key      string   `toml:"key"`
 	Stream   string   `toml:"stream"`
 	Subject  string   `toml:"subject"`
-	Share    bool     `toml:"share"`
-	Rules    []string `toml:"rules"`
-	Accept   bool     `toml:"accept"`
-	Escalate bool     `toml:"escalate"`
-	Queue    int      `toml:"queue"`
+	// CreateStream: create the stream when missing (labs); in production
+	// the operator creates it (docs/cluster.md).
+	CreateStream bool     `toml:"create_stream"`
+	Share        bool     `toml:"share"`
+	Rules        []string `toml:"rules"`
+	Accept       bool     `toml:"accept"`
+	Escalate     bool     `toml:"escalate"`
+	Queue        int      `toml:"queue"`
 
 	MaxPeerBans      int `toml:"max_peer_bans"`
 	MaxPeerNetworks  int `toml:"max_peer_networks"`

@@ -188,7 +188,7 @@ func (c ClusterConfig) Node() cluster.Config {
 	}
 	return cluster.Config{
 		Servers: c.Servers, Name: name, Creds: c.Creds, NKey: c.NKey, User: c.User, Password: c.Password,
-		CA: c.CA, Cert: c.Cert, Key: c.Key, Stream: c.Stream, Subject: c.Subject,
+		CA: c.CA, Cert: c.Cert, Key: c.Key, Stream: c.Stream, Subject: c.Subject, CreateStream: c.CreateStream,
 		Share: c.Share, Rules: c.Rules, Accept: c.Accept, Queue: c.Queue,
 	}
 }

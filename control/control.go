@@ -111,13 +111,22 @@ type ClusterStatus struct {
 	Server    string    `json:"server,omitempty"` // connected to
 	Since     time.Time `json:"since,omitzero"`   // connected or disconnected since
 	CaughtUp  bool      `json:"caught_up"`        // has read the bans in force
-	Resyncs   int64     `json:"resyncs"`          // times this node's bans were published again
+	// StreamError: why the stream is not used (missing, not as expected).
+	StreamError string `json:"stream_error,omitempty"`
+	// ClockSkew: this node's clock minus the server's, in seconds;
+	// PeerSkews: the other nodes' beyond 30 s.
+	ClockSkew    float64            `json:"clock_skew"`
+	ClockChecked time.Time          `json:"clock_checked,omitzero"`
+	PeerSkews    map[string]float64 `json:"peer_clock_skews,omitempty"`
+	Resyncs      int64              `json:"resyncs"` // times this node's bans were published again
 	// Outgoing: this node's bans and cluster unbans.
 	Published     int64 `json:"published"`
 	Queued        int   `json:"queued"`         // waiting for the broker
 	QueueDropped  int64 `json:"queue_dropped"`  // the queue was full
 	Expired       int64 `json:"expired_queued"` // over before the broker came back
-	PublishErrors int64 `json:"publish_errors"` // refused by the server
+	PublishErrors int64 `json:"publish_errors"` // refused by the server for good
+	// PublishRetries: not stored at once (storage full, stream away), retried.
+	PublishRetries int64 `json:"publish_retries"`
 	// Incoming: other nodes' messages.
 	Received    int64            `json:"received"`
 	Applied     int64            `json:"applied"`

@@ -367,12 +367,21 @@ func wireBan(r *bans.Record) control.Ban {
 
 // wireCluster is the cluster part of status.
 func wireCluster(s cluster.Stats) *control.ClusterStatus {
+	var peerSkews map[string]float64
+	for node, d := range s.PeerSkews {
+		if peerSkews == nil {
+			peerSkews = map[string]float64{}
+		}
+		peerSkews[node] = d.Seconds()
+	}
 	return &control.ClusterStatus{
 		Node: s.Node, Servers: s.Servers, Stream: s.Stream, Share: s.Share, Accept: s.Accept,
 		Connected: s.Connected, Server: s.Server, Since: s.Since, CaughtUp: s.CaughtUp, Resyncs: s.Resyncs,
 		Published: s.Published, Queued: s.Queued, QueueDropped: s.QueueDropped, Expired: s.Expired,
 		PublishErrors: s.PublishErrors, Received: s.Received, Applied: s.Applied, Ignored: s.Ignored,
 		Malformed: s.Malformed, Oversize: s.Oversize, LastError: s.LastError, LastErrorAt: s.LastErrorAt,
+		StreamError: s.StreamError, ClockSkew: s.ClockSkew.Seconds(), ClockChecked: s.ClockChecked,
+		PeerSkews: peerSkews, PublishRetries: s.PublishRetries,
 	}
 }
 

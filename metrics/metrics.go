@@ -48,6 +48,9 @@
 //	sipguard_cluster_applied_total                  of those, enforced
 //	sipguard_cluster_ignored_total{reason}          own, allowlisted, known, unbanned, expired, ...
 //	sipguard_cluster_bad_messages_total{reason}     malformed, oversize
+//	sipguard_cluster_stream_ok                      1 while the stream is there and as expected
+//	sipguard_cluster_publish_retries_total          this node's messages the server could not store at once
+//	sipguard_cluster_clock_skew_seconds{node}       this node's clock ("" ) and others' beyond 30 s, minus the server's
 //
 // Other nodes' bans count in sipguard_bans_total and sipguard_unbans_total
 // under rule="cluster".
@@ -253,12 +256,16 @@ var (
 	descClApplied  = prometheus.NewDesc("sipguard_cluster_applied_total", "Other nodes' bans and unbans enforced here.", nil, nil)
 	descClIgnored  = prometheus.NewDesc("sipguard_cluster_ignored_total", "Cluster messages not enforced here, by reason.", []string{"reason"}, nil)
 	descClBad      = prometheus.NewDesc("sipguard_cluster_bad_messages_total", "Cluster messages dropped as malformed or oversize.", []string{"reason"}, nil)
+	descClStream   = prometheus.NewDesc("sipguard_cluster_stream_ok", "1 while the cluster's stream is there and as sipguard expects; 0: neither shared nor received.", nil, nil)
+	descClRetries  = prometheus.NewDesc("sipguard_cluster_publish_retries_total", "This node's messages the server could not store at once (storage full, stream away), tried again.", nil, nil)
+	descClSkew     = prometheus.NewDesc("sipguard_cluster_clock_skew_seconds", "A node's clock minus the NATS server's: this node's (node=\"\"), and other nodes' beyond 30 s.", []string{"node"}, nil)
 )
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descUp, descBuild, descUptime, descLines, descEvents, descDropped, descInForce,
 		descFwBans, descTracked, descEvicted, descFwErrors, descPackets, descBytes, descAllowedPk, descNarrowed, descSourceUp, descSourceDown, descNotify, descFeed, descFeedFail,
-		descClConn, descClPub, descClQueued, descClLost, descClRecv, descClApplied, descClIgnored, descClBad} {
+		descClConn, descClPub, descClQueued, descClLost, descClRecv, descClApplied, descClIgnored, descClBad,
+		descClStream, descClRetries, descClSkew} {
 		ch <- d
 	}
 }
@@ -326,5 +333,17 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descClBad, prometheus.CounterValue, float64(c.Malformed), "malformed")
 		ch <- prometheus.MustNewConstMetric(descClBad, prometheus.CounterValue, float64(c.Oversize), "oversize")
+		streamOK := 0.0
+		if c.Connected && c.StreamError == "" {
+			streamOK = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descClStream, prometheus.GaugeValue, streamOK)
+		ch <- prometheus.MustNewConstMetric(descClRetries, prometheus.CounterValue, float64(c.PublishRetries))
+		if !c.ClockChecked.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descClSkew, prometheus.GaugeValue, c.ClockSkew, "")
+		}
+		for node, skew := range c.PeerSkews {
+			ch <- prometheus.MustNewConstMetric(descClSkew, prometheus.GaugeValue, skew, node)
+		}
 	}
 }

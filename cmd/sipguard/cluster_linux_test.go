@@ -63,7 +63,9 @@ func newTestCluster(t *testing.T) *testCluster {
 func (f *testCluster) startServer() {
 	f.t.Helper()
 	cmd := exec.Command("ip", "netns", "exec", f.broker, os.Args[0])
-	cmd.Env = append(os.Environ(), "SIPGUARD_NATS_SERVER="+f.conf)
+	// The operator creates the stream (nodes may not: users.conf).
+	stream, _ := filepath.Abs(filepath.Join("..", "..", "contrib", "nats", "stream.json"))
+	cmd.Env = append(os.Environ(), "SIPGUARD_NATS_SERVER="+f.conf, "SIPGUARD_NATS_STREAM="+stream)
 	out, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {

@@ -60,7 +60,7 @@ func TestMain(m *testing.M) {
 		return
 	}
 	if conf := os.Getenv("SIPGUARD_NATS_SERVER"); conf != "" {
-		natstest.Serve(conf) // the NATS server of TestCluster
+		natstest.Serve(conf, os.Getenv("SIPGUARD_NATS_STREAM")) // the NATS server of TestCluster
 		return
 	}
 	code := m.Run()

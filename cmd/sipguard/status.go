@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"math"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -170,13 +173,17 @@ func printCluster(w io.Writer, c *control.ClusterStatus) {
 	if !c.Since.IsZero() {
 		state += " since " + c.Since.Local().Format(time.DateTime)
 	}
-	if c.Connected && !c.CaughtUp {
+	if c.Connected && !c.CaughtUp && c.StreamError == "" {
 		state += ", catching up"
 	}
 	fmt.Fprintf(w, "cluster: node %s, stream %s, %s\n", c.Node, c.Stream, state)
+	if c.StreamError != "" {
+		fmt.Fprintf(w, "  STREAM NOT USED (nothing shared or received): %s\n", c.StreamError)
+	}
 	share, accept := "not shared", "not accepted"
 	if c.Share {
-		share = fmt.Sprintf("%d published, %d queued, %d refused, %d dropped (queue full)", c.Published, c.Queued, c.PublishErrors, c.QueueDropped)
+		share = fmt.Sprintf("%d published, %d queued, %d retried, %d refused, %d dropped (queue full)",
+			c.Published, c.Queued, c.PublishRetries, c.PublishErrors, c.QueueDropped)
 	}
 	if c.Accept {
 		accept = fmt.Sprintf("%d received, %d applied", c.Received, c.Applied)
@@ -189,6 +196,20 @@ func printCluster(w io.Writer, c *control.ClusterStatus) {
 		fmt.Fprintf(w, "; dropped: %d malformed, %d oversize", c.Malformed, c.Oversize)
 	}
 	fmt.Fprintln(w)
+	if !c.ClockChecked.IsZero() {
+		fmt.Fprintf(w, "  clock: %+.1fs from the server's", c.ClockSkew)
+		if math.Abs(c.ClockSkew) > 30 {
+			fmt.Fprint(w, " (FIX THIS NODE'S TIME)")
+		}
+		if len(c.PeerSkews) > 0 {
+			nodes := slices.Sorted(maps.Keys(c.PeerSkews))
+			fmt.Fprint(w, "; nodes off by more than 30s:")
+			for _, n := range nodes {
+				fmt.Fprintf(w, " %s %+.0fs", n, c.PeerSkews[n])
+			}
+		}
+		fmt.Fprintln(w)
+	}
 	if c.LastError != "" {
 		fmt.Fprintf(w, "  last error %s: %s\n", c.LastErrorAt.Local().Format(time.DateTime), c.LastError)
 	}

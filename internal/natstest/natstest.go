@@ -4,6 +4,8 @@
 package natstest
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/signal"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Config writes a server config to dir: listening on listen
@@ -65,13 +69,48 @@ func Start(t testing.TB, conf string) *server.Server {
 	return s
 }
 
+// CreateStream creates the stream of a JSON file (the nats CLI's format,
+// such as contrib/nats/stream.json) on the server at url, as user: the
+// operator's part of the documented setup.
+func CreateStream(url, user, password, file string) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	var cfg jetstream.StreamConfig
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	nc, err := nats.Connect(url, nats.UserInfo(user, password))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = js.CreateStream(ctx, cfg)
+	return err
+}
+
 // Serve runs a server until SIGTERM or SIGINT: the body of a helper
-// process. It prints "ready <url>" on stdout once it accepts clients.
-func Serve(conf string) {
+// process. With stream set (a JSON file), it creates that stream as the
+// user "admin" (password "admin-secret", of contrib/nats/users.conf) if
+// missing. It prints "ready <url>" on stdout once it accepts clients.
+func Serve(conf, stream string) {
 	s, err := New(conf)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+	if stream != "" {
+		if err := CreateStream(s.ClientURL(), "admin", "admin-secret", stream); err != nil {
+			fmt.Fprintln(os.Stderr, "create the stream:", err)
+			os.Exit(1)
+		}
 	}
 	fmt.Println("ready", s.ClientURL())
 	sig := make(chan os.Signal, 1)
