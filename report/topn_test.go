@@ -1,0 +1,82 @@
+package report
+
+import (
+	"cmp"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// TestTopNBounded: a stream of many keys never holds more than 2*size of
+// them, every count is within its err of the truth, and the heavy hitters
+// are the top, nearly exact.
+func TestTopNBounded(t *testing.T) {
+	const size, heavy = 50, 10
+	c := newTopN[int, struct{}](size)
+	truth := map[int]int64{}
+	rng := rand.New(rand.NewPCG(1, 2))
+	at := time.Unix(0, 0)
+	for i := range 200_000 {
+		k := 100 + rng.IntN(100_000) // the long tail: mostly seen once
+		if i%4 == 0 {
+			k = rng.IntN(heavy) // ten heavy hitters: 5,000 each
+		}
+		c.add(k, at)
+		truth[k]++
+		if len(c.m) > 2*size {
+			t.Fatalf("holds %d keys, more than %d", len(c.m), 2*size)
+		}
+	}
+	top := c.top(heavy, cmp.Compare[int])
+	for _, e := range top {
+		if e.Key >= heavy {
+			t.Errorf("key %d (count %d) in the top %d", e.Key, e.Count, heavy)
+		}
+	}
+	for _, e := range c.top(2*size, cmp.Compare[int]) {
+		if tr := truth[e.Key]; e.Key < heavy && e.Err > 10 || e.Count > tr || e.Count+e.Err < tr {
+			t.Errorf("key %d: count %d err %d, true %d", e.Key, e.Count, e.Err, tr)
+		}
+	}
+}
+
+// TestTimelineWidens: a log spanning more hours than maxBuckets gets wider
+// buckets, the counts all kept.
+func TestTimelineWidens(t *testing.T) {
+	tl := newTimeline(1)
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	hours := 24 * 365
+	for h := range hours {
+		tl.add(start.Add(time.Duration(h)*time.Hour), 1, -1)
+	}
+	tl.add(start, -1, 0)
+	if tl.hi-tl.lo >= maxBuckets || tl.width != 12*3600 {
+		t.Errorf("width %ds, %d buckets", tl.width, tl.hi-tl.lo+1)
+	}
+	var failures, bans int64
+	for _, b := range tl.buckets {
+		failures += b.kinds[1]
+		bans += b.bans[0]
+	}
+	if failures != int64(hours) || bans != 1 {
+		t.Errorf("%d failures, %d bans", failures, bans)
+	}
+	// A wild timestamp widens the buckets instead of growing them.
+	tl.add(time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC), 1, -1)
+	if tl.hi-tl.lo >= maxBuckets || len(tl.buckets) > maxBuckets {
+		t.Errorf("after 1970: width %ds, %d buckets", tl.width, len(tl.buckets))
+	}
+}
+
+func TestClip(t *testing.T) {
+	long := ""
+	for range 40 {
+		long += "é" // two bytes
+	}
+	if got := clip(long); len(got) > maxUser+len("…") || got != long[:64]+"…" {
+		t.Errorf("clip: %q", got)
+	}
+	if clip("1001") != "1001" {
+		t.Error("clip cut a short name")
+	}
+}
