@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -150,5 +151,37 @@ func TestSince(t *testing.T) {
 	b, _ := json.Marshal(rep)
 	if !bytes.Contains(b, []byte(`"since":"2026-03-02T12:00:00Z"`)) {
 		t.Errorf("no since in %s", b)
+	}
+}
+
+// TestHTML writes the page of the attack log: self-contained, its hostile
+// user name escaped, every chart with its text alternative and table.
+func TestHTML(t *testing.T) {
+	rep := build(t, "testdata/attack.log", "asterisk", report.Options{})
+	var buf bytes.Buffer
+	if err := rep.WriteHTML(&buf); err != nil {
+		t.Fatal(err)
+	}
+	page := buf.String()
+	if strings.Contains(page, "<script") || !strings.Contains(page, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+		t.Error("the <script> user name is not escaped")
+	}
+	if !strings.Contains(page, `<meta http-equiv="Content-Security-Policy" content="default-src &#39;none&#39;; style-src &#39;unsafe-inline&#39;`) {
+		t.Error("no strict CSP meta tag")
+	}
+	for _, bad := range []string{"http://", "https://", "src=", "@import", "url("} {
+		if strings.Contains(page, bad) {
+			t.Errorf("the page holds %q: it must load nothing", bad)
+		}
+	}
+	// Every chart: an SVG with a title and a description, and a table after it.
+	svgs := strings.Count(page, `role="img"`)
+	if svgs != 7 || strings.Count(page, "<desc id=") != svgs || strings.Count(page, "<table>") < svgs {
+		t.Errorf("%d charts, %d descriptions, %d tables", svgs, strings.Count(page, "<desc id="), strings.Count(page, "<table>"))
+	}
+	for _, want := range []string{"Successful logins after failures: 1", "198.51.100.9", "203.0.113.50", "2001:db8:bad::/64", "0046812345678", "prefers-color-scheme:dark", "@media print"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("no %q in the page", want)
+		}
 	}
 }
