@@ -260,11 +260,7 @@ func (c *Collector) ban(b engine.Ban) {
 		c.banned[b.Prefix] = struct{}{}
 	}
 	if len(c.bans) < c.opts.MaxListed {
-		c.bans = append(c.bans, Ban{
-			IP: b.Addr.String(), Prefix: b.Prefix.String(), Rule: b.Rule, Count: b.Count,
-			First: b.First.In(b.Last.Location()), Last: b.Last, BanFor: int64(b.Duration / time.Second),
-			Offences: b.Offences,
-		})
+		c.bans = append(c.bans, BanOf(b))
 	}
 }
 
@@ -309,4 +305,14 @@ func clip(s string) string {
 		cut--
 	}
 	return s[:cut] + "…"
+}
+
+// BanOf is the JSON form of an engine's ban, as `sipguard scan --json`
+// prints it too.
+func BanOf(b engine.Ban) Ban {
+	return Ban{
+		IP: b.Addr.String(), Prefix: b.Prefix.String(), Rule: b.Rule, Count: b.Count,
+		First: b.First.In(b.Last.Location()), Last: b.Last, BanFor: int64(b.Duration / time.Second),
+		Offences: b.Offences,
+	}
 }

@@ -140,6 +140,9 @@ func timelineAlt(r *Report) string {
 	}
 	width := duration.Format(time.Duration(r.BucketSeconds) * time.Second)
 	return fmt.Sprintf("Failures per %s from %s to %s, stacked by kind: %s failures in all, at most %s in the %s from %s; the rules would have banned %s times. The table below gives every %s with failures or bans.",
-		width, r.From.Format(time.DateTime), r.To.Format(time.DateTime), groupDigits(r.Totals.Failures),
-		groupDigits(most), width, peak.Start.Format("2006-01-02 15:04"), groupDigits(r.Totals.Bans), width)
+		width, minute(r.Timeline[0].Start), minute(r.Timeline[len(r.Timeline)-1].Start), groupDigits(r.Totals.Failures),
+		groupDigits(most), width, minute(peak.Start), groupDigits(r.Totals.Bans), width)
 }
+
+// minute writes a bucket's start.
+func minute(t time.Time) string { return t.Format("2006-01-02 15:04") }

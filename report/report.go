@@ -21,11 +21,12 @@ import (
 type Report struct {
 	Generated time.Time  `json:"generated"`
 	Since     *time.Time `json:"since,omitempty"`
-	// From and To are the times of the first and last event.
-	From    time.Time `json:"from"`
-	To      time.Time `json:"to"`
-	Totals  Totals    `json:"totals"`
-	Sources []Source  `json:"sources"`
+	// From and To are the times of the first and last event; left out
+	// when there is none.
+	From    *time.Time `json:"from,omitempty"`
+	To      *time.Time `json:"to,omitempty"`
+	Totals  Totals     `json:"totals"`
+	Sources []Source   `json:"sources"`
 	// DroppedByReason sums the parsers' dropped lines of every source.
 	DroppedByReason map[string]int64 `json:"dropped_by_reason"`
 	Rules           []Rule           `json:"rules"`
@@ -180,9 +181,12 @@ type UserRow struct {
 // of each source (replay.Replay.Stats).
 func (c *Collector) Report(streams []replay.Stats) *Report {
 	r := &Report{
-		Generated: c.opts.Generated, From: c.first, To: c.last,
+		Generated:       c.opts.Generated,
 		DroppedByReason: map[string]int64{},
 		BucketSeconds:   c.timeline.width,
+	}
+	if !c.first.IsZero() {
+		r.From, r.To = &c.first, &c.last
 	}
 	if !c.opts.Since.IsZero() {
 		s := c.opts.Since
