@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"net/netip"
 	"strings"
 	"time"
 
+	"github.com/sipguard/sipguard/bans"
 	"github.com/sipguard/sipguard/duration"
 )
 
@@ -27,6 +29,14 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	"sub":  func(a, b float64) float64 { return a - b },
 	"add":  func(a, b float64) float64 { return a + b },
 	"half": func(a float64) float64 { return a / 2 },
+	// target writes a banned prefix as people do: an address alone
+	// without /32 or /128.
+	"target": func(p string) string {
+		if t, err := netip.ParsePrefix(p); err == nil {
+			return bans.String(t)
+		}
+		return p
+	},
 	"chart": func(v view, id, title string) chartView {
 		return chartView{C: v.Charts[id], ID: id, Title: title, Alt: v.Alts[id]}
 	},
