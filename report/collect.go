@@ -183,8 +183,9 @@ func (c *Collector) Add(ev *parsers.Event) {
 	}
 	c.byService[svc][ev.Kind]++
 	c.timeline.add(ev.Time, int(ev.Kind), -1)
+	t := ev.Time.UnixNano()
 
-	a := c.addrs.add(ev.Addr, ev.Time)
+	a := c.addrs.add(ev.Addr, t)
 	a.V.kinds = a.V.kinds.With(ev.Kind)
 	a.V.services |= 1 << svc
 	a.V.allowed = a.V.allowed || allowed || special
@@ -194,7 +195,7 @@ func (c *Collector) Add(ev *parsers.Event) {
 		// a loopback client is no attack on the networks and accounts.
 		return
 	}
-	n := c.nets.add(network(ev.Addr), ev.Time)
+	n := c.nets.add(network(ev.Addr), t)
 	n.V.kinds = n.V.kinds.With(ev.Kind)
 	n.V.addAddr(ev.Addr)
 
@@ -203,7 +204,7 @@ func (c *Collector) Add(ev *parsers.Event) {
 		if ev.Kind == parsers.UnknownExtension {
 			users = c.exts
 		}
-		u := users.add(clip(ev.User), ev.Time)
+		u := users.add(clip(ev.User), t)
 		u.V.byKind[ev.Kind]++
 		u.V.services |= 1 << svc
 	}
@@ -216,7 +217,7 @@ func (c *Collector) Add(ev *parsers.Event) {
 	case !whileBanned:
 		p := c.eng.Prefix(ev.Addr)
 		if _, was := c.banned[p]; !was {
-			u := c.unbanned.add(p, ev.Time)
+			u := c.unbanned.add(p, t)
 			u.V.kinds = u.V.kinds.With(ev.Kind)
 			u.V.services |= 1 << svc
 		}

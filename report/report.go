@@ -245,16 +245,20 @@ func (c *Collector) Report(streams []replay.Stats) *Report {
 	r.Compromises = c.compromises
 	r.Bans = c.bans
 	top := c.opts.Top
+	loc := c.loc
+	if loc == nil {
+		loc = time.UTC
+	}
 	for _, e := range c.addrs.top(top, netip.Addr.Compare) {
-		r.Addresses = append(r.Addresses, addressRow(e.Key.String(), e.entry))
+		r.Addresses = append(r.Addresses, addressRow(e.Key.String(), e.entry, loc))
 	}
 	for _, e := range c.unbanned.top(top, comparePrefix) {
-		r.BelowRules = append(r.BelowRules, addressRow(bans.String(e.Key), e.entry))
+		r.BelowRules = append(r.BelowRules, addressRow(bans.String(e.Key), e.entry, loc))
 	}
 	for _, e := range c.nets.top(top, comparePrefix) {
 		n := e.V
 		row := NetworkRow{
-			Network: e.Key.String(), Failures: e.Count, Err: e.Err, First: e.First, Last: e.Last,
+			Network: e.Key.String(), Failures: e.Count, Err: e.Err, First: at(e.First, loc), Last: at(e.Last, loc),
 			Addresses: len(n.v6), AddressesMore: n.more, Kinds: kindNames(n.kinds), Bans: n.bans,
 		}
 		for _, w := range n.v4 {
@@ -262,8 +266,8 @@ func (c *Collector) Report(streams []replay.Stats) *Report {
 		}
 		r.Networks = append(r.Networks, row)
 	}
-	r.Accounts = userRows(c.accounts.top(top, strings.Compare))
-	r.Extensions = userRows(c.exts.top(top, strings.Compare))
+	r.Accounts = userRows(c.accounts.top(top, strings.Compare), loc)
+	r.Extensions = userRows(c.exts.top(top, strings.Compare), loc)
 	return r
 }
 
@@ -299,19 +303,22 @@ func (c *Collector) buckets() []Bucket {
 	return out
 }
 
-func addressRow(addr string, e *entry[addrInfo]) AddressRow {
+// at is a time of an entry, in the zone of the logs.
+func at(ns int64, loc *time.Location) time.Time { return time.Unix(0, ns).In(loc) }
+
+func addressRow(addr string, e *entry[addrInfo], loc *time.Location) AddressRow {
 	return AddressRow{
-		Address: addr, Failures: e.Count, Err: e.Err, First: e.First, Last: e.Last,
+		Address: addr, Failures: e.Count, Err: e.Err, First: at(e.First, loc), Last: at(e.Last, loc),
 		Kinds: kindNames(e.V.kinds), Services: serviceNames(e.V.services), Bans: e.V.bans,
 		Compromised: e.V.compromised, Allowlisted: e.V.allowed,
 	}
 }
 
-func userRows(es []keyed[string, userInfo]) []UserRow {
+func userRows(es []keyed[string, userInfo], loc *time.Location) []UserRow {
 	var out []UserRow
 	for _, e := range es {
 		row := UserRow{
-			User: e.Key, Failures: e.Count, Err: e.Err, First: e.First, Last: e.Last,
+			User: e.Key, Failures: e.Count, Err: e.Err, First: at(e.First, loc), Last: at(e.Last, loc),
 			ByKind: map[string]int64{}, Services: serviceNames(e.V.services),
 			Exists: e.V.byKind[parsers.AuthFailed] > 0,
 		}
