@@ -32,8 +32,9 @@ type Report struct {
 	Rules           []Rule           `json:"rules"`
 	// Kinds lists the failure kinds in the order of the charts.
 	Kinds []string `json:"kinds"`
-	// BucketSeconds is the width of Timeline's buckets: an hour, wider
-	// for logs spanning more than maxBuckets hours.
+	// BucketSeconds is the width of Timeline's buckets: the narrowest of
+	// 1, 5, 15 and 30 minutes, 1, 2, 6 and 12 hours, a day, a week (and
+	// doublings of it) that draws the events in at most 168 buckets.
 	BucketSeconds      int64        `json:"bucket_seconds"`
 	Timeline           []Bucket     `json:"timeline"`
 	Services           []ServiceRow `json:"services"`
@@ -183,7 +184,6 @@ func (c *Collector) Report(streams []replay.Stats) *Report {
 	r := &Report{
 		Generated:       c.opts.Generated,
 		DroppedByReason: map[string]int64{},
-		BucketSeconds:   c.timeline.width,
 	}
 	if !c.first.IsZero() {
 		r.From, r.To = &c.first, &c.last
@@ -229,6 +229,8 @@ func (c *Collector) Report(streams []replay.Stats) *Report {
 	if n := c.bansByRule[engine.CompromiseRuleName]; n > 0 {
 		r.Rules = append(r.Rules, Rule{Name: engine.CompromiseRuleName, Kinds: []string{parsers.AuthSucceeded.String()}, Bans: n})
 	}
+	c.timeline.fit(reportBuckets)
+	r.BucketSeconds = c.timeline.width
 	r.Timeline = c.buckets()
 	for s := parsers.Service(1); s < serviceSlots; s++ {
 		row := ServiceRow{Service: s.String(), ByKind: map[string]int64{}}

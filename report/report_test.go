@@ -137,7 +137,7 @@ func TestGoldenJSON(t *testing.T) {
 	if services["sip"] != 19 || services["pjsip"] != 7 || services["ami"] != 3 {
 		t.Errorf("services %v", services)
 	}
-	if rep.BucketSeconds != 3600 || len(rep.Timeline) != 8 || rep.Timeline[0].Failures["auth_failed"] != 7 || rep.Timeline[0].Bans["burst"] != 1 {
+	if rep.BucketSeconds != 300 || len(rep.Timeline) != 91 || rep.Timeline[0].Failures["auth_failed"] != 6 || rep.Timeline[0].Bans["burst"] != 1 {
 		t.Errorf("timeline (%ds) %+v", rep.BucketSeconds, rep.Timeline)
 	}
 }

@@ -2,15 +2,20 @@ package report
 
 import "time"
 
-// maxBuckets bounds the time buckets from a timeline's first to its last:
-// past it, buckets widen (a year of logs in buckets of a week). Times come
-// from log lines, so a wild timestamp widens the buckets rather than
-// growing them.
+// maxBuckets bounds the time buckets from a timeline's first to its last
+// while counting: past it, buckets widen. Times come from log lines, so a
+// wild timestamp widens the buckets rather than growing them.
 const maxBuckets = 1000
 
-// widths are the bucket widths in hours, each a multiple of the one
+// reportBuckets is the most buckets a report shows: a week of hours. A
+// report has the narrowest buckets of widths that fit: an attack of a few
+// minutes is drawn by the minute, a day's log by the quarter hour, a
+// week's by the hour.
+const reportBuckets = 168
+
+// widths are the bucket widths in minutes, each a multiple of the one
 // before so buckets merge whole; past the last, widths double.
-var widths = []int64{1, 2, 6, 12, 24, 168}
+var widths = []int64{1, 5, 15, 30, 60, 120, 360, 720, 1440, 7 * 1440}
 
 // timeline counts failures by kind and bans by rule per time bucket.
 type timeline struct {
@@ -27,7 +32,7 @@ type bucket struct {
 }
 
 func newTimeline(slots int) timeline {
-	return timeline{width: 3600, slots: slots, buckets: make(map[int64]*bucket)}
+	return timeline{width: widths[0] * 60, slots: slots, buckets: make(map[int64]*bucket)}
 }
 
 // add counts a failure of kind (or none: -1) and a ban of slot (or none:
@@ -62,7 +67,7 @@ func (tl *timeline) widen() {
 	tl.step++
 	next := tl.width * 2
 	if tl.step < len(widths) {
-		next = widths[tl.step] * 3600
+		next = widths[tl.step] * 60
 	}
 	old := tl.buckets
 	tl.buckets = make(map[int64]*bucket, len(old))
@@ -81,6 +86,13 @@ func (tl *timeline) widen() {
 	}
 	tl.lo, tl.hi = floorDiv(tl.lo*tl.width, next), floorDiv(tl.hi*tl.width, next)
 	tl.width = next
+}
+
+// fit widens the buckets until at most n span the timeline.
+func (tl *timeline) fit(n int64) {
+	for len(tl.buckets) > 0 && tl.hi-tl.lo >= n {
+		tl.widen()
+	}
 }
 
 func floorDiv(a, b int64) int64 {

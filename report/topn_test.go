@@ -39,8 +39,9 @@ func TestTopNBounded(t *testing.T) {
 	}
 }
 
-// TestTimelineWidens: a log spanning more hours than maxBuckets gets wider
-// buckets, the counts all kept.
+// TestTimelineWidens: a year of logs, counted by the minute at first, ends
+// in buckets of 12 hours (730 of them: at most maxBuckets), the counts all
+// kept; a report of it fits in reportBuckets.
 func TestTimelineWidens(t *testing.T) {
 	tl := newTimeline(1)
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -49,7 +50,7 @@ func TestTimelineWidens(t *testing.T) {
 		tl.add(start.Add(time.Duration(h)*time.Hour), 1, -1)
 	}
 	tl.add(start, -1, 0)
-	if tl.hi-tl.lo >= maxBuckets || tl.width != 12*3600 {
+	if tl.hi-tl.lo >= maxBuckets || tl.width != 12*3600 || len(tl.buckets) != 730 {
 		t.Errorf("width %ds, %d buckets", tl.width, tl.hi-tl.lo+1)
 	}
 	var failures, bans int64
@@ -59,6 +60,10 @@ func TestTimelineWidens(t *testing.T) {
 	}
 	if failures != int64(hours) || bans != 1 {
 		t.Errorf("%d failures, %d bans", failures, bans)
+	}
+	tl.fit(reportBuckets)
+	if tl.hi-tl.lo >= reportBuckets || tl.width != 7*24*3600 {
+		t.Errorf("fit: width %ds, %d buckets", tl.width, tl.hi-tl.lo+1)
 	}
 	// A wild timestamp widens the buckets instead of growing them.
 	tl.add(time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC), 1, -1)
