@@ -26,11 +26,19 @@ var generated = time.Date(2026, 3, 3, 8, 0, 0, 0, time.UTC)
 // build reports on a log with the default configuration (rules.toml), as
 // `sipguard report --parser NAME` does.
 func build(t testing.TB, path, parser string, opts report.Options) *report.Report {
+	return buildWith(t, path, parser, opts, nil)
+}
+
+// buildWith is build with the engine's options changed by change.
+func buildWith(t testing.TB, path, parser string, opts report.Options, change func(*engine.Options)) *report.Report {
 	t.Helper()
 	cfg := config.DefaultConfig()
 	eo, err := cfg.EngineOptions(func() ([]netip.Prefix, error) { return nil, nil })
 	if err != nil {
 		t.Fatal(err)
+	}
+	if change != nil {
+		change(&eo)
 	}
 	eng, err := engine.New(eo)
 	if err != nil {
@@ -183,5 +191,33 @@ func TestHTML(t *testing.T) {
 		if !strings.Contains(page, want) {
 			t.Errorf("no %q in the page", want)
 		}
+	}
+}
+
+// TestCompromiseBan: with on_success_after_failures = "ban", the guessed
+// password's address is banned, and the report says so among the bans.
+func TestCompromiseBan(t *testing.T) {
+	rep := buildWith(t, "testdata/attack.log", "asterisk", report.Options{}, func(o *engine.Options) {
+		o.Compromise.Action, o.Compromise.BanTime = "ban", 7*24*time.Hour
+	})
+	if rep.Totals.Bans != 2 || rep.Totals.Compromises != 1 || len(rep.Bans) != 2 {
+		t.Fatalf("totals %+v, bans %+v", rep.Totals, rep.Bans)
+	}
+	if b := rep.Bans[1]; b.Rule != "compromise" || b.IP != "198.51.100.9" || b.BanFor != 7*24*3600 {
+		t.Errorf("compromise ban %+v", b)
+	}
+	if r := rep.Rules[len(rep.Rules)-1]; r.Name != "compromise" || r.Bans != 1 {
+		t.Errorf("rules %+v", rep.Rules)
+	}
+	var inTimeline int64
+	for _, b := range rep.Timeline {
+		inTimeline += b.Bans["compromise"]
+	}
+	if inTimeline != 1 {
+		t.Errorf("%d compromise bans in the timeline", inTimeline)
+	}
+	var buf bytes.Buffer
+	if err := rep.WriteHTML(&buf); err != nil || !strings.Contains(buf.String(), "a successful login after failures") {
+		t.Errorf("page: %v", err)
 	}
 }
