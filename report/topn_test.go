@@ -2,9 +2,14 @@ package report
 
 import (
 	"cmp"
+	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/sipguard/sipguard/engine"
+	"github.com/sipguard/sipguard/parsers"
 )
 
 // TestTopNBounded: a stream of many keys never holds more than 2*size of
@@ -82,5 +87,57 @@ func TestClip(t *testing.T) {
 	}
 	if clip("1001") != "1001" {
 		t.Error("clip cut a short name")
+	}
+}
+
+// TestCollectorBounded feeds a Collector 300,000 failures, each from a new
+// address, with a new user name and extension, over a year: what it holds
+// stays within its bounds, whatever the number of lines.
+func TestCollectorBounded(t *testing.T) {
+	eng, err := engine.New(engine.Options{
+		Rules: []engine.Rule{{Name: "burst", Kinds: parsers.AllKinds, MaxRetry: 5, FindTime: time.Minute, BanTime: time.Hour, Factor: 1}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const capacity = 100
+	c := NewCollector(eng, Options{Capacity: capacity})
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const n = 300_000
+	for i := range n {
+		kind := parsers.AuthFailed
+		if i%3 == 0 {
+			kind = parsers.UnknownExtension
+		}
+		ev := parsers.Event{
+			Time: start.Add(time.Duration(i) * 100 * time.Second), Kind: kind, Service: parsers.SIP,
+			Addr: netip.AddrFrom4([4]byte{10 + byte(i>>16), byte(i >> 8), byte(i), 1}), User: fmt.Sprintf("user-%d", i),
+		}
+		c.Add(&ev)
+	}
+	for name, size := range map[string]int{
+		"addresses": len(c.addrs.ents), "networks": len(c.nets.ents), "accounts": len(c.accounts.ents),
+		"extensions": len(c.exts.ents), "below rules": len(c.unbanned.ents),
+	} {
+		if size > 2*capacity || size == 0 {
+			t.Errorf("%s: %d keys held, want 1 to %d", name, size, 2*capacity)
+		}
+	}
+	if len(c.timeline.buckets) > maxBuckets {
+		t.Errorf("%d time buckets", len(c.timeline.buckets))
+	}
+	r := c.Report(nil)
+	if r.Totals.Failures != n || len(r.Addresses) != DefaultTop || len(r.Timeline) > reportBuckets {
+		t.Errorf("%d failures, %d addresses, %d buckets", r.Totals.Failures, len(r.Addresses), len(r.Timeline))
+	}
+	// Every address was seen once: the counts are 1, and the list forgot
+	// some (the keys it held from the start are exact).
+	for _, a := range r.Addresses {
+		if a.Failures != 1 {
+			t.Errorf("address %+v", a)
+		}
+	}
+	if c.addrs.lost == 0 {
+		t.Error("the address list never forgot a key")
 	}
 }
