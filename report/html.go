@@ -29,6 +29,17 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	"sub":  func(a, b float64) float64 { return a - b },
 	"add":  func(a, b float64) float64 { return a + b },
 	"half": func(a float64) float64 { return a / 2 },
+	// byKind writes counts by kind in the kinds' order: "auth_failed 8,
+	// unknown_user 2".
+	"byKind": func(counts map[string]int64, kinds []string) string {
+		var parts []string
+		for _, k := range kinds {
+			if n := counts[k]; n > 0 {
+				parts = append(parts, k+" "+groupDigits(n))
+			}
+		}
+		return strings.Join(parts, ", ")
+	},
 	// target writes a banned prefix as people do: an address alone
 	// without /32 or /128.
 	"target": func(p string) string {
