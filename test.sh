@@ -13,8 +13,10 @@ export PATH=$PATH:/usr/local/go/bin
 # not started: a test starts what it needs itself.
 # systemd: systemd-journald and journalctl, which the journald source's tests
 # run in a journal namespace of their own (never the system journal).
+# chromium: the report page opened headless, networking off
+# (TestReportChromium).
 packages=(fail2ban nftables iproute2 kamailio sipvicious sip-tester zsh fish groff-base logrotate
-	qemu-system-x86 busybox-static systemd)
+	qemu-system-x86 busybox-static systemd chromium)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -321,6 +321,13 @@ ban_time = "10m"
 	t.Logf("dropped by sipguard: ban4 %d packets, net6 %d packets (IPv6: neighbour discovery from the banned /64 included); status: %s",
 		final.drops["sipguard ban4"], final.drops["sipguard net6"], atkFirstLines(atkCtlOut(bin, "status", "-c", config), 3))
 	t.Logf("test ran %.1f s", time.Since(testStart).Seconds())
+	// SIPGUARD_KAMAILIO_LOG=FILE keeps the PBX's log of the attacks: the
+	// README's screenshot of `sipguard report` is drawn from it.
+	if keep := os.Getenv("SIPGUARD_KAMAILIO_LOG"); keep != "" {
+		if err := os.WriteFile(keep, []byte(atkReadFile(logPath)), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
 }
 
 // The attack rule's count, and how long after the failure line that

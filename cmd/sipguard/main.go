@@ -153,7 +153,7 @@ var commands []command
 
 func init() {
 	commands = []command{runCommand, statusCommand, listCommand, whyCommand, banCommand, unbanCommand, exportCommand,
-		importCommand, scanCommand, checkCommand, auditCommand, completionCommand, manCommand, versionCommand}
+		importCommand, scanCommand, reportCommand, checkCommand, auditCommand, completionCommand, manCommand, versionCommand}
 }
 
 // usage is the text of sipguard help.

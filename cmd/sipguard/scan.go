@@ -20,6 +20,7 @@ import (
 	"github.com/sipguard/sipguard/engine"
 	"github.com/sipguard/sipguard/parsers"
 	"github.com/sipguard/sipguard/replay"
+	"github.com/sipguard/sipguard/report"
 )
 
 var scanCommand = command{"scan", "replay logs offline and print the bans the rules would make", (*Main).scan}
@@ -60,43 +61,35 @@ func (m *Main) scan(ctx context.Context, args []string) error {
 		return usagef("scan needs at least one FILE (- for standard input)")
 	}
 	o.files = files
-	cfg, err := m.loadConfig(o.config)
+	cfg, err := m.replayConfig(o.config, o.parser)
 	if err != nil {
 		return err
 	}
 	if isCallParser(o.parser) {
 		return m.scanCalls(ctx, cfg, o)
 	}
-	if o.parser != "" && !cfg.KnownParser(o.parser) {
-		return usagef("unknown parser %q (known: %s)", o.parser, strings.Join(cfg.ParserNames(), ", "))
-	}
 	return m.runScan(ctx, cfg, o)
+}
+
+// replayConfig loads the config of scan and report and checks --parser.
+func (m *Main) replayConfig(path, parser string) (*config.Config, error) {
+	cfg, err := m.loadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	if parser != "" && !cfg.KnownParser(parser) && !isCallParser(parser) {
+		return nil, usagef("unknown parser %q (known: %s)", parser, strings.Join(cfg.ParserNames(), ", "))
+	}
+	return cfg, nil
 }
 
 func (m *Main) runScan(ctx context.Context, cfg *config.Config, o scanOptions) error {
 	start := time.Now()
-	opts, err := cfg.EngineOptions(m.HostAddrs)
+	eng, r, done, err := m.startReplay(ctx, cfg, o.parser, o.files)
 	if err != nil {
 		return err
 	}
-	eng, err := engine.New(opts)
-	if err != nil {
-		return fmt.Errorf("rules: %w", err)
-	}
-	var sources []replay.Source
-	for _, f := range o.files {
-		src, closer, err := m.openSource(cfg, o.parser, f)
-		if err != nil {
-			return err
-		}
-		defer closer.Close()
-		sources = append(sources, src)
-	}
-	r, err := replay.Start(ctx, sources, replay.Options{Now: m.Now})
-	if err != nil {
-		return err
-	}
-	defer r.Close()
+	defer done()
 	out := bufio.NewWriterSize(m.Stdout, 64<<10)
 	p := newScanPrinter(out, o.json)
 	for ev := r.Next(); ev != nil; ev = r.Next() {
@@ -135,6 +128,39 @@ func (m *Main) runScan(ctx context.Context, cfg *config.Config, o scanOptions) e
 	}
 	m.scanSummary(r.Stats(), eng.Stats(), time.Since(start))
 	return nil
+}
+
+// startReplay makes the engine of cfg's rules and starts replaying files,
+// as scan and report do. Call done when finished with the replay.
+func (m *Main) startReplay(ctx context.Context, cfg *config.Config, parser string, files []string) (eng *engine.Engine, r *replay.Replay, done func(), err error) {
+	opts, err := cfg.EngineOptions(m.HostAddrs)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if eng, err = engine.New(opts); err != nil {
+		return nil, nil, nil, fmt.Errorf("rules: %w", err)
+	}
+	var sources []replay.Source
+	var closers []io.Closer
+	closeAll := func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}
+	for _, f := range files {
+		src, closer, err := m.openSource(cfg, parser, f)
+		if err != nil {
+			closeAll()
+			return nil, nil, nil, err
+		}
+		closers = append(closers, closer)
+		sources = append(sources, src)
+	}
+	if r, err = replay.Start(ctx, sources, replay.Options{Now: m.Now}); err != nil {
+		closeAll()
+		return nil, nil, nil, err
+	}
+	return eng, r, func() { r.Close(); closeAll() }, nil
 }
 
 // openSource opens one FILE and picks its parser and source name.
@@ -208,18 +234,6 @@ type eventJSON struct {
 	Line    int64     `json:"line"`
 }
 
-// banJSON is the JSON form of a ban decision. ban_for is in seconds.
-type banJSON struct {
-	IP       string    `json:"ip"`
-	Prefix   string    `json:"prefix"`
-	Rule     string    `json:"rule"`
-	Count    int       `json:"count"`
-	First    time.Time `json:"first"`
-	Last     time.Time `json:"last"`
-	BanFor   int64     `json:"ban_for"`
-	Offences int       `json:"offences"`
-}
-
 func (p *scanPrinter) event(ev *parsers.Event) {
 	if p.json {
 		p.enc.Encode(eventJSON{
@@ -243,11 +257,7 @@ func portString(p uint16) string {
 
 func (p *scanPrinter) ban(b engine.Ban) {
 	if p.json {
-		p.enc.Encode(banJSON{
-			IP: b.Addr.String(), Prefix: b.Prefix.String(), Rule: b.Rule, Count: b.Count,
-			First: b.First.In(b.Last.Location()), Last: b.Last, BanFor: int64(b.Duration / time.Second),
-			Offences: b.Offences,
-		})
+		p.enc.Encode(report.BanOf(b))
 		return
 	}
 	if p.table == nil {

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// attackLog is the report package's day of attacks (dated 2026-03-02;
+// the test clock says 2026-11-26).
+const attackLog = "../../report/testdata/attack.log"
+
+// TestReportCommand writes the HTML page to a file and the JSON to stdout,
+// from the same log.
+func TestReportCommand(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "report.html")
+	stdout, errOut, code := run(t, "", "report", "--parser", "asterisk", "-o", out, attackLog)
+	if code != 0 || stdout != "" || !strings.Contains(errOut, "1 bans") {
+		t.Fatalf("report -o: %d %q %q", code, stdout, errOut)
+	}
+	page, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(page), "<!DOCTYPE html>") || !strings.Contains(string(page), "&lt;script&gt;alert(1)") {
+		t.Errorf("page: %.200s", page)
+	}
+	if fi, _ := os.Stat(out); fi.Mode().Perm() != 0o644 {
+		t.Errorf("mode %v", fi.Mode())
+	}
+	entries, _ := os.ReadDir(filepath.Dir(out))
+	if len(entries) != 1 {
+		t.Errorf("left behind: %v", entries)
+	}
+
+	stdout, _, code = run(t, "", "report", "--parser", "asterisk", "--json", attackLog)
+	var rep struct {
+		Totals struct {
+			Failures, Bans, Compromises int64
+		}
+		Generated string
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || code != 0 {
+		t.Fatalf("--json: %d %v %.200s", code, err, stdout)
+	}
+	if rep.Totals.Failures != 29 || rep.Totals.Bans != 1 || rep.Totals.Compromises != 1 || rep.Generated != "2026-11-26T12:00:00Z" {
+		t.Errorf("--json: %+v", rep)
+	}
+
+	// --since counts back from now: the log is months old.
+	stdout, _, code = run(t, "", "report", "--parser", "asterisk", "--json", "--since", "7d", attackLog)
+	if code != 0 || !strings.Contains(stdout, `"before_since": 30`) || !strings.Contains(stdout, `"failures": 0`) {
+		t.Errorf("--since 7d: %d %.600s", code, stdout)
+	}
+}
+
+// TestReportErrors: bad flags are usage errors; an unwritable -o fails
+// and leaves nothing.
+func TestReportErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"report"}, {"report", "--since", "soon", attackLog}, {"report", "--since", "-1h", attackLog},
+		{"report", "--parser", "nope", attackLog},
+	} {
+		if _, errOut, code := run(t, "", args...); code != 2 || errOut == "" {
+			t.Errorf("%q: %d %q", args, code, errOut)
+		}
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "absent", "report.html")
+	if _, errOut, code := run(t, "", "report", "--parser", "asterisk", "-o", out, attackLog); code != 1 || !strings.Contains(errOut, "write report") {
+		t.Errorf("-o %s: %d %q", out, code, errOut)
+	}
+	if _, errOut, code := run(t, "", "report", "--parser", "asterisk", filepath.Join(dir, "absent.log")); code != 1 || !strings.Contains(errOut, "no such file") {
+		t.Errorf("absent log: %d %q", code, errOut)
+	}
+}
