@@ -165,7 +165,7 @@ func (d *Daemon) fitAllow(ctx context.Context) error {
 	for _, f := range fits {
 		lift = append(lift, f.old.Target)
 		if f.narrow != nil {
-			put = append(put, firewall.Ban{Prefix: f.narrow.Target, Timeout: f.narrow.Expires.Sub(now)})
+			put = append(put, firewall.Ban{Prefix: f.narrow.Target, Timeout: f.narrow.Expires.Sub(now), Ports: f.narrow.Ports})
 		}
 	}
 	if err := d.fw.Unban(ctx, lift...); err != nil {

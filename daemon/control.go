@@ -263,18 +263,27 @@ func (c *fwStateCache) get(ctx context.Context, fw firewall.Backend) firewall.St
 // list returns the bans in force, soonest to expire last.
 func (d *Daemon) list() []control.Ban {
 	now := d.now()
-	out := make([]control.Ban, 0, d.ledger.Len())
-	d.ledger.Targets(func(r *bans.Record) bool {
-		if r.InForce(now) {
-			out = append(out, wireBan(r))
+	// The longest record of each target and ports profile.
+	top := make(map[bans.Replaced]*bans.Record, d.ledger.Len())
+	d.ledger.All(func(r *bans.Record) bool {
+		k := bans.Replaced{Target: r.Target, Ports: r.Ports}
+		if t := top[k]; r.InForce(now) && (t == nil || r.Expires.After(t.Expires)) {
+			top[k] = r
 		}
 		return true
 	})
+	out := make([]control.Ban, 0, len(top))
+	for _, r := range top {
+		out = append(out, wireBan(r))
+	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].Since.Equal(out[j].Since) {
 			return out[i].Since.Before(out[j].Since)
 		}
-		return out[i].Target < out[j].Target
+		if out[i].Target != out[j].Target {
+			return out[i].Target < out[j].Target
+		}
+		return out[i].Ports < out[j].Ports
 	})
 	return out
 }
@@ -309,7 +318,7 @@ func (d *Daemon) status() control.Status {
 	for _, r := range d.cfg.Engine.Rules {
 		rs := control.RuleStatus{
 			Name: r.Name, MaxRetry: r.MaxRetry, FindTime: r.FindTime.Seconds(), BanTime: r.BanTime.Seconds(),
-			Factor: r.Factor, Bans: d.ruleBans[r.Name],
+			Factor: r.Factor, Bans: d.ruleBans[r.Name], Ports: d.cfg.RulePorts[r.Name],
 		}
 		if r.MaxBanTime > 0 {
 			rs.MaxBanTime = r.MaxBanTime.Seconds()
@@ -361,7 +370,7 @@ func wireState(s watchers.State, why string) string {
 func wireBan(r *bans.Record) control.Ban {
 	return control.Ban{
 		Target: bans.String(r.Target), Rule: r.Label(), Reason: r.Reason, Since: r.Since,
-		Expires: r.Expires, Count: r.Count, Source: r.Source, Origin: r.Node(),
+		Expires: r.Expires, Count: r.Count, Source: r.Source, Origin: r.Node(), Ports: r.Ports,
 	}
 }
 
