@@ -8,7 +8,7 @@ import (
 	"github.com/sipguard/sipguard/firewall"
 )
 
-// TestPortProfiles: the firewall gets one profile per rule with ports of
+// TestPortProfiles (config.PortProfiles, as run uses it): the firewall gets one profile per rule with ports of
 // its own, and the daemon each such rule's key; a rule whose ports are the
 // default's, or who has none, bans on the default ports.
 func TestPortProfiles(t *testing.T) {
@@ -39,7 +39,7 @@ ban_time = "1d"
 	if err != nil {
 		t.Fatal(err)
 	}
-	def, profiles, byRule, err := portProfiles(cfg)
+	def, profiles, byRule, err := cfg.PortProfiles()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,5 +61,15 @@ ban_time = "1d"
 	}
 	if !maps.Equal(dc.RulePorts, byRule) {
 		t.Errorf("daemon config RulePorts %v", dc.RulePorts)
+	}
+	// The engine (scan too) counts the GUI rule apart.
+	opts, err := cfg.EngineOptions(config.HostAddrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range opts.Rules {
+		if r.Ports != byRule[r.Name] {
+			t.Errorf("engine rule %s: ports %q; want %q", r.Name, r.Ports, byRule[r.Name])
+		}
 	}
 }

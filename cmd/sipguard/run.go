@@ -273,55 +273,13 @@ func (m *Main) reload(ctx context.Context, d *daemon.Daemon, path string, runnin
 	}
 }
 
-// portProfiles reads [firewall] ports and the rules' own ports: the
-// default ports, the firewall's other ports profiles, and the profile of
-// each rule with ports of its own (those equal to the default's are the
-// default).
-func portProfiles(cfg *config.Config) (def []firewall.Port, profiles [][]firewall.Port, byRule map[string]string, err error) {
-	parse := func(ss []string) ([]firewall.Port, error) {
-		var out []firewall.Port
-		for _, s := range ss {
-			p, err := firewall.ParsePort(s)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, p)
-		}
-		return out, nil
-	}
-	if def, err = parse(cfg.Firewall.Ports); err != nil {
-		return nil, nil, nil, err
-	}
-	defKey, err := firewall.PortsKey(def)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	byRule = map[string]string{}
-	for _, r := range cfg.Rules {
-		if len(r.Ports) == 0 {
-			continue
-		}
-		ports, err := parse(r.Ports)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("rule %s: %w", r.Name, err)
-		}
-		key, err := firewall.PortsKey(ports)
-		if err != nil || key == defKey {
-			continue
-		}
-		byRule[r.Name] = key
-		profiles = append(profiles, ports)
-	}
-	return def, profiles, byRule, nil
-}
-
 // newBackend returns the firewall backend the config asks for, with the
 // allowlist in its table from the start.
 func newBackend(cfg *config.Config, allow []netip.Prefix, dryRun bool, log zerolog.Logger) (firewall.Backend, error) {
 	if dryRun || cfg.Firewall.Backend == "dry-run" {
 		return firewall.NewDryRun(log, nil), nil
 	}
-	ports, profiles, _, err := portProfiles(cfg)
+	ports, profiles, _, err := cfg.PortProfiles()
 	if err != nil {
 		return nil, err
 	}
@@ -344,7 +302,7 @@ func (m *Main) daemonConfig(cfg *config.Config) (daemon.Config, error) {
 	if err != nil {
 		return daemon.Config{}, err
 	}
-	_, _, rulePorts, err := portProfiles(cfg)
+	_, _, rulePorts, err := cfg.PortProfiles()
 	if err != nil {
 		return daemon.Config{}, err
 	}
