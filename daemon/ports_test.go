@@ -151,3 +151,23 @@ func TestDaemonRulePortsLift(t *testing.T) {
 		t.Errorf("after unban: %+v", es)
 	}
 }
+
+// TestDaemonRulePortsReload: a reload that changes a rule's ports is
+// logged and takes effect on restart: the rule's new bans keep its ports
+// meanwhile (the firewall's profiles are set up at start).
+func TestDaemonRulePortsReload(t *testing.T) {
+	host := netip.MustParsePrefix("198.51.100.7/32")
+	e, fw, r := guiBanned(t, host)
+	cfg := e.portsConfig()
+	cfg.RulePorts = nil
+	if err := r.d.Reload(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(r.logs.String(), "changes of a rule's ports take effect on restart") {
+		t.Errorf("no warning:\n%s", r.logs)
+	}
+	appendLines(t, e.log, amiFailures("198.51.100.9", 3, time.Now())...)
+	if !eventually(func() bool { return fw.HasIn(guiPorts, netip.MustParsePrefix("198.51.100.9/32")) }) {
+		t.Errorf("after the reload, the GUI rule's ban is not in its profile: %+v", fw.Entries())
+	}
+}
