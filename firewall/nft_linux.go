@@ -62,11 +62,11 @@ import (
 //
 // Each other ports profile (NFTOptions.Profiles: a rule's own ports) has
 // the same ban sets and port sets, their names ending in "_r" and the
-// FNV-32a hash of the profile's PortsKey ("ban4_rb84d013a",
-// "tcp_ports_rb84d013a"), and its drops after the default's, still after
+// FNV-32a hash of the profile's PortsKey ("ban4_rf5b78040",
+// "tcp_ports_rf5b78040"), and its drops after the default's, still after
 // the two accepts:
 //
-//	meta nfproto ipv4 meta l4proto tcp tcp dport @tcp_ports_rb84d013a ip saddr @ban4_rb84d013a counter drop comment "sipguard ban4_rb84d013a tcp"
+//	meta nfproto ipv4 meta l4proto tcp tcp dport @tcp_ports_rf5b78040 ip saddr @ban4_rf5b78040 counter drop comment "sipguard ban4_rf5b78040 tcp"
 //
 // The default profile keeps the names above, so a table made before
 // profiles existed is the same. Ban and port sets of a profile no longer

@@ -291,3 +291,14 @@ func ruleHandle(t testing.TB, ns, tag string) string {
 	t.Fatalf("no rule %q", tag)
 	return ""
 }
+
+// TestProfileSuffix: a profile's set names are the same on every start
+// and version (a changed name would leave the old sets, and their bans,
+// behind): the FNV-32a hash of the key, as documented in docs/firewall.md.
+func TestProfileSuffix(t *testing.T) {
+	for key, want := range map[string]string{"": "", "80/tcp,443/tcp": "_rf5b78040", "80/tcp,443/tcp,8080-8090/tcp": "_rb84d013a"} {
+		if got := firewall.ProfileSuffix(key); got != want {
+			t.Errorf("ProfileSuffix(%q) = %q; want %q", key, got, want)
+		}
+	}
+}
