@@ -17,8 +17,8 @@ import (
 // of NFTOptions.Ports) has the set names of the contract (ban4, ...,
 // tcp_ports), so a table made before profiles existed is the same; each
 // other profile's names end in "_r" and the FNV-32a hash of its key
-// ("ban4_rf5b78040" for "80/tcp,443/tcp"), stable across restarts and within the kernel's
-// limits on set names.
+// ("ban4_rf5b78040" for "80/tcp,443/tcp"), stable across restarts and
+// within the kernel's limits on set names.
 type profile struct {
 	idx      int                              // index in NFT.profiles: 0 is the default
 	key      string                           // PortsKey of its ports; "" for the default
