@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -156,8 +157,9 @@ func (d *Daemon) why(p netip.Prefix) control.WhyResponse {
 		res.Allowlisted = a.String()
 	}
 	for _, q := range d.ledger.Overlapping(p, func(r *bans.Record) bool { return r.InForce(now) }) {
-		r, _ := d.ledger.Get(q)
-		res.Bans = append(res.Bans, wireBan(r))
+		for _, r := range d.profileTops(q, now) {
+			res.Bans = append(res.Bans, wireBan(r))
+		}
 		for _, e := range d.evidence.bans[q] {
 			res.Lines = append(res.Lines, control.WhyLine{Ban: bans.String(q), Source: e.Source, Line: e.Line, Time: e.Time, Text: e.Text})
 		}
@@ -263,19 +265,13 @@ func (c *fwStateCache) get(ctx context.Context, fw firewall.Backend) firewall.St
 // list returns the bans in force, soonest to expire last.
 func (d *Daemon) list() []control.Ban {
 	now := d.now()
-	// The longest record of each target and ports profile.
-	top := make(map[bans.Replaced]*bans.Record, d.ledger.Len())
-	d.ledger.All(func(r *bans.Record) bool {
-		k := bans.Replaced{Target: r.Target, Ports: r.Ports}
-		if t := top[k]; r.InForce(now) && (t == nil || r.Expires.After(t.Expires)) {
-			top[k] = r
+	out := make([]control.Ban, 0, d.ledger.Len())
+	d.ledger.Targets(func(r *bans.Record) bool {
+		for _, t := range d.profileTops(r.Target, now) {
+			out = append(out, wireBan(t))
 		}
 		return true
 	})
-	out := make([]control.Ban, 0, len(top))
-	for _, r := range top {
-		out = append(out, wireBan(r))
-	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].Since.Equal(out[j].Since) {
 			return out[i].Since.Before(out[j].Since)
@@ -285,6 +281,25 @@ func (d *Daemon) list() []control.Ban {
 		}
 		return out[i].Ports < out[j].Ports
 	})
+	return out
+}
+
+// profileTops returns, for each ports profile target p is banned in at
+// now, its record there that lasts longest: what list and why show.
+func (d *Daemon) profileTops(p netip.Prefix, now time.Time) []*bans.Record {
+	var out []*bans.Record
+	for _, r := range d.ledger.RecordsOf(p) {
+		if !r.InForce(now) {
+			continue
+		}
+		i := slices.IndexFunc(out, func(t *bans.Record) bool { return t.Ports == r.Ports })
+		switch {
+		case i < 0:
+			out = append(out, r)
+		case r.Expires.After(out[i].Expires):
+			out[i] = r
+		}
+	}
 	return out
 }
 

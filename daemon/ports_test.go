@@ -58,9 +58,9 @@ func guiBanned(t *testing.T, host netip.Prefix) (env, *fwtest.Fake, *running) {
 
 // TestDaemonRulePorts: a rule with ports of its own bans in its ports
 // profile, another rule's ban of the same address in the default one;
-// list shows both; a restart restores each in its profile (the bans file
-// keeps the ports), and a restart after the rule lost its ports restores
-// its ban in the default profile; an unban lifts both.
+// list and why show both; a restart restores each in its profile (the
+// bans file keeps the ports); a restart after the rule lost its ports
+// restores its ban in the default profile; an unban lifts both.
 func TestDaemonRulePorts(t *testing.T) {
 	ctx := context.Background()
 	host := netip.MustParsePrefix("198.51.100.7/32")
@@ -83,6 +83,10 @@ func TestDaemonRulePorts(t *testing.T) {
 	slices.Sort(got)
 	if want := []string{"198.51.100.7 gui " + guiPorts, "198.51.100.7 sip "}; !slices.Equal(got, want) {
 		t.Errorf("list: %q; want %q", got, want)
+	}
+	why, _ := r.client.Why(ctx, "198.51.100.7")
+	if len(why.Bans) != 2 || why.Bans[0].Ports == why.Bans[1].Ports {
+		t.Errorf("why: %+v; want the ban of each profile", why.Bans)
 	}
 	st, _ := r.client.Status(ctx)
 	if len(st.Rules) != 2 || st.Rules[0].Ports != guiPorts || st.Rules[1].Ports != "" {
