@@ -120,7 +120,7 @@ func (d *Daemon) misfits(now time.Time) []fit {
 		f := fit{old: r, allow: a}
 		if r.Origin == bans.ByRule && r.Addr.IsValid() && r.Target.Contains(r.Addr) {
 			host := bans.Host(r.Addr)
-			held, ok := d.ledger.Get(host)
+			held, ok := d.ledger.GetIn(host, r.Ports)
 			if !d.allowed(host).IsValid() && (!ok || held.Expires.Before(r.Expires)) {
 				n := *r
 				n.Target = host
