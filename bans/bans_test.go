@@ -173,7 +173,7 @@ func TestPlan(t *testing.T) {
 			}
 			var replace []string
 			for _, q := range p.Replace {
-				replace = append(replace, q.String())
+				replace = append(replace, q.Target.String())
 			}
 			if !slices.Equal(targets(p.Enforce), tc.enforce) || !slices.Equal(replace, tc.replace) || !slices.Equal(targets(p.Covered), tc.covered) {
 				t.Errorf("plan: enforce %v, replace %v, covered %v; want %v, %v, %v",
@@ -183,6 +183,47 @@ func TestPlan(t *testing.T) {
 				t.Errorf("Plan changed the ledger: %d bans", l.Len())
 			}
 		})
+	}
+}
+
+// TestPlanProfiles: a network ban covers or replaces only bans of its
+// own ports profile (other profiles' sets hold other ports' bans), and a
+// record of each origin is kept per profile.
+func TestPlanProfiles(t *testing.T) {
+	const gui = "80/tcp,443/tcp"
+	inGUI := func(r *bans.Record) *bans.Record { r.Ports = gui; return r }
+	l := bans.NewLedger()
+	l.Put(inGUI(rec("203.0.113.0/24", bans.ByRule, time.Hour)))
+	l.Put(rec("198.51.100.0/25", bans.ByRule, time.Hour))
+	p := l.Plan([]*bans.Record{
+		rec("203.0.113.0/25", bans.ByRule, time.Hour),          // the default: not covered by the GUI's /24
+		inGUI(rec("203.0.113.128/25", bans.ByRule, time.Hour)), // covered
+		inGUI(rec("198.51.100.0/24", bans.ByRule, time.Hour)),  // replaces nothing: the /25 is the default's
+		rec("198.51.100.0/23", bans.ByRule, time.Hour),         // replaces the default's /25
+	}, now)
+	var enforce, covered []string
+	for _, r := range p.Enforce {
+		enforce = append(enforce, r.Target.String()+" "+r.Ports)
+	}
+	for _, r := range p.Covered {
+		covered = append(covered, r.Target.String()+" "+r.Ports)
+	}
+	if want := []string{"203.0.113.0/25 ", "198.51.100.0/24 " + gui, "198.51.100.0/23 "}; !slices.Equal(enforce, want) {
+		t.Errorf("enforce %q; want %q", enforce, want)
+	}
+	if want := []string{"203.0.113.128/25 " + gui}; !slices.Equal(covered, want) {
+		t.Errorf("covered %q; want %q", covered, want)
+	}
+	if want := []bans.Replaced{{Target: pfx("198.51.100.0/25")}}; !slices.Equal(p.Replace, want) {
+		t.Errorf("replace %+v; want %+v", p.Replace, want)
+	}
+	// One record per origin and profile; UntilIn reads one profile.
+	l.Put(rec("203.0.113.0/24", bans.ByRule, 2*time.Hour))
+	if got := len(l.RecordsOf(pfx("203.0.113.0/24"))); got != 2 {
+		t.Errorf("%d records of the /24; want one per profile", got)
+	}
+	if got := l.UntilIn(pfx("203.0.113.0/24"), gui, now); !got.Equal(now.Add(time.Hour)) {
+		t.Errorf("UntilIn the GUI profile: %v", got)
 	}
 }
 
@@ -197,7 +238,7 @@ func TestLedger(t *testing.T) {
 	if old := l.Put(renewed); old != a {
 		t.Errorf("Put replaced %+v; want the first record (same origin)", old)
 	}
-	if r, ok := l.Covering(pfx("2001:db8:0:5::/64"), now); !ok || r != n {
+	if r, ok := l.Covering(pfx("2001:db8:0:5::/64"), "", now); !ok || r != n {
 		t.Errorf("Covering = %v, %v", r, ok)
 	}
 	if got := l.Overlapping(pfx("2001:db8::1/128"), nil); !slices.Equal(got, []netip.Prefix{pfx("2001:db8::/48")}) {
@@ -213,7 +254,7 @@ func TestLedger(t *testing.T) {
 		t.Errorf("Remove = %v, %d left", r, l.Len())
 	}
 	// Once removed, the network covers nothing: the length count is kept.
-	if _, ok := l.Covering(pfx("2001:db8:0:5::/64"), now); ok {
+	if _, ok := l.Covering(pfx("2001:db8:0:5::/64"), "", now); ok {
 		t.Error("a removed network still covers")
 	}
 	if l.Remove(pfx("2001:db8::/48")) != nil {
@@ -382,6 +423,9 @@ func TestFileRoundTrip(t *testing.T) {
 			{Target: pfx("203.0.113.0/24"), Origin: bans.FromFeed("drop"), Since: now, Expires: now.Add(time.Hour), Reason: "blocklist feed drop"},
 			{Target: pfx("192.0.2.9/32"), Origin: bans.ByKernel, Since: now, Expires: now.Add(time.Hour)},
 			{Target: pfx("198.51.100.8/32"), Origin: bans.FromPeer("pbx-a"), Rule: "slow", Since: now, Expires: now.Add(time.Hour), Count: 30},
+			// A rule's own ports; the same target in the default profile.
+			{Target: pfx("198.51.100.7/32"), Origin: bans.ByRule, Rule: "gui", Since: now, Expires: now.Add(time.Hour), Ports: "80/tcp,443/tcp"},
+			{Target: pfx("198.51.100.9/32"), Origin: bans.FromPeer("pbx-a"), Rule: "gui", Since: now, Expires: now.Add(time.Hour), Ports: "80/tcp,443/tcp"},
 		},
 		Lifts: map[netip.Prefix]bans.Lift{pfx("203.0.113.0/24"): {At: now, Until: now.Add(time.Hour)},
 			// Beyond 2262, where nanoseconds since 1970 overflow.
@@ -401,6 +445,11 @@ func TestFileRoundTrip(t *testing.T) {
 	old := bans.Encode(bans.Snapshot{Bans: s.Bans[:2]})
 	if strings.Count(string(old), "\t") != 2*9 || strings.Contains(string(old), "lifted") {
 		t.Errorf("a file without peers' bans has new fields:\n%s", old)
+	}
+	// A file of a version before ports: its bans are of the default ports.
+	pre := "# sipguard bans v1\nban\t198.51.100.7/32\t\"burst\"\t1\t2\t3\t4\t\"s\"\t\"\"\t\"r\"\n"
+	if got, _, err := bans.Decode([]byte(pre)); err != nil || len(got.Bans) != 1 || got.Bans[0].Ports != "" || got.Bans[0].Rule != "burst" {
+		t.Errorf("a file without ports: %+v, %v", got.Bans, err)
 	}
 	for _, bad := range []string{"", "# other\n", "ban\t1.2.3.4/32\n"} {
 		if _, _, err := bans.Decode([]byte(bad)); err == nil {

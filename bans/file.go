@@ -28,11 +28,13 @@ type Snapshot struct {
 
 // Encode writes s, one record per line, tab-separated, text fields quoted:
 //
-//	ban	<target>	<label>	<since ms>	<expires ms>	<count>	<offences>	"<source>"	"<addr>"	"<reason>"	["<node>"]
+//	ban	<target>	<label>	<since ms>	<expires ms>	<count>	<offences>	"<source>"	"<addr>"	"<reason>"	["<node>"	["<ports>"]]
 //	lifted	<target>	<at ms>	<until ms>	["<node>"]
 //	offence	<prefix>	<count>	<last ms>	<until ms>
 //
-// <label> is Record.Label; the node is written only for peers' bans, and
+// <label> is Record.Label; the node is written only for peers' bans (or
+// empty before the ports), the ports only for a ban of a rule's own ports
+// (Record.Ports): files without them read as the default ports; and
 // lifted records exist only in a cluster: the files of a daemon without
 // [cluster] still read with older versions.
 func Encode(s Snapshot) []byte {
@@ -40,7 +42,7 @@ func Encode(s Snapshot) []byte {
 	// megabytes, and growing it copies it.
 	size := 64 + len(s.Lifts)*80 + len(s.Offences)*80
 	for _, r := range s.Bans {
-		size += 160 + len(r.Rule) + len(r.Source) + len(r.Reason) + len(r.Origin.Name)
+		size += 160 + len(r.Rule) + len(r.Source) + len(r.Reason) + len(r.Origin.Name) + len(r.Ports)
 	}
 	b := make([]byte, 0, size)
 	b = append(b, fileHeader...)
@@ -62,9 +64,13 @@ func Encode(s Snapshot) []byte {
 			b = append(b, '\t')
 			b = appendQuote(b, s)
 		}
-		if node := r.Node(); node != "" {
+		if node := r.Node(); node != "" || r.Ports != "" {
 			b = append(b, '\t')
 			b = appendQuote(b, node)
+		}
+		if r.Ports != "" {
+			b = append(b, '\t')
+			b = appendQuote(b, r.Ports)
 		}
 		b = append(b, '\n')
 	}
@@ -134,7 +140,7 @@ func Decode(data []byte) (Snapshot, Skipped, error) {
 func (s *Snapshot) decodeLine(line string) error {
 	f := strings.Split(line, "\t")
 	switch {
-	case f[0] == "ban" && (len(f) == 10 || len(f) == 11):
+	case f[0] == "ban" && len(f) >= 10 && len(f) <= 12:
 		r, err := decodeBan(f)
 		if err != nil {
 			return err
@@ -210,8 +216,11 @@ func decodeBan(f []string) (*Record, error) {
 		err = ints(nums[:], f[3:7])
 	}
 	texts := []*string{&r.Source, &addr, &r.Reason}
-	if len(f) == 11 {
+	if len(f) >= 11 {
 		texts = append(texts, &node)
+	}
+	if len(f) == 12 {
+		texts = append(texts, &r.Ports)
 	}
 	for i, dst := range texts {
 		if err == nil {

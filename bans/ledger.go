@@ -3,6 +3,7 @@ package bans
 import (
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/btree"
@@ -175,9 +176,9 @@ func (l *Ledger) Records() []*Record {
 	return out
 }
 
-// Put holds r as its origin's record of its target, replacing the record
-// that origin had, and returns that one (nil if none). The target's ban
-// lasts until the longest of its records: see Get.
+// Put holds r as its origin's record of its target in its ports profile,
+// replacing the record that origin had there, and returns that one (nil if
+// none). The target's ban lasts until the longest of its records: see Get.
 func (l *Ledger) Put(r *Record) *Record {
 	b, ok := l.bans[r.Target]
 	if !ok {
@@ -189,7 +190,7 @@ func (l *Ledger) Put(r *Record) *Record {
 		}
 	}
 	for i, old := range b.recs {
-		if old.Origin == r.Origin {
+		if old.Origin == r.Origin && old.Ports == r.Ports {
 			b.recs[i] = r
 			return old
 		}
@@ -236,6 +237,29 @@ func (l *Ledger) Until(p netip.Prefix, now time.Time) time.Time {
 		}
 	}
 	return time.Time{}
+}
+
+// UntilIn is Until in one ports profile: when the firewall's ban of
+// target p in that profile ends.
+func (l *Ledger) UntilIn(p netip.Prefix, ports string, now time.Time) time.Time {
+	if r, ok := l.GetIn(p, ports); ok && r.InForce(now) {
+		return r.Expires
+	}
+	return time.Time{}
+}
+
+// GetIn is Get in one ports profile: the record of target p of that
+// profile that lasts longest.
+func (l *Ledger) GetIn(p netip.Prefix, ports string) (*Record, bool) {
+	var top *Record
+	if b, ok := l.bans[p]; ok {
+		for _, r := range b.recs {
+			if r.Ports == ports && (top == nil || r.Expires.After(top.Expires)) {
+				top = r
+			}
+		}
+	}
+	return top, top != nil
 }
 
 // Without returns the record of target p that would last longest once
@@ -301,11 +325,13 @@ func (l *Ledger) lens(p netip.Prefix) []int {
 	return l.lens6[:]
 }
 
-// Covering returns a network ban in force at now that strictly contains
-// the network p: a ban of p is then not needed (and the kernel would
-// refuse it as overlapping). Addresses are never covered: they live in
-// their own sets. It takes one lookup per prefix length in use.
-func (l *Ledger) Covering(p netip.Prefix, now time.Time) (*Record, bool) {
+// Covering returns a network ban in force at now, in the ports profile
+// ports, that strictly contains the network p: a ban of p in that profile
+// is then not needed (and the kernel would refuse it as overlapping).
+// Addresses are never covered: they live in their own sets; nor is a ban
+// of another profile, which drops other ports. It takes one lookup per
+// prefix length in use.
+func (l *Ledger) Covering(p netip.Prefix, ports string, now time.Time) (*Record, bool) {
 	if IsHost(p) {
 		return nil, false
 	}
@@ -316,8 +342,10 @@ func (l *Ledger) Covering(p netip.Prefix, now time.Time) (*Record, bool) {
 		}
 		q, _ := p.Addr().Prefix(bits)
 		if b, ok := l.bans[q]; ok {
-			if r := b.top(); r.InForce(now) {
-				return r, true
+			for _, r := range b.recs {
+				if r.Ports == ports && r.InForce(now) {
+					return r, true
+				}
 			}
 		}
 	}
@@ -378,33 +406,50 @@ func (l *Ledger) Ended(now time.Time) []*Record {
 type Plan struct {
 	// Enforce is the new bans that are needed, in their order.
 	Enforce []*Record
-	// Replace is the network bans in force inside a network of Enforce:
-	// lift them first, the wider ban takes their place.
-	Replace []netip.Prefix
+	// Replace is the network bans in force inside a network of Enforce,
+	// in its ports profile: lift them there first, the wider ban takes
+	// their place.
+	Replace []Replaced
 	// Covered is the new bans a wider ban in force makes needless.
 	Covered []*Record
 }
 
-// Plan works out what putting recs in force takes, at now. It changes
-// nothing: once the firewall has done it, Remove the replaced bans and Put
-// the enforced ones.
+// Replaced is a network ban that a wider one replaces in its ports
+// profile.
+type Replaced struct {
+	Target netip.Prefix
+	Ports  string
+}
+
+// Plan works out what putting recs in force takes, at now, each in its
+// ports profile. It changes nothing: once the firewall has done it, remove
+// the replaced bans' records of their profile and Put the enforced ones.
 func (l *Ledger) Plan(recs []*Record, now time.Time) Plan {
 	var p Plan
-	replace := map[netip.Prefix]bool{}
+	replace := map[Replaced]bool{}
 	for _, r := range recs {
-		if _, ok := l.Covering(r.Target, now); ok {
+		if _, ok := l.Covering(r.Target, r.Ports, now); ok {
 			p.Covered = append(p.Covered, r)
 			continue
 		}
 		p.Enforce = append(p.Enforce, r)
 		for _, q := range l.Inside(r.Target) {
-			if !replace[q] {
-				replace[q] = true
-				p.Replace = append(p.Replace, q)
+			rq := Replaced{q, r.Ports}
+			if !replace[rq] && slices.ContainsFunc(l.bans[q].recs, func(x *Record) bool { return x.Ports == r.Ports }) {
+				replace[rq] = true
+				p.Replace = append(p.Replace, rq)
 			}
 		}
 	}
-	sortPrefixes(p.Replace)
+	slices.SortFunc(p.Replace, func(a, b Replaced) int {
+		if c := a.Target.Addr().Compare(b.Target.Addr()); c != 0 {
+			return c
+		}
+		if c := a.Target.Bits() - b.Target.Bits(); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Ports, b.Ports)
+	})
 	return p
 }
 

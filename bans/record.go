@@ -78,6 +78,11 @@ type Record struct {
 	// was decided (escalation).
 	Offences int
 	Source   string // the log source of the events
+	// Ports names the ports the ban drops traffic to: its firewall ports
+	// profile (firewall.PortsKey of a rule's own ports), "" for the
+	// default ([firewall] ports). A target may hold records of several
+	// profiles; each origin holds at most one record per profile.
+	Ports string
 }
 
 // Label is what `list`, the bans file and the metrics call the rule of a

@@ -113,6 +113,9 @@ type RuleConfig struct {
 	BanTime    Duration `toml:"ban_time"`
 	Factor     float64  `toml:"factor"`
 	MaxBanTime Duration `toml:"max_ban_time"`
+	// Ports are the ports the rule's bans drop traffic to (GUI failures:
+	// 80/tcp and 443/tcp); empty is [firewall] ports.
+	Ports []string `toml:"ports" json:",omitempty"`
 }
 
 // setDefaults gives a [[rule]] the values of keys it leaves out.

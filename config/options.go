@@ -13,6 +13,7 @@ import (
 	"github.com/sipguard/sipguard/cluster"
 	"github.com/sipguard/sipguard/engine"
 	"github.com/sipguard/sipguard/feeds"
+	"github.com/sipguard/sipguard/firewall"
 	"github.com/sipguard/sipguard/journal"
 	"github.com/sipguard/sipguard/notify"
 	"github.com/sipguard/sipguard/parsers"
@@ -43,14 +44,60 @@ func (c *Config) EngineOptions(hostAddrs func() ([]netip.Prefix, error)) (engine
 		}
 		opts.Allow = append(opts.Allow, self...)
 	}
+	_, _, byRule, err := c.PortProfiles()
+	if err != nil {
+		return engine.Options{}, err
+	}
 	for _, r := range c.Rules {
 		opts.Rules = append(opts.Rules, engine.Rule{
 			Name: r.Name, Kinds: r.kinds(), MaxRetry: r.MaxRetry,
 			FindTime: time.Duration(r.FindTime), BanTime: time.Duration(r.BanTime),
-			Factor: r.Factor, MaxBanTime: time.Duration(r.MaxBanTime),
+			Factor: r.Factor, MaxBanTime: time.Duration(r.MaxBanTime), Ports: byRule[r.Name],
 		})
 	}
 	return opts, nil
+}
+
+// PortProfiles reads [firewall] ports and the rules' own ports: the
+// default ports, the firewall's other ports profiles, and the profile of
+// each rule with ports of its own (those equal to the default's are the
+// default).
+func (c *Config) PortProfiles() (def []firewall.Port, profiles [][]firewall.Port, byRule map[string]string, err error) {
+	parse := func(ss []string) ([]firewall.Port, error) {
+		var out []firewall.Port
+		for _, s := range ss {
+			p, err := firewall.ParsePort(s)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, p)
+		}
+		return out, nil
+	}
+	if def, err = parse(c.Firewall.Ports); err != nil {
+		return nil, nil, nil, err
+	}
+	defKey, err := firewall.PortsKey(def)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	byRule = map[string]string{}
+	for _, r := range c.Rules {
+		if len(r.Ports) == 0 {
+			continue
+		}
+		ports, err := parse(r.Ports)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("rule %s: %w", r.Name, err)
+		}
+		key, err := firewall.PortsKey(ports)
+		if err != nil || key == defKey {
+			continue
+		}
+		byRule[r.Name] = key
+		profiles = append(profiles, ports)
+	}
+	return def, profiles, byRule, nil
 }
 
 // targets reads validated addresses and networks.

@@ -167,12 +167,18 @@ func (f FirewallConfig) Validate() []FieldError {
 		}
 		seen[h] = true
 	}
-	for i, port := range f.Ports {
+	validatePorts(&p, f.Ports)
+	return p
+}
+
+// validatePorts checks a list of ports, as [firewall] and [[rule]] write
+// them.
+func validatePorts(p *problems, ports []string) {
+	for i, port := range ports {
 		if _, err := firewall.ParsePort(port); err != nil {
 			p.add(fmt.Sprintf("ports[%d]", i), "%v", err)
 		}
 	}
-	return p
 }
 
 // Validate checks [engine].
@@ -354,6 +360,7 @@ func (r RuleConfig) Validate() []FieldError {
 	if r.MaxBanTime != 0 && r.MaxBanTime < r.BanTime {
 		p.add("max_ban_time", "%s is shorter than ban_time %s", r.MaxBanTime, r.BanTime)
 	}
+	validatePorts(&p, r.Ports)
 	return p
 }
 

@@ -148,6 +148,9 @@ type RuleStatus struct {
 	Factor     float64  `json:"factor"`
 	MaxBanTime float64  `json:"max_ban_time_seconds,omitempty"`
 	Bans       int64    `json:"bans"` // decided since the daemon started
+	// Ports are the rule's own ports, when it has some: its bans drop
+	// traffic to those only ("80/tcp,443/tcp").
+	Ports string `json:"ports,omitempty"`
 }
 
 // EngineStatus counts what the rate engine did.
@@ -213,6 +216,10 @@ type Ban struct {
 	Source string `json:"source,omitempty"`
 	// Origin is the cluster node that decided it, when not this one.
 	Origin string `json:"origin,omitempty"`
+	// Ports are the ports the ban drops traffic to, when not [firewall]
+	// ports: its rule's own ("80/tcp,443/tcp"). A target banned in
+	// several ports profiles is listed once per profile.
+	Ports string `json:"ports,omitempty"`
 }
 
 // BanRequest asks for a manual ban. For is a duration such as "1h" or

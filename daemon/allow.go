@@ -120,7 +120,7 @@ func (d *Daemon) misfits(now time.Time) []fit {
 		f := fit{old: r, allow: a}
 		if r.Origin == bans.ByRule && r.Addr.IsValid() && r.Target.Contains(r.Addr) {
 			host := bans.Host(r.Addr)
-			held, ok := d.ledger.Get(host)
+			held, ok := d.ledger.GetIn(host, r.Ports)
 			if !d.allowed(host).IsValid() && (!ok || held.Expires.Before(r.Expires)) {
 				n := *r
 				n.Target = host
@@ -165,7 +165,7 @@ func (d *Daemon) fitAllow(ctx context.Context) error {
 	for _, f := range fits {
 		lift = append(lift, f.old.Target)
 		if f.narrow != nil {
-			put = append(put, firewall.Ban{Prefix: f.narrow.Target, Timeout: f.narrow.Expires.Sub(now)})
+			put = append(put, firewall.Ban{Prefix: f.narrow.Target, Timeout: f.narrow.Expires.Sub(now), Ports: f.narrow.Ports})
 		}
 	}
 	if err := d.fw.Unban(ctx, lift...); err != nil {

@@ -275,7 +275,7 @@ func (d *Daemon) peerBan(b cluster.Ban, pending bans.Usage, now time.Time) strin
 		d.warnPeer(b.Origin, "ban too long", now, "cluster ban shortened to this node's longest ban (rules, manual_ban_time)")
 		b.Expires = longest
 	}
-	if _, ok := d.ledger.Covering(b.Target, now); ok {
+	if _, ok := d.ledger.Covering(b.Target, "", now); ok {
 		return "known"
 	}
 	if why := d.overLimit(b, pending, now); why != "" {
@@ -283,7 +283,7 @@ func (d *Daemon) peerBan(b cluster.Ban, pending bans.Usage, now time.Time) strin
 		return "limit"
 	}
 	result := "applied"
-	if !d.ledger.Until(b.Target, now).Before(b.Expires) {
+	if !d.ledger.UntilIn(b.Target, "", now).Before(b.Expires) {
 		result = "known"
 	}
 	var addr netip.Addr
@@ -431,8 +431,12 @@ func later(a, b time.Time) time.Time {
 }
 
 // share publishes a ban of this node to the cluster.
+//
+// A ban of a rule's own ports is not shared: the cluster's messages carry
+// no ports, and other nodes would drop the address on their default
+// ports, which the rule's ports are meant to spare.
 func (d *Daemon) share(r *bans.Record) {
-	if d.cluster != nil && r.Origin.Local() {
+	if d.cluster != nil && r.Origin.Local() && r.Ports == "" {
 		d.cluster.Publish(clusterBan(r))
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -156,8 +157,9 @@ func (d *Daemon) why(p netip.Prefix) control.WhyResponse {
 		res.Allowlisted = a.String()
 	}
 	for _, q := range d.ledger.Overlapping(p, func(r *bans.Record) bool { return r.InForce(now) }) {
-		r, _ := d.ledger.Get(q)
-		res.Bans = append(res.Bans, wireBan(r))
+		for _, r := range d.profileTops(q, now) {
+			res.Bans = append(res.Bans, wireBan(r))
+		}
 		for _, e := range d.evidence.bans[q] {
 			res.Lines = append(res.Lines, control.WhyLine{Ban: bans.String(q), Source: e.Source, Line: e.Line, Time: e.Time, Text: e.Text})
 		}
@@ -265,8 +267,8 @@ func (d *Daemon) list() []control.Ban {
 	now := d.now()
 	out := make([]control.Ban, 0, d.ledger.Len())
 	d.ledger.Targets(func(r *bans.Record) bool {
-		if r.InForce(now) {
-			out = append(out, wireBan(r))
+		for _, t := range d.profileTops(r.Target, now) {
+			out = append(out, wireBan(t))
 		}
 		return true
 	})
@@ -274,8 +276,30 @@ func (d *Daemon) list() []control.Ban {
 		if !out[i].Since.Equal(out[j].Since) {
 			return out[i].Since.Before(out[j].Since)
 		}
-		return out[i].Target < out[j].Target
+		if out[i].Target != out[j].Target {
+			return out[i].Target < out[j].Target
+		}
+		return out[i].Ports < out[j].Ports
 	})
+	return out
+}
+
+// profileTops returns, for each ports profile target p is banned in at
+// now, its record there that lasts longest: what list and why show.
+func (d *Daemon) profileTops(p netip.Prefix, now time.Time) []*bans.Record {
+	var out []*bans.Record
+	for _, r := range d.ledger.RecordsOf(p) {
+		if !r.InForce(now) {
+			continue
+		}
+		i := slices.IndexFunc(out, func(t *bans.Record) bool { return t.Ports == r.Ports })
+		switch {
+		case i < 0:
+			out = append(out, r)
+		case r.Expires.After(out[i].Expires):
+			out[i] = r
+		}
+	}
 	return out
 }
 
@@ -309,7 +333,7 @@ func (d *Daemon) status() control.Status {
 	for _, r := range d.cfg.Engine.Rules {
 		rs := control.RuleStatus{
 			Name: r.Name, MaxRetry: r.MaxRetry, FindTime: r.FindTime.Seconds(), BanTime: r.BanTime.Seconds(),
-			Factor: r.Factor, Bans: d.ruleBans[r.Name],
+			Factor: r.Factor, Bans: d.ruleBans[r.Name], Ports: d.cfg.RulePorts[r.Name],
 		}
 		if r.MaxBanTime > 0 {
 			rs.MaxBanTime = r.MaxBanTime.Seconds()
@@ -361,7 +385,7 @@ func wireState(s watchers.State, why string) string {
 func wireBan(r *bans.Record) control.Ban {
 	return control.Ban{
 		Target: bans.String(r.Target), Rule: r.Label(), Reason: r.Reason, Since: r.Since,
-		Expires: r.Expires, Count: r.Count, Source: r.Source, Origin: r.Node(),
+		Expires: r.Expires, Count: r.Count, Source: r.Source, Origin: r.Node(), Ports: r.Ports,
 	}
 }
 

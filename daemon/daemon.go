@@ -41,6 +41,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -95,6 +96,12 @@ type Config struct {
 	Feeds         []Feed        // blocklists to enforce
 	Journalctl    string        // the program journald sources run ("": journalctl in PATH)
 	Fraud         *Fraud        // toll-fraud rules for call sources; nil: off
+	// RulePorts maps the rules with ports of their own to their ports
+	// profile (firewall.PortsKey): their bans drop traffic to those ports
+	// only. The firewall must have been set up with these profiles; the
+	// other rules' bans, and those of every other origin, use the default
+	// ports. A reload keeps the profiles the daemon started with.
+	RulePorts map[string]string
 }
 
 // Log field names.
@@ -180,7 +187,7 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 	if now == nil {
 		now = time.Now
 	}
-	cfg.Engine = withSpecial(cfg.Engine)
+	cfg.Engine = withPorts(withSpecial(cfg.Engine), cfg.RulePorts)
 	eng, err := engine.New(cfg.Engine)
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
@@ -237,6 +244,16 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 func withSpecial(o engine.Options) engine.Options {
 	if o.Special == nil {
 		o.Special = bans.Special
+	}
+	return o
+}
+
+// withPorts gives each rule its ports profile (Config.RulePorts), which
+// the engine bans apart.
+func withPorts(o engine.Options, rulePorts map[string]string) engine.Options {
+	o.Rules = slices.Clone(o.Rules)
+	for i := range o.Rules {
+		o.Rules[i].Ports = rulePorts[o.Rules[i].Name]
 	}
 	return o
 }

@@ -26,6 +26,7 @@ type decision struct {
 	read    time.Time  // when the line that completed it arrived (zero: not from a line)
 	reason  string     // why, when not the rule's count of events
 	lines   []Evidence // the log lines that led to it
+	ports   string     // the ports profile of the rule's bans ("": the default)
 
 	rec *bans.Record // made by flush
 }
@@ -44,7 +45,7 @@ func (d *Daemon) decide(b engine.Ban, ev *parsers.Event, now, read time.Time, wh
 		return
 	}
 	d.pending = append(d.pending, decision{ban: b, origin: bans.ByRule, source: ev.Source, kind: ev.Kind, at: now, timeout: timeout, read: read, reason: why,
-		lines: d.evidence.decided(b.Prefix)})
+		lines: d.evidence.decided(b.Prefix), ports: d.cfg.RulePorts[b.Rule]})
 }
 
 // flush enforces the queued bans in one firewall call, then records them
@@ -128,7 +129,7 @@ func (p *decision) record(now time.Time) *bans.Record {
 	timeout := max(p.timeout-now.Sub(p.at), time.Second)
 	r := &bans.Record{
 		Target: b.Prefix, Origin: p.origin, Rule: b.Rule, Addr: b.Addr, Reason: p.reason, Since: now, Expires: now.Add(timeout),
-		Count: b.Count, Offences: b.Offences, Source: p.source,
+		Count: b.Count, Offences: b.Offences, Source: p.source, Ports: p.ports,
 	}
 	if p.origin.Kind == bans.Peer {
 		// A peer's ban keeps its own start, so that its origin's "lifted"
@@ -145,42 +146,52 @@ func (p *decision) record(now time.Time) *bans.Record {
 }
 
 // firewallBans turns new records into what the firewall enforces: one
-// ban per target, for as long as its longest record, held or new (a
-// target is banned as long as any origin wants it: a shorter new record
-// never shortens the kernel's timeout).
+// ban per target and ports profile, for as long as its longest record
+// there, held or new (a target is banned as long as any origin wants it:
+// a shorter new record never shortens the kernel's timeout).
 func (d *Daemon) firewallBans(recs []*bans.Record, now time.Time) []firewall.Ban {
-	until := make(map[netip.Prefix]time.Time, len(recs))
-	var order []netip.Prefix
+	until := make(map[bans.Replaced]time.Time, len(recs))
+	var order []bans.Replaced
 	for _, r := range recs {
-		u, seen := until[r.Target]
+		k := bans.Replaced{Target: r.Target, Ports: r.Ports}
+		u, seen := until[k]
 		if !seen {
-			order = append(order, r.Target)
-			u = d.ledger.Until(r.Target, now)
+			order = append(order, k)
+			u = d.ledger.UntilIn(r.Target, r.Ports, now)
 		}
 		if r.Expires.After(u) {
 			u = r.Expires
 		}
-		until[r.Target] = u
+		until[k] = u
 	}
 	out := make([]firewall.Ban, len(order))
-	for i, p := range order {
-		out[i] = firewall.Ban{Prefix: p, Timeout: until[p].Sub(now)}
+	for i, k := range order {
+		out[i] = firewall.Ban{Prefix: k.Target, Timeout: until[k].Sub(now), Ports: k.Ports}
 	}
 	return out
 }
 
-// replace lifts the network bans that new, wider network bans contain
-// (after an ipv6_prefix change, or a manual ban of a whole range): the
-// wider ban takes their place.
-func (d *Daemon) replace(ctx context.Context, lift []netip.Prefix) error {
+// replace lifts the network bans that new, wider network bans contain in
+// their ports profile (after an ipv6_prefix change, or a manual ban of a
+// whole range): the wider ban takes their place there. A target's records
+// of other profiles stay.
+func (d *Daemon) replace(ctx context.Context, lift []bans.Replaced) error {
 	if len(lift) == 0 {
 		return nil
 	}
-	if err := d.fw.Unban(ctx, lift...); err != nil {
-		return err
+	byPorts := map[string][]netip.Prefix{}
+	for _, q := range lift {
+		byPorts[q.Ports] = append(byPorts[q.Ports], q.Target)
+	}
+	for ports, ps := range byPorts {
+		if err := d.fw.UnbanIn(ctx, ports, ps...); err != nil {
+			return err
+		}
 	}
 	for _, q := range lift {
-		d.unbanned(q, UnbanReplaced, "replaced by a wider ban")
+		gone := d.ledger.RemoveIf(q.Target, func(r *bans.Record) bool { return r.Ports == q.Ports })
+		_, held := d.ledger.Get(q.Target)
+		d.lifted(q.Target, gone, !held, UnbanReplaced, "replaced by a wider ban")
 	}
 	d.bansDirty = true
 	return nil
@@ -266,16 +277,10 @@ func (d *Daemon) lifted(p netip.Prefix, gone []*bans.Record, over bool, reason, 
 // the ledger.
 func (d *Daemon) liftRecords(ctx context.Context, p netip.Prefix, drop func(*bans.Record) bool, reason, why string) ([]*bans.Record, error) {
 	now := d.now()
-	before := d.ledger.Until(p, now)
 	rest := d.ledger.Without(p, drop)
-	var err error
-	switch {
-	case rest == nil || !rest.InForce(now):
-		err = d.fw.Unban(ctx, p)
-	case rest.Expires.Before(before):
-		err = d.ban(ctx, firewall.Ban{Prefix: p, Timeout: rest.Expires.Sub(now)})
-	}
-	if err != nil {
+	var l lifts
+	d.planLift(&l, p, drop, now)
+	if err := d.applyLifts(ctx, &l); err != nil {
 		d.fwErrors++
 		return nil, err
 	}
@@ -285,6 +290,56 @@ func (d *Daemon) liftRecords(ctx context.Context, p netip.Prefix, drop func(*ban
 	}
 	d.lifted(p, gone, rest == nil || !rest.InForce(now), reason, why)
 	return gone, nil
+}
+
+// lifts is what lifting some records takes in the firewall: the targets
+// to unban, per ports profile, and the bans to shorten.
+type lifts struct {
+	unban   map[string][]netip.Prefix
+	shorten []firewall.Ban
+}
+
+// planLift adds to l what lifting the records of target p matching drop
+// takes, at now, in each ports profile they are of: a profile left
+// without a record in force is lifted; one whose longest record left is
+// shorter gets that timeout.
+func (d *Daemon) planLift(l *lifts, p netip.Prefix, drop func(*bans.Record) bool, now time.Time) {
+	recs := d.ledger.RecordsOf(p)
+	done := map[string]bool{}
+	for _, r := range recs {
+		if !drop(r) || done[r.Ports] {
+			continue
+		}
+		done[r.Ports] = true
+		var rest *bans.Record
+		for _, o := range recs {
+			if o.Ports == r.Ports && !drop(o) && o.InForce(now) && (rest == nil || o.Expires.After(rest.Expires)) {
+				rest = o
+			}
+		}
+		switch {
+		case rest == nil:
+			if l.unban == nil {
+				l.unban = map[string][]netip.Prefix{}
+			}
+			l.unban[r.Ports] = append(l.unban[r.Ports], p)
+		case rest.Expires.Before(d.ledger.UntilIn(p, r.Ports, now)):
+			l.shorten = append(l.shorten, firewall.Ban{Prefix: p, Timeout: rest.Expires.Sub(now), Ports: r.Ports})
+		}
+	}
+}
+
+// applyLifts does l in the firewall.
+func (d *Daemon) applyLifts(ctx context.Context, l *lifts) error {
+	for ports, ps := range l.unban {
+		if err := d.fw.UnbanIn(ctx, ports, ps...); err != nil {
+			return err
+		}
+	}
+	if len(l.shorten) > 0 {
+		return d.ban(ctx, l.shorten...)
+	}
+	return nil
 }
 
 // expire forgets the records that ended. The kernel holds a target as

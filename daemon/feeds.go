@@ -8,7 +8,6 @@ import (
 
 	"github.com/sipguard/sipguard/bans"
 	"github.com/sipguard/sipguard/feeds"
-	"github.com/sipguard/sipguard/firewall"
 )
 
 // Feed is a blocklist feed to enforce.
@@ -190,25 +189,12 @@ func (d *Daemon) applyFeed(ctx context.Context, name string, fs *feedState, refr
 // the feed's, the kernel's timeout is set anew).
 func (d *Daemon) liftFeedEntries(ctx context.Context, origin bans.Origin, targets []netip.Prefix, now time.Time) error {
 	isFeed := func(r *bans.Record) bool { return r.Origin == origin }
-	var unban []netip.Prefix
-	var shorten []firewall.Ban
+	var l lifts
 	for _, p := range targets {
-		switch rest := d.ledger.Without(p, isFeed); {
-		case rest == nil || !rest.InForce(now):
-			unban = append(unban, p)
-		case rest.Expires.Before(d.ledger.Until(p, now)):
-			shorten = append(shorten, firewall.Ban{Prefix: p, Timeout: rest.Expires.Sub(now)})
-		}
+		d.planLift(&l, p, isFeed, now)
 	}
-	if len(unban) > 0 {
-		if err := d.fw.Unban(ctx, unban...); err != nil {
-			return err
-		}
-	}
-	if len(shorten) > 0 {
-		if err := d.ban(ctx, shorten...); err != nil {
-			return err
-		}
+	if err := d.applyLifts(ctx, &l); err != nil {
+		return err
 	}
 	for _, p := range targets {
 		gone := d.ledger.RemoveIf(p, isFeed)

@@ -52,7 +52,8 @@ func (d *Daemon) manualBan(ctx context.Context, p netip.Prefix, dur time.Duratio
 		return ManualBan{}, nil, refuse("%s is longer than the longest ban, %s", duration.Format(dur), duration.Format(bans.MaxDuration))
 	}
 	now := d.now()
-	if old, ok := d.ledger.Get(p); ok && old.InForce(now) && old.Expires.After(now.Add(dur)) {
+	// A manual ban drops the default ports: only a ban there may be kept.
+	if old, ok := d.ledger.GetIn(p, ""); ok && old.InForce(now) && old.Expires.After(now.Add(dur)) {
 		d.log.Info().Str(fieldPrefix, p.String()).Str(fieldRule, old.Label()).Time("until", old.Expires).
 			Msg("manual ban shorter than the ban in force: the longer one is kept")
 		return ManualBan{Record: old, Renewed: true, Kept: true}, nil, nil
@@ -60,7 +61,7 @@ func (d *Daemon) manualBan(ctx context.Context, p netip.Prefix, dur time.Duratio
 	r := &bans.Record{Target: p, Origin: bans.ByHand, Reason: reason, Since: now, Expires: now.Add(dur)}
 	plan := d.ledger.Plan([]*bans.Record{r}, now)
 	if len(plan.Covered) > 0 {
-		w, _ := d.ledger.Covering(p, now)
+		w, _ := d.ledger.Covering(p, "", now)
 		return ManualBan{}, nil, refuse("%s is inside %s, banned until %s: unban that first to change it",
 			p, w.Target, w.Expires.Local().Format(time.DateTime))
 	}
@@ -72,7 +73,7 @@ func (d *Daemon) manualBan(ctx context.Context, p netip.Prefix, dur time.Duratio
 		d.fwErrors++
 		return ManualBan{}, nil, refuse("ban %s: %v", p, err)
 	}
-	renewed := !d.ledger.Until(p, now).IsZero()
+	renewed := !d.ledger.UntilIn(p, "", now).IsZero()
 	d.ledger.Put(r)
 	d.eng.Banned(p, now, dur)
 	d.log.Info().Str(fieldPrefix, p.String()).Str(fieldRule, r.Label()).Str(fieldReason, reason).
@@ -164,11 +165,11 @@ func (d *Daemon) manualImport(ctx context.Context, entries []ImportEntry) (Impor
 				bans.String(e.Target), duration.Format(e.For), duration.Format(bans.MaxDuration)))
 			continue
 		}
-		if old, ok := d.ledger.Get(e.Target); ok && old.InForce(now) && old.Expires.After(now.Add(e.For)) {
+		if old, ok := d.ledger.GetIn(e.Target, ""); ok && old.InForce(now) && old.Expires.After(now.Add(e.For)) {
 			res.Kept++
 			continue
 		}
-		if w, covered := d.ledger.Covering(e.Target, now); covered {
+		if w, covered := d.ledger.Covering(e.Target, "", now); covered {
 			res.Refused = append(res.Refused, fmt.Sprintf("%s: inside %s, banned already", bans.String(e.Target), w.Target))
 			continue
 		}
@@ -203,7 +204,7 @@ func (d *Daemon) manualImport(ctx context.Context, entries []ImportEntry) (Impor
 		return Imported{}, nil, fmt.Errorf("import: %w", err)
 	}
 	for _, r := range plan.Enforce {
-		if d.ledger.Until(r.Target, now).IsZero() {
+		if d.ledger.UntilIn(r.Target, "", now).IsZero() {
 			res.Banned++
 		} else {
 			res.Renewed++

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 
@@ -14,8 +15,9 @@ import (
 // settings take effect at once (counters start afresh, offence history is
 // kept); a new allowlist goes into the firewall first, then the bans in
 // force that cover it are lifted or narrowed (see fitAllow); sources
-// added, removed or changed start or stop; the state directory and the
-// socket change only on restart.
+// added, removed or changed start or stop; the state directory, the
+// socket and the rules' ports (Config.RulePorts: the firewall's ports
+// profiles) change only on restart.
 func (d *Daemon) Reload(ctx context.Context, cfg Config) error {
 	var err error
 	if cerr := d.call(ctx, func() { err = d.reload(ctx, cfg) }); cerr != nil {
@@ -25,8 +27,13 @@ func (d *Daemon) Reload(ctx context.Context, cfg Config) error {
 }
 
 func (d *Daemon) reload(ctx context.Context, cfg Config) error {
+	if !maps.Equal(cfg.RulePorts, d.cfg.RulePorts) {
+		// The firewall's ports profiles are set up at start.
+		d.log.Warn().Msg("changes of a rule's ports take effect on restart")
+	}
+	cfg.RulePorts = d.cfg.RulePorts
 	var eng *engine.Engine
-	cfg.Engine = withSpecial(cfg.Engine)
+	cfg.Engine = withPorts(withSpecial(cfg.Engine), cfg.RulePorts)
 	if !sameEngine(cfg.Engine, d.cfg.Engine) {
 		var err error
 		if eng, err = engine.New(cfg.Engine); err != nil {

@@ -69,6 +69,7 @@ func (d *Daemon) restore(ctx context.Context) error {
 			continue
 		}
 		r.Reason = bans.CleanReason(r.Reason) // written by an older version
+		r.Ports = d.knownPorts(r)
 		d.ledger.Put(r)
 	}
 	// Bans are saved a moment after they are enforced: after a crash the
@@ -80,10 +81,10 @@ func (d *Daemon) restore(ctx context.Context) error {
 		}
 		adopted := 0
 		for _, e := range held {
-			if _, known := d.ledger.Get(e.Prefix); known || !e.Expires.After(now) {
+			if _, known := d.ledger.GetIn(e.Prefix, e.Ports); known || !e.Expires.After(now) {
 				continue
 			}
-			d.ledger.Put(&bans.Record{Target: e.Prefix, Origin: bans.ByKernel, Since: now, Expires: e.Expires,
+			d.ledger.Put(&bans.Record{Target: e.Prefix, Origin: bans.ByKernel, Since: now, Expires: e.Expires, Ports: e.Ports,
 				Reason: "in the kernel at start but not in the saved state (the daemon stopped before saving it)"})
 			adopted++
 		}
@@ -97,11 +98,20 @@ func (d *Daemon) restore(ctx context.Context) error {
 	// special-purpose addresses.
 	d.fitted(d.misfits(now), now)
 	d.liftSpecial(now)
-	entries := make([]firewall.Entry, 0, d.ledger.Len())
-	d.ledger.Targets(func(r *bans.Record) bool { // the longest of each target's records
-		entries = append(entries, firewall.Entry{Prefix: r.Target, Expires: r.Expires})
+	// One entry per target and ports profile: the longest of its records
+	// there.
+	longest := make(map[bans.Replaced]time.Time, d.ledger.Len())
+	d.ledger.All(func(r *bans.Record) bool {
+		k := bans.Replaced{Target: r.Target, Ports: r.Ports}
+		if r.Expires.After(longest[k]) {
+			longest[k] = r.Expires
+		}
 		return true
 	})
+	entries := make([]firewall.Entry, 0, len(longest))
+	for k, exp := range longest {
+		entries = append(entries, firewall.Entry{Prefix: k.Target, Expires: exp, Ports: k.Ports})
+	}
 	read := time.Since(start)
 	if l, ok := d.fw.(loader); ok {
 		// In force now; read back while the daemon already runs.
@@ -123,6 +133,24 @@ func (d *Daemon) restore(ctx context.Context) error {
 		d.positions[name] = p
 	}
 	return nil
+}
+
+// knownPorts returns the ports profile a saved record is restored in: its
+// own when the firewall has it, else its rule's own ports now (the rule's
+// ports changed while the daemon was stopped), else the default.
+func (d *Daemon) knownPorts(r *bans.Record) string {
+	if r.Ports == "" {
+		return ""
+	}
+	for _, ports := range d.cfg.RulePorts {
+		if ports == r.Ports {
+			return r.Ports
+		}
+	}
+	if r.Origin == bans.ByRule {
+		return d.cfg.RulePorts[r.Rule]
+	}
+	return ""
 }
 
 // kernelReader is a backend that can read what the kernel enforces.

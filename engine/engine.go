@@ -56,6 +56,11 @@ type Rule struct {
 	// MaxBanTime. A factor of 1 disables escalation.
 	Factor     float64
 	MaxBanTime time.Duration
+	// Ports names the ports the rule's bans drop traffic to (a firewall
+	// ports profile; "" the default). Rules of different Ports ban apart:
+	// an address banned by a rule of one goes on being counted by the
+	// others, whose ports it can still reach.
+	Ports string
 }
 
 // Options configure an Engine.
@@ -139,7 +144,18 @@ type tracker struct {
 	prev, next *tracker // recency list, most recent first
 	last       int64    // newest event time (unix ns)
 	until      int64    // end of the ban in force, copied from history
-	wins       [][]int64
+	// untilIn is the end of the bans in force of rules with ports of their
+	// own, by Rule.Ports (nil until there is one).
+	untilIn map[string]int64
+	wins    [][]int64
+}
+
+// bannedUntil returns the end of the ban in force of the rules of ports.
+func (tr *tracker) bannedUntil(ports string) int64 {
+	if ports == "" {
+		return tr.until
+	}
+	return tr.untilIn[ports]
 }
 
 // offence is what is remembered of an address after a ban.
@@ -153,6 +169,7 @@ type offence struct {
 // feeds it events in (roughly) time order.
 type Engine struct {
 	rules      []Rule
+	ports      bool // a rule has Ports of its own: bans are per Ports
 	compromise CompromiseRule
 	special    func(netip.Prefix) (string, bool)
 	allow4     []netip.Prefix
@@ -231,6 +248,7 @@ func New(opts Options) (*Engine, error) {
 			r.MaxBanTime = max(maxBan, r.BanTime)
 		}
 		e.rules = append(e.rules, r)
+		e.ports = e.ports || r.Ports != ""
 		e.maxFind = max(e.maxFind, int64(r.FindTime))
 	}
 	switch c := opts.Compromise; {
@@ -335,17 +353,22 @@ func (e *Engine) Observe(ev *parsers.Event) (Ban, bool) {
 		e.touch(tr)
 	}
 	tr.last = max(tr.last, t)
-	if t < tr.until {
+	if t < tr.until && !e.ports {
 		e.stats.WhileBanned++
 		return Ban{}, false
 	}
 
 	var ban Ban
+	var banPorts string
 	var hits uint64 // rules whose window triggered
-	counted := false
+	counted, whileBanned := false, false
 	for i := range e.rules {
 		r := &e.rules[i]
 		if !r.Kinds.Has(ev.Kind) {
+			continue
+		}
+		if t < tr.bannedUntil(r.Ports) {
+			whileBanned = true
 			continue
 		}
 		counted = true
@@ -362,10 +385,13 @@ func (e *Engine) Observe(ev *parsers.Event) (Ban, bool) {
 				First: time.Unix(0, first), Last: time.Unix(0, last),
 				Duration: d, Offences: offences, NarrowedFrom: from,
 			}
+			banPorts = r.Ports
 		}
 	}
 	if counted {
 		e.stats.Counted++
+	} else if whileBanned {
+		e.stats.WhileBanned++
 	}
 	if ban.Duration == 0 {
 		return Ban{}, false
@@ -374,10 +400,22 @@ func (e *Engine) Observe(ev *parsers.Event) (Ban, bool) {
 	if ban.NarrowedFrom.IsValid() {
 		e.stats.Narrowed++
 	}
-	tr.until = e.remember(k, t, ban.Duration)
-	// The windows that triggered are spent; other rules keep counting.
+	if banPorts == "" {
+		tr.until = e.remember(k, t, ban.Duration, true)
+	} else {
+		// The offence history's end of ban is the default ports': after a
+		// restart the other rules count the address at once.
+		e.remember(k, t, ban.Duration, false)
+		if tr.untilIn == nil {
+			tr.untilIn = map[string]int64{}
+		}
+		tr.untilIn[banPorts] = t + int64(ban.Duration)
+	}
+	// The windows that triggered are spent (those of the ban's ports:
+	// another ports' rule that triggered too bans at its next event);
+	// other rules keep counting.
 	for i := range e.rules {
-		if hits&(1<<i) != 0 {
+		if hits&(1<<i) != 0 && e.rules[i].Ports == banPorts {
 			tr.wins[i] = tr.wins[i][:0]
 		}
 	}
@@ -487,7 +525,7 @@ func (e *Engine) offencesOf(k key, t int64) int {
 }
 
 // remember records a ban of k at t and returns its end.
-func (e *Engine) remember(k key, t int64, d time.Duration) int64 {
+func (e *Engine) remember(k key, t int64, d time.Duration, setUntil bool) int64 {
 	o := e.offences[k]
 	if o == nil {
 		o = &offence{}
@@ -498,7 +536,9 @@ func (e *Engine) remember(k key, t int64, d time.Duration) int64 {
 	}
 	o.count++
 	o.last = t
-	o.until = t + int64(d)
+	if setUntil {
+		o.until = t + int64(d)
+	}
 	if len(e.offences) > e.max {
 		e.sweepOffences(true)
 	}
@@ -690,7 +730,7 @@ func (e *Engine) Inherit(old *Engine) {
 // of p are not counted until it ends, and it counts as an offence.
 func (e *Engine) Banned(p netip.Prefix, at time.Time, d time.Duration) {
 	k := e.keyOf(p.Addr())
-	until := e.remember(k, at.UnixNano(), d)
+	until := e.remember(k, at.UnixNano(), d, true)
 	if tr := e.trackers[k]; tr != nil {
 		tr.until = until
 	}

@@ -787,3 +787,44 @@ func TestLongestBan(t *testing.T) {
 		t.Errorf("longest ban made %v; LongestBan says %v", longest, esc.MaxBanTime)
 	}
 }
+
+// TestRulePorts: rules with ports of their own ban apart: an address
+// banned by the GUI rule is still counted by the SIP rule (it can still
+// reach SIP), while a SIP ban stops SIP counting; after a restart the
+// offence history does not hold back the SIP rule for a GUI ban.
+func TestRulePorts(t *testing.T) {
+	gui := rule("gui", 2, time.Minute, time.Hour)
+	gui.Kinds, gui.Ports = parsers.KindSet(0).With(parsers.AdminAuthFailed), "80/tcp,443/tcp"
+	sip := rule("sip", 2, time.Minute, time.Hour)
+	sip.Kinds = parsers.KindSet(0).With(parsers.AuthFailed)
+	opts := engine.Options{Rules: []engine.Rule{gui, sip}}
+	e := newEngine(t, opts)
+	e.Observe(ev("198.51.100.7", 0, parsers.AdminAuthFailed))
+	if b, ok := e.Observe(ev("198.51.100.7", time.Second, parsers.AdminAuthFailed)); !ok || b.Rule != "gui" {
+		t.Fatalf("no GUI ban: %+v", b)
+	}
+	if _, ok := e.Observe(ev("198.51.100.7", 2*time.Second, parsers.AdminAuthFailed)); ok {
+		t.Error("banned again by the GUI rule while its ban holds")
+	}
+	e.Observe(ev("198.51.100.7", 3*time.Second, parsers.AuthFailed))
+	if b, ok := e.Observe(ev("198.51.100.7", 4*time.Second, parsers.AuthFailed)); !ok || b.Rule != "sip" {
+		t.Errorf("SIP failures of a GUI-banned address: no SIP ban (%+v)", b)
+	}
+	if _, ok := e.Observe(ev("198.51.100.7", 5*time.Second, parsers.AuthFailed)); ok {
+		t.Error("banned again by the SIP rule while its ban holds")
+	}
+	if st := e.Stats(); st.WhileBanned != 2 {
+		t.Errorf("WhileBanned = %d; want 2", st.WhileBanned)
+	}
+
+	// Restored from the offence history: only a GUI ban was made.
+	e = newEngine(t, opts)
+	e.Observe(ev("198.51.100.8", 0, parsers.AdminAuthFailed))
+	e.Observe(ev("198.51.100.8", time.Second, parsers.AdminAuthFailed))
+	e2 := newEngine(t, opts)
+	e2.Restore(e.Offences())
+	e2.Observe(ev("198.51.100.8", 2*time.Second, parsers.AuthFailed))
+	if _, ok := e2.Observe(ev("198.51.100.8", 3*time.Second, parsers.AuthFailed)); !ok {
+		t.Error("after a restore, a GUI ban held back the SIP rule")
+	}
+}

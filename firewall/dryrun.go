@@ -17,7 +17,7 @@ type DryRun struct {
 	now func() time.Time
 
 	mu    sync.Mutex
-	bans  map[netip.Prefix]time.Time
+	bans  map[string]map[netip.Prefix]time.Time // ports profile → prefix → expiry
 	allow []netip.Prefix
 }
 
@@ -27,7 +27,7 @@ func NewDryRun(log zerolog.Logger, now func() time.Time) *DryRun {
 	if now == nil {
 		now = time.Now
 	}
-	return &DryRun{log: log.With().Str("backend", "dry-run").Logger(), now: now, bans: map[netip.Prefix]time.Time{}}
+	return &DryRun{log: log.With().Str("backend", "dry-run").Logger(), now: now, bans: map[string]map[netip.Prefix]time.Time{}}
 }
 
 func (d *DryRun) Ban(_ context.Context, bans ...Ban) error {
@@ -35,13 +35,22 @@ func (d *DryRun) Ban(_ context.Context, bans ...Ban) error {
 	defer d.mu.Unlock()
 	now := d.now()
 	for _, b := range bans {
-		if err := checkOverlap(d.bans, b.Prefix, now); err != nil {
+		if err := checkOverlap(d.bans[b.Ports], b.Prefix, now); err != nil {
 			return err
 		}
 	}
 	for _, b := range bans {
-		d.bans[b.Prefix.Masked()] = now.Add(b.Timeout)
-		d.log.Info().Str("prefix", b.Prefix.String()).Float64("timeout_seconds", b.Timeout.Seconds()).Msg("would ban")
+		m := d.bans[b.Ports]
+		if m == nil {
+			m = map[netip.Prefix]time.Time{}
+			d.bans[b.Ports] = m
+		}
+		m[b.Prefix.Masked()] = now.Add(b.Timeout)
+		ev := d.log.Info().Str("prefix", b.Prefix.String()).Float64("timeout_seconds", b.Timeout.Seconds())
+		if b.Ports != "" {
+			ev = ev.Str("ports", b.Ports)
+		}
+		ev.Msg("would ban")
 	}
 	return nil
 }
@@ -49,32 +58,59 @@ func (d *DryRun) Ban(_ context.Context, bans ...Ban) error {
 func (d *DryRun) Unban(_ context.Context, prefixes ...netip.Prefix) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	for ports := range d.bans {
+		d.unbanLocked(ports, prefixes)
+	}
+	return nil
+}
+
+func (d *DryRun) UnbanIn(_ context.Context, ports string, prefixes ...netip.Prefix) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.unbanLocked(ports, prefixes)
+	return nil
+}
+
+func (d *DryRun) unbanLocked(ports string, prefixes []netip.Prefix) {
 	for _, p := range prefixes {
-		if _, ok := d.bans[p.Masked()]; ok {
-			delete(d.bans, p.Masked())
+		if _, ok := d.bans[ports][p.Masked()]; ok {
+			delete(d.bans[ports], p.Masked())
 			d.log.Info().Str("prefix", p.String()).Msg("would unban")
 		}
 	}
-	return nil
 }
 
 func (d *DryRun) List(context.Context) ([]Entry, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return entries(d.bans, d.now()), nil
+	return d.entriesLocked(), nil
+}
+
+func (d *DryRun) entriesLocked() []Entry {
+	var out []Entry
+	for ports, m := range d.bans {
+		out = append(out, entries(m, ports, d.now())...)
+	}
+	return out
 }
 
 func (d *DryRun) Sync(_ context.Context, es []Entry) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.now()
-	d.bans = map[netip.Prefix]time.Time{}
+	d.bans = map[string]map[netip.Prefix]time.Time{}
+	n := 0
 	for _, e := range es {
-		if e.Expires.After(now) {
-			d.bans[e.Prefix.Masked()] = e.Expires
+		if !e.Expires.After(now) {
+			continue
 		}
+		if d.bans[e.Ports] == nil {
+			d.bans[e.Ports] = map[netip.Prefix]time.Time{}
+		}
+		d.bans[e.Ports][e.Prefix.Masked()] = e.Expires
+		n++
 	}
-	d.log.Info().Int("bans", len(d.bans)).Msg("would restore bans")
+	d.log.Info().Int("bans", n).Msg("would restore bans")
 	return nil
 }
 
@@ -101,17 +137,17 @@ func (d *DryRun) Allowlist() []netip.Prefix {
 func (d *DryRun) State(context.Context) State {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return State{Backend: "dry-run", Bans: len(entries(d.bans, d.now()))}
+	return State{Backend: "dry-run", Bans: len(d.entriesLocked())}
 }
 
 func (d *DryRun) Close() error { return nil }
 
-// entries lists the unexpired bans of m.
-func entries(m map[netip.Prefix]time.Time, now time.Time) []Entry {
+// entries lists the unexpired bans of m, of the ports profile ports.
+func entries(m map[netip.Prefix]time.Time, ports string, now time.Time) []Entry {
 	out := make([]Entry, 0, len(m))
 	for p, exp := range m {
 		if exp.After(now) {
-			out = append(out, Entry{Prefix: p, Expires: exp})
+			out = append(out, Entry{Prefix: p, Expires: exp, Ports: ports})
 		}
 	}
 	return out

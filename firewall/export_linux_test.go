@@ -78,3 +78,6 @@ func dropAll(fd int) error {
 
 // MissingHint exposes missingHint to the tests.
 var MissingHint = missingHint
+
+// ProfileSuffix exposes profileSuffix to the tests.
+var ProfileSuffix = profileSuffix

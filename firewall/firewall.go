@@ -15,7 +15,10 @@
 //   - what a ban is once enforced: its canonical prefix (Normalize), its
 //     longest timeout (MaxTimeout), and the rule that network bans may not
 //     overlap (ErrOverlap);
-//   - the port syntax "5060/udp" (ParsePort), which the configuration uses.
+//   - the port syntax "5060/udp" (ParsePort), which the configuration uses,
+//     and the ports profiles: a ban drops traffic to the default ports
+//     (NFTOptions.Ports) or to those of its profile (Ban.Ports, a PortsKey
+//     of NFTOptions.Profiles), such as a rule's own.
 //
 // It does not decide what to ban (package engine) nor keep the ledger of
 // bans and its file (package bans); it imports no other sipguard package.
@@ -39,12 +42,17 @@ type Ban struct {
 	// Prefix is a single address (/32, /128) or a network.
 	Prefix  netip.Prefix
 	Timeout time.Duration
+	// Ports names the ports profile the ban drops traffic to (PortsKey of
+	// a rule's own ports); "" is the default ports (NFTOptions.Ports).
+	Ports string
 }
 
 // Entry is a ban in force.
 type Entry struct {
 	Prefix  netip.Prefix `json:"prefix"`
 	Expires time.Time    `json:"expires"`
+	// Ports is the ban's ports profile, as in Ban; "" the default.
+	Ports string `json:"ports,omitempty"`
 }
 
 // Backend enforces bans. Implementations are safe for concurrent use.
@@ -53,8 +61,12 @@ type Backend interface {
 	// banned sets its new timeout (the kernel element is refreshed). Either
 	// every ban is in force on return, or an error says none is.
 	Ban(ctx context.Context, bans ...Ban) error
-	// Unban lifts bans. Prefixes not banned are ignored.
+	// Unban lifts bans, in every ports profile. Prefixes not banned are
+	// ignored.
 	Unban(ctx context.Context, prefixes ...netip.Prefix) error
+	// UnbanIn lifts bans in one ports profile only ("" the default),
+	// leaving the same prefixes banned in other profiles.
+	UnbanIn(ctx context.Context, ports string, prefixes ...netip.Prefix) error
 	// List returns the bans in force, not yet expired.
 	List(ctx context.Context) ([]Entry, error)
 	// Sync makes the backend hold exactly entries (the expired ones are
@@ -93,3 +105,7 @@ type State struct {
 // ErrOverlap is returned for a network ban that overlaps another network
 // ban: kernel interval sets cannot hold overlapping ranges.
 var ErrOverlap = errors.New("overlaps a network already banned")
+
+// ErrUnknownPorts is returned for a ban whose ports profile the backend
+// was not set up with (NFTOptions.Profiles).
+var ErrUnknownPorts = errors.New("unknown ports profile")

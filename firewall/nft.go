@@ -20,6 +20,11 @@ type NFTOptions struct {
 	// Ports, when set, restrict the drop to these destination ports;
 	// empty drops all traffic from banned sources.
 	Ports []Port
+	// Profiles are the other port lists that bans may drop traffic to
+	// (a rule's own ports): each gets its own ban sets, port sets and
+	// drops, and a ban names its list by PortsKey (Ban.Ports). A list
+	// with the key of Ports is the default itself.
+	Profiles [][]Port
 	// Allow is the allowlist: addresses and networks whose packets no ban
 	// drops (see SetAllow).
 	Allow []netip.Prefix

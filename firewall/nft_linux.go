@@ -60,6 +60,18 @@ import (
 //
 //	meta nfproto ipv4 meta l4proto udp udp dport @udp_ports ip saddr @ban4 counter drop
 //
+// Each other ports profile (NFTOptions.Profiles: a rule's own ports) has
+// the same ban sets and port sets, their names ending in "_r" and the
+// FNV-32a hash of the profile's PortsKey ("ban4_rf5b78040",
+// "tcp_ports_rf5b78040"), and its drops after the default's, still after
+// the two accepts:
+//
+//	meta nfproto ipv4 meta l4proto tcp tcp dport @tcp_ports_rf5b78040 ip saddr @ban4_rf5b78040 counter drop comment "sipguard ban4_rf5b78040 tcp"
+//
+// The default profile keeps the names above, so a table made before
+// profiles existed is the same. Ban and port sets of a profile no longer
+// asked for are deleted with their rules at the next set-up.
+//
 // So no ban, however it was made, drops an allowlisted source. The accept
 // ends only sipguard's chain: other tables still filter the packet.
 // nft lists the rules without the implicit `meta nfproto`. In Ports mode,
@@ -84,7 +96,8 @@ import (
 //
 // # Memory and writes
 //
-// The truth is the in-memory map prefix → expiry; the kernel is read back
+// The truth is the in-memory map prefix → expiry, one per profile; the
+// kernel is read back
 // only to verify. Writes go through one lasting netlink socket in one
 // transaction per call, with at most 1,000 elements per netlink message
 // (v0.3.0 silently drops elements beyond 2,340 IPv4 / 1,638 IPv6 per
@@ -96,19 +109,24 @@ import (
 // ever deletes an element the kernel may have expired already, which would
 // abort the transaction.
 //
-// A network ban overlapping another network ban is refused with an
-// *OverlapError: interval sets cannot hold overlapping ranges. A single
+// A network ban overlapping another network ban of the same profile is
+// refused with an *OverlapError: interval sets cannot hold overlapping
+// ranges (profiles have their own sets). A single
 // address inside a banned network is fine (it goes to ban4 or ban6).
 type NFT struct {
 	log   zerolog.Logger
 	now   func() time.Time
 	table *nftables.Table
 	hooks []string
-	ports map[string][]nftables.SetElement // protocol → the port set's elements, sorted (portElements)
 
-	sets      [4]*nftables.Set         // indexed by setKind
-	portSets  map[string]*nftables.Set // protocol → set
-	allowSets [2]*nftables.Set         // allow4, allow6
+	// profiles are the ports profiles, the default first; byKey finds
+	// one by its key (the default by "" and by its PortsKey), setIndex
+	// by the name of one of its ban sets. Fixed at NewNFT; their maps of
+	// bans are guarded by mu.
+	profiles  []*profile
+	byKey     map[string]*profile
+	setIndex  map[string]setRef
+	allowSets [2]*nftables.Set // allow4, allow6
 
 	nsFile   *os.File // the namespace, kept open for the sockets' life
 	nsFD     int
@@ -121,10 +139,8 @@ type NFT struct {
 	// interleaved with a Flush would mix replies) and guards what follows.
 	mu        sync.Mutex
 	conn      *nftables.Conn
-	sock      *netlink.Conn // conn's socket: its deadlines (see talk)
-	txMax     int           // largest transaction to send, in bytes
-	bans      map[netip.Prefix]time.Time
-	nets      map[netip.Prefix]time.Time
+	sock      *netlink.Conn            // conn's socket: its deadlines (see talk)
+	txMax     int                      // largest transaction to send, in bytes
 	allow     [2][]nftables.SetElement // the elements of allowSets, sorted
 	synced    bool                     // Sync has run: memory describes the kernel's sets
 	lastSweep time.Time
@@ -158,8 +174,6 @@ const (
 )
 
 var setNames = [4]string{"ban4", "ban6", "net4", "net6"}
-
-var banSetNames = map[string]setKind{"ban4": kindBan4, "ban6": kindBan6, "net4": kindNet4, "net6": kindNet6}
 
 // allowSetNames are the allowlist's interval sets, IPv4 then IPv6.
 var allowSetNames = [2]string{"allow4", "allow6"}
@@ -209,10 +223,6 @@ func NewNFT(opts NFTOptions) (*NFT, error) {
 	n := &NFT{
 		now:         opts.Now,
 		table:       &nftables.Table{Family: nftables.TableFamilyINet, Name: opts.Table},
-		ports:       map[string][]nftables.SetElement{},
-		portSets:    map[string]*nftables.Set{},
-		bans:        map[netip.Prefix]time.Time{},
-		nets:        map[netip.Prefix]time.Time{},
 		done:        make(chan struct{}),
 		checkSignal: make(chan struct{}, 1),
 		timeout:     cmp.Or(opts.RequestTimeout, DefaultRequestTimeout),
@@ -236,31 +246,14 @@ func NewNFT(opts NFTOptions) (*NFT, error) {
 			n.hooks = append(n.hooks, h)
 		}
 	}
-	ranges, err := portRanges(opts.Ports)
-	if err != nil {
+	// Set IDs only need to be unique within a transaction; fixing them
+	// keeps v0.3.0 from touching its unguarded global counter.
+	if err := n.setupProfiles(opts.Ports, opts.Profiles); err != nil {
 		return nil, err
-	}
-	for proto, rs := range ranges {
-		n.ports[proto] = portElements(rs)
 	}
 	n.log = opts.Logger.With().Str("backend", "nftables").Str("table", "inet "+n.table.Name).Logger()
 
-	// Set IDs only need to be unique within a transaction; fixing them
-	// keeps v0.3.0 from touching its unguarded global counter.
-	for k, name := range setNames {
-		n.sets[k] = &nftables.Set{
-			Table: n.table, Name: name, ID: uint32(k + 1), HasTimeout: true,
-			KeyType: nftables.TypeIPAddr, Interval: k >= int(kindNet4),
-		}
-		if k == int(kindBan6) || k == int(kindNet6) {
-			n.sets[k].KeyType = nftables.TypeIP6Addr
-		}
-	}
-	for i, proto := range []string{"tcp", "udp"} {
-		if len(n.ports[proto]) > 0 {
-			n.portSets[proto] = &nftables.Set{Table: n.table, Name: proto + "_ports", ID: uint32(5 + i), KeyType: nftables.TypeInetService, Interval: true}
-		}
-	}
+	var err error
 	for i, name := range allowSetNames {
 		n.allowSets[i] = &nftables.Set{Table: n.table, Name: name, ID: uint32(7 + i), KeyType: nftables.TypeIPAddr, Interval: true}
 	}
@@ -402,10 +395,12 @@ func (n *NFT) State(context.Context) State {
 		LastCheck: n.lastCheck,
 		LastError: n.lastErr,
 	}
-	for _, m := range []map[netip.Prefix]time.Time{n.bans, n.nets} {
-		for _, exp := range m {
-			if exp.After(now) {
-				st.Bans++
+	for _, pr := range n.profiles {
+		for _, m := range pr.maps() {
+			for _, exp := range m {
+				if exp.After(now) {
+					st.Bans++
+				}
 			}
 		}
 	}

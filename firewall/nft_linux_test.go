@@ -816,15 +816,23 @@ func inNS(t testing.TB, ns string, f func()) {
 	f()
 }
 
+// veth links ns (198.18.0.1/24 on sgfw-pbx) and peer (the addresses
+// given, in the same /24, on sgfw-atk).
+func veth(t testing.TB, ns, peer string, peerAddrs ...string) {
+	t.Helper()
+	run(t, "ip", "-n", ns, "link", "add", "sgfw-pbx", "type", "veth", "peer", "name", "sgfw-atk", "netns", peer)
+	run(t, "ip", "-n", ns, "addr", "add", "198.18.0.1/24", "dev", "sgfw-pbx")
+	for _, a := range peerAddrs {
+		run(t, "ip", "-n", peer, "addr", "add", a+"/24", "dev", "sgfw-atk")
+	}
+	run(t, "ip", "-n", ns, "link", "set", "sgfw-pbx", "up")
+	run(t, "ip", "-n", peer, "link", "set", "sgfw-atk", "up")
+}
+
 func TestNFT_Traffic(t *testing.T) {
 	ns := newNS(t)
 	peer := newNS(t)
-	run(t, "ip", "-n", ns, "link", "add", "sgfw-pbx", "type", "veth", "peer", "name", "sgfw-atk", "netns", peer)
-	run(t, "ip", "-n", ns, "addr", "add", "198.18.0.1/24", "dev", "sgfw-pbx")
-	run(t, "ip", "-n", peer, "addr", "add", "198.18.0.2/24", "dev", "sgfw-atk")
-	run(t, "ip", "-n", peer, "addr", "add", "198.18.0.3/24", "dev", "sgfw-atk")
-	run(t, "ip", "-n", ns, "link", "set", "sgfw-pbx", "up")
-	run(t, "ip", "-n", peer, "link", "set", "sgfw-atk", "up")
+	veth(t, ns, peer, "198.18.0.2", "198.18.0.3")
 
 	var conn *net.UDPConn
 	inNS(t, ns, func() {

@@ -377,16 +377,17 @@ func (e *monEvent) empty() bool {
 
 // monitor follows the nftables notifications of a namespace.
 type monitor struct {
-	c     *netlink.Conn
-	table string
-	ours  *atomic.Uint32 // port id of our writing socket
+	c       *netlink.Conn
+	table   string
+	banSets map[string]setRef // the ban sets of every profile, by name
+	ours    *atomic.Uint32    // port id of our writing socket
 
 	mu     sync.Mutex
 	joined bool
 	closed bool
 }
 
-func newMonitor(nsFD int, table string, ours *atomic.Uint32) (*monitor, error) {
+func newMonitor(nsFD int, table string, banSets map[string]setRef, ours *atomic.Uint32) (*monitor, error) {
 	c, err := dialNetfilter(nsFD)
 	if err != nil {
 		return nil, err
@@ -394,7 +395,7 @@ func newMonitor(nsFD int, table string, ours *atomic.Uint32) (*monitor, error) {
 	// A foreign flush of a 100,000-element set sends 100,000 notifications:
 	// give them room (as root the sysctl cap does not apply).
 	_ = setBuffer(c, false, 32<<20)
-	m := &monitor{c: c, table: table, ours: ours}
+	m := &monitor{c: c, table: table, banSets: banSets, ours: ours}
 	if err := m.join(true); err != nil {
 		c.Close()
 		return nil, err
@@ -495,7 +496,7 @@ func (m *monitor) note(ev *monEvent, typ int, b []byte) {
 		if sm.table != m.table {
 			return
 		}
-		if _, ban := banSetNames[sm.set]; !ban {
+		if _, ban := m.banSets[sm.set]; !ban {
 			ev.structural = append(ev.structural, verb+" elements of set "+sm.set)
 			return
 		}

@@ -17,8 +17,11 @@ type NFT struct{}
 // NewNFT returns an error: nftables needs Linux.
 func NewNFT(NFTOptions) (*NFT, error) { return nil, errNoNFT }
 
-func (*NFT) Ban(context.Context, ...Ban) error              { return errNoNFT }
-func (*NFT) Unban(context.Context, ...netip.Prefix) error   { return errNoNFT }
+func (*NFT) Ban(context.Context, ...Ban) error            { return errNoNFT }
+func (*NFT) Unban(context.Context, ...netip.Prefix) error { return errNoNFT }
+func (*NFT) UnbanIn(context.Context, string, ...netip.Prefix) error {
+	return errNoNFT
+}
 func (*NFT) List(context.Context) ([]Entry, error)          { return nil, errNoNFT }
 func (*NFT) Sync(context.Context, []Entry) error            { return errNoNFT }
 func (*NFT) SetAllow(context.Context, []netip.Prefix) error { return errNoNFT }

@@ -20,11 +20,7 @@ import (
 func TestNFT_PortRanges(t *testing.T) {
 	ns := newNS(t)
 	peer := newNS(t)
-	run(t, "ip", "-n", ns, "link", "add", "sgfw-pbx", "type", "veth", "peer", "name", "sgfw-atk", "netns", peer)
-	run(t, "ip", "-n", ns, "addr", "add", "198.18.0.1/24", "dev", "sgfw-pbx")
-	run(t, "ip", "-n", peer, "addr", "add", "198.18.0.2/24", "dev", "sgfw-atk")
-	run(t, "ip", "-n", ns, "link", "set", "sgfw-pbx", "up")
-	run(t, "ip", "-n", peer, "link", "set", "sgfw-atk", "up")
+	veth(t, ns, peer, "198.18.0.2")
 
 	// An old table: a udp_ports set of single ports, no intervals.
 	nft(t, ns, "add", "table", "inet", "sipguard")

@@ -44,31 +44,33 @@ func (n *NFT) Verify(ctx context.Context) error {
 // up to three times, 100 ms apart.
 func (n *NFT) verifyAllLocked() error {
 	var errs []error
-	for k, s := range n.sets {
-		var err error
-		for i := range 4 {
-			if i > 0 {
-				time.Sleep(100 * time.Millisecond)
+	for _, pr := range n.profiles {
+		for k, s := range pr.sets {
+			var err error
+			for i := range 4 {
+				if i > 0 {
+					time.Sleep(100 * time.Millisecond)
+				}
+				if err = n.verifySetLocked(pr, setKind(k)); err == nil {
+					break
+				}
 			}
-			if err = n.verifySetLocked(setKind(k)); err == nil {
-				break
+			if err != nil {
+				errs = append(errs, fmt.Errorf("verify %s: %w", s.Name, err))
 			}
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("verify %s: %w", s.Name, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (n *NFT) verifySetLocked(k setKind) error {
-	got, err := n.dumpStarts(setNames[k])
+func (n *NFT) verifySetLocked(pr *profile, k setKind) error {
+	got, err := n.dumpStarts(pr.sets[k].Name)
 	if err != nil {
 		return err
 	}
 	now := n.now()
 	want, missing := 0, 0
-	for _, m := range []map[netip.Prefix]time.Time{n.bans, n.nets} {
+	for _, m := range pr.maps() {
 		for p, exp := range m {
 			if kindOf(p) != k {
 				continue
@@ -117,8 +119,8 @@ func (n *NFT) dumpStarts(set string) (map[netip.Addr]kelem, error) {
 	return out, nil
 }
 
-// Kernel reads the bans the kernel holds now, with the time each has left
-// (a ban without a timeout gets MaxTimeout). The daemon adopts them at
+// Kernel reads the bans the kernel holds now, in every profile, with the
+// time each has left (a ban without a timeout gets MaxTimeout). The daemon adopts them at
 // start: a ban made just before a crash is in the kernel even if it had
 // not been saved yet, and must not be flushed away by the restore.
 func (n *NFT) Kernel(ctx context.Context) ([]Entry, error) {
@@ -127,7 +129,8 @@ func (n *NFT) Kernel(ctx context.Context) ([]Entry, error) {
 	}
 	now := n.now()
 	var out []Entry
-	for k, name := range setNames {
+	for _, s := range n.banSets() {
+		pr, k, name := s.pr, s.kind, s.pr.sets[s.kind].Name
 		els, err := n.dumpSet(name)
 		if err != nil {
 			return nil, fmt.Errorf("read set %s: %w", name, err)
@@ -138,10 +141,10 @@ func (n *NFT) Kernel(ctx context.Context) ([]Entry, error) {
 			}
 			return now.Add(e.expires)
 		}
-		if setKind(k) == kindBan4 || setKind(k) == kindBan6 {
+		if k == kindBan4 || k == kindBan6 {
 			for _, e := range els {
 				if !e.end {
-					out = append(out, Entry{Prefix: netip.PrefixFrom(e.addr, e.addr.BitLen()), Expires: left(e)})
+					out = append(out, Entry{Prefix: netip.PrefixFrom(e.addr, e.addr.BitLen()), Expires: left(e), Ports: pr.key})
 				}
 			}
 			continue
@@ -159,7 +162,7 @@ func (n *NFT) Kernel(ctx context.Context) ([]Entry, error) {
 				next = els[i+1].addr
 			}
 			if p, ok := networkOf(e.addr, next); ok {
-				out = append(out, Entry{Prefix: p, Expires: left(e)})
+				out = append(out, Entry{Prefix: p, Expires: left(e), Ports: pr.key})
 			}
 		}
 	}
@@ -180,4 +183,15 @@ func networkOf(start, next netip.Addr) (netip.Prefix, bool) {
 		}
 	}
 	return netip.Prefix{}, false
+}
+
+// banSets returns the ban sets of every profile, in order.
+func (n *NFT) banSets() []setRef {
+	out := make([]setRef, 0, 4*len(n.profiles))
+	for _, pr := range n.profiles {
+		for k := range pr.sets {
+			out = append(out, setRef{pr, setKind(k)})
+		}
+	}
+	return out
 }

@@ -56,7 +56,7 @@ func (n *NFT) Reconcile(ctx context.Context) error {
 			n.mu.Unlock()
 			return ErrClosed
 		}
-		m, err := newMonitor(n.nsFD, n.table.Name, &n.ourPort)
+		m, err := newMonitor(n.nsFD, n.table.Name, n.setIndex, &n.ourPort)
 		n.mu.Unlock()
 		if err != nil {
 			return err
@@ -201,38 +201,38 @@ type snapEntry struct {
 // refreshes those whose kernel timeout is shorter than memory says. Bans
 // changed during the read are left out.
 func (n *NFT) verifyElements(trigger string) (time.Duration, error) {
-	var snap [4]map[netip.Addr]snapEntry
+	sets := n.banSets() // fixed at NewNFT: no lock needed
+	snap := make([]map[netip.Addr]snapEntry, len(sets))
 	n.mu.Lock()
 	now := n.now()
-	for k := range snap {
-		snap[k] = map[netip.Addr]snapEntry{}
-	}
-	for _, m := range []map[netip.Prefix]time.Time{n.bans, n.nets} {
-		for p, exp := range m {
-			if exp.Sub(now) > restoreMargin {
-				snap[kindOf(p)][p.Addr()] = snapEntry{p, exp}
+	for i, s := range sets {
+		snap[i] = map[netip.Addr]snapEntry{}
+		for p, exp := range s.pr.maps()[s.kind/2] {
+			if kindOf(p) == s.kind && exp.Sub(now) > restoreMargin {
+				snap[i][p.Addr()] = snapEntry{p, exp}
 			}
 		}
 	}
 	n.mu.Unlock()
 
 	start := time.Now()
-	var kernel [4]map[netip.Addr]kelem
-	for k, name := range setNames {
+	kernel := make([]map[netip.Addr]kelem, len(sets))
+	for i, s := range sets {
+		name := s.pr.sets[s.kind].Name
 		got, err := n.dumpStarts(name)
 		if err != nil {
 			return time.Since(start), fmt.Errorf("read set %s: %w", name, err)
 		}
-		kernel[k] = got
+		kernel[i] = got
 	}
 	took := time.Since(start)
 	// A dump can miss elements while the kernel resizes the set's hash
 	// table (see verifyAllLocked): confirm what seems missing with a
 	// second read.
-	for k, name := range setNames {
+	for i, s := range sets {
 		missing := false
-		for a := range snap[k] {
-			if _, ok := kernel[k][a]; !ok {
+		for a := range snap[i] {
+			if _, ok := kernel[i][a]; !ok {
 				missing = true
 				break
 			}
@@ -245,12 +245,13 @@ func (n *NFT) verifyElements(trigger string) (time.Duration, error) {
 		case <-n.done:
 			return took, nil
 		}
+		name := s.pr.sets[s.kind].Name
 		again, err := n.dumpStarts(name)
 		if err != nil {
 			return took, fmt.Errorf("read set %s: %w", name, err)
 		}
 		for a, e := range again {
-			kernel[k][a] = e
+			kernel[i][a] = e
 		}
 	}
 
@@ -262,21 +263,21 @@ func (n *NFT) verifyElements(trigger string) (time.Duration, error) {
 	now = n.now()
 	var o elemOps
 	missing, short := 0, 0
-	for k := range snap {
-		for a, s := range snap[k] {
-			exp, ok := n.lookupLocked(s.p)
+	for i, s := range sets {
+		for a, e := range snap[i] {
+			exp, ok := s.pr.lookup(e.p)
 			left := exp.Sub(now)
-			if !ok || !exp.Equal(s.exp) || left < restoreMargin {
+			if !ok || !exp.Equal(e.exp) || left < restoreMargin {
 				continue
 			}
-			ke, present := kernel[k][a]
+			ke, present := kernel[i][a]
 			switch {
 			case !present:
 				missing++
-				o.put(s.p, left)
+				o.put(s.pr, e.p, left)
 			case ke.expires > 0 && ke.expires < left-5*time.Second:
 				short++
-				o.refresh(s.p, left)
+				o.refresh(s.pr, e.p, left)
 			}
 		}
 	}
@@ -301,34 +302,44 @@ func (n *NFT) restoreDeleted(deleted map[string][]netip.Addr) {
 		return
 	}
 	now := n.now()
-	var byStart map[netip.Addr]netip.Prefix
+	byStart := map[*profile]map[netip.Addr]netip.Prefix{}
 	var o elemOps
-	seen := map[netip.Prefix]bool{}
+	type key struct {
+		pr *profile
+		p  netip.Prefix
+	}
+	seen := map[key]bool{}
 	count := 0
 	var sets []string
 	for name, addrs := range deleted {
-		k := banSetNames[name]
+		ref, ok := n.setIndex[name]
+		if !ok {
+			continue
+		}
+		pr, k := ref.pr, ref.kind
 		before := count
 		for _, a := range addrs {
 			p := netip.PrefixFrom(a, a.BitLen())
 			if k >= kindNet4 {
-				if byStart == nil {
-					byStart = make(map[netip.Addr]netip.Prefix, len(n.nets))
-					for q := range n.nets {
-						byStart[q.Addr()] = q
+				starts := byStart[pr]
+				if starts == nil {
+					starts = make(map[netip.Addr]netip.Prefix, len(pr.nets))
+					for q := range pr.nets {
+						starts[q.Addr()] = q
 					}
+					byStart[pr] = starts
 				}
 				var ok bool
-				if p, ok = byStart[a]; !ok {
+				if p, ok = starts[a]; !ok {
 					continue
 				}
 			}
-			exp, ok := n.lookupLocked(p)
-			if !ok || seen[p] || exp.Sub(now) < restoreMargin {
+			exp, ok := pr.lookup(p)
+			if !ok || seen[key{pr, p}] || exp.Sub(now) < restoreMargin {
 				continue
 			}
-			seen[p] = true
-			o.put(p, exp.Sub(now))
+			seen[key{pr, p}] = true
+			o.put(pr, p, exp.Sub(now))
 			count++
 		}
 		if count > before {

@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -94,12 +93,14 @@ func (n *NFT) inspect() (*kernelState, error) {
 		}
 		return els, nil
 	}
-	for _, name := range []string{"tcp_ports", "udp_ports"} {
-		els, err := elements(name)
-		if err != nil {
-			return nil, err
+	for _, pr := range n.profiles {
+		for _, ps := range pr.portSets {
+			els, err := elements(ps.Name)
+			if err != nil {
+				return nil, err
+			}
+			st.ports[ps.Name] = sortElements(els)
 		}
-		st.ports[name] = sortElements(els)
 	}
 	for _, name := range allowSetNames {
 		els, err := elements(name)
@@ -133,10 +134,13 @@ func (n *NFT) ensureLocked(reload bool) (ensured, error) {
 		fixes = append(fixes, "table inet "+n.table.Name)
 	}
 
-	want := slices.Concat(n.allowSets[:], n.sets[:])
-	for _, proto := range []string{"tcp", "udp"} {
-		if s := n.portSets[proto]; s != nil {
-			want = append(want, s)
+	want := slices.Clone(n.allowSets[:])
+	for _, pr := range n.profiles {
+		want = append(want, pr.sets[:]...)
+		for _, proto := range []string{"tcp", "udp"} {
+			if s := pr.portSets[proto]; s != nil {
+				want = append(want, s)
+			}
 		}
 	}
 	create := map[string]bool{}
@@ -153,11 +157,18 @@ func (n *NFT) ensureLocked(reload bool) (ensured, error) {
 			dropSets = append(dropSets, s.Name)
 		}
 	}
-	for _, proto := range []string{"tcp", "udp"} {
-		if _, ok := st.sets[proto+"_ports"]; ok && n.portSets[proto] == nil {
-			dropSets = append(dropSets, proto+"_ports")
-			fixes = append(fixes, "delete set "+proto+"_ports")
+	// Ban and port sets no profile wants any more (ports no longer
+	// asked for, a rule's ports changed): their rules go with them.
+	var stale []string
+	for name := range st.sets {
+		if ourSetName.MatchString(name) && !slices.ContainsFunc(want, func(s *nftables.Set) bool { return s.Name == name }) {
+			stale = append(stale, name)
 		}
+	}
+	slices.Sort(stale)
+	for _, name := range stale {
+		dropSets = append(dropSets, name)
+		fixes = append(fixes, "delete set "+name)
 	}
 
 	specs := n.ruleSpecs()
@@ -233,17 +244,19 @@ func (n *NFT) ensureLocked(reload bool) (ensured, error) {
 		}
 	}
 	tx := n.newTxn(0)
-	for _, proto := range []string{"tcp", "udp"} {
-		s := n.portSets[proto]
-		if s == nil || (!create[s.Name] && sameElements(st.ports[s.Name], n.ports[proto])) {
-			continue
-		}
-		if !create[s.Name] {
-			c.FlushSet(s)
-			fixes = append(fixes, "ports in set "+s.Name)
-		}
-		if err := tx.add(s, n.ports[proto]); err != nil {
-			return ensured{}, err
+	for _, pr := range n.profiles {
+		for _, proto := range []string{"tcp", "udp"} {
+			s := pr.portSets[proto]
+			if s == nil || (!create[s.Name] && sameElements(st.ports[s.Name], pr.ports[proto])) {
+				continue
+			}
+			if !create[s.Name] {
+				c.FlushSet(s)
+				fixes = append(fixes, "ports in set "+s.Name)
+			}
+			if err := tx.add(s, pr.ports[proto]); err != nil {
+				return ensured{}, err
+			}
 		}
 	}
 	for i, s := range n.allowSets {
@@ -262,13 +275,15 @@ func (n *NFT) ensureLocked(reload bool) (ensured, error) {
 	if reload {
 		now := n.now()
 		var o elemOps
-		for _, m := range []map[netip.Prefix]time.Time{n.bans, n.nets} {
-			for p, exp := range m {
-				if !create[setNames[kindOf(p)]] || exp.Sub(now) < restoreMargin {
-					continue
+		for _, pr := range n.profiles {
+			for _, m := range pr.maps() {
+				for p, exp := range m {
+					if !create[pr.sets[kindOf(p)].Name] || exp.Sub(now) < restoreMargin {
+						continue
+					}
+					o.put(pr, p, exp.Sub(now))
+					reloaded++
 				}
-				o.put(p, exp.Sub(now))
-				reloaded++
 			}
 		}
 		tx.ops += o.n
@@ -284,16 +299,20 @@ func (n *NFT) ensureLocked(reload bool) (ensured, error) {
 		fixes = []string{"table inet " + n.table.Name + " with its sets, chains and rules"}
 	}
 	fresh := true
-	for _, name := range setNames {
-		fresh = fresh && create[name]
+	for _, pr := range n.profiles {
+		for _, s := range pr.sets {
+			fresh = fresh && create[s.Name]
+		}
 	}
 	return ensured{fixes: fixes, reloaded: reloaded, fresh: fresh}, nil
 }
 
 func (n *NFT) portsDiffer(st *kernelState) bool {
-	for proto, s := range n.portSets {
-		if !sameElements(st.ports[s.Name], n.ports[proto]) {
-			return true
+	for _, pr := range n.profiles {
+		for proto, s := range pr.portSets {
+			if !sameElements(st.ports[s.Name], pr.ports[proto]) {
+				return true
+			}
 		}
 	}
 	return false
@@ -449,21 +468,23 @@ func sameRules(have []*nftables.Rule, want []ruleSpec) bool {
 
 // ruleSpecs returns the rules of each chain, in order: the accepts of the
 // allowlist first (on every port: they only skip sipguard's drops), then
-// the drops.
+// the drops of each profile, the default's first.
 func (n *NFT) ruleSpecs() []ruleSpec {
 	var out []ruleSpec
 	for i, s := range n.allowSets {
 		out = append(out, ruleSpec{rulePrefix + s.Name, saddrRule(s, i == 1, nil, expr.VerdictAccept)})
 	}
-	for k, s := range n.sets {
-		v6 := k == int(kindBan6) || k == int(kindNet6)
-		if len(n.portSets) == 0 {
-			out = append(out, ruleSpec{rulePrefix + s.Name, saddrRule(s, v6, nil, expr.VerdictDrop)})
-			continue
-		}
-		for _, proto := range []string{"tcp", "udp"} {
-			if ps := n.portSets[proto]; ps != nil {
-				out = append(out, ruleSpec{rulePrefix + s.Name + " " + proto, saddrRule(s, v6, ps, expr.VerdictDrop)})
+	for _, pr := range n.profiles {
+		for k, s := range pr.sets {
+			v6 := k == int(kindBan6) || k == int(kindNet6)
+			if len(pr.portSets) == 0 {
+				out = append(out, ruleSpec{rulePrefix + s.Name, saddrRule(s, v6, nil, expr.VerdictDrop)})
+				continue
+			}
+			for _, proto := range []string{"tcp", "udp"} {
+				if ps := pr.portSets[proto]; ps != nil {
+					out = append(out, ruleSpec{rulePrefix + s.Name + " " + proto, saddrRule(s, v6, ps, expr.VerdictDrop)})
+				}
 			}
 		}
 	}

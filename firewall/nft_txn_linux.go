@@ -11,19 +11,28 @@ import (
 )
 
 // elemOps gathers the element operations of one transaction on the ban
-// sets, by setKind. They are queued in three passes (the adds of pre, the
-// deletes of del, the adds of add), so that a refresh is add, delete, add
-// and a lift is add, delete.
+// sets, by profile and setKind. They are queued in three passes (the adds
+// of pre, the deletes of del, the adds of add), so that a refresh is add,
+// delete, add and a lift is add, delete.
 type elemOps struct {
-	pre, del, add [4][]nftables.SetElement
-	n             int // element operations in all
+	pre, del, add [][4][]nftables.SetElement // indexed by profile.idx
+	n             int                        // element operations in all
 }
 
-// put adds p for timeout (see kernelTimeout): for a prefix that is not in
-// the set, or to restore one.
-func (o *elemOps) put(p netip.Prefix, timeout time.Duration) {
+// at returns the element lists of profile idx in pass, growing it.
+func at(pass *[][4][]nftables.SetElement, idx int) *[4][]nftables.SetElement {
+	for len(*pass) <= idx {
+		*pass = append(*pass, [4][]nftables.SetElement{})
+	}
+	return &(*pass)[idx]
+}
+
+// put adds p to pr's sets for timeout (see kernelTimeout): for a prefix
+// that is not in the set, or to restore one.
+func (o *elemOps) put(pr *profile, p netip.Prefix, timeout time.Duration) {
 	k, els := kindOf(p), elementsOf(p, kernelTimeout(timeout))
-	o.add[k] = append(o.add[k], els...)
+	add := at(&o.add, pr.idx)
+	add[k] = append(add[k], els...)
 	o.n += len(els)
 }
 
@@ -31,20 +40,22 @@ func (o *elemOps) put(p netip.Prefix, timeout time.Duration) {
 // timeout even if p is in the set already (a plain re-add does not before
 // kernel 6.12), and never deletes an element the kernel has just expired,
 // which would abort the transaction.
-func (o *elemOps) refresh(p netip.Prefix, timeout time.Duration) {
+func (o *elemOps) refresh(pr *profile, p netip.Prefix, timeout time.Duration) {
 	k, els := kindOf(p), elementsOf(p, kernelTimeout(timeout))
-	o.pre[k] = append(o.pre[k], els...)
-	o.del[k] = append(o.del[k], withoutTimeout(els)...)
-	o.add[k] = append(o.add[k], els...)
+	pre, del, add := at(&o.pre, pr.idx), at(&o.del, pr.idx), at(&o.add, pr.idx)
+	pre[k] = append(pre[k], els...)
+	del[k] = append(del[k], withoutTimeout(els)...)
+	add[k] = append(add[k], els...)
 	o.n += 3 * len(els)
 }
 
 // lift removes p as add, delete: the add makes sure the delete finds the
 // element, even if the kernel has just expired it.
-func (o *elemOps) lift(p netip.Prefix) {
+func (o *elemOps) lift(pr *profile, p netip.Prefix) {
 	k, els := kindOf(p), elementsOf(p, time.Second)
-	o.pre[k] = append(o.pre[k], els...)
-	o.del[k] = append(o.del[k], withoutTimeout(els)...)
+	pre, del := at(&o.pre, pr.idx), at(&o.del, pr.idx)
+	pre[k] = append(pre[k], els...)
+	del[k] = append(del[k], withoutTimeout(els)...)
 	o.n += 2 * len(els)
 }
 
@@ -112,11 +123,13 @@ func (t *txn) elements(s *nftables.Set, els []nftables.SetElement, del bool) err
 func (t *txn) queue(o *elemOps) error {
 	for _, pass := range []struct {
 		del bool
-		els *[4][]nftables.SetElement
-	}{{false, &o.pre}, {true, &o.del}, {false, &o.add}} {
-		for k, els := range pass.els {
-			if err := t.elements(t.n.sets[k], els, pass.del); err != nil {
-				return err
+		els [][4][]nftables.SetElement
+	}{{false, o.pre}, {true, o.del}, {false, o.add}} {
+		for i, byKind := range pass.els {
+			for k, els := range byKind {
+				if err := t.elements(t.n.profiles[i].sets[k], els, pass.del); err != nil {
+					return err
+				}
 			}
 		}
 	}

@@ -92,3 +92,21 @@ func portRanges(ports []Port) (map[string][][2]uint16, error) {
 	}
 	return out, nil
 }
+
+// PortsKey returns the canonical name of a list of ports, the key of its
+// ports profile (Ban.Ports, NFTOptions.Profiles): the merged ranges, tcp
+// then udp, in order, joined by commas ("80/tcp,443/tcp,5060/udp"). Lists
+// that drop the same traffic have the same key; an empty list has "".
+func PortsKey(ports []Port) (string, error) {
+	ranges, err := portRanges(ports)
+	if err != nil {
+		return "", err
+	}
+	var parts []string
+	for _, proto := range []string{"tcp", "udp"} {
+		for _, r := range ranges[proto] {
+			parts = append(parts, Port{Proto: proto, Port: r[0], Last: r[1]}.String())
+		}
+	}
+	return strings.Join(parts, ","), nil
+}

@@ -66,3 +66,33 @@ func TestParsePort(t *testing.T) {
 		}
 	})
 }
+
+// TestPortsKey: lists that drop the same traffic have one key (merged,
+// sorted, tcp first); an empty list has "".
+func TestPortsKey(t *testing.T) {
+	for _, tc := range []struct {
+		in   []string
+		want string
+	}{
+		{nil, ""},
+		{[]string{"443/tcp", "80/tcp"}, "80/tcp,443/tcp"},
+		{[]string{"80/TCP", "443/tcp", "80/tcp"}, "80/tcp,443/tcp"},
+		{[]string{"5060/udp", "5061/tcp", "5060/tcp"}, "5060-5061/tcp,5060/udp"},
+		{[]string{"10000-10010/udp", "10005-20000/udp", "20001/udp"}, "10000-20001/udp"},
+	} {
+		var ports []firewall.Port
+		for _, s := range tc.in {
+			p, err := firewall.ParsePort(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ports = append(ports, p)
+		}
+		if got, err := firewall.PortsKey(ports); err != nil || got != tc.want {
+			t.Errorf("PortsKey(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+	if _, err := firewall.PortsKey([]firewall.Port{{Proto: "sctp", Port: 1}}); err == nil {
+		t.Error("PortsKey of an sctp port: no error")
+	}
+}

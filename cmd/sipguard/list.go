@@ -27,8 +27,16 @@ func printBans(w io.Writer, bans []control.Ban) error {
 		if b.Origin != "" {
 			origin = b.Origin
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", b.Target, b.Rule, origin, b.Since.Local().Format(time.DateTime),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", b.Target, withPorts(b.Rule, b.Ports), origin, b.Since.Local().Format(time.DateTime),
 			b.Expires.Local().Format(time.DateTime), b.Reason)
 	}
 	return tw.Flush()
+}
+
+// withPorts shows a rule with its own ports, if any: "gui [80/tcp,443/tcp]".
+func withPorts(rule, ports string) string {
+	if ports == "" {
+		return rule
+	}
+	return rule + " [" + ports + "]"
 }

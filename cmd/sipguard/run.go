@@ -286,16 +286,12 @@ func newBackend(cfg *config.Config, allow []netip.Prefix, dryRun bool, log zerol
 	if dryRun || cfg.Firewall.Backend == "dry-run" {
 		return firewall.NewDryRun(log, nil), nil
 	}
-	var ports []firewall.Port
-	for _, p := range cfg.Firewall.Ports {
-		port, err := firewall.ParsePort(p)
-		if err != nil {
-			return nil, err
-		}
-		ports = append(ports, port)
+	ports, profiles, _, err := cfg.PortProfiles()
+	if err != nil {
+		return nil, err
 	}
 	fw, err := firewall.NewNFT(firewall.NFTOptions{
-		Table: cfg.Firewall.Table, Hooks: cfg.Firewall.Hooks, Ports: ports, Allow: allow,
+		Table: cfg.Firewall.Table, Hooks: cfg.Firewall.Hooks, Ports: ports, Profiles: profiles, Allow: allow,
 		Logger: log.With().Str("component", "firewall").Logger(),
 	})
 	if err != nil {
@@ -313,10 +309,14 @@ func (m *Main) daemonConfig(cfg *config.Config) (daemon.Config, error) {
 	if err != nil {
 		return daemon.Config{}, err
 	}
+	_, _, rulePorts, err := cfg.PortProfiles()
+	if err != nil {
+		return daemon.Config{}, err
+	}
 	dc := daemon.Config{
 		File: cfg.File, Version: Version(), Engine: eopts,
 		StateDir: cfg.Daemon.StateDir, Socket: cfg.Daemon.Socket,
-		ManualBanTime: time.Duration(cfg.Daemon.ManualBanTime),
+		ManualBanTime: time.Duration(cfg.Daemon.ManualBanTime), RulePorts: rulePorts,
 	}
 	if dc.File == "" {
 		dc.File = "built-in"

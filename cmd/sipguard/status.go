@@ -124,7 +124,7 @@ func printStatus(w io.Writer, st control.Status) error {
 		if len(r.Events) == 6 {
 			ev = "all"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%g\t%s\t%d\n", r.Name, ev, r.MaxRetry, seconds(r.FindTime), seconds(r.BanTime), r.Factor,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%g\t%s\t%d\n", withPorts(r.Name, r.Ports), ev, r.MaxRetry, seconds(r.FindTime), seconds(r.BanTime), r.Factor,
 			dash(seconds(r.MaxBanTime)), r.Bans)
 	}
 	if len(st.Notify) > 0 {

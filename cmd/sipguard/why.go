@@ -50,7 +50,7 @@ func (m *Main) why(ctx context.Context, args []string) error {
 		if b.Origin != "" {
 			origin = ", by " + b.Origin
 		}
-		fmt.Fprintf(w, "%s: banned as %s (%s%s) until %s: %s\n", res.Target, b.Target, b.Rule, origin,
+		fmt.Fprintf(w, "%s: banned as %s (%s%s) until %s: %s\n", res.Target, b.Target, withPorts(b.Rule, b.Ports), origin,
 			b.Expires.Local().Format(time.DateTime), b.Reason)
 	}
 	if res.CountedAs != "" {

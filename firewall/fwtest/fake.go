@@ -30,24 +30,35 @@ import (
 // non-nil error is returned with the state left unchanged. SetAllow keeps
 // the allowlist (Allowlist), as NFT loads it into the kernel: the bans
 // stay as they are, for tests to check that none covers it.
+//
+// Bans are kept per ports profile (firewall.Ban.Ports; "" the default),
+// as NFT keeps them in each profile's sets: overlaps are refused within a
+// profile only, Unban lifts from every profile and UnbanIn from one. Has
+// and Expiry look at the default profile, HasIn at any.
 type Fake struct {
 	// Now is the clock deciding expiry; nil is time.Now.
 	Now func() time.Time
 
 	BanFunc   func(bans []firewall.Ban) error
-	UnbanFunc func(prefixes []netip.Prefix) error
+	UnbanFunc func(prefixes []netip.Prefix) error // Unban and UnbanIn
 	ListFunc  func() error
 	SyncFunc  func(entries []firewall.Entry) error
 	AllowFunc func(allow []netip.Prefix) error
 
 	mu       sync.Mutex
-	bans     map[netip.Prefix]time.Time
+	bans     map[key]time.Time
 	allow    []netip.Prefix
 	closed   bool
 	restored int
 }
 
 var _ firewall.Backend = (*Fake)(nil)
+
+// key is a ban: its ports profile and prefix.
+type key struct {
+	ports string
+	p     netip.Prefix
+}
 
 // New returns an empty Fake using the clock now (nil: time.Now).
 func New(now func() time.Time) *Fake { return &Fake{Now: now} }
@@ -61,7 +72,7 @@ func (f *Fake) now() time.Time {
 
 func (f *Fake) init() {
 	if f.bans == nil {
-		f.bans = map[netip.Prefix]time.Time{}
+		f.bans = map[key]time.Time{}
 	}
 }
 
@@ -103,8 +114,8 @@ func (f *Fake) Ban(ctx context.Context, bans ...firewall.Ban) error {
 	defer f.mu.Unlock()
 	f.init()
 	now := f.now()
-	next := map[netip.Prefix]time.Duration{}
-	var order []netip.Prefix
+	next := map[key]time.Duration{}
+	var order []key
 	for _, b := range bans {
 		p, err := firewall.Normalize(b.Prefix)
 		if err != nil {
@@ -113,50 +124,62 @@ func (f *Fake) Ban(ctx context.Context, bans ...firewall.Ban) error {
 		if b.Timeout <= 0 {
 			return fmt.Errorf("%w: %s: timeout %v is not positive", firewall.ErrInvalidBan, p, b.Timeout)
 		}
-		if _, ok := next[p]; !ok {
-			order = append(order, p)
+		k := key{b.Ports, p}
+		if _, ok := next[k]; !ok {
+			order = append(order, k)
 		}
-		next[p] = b.Timeout
+		next[k] = b.Timeout
 	}
-	var nets []netip.Prefix
-	for _, p := range order {
-		if isHost(p) {
+	var nets []key
+	for _, k := range order {
+		if isHost(k.p) {
 			continue
 		}
 		for q, exp := range f.bans {
-			if q != p && !isHost(q) && exp.After(now) && q.Overlaps(p) {
-				return &firewall.OverlapError{Prefix: p, With: q}
+			if q != k && q.ports == k.ports && !isHost(q.p) && exp.After(now) && q.p.Overlaps(k.p) {
+				return &firewall.OverlapError{Prefix: k.p, With: q.p}
 			}
 		}
 		for _, q := range nets {
-			if q.Overlaps(p) {
-				return &firewall.OverlapError{Prefix: p, With: q}
+			if q.ports == k.ports && q.p.Overlaps(k.p) {
+				return &firewall.OverlapError{Prefix: k.p, With: q.p}
 			}
 		}
-		nets = append(nets, p)
+		nets = append(nets, k)
 	}
-	for _, p := range order {
-		f.bans[p] = now.Add(kernelTimeout(next[p]))
+	for _, k := range order {
+		f.bans[k] = now.Add(kernelTimeout(next[k]))
 	}
 	return nil
 }
 
-// Unban lifts bans; prefixes not banned are ignored.
+// Unban lifts bans from every profile; prefixes not banned are ignored.
 func (f *Fake) Unban(ctx context.Context, prefixes ...netip.Prefix) error {
+	return f.unban(ctx, func(string) bool { return true }, prefixes)
+}
+
+// UnbanIn lifts bans from the profile ports only.
+func (f *Fake) UnbanIn(ctx context.Context, ports string, prefixes ...netip.Prefix) error {
+	return f.unban(ctx, func(p string) bool { return p == ports }, prefixes)
+}
+
+func (f *Fake) unban(ctx context.Context, in func(ports string) bool, prefixes []netip.Prefix) error {
 	if err := f.lock(ctx, inject(f.UnbanFunc, prefixes)); err != nil {
 		return err
 	}
 	defer f.mu.Unlock()
-	var gone []netip.Prefix
+	gone := map[netip.Prefix]bool{}
 	for _, p := range prefixes {
 		p, err := firewall.Normalize(p)
 		if err != nil {
 			return err
 		}
-		gone = append(gone, p)
+		gone[p] = true
 	}
-	for _, p := range gone {
-		delete(f.bans, p)
+	for k := range f.bans {
+		if gone[k.p] && in(k.ports) {
+			delete(f.bans, k)
+		}
 	}
 	return nil
 }
@@ -179,7 +202,7 @@ func (f *Fake) Sync(ctx context.Context, es []firewall.Entry) error {
 	}
 	defer f.mu.Unlock()
 	now := f.now()
-	next := map[netip.Prefix]time.Time{}
+	next := map[key]time.Time{}
 	for _, e := range es {
 		p, err := firewall.Normalize(e.Prefix)
 		if err != nil {
@@ -192,28 +215,30 @@ func (f *Fake) Sync(ctx context.Context, es []firewall.Entry) error {
 		if exp.Sub(now) > firewall.MaxTimeout {
 			exp = now.Add(firewall.MaxTimeout)
 		}
-		if old, ok := next[p]; !ok || exp.After(old) {
-			next[p] = exp
+		k := key{e.Ports, p}
+		if old, ok := next[k]; !ok || exp.After(old) {
+			next[k] = exp
 		}
 	}
-	var nets []netip.Prefix
-	for p := range next {
-		if !isHost(p) {
-			nets = append(nets, p)
+	var nets []key
+	for k := range next {
+		if !isHost(k.p) {
+			nets = append(nets, k)
 		}
 	}
-	slices.SortFunc(nets, func(a, b netip.Prefix) int {
-		return cmp.Or(cmp.Compare(a.Bits(), b.Bits()), a.Addr().Compare(b.Addr()))
+	slices.SortFunc(nets, func(a, b key) int {
+		return cmp.Or(cmp.Compare(a.ports, b.ports), cmp.Compare(a.p.Bits(), b.p.Bits()), a.p.Addr().Compare(b.p.Addr()))
 	})
-	var kept []netip.Prefix
+	var kept []key
 	var errs []error
-	for _, p := range nets {
-		if i := slices.IndexFunc(kept, p.Overlaps); i >= 0 {
-			errs = append(errs, &firewall.OverlapError{Prefix: p, With: kept[i]})
-			delete(next, p)
+	for _, k := range nets {
+		overlaps := func(q key) bool { return q.ports == k.ports && q.p.Overlaps(k.p) }
+		if i := slices.IndexFunc(kept, overlaps); i >= 0 {
+			errs = append(errs, &firewall.OverlapError{Prefix: k.p, With: kept[i].p})
+			delete(next, k)
 			continue
 		}
-		kept = append(kept, p)
+		kept = append(kept, k)
 	}
 	f.bans = next
 	return errors.Join(errs...)
@@ -277,30 +302,41 @@ func (f *Fake) Reconcile(ctx context.Context) error {
 	return nil
 }
 
-// Has reports whether p (normalised) is banned and unexpired.
+// Has reports whether p (normalised) is banned and unexpired in the
+// default profile.
 func (f *Fake) Has(p netip.Prefix) bool {
-	_, ok := f.Expiry(p)
+	_, ok := f.ExpiryIn("", p)
 	return ok
 }
 
-// Expiry returns when the ban of p (normalised) expires, if it is banned
-// and unexpired.
-func (f *Fake) Expiry(p netip.Prefix) (time.Time, bool) {
+// HasIn reports whether p (normalised) is banned and unexpired in the
+// profile ports.
+func (f *Fake) HasIn(ports string, p netip.Prefix) bool {
+	_, ok := f.ExpiryIn(ports, p)
+	return ok
+}
+
+// Expiry returns when the ban of p (normalised) in the default profile
+// expires, if it is banned and unexpired.
+func (f *Fake) Expiry(p netip.Prefix) (time.Time, bool) { return f.ExpiryIn("", p) }
+
+// ExpiryIn is Expiry in the profile ports.
+func (f *Fake) ExpiryIn(ports string, p netip.Prefix) (time.Time, bool) {
 	p, err := firewall.Normalize(p)
 	if err != nil {
 		return time.Time{}, false
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	exp, ok := f.bans[p]
+	exp, ok := f.bans[key{ports, p}]
 	if !ok || !exp.After(f.now()) {
 		return time.Time{}, false
 	}
 	return exp, true
 }
 
-// Entries returns the unexpired bans, sorted by prefix; it works after
-// Close.
+// Entries returns the unexpired bans, sorted by prefix then profile; it
+// works after Close.
 func (f *Fake) Entries() []firewall.Entry {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -318,13 +354,13 @@ func (f *Fake) SetRestored(n int) {
 func (f *Fake) entriesLocked() []firewall.Entry {
 	now := f.now()
 	out := make([]firewall.Entry, 0, len(f.bans))
-	for p, exp := range f.bans {
+	for k, exp := range f.bans {
 		if exp.After(now) {
-			out = append(out, firewall.Entry{Prefix: p, Expires: exp})
+			out = append(out, firewall.Entry{Prefix: k.p, Expires: exp, Ports: k.ports})
 		}
 	}
 	slices.SortFunc(out, func(a, b firewall.Entry) int {
-		return cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits()))
+		return cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits()), cmp.Compare(a.Ports, b.Ports))
 	})
 	return out
 }

@@ -207,3 +207,49 @@ func TestFake_SetAllow(t *testing.T) {
 		t.Errorf("SetAllow after Close: got %v; want ErrClosed", err)
 	}
 }
+
+// TestFake_Profiles: bans are kept per ports profile, overlaps refused
+// within one only; UnbanIn lifts one profile's ban, Unban every one; Sync
+// keeps the profiles.
+func TestFake_Profiles(t *testing.T) {
+	const gui = "80/tcp,443/tcp"
+	f, _ := newFake()
+	guiBan := ban("203.0.113.0/24", time.Hour)
+	guiBan.Ports = gui
+	if err := f.Ban(ctx, guiBan, ban("203.0.113.0/25", time.Hour), ban("198.51.100.7", time.Hour)); err != nil {
+		t.Fatalf("a network in another profile: %v", err)
+	}
+	inside := ban("203.0.113.0/26", time.Hour)
+	inside.Ports = gui
+	if err := f.Ban(ctx, inside); !errors.Is(err, firewall.ErrOverlap) {
+		t.Errorf("a network inside the GUI profile's /24: %v; want ErrOverlap", err)
+	}
+	same := ban("198.51.100.7", time.Hour)
+	same.Ports = gui
+	if err := f.Ban(ctx, same); err != nil {
+		t.Fatal(err)
+	}
+	if !f.Has(pfx("198.51.100.7")) || !f.HasIn(gui, pfx("198.51.100.7")) || f.Has(pfx("203.0.113.0/24")) || !f.HasIn(gui, pfx("203.0.113.0/24")) {
+		t.Errorf("Has/HasIn: %+v", f.Entries())
+	}
+	if err := f.UnbanIn(ctx, gui, pfx("198.51.100.7")); err != nil {
+		t.Fatal(err)
+	}
+	if !f.Has(pfx("198.51.100.7")) || f.HasIn(gui, pfx("198.51.100.7")) {
+		t.Errorf("UnbanIn lifted the wrong profile: %+v", f.Entries())
+	}
+	es := f.Entries()
+	f2, _ := newFake()
+	if err := f2.Sync(ctx, es); err != nil {
+		t.Fatal(err)
+	}
+	if !f2.HasIn(gui, pfx("203.0.113.0/24")) || !f2.Has(pfx("203.0.113.0/25")) {
+		t.Errorf("Sync lost a profile: %+v", f2.Entries())
+	}
+	if err := f2.Unban(ctx, pfx("203.0.113.0/24"), pfx("203.0.113.0/25")); err != nil {
+		t.Fatal(err)
+	}
+	if f2.HasIn(gui, pfx("203.0.113.0/24")) || f2.Has(pfx("203.0.113.0/25")) {
+		t.Errorf("Unban left a ban: %+v", f2.Entries())
+	}
+}
