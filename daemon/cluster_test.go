@@ -21,6 +21,7 @@ import (
 	"github.com/sipguard/sipguard/control"
 	"github.com/sipguard/sipguard/daemon"
 	"github.com/sipguard/sipguard/firewall"
+	"github.com/sipguard/sipguard/internal/testutil"
 )
 
 // peers records what the daemon gives the cluster.
@@ -539,9 +540,7 @@ func TestPeerBounds(t *testing.T) {
 // costs here is bounded, and the bans file, tens of megabytes, is not
 // rewritten every second while they come.
 func TestPeerFloodCost(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a flood of 100,000 bans")
-	}
+	testutil.SkipShort(t, "a flood of 100,000 bans")
 	e := newEnv(t)
 	fw := firewall.NewDryRun(zerolog.Nop(), nil) // keeps a map of its bans, as small as the kernel's
 	r := startWith(t, e.config(), fw, func(d *daemon.Daemon) { d.Join(&peers{}, false) })

@@ -35,14 +35,8 @@ import (
 
 func requireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: nftables tests need root (they work in a throw-away network namespace)")
-	}
-	for _, cmd := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(cmd); err != nil {
-			t.Skipf("skipping: nftables tests need the %s command", cmd)
-		}
-	}
+	testutil.NeedRoot(t, "nftables tests work in a throw-away network namespace")
+	testutil.NeedCommands(t, "apt-get install iproute2 nftables", "ip", "nft")
 }
 
 // newNS creates a network namespace with lo up and removes it at cleanup.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sipguard/sipguard/internal/testutil"
 	"github.com/sipguard/sipguard/syslogd"
 )
 
@@ -18,9 +19,7 @@ import (
 // listed and one not, to a receiver whose emit is slow: the queue stays
 // bounded, reading goes on, and every datagram read is accounted for.
 func TestReceiver_Flood(t *testing.T) {
-	if testing.Short() {
-		t.Skip("flood: not in -short")
-	}
+	testutil.SkipShort(t, "a flood")
 	const queue = 500
 	var maxBatch atomic.Int64
 	var delivered atomic.Int64

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sipguard/sipguard/internal/testutil"
 )
 
 // TestDaemonAllowlistedNeighbour is issue 12's case with the real binary,
@@ -20,9 +22,7 @@ import (
 //	remote (2001:db8:bad::1 trunk, ::2 attacker) ──veth── pbx (::100, sipguard)
 func TestDaemonAllowlistedNeighbour(t *testing.T) {
 	needRoot(t)
-	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skip("needs bash")
-	}
+	testutil.NeedCommands(t, "apt-get install bash", "bash")
 	pbx, remote := netns(t), netns(t)
 	ipIn(t, pbx, "link", "add", "to-remote", "type", "veth", "peer", "name", "eth0", "netns", remote)
 	ipIn(t, pbx, "addr", "add", "2001:db8:bad::100/64", "dev", "to-remote", "nodad")

@@ -72,14 +72,8 @@ func TestMain(m *testing.M) {
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces and nftables (.ci/run runs it as root)")
-	}
-	for _, c := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(c); err != nil {
-			t.Skipf("needs %s (apt-get install iproute2 nftables; .ci/run installs them)", c)
-		}
-	}
+	testutil.NeedRoot(t, "for network namespaces and nftables (.ci/run runs it as root)")
+	testutil.NeedCommands(t, "apt-get install iproute2 nftables; .ci/run installs them", "ip", "nft")
 }
 
 // netns creates a network namespace removed when the test ends.

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sipguard/sipguard/internal/testutil"
 )
 
 // udpSink is a helper process: run as the test binary with
@@ -73,9 +75,7 @@ func received(file, from string) int {
 // allowlisted sender still gets through.
 func TestGatewayMode(t *testing.T) {
 	needRoot(t)
-	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skip("needs bash")
-	}
+	testutil.NeedCommands(t, "apt-get install bash", "bash")
 	atk, frd, rtr, pbx := netns(t), netns(t), netns(t), netns(t)
 	link(t, atk, "10.71.1.2/24", rtr, "10.71.1.1/24")
 	link(t, frd, "10.71.2.2/24", rtr, "10.71.2.1/24")

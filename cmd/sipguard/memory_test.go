@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strconv"
 	"testing"
+
+	"github.com/sipguard/sipguard/internal/testutil"
 )
 
 // TestMemoryPerTrackedAddress feeds `sipguard scan` (the real binary, from
@@ -18,9 +20,7 @@ import (
 // /64s, with max_tracked = 1,000,000: the engine never tracks more, and the
 // peak RSS per tracked address is reported.
 func TestMemoryPerTrackedAddress(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short")
-	}
+	testutil.SkipShort(t, "3,000,000 attackers")
 	bin := buildSipguard(t)
 	cfg := filepath.Join(t.TempDir(), "rules.toml")
 	os.WriteFile(cfg, []byte("[engine]\nmax_tracked = 1000000\n[allow]\nself = false\n"), 0o644)
