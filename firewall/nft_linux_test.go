@@ -515,6 +515,7 @@ func TestNFT_Overlap(t *testing.T) {
 }
 
 func TestNFT_LargeBatch(t *testing.T) {
+	testutil.SkipShort(t, "one transaction of many bans, no concurrency (the plain run has it)")
 	ns := newNS(t)
 	ctx := context.Background()
 	n := newNFT(t, ns, firewall.NFTOptions{})
@@ -558,6 +559,7 @@ func v6(i int) netip.Addr {
 }
 
 func TestNFT_Sync100k(t *testing.T) {
+	testutil.SkipShort(t, "100,000 bans in one transaction, no concurrency (the plain run has it)")
 	ns := newNS(t)
 	ctx := context.Background()
 	n := newNFT(t, ns, firewall.NFTOptions{})
