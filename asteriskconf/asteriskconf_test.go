@@ -2,6 +2,7 @@ package asteriskconf_test
 
 import (
 	"errors"
+	"github.com/sipguard/sipguard/internal/testutil"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -338,10 +339,7 @@ func FuzzLoad(f *testing.F) {
 // names a directory holding them: none may give a Problem. Not shipped
 // here (GPL text); see docs/testing.md for how to run it.
 func TestLoad_AsteriskSamples(t *testing.T) {
-	dir := os.Getenv("SIPGUARD_ASTERISK_SAMPLES")
-	if dir == "" {
-		t.Skip("SIPGUARD_ASTERISK_SAMPLES not set")
-	}
+	dir := testutil.OptIn(t, "SIPGUARD_ASTERISK_SAMPLES", "a directory of Asterisk's sample configs")
 	files, err := filepath.Glob(filepath.Join(dir, "*.conf"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no *.conf in %s: %v", dir, err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sipguard/sipguard/control"
+	"github.com/sipguard/sipguard/internal/testutil"
 )
 
 type fakeHandler struct{ bans []control.Ban }
@@ -118,9 +119,7 @@ func TestSecondDaemonRefused(t *testing.T) {
 // TestNonRootRefused connects as nobody, even with the socket's mode
 // opened up: the server checks the caller's credentials.
 func TestNonRootRefused(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run a client as another user")
-	}
+	testutil.NeedRoot(t, "to run a client as another user")
 	if os.Getenv("SIPGUARD_CONTROL_CLIENT") != "" {
 		return
 	}
@@ -153,10 +152,7 @@ func TestNonRootRefused(t *testing.T) {
 
 // TestNobodyClient runs as nobody in TestNonRootRefused's subprocess.
 func TestNobodyClient(t *testing.T) {
-	path := os.Getenv("SIPGUARD_CONTROL_CLIENT")
-	if path == "" {
-		t.Skip("helper for TestNonRootRefused")
-	}
+	path := testutil.SubprocessOnly(t, "SIPGUARD_CONTROL_CLIENT") // of TestNonRootRefused
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, err := control.NewClient(path).Status(ctx)

@@ -127,6 +127,42 @@ func (r *running) stop(t *testing.T) {
 
 func eventually(cond func() bool) bool { return testutil.Eventually(5*time.Second, cond) }
 
+// handled waits until the core goroutine has handled n events in all
+// (allowlisted ones too). The core enforces the bans a batch of events
+// causes before it answers anything else (loop: handle, then flush), so
+// once it has, a ban that is not in the firewall was not decided: the
+// positive signal a test waits for before it asserts that a ban is not
+// there. Waiting a fixed time instead passes whenever the line was not
+// read yet.
+func handled(t *testing.T, r *running, n int64) {
+	t.Helper()
+	var st control.Status
+	testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("the core to handle %d events", n), func() bool {
+		st = status(t, r)
+		return st.Engine.Events >= n
+	})
+	if st.Engine.Events != n {
+		t.Fatalf("the core handled %d events; want %d", st.Engine.Events, n)
+	}
+}
+
+// ticked waits until a tick of the core loop (every second: expiries,
+// feeds, the sources' health, saves) has run after the call: the positive
+// signal a test waits for before it asserts that a tick changed nothing.
+// It bans an address of its own by hand for a second and waits for a tick
+// to expire it (or anything else: any expiry it sees came from a tick
+// after the call).
+func ticked(t *testing.T, r *running) {
+	t.Helper()
+	before := status(t, r).Unbans[daemon.UnbanExpired]
+	if _, err := r.client.Ban(context.Background(), control.BanRequest{Target: "2001:db8:71c::1", For: "1s", Reason: "a tick"}); err != nil {
+		t.Fatalf("ban to see a tick: %v", err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "a tick of the core loop", func() bool {
+		return status(t, r).Unbans[daemon.UnbanExpired] > before
+	})
+}
+
 func appendLines(t *testing.T, path string, lines ...string) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
@@ -161,7 +197,7 @@ func TestBanFromLog(t *testing.T) {
 	r := start(t, e.config(), nil)
 	appendLines(t, e.log, failures("198.51.100.7", 4, time.Now())...)
 	appendLines(t, e.log, failures("192.0.2.10", 9, time.Now())...) // allowlisted
-	time.Sleep(100 * time.Millisecond)
+	handled(t, r, 13)
 	if _, ok := banned(r.fw, "198.51.100.7/32"); ok {
 		t.Fatal("banned after 4 failures")
 	}
@@ -301,11 +337,13 @@ func TestUnbanClearsCounters(t *testing.T) {
 	e := newEnv(t)
 	r := start(t, e.config(), nil)
 	appendLines(t, e.log, failures("198.51.100.7", 4, time.Now())...)
-	eventually(func() bool { st, _ := r.client.Status(context.Background()); return st.Engine.Events == 4 })
-	r.client.Unban(context.Background(), control.UnbanRequest{Target: "198.51.100.7"})
+	handled(t, r, 4)
+	// Not banned, yet the unban of its address clears its counters.
+	if _, err := r.client.Unban(context.Background(), control.UnbanRequest{Target: "198.51.100.7"}); err != nil {
+		t.Fatalf("unban: %v", err)
+	}
 	appendLines(t, e.log, failures("198.51.100.7", 1, time.Now())...)
-	eventually(func() bool { st, _ := r.client.Status(context.Background()); return st.Engine.Events == 5 })
-	time.Sleep(50 * time.Millisecond)
+	handled(t, r, 5)
 	if _, ok := banned(r.fw, "198.51.100.7/32"); ok {
 		t.Error("banned: the counters survived the unban")
 	}
@@ -433,7 +471,10 @@ func TestStartEndThenRestart(t *testing.T) {
 	cfg := e.config()
 	cfg.Sources[0].Start = watchers.StartEnd
 	r := start(t, cfg, nil)
-	time.Sleep(1500 * time.Millisecond) // a save tick
+	testutil.WaitFor(t, 10*time.Second, "the starting position saved", func() bool {
+		data, _ := os.ReadFile(filepath.Join(e.state, "positions.json"))
+		return strings.Contains(string(data), `"pbx"`)
+	})
 	r.stop(t)
 	appendLines(t, e.log, failures("198.51.100.7", 5, time.Now())...) // while down
 	r2 := start(t, cfg, nil)
@@ -531,19 +572,20 @@ func firstOffence(t *testing.T, e env) (cfg daemon.Config, r *running, p netip.P
 	fw := fwtest.New(nil)
 	r = start(t, cfg, fw)
 	p = netip.MustParsePrefix("198.51.100.7/32")
-	appendLines(t, e.log, burst(p.Addr().String())...)
+	lines, _ := burst(p.Addr().String())
+	appendLines(t, e.log, lines...)
 	if !eventually(func() bool { return fw.Has(p) }) {
 		t.Fatal("first ban missing")
 	}
 	return cfg, r, p
 }
 
-// burst is five failures of addr at once, stamped to the millisecond: the
-// ban runs from the last.
-func burst(addr string) []string {
-	ts := time.Now().UTC().Format("2006-01-02 15:04:05.000")
-	line := "[" + ts + "] NOTICE[1] chan_sip.c: Registration from '<sip:100@203.0.113.10>' failed for '" + addr + ":5060' - Wrong password"
-	return []string{line, line, line, line, line}
+// burst is five failures of addr at once, stamped to the millisecond with
+// the time it returns: the ban runs from the last.
+func burst(addr string) ([]string, time.Time) {
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	line := "[" + at.Format("2006-01-02 15:04:05.000") + "] NOTICE[1] chan_sip.c: Registration from '<sip:100@203.0.113.10>' failed for '" + addr + ":5060' - Wrong password"
+	return []string{line, line, line, line, line}, at
 }
 
 // wantEscalated appends a burst of p's address to the log and checks that
@@ -551,13 +593,18 @@ func burst(addr string) []string {
 // earlier ban was remembered.
 func wantEscalated(t *testing.T, e env, fw *fwtest.Fake, p netip.Prefix) {
 	t.Helper()
-	appendLines(t, e.log, burst(p.Addr().String())...)
+	lines, at := burst(p.Addr().String())
+	appendLines(t, e.log, lines...)
 	if !eventually(func() bool { return fw.Has(p) }) {
 		t.Fatal("second ban missing")
 	}
+	// The ban runs from its last event's log time: measured from there, not
+	// from when the test looks (which a loaded machine delays by seconds),
+	// it is 4 s, give or take how long the firewall call took; unescalated
+	// it would be 1 s, escalated twice 16 s.
 	exp, _ := fw.Expiry(p)
-	if left := time.Until(exp); left < 3*time.Second || left > 4*time.Second {
-		t.Errorf("second ban lasts %v; want 4s (1s x 4 for one earlier offence)", left)
+	if d := exp.Sub(at); d < 4*time.Second || d > 6*time.Second {
+		t.Errorf("second ban lasts %v from its last event; want 4s (1s x 4 for one earlier offence)", d)
 	}
 }
 

@@ -110,7 +110,7 @@ func TestFeeds(t *testing.T) {
 	if !eventually(func() bool { return feedStatus(t, r).Failures == 1 }) {
 		t.Fatalf("broken feed not seen: %+v", feedStatus(t, r))
 	}
-	time.Sleep(1200 * time.Millisecond) // a tick or two
+	ticked(t, r)
 	for _, p := range []string{"198.51.100.0/24", "198.18.0.0/15"} {
 		if _, ok := banned(fw, p); !ok {
 			t.Errorf("%s lifted by a broken feed", p)
@@ -124,7 +124,7 @@ func TestFeeds(t *testing.T) {
 	if _, err := r.client.Unban(ctx, control.UnbanRequest{Target: "198.18.1.1"}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1200 * time.Millisecond)
+	ticked(t, r)
 	if _, ok := banned(fw, "198.18.0.0/15"); ok {
 		t.Error("a manually unbanned feed entry came back")
 	}

@@ -84,7 +84,7 @@ func TestSourceStates(t *testing.T) {
 	if warned("pbx") != 0 || warned("syslog") != 0 {
 		t.Errorf("warnings for sources read:\n%s", r.logs)
 	}
-	time.Sleep(1500 * time.Millisecond) // a tick or two: no repeat within 5 minutes
+	ticked(t, r) // no repeat within 5 minutes
 	if warned("gone") != 1 || warned("dir") != 1 {
 		t.Errorf("warned again too soon:\n%s", r.logs)
 	}
@@ -107,7 +107,7 @@ func TestSourceStates(t *testing.T) {
 	testutil.WaitFor(t, 5*time.Second, "the recovery line", func() bool {
 		return r.logs.Count(`"level":"info"`, `"source":"gone"`, "source read again") == 1
 	})
-	time.Sleep(1500 * time.Millisecond)
+	ticked(t, r)
 	if warned("gone") != 2 {
 		t.Errorf("warned of gone once read:\n%s", r.logs)
 	}

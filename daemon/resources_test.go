@@ -15,6 +15,7 @@ import (
 	"github.com/sipguard/sipguard/control"
 	"github.com/sipguard/sipguard/daemon"
 	"github.com/sipguard/sipguard/firewall/fwtest"
+	"github.com/sipguard/sipguard/internal/testutil"
 )
 
 // cpuTime is the CPU time this process has used.
@@ -191,7 +192,7 @@ func rss(t *testing.T) int64 {
 	t.Helper()
 	data, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		t.Skip("no /proc")
+		testutil.Missing(t, "no /proc: %v", err)
 	}
 	for line := range strings.Lines(string(data)) {
 		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {

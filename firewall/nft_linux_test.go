@@ -35,14 +35,8 @@ import (
 
 func requireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: nftables tests need root (they work in a throw-away network namespace)")
-	}
-	for _, cmd := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(cmd); err != nil {
-			t.Skipf("skipping: nftables tests need the %s command", cmd)
-		}
-	}
+	testutil.NeedRoot(t, "nftables tests work in a throw-away network namespace")
+	testutil.NeedCommands(t, "apt-get install iproute2 nftables", "ip", "nft")
 }
 
 // newNS creates a network namespace with lo up and removes it at cleanup.
@@ -521,6 +515,7 @@ func TestNFT_Overlap(t *testing.T) {
 }
 
 func TestNFT_LargeBatch(t *testing.T) {
+	testutil.SkipShort(t, "one transaction of many bans, no concurrency (the plain run has it)")
 	ns := newNS(t)
 	ctx := context.Background()
 	n := newNFT(t, ns, firewall.NFTOptions{})
@@ -564,6 +559,7 @@ func v6(i int) netip.Addr {
 }
 
 func TestNFT_Sync100k(t *testing.T) {
+	testutil.SkipShort(t, "100,000 bans in one transaction, no concurrency (the plain run has it)")
 	ns := newNS(t)
 	ctx := context.Background()
 	n := newNFT(t, ns, firewall.NFTOptions{})

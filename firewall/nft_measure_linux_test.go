@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sipguard/sipguard/firewall"
+	"github.com/sipguard/sipguard/internal/testutil"
 )
 
 // entries100k returns 90,000 IPv4 and 10,000 IPv6 bans, an hour long.
@@ -30,6 +31,7 @@ func entries100k() []firewall.Entry {
 // Reconcile running (its monitor subscribed), as in the daemon. It asserts
 // only that the bans land, not absolute times.
 func TestMeasure(t *testing.T) {
+	testutil.SkipShort(t, "timings (the plain run has them)")
 	ns := newNS(t)
 	ctx := context.Background()
 	n := newNFT(t, ns, firewall.NFTOptions{})

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sipguard/sipguard/internal/testutil"
 	"github.com/sipguard/sipguard/notify"
 )
 
@@ -169,9 +170,10 @@ func TestCommand_OptionLike(t *testing.T) {
 // TestCommand_Logger: with a real logger, a user name "-f FILE" once
 // made logger read a 0600 file into the log. The message is the name.
 func TestCommand_Logger(t *testing.T) {
+	testutil.NeedCommands(t, "util-linux", "logger")
 	logger, err := exec.LookPath("logger")
 	if err != nil {
-		t.Skip("no logger (util-linux)")
+		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	secret := filepath.Join(dir, "secret")

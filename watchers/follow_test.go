@@ -461,7 +461,8 @@ func TestFollower_Latency(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "messages")
 	w := newLogWriter(t, path)
 	log, _ := testLogger(t)
-	f := watchers.NewFollower(path, watchers.Options{Logger: log, PollInterval: 10 * time.Second})
+	const poll = 10 * time.Second
+	f := watchers.NewFollower(path, watchers.Options{Logger: log, PollInterval: poll})
 	const lines = 400
 	lat := make(chan time.Duration, lines)
 	start(t, f, func(ls []watchers.Line) error {
@@ -481,7 +482,7 @@ func TestFollower_Latency(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	var got []time.Duration
-	timeout := time.After(5 * time.Second)
+	timeout := time.After(poll / 2)
 	for len(got) < lines {
 		select {
 		case d := <-lat:
@@ -493,8 +494,12 @@ func TestFollower_Latency(t *testing.T) {
 	slices.Sort(got)
 	p50, p99 := got[lines/2], got[lines*99/100]
 	t.Logf("write-to-emit latency over %d lines: p50 %v, p99 %v, max %v", lines, p50, p99, got[lines-1])
-	if p99 > 100*time.Millisecond {
-		t.Errorf("p99 %v; want well under the 10 s poll interval (inotify)", p99)
+	// What is asserted is that inotify, not the poll, brings the lines: a
+	// fifth of the poll interval. The figure itself (a few ms) is logged,
+	// not asserted: this test runs beside the rotation tests (t.Parallel),
+	// and a loaded 2-core machine delays a goroutine by 100 ms now and then.
+	if p99 > poll/5 {
+		t.Errorf("p99 %v; want well under the %v poll interval (inotify)", p99, poll)
 	}
 }
 

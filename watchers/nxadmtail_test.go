@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nxadm/tail"
+
+	"github.com/sipguard/sipguard/internal/testutil"
 )
 
 // These tests measure github.com/nxadm/tail v1.4.11, configured as
@@ -62,10 +64,14 @@ var rotationScenarios = []scenario{
 	{name: "copytruncate, writer not paused", kind: "copytruncate", lines: 20000, rotations: 5},
 }
 
-// TestNxadmTail measures nxadm/tail: it must lose the lines written to a
-// renamed file before the writer reopens (that is the scenario the Follower
-// exists for); the other results are logged.
+// TestNxadmTail measures nxadm/tail in the scenarios the Follower is
+// tested in: it loses lines written to a renamed file before the writer
+// reopens (the scenario the Follower exists for). How many depends on how
+// its goroutines and the writer interleave, a race in its code, not ours,
+// so the result is logged, never asserted; what is asserted is that the
+// Follower loses none (TestFollower_Rotation).
 func TestNxadmTail(t *testing.T) {
+	testutil.SkipShort(t, "a measurement of nxadm/tail, not of sipguard")
 	t.Parallel()
 	for _, sc := range rotationScenarios {
 		t.Run(sc.name, func(t *testing.T) {
@@ -73,7 +79,7 @@ func TestNxadmTail(t *testing.T) {
 			o, _ := sc.run(t, nxadm)
 			t.Logf("nxadm/tail, %s: %s", sc.name, o)
 			if sc.late > 0 && sc.kind != "delete" && len(o.lost) == 0 {
-				t.Errorf("nxadm/tail lost no line of the %d written to renamed files; the scenario no longer shows its flaw", sc.late*sc.rotations)
+				t.Logf("nxadm/tail lost no line of the %d written to renamed files this time", sc.late*sc.rotations)
 			}
 		})
 	}
@@ -83,6 +89,7 @@ func TestNxadmTail(t *testing.T) {
 // Stop and Cleanup in the same process gets nothing, which breaks
 // re-following a recreated file with a new Tail.
 func TestNxadmTail_TailAgain(t *testing.T) {
+	testutil.SkipShort(t, "a measurement of nxadm/tail, not of sipguard")
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "messages")
 	if err := os.WriteFile(path, nil, 0o644); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sipguard/sipguard/config"
 	"github.com/sipguard/sipguard/internal/failjson"
+	"github.com/sipguard/sipguard/internal/testutil"
 	"github.com/sipguard/sipguard/parsers"
 )
 
@@ -114,7 +115,7 @@ func TestContribFreeSWITCH(t *testing.T) {
 func TestContribFreeSWITCHFail2banSamples(t *testing.T) {
 	samples, err := failjson.Read(failjson.Dir + "/freeswitch")
 	if err != nil {
-		t.Skipf("fail2ban's FreeSWITCH samples are not installed (apt-get install fail2ban; .ci/run does): %v", err)
+		testutil.Missing(t, "fail2ban's FreeSWITCH samples are not installed (apt-get install fail2ban; .ci/run does): %v", err)
 	}
 	p := freeswitchParser(t)
 	checked := 0

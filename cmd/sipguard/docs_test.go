@@ -7,13 +7,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sipguard/sipguard/internal/testutil"
 )
 
 // TestBashCompletion runs the generated script in bash.
 func TestBashCompletion(t *testing.T) {
-	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skip("no bash")
-	}
+	testutil.NeedCommands(t, "apt-get install bash", "bash")
 	script, errOut, code := run(t, "", "completion", "bash")
 	if code != 0 {
 		t.Fatalf("%d %s", code, errOut)
@@ -66,9 +66,7 @@ func TestZshCompletion(t *testing.T) {
 			t.Errorf("no case for %s", c.name)
 		}
 	}
-	if _, err := exec.LookPath("zsh"); err != nil {
-		t.Skip("zsh is not installed (apt-get install zsh; .ci/run does): syntax not checked")
-	}
+	testutil.NeedCommands(t, "apt-get install zsh; .ci/run does", "zsh")
 	path := filepath.Join(t.TempDir(), "_sipguard")
 	os.WriteFile(path, []byte(script), 0o644)
 	if out, err := exec.Command("zsh", "-n", path).CombinedOutput(); err != nil {
@@ -83,9 +81,7 @@ func TestFishCompletion(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(script, "# fish completion for sipguard") {
 		t.Fatalf("%d %q", code, script[:min(len(script), 40)])
 	}
-	if _, err := exec.LookPath("fish"); err != nil {
-		t.Skip("fish is not installed (apt-get install fish; .ci/run does)")
-	}
+	testutil.NeedCommands(t, "apt-get install fish; .ci/run does", "fish")
 	path := filepath.Join(t.TempDir(), "sipguard.fish")
 	os.WriteFile(path, []byte(script), 0o644)
 	for _, c := range []struct {
@@ -134,9 +130,7 @@ func TestManPage(t *testing.T) {
 			t.Errorf("missing %q", want)
 		}
 	}
-	if _, err := exec.LookPath("groff"); err != nil {
-		t.Skip("groff is not installed (apt-get install groff-base; .ci/run does): not rendered")
-	}
+	testutil.NeedCommands(t, "apt-get install groff-base; .ci/run does", "groff")
 	cmd := exec.Command("groff", "-man", "-Tutf8", "-ww", "-z")
 	cmd.Stdin = strings.NewReader(page)
 	if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {

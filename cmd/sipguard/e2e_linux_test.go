@@ -72,14 +72,8 @@ func TestMain(m *testing.M) {
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces and nftables (.ci/run runs it as root)")
-	}
-	for _, c := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(c); err != nil {
-			t.Skipf("needs %s (apt-get install iproute2 nftables; .ci/run installs them)", c)
-		}
-	}
+	testutil.NeedRoot(t, "for network namespaces and nftables (.ci/run runs it as root)")
+	testutil.NeedCommands(t, "apt-get install iproute2 nftables; .ci/run installs them", "ip", "nft")
 }
 
 // netns creates a network namespace removed when the test ends.
@@ -157,14 +151,47 @@ func answers(t *testing.T, config string) bool {
 // waitFor polls cond every 5 ms until it holds or d passes.
 func waitFor(d time.Duration, cond func() bool) bool { return testutil.Eventually(d, cond) }
 
-// setHas reports whether the kernel set holds the address, read with nft.
+// nft runs nft with args in ns and returns its output; it fails t when
+// nft fails. A set or table that cannot be read is an error, never "not
+// banned": a check that something is not in the kernel would pass
+// vacuously on a table deleted, a typo or nft missing.
+func nft(t *testing.T, ns string, args ...string) string {
+	t.Helper()
+	var errOut bytes.Buffer
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, "nft"}, args...)...)
+	cmd.Stderr = &errOut
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("nft %s in %s: %v %s", strings.Join(args, " "), ns, err, errOut.String())
+	}
+	return string(out)
+}
+
+// setHas reports whether the kernel set holds the address, read with nft;
+// it fails t when nft fails.
 func setHas(t *testing.T, ns, set, addr string) bool {
 	t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", ns, "nft", "-j", "list", "set", "inet", "sipguard", set).Output()
-	if err != nil {
-		return false
+	return strings.Contains(nft(t, ns, "-j", "list", "set", "inet", "sipguard", set), `"`+addr+`"`)
+}
+
+// handled waits until the daemon of config has handled n events in all
+// (allowlisted ones too): it enforces the bans they cause before it
+// answers another request, so a ban not in the kernel then was not
+// decided. The positive signal to wait for before asserting that a ban is
+// not there; a fixed wait passes whenever the lines were not read yet.
+func handled(t *testing.T, config string, n int64) {
+	t.Helper()
+	var st statusJSON
+	if !waitFor(10*time.Second, func() bool {
+		var err error
+		st, err = status(t, config)
+		return err == nil && st.Engine.Events >= n
+	}) {
+		t.Fatalf("the daemon handled %d events; want %d", st.Engine.Events, n)
 	}
-	return bytes.Contains(out, []byte(`"`+addr+`"`))
+	if st.Engine.Events != n {
+		t.Fatalf("the daemon handled %d events; want %d", st.Engine.Events, n)
+	}
 }
 
 func appendLines(t *testing.T, path string, lines ...string) {
@@ -280,7 +307,18 @@ parser = "asterisk"
 	if !strings.Contains(out, "198.51.100.99") || !strings.Contains(out, "e2e") {
 		t.Errorf("list after restart:\n%s", out)
 	}
-	// The unbanned attacker was not banned again from re-read lines.
+	// The unbanned attacker was not banned again from re-read lines: once
+	// the log was read to its end, where it was saved.
+	fi, err := os.Stat(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(10*time.Second, func() bool {
+		st, err := status(t, config)
+		return err == nil && len(st.Sources) == 1 && st.Sources[0].Offset == fi.Size()
+	}) {
+		t.Fatalf("the log not read to its end (%d bytes) after the restart:\n%s", fi.Size(), d2.stderr)
+	}
 	if setHas(t, ns, "ban4", "198.51.100.7") {
 		t.Error("198.51.100.7 banned again after restart: lines were read twice")
 	}

@@ -18,11 +18,7 @@ import (
 // and that the state is saved again once there is room.
 func TestStateDiskFull(t *testing.T) {
 	needRoot(t)
-	for _, c := range []string{"unshare", "nsenter"} {
-		if _, err := exec.LookPath(c); err != nil {
-			t.Skipf("needs %s (util-linux)", c)
-		}
-	}
+	testutil.NeedCommands(t, "util-linux", "unshare", "nsenter")
 	ns := netns(t)
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")

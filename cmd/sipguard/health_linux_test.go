@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sipguard/sipguard/control"
+	"github.com/sipguard/sipguard/internal/testutil"
 )
 
 // exitCode runs the sipguard binary as cred (nil: as this process) and
@@ -99,9 +100,7 @@ func TestCheckSources(t *testing.T) {
 		t.Errorf("check --strict, every log readable: exit %d, %q", code, errOut)
 	}
 
-	if os.Geteuid() != 0 {
-		t.Skip("the permission cases need root, to run check as nobody")
-	}
+	testutil.NeedRoot(t, "the permission cases run check as nobody")
 	// As nobody: a 0640 log of another user (uid 1), and a readable log in
 	// a directory only root may search.
 	pdir := t.TempDir()

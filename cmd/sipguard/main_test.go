@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sipguard/sipguard/internal/logmix"
+	"github.com/sipguard/sipguard/internal/testutil"
 )
 
 // run runs sipguard in process and returns stdout, stderr and the exit code.
@@ -418,7 +419,7 @@ func TestGatewaysFromProc(t *testing.T) {
 	for _, family := range []string{"-4", "-6"} {
 		out, err := exec.Command("ip", family, "route", "show", "default").Output()
 		if err != nil {
-			t.Skipf("ip route: %v (apt-get install iproute2; .ci/run does)", err)
+			testutil.Missing(t, "ip route: %v (apt-get install iproute2; .ci/run does)", err)
 		}
 		for _, line := range strings.Split(string(out), "\n") {
 			if f := strings.Fields(line); len(f) >= 3 && f[0] == "default" && f[1] == "via" {

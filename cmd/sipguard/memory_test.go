@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strconv"
 	"testing"
+
+	"github.com/sipguard/sipguard/internal/testutil"
 )
 
 // TestMemoryPerTrackedAddress feeds `sipguard scan` (the real binary, from
@@ -22,9 +24,7 @@ func TestMemoryPerTrackedAddress(t *testing.T) {
 	// runs): the bound leaves a third more, and fails when a tracked
 	// address grows by a pointer-rich field or two.
 	const maxBytesPerTracked = 640
-	if testing.Short() {
-		t.Skip("-short")
-	}
+	testutil.SkipShort(t, "3,000,000 attackers")
 	bin := buildSipguard(t)
 	cfg := filepath.Join(t.TempDir(), "rules.toml")
 	os.WriteFile(cfg, []byte("[engine]\nmax_tracked = 1000000\n[allow]\nself = false\n"), 0o644)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/sipguard/sipguard/internal/testutil"
 	"image"
 	"image/color"
 	"image/png"
@@ -23,9 +24,10 @@ import (
 // by the same check (the control at the end).
 func TestReportChromium(t *testing.T) {
 	needRoot(t)
+	testutil.NeedCommands(t, "apt-get install chromium; .ci/run installs it", "chromium")
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
-		t.Skip("needs chromium (apt-get install chromium; .ci/run installs it)")
+		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	page := filepath.Join(dir, "report.html")

@@ -355,11 +355,19 @@ func (m *Main) daemonConfig(cfg *config.Config) (daemon.Config, error) {
 	return dc, nil
 }
 
+// logFormats sets zerolog's formats, once per process: they are plain
+// package variables that every goroutine logging reads, so setting them
+// again while a daemon logs (a second Main.Run in one process, as the
+// tests do) was a data race (found by test.sh's -race pass).
+var logFormats = sync.OnceFunc(func() {
+	zerolog.DurationFieldUnit = time.Second
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+})
+
 // newLogger logs for people on a terminal and as JSON lines otherwise
 // (journald, files).
 func newLogger(w io.Writer, level string) zerolog.Logger {
-	zerolog.DurationFieldUnit = time.Second
-	zerolog.TimeFieldFormat = time.RFC3339Nano
+	logFormats()
 	lvl, err := zerolog.ParseLevel(level)
 	if err != nil {
 		lvl = zerolog.InfoLevel

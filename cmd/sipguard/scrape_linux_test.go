@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/sipguard/sipguard/bans"
+	"github.com/sipguard/sipguard/internal/testutil"
 )
 
 // scrapers is a helper process: run as the test binary with
@@ -90,9 +91,7 @@ func (c *banClock) at(ip string) (time.Time, bool) {
 // concurrent /metrics scrapers: scrapes must not delay banning.
 func TestScrapesDoNotDelayBans(t *testing.T) {
 	needRoot(t)
-	if testing.Short() {
-		t.Skip("holds 100,000 bans in the kernel")
-	}
+	testutil.SkipShort(t, "holds 100,000 bans in the kernel")
 	ns := netns(t)
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "messages.log")

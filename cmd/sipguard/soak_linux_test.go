@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -61,10 +60,7 @@ func (w *logWriter) close() { w.mu.Lock(); w.f.Close(); w.mu.Unlock() }
 // kernelSet reads the addresses in a set of the namespace's sipguard table.
 func kernelSet(t *testing.T, ns, set string) map[string]bool {
 	t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", ns, "nft", "-j", "list", "set", "inet", "sipguard", set).Output()
-	if err != nil {
-		t.Fatalf("nft list set: %v", err)
-	}
+	out := []byte(nft(t, ns, "-j", "list", "set", "inet", "sipguard", set))
 	var doc struct {
 		Nftables []struct {
 			Set *struct {
@@ -103,6 +99,9 @@ type statusJSON struct {
 		Lines  int64 `json:"lines"`
 		Events int64 `json:"events"`
 	} `json:"sources"`
+	Engine struct {
+		Events int64 `json:"events"`
+	} `json:"engine"`
 }
 
 func status(t *testing.T, config string) (statusJSON, error) {

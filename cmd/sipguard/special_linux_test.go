@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -60,11 +59,7 @@ path = %q
 
 	var ruleset string
 	for _, set := range []string{"ban4", "ban6", "net4", "net6"} {
-		out, err := exec.Command("ip", "netns", "exec", ns, "nft", "list", "set", "inet", "sipguard", set).CombinedOutput()
-		if err != nil {
-			t.Fatalf("nft: %v %s", err, out)
-		}
-		ruleset += string(out)
+		ruleset += nft(t, ns, "list", "set", "inet", "sipguard", set)
 	}
 	for _, want := range []string{"198.51.100.7", "198.51.100.9", "203.0.113.0/24", "198.51.100.60", "2001:db8:60::/48"} {
 		if !strings.Contains(ruleset, want) {

@@ -1,6 +1,7 @@
 // Package testutil holds what the tests of several packages share: a log
 // sink that the goroutines of a daemon, a follower or a receiver can all
-// write to, and polling for a condition with a deadline.
+// write to, polling for a condition with a deadline, and the skips for a
+// missing prerequisite, which fail instead in CI (skip.go).
 package testutil
 
 import (

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/sipguard/sipguard/internal/failjson"
+	"github.com/sipguard/sipguard/internal/testutil"
 	"github.com/sipguard/sipguard/parsers"
 )
 
@@ -31,7 +32,7 @@ func TestFail2banSamples(t *testing.T) {
 	}
 	samples, err := failjson.Read(path)
 	if err != nil {
-		t.Skipf("fail2ban's Asterisk samples are not installed (apt-get install fail2ban; .ci/run does): %v", err)
+		testutil.Missing(t, "fail2ban's Asterisk samples are not installed (apt-get install fail2ban; .ci/run does): %v", err)
 	}
 	checked := 0
 	for _, s := range samples {
