@@ -322,7 +322,7 @@ func (g *Gen) AsteriskCase(o AsteriskOptions) Case {
 		if !o.CutAtLimit && m.TooLong() {
 			continue
 		}
-		return Case{Name: m.Name, Text: m.Line(g), Addr: m.Addr, Success: m.Success}
+		return Case{Name: m.Name, Text: m.Line(g), Addr: m.Addr, Ignorable: m.Success}
 	}
 }
 
