@@ -14,36 +14,28 @@ import (
 
 // astFrames are the texts Asterisk writes around an address, in every
 // message it is read from.
-var astFrames = []func(a netip.Addr) string{
-	func(a netip.Addr) string {
-		return "' failed for '" + AddrText(a, 5060, WithPort) + "' - Wrong password"
-	},
-	func(a netip.Addr) string { return "' failed for '" + AddrText(a, 5060, WithPort) },
-	func(a netip.Addr) string {
-		return "' failed for '" + AddrText(a, 5060, V6Port) + "' (callid: x) - Failed to authenticate"
-	},
-	func(a netip.Addr) string { return "' failed for '" + AddrText(a, 5060, WithPort) + "' (callid: " },
-	func(a netip.Addr) string { return "' (" + AddrText(a, 5060, WithPort) + ") to extension '" },
-	func(a netip.Addr) string { return ": Call (UDP:" + AddrText(a, 5060, WithPort) + ") to extension '" },
-	func(a netip.Addr) string { return "(TCP:" + AddrText(a, 5060, WithPort) + ")" },
-	func(a netip.Addr) string { return `",RemoteAddress="` + AddrText(a, 5060, SecurityLog) + `",x="` },
-	func(a netip.Addr) string { return `",RemoteAddress="` + AddrText(a, 5060, SecurityLog) + `"` },
-	func(a netip.Addr) string { return "' (from " + a.String() + ")" },
-	func(a netip.Addr) string {
-		return `: "Rejecting unknown SIP connection from ` + AddrText(a, 5060, WithPort) + `"`
-	},
-	func(a netip.Addr) string { return a.String() + " failed to authenticate as '" },
-	func(a netip.Addr) string {
-		return "Host " + AddrText(a, 4569, WithPort) + " failed to authenticate as "
-	},
-	func(netip.Addr) string { return "' rejected because extension not found in context 'default'." },
-	func(netip.Addr) string { return ") - No matching endpoint found" },
-	func(netip.Addr) string { return " after 3 tries in 1.000 ms" },
-	func(netip.Addr) string { return `",UsingPassword="1"` },
+var astFrames = []Piece{
+	Frame("' failed for '", WithPort, "' - Wrong password"),
+	Frame("' failed for '", WithPort, ""),
+	Frame("' failed for '", V6Port, "' (callid: x) - Failed to authenticate"),
+	Frame("' failed for '", WithPort, "' (callid: "),
+	Frame("' (", WithPort, ") to extension '"),
+	Frame(": Call (UDP:", WithPort, ") to extension '"),
+	Frame("(TCP:", WithPort, ")"),
+	Frame(`",RemoteAddress="`, SecurityLog, `",x="`),
+	Frame(`",RemoteAddress="`, SecurityLog, `"`),
+	Frame("' (from ", Bare, ")"),
+	Frame(`: "Rejecting unknown SIP connection from `, WithPort, `"`),
+	Frame("", Bare, " failed to authenticate as '"),
+	Frame("Host ", WithPort, " failed to authenticate as "),
+	Fixed("' rejected because extension not found in context 'default'."),
+	Fixed(") - No matching endpoint found"),
+	Fixed(" after 3 tries in 1.000 ms"),
+	Fixed(`",UsingPassword="1"`),
 }
 
 // astLines are whole lines Asterisk could write, naming a.
-var astLines = []func(a netip.Addr) string{
+var astLines = []Piece{
 	func(a netip.Addr) string {
 		return "[2026-11-26 10:00:00] NOTICE[4121] chan_sip.c: Registration from '' failed for '" + AddrText(a, 5060, WithPort) + "' - Wrong password"
 	},
@@ -231,47 +223,49 @@ const logmsgSize = 8192
 // (as rsyslog writes it, control characters escaped), a journal copy
 // without the date, or the [json] formatter.
 func (m AsteriskMessage) Line(g *Gen) string {
-	lwp := fmt.Sprint(1000 + g.Intn(99999))
-	callid := ""
-	if g.OneIn(2) {
-		callid = fmt.Sprintf("[C-%08x]", g.Intn(1<<30))
-	}
-	date := Pick(g, "Nov 26 10:00:00", "Mar  2 09:14:07", "2026-11-26 10:00:00", "2026-11-26 10:00:00.123")
-	var line string
 	switch g.Intn(6) {
-	case 0, 1: // file channel, default formatter
-		line = fmt.Sprintf("[%s] %s[%s]%s %s: %s", date, m.Level, lwp, callid, m.File, m.Body)
+	case 0, 1:
+		return m.FileLine(g)
 	case 2: // [plain], console
-		line = fmt.Sprintf("[%s] %s[%s]%s: %s:%d %s: %s", date, m.Level, lwp, callid, m.File, 1+g.Intn(30000), m.Func, m.Body)
+		return cut(fmt.Sprintf("[%s] %s[%d]%s: %s:%d %s: %s", g.astDate(), m.Level, 1000+g.Intn(99999), g.callid(), m.File, 1+g.Intn(30000), m.Func, m.Body))
 	case 3: // syslog channel, as rsyslog writes it
-		line = "Nov 26 10:00:00 pbx asterisk[812]: " + escapeControl(m.Syslog(g))
+		return "Nov 26 10:00:00 pbx asterisk[812]: " + EscapeControl(m.Syslog(g))
 	case 4: // journal copy without a date
-		line = fmt.Sprintf("%s[%s]%s: %s:%d %s: %s", m.Level, lwp, callid, m.File, 1+g.Intn(30000), m.Func, m.Body)
-	case 5:
-		return m.JSON(g)
+		return cut(fmt.Sprintf("%s[%d]%s: %s:%d %s: %s", m.Level, 1000+g.Intn(99999), g.callid(), m.File, 1+g.Intn(30000), m.Func, m.Body))
 	}
-	if len(line) >= logmsgSize {
-		line = line[:logmsgSize-1]
-	}
-	return line
+	return m.JSON(g)
 }
+
+// FileLine writes m as a file channel with the default formatter does.
+func (m AsteriskMessage) FileLine(g *Gen) string {
+	return cut(fmt.Sprintf("[%s] %s[%d]%s %s: %s", g.astDate(), m.Level, 1000+g.Intn(99999), g.callid(), m.File, m.Body))
+}
+
+// astDate is a date in one of the dateformats Asterisk is run with.
+func (g *Gen) astDate() string {
+	return Pick(g, "Nov 26 10:00:00", "Mar  2 09:14:07", "2026-11-26 10:00:00", "2026-11-26 10:00:00.123")
+}
+
+// callid is Asterisk's "[C-%08x]", or nothing when no call id is bound.
+func (g *Gen) callid() string {
+	if g.OneIn(2) {
+		return ""
+	}
+	return fmt.Sprintf("[C-%08x]", g.Intn(1<<30))
+}
+
+// cut cuts s as Asterisk's logger does at its limit.
+func cut(s string) string { return s[:min(len(s), logmsgSize-1)] }
 
 // Syslog returns m as Asterisk's syslog channel writes it, after the
 // syslog header: "LEVEL[lwp]: file:line in function: message".
 func (m AsteriskMessage) Syslog(g *Gen) string {
-	s := fmt.Sprintf("%s[%d]: %s:%d in %s: %s", m.Level, 1000+g.Intn(99999), m.File, 1+g.Intn(30000), m.Func, m.Body)
-	if len(s) >= logmsgSize {
-		s = s[:logmsgSize-1]
-	}
-	return s
+	return cut(fmt.Sprintf("%s[%d]%s: %s:%d in %s: %s", m.Level, 1000+g.Intn(99999), g.callid(), m.File, 1+g.Intn(30000), m.Func, m.Body))
 }
 
 // JSON writes m as the [json] formatter does.
 func (m AsteriskMessage) JSON(g *Gen) string {
-	body := m.Body
-	if len(body) >= logmsgSize {
-		body = body[:logmsgSize-1]
-	}
+	body := cut(m.Body)
 	var j struct {
 		Hostname    string `json:"hostname"`
 		Timestamp   string `json:"timestamp"`
@@ -301,9 +295,9 @@ func (m AsteriskMessage) JSON(g *Gen) string {
 	return string(b)
 }
 
-// escapeControl writes control characters as rsyslog's default
+// EscapeControl writes control characters as rsyslog's default
 // ($EscapeControlCharactersOnReceive) does: "#" and three octal digits.
-func escapeControl(s string) string {
+func EscapeControl(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {

@@ -127,16 +127,28 @@ func AddrText(a netip.Addr, port uint16, f AddrForm) string {
 	return a.String()
 }
 
+// A Piece is text of a format that names an address.
+type Piece func(a netip.Addr) string
+
+// Frame returns the text before, then an address and its port 5060 in
+// form, then after: the frame of an address in some format.
+func Frame(before string, form AddrForm, after string) Piece {
+	return func(a netip.Addr) string { return before + AddrText(a, 5060, form) + after }
+}
+
+// Fixed returns s whatever the address: fixed text of a format.
+func Fixed(s string) Piece { return func(netip.Addr) string { return s } }
+
 // Field says what an attacker can write into one field of a format and
 // what the PBX does with it.
 type Field struct {
 	// Frames are the format's own texts around its address, with the
 	// address filled in: copies of them in a field try to move the
 	// address.
-	Frames []func(a netip.Addr) string
+	Frames []Piece
 	// Lines are whole log lines the PBX could write, naming a: what a
 	// raw newline lets an attacker forge.
-	Lines []func(a netip.Addr) string
+	Lines []Piece
 	// Newlines: the PBX writes the field's newlines as they are (decoded
 	// URIs, raw IAX2 elements, typed form fields). Otherwise CR and LF
 	// never reach it (SIP headers cannot hold them).

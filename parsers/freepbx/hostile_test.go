@@ -13,14 +13,14 @@ import (
 // userField is the user name typed into a login form: anything, newlines
 // included, and as long as the form takes.
 var userField = parsertest.Field{
-	Frames: []func(a netip.Addr) string{
-		func(a netip.Addr) string { return " from " + a.String() },
-		func(a netip.Addr) string { return " from " + a.String() + " [] []" },
-		func(a netip.Addr) string { return " from " + parsertest.AddrText(a, 443, parsertest.WithPort) },
-		func(netip.Addr) string { return " [] []" },
-		func(netip.Addr) string { return "[freepbx_security.NOTICE]: Authentication failure for " },
+	Frames: []parsertest.Piece{
+		parsertest.Frame(" from ", parsertest.Bare, ""),
+		parsertest.Frame(" from ", parsertest.Bare, " [] []"),
+		parsertest.Frame(" from ", parsertest.WithPort, ""),
+		parsertest.Fixed(" [] []"),
+		parsertest.Fixed("[freepbx_security.NOTICE]: Authentication failure for "),
 	},
-	Lines: []func(a netip.Addr) string{
+	Lines: []parsertest.Piece{
 		func(a netip.Addr) string {
 			return "[2026-03-02 09:40:11] [freepbx_security.NOTICE]: Authentication failure for admin from " + a.String() + " [] []"
 		},

@@ -18,14 +18,14 @@ func forgedLine(a netip.Addr) string {
 // headerField is what a client writes into a SIP header or URI that the
 // snippet logs: anything but CR and LF.
 var headerField = parsertest.Field{
-	Frames: []func(a netip.Addr) string{
-		func(a netip.Addr) string { return " src=" + a.String() + " port=5060" },
-		func(a netip.Addr) string { return `" ua="x" src=` + a.String() },
+	Frames: []parsertest.Piece{
+		parsertest.Frame(" src=", parsertest.Bare, " port=5060"),
+		parsertest.Frame(`" ua="x" src=`, parsertest.Bare, ""),
 		func(a netip.Addr) string { return "\" " + forgedLine(a) },
-		func(netip.Addr) string { return `"` },
-		func(netip.Addr) string { return ` au="` },
+		parsertest.Fixed(`"`),
+		parsertest.Fixed(` au="`),
 	},
-	Lines: []func(a netip.Addr) string{
+	Lines: []parsertest.Piece{
 		forgedLine,
 		func(a netip.Addr) string { return " 1(4242) NOTICE: <script>: " + forgedLine(a) },
 	},
