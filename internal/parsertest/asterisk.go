@@ -102,7 +102,7 @@ func (g *Gen) Asterisk(o AsteriskOptions) AsteriskMessage {
 		reason := Pick(g, "Wrong password", "No matching peer found", "Username/auth name mismatch", "Device does not match ACL",
 			"Not a local domain", "Peer is not supposed to register", "Device not configured to use this transport type",
 			"RTP initialization failed", "Unknown failure")
-		m.Body = fmt.Sprintf("Registration from '%s' failed for '%s' - %s", g.Text(header, src), AddrText(src, port, WithPort), reason)
+		m.Body = fmt.Sprintf("Registration from '%s' failed for '%s' - %s", g.Text(header, src), AddrText(src, port, g.oldForm(src)), reason)
 	case 1:
 		m.Name, m.File, m.Func = "chan_sip_call", "chan_sip.c", "handle_request_invite"
 		src = src.Unmap()
@@ -154,7 +154,7 @@ func (g *Gen) Asterisk(o AsteriskOptions) AsteriskMessage {
 		m.Level = Pick(g, "NOTICE", "WARNING")
 		switch g.Intn(5) {
 		case 0:
-			m.Body = fmt.Sprintf("Host %s failed to authenticate as %s", AddrText(src, port, WithPort), g.Text(iaxName, src))
+			m.Body = fmt.Sprintf("Host %s failed to authenticate as %s", AddrText(src, port, g.oldForm(src)), g.Text(iaxName, src))
 		case 1:
 			m.Body = fmt.Sprintf("No registration for peer '%s' (from %s)", g.Text(iaxName, src), src)
 		case 2:
@@ -177,6 +177,16 @@ func (g *Gen) Asterisk(o AsteriskOptions) AsteriskMessage {
 		m.Body = `"Rejecting unknown SIP connection from ` + AddrText(src, port, form) + `"`
 	}
 	return m
+}
+
+// oldForm is how a message that prints ast_sockaddr_stringify today
+// printed a, in Asterisk 1.6 and older for chan_sip, 11 and older for
+// IAX2: ast_inet_ntoa, IPv4 without a port.
+func (g *Gen) oldForm(a netip.Addr) AddrForm {
+	if a.Is4() && g.OneIn(4) {
+		return Bare
+	}
+	return WithPort
 }
 
 // securityEvent writes a res_security_log.c line body (A6): the event's

@@ -66,8 +66,8 @@ func (g *Gen) Port() uint16 {
 	return Pick[uint16](g, 5060, 5061, 4569, 1024, 65535, uint16(1+g.Intn(65535)))
 }
 
-// Victims holds the victims' addresses: the IPv4 ones are in Victims,
-// the IPv6 ones in 2001:db8:dead::/48.
+// victimAddrs are addresses an attacker wants banned: the IPv4 ones are
+// in Victims, the IPv6 ones in 2001:db8:dead::/48.
 var victimAddrs = []netip.Addr{
 	netip.MustParseAddr("203.0.113.66"),
 	netip.MustParseAddr("203.0.113.10"), // the PBX's own address in the testdata
@@ -172,8 +172,11 @@ var delims = []string{"'", `"`, "(", ")", "[", "]", "<", ">", ":", ";", ",", "="
 // escapes are newlines as some layer escapes them, and other control bytes.
 var escapes = []string{"%0A", "%0d%0a", `\n`, `\r\n`, "#012", `\012`, "&#10;", "\x1b[0;31m", "\x00", "\x7f", "\xff\xfe", "é", "\u202e"}
 
-// Text returns hostile content for f, naming the victim v, the true
-// source a (an attacker may quote its own address too) and any address.
+// Text returns hostile content for f: pieces of ordinary text, addresses
+// (mostly victims', sometimes the true source a: an attacker may quote its
+// own), f's frames around them, delimiters, escapes, newlines with forged
+// lines after them, over-long runs; then what the PBX does to the field
+// (f.clean).
 func (g *Gen) Text(f Field, a netip.Addr) string {
 	var b strings.Builder
 	for range g.Intn(7) {
