@@ -7,8 +7,8 @@ import (
 )
 
 // FuzzParse checks, for any input, that the parser does not panic and that
-// an event it produces is complete and its address is written in the line.
-// Seeds: every testdata line. Run longer with
+// an event it produces is complete and its address is written in the line
+// (FuzzHostile checks that it is the packet's). Seeds: every testdata line. Run longer with
 //
 //	go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 10m ./parsers/asterisk
 func FuzzParse(f *testing.F) { parsertest.Fuzz(f, newParser, parsertest.AddrWritten) }
