@@ -281,7 +281,12 @@ func (gr Generator) Check(t testing.TB, c Case) Result {
 // parser broke the property, if it did: an event whose address is not
 // c's, or a first line neither read nor counted as dropped.
 func (gr Generator) Violation(t testing.TB, c Case) (Result, string) {
-	p := gr.New(t)
+	return gr.violation(t, gr.New(t), c)
+}
+
+// violation is Violation with the parser p, which may have read other
+// cases before.
+func (gr Generator) violation(t testing.TB, p parsers.Parser, c Case) (Result, string) {
 	want := c.Addr.Unmap()
 	var r Result
 	for i, line := range strings.Split(c.Text, "\n") {
@@ -308,11 +313,14 @@ func (gr Generator) Violation(t testing.TB, c Case) (Result, string) {
 	return r, ""
 }
 
-// Test checks n cases made from a fixed seed, and fails unless every
-// template made an event at least once (a generator whose lines are all
-// dropped proves nothing). It logs what became of the lines.
+// Test checks n cases made from a fixed seed, each with a new parser and
+// again all with one parser, as a source reads them (parsers keep state
+// between lines). It fails unless every template made an event at least
+// once: a generator whose lines are all dropped proves nothing. It logs
+// what became of the lines.
 func (gr Generator) Test(t *testing.T, n int) {
 	g := Seeded(19)
+	stream := gr.New(t)
 	type count struct {
 		cases, matched int
 		noEvent        bool
@@ -322,6 +330,9 @@ func (gr Generator) Test(t *testing.T, n int) {
 	for range n {
 		c := gr.Case(g)
 		r := gr.Check(t, c)
+		if _, v := gr.violation(t, stream, c); v != "" {
+			t.Fatalf("%s, read after the cases before it: %s:\n%s", c.Name, v, Show(c.Text))
+		}
 		if t.Failed() {
 			return
 		}
