@@ -25,7 +25,7 @@ var hostileSpec = custom.Spec{Name: "hostile", Patterns: []custom.PatternSpec{
 }}
 
 // attackerText is a user name or user agent: anything on one line.
-var attackerText = parsertest.Field{Max: 1000, Frames: []parsertest.Piece{
+var attackerText = parsertest.Field{Max: 300, Frames: []parsertest.Piece{
 	parsertest.Frame(" failed from ", parsertest.Bare, ""),
 	parsertest.Frame(" failed from ", parsertest.Bare, " port 5060"),
 	parsertest.Frame(" unknown from ", parsertest.Bare, " agent "),
