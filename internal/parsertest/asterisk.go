@@ -88,7 +88,9 @@ func (g *Gen) Asterisk(o AsteriskOptions) AsteriskMessage {
 	header := Field{Frames: astFrames, Lines: astLines}                           // SIP header text: no CR or LF
 	decoded := Field{Frames: astFrames, Lines: astLines, Newlines: o.RawNewlines} // URI-decoded, raw elements
 	pjHeader := header
-	pjHeader.Max = 255 // from_buf and callid_buf are PJSIP_MAX_URL_SIZE bytes
+	pjHeader.Max = 255 // callid_buf is PJSIP_MAX_URL_SIZE bytes
+	exten := decoded
+	exten.Max = 79 // pjsip and the dialplan keep AST_MAX_EXTENSION bytes; chan_sip prints its own copy whole
 	iaxName := decoded
 	iaxName.Max = 255 // an IAX2 information element
 	src := g.Source()
@@ -114,7 +116,7 @@ func (g *Gen) Asterisk(o AsteriskOptions) AsteriskMessage {
 		method := Field{Frames: astFrames, Max: 31, Keep: isToken}
 		form := Pick(g, WithPort, WithPort, V6Port)
 		msg := Pick(g, "No matching endpoint found", "Not match Endpoint ACL", "Not match Endpoint Contact ACL", "Failed to authenticate", "Error to authenticate")
-		from, callid := g.Text(pjHeader, src), g.Text(pjHeader, src)
+		from, callid := g.pjsipFrom(src), g.Text(pjHeader, src)
 		switch g.Intn(3) {
 		case 0:
 			m.Body = fmt.Sprintf("Request from '%s' failed for '%s' (callid: %s) - No matching endpoint found", from, AddrText(src, port, V6Port), callid)
@@ -130,10 +132,10 @@ func (g *Gen) Asterisk(o AsteriskOptions) AsteriskMessage {
 		ctx := Pick(g, "default", "from-external")
 		if g.OneIn(2) {
 			m.Body = fmt.Sprintf("Call from '%s' (%s:%s) to extension '%s' rejected because extension not found in context '%s'.",
-				Pick(g, "anonymous", "100"), transport, AddrText(src, port, Pick(g, WithPort, V6Port)), g.Text(decoded, src), ctx)
+				Pick(g, "anonymous", "100"), transport, AddrText(src, port, Pick(g, WithPort, V6Port)), g.Text(exten, src), ctx)
 		} else {
 			m.Body = fmt.Sprintf(" %s: Call (%s:%s) to extension '%s' rejected because extension not found in context '%s'.",
-				Pick(g, "anonymous", "100"), transport, AddrText(src, port, WithPort), g.Text(decoded, src), ctx)
+				Pick(g, "anonymous", "100"), transport, AddrText(src, port, WithPort), g.Text(exten, src), ctx)
 		}
 	case 4, 5:
 		m.Name, m.Level, m.File, m.Func = "security_event", "SECURITY", "res_security_log.c", "security_event_stasis_cb"
@@ -166,7 +168,7 @@ func (g *Gen) Asterisk(o AsteriskOptions) AsteriskMessage {
 		}
 	case 9, 10:
 		m.Name, m.Level, m.dialplan = "dialplan", "WARNING", true
-		m.File = "Ext. " + g.Text(decoded, src)
+		m.File = "Ext. " + g.Text(exten, src)
 		m.Func = "@ from-sip-external"
 		form := WithPort // pjsip: CHANNEL(pjsip,remote_addr)
 		if g.OneIn(2) {
@@ -177,6 +179,20 @@ func (g *Gen) Asterisk(o AsteriskOptions) AsteriskMessage {
 		m.Body = `"Rejecting unknown SIP connection from ` + AddrText(src, port, form) + `"`
 	}
 	return m
+}
+
+// pjsipFrom is a From header as pjsip prints it (pjsip_uri_print,
+// PJSIP_URI_IN_FROMTO_HDR, cut to 255 bytes): a URI, whose user and
+// parameters pjsip escapes, so it holds no space or double quote, behind
+// an optional display name in double quotes, which holds anything but CR
+// and LF.
+func (g *Gen) pjsipFrom(src netip.Addr) string {
+	uri := Field{Frames: astFrames, Keep: func(c byte) bool { return c > ' ' && c < 0x7f && c != '"' && c != '<' && c != '>' }}
+	from := fmt.Sprintf("<sip:%s@%s>", g.Text(uri, src), Pick(g, "pbx.example.com", "203.0.113.10", "[2001:db8::10]", g.Text(uri, src)))
+	if g.OneIn(2) {
+		from = `"` + g.Text(Field{Frames: astFrames}, src) + `" ` + from
+	}
+	return from[:min(len(from), 255)]
 }
 
 // oldForm is how a message that prints ast_sockaddr_stringify today

@@ -52,10 +52,6 @@ var pendingItem4 = []parsertest.Case{
 	{Name: "security cut", Addr: pendingSource,
 		Text: cut(`[2026-11-26 10:00:00] SECURITY[1] res_security_log.c: SecurityEvent="InvalidAccountID",EventTV="2026-11-26T10:00:00.412+0100",Severity="Error",Service="PJSIP",EventVersion="1",AccountID="",RemoteAddress="IPV4/UDP/203.0.113.66/5060",x="` +
 			strings.Repeat("A", 8200) + `",SessionID="y",LocalAddress="IPV4/UDP/203.0.113.10/5060",RemoteAddress="IPV4/UDP/198.51.100.9/5060"`)},
-	// A dialplan extension long enough that the message is cut off the
-	// line: neither read nor counted.
-	{Name: "dialplan cut", Addr: pendingSource,
-		Text: cut("[2026-11-26 10:00:00] WARNING[3291] Ext. 1: " + strings.Repeat("9", 8200) + `: "Rejecting unknown SIP connection from 198.51.100.9:5060"`)},
 }
 
 // cut cuts a line as Asterisk's logger does.
