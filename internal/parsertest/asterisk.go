@@ -289,9 +289,11 @@ func (m AsteriskMessage) Syslog(g *Gen) string {
 	return cut(fmt.Sprintf("%s[%d]%s: %s:%d in %s: %s", m.Level, 1000+g.Intn(99999), g.callid(), m.File, 1+g.Intn(30000), m.Func, m.Body))
 }
 
-// JSON writes m as the [json] formatter does.
+// JSON writes m as the [json] formatter does: a line longer than the
+// limit is cut like any other (format_log_json copies the JSON text into
+// the logger's buffer), which leaves no valid JSON.
 func (m AsteriskMessage) JSON(g *Gen) string {
-	body := cut(m.Body)
+	body := m.Body
 	var j struct {
 		Hostname    string `json:"hostname"`
 		Timestamp   string `json:"timestamp"`
@@ -318,7 +320,7 @@ func (m AsteriskMessage) JSON(g *Gen) string {
 		// Invalid UTF-8 is replaced, never refused: unreachable.
 		panic(err)
 	}
-	return string(b)
+	return cut(string(b))
 }
 
 // EscapeControl writes control characters as rsyslog's default
