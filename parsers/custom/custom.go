@@ -14,11 +14,13 @@
 //     backtracking, but a huge pattern is refused);
 //   - at least one example line, which must match and give a literal IP.
 //
-// At run time a line is read only if the pattern reads it one way: it is
+// At run time a line is read only if the patterns read it one way: it is
 // matched twice, once preferring long matches and once short ones, and a
 // line where the two place the address differently (attacker text on both
 // sides holding a copy of the address's surroundings) is dropped as
-// malformed, never guessed.
+// malformed, never guessed. So is a line that a later pattern also matches
+// with its address elsewhere (attacker text that makes a line of one
+// format end like a line of another).
 package custom
 
 import (
@@ -131,6 +133,9 @@ func Compile(spec Spec) (*Compiled, error) {
 			var ev parsers.Event
 			switch o := probe.parseWith([]byte(ex), &ev, &c.patterns[n]); o {
 			case parsers.Matched:
+				if probe.elsewhere([]byte(ex), n) {
+					fail(i, "example", "example %q is read by a later pattern with its address elsewhere: such lines are dropped", ex)
+				}
 			case parsers.Ignored:
 				fail(i, "example", "example %q does not match the pattern", ex)
 			default:
@@ -295,14 +300,39 @@ type parser struct {
 // Idle reports true: patterns read each line alone (parsers.Resumable).
 func (p *parser) Idle() bool { return true }
 
-// Parse tries the patterns in order; the first that matches decides.
+// Parse tries the patterns in order; the first that matches decides,
+// unless a later one also matches with the address elsewhere: attacker
+// text made a line of one format look like a line of another, and the
+// line reads two ways.
 func (p *parser) Parse(line []byte, ev *parsers.Event) parsers.Outcome {
 	for i := range p.c.patterns {
-		if o := p.parseWith(line, ev, &p.c.patterns[i]); o != parsers.Ignored {
-			return o
+		o := p.parseWith(line, ev, &p.c.patterns[i])
+		if o == parsers.Ignored {
+			continue
 		}
+		if o == parsers.Matched && p.elsewhere(line, i) {
+			*ev = parsers.Event{}
+			return parsers.DropMalformed
+		}
+		return o
 	}
 	return parsers.Ignored
+}
+
+// elsewhere reports whether a pattern after the i-th matches line with
+// its address at another place than the i-th does.
+func (p *parser) elsewhere(line []byte, i int) bool {
+	pt := &p.c.patterns[i]
+	m := pt.re.FindSubmatchIndex(line)
+	for j := i + 1; j < len(p.c.patterns); j++ {
+		other := &p.c.patterns[j]
+		for _, re := range []*regexp.Regexp{other.re, other.lazy} {
+			if o := re.FindSubmatchIndex(line); o != nil && (o[2*other.ip] != m[2*pt.ip] || o[2*other.ip+1] != m[2*pt.ip+1]) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (p *parser) parseWith(line []byte, ev *parsers.Event, pt *pattern) parsers.Outcome {

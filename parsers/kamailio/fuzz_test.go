@@ -9,8 +9,8 @@ import (
 
 // FuzzParse checks, for any input, that the parser does not panic and that
 // an event it produces is complete (a SIP failure with its time and port)
-// and its address is written in the line. Seeds: every testdata line. Run
-// longer with
+// and its address is written in the line (FuzzHostile checks that it is
+// the packet's). Seeds: every testdata line. Run longer with
 //
 //	go test -run '^$' -fuzz FuzzParse -fuzztime 10m ./parsers/kamailio
 func FuzzParse(f *testing.F) { parsertest.Fuzz(f, newParser, parsertest.AddrWritten, checkEvent) }

@@ -8,8 +8,9 @@ import (
 )
 
 // FuzzParse checks, for any input, that the parser does not panic and that
-// an event it produces is complete, its address is written in the line, and
-// it comes from a line with a syslog header of the program asterisk.
+// an event it produces is complete, its address is written in the line
+// (FuzzHostile checks that it is the packet's), and it comes from a line
+// with a syslog header of the program asterisk.
 // Seeds: every testdata line. Run longer with
 //
 //	go test -run '^$' -fuzz FuzzParse -fuzztime 10m ./parsers/yeastar
