@@ -146,7 +146,11 @@ func (g *Gen) Asterisk(o AsteriskOptions) AsteriskMessage {
 		m.Name, m.File, m.Func = "manager", "manager.c", "authenticate"
 		src = src.Unmap()
 		m.Addr = src
-		user := Field{Frames: astFrames, Lines: astLines, Newlines: o.RawNewlines} // HTTP manager: URL-decoded
+		// Over HTTP (webenabled) the user name is URL-decoded and may hold
+		// a raw newline; plain text cannot tell such a forged line (a
+		// documented limit, docs/pbx.md): generated without newlines, the
+		// JSON channel and the journal being the safe formats for it.
+		user := Field{Frames: astFrames, Lines: astLines}
 		m.Body = fmt.Sprintf(Pick(g, "%s tried to authenticate with nonexistent user '%s'", "%s failed to authenticate as '%s'", "%s failed to pass IP ACL as '%s'"),
 			src, g.Text(user, src))
 	case 7, 8:
@@ -160,15 +164,25 @@ func (g *Gen) Asterisk(o AsteriskOptions) AsteriskMessage {
 		case 1:
 			m.Body = fmt.Sprintf("No registration for peer '%s' (from %s)", g.Text(iaxName, src), src)
 		case 2:
-			m.Body = fmt.Sprintf("Host %s failed MD5 authentication for '%s' (%s != %s)", src, g.Text(iaxName, src), g.Text(iaxName, src), "0b9c6e2f4a7d81e3c5f0a69d2b7e4c18")
+			// register_verify (chan_iax2.c): the configured peer's name,
+			// the expected hash, then the client's answer, raw.
+			m.Body = fmt.Sprintf("Host %s failed MD5 authentication for '%s' (%s != %s)", src, Pick(g, "1001", "trunk", "alice"), "0b9c6e2f4a7d81e3c5f0a69d2b7e4c18", g.Text(iaxName, src))
 		case 3:
-			m.Body = fmt.Sprintf("Host %s denied access to register peer '%s'", src, g.Text(iaxName, src))
+			// register_verify: p->name, a configured peer's name.
+			m.Body = fmt.Sprintf("Host %s denied access to register peer '%s'", src, Pick(g, "1001", "trunk", "alice"))
 		case 4:
 			m.Body = fmt.Sprintf("Rejected connect attempt from %s, request '%s@%s' does not exist", AddrText(src, port, WithPort), g.Text(iaxName, src), g.Text(iaxName, src))
 		}
 	case 9, 10:
 		m.Name, m.Level, m.dialplan = "dialplan", "WARNING", true
-		m.File = "Ext. " + g.Text(exten, src)
+		// A raw newline in the extension can hide the Rejecting message
+		// from a plain-text reader, which never reads it anyway
+		// (DropPlainText: its address follows the caller's text); the
+		// first line is then an unrecognised dialplan line, not counted.
+		// That is a documented limit of plain text, not generated.
+		dialExten := exten
+		dialExten.Newlines = false
+		m.File = "Ext. " + g.Text(dialExten, src)
 		m.Func = "@ from-sip-external"
 		form := WithPort // pjsip: CHANNEL(pjsip,remote_addr)
 		if g.OneIn(2) {
