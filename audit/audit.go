@@ -90,6 +90,10 @@ type Finding struct {
 	// FreePBX names the FreePBX setting that fixes it, when there is one.
 	FreePBX string `json:"freepbx,omitempty"`
 	Source  string `json:"source"`
+	// Accounts are the names a weak secret's account logs in as (the
+	// section, its user names, the endpoints using it): what
+	// `sipguard report` marks among the accounts being guessed.
+	Accounts []string `json:"accounts,omitempty"`
 }
 
 // Where is "file:line", "file" or "".
@@ -228,6 +232,30 @@ func (a *audit) addSev(id string, sev Severity, pos asteriskconf.Pos, format str
 		Detail: fmt.Sprintf(format, args...), Title: c.Title, Why: c.Why, Fix: c.Fix, FreePBX: c.FreePBX, Source: c.Source})
 }
 
+// weak records a weak-secret finding of the account known by names.
+func (a *audit) weak(id string, sev Severity, pos asteriskconf.Pos, names []string, format string, args ...any) {
+	a.addSev(id, sev, pos, format, args...)
+	var accounts []string
+	for _, n := range names {
+		if n = strings.TrimSpace(n); n != "" && !slices.Contains(accounts, n) {
+			accounts = append(accounts, n)
+		}
+	}
+	a.findings[len(a.findings)-1].Accounts = accounts
+}
+
+// WeakAccounts returns the accounts whose secret a finding calls weak
+// (SIP, IAX2, AMI and ARI logins), by every name they log in as.
+func (r *Report) WeakAccounts() map[string]bool {
+	weak := map[string]bool{}
+	for _, f := range r.Findings {
+		for _, n := range f.Accounts {
+			weak[n] = true
+		}
+	}
+	return weak
+}
+
 var checkByID = func() map[string]Check {
 	m := map[string]Check{}
 	for _, c := range Checks {
@@ -279,6 +307,13 @@ func CleanReport(r *Report) *Report {
 	for i, f := range r.Findings {
 		f.File = Clean(f.File, 512)
 		f.Detail = Clean(f.Detail, 400)
+		if f.Accounts != nil {
+			accounts := make([]string, len(f.Accounts))
+			for j, a := range f.Accounts {
+				accounts[j] = Clean(a, 128)
+			}
+			f.Accounts = accounts
+		}
 		out.Findings[i] = f
 	}
 	return &out

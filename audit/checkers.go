@@ -249,7 +249,8 @@ func checkPJSIP(a *audit, dp *dialplan) {
 		}
 		names := accountNames(s.Name, append(authUsers[s.Name], s.Value("username"))...)
 		if why, sev, weak := weakness(pw.Value, names...); weak {
-			a.addSev("PJSIP-WEAK-PASSWORD", sev, pw.Pos, "[%s] password %s: %s", s.Name, Mask(pw.Value), why)
+			a.weak("PJSIP-WEAK-PASSWORD", sev, pw.Pos, append([]string{s.Name, s.Value("username")}, authUsers[s.Name]...),
+				"[%s] password %s: %s", s.Name, Mask(pw.Value), why)
 		}
 	}
 	identified := map[string]bool{}
@@ -386,7 +387,8 @@ func checkSIP(a *audit, dp *dialplan) {
 		if sec, ok := s.Last("secret"); ok {
 			names := accountNames(s.Name, s.Value("username"), s.Value("defaultuser"), s.Value("fromuser"))
 			if why, sev, weak := weakness(sec.Value, names...); weak {
-				a.addSev("SIP-WEAK-SECRET", sev, sec.Pos, "[%s] secret %s: %s", s.Name, Mask(sec.Value), why)
+				a.weak("SIP-WEAK-SECRET", sev, sec.Pos, []string{s.Name, s.Value("username"), s.Value("defaultuser")},
+					"[%s] secret %s: %s", s.Name, Mask(sec.Value), why)
 			}
 		}
 	}
@@ -415,7 +417,7 @@ func checkIAX(a *audit, dp *dialplan) {
 		}
 		if sec, ok := s.Last("secret"); ok {
 			if why, sev, weak := weakness(sec.Value, accountNames(s.Name, s.Value("username"))...); weak {
-				a.addSev("IAX-WEAK-SECRET", sev, sec.Pos, "[%s] secret %s: %s", s.Name, Mask(sec.Value), why)
+				a.weak("IAX-WEAK-SECRET", sev, sec.Pos, []string{s.Name, s.Value("username")}, "[%s] secret %s: %s", s.Name, Mask(sec.Value), why)
 			}
 		}
 	}
@@ -465,7 +467,7 @@ func checkManager(a *audit, _ *dialplan) {
 		}
 		if sec, ok := s.Last("secret"); ok {
 			if why, sev, weak := weakness(sec.Value, accountNames(s.Name)...); weak {
-				a.addSev("AMI-WEAK-SECRET", sev, sec.Pos, "AMI user [%s] secret %s: %s", s.Name, Mask(sec.Value), why)
+				a.weak("AMI-WEAK-SECRET", sev, sec.Pos, []string{s.Name}, "AMI user [%s] secret %s: %s", s.Name, Mask(sec.Value), why)
 			}
 		}
 		if open && len(s.All("permit")) == 0 && s.Value("acl") == "" {
@@ -513,7 +515,7 @@ func checkARI(a *audit, _ *dialplan) {
 		}
 		if pw, ok := s.Last("password"); ok {
 			if why, sev, weak := weakness(pw.Value, accountNames(s.Name)...); weak {
-				a.addSev("ARI-WEAK-PASSWORD", sev, pw.Pos, "ARI user [%s] password %s: %s", s.Name, Mask(pw.Value), why)
+				a.weak("ARI-WEAK-PASSWORD", sev, pw.Pos, []string{s.Name}, "ARI user [%s] password %s: %s", s.Name, Mask(pw.Value), why)
 			}
 		}
 	}

@@ -39,6 +39,10 @@ type Options struct {
 	Since time.Time
 	// Generated is the time the report says it was made.
 	Generated time.Time
+	// WeakAccounts are the accounts whose password `sipguard audit`
+	// finds weak (audit.Report.WeakAccounts): marked among the accounts
+	// being guessed, the first to change.
+	WeakAccounts map[string]bool
 }
 
 // Defaults of Options.

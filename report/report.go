@@ -176,6 +176,9 @@ type UserRow struct {
 	// Exists: a wrong password for it was logged (auth_failed), so the
 	// account exists and is being guessed: change its password first.
 	Exists bool `json:"exists"`
+	// WeakPassword: `sipguard audit` finds this account's password weak
+	// (Options.WeakAccounts).
+	WeakPassword bool `json:"weak_password,omitempty"`
 }
 
 // Report returns the report of what was added, with the replay's counts
@@ -269,6 +272,9 @@ func (c *Collector) Report(streams []replay.Stats) *Report {
 		r.Networks = append(r.Networks, row)
 	}
 	r.Accounts = userRows(c.accounts.top(top, strings.Compare), loc)
+	for i := range r.Accounts {
+		r.Accounts[i].WeakPassword = c.opts.WeakAccounts[r.Accounts[i].User]
+	}
 	r.Extensions = userRows(c.exts.top(top, strings.Compare), loc)
 	return r
 }

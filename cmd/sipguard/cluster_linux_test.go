@@ -332,9 +332,16 @@ func TestCluster(t *testing.T) {
 	if !a.has(t, "198.51.100.10") || !d.has(t, during[0]) {
 		t.Error("a cluster unban of one address lifted others")
 	}
-	// A plain unban stays local.
-	ctl(t, "unban", "-c", c.config, during[0])
-	time.Sleep(300 * time.Millisecond)
+	// A plain unban stays local. Anything C published for it would reach
+	// A and B before a ban C decides after it (one stream, read in
+	// order): once that ban is there, the unban would have been too.
+	if _, errOut, err := ctl(t, "unban", "-c", c.config, during[0]); err != nil {
+		t.Fatalf("unban on C: %v %s", err, errOut)
+	}
+	appendLines(t, c.log, failures("198.51.100.12", 5)...)
+	if took, ok := waitAll(propagation, []*node{a, b}, func(n *node) bool { return n.has(t, "198.51.100.12") }); !ok {
+		t.Fatalf("C's ban after its plain unban did not reach A and B: %v", took)
+	}
 	if c.has(t, during[0]) || !a.has(t, during[0]) || !b.has(t, during[0]) {
 		t.Error("a plain unban was not local")
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sipguard/sipguard/audit"
 	"github.com/sipguard/sipguard/config"
 	"github.com/sipguard/sipguard/duration"
 	"github.com/sipguard/sipguard/parsers"
@@ -18,7 +20,7 @@ import (
 
 var reportCommand = command{"report", "review logs: one HTML page with charts (or JSON) of attacks, bans and what got through", (*Main).report}
 
-const reportSynopsis = `report [-c FILE] [--since DURATION] [--parser NAME] [-o FILE] [--json] FILE...
+const reportSynopsis = `report [-c FILE] [--since DURATION] [--parser NAME] [--asterisk-dir DIR] [-o FILE] [--json] FILE...
 
 Replays logs through the parsers and rules as scan does, and writes a
 review: failures per hour by kind, the bans the rules would make, the top
@@ -29,10 +31,14 @@ font, nothing loaded): open it offline, attach it to a ticket.
 
 FILE, --parser and -c are as for scan. --since 7d reports only the events
 of the last seven days (before the current time). -o writes to FILE
-instead of standard output. Parsers: `
+instead of standard output. The accounts being guessed whose password
+sipguard audit finds weak in --asterisk-dir (default /etc/asterisk, when
+present) are marked. Parsers: `
 
 type reportOptions struct {
 	config, parser, out string
+	asteriskDir         string // whose weak passwords are marked
+	asteriskDirSet      bool
 	since               time.Duration
 	json                bool
 	files               []string
@@ -47,6 +53,7 @@ func (m *Main) report(ctx context.Context, args []string) error {
 	fs.StringVar(&since, "since", "", "report only the events of the last `DURATION` (30m, 24h, 7d)")
 	fs.StringVar(&o.out, "o", "", "write the report to `FILE` instead of standard output")
 	fs.BoolVar(&o.json, "json", false, "write JSON instead of HTML")
+	fs.StringVar(&o.asteriskDir, "asterisk-dir", "/etc/asterisk", "mark the accounts whose password sipguard audit finds weak in Asterisk's configuration `DIR` (skipped when the default is absent)")
 	files, err := m.parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -60,6 +67,7 @@ func (m *Main) report(ctx context.Context, args []string) error {
 		}
 	}
 	o.files = files
+	fs.Visit(func(f *flag.Flag) { o.asteriskDirSet = o.asteriskDirSet || f.Name == "asterisk-dir" })
 	if isCallParser(o.parser) {
 		return usagef("report reads logs of failures; call logs (%s) go through the toll-fraud rules with sipguard scan --parser %s", o.parser, o.parser)
 	}
@@ -74,6 +82,11 @@ func (m *Main) runReport(ctx context.Context, cfg *config.Config, o reportOption
 	start := time.Now()
 	now := m.Now()
 	ropts := report.Options{Generated: now}
+	weak, err := m.weakAccounts(o)
+	if err != nil {
+		return err
+	}
+	ropts.WeakAccounts = weak
 	if o.since > 0 {
 		ropts.Since = now.Add(-o.since)
 	}
@@ -102,6 +115,27 @@ func (m *Main) runReport(ctx context.Context, cfg *config.Config, o reportOption
 	}
 	m.scanSummary(r.Stats(), eng.Stats(), time.Since(start))
 	return nil
+}
+
+// weakAccounts audits Asterisk's configuration in o.asteriskDir for the
+// accounts whose password is weak. The default directory may be absent
+// (a report made on another machine than the PBX): then none is marked.
+func (m *Main) weakAccounts(o reportOptions) (map[string]bool, error) {
+	dir, err := filepath.Abs(o.asteriskDir)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		if o.asteriskDirSet {
+			return nil, usagef("--asterisk-dir %s: not a readable directory", o.asteriskDir)
+		}
+		return nil, nil
+	}
+	r, err := audit.Run(audit.Host{FS: os.DirFS("/"), Dir: dir, Now: m.Now()})
+	if err != nil {
+		return nil, fmt.Errorf("audit %s: %w", dir, err)
+	}
+	return r.WeakAccounts(), nil
 }
 
 // writeReport writes to path, or to standard output when path is empty.

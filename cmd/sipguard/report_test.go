@@ -76,3 +76,60 @@ func TestReportErrors(t *testing.T) {
 		t.Errorf("absent log: %d %q", code, errOut)
 	}
 }
+
+// TestReportWeakPasswords: with --asterisk-dir, the accounts being guessed
+// whose password sipguard audit finds weak are marked, the others not; a
+// directory given that does not exist is an error, not a silent report.
+func TestReportWeakPasswords(t *testing.T) {
+	dir := t.TempDir()
+	pjsip := `[transport-udp]
+type = transport
+protocol = udp
+bind = 0.0.0.0
+
+[1003]
+type = auth
+auth_type = userpass
+username = 1003
+password = 1003
+
+[1002]
+type = auth
+auth_type = userpass
+username = 1002
+password = Vq7#mB2!xLp9@Tz4$Rw8
+`
+	if err := os.WriteFile(filepath.Join(dir, "pjsip.conf"), []byte(pjsip), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdout, errOut, code := run(t, "", "report", "--parser", "asterisk", "--json", "--asterisk-dir", dir, attackLog)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var rep struct {
+		Accounts []struct {
+			User         string `json:"user"`
+			WeakPassword bool   `json:"weak_password"`
+		} `json:"accounts"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	weak := map[string]bool{}
+	for _, a := range rep.Accounts {
+		weak[a.User] = a.WeakPassword
+	}
+	if _, ok := weak["1003"]; !ok || !weak["1003"] || weak["1002"] {
+		t.Errorf("weak marks %v: want 1003 marked, 1002 not", weak)
+	}
+	out := filepath.Join(t.TempDir(), "r.html")
+	if _, errOut, code := run(t, "", "report", "--parser", "asterisk", "-o", out, "--asterisk-dir", dir, attackLog); code != 0 {
+		t.Fatalf("html: %s", errOut)
+	}
+	if html, _ := os.ReadFile(out); !strings.Contains(string(html), "weak password (sipguard audit)") {
+		t.Error("the HTML does not mark the weak password")
+	}
+	if _, errOut, code := run(t, "", "report", "--parser", "asterisk", "--json", "--asterisk-dir", filepath.Join(dir, "absent"), attackLog); code != 2 || !strings.Contains(errOut, "not a readable directory") {
+		t.Errorf("an absent --asterisk-dir: exit %d %s", code, errOut)
+	}
+}
