@@ -86,6 +86,11 @@ ban_time = "1h"
 		t.Fatalf("delete table: %v %s", err, out)
 	}
 	d = startDaemon(t, ns, config)
+	// Its table is set up once it answers (setHas fails the test on an
+	// nft error, a set not there yet included).
+	if !waitFor(10*time.Second, func() bool { _, _, err := ctl(t, "status", "-c", config); return err == nil }) {
+		t.Fatalf("daemon did not start again:\n%s", d.stderr)
+	}
 	if !waitFor(10*time.Second, func() bool { return setHas(t, ns, guiSet, "198.51.100.7") && setHas(t, ns, "ban4", "198.51.100.8") }) {
 		t.Fatalf("bans not restored in their profiles:\n%s", d.stderr)
 	}
