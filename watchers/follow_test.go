@@ -99,6 +99,9 @@ func TestFollower_TruncateRefilled(t *testing.T) {
 				want = 50 // 11-20 are gone with the truncate
 			}
 			c.wait(want, 5*time.Second)
+			if !c.settle(t, path, 5*time.Second) {
+				t.Error("the sentinel line written after the last one never came")
+			}
 			lost := c.lost(1, 60)
 			if withCopy && len(lost) != 0 || !withCopy && !slices.Equal(lost, seq(11, 20)) || c.dup != 0 || c.order != 0 || len(c.bad) != 0 {
 				t.Errorf("lost %v, duplicated %d, out of order %d, bad %v", lost, c.dup, c.order, c.bad)
@@ -143,6 +146,9 @@ func TestFollower_Start(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.wait(300-tc.from+1, 5*time.Second)
+			if !c.settle(t, path, 5*time.Second) {
+				t.Error("the sentinel line written after the last one never came")
+			}
 			if lost, extra := c.lost(tc.from, 300), c.extra(tc.from, 300); len(lost) != 0 || len(extra) != 0 || c.dup != 0 || len(c.bad) != 0 {
 				t.Errorf("lost %v, extra %v, duplicated %d, bad %v", lost, extra, c.dup, c.bad)
 			}
@@ -219,6 +225,9 @@ func TestFollower_Resume(t *testing.T) {
 			waitFor(t, "the resume", 5*time.Second, func() bool { return buf.Count(`"resume":`) > 0 })
 			appendLines(t, path, 131, 150)
 			c2.wait(len(tc.want), 5*time.Second)
+			if !c2.settle(t, path, 5*time.Second) {
+				t.Error("the sentinel line written after the last one never came")
+			}
 			lost, extra := c2.diff(tc.want)
 			if len(lost) != 0 || len(extra) != 0 || c2.dup != 0 || c2.order != 0 || len(c2.bad) != 0 {
 				t.Errorf("lost %v, extra %v, duplicated %d, out of order %d, bad %v", lost, extra, c2.dup, c2.order, c2.bad)
@@ -311,6 +320,9 @@ func TestFollower_Missing(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.wait(1000, 5*time.Second)
+			if !c.settle(t, path, 5*time.Second) {
+				t.Error("the sentinel line written after the last one never came")
+			}
 			if lost := c.lost(1, 1000); len(lost) != 0 || c.dup != 0 || len(c.bad) != 0 {
 				t.Errorf("lost %v, duplicated %d, bad %v", lost, c.dup, c.bad)
 			}
@@ -440,6 +452,9 @@ func TestFollower_PermissionDenied(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.wait(20, 10*time.Second)
+	if !c.settleVia(t, w, 5*time.Second) {
+		t.Error("the sentinel line written after the last one never came")
+	}
 	if lost := c.lost(1, 20); len(lost) != 0 || c.dup != 0 {
 		t.Errorf("lost %v, duplicated %d", lost, c.dup)
 	}
@@ -535,6 +550,9 @@ func TestFollower_Independent(t *testing.T) {
 	appendLines(t, a, 2, 100)
 	appendLines(t, b, 2, 100)
 	c.wait(100, 5*time.Second)
+	if !c.settle(t, b, 5*time.Second) {
+		t.Error("the sentinel line written after the last one never came")
+	}
 	if got := c.count(); got != 100 {
 		t.Errorf("b got %d lines; want 100", got)
 	}

@@ -52,6 +52,7 @@ type collector struct {
 	bad     []string
 	pos     watchers.Position // after the last line
 	changed time.Time
+	settled int // sentinel lines handed out (see settle)
 }
 
 func newCollector() *collector { return &collector{changed: time.Now()} }
@@ -74,6 +75,10 @@ func (c *collector) add(text []byte) {
 
 func (c *collector) addLocked(text []byte) {
 	c.changed = time.Now()
+	if string(text) == sentinelText {
+		c.settled++
+		return
+	}
 	n, ok := lineNum(text)
 	if !ok {
 		if len(c.bad) < 5 {
@@ -133,7 +138,58 @@ func (c *collector) waitIdle(n int, timeout, giveUp time.Duration) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	time.Sleep(30 * time.Millisecond) // a duplicate would come now
+}
+
+// sentinelText is the line a test writes after all of its own (settle).
+const sentinelText = "sentinel: every line before this one has been handed out"
+
+// settle appends the sentinel line to path and waits until it is handed
+// out, at most timeout. A follower reads a file in order and finishes a
+// rotated file before the next, so by then every line it will hand out,
+// a duplicate included, has come: the positive signal a check for lost,
+// extra or duplicated lines waits for, instead of a pause.
+func (c *collector) settle(t *testing.T, path string, timeout time.Duration) bool {
+	t.Helper()
+	return c.settleWith(t, timeout, func() error {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = f.WriteString(sentinelText + "\n")
+		return err
+	})
+}
+
+// settleVia is settle writing through w's open file (a test that can no
+// longer open the file itself).
+func (c *collector) settleVia(t *testing.T, w *logWriter, timeout time.Duration) bool {
+	t.Helper()
+	return c.settleWith(t, timeout, func() error {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		_, err := w.f.WriteString(sentinelText + "\n")
+		return err
+	})
+}
+
+func (c *collector) settleWith(t *testing.T, timeout time.Duration, write func() error) bool {
+	t.Helper()
+	c.mu.Lock()
+	before := c.settled
+	c.mu.Unlock()
+	if err := write(); err != nil {
+		t.Fatalf("sentinel: %v", err)
+	}
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		c.mu.Lock()
+		done := c.settled > before
+		c.mu.Unlock()
+		if done {
+			return true
+		}
+	}
+	return false
 }
 
 // lost returns the numbers in [from, to] never handed out.
@@ -405,6 +461,9 @@ func (sc scenario) run(t *testing.T, tl tailer) (outcome, *handle) {
 		t.Fatalf("writer: %v; rotator: %v", werr, rerr)
 	}
 	h.c.waitIdle(sc.lines, 10*time.Second, h.giveUp)
+	if !h.c.settle(t, path, 5*time.Second) {
+		t.Logf("%s: the sentinel line written after the last one never came", sc.name)
+	}
 	h.stop()
 
 	o := outcome{written: sc.lines, got: h.c.count(), lost: h.c.lost(1, sc.lines)}
