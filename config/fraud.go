@@ -38,6 +38,8 @@ type FraudConfig struct {
 	NewAddressWindow    Duration `toml:"new_address_window"`
 	Contexts            []string `toml:"contexts"`
 	Cooldown            Duration `toml:"cooldown"`
+	Action              string   `toml:"action"`
+	BanTime             Duration `toml:"ban_time"`
 	CDROptions          []string `toml:"cdr_options"`
 }
 
@@ -47,6 +49,14 @@ func (f FraudConfig) Validate() []FieldError {
 	var p problems
 	if _, err := f.Options(); err != nil {
 		p.err(fraudKey(err), err)
+	}
+	switch f.Action {
+	case "alert", "ban":
+	default:
+		p.add("action", "%q is not one of alert, ban", f.Action)
+	}
+	if f.Action == "ban" {
+		p.positive("ban_time", f.BanTime)
 	}
 	if _, err := f.CDRColumns(); err != nil {
 		p.err("cdr_options", err)

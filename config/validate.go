@@ -345,6 +345,8 @@ func (r RuleConfig) Validate() []FieldError {
 		// list, metrics and the bans file would take its bans for manual
 		// bans, a feed's entries or adopted ones.
 		p.add("name", "%q is reserved for bans no rule decides (manual, adopted, feed:NAME)", r.Name)
+	case r.Name == "compromise" || r.Name == "fraud":
+		p.add("name", "%q is the rule name of [%s] bans", r.Name, r.Name)
 	}
 	for i, k := range r.Events {
 		if _, err := parsers.ParseKind(k); err != nil {

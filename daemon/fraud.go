@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sipguard/sipguard/calls"
+	"github.com/sipguard/sipguard/engine"
 	"github.com/sipguard/sipguard/fraud"
 	"github.com/sipguard/sipguard/parsers"
 	"github.com/sipguard/sipguard/watchers"
@@ -18,7 +19,14 @@ import (
 type Fraud struct {
 	Rules fraud.Options
 	CDR   calls.CDRColumns
+	// Ban, when set, bans the address that last logged in as the account
+	// of an alert, for BanTime.
+	Ban     bool
+	BanTime time.Duration
 }
+
+// FraudRuleName is the rule name of the bans toll-fraud alerts make.
+const FraudRuleName = "fraud"
 
 // Parsers of call logs: their lines are calls for the [fraud] rules, not
 // failures counted toward bans.
@@ -168,6 +176,16 @@ func (d *Daemon) fraudAlert(source string, a fraud.Alert, now time.Time) {
 		n.Time = now
 	}
 	d.notice(n)
+	if f := d.cfg.Fraud; f != nil && f.Ban && a.LastAddr.IsValid() {
+		// The address that logged in as the account placed the calls, or
+		// shares the account's password: cut it off. decide leaves out
+		// allowlisted and special addresses, and a ban already over.
+		addr := a.LastAddr.Unmap()
+		b := engine.Ban{Prefix: d.eng.Prefix(addr), Addr: addr, Rule: FraudRuleName, Count: max(1, int(a.Count)),
+			First: n.Time, Last: n.Time, Duration: f.BanTime}
+		d.decide(b, &parsers.Event{Source: source, Kind: parsers.AuthSucceeded}, now, time.Time{},
+			fmt.Sprintf("toll fraud (%s) on account %q: %s", a.Rule, a.Account, reason))
+	}
 }
 
 func riskSuffix(risk string) string {

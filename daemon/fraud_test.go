@@ -3,9 +3,11 @@ package daemon_test
 import (
 	"context"
 	"fmt"
+	"github.com/sipguard/sipguard/firewall/fwtest"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,10 +24,8 @@ import (
 // raise nothing. The time from the line's write to the notice is logged.
 func TestFraudFromCEL(t *testing.T) {
 	e := newEnv(t)
-	cel := filepath.Join(e.dir, "sipguard.csv")
-	os.WriteFile(cel, nil, 0o644)
 	cfg := e.config()
-	cfg.Sources = append(cfg.Sources, daemon.Source{Name: "calls", Path: cel, Parser: daemon.CallParserCEL, Location: time.UTC, Start: watchers.StartBeginning})
+	cel := celSource(t, e, &cfg)
 	cfg.Fraud = &daemon.Fraud{Rules: fraud.Options{
 		Plan:       numbering.Plan{InternationalPrefixes: []string{"00"}, NationalPrefix: "0", CountryCode: "44"},
 		RiskRanges: true, AllowedCountries: []string{"GB"},
@@ -37,32 +37,12 @@ func TestFraudFromCEL(t *testing.T) {
 		}
 	}))
 	now := time.Now().UTC()
-	appendLines(t, e.log, fmt.Sprintf(`[%s] SECURITY[4101] res_security_log.c: SecurityEvent="SuccessfulAuth",EventTV="x",Severity="Informational",Service="PJSIP",EventVersion="1",AccountID="1004",SessionID="x",LocalAddress="IPV4/UDP/203.0.113.10/5060",RemoteAddress="IPV4/UDP/203.0.113.66/5060",UsingPassword="1"`,
-		now.Format(time.DateTime)))
-	record := func(ev, ch, exten, id string, at time.Time) string {
-		return fmt.Sprintf(`%q,"%d.%06d",%q,"from-internal",%q,%q,%q,"","","",""`, ev, at.Unix(), at.Nanosecond()/1000, ch, exten, id, id)
-	}
-	// Wait for the login to be read before the call (both files are read
-	// at once otherwise, in either order).
-	if !eventually(func() bool {
-		st, err := r.client.Status(context.Background())
-		if err != nil {
-			return false
-		}
-		for _, s := range st.Sources {
-			if s.Name == "pbx" && s.Successes == 1 && s.Offset > 0 {
-				return true
-			}
-		}
-		return false
-	}) {
-		t.Fatal("the login line was not read")
-	}
+	login(t, r, e, "1004", "203.0.113.66", now)
 	appendLines(t, cel,
-		record("CHAN_START", "PJSIP/1001-00000001", "1002", "1.1", now),
-		record("HANGUP", "PJSIP/1001-00000001", "1002", "1.1", now.Add(time.Second)))
+		celRecord("CHAN_START", "PJSIP/1001-00000001", "1002", "1.1", now),
+		celRecord("HANGUP", "PJSIP/1001-00000001", "1002", "1.1", now.Add(time.Second)))
 	written := time.Now()
-	appendLines(t, cel, record("CHAN_START", "PJSIP/1004-00000002", "0088216012345", "2.2", now.Add(2*time.Second)))
+	appendLines(t, cel, celRecord("CHAN_START", "PJSIP/1004-00000002", "0088216012345", "2.2", now.Add(2*time.Second)))
 	var got []daemon.Notice
 	for len(got) < 2 {
 		select {
@@ -90,4 +70,100 @@ func TestFraudFromCEL(t *testing.T) {
 		t.Errorf("extra notice %+v", n)
 	case <-time.After(200 * time.Millisecond):
 	}
+}
+
+// TestFraudBan: with the ban action, an alert bans the address that last
+// logged in as the account, under the rule "fraud"; an allowlisted one
+// is alerted on, never banned.
+func TestFraudBan(t *testing.T) {
+	for _, tc := range []struct {
+		addr   string
+		banned bool
+	}{{"198.51.100.66", true}, {"192.0.2.66", false}} { // 192.0.2.0/24 is allowlisted
+		t.Run(tc.addr, func(t *testing.T) {
+			e := newEnv(t)
+			cfg := e.config()
+			cel := celSource(t, e, &cfg)
+			cfg.Fraud = &daemon.Fraud{Rules: fraud.Options{
+				Plan:       numbering.Plan{InternationalPrefixes: []string{"00"}, NationalPrefix: "0", CountryCode: "44"},
+				RiskRanges: true,
+			}, Ban: true, BanTime: 7 * 24 * time.Hour}
+			fw := fwtest.New(nil)
+			notices := make(chan daemon.Notice, 16)
+			r := start(t, cfg, fw, observerFunc(func(n daemon.Notice) {
+				if n.Type == daemon.NoticeFraud {
+					notices <- n
+				}
+			}))
+			now := time.Now().UTC()
+			login(t, r, e, "1004", tc.addr, now)
+			appendLines(t, cel, celRecord("CHAN_START", "PJSIP/1004-00000002", "0088216012345", "2.2", now))
+			select {
+			case n := <-notices:
+				if n.Addr.String() != tc.addr {
+					t.Fatalf("notice %+v", n)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no fraud notice")
+			}
+			// The ban, when there is one, is in force before the core
+			// answers the next call.
+			bans, err := r.client.List(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := false
+			for _, b := range bans {
+				if b.Target == tc.addr {
+					got = b.Rule == daemon.FraudRuleName && strings.Contains(b.Reason, "toll fraud")
+				}
+			}
+			if _, inFW := banned(fw, tc.addr+"/32"); got != tc.banned || inFW != tc.banned {
+				t.Errorf("banned in the ledger %v, in the firewall %v; want %v\n%+v", got, inFW, tc.banned, bans)
+			}
+		})
+	}
+}
+
+// login writes a successful login of account from addr into the log and
+// waits until the daemon has handled it (its source's offset moved past it).
+func login(t *testing.T, r *running, e env, account, addr string, now time.Time) {
+	t.Helper()
+	appendLines(t, e.log, fmt.Sprintf(`[%s] SECURITY[4101] res_security_log.c: SecurityEvent="SuccessfulAuth",EventTV="x",Severity="Informational",Service="PJSIP",EventVersion="1",AccountID=%q,SessionID="x",LocalAddress="IPV4/UDP/203.0.113.10/5060",RemoteAddress="IPV4/UDP/%s/5060",UsingPassword="1"`,
+		now.Format(time.DateTime), account, addr))
+	fi, err := os.Stat(e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !eventually(func() bool {
+		st, err := r.client.Status(context.Background())
+		if err != nil {
+			return false
+		}
+		for _, s := range st.Sources {
+			if s.Name == "pbx" && s.Offset == fi.Size() {
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatal("the login line was not handled")
+	}
+}
+
+// celSource adds a CEL source (sipguard's cel_custom mapping) to cfg and
+// returns its file.
+func celSource(t *testing.T, e env, cfg *daemon.Config) string {
+	t.Helper()
+	cel := filepath.Join(e.dir, "sipguard.csv")
+	if err := os.WriteFile(cel, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Sources = append(cfg.Sources, daemon.Source{Name: "calls", Path: cel, Parser: daemon.CallParserCEL, Location: time.UTC, Start: watchers.StartBeginning})
+	return cel
+}
+
+// celRecord is a line of sipguard's cel_custom mapping.
+func celRecord(ev, ch, exten, id string, at time.Time) string {
+	return fmt.Sprintf(`%q,"%d.%06d",%q,"from-internal",%q,%q,%q,"","","",""`, ev, at.Unix(), at.Nanosecond()/1000, ch, exten, id, id)
 }

@@ -333,7 +333,7 @@ func (m *Main) daemonConfig(cfg *config.Config) (daemon.Config, error) {
 		if err != nil {
 			return daemon.Config{}, fmt.Errorf("[fraud] cdr_options: %w", err)
 		}
-		dc.Fraud = &daemon.Fraud{Rules: rules, CDR: cols}
+		dc.Fraud = &daemon.Fraud{Rules: rules, CDR: cols, Ban: cfg.Fraud.Action == "ban", BanTime: time.Duration(cfg.Fraud.BanTime)}
 	}
 	for _, s := range cfg.Sources {
 		start := watchers.StartEnd
