@@ -33,9 +33,22 @@ type Status struct {
 	Feeds         []FeedStatus     `json:"feeds,omitempty"`
 	Notify        []NotifyStatus   `json:"notify,omitempty"`
 	Cluster       *ClusterStatus   `json:"cluster,omitempty"`
+	Fraud         *FraudStatus     `json:"fraud,omitempty"`
 	Engine        EngineStatus     `json:"engine"`
 	Firewall      FirewallStatus   `json:"firewall"`
 	State         StateStatus      `json:"state"`
+}
+
+// FraudStatus counts the calls the toll-fraud rules saw since start
+// ([fraud], when enabled).
+type FraudStatus struct {
+	// Calls counts calls placed to public numbers, by where they go: the
+	// ISO country code of an international call, "non_geographic" for a
+	// non-geographic code (satellite, international networks), "national"
+	// otherwise.
+	Calls map[string]int64 `json:"calls_by_destination"`
+	// Alerts counts the rules that fired, by rule.
+	Alerts map[string]int64 `json:"alerts_by_rule"`
 }
 
 // SourceStatus describes one followed log. Its State is "reading",

@@ -360,6 +360,7 @@ func (d *Daemon) status() control.Status {
 	if d.cluster != nil {
 		st.Cluster = wireCluster(d.cluster.Stats())
 	}
+	st.Fraud = d.fraudStatus()
 	st.State = control.StateStatus{Dir: d.cfg.StateDir, LastSaved: d.lastSaved, Error: d.saveErr}
 	return st
 }

@@ -136,9 +136,9 @@ type Daemon struct {
 	// Owned by the core goroutine.
 	cfg            Config
 	eng            *engine.Engine
-	guard          *fraud.Guard // toll-fraud rules; nil when off
-	fraudCalls     int64        // call changes read
-	fraudAlerts    int64        // toll-fraud alerts
+	guard          *fraud.Guard     // toll-fraud rules; nil when off
+	fraudCalls     map[string]int64 // calls to public numbers by destination (fraudStatus)
+	fraudAlerts    map[string]int64 // toll-fraud alerts by rule
 	ledger         *bans.Ledger
 	evidence       *evidence
 	pending        []decision
@@ -217,6 +217,7 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 	}
 	return &Daemon{
 		log: log, fw: fw, now: now, cfg: cfg, eng: eng, guard: guard,
+		fraudCalls: map[string]int64{}, fraudAlerts: map[string]int64{},
 		calls:       make(chan func()),
 		ready:       make(chan struct{}),
 		batches:     make(chan batch, 64),

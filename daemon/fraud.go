@@ -2,13 +2,16 @@ package daemon
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
 	"sync/atomic"
 	"time"
 
 	"github.com/sipguard/sipguard/calls"
+	"github.com/sipguard/sipguard/control"
 	"github.com/sipguard/sipguard/engine"
 	"github.com/sipguard/sipguard/fraud"
+	"github.com/sipguard/sipguard/numbering"
 	"github.com/sipguard/sipguard/parsers"
 	"github.com/sipguard/sipguard/watchers"
 )
@@ -139,7 +142,11 @@ func (d *Daemon) called(source string, it callItem, now time.Time) {
 	if d.guard == nil {
 		return
 	}
-	d.fraudCalls++
+	if it.record || it.update.Change == calls.Started {
+		if n := d.cfg.Fraud.Rules.Plan.Classify(it.update.Call.Dialled); n.Public {
+			d.fraudCalls[destination(n)]++
+		}
+	}
 	var alerts []fraud.Alert
 	if it.record {
 		alerts = d.guard.Record(it.update.Call)
@@ -154,7 +161,7 @@ func (d *Daemon) called(source string, it callItem, now time.Time) {
 // fraudAlert logs an alert at warning level and tells the observers
 // (metrics, [[notify]] targets).
 func (d *Daemon) fraudAlert(source string, a fraud.Alert, now time.Time) {
-	d.fraudAlerts++
+	d.fraudAlerts[a.Rule]++
 	reason := fmt.Sprintf("call to %q (+%s %s%s)", a.Dialled, a.E164, a.Country, riskSuffix(a.Risk))
 	if a.Limit > 0 {
 		reason += fmt.Sprintf(": %g > %g", a.Count, a.Limit)
@@ -186,6 +193,27 @@ func (d *Daemon) fraudAlert(source string, a fraud.Alert, now time.Time) {
 		d.decide(b, &parsers.Event{Source: source, Kind: parsers.AuthSucceeded}, now, time.Time{},
 			fmt.Sprintf("toll fraud (%s) on account %q: %s", a.Rule, a.Account, reason))
 	}
+}
+
+// destination is where a public number goes, for the status's counts: a
+// bounded set of keys (the ISO codes of the numbering table,
+// "non_geographic", "national").
+func destination(n numbering.Number) string {
+	switch {
+	case !n.International:
+		return "national"
+	case n.Country.ISO == "":
+		return "non_geographic"
+	}
+	return n.Country.ISO
+}
+
+// fraudStatus is the toll-fraud part of status, when [fraud] is on.
+func (d *Daemon) fraudStatus() *control.FraudStatus {
+	if d.guard == nil {
+		return nil
+	}
+	return &control.FraudStatus{Calls: maps.Clone(d.fraudCalls), Alerts: maps.Clone(d.fraudAlerts)}
 }
 
 func riskSuffix(risk string) string {

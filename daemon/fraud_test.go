@@ -70,6 +70,15 @@ func TestFraudFromCEL(t *testing.T) {
 		t.Errorf("extra notice %+v", n)
 	case <-time.After(200 * time.Millisecond):
 	}
+	// Status counts the public calls by destination (the call to 1002 is
+	// internal) and the alerts by rule.
+	st, err := r.client.Status(context.Background())
+	if err != nil || st.Fraud == nil {
+		t.Fatalf("status: %v %+v", err, st.Fraud)
+	}
+	if c, a := st.Fraud.Calls, st.Fraud.Alerts; len(c) != 1 || c["non_geographic"] != 1 || a[fraud.RuleRisk] != 1 || a[fraud.RuleCountry] != 1 {
+		t.Errorf("status: calls %v, alerts %v", c, a)
+	}
 }
 
 // TestFraudBan: with the ban action, an alert bans the address that last

@@ -23,6 +23,7 @@
 //	sipguard_unbans_total{rule,reason}              reason: expired, manual, replaced, feed, allowlisted
 //	sipguard_compromises_total{source}              successful logins after failures
 //	sipguard_fraud_alerts_total{rule}               toll-fraud rules that fired
+//	sipguard_calls_total{destination}               calls to public numbers the [fraud] rules saw
 //	sipguard_drop_surges_total{source}              surges of lines dropped as malformed or injected
 //	sipguard_bans_in_force                          bans the daemon holds now
 //	sipguard_firewall_bans                          elements in the kernel sets
@@ -234,6 +235,7 @@ var (
 	descLines      = prometheus.NewDesc("sipguard_lines_total", "Log lines read, by source.", []string{"source", "parser"}, nil)
 	descEvents     = prometheus.NewDesc("sipguard_events_total", "Events parsed, by source and kind.", []string{"source", "parser", "kind"}, nil)
 	descDropped    = prometheus.NewDesc("sipguard_dropped_lines_total", "Lines skipped as unreadable or unsafe, by reason.", []string{"source", "parser", "reason"}, nil)
+	descCalls      = prometheus.NewDesc("sipguard_calls_total", "Calls to public numbers the toll-fraud rules saw, by destination: an ISO country code, \"non_geographic\" (satellite, international networks) or \"national\".", []string{"destination"}, nil)
 	descInForce    = prometheus.NewDesc("sipguard_bans_in_force", "Bans the daemon holds now.", nil, nil)
 	descFwBans     = prometheus.NewDesc("sipguard_firewall_bans", "Elements in the firewall's ban sets.", nil, nil)
 	descTracked    = prometheus.NewDesc("sipguard_tracked_addresses", "Addresses with counters in the rate engine.", nil, nil)
@@ -265,7 +267,7 @@ func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descUp, descBuild, descUptime, descLines, descEvents, descDropped, descInForce,
 		descFwBans, descTracked, descEvicted, descFwErrors, descPackets, descBytes, descAllowedPk, descNarrowed, descSourceUp, descSourceDown, descNotify, descFeed, descFeedFail,
 		descClConn, descClPub, descClQueued, descClLost, descClRecv, descClApplied, descClIgnored, descClBad,
-		descClStream, descClRetries, descClSkew} {
+		descClStream, descClRetries, descClSkew, descCalls} {
 		ch <- d
 	}
 }
@@ -296,6 +298,11 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descSourceDown, prometheus.GaugeValue, down, s.Name)
 		ch <- prometheus.MustNewConstMetric(descSourceUp, prometheus.GaugeValue, up, s.Name)
+	}
+	if f := st.Fraud; f != nil {
+		for dest, n := range f.Calls {
+			ch <- prometheus.MustNewConstMetric(descCalls, prometheus.CounterValue, float64(n), dest)
+		}
 	}
 	ch <- prometheus.MustNewConstMetric(descInForce, prometheus.GaugeValue, float64(st.Bans))
 	ch <- prometheus.MustNewConstMetric(descFwBans, prometheus.GaugeValue, float64(st.Firewall.Bans))

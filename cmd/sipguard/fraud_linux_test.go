@@ -78,4 +78,7 @@ ban_time = "1d"
 	if out, _, _ := ctl(t, "list", "-c", config); !strings.Contains(out, "198.51.100.66") || !strings.Contains(out, "fraud") {
 		t.Errorf("list:\n%s", out)
 	}
+	if out, _, _ := ctl(t, "status", "-c", config); !strings.Contains(out, "toll fraud: calls by destination: 1 non_geographic;") || !strings.Contains(out, "alerts: 1 risk_range") {
+		t.Errorf("status:\n%s", out)
+	}
 }

@@ -111,6 +111,9 @@ func printStatus(w io.Writer, st control.Status) error {
 	if c := st.Cluster; c != nil {
 		printCluster(w, c)
 	}
+	if f := st.Fraud; f != nil {
+		fmt.Fprintf(w, "toll fraud: calls by destination: %s; alerts: %s\n", dash(counts(f.Calls)), dash(counts(f.Alerts)))
+	}
 	fmt.Fprintln(w)
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
