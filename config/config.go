@@ -46,6 +46,7 @@ type Config struct {
 	Notify     []NotifyConfig   `toml:"notify"`
 	Cluster    ClusterConfig    `toml:"cluster"`
 	Fraud      FraudConfig      `toml:"fraud"`
+	Audit      AuditConfig      `toml:"audit"`
 
 	// custom holds the compiled [[parser]] tables, by name.
 	custom map[string]*custom.Compiled

@@ -317,3 +317,17 @@ func TestFraudErrors(t *testing.T) {
 		t.Errorf("options %+v %v", o, err)
 	}
 }
+
+// TestAuditErrors: [audit] mistakes name their key.
+func TestAuditErrors(t *testing.T) {
+	for key, text := range map[string]string{
+		"audit.interval":     "[audit]\ninterval = \"-1h\"\n",
+		"audit.asterisk_dir": "[audit]\nasterisk_dir = \"etc/asterisk\"\n",
+		"audit.min_severity": "[audit]\nmin_severity = \"severe\"\n",
+	} {
+		_, err := config.Parse("rules.toml", []byte(text))
+		if err == nil || !strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), "rules.toml:") {
+			t.Errorf("%q: %v, want an error naming rules.toml and %s", text, err, key)
+		}
+	}
+}

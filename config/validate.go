@@ -94,6 +94,7 @@ func (c *Config) Validate() []FieldError {
 	p.in("compromise", c.Compromise.Validate())
 	p.in("metrics", c.Metrics.Validate())
 	p.in("fraud", c.Fraud.Validate())
+	p.in("audit", c.Audit.Validate())
 	rules := []string{"manual", "compromise"}
 	for _, r := range c.Rules {
 		rules = append(rules, r.Name)

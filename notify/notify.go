@@ -23,10 +23,14 @@ const (
 	// or injected (someone writing into the log on purpose); Target is
 	// empty, Source, Count and Reason say which and how many.
 	TypeDropSurge = "drop_surge"
+	// TypeAudit: a finding of the scheduled `sipguard audit` that its
+	// last run did not have; Rule is the check's ID, Reason what was
+	// found and where. Target is empty.
+	TypeAudit = "audit"
 )
 
 // Types lists the Event types a target's Events may name.
-var Types = []string{TypeBan, TypeUnban, TypeCompromise, TypeFraud, TypeDropSurge}
+var Types = []string{TypeBan, TypeUnban, TypeCompromise, TypeFraud, TypeDropSurge, TypeAudit}
 
 // Target kinds, as in TargetStats.Kind.
 const (
@@ -72,7 +76,7 @@ var (
 // Event is what is sent: the JSON body of a webhook, and the standard input
 // of a command.
 type Event struct {
-	Type     string    `json:"type"`           // TypeBan, TypeUnban, TypeCompromise, TypeFraud, TypeDropSurge
+	Type     string    `json:"type"`           // TypeBan, TypeUnban, TypeCompromise, TypeFraud, TypeDropSurge, TypeAudit
 	Target   string    `json:"target"`         // address or CIDR: "198.51.100.7", "2001:db8::/64"; empty for fraud and drop_surge
 	Addr     string    `json:"addr,omitempty"` // the address whose events triggered it
 	Rule     string    `json:"rule,omitempty"` // rule name, or "manual"

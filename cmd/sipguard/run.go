@@ -16,6 +16,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
+	"github.com/sipguard/sipguard/audit"
 	"github.com/sipguard/sipguard/bans"
 	"github.com/sipguard/sipguard/cluster"
 	"github.com/sipguard/sipguard/config"
@@ -90,6 +91,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		})
 		log.Info().Str("listen", l.Addr().String()).Msg("metrics at /metrics")
 	}
+	var notifier notifier
 	if len(cfg.Notify) > 0 {
 		hooks, cmds := cfg.NotifyTargets()
 		disp, err := notify.New(hooks, cmds, log.With().Str("component", "notify").Logger())
@@ -98,6 +100,17 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		}
 		d.Observe(notifyObserver{disp})
 		bg.Go(func() { disp.Run(ctx) })
+		notifier = disp
+	}
+	if cfg.Audit.Interval > 0 {
+		minSev, _ := audit.ParseSeverity(cfg.Audit.MinSeverity) // validated
+		self, err := m.selfAudit(*path)
+		if err != nil {
+			self = nil
+		}
+		a := &auditor{cfg: cfg.Audit, min: minSev, stateDir: cfg.Daemon.StateDir, self: self, notify: notifier,
+			log: log.With().Str("component", "audit").Logger(), now: time.Now}
+		bg.Go(func() { a.run(ctx) })
 	}
 	if len(cfg.Cluster.Servers) > 0 {
 		node, err := cluster.New(cfg.Cluster.Node(), d, log)
