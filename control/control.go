@@ -44,8 +44,9 @@ type Status struct {
 type FraudStatus struct {
 	// Calls counts calls placed to public numbers, by where they go: the
 	// ISO country code of an international call, "non_geographic" for a
-	// non-geographic code (satellite, international networks), "national"
-	// otherwise.
+	// non-geographic code (satellite, international networks), "unknown"
+	// for a code not assigned, "national" otherwise. Only the calls the
+	// rules check (placed by an account, in [fraud] contexts).
 	Calls map[string]int64 `json:"calls_by_destination"`
 	// Alerts counts the rules that fired, by rule.
 	Alerts map[string]int64 `json:"alerts_by_rule"`

@@ -142,7 +142,7 @@ func (d *Daemon) called(source string, it callItem, now time.Time) {
 	if d.guard == nil {
 		return
 	}
-	if it.record || it.update.Change == calls.Started {
+	if (it.record || it.update.Change == calls.Started) && d.guard.Checks(&it.update.Call) {
 		if n := d.cfg.Fraud.Rules.Plan.Classify(it.update.Call.Dialled); n.Public {
 			d.fraudCalls[destination(n)]++
 		}
@@ -197,11 +197,13 @@ func (d *Daemon) fraudAlert(source string, a fraud.Alert, now time.Time) {
 
 // destination is where a public number goes, for the status's counts: a
 // bounded set of keys (the ISO codes of the numbering table,
-// "non_geographic", "national").
+// "non_geographic", "unknown", "national").
 func destination(n numbering.Number) string {
 	switch {
 	case !n.International:
 		return "national"
+	case n.Country.Prefix == "":
+		return "unknown" // no assigned country code
 	case n.Country.ISO == "":
 		return "non_geographic"
 	}

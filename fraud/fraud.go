@@ -193,6 +193,10 @@ func (g *Guard) Record(c calls.Call) []Alert {
 	return append(g.started(a, &c, n), g.ended(a, &c, n)...)
 }
 
+// Checks reports whether the rules check c: a call placed by an account,
+// in one of the contexts when Options.Contexts is set.
+func (g *Guard) Checks(c *calls.Call) bool { return g.checked(c) }
+
 func (g *Guard) checked(c *calls.Call) bool {
 	return c.Account != "" && (len(g.o.Contexts) == 0 || slices.Contains(g.o.Contexts, c.Context))
 }
