@@ -364,6 +364,12 @@ func TestFollower_PartialLines(t *testing.T) {
 		w.f.WriteString(text[cut:])
 	}
 	c.wait(lines, 5*time.Second)
+	// The claim: every line handed out once, whole. A part handed out
+	// early would be a bad line here (the pause above only finds it
+	// sooner); the sentinel shows everything has come.
+	if !c.settleVia(t, w, 5*time.Second) {
+		t.Error("the sentinel line written after the last one never came")
+	}
 	if lost := c.lost(1, lines); len(lost) != 0 || c.dup != 0 || len(c.bad) != 0 {
 		t.Errorf("lost %v, duplicated %d, bad %v", lost, c.dup, c.bad)
 	}
