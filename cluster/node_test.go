@@ -758,7 +758,11 @@ func TestStreamFull(t *testing.T) {
 		}
 		return true
 	})
-	if st := n.Stats(); st.PublishErrors != 0 || st.Queued != 0 || st.Published != 5 {
+	// None dropped, none left waiting. (The two queued bans go out either
+	// by their retry, counted as Published, or by the resync that follows
+	// the purge, which republishes every ban in force: which comes first
+	// depends on timing, so Published is 3 or 5.)
+	if st := n.Stats(); st.PublishErrors != 0 || st.Queued != 0 || st.QueueDropped != 0 || st.Published < 3 {
 		t.Fatalf("status after: %+v", st)
 	}
 	retried := false
