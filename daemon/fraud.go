@@ -183,11 +183,19 @@ func (d *Daemon) fraudAlert(source string, a fraud.Alert, now time.Time) {
 		n.Time = now
 	}
 	d.notice(n)
-	if f := d.cfg.Fraud; f != nil && f.Ban && a.LastAddr.IsValid() {
-		// The address that logged in as the account placed the calls, or
-		// shares the account's password: cut it off. decide leaves out
-		// allowlisted and special addresses, and a ban already over.
-		addr := a.LastAddr.Unmap()
+	if f := d.cfg.Fraud; f != nil && f.Ban {
+		if !a.Suspect.IsValid() {
+			if a.LastAddr.IsValid() {
+				d.log.Warn().Str("account", a.Account).Str(fieldRule, a.Rule).Msg("toll fraud: no address banned: " +
+					"the account logged in from several addresses, none of them new, so which one calls cannot be told")
+			}
+			return
+		}
+		// The address that placed the calls (the account's only one in
+		// use, or a new one beside long-known ones): cut it off. decide
+		// leaves out allowlisted and special addresses, and a ban already
+		// over.
+		addr := a.Suspect.Unmap()
 		b := engine.Ban{Prefix: d.eng.Prefix(addr), Addr: addr, Rule: FraudRuleName, Count: max(1, int(a.Count)),
 			First: n.Time, Last: n.Time, Duration: f.BanTime}
 		d.decide(b, &parsers.Event{Source: source, Kind: parsers.AuthSucceeded}, now, time.Time{},

@@ -69,6 +69,9 @@ type Alert struct {
 	Count    float64
 	Limit    float64
 	LastAddr netip.Addr // the address that last logged in as the account, if known
+	// Suspect is the address to ban for it, when one can be told apart
+	// (see account.suspect); invalid otherwise.
+	Suspect netip.Addr
 }
 
 func (a Alert) String() string {
@@ -94,12 +97,13 @@ type stamp struct {
 }
 
 type account struct {
-	spans   []span  // outbound calls of the last hours
-	calls   []stamp // starts of outbound calls in CallsWindow
-	minutes []stamp // international minutes billed in MinutesWindow
-	probes  []stamp // short unanswered calls: prefix, in ProbeWindow
-	logins  map[netip.Addr]time.Time
-	last    netip.Addr // the last login's address
+	spans   []span                   // outbound calls of the last hours
+	calls   []stamp                  // starts of outbound calls in CallsWindow
+	minutes []stamp                  // international minutes billed in MinutesWindow
+	probes  []stamp                  // short unanswered calls: prefix, in ProbeWindow
+	logins  map[netip.Addr]time.Time // first login of each address
+	seen    map[netip.Addr]time.Time // last login of each address
+	last    netip.Addr               // the last login's address
 	alerted map[string]time.Time
 	used    uint64
 }
@@ -153,9 +157,11 @@ func (g *Guard) Login(acct string, addr netip.Addr, t time.Time) {
 				}
 			}
 			delete(a.logins, oldest)
+			delete(a.seen, oldest)
 		}
 		a.logins[addr] = t
 	}
+	a.seen[addr] = t
 	a.last = addr
 }
 
@@ -218,6 +224,40 @@ func (a *account) newLogin(t time.Time, d time.Duration) bool {
 	return false
 }
 
+// suspectWindow is how recent a login must be for suspect to count its
+// address as in use, when Options.NewAddressWindow is not set.
+const suspectWindow = 24 * time.Hour
+
+// suspect returns the address that placed the account's calls at t, when
+// the logins tell it apart: the only address the account logged in from
+// within d, or its last login's address when that is new (newLogin) beside
+// addresses used for longer. Otherwise none: the last login may be the
+// office phone re-registering while the fraud comes from elsewhere, and
+// banning the office is a disaster the alert must not cause.
+func (a *account) suspect(t time.Time, d time.Duration) netip.Addr {
+	var only netip.Addr
+	active := 0
+	for addr, last := range a.seen {
+		if t.Sub(last) < d {
+			only, active = addr, active+1
+		}
+	}
+	switch {
+	case active == 1:
+		return only
+	case active > 1 && a.newLogin(t, d):
+		return a.last
+	}
+	return netip.Addr{}
+}
+
+func (g *Guard) suspectWindow() time.Duration {
+	if g.o.NewAddressWindow > 0 {
+		return g.o.NewAddressWindow
+	}
+	return suspectWindow
+}
+
 // started checks a call as it is placed.
 func (g *Guard) started(a *account, c *calls.Call, n numbering.Number) []Alert {
 	var out []Alert
@@ -227,7 +267,7 @@ func (g *Guard) started(a *account, c *calls.Call, n numbering.Number) []Alert {
 		}
 		a.alerted[rule] = c.Start
 		al := Alert{Rule: rule, Time: c.Start, Account: c.Account, CallID: c.ID, Dialled: c.Dialled, E164: n.E164,
-			Country: n.Country.ISO, Count: count, Limit: limit, LastAddr: a.last}
+			Country: n.Country.ISO, Count: count, Limit: limit, LastAddr: a.last, Suspect: a.suspect(c.Start, g.suspectWindow())}
 		if n.Risk != nil {
 			al.Risk = n.Risk.Category
 		}
@@ -286,7 +326,7 @@ func (g *Guard) ended(a *account, c *calls.Call, n numbering.Number) []Alert {
 		}
 		a.alerted[rule] = c.End
 		out = append(out, Alert{Rule: rule, Time: c.End, Account: c.Account, CallID: c.ID, Dialled: c.Dialled, E164: n.E164,
-			Country: n.Country.ISO, Count: count, Limit: limit, LastAddr: a.last})
+			Country: n.Country.ISO, Count: count, Limit: limit, LastAddr: a.last, Suspect: a.suspect(c.Start, g.suspectWindow())})
 	}
 	for i := range a.spans {
 		if a.spans[i].id == c.ID {
@@ -378,7 +418,7 @@ func (g *Guard) account(acct string) *account {
 			}
 			delete(g.accounts, lru)
 		}
-		a = &account{logins: map[netip.Addr]time.Time{}, alerted: map[string]time.Time{}}
+		a = &account{logins: map[netip.Addr]time.Time{}, seen: map[netip.Addr]time.Time{}, alerted: map[string]time.Time{}}
 		g.accounts[acct] = a
 	}
 	a.used = g.seq

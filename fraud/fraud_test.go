@@ -260,3 +260,48 @@ func TestBounded(t *testing.T) {
 		t.Errorf("%d accounts followed", g.Accounts())
 	}
 }
+
+// TestSuspect: the address an alert names for a ban is the account's only
+// address in use, or a new one beside long-known ones; never the office
+// phone that merely logged in last while the account is used elsewhere.
+func TestSuspect(t *testing.T) {
+	office, home, stranger := netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("198.51.100.20"), netip.MustParseAddr("203.0.113.66")
+	call3 := func(g *Guard, at time.Time) Alert {
+		t.Helper()
+		a := g.Record(call("x"+at.String(), "1001", "0088216012345", at, time.Second, time.Minute))
+		if len(a) != 1 {
+			t.Fatalf("alerts %v", a)
+		}
+		return a[0]
+	}
+	o := Options{RiskRanges: true, Cooldown: time.Nanosecond}
+
+	g := guard(t, o)
+	g.Login("1001", office, day.Add(-40*24*time.Hour))
+	g.Login("1001", office, day)
+	if a := call3(g, day.Add(time.Minute)); a.Suspect != office {
+		t.Errorf("the only address in use: suspect %v", a.Suspect)
+	}
+
+	g = guard(t, o)
+	g.Login("1001", office, day.Add(-40*24*time.Hour))
+	g.Login("1001", stranger, day)
+	if a := call3(g, day.Add(time.Minute)); a.Suspect != stranger {
+		t.Errorf("a new address beside the office: suspect %v", a.Suspect)
+	}
+	// The office phone re-registers after the stranger: the last login is
+	// the office's, which is no suspect; the stranger is not the last one.
+	g.Login("1001", office, day.Add(2*time.Minute))
+	if a := call3(g, day.Add(3*time.Minute)); a.Suspect.IsValid() || a.LastAddr != office {
+		t.Errorf("the office re-registered last: suspect %v, last %v", a.Suspect, a.LastAddr)
+	}
+
+	g = guard(t, o)
+	g.Login("1001", office, day.Add(-40*24*time.Hour))
+	g.Login("1001", home, day.Add(-30*24*time.Hour))
+	g.Login("1001", home, day)
+	g.Login("1001", office, day.Add(time.Second))
+	if a := call3(g, day.Add(time.Minute)); a.Suspect.IsValid() {
+		t.Errorf("two long-known addresses in use: suspect %v", a.Suspect)
+	}
+}
