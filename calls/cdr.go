@@ -41,14 +41,9 @@ var dispositions = map[string]bool{"NO ANSWER": true, "FAILED": true, "BUSY": tr
 // Line reads a physical line. On Matched, c is the call the record
 // describes.
 func (r *CDRReader) Line(l []byte, c *Call) Outcome {
-	f, err := r.rec.line(l)
-	switch {
-	case err == errTooLong:
-		return DropTooLong
-	case err != nil:
-		return DropMalformed
-	case f == nil:
-		return Pending
+	f, o := r.rec.record(l)
+	if f == nil {
+		return o
 	}
 	want := 16
 	if r.cols.UniqueID {

@@ -79,14 +79,9 @@ func (r *CELReader) Open() int { return len(r.open) }
 
 // Line reads a physical line. On Matched, u says which call changed how.
 func (r *CELReader) Line(l []byte, u *Update) Outcome {
-	f, err := r.rec.line(l)
-	switch {
-	case err == errTooLong:
-		return DropTooLong
-	case err != nil:
-		return DropMalformed
-	case f == nil:
-		return Pending
+	f, o := r.rec.record(l)
+	if f == nil {
+		return o
 	}
 	if len(f) != len(CELFields) || !celEvents[f[0]] || !uniqueID(f[5]) || !uniqueID(f[6]) {
 		return DropMalformed

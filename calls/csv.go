@@ -52,6 +52,21 @@ func (r *csvRecord) line(l []byte) ([]string, error) {
 	return r.split(rec)
 }
 
+// record is line as a reader's outcome: the record's fields once it is
+// complete, or nil and Pending (it goes on) or why the line is dropped.
+func (r *csvRecord) record(l []byte) ([]string, Outcome) {
+	f, err := r.line(l)
+	switch {
+	case err == errTooLong:
+		return nil, DropTooLong
+	case err != nil:
+		return nil, DropMalformed
+	case f == nil:
+		return nil, Pending
+	}
+	return f, Matched
+}
+
 // idle reports whether no record is under way.
 func (r *csvRecord) idle() bool { return r.buf.Len() == 0 }
 
