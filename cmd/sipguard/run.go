@@ -303,9 +303,13 @@ func newBackend(cfg *config.Config, allow []netip.Prefix, dryRun bool, log zerol
 	if err != nil {
 		return nil, err
 	}
+	wire, err := cfg.Wire.FirewallWire()
+	if err != nil {
+		return nil, err
+	}
 	fw, err := firewall.NewNFT(firewall.NFTOptions{
 		Table: cfg.Firewall.Table, Hooks: cfg.Firewall.Hooks, Ports: ports, Profiles: profiles, Allow: allow,
-		Logger: log.With().Str("component", "firewall").Logger(),
+		Wire: wire, Logger: log.With().Str("component", "firewall").Logger(),
 	})
 	if err != nil {
 		if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EPERM) {
@@ -347,6 +351,9 @@ func (m *Main) daemonConfig(cfg *config.Config) (daemon.Config, error) {
 			return daemon.Config{}, fmt.Errorf("[fraud] cdr_options: %w", err)
 		}
 		dc.Fraud = &daemon.Fraud{Rules: rules, CDR: cols, Ban: cfg.Fraud.Action == "ban", BanTime: time.Duration(cfg.Fraud.BanTime)}
+	}
+	if dc.Wire, err = newWire(cfg.Wire); err != nil {
+		return daemon.Config{}, err
 	}
 	for _, s := range cfg.Sources {
 		start := watchers.StartEnd
