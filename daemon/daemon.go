@@ -25,7 +25,8 @@
 // firewall: a crash re-reads lines rather than losing a ban.
 //
 // Files: daemon.go (the core loop), sources.go, syslog.go and journal.go
-// (what feeds it lines), health.go (logging sources that are not read),
+// (what feeds it lines), wire.go (the wire sensor: captured SIP responses
+// read into events), health.go (logging sources that are not read),
 // enforce.go (decisions to the firewall and the ledger), allow.go (the
 // allowlist: the last guard before the firewall, the kernel's allow sets,
 // bans made before an address was allowlisted), special.go
