@@ -10,6 +10,8 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -227,48 +229,87 @@ func TestCapture_Output(t *testing.T) {
 	}
 }
 
-// TestCapture_Forward: a PBX behind this router (the forward hook, in a
-// router namespace between the PBX's and the client's). Only the PBX's
-// responses are copied, not those of another host behind the router on
-// the same port, nor anything the router itself sends.
-func TestCapture_Forward(t *testing.T) {
-	pbxNS, routerNS, clientNS := newNS(t), newNS(t), newNS(t)
-	link(t, pbxNS, routerNS, "sgwc-pbx", "sgwc-rin", []string{"10.77.1.1/24", "10.77.1.2/24"}, []string{"10.77.1.254/24"})
-	link(t, routerNS, clientNS, "sgwc-rout", "sgwc-cli", []string{"10.77.2.254/24"}, []string{"10.77.2.1/24"})
-	testutil.Run(t, "ip", "netns", "exec", routerNS, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-	testutil.Run(t, "ip", "-n", pbxNS, "route", "add", "default", "via", "10.77.1.254")
-	testutil.Run(t, "ip", "-n", clientNS, "route", "add", "default", "via", "10.77.2.254")
-	setUp(t, routerNS, firewall.Wire{
-		Hooks: []string{"forward"}, PBX: []netip.Prefix{netip.MustParsePrefix("10.77.1.1/32")},
-		Ports: ports(t, "5060/udp"), Group: 7,
-	})
-	var s sink
-	start(t, routerNS, 7, &s)
-	pbx := listenUDP(t, pbxNS, "10.77.1.1:5060")
-	notPBX := listenUDP(t, pbxNS, "10.77.1.2:5060")
-	router := listenUDP(t, routerNS, "10.77.2.254:5060")
-	client := listenUDP(t, clientNS, "10.77.2.1:5062")
-	cases := udpCases()
-	exchange(t, pbx, client, cases)
-	exchange(t, notPBX, client, []udpCase{{response("401 Unauthorized", 500), false}})
-	exchange(t, router, client, []udpCase{{response("401 Unauthorized", 500), false}})
-	checkCopied(t, &s, cases, addrPort(pbx), addrPort(client), false)
+// routed is a PBX behind a router: three namespaces, the PBX's with a
+// second host's address (10.77.1.2, fd00:77:1::2), the router's
+// forwarding, the client's.
+type routed struct{ pbx, router, client string }
+
+func newRouted(t *testing.T) routed {
+	r := routed{newNS(t), newNS(t), newNS(t)}
+	link(t, r.pbx, r.router, "sgwc-pbx", "sgwc-rin",
+		[]string{"10.77.1.1/24", "10.77.1.2/24", "fd00:77:1::1/64", "fd00:77:1::2/64"}, []string{"10.77.1.254/24", "fd00:77:1::fe/64"})
+	link(t, r.router, r.client, "sgwc-rout", "sgwc-cli",
+		[]string{"10.77.2.254/24", "fd00:77:2::fe/64"}, []string{"10.77.2.1/24", "fd00:77:2::1/64"})
+	testutil.Run(t, "ip", "netns", "exec", r.router, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
+	for ns, via := range map[string][2]string{r.pbx: {"10.77.1.254", "fd00:77:1::fe"}, r.client: {"10.77.2.254", "fd00:77:2::fe"}} {
+		testutil.Run(t, "ip", "-n", ns, "route", "add", "default", "via", via[0])
+		testutil.Run(t, "ip", "-n", ns, "-6", "route", "add", "default", "via", via[1])
+	}
+	return r
 }
 
-// TestCapture_TCP: over TCP, segments that start with "SIP/2.0 " are
-// copied whatever the status (two responses in one segment arrive
-// together; the reader splits them), with the data offset of a header
-// with options; the handshake and non-SIP data are not.
+// TestCapture_Forward: a PBX behind this router (the forward hook, in a
+// router namespace between the PBX's and the client's), over IPv4 and
+// IPv6. Only the PBX's responses are copied, not those of another host
+// behind the router on the same port, nor anything the router itself
+// sends.
+func TestCapture_Forward(t *testing.T) {
+	r := newRouted(t)
+	setUp(t, r.router, firewall.Wire{
+		Hooks: []string{"forward"}, PBX: []netip.Prefix{netip.MustParsePrefix("10.77.1.1/32"), netip.MustParsePrefix("fd00:77:1::1/128")},
+		Ports: ports(t, "5060/udp"), Group: 7,
+	})
+	for _, fam := range []struct{ pbx, other, router, client string }{
+		{"10.77.1.1:5060", "10.77.1.2:5060", "10.77.2.254:5060", "10.77.2.1:5062"},
+		{"[fd00:77:1::1]:5060", "[fd00:77:1::2]:5060", "[fd00:77:2::fe]:5060", "[fd00:77:2::1]:5062"},
+	} {
+		t.Run(fam.pbx, func(t *testing.T) {
+			var s sink
+			start(t, r.router, 7, &s)
+			pbx := listenUDP(t, r.pbx, fam.pbx)
+			notPBX := listenUDP(t, r.pbx, fam.other)
+			router := listenUDP(t, r.router, fam.router)
+			client := listenUDP(t, r.client, fam.client)
+			cases := udpCases()
+			exchange(t, pbx, client, cases)
+			exchange(t, notPBX, client, []udpCase{{response("401 Unauthorized", 500), false}})
+			exchange(t, router, client, []udpCase{{response("401 Unauthorized", 500), false}})
+			checkCopied(t, &s, cases, addrPort(pbx), addrPort(client), false)
+		})
+	}
+}
+
+// TestCapture_TCP: over TCP, on the output hook and on the forward hook,
+// segments that start with "SIP/2.0 " are copied whatever the status (two
+// responses in one segment arrive together; the reader splits them), with
+// the data offset of a header with options (Linux sends timestamps); the
+// handshake and non-SIP data are not.
 func TestCapture_TCP(t *testing.T) {
-	pbxNS, clientNS := newNS(t), newNS(t)
-	link(t, pbxNS, clientNS, "sgwc-pbx", "sgwc-cli", []string{"198.18.0.1/24"}, []string{"198.18.0.2/24"})
-	setUp(t, pbxNS, firewall.Wire{Hooks: []string{"output"}, Ports: ports(t, "5060/tcp"), Group: 5160})
-	var s sink
-	start(t, pbxNS, 5160, &s)
+	t.Run("output", func(t *testing.T) {
+		pbxNS, clientNS := newNS(t), newNS(t)
+		link(t, pbxNS, clientNS, "sgwc-pbx", "sgwc-cli", []string{"198.18.0.1/24"}, []string{"198.18.0.2/24"})
+		setUp(t, pbxNS, firewall.Wire{Hooks: []string{"output"}, Ports: ports(t, "5060/tcp"), Group: 5160})
+		var s sink
+		start(t, pbxNS, 5160, &s)
+		tcpExchange(t, &s, pbxNS, clientNS, "198.18.0.1:5060")
+	})
+	t.Run("forward", func(t *testing.T) {
+		r := newRouted(t)
+		setUp(t, r.router, firewall.Wire{Hooks: []string{"forward"}, PBX: []netip.Prefix{netip.MustParsePrefix("10.77.1.1/32")}, Ports: ports(t, "5060/tcp"), Group: 5160})
+		var s sink
+		start(t, r.router, 5160, &s)
+		tcpExchange(t, &s, r.pbx, r.client, "10.77.1.1:5060")
+	})
+}
+
+// tcpExchange has the PBX at addr (in pbxNS) answer a client (in
+// clientNS) over TCP, and checks what the capture got.
+func tcpExchange(t *testing.T, s *sink, pbxNS, clientNS, addr string) {
+	t.Helper()
 	var ln net.Listener
 	testutil.InNetNS(t, pbxNS, func() {
 		var err error
-		if ln, err = net.Listen("tcp", "198.18.0.1:5060"); err != nil {
+		if ln, err = net.Listen("tcp", addr); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -276,7 +317,7 @@ func TestCapture_TCP(t *testing.T) {
 	var conn net.Conn
 	testutil.InNetNS(t, clientNS, func() {
 		var err error
-		if conn, err = net.Dial("tcp", "198.18.0.1:5060"); err != nil {
+		if conn, err = net.Dial("tcp", addr); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -305,7 +346,7 @@ func TestCapture_TCP(t *testing.T) {
 			t.Fatalf("client read: %v", err)
 		}
 	}
-	checkCopied(t, &s, cases, netip.MustParseAddrPort("198.18.0.1:5060"), netip.MustParseAddrPort(conn.LocalAddr().String()), true)
+	checkCopied(t, s, cases, netip.MustParseAddrPort(addr), netip.MustParseAddrPort(conn.LocalAddr().String()), true)
 }
 
 // TestCapture_GroupBusy: a second reader of the same group fails at once
@@ -377,10 +418,17 @@ func benchCapture(b *testing.B, rate int) {
 	var handled atomic.Int64
 	var last atomic.Int64 // when the last packet was handled, in ns since begin
 	begin := time.Now()
+	msg := response("401 Unauthorized", 500)
+	stamp := bytes.Index(msg, []byte("X-Pad: ")) + len("X-Pad: ") // where the send time goes
+	lat := make([]time.Duration, 0, b.N+1)                        // send to handler, per packet
 	c, err := wirecap.Start(context.Background(), wirecap.Options{Group: 5160, NetNS: "/run/netns/" + ns, Logger: zerolog.Nop()},
 		func(p wirecap.Packet) {
 			handled.Add(1)
-			last.Store(int64(time.Since(begin)))
+			now := time.Since(begin)
+			last.Store(int64(now))
+			if sent, err := strconv.ParseInt(string(p.Payload[stamp:stamp+19]), 10, 64); err == nil {
+				lat = append(lat, now-time.Duration(sent))
+			}
 		})
 	if err != nil {
 		b.Fatal(err)
@@ -388,7 +436,6 @@ func benchCapture(b *testing.B, rate int) {
 	defer c.Close()
 	pbx := listenUDP(b, ns, "127.0.0.1:5060")
 	to := net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:5062"))
-	msg := response("401 Unauthorized", 500)
 	b.ResetTimer()
 	begin = time.Now()
 	for i := range b.N {
@@ -397,6 +444,7 @@ func benchCapture(b *testing.B, rate int) {
 				time.Sleep(ahead)
 			}
 		}
+		copy(msg[stamp:], fmt.Sprintf("%019d", time.Since(begin)))
 		if _, err := pbx.WriteToUDP(msg, to); err != nil {
 			b.Fatal(err)
 		}
@@ -423,6 +471,11 @@ func benchCapture(b *testing.B, rate int) {
 	b.ReportMetric(float64(b.N)/sent.Seconds(), "sent/s")
 	b.ReportMetric(float64(st.Overruns), "overruns")
 	b.ReportMetric(float64(st.Lost), "lost")
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	}
 	if got := int64(st.Packets + st.Lost); got != int64(b.N+1) {
 		b.Errorf("handled %d + lost %d = %d; sent %d (overruns %d)", st.Packets, st.Lost, got, b.N+1, st.Overruns)
 	}
