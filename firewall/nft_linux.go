@@ -44,6 +44,8 @@ import (
 //     holding the destination ports to protect;
 //   - one base chain per hook, named like the hook ("input", "forward"):
 //     type filter, priority -10 (nft prints "filter - 10"), policy accept.
+//   - with Wire, the wire sensor's chains wire_output and/or wire_forward:
+//     log rules only, no verdict (see nft_wire_linux.go).
 //
 // Each chain holds the allowlist's accepts first, then one drop per ban
 // set, each rule tagged with the comment "sipguard <set>":

@@ -297,6 +297,9 @@ func (m *Main) reload(ctx context.Context, d *daemon.Daemon, path string, runnin
 // allowlist in its table from the start.
 func newBackend(cfg *config.Config, allow []netip.Prefix, dryRun bool, log zerolog.Logger) (firewall.Backend, error) {
 	if dryRun || cfg.Firewall.Backend == "dry-run" {
+		if cfg.Wire.Enabled {
+			log.Warn().Msg("[wire] with the dry-run backend: no rules copy the PBX's responses, the wire sensor reads nothing")
+		}
 		return firewall.NewDryRun(log, nil), nil
 	}
 	ports, profiles, _, err := cfg.PortProfiles()
