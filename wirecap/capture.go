@@ -36,9 +36,10 @@ import (
 // Options.Snaplen is 0; firewall.DefaultWireSnaplen is the same.
 const DefaultSnaplen = 4096
 
-// DefaultReadBuffer is Options.ReadBuffer's default: about 1,800 copies
-// (each takes a page-sized socket buffer at queue threshold 1) before the
-// kernel drops any, a fraction of a second of a flood of failures.
+// DefaultReadBuffer is Options.ReadBuffer's default (the kernel doubles
+// it): room for about 13,000 copies of 500-byte responses before the
+// kernel drops any (TestCapture_Overrun's 64 KiB held 104), over a second
+// of 10,000 failures/s.
 const DefaultReadBuffer = 8 << 20
 
 // ErrGroupBusy is why Start fails when another socket has bound the group.
