@@ -47,6 +47,7 @@ type Config struct {
 	Cluster    ClusterConfig    `toml:"cluster"`
 	Fraud      FraudConfig      `toml:"fraud"`
 	Audit      AuditConfig      `toml:"audit"`
+	Wire       WireConfig       `toml:"wire"`
 
 	// custom holds the compiled [[parser]] tables, by name.
 	custom map[string]*custom.Compiled

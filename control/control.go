@@ -196,6 +196,9 @@ type FirewallStatus struct {
 	Packets uint64   `json:"packets_dropped"`
 	Bytes   uint64   `json:"bytes_dropped"`
 	Allowed uint64   `json:"packets_allowed"` // from allowlisted sources, let through ahead of the bans
+	// WireCopied counts the SIP responses the wire sensor's rules copied
+	// to its NFLOG group ([wire]); the "wire" source counts those read.
+	WireCopied uint64 `json:"wire_packets_copied,omitempty"`
 	// Refused counts bans refused as they reached the firewall because
 	// they covered an allowlisted address (each origin refuses them
 	// before: this is the last guard).

@@ -229,6 +229,7 @@ func (d *Daemon) Status(ctx context.Context) (control.Status, error) {
 	f := &st.Firewall
 	f.Backend, f.Table, f.Hooks, f.Bans, f.Packets = fs.Backend, fs.Table, fs.Hooks, fs.Bans, fs.Packets
 	f.Bytes, f.Allowed, f.Restored, f.LastCheck = fs.Bytes, fs.Allowed, fs.Restored, fs.LastCheck
+	f.WireCopied = fs.WireCopied
 	if f.Error == "" {
 		f.Error = fs.LastError
 	}
@@ -329,6 +330,14 @@ func (d *Daemon) status() control.Status {
 			ss.EventsBy, ss.Successes, ss.LFFramed = p.counts.ByKind, p.counts.Successes, p.lf
 		}
 		st.Sources = append(st.Sources, ss)
+	}
+	if r, ok := d.runners[WireSource]; ok && r.wire != nil {
+		p := r.status()
+		st.Sources = append(st.Sources, control.SourceStatus{
+			Name: WireSource, Path: r.src.Path, Parser: wireParser, State: wireState(p.state, p.why), Error: p.err,
+			Lines: p.counts.Lines, Events: p.counts.Events, Successes: p.counts.Successes, EventsBy: p.counts.ByKind,
+			Dropped: p.counts.Dropped, DropBy: p.counts.DropBy,
+		})
 	}
 	for _, r := range d.cfg.Engine.Rules {
 		rs := control.RuleStatus{

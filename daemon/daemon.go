@@ -25,7 +25,8 @@
 // firewall: a crash re-reads lines rather than losing a ban.
 //
 // Files: daemon.go (the core loop), sources.go, syslog.go and journal.go
-// (what feeds it lines), health.go (logging sources that are not read),
+// (what feeds it lines), wire.go (the wire sensor: captured SIP responses
+// read into events), health.go (logging sources that are not read),
 // enforce.go (decisions to the firewall and the ledger), allow.go (the
 // allowlist: the last guard before the firewall, the kernel's allow sets,
 // bans made before an address was allowlisted), special.go
@@ -102,6 +103,9 @@ type Config struct {
 	// other rules' bans, and those of every other origin, use the default
 	// ports. A reload keeps the profiles the daemon started with.
 	RulePorts map[string]string
+	// Wire is the wire sensor (wire.go); nil: off. A reload keeps the one
+	// the daemon started with.
+	Wire *Wire
 }
 
 // Log field names.
@@ -200,6 +204,9 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 		return nil, err
 	}
 	for _, s := range cfg.Sources {
+		if cfg.Wire != nil && s.Name == WireSource {
+			return nil, fmt.Errorf("source %s: the name is the wire sensor's", s.Name)
+		}
 		if IsCallParser(s.Parser) {
 			if cfg.Fraud == nil || s.syslog() || s.journald() {
 				return nil, fmt.Errorf("source %s: parser %s reads a call log (a file) for the [fraud] rules, which are off", s.Name, s.Parser)
@@ -276,6 +283,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	d.runCtx = ctx
+	// Before anything else starts: a capture that cannot start (its
+	// group held by ulogd2) stops the daemon with a clear error.
+	if err := d.startWire(ctx); err != nil {
+		ctl.Close()
+		return err
+	}
 	go d.saver(d.cfg.StateDir, d.saveJobs, d.saveResults)
 	defer close(d.saveJobs)
 	var bg sync.WaitGroup

@@ -69,6 +69,11 @@ func (d *Daemon) reload(ctx context.Context, cfg Config) error {
 	if feedsChanged {
 		d.stopFeeds()
 	}
+	if wireKey(cfg.Wire) != wireKey(d.cfg.Wire) {
+		// Its firewall rules are set up at start, with the group it reads.
+		d.log.Warn().Msg("[wire] changes take effect on restart")
+	}
+	cfg.Wire = d.cfg.Wire
 	d.cfg = cfg
 	if allowChanged {
 		if err := d.fitAllow(ctx); err != nil {
@@ -78,7 +83,7 @@ func (d *Daemon) reload(ctx context.Context, cfg Config) error {
 	if feedsChanged {
 		d.startFeeds(d.runCtx)
 	}
-	keep := map[string]bool{}
+	keep := map[string]bool{WireSource: cfg.Wire != nil}
 	for _, s := range cfg.Sources {
 		if o, ok := old[s.Name]; ok && o.Path == s.Path && o.Parser == s.Parser && o.Start == s.Start &&
 			o.Location.String() == s.Location.String() && slices.Equal(o.Listen, s.Listen) && slices.Equal(o.Senders, s.Senders) &&

@@ -20,6 +20,7 @@ type runner struct {
 	fol    *watchers.Follower
 	rcv    *syslogReceiver // syslog sources
 	jrn    *journal.Follower
+	wire   *wireSensor // the wire sensor (wire.go)
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    atomic.Pointer[string]
@@ -306,9 +307,10 @@ func (r *runner) state(st watchers.Stats) (watchers.State, string) {
 			return watchers.Reading, ""
 		}
 		return watchers.Starting, ""
-	case r.jrn != nil:
+	case r.jrn != nil, r.wire != nil:
 		// journalctl runs and follows unless it reported a problem (kept
-		// in err until it has run cleanly again).
+		// in err until it has run cleanly again); the wire sensor reads
+		// until its capture fails.
 		return watchers.Reading, ""
 	}
 	return st.State, st.Err
@@ -321,6 +323,8 @@ func (r *runner) status() sourceStatusParts {
 		return r.rcv.status(r)
 	case r.jrn != nil:
 		return r.journalStatus()
+	case r.wire != nil:
+		return r.wire.status(r)
 	}
 	st := r.fol.Stats()
 	var c parsers.Counts

@@ -95,6 +95,9 @@ type State struct {
 	// Allowed counts the packets of allowlisted sources let through ahead
 	// of the bans.
 	Allowed uint64 `json:"packets_allowed"`
+	// WireCopied counts the SIP responses the wire sensor's rules copied
+	// to its NFLOG group (NFTOptions.Wire).
+	WireCopied uint64 `json:"wire_packets_copied,omitempty"`
 	// Restored counts the times the table, a chain, a rule, a set or its
 	// elements were changed outside sipguard and restored.
 	Restored  int       `json:"restored"`

@@ -28,6 +28,9 @@ type NFTOptions struct {
 	// Allow is the allowlist: addresses and networks whose packets no ban
 	// drops (see SetAllow).
 	Allow []netip.Prefix
+	// Wire, when set, adds the wire sensor's log rules: copies of the
+	// PBX's outgoing SIP responses to an NFLOG group (see Wire and NFT).
+	Wire *Wire
 	// NetNS is the path of a network namespace to work in (such as
 	// /run/netns/x); "" is the current one.
 	NetNS  string

@@ -44,6 +44,8 @@ import (
 //     holding the destination ports to protect;
 //   - one base chain per hook, named like the hook ("input", "forward"):
 //     type filter, priority -10 (nft prints "filter - 10"), policy accept.
+//   - with Wire, the wire sensor's chains wire_output and/or wire_forward:
+//     log rules only, no verdict (see nft_wire_linux.go).
 //
 // Each chain holds the allowlist's accepts first, then one drop per ban
 // set, each rule tagged with the comment "sipguard <set>":
@@ -127,6 +129,7 @@ type NFT struct {
 	byKey     map[string]*profile
 	setIndex  map[string]setRef
 	allowSets [2]*nftables.Set // allow4, allow6
+	wire      *Wire            // the wire sensor's log rules; nil: none (nft_wire_linux.go)
 
 	nsFile   *os.File // the namespace, kept open for the sockets' life
 	nsFD     int
@@ -250,6 +253,13 @@ func NewNFT(opts NFTOptions) (*NFT, error) {
 	// keeps v0.3.0 from touching its unguarded global counter.
 	if err := n.setupProfiles(opts.Ports, opts.Profiles); err != nil {
 		return nil, err
+	}
+	if opts.Wire != nil {
+		if err := opts.Wire.check(); err != nil {
+			return nil, err
+		}
+		w := *opts.Wire
+		n.wire = &w
 	}
 	n.log = opts.Logger.With().Str("backend", "nftables").Str("table", "inet "+n.table.Name).Logger()
 
@@ -407,6 +417,11 @@ func (n *NFT) State(context.Context) State {
 	if n.closed {
 		st.LastError = ErrClosed.Error()
 		return st
+	}
+	if copied, err := n.wireCopied(); err != nil {
+		st.LastError = err.Error()
+	} else {
+		st.WireCopied = copied
 	}
 	for _, h := range n.hooks {
 		var rules []*nftables.Rule

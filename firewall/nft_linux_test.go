@@ -4,17 +4,13 @@ package firewall_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -22,7 +18,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/sys/unix"
 
 	"github.com/sipguard/sipguard/firewall"
 	"github.com/sipguard/sipguard/internal/testutil"
@@ -43,26 +38,12 @@ func requireRoot(t testing.TB) {
 func newNS(t testing.TB) string {
 	t.Helper()
 	requireRoot(t)
-	b := make([]byte, 4)
-	rand.Read(b)
-	name := "sgfw-" + hex.EncodeToString(b)
-	run(t, "ip", "netns", "add", name)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	run(t, "ip", "-n", name, "link", "set", "lo", "up")
-	return name
+	return testutil.NewNetNS(t, "sgfw")
 }
 
 func run(t testing.TB, name string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return testutil.Run(t, name, args...)
 }
 
 // nft runs nft in the namespace.
@@ -789,27 +770,7 @@ func TestNFT_ReconcileIgnoresExpiryAndOwnChanges(t *testing.T) {
 // created in f stay in ns).
 func inNS(t testing.TB, ns string, f func()) {
 	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	target, err := os.Open("/run/netns/" + ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			panic(fmt.Sprintf("restore network namespace: %v", err))
-		}
-	}()
-	f()
+	testutil.InNetNS(t, ns, f)
 }
 
 // veth links ns (198.18.0.1/24 on sgfw-pbx) and peer (the addresses

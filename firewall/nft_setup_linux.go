@@ -201,7 +201,12 @@ func (n *NFT) ensureLocked(reload bool) (ensured, error) {
 			fixes = append(fixes, "delete chain "+name)
 		}
 	}
-	if len(fixes) == 0 && !n.portsDiffer(st) && !n.allowDiffers(st) {
+	wire, err := n.planWire(st)
+	if err != nil {
+		return ensured{}, err
+	}
+	fixes = append(fixes, wire.fixes...)
+	if len(fixes) == 0 && len(wire.rewrite) == 0 && !n.portsDiffer(st) && !n.allowDiffers(st) {
 		return ensured{}, nil
 	}
 
@@ -242,6 +247,9 @@ func (n *NFT) ensureLocked(reload bool) (ensured, error) {
 				UserData: userdata.AppendString(nil, userdata.TypeComment, r.tag),
 			})
 		}
+	}
+	if err := wire.apply(n, c); err != nil {
+		return ensured{}, err
 	}
 	tx := n.newTxn(0)
 	for _, pr := range n.profiles {

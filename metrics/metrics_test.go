@@ -62,7 +62,7 @@ func TestScrape(t *testing.T) {
 		Feeds:  []control.FeedStatus{{Name: "drop", Enforced: 1000, Failures: 3}},
 		Cluster: &control.ClusterStatus{Connected: true, Published: 12, Queued: 2, QueueDropped: 1, Received: 40, Applied: 30,
 			Ignored: map[string]int64{"own": 8, "allowlisted": 2}, Malformed: 5},
-		Firewall: control.FirewallStatus{Bans: 3, Packets: 1234, Bytes: 99999, Errors: 2, Allowed: 77},
+		Firewall: control.FirewallStatus{Bans: 3, Packets: 1234, Bytes: 99999, Errors: 2, Allowed: 77, WireCopied: 31},
 	}
 	m := New(func(context.Context) (control.Status, error) { return st, nil }, "1.2.3")
 	m.Ban("burst", 700*time.Microsecond)
@@ -94,6 +94,7 @@ func TestScrape(t *testing.T) {
 		"sipguard_dropped_packets_total 1234",
 		"sipguard_dropped_bytes_total 99999",
 		"sipguard_allowed_packets_total 77",
+		"sipguard_wire_copied_packets_total 31",
 		"sipguard_bans_narrowed_total 6",
 		`sipguard_bans_total{rule="burst"} 2`,
 		`sipguard_bans_total{rule="manual"} 1`,

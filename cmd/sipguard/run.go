@@ -297,15 +297,22 @@ func (m *Main) reload(ctx context.Context, d *daemon.Daemon, path string, runnin
 // allowlist in its table from the start.
 func newBackend(cfg *config.Config, allow []netip.Prefix, dryRun bool, log zerolog.Logger) (firewall.Backend, error) {
 	if dryRun || cfg.Firewall.Backend == "dry-run" {
+		if cfg.Wire.Enabled {
+			log.Warn().Msg("[wire] with the dry-run backend: no rules copy the PBX's responses, the wire sensor reads nothing")
+		}
 		return firewall.NewDryRun(log, nil), nil
 	}
 	ports, profiles, _, err := cfg.PortProfiles()
 	if err != nil {
 		return nil, err
 	}
+	wire, err := cfg.Wire.FirewallWire()
+	if err != nil {
+		return nil, err
+	}
 	fw, err := firewall.NewNFT(firewall.NFTOptions{
 		Table: cfg.Firewall.Table, Hooks: cfg.Firewall.Hooks, Ports: ports, Profiles: profiles, Allow: allow,
-		Logger: log.With().Str("component", "firewall").Logger(),
+		Wire: wire, Logger: log.With().Str("component", "firewall").Logger(),
 	})
 	if err != nil {
 		if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EPERM) {
@@ -347,6 +354,9 @@ func (m *Main) daemonConfig(cfg *config.Config) (daemon.Config, error) {
 			return daemon.Config{}, fmt.Errorf("[fraud] cdr_options: %w", err)
 		}
 		dc.Fraud = &daemon.Fraud{Rules: rules, CDR: cols, Ban: cfg.Fraud.Action == "ban", BanTime: time.Duration(cfg.Fraud.BanTime)}
+	}
+	if dc.Wire, err = newWire(cfg.Wire); err != nil {
+		return daemon.Config{}, err
 	}
 	for _, s := range cfg.Sources {
 		start := watchers.StartEnd

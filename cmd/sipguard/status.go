@@ -71,6 +71,9 @@ func printStatus(w io.Writer, st control.Status) error {
 	if f.Allowed > 0 {
 		fmt.Fprintf(w, ", %d allowlisted let through", f.Allowed)
 	}
+	if f.WireCopied > 0 {
+		fmt.Fprintf(w, "; %d SIP responses copied to the wire sensor", f.WireCopied)
+	}
 	if f.Restored > 0 {
 		fmt.Fprintf(w, "; restored %d times after outside changes", f.Restored)
 	}
