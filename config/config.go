@@ -47,6 +47,8 @@ type Config struct {
 	Cluster    ClusterConfig    `toml:"cluster"`
 	Fraud      FraudConfig      `toml:"fraud"`
 	Audit      AuditConfig      `toml:"audit"`
+	// GeoIP is zero (and left out of the JSON) when no database is set.
+	GeoIP GeoIPConfig `toml:"geoip" json:",omitzero"`
 
 	// custom holds the compiled [[parser]] tables, by name.
 	custom map[string]*custom.Compiled

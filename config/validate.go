@@ -95,6 +95,7 @@ func (c *Config) Validate() []FieldError {
 	p.in("metrics", c.Metrics.Validate())
 	p.in("fraud", c.Fraud.Validate())
 	p.in("audit", c.Audit.Validate())
+	p.in("geoip", c.GeoIP.Validate())
 	rules := []string{"manual", "compromise"}
 	for _, r := range c.Rules {
 		rules = append(rules, r.Name)

@@ -51,6 +51,7 @@ import (
 	"github.com/sipguard/sipguard/engine"
 	"github.com/sipguard/sipguard/firewall"
 	"github.com/sipguard/sipguard/fraud"
+	"github.com/sipguard/sipguard/geoip"
 	"github.com/sipguard/sipguard/journal"
 	"github.com/sipguard/sipguard/parsers"
 	"github.com/sipguard/sipguard/watchers"
@@ -96,6 +97,9 @@ type Config struct {
 	Feeds         []Feed        // blocklists to enforce
 	Journalctl    string        // the program journald sources run ("": journalctl in PATH)
 	Fraud         *Fraud        // toll-fraud rules for call sources; nil: off
+	// GeoIP is the path of the country database ([geoip] database; "":
+	// none), opened by New and again by each Reload.
+	GeoIP string
 	// RulePorts maps the rules with ports of their own to their ports
 	// profile (firewall.PortsKey): their bans drop traffic to those ports
 	// only. The firewall must have been set up with these profiles; the
@@ -137,6 +141,7 @@ type Daemon struct {
 	cfg            Config
 	eng            *engine.Engine
 	guard          *fraud.Guard     // toll-fraud rules; nil when off
+	geo            *geoip.DB        // the country database; nil without one
 	fraudCalls     map[string]int64 // calls to public numbers by destination (fraudStatus)
 	fraudAlerts    map[string]int64 // toll-fraud alerts by rule
 	ledger         *bans.Ledger
@@ -199,6 +204,10 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 	if err != nil {
 		return nil, err
 	}
+	geo, err := openGeoIP(cfg.GeoIP)
+	if err != nil {
+		return nil, err
+	}
 	for _, s := range cfg.Sources {
 		if IsCallParser(s.Parser) {
 			if cfg.Fraud == nil || s.syslog() || s.journald() {
@@ -216,7 +225,7 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 		}
 	}
 	return &Daemon{
-		log: log, fw: fw, now: now, cfg: cfg, eng: eng, guard: guard,
+		log: log, fw: fw, now: now, cfg: cfg, eng: eng, guard: guard, geo: geo,
 		fraudCalls: map[string]int64{}, fraudAlerts: map[string]int64{},
 		calls:       make(chan func()),
 		ready:       make(chan struct{}),

@@ -17,10 +17,20 @@ import (
 // force that cover it are lifted or narrowed (see fitAllow); sources
 // added, removed or changed start or stop; the state directory, the
 // socket and the rules' ports (Config.RulePorts: the firewall's ports
-// profiles) change only on restart.
+// profiles) change only on restart. The country database is opened anew
+// (an update replaces the file), outside the core goroutine.
 func (d *Daemon) Reload(ctx context.Context, cfg Config) error {
-	var err error
-	if cerr := d.call(ctx, func() { err = d.reload(ctx, cfg) }); cerr != nil {
+	geo, err := openGeoIP(cfg.GeoIP)
+	if err != nil {
+		return err
+	}
+	// The old database is not closed: it holds only memory, which the
+	// garbage collector takes back once nothing looks it up.
+	if cerr := d.call(ctx, func() {
+		if err = d.reload(ctx, cfg); err == nil {
+			d.geo = geo
+		}
+	}); cerr != nil {
 		return cerr
 	}
 	return err
