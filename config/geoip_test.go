@@ -20,7 +20,9 @@ func TestGeoIP(t *testing.T) {
 	if err := os.WriteFile(corrupt, []byte("1.2.3.0/24,DE\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	doc := func(path string) string { return "[daemon]\nlog_level = \"info\"\n\n[geoip]\ndatabase = \"" + path + "\"\n" }
+	doc := func(path string) string {
+		return "[daemon]\nlog_level = \"info\"\n\n[geoip]\ndatabase = \"" + path + "\"\n"
+	}
 
 	cfg, err := config.Parse("rules.toml", []byte(doc(good)))
 	if err != nil {
