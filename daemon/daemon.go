@@ -121,6 +121,7 @@ const (
 	fieldOffence = "offences"
 	fieldNode    = "node"
 	fieldState   = "state"
+	fieldCountry = "country"
 )
 
 // Daemon runs sipguard. Create it with New, then call Run.

@@ -177,7 +177,7 @@ func (d *Daemon) fraudAlert(source string, a fraud.Alert, now time.Time) {
 	ev.Msg("toll fraud suspected: check this account's calls, block it at the PBX, change its password")
 	n := Notice{Type: NoticeFraud, Rule: a.Rule, Reason: reason, Source: source, User: a.Account, Count: int(a.Count), Time: a.Time}
 	if a.LastAddr.IsValid() {
-		n.Addr = a.LastAddr
+		n.Addr, n.Country = a.LastAddr, d.country(a.LastAddr)
 	}
 	if n.Time.IsZero() {
 		n.Time = now

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/sipguard/sipguard/bans"
 	"github.com/sipguard/sipguard/geoip"
 )
 
@@ -22,3 +23,13 @@ func openGeoIP(path string) (*geoip.DB, error) {
 // country returns addr's country ("" without a database, or unknown).
 // Called on the core goroutine, which owns d.geo.
 func (d *Daemon) country(addr netip.Addr) string { return d.geo.Country(addr) }
+
+// banCountry returns the country of a ban: of the address whose events
+// caused it, or of the network's first address (a feed's or a manual ban
+// of a network).
+func (d *Daemon) banCountry(r *bans.Record) string {
+	if r.Addr.IsValid() {
+		return d.country(r.Addr)
+	}
+	return d.country(r.Target.Addr())
+}
