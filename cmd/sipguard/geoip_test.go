@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -57,5 +58,41 @@ events = ["ban"]
 	}
 	if !strings.Contains(js, `"country": "DE"`) || strings.Count(js, `"country"`) != 1 {
 		t.Errorf("list --json:\n%s", js)
+	}
+}
+
+// TestReportGeoIP: `report --geoip FILE` and a config's [geoip] database
+// give the top addresses a country; a corrupt database is an error, not a
+// report without countries.
+func TestReportGeoIP(t *testing.T) {
+	dir := t.TempDir()
+	db := geoiptest.Write(t, dir, map[string]string{"198.51.100.0/24": "DE"})
+	countryOf := func(args ...string) map[string]string {
+		t.Helper()
+		stdout, errOut, code := run(t, "", append([]string{"report", "--parser", "asterisk", "--json"}, append(args, attackLog)...)...)
+		var rep struct {
+			Countries bool
+			Addresses []struct{ Address, Country string }
+		}
+		if err := json.Unmarshal([]byte(stdout), &rep); err != nil || code != 0 || !rep.Countries {
+			t.Fatalf("report %q: %d %v %q %.200s", args, code, err, errOut, stdout)
+		}
+		out := map[string]string{}
+		for _, a := range rep.Addresses {
+			out[a.Address] = a.Country
+		}
+		return out
+	}
+	config := writeFile(t, "rules.toml", "[geoip]\ndatabase = \""+db+"\"\n")
+	for _, args := range [][]string{{"--geoip", db}, {"-c", config}} {
+		got := countryOf(args...)
+		if got["198.51.100.7"] != "DE" || got["203.0.113.50"] != "" {
+			t.Errorf("report %q: countries %v", args, got)
+		}
+	}
+	corrupt := filepath.Join(dir, "corrupt.mmdb")
+	os.WriteFile(corrupt, []byte("not a database"), 0o644)
+	if _, errOut, code := run(t, "", "report", "--parser", "asterisk", "--geoip", corrupt, attackLog); code != 1 || !strings.Contains(errOut, corrupt) {
+		t.Errorf("--geoip %s: %d %q", corrupt, code, errOut)
 	}
 }
