@@ -146,6 +146,9 @@ type CompromiseConfig struct {
 	MinFailures int      `toml:"min_failures"`
 	Window      Duration `toml:"window"`
 	BanTime     Duration `toml:"ban_time"`
+	// OnNewCountry is "alert" or "off" ("": off, left out of the JSON);
+	// it needs [geoip] database.
+	OnNewCountry string `toml:"on_new_country" json:",omitempty"`
 }
 
 // MetricsConfig is [metrics].

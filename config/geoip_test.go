@@ -57,3 +57,24 @@ func TestGeoIP(t *testing.T) {
 		}
 	})
 }
+
+// TestOnNewCountry: [compromise] on_new_country is off or alert, and
+// alert needs a country database.
+func TestOnNewCountry(t *testing.T) {
+	db := geoiptest.Write(t, t.TempDir(), map[string]string{"1.2.3.0/24": "DE"})
+	cfg, err := config.Parse("rules.toml", []byte("[geoip]\ndatabase = \""+db+"\"\n[compromise]\non_new_country = \"alert\"\n"))
+	if err != nil || cfg.Compromise.OnNewCountry != "alert" {
+		t.Fatalf("%v %+v", err, cfg)
+	}
+	if config.DefaultConfig().Compromise.OnNewCountry != "" {
+		t.Error("on by default")
+	}
+	for doc, want := range map[string]string{
+		"[compromise]\non_new_country = \"alert\"\n":  `rules.toml:2: compromise.on_new_country: needs a country database: set [geoip] database`,
+		"[compromise]\non_new_country = \"always\"\n": `rules.toml:2: compromise.on_new_country: "always" is not one of off, alert`,
+	} {
+		if _, err := config.Parse("rules.toml", []byte(doc)); err == nil || err.Error() != want {
+			t.Errorf("%q: %v; want %s", doc, err, want)
+		}
+	}
+}

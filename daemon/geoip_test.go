@@ -14,7 +14,9 @@ import (
 	"github.com/sipguard/sipguard/control"
 	"github.com/sipguard/sipguard/daemon"
 	"github.com/sipguard/sipguard/firewall"
+	"github.com/sipguard/sipguard/fraud"
 	"github.com/sipguard/sipguard/internal/geoiptest"
+	"github.com/sipguard/sipguard/numbering"
 )
 
 // TestGeoIP_BadDatabase: a daemon does not start on a missing or corrupt
@@ -100,5 +102,106 @@ func TestGeoIP_Bans(t *testing.T) {
 	}
 	if got := countries(); !maps.Equal(got, want) {
 		t.Errorf("after a failed reload: list countries %v; want %v", got, want)
+	}
+}
+
+// TestLoginsAcrossRestart: where accounts logged in from survives a
+// restart (the logins file in the state directory), so an account known
+// for a month from its office, logging in from a new country right after
+// a restart and calling abroad, raises the toll-fraud new_address alert,
+// which says the country is new. Without the saved file, the office is as
+// new as the stranger and nothing fires: what the file is for.
+func TestLoginsAcrossRestart(t *testing.T) {
+	for _, keep := range []bool{true, false} {
+		t.Run(map[bool]string{true: "saved", false: "lost"}[keep], func(t *testing.T) {
+			e := newEnv(t)
+			cfg := e.config()
+			cfg.GeoIP = geoiptest.Write(t, e.dir, map[string]string{"198.51.100.0/24": "DE", "203.0.113.0/24": "FR"})
+			cel := celSource(t, e, &cfg)
+			cfg.Fraud = &daemon.Fraud{Rules: fraud.Options{
+				Plan:             numbering.Plan{InternationalPrefixes: []string{"00"}, NationalPrefix: "0", CountryCode: "44"},
+				NewAddressWindow: 24 * time.Hour,
+			}}
+			now := time.Now().UTC()
+			r := start(t, cfg, nil)
+			login(t, r, e, "1004", "198.51.100.10", now.Add(-30*24*time.Hour))
+			r.stop(t)
+			path := filepath.Join(e.state, "logins.json")
+			saved, err := os.ReadFile(path)
+			if err != nil || !strings.Contains(string(saved), `"198.51.100.10"`) || !strings.Contains(string(saved), `"DE"`) {
+				t.Fatalf("logins file: %v\n%s", err, saved)
+			}
+			if !keep {
+				os.Remove(path)
+			}
+
+			notices := make(chan daemon.Notice, 16)
+			r = start(t, cfg, nil, observerFunc(func(n daemon.Notice) {
+				if n.Type == daemon.NoticeFraud {
+					notices <- n
+				}
+			}))
+			login(t, r, e, "1004", "203.0.113.66", now)
+			appendLines(t, cel, celRecord("CHAN_START", "PJSIP/1004-00000002", "004930123456", "2.2", now.Add(time.Minute)))
+			select {
+			case n := <-notices:
+				if !keep {
+					t.Fatalf("an alert without the saved logins: %+v", n)
+				}
+				if n.Rule != fraud.RuleNewAddress || n.Addr.String() != "203.0.113.66" || n.Country != "FR" ||
+					!strings.Contains(n.Reason, "after a login from FR, a country the account never used") {
+					t.Errorf("notice %+v", n)
+				}
+			case <-time.After(3 * time.Second):
+				if keep {
+					t.Fatalf("no new_address alert after the restart:\n%s", r.logs)
+				}
+			}
+		})
+	}
+}
+
+// TestCompromiseNewCountry: [compromise] on_new_country = "alert": a
+// login from a country the account never used is a warning and a
+// compromise notice (rule new_country) naming the countries used before;
+// the account's first country, a country already used, and an allowlisted
+// address are not.
+func TestCompromiseNewCountry(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config()
+	cfg.GeoIP = geoiptest.Write(t, e.dir, map[string]string{"198.51.100.0/24": "DE", "203.0.113.0/24": "FR", "192.0.2.0/24": "SE"})
+	cfg.CompromiseNewCountry = true
+	var n notices
+	r := start(t, cfg, nil, &n)
+	now := time.Now().UTC()
+	login(t, r, e, "1001", "198.51.100.10", now.Add(-time.Hour)) // first country
+	login(t, r, e, "1002", "203.0.113.5", now.Add(-time.Hour))   // another account's first
+	login(t, r, e, "1001", "192.0.2.5", now.Add(-time.Minute))   // allowlisted (SE)
+	if got := n.of(daemon.NoticeCompromise); len(got) != 0 {
+		t.Fatalf("notices %+v", got)
+	}
+	login(t, r, e, "1001", "203.0.113.66", now) // FR: new for 1001
+	login(t, r, e, "1001", "203.0.113.67", now) // FR again
+	got := n.of(daemon.NoticeCompromise)
+	if len(got) != 1 {
+		t.Fatalf("notices %+v", got)
+	}
+	c := got[0]
+	if c.Rule != daemon.NewCountryRule || c.User != "1001" || c.Addr.String() != "203.0.113.66" || c.Country != "FR" ||
+		c.Target.String() != "203.0.113.66/32" || c.Reason != "login from FR, a country this account never logged in from (before: DE, SE)" {
+		t.Errorf("notice %+v", c)
+	}
+	if !strings.Contains(r.logs.String(), "login from a country this account never used") {
+		t.Errorf("no warning:\n%s", r.logs)
+	}
+
+	// Without a database there is no country to compare.
+	cfg.GeoIP = ""
+	log := zerolog.Nop()
+	if _, err := daemon.New(cfg, firewall.NewDryRun(log, nil), log, nil); err == nil || !strings.Contains(err.Error(), "on_new_country needs a [geoip] database") {
+		t.Errorf("New without a database: %v", err)
+	}
+	if err := r.d.Reload(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "[geoip]") {
+		t.Errorf("Reload without a database: %v", err)
 	}
 }

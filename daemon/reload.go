@@ -37,6 +37,9 @@ func (d *Daemon) Reload(ctx context.Context, cfg Config) error {
 }
 
 func (d *Daemon) reload(ctx context.Context, cfg Config) error {
+	if cfg.CompromiseNewCountry && cfg.GeoIP == "" {
+		return fmt.Errorf("[compromise] on_new_country needs a [geoip] database")
+	}
 	if !maps.Equal(cfg.RulePorts, d.cfg.RulePorts) {
 		// The firewall's ports profiles are set up at start.
 		d.log.Warn().Msg("changes of a rule's ports take effect on restart")

@@ -12,18 +12,22 @@ import (
 )
 
 // TestRunGeoIP: `sipguard run` with [geoip]: the ban's [[notify]] command
-// gets {country}, and `list` shows a country column and JSON field.
+// gets {country}, `list` shows a country column and JSON field, and
+// [compromise] on_new_country sends a compromise event for an account's
+// login from a new country.
 func TestRunGeoIP(t *testing.T) {
 	dir := t.TempDir()
-	db := geoiptest.Write(t, dir, map[string]string{"198.51.100.0/24": "DE"})
+	db := geoiptest.Write(t, dir, map[string]string{"198.51.100.0/25": "DE", "198.51.100.128/25": "FR"})
 	script, record := hookScript(t, dir)
 	config, logPath := opsConfig(t, `
 [geoip]
 database = "`+db+`"
+[compromise]
+on_new_country = "alert"
 [[notify]]
 name = "script"
-command = ["/bin/sh", "`+script+`", "{type}", "{target}", "{country}"]
-events = ["ban"]
+command = ["/bin/sh", "`+script+`", "{type}", "{target}", "{country}", "{rule}"]
+events = ["ban", "compromise"]
 `)
 	logs := upDaemon(t, config)
 	appendTo(t, logPath, attack("198.51.100.7", time.Now().Add(-10*time.Second), 5)+attack("203.0.113.9", time.Now().Add(-10*time.Second), 5))
@@ -32,7 +36,7 @@ events = ["ban"]
 		t.Fatalf("command hook got %q\n%s", b, logs)
 	}
 	b, _ := os.ReadFile(record)
-	if got := string(b); !strings.Contains(got, "ban|198.51.100.7|DE|\n") || !strings.Contains(got, "ban|203.0.113.9||\n") {
+	if got := string(b); !strings.Contains(got, "ban|198.51.100.7|DE|burst|\n") || !strings.Contains(got, "ban|203.0.113.9||burst|\n") {
 		t.Errorf("command hook got %q", got)
 	}
 	out, _, code := ctlNow(t, "", "list", "-c", config)
@@ -45,6 +49,16 @@ events = ["ban"]
 		if want := map[string]string{"198.51.100.7": "DE", "203.0.113.9": "-"}[f[0]]; f[1] != want {
 			t.Errorf("list row %q: country %q; want %q", l, f[1], want)
 		}
+	}
+	// Account 1001, at home in DE, logs in from FR.
+	now := time.Now()
+	appendTo(t, logPath, successLine("198.51.100.20", "1001", now.Add(-time.Minute))+successLine("198.51.100.200", "1001", now))
+	if !soon(func() bool { b, _ := os.ReadFile(record); return strings.Count(string(b), "\n") == 3 }) {
+		b, _ := os.ReadFile(record)
+		t.Fatalf("command hook got %q\n%s", b, logs)
+	}
+	if b, _ := os.ReadFile(record); !strings.HasSuffix(string(b), "compromise|198.51.100.200|FR|new_country|\n") {
+		t.Errorf("command hook got %q", b)
 	}
 	js, _, _ := ctlNow(t, "", "list", "-c", config, "--json")
 	var bans []struct{ Target, Country string }
@@ -66,7 +80,7 @@ events = ["ban"]
 // report without countries.
 func TestReportGeoIP(t *testing.T) {
 	dir := t.TempDir()
-	db := geoiptest.Write(t, dir, map[string]string{"198.51.100.0/24": "DE"})
+	db := geoiptest.Write(t, dir, map[string]string{"198.51.100.0/25": "DE", "198.51.100.128/25": "FR"})
 	countryOf := func(args ...string) map[string]string {
 		t.Helper()
 		stdout, errOut, code := run(t, "", append([]string{"report", "--parser", "asterisk", "--json"}, append(args, attackLog)...)...)

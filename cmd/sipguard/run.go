@@ -331,7 +331,7 @@ func (m *Main) daemonConfig(cfg *config.Config) (daemon.Config, error) {
 		File: cfg.File, Version: Version(), Engine: eopts,
 		StateDir: cfg.Daemon.StateDir, Socket: cfg.Daemon.Socket,
 		ManualBanTime: time.Duration(cfg.Daemon.ManualBanTime), RulePorts: rulePorts,
-		GeoIP: cfg.GeoIP.Database,
+		GeoIP: cfg.GeoIP.Database, CompromiseNewCountry: cfg.Compromise.OnNewCountry == "alert",
 	}
 	if dc.File == "" {
 		dc.File = "built-in"
