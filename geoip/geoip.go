@@ -21,6 +21,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/oschwald/maxminddb-golang/v2"
 )
@@ -37,19 +38,26 @@ type DB struct {
 
 // Open reads and checks the database at path.
 func Open(path string) (*DB, error) {
-	f, err := os.Open(path)
+	// The type is looked at before the open (opening a FIFO would wait for
+	// a writer, a device may act on it) and again on the open file, which
+	// is opened without waiting.
+	fi, err := os.Stat(path)
+	if err == nil {
+		err = regular(path, fi)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("geoip database: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("geoip database: %w", err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	switch {
-	case err != nil:
+	if fi, err = f.Stat(); err == nil {
+		err = regular(path, fi)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("geoip database: %w", err)
-	case !fi.Mode().IsRegular():
-		return nil, fmt.Errorf("geoip database %s: not a regular file", path)
-	case fi.Size() > MaxSize:
-		return nil, fmt.Errorf("geoip database %s: %d bytes, more than a country database's %d", path, fi.Size(), MaxSize)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
 	if err != nil {
@@ -63,6 +71,18 @@ func Open(path string) (*DB, error) {
 		return nil, fmt.Errorf("geoip database %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// regular refuses what Open does not read: anything but a regular file of
+// at most MaxSize bytes.
+func regular(path string, fi os.FileInfo) error {
+	switch {
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("%s: not a regular file", path)
+	case fi.Size() > MaxSize:
+		return fmt.Errorf("%s: %d bytes, more than a country database's %d", path, fi.Size(), MaxSize)
+	}
+	return nil
 }
 
 // open checks data and opens it.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/maxmind/mmdbwriter/mmdbtype"
@@ -172,6 +173,28 @@ func TestOpen_Errors(t *testing.T) {
 		_, err := geoip.Open(filepath.Join(t.TempDir(), "none.mmdb"))
 		if !os.IsNotExist(unwrapAll(err)) {
 			t.Errorf("error %v; want not exist", err)
+		}
+	})
+	t.Run("FIFO", func(t *testing.T) {
+		// Opening it must not wait for a writer.
+		fifo := filepath.Join(t.TempDir(), "country.mmdb")
+		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := geoip.Open(fifo); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("error %v", err)
+		}
+	})
+	t.Run("too large", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "huge.mmdb")
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Truncate(geoip.MaxSize + 1) // sparse: no disk used
+		f.Close()
+		if _, err := geoip.Open(path); err == nil || !strings.Contains(err.Error(), "more than a country database's") {
+			t.Errorf("error %v", err)
 		}
 	})
 	t.Run("directory", func(t *testing.T) {
