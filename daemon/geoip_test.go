@@ -205,3 +205,25 @@ func TestCompromiseNewCountry(t *testing.T) {
 		t.Errorf("Reload without a database: %v", err)
 	}
 }
+
+// TestLoginsCorrupt: a logins file damaged from outside does not keep the
+// daemon from starting: it is set aside, said, and written anew.
+func TestLoginsCorrupt(t *testing.T) {
+	e := newEnv(t)
+	os.MkdirAll(e.state, 0o700)
+	path := filepath.Join(e.state, "logins.json")
+	os.WriteFile(path, []byte(`{"version":1,"accounts":[{"account":"1001","addrs":[{"addr":"not an address"}]}]}`), 0o600)
+	r := start(t, e.config(), nil)
+	if !strings.Contains(r.logs.String(), "saved logins unreadable; starting without them") {
+		t.Errorf("not said:\n%s", r.logs)
+	}
+	aside, _ := filepath.Glob(path + ".corrupt-*")
+	if len(aside) != 1 {
+		t.Errorf("set aside: %v", aside)
+	}
+	login(t, r, e, "1001", "198.51.100.10", time.Now().UTC())
+	r.stop(t)
+	if b, err := os.ReadFile(path); err != nil || !strings.Contains(string(b), `"198.51.100.10"`) {
+		t.Errorf("not written anew: %v %s", err, b)
+	}
+}
