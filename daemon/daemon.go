@@ -216,6 +216,7 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 	if err != nil {
 		return nil, err
 	}
+	logGeoIP(log, geo, cfg.GeoIP, now())
 	if cfg.CompromiseNewCountry && geo == nil {
 		return nil, fmt.Errorf("[compromise] on_new_country needs a [geoip] database")
 	}

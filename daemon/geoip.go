@@ -3,6 +3,9 @@ package daemon
 import (
 	"fmt"
 	"net/netip"
+	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/sipguard/sipguard/bans"
 	"github.com/sipguard/sipguard/geoip"
@@ -18,6 +21,23 @@ func openGeoIP(path string) (*geoip.DB, error) {
 		return nil, fmt.Errorf("[geoip]: %w", err)
 	}
 	return db, nil
+}
+
+// staleGeoIP is the age past which the country database is said to be
+// out of date: DB-IP and MaxMind publish theirs monthly, and addresses
+// move between countries.
+const staleGeoIP = 90 * 24 * time.Hour
+
+// logGeoIP says which country database is in use, and when it is old.
+func logGeoIP(log zerolog.Logger, db *geoip.DB, path string, now time.Time) {
+	if db == nil {
+		return
+	}
+	ev := log.Info()
+	if age := now.Sub(db.Built); age > staleGeoIP {
+		ev = log.Warn().Int("age_days", int(age.Hours()/24))
+	}
+	ev.Str(fieldPath, path).Str("type", db.Type).Time("built", db.Built).Msg("country database opened (update it monthly)")
 }
 
 // country returns addr's country ("" without a database, or unknown).

@@ -86,10 +86,20 @@ func TestGeoIP_Bans(t *testing.T) {
 		t.Errorf("list countries %v; want %v", got, want)
 	}
 
-	// The database is updated in place: a reload takes it.
-	os.WriteFile(cfg.GeoIP, geoiptest.Bytes(t, geoiptest.DBIP, map[string]string{"198.51.100.0/24": "FR"}), 0o644)
+	if !strings.Contains(r.logs.String(), `"type":"GeoLite2-Country"`) {
+		t.Errorf("the database in use not logged:\n%s", r.logs)
+	}
+
+	// The database is updated in place: a reload takes it. This one is
+	// old: said at warning level.
+	old := geoiptest.DBIP
+	old.Built = time.Now().Add(-100 * 24 * time.Hour)
+	os.WriteFile(cfg.GeoIP, geoiptest.Bytes(t, old, map[string]string{"198.51.100.0/24": "FR"}), 0o644)
 	if err := r.d.Reload(ctx, cfg); err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(r.logs.String(), `"level":"warn","age_days":100,"path":"`+cfg.GeoIP+`","type":"DBIP-Country-Lite"`) {
+		t.Errorf("an old database not said:\n%s", r.logs)
 	}
 	want = map[string]string{"198.51.100.7": "FR", "198.51.100.200": "FR", "2001:db8:5::/48": ""}
 	if got := countries(); !maps.Equal(got, want) {

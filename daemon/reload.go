@@ -29,6 +29,7 @@ func (d *Daemon) Reload(ctx context.Context, cfg Config) error {
 	if cerr := d.call(ctx, func() {
 		if err = d.reload(ctx, cfg); err == nil {
 			d.geo = geo
+			logGeoIP(d.log, geo, cfg.GeoIP, d.now())
 		}
 	}); cerr != nil {
 		return cerr

@@ -22,6 +22,7 @@ import (
 	"os"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/oschwald/maxminddb-golang/v2"
 )
@@ -32,8 +33,9 @@ const MaxSize = 256 << 20
 
 // DB is an open country database. Its lookups are safe for concurrent use.
 type DB struct {
-	r    *maxminddb.Reader
-	Type string // the metadata's database_type, e.g. "GeoLite2-Country"
+	r     *maxminddb.Reader
+	Type  string    // the metadata's database_type, e.g. "GeoLite2-Country"
+	Built time.Time // when it was built (its metadata's build_epoch)
 }
 
 // Open reads and checks the database at path.
@@ -101,7 +103,7 @@ func open(data []byte) (*DB, error) {
 	if lt := strings.ToLower(t); !strings.Contains(lt, "country") && !strings.Contains(lt, "city") {
 		return nil, fmt.Errorf("a %q database: want a country database (DB-IP Lite country, GeoLite2-Country)", t)
 	}
-	return &DB{r: r, Type: t}, nil
+	return &DB{r: r, Type: t, Built: r.Metadata.BuildTime().UTC()}, nil
 }
 
 // record is what Country reads of a record: GeoLite2's and DB-IP's

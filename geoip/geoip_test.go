@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/maxmind/mmdbwriter/mmdbtype"
 
@@ -65,8 +66,8 @@ func TestCountry(t *testing.T) {
 			l.RecordSize = size
 			t.Run(l.Type+"/"+string(rune('0'+size/10))+string(rune('0'+size%10)), func(t *testing.T) {
 				db := open(t, geoiptest.Bytes(t, l, countries))
-				if db.Type != l.Type {
-					t.Errorf("type %q; want %q", db.Type, l.Type)
+				if db.Type != l.Type || time.Since(db.Built) > time.Hour {
+					t.Errorf("type %q, built %v; want %q, now", db.Type, db.Built, l.Type)
 				}
 				for _, c := range cases {
 					if got := db.Country(netip.MustParseAddr(c.addr)); got != c.want {

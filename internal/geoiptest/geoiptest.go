@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/maxmind/mmdbwriter"
 	"github.com/maxmind/mmdbwriter/mmdbtype"
@@ -22,6 +23,8 @@ type Layout struct {
 	// DBIP writes DB-IP's record (country with is_in_european_union, no
 	// registered_country) instead of GeoLite2's.
 	DBIP bool
+	// Built is the build time written in the metadata (zero: now).
+	Built time.Time
 }
 
 // The layouts of the two free databases.
@@ -64,7 +67,7 @@ func Bytes(tb testing.TB, l Layout, countries map[string]string) []byte {
 func Records(tb testing.TB, l Layout, records map[string]mmdbtype.Map) []byte {
 	tb.Helper()
 	tree, err := mmdbwriter.New(mmdbwriter.Options{
-		DatabaseType: l.Type, IPVersion: l.IPVersion, RecordSize: l.RecordSize,
+		DatabaseType: l.Type, IPVersion: l.IPVersion, RecordSize: l.RecordSize, BuildEpoch: epoch(l.Built),
 		Description: map[string]string{"en": "sipguard test database (" + l.Type + ")"}, Languages: []string{"en"},
 		// Tests use documentation and private ranges too.
 		IncludeReservedNetworks: true,
@@ -86,6 +89,13 @@ func Records(tb testing.TB, l Layout, records map[string]mmdbtype.Map) []byte {
 		tb.Fatal(err)
 	}
 	return b.Bytes()
+}
+
+func epoch(t time.Time) int64 {
+	if t.IsZero() {
+		return 0 // mmdbwriter: now
+	}
+	return t.Unix()
 }
 
 // Write writes a GeoLite2-Country database of networks and their ISO
