@@ -48,6 +48,8 @@ type Config struct {
 	Fraud      FraudConfig      `toml:"fraud"`
 	Audit      AuditConfig      `toml:"audit"`
 	Wire       WireConfig       `toml:"wire"`
+	// GeoIP is zero (and left out of the JSON) when no database is set.
+	GeoIP GeoIPConfig `toml:"geoip" json:",omitzero"`
 
 	// custom holds the compiled [[parser]] tables, by name.
 	custom map[string]*custom.Compiled
@@ -145,6 +147,9 @@ type CompromiseConfig struct {
 	MinFailures int      `toml:"min_failures"`
 	Window      Duration `toml:"window"`
 	BanTime     Duration `toml:"ban_time"`
+	// OnNewCountry is "alert" or "off" ("": off, left out of the JSON);
+	// it needs [geoip] database.
+	OnNewCountry string `toml:"on_new_country" json:",omitempty"`
 }
 
 // MetricsConfig is [metrics].

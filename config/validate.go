@@ -96,6 +96,10 @@ func (c *Config) Validate() []FieldError {
 	p.in("fraud", c.Fraud.Validate())
 	p.in("audit", c.Audit.Validate())
 	c.validateWire(&p)
+	p.in("geoip", c.GeoIP.Validate())
+	if c.Compromise.OnNewCountry == "alert" && c.GeoIP.Database == "" {
+		p.add("compromise.on_new_country", "needs a country database: set [geoip] database")
+	}
 	rules := []string{"manual", "compromise"}
 	for _, r := range c.Rules {
 		rules = append(rules, r.Name)
@@ -436,6 +440,11 @@ func (c CompromiseConfig) Validate() []FieldError {
 	case "off", "alert", "ban":
 	default:
 		p.add("on_success_after_failures", "%q is not one of off, alert, ban", c.OnSuccess)
+	}
+	switch c.OnNewCountry {
+	case "", "off", "alert":
+	default:
+		p.add("on_new_country", "%q is not one of off, alert", c.OnNewCountry)
 	}
 	p.atLeastOne("min_failures", c.MinFailures)
 	p.positive("window", c.Window)

@@ -237,6 +237,9 @@ type Ban struct {
 	// ports: its rule's own ("80/tcp,443/tcp"). A target banned in
 	// several ports profiles is listed once per profile.
 	Ports string `json:"ports,omitempty"`
+	// Country is the ISO code of the address (or of the network's first
+	// address) when the daemon has a [geoip] database that knows it.
+	Country string `json:"country,omitempty"`
 }
 
 // BanRequest asks for a manual ban. For is a duration such as "1h" or

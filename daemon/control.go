@@ -269,7 +269,9 @@ func (d *Daemon) list() []control.Ban {
 	out := make([]control.Ban, 0, d.ledger.Len())
 	d.ledger.Targets(func(r *bans.Record) bool {
 		for _, t := range d.profileTops(r.Target, now) {
-			out = append(out, wireBan(t))
+			b := wireBan(t)
+			b.Country = d.banCountry(t)
+			out = append(out, b)
 		}
 		return true
 	})

@@ -52,7 +52,9 @@ import (
 	"github.com/sipguard/sipguard/engine"
 	"github.com/sipguard/sipguard/firewall"
 	"github.com/sipguard/sipguard/fraud"
+	"github.com/sipguard/sipguard/geoip"
 	"github.com/sipguard/sipguard/journal"
+	"github.com/sipguard/sipguard/logins"
 	"github.com/sipguard/sipguard/parsers"
 	"github.com/sipguard/sipguard/watchers"
 )
@@ -97,6 +99,13 @@ type Config struct {
 	Feeds         []Feed        // blocklists to enforce
 	Journalctl    string        // the program journald sources run ("": journalctl in PATH)
 	Fraud         *Fraud        // toll-fraud rules for call sources; nil: off
+	// GeoIP is the path of the country database ([geoip] database; "":
+	// none), opened by New and again by each Reload.
+	GeoIP string
+	// CompromiseNewCountry ([compromise] on_new_country = "alert"): a
+	// login from a country the account never used is logged and notified
+	// as a compromise (rule NewCountryRule). Needs GeoIP.
+	CompromiseNewCountry bool
 	// RulePorts maps the rules with ports of their own to their ports
 	// profile (firewall.PortsKey): their bans drop traffic to those ports
 	// only. The firewall must have been set up with these profiles; the
@@ -121,6 +130,7 @@ const (
 	fieldOffence = "offences"
 	fieldNode    = "node"
 	fieldState   = "state"
+	fieldCountry = "country"
 )
 
 // Daemon runs sipguard. Create it with New, then call Run.
@@ -141,6 +151,9 @@ type Daemon struct {
 	cfg            Config
 	eng            *engine.Engine
 	guard          *fraud.Guard     // toll-fraud rules; nil when off
+	geo            *geoip.DB        // the country database; nil without one
+	logins         *logins.History  // where each account logged in from (logins.go)
+	loginsSaved    time.Time        // the last write of the logins file
 	fraudCalls     map[string]int64 // calls to public numbers by destination (fraudStatus)
 	fraudAlerts    map[string]int64 // toll-fraud alerts by rule
 	ledger         *bans.Ledger
@@ -203,6 +216,18 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 	if err != nil {
 		return nil, err
 	}
+	geo, err := openGeoIP(cfg.GeoIP)
+	if err != nil {
+		return nil, err
+	}
+	logGeoIP(log, geo, cfg.GeoIP, now())
+	if cfg.CompromiseNewCountry && geo == nil {
+		return nil, fmt.Errorf("[compromise] on_new_country needs a [geoip] database")
+	}
+	history := logins.New(0) // Run restores the saved one
+	if guard != nil {
+		guard.UseLogins(history)
+	}
 	for _, s := range cfg.Sources {
 		if cfg.Wire != nil && s.Name == WireSource {
 			return nil, fmt.Errorf("source %s: the name is the wire sensor's", s.Name)
@@ -223,7 +248,7 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 		}
 	}
 	return &Daemon{
-		log: log, fw: fw, now: now, cfg: cfg, eng: eng, guard: guard,
+		log: log, fw: fw, now: now, cfg: cfg, eng: eng, guard: guard, geo: geo, logins: history,
 		fraudCalls: map[string]int64{}, fraudAlerts: map[string]int64{},
 		calls:       make(chan func()),
 		ready:       make(chan struct{}),
@@ -276,6 +301,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.restore(ctx); err != nil {
 		return err
 	}
+	d.restoreLogins()
 	ctl, err := d.listen()
 	if err != nil {
 		return err
@@ -334,6 +360,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.flush(context.Background())
 	d.expire()
 	d.finalSave(d.saveResults)
+	d.saveLogins(true)
 	cancel()
 	bg.Wait()
 	d.log.Info().Int("bans", d.ledger.Len()).Msg("sipguard stopped; bans stay in force")
@@ -390,6 +417,7 @@ func (d *Daemon) loop(ctx context.Context) {
 			d.watchSources()
 			d.watchSurges()
 			d.save(false)
+			d.saveLogins(false)
 		}
 	}
 }

@@ -223,12 +223,17 @@ func (d *Daemon) record(p decision, now time.Time, latency time.Duration) {
 		// Peers' bans come by the thousand: applyCluster logs each batch.
 		ev = d.log.Debug().Str(fieldNode, r.Node())
 	}
+	country := d.banCountry(r)
+	if country != "" {
+		ev = ev.Str(fieldCountry, country)
+	}
 	ev.Str(fieldIP, addr).Str(fieldPrefix, r.Target.String()).Str(fieldRule, r.Rule).
 		Int(fieldCount, r.Count).Float64(fieldTTL, timeout.Round(time.Second).Seconds()).
 		Str(fieldSource, r.Source).Int(fieldOffence, r.Offences).Msg("ban")
 	d.notice(Notice{
 		Type: NoticeBan, Target: r.Target, Addr: r.Addr, Rule: r.Rule, Reason: r.Reason, Source: r.Source,
 		Count: r.Count, Offences: r.Offences, Time: now, Expires: r.Expires, Latency: latency, Node: r.Node(),
+		Country: country,
 	})
 	d.share(r)
 }

@@ -132,6 +132,9 @@ func (d *Daemon) reloadGuard(cfg Config) error {
 	if err != nil {
 		return err
 	}
+	if g != nil {
+		g.UseLogins(d.logins) // the logins outlive the rules
+	}
 	d.guard = g
 	return nil
 }
@@ -166,6 +169,9 @@ func (d *Daemon) fraudAlert(source string, a fraud.Alert, now time.Time) {
 	if a.Limit > 0 {
 		reason += fmt.Sprintf(": %g > %g", a.Count, a.Limit)
 	}
+	if a.NewCountry {
+		reason += fmt.Sprintf(", after a login from %s, a country the account never used", a.LoginCountry)
+	}
 	ev := d.log.Warn().Str("account", a.Account).Str(fieldRule, a.Rule).Str("dialled", a.Dialled).Str("e164", a.E164).
 		Str("country", a.Country).Str(fieldSource, source).Str("call", a.CallID).Time("at", a.Time)
 	if a.Risk != "" {
@@ -174,10 +180,13 @@ func (d *Daemon) fraudAlert(source string, a fraud.Alert, now time.Time) {
 	if a.LastAddr.IsValid() {
 		ev = ev.Str("last_login_ip", a.LastAddr.String())
 	}
+	if a.LoginCountry != "" {
+		ev = ev.Str("last_login_country", a.LoginCountry)
+	}
 	ev.Msg("toll fraud suspected: check this account's calls, block it at the PBX, change its password")
 	n := Notice{Type: NoticeFraud, Rule: a.Rule, Reason: reason, Source: source, User: a.Account, Count: int(a.Count), Time: a.Time}
 	if a.LastAddr.IsValid() {
-		n.Addr = a.LastAddr
+		n.Addr, n.Country = a.LastAddr, d.country(a.LastAddr)
 	}
 	if n.Time.IsZero() {
 		n.Time = now
@@ -231,12 +240,4 @@ func riskSuffix(risk string) string {
 		return ""
 	}
 	return ", " + risk
-}
-
-// login tells the toll-fraud rules of a successful login: the address
-// an account last logged in from.
-func (d *Daemon) login(ev *parsers.Event) {
-	if d.guard != nil && ev.User != "" && ev.Addr.IsValid() {
-		d.guard.Login(ev.User, ev.Addr, ev.Time)
-	}
 }

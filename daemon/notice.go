@@ -50,6 +50,9 @@ type Notice struct {
 	// Node is the peer of the cluster whose ban this is, when not this
 	// node's own.
 	Node string
+	// Country is the ISO code of Addr (of the target's first address when
+	// Addr is not set), with a [geoip] database that knows it.
+	Country string
 }
 
 // Observer hears the daemon's notices. Notice is called on the daemon's
@@ -77,6 +80,6 @@ func (d *Daemon) compromised(c engine.Compromise) {
 		Msg("successful login after failures: a guessed password? check this account")
 	d.notice(Notice{
 		Type: NoticeCompromise, Target: c.Prefix, Addr: c.Addr, Rule: engine.CompromiseRuleName, Source: c.Source, User: c.User,
-		Count: c.Failures, Time: c.Time, Reason: c.Reason(),
+		Count: c.Failures, Time: c.Time, Reason: c.Reason(), Country: d.country(c.Addr),
 	})
 }

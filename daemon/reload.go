@@ -17,16 +17,30 @@ import (
 // force that cover it are lifted or narrowed (see fitAllow); sources
 // added, removed or changed start or stop; the state directory, the
 // socket and the rules' ports (Config.RulePorts: the firewall's ports
-// profiles) change only on restart.
+// profiles) change only on restart. The country database is opened anew
+// (an update replaces the file), outside the core goroutine.
 func (d *Daemon) Reload(ctx context.Context, cfg Config) error {
-	var err error
-	if cerr := d.call(ctx, func() { err = d.reload(ctx, cfg) }); cerr != nil {
+	geo, err := openGeoIP(cfg.GeoIP)
+	if err != nil {
+		return err
+	}
+	// The old database is not closed: it holds only memory, which the
+	// garbage collector takes back once nothing looks it up.
+	if cerr := d.call(ctx, func() {
+		if err = d.reload(ctx, cfg); err == nil {
+			d.geo = geo
+			logGeoIP(d.log, geo, cfg.GeoIP, d.now())
+		}
+	}); cerr != nil {
 		return cerr
 	}
 	return err
 }
 
 func (d *Daemon) reload(ctx context.Context, cfg Config) error {
+	if cfg.CompromiseNewCountry && cfg.GeoIP == "" {
+		return fmt.Errorf("[compromise] on_new_country needs a [geoip] database")
+	}
 	if !maps.Equal(cfg.RulePorts, d.cfg.RulePorts) {
 		// The firewall's ports profiles are set up at start.
 		d.log.Warn().Msg("changes of a rule's ports take effect on restart")

@@ -2,7 +2,7 @@
 // [fraud] (countries allowed, risk ranges, concurrent calls, calls and
 // international minutes per window, international calls after hours,
 // prefix probing, international calls right after a login from a new
-// address) applied to the calls package's calls, per account. It is pure
+// address or, with a country database, a new country) applied to the calls package's calls, per account. It is pure
 // and bounded: the caller feeds calls and successful logins with their own
 // times, and acts on the alerts (log, notify, ban the address that last
 // logged in as the account).
@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sipguard/sipguard/calls"
+	"github.com/sipguard/sipguard/logins"
 	"github.com/sipguard/sipguard/numbering"
 )
 
@@ -69,6 +70,11 @@ type Alert struct {
 	Count    float64
 	Limit    float64
 	LastAddr netip.Addr // the address that last logged in as the account, if known
+	// LoginCountry is LastAddr's country, with a country database that
+	// knows it; NewCountry (new_address only) says the login is new for
+	// its country: one the account never logged in from before.
+	LoginCountry string
+	NewCountry   bool
 	// Suspect is the address to ban for it, when one can be told apart
 	// (see account.suspect); invalid otherwise.
 	Suspect netip.Addr
@@ -83,6 +89,7 @@ type Guard struct {
 	o        Options
 	accounts map[string]*account
 	seq      uint64
+	logins   *logins.History // where each account logged in from
 }
 
 type span struct {
@@ -97,13 +104,10 @@ type stamp struct {
 }
 
 type account struct {
-	spans   []span                   // outbound calls of the last hours
-	calls   []stamp                  // starts of outbound calls in CallsWindow
-	minutes []stamp                  // international minutes billed in MinutesWindow
-	probes  []stamp                  // short unanswered calls: prefix, in ProbeWindow
-	logins  map[netip.Addr]time.Time // first login of each address
-	seen    map[netip.Addr]time.Time // last login of each address
-	last    netip.Addr               // the last login's address
+	spans   []span  // outbound calls of the last hours
+	calls   []stamp // starts of outbound calls in CallsWindow
+	minutes []stamp // international minutes billed in MinutesWindow
+	probes  []stamp // short unanswered calls: prefix, in ProbeWindow
 	alerted map[string]time.Time
 	used    uint64
 }
@@ -111,7 +115,6 @@ type account struct {
 const (
 	maxSpanAge   = 12 * time.Hour // a call never seen to end is forgotten after this
 	maxPerWindow = 10000          // stamps kept per account and rule
-	maxLogins    = 64             // addresses remembered per account
 )
 
 // New checks o and returns a Guard.
@@ -141,28 +144,18 @@ func New(o Options) (*Guard, error) {
 	if o.MaxAccounts <= 0 {
 		o.MaxAccounts = 10000
 	}
-	return &Guard{o: o, accounts: map[string]*account{}}, nil
+	return &Guard{o: o, accounts: map[string]*account{}, logins: logins.New(o.MaxAccounts)}, nil
 }
 
+// UseLogins makes the guard read the accounts' logins from h, which its
+// owner records (History.Login, with the login's country) and keeps
+// across restarts and reloads, instead of the guard's own (Login).
+func (g *Guard) UseLogins(h *logins.History) { g.logins = h }
+
 // Login records a successful login (a registration or an authenticated
-// call) of account from addr.
+// call) of account from addr, without its country.
 func (g *Guard) Login(acct string, addr netip.Addr, t time.Time) {
-	a := g.account(acct)
-	if _, known := a.logins[addr]; !known {
-		if len(a.logins) >= maxLogins {
-			var oldest netip.Addr
-			for k, v := range a.logins {
-				if !oldest.IsValid() || v.Before(a.logins[oldest]) {
-					oldest = k
-				}
-			}
-			delete(a.logins, oldest)
-			delete(a.seen, oldest)
-		}
-		a.logins[addr] = t
-	}
-	a.seen[addr] = t
-	a.last = addr
+	g.logins.Login(acct, addr, "", t)
 }
 
 // Update applies a change a CEL record made to a call.
@@ -207,21 +200,33 @@ func (g *Guard) checked(c *calls.Call) bool {
 	return c.Account != "" && (len(g.o.Contexts) == 0 || slices.Contains(g.o.Contexts, c.Context))
 }
 
-// newLogin reports whether the account's last login came from an address
-// first seen within d before t, while the account was known from another
-// address before that: a device that has always been there (or every
-// address, right after sipguard started) is not new.
-func (a *account) newLogin(t time.Time, d time.Duration) bool {
-	first, ok := a.logins[a.last]
-	if !ok || t.Sub(first) >= d {
-		return false
+// newLogin reports whether the account's last login came from an address,
+// or a country (with a country database), first seen within d before t,
+// while the account was known from another address (country) for at least
+// d before that: a device that has always been there (or every address,
+// right after sipguard first started) is not new. The second result says
+// the country was new.
+func newLogin(a *logins.Account, t time.Time, d time.Duration) (isNew, newCountry bool) {
+	if a == nil {
+		return false, false
 	}
-	for addr, since := range a.logins {
-		if addr != a.last && since.Before(first) && first.Sub(since) >= d {
-			return true
+	if first, ok := a.Countries[a.LastCountry]; ok && a.LastCountry != "" && t.Sub(first) < d {
+		for c, since := range a.Countries {
+			if c != a.LastCountry && first.Sub(since) >= d {
+				return true, true
+			}
 		}
 	}
-	return false
+	first, ok := a.Addrs[a.Last]
+	if !ok || t.Sub(first.First) >= d {
+		return false, false
+	}
+	for addr, since := range a.Addrs {
+		if addr != a.Last && first.First.Sub(since.First) >= d {
+			return true, false
+		}
+	}
+	return false, false
 }
 
 // suspectWindow is how recent a login must be for suspect to count its
@@ -234,19 +239,22 @@ const suspectWindow = 24 * time.Hour
 // addresses used for longer. Otherwise none: the last login may be the
 // office phone re-registering while the fraud comes from elsewhere, and
 // banning the office is a disaster the alert must not cause.
-func (a *account) suspect(t time.Time, d time.Duration) netip.Addr {
+func suspect(a *logins.Account, t time.Time, d time.Duration) netip.Addr {
+	if a == nil {
+		return netip.Addr{}
+	}
 	var only netip.Addr
 	active := 0
-	for addr, last := range a.seen {
-		if t.Sub(last) < d {
+	for addr, s := range a.Addrs {
+		if t.Sub(s.Last) < d {
 			only, active = addr, active+1
 		}
 	}
-	switch {
-	case active == 1:
+	if active == 1 {
 		return only
-	case active > 1 && a.newLogin(t, d):
-		return a.last
+	}
+	if isNew, _ := newLogin(a, t, d); active > 1 && isNew {
+		return a.Last
 	}
 	return netip.Addr{}
 }
@@ -258,6 +266,25 @@ func (g *Guard) suspectWindow() time.Duration {
 	return suspectWindow
 }
 
+// alert is a rule that fired at t on call c to n, with what the account's
+// logins say: the last one's address and country, whether it is new, and
+// the address to ban.
+func (g *Guard) alert(rule string, t time.Time, c *calls.Call, n numbering.Number, count, limit float64) Alert {
+	al := Alert{Rule: rule, Time: t, Account: c.Account, CallID: c.ID, Dialled: c.Dialled, E164: n.E164,
+		Country: n.Country.ISO, Count: count, Limit: limit}
+	if n.Risk != nil {
+		al.Risk = n.Risk.Category
+	}
+	if la := g.logins.Account(c.Account); la != nil {
+		al.LastAddr, al.LoginCountry = la.Last, la.LastCountry
+		al.Suspect = suspect(la, c.Start, g.suspectWindow())
+		if rule == RuleNewAddress {
+			_, al.NewCountry = newLogin(la, c.Start, g.o.NewAddressWindow)
+		}
+	}
+	return al
+}
+
 // started checks a call as it is placed.
 func (g *Guard) started(a *account, c *calls.Call, n numbering.Number) []Alert {
 	var out []Alert
@@ -266,12 +293,7 @@ func (g *Guard) started(a *account, c *calls.Call, n numbering.Number) []Alert {
 			return
 		}
 		a.alerted[rule] = c.Start
-		al := Alert{Rule: rule, Time: c.Start, Account: c.Account, CallID: c.ID, Dialled: c.Dialled, E164: n.E164,
-			Country: n.Country.ISO, Count: count, Limit: limit, LastAddr: a.last, Suspect: a.suspect(c.Start, g.suspectWindow())}
-		if n.Risk != nil {
-			al.Risk = n.Risk.Category
-		}
-		out = append(out, al)
+		out = append(out, g.alert(rule, c.Start, c, n, count, limit))
 	}
 	if g.o.RiskRanges && n.Risk != nil {
 		alert(RuleRisk, 1, 0)
@@ -288,8 +310,10 @@ func (g *Guard) started(a *account, c *calls.Call, n numbering.Number) []Alert {
 	if n.International && g.o.BusinessHours != nil && !g.o.BusinessHours.Within(c.Start) {
 		alert(RuleHours, 1, 0)
 	}
-	if n.International && g.o.NewAddressWindow > 0 && a.newLogin(c.Start, g.o.NewAddressWindow) {
-		alert(RuleNewAddress, 1, 0)
+	if n.International && g.o.NewAddressWindow > 0 {
+		if isNew, _ := newLogin(g.logins.Account(c.Account), c.Start, g.o.NewAddressWindow); isNew {
+			alert(RuleNewAddress, 1, 0)
+		}
 	}
 	// Concurrent calls: the calls under way at this one's start. A CDR
 	// arrives at the call's end, so an end in the future counts too.
@@ -325,8 +349,7 @@ func (g *Guard) ended(a *account, c *calls.Call, n numbering.Number) []Alert {
 			return
 		}
 		a.alerted[rule] = c.End
-		out = append(out, Alert{Rule: rule, Time: c.End, Account: c.Account, CallID: c.ID, Dialled: c.Dialled, E164: n.E164,
-			Country: n.Country.ISO, Count: count, Limit: limit, LastAddr: a.last, Suspect: a.suspect(c.Start, g.suspectWindow())})
+		out = append(out, g.alert(rule, c.End, c, n, count, limit))
 	}
 	for i := range a.spans {
 		if a.spans[i].id == c.ID {
@@ -418,7 +441,7 @@ func (g *Guard) account(acct string) *account {
 			}
 			delete(g.accounts, lru)
 		}
-		a = &account{logins: map[netip.Addr]time.Time{}, seen: map[netip.Addr]time.Time{}, alerted: map[string]time.Time{}}
+		a = &account{alerted: map[string]time.Time{}}
 		g.accounts[acct] = a
 	}
 	a.used = g.seq

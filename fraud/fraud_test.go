@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sipguard/sipguard/calls"
+	"github.com/sipguard/sipguard/logins"
 	"github.com/sipguard/sipguard/numbering"
 )
 
@@ -304,4 +305,82 @@ func TestSuspect(t *testing.T) {
 	if a := call3(g, day.Add(time.Minute)); a.Suspect.IsValid() {
 		t.Errorf("two long-known addresses in use: suspect %v", a.Suspect)
 	}
+}
+
+// TestNewCountry: with the logins' countries (a country database), a
+// login from a country the account never used is new as well, and the
+// alert says so; an account's first country, or one used for long, is
+// not.
+func TestNewCountry(t *testing.T) {
+	office, home, stranger := netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("192.0.2.77"), netip.MustParseAddr("203.0.113.66")
+	intl := func(id string, at time.Time) calls.Call {
+		return call(id, "1001", "0088216012345", at, time.Second, time.Minute)
+	}
+	setup := func() (*Guard, *logins.History) {
+		g := guard(t, Options{NewAddressWindow: 24 * time.Hour})
+		h := logins.New(0)
+		g.UseLogins(h)
+		return g, h
+	}
+
+	t.Run("new country", func(t *testing.T) {
+		g, h := setup()
+		h.Login("1001", office, "DE", day.Add(-30*24*time.Hour))
+		if h.Login("1001", stranger, "FR", day) != true {
+			t.Error("FR not new")
+		}
+		a := g.Record(intl("1", day.Add(time.Minute)))
+		if rules(a) != RuleNewAddress || !a[0].NewCountry || a[0].LoginCountry != "FR" || a[0].LastAddr != stranger {
+			t.Fatalf("alerts %+v", a)
+		}
+	})
+	t.Run("new address, same country", func(t *testing.T) {
+		g, h := setup()
+		h.Login("1001", office, "DE", day.Add(-30*24*time.Hour))
+		h.Login("1001", home, "DE", day)
+		a := g.Record(intl("1", day.Add(time.Minute)))
+		if rules(a) != RuleNewAddress || a[0].NewCountry || a[0].LoginCountry != "DE" {
+			t.Fatalf("alerts %+v", a)
+		}
+	})
+	t.Run("known address, new country", func(t *testing.T) {
+		// The address was used before the database knew it (or before it
+		// moved to another country): the address is old, its country new.
+		g, h := setup()
+		h.Login("1001", office, "DE", day.Add(-30*24*time.Hour))
+		h.Login("1001", stranger, "", day.Add(-20*24*time.Hour))
+		h.Login("1001", stranger, "RU", day)
+		a := g.Record(intl("1", day.Add(time.Minute)))
+		if rules(a) != RuleNewAddress || !a[0].NewCountry || a[0].LoginCountry != "RU" {
+			t.Fatalf("alerts %+v", a)
+		}
+	})
+	t.Run("first country", func(t *testing.T) {
+		g, h := setup()
+		if h.Login("1001", office, "DE", day) {
+			t.Error("an account's first country is new")
+		}
+		if a := g.Record(intl("1", day.Add(time.Minute))); len(a) != 0 {
+			t.Fatalf("alerts %+v", a)
+		}
+	})
+	t.Run("country used for long", func(t *testing.T) {
+		g, h := setup()
+		h.Login("1001", office, "DE", day.Add(-30*24*time.Hour))
+		h.Login("1001", home, "FR", day.Add(-10*24*time.Hour))
+		h.Login("1001", office, "DE", day)
+		if a := g.Record(intl("1", day.Add(time.Minute))); len(a) != 0 {
+			t.Fatalf("alerts %+v", a)
+		}
+	})
+	t.Run("two countries at once", func(t *testing.T) {
+		// Both countries appeared at the same time (sipguard's first
+		// start): neither is news.
+		g, h := setup()
+		h.Login("1001", office, "DE", day)
+		h.Login("1001", stranger, "FR", day.Add(time.Minute))
+		if a := g.Record(intl("1", day.Add(2*time.Minute))); len(a) != 0 {
+			t.Fatalf("alerts %+v", a)
+		}
+	})
 }

@@ -46,6 +46,7 @@ var fields = []field{
 	{"time", func(e Event) string { return rfc3339(e.Time) }},
 	{"expires", func(e Event) string { return rfc3339(e.Expires) }},
 	{"host", func(e Event) string { return e.Host }},
+	{"country", func(e Event) string { return e.Country }},
 }
 
 // Placeholders are the names a command's Argv may use in braces, "{target}",

@@ -62,7 +62,7 @@ func TestCommand_Argv(t *testing.T) {
 	d := newDispatcher(t, nil, []notify.Command{
 		{Name: "rec", Argv: []string{"/bin/sh", rec, out,
 			"{reason}", "--user={user}", "{target}", "x{type}y{count}z{offences}", "{expires}", "{time}",
-			"{rule}", "{addr}", "{source}", "{host}", `{"a":1} {} { x }`, ""}},
+			"{rule}", "{addr}", "{source}", "{host}", "cc={country}", `{"a":1} {} { x }`, ""}},
 		{Name: "only-compromise", Argv: []string{"/bin/sh", rec, filepath.Join(dir, "never")}, Events: []string{"compromise"}},
 	})
 	run(t, d)
@@ -81,6 +81,7 @@ func TestCommand_Argv(t *testing.T) {
 		Time:     fixedTime,
 		Expires:  expires,
 		Host:     "pbx1",
+		Country:  "DE",
 	}
 	d.Notify(ev)
 	if s := waitDone(t, d, "rec", 1); s.Sent != 1 {
@@ -99,6 +100,7 @@ func TestCommand_Argv(t *testing.T) {
 		"2001:db8::7",
 		"pbx security",
 		"pbx1",
+		"cc=DE",
 		`{"a":1} {} { x }`,
 		"",
 	}

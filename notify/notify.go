@@ -88,6 +88,9 @@ type Event struct {
 	Time     time.Time `json:"time"` // Notify sets it to now when zero
 	Expires  time.Time `json:"expires,omitzero"`
 	Host     string    `json:"host,omitempty"` // this node's host name; Notify fills it when empty
+	// Country is the ISO 3166-1 code of Addr (or of the target) when the
+	// daemon has a [geoip] database and it knows the address.
+	Country string `json:"country,omitempty"`
 }
 
 // Webhook is an HTTP endpoint that receives Events as JSON POSTs.

@@ -43,6 +43,10 @@ type Options struct {
 	// finds weak (audit.Report.WeakAccounts): marked among the accounts
 	// being guessed, the first to change.
 	WeakAccounts map[string]bool
+	// Country, when set, returns the ISO code of an address's country
+	// ("" when unknown): a [geoip] database's (geoip.DB.Country). The top
+	// addresses and networks then say their country.
+	Country func(netip.Addr) string
 }
 
 // Defaults of Options.

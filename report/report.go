@@ -47,6 +47,9 @@ type Report struct {
 	Extensions         []UserRow    `json:"extensions"`
 	BelowRules         []AddressRow `json:"below_rules"`
 	CompromisesOmitted int64        `json:"compromises_omitted"`
+	// Countries is set when a country database was used: the top
+	// addresses and networks have a country where it knows them.
+	Countries bool `json:"countries,omitempty"`
 }
 
 // Totals are the counts of the whole report.
@@ -146,6 +149,9 @@ type AddressRow struct {
 	Bans        int64     `json:"bans"`
 	Compromised bool      `json:"compromised,omitempty"`
 	Allowlisted bool      `json:"allowlisted,omitempty"` // or special-purpose: never banned
+	// Country is the ISO code of the address (of the IPv6 prefix's first
+	// address), when the country database knows it.
+	Country string `json:"country,omitempty"`
 }
 
 // NetworkRow is one attacking network: an IPv4 /24 or an IPv6 /64.
@@ -161,6 +167,9 @@ type NetworkRow struct {
 	AddressesMore bool     `json:"addresses_more,omitempty"`
 	Kinds         []string `json:"kinds"`
 	Bans          int64    `json:"bans"`
+	// Country is the ISO code of the network's first address, when the
+	// country database knows it.
+	Country string `json:"country,omitempty"`
 }
 
 // UserRow is one account, user name or extension tried (attacker-written
@@ -254,17 +263,27 @@ func (c *Collector) Report(streams []replay.Stats) *Report {
 	if loc == nil {
 		loc = time.UTC
 	}
+	country := c.opts.Country
+	r.Countries = country != nil
+	if country == nil {
+		country = func(netip.Addr) string { return "" }
+	}
 	for _, e := range c.addrs.top(top, netip.Addr.Compare) {
-		r.Addresses = append(r.Addresses, addressRow(e.Key.String(), e.entry, loc))
+		row := addressRow(e.Key.String(), e.entry, loc)
+		row.Country = country(e.Key)
+		r.Addresses = append(r.Addresses, row)
 	}
 	for _, e := range c.unbanned.top(top, comparePrefix) {
-		r.BelowRules = append(r.BelowRules, addressRow(bans.String(e.Key), e.entry, loc))
+		row := addressRow(bans.String(e.Key), e.entry, loc)
+		row.Country = country(e.Key.Addr())
+		r.BelowRules = append(r.BelowRules, row)
 	}
 	for _, e := range c.nets.top(top, comparePrefix) {
 		n := e.V
 		row := NetworkRow{
 			Network: e.Key.String(), Failures: e.Count, Err: e.Err, First: at(e.First, loc), Last: at(e.Last, loc),
 			Addresses: len(n.v6), AddressesMore: n.more, Kinds: kindNames(n.kinds), Bans: n.bans,
+			Country: country(e.Key.Addr()),
 		}
 		for _, w := range n.v4 {
 			row.Addresses += bits.OnesCount64(w)

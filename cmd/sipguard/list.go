@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -21,13 +23,24 @@ func (m *Main) list(ctx context.Context, args []string) error {
 // printBans shows the bans in force for people.
 func printBans(w io.Writer, bans []control.Ban) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "target\trule\torigin\tsince\texpires\treason")
+	// The country column is there when the daemon has a [geoip] database
+	// (and knows a banned address).
+	countries := slices.ContainsFunc(bans, func(b control.Ban) bool { return b.Country != "" })
+	header := "target\trule\torigin\tsince\texpires\treason"
+	if countries {
+		header = "target\tcountry\trule\torigin\tsince\texpires\treason"
+	}
+	fmt.Fprintln(tw, header)
 	for _, b := range bans {
 		origin := "here"
 		if b.Origin != "" {
 			origin = b.Origin
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", b.Target, withPorts(b.Rule, b.Ports), origin, b.Since.Local().Format(time.DateTime),
+		target := b.Target
+		if countries {
+			target += "\t" + cmp.Or(b.Country, "-")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", target, withPorts(b.Rule, b.Ports), origin, b.Since.Local().Format(time.DateTime),
 			b.Expires.Local().Format(time.DateTime), b.Reason)
 	}
 	return tw.Flush()

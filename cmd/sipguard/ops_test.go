@@ -304,13 +304,7 @@ func TestRunNotify(t *testing.T) {
 			t.Cleanup(func() { c.Close() })
 		}
 	}()
-	dir := t.TempDir()
-	script := filepath.Join(dir, "hook.sh")
-	record := filepath.Join(dir, "hook.out")
-	// Run through /bin/sh rather than executed: executing a file this
-	// process has just written can fail with ETXTBSY when another goroutine
-	// forks meanwhile (golang.org/issue/22315).
-	os.WriteFile(script, []byte("printf '%s|' \"$@\" >> \""+record+"\"\necho >> \""+record+"\"\n"), 0o644)
+	script, record := hookScript(t, t.TempDir())
 	config, logPath := opsConfig(t, `
 [compromise]
 on_success_after_failures = "alert"
@@ -328,10 +322,7 @@ name = "script"
 command = ["/bin/sh", "`+script+`", "{type}", "{target}", "{user}"]
 events = ["compromise"]
 `)
-	logs := dryDaemon(t, config)
-	if !soon(func() bool { _, _, code := ctlNow(t, "", "status", "-c", config); return code == 0 }) {
-		t.Fatalf("daemon not up:\n%s", logs)
-	}
+	logs := upDaemon(t, config)
 	now := time.Now()
 	// 198.51.100.7 is banned; 198.51.100.8 fails 3 times, then logs in.
 	appendTo(t, logPath, attack("198.51.100.7", now.Add(-10*time.Second), 5)+attack("198.51.100.8", now.Add(-5*time.Second), 3)+
@@ -390,6 +381,30 @@ events = ["compromise"]
 			t.Errorf("live webhook: %+v", n)
 		}
 	}
+}
+
+// hookScript writes a script for a [[notify]] command that appends its
+// arguments, each followed by "|", as a line to record. Run it through
+// /bin/sh rather than executed: executing a file this process has just
+// written can fail with ETXTBSY when another goroutine forks meanwhile
+// (golang.org/issue/22315).
+func hookScript(t *testing.T, dir string) (script, record string) {
+	t.Helper()
+	script, record = filepath.Join(dir, "hook.sh"), filepath.Join(dir, "hook.out")
+	if err := os.WriteFile(script, []byte("printf '%s|' \"$@\" >> \""+record+"\"\necho >> \""+record+"\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return script, record
+}
+
+// upDaemon is dryDaemon, once its control socket answers.
+func upDaemon(t *testing.T, config string) *testutil.Buffer {
+	t.Helper()
+	logs := dryDaemon(t, config)
+	if !soon(func() bool { _, _, code := ctlNow(t, "", "status", "-c", config); return code == 0 }) {
+		t.Fatalf("daemon not up:\n%s", logs)
+	}
+	return logs
 }
 
 // systemdSocket plays systemd for a daemon started by the test: it

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -14,13 +15,14 @@ import (
 	"github.com/sipguard/sipguard/audit"
 	"github.com/sipguard/sipguard/config"
 	"github.com/sipguard/sipguard/duration"
+	"github.com/sipguard/sipguard/geoip"
 	"github.com/sipguard/sipguard/parsers"
 	"github.com/sipguard/sipguard/report"
 )
 
 var reportCommand = command{"report", "review logs: one HTML page with charts (or JSON) of attacks, bans and what got through", (*Main).report}
 
-const reportSynopsis = `report [-c FILE] [--since DURATION] [--parser NAME] [--asterisk-dir DIR] [-o FILE] [--json] FILE...
+const reportSynopsis = `report [-c FILE] [--since DURATION] [--parser NAME] [--asterisk-dir DIR] [--geoip FILE] [-o FILE] [--json] FILE...
 
 Replays logs through the parsers and rules as scan does, and writes a
 review: failures per hour by kind, the bans the rules would make, the top
@@ -33,12 +35,15 @@ FILE, --parser and -c are as for scan. --since 7d reports only the events
 of the last seven days (before the current time). -o writes to FILE
 instead of standard output. The accounts being guessed whose password
 sipguard audit finds weak in --asterisk-dir (default /etc/asterisk, when
-present) are marked. Parsers: `
+present) are marked. The top addresses and networks have a country column
+with a country database: --geoip FILE (a DB-IP Lite country or
+GeoLite2-Country mmdb), or [geoip] database of the config. Parsers: `
 
 type reportOptions struct {
 	config, parser, out string
 	asteriskDir         string // whose weak passwords are marked
 	asteriskDirSet      bool
+	geoip               string // the country database ("": the config's)
 	since               time.Duration
 	json                bool
 	files               []string
@@ -53,6 +58,7 @@ func (m *Main) report(ctx context.Context, args []string) error {
 	fs.StringVar(&since, "since", "", "report only the events of the last `DURATION` (30m, 24h, 7d)")
 	fs.StringVar(&o.out, "o", "", "write the report to `FILE` instead of standard output")
 	fs.BoolVar(&o.json, "json", false, "write JSON instead of HTML")
+	fs.StringVar(&o.geoip, "geoip", "", "show countries from the country database `FILE` (default: [geoip] database of the config)")
 	fs.StringVar(&o.asteriskDir, "asterisk-dir", "/etc/asterisk", "mark the accounts whose password sipguard audit finds weak in Asterisk's configuration `DIR` (skipped when the default is absent)")
 	files, err := m.parseArgs(fs, args)
 	if err != nil {
@@ -89,6 +95,14 @@ func (m *Main) runReport(ctx context.Context, cfg *config.Config, o reportOption
 	ropts.WeakAccounts = weak
 	if o.since > 0 {
 		ropts.Since = now.Add(-o.since)
+	}
+	if path := cmp.Or(o.geoip, cfg.GeoIP.Database); path != "" {
+		db, err := geoip.Open(path)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		ropts.Country = db.Country
 	}
 	eng, r, done, err := m.startReplay(ctx, cfg, o.parser, o.files)
 	if err != nil {

@@ -222,6 +222,7 @@ func (o notifyObserver) Notice(n daemon.Notice) {
 	ev := notify.Event{
 		Type: string(n.Type), Rule: n.Rule, Reason: n.Reason, Source: n.Source,
 		User: n.User, Count: n.Count, Offences: n.Offences, Time: n.Time, Expires: n.Expires,
+		Country: n.Country,
 	}
 	if n.Target.IsValid() { // none for a fraud alert or a drop surge
 		ev.Target = bans.String(n.Target)
@@ -337,6 +338,7 @@ func (m *Main) daemonConfig(cfg *config.Config) (daemon.Config, error) {
 		File: cfg.File, Version: Version(), Engine: eopts,
 		StateDir: cfg.Daemon.StateDir, Socket: cfg.Daemon.Socket,
 		ManualBanTime: time.Duration(cfg.Daemon.ManualBanTime), RulePorts: rulePorts,
+		GeoIP: cfg.GeoIP.Database, CompromiseNewCountry: cfg.Compromise.OnNewCountry == "alert",
 	}
 	if dc.File == "" {
 		dc.File = "built-in"
