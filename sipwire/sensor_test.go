@@ -323,7 +323,7 @@ func TestSensor_Bounded(t *testing.T) {
 	if st := s.Stats(); st.Tracked != 10 {
 		t.Errorf("tracked %d before the lifetime; want 10", st.Tracked)
 	}
-	if s.Expire(t0.Add(2*time.Minute)); s.Stats().Tracked != 0 {
+	if s.Expire(t0.Add(2 * time.Minute)); s.Stats().Tracked != 0 {
 		t.Errorf("tracked %d after the lifetime; want 0", s.Stats().Tracked)
 	}
 	// Recently seen dialogs stay: touching call24 keeps it over call15.
