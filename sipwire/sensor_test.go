@@ -326,7 +326,28 @@ func TestSensor_Bounded(t *testing.T) {
 	if s.Expire(t0.Add(2 * time.Minute)); s.Stats().Tracked != 0 {
 		t.Errorf("tracked %d after the lifetime; want 0", s.Stats().Tracked)
 	}
-	// Recently seen dialogs stay: touching call24 keeps it over call15.
+}
+
+// TestSensor_LRU: when full, the least recently seen Call-ID goes, not
+// the oldest: a dialog seen again stays.
+func TestSensor_LRU(t *testing.T) {
+	s := sipwire.NewSensor(sipwire.Options{MaxDialogs: 3})
+	c := func(id string) client { return client{attacker, 5060, id, id} }
+	challenge := resp{status: 401, cseq: "1 REGISTER", branch: "b1"}
+	guess := func(n int) resp { return resp{status: 401, cseq: "2 REGISTER", branch: fmt.Sprint("g", n), at: time.Second} }
+	for _, id := range []string{"A", "B", "C"} {
+		s.Handle(c(id).packet(challenge))
+	}
+	if evs := s.Handle(c("A").packet(guess(1))); len(evs) != 1 {
+		t.Fatalf("A's guess: %+v", evs)
+	}
+	s.Handle(c("D").packet(challenge)) // evicts B, the least recently seen
+	if evs := s.Handle(c("A").packet(guess(2))); len(evs) != 1 || evs[0].User != "A" {
+		t.Errorf("A after D: %+v; want A's auth_failed (A was seen after B)", evs)
+	}
+	if evs := s.Handle(c("B").packet(guess(3))); len(evs) != 0 {
+		t.Errorf("B after D: %+v; want none (B was forgotten: a first challenge)", evs)
+	}
 }
 
 func TestSensor_BadAddress(t *testing.T) {
