@@ -334,7 +334,9 @@ func TestSensor_LRU(t *testing.T) {
 	s := sipwire.NewSensor(sipwire.Options{MaxDialogs: 3})
 	c := func(id string) client { return client{attacker, 5060, id, id} }
 	challenge := resp{status: 401, cseq: "1 REGISTER", branch: "b1"}
-	guess := func(n int) resp { return resp{status: 401, cseq: "2 REGISTER", branch: fmt.Sprint("g", n), at: time.Second} }
+	guess := func(n int) resp {
+		return resp{status: 401, cseq: "2 REGISTER", branch: fmt.Sprint("g", n), at: time.Second}
+	}
 	for _, id := range []string{"A", "B", "C"} {
 		s.Handle(c(id).packet(challenge))
 	}
