@@ -11,20 +11,34 @@ import (
 
 	"github.com/sipguard/sipguard/internal/parsertest"
 	"github.com/sipguard/sipguard/sipwire"
+	"github.com/sipguard/sipguard/sipwire/pcapfile"
 )
 
-// seed adds the reader's test responses and the payloads of the recorded
-// captures' responses (testdata/*.sip, one per file) to the corpus.
+// seed adds the reader's test responses and every response of the
+// recorded captures (testdata/*.pcap) to the corpus.
 func seed(f *testing.F) {
 	f.Add([]byte(kamailio401))
 	f.Add([]byte(kamailio401 + kamailio401))
 	f.Add([]byte(strings.Replace(kamailio401, "Via: SIP/2.0/UDP 198.18.0.2:5072", "v: SIP/2.0/UDP [2001:db8::2]:5072;maddr=[2001:db8::9]", 1)))
 	f.Add([]byte(strings.Replace(kamailio401, "qop=\"auth\"", "stale=\"TRUE\"", 1)))
-	files, _ := filepath.Glob("testdata/*.sip")
+	files, _ := filepath.Glob("testdata/*.pcap")
 	for _, file := range files {
-		if b, err := os.ReadFile(file); err == nil {
-			f.Add(b)
+		fd, err := os.Open(file)
+		if err != nil {
+			f.Fatal(err)
 		}
+		r, err := pcapfile.NewReader(fd)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for {
+			p, _, err := r.Next()
+			if err != nil {
+				break
+			}
+			f.Add(p.Payload)
+		}
+		fd.Close()
 	}
 }
 
