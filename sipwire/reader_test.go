@@ -2,6 +2,7 @@ package sipwire_test
 
 import (
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -171,6 +172,32 @@ func TestRead_ToUser(t *testing.T) {
 		r, reason := sipwire.Read([]byte(in), false)
 		if reason != "" || string(r.ToUser) != tc.want {
 			t.Errorf("To: %s: got %q, %q; want %q", tc.to, r.ToUser, reason, tc.want)
+		}
+	}
+}
+
+// TestRead_NoAllocation: reading a response allocates nothing (the live
+// sensor reads every response the PBX sends).
+func TestRead_NoAllocation(t *testing.T) {
+	b := []byte(strings.Replace(kamailio401, "qop=\"auth\"", "qop=\"auth\", stale=true", 1))
+	if n := testing.AllocsPerRun(100, func() { sipwire.Read(b, true) }); n != 0 {
+		t.Errorf("Read allocates %v times", n)
+	}
+}
+
+// TestDependencies keeps the sensor pure: the standard library, parsers
+// and what parsers import; the capture file reader (gopacket) is its own
+// package.
+func TestDependencies(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		switch p {
+		case "github.com/sipguard/sipguard/sipwire", "github.com/sipguard/sipguard/parsers", "github.com/sipguard/sipguard/logtime":
+		default:
+			t.Errorf("sipwire depends on %s", p)
 		}
 	}
 }
