@@ -124,8 +124,9 @@ func (s *Sensor) Handle(p Packet) []parsers.Event {
 	return evs
 }
 
-// Expire returns the challenge_unanswered events due by now, and forgets
-// the Call-IDs not seen for Lifetime. The daemon calls it every second;
+// Expire returns the challenge_unanswered events due by now (timed when
+// the challenge became unanswered, in now's location), and forgets the
+// Call-IDs not seen for Lifetime. The daemon calls it every second;
 // scan calls it with each packet's time.
 func (s *Sensor) Expire(now time.Time) []parsers.Event {
 	s.mu.Lock()
@@ -136,7 +137,7 @@ func (s *Sensor) Expire(now time.Time) []parsers.Event {
 	for t.phead >= 0 && t.slab[t.phead].chalAt+int64(s.opts.ChallengeTimeout) <= n {
 		i := t.phead
 		d := &t.slab[i]
-		evs = append(evs, event(time.Unix(0, d.chalAt+int64(s.opts.ChallengeTimeout)), d.addr, d.port,
+		evs = append(evs, event(time.Unix(0, d.chalAt+int64(s.opts.ChallengeTimeout)).In(now.Location()), d.addr, d.port,
 			parsers.ChallengeUnanswered, d.user))
 		t.unpend(i)
 	}

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
@@ -51,6 +52,8 @@ var wireCaptures = []struct {
 }
 
 const wireTestdata = "../../sipwire/testdata"
+
+var rfc3339 = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`)
 
 // TestScanPcap: scan --pcap finds exactly the expected events and bans in
 // each recorded capture, and its whole output (events, bans, counts) is
@@ -108,6 +111,15 @@ func TestScanPcap(t *testing.T) {
 			got := "$ sipguard scan --pcap " + c.name + ".pcap --events --json\n" + events + stderr +
 				"$ sipguard scan --pcap " + c.name + ".pcap --json\n" + bans + stderrBans
 			got = timing.ReplaceAllString(strings.ReplaceAll(got, file, c.name+".pcap"), "in 0.000s")
+			// The engine gives ban times in the local zone: the golden
+			// file holds them in UTC.
+			got = rfc3339.ReplaceAllStringFunc(got, func(s string) string {
+				ts, err := time.Parse(time.RFC3339Nano, s)
+				if err != nil {
+					return s
+				}
+				return ts.UTC().Format(time.RFC3339Nano)
+			})
 			wireGolden(t, filepath.Join(wireTestdata, c.name+".golden"), got)
 		})
 	}

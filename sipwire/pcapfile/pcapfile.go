@@ -166,7 +166,7 @@ func (r *Reader) Next() (sipwire.Packet, int64, error) {
 			continue
 		}
 		r.stats.Responses++
-		p.Time = ci.Timestamp
+		p.Time = ci.Timestamp.UTC() // a capture's times are UTC: no output depends on the reader's zone
 		return p, r.stats.Packets, nil
 	}
 }
