@@ -157,6 +157,14 @@ func TestSensor_Rules(t *testing.T) {
 			{status: 100, cseq: "2 INVITE", branch: "b2", at: time.Second},
 			{status: 404, cseq: "2 INVITE", branch: "b2", at: time.Second},
 		}, nil},
+		{"INVITE with the right password", client{attacker, 5060, "i4", "201"}, []resp{
+			{status: 100, cseq: "1 INVITE", branch: "b1"},
+			{status: 407, cseq: "1 INVITE", branch: "b1"},
+			{status: 100, cseq: "2 INVITE", branch: "b2", at: time.Second},
+			{status: 180, cseq: "2 INVITE", branch: "b2", at: time.Second},
+			{status: 200, cseq: "2 INVITE", branch: "b2", at: 2 * time.Second},
+			{status: 200, cseq: "2 INVITE", branch: "b2", at: 3 * time.Second}, // until the ACK
+		}, []string{"auth_succeeded 201 198.18.0.2 5060 +2s"}},
 		{"403 to OPTIONS", phone, []resp{{status: 403, cseq: "1 OPTIONS", branch: "b1"}}, nil},
 		{"unanswered challenge", client{attacker, 5060, "w2", "100"}, []resp{
 			{status: 401, cseq: "1 REGISTER", branch: "b1"},
