@@ -36,6 +36,13 @@ const (
 	linkTypeUnknown   = 1 << 16
 )
 
+// Bounds on what a capture file's lengths may make the reader allocate:
+// tcpdump's largest snaplen, and a pcapng block with such a packet.
+const (
+	maxSnaplen = 262144
+	maxBlock   = maxSnaplen + 64<<10
+)
+
 // Reasons a packet is skipped: the keys of Stats.Skipped.
 const (
 	SkipNoResponse = "no_response" // no UDP or TCP payload starting "SIP/2.0 " (requests, RTP, ...)
@@ -83,7 +90,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 	rd := &Reader{stats: Stats{Skipped: map[string]int64{}}}
 	if bytes.Equal(magic, []byte{0x0a, 0x0d, 0x0d, 0x0a}) {
 		first := ngFirstLinkType(br)
-		ng, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{WantMixedLinkType: true})
+		ng, err := pcapgo.NewNgReader(&ngLimiter{r: br}, pcapgo.NgReaderOptions{WantMixedLinkType: true})
 		if err != nil {
 			return nil, fmt.Errorf("read pcapng header: %w", err)
 		}
@@ -115,6 +122,11 @@ func NewReader(r io.Reader) (*Reader, error) {
 	p, err := pcapgo.NewReader(br)
 	if err != nil {
 		return nil, fmt.Errorf("read pcap header (not a pcap or pcapng file?): %w", err)
+	}
+	if p.Snaplen() > maxSnaplen {
+		// pcapgo allocates what a record's length says, up to the
+		// snaplen the header gives; a larger packet is an error.
+		p.SetSnaplen(maxSnaplen)
 	}
 	rd.linkType = func(gopacket.CaptureInfo) int { return lt }
 	rd.r = p
@@ -234,4 +246,63 @@ func decode(lt int, data []byte) (sipwire.Packet, string) {
 		return p, SkipNoResponse
 	}
 	return p, ""
+}
+
+// ngLimiter passes a pcapng stream on to pcapgo block by block, and
+// refuses a block whose lengths would make pcapgo allocate more than
+// maxBlock (it allocates a packet's length as the file gives it, up to
+// 4 GiB): a clear error instead of memory exhausted by a damaged file.
+type ngLimiter struct {
+	r     *bufio.Reader
+	order binary.ByteOrder
+	left  int // bytes of the current block not yet passed on
+}
+
+func (l *ngLimiter) Read(p []byte) (int, error) {
+	if l.left == 0 {
+		if err := l.next(); err != nil {
+			return 0, err
+		}
+	}
+	if len(p) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= n
+	return n, err
+}
+
+// next checks the header of the block that starts here.
+func (l *ngLimiter) next() error {
+	hdr, err := l.r.Peek(24)
+	if len(hdr) < 12 {
+		if len(hdr) == 0 {
+			return err
+		}
+		l.left = len(hdr) // a cut block: pcapgo reports it
+		return nil
+	}
+	const shb, spb, epb = 0x0a0d0d0a, 3, 6
+	if binary.BigEndian.Uint32(hdr) == shb {
+		l.order = binary.BigEndian
+		if bytes.Equal(hdr[8:12], []byte{0x4d, 0x3c, 0x2b, 0x1a}) {
+			l.order = binary.LittleEndian
+		}
+	}
+	if l.order == nil {
+		return errors.New("pcapng: no section header first")
+	}
+	typ, n := l.order.Uint32(hdr), int(l.order.Uint32(hdr[4:]))
+	bad := n < 12 || n > maxBlock
+	switch {
+	case typ == epb && len(hdr) >= 24:
+		bad = bad || int(l.order.Uint32(hdr[20:])) > n-32 // the captured length
+	case typ == spb:
+		bad = bad || int(l.order.Uint32(hdr[8:])) > maxBlock // the original length, which pcapgo allocates
+	}
+	if bad {
+		return fmt.Errorf("pcapng block of type %d: bad length %d (at most %d bytes are read)", typ, n, maxBlock)
+	}
+	l.left = n
+	return nil
 }

@@ -2,10 +2,14 @@ package pcapfile_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -93,6 +97,68 @@ func TestNewReader_Errors(t *testing.T) {
 	for _, in := range []string{"", "ab", "SIP/2.0 200 OK\r\n\r\n and some more bytes", "\x1f\x8bnot gzip", "\x0a\x0d\x0d\x0agarbage"} {
 		if _, err := pcapfile.NewReader(bytes.NewReader([]byte(in))); err == nil {
 			t.Errorf("NewReader(%q) accepted", in)
+		}
+	}
+}
+
+// FuzzReader: whatever the file, the reader returns packets or an error,
+// never panics, and every packet it hands on starts a SIP response.
+func FuzzReader(f *testing.F) {
+	files, _ := filepath.Glob("../testdata/*.pcap")
+	for _, file := range files {
+		if b, err := os.ReadFile(file); err == nil && len(b) < 8<<10 {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte{0x0a, 0x0d, 0x0d, 0x0a, 0x1c, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1c, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := pcapfile.NewReader(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		for range 1000 {
+			p, _, err := r.Next()
+			if err != nil {
+				return
+			}
+			if !bytes.HasPrefix(p.Payload, []byte("SIP/2.0 ")) || !p.Src.IsValid() || !p.Dst.IsValid() {
+				t.Fatalf("packet %+v", p)
+			}
+		}
+	})
+}
+
+// TestReader_HugeLengths: a damaged file's lengths (a 4 GiB snaplen, a
+// 3 GiB packet) are an error, not an allocation of what they say.
+func TestReader_HugeLengths(t *testing.T) {
+	pcap := make([]byte, 24+16)
+	binary.LittleEndian.PutUint32(pcap[0:], 0xa1b2c3d4)
+	binary.LittleEndian.PutUint16(pcap[4:], 2)
+	binary.LittleEndian.PutUint16(pcap[6:], 4)
+	binary.LittleEndian.PutUint32(pcap[16:], 0xffffffff) // snaplen
+	binary.LittleEndian.PutUint32(pcap[20:], 1)
+	binary.LittleEndian.PutUint32(pcap[24+8:], 3<<30) // captured length
+	binary.LittleEndian.PutUint32(pcap[24+12:], 3<<30)
+
+	ng := []byte{
+		0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 28, 0, 0, 0, // section
+		1, 0, 0, 0, 20, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 20, 0, 0, 0, // interface: Ethernet, no snaplen
+		6, 0, 0, 0, 48, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xc0, 0, 0, 0, 0xc0, // packet: 3 GiB captured
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	}
+	for name, data := range map[string][]byte{"pcap": pcap, "pcapng": ng} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		r, err := pcapfile.NewReader(bytes.NewReader(data))
+		if err == nil {
+			_, _, err = r.Next()
+		}
+		runtime.ReadMemStats(&after)
+		if err == nil || errors.Is(err, io.EOF) {
+			t.Errorf("%s: %v; want an error", name, err)
+		}
+		if n := after.TotalAlloc - before.TotalAlloc; n > 4<<20 {
+			t.Errorf("%s: allocated %d bytes", name, n)
 		}
 	}
 }
