@@ -340,3 +340,52 @@ func ipVersion(frames []frame) int {
 	}
 	return 0
 }
+
+// TestScanPcap_ChallengeUnanswered: challenges nobody answers are events,
+// but no default rule counts them (phones that give up do it too); a rule
+// that names challenge_unanswered does.
+func TestScanPcap_ChallengeUnanswered(t *testing.T) {
+	at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	var frames []frame
+	for i := range 10 {
+		frames = append(frames, sipFrame(t, at.Add(time.Duration(i)*time.Second), fmt.Sprintf(
+			"SIP/2.0 401 Unauthorized\r\nVia: SIP/2.0/UDP 203.0.113.5:5060;branch=b%d;received=203.0.113.5\r\nTo: <sip:%d@pbx>\r\nCall-ID: probe-%d\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n", i, 100+i, i)))
+	}
+	// A later response marks the time: the challenges are 32 s old.
+	frames = append(frames, sipFrame(t, at.Add(time.Minute),
+		"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 203.0.113.5:5060;branch=o\r\nCall-ID: options\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"))
+	capture := string(writePcap(t, 1, frames, func(f []byte) []byte { return f }))
+
+	events, _, code := run(t, capture, "scan", "--pcap", "-", "--events")
+	if code != 0 || strings.Count(events, "challenge_unanswered") != 10 {
+		t.Fatalf("exit %d, events:\n%s\nwant 10 challenge_unanswered", code, events)
+	}
+	if bans, stderr, _ := run(t, capture, "scan", "--pcap", "-"); bans != "" {
+		t.Errorf("default rules banned on challenge_unanswered:\n%s%s", bans, stderr)
+	}
+	config := writeFile(t, "rules.toml", `[[rule]]
+name = "unanswered"
+events = ["challenge_unanswered"]
+max_retry = 10
+find_time = "1m"
+ban_time = "1h"
+`)
+	if bans, stderr, _ := run(t, capture, "scan", "-c", config, "--pcap", "-", "--json"); !strings.Contains(bans, `"prefix":"203.0.113.5/32","rule":"unanswered","count":10`) {
+		t.Errorf("a rule naming challenge_unanswered: %s%s", bans, stderr)
+	}
+}
+
+// sipFrame is an Ethernet frame of a UDP packet from the PBX (192.0.2.1)
+// to 203.0.113.5 carrying payload.
+func sipFrame(t *testing.T, at time.Time, payload string) frame {
+	t.Helper()
+	eth := &layers.Ethernet{SrcMAC: []byte{2, 0, 0, 0, 0, 1}, DstMAC: []byte{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4}
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: []byte{192, 0, 2, 1}, DstIP: []byte{203, 0, 113, 5}}
+	udp := &layers.UDP{SrcPort: 5060, DstPort: 5060}
+	udp.SetNetworkLayerForChecksum(ip)
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, udp, gopacket.Payload(payload)); err != nil {
+		t.Fatal(err)
+	}
+	return frame{gopacket.CaptureInfo{Timestamp: at, CaptureLength: len(buf.Bytes()), Length: len(buf.Bytes())}, buf.Bytes()}
+}
