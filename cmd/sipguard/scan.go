@@ -26,7 +26,7 @@ import (
 var scanCommand = command{"scan", "replay logs offline and print the bans the rules would make", (*Main).scan}
 
 const scanSynopsis = `scan [-c FILE] [--parser NAME] [--events] [--json] FILE...
-       scan [-c FILE] [--events] [--json] --pcap CAPTURE
+       sipguard scan [-c FILE] [--events] [--json] --pcap CAPTURE
 
 Replays logs through the parsers and rules, using the times in the lines,
 and prints the bans the rules would make, or with --events every event.
