@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,28 +40,33 @@ func BenchmarkSensor_FailedRegisters(b *testing.B) {
 }
 
 // BenchmarkSensor_MemoryPerDialog measures the heap a tracked Call-ID
-// takes: 100,000 challenged dialogs (the default bound), each with a
-// 3-byte To user, as svwar or a flood of first REGISTERs leaves them.
+// takes: 100,000 challenged dialogs (the default bound), as svwar or a
+// flood of first REGISTERs leaves them, with a 3-byte To user and with
+// the longest kept (128 bytes).
 func BenchmarkSensor_MemoryPerDialog(b *testing.B) {
-	const n = sipwire.DefaultMaxDialogs
-	var perDialog float64
-	for b.Loop() {
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		s := sipwire.NewSensor(sipwire.Options{})
-		for i := range n {
-			a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-			c := client{a, 5060, fmt.Sprintf("%08d-call@x", i), "100"}
-			s.Handle(c.packet(resp{status: 401, cseq: "1 REGISTER", branch: "b", at: time.Duration(i)}))
-		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		if s.Stats().Tracked != n {
-			b.Fatalf("tracked %d", s.Stats().Tracked)
-		}
-		perDialog = float64(after.HeapAlloc-before.HeapAlloc) / n
-		runtime.KeepAlive(s)
+	for _, user := range []string{"100", strings.Repeat("u", 128)} {
+		b.Run(fmt.Sprintf("user=%d", len(user)), func(b *testing.B) {
+			const n = sipwire.DefaultMaxDialogs
+			var perDialog float64
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				s := sipwire.NewSensor(sipwire.Options{})
+				for i := range n {
+					a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+					c := client{a, 5060, fmt.Sprintf("%08d-call@x", i), user}
+					s.Handle(c.packet(resp{status: 401, cseq: "1 REGISTER", branch: "b", at: time.Duration(i)}))
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				if s.Stats().Tracked != n {
+					b.Fatalf("tracked %d", s.Stats().Tracked)
+				}
+				perDialog = float64(after.HeapAlloc-before.HeapAlloc) / n
+				runtime.KeepAlive(s)
+			}
+			b.ReportMetric(perDialog, "B/dialog")
+		})
 	}
-	b.ReportMetric(perDialog, "B/dialog")
 }
