@@ -11,8 +11,12 @@ import (
 	"github.com/sipguard/sipguard/parsers"
 )
 
-// Name is the Parser and Source of the sensor's events.
-const Name = "wire"
+// The Parser and Source of the sensor's events, as the daemon names them
+// (scan sets Source to the capture's name).
+const (
+	Parser = "sipwire"
+	Source = "wire"
+)
 
 // Packet is one captured response packet.
 type Packet struct {
@@ -238,7 +242,7 @@ func (s *Sensor) response(p Packet, r *Response) (parsers.Event, bool) {
 }
 
 func event(t time.Time, addr netip.Addr, port uint16, kind parsers.Kind, user string) parsers.Event {
-	return parsers.Event{Time: t, Addr: addr, Port: port, Kind: kind, Service: parsers.SIP, User: user, Parser: Name, Source: Name}
+	return parsers.Event{Time: t, Addr: addr, Port: port, Kind: kind, Service: parsers.SIP, User: user, Parser: Parser, Source: Source}
 }
 
 // destination applies the address rule: the response counts only when its

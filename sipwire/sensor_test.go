@@ -66,8 +66,8 @@ func run(t *testing.T, s *sipwire.Sensor, c client, end time.Duration, rs ...res
 	var got []string
 	add := func(evs []parsers.Event) {
 		for _, ev := range evs {
-			if ev.Service != parsers.SIP || ev.Parser != "wire" || ev.Source != "wire" {
-				t.Errorf("event %+v: want service sip, parser and source wire", ev)
+			if ev.Service != parsers.SIP || ev.Parser != "sipwire" || ev.Source != "wire" {
+				t.Errorf("event %+v: want service sip, parser sipwire, source wire", ev)
 			}
 			got = append(got, fmt.Sprintf("%s %s %s %d +%s", ev.Kind, ev.User, ev.Addr, ev.Port, ev.Time.Sub(t0)))
 		}

@@ -85,8 +85,8 @@ func TestScanPcap(t *testing.T) {
 				if ev.IP == "198.18.0.3" && ev.Kind != "auth_succeeded" {
 					t.Errorf("a failure of the friend: %s", line)
 				}
-				if ev.Service != "sip" || ev.Parser != "wire" || ev.Source != file {
-					t.Errorf("event %s: want service sip, parser wire, source %s", line, file)
+				if ev.Service != "sip" || ev.Parser != "sipwire" || ev.Source != file {
+					t.Errorf("event %s: want service sip, parser sipwire, source %s", line, file)
 				}
 			}
 			if fmt.Sprint(kinds) != fmt.Sprint(c.kinds) {
