@@ -7,6 +7,7 @@ require (
 	github.com/florianl/go-nflog/v2 v2.3.0
 	github.com/fsnotify/fsnotify v1.9.0
 	github.com/google/btree v1.1.3
+	github.com/google/gopacket v1.1.19
 	github.com/google/nftables v0.3.0
 	github.com/mattn/go-isatty v0.0.20
 	github.com/maxmind/mmdbwriter v1.2.0

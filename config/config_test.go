@@ -20,6 +20,7 @@ import (
 	"github.com/sipguard/sipguard/duration"
 	"github.com/sipguard/sipguard/engine"
 	"github.com/sipguard/sipguard/notify"
+	"github.com/sipguard/sipguard/parsers"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected output of testdata cases")
@@ -329,5 +330,41 @@ func TestAuditErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), "rules.toml:") {
 			t.Errorf("%q: %v, want an error naming rules.toml and %s", text, err, key)
 		}
+	}
+}
+
+// TestChallengeUnansweredOptIn: a rule that lists no events counts every
+// kind but challenge_unanswered (the wire sensor's weak signal: phones
+// that give up do it too); the default rules do not count it, and a rule
+// that names it does.
+func TestChallengeUnansweredOptIn(t *testing.T) {
+	noHosts := func() ([]netip.Prefix, error) { return nil, nil }
+	opts, err := config.DefaultConfig().EngineOptions(noHosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range opts.Rules {
+		if r.Kinds.Has(parsers.ChallengeUnanswered) {
+			t.Errorf("default rule %q counts challenge_unanswered", r.Name)
+		}
+		if !r.Kinds.Has(parsers.AuthFailed) || !r.Kinds.Has(parsers.Injection) {
+			t.Errorf("default rule %q counts %s; want every other kind", r.Name, r.Kinds)
+		}
+	}
+	cfg, err := config.Parse("rules.toml", []byte(`[[rule]]
+name = "unanswered"
+events = ["challenge_unanswered"]
+max_retry = 20
+find_time = "10m"
+ban_time = "1h"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts, err = cfg.EngineOptions(noHosts); err != nil {
+		t.Fatal(err)
+	}
+	if got := opts.Rules[0].Kinds; got != 0|1<<parsers.ChallengeUnanswered {
+		t.Errorf("rule naming challenge_unanswered counts %s", got)
 	}
 }

@@ -110,10 +110,11 @@ func targets(list []string) []netip.Prefix {
 	return out
 }
 
-// kinds returns the set of kinds a rule counts (all when none are listed).
+// kinds returns the set of kinds a rule counts (parsers.DefaultKinds when
+// none are listed).
 func (r RuleConfig) kinds() parsers.KindSet {
 	if len(r.Events) == 0 {
-		return parsers.AllKinds
+		return parsers.DefaultKinds
 	}
 	var set parsers.KindSet
 	for _, name := range r.Events {

@@ -71,6 +71,11 @@ const (
 	// several lines (a raw newline in a field the PBX logs as sent), the way
 	// forged log lines are written. It is counted like any failure.
 	Injection
+	// ChallengeUnanswered: the PBX challenged a request (401/407) and no
+	// answer came within SIP's transaction time (the wire sensor). Phones
+	// that lose a packet or give up do this too, so it is in no default
+	// set: only a rule that names it counts it.
+	ChallengeUnanswered
 	numKinds
 )
 
@@ -85,13 +90,14 @@ const AuthSucceeded Kind = 31
 func (k Kind) Failure() bool { return k > 0 && k < numKinds }
 
 var kindNames = [numKinds]string{
-	AuthFailed:         "auth_failed",
-	UnknownUser:        "unknown_user",
-	ACLDenied:          "acl_denied",
-	UnknownExtension:   "unknown_extension",
-	AdminAuthFailed:    "admin_auth_failed",
-	RejectedConnection: "rejected_connection",
-	Injection:          "injection",
+	AuthFailed:          "auth_failed",
+	UnknownUser:         "unknown_user",
+	ACLDenied:           "acl_denied",
+	UnknownExtension:    "unknown_extension",
+	AdminAuthFailed:     "admin_auth_failed",
+	RejectedConnection:  "rejected_connection",
+	Injection:           "injection",
+	ChallengeUnanswered: "challenge_unanswered",
 }
 
 // Kinds lists every valid Kind in order.
@@ -155,6 +161,10 @@ type KindSet uint32
 
 // AllKinds contains every Kind.
 const AllKinds = KindSet(1<<numKinds-1) &^ 1
+
+// DefaultKinds is what a rule that lists no events counts: every Kind
+// but ChallengeUnanswered, a weak signal that a rule must name to count.
+const DefaultKinds = AllKinds &^ (1 << ChallengeUnanswered)
 
 // Has reports whether k is in the set.
 func (s KindSet) Has(k Kind) bool { return s&(1<<k) != 0 }

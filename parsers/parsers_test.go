@@ -68,7 +68,7 @@ func TestParseAddrPort(t *testing.T) {
 }
 
 func TestKinds(t *testing.T) {
-	want := "auth_failed,unknown_user,acl_denied,unknown_extension,admin_auth_failed,rejected_connection,injection"
+	want := "auth_failed,unknown_user,acl_denied,unknown_extension,admin_auth_failed,rejected_connection,injection,challenge_unanswered"
 	var names []string
 	for _, k := range parsers.Kinds() {
 		names = append(names, k.String())

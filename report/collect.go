@@ -65,7 +65,7 @@ const (
 // kindSlots and serviceSlots size the arrays indexed by parsers.Kind and
 // parsers.Service (their failure kinds and services are below these).
 const (
-	kindSlots    = 8
+	kindSlots    = 16
 	serviceSlots = 8
 )
 

@@ -26,6 +26,7 @@ import (
 var scanCommand = command{"scan", "replay logs offline and print the bans the rules would make", (*Main).scan}
 
 const scanSynopsis = `scan [-c FILE] [--parser NAME] [--events] [--json] FILE...
+       sipguard scan [-c FILE] [--events] [--json] --pcap CAPTURE
 
 Replays logs through the parsers and rules, using the times in the lines,
 and prints the bans the rules would make, or with --events every event.
@@ -36,13 +37,16 @@ A FILE that is the path of a configured [[source]] uses its parser and
 name; others use --parser, or the parser of the configured sources when
 they all use the same one. With --parser cel (sipguard's cel_custom
 mapping) or cdr (Master.csv), the records are calls, checked by the
-toll-fraud rules of [fraud]; scan prints their alerts. Parsers: `
+toll-fraud rules of [fraud]; scan prints their alerts. With --pcap, the
+PBX's SIP responses in a pcap or pcapng capture (tcpdump, sngrep) go
+through the wire sensor (docs/wire.md) instead. Parsers: `
 
 type scanOptions struct {
 	config string
 	parser string
 	events bool
 	json   bool
+	pcap   string
 	files  []string
 }
 
@@ -53,9 +57,20 @@ func (m *Main) scan(ctx context.Context, args []string) error {
 	fs.StringVar(&o.parser, "parser", "", "parse every FILE with parser `NAME`")
 	fs.BoolVar(&o.events, "events", false, "print every event instead of the bans")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per line")
+	fs.StringVar(&o.pcap, "pcap", "", "read the SIP responses of capture `FILE` (pcap or pcapng; - for standard input)")
 	files, err := m.parseArgs(fs, args)
 	if err != nil {
 		return err
+	}
+	if o.pcap != "" {
+		if len(files) > 0 || o.parser != "" {
+			return usagef("scan --pcap reads one capture: no log FILE or --parser with it")
+		}
+		cfg, err := m.loadConfig(o.config)
+		if err != nil {
+			return err
+		}
+		return m.scanPcap(ctx, cfg, o)
 	}
 	if len(files) == 0 {
 		return usagef("scan needs at least one FILE (- for standard input)")
@@ -93,26 +108,7 @@ func (m *Main) runScan(ctx context.Context, cfg *config.Config, o scanOptions) e
 	out := bufio.NewWriterSize(m.Stdout, 64<<10)
 	p := newScanPrinter(out, o.json)
 	for ev := r.Next(); ev != nil; ev = r.Next() {
-		if ev.Kind == parsers.AuthSucceeded {
-			c, compromised := eng.Success(ev)
-			switch {
-			case o.events:
-				p.event(ev)
-			case compromised:
-				p.compromise(c)
-				if c.Ban != nil {
-					p.ban(*c.Ban)
-				}
-			}
-			continue
-		}
-		ban, banned := eng.Observe(ev)
-		switch {
-		case o.events:
-			p.event(ev)
-		case banned:
-			p.ban(ban)
-		}
+		p.observe(eng, ev, o.events)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -128,6 +124,31 @@ func (m *Main) runScan(ctx context.Context, cfg *config.Config, o scanOptions) e
 	}
 	m.scanSummary(r.Stats(), eng.Stats(), time.Since(start))
 	return nil
+}
+
+// observe runs ev through the engine and prints it (with events), or the
+// ban or compromise it makes.
+func (p *scanPrinter) observe(eng *engine.Engine, ev *parsers.Event, events bool) {
+	if ev.Kind == parsers.AuthSucceeded {
+		c, compromised := eng.Success(ev)
+		switch {
+		case events:
+			p.event(ev)
+		case compromised:
+			p.compromise(c)
+			if c.Ban != nil {
+				p.ban(*c.Ban)
+			}
+		}
+		return
+	}
+	ban, banned := eng.Observe(ev)
+	switch {
+	case events:
+		p.event(ev)
+	case banned:
+		p.ban(ban)
+	}
 }
 
 // startReplay makes the engine of cfg's rules and starts replaying files,
@@ -333,13 +354,19 @@ func (m *Main) scanSummary(streams []replay.Stats, st engine.Stats, elapsed time
 		fmt.Fprintf(w, " %d %s,", total.DropBy[o.String()], o)
 	}
 	fmt.Fprintf(w, " %d too_long\n", total.DropBy["too_long"])
+	m.engineSummary(st, total.Successes)
+}
+
+// engineSummary prints what the engine made of a scan's events to stderr.
+func (m *Main) engineSummary(st engine.Stats, successes int64) {
+	w := m.Stderr
 	fmt.Fprintf(w, "events not counted: %d allowlisted, %d while banned; addresses tracked at the end: %d\n",
 		st.Allowed, st.WhileBanned, st.Tracked)
 	if st.Special > 0 {
 		fmt.Fprintf(w, "events not counted: %d of special-purpose addresses (loopback, link-local, ...), never banned\n", st.Special)
 	}
-	if total.Successes > 0 {
-		fmt.Fprintf(w, "successful logins (auth_succeeded, never counted toward a ban): %d\n", total.Successes)
+	if successes > 0 {
+		fmt.Fprintf(w, "successful logins (auth_succeeded, never counted toward a ban): %d\n", successes)
 	}
 	if st.Compromises > 0 {
 		fmt.Fprintf(w, "COMPROMISE: %d successful logins after failures (guessed passwords?): change those accounts' passwords\n", st.Compromises)

@@ -1,11 +1,11 @@
 package main
 
 import (
-	"errors"
-
 	"github.com/sipguard/sipguard/config"
 	"github.com/sipguard/sipguard/daemon"
 	"github.com/sipguard/sipguard/firewall"
+	"github.com/sipguard/sipguard/parsers"
+	"github.com/sipguard/sipguard/sipwire"
 	"github.com/sipguard/sipguard/wirecap"
 )
 
@@ -16,22 +16,32 @@ func newWire(w config.WireConfig) (*daemon.Wire, error) {
 	if !w.Enabled {
 		return nil, nil
 	}
-	reader, drops, err := newResponseReader(w)
-	if err != nil {
-		return nil, err
-	}
+	reader, drops := newResponseReader()
 	return &daemon.Wire{
 		Capture: wirecap.Options{Group: uint16(w.Group), Snaplen: firewall.DefaultWireSnaplen},
 		Hooks:   w.Hook, Reader: reader, Drops: drops,
 	}, nil
 }
 
-// errNoReader: this build has the capture but not the reader.
-var errNoReader = errors.New("[wire]: this build has no SIP response reader (package sipwire): set enabled = false")
+// sensor adapts sipwire's Sensor to the daemon: wirecap.Packet and
+// sipwire.Packet have the same fields, so one converts to the other.
+type sensor struct{ *sipwire.Sensor }
+
+func (s sensor) Handle(p wirecap.Packet) []parsers.Event { return s.Sensor.Handle(sipwire.Packet(p)) }
+
+var _ daemon.ResponseReader = sensor{}
 
 // newResponseReader makes the sensor's SIP response reader and the
-// function that reports its drops by reason: the one place package
-// sipwire plugs in (sipwire.NewSensor).
-func newResponseReader(config.WireConfig) (daemon.ResponseReader, func() map[string]int64, error) {
-	return nil, nil, errNoReader
+// function that reports its drops by reason.
+func newResponseReader() (daemon.ResponseReader, func() map[string]int64) {
+	s := sipwire.NewSensor(sipwire.Options{})
+	drops := func() map[string]int64 {
+		st := s.Stats()
+		m := make(map[string]int64, len(st.Dropped))
+		for reason, n := range st.Dropped {
+			m[reason] = int64(n)
+		}
+		return m
+	}
+	return sensor{s}, drops
 }
