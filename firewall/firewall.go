@@ -95,6 +95,9 @@ type State struct {
 	// Allowed counts the packets of allowlisted sources let through ahead
 	// of the bans.
 	Allowed uint64 `json:"packets_allowed"`
+	// PolicyDropped counts the packets to the SIP ports that the policy
+	// (strict, responsive) dropped; Packets excludes them.
+	PolicyDropped uint64 `json:"packets_policy_dropped,omitempty"`
 	// Restored counts the times the table, a chain, a rule, a set or its
 	// elements were changed outside sipguard and restored.
 	Restored  int       `json:"restored"`

@@ -28,6 +28,9 @@ type NFTOptions struct {
 	// Allow is the allowlist: addresses and networks whose packets no ban
 	// drops (see SetAllow).
 	Allow []netip.Prefix
+	// Policy is the access policy of the SIP ports (SetPolicy); the zero
+	// Policy is open: only bans drop. Its Early is fixed here.
+	Policy Policy
 	// NetNS is the path of a network namespace to work in (such as
 	// /run/netns/x); "" is the current one.
 	NetNS  string

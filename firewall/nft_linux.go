@@ -127,6 +127,7 @@ type NFT struct {
 	byKey     map[string]*profile
 	setIndex  map[string]setRef
 	allowSets [2]*nftables.Set // allow4, allow6
+	pol       policyState      // the policy of the SIP ports (mu)
 
 	nsFile   *os.File // the namespace, kept open for the sockets' life
 	nsFD     int
@@ -238,6 +239,10 @@ func NewNFT(opts NFTOptions) (*NFT, error) {
 	if len(hooks) == 0 {
 		hooks = []string{"input"}
 	}
+	if opts.Policy.Early {
+		// Prerouting sees what input and forward would, before conntrack.
+		hooks = []string{"prerouting"}
+	}
 	for _, h := range hooks {
 		if hookNums[h] == nil {
 			return nil, fmt.Errorf("hook %q: want input or forward", h)
@@ -249,6 +254,9 @@ func NewNFT(opts NFTOptions) (*NFT, error) {
 	// Set IDs only need to be unique within a transaction; fixing them
 	// keeps v0.3.0 from touching its unguarded global counter.
 	if err := n.setupProfiles(opts.Ports, opts.Profiles); err != nil {
+		return nil, err
+	}
+	if err := n.pol.setPolicy(n.table, opts.Policy); err != nil {
 		return nil, err
 	}
 	n.log = opts.Logger.With().Str("backend", "nftables").Str("table", "inet "+n.table.Name).Logger()
@@ -422,13 +430,16 @@ func (n *NFT) State(context.Context) State {
 			if !isOurRule(r) {
 				continue
 			}
-			allow := isAllowRule(r)
+			allow, policy, policyDrop := isAllowRule(r), isPolicyRule(r), isPolicyDrop(r)
 			for _, e := range r.Exprs {
 				c, ok := e.(*expr.Counter)
 				switch {
 				case !ok:
 				case allow:
 					st.Allowed += c.Packets
+				case policyDrop:
+					st.PolicyDropped += c.Packets
+				case policy:
 				default:
 					st.Packets += c.Packets
 					st.Bytes += c.Bytes

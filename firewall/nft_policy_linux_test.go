@@ -1,0 +1,284 @@
+//go:build linux
+
+package firewall_test
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sipguard/sipguard/firewall"
+)
+
+// policyLab is a PBX namespace (198.18.0.1 on sgfw-pbx, a UDP listener on
+// 5060 that answers every request, a TCP listener on 5061) and a remote
+// one holding the peers' addresses.
+type policyLab struct {
+	t         *testing.T
+	pbx, peer string
+	udp       *net.UDPConn
+	tcp       net.Listener
+}
+
+const labPBX = "198.18.0.1"
+
+func newPolicyLab(t *testing.T, peers ...string) *policyLab {
+	l := &policyLab{t: t, pbx: newNS(t), peer: newNS(t)}
+	veth(t, l.pbx, l.peer, peers...)
+	inNS(t, l.pbx, func() {
+		var err error
+		if l.udp, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(labPBX), Port: 5060}); err != nil {
+			t.Fatal(err)
+		}
+		if l.tcp, err = net.Listen("tcp4", labPBX+":5061"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Cleanup(func() { l.udp.Close(); l.tcp.Close() })
+	go func() {
+		for {
+			c, err := l.tcp.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return l
+}
+
+// send sends count OPTIONS from src (port sport, 0 any) to the PBX's
+// 5060/udp, from one socket (as a scanner does).
+func (l *policyLab) send(src string, sport, count int) {
+	l.t.Helper()
+	inNS(l.t, l.peer, func() {
+		c, err := net.DialUDP("udp4", &net.UDPAddr{IP: net.ParseIP(src), Port: sport}, &net.UDPAddr{IP: net.ParseIP(labPBX), Port: 5060})
+		if err != nil {
+			l.t.Fatal(err)
+		}
+		defer c.Close()
+		for range count {
+			if _, err := c.Write([]byte("OPTIONS sip:pbx SIP/2.0\r\n\r\n")); err != nil {
+				l.t.Fatal(err)
+			}
+		}
+	})
+}
+
+// received reads what reached the PBX's 5060/udp, by source address;
+// with answer, it answers each packet (a reply makes the flow established
+// in conntrack).
+func (l *policyLab) received(answer bool) map[string]int {
+	got := map[string]int{}
+	buf := make([]byte, 1500)
+	for {
+		l.udp.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		_, from, err := l.udp.ReadFromUDP(buf)
+		if err != nil {
+			return got
+		}
+		got[from.IP.String()]++
+		if answer {
+			l.udp.WriteToUDP([]byte("SIP/2.0 200 OK\r\n\r\n"), from)
+		}
+	}
+}
+
+// dialTCP reports whether src connects to the PBX's 5061/tcp.
+func (l *policyLab) dialTCP(src string) bool {
+	ok := false
+	inNS(l.t, l.peer, func() {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 500 * time.Millisecond}
+		c, err := d.Dial("tcp4", labPBX+":5061")
+		if err == nil {
+			ok = true
+			c.Close()
+		}
+	})
+	return ok
+}
+
+// counters reads the packets of each rule of the PBX's chain input.
+func (l *policyLab) counters() map[string]uint64 {
+	out := map[string]uint64{}
+	for _, r := range listChain(l.t, l.pbx, "input") {
+		out[r.Comment] += r.Packets
+	}
+	return out
+}
+
+// TestNFT_PolicyStrict: in strict mode an allowlisted peer, a learned
+// phone and replies to the PBX's own requests reach 5060/udp; a stranger
+// is dropped and counted on the port's drop, a banned address on its ban
+// (a learned phone banned stays banned); 5061/tcp is guarded the same;
+// switching back to open admits everyone again and removes the policy's
+// sets and rules.
+func TestNFT_PolicyStrict(t *testing.T) {
+	const trunk, phone, stranger, banned = "198.18.0.2", "198.18.0.3", "198.18.0.4", "198.18.0.5"
+	l := newPolicyLab(t, trunk, phone, stranger, banned)
+	ctx := context.Background()
+	strict := firewall.Policy{Mode: firewall.PolicyStrict, SIPPorts: parsePorts(t, "5060/udp", "5061/tcp")}
+	n := newNFT(t, l.pbx, firewall.NFTOptions{Allow: prefixes(trunk, "127.0.0.0/8"), Policy: strict})
+	if err := n.Learn(ctx, firewall.Learned{Addr: netip.MustParseAddr(phone), Timeout: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	banForAnHour(t, n, banned)
+	t.Logf("chain input:\n%s", nft(t, l.pbx, "list", "chain", "inet", "sipguard", "input"))
+
+	for _, src := range []string{trunk, phone, stranger, banned} {
+		l.send(src, 0, 3)
+	}
+	got, c := l.received(false), l.counters()
+	if got[trunk] != 3 || got[phone] != 3 || got[stranger] != 0 || got[banned] != 0 {
+		t.Errorf("received %v; want 3 from the trunk and the phone, none from the stranger and the banned", got)
+	}
+	for rule, want := range map[string]uint64{
+		"sipguard allow4": 3, "sipguard learn4 udp": 3, "sipguard policy drop 5060/udp": 3, "sipguard ban4": 3,
+	} {
+		if c[rule] != want {
+			t.Errorf("counter %q = %d; want %d (all: %v)", rule, c[rule], want, c)
+		}
+	}
+	st := n.State(ctx)
+	if st.PolicyDropped != 3 || st.Packets != 3 || st.Allowed != 3 {
+		t.Errorf("State: %d policy-dropped, %d dropped, %d allowed; want 3 each", st.PolicyDropped, st.Packets, st.Allowed)
+	}
+
+	// The PBX's own request to the stranger: the answer comes back.
+	reply := make(chan string, 1)
+	inNS(t, l.peer, func() {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(stranger), Port: 5070})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			defer c.Close()
+			buf := make([]byte, 1500)
+			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			if _, from, err := c.ReadFromUDP(buf); err == nil {
+				c.WriteToUDP([]byte("SIP/2.0 200 OK\r\n\r\n"), from)
+				reply <- "answered"
+			} else {
+				reply <- err.Error()
+			}
+		}()
+	})
+	before := l.counters()["sipguard policy established udp"]
+	if _, err := l.udp.WriteToUDP([]byte("OPTIONS sip:phone SIP/2.0\r\n\r\n"), &net.UDPAddr{IP: net.ParseIP(stranger), Port: 5070}); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-reply; r != "answered" {
+		t.Fatalf("the stranger did not get the PBX's request: %s", r)
+	}
+	if got := l.received(false); got[stranger] != 1 {
+		t.Errorf("the stranger's answer to the PBX's request: received %v; want 1 (established)", got)
+	}
+	if d := l.counters()["sipguard policy established udp"] - before; d != 1 {
+		t.Errorf("established counter grew by %d; want 1", d)
+	}
+
+	// 5061/tcp: the phone connects, the stranger does not.
+	if !l.dialTCP(phone) || l.dialTCP(stranger) {
+		t.Errorf("5061/tcp: phone connects %v, stranger connects %v; want true, false", l.dialTCP(phone), l.dialTCP(stranger))
+	}
+	if c := l.counters(); c["sipguard policy drop 5061/tcp"] == 0 || c["sipguard learn4 tcp"] == 0 {
+		t.Errorf("5061/tcp counters: %v", c)
+	}
+
+	// A learned phone that gets banned stays banned.
+	banForAnHour(t, n, phone)
+	l.send(phone, 0, 2)
+	if got := l.received(false); got[phone] != 0 {
+		t.Errorf("banned learned phone: received %v; want none", got)
+	}
+	if err := n.Unban(ctx, pfx(phone)); err != nil {
+		t.Fatal(err)
+	}
+	// Forgotten, the phone is a stranger.
+	if err := n.Forget(ctx, netip.MustParseAddr(phone)); err != nil {
+		t.Fatal(err)
+	}
+	if els := listSet(t, l.pbx, "learn4"); len(els) != 0 {
+		t.Errorf("learn4 after Forget: %v", els)
+	}
+	l.send(phone, 0, 2)
+	if got := l.received(false); got[phone] != 0 {
+		t.Errorf("forgotten phone: received %v; want none", got)
+	}
+
+	// Open again: everyone but the banned reaches the port; no policy
+	// set or rule is left.
+	if err := n.SetPolicy(ctx, firewall.Policy{Mode: firewall.PolicyOpen}); err != nil {
+		t.Fatal(err)
+	}
+	l.send(stranger, 0, 2)
+	l.send(banned, 0, 2)
+	if got := l.received(false); got[stranger] != 2 || got[banned] != 0 {
+		t.Errorf("open: received %v; want 2 from the stranger, none from the banned", got)
+	}
+	table := nft(t, l.pbx, "list", "table", "inet", "sipguard")
+	for _, s := range []string{"sip_udp", "learn4", "sipguard policy", "meter4"} {
+		if strings.Contains(table, s) {
+			t.Errorf("open: %q left in the table:\n%s", s, table)
+		}
+	}
+}
+
+// TestNFT_PolicyResponsive: in responsive mode each unknown source may
+// send the rate's count of packets (the burst of its meter), then is dropped
+// and counted, even though the PBX answered it (its flow established);
+// another unknown source has its own meter; a learned phone and an
+// allowlisted peer are not metered; a changed rate takes effect at once.
+func TestNFT_PolicyResponsive(t *testing.T) {
+	const trunk, phone, scanner, other = "198.18.0.2", "198.18.0.3", "198.18.0.4", "198.18.0.5"
+	l := newPolicyLab(t, trunk, phone, scanner, other)
+	ctx := context.Background()
+	pol := firewall.Policy{Mode: firewall.PolicyResponsive, SIPPorts: parsePorts(t, "5060/udp"), Rate: firewall.Rate{Count: 10, Per: time.Hour}}
+	n := newNFT(t, l.pbx, firewall.NFTOptions{Allow: prefixes(trunk), Policy: pol})
+	if err := n.Learn(ctx, firewall.Learned{Addr: netip.MustParseAddr(phone), Timeout: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("chain input:\n%s", nft(t, l.pbx, "list", "chain", "inet", "sipguard", "input"))
+
+	// One socket, one source port: answered, the flow is established.
+	for range 4 {
+		l.send(scanner, 5999, 10)
+	}
+	got := l.received(true)
+	c := l.counters()
+	limited := c["sipguard policy limit4 5060/udp 10/hour"]
+	if got[scanner] != 10 || limited != 30 {
+		t.Errorf("scanner: %d received, %d dropped by the meter; want 10 (the rate's count) and 30", got[scanner], limited)
+	}
+	scanned := got[scanner]
+	if c["sipguard policy established udp"] != 0 {
+		t.Errorf("the scanner's packets were accepted as established: %v", c)
+	}
+	l.send(other, 0, 2)
+	l.send(trunk, 0, 30)
+	l.send(phone, 0, 30)
+	got = l.received(false)
+	if got[other] != 2 || got[trunk] != 30 || got[phone] != 30 {
+		t.Errorf("received %v; want 2 from the other source (its own meter), 30 from the trunk and the phone", got)
+	}
+	if st := n.State(ctx); st.PolicyDropped != limited {
+		t.Errorf("State.PolicyDropped = %d; want %d", st.PolicyDropped, limited)
+	}
+	if els := listSet(t, l.pbx, "meter4"); len(els) != 2 {
+		t.Errorf("meter4 holds %v; want the scanner and the other source", els)
+	}
+	t.Logf("scanner: %d of 40 received, %d dropped by the meter", scanned, limited)
+
+	// A generous rate: the scanner starts afresh and is no longer limited.
+	pol.Rate = firewall.Rate{Count: 100, Per: time.Minute}
+	if err := n.SetPolicy(ctx, pol); err != nil {
+		t.Fatal(err)
+	}
+	l.send(scanner, 0, 20)
+	if got := l.received(false); got[scanner] != 20 {
+		t.Errorf("after raising the rate: received %v; want 20 from the scanner", got)
+	}
+}
