@@ -12,6 +12,9 @@
 //	POST /v1/import ImportRequest -> ImportResponse
 //	POST /v1/why   WhyRequest     -> WhyResponse
 //
+// and the access policy's (policy.go): /v1/learned, /v1/learned/forget,
+// /v1/policy/explain.
+//
 // Errors are {"error": "..."} with a 4xx or 5xx status.
 package control
 
@@ -196,6 +199,9 @@ type FirewallStatus struct {
 	Packets uint64   `json:"packets_dropped"`
 	Bytes   uint64   `json:"bytes_dropped"`
 	Allowed uint64   `json:"packets_allowed"` // from allowlisted sources, let through ahead of the bans
+	// PolicyDropped: packets to the SIP ports that [policy] strict or
+	// responsive dropped (Packets excludes them).
+	PolicyDropped uint64 `json:"packets_policy_dropped,omitempty"`
 	// Refused counts bans refused as they reached the firewall because
 	// they covered an allowlisted address (each origin refuses them
 	// before: this is the last guard).

@@ -228,6 +228,7 @@ func (d *Daemon) Status(ctx context.Context) (control.Status, error) {
 	fs := d.fwState.get(ctx, d.fw)
 	f := &st.Firewall
 	f.Backend, f.Table, f.Hooks, f.Bans, f.Packets = fs.Backend, fs.Table, fs.Hooks, fs.Bans, fs.Packets
+	f.PolicyDropped = fs.PolicyDropped
 	f.Bytes, f.Allowed, f.Restored, f.LastCheck = fs.Bytes, fs.Allowed, fs.Restored, fs.LastCheck
 	if f.Error == "" {
 		f.Error = fs.LastError

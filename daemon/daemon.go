@@ -102,6 +102,9 @@ type Config struct {
 	// other rules' bans, and those of every other origin, use the default
 	// ports. A reload keeps the profiles the daemon started with.
 	RulePorts map[string]string
+	// Policy is the access policy of the SIP ports and the learning of
+	// phones (learned.go); the zero Policy is open.
+	Policy Policy
 }
 
 // Log field names.
@@ -179,6 +182,12 @@ type Daemon struct {
 	peerLimits      PeerLimits
 	peerRate        map[string]peerRate  // bans of each peer made within the last minute
 	peerWarned      map[string]time.Time // limit warnings, by peer and reason
+
+	// The learned phones (learned.go).
+	learned       map[netip.Addr]*learnedAddr
+	learnRefused  map[netip.Addr]time.Time // compromise: not learned until
+	learnedDirty  bool
+	learnRefusals int64
 }
 
 // New checks cfg and returns a daemon enforcing bans through fw. now is
@@ -218,25 +227,27 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 	return &Daemon{
 		log: log, fw: fw, now: now, cfg: cfg, eng: eng, guard: guard,
 		fraudCalls: map[string]int64{}, fraudAlerts: map[string]int64{},
-		calls:       make(chan func()),
-		ready:       make(chan struct{}),
-		batches:     make(chan batch, 64),
-		ledger:      bans.NewLedger(),
-		peerRate:    map[string]peerRate{},
-		peerWarned:  map[string]time.Time{},
-		evidence:    newEvidence(),
-		pendingPos:  map[string]savedPosition{},
-		surges:      map[string]*surge{},
-		positions:   map[string]savedPosition{},
-		runners:     map[string]*runner{},
-		ruleBans:    map[string]int64{},
-		skewWarned:  map[string]time.Time{},
-		health:      map[string]sourceHealth{},
-		unbans:      map[string]int64{},
-		feeds:       map[string]*feedState{},
-		stopFeeds:   func() {},
-		saveJobs:    make(chan saveJob, 1),
-		saveResults: make(chan saveResult, 1),
+		calls:        make(chan func()),
+		ready:        make(chan struct{}),
+		batches:      make(chan batch, 64),
+		ledger:       bans.NewLedger(),
+		peerRate:     map[string]peerRate{},
+		peerWarned:   map[string]time.Time{},
+		learned:      map[netip.Addr]*learnedAddr{},
+		learnRefused: map[netip.Addr]time.Time{},
+		evidence:     newEvidence(),
+		pendingPos:   map[string]savedPosition{},
+		surges:       map[string]*surge{},
+		positions:    map[string]savedPosition{},
+		runners:      map[string]*runner{},
+		ruleBans:     map[string]int64{},
+		skewWarned:   map[string]time.Time{},
+		health:       map[string]sourceHealth{},
+		unbans:       map[string]int64{},
+		feeds:        map[string]*feedState{},
+		stopFeeds:    func() {},
+		saveJobs:     make(chan saveJob, 1),
+		saveResults:  make(chan saveResult, 1),
 	}, nil
 }
 
@@ -267,6 +278,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return fmt.Errorf("state directory: %w", err)
 	}
 	if err := d.restore(ctx); err != nil {
+		return err
+	}
+	if err := d.restorePolicy(ctx); err != nil {
 		return err
 	}
 	ctl, err := d.listen()
@@ -321,6 +335,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.flush(context.Background())
 	d.expire()
 	d.finalSave(d.saveResults)
+	d.saveLearned()
 	cancel()
 	bg.Wait()
 	d.log.Info().Int("bans", d.ledger.Len()).Msg("sipguard stopped; bans stay in force")
@@ -377,6 +392,7 @@ func (d *Daemon) loop(ctx context.Context) {
 			d.watchSources()
 			d.watchSurges()
 			d.save(false)
+			d.expireLearned()
 		}
 	}
 }

@@ -79,4 +79,5 @@ func (d *Daemon) compromised(c engine.Compromise) {
 		Type: NoticeCompromise, Target: c.Prefix, Addr: c.Addr, Rule: engine.CompromiseRuleName, Source: c.Source, User: c.User,
 		Count: c.Failures, Time: c.Time, Reason: c.Reason(),
 	})
+	d.refuseLearning(c.Addr, c.Time)
 }
