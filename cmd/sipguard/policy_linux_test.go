@@ -99,7 +99,9 @@ learn_for = "1h"
 		counts[a] = received(sink, a)
 		send(a, 10)
 	}
-	if !waitFor(5*time.Second, func() bool { return received(sink, phone) >= counts[phone]+10 && received(sink, trunk) >= counts[trunk]+10 }) {
+	if !waitFor(5*time.Second, func() bool {
+		return received(sink, phone) >= counts[phone]+10 && received(sink, trunk) >= counts[trunk]+10
+	}) {
 		t.Errorf("trunk %d, phone %d of 10 datagrams arrived", received(sink, trunk)-counts[trunk], received(sink, phone)-counts[phone])
 	}
 	for _, a := range []string{scanner, banned, cracked} {
