@@ -257,8 +257,14 @@ func (d *Daemon) restorePolicy(ctx context.Context) error {
 	return nil
 }
 
-// reloadPolicy sets a changed policy in the firewall, in one transaction.
-func (d *Daemon) reloadPolicy(ctx context.Context, p Policy) error {
+// reloadPolicy sets a changed policy in the firewall, in one transaction;
+// [firewall] early (the chains' hooks) changes only on restart. It runs
+// before the new config is in place; p is changed in place.
+func (d *Daemon) reloadPolicy(ctx context.Context, p *Policy) error {
+	if p.Firewall.Early != d.cfg.Policy.Firewall.Early {
+		d.log.Warn().Msg("[firewall] early changes take effect on restart")
+		p.Firewall.Early = d.cfg.Policy.Firewall.Early
+	}
 	if reflect.DeepEqual(p.Firewall, d.cfg.Policy.Firewall) {
 		return nil
 	}

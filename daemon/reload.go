@@ -51,7 +51,7 @@ func (d *Daemon) reload(ctx context.Context, cfg Config) error {
 		d.log.Warn().Msg("state_dir and socket changes take effect on restart")
 		cfg.StateDir, cfg.Socket = d.cfg.StateDir, d.cfg.Socket
 	}
-	if err := d.reloadPolicy(ctx, cfg.Policy); err != nil {
+	if err := d.reloadPolicy(ctx, &cfg.Policy); err != nil {
 		return err
 	}
 	allowChanged := !slices.Equal(cfg.Engine.Allow, d.cfg.Engine.Allow)

@@ -25,6 +25,8 @@ type policyLab struct {
 
 const labPBX = "198.18.0.1"
 
+const rulePrefix = "sipguard "
+
 func newPolicyLab(t *testing.T, peers ...string) *policyLab {
 	l := &policyLab{t: t, pbx: newNS(t), peer: newNS(t)}
 	veth(t, l.pbx, l.peer, peers...)
@@ -101,10 +103,11 @@ func (l *policyLab) dialTCP(src string) bool {
 	return ok
 }
 
-// counters reads the packets of each rule of the PBX's chain input.
-func (l *policyLab) counters() map[string]uint64 {
+// counters reads the packets of each rule of the PBX's chain input (or
+// the chain named).
+func (l *policyLab) counters(chain ...string) map[string]uint64 {
 	out := map[string]uint64{}
-	for _, r := range listChain(l.t, l.pbx, "input") {
+	for _, r := range listChain(l.t, l.pbx, append(chain, "input")[0]) {
 		out[r.Comment] += r.Packets
 	}
 	return out
@@ -141,6 +144,18 @@ func TestNFT_PolicyStrict(t *testing.T) {
 		if c[rule] != want {
 			t.Errorf("counter %q = %d; want %d (all: %v)", rule, c[rule], want, c)
 		}
+	}
+	cs, err := n.Counters(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range cs {
+		if c[rulePrefix+k.Rule] != k.Packets {
+			t.Errorf("Counters: %s %d packets; nft lists %d", k.Rule, k.Packets, c[rulePrefix+k.Rule])
+		}
+	}
+	if len(cs) != len(c) {
+		t.Errorf("Counters: %d rules; nft lists %d", len(cs), len(c))
 	}
 	st := n.State(ctx)
 	if st.PolicyDropped != 3 || st.Packets != 3 || st.Allowed != 3 {
@@ -280,5 +295,42 @@ func TestNFT_PolicyResponsive(t *testing.T) {
 	l.send(scanner, 0, 20)
 	if got := l.received(false); got[scanner] != 20 {
 		t.Errorf("after raising the rate: received %v; want 20 from the scanner", got)
+	}
+}
+
+// TestNFT_PolicyEarly: with Early the chain hooks prerouting at priority
+// raw instead of input (a table of a run without it is converted at
+// start), holds no established accept (no conntrack there), and drops
+// the stranger and the banned while the trunk and the learned phone pass.
+func TestNFT_PolicyEarly(t *testing.T) {
+	const trunk, phone, stranger, banned = "198.18.0.2", "198.18.0.3", "198.18.0.4", "198.18.0.5"
+	l := newPolicyLab(t, trunk, phone, stranger, banned)
+	ctx := context.Background()
+	pol := firewall.Policy{Mode: firewall.PolicyStrict, SIPPorts: parsePorts(t, "5060/udp")}
+	n := newNFT(t, l.pbx, firewall.NFTOptions{Allow: prefixes(trunk), Policy: pol})
+	n.Close()
+	pol.Early = true
+	n = newNFT(t, l.pbx, firewall.NFTOptions{Allow: prefixes(trunk), Policy: pol})
+	table := nft(t, l.pbx, "list", "table", "inet", "sipguard")
+	if strings.Contains(table, "chain input") || !strings.Contains(table, "type filter hook prerouting priority raw; policy accept;") ||
+		strings.Contains(table, "ct state") {
+		t.Fatalf("early: want one prerouting chain at priority raw, without ct state:\n%s", table)
+	}
+	if err := n.Learn(ctx, firewall.Learned{Addr: netip.MustParseAddr(phone), Timeout: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	banForAnHour(t, n, banned)
+	for _, src := range []string{trunk, phone, stranger, banned} {
+		l.send(src, 0, 3)
+	}
+	got, c := l.received(false), l.counters("prerouting")
+	if got[trunk] != 3 || got[phone] != 3 || got[stranger] != 0 || got[banned] != 0 {
+		t.Errorf("received %v; want 3 from the trunk and the phone, none from the stranger and the banned", got)
+	}
+	if c["sipguard learn4 udp"] != 3 || c["sipguard policy drop 5060/udp"] != 3 || c["sipguard ban4"] != 3 {
+		t.Errorf("counters: %v", c)
+	}
+	if err := n.SetPolicy(ctx, firewall.Policy{Mode: firewall.PolicyOpen}); err == nil {
+		t.Error("SetPolicy without Early on an early table: no error")
 	}
 }
