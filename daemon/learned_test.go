@@ -204,3 +204,41 @@ func TestLearnedCompromiseOff(t *testing.T) {
 		t.Errorf("in the firewall %v; log:\n%s", ok, r.logs)
 	}
 }
+
+// TestPolicyReload: a reload sets a changed policy in the firewall; a
+// changed [firewall] early is kept as it was (it changes the chains'
+// hooks: restart), with a warning, and the rest of the reload applies.
+func TestPolicyReload(t *testing.T) {
+	e := newEnv(t)
+	fw := newPolicyFake()
+	r := start(t, e.config(), fw)
+	if fw.mode() != "" {
+		t.Fatalf("policy at start: %q; want open (zero)", fw.mode())
+	}
+	udp, _ := firewall.ParsePort("5060/udp")
+	cfg := e.config()
+	cfg.Policy.Firewall = firewall.Policy{Mode: firewall.PolicyResponsive, SIPPorts: []firewall.Port{udp}, Rate: firewall.Rate{Count: 20, Per: time.Minute}}
+	if err := r.d.Reload(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if fw.mode() != firewall.PolicyResponsive {
+		t.Errorf("after the reload: %q; want responsive", fw.mode())
+	}
+	cfg.Policy.Firewall.Mode, cfg.Policy.Firewall.Early = firewall.PolicyStrict, true
+	if err := r.d.Reload(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	fw.mu.Lock()
+	early := fw.policy.Early
+	fw.mu.Unlock()
+	if fw.mode() != firewall.PolicyStrict || early {
+		t.Errorf("after a reload changing early: mode %q, early %v; want strict, false", fw.mode(), early)
+	}
+	if r.logs.Count("early changes take effect on restart") != 1 {
+		t.Errorf("no warning:\n%s", r.logs)
+	}
+	x, err := r.client.Explain(context.Background(), "198.51.100.9", "5060/udp")
+	if err != nil || x.Mode != firewall.PolicyStrict || x.Verdict != control.VerdictDropped {
+		t.Errorf("explain after the reload: %+v %v", x, err)
+	}
+}

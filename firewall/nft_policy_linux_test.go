@@ -6,6 +6,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -332,5 +333,33 @@ func TestNFT_PolicyEarly(t *testing.T) {
 	}
 	if err := n.SetPolicy(ctx, firewall.Policy{Mode: firewall.PolicyOpen}); err == nil {
 		t.Error("SetPolicy without Early on an early table: no error")
+	}
+}
+
+// TestNFT_PolicyReconcile: the policy's rules and sets, changed from
+// outside, are restored like the rest of the table; a learn set deleted
+// comes back with the learned addresses.
+func TestNFT_PolicyReconcile(t *testing.T) {
+	ns := newNS(t)
+	pol := firewall.Policy{Mode: firewall.PolicyStrict, SIPPorts: parsePorts(t, "5060/udp")}
+	n := newNFT(t, ns, firewall.NFTOptions{Policy: pol})
+	if err := n.Learn(context.Background(), firewall.Learned{Addr: netip.MustParseAddr("198.51.100.20"), Timeout: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	reconcile(t, n)
+	rules := func() int {
+		return strings.Count(nft(t, ns, "list", "chain", "inet", "sipguard", "input"), `comment "sipguard `)
+	}
+	want := rules()
+	// A flushed chain, then the learn set deleted.
+	nft(t, ns, "flush", "chain", "inet", "sipguard", "input")
+	waitFor(t, "the flushed chain", func() bool { return rules() == want })
+	nft(t, ns, "flush chain inet sipguard input; delete set inet sipguard learn4")
+	waitFor(t, "learn4 and its phone", func() bool {
+		out, err := exec.Command("ip", "netns", "exec", ns, "nft", "list", "set", "inet", "sipguard", "learn4").CombinedOutput()
+		return err == nil && strings.Contains(string(out), "198.51.100.20") && rules() == want
+	})
+	if st := n.State(context.Background()); st.Restored < 2 {
+		t.Errorf("State.Restored = %d; want at least 2", st.Restored)
 	}
 }
