@@ -32,7 +32,8 @@
 // (special-purpose addresses: never banned), manual.go (ban, unban and
 // import by hand), feeds.go, cluster.go, state.go (the state files),
 // notice.go (observers), control.go (the control socket: wire types in,
-// wire types out), reload.go.
+// wire types out), reload.go, learned.go and explain.go (the access policy
+// of the SIP ports: the mode, learned phones, `policy explain`).
 package daemon
 
 import (

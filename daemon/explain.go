@@ -1,48 +1,46 @@
 package daemon
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/sipguard/sipguard/bans"
-	"github.com/sipguard/sipguard/control"
 	"github.com/sipguard/sipguard/firewall"
 )
 
-// Explain says what sipguard's chain does with a packet from an address
-// to a port (control.PolicyHandler; `sipguard policy explain`).
-func (h handler) Explain(ctx context.Context, req control.ExplainRequest) (control.ExplainResponse, error) {
-	a, err := netip.ParseAddr(req.Addr)
-	if err != nil {
-		return control.ExplainResponse{}, control.BadRequest("%q is not an address", req.Addr)
-	}
-	port, err := firewall.ParsePort(req.Port)
-	if err != nil || port.Last > port.Port {
-		return control.ExplainResponse{}, control.BadRequest("port: %q is not one port such as \"5060/udp\"", req.Port)
-	}
-	var res control.ExplainResponse
-	err = h.d.call(ctx, func() { res = h.d.explain(a.Unmap().WithZone(""), port) })
-	return res, err
+// explanation is what `policy explain` says of a packet (see explain).
+type explanation struct {
+	Mode    string
+	Verdict string // one of the verdicts below
+	Rule    string // the comment of the deciding rule, without "sipguard "
+	Why     string
 }
+
+// Verdicts of explain.
+const (
+	verdictAccepted  = "accepted"
+	verdictDropped   = "dropped"
+	verdictLimited   = "limited"
+	verdictUntouched = "untouched"
+)
 
 // explain follows the chain's order (see firewall.NFT): the allowlist's
 // accepts, the bans' drops, then on the SIP ports the policy: replies to
 // the host's own requests, learned addresses, and strict's drop or
 // responsive's meter. It runs on the core goroutine.
-func (d *Daemon) explain(a netip.Addr, port firewall.Port) control.ExplainResponse {
+func (d *Daemon) explain(a netip.Addr, port firewall.Port) explanation {
 	now := d.now()
 	pol := d.cfg.Policy.Firewall
 	fam := "4"
 	if a.Is6() {
 		fam = "6"
 	}
-	res := control.ExplainResponse{Addr: a.String(), Port: port.String(), Mode: cmpMode(pol.Mode)}
+	res := explanation{Mode: cmpMode(pol.Mode)}
 	host := netip.PrefixFrom(a, a.BitLen())
 	if p := d.allowed(host); p.IsValid() {
-		res.Verdict, res.Rule = control.VerdictAccepted, "allow"+fam
+		res.Verdict, res.Rule = verdictAccepted, "allow"+fam
 		res.Why = fmt.Sprintf("allowlisted by %s: accepted ahead of every drop", bans.String(p))
 		return res
 	}
@@ -55,7 +53,7 @@ func (d *Daemon) explain(a netip.Addr, port firewall.Port) control.ExplainRespon
 			if !bans.IsHost(r.Target) {
 				set = "net" + fam
 			}
-			res.Verdict, res.Rule = control.VerdictDropped, set
+			res.Verdict, res.Rule = verdictDropped, set
 			res.Why = fmt.Sprintf("banned: %s by %s until %s", bans.String(r.Target), r.Label(), r.Expires.UTC().Format(time.RFC3339))
 			if r.Reason != "" {
 				res.Why += " (" + r.Reason + ")"
@@ -64,7 +62,7 @@ func (d *Daemon) explain(a netip.Addr, port firewall.Port) control.ExplainRespon
 		}
 	}
 	if _, sip := firewall.PortOf(pol.SIPPorts, port.Port, port.Proto); !sip || !pol.Enforced() {
-		res.Verdict = control.VerdictUntouched
+		res.Verdict = verdictUntouched
 		res.Why = "not banned, and not a SIP port under a policy: sipguard lets it through (other firewalls may not)"
 		if !pol.Enforced() {
 			res.Why = "not banned; [policy] mode is open: sipguard lets it through (other firewalls may not)"
@@ -72,7 +70,7 @@ func (d *Daemon) explain(a netip.Addr, port firewall.Port) control.ExplainRespon
 		return res
 	}
 	if l := d.learned[a]; l != nil && l.Until.After(now) {
-		res.Verdict, res.Rule = control.VerdictAccepted, "learn"+fam+" "+port.Proto
+		res.Verdict, res.Rule = verdictAccepted, "learn"+fam+" "+port.Proto
 		res.Why = fmt.Sprintf("learned until %s: account %q logged in on %s", l.Until.UTC().Format(time.RFC3339), l.Account, l.Source)
 		return res
 	}
@@ -81,11 +79,11 @@ func (d *Daemon) explain(a netip.Addr, port firewall.Port) control.ExplainRespon
 		replies = "; [firewall] early: before conntrack, replies to this host's own requests are dropped too"
 	}
 	if pol.Mode == firewall.PolicyStrict {
-		res.Verdict, res.Rule = control.VerdictDropped, "policy drop "+portEntry(pol.SIPPorts, port)
+		res.Verdict, res.Rule = verdictDropped, "policy drop "+portEntry(pol.SIPPorts, port)
 		res.Why = "strict: neither allowlisted nor learned, dropped and counted" + replies
 		return res
 	}
-	res.Verdict, res.Rule = control.VerdictLimited, fmt.Sprintf("policy limit%s %s %s", fam, portEntry(pol.SIPPorts, port), pol.Rate)
+	res.Verdict, res.Rule = verdictLimited, fmt.Sprintf("policy limit%s %s %s", fam, portEntry(pol.SIPPorts, port), pol.Rate)
 	res.Why = fmt.Sprintf("responsive: neither allowlisted nor learned, at most %s from this address; the rest is dropped and counted", pol.Rate)
 	return res
 }

@@ -3,9 +3,9 @@ package daemon
 // This file is the access policy of the SIP ports on the daemon's side
 // (issue 15): the mode set in the firewall at start and on reload, the
 // learned phones (an address that logs in successfully is admitted for
-// LearnFor, never one whose login looks like a guessed password), their
-// state file, and the policy's control requests (learned, forget,
-// explain).
+// LearnFor, never one whose login looks like a guessed password) and their
+// state file. The control requests (learned, forget, explain) are in
+// control.go.
 
 import (
 	"context"
@@ -14,11 +14,9 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/sipguard/sipguard/bans"
-	"github.com/sipguard/sipguard/control"
 	"github.com/sipguard/sipguard/firewall"
 	"github.com/sipguard/sipguard/parsers"
 	"github.com/sipguard/sipguard/store"
@@ -281,39 +279,6 @@ func (d *Daemon) reloadPolicy(ctx context.Context, p *Policy) error {
 	}
 	d.log.Info().Str("mode", p.Firewall.Mode).Msg("policy of the SIP ports changed")
 	return nil
-}
-
-// Learned lists the learned addresses (control.PolicyHandler).
-func (h handler) Learned(ctx context.Context) (control.LearnedResponse, error) {
-	var res control.LearnedResponse
-	err := h.d.call(ctx, func() {
-		d := h.d
-		res = control.LearnedResponse{Mode: cmpMode(d.cfg.Policy.Firewall.Mode), LearnForSeconds: d.learnFor().Seconds(), Learned: []control.Learned{}}
-		now := d.now()
-		for _, l := range d.learned {
-			if l.Until.After(now) {
-				res.Learned = append(res.Learned, control.Learned{Addr: l.Addr.String(), Until: l.Until, Since: l.Since, Account: l.Account, Source: l.Source})
-			}
-		}
-		slices.SortFunc(res.Learned, func(x, y control.Learned) int { return strings.Compare(x.Addr, y.Addr) })
-	})
-	return res, err
-}
-
-// Forget forgets a learned address (control.PolicyHandler).
-func (h handler) Forget(ctx context.Context, req control.ForgetRequest) (control.ForgetResponse, error) {
-	a, err := netip.ParseAddr(req.Addr)
-	if err != nil {
-		return control.ForgetResponse{}, control.BadRequest("%q is not an address", req.Addr)
-	}
-	res := control.ForgetResponse{Result: control.NotLearned}
-	err = h.d.call(ctx, func() {
-		if h.d.forget(a.Unmap().WithZone("")) {
-			res.Result = control.Forgotten
-			h.d.saveLearned()
-		}
-	})
-	return res, err
 }
 
 func cmpMode(m string) string {

@@ -72,6 +72,10 @@ import (
 // profiles existed is the same. Ban and port sets of a profile no longer
 // asked for are deleted with their rules at the next set-up.
 //
+// With a Policy (strict, responsive) the chains end with the policy of
+// the SIP ports, after the drops: see nft_policy_linux.go for its sets
+// (sip_tcp, sip_udp, learn4, learn6, meter4, meter6) and rules.
+//
 // So no ban, however it was made, drops an allowlisted source. The accept
 // ends only sipguard's chain: other tables still filter the packet.
 // nft lists the rules without the implicit `meta nfproto`. In Ports mode,
