@@ -33,6 +33,7 @@
 //	sipguard_dropped_packets_total                  packets dropped by the ban rule (nftables counter)
 //	sipguard_dropped_bytes_total
 //	sipguard_allowed_packets_total                  packets of allowlisted sources let through ahead of the bans
+//	sipguard_policy_dropped_packets_total           packets to the SIP ports dropped by [policy] strict or responsive
 //	sipguard_bans_narrowed_total                    IPv6 bans narrowed to the address: its network holds an allowlisted one
 //	sipguard_ban_latency_seconds                    histogram: line received to ban in the kernel
 //	sipguard_uptime_seconds
@@ -244,6 +245,7 @@ var (
 	descPackets    = prometheus.NewDesc("sipguard_dropped_packets_total", "Packets dropped from banned sources.", nil, nil)
 	descBytes      = prometheus.NewDesc("sipguard_dropped_bytes_total", "Bytes dropped from banned sources.", nil, nil)
 	descAllowedPk  = prometheus.NewDesc("sipguard_allowed_packets_total", "Packets of allowlisted sources let through ahead of the bans.", nil, nil)
+	descPolicyPk   = prometheus.NewDesc("sipguard_policy_dropped_packets_total", "Packets to the SIP ports dropped by the access policy (strict, responsive).", nil, nil)
 	descNarrowed   = prometheus.NewDesc("sipguard_bans_narrowed_total", "IPv6 bans narrowed to the address: its network holds an allowlisted address.", nil, nil)
 	descSourceUp   = prometheus.NewDesc("sipguard_source_up", "1 while a source is read; 0 while its file is missing or unreadable, or its syslog listener failed.", []string{"source"}, nil)
 	descSourceDown = prometheus.NewDesc("sipguard_source_waiting", "1 when a source's file does not exist (yet) or it stopped with an error.", []string{"source"}, nil)
@@ -265,7 +267,7 @@ var (
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descUp, descBuild, descUptime, descLines, descEvents, descDropped, descInForce,
-		descFwBans, descTracked, descEvicted, descFwErrors, descPackets, descBytes, descAllowedPk, descNarrowed, descSourceUp, descSourceDown, descNotify, descFeed, descFeedFail,
+		descFwBans, descTracked, descEvicted, descFwErrors, descPackets, descBytes, descAllowedPk, descPolicyPk, descNarrowed, descSourceUp, descSourceDown, descNotify, descFeed, descFeedFail,
 		descClConn, descClPub, descClQueued, descClLost, descClRecv, descClApplied, descClIgnored, descClBad,
 		descClStream, descClRetries, descClSkew, descCalls} {
 		ch <- d
@@ -312,6 +314,7 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descPackets, prometheus.CounterValue, float64(st.Firewall.Packets))
 	ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(st.Firewall.Bytes))
 	ch <- prometheus.MustNewConstMetric(descAllowedPk, prometheus.CounterValue, float64(st.Firewall.Allowed))
+	ch <- prometheus.MustNewConstMetric(descPolicyPk, prometheus.CounterValue, float64(st.Firewall.PolicyDropped))
 	ch <- prometheus.MustNewConstMetric(descNarrowed, prometheus.CounterValue, float64(st.Engine.Narrowed))
 	for _, n := range st.Notify {
 		ch <- prometheus.MustNewConstMetric(descNotify, prometheus.CounterValue, float64(n.Sent), n.Name, n.Kind, "sent")

@@ -125,6 +125,9 @@ learn_for = "1h"
 		t.Errorf("the scanner is in the daemon's log:\n%s", d.stderr)
 	}
 
+	if out, _, _ := ctl(t, "status", "-c", config); !strings.Contains(out, "20 dropped on the SIP ports by [policy]") {
+		t.Errorf("status does not show the policy's drops:\n%s", out)
+	}
 	out, _, err := ctl(t, "learned", "-c", config)
 	if err != nil || !strings.Contains(out, phone) || !strings.Contains(out, `"100"`) || strings.Contains(out, cracked) {
 		t.Errorf("learned: %v\n%s", err, out)

@@ -71,6 +71,9 @@ func printStatus(w io.Writer, st control.Status) error {
 	if f.Allowed > 0 {
 		fmt.Fprintf(w, ", %d allowlisted let through", f.Allowed)
 	}
+	if f.PolicyDropped > 0 {
+		fmt.Fprintf(w, "; %d dropped on the SIP ports by [policy]", f.PolicyDropped)
+	}
 	if f.Restored > 0 {
 		fmt.Fprintf(w, "; restored %d times after outside changes", f.Restored)
 	}
