@@ -39,6 +39,7 @@ type Status struct {
 	Fraud         *FraudStatus     `json:"fraud,omitempty"`
 	Engine        EngineStatus     `json:"engine"`
 	Firewall      FirewallStatus   `json:"firewall"`
+	Policy        PolicyStatus     `json:"policy"`
 	State         StateStatus      `json:"state"`
 }
 

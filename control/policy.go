@@ -20,6 +20,15 @@ type PolicyHandler interface {
 	Explain(ctx context.Context, r ExplainRequest) (ExplainResponse, error)
 }
 
+// PolicyStatus is the access policy's part of Status.
+type PolicyStatus struct {
+	Mode    string `json:"mode"`    // open, strict, responsive
+	Learned int    `json:"learned"` // addresses learned now
+	// Refused counts the logins not learned since start: after failures,
+	// after a compromise alert, or with too many learned already.
+	Refused int64 `json:"learn_refused"`
+}
+
 // LearnedResponse lists the learned addresses: phones that logged in,
 // admitted to the SIP ports until their time runs out.
 type LearnedResponse struct {

@@ -189,6 +189,9 @@ type Daemon struct {
 	learnRefused  map[netip.Addr]time.Time // compromise: not learned until
 	learnedDirty  bool
 	learnRefusals int64
+	// learnFullWarned: when the warning that maxLearned was reached was
+	// last logged.
+	learnFullWarned time.Time
 }
 
 // New checks cfg and returns a daemon enforcing bans through fw. now is

@@ -45,6 +45,12 @@ type policyFirewall interface {
 // learnedFile holds the learned addresses across restarts.
 const learnedFile = "learned.json"
 
+// maxLearned bounds the addresses learned at once: one account's password
+// used from a botnet without a failure must not grow memory, the state
+// file and the kernel set without end. Past it, new addresses are not
+// learned (logged once a minute at most) until others expire.
+const maxLearned = 100000
+
 // learnedAddr is a learned address, as kept and saved.
 type learnedAddr struct {
 	Addr    netip.Addr `json:"addr"`
@@ -107,6 +113,15 @@ func (d *Daemon) learnFrom(ev *parsers.Event) {
 	}
 	old := d.learned[a]
 	if old != nil && !until.After(old.Until) {
+		return
+	}
+	if old == nil && len(d.learned) >= maxLearned {
+		d.learnRefusals++
+		if now.Sub(d.learnFullWarned) >= time.Minute {
+			d.learnFullWarned = now
+			d.log.Warn().Int("learned", len(d.learned)).Str(fieldIP, a.String()).
+				Msg("too many learned addresses: new logins are not learned until some expire")
+		}
 		return
 	}
 	l := &learnedAddr{Addr: a, Until: until, Since: ev.Time, Account: ev.User, Source: ev.Source}

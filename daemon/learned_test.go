@@ -131,6 +131,9 @@ func TestLearned(t *testing.T) {
 	if _, ok := fw.has(cracked); ok {
 		t.Error("the cracked account's address reached the firewall's learned set")
 	}
+	if st := status(t, r); st.Policy.Mode != "strict" || st.Policy.Learned != 2 || st.Policy.Refused != 2 {
+		t.Errorf("status: %+v; want strict, 2 learned, 2 refused", st.Policy)
+	}
 	if r.logs.Count("198.51.100.7", "a guessed password must not open the SIP ports") != 1 {
 		t.Errorf("no warning for the refused address:\n%s", r.logs)
 	}

@@ -125,7 +125,8 @@ learn_for = "1h"
 		t.Errorf("the scanner is in the daemon's log:\n%s", d.stderr)
 	}
 
-	if out, _, _ := ctl(t, "status", "-c", config); !strings.Contains(out, "20 dropped on the SIP ports by [policy]") {
+	if out, _, _ := ctl(t, "status", "-c", config); !strings.Contains(out, "20 dropped on the SIP ports by [policy]") ||
+		!strings.Contains(out, "policy of the SIP ports: strict; 1 learned, 1 login not learned") {
 		t.Errorf("status does not show the policy's drops:\n%s", out)
 	}
 	out, _, err := ctl(t, "learned", "-c", config)

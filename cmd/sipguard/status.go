@@ -81,6 +81,9 @@ func printStatus(w io.Writer, st control.Status) error {
 	if f.Error != "" {
 		fmt.Fprintf(w, "firewall error: %s\n", f.Error)
 	}
+	if p := st.Policy; p.Mode != "" && p.Mode != "open" {
+		fmt.Fprintf(w, "policy of the SIP ports: %s; %d learned, %d %s not learned\n", p.Mode, p.Learned, p.Refused, plural(int(p.Refused), "login"))
+	}
 	fmt.Fprintf(w, "state: %s", st.State.Dir)
 	if !st.State.LastSaved.IsZero() {
 		fmt.Fprintf(w, ", saved %s", st.State.LastSaved.Format(time.DateTime))
