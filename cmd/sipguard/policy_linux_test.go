@@ -5,7 +5,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -165,5 +167,42 @@ learn_for = "1h"
 	}
 	if setHas(t, pbx, "learn4", phone) {
 		t.Error("forgotten, still in learn4")
+	}
+
+	// A reload to responsive: the scanner now gets its rate's count
+	// through, the rest is dropped by its meter.
+	daemonConfig(t, dir, logPath, `
+[allow]
+addresses = ["127.0.0.0/8", "::1", "`+trunk+`"]
+
+[policy]
+mode = "responsive"
+sip_ports = ["5060/udp", "5061/tcp"]
+rate = "4/hour"
+`)
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	if !waitFor(5*time.Second, func() bool {
+		return strings.Contains(chain(), `"sipguard policy limit4 5060/udp 4/hour"`) && !strings.Contains(chain(), "policy drop")
+	}) {
+		t.Fatalf("not reloaded to responsive:\n%s\n%s", chain(), d.stderr)
+	}
+	before = chain()
+	n = received(sink, scanner)
+	send(scanner, 10)
+	if !waitFor(5*time.Second, func() bool { return received(sink, scanner) >= n+4 }) || received(sink, scanner) != n+4 {
+		t.Errorf("responsive: %d of the scanner's 10 datagrams arrived; want 4", received(sink, scanner)-n)
+	}
+	// The meter's rule reads "burst 4 packets" before its counter.
+	counter := func(listing string) int {
+		for _, l := range strings.Split(listing, "\n") {
+			if _, after, ok := strings.Cut(l, "counter packets "); ok && strings.Contains(l, `"sipguard policy limit4 5060/udp 4/hour"`) {
+				n, _ := strconv.Atoi(strings.Fields(after)[0])
+				return n
+			}
+		}
+		return -1
+	}
+	if got := counter(chain()) - counter(before); got != 6 {
+		t.Errorf("the meter dropped %d; want 6", got)
 	}
 }
