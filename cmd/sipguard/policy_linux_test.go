@@ -55,15 +55,21 @@ func TestDaemonStrictPolicy(t *testing.T) {
 
 	logPath := filepath.Join(dir, "messages.log")
 	appendLines(t, logPath, "[2026-01-01 00:00:00] VERBOSE[1] pbx.c: started")
-	config := daemonConfig(t, dir, logPath, `
+	// writeConfig writes the config with the trunk allowlisted and
+	// [policy] mode and rate.
+	writeConfig := func(mode, rate string) string {
+		return daemonConfig(t, dir, logPath, `
 [allow]
 addresses = ["127.0.0.0/8", "::1", "`+trunk+`"]
 
 [policy]
-mode = "strict"
+mode = "`+mode+`"
 sip_ports = ["5060/udp", "5061/tcp"]
 learn_for = "1h"
+rate = "`+rate+`"
 `)
+	}
+	config := writeConfig("strict", "20/minute")
 	d := startDaemon(t, pbx, config)
 	if !waitFor(10*time.Second, func() bool { return answers(t, config) }) {
 		t.Fatalf("daemon did not start:\n%s", d.stderr)
@@ -171,15 +177,7 @@ learn_for = "1h"
 
 	// A reload to responsive: the scanner now gets its rate's count
 	// through, the rest is dropped by its meter.
-	daemonConfig(t, dir, logPath, `
-[allow]
-addresses = ["127.0.0.0/8", "::1", "`+trunk+`"]
-
-[policy]
-mode = "responsive"
-sip_ports = ["5060/udp", "5061/tcp"]
-rate = "4/hour"
-`)
+	writeConfig("responsive", "4/hour")
 	d.cmd.Process.Signal(syscall.SIGHUP)
 	if !waitFor(5*time.Second, func() bool {
 		return strings.Contains(chain(), `"sipguard policy limit4 5060/udp 4/hour"`) && !strings.Contains(chain(), "policy drop")
