@@ -433,8 +433,9 @@ func (n *NFT) Counters(ctx context.Context) ([]Counter, error) {
 	return out, nil
 }
 
-// policyWant adds the policy's sets to want, and returns the names of
-// its sets the table holds and no longer needs.
+// policyStale returns the names of the policy's sets the table holds and
+// the policy no longer wants (the mode went back to open, responsive
+// became strict): they are deleted, with the rules using them.
 func (n *NFT) policyStale(st *kernelState) []string {
 	var out []string
 	for name := range st.sets {
@@ -446,6 +447,8 @@ func (n *NFT) policyStale(st *kernelState) []string {
 	return out
 }
 
+// sipPortsDiffer reports whether a SIP ports set holds other ports than
+// the policy's.
 func (n *NFT) sipPortsDiffer(st *kernelState) bool {
 	for proto, s := range n.pol.sipSets {
 		if !sameElements(st.ports[s.Name], n.pol.sipEls[proto]) {
