@@ -74,18 +74,22 @@ func (l *policyLab) send(src string, sport, count int) {
 // received reads what reached the PBX's 5060/udp, by source address;
 // with answer, it answers each packet (a reply makes the flow established
 // in conntrack).
-func (l *policyLab) received(answer bool) map[string]int {
+func (l *policyLab) received(answer bool) map[string]int { return drainUDP(l.udp, answer) }
+
+// drainUDP reads conn until it is quiet for 300 ms, and returns the
+// datagrams read by source address; with answer, it answers each.
+func drainUDP(conn *net.UDPConn, answer bool) map[string]int {
 	got := map[string]int{}
 	buf := make([]byte, 1500)
 	for {
-		l.udp.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-		_, from, err := l.udp.ReadFromUDP(buf)
+		conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		_, from, err := conn.ReadFromUDP(buf)
 		if err != nil {
 			return got
 		}
 		got[from.IP.String()]++
 		if answer {
-			l.udp.WriteToUDP([]byte("SIP/2.0 200 OK\r\n\r\n"), from)
+			conn.WriteToUDP([]byte("SIP/2.0 200 OK\r\n\r\n"), from)
 		}
 	}
 }
@@ -361,5 +365,83 @@ func TestNFT_PolicyReconcile(t *testing.T) {
 	})
 	if st := n.State(context.Background()); st.Restored < 2 {
 		t.Errorf("State.Restored = %d; want at least 2", st.Restored)
+	}
+}
+
+// TestNFT_PolicyIPv6: the IPv6 side of the policy, over a veth pair: in
+// strict mode a learned phone passes (learn6), a stranger is dropped; in
+// responsive mode a scanner gets its rate's count through (meter6).
+func TestNFT_PolicyIPv6(t *testing.T) {
+	const pbx6, phone6, stranger6 = "2001:db8:5::1", "2001:db8:5::3", "2001:db8:5::4"
+	pbx, remote := newNS(t), newNS(t)
+	run(t, "ip", "-n", pbx, "link", "add", "sgfw-pbx", "type", "veth", "peer", "name", "sgfw-remote", "netns", remote)
+	run(t, "ip", "-n", pbx, "addr", "add", pbx6+"/64", "dev", "sgfw-pbx", "nodad")
+	run(t, "ip", "-n", remote, "addr", "add", phone6+"/64", "dev", "sgfw-remote", "nodad")
+	run(t, "ip", "-n", remote, "addr", "add", stranger6+"/64", "dev", "sgfw-remote", "nodad")
+	run(t, "ip", "-n", pbx, "link", "set", "sgfw-pbx", "up")
+	run(t, "ip", "-n", remote, "link", "set", "sgfw-remote", "up")
+	var conn *net.UDPConn
+	inNS(t, pbx, func() {
+		var err error
+		if conn, err = net.ListenUDP("udp6", &net.UDPAddr{IP: net.ParseIP(pbx6), Port: 5060}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer conn.Close()
+	send := func(src string, count int) {
+		t.Helper()
+		inNS(t, remote, func() {
+			c, err := net.DialUDP("udp6", &net.UDPAddr{IP: net.ParseIP(src)}, &net.UDPAddr{IP: net.ParseIP(pbx6), Port: 5060})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			for range count {
+				c.Write([]byte("OPTIONS sip:pbx SIP/2.0\r\n\r\n"))
+			}
+		})
+	}
+	received := func() map[string]int { return drainUDP(conn, false) }
+	// Neighbour discovery first, with the table open.
+	n := newNFT(t, pbx, firewall.NFTOptions{})
+	send(phone6, 1)
+	send(stranger6, 1)
+	if got := received(); got[phone6] != 1 || got[stranger6] != 1 {
+		t.Fatalf("before the policy: received %v", got)
+	}
+	ctx := context.Background()
+	pol := firewall.Policy{Mode: firewall.PolicyStrict, SIPPorts: parsePorts(t, "5060/udp")}
+	if err := n.SetPolicy(ctx, pol); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Learn(ctx, firewall.Learned{Addr: netip.MustParseAddr(phone6), Timeout: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	send(phone6, 4)
+	send(stranger6, 4)
+	if got := received(); got[phone6] != 4 || got[stranger6] != 0 {
+		t.Errorf("strict: received %v; want 4 from the phone, none from the stranger", got)
+	}
+	c := map[string]uint64{}
+	for _, r := range listChain(t, pbx, "input") {
+		c[r.Comment] = r.Packets
+	}
+	if c["sipguard learn6 udp"] != 4 || c["sipguard policy drop 5060/udp"] != 4 {
+		t.Errorf("strict counters: %v", c)
+	}
+	pol.Mode, pol.Rate = firewall.PolicyResponsive, firewall.Rate{Count: 3, Per: time.Hour}
+	if err := n.SetPolicy(ctx, pol); err != nil {
+		t.Fatal(err)
+	}
+	send(stranger6, 10)
+	if got := received(); got[stranger6] != 3 {
+		t.Errorf("responsive: received %v; want 3 from the scanner", got)
+	}
+	clear(c)
+	for _, r := range listChain(t, pbx, "input") {
+		c[r.Comment] = r.Packets
+	}
+	if got, ok := c["sipguard policy limit6 5060/udp 3/hour"]; !ok || got != 7 {
+		t.Errorf("meter6 dropped %d (rule there: %v); want 7", got, ok)
 	}
 }
