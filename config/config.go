@@ -36,6 +36,7 @@ type Config struct {
 	Firewall FirewallConfig `toml:"firewall"`
 	Engine   EngineConfig   `toml:"engine"`
 	Allow    AllowConfig    `toml:"allow"`
+	Policy   PolicyConfig   `toml:"policy"`
 	Sources  []SourceConfig `toml:"source"`
 	Rules    []RuleConfig   `toml:"rule"`
 	Parsers  []ParserConfig `toml:"parser"`
@@ -72,6 +73,9 @@ type FirewallConfig struct {
 	Table   string   `toml:"table"`
 	Hooks   []string `toml:"hooks"`
 	Ports   []string `toml:"ports"`
+	// Early hooks the drops at prerouting, priority raw (before
+	// conntrack).
+	Early bool `toml:"early"`
 }
 
 // EngineConfig is [engine].
@@ -85,6 +89,14 @@ type EngineConfig struct {
 type AllowConfig struct {
 	Addresses []string `toml:"addresses"`
 	Self      bool     `toml:"self"`
+}
+
+// PolicyConfig is [policy]: who reaches the SIP ports at all.
+type PolicyConfig struct {
+	Mode     string   `toml:"mode"`
+	SIPPorts []string `toml:"sip_ports"`
+	Rate     string   `toml:"rate"`
+	LearnFor Duration `toml:"learn_for"`
 }
 
 // SourceConfig is a [[source]]: a log file followed, a syslog receiver,

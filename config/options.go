@@ -100,6 +100,25 @@ func (c *Config) PortProfiles() (def []firewall.Port, profiles [][]firewall.Port
 	return def, profiles, byRule, nil
 }
 
+// FirewallPolicy reads [policy] and [firewall] early: who reaches the SIP
+// ports.
+func (c *Config) FirewallPolicy() (firewall.Policy, error) {
+	pol := firewall.Policy{Mode: c.Policy.Mode, Early: c.Firewall.Early}
+	for _, s := range c.Policy.SIPPorts {
+		p, err := firewall.ParsePort(s)
+		if err != nil {
+			return firewall.Policy{}, fmt.Errorf("policy.sip_ports: %w", err)
+		}
+		pol.SIPPorts = append(pol.SIPPorts, p)
+	}
+	rate, err := firewall.ParseRate(c.Policy.Rate)
+	if err != nil {
+		return firewall.Policy{}, fmt.Errorf("policy.rate: %w", err)
+	}
+	pol.Rate = rate
+	return pol, nil
+}
+
 // targets reads validated addresses and networks.
 func targets(list []string) []netip.Prefix {
 	var out []netip.Prefix

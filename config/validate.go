@@ -90,6 +90,7 @@ func (c *Config) Validate() []FieldError {
 	p.in("firewall", c.Firewall.Validate())
 	p.in("engine", c.Engine.Validate())
 	p.in("allow", c.Allow.Validate())
+	p.in("policy", c.Policy.Validate())
 	c.compileParsers(&p)
 	p.in("compromise", c.Compromise.Validate())
 	p.in("metrics", c.Metrics.Validate())
@@ -185,6 +186,29 @@ func validatePorts(p *problems, ports []string) {
 			p.add(fmt.Sprintf("ports[%d]", i), "%v", err)
 		}
 	}
+}
+
+// Validate checks [policy].
+func (pc PolicyConfig) Validate() []FieldError {
+	var p problems
+	switch pc.Mode {
+	case firewall.PolicyOpen, firewall.PolicyStrict, firewall.PolicyResponsive:
+	default:
+		p.add("mode", "%q is not one of open, strict, responsive", pc.Mode)
+	}
+	if pc.Mode != firewall.PolicyOpen && len(pc.SIPPorts) == 0 {
+		p.add("sip_ports", "mode %q needs at least one port", pc.Mode)
+	}
+	for i, port := range pc.SIPPorts {
+		if _, err := firewall.ParsePort(port); err != nil {
+			p.add(fmt.Sprintf("sip_ports[%d]", i), "%v", err)
+		}
+	}
+	if _, err := firewall.ParseRate(pc.Rate); err != nil {
+		p.add("rate", "%v", err)
+	}
+	p.positive("learn_for", pc.LearnFor)
+	return p
 }
 
 // Validate checks [engine].

@@ -12,6 +12,9 @@
 //	POST /v1/import ImportRequest -> ImportResponse
 //	POST /v1/why   WhyRequest     -> WhyResponse
 //
+// and the access policy's (policy.go): /v1/learned, /v1/learned/forget,
+// /v1/policy/explain.
+//
 // Errors are {"error": "..."} with a 4xx or 5xx status.
 package control
 
@@ -36,6 +39,7 @@ type Status struct {
 	Fraud         *FraudStatus     `json:"fraud,omitempty"`
 	Engine        EngineStatus     `json:"engine"`
 	Firewall      FirewallStatus   `json:"firewall"`
+	Policy        PolicyStatus     `json:"policy"`
 	State         StateStatus      `json:"state"`
 }
 
@@ -199,6 +203,9 @@ type FirewallStatus struct {
 	// WireCopied counts the SIP responses the wire sensor's rules copied
 	// to its NFLOG group ([wire]); the "wire" source counts those read.
 	WireCopied uint64 `json:"wire_packets_copied,omitempty"`
+	// PolicyDropped: packets to the SIP ports that [policy] strict or
+	// responsive dropped (Packets excludes them).
+	PolicyDropped uint64 `json:"packets_policy_dropped,omitempty"`
 	// Refused counts bans refused as they reached the firewall because
 	// they covered an allowlisted address (each origin refuses them
 	// before: this is the last guard).

@@ -228,6 +228,7 @@ func (d *Daemon) Status(ctx context.Context) (control.Status, error) {
 	fs := d.fwState.get(ctx, d.fw)
 	f := &st.Firewall
 	f.Backend, f.Table, f.Hooks, f.Bans, f.Packets = fs.Backend, fs.Table, fs.Hooks, fs.Bans, fs.Packets
+	f.PolicyDropped = fs.PolicyDropped
 	f.Bytes, f.Allowed, f.Restored, f.LastCheck = fs.Bytes, fs.Allowed, fs.Restored, fs.LastCheck
 	f.WireCopied = fs.WireCopied
 	if f.Error == "" {
@@ -315,6 +316,7 @@ func (d *Daemon) status() control.Status {
 		Version: d.cfg.Version, PID: os.Getpid(), Started: d.started,
 		UptimeSeconds: now.Sub(d.started).Seconds(), Config: d.cfg.File, Bans: d.ledger.Len(),
 		Unbans: maps.Clone(d.unbans),
+		Policy: control.PolicyStatus{Mode: cmpMode(d.cfg.Policy.Firewall.Mode), Learned: len(d.learned), Refused: d.learnRefusals},
 	}
 	for _, s := range d.cfg.Sources {
 		ss := control.SourceStatus{Name: s.Name, Path: s.Path, Parser: s.Parser, DropBy: map[string]int64{}, State: "not started (see the log)"}
@@ -438,4 +440,54 @@ func (d *Daemon) feedStatus() []control.FeedStatus {
 		})
 	}
 	return out
+}
+
+// Learned lists the learned addresses (control.PolicyHandler).
+func (h handler) Learned(ctx context.Context) (control.LearnedResponse, error) {
+	var res control.LearnedResponse
+	err := h.d.call(ctx, func() {
+		d := h.d
+		res = control.LearnedResponse{Mode: cmpMode(d.cfg.Policy.Firewall.Mode), LearnForSeconds: d.learnFor().Seconds(), Learned: []control.Learned{}}
+		now := d.now()
+		for _, l := range d.learned {
+			if l.Until.After(now) {
+				res.Learned = append(res.Learned, control.Learned{Addr: l.Addr.String(), Until: l.Until, Since: l.Since, Account: l.Account, Source: l.Source})
+			}
+		}
+		slices.SortFunc(res.Learned, func(x, y control.Learned) int { return strings.Compare(x.Addr, y.Addr) })
+	})
+	return res, err
+}
+
+// Forget forgets a learned address (control.PolicyHandler).
+func (h handler) Forget(ctx context.Context, req control.ForgetRequest) (control.ForgetResponse, error) {
+	a, err := netip.ParseAddr(req.Addr)
+	if err != nil {
+		return control.ForgetResponse{}, control.BadRequest("%q is not an address", req.Addr)
+	}
+	res := control.ForgetResponse{Result: control.NotLearned}
+	err = h.d.call(ctx, func() {
+		if h.d.forget(a.Unmap().WithZone("")) {
+			res.Result = control.Forgotten
+			h.d.saveLearned()
+		}
+	})
+	return res, err
+}
+
+// Explain says what sipguard's chain does with a packet from an address
+// to a port (control.PolicyHandler; `sipguard policy explain`).
+func (h handler) Explain(ctx context.Context, req control.ExplainRequest) (control.ExplainResponse, error) {
+	a, err := netip.ParseAddr(req.Addr)
+	if err != nil {
+		return control.ExplainResponse{}, control.BadRequest("%q is not an address", req.Addr)
+	}
+	port, err := firewall.ParsePort(req.Port)
+	if err != nil || port.Last > port.Port {
+		return control.ExplainResponse{}, control.BadRequest("port: %q is not one port such as \"5060/udp\"", req.Port)
+	}
+	a = a.Unmap().WithZone("")
+	var x explanation
+	err = h.d.call(ctx, func() { x = h.d.explain(a, port) })
+	return control.ExplainResponse{Addr: a.String(), Port: port.String(), Mode: x.Mode, Verdict: x.Verdict, Rule: x.Rule, Why: x.Why}, err
 }

@@ -33,7 +33,8 @@
 // (special-purpose addresses: never banned), manual.go (ban, unban and
 // import by hand), feeds.go, cluster.go, state.go (the state files),
 // notice.go (observers), control.go (the control socket: wire types in,
-// wire types out), reload.go.
+// wire types out), reload.go, learned.go and explain.go (the access policy
+// of the SIP ports: the mode, learned phones, `policy explain`).
 package daemon
 
 import (
@@ -115,6 +116,9 @@ type Config struct {
 	// Wire is the wire sensor (wire.go); nil: off. A reload keeps the one
 	// the daemon started with.
 	Wire *Wire
+	// Policy is the access policy of the SIP ports and the learning of
+	// phones (learned.go); the zero Policy is open.
+	Policy Policy
 }
 
 // Log field names.
@@ -196,6 +200,15 @@ type Daemon struct {
 	peerLimits      PeerLimits
 	peerRate        map[string]peerRate  // bans of each peer made within the last minute
 	peerWarned      map[string]time.Time // limit warnings, by peer and reason
+
+	// The learned phones (learned.go).
+	learned       map[netip.Addr]*learnedAddr
+	learnRefused  map[netip.Addr]time.Time // compromise: not learned until
+	learnedDirty  bool
+	learnRefusals int64
+	// learnFullWarned: when the warning that maxLearned was reached was
+	// last logged.
+	learnFullWarned time.Time
 }
 
 // New checks cfg and returns a daemon enforcing bans through fw. now is
@@ -250,25 +263,27 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 	return &Daemon{
 		log: log, fw: fw, now: now, cfg: cfg, eng: eng, guard: guard, geo: geo, logins: history,
 		fraudCalls: map[string]int64{}, fraudAlerts: map[string]int64{},
-		calls:       make(chan func()),
-		ready:       make(chan struct{}),
-		batches:     make(chan batch, 64),
-		ledger:      bans.NewLedger(),
-		peerRate:    map[string]peerRate{},
-		peerWarned:  map[string]time.Time{},
-		evidence:    newEvidence(),
-		pendingPos:  map[string]savedPosition{},
-		surges:      map[string]*surge{},
-		positions:   map[string]savedPosition{},
-		runners:     map[string]*runner{},
-		ruleBans:    map[string]int64{},
-		skewWarned:  map[string]time.Time{},
-		health:      map[string]sourceHealth{},
-		unbans:      map[string]int64{},
-		feeds:       map[string]*feedState{},
-		stopFeeds:   func() {},
-		saveJobs:    make(chan saveJob, 1),
-		saveResults: make(chan saveResult, 1),
+		calls:        make(chan func()),
+		ready:        make(chan struct{}),
+		batches:      make(chan batch, 64),
+		ledger:       bans.NewLedger(),
+		peerRate:     map[string]peerRate{},
+		peerWarned:   map[string]time.Time{},
+		learned:      map[netip.Addr]*learnedAddr{},
+		learnRefused: map[netip.Addr]time.Time{},
+		evidence:     newEvidence(),
+		pendingPos:   map[string]savedPosition{},
+		surges:       map[string]*surge{},
+		positions:    map[string]savedPosition{},
+		runners:      map[string]*runner{},
+		ruleBans:     map[string]int64{},
+		skewWarned:   map[string]time.Time{},
+		health:       map[string]sourceHealth{},
+		unbans:       map[string]int64{},
+		feeds:        map[string]*feedState{},
+		stopFeeds:    func() {},
+		saveJobs:     make(chan saveJob, 1),
+		saveResults:  make(chan saveResult, 1),
 	}, nil
 }
 
@@ -302,6 +317,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	d.restoreLogins()
+	if err := d.restorePolicy(ctx); err != nil {
+		return err
+	}
 	ctl, err := d.listen()
 	if err != nil {
 		return err
@@ -361,6 +379,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.expire()
 	d.finalSave(d.saveResults)
 	d.saveLogins(true)
+	d.saveLearned()
 	cancel()
 	bg.Wait()
 	d.log.Info().Int("bans", d.ledger.Len()).Msg("sipguard stopped; bans stay in force")
@@ -418,6 +437,7 @@ func (d *Daemon) loop(ctx context.Context) {
 			d.watchSurges()
 			d.save(false)
 			d.saveLogins(false)
+			d.expireLearned()
 		}
 	}
 }

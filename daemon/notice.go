@@ -82,4 +82,5 @@ func (d *Daemon) compromised(c engine.Compromise) {
 		Type: NoticeCompromise, Target: c.Prefix, Addr: c.Addr, Rule: engine.CompromiseRuleName, Source: c.Source, User: c.User,
 		Count: c.Failures, Time: c.Time, Reason: c.Reason(), Country: d.country(c.Addr),
 	})
+	d.refuseLearning(c.Addr, c.Time)
 }

@@ -65,6 +65,9 @@ func (d *Daemon) reload(ctx context.Context, cfg Config) error {
 		d.log.Warn().Msg("state_dir and socket changes take effect on restart")
 		cfg.StateDir, cfg.Socket = d.cfg.StateDir, d.cfg.Socket
 	}
+	if err := d.reloadPolicy(ctx, &cfg.Policy); err != nil {
+		return err
+	}
 	allowChanged := !slices.Equal(cfg.Engine.Allow, d.cfg.Engine.Allow)
 	if allowChanged {
 		if err := d.fw.SetAllow(ctx, cfg.Engine.Allow); err != nil {

@@ -200,6 +200,7 @@ func (d *Daemon) handle(b batch) {
 					d.decide(*c.Ban, ev, now, time.Time{}, c.Reason())
 				}
 			}
+			d.learnFrom(ev)
 			continue
 		}
 		if i < len(b.texts) && ev.Kind.Failure() {

@@ -98,6 +98,9 @@ type State struct {
 	// WireCopied counts the SIP responses the wire sensor's rules copied
 	// to its NFLOG group (NFTOptions.Wire).
 	WireCopied uint64 `json:"wire_packets_copied,omitempty"`
+	// PolicyDropped counts the packets to the SIP ports that the policy
+	// (strict, responsive) dropped; Packets excludes them.
+	PolicyDropped uint64 `json:"packets_policy_dropped,omitempty"`
 	// Restored counts the times the table, a chain, a rule, a set or its
 	// elements were changed outside sipguard and restored.
 	Restored  int       `json:"restored"`

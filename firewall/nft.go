@@ -31,6 +31,9 @@ type NFTOptions struct {
 	// Wire, when set, adds the wire sensor's log rules: copies of the
 	// PBX's outgoing SIP responses to an NFLOG group (see Wire and NFT).
 	Wire *Wire
+	// Policy is the access policy of the SIP ports (SetPolicy); the zero
+	// Policy is open: only bans drop. Its Early is fixed here.
+	Policy Policy
 	// NetNS is the path of a network namespace to work in (such as
 	// /run/netns/x); "" is the current one.
 	NetNS  string

@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sipguard/sipguard/firewall"
 )
@@ -200,18 +199,7 @@ func TestNFT_AllowTraffic(t *testing.T) {
 					}
 				})
 			}
-			received := func() map[string]int {
-				got := map[string]int{}
-				buf := make([]byte, 1500)
-				for {
-					conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-					_, from, err := conn.ReadFromUDP(buf)
-					if err != nil {
-						return got
-					}
-					got[from.IP.String()]++
-				}
-			}
+			received := func() map[string]int { return drainUDP(conn, false) }
 			counters := func() map[string]uint64 {
 				out := map[string]uint64{}
 				for _, r := range listChain(t, pbx, "input") {

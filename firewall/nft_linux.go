@@ -74,6 +74,10 @@ import (
 // profiles existed is the same. Ban and port sets of a profile no longer
 // asked for are deleted with their rules at the next set-up.
 //
+// With a Policy (strict, responsive) the chains end with the policy of
+// the SIP ports, after the drops: see nft_policy_linux.go for its sets
+// (sip_tcp, sip_udp, learn4, learn6, meter4, meter6) and rules.
+//
 // So no ban, however it was made, drops an allowlisted source. The accept
 // ends only sipguard's chain: other tables still filter the packet.
 // nft lists the rules without the implicit `meta nfproto`. In Ports mode,
@@ -130,6 +134,7 @@ type NFT struct {
 	setIndex  map[string]setRef
 	allowSets [2]*nftables.Set // allow4, allow6
 	wire      *Wire            // the wire sensor's log rules; nil: none (nft_wire_linux.go)
+	pol       policyState      // the policy of the SIP ports (mu)
 
 	nsFile   *os.File // the namespace, kept open for the sockets' life
 	nsFD     int
@@ -241,6 +246,10 @@ func NewNFT(opts NFTOptions) (*NFT, error) {
 	if len(hooks) == 0 {
 		hooks = []string{"input"}
 	}
+	if opts.Policy.Early {
+		// Prerouting sees what input and forward would, before conntrack.
+		hooks = []string{"prerouting"}
+	}
 	for _, h := range hooks {
 		if hookNums[h] == nil {
 			return nil, fmt.Errorf("hook %q: want input or forward", h)
@@ -260,6 +269,9 @@ func NewNFT(opts NFTOptions) (*NFT, error) {
 		}
 		w := *opts.Wire
 		n.wire = &w
+	}
+	if err := n.pol.setPolicy(n.table, opts.Policy); err != nil {
+		return nil, err
 	}
 	n.log = opts.Logger.With().Str("backend", "nftables").Str("table", "inet "+n.table.Name).Logger()
 
@@ -437,13 +449,16 @@ func (n *NFT) State(context.Context) State {
 			if !isOurRule(r) {
 				continue
 			}
-			allow := isAllowRule(r)
+			allow, policy, policyDrop := isAllowRule(r), isPolicyRule(r), isPolicyDrop(r)
 			for _, e := range r.Exprs {
 				c, ok := e.(*expr.Counter)
 				switch {
 				case !ok:
 				case allow:
 					st.Allowed += c.Packets
+				case policyDrop:
+					st.PolicyDropped += c.Packets
+				case policy:
 				default:
 					st.Packets += c.Packets
 					st.Bytes += c.Bytes

@@ -22,6 +22,17 @@ import (
 var hookNums = map[string]*nftables.ChainHook{
 	"input":   nftables.ChainHookInput,
 	"forward": nftables.ChainHookForward,
+	// prerouting: Policy.Early, at priority raw.
+	"prerouting": nftables.ChainHookPrerouting,
+}
+
+// hookPriority is the priority of sipguard's chain on hook: -10 (before
+// the usual filter chains), raw (-300, before conntrack) for prerouting.
+func hookPriority(hook string) nftables.ChainPriority {
+	if hook == "prerouting" {
+		return *nftables.ChainPriorityRaw
+	}
+	return chainPriority
 }
 
 // kernelState is what inspect read of our table.
@@ -109,6 +120,13 @@ func (n *NFT) inspect() (*kernelState, error) {
 		}
 		st.allow[name] = sortElements(els)
 	}
+	for _, s := range n.pol.sipSets {
+		els, err := elements(s.Name)
+		if err != nil {
+			return nil, err
+		}
+		st.ports[s.Name] = sortElements(els)
+	}
 	return st, nil
 }
 
@@ -143,6 +161,7 @@ func (n *NFT) ensureLocked(reload bool) (ensured, error) {
 			}
 		}
 	}
+	want = append(want, n.pol.sets()...)
 	create := map[string]bool{}
 	var dropSets []string
 	for _, s := range want {
@@ -166,6 +185,7 @@ func (n *NFT) ensureLocked(reload bool) (ensured, error) {
 		}
 	}
 	slices.Sort(stale)
+	stale = append(stale, n.policyStale(st)...)
 	for _, name := range stale {
 		dropSets = append(dropSets, name)
 		fixes = append(fixes, "delete set "+name)
@@ -206,7 +226,7 @@ func (n *NFT) ensureLocked(reload bool) (ensured, error) {
 		return ensured{}, err
 	}
 	fixes = append(fixes, wire.fixes...)
-	if len(fixes) == 0 && len(wire.rewrite) == 0 && !n.portsDiffer(st) && !n.allowDiffers(st) {
+	if len(fixes) == 0 && len(wire.rewrite) == 0 && !n.portsDiffer(st) && !n.allowDiffers(st) && !n.sipPortsDiffer(st) {
 		return ensured{}, nil
 	}
 
@@ -277,6 +297,34 @@ func (n *NFT) ensureLocked(reload bool) (ensured, error) {
 		}
 		if err := tx.add(s, n.allow[i]); err != nil {
 			return ensured{}, err
+		}
+	}
+	for proto, s := range n.pol.sipSets {
+		if !create[s.Name] && sameElements(st.ports[s.Name], n.pol.sipEls[proto]) {
+			continue
+		}
+		if !create[s.Name] {
+			c.FlushSet(s)
+			fixes = append(fixes, "ports in set "+s.Name)
+		}
+		if err := tx.add(s, n.pol.sipEls[proto]); err != nil {
+			return ensured{}, err
+		}
+	}
+	// Meters of an older rate keep it in their elements: start afresh.
+	for _, s := range n.pol.meter {
+		if s != nil && !create[s.Name] && len(rewrite) > 0 {
+			c.FlushSet(s)
+		}
+	}
+	if n.pol.learn[0] != nil && (create[n.pol.learn[0].Name] || create[n.pol.learn[1].Name]) {
+		els := n.learnedElements()
+		for i, s := range n.pol.learn {
+			if create[s.Name] {
+				if err := tx.add(s, els[i]); err != nil {
+					return ensured{}, err
+				}
+			}
 		}
 	}
 	reloaded := 0
@@ -432,14 +480,14 @@ func sameSet(have, want *nftables.Set) bool {
 func sameHook(have *nftables.Chain, hook string) bool {
 	return have.Type == nftables.ChainTypeFilter &&
 		have.Hooknum != nil && *have.Hooknum == *hookNums[hook] &&
-		have.Priority != nil && *have.Priority == chainPriority
+		have.Priority != nil && *have.Priority == hookPriority(hook)
 }
 
 func (n *NFT) chain(hook string) *nftables.Chain {
 	accept := nftables.ChainPolicyAccept
 	return &nftables.Chain{
 		Name: hook, Table: n.table, Type: nftables.ChainTypeFilter,
-		Hooknum: hookNums[hook], Priority: nftables.ChainPriorityRef(chainPriority), Policy: &accept,
+		Hooknum: hookNums[hook], Priority: nftables.ChainPriorityRef(hookPriority(hook)), Policy: &accept,
 	}
 }
 
@@ -476,7 +524,8 @@ func sameRules(have []*nftables.Rule, want []ruleSpec) bool {
 
 // ruleSpecs returns the rules of each chain, in order: the accepts of the
 // allowlist first (on every port: they only skip sipguard's drops), then
-// the drops of each profile, the default's first.
+// the drops of each profile, the default's first, then the policy's
+// rules (nft_policy_linux.go).
 func (n *NFT) ruleSpecs() []ruleSpec {
 	var out []ruleSpec
 	for i, s := range n.allowSets {
@@ -496,7 +545,21 @@ func (n *NFT) ruleSpecs() []ruleSpec {
 			}
 		}
 	}
-	return out
+	// The policy of the SIP ports last: a banned phone stays banned.
+	return append(out, n.pol.rules()...)
+}
+
+// familyMatch returns `meta nfproto ipv4|ipv6`, and the offset and size
+// of the source address in that family's header.
+func familyMatch(v6 bool) (ex []expr.Any, off, size uint32) {
+	proto, off, size := byte(unix.NFPROTO_IPV4), uint32(12), uint32(4)
+	if v6 {
+		proto, off, size = unix.NFPROTO_IPV6, 8, 16
+	}
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+	}, off, size
 }
 
 // saddrRule returns `meta nfproto ipv4|ipv6 [meta l4proto P P dport
@@ -504,17 +567,12 @@ func (n *NFT) ruleSpecs() []ruleSpec {
 // the IPv4 offset from being read in an IPv6 packet (inet tables see
 // both).
 func saddrRule(s *nftables.Set, v6 bool, ports *nftables.Set, verdict expr.VerdictKind) []expr.Any {
-	proto, off, size := byte(unix.NFPROTO_IPV4), uint32(12), uint32(4)
-	if v6 {
-		proto, off, size = unix.NFPROTO_IPV6, 8, 16
-	}
-	ex := []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
-	}
+	ex, off, size := familyMatch(v6)
 	if ports != nil {
+		// udp_ports, udp_ports_r<hash>, the policy's sip_udp (the hash is
+		// hexadecimal: no "udp" in a TCP set's name).
 		l4 := byte(unix.IPPROTO_TCP)
-		if strings.HasPrefix(ports.Name, "udp") {
+		if strings.Contains(ports.Name, "udp") {
 			l4 = unix.IPPROTO_UDP
 		}
 		ex = append(ex,

@@ -34,6 +34,7 @@
 //	sipguard_dropped_bytes_total
 //	sipguard_allowed_packets_total                  packets of allowlisted sources let through ahead of the bans
 //	sipguard_wire_copied_packets_total              SIP responses the wire sensor's rules copied to its NFLOG group ([wire]; the source "wire" counts those read)
+//	sipguard_policy_dropped_packets_total           packets to the SIP ports dropped by [policy] strict or responsive
 //	sipguard_bans_narrowed_total                    IPv6 bans narrowed to the address: its network holds an allowlisted one
 //	sipguard_ban_latency_seconds                    histogram: line received to ban in the kernel
 //	sipguard_uptime_seconds
@@ -246,6 +247,7 @@ var (
 	descBytes      = prometheus.NewDesc("sipguard_dropped_bytes_total", "Bytes dropped from banned sources.", nil, nil)
 	descAllowedPk  = prometheus.NewDesc("sipguard_allowed_packets_total", "Packets of allowlisted sources let through ahead of the bans.", nil, nil)
 	descWireCopied = prometheus.NewDesc("sipguard_wire_copied_packets_total", "SIP responses the wire sensor's rules copied to its NFLOG group (source \"wire\" counts those read).", nil, nil)
+	descPolicyPk   = prometheus.NewDesc("sipguard_policy_dropped_packets_total", "Packets to the SIP ports dropped by the access policy (strict, responsive).", nil, nil)
 	descNarrowed   = prometheus.NewDesc("sipguard_bans_narrowed_total", "IPv6 bans narrowed to the address: its network holds an allowlisted address.", nil, nil)
 	descSourceUp   = prometheus.NewDesc("sipguard_source_up", "1 while a source is read; 0 while its file is missing or unreadable, or its syslog listener failed.", []string{"source"}, nil)
 	descSourceDown = prometheus.NewDesc("sipguard_source_waiting", "1 when a source's file does not exist (yet) or it stopped with an error.", []string{"source"}, nil)
@@ -267,7 +269,7 @@ var (
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descUp, descBuild, descUptime, descLines, descEvents, descDropped, descInForce,
-		descFwBans, descTracked, descEvicted, descFwErrors, descPackets, descBytes, descAllowedPk, descWireCopied, descNarrowed, descSourceUp, descSourceDown, descNotify, descFeed, descFeedFail,
+		descFwBans, descTracked, descEvicted, descFwErrors, descPackets, descBytes, descAllowedPk, descWireCopied, descPolicyPk, descNarrowed, descSourceUp, descSourceDown, descNotify, descFeed, descFeedFail,
 		descClConn, descClPub, descClQueued, descClLost, descClRecv, descClApplied, descClIgnored, descClBad,
 		descClStream, descClRetries, descClSkew, descCalls} {
 		ch <- d
@@ -315,6 +317,7 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(st.Firewall.Bytes))
 	ch <- prometheus.MustNewConstMetric(descAllowedPk, prometheus.CounterValue, float64(st.Firewall.Allowed))
 	ch <- prometheus.MustNewConstMetric(descWireCopied, prometheus.CounterValue, float64(st.Firewall.WireCopied))
+	ch <- prometheus.MustNewConstMetric(descPolicyPk, prometheus.CounterValue, float64(st.Firewall.PolicyDropped))
 	ch <- prometheus.MustNewConstMetric(descNarrowed, prometheus.CounterValue, float64(st.Engine.Narrowed))
 	for _, n := range st.Notify {
 		ch <- prometheus.MustNewConstMetric(descNotify, prometheus.CounterValue, float64(n.Sent), n.Name, n.Kind, "sent")

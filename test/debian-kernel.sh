@@ -31,7 +31,7 @@ timeout_s=${KERNEL_TIMEOUT:-540}
 # kernel side is that of TestDaemonEndToEnd.
 firewall_run=${KERNEL_FIREWALL_RUN:-.}
 firewall_skip=${KERNEL_FIREWALL_SKIP:-^TestMeasure\$}
-sipguard_run=${KERNEL_SIPGUARD_RUN:-^(TestDaemonEndToEnd|TestDaemonReload|TestGatewayMode)\$}
+sipguard_run=${KERNEL_SIPGUARD_RUN:-^(TestDaemonEndToEnd|TestDaemonReload|TestGatewayMode|TestDaemonStrictPolicy)\$}
 sipguard_skip=${KERNEL_SIPGUARD_SKIP:-}
 
 for tool in qemu-system-x86_64 busybox apt-get dpkg-deb; do
@@ -93,7 +93,9 @@ addmod() {
 	cp "$file" "$root/modules/"
 	order+=("$name")
 }
-for m in crc32c_generic nf_tables veth; do addmod "$m"; done
+# nft_ct (with conntrack) and nft_limit: the [policy] rules' ct state and
+# per-source meters.
+for m in crc32c_generic nf_tables veth nft_ct nft_limit; do addmod "$m"; done
 echo "${order[*]}" >"$root/modules/order"
 
 # The commands the tests run (ip, nft, bash for /dev/udp) with their

@@ -19,7 +19,12 @@ Then it opens each file source's log, as this process can (run it as the
 daemon runs): a log that is missing, unreadable, a directory or not a
 regular file is a warning on stderr, with its path and why; with --strict it
 is an error. The daemon waits for a missing log and retries an unreadable
-one; status shows such a source as not read.`
+one; status shows such a source as not read.
+
+[policy] mode = "strict" with no [allow] address but loopback is an error
+(no provider could reach the SIP ports); a SIP port that the SSH session
+this runs under ($SSH_CONNECTION) connects to, with its client not
+allowlisted, is a warning: strict or responsive would cut it off.`
 
 func (m *Main) check(_ context.Context, args []string) error {
 	fs := m.flagSet("check", checkSynopsis)
@@ -40,13 +45,20 @@ func (m *Main) check(_ context.Context, args []string) error {
 	if name == "" {
 		name = "built-in config"
 	}
-	fmt.Fprintf(m.Stdout, "%s: OK (%d %s, %d %s)\n", name,
-		len(cfg.Sources), plural(len(cfg.Sources), "source"), len(cfg.Rules), plural(len(cfg.Rules), "rule"))
 	opts, err := cfg.EngineOptions(m.HostAddrs)
 	if err != nil {
 		return err
 	}
+	policyWarnings, err := policyProblems(cfg, opts.Allow, m.Getenv)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	fmt.Fprintf(m.Stdout, "%s: OK (%d %s, %d %s)\n", name,
+		len(cfg.Sources), plural(len(cfg.Sources), "source"), len(cfg.Rules), plural(len(cfg.Rules), "rule"))
 	for _, w := range m.lockoutWarnings(opts.Allow) {
+		fmt.Fprintf(m.Stderr, "warning: %s\n", w)
+	}
+	for _, w := range policyWarnings {
 		fmt.Fprintf(m.Stderr, "warning: %s\n", w)
 	}
 	unread := unreadable(cfg)

@@ -21,6 +21,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -154,6 +155,8 @@ var commands []command
 func init() {
 	commands = []command{runCommand, statusCommand, listCommand, whyCommand, banCommand, unbanCommand, exportCommand,
 		importCommand, scanCommand, reportCommand, checkCommand, auditCommand, completionCommand, manCommand, versionCommand}
+	// The access policy's (issue 15), after status and list in help.
+	commands = slices.Insert(commands, 3, learnedCommand, policyCommand)
 }
 
 // usage is the text of sipguard help.

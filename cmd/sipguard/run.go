@@ -311,9 +311,13 @@ func newBackend(cfg *config.Config, allow []netip.Prefix, dryRun bool, log zerol
 	if err != nil {
 		return nil, err
 	}
+	policy, err := cfg.FirewallPolicy()
+	if err != nil {
+		return nil, err
+	}
 	fw, err := firewall.NewNFT(firewall.NFTOptions{
 		Table: cfg.Firewall.Table, Hooks: cfg.Firewall.Hooks, Ports: ports, Profiles: profiles, Allow: allow,
-		Wire: wire, Logger: log.With().Str("component", "firewall").Logger(),
+		Wire: wire, Policy: policy, Logger: log.With().Str("component", "firewall").Logger(),
 	})
 	if err != nil {
 		if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EPERM) {
@@ -342,6 +346,9 @@ func (m *Main) daemonConfig(cfg *config.Config) (daemon.Config, error) {
 	}
 	if dc.File == "" {
 		dc.File = "built-in"
+	}
+	if dc.Policy, err = policyConfig(cfg); err != nil {
+		return daemon.Config{}, err
 	}
 	for _, f := range cfg.Feeds {
 		dc.Feeds = append(dc.Feeds, daemon.Feed{Feed: f.Feed(), Expire: time.Duration(f.Expire)})

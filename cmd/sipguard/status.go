@@ -74,12 +74,18 @@ func printStatus(w io.Writer, st control.Status) error {
 	if f.WireCopied > 0 {
 		fmt.Fprintf(w, "; %d SIP responses copied to the wire sensor", f.WireCopied)
 	}
+	if f.PolicyDropped > 0 {
+		fmt.Fprintf(w, "; %d dropped on the SIP ports by [policy]", f.PolicyDropped)
+	}
 	if f.Restored > 0 {
 		fmt.Fprintf(w, "; restored %d times after outside changes", f.Restored)
 	}
 	fmt.Fprintln(w)
 	if f.Error != "" {
 		fmt.Fprintf(w, "firewall error: %s\n", f.Error)
+	}
+	if p := st.Policy; p.Mode != "" && p.Mode != "open" {
+		fmt.Fprintf(w, "policy of the SIP ports: %s; %d learned, %d %s not learned\n", p.Mode, p.Learned, p.Refused, plural(int(p.Refused), "login"))
 	}
 	fmt.Fprintf(w, "state: %s", st.State.Dir)
 	if !st.State.LastSaved.IsZero() {

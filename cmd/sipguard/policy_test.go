@@ -1,0 +1,53 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCheckPolicy: check refuses strict mode without an [allow] address
+// but loopback, and warns when the SSH session goes to a SIP port and its
+// client is not allowlisted.
+func TestCheckPolicy(t *testing.T) {
+	check := func(env map[string]string, cfg string) (string, string, int) {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		m := &Main{
+			Stdout: &out, Stderr: &errOut, ConfigPath: filepath.Join(t.TempDir(), "absent.toml"),
+			Now:       time.Now,
+			HostAddrs: func() ([]netip.Prefix, error) { return nil, nil },
+			Getenv:    func(k string) string { return env[k] },
+			Gateways:  func() ([]netip.Addr, error) { return nil, nil },
+		}
+		code := m.Exit(m.Run(context.Background(), []string{"check", "-c", writeFile(t, "rules.toml", cfg)}))
+		return out.String(), errOut.String(), code
+	}
+	out, errOut, code := check(nil, "[policy]\nmode = \"strict\"\n")
+	if code != 1 || !strings.Contains(errOut, `[policy] mode = "strict" with no [allow] address but loopback`) || strings.Contains(out, "OK") {
+		t.Errorf("strict without providers: %d %q %q", code, out, errOut)
+	}
+	trunk := "[allow]\naddresses = [\"127.0.0.0/8\", \"198.51.100.0/28\"]\n"
+	if out, errOut, code := check(nil, trunk+"[policy]\nmode = \"strict\"\n"); code != 0 || !strings.Contains(out, "OK") {
+		t.Errorf("strict with a provider: %d %q %q", code, out, errOut)
+	}
+	// SSH to port 5061, a SIP port here.
+	ssh := map[string]string{"SSH_CONNECTION": "203.0.113.5 52000 192.0.2.10 5061"}
+	for mode, warned := range map[string]bool{"strict": true, "responsive": true, "open": false} {
+		_, errOut, code := check(ssh, trunk+"[policy]\nmode = \""+mode+"\"\n")
+		if code != 0 || strings.Contains(errOut, "your SSH session (203.0.113.5 to port 5061/tcp) goes to a SIP port") != warned {
+			t.Errorf("mode %s, SSH to 5061: %d %q; want warned %v", mode, code, errOut, warned)
+		}
+	}
+	if _, errOut, _ := check(map[string]string{"SSH_CONNECTION": "203.0.113.5 52000 192.0.2.10 22"}, trunk+"[policy]\nmode = \"strict\"\n"); strings.Contains(errOut, "SSH session") {
+		t.Errorf("SSH to 22 warned: %q", errOut)
+	}
+	allowSSH := "[allow]\naddresses = [\"198.51.100.0/28\", \"203.0.113.5\"]\n"
+	if _, errOut, _ := check(ssh, allowSSH+"[policy]\nmode = \"strict\"\n"); strings.Contains(errOut, "SSH session") {
+		t.Errorf("allowlisted SSH client warned: %q", errOut)
+	}
+}
