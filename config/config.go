@@ -48,6 +48,9 @@ type Config struct {
 	Fraud      FraudConfig      `toml:"fraud"`
 	Audit      AuditConfig      `toml:"audit"`
 
+	TrunkDefaults TrunksConfig  `toml:"trunks" json:",omitzero"`
+	Trunks        []TrunkConfig `toml:"trunk" json:",omitempty"`
+
 	// custom holds the compiled [[parser]] tables, by name.
 	custom map[string]*custom.Compiled
 

@@ -36,8 +36,9 @@ func (t Trunk) withDefaults() Trunk {
 		t.MinTTL = DefaultMinTTL
 	}
 	if t.MaxTTL <= 0 {
-		t.MaxTTL = max(DefaultMaxTTL, t.MinTTL)
+		t.MaxTTL = DefaultMaxTTL
 	}
+	t.MaxTTL = max(t.MaxTTL, t.MinTTL)
 	if t.Keep <= 0 {
 		t.Keep = DefaultKeep
 	}
