@@ -11,6 +11,7 @@
 //	POST /v1/unban UnbanRequest   -> UnbanResponse
 //	POST /v1/import ImportRequest -> ImportResponse
 //	POST /v1/why   WhyRequest     -> WhyResponse
+//	GET  /v1/trunks               -> []TrunkStatus
 //
 // Errors are {"error": "..."} with a 4xx or 5xx status.
 package control
@@ -31,6 +32,7 @@ type Status struct {
 	Bans          int              `json:"bans"`
 	Unbans        map[string]int64 `json:"unbans_by_reason"` // since start: expired, manual, replaced, feed, allowlisted
 	Feeds         []FeedStatus     `json:"feeds,omitempty"`
+	Trunks        []TrunkStatus    `json:"trunks,omitempty"`
 	Notify        []NotifyStatus   `json:"notify,omitempty"`
 	Cluster       *ClusterStatus   `json:"cluster,omitempty"`
 	Fraud         *FraudStatus     `json:"fraud,omitempty"`

@@ -131,6 +131,7 @@ func Serve(ctx context.Context, l net.Listener, h Handler) error {
 		res, err := h.Why(r.Context(), req)
 		reply(w, res, err)
 	})
+	serveTrunks(mux, h)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()

@@ -352,6 +352,7 @@ func (d *Daemon) status() control.Status {
 	}
 	st.Firewall = control.FirewallStatus{Refused: d.allowRefused, RefusedSpecial: d.specialRefused, Errors: d.fwErrors, Error: d.fwErr}
 	st.Feeds = d.feedStatus()
+	st.Trunks = d.trunkStatus()
 	for _, o := range d.observers {
 		if r, ok := o.(NotifyReporter); ok {
 			st.Notify = append(st.Notify, r.NotifyStatus()...)

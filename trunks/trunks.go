@@ -71,7 +71,8 @@ type HostStatus struct {
 
 // Addr is an admitted address.
 type Addr struct {
-	Addr netip.Addr `json:"address"`
+	Addr     netip.Addr `json:"address"`
+	Answered time.Time  `json:"answered"` // the last answer that held it
 	// Until is when it is dropped unless an answer holds it again.
 	Until time.Time `json:"until"`
 }
@@ -113,6 +114,31 @@ func NewWatcher(trunks []Trunk, lookup Lookup, log zerolog.Logger) *Watcher {
 		w.hosts = append(w.hosts, hs)
 	}
 	return w
+}
+
+// Seed takes over what a previous watcher knew (its last Set) of the hosts
+// of trunks of the same name: the addresses answered, until Keep after
+// their answer, so that a reload never drops a trunk while it resolves
+// again.
+func (w *Watcher) Seed(prev Set) {
+	for i, t := range w.trunks {
+		for _, st := range prev.Trunks {
+			if st.Name != t.Name {
+				continue
+			}
+			for _, hs := range st.Hosts {
+				for _, h := range w.hosts[i] {
+					if h.name != hs.Host {
+						continue
+					}
+					for _, a := range hs.Addrs {
+						h.seen[a.Addr] = a.Answered
+					}
+					h.status.LastSuccess, h.status.TTL = hs.LastSuccess, hs.TTL
+				}
+			}
+		}
+	}
 }
 
 // Run resolves the trunks until ctx is done, calling publish with the
@@ -249,7 +275,7 @@ func (w *Watcher) set() Set {
 			hs := h.status
 			hs.Addrs = []Addr{}
 			for a, seen := range h.seen {
-				hs.Addrs = append(hs.Addrs, Addr{Addr: a, Until: seen.Add(t.Keep)})
+				hs.Addrs = append(hs.Addrs, Addr{Addr: a, Answered: seen, Until: seen.Add(t.Keep)})
 				allow(netip.PrefixFrom(a, a.BitLen()))
 			}
 			slices.SortFunc(hs.Addrs, func(a, b Addr) int { return a.Addr.Compare(b.Addr) })

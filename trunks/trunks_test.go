@@ -165,3 +165,28 @@ func TestWatcher_MaxTTL(t *testing.T) {
 	s.Set(t, "sip.example.test. 86400 IN A 192.0.2.9")
 	testutil.WaitFor(t, 10*time.Second, "the new address within max_ttl, not the day the TTL says", func() bool { return l.allows("192.0.2.9/32") })
 }
+
+// TestWatcher_Seed: a new watcher (after a reload) admits what the last
+// one knew from its first set on, before any DNS answer.
+func TestWatcher_Seed(t *testing.T) {
+	s := dnstest.Start(t)
+	s.Fail(dns.RcodeServerFailure)
+	tr := trunks.Trunk{Name: "carrier", Hosts: []string{"sip.example.test"}, MinTTL: time.Minute, Keep: time.Hour}
+	now := time.Now()
+	prev := trunks.Set{Trunks: []trunks.Status{{Name: "carrier", Hosts: []trunks.HostStatus{{Host: "sip.example.test",
+		Addrs: []trunks.Addr{{Addr: netip.MustParseAddr("192.0.2.1"), Answered: now}}}}}}}
+	w := trunks.NewWatcher([]trunks.Trunk{tr}, resolver(s), zerolog.Nop())
+	w.Seed(prev)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first := make(chan trunks.Set, 1)
+	go w.Run(ctx, func(s trunks.Set) {
+		select {
+		case first <- s:
+		default:
+		}
+	})
+	if got := (<-first).Allow; !slices.Equal(got, []netip.Prefix{netip.MustParsePrefix("192.0.2.1/32")}) {
+		t.Errorf("first set %v; want the seeded address", got)
+	}
+}

@@ -152,7 +152,7 @@ type command struct {
 var commands []command
 
 func init() {
-	commands = []command{runCommand, statusCommand, listCommand, whyCommand, banCommand, unbanCommand, exportCommand,
+	commands = []command{runCommand, statusCommand, listCommand, whyCommand, trunksCommand, banCommand, unbanCommand, exportCommand,
 		importCommand, scanCommand, reportCommand, checkCommand, auditCommand, completionCommand, manCommand, versionCommand}
 }
 

@@ -1,0 +1,110 @@
+package daemon
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+
+	"github.com/sipguard/sipguard/control"
+	"github.com/sipguard/sipguard/trunks"
+)
+
+// Trunks admitted by name (Config.Trunks): a trunks.Watcher resolves them
+// on a goroutine of its own and hands the core complete sets; the core
+// adds the addresses and networks of the last set to the allowlist
+// (allowlist), so everything the allowlist guarantees holds for them: the
+// engine never counts them, no ban covers them (bans made before are
+// lifted or narrowed: fitAllow), and the firewall accepts them ahead of
+// every drop. DNS never holds up banning: the core only takes sets.
+
+// allowlist returns the allowlist in force: [allow] (and allow.self) and
+// the trunks' addresses and networks.
+func (d *Daemon) allowlist() []netip.Prefix {
+	if len(d.trunkAllow) == 0 {
+		return d.cfg.Engine.Allow
+	}
+	return append(slices.Clone(d.cfg.Engine.Allow), d.trunkAllow...)
+}
+
+// startTrunks starts resolving the trunks, seeded with what was known of
+// them (a reload); stopTrunks stops it.
+func (d *Daemon) startTrunks(ctx context.Context, seed trunks.Set) {
+	if len(d.cfg.Trunks) == 0 || d.cfg.Resolver == nil {
+		d.stopTrunks = func() {}
+		d.trunksResolved(ctx, trunks.Set{})
+		return
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	d.stopTrunks = func() { cancel(); <-done }
+	w := trunks.NewWatcher(d.cfg.Trunks, d.cfg.Resolver, d.log.With().Str("component", "trunks").Logger())
+	w.Seed(seed)
+	go func() {
+		defer close(done)
+		w.Run(ctx, func(s trunks.Set) {
+			d.call(ctx, func() { d.trunksResolved(d.runCtx, s) })
+		})
+	}()
+}
+
+// trunksResolved takes a trunks' set: the allowlist follows it when its
+// addresses or networks changed.
+func (d *Daemon) trunksResolved(ctx context.Context, s trunks.Set) {
+	d.trunkSet = s
+	if slices.Equal(s.Allow, d.trunkAllow) {
+		return
+	}
+	d.log.Info().Int("entries", len(s.Allow)).Int("before", len(d.trunkAllow)).Msg("trunks' addresses changed: allowlist updated")
+	d.trunkAllow = s.Allow
+	if err := d.eng.SetAllow(d.allowlist()); err != nil {
+		// Validated entries only: not expected.
+		d.log.Error().Err(err).Msg("trunks' addresses not given to the engine")
+	}
+	d.trunkAllowDirty = true
+	d.applyTrunkAllow(ctx)
+}
+
+// applyTrunkAllow loads the allowlist into the firewall after the trunks
+// changed it, and lifts or narrows the bans that cover the new addresses;
+// on failure the core loop tries again each tick (the daemon's own guard,
+// allowed, holds the new addresses meanwhile: no new ban covers them).
+func (d *Daemon) applyTrunkAllow(ctx context.Context) {
+	if !d.trunkAllowDirty {
+		return
+	}
+	if err := d.setAllow(ctx); err != nil {
+		d.log.Error().Err(err).Msg("trunks' addresses not loaded into the firewall; retrying")
+		return
+	}
+	d.trunkAllowDirty = false
+	if err := d.fitAllow(ctx); err != nil {
+		d.log.Error().Err(err).Msg("bans covering a trunk not lifted; the firewall lets the trunk through all the same")
+	}
+}
+
+// trunkStatus reports the trunks for `sipguard trunks` and status.
+func (d *Daemon) trunkStatus() []control.TrunkStatus {
+	var out []control.TrunkStatus
+	for _, t := range d.trunkSet.Trunks {
+		ts := control.TrunkStatus{Name: t.Name, Networks: []string{}, Hosts: []control.TrunkHostStatus{}}
+		for _, n := range t.Networks {
+			ts.Networks = append(ts.Networks, n.String())
+		}
+		for _, h := range t.Hosts {
+			hs := control.TrunkHostStatus{Host: h.Host, Addresses: []control.TrunkAddr{}, TTLSeconds: h.TTL.Seconds(),
+				LastSuccess: h.LastSuccess, LastTry: h.LastTry, Next: h.Next, Error: h.Error, ErrorSince: h.ErrorSince}
+			for _, a := range h.Addrs {
+				hs.Addresses = append(hs.Addresses, control.TrunkAddr{Address: a.Addr.String(), Answered: a.Answered, Until: a.Until})
+			}
+			ts.Hosts = append(ts.Hosts, hs)
+		}
+		out = append(out, ts)
+	}
+	return out
+}
+
+func (h handler) Trunks(ctx context.Context) []control.TrunkStatus {
+	var out []control.TrunkStatus
+	h.d.call(ctx, func() { out = h.d.trunkStatus() })
+	return out
+}
