@@ -12,9 +12,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -22,7 +20,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/sys/unix"
 
 	"github.com/sipguard/sipguard/firewall"
 	"github.com/sipguard/sipguard/internal/testutil"
@@ -787,30 +784,7 @@ func TestNFT_ReconcileIgnoresExpiryAndOwnChanges(t *testing.T) {
 
 // inNS runs f with the calling goroutine's thread in namespace ns (sockets
 // created in f stay in ns).
-func inNS(t testing.TB, ns string, f func()) {
-	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	target, err := os.Open("/run/netns/" + ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			panic(fmt.Sprintf("restore network namespace: %v", err))
-		}
-	}()
-	f()
-}
+func inNS(t testing.TB, ns string, f func()) { testutil.InNetns(t, ns, f) }
 
 // veth links ns (198.18.0.1/24 on sgfw-pbx) and peer (the addresses
 // given, in the same /24, on sgfw-atk).

@@ -28,27 +28,43 @@ type Server struct {
 // Start starts a server, stopped when t ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{zone: map[string][]dns.RR{}}
-	var pc net.PacketConn
-	var l net.Listener
+	pc, l := Listen(t)
+	return Serve(t, pc, l)
+}
+
+// Listen opens a UDP and a TCP socket on one random port of 127.0.0.1
+// (in the caller's network namespace: a test may call it in another one,
+// then Serve from anywhere).
+func Listen(t testing.TB) (net.PacketConn, net.Listener) {
+	t.Helper()
 	for try := 0; ; try++ {
-		var err error
-		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
 			t.Fatalf("dnstest: %v", err)
 		}
-		if l, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
-			break
+		l, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, l
 		}
 		pc.Close()
 		if try == 20 {
 			t.Fatalf("dnstest: no port free for UDP and TCP: %v", err)
 		}
 	}
-	s.Addr = pc.LocalAddr().String()
-	udp := &dns.Server{PacketConn: pc, Handler: s}
-	tcp := &dns.Server{Listener: l, Handler: s}
+}
+
+// Serve answers on pc and l (Listen) until t ends.
+func Serve(t testing.TB, pc net.PacketConn, l net.Listener) *Server {
+	s := &Server{zone: map[string][]dns.RR{}, Addr: pc.LocalAddr().String()}
+	started := make(chan struct{}, 2)
+	up := func() { started <- struct{}{} }
+	udp := &dns.Server{PacketConn: pc, Handler: s, NotifyStartedFunc: up}
+	tcp := &dns.Server{Listener: l, Handler: s, NotifyStartedFunc: up}
 	go udp.ActivateAndServe()
 	go tcp.ActivateAndServe()
+	// Shutdown of a server not started yet would leave it running.
+	<-started
+	<-started
 	t.Cleanup(func() {
 		udp.Shutdown()
 		tcp.Shutdown()
