@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -174,4 +175,28 @@ func TestTrunks_Reload(t *testing.T) {
 	if allows(fw, "198.51.100.20/32") || allows(fw, "203.0.113.0/24") {
 		t.Errorf("after removing the trunk: %v", fw.Allowlist())
 	}
+}
+
+// TestTrunks_SilentDNSNeverDelaysBans: a DNS server that never answers
+// (each query waits out its timeout) holds up no ban: resolution runs on
+// its own goroutine.
+func TestTrunks_SilentDNSNeverDelaysBans(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close() // reads nothing, answers nothing
+	e := newEnv(t)
+	fw := fwtest.New(nil)
+	cfg := e.config()
+	cfg.Trunks = []trunks.Trunk{{Name: "carrier", Hosts: []string{"sip.carrier.test"}, SRV: true}}
+	cfg.Resolver = &trunks.Resolver{Servers: []string{pc.LocalAddr().String()}, Timeout: time.Minute}
+	r := start(t, cfg, fw)
+	appendLines(t, e.log, failures("198.51.100.7", 5, time.Now())...)
+	took := testutil.WaitFor(t, 10*time.Second, "the ban", func() bool { return fw.Has(netip.MustParsePrefix("198.51.100.7/32")) })
+	h := trunkHost(t, r)
+	if !h.LastTry.IsZero() || len(h.Addresses) != 0 {
+		t.Errorf("the trunk's first resolution ended (%+v): the test did not run while DNS hung", h)
+	}
+	t.Logf("banned %s after the lines were written, with DNS hanging", took)
 }

@@ -282,6 +282,9 @@ func (q *query) exchange(name string, t uint16) (*dns.Msg, error) {
 		}
 		resp, err := q.ask(m, server)
 		if err != nil {
+			if q.ctx.Err() != nil {
+				return nil, q.ctx.Err()
+			}
 			errs = append(errs, err.Error())
 			continue
 		}
@@ -300,10 +303,10 @@ func (q *query) ask(m *dns.Msg, server string) (*dns.Msg, error) {
 		timeout = DefaultTimeout
 	}
 	c := &dns.Client{Net: "udp", Timeout: timeout, UDPSize: dns.DefaultMsgSize}
-	resp, _, err := c.ExchangeContext(q.ctx, m, server)
+	resp, err := q.exchangeOn(c, m, server)
 	if err == nil && resp.Truncated {
 		c.Net = "tcp"
-		resp, _, err = c.ExchangeContext(q.ctx, m, server)
+		resp, err = q.exchangeOn(c, m, server)
 	}
 	switch {
 	case err != nil:
@@ -317,6 +320,25 @@ func (q *query) ask(m *dns.Msg, server string) (*dns.Msg, error) {
 		return nil, fmt.Errorf("%s: %d records in the answer, more than %d", server, len(resp.Answer), MaxRecords)
 	}
 	return resp, nil
+}
+
+// exchangeOn sends m to server with c on a connection of its own, closed
+// when the query's context is done: miekg/dns only heeds a context's
+// deadline, and a cancelled context must end a query waiting on a silent
+// server at once (the daemon stopping).
+func (q *query) exchangeOn(c *dns.Client, m *dns.Msg, server string) (*dns.Msg, error) {
+	conn, err := c.DialContext(q.ctx, server)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(q.ctx, func() { conn.Close() })
+	defer stop()
+	resp, _, err := c.ExchangeWithConnContext(q.ctx, m, conn)
+	if err != nil && q.ctx.Err() != nil {
+		return nil, q.ctx.Err()
+	}
+	return resp, err
 }
 
 func contains(ss []string, s string) bool {

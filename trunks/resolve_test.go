@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -216,6 +217,24 @@ func TestResolve_Timeout(t *testing.T) {
 	cancel()
 	if _, err := r.Resolve(ctx, "sip.example.test", false); err == nil {
 		t.Fatal("resolved after the context was cancelled")
+	}
+
+	// A silent server: cancelling ends the wait at once, not at the
+	// query's timeout.
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	silent := &trunks.Resolver{Servers: []string{pc.LocalAddr().String()}, Timeout: time.Minute}
+	ctx, cancel = context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start := time.Now()
+	if _, err := silent.Resolve(ctx, "sip.example.test", false); !errors.Is(err, context.Canceled) {
+		t.Errorf("err %v; want context.Canceled", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("cancelling took %s", took)
 	}
 }
 
