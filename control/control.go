@@ -309,7 +309,7 @@ type WhyRequest struct {
 // bans made since the daemon started; text written by attackers).
 type WhyResponse struct {
 	Target      string    `json:"target"`
-	Allowlisted string    `json:"allowlisted_by,omitempty"` // the [allow] entry that holds it
+	Allowlisted string    `json:"allowlisted_by,omitempty"` // the [allow] entry that holds it, "(trunk NAME)" after a trunk's
 	CountedAs   string    `json:"counted_as,omitempty"`     // what the engine counts and bans it as (an address)
 	Bans        []Ban     `json:"bans"`
 	Rules       []WhyRule `json:"rules"` // an address's events in each rule's window now

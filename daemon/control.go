@@ -155,6 +155,9 @@ func (d *Daemon) why(p netip.Prefix) control.WhyResponse {
 	res := control.WhyResponse{Target: bans.String(p), Bans: []control.Ban{}, Rules: []control.WhyRule{}, Lines: []control.WhyLine{}}
 	if a := d.allowed(p); a.IsValid() {
 		res.Allowlisted = a.String()
+		if t := d.trunkOf(a); t != "" {
+			res.Allowlisted += " (trunk " + t + ")"
+		}
 	}
 	for _, q := range d.ledger.Overlapping(p, func(r *bans.Record) bool { return r.InForce(now) }) {
 		for _, r := range d.profileTops(q, now) {

@@ -82,6 +82,27 @@ func (d *Daemon) applyTrunkAllow(ctx context.Context) {
 	}
 }
 
+// trunkOf names the trunk an allowlist entry is an address or network of
+// ("" when [allow] holds it itself).
+func (d *Daemon) trunkOf(a netip.Prefix) string {
+	if slices.Contains(d.cfg.Engine.Allow, a) {
+		return ""
+	}
+	for _, t := range d.trunkSet.Trunks {
+		if slices.Contains(t.Networks, a) {
+			return t.Name
+		}
+		for _, h := range t.Hosts {
+			for _, x := range h.Addrs {
+				if netip.PrefixFrom(x.Addr, x.Addr.BitLen()) == a {
+					return t.Name
+				}
+			}
+		}
+	}
+	return ""
+}
+
 // trunkStatus reports the trunks for `sipguard trunks` and status.
 func (d *Daemon) trunkStatus() []control.TrunkStatus {
 	var out []control.TrunkStatus

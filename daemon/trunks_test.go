@@ -95,6 +95,9 @@ func TestTrunks_ByName(t *testing.T) {
 	if _, err := r.client.Ban(context.Background(), control.BanRequest{Target: "198.51.100.0/24"}); err == nil || !strings.Contains(err.Error(), "allowlisted") {
 		t.Errorf("a manual ban covering the trunk: %v; want refused", err)
 	}
+	if w, err := r.client.Why(context.Background(), "198.51.100.20"); err != nil || w.Allowlisted != "198.51.100.20/32 (trunk carrier)" {
+		t.Errorf("why: %q %v; want allowlisted by the trunk", w.Allowlisted, err)
+	}
 	h := trunkHost(t, r)
 	if got := hostAddrs(h); !slices.Equal(got, []string{"198.51.100.20", "198.51.100.30"}) || h.TTLSeconds != 0.1 || h.LastSuccess.IsZero() || h.Error != "" {
 		t.Errorf("trunks shows %+v; want both addresses, TTL 0.1s, a success", h)
