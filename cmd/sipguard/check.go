@@ -19,9 +19,13 @@ Then it opens each file source's log, as this process can (run it as the
 daemon runs): a log that is missing, unreadable, a directory or not a
 regular file is a warning on stderr, with its path and why; with --strict it
 is an error. The daemon waits for a missing log and retries an unreadable
-one; status shows such a source as not read.`
+one; status shows such a source as not read.
 
-func (m *Main) check(_ context.Context, args []string) error {
+It resolves each trunk's host names once, as the daemon does, and prints
+what they answer; a name that does not resolve is a warning (the daemon
+keeps trying).`
+
+func (m *Main) check(ctx context.Context, args []string) error {
 	fs := m.flagSet("check", checkSynopsis)
 	path := fs.String("c", "", "config `FILE` to check")
 	strict := fs.Bool("strict", false, "fail when a source's log cannot be read")
@@ -47,6 +51,9 @@ func (m *Main) check(_ context.Context, args []string) error {
 		return err
 	}
 	for _, w := range m.lockoutWarnings(opts.Allow) {
+		fmt.Fprintf(m.Stderr, "warning: %s\n", w)
+	}
+	for _, w := range checkTrunks(ctx, cfg, m.Stdout) {
 		fmt.Fprintf(m.Stderr, "warning: %s\n", w)
 	}
 	unread := unreadable(cfg)

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sipguard/sipguard/config"
 	"github.com/sipguard/sipguard/control"
 )
 
@@ -70,4 +71,40 @@ func writeTrunks(tw io.Writer, ts []control.TrunkStatus) {
 				localTime(h.LastSuccess), state)
 		}
 	}
+}
+
+// checkTimeout bounds how long check spends resolving trunks (it runs
+// before each reload too).
+const checkTimeout = 10 * time.Second
+
+// checkTrunks resolves each trunk's host names once, as the daemon would,
+// and prints what they answer to w; it returns a warning for each that
+// does not resolve.
+func checkTrunks(ctx context.Context, cfg *config.Config, w io.Writer) []string {
+	ts := cfg.TrunkList()
+	if len(ts) == 0 {
+		return nil
+	}
+	r, err := cfg.Resolver()
+	if err != nil {
+		return []string{fmt.Sprintf("trunks: %v: no host name can be resolved", err)}
+	}
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	var warnings []string
+	for _, t := range ts {
+		for _, h := range t.Hosts {
+			ans, err := r.Resolve(ctx, h, t.SRV)
+			if err != nil {
+				warnings = append(warnings, fmt.Sprintf("trunk %s: %v", t.Name, err))
+				continue
+			}
+			addrs := make([]string, len(ans.Addrs))
+			for i, a := range ans.Addrs {
+				addrs[i] = a.String()
+			}
+			fmt.Fprintf(w, "trunk %s: %s: %s (TTL %s)\n", t.Name, h, strings.Join(addrs, ", "), ans.TTL)
+		}
+	}
+	return warnings
 }
