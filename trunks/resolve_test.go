@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -251,4 +252,76 @@ func TestFromResolvConf(t *testing.T) {
 	if _, err := trunks.FromResolvConf(filepath.Join(t.TempDir(), "none")); err == nil {
 		t.Error("a missing resolv.conf read")
 	}
+}
+
+// FuzzResolve: whatever a server answers (any message that unpacks,
+// given the right id and question), Resolve neither panics nor returns
+// an address that no A or AAAA record of the answer holds, nor more than
+// MaxAddrs.
+func FuzzResolve(f *testing.F) {
+	seed := func(rrs ...string) {
+		m := new(dns.Msg)
+		m.SetQuestion("sip.example.test.", dns.TypeA)
+		m.Response = true
+		for _, r := range rrs {
+			rr, err := dns.NewRR(r)
+			if err != nil {
+				f.Fatal(err)
+			}
+			m.Answer = append(m.Answer, rr)
+		}
+		b, err := m.Pack()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	seed("sip.example.test. 60 IN A 192.0.2.1")
+	seed("sip.example.test. 60 IN CNAME sip.example.test.")
+	seed("sip.example.test. 60 IN CNAME a.test.", "a.test. 60 IN A 192.0.2.2", "evil.test. 60 IN A 203.0.113.9")
+	seed("_sip._udp.sip.example.test. 60 IN SRV 1 1 5060 sip.example.test.", "sip.example.test. 60 IN AAAA 2001:db8::1")
+	seed(dnstest.Records("sip.example.test.", 70, 1)...)
+	s := dnstest.Start(f)
+	var mu sync.Mutex
+	var current *dns.Msg
+	s.Hook(func(req *dns.Msg) *dns.Msg {
+		mu.Lock()
+		defer mu.Unlock()
+		m := current.Copy()
+		m.Id, m.Response, m.Question = req.Id, true, req.Question
+		return m
+	})
+	r := &trunks.Resolver{Servers: []string{s.Addr}, Timeout: time.Second}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m := new(dns.Msg)
+		if m.Unpack(data) != nil {
+			return
+		}
+		held := map[netip.Addr]bool{}
+		for _, rr := range m.Answer {
+			switch rr := rr.(type) {
+			case *dns.A:
+				a, _ := netip.AddrFromSlice(rr.A.To4())
+				held[a.Unmap()] = true
+			case *dns.AAAA:
+				a, _ := netip.AddrFromSlice(rr.AAAA.To16())
+				held[a.Unmap()] = true
+			}
+		}
+		mu.Lock()
+		current = m
+		mu.Unlock()
+		ans, err := r.Resolve(context.Background(), "sip.example.test", true)
+		if err != nil {
+			return
+		}
+		if len(ans.Addrs) > trunks.MaxAddrs {
+			t.Errorf("%d addresses", len(ans.Addrs))
+		}
+		for _, a := range ans.Addrs {
+			if !held[a] {
+				t.Errorf("%s is in no record of the answer", a)
+			}
+		}
+	})
 }
