@@ -238,6 +238,9 @@ func (w *Watcher) expire(t Trunk, h *host, now time.Time) {
 func (w *Watcher) wake() time.Time {
 	var next time.Time
 	early := func(t time.Time) {
+		if t.IsZero() {
+			return // not resolved yet: the round in progress does it
+		}
 		if next.IsZero() || t.Before(next) {
 			next = t
 		}
