@@ -50,10 +50,9 @@ func (m *Main) check(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, w := range m.lockoutWarnings(opts.Allow) {
-		fmt.Fprintf(m.Stderr, "warning: %s\n", w)
-	}
-	for _, w := range checkTrunks(ctx, cfg, m.Stdout) {
+	// The trunks' addresses (and [allow]'s host names) count as allowed.
+	resolved, warnings := checkTrunks(ctx, cfg, m.Stdout)
+	for _, w := range append(m.lockoutWarnings(append(opts.Allow, resolved...)), warnings...) {
 		fmt.Fprintf(m.Stderr, "warning: %s\n", w)
 	}
 	unread := unreadable(cfg)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -78,21 +79,22 @@ func writeTrunks(tw io.Writer, ts []control.TrunkStatus) {
 const checkTimeout = 10 * time.Second
 
 // checkTrunks resolves each trunk's host names once, as the daemon would,
-// and prints what they answer to w; it returns a warning for each that
-// does not resolve.
-func checkTrunks(ctx context.Context, cfg *config.Config, w io.Writer) []string {
+// and prints what they answer to w; it returns what the trunks allow (the
+// addresses answered and their networks), and a warning for each name
+// that does not resolve.
+func checkTrunks(ctx context.Context, cfg *config.Config, w io.Writer) (allow []netip.Prefix, warnings []string) {
 	ts := cfg.TrunkList()
 	if len(ts) == 0 {
-		return nil
+		return nil, nil
 	}
 	r, err := cfg.Resolver()
 	if err != nil {
-		return []string{fmt.Sprintf("trunks: %v: no host name can be resolved", err)}
+		return nil, []string{fmt.Sprintf("trunks: %v: no host name can be resolved", err)}
 	}
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
-	var warnings []string
 	for _, t := range ts {
+		allow = append(allow, t.Networks...)
 		for _, h := range t.Hosts {
 			ans, err := r.Resolve(ctx, h, t.SRV)
 			if err != nil {
@@ -102,9 +104,10 @@ func checkTrunks(ctx context.Context, cfg *config.Config, w io.Writer) []string 
 			addrs := make([]string, len(ans.Addrs))
 			for i, a := range ans.Addrs {
 				addrs[i] = a.String()
+				allow = append(allow, netip.PrefixFrom(a, a.BitLen()))
 			}
 			fmt.Fprintf(w, "trunk %s: %s: %s (TTL %s)\n", t.Name, h, strings.Join(addrs, ", "), ans.TTL)
 		}
 	}
-	return warnings
+	return allow, warnings
 }
