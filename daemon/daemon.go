@@ -278,6 +278,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := os.MkdirAll(d.cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
+	trunkWatcher := d.restoreTrunks()
 	if err := d.restore(ctx); err != nil {
 		return err
 	}
@@ -320,7 +321,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.awaitSources(ctx)
 	d.watchSources()
 	d.startFeeds(ctx)
-	d.startTrunks(ctx, trunks.Set{})
+	d.runTrunks(ctx, trunkWatcher)
 	d.log.Info().Int("sources", len(d.cfg.Sources)).Int("rules", len(d.cfg.Engine.Rules)).
 		Int("bans", d.ledger.Len()).Str("socket", d.cfg.Socket).Msg("sipguard running")
 	close(d.ready)

@@ -3,9 +3,12 @@ package daemon
 import (
 	"context"
 	"net/netip"
+	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/sipguard/sipguard/control"
+	"github.com/sipguard/sipguard/store"
 	"github.com/sipguard/sipguard/trunks"
 )
 
@@ -26,10 +29,57 @@ func (d *Daemon) allowlist() []netip.Prefix {
 	return append(slices.Clone(d.cfg.Engine.Allow), d.trunkAllow...)
 }
 
+// trunksFile holds the trunks' last answers in the state directory: after
+// a restart while DNS is down, their addresses stay admitted until keep
+// after the answer that held them, as they would have without the restart.
+const trunksFile = "trunks.json"
+
+// trunksSaveEvery is how often the trunks' answers are saved when their
+// addresses do not change (the time of the last answer moves on).
+const trunksSaveEvery = 10 * time.Minute
+
+// newTrunkWatcher returns a watcher of the configured trunks seeded with
+// seed, nil when there are none.
+func (d *Daemon) newTrunkWatcher(seed trunks.Set) *trunks.Watcher {
+	if len(d.cfg.Trunks) == 0 || d.cfg.Resolver == nil {
+		return nil
+	}
+	w := trunks.NewWatcher(d.cfg.Trunks, d.cfg.Resolver, d.log.With().Str("component", "trunks").Logger())
+	w.Seed(seed)
+	return w
+}
+
+// restoreTrunks seeds the trunks with their answers saved before the
+// restart and allows what is still within keep, before the restored bans
+// reach the firewall (restore): it returns the watcher to run.
+func (d *Daemon) restoreTrunks() *trunks.Watcher {
+	var saved trunks.Set
+	if len(d.cfg.Trunks) > 0 {
+		if _, err := store.Load(filepath.Join(d.cfg.StateDir, trunksFile), &saved.Trunks); err != nil {
+			d.log.Warn().Err(err).Msg("saved trunk answers unreadable; trunks resolved afresh")
+			saved = trunks.Set{}
+		}
+	}
+	w := d.newTrunkWatcher(saved)
+	if w != nil {
+		s := w.Current()
+		d.trunkSet, d.trunkAllow = s, s.Allow
+		if err := d.eng.SetAllow(d.allowlist()); err != nil {
+			d.log.Error().Err(err).Msg("saved trunk addresses not given to the engine")
+		}
+	}
+	return w
+}
+
 // startTrunks starts resolving the trunks, seeded with what was known of
 // them (a reload); stopTrunks stops it.
 func (d *Daemon) startTrunks(ctx context.Context, seed trunks.Set) {
-	if len(d.cfg.Trunks) == 0 || d.cfg.Resolver == nil {
+	d.runTrunks(ctx, d.newTrunkWatcher(seed))
+}
+
+// runTrunks runs w (nil: no trunks) until stopTrunks.
+func (d *Daemon) runTrunks(ctx context.Context, w *trunks.Watcher) {
+	if w == nil {
 		d.stopTrunks = func() {}
 		d.trunksResolved(ctx, trunks.Set{})
 		return
@@ -37,11 +87,20 @@ func (d *Daemon) startTrunks(ctx context.Context, seed trunks.Set) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	d.stopTrunks = func() { cancel(); <-done }
-	w := trunks.NewWatcher(d.cfg.Trunks, d.cfg.Resolver, d.log.With().Str("component", "trunks").Logger())
-	w.Seed(seed)
+	path := filepath.Join(d.cfg.StateDir, trunksFile)
+	var saved []netip.Prefix
+	var savedAt time.Time
 	go func() {
 		defer close(done)
 		w.Run(ctx, func(s trunks.Set) {
+			// Saved here, off the core goroutine.
+			if !slices.Equal(s.Allow, saved) || time.Since(savedAt) >= trunksSaveEvery {
+				if err := store.Save(path, s.Trunks); err != nil {
+					d.log.Warn().Err(err).Msg("trunk answers not saved")
+				} else {
+					saved, savedAt = s.Allow, time.Now()
+				}
+			}
 			d.call(ctx, func() { d.trunksResolved(d.runCtx, s) })
 		})
 	}()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -201,5 +203,48 @@ func TestTrunks_SilentDNSNeverDelaysBans(t *testing.T) {
 	if !h.LastTry.IsZero() || len(h.Addresses) != 0 {
 		t.Errorf("the trunk's first resolution ended (%+v): the test did not run while DNS hung", h)
 	}
-	t.Logf("banned %s after the lines were written, with DNS hanging", took)
+	t.Logf("banned within %s of waiting, with DNS hanging", took)
+}
+
+// TestTrunks_Restart: the daemon restarts while DNS fails: the trunk's
+// address, saved with its last answer, is allowed from the start (before
+// any ban is restored) until keep after that answer, then dropped.
+func TestTrunks_Restart(t *testing.T) {
+	keep := 3 * time.Second
+	s, e, _, r := startTrunked(t, "198.51.100.20", keep)
+	r.stop(t)
+	answered := time.Now()
+	s.Fail(dns.RcodeServerFailure)
+
+	fw := fwtest.New(nil)
+	r = start(t, withDNSTrunk(e.config(), s, keep), fw)
+	if !allows(fw, "198.51.100.20/32") {
+		t.Fatalf("after the restart: %v; want the saved answer allowed at once", fw.Allowlist())
+	}
+	testutil.WaitFor(t, 10*time.Second, "the error shown", func() bool { return strings.Contains(trunkHost(t, r).Error, "SERVFAIL") })
+	if h := trunkHost(t, r); !slices.Equal(hostAddrs(h), []string{"198.51.100.20"}) {
+		t.Errorf("trunks shows %+v; want the saved address kept", h)
+	}
+	testutil.WaitFor(t, 20*time.Second, "the saved answer dropped after keep", func() bool { return !allows(fw, "198.51.100.20/32") })
+	if took := time.Since(answered); took < keep-500*time.Millisecond {
+		t.Errorf("dropped %s after its last answer; keep is %s", took, keep)
+	}
+}
+
+// TestTrunks_SavedUnreadable: a damaged trunks.json is logged and the
+// trunks resolved afresh.
+func TestTrunks_SavedUnreadable(t *testing.T) {
+	s := dnstest.Start(t)
+	s.Set(t, "sip.carrier.test. 0 IN A 198.51.100.20")
+	e := newEnv(t)
+	if err := os.MkdirAll(e.state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(e.state, "trunks.json"), []byte("{not json"), 0o600)
+	fw := fwtest.New(nil)
+	r := start(t, withDNSTrunk(e.config(), s, time.Minute), fw)
+	testutil.WaitFor(t, 10*time.Second, "the trunk resolved", func() bool { return allows(fw, "198.51.100.20/32") })
+	if r.logs.Count("saved trunk answers unreadable") != 1 {
+		t.Errorf("not logged:\n%s", r.logs)
+	}
 }

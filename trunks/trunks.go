@@ -116,11 +116,13 @@ func NewWatcher(trunks []Trunk, lookup Lookup, log zerolog.Logger) *Watcher {
 	return w
 }
 
-// Seed takes over what a previous watcher knew (its last Set) of the hosts
-// of trunks of the same name: the addresses answered, until Keep after
-// their answer, so that a reload never drops a trunk while it resolves
-// again.
+// Seed takes over what a previous watcher knew (its last Set, or the one
+// saved before a restart) of the hosts of trunks of the same name: the
+// addresses answered, until Keep after their answer, so that neither a
+// reload nor a restart while DNS is down drops a trunk. Call it before
+// Run.
 func (w *Watcher) Seed(prev Set) {
+	now := w.now()
 	for i, t := range w.trunks {
 		for _, st := range prev.Trunks {
 			if st.Name != t.Name {
@@ -132,7 +134,9 @@ func (w *Watcher) Seed(prev Set) {
 						continue
 					}
 					for _, a := range hs.Addrs {
-						h.seen[a.Addr] = a.Answered
+						if a.Addr.IsValid() && a.Answered.Add(t.Keep).After(now) {
+							h.seen[a.Addr.Unmap()] = a.Answered
+						}
 					}
 					h.status.LastSuccess, h.status.TTL = hs.LastSuccess, hs.TTL
 				}
@@ -140,6 +144,10 @@ func (w *Watcher) Seed(prev Set) {
 		}
 	}
 }
+
+// Current returns the set as it stands (seeded, before Run): what to
+// allow from the start.
+func (w *Watcher) Current() Set { return w.set() }
 
 // Run resolves the trunks until ctx is done, calling publish with the
 // complete set after each round (the networks first, before any DNS
