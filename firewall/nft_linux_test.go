@@ -4,8 +4,6 @@ package firewall_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,26 +38,12 @@ func requireRoot(t testing.TB) {
 func newNS(t testing.TB) string {
 	t.Helper()
 	requireRoot(t)
-	b := make([]byte, 4)
-	rand.Read(b)
-	name := "sgfw-" + hex.EncodeToString(b)
-	run(t, "ip", "netns", "add", name)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	run(t, "ip", "-n", name, "link", "set", "lo", "up")
-	return name
+	return testutil.NewNetNS(t, "sgfw")
 }
 
 func run(t testing.TB, name string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return testutil.Run(t, name, args...)
 }
 
 // nft runs nft in the namespace.
@@ -784,7 +768,10 @@ func TestNFT_ReconcileIgnoresExpiryAndOwnChanges(t *testing.T) {
 
 // inNS runs f with the calling goroutine's thread in namespace ns (sockets
 // created in f stay in ns).
-func inNS(t testing.TB, ns string, f func()) { testutil.InNetns(t, ns, f) }
+func inNS(t testing.TB, ns string, f func()) {
+	t.Helper()
+	testutil.InNetNS(t, ns, f)
+}
 
 // veth links ns (198.18.0.1/24 on sgfw-pbx) and peer (the addresses
 // given, in the same /24, on sgfw-atk).

@@ -22,7 +22,7 @@ func dnsIn(t *testing.T, ns string) *dnstest.Server {
 	t.Helper()
 	var pc net.PacketConn
 	var l net.Listener
-	testutil.InNetns(t, ns, func() { pc, l = dnstest.Listen(t) })
+	testutil.InNetNS(t, ns, func() { pc, l = dnstest.Listen(t) })
 	return dnstest.Serve(t, pc, l)
 }
 
