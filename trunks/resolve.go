@@ -101,12 +101,13 @@ func (r *Resolver) Resolve(ctx context.Context, host string, srv bool) (Answer, 
 				return Answer{}, err
 			}
 			for _, t := range ts {
+				if contains(targets, t) {
+					continue
+				}
 				if len(targets) == MaxSRVTargets {
 					return Answer{}, fmt.Errorf("%s: more than %d SRV targets", host, MaxSRVTargets)
 				}
-				if !contains(targets, t) {
-					targets = append(targets, t)
-				}
+				targets = append(targets, t)
 			}
 		}
 		for _, t := range targets {
@@ -116,7 +117,7 @@ func (r *Resolver) Resolve(ctx context.Context, host string, srv bool) (Answer, 
 		}
 	}
 	if len(q.out) == 0 {
-		return Answer{}, fmt.Errorf("%s: %w (%s)", host, ErrNotFound, q.why())
+		return Answer{}, fmt.Errorf("%s: %w (%s)", host, ErrNotFound, q.why(srv))
 	}
 	sortAddrs(q.out)
 	return Answer{Addrs: q.out, TTL: time.Duration(q.ttl) * time.Second}, nil
@@ -129,12 +130,16 @@ type query struct {
 	out  []netip.Addr
 	seen map[netip.Addr]bool
 	ttl  int64 // -1: none yet
-	nx   bool  // a name did not exist
+	nx   bool  // a name asked for its addresses did not exist
 }
 
-func (q *query) why() string {
-	if q.nx {
+// why says why a resolution found no address.
+func (q *query) why(srv bool) string {
+	switch {
+	case q.nx:
 		return "NXDOMAIN"
+	case srv:
+		return "no A, AAAA or SIP SRV record"
 	}
 	return "no A or AAAA record"
 }
@@ -148,10 +153,11 @@ func (q *query) useTTL(ttl uint32) {
 // addrs adds the A and AAAA addresses of name.
 func (q *query) addrs(name string) error {
 	for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
-		rrs, err := q.lookup(name, t)
+		rrs, nx, err := q.lookup(name, t)
 		if err != nil {
 			return err
 		}
+		q.nx = q.nx || nx
 		for _, rr := range rrs {
 			var a netip.Addr
 			switch rr := rr.(type) {
@@ -177,7 +183,7 @@ func (q *query) addrs(name string) error {
 // srv returns the targets of the SRV records of name (none when it does
 // not exist: most providers publish no SRV for some transports).
 func (q *query) srv(name string) ([]string, error) {
-	rrs, err := q.lookup(name, dns.TypeSRV)
+	rrs, _, err := q.lookup(name, dns.TypeSRV)
 	if err != nil {
 		return nil, err
 	}
@@ -199,31 +205,29 @@ func (q *query) srv(name string) ([]string, error) {
 // lookup returns the records of type t that answer name, following its
 // CNAMEs within an answer and, when the chain leaves it, by asking for the
 // chain's next name; records for any other name are ignored. A name that
-// does not exist, or has no such records, gives none.
-func (q *query) lookup(name string, t uint16) ([]dns.RR, error) {
+// does not exist (nx), or has no such records, gives none.
+func (q *query) lookup(name string, t uint16) (rrs []dns.RR, nx bool, err error) {
 	visited := map[string]bool{name: true}
 	var msg *dns.Msg
 	for steps := 0; ; steps++ {
 		if msg == nil {
-			var err error
 			if msg, err = q.exchange(name, t); err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			if msg.Rcode == dns.RcodeNameError {
-				q.nx = true
-				return nil, nil
+				return nil, true, nil
 			}
 		}
 		out, next := q.pick(msg.Answer, name, t)
 		switch {
 		case len(out) > 0:
-			return out, nil
+			return out, false, nil
 		case next == "":
-			return nil, nil
+			return nil, false, nil
 		case visited[next]:
-			return nil, fmt.Errorf("%s: CNAME loop at %s", name, next)
+			return nil, false, fmt.Errorf("%s: CNAME loop at %s", name, next)
 		case steps == maxCNAME:
-			return nil, fmt.Errorf("%s: CNAME chain longer than %d", name, maxCNAME)
+			return nil, false, fmt.Errorf("%s: CNAME chain longer than %d", name, maxCNAME)
 		}
 		visited[next] = true
 		name = next

@@ -325,3 +325,37 @@ func FuzzResolve(f *testing.F) {
 		}
 	})
 }
+
+// TestResolve_SRVBounds: SRV targets repeated across the services count
+// once; more than MaxSRVTargets distinct ones are refused; a name that
+// exists with no address nor SRV record is not called NXDOMAIN.
+func TestResolve_SRVBounds(t *testing.T) {
+	s := dnstest.Start(t)
+	var recs []string
+	for _, svc := range trunks.SRVServices {
+		for i := range trunks.MaxSRVTargets {
+			recs = append(recs, fmt.Sprintf("%s.example.test. 60 IN SRV 10 10 5060 edge%d.example.test.", svc, i))
+		}
+	}
+	for i := range trunks.MaxSRVTargets {
+		recs = append(recs, fmt.Sprintf("edge%d.example.test. 60 IN A 192.0.2.%d", i, i+1))
+	}
+	s.Set(t, recs...)
+	r := resolver(s)
+	ans, err := r.Resolve(context.Background(), "example.test", true)
+	if err != nil || len(ans.Addrs) != trunks.MaxSRVTargets {
+		t.Fatalf("%v %v; want %d addresses", ans.Addrs, err, trunks.MaxSRVTargets)
+	}
+	// _sips._tcp now names one more target: 9 distinct.
+	s.Set(t, "_sips._tcp.example.test. 60 IN SRV 10 10 5061 extra.example.test.")
+	if _, err := r.Resolve(context.Background(), "example.test", true); err == nil || !strings.Contains(err.Error(), "SRV targets") {
+		t.Errorf("err %v; want too many SRV targets", err)
+	}
+
+	s2 := dnstest.Start(t)
+	s2.Set(t, "bare.example.test. 60 IN TXT \"nothing\"")
+	_, err = resolver(s2).Resolve(context.Background(), "bare.example.test", true)
+	if !errors.Is(err, trunks.ErrNotFound) || !strings.Contains(err.Error(), "no A, AAAA or SIP SRV record") {
+		t.Errorf("err %v; want no record, not NXDOMAIN", err)
+	}
+}
