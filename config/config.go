@@ -52,6 +52,9 @@ type Config struct {
 	// GeoIP is zero (and left out of the JSON) when no database is set.
 	GeoIP GeoIPConfig `toml:"geoip" json:",omitzero"`
 
+	TrunkDefaults TrunksConfig  `toml:"trunks" json:",omitzero"`
+	Trunks        []TrunkConfig `toml:"trunk" json:",omitempty"`
+
 	// custom holds the compiled [[parser]] tables, by name.
 	custom map[string]*custom.Compiled
 

@@ -36,7 +36,9 @@ func (c *Config) EngineOptions(hostAddrs func() ([]netip.Prefix, error)) (engine
 			Window: time.Duration(c.Compromise.Window), BanTime: time.Duration(c.Compromise.BanTime),
 		},
 	}
-	opts.Allow = targets(c.Allow.Addresses)
+	// Host names of [allow] are resolved by the daemon (TrunkList).
+	nets, _ := c.Allow.split()
+	opts.Allow = targets(nets)
 	if c.Allow.Self {
 		self, err := hostAddrs()
 		if err != nil {

@@ -106,6 +106,8 @@ func (c *Config) Validate() []FieldError {
 		rules = append(rules, r.Name)
 	}
 	p.in("cluster", c.Cluster.Validate(rules))
+	p.in("trunks", c.TrunkDefaults.Validate())
+	array(&p, "trunk", "trunk", c.Trunks, func(t TrunkConfig) string { return t.Name }, TrunkConfig.Validate)
 	array(&p, "feed", "feed", c.Feeds, func(f FeedConfig) string { return f.Name }, FeedConfig.Validate)
 	array(&p, "notify", "[[notify]]", c.Notify, func(n NotifyConfig) string { return n.Name }, NotifyConfig.Validate)
 	array(&p, "source", "source", c.Sources, func(s SourceConfig) string { return s.Name }, c.validateSource)
@@ -230,8 +232,14 @@ func (e EngineConfig) Validate() []FieldError {
 func (a AllowConfig) Validate() []FieldError {
 	var p problems
 	for i, s := range a.Addresses {
-		if _, err := target(s); err != nil {
+		_, err := target(s)
+		var hostBits *bans.HostBitsError
+		switch {
+		case err == nil || isHostName(s):
+		case errors.As(err, &hostBits):
 			p.err(fmt.Sprintf("addresses[%d]", i), err)
+		default:
+			p.add(fmt.Sprintf("addresses[%d]", i), "%q is not an IP address, CIDR or host name", s)
 		}
 	}
 	return p

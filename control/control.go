@@ -11,6 +11,7 @@
 //	POST /v1/unban UnbanRequest   -> UnbanResponse
 //	POST /v1/import ImportRequest -> ImportResponse
 //	POST /v1/why   WhyRequest     -> WhyResponse
+//	GET  /v1/trunks               -> []TrunkStatus
 //
 // and the access policy's (policy.go): /v1/learned, /v1/learned/forget,
 // /v1/policy/explain.
@@ -34,6 +35,7 @@ type Status struct {
 	Bans          int              `json:"bans"`
 	Unbans        map[string]int64 `json:"unbans_by_reason"` // since start: expired, manual, replaced, feed, allowlisted
 	Feeds         []FeedStatus     `json:"feeds,omitempty"`
+	Trunks        []TrunkStatus    `json:"trunks,omitempty"`
 	Notify        []NotifyStatus   `json:"notify,omitempty"`
 	Cluster       *ClusterStatus   `json:"cluster,omitempty"`
 	Fraud         *FraudStatus     `json:"fraud,omitempty"`
@@ -320,7 +322,7 @@ type WhyRequest struct {
 // bans made since the daemon started; text written by attackers).
 type WhyResponse struct {
 	Target      string    `json:"target"`
-	Allowlisted string    `json:"allowlisted_by,omitempty"` // the [allow] entry that holds it
+	Allowlisted string    `json:"allowlisted_by,omitempty"` // the [allow] entry that holds it, "(trunk NAME)" after a trunk's
 	CountedAs   string    `json:"counted_as,omitempty"`     // what the engine counts and bans it as (an address)
 	Bans        []Ban     `json:"bans"`
 	Rules       []WhyRule `json:"rules"` // an address's events in each rule's window now

@@ -132,6 +132,7 @@ func Serve(ctx context.Context, l net.Listener, h Handler) error {
 		reply(w, res, err)
 	})
 	servePolicy(mux, h)
+	serveTrunks(mux, h)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()

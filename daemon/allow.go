@@ -10,7 +10,8 @@ import (
 	"github.com/sipguard/sipguard/firewall"
 )
 
-// The allowlist ([allow] and allow.self, cfg.Engine.Allow) is never
+// The allowlist ([allow] and allow.self, cfg.Engine.Allow, and the
+// trunks' addresses and networks, trunkAllow: see trunks.go) is never
 // banned, whatever decides the ban:
 //
 //   - the engine never counts an allowlisted address and narrows a rule's
@@ -37,9 +38,11 @@ func (d *Daemon) allowed(p netip.Prefix) netip.Prefix {
 	if q, err := firewall.Normalize(p); err == nil {
 		p = q
 	}
-	for _, a := range d.cfg.Engine.Allow {
-		if a.Overlaps(p) {
-			return a
+	for _, list := range [][]netip.Prefix{d.cfg.Engine.Allow, d.trunkAllow} {
+		for _, a := range list {
+			if a.Overlaps(p) {
+				return a
+			}
 		}
 	}
 	return netip.Prefix{}
@@ -89,9 +92,10 @@ func (d *Daemon) ban(ctx context.Context, bs ...firewall.Ban) error {
 	return d.fw.Ban(ctx, bs...)
 }
 
-// setAllow loads the allowlist into the firewall.
+// setAllow loads the allowlist, the trunks' addresses included, into the
+// firewall.
 func (d *Daemon) setAllow(ctx context.Context) error {
-	if err := d.fw.SetAllow(ctx, d.cfg.Engine.Allow); err != nil {
+	if err := d.fw.SetAllow(ctx, d.allowlist()); err != nil {
 		d.fwErrors++
 		return fmt.Errorf("load the allowlist into the firewall: %w", err)
 	}

@@ -155,6 +155,9 @@ func (d *Daemon) why(p netip.Prefix) control.WhyResponse {
 	res := control.WhyResponse{Target: bans.String(p), Bans: []control.Ban{}, Rules: []control.WhyRule{}, Lines: []control.WhyLine{}}
 	if a := d.allowed(p); a.IsValid() {
 		res.Allowlisted = a.String()
+		if t := d.trunkOf(a); t != "" {
+			res.Allowlisted += " (trunk " + t + ")"
+		}
 	}
 	for _, q := range d.ledger.Overlapping(p, func(r *bans.Record) bool { return r.InForce(now) }) {
 		for _, r := range d.profileTops(q, now) {
@@ -365,6 +368,7 @@ func (d *Daemon) status() control.Status {
 	}
 	st.Firewall = control.FirewallStatus{Refused: d.allowRefused, RefusedSpecial: d.specialRefused, Errors: d.fwErrors, Error: d.fwErr}
 	st.Feeds = d.feedStatus()
+	st.Trunks = d.trunkStatus()
 	for _, o := range d.observers {
 		if r, ok := o.(NotifyReporter); ok {
 			st.Notify = append(st.Notify, r.NotifyStatus()...)

@@ -31,7 +31,8 @@
 // allowlist: the last guard before the firewall, the kernel's allow sets,
 // bans made before an address was allowlisted), special.go
 // (special-purpose addresses: never banned), manual.go (ban, unban and
-// import by hand), feeds.go, cluster.go, state.go (the state files),
+// import by hand), feeds.go, trunks.go (trunks admitted by name: their
+// resolved addresses join the allowlist), cluster.go, state.go (the state files),
 // notice.go (observers), control.go (the control socket: wire types in,
 // wire types out), reload.go, learned.go and explain.go (the access policy
 // of the SIP ports: the mode, learned phones, `policy explain`).
@@ -57,6 +58,7 @@ import (
 	"github.com/sipguard/sipguard/journal"
 	"github.com/sipguard/sipguard/logins"
 	"github.com/sipguard/sipguard/parsers"
+	"github.com/sipguard/sipguard/trunks"
 	"github.com/sipguard/sipguard/watchers"
 )
 
@@ -119,6 +121,10 @@ type Config struct {
 	// Policy is the access policy of the SIP ports and the learning of
 	// phones (learned.go); the zero Policy is open.
 	Policy Policy
+	// Trunks are admitted by name: their addresses, resolved through
+	// Resolver, and networks join the allowlist (trunks.go).
+	Trunks   []trunks.Trunk
+	Resolver trunks.Lookup
 }
 
 // Log field names.
@@ -194,6 +200,11 @@ type Daemon struct {
 	specialRefused int64 // the same: they covered special-purpose addresses (bans.Special)
 	feeds          map[string]*feedState
 	stopFeeds      func()
+
+	trunkSet        trunks.Set     // the trunks' last set (trunks.go)
+	trunkAllow      []netip.Prefix // its addresses and networks, in the allowlist
+	trunkAllowDirty bool           // not in the firewall yet
+	stopTrunks      func()
 
 	cluster         Cluster // nil: no [cluster]
 	clusterEscalate bool
@@ -282,6 +293,7 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 		unbans:       map[string]int64{},
 		feeds:        map[string]*feedState{},
 		stopFeeds:    func() {},
+		stopTrunks:   func() {},
 		saveJobs:     make(chan saveJob, 1),
 		saveResults:  make(chan saveResult, 1),
 	}, nil
@@ -313,6 +325,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := os.MkdirAll(d.cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
+	trunkWatcher := d.restoreTrunks()
 	if err := d.restore(ctx); err != nil {
 		return err
 	}
@@ -365,6 +378,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.awaitSources(ctx)
 	d.watchSources()
 	d.startFeeds(ctx)
+	d.runTrunks(ctx, trunkWatcher)
 	d.log.Info().Int("sources", len(d.cfg.Sources)).Int("rules", len(d.cfg.Engine.Rules)).
 		Int("bans", d.ledger.Len()).Str("socket", d.cfg.Socket).Msg("sipguard running")
 	close(d.ready)
@@ -373,6 +387,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	// Stop: the followers end with ctx; handle what they already sent.
 	d.stopFeeds()
+	d.stopTrunks()
 	d.stopSources()
 	d.drain()
 	d.flush(context.Background())
@@ -432,6 +447,7 @@ func (d *Daemon) loop(ctx context.Context) {
 			}
 			d.expire()
 			d.applyFeeds(ctx)
+			d.applyTrunkAllow(ctx)
 			d.initialPositions()
 			d.watchSources()
 			d.watchSurges()

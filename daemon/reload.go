@@ -70,13 +70,17 @@ func (d *Daemon) reload(ctx context.Context, cfg Config) error {
 	}
 	allowChanged := !slices.Equal(cfg.Engine.Allow, d.cfg.Engine.Allow)
 	if allowChanged {
-		if err := d.fw.SetAllow(ctx, cfg.Engine.Allow); err != nil {
+		if err := d.fw.SetAllow(ctx, append(slices.Clone(cfg.Engine.Allow), d.trunkAllow...)); err != nil {
 			d.fwErrors++
 			return fmt.Errorf("load the allowlist into the firewall: %w", err)
 		}
 	}
 	if eng != nil {
 		d.eng = eng
+	}
+	trunksChanged := !reflect.DeepEqual(cfg.Trunks, d.cfg.Trunks) || !reflect.DeepEqual(cfg.Resolver, d.cfg.Resolver)
+	if trunksChanged {
+		d.stopTrunks()
 	}
 	old := map[string]Source{}
 	for _, s := range d.cfg.Sources {
@@ -97,8 +101,15 @@ func (d *Daemon) reload(ctx context.Context, cfg Config) error {
 			d.log.Error().Err(err).Msg("bans covering the new allowlist not lifted; the firewall lets the allowlist through all the same")
 		}
 	}
+	if eng != nil || allowChanged {
+		// The trunks' addresses stay allowed in the new engine.
+		d.eng.SetAllow(d.allowlist())
+	}
 	if feedsChanged {
 		d.startFeeds(d.runCtx)
+	}
+	if trunksChanged {
+		d.startTrunks(d.runCtx, d.trunkSet)
 	}
 	keep := map[string]bool{WireSource: cfg.Wire != nil}
 	for _, s := range cfg.Sources {

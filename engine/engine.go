@@ -204,7 +204,6 @@ func New(opts Options) (*Engine, error) {
 		trackers:   make(map[key]*tracker),
 		offences:   make(map[key]*offence),
 		alerted:    make(map[netip.Prefix]time.Time),
-		narrow:     make(map[key]bool),
 		compromise: opts.Compromise,
 		special:    opts.Special,
 	}
@@ -262,23 +261,36 @@ func New(opts Options) (*Engine, error) {
 	case c.Action == "ban" && c.BanTime <= 0:
 		return nil, errors.New("compromise ban_time must be positive")
 	}
-	for _, p := range opts.Allow {
+	if err := e.SetAllow(opts.Allow); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// SetAllow replaces the allowlist (Options.Allow), counters and history
+// kept: the daemon's trunks change it as DNS answers change. An invalid
+// prefix fails the call and changes nothing.
+func (e *Engine) SetAllow(allow []netip.Prefix) error {
+	var allow4, allow6 []netip.Prefix
+	narrow := make(map[key]bool)
+	for _, p := range allow {
 		if !p.IsValid() {
-			return nil, errors.New("invalid allowlist prefix")
+			return errors.New("invalid allowlist prefix")
 		}
 		p = p.Masked()
 		if p.Addr().Is4() {
-			e.allow4 = append(e.allow4, p)
+			allow4 = append(allow4, p)
 			continue
 		}
-		e.allow6 = append(e.allow6, p)
+		allow6 = append(allow6, p)
 		if p.Bits() > e.v6bits {
 			// A wider entry allows the whole prefix: nothing to narrow.
 			wide, _ := p.Addr().Prefix(e.v6bits)
-			e.narrow[key(wide.Addr().As16())] = true
+			narrow[key(wide.Addr().As16())] = true
 		}
 	}
-	return e, nil
+	e.allow4, e.allow6, e.narrow = allow4, allow6, narrow
+	return nil
 }
 
 // Allowed reports whether a is on the allowlist.

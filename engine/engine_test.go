@@ -828,3 +828,32 @@ func TestRulePorts(t *testing.T) {
 		t.Error("after a restore, a GUI ban held back the SIP rule")
 	}
 }
+
+// TestSetAllow: the allowlist changes under a running engine (a trunk's
+// DNS answer): the counters of other addresses go on, a new entry is
+// never counted again, and an IPv6 network ban narrows around it.
+func TestSetAllow(t *testing.T) {
+	e := newEngine(t, engine.Options{Rules: []engine.Rule{rule("r", 3, time.Minute, time.Hour)}})
+	s := time.Second
+	if i, _ := feed(e, "198.51.100.9", 0, s); i >= 0 {
+		t.Fatal("banned after 2 of 3")
+	}
+	if err := e.SetAllow([]netip.Prefix{netip.MustParsePrefix("192.0.2.1/32"), netip.MustParsePrefix("2001:db8:1::1/128")}); err != nil {
+		t.Fatal(err)
+	}
+	if i, _ := feed(e, "198.51.100.9", 2*s); i != 0 {
+		t.Error("the counter of an address not allowlisted did not go on")
+	}
+	if i, _ := feed(e, "192.0.2.1", 0, s, 2*s, 3*s); i >= 0 || !e.Allowed(netip.MustParseAddr("192.0.2.1")) {
+		t.Error("a newly allowlisted address was counted")
+	}
+	if i, b := feed(e, "2001:db8:1::2", 0, s, 2*s); i != 2 || b.Prefix != netip.MustParsePrefix("2001:db8:1::2/128") {
+		t.Errorf("IPv6 neighbour of an allowlisted address: %d %s; want banned as the /128", i, b.Prefix)
+	}
+	if err := e.SetAllow([]netip.Prefix{{}}); err == nil || !e.Allowed(netip.MustParseAddr("192.0.2.1")) {
+		t.Errorf("an invalid allowlist: %v, or the old one lost", err)
+	}
+	if err := e.SetAllow(nil); err != nil || e.Allowed(netip.MustParseAddr("192.0.2.1")) {
+		t.Error("an address left the allowlist but is still allowed")
+	}
+}

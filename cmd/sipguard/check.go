@@ -21,12 +21,17 @@ regular file is a warning on stderr, with its path and why; with --strict it
 is an error. The daemon waits for a missing log and retries an unreadable
 one; status shows such a source as not read.
 
-[policy] mode = "strict" with no [allow] address but loopback is an error
-(no provider could reach the SIP ports); a SIP port that the SSH session
-this runs under ($SSH_CONNECTION) connects to, with its client not
-allowlisted, is a warning: strict or responsive would cut it off.`
+It resolves each trunk's host names once, as the daemon does, and prints
+what they answer; a name that does not resolve is a warning (the daemon
+keeps trying).
 
-func (m *Main) check(_ context.Context, args []string) error {
+[policy] mode = "strict" with no [allow] entry but loopback and no
+[[trunk]] is an error (no provider could reach the SIP ports); a SIP port
+that the SSH session this runs under ($SSH_CONNECTION) connects to, with
+its client not allowlisted, is a warning: strict or responsive would cut
+it off.`
+
+func (m *Main) check(ctx context.Context, args []string) error {
 	fs := m.flagSet("check", checkSynopsis)
 	path := fs.String("c", "", "config `FILE` to check")
 	strict := fs.Bool("strict", false, "fail when a source's log cannot be read")
@@ -55,7 +60,9 @@ func (m *Main) check(_ context.Context, args []string) error {
 	}
 	fmt.Fprintf(m.Stdout, "%s: OK (%d %s, %d %s)\n", name,
 		len(cfg.Sources), plural(len(cfg.Sources), "source"), len(cfg.Rules), plural(len(cfg.Rules), "rule"))
-	for _, w := range m.lockoutWarnings(opts.Allow) {
+	// The trunks' addresses (and [allow]'s host names) count as allowed.
+	resolved, warnings := checkTrunks(ctx, cfg, m.Stdout)
+	for _, w := range append(m.lockoutWarnings(append(opts.Allow, resolved...)), warnings...) {
 		fmt.Fprintf(m.Stderr, "warning: %s\n", w)
 	}
 	for _, w := range policyWarnings {

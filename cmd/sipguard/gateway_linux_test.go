@@ -65,6 +65,19 @@ func sendUDP(t *testing.T, ns, to string, n int) {
 	exec.Command("ip", "netns", "exec", ns, "bash", "-c", script).Run()
 }
 
+// startSink runs a udpSink on addr in namespace ns, writing to file
+// (returned), until the test ends.
+func startSink(t *testing.T, ns, addr, file string) string {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0])
+	cmd.Env = append(os.Environ(), "SIPGUARD_UDP_SINK="+addr+","+file)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return file
+}
+
 func received(file, from string) int {
 	data, _ := os.ReadFile(file)
 	return strings.Count(string(data), from+"\n")
@@ -88,13 +101,7 @@ func TestGatewayMode(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	sink := filepath.Join(dir, "received")
-	sinkCmd := exec.Command("ip", "netns", "exec", pbx, os.Args[0])
-	sinkCmd.Env = append(os.Environ(), "SIPGUARD_UDP_SINK=10.71.3.2:5060,"+sink)
-	if err := sinkCmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sinkCmd.Process.Kill(); sinkCmd.Wait() })
+	sink := startSink(t, pbx, "10.71.3.2:5060", filepath.Join(dir, "received"))
 
 	// The PBX's log reaches the router (here: a file the test writes, as
 	// the syslog receiver would).

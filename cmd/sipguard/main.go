@@ -153,7 +153,7 @@ type command struct {
 var commands []command
 
 func init() {
-	commands = []command{runCommand, statusCommand, listCommand, whyCommand, banCommand, unbanCommand, exportCommand,
+	commands = []command{runCommand, statusCommand, listCommand, whyCommand, trunksCommand, banCommand, unbanCommand, exportCommand,
 		importCommand, scanCommand, reportCommand, checkCommand, auditCommand, completionCommand, manCommand, versionCommand}
 	// The access policy's (issue 15), after status and list in help.
 	commands = slices.Insert(commands, 3, learnedCommand, policyCommand)

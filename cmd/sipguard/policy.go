@@ -147,7 +147,7 @@ func policyProblems(cfg *config.Config, allow []netip.Prefix, getenv func(string
 		return nil, perr
 	}
 	if pol.Mode == firewall.PolicyStrict && providers(cfg) == 0 {
-		return nil, fmt.Errorf("[policy] mode = \"strict\" with no [allow] address but loopback: no provider or office could reach the SIP ports %s; add your trunks' addresses to [allow] (or run mode = \"responsive\")",
+		return nil, fmt.Errorf("[policy] mode = \"strict\" with no [allow] entry but loopback and no [[trunk]]: no provider or office could reach the SIP ports %s; add your providers as [[trunk]] or to [allow] (or run mode = \"responsive\")",
 			strings.Join(cfg.Policy.SIPPorts, ", "))
 	}
 	if getenv == nil {
@@ -164,11 +164,11 @@ func policyProblems(cfg *config.Config, allow []netip.Prefix, getenv func(string
 	return warnings, nil
 }
 
-// providers counts the [allow] addresses that are not loopback: who may
-// reach the SIP ports in strict mode besides learned phones. (Trunks by
-// name, [[trunk]], count too once they exist.)
+// providers counts the [allow] entries that are not loopback (addresses,
+// networks, host names) and the [[trunk]]s: who may reach the SIP ports in
+// strict mode besides learned phones.
 func providers(cfg *config.Config) int {
-	n := 0
+	n := len(cfg.Trunks)
 	for _, s := range cfg.Allow.Addresses {
 		if p, err := netip.ParsePrefix(s); err == nil && p.Addr().IsLoopback() {
 			continue

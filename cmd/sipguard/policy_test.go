@@ -28,8 +28,12 @@ func TestCheckPolicy(t *testing.T) {
 		return out.String(), errOut.String(), code
 	}
 	out, errOut, code := check(nil, "[policy]\nmode = \"strict\"\n")
-	if code != 1 || !strings.Contains(errOut, `[policy] mode = "strict" with no [allow] address but loopback`) || strings.Contains(out, "OK") {
+	if code != 1 || !strings.Contains(errOut, `[policy] mode = "strict" with no [allow] entry but loopback and no [[trunk]]`) || strings.Contains(out, "OK") {
 		t.Errorf("strict without providers: %d %q %q", code, out, errOut)
+	}
+	byName := "[[trunk]]\nname = \"carrier\"\nnetworks = [\"203.0.113.0/24\"]\n"
+	if out, errOut, code := check(nil, byName+"[policy]\nmode = \"strict\"\n"); code != 0 || !strings.Contains(out, "OK") {
+		t.Errorf("strict with a [[trunk]] only: %d %q %q", code, out, errOut)
 	}
 	trunk := "[allow]\naddresses = [\"127.0.0.0/8\", \"198.51.100.0/28\"]\n"
 	if out, errOut, code := check(nil, trunk+"[policy]\nmode = \"strict\"\n"); code != 0 || !strings.Contains(out, "OK") {

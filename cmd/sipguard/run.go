@@ -353,6 +353,13 @@ func (m *Main) daemonConfig(cfg *config.Config) (daemon.Config, error) {
 	for _, f := range cfg.Feeds {
 		dc.Feeds = append(dc.Feeds, daemon.Feed{Feed: f.Feed(), Expire: time.Duration(f.Expire)})
 	}
+	if dc.Trunks = cfg.TrunkList(); len(dc.Trunks) > 0 {
+		r, err := cfg.Resolver()
+		if err != nil {
+			return daemon.Config{}, fmt.Errorf("[trunks]: %w", err)
+		}
+		dc.Resolver = r
+	}
 	if cfg.Fraud.Enabled {
 		rules, err := cfg.Fraud.Options()
 		if err != nil {

@@ -25,8 +25,9 @@ Each source's state is reading, missing (its log or a directory on its path
 does not exist), or why it is not read (permission denied, ...).
 
 The exit code is 0 when the daemon runs healthy, 3 when it runs degraded (a
-source not read, or a firewall error: each is named on stderr), 1 when it
-is not running.`
+source not read, a firewall error, or a trunk host name that admits
+nothing: resolution failed for longer than keep; each is named on stderr),
+1 when it is not running.`
 
 func (m *Main) status(ctx context.Context, args []string) error {
 	var st control.Status
@@ -55,6 +56,13 @@ func degraded(st control.Status) []string {
 	}
 	if st.Firewall.Error != "" {
 		problems = append(problems, "firewall: "+st.Firewall.Error)
+	}
+	for _, t := range st.Trunks {
+		for _, h := range t.Hosts {
+			if h.Error != "" && len(h.Addresses) == 0 {
+				problems = append(problems, "trunk "+t.Name+": "+h.Host+" admits nothing: "+h.Error)
+			}
+		}
 	}
 	return problems
 }
@@ -148,6 +156,10 @@ func printStatus(w io.Writer, st control.Status) error {
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\n", n.Name, n.Kind, n.Sent, n.Failed, n.Dropped, n.Queued, last)
 		}
+	}
+	if len(st.Trunks) > 0 {
+		fmt.Fprintln(tw)
+		writeTrunks(tw, st.Trunks)
 	}
 	if len(st.Feeds) > 0 {
 		startTable(tw, "feed\tlisted\tenforced\tskipped\tlast ok\tloads\tfailures\tstate")

@@ -1,0 +1,307 @@
+package trunks
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Defaults of a trunk's timings.
+const (
+	DefaultMinTTL = time.Minute
+	DefaultMaxTTL = time.Hour
+	DefaultKeep   = 24 * time.Hour
+)
+
+// Trunk is a provider admitted by name: the addresses its host names
+// resolve to, and networks it publishes.
+type Trunk struct {
+	Name     string
+	Hosts    []string       // DNS names
+	Networks []netip.Prefix // admitted as they are
+	SRV      bool           // also the targets of the hosts' SIP SRV records
+	// A host is resolved again after its answer's TTL clamped to
+	// [MinTTL, MaxTTL] (after MinTTL when resolution failed); an address
+	// stays admitted until Keep after the last answer that held it, so a
+	// DNS outage or a provider's move never cuts calls off at once.
+	MinTTL, MaxTTL, Keep time.Duration
+}
+
+// withDefaults fills the timings left zero.
+func (t Trunk) withDefaults() Trunk {
+	if t.MinTTL <= 0 {
+		t.MinTTL = DefaultMinTTL
+	}
+	if t.MaxTTL <= 0 {
+		t.MaxTTL = DefaultMaxTTL
+	}
+	t.MaxTTL = max(t.MaxTTL, t.MinTTL)
+	if t.Keep <= 0 {
+		t.Keep = DefaultKeep
+	}
+	return t
+}
+
+// Lookup resolves a host name: *Resolver, or a stand-in in unit tests.
+type Lookup interface {
+	Resolve(ctx context.Context, host string, srv bool) (Answer, error)
+}
+
+// Status is what is known of a trunk.
+type Status struct {
+	Name     string         `json:"name"`
+	Networks []netip.Prefix `json:"networks,omitempty"`
+	Hosts    []HostStatus   `json:"hosts,omitempty"`
+}
+
+// HostStatus is what is known of one of a trunk's host names.
+type HostStatus struct {
+	Host        string        `json:"host"`
+	Addrs       []Addr        `json:"addresses"` // admitted now
+	TTL         time.Duration `json:"ttl"`       // of the last answer, clamped
+	LastSuccess time.Time     `json:"last_success,omitzero"`
+	LastTry     time.Time     `json:"last_try,omitzero"`
+	Next        time.Time     `json:"next,omitzero"` // the next resolution
+	Error       string        `json:"error,omitempty"`
+	ErrorSince  time.Time     `json:"error_since,omitzero"` // failing since
+}
+
+// Addr is an admitted address.
+type Addr struct {
+	Addr     netip.Addr `json:"address"`
+	Answered time.Time  `json:"answered"` // the last answer that held it
+	// Until is when it is dropped unless an answer holds it again.
+	Until time.Time `json:"until"`
+}
+
+// Set is what a Watcher hands over: the status of every trunk and
+// everything to allow, complete each time.
+type Set struct {
+	Trunks []Status
+	Allow  []netip.Prefix // networks and addresses, sorted, unique
+}
+
+// host is the state of one host name of a trunk.
+type host struct {
+	name   string
+	seen   map[netip.Addr]time.Time // address -> last answered
+	status HostStatus
+}
+
+// Watcher keeps trunks resolved. Create it with NewWatcher, then Run it on
+// a goroutine of its own.
+type Watcher struct {
+	trunks []Trunk
+	hosts  [][]*host // by trunk, by host
+	lookup Lookup
+	log    zerolog.Logger
+	now    func() time.Time
+}
+
+// NewWatcher returns a watcher of trunks resolving through lookup.
+func NewWatcher(trunks []Trunk, lookup Lookup, log zerolog.Logger) *Watcher {
+	w := &Watcher{lookup: lookup, log: log, now: time.Now}
+	for _, t := range trunks {
+		t = t.withDefaults()
+		w.trunks = append(w.trunks, t)
+		var hs []*host
+		for _, h := range t.Hosts {
+			hs = append(hs, &host{name: h, seen: map[netip.Addr]time.Time{}, status: HostStatus{Host: h}})
+		}
+		w.hosts = append(w.hosts, hs)
+	}
+	return w
+}
+
+// Seed takes over what a previous watcher knew (its last Set, or the one
+// saved before a restart) of the hosts of trunks of the same name: the
+// addresses answered, until Keep after their answer, so that neither a
+// reload nor a restart while DNS is down drops a trunk. Call it before
+// Run.
+func (w *Watcher) Seed(prev Set) {
+	now := w.now()
+	for i, t := range w.trunks {
+		for _, st := range prev.Trunks {
+			if st.Name != t.Name {
+				continue
+			}
+			for _, hs := range st.Hosts {
+				for _, h := range w.hosts[i] {
+					if h.name != hs.Host {
+						continue
+					}
+					for _, a := range hs.Addrs {
+						if a.Addr.IsValid() && a.Answered.Add(t.Keep).After(now) {
+							h.seen[a.Addr.Unmap()] = a.Answered
+						}
+					}
+					h.status.LastSuccess, h.status.TTL = hs.LastSuccess, hs.TTL
+				}
+			}
+		}
+	}
+}
+
+// Current returns the set as it stands (seeded, before Run): what to
+// allow from the start.
+func (w *Watcher) Current() Set { return w.set() }
+
+// Run resolves the trunks until ctx is done, calling publish with the
+// complete set after each round (the networks first, before any DNS
+// answer). publish runs on Run's goroutine.
+func (w *Watcher) Run(ctx context.Context, publish func(Set)) {
+	publish(w.set())
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		w.round(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		now := w.now()
+		publish(w.set())
+		timer.Reset(max(w.wake().Sub(now), 10*time.Millisecond))
+	}
+}
+
+// round resolves the hosts due and drops the addresses kept too long.
+func (w *Watcher) round(ctx context.Context) {
+	for i, t := range w.trunks {
+		for _, h := range w.hosts[i] {
+			if now := w.now(); !h.status.Next.After(now) {
+				w.resolve(ctx, t, h)
+			}
+			w.expire(t, h, w.now())
+		}
+	}
+}
+
+// resolve asks DNS for h once.
+func (w *Watcher) resolve(ctx context.Context, t Trunk, h *host) {
+	ans, err := w.lookup.Resolve(ctx, h.name, t.SRV)
+	now := w.now()
+	h.status.LastTry = now
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		if h.status.Error == "" {
+			h.status.ErrorSince = now
+		}
+		h.status.Error = err.Error()
+		h.status.Next = now.Add(t.MinTTL)
+		w.log.Warn().Err(err).Str("trunk", t.Name).Str("host", h.name).Int("kept", len(h.seen)).
+			Msg("trunk host not resolved; its last answer is kept")
+		return
+	}
+	ttl := min(max(ans.TTL, t.MinTTL), t.MaxTTL)
+	var added []string
+	for _, a := range ans.Addrs {
+		if _, ok := h.seen[a]; !ok {
+			added = append(added, a.String())
+		}
+		h.seen[a] = now
+	}
+	if len(added) > 0 {
+		w.log.Info().Str("trunk", t.Name).Str("host", h.name).Strs("addresses", added).Msg("trunk addresses admitted")
+	}
+	if h.status.Error != "" {
+		w.log.Info().Str("trunk", t.Name).Str("host", h.name).Msg("trunk host resolved again")
+	}
+	h.status.Error, h.status.ErrorSince = "", time.Time{}
+	h.status.TTL, h.status.LastSuccess, h.status.Next = ttl, now, now.Add(ttl)
+}
+
+// expire drops the addresses of h no answer has held for Keep.
+func (w *Watcher) expire(t Trunk, h *host, now time.Time) {
+	var gone []string
+	for a, seen := range h.seen {
+		if now.Sub(seen) >= t.Keep {
+			delete(h.seen, a)
+			gone = append(gone, a.String())
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	slices.Sort(gone)
+	ev := w.log.Info()
+	if h.status.Error != "" {
+		ev = w.log.Error().Str("error", h.status.Error)
+	}
+	ev.Str("trunk", t.Name).Str("host", h.name).Strs("addresses", gone).Dur("keep", t.Keep).
+		Msg("trunk addresses dropped: no answer held them for keep")
+}
+
+// wake returns when the next round is due: a resolution or an address's
+// end.
+func (w *Watcher) wake() time.Time {
+	var next time.Time
+	early := func(t time.Time) {
+		if t.IsZero() {
+			return // not resolved yet: the round in progress does it
+		}
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	for i, t := range w.trunks {
+		for _, h := range w.hosts[i] {
+			early(h.status.Next)
+			for _, seen := range h.seen {
+				early(seen.Add(t.Keep))
+			}
+		}
+	}
+	if next.IsZero() {
+		next = w.now().Add(time.Hour) // nothing to resolve: networks only
+	}
+	return next
+}
+
+// set returns the complete set.
+func (w *Watcher) set() Set {
+	var s Set
+	seen := map[netip.Prefix]bool{}
+	allow := func(p netip.Prefix) {
+		if !seen[p] {
+			seen[p] = true
+			s.Allow = append(s.Allow, p)
+		}
+	}
+	for i, t := range w.trunks {
+		st := Status{Name: t.Name, Networks: slices.Clone(t.Networks)}
+		for _, p := range t.Networks {
+			allow(p.Masked())
+		}
+		for _, h := range w.hosts[i] {
+			hs := h.status
+			hs.Addrs = []Addr{}
+			for a, seen := range h.seen {
+				hs.Addrs = append(hs.Addrs, Addr{Addr: a, Answered: seen, Until: seen.Add(t.Keep)})
+				allow(netip.PrefixFrom(a, a.BitLen()))
+			}
+			slices.SortFunc(hs.Addrs, func(a, b Addr) int { return a.Addr.Compare(b.Addr) })
+			st.Hosts = append(st.Hosts, hs)
+		}
+		s.Trunks = append(s.Trunks, st)
+	}
+	slices.SortFunc(s.Allow, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	})
+	return s
+}
+
+// sortAddrs sorts addresses.
+func sortAddrs(as []netip.Addr) { slices.SortFunc(as, netip.Addr.Compare) }
