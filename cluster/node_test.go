@@ -462,13 +462,28 @@ func contribStream(t testing.TB) jetstream.StreamConfig {
 }
 
 // createStream creates a stream as the operator of contrib/nats/users.conf.
+// errStreamCreate is nats-server's JSStreamCreateErrF (errors.json), the
+// generic "could not create the stream"; nats.go does not name it.
+const errStreamCreate jetstream.ErrorCode = 10049
+
 func createStream(t testing.TB, url string, cfg jetstream.StreamConfig, opts ...nats.Option) {
 	t.Helper()
 	_, js := rawClient(t, url, append(opts, nats.UserInfo("admin", "admin-secret"))...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := js.CreateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
+	for {
+		_, err := js.CreateStream(ctx, cfg)
+		// Just after a stream of the same name was deleted, the server
+		// may still be removing its files ("error creating store for
+		// stream", seen under -race): the operator would try again.
+		var apiErr *jetstream.APIError
+		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != errStreamCreate || !strings.Contains(apiErr.Description, "error creating store") || ctx.Err() != nil {
+			if err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
