@@ -38,6 +38,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"sort"
 	"time"
 
@@ -148,6 +149,28 @@ type tracker struct {
 	// own, by Rule.Ports (nil until there is one).
 	untilIn map[string]int64
 	wins    [][]int64
+	// With up to two rules (the usual burst and slow), wins and the
+	// start of each window live here: a new address costs one allocation,
+	// not one per rule and per growth of its window.
+	winsIn [2][]int64
+	times  [4]int64
+}
+
+// newTracker returns the tracker of k, its windows empty.
+func (e *Engine) newTracker(k key) *tracker {
+	tr := &tracker{key: k}
+	n := len(e.rules)
+	if n > len(tr.winsIn) {
+		tr.wins = make([][]int64, n)
+		return tr
+	}
+	tr.wins = tr.winsIn[:n]
+	per := len(tr.times) / n
+	for i := range tr.wins {
+		c := min(e.rules[i].MaxRetry, per)
+		tr.wins[i] = tr.times[i*per : i*per : i*per+c]
+	}
+	return tr
 }
 
 // bannedUntil returns the end of the ban in force of the rules of ports.
@@ -339,15 +362,17 @@ func (e *Engine) Observe(ev *parsers.Event) (Ban, bool) {
 		e.expire()
 	}
 	p, from := e.prefix(a)
-	if e.special != nil {
-		if _, bad := e.special(p); bad {
-			e.stats.Special++
-			return Ban{}, false
-		}
-	}
 	k := key(p.Addr().As16())
 	tr := e.trackers[k]
 	if tr == nil {
+		// Only what may be banned is tracked: a tracked key was checked
+		// when its tracker was made, and its prefix never changes.
+		if e.special != nil {
+			if _, bad := e.special(p); bad {
+				e.stats.Special++
+				return Ban{}, false
+			}
+		}
 		tr = e.track(k)
 	} else {
 		e.touch(tr)
@@ -466,6 +491,11 @@ func (tr *tracker) add(i int, t int64, r *Rule) (first, last int64, n int, hit b
 	for j > 0 && w[j-1] > t {
 		j--
 	}
+	if len(w) == cap(w) {
+		// Grow to the size the window keeps at once: one allocation, not
+		// one per doubling.
+		w = slices.Grow(w, max(mr-len(w), 1))
+	}
 	w = append(w, 0)
 	copy(w[j+1:], w[j:])
 	w[j] = t
@@ -552,7 +582,7 @@ func (e *Engine) track(k key) *tracker {
 		e.stats.Evicted++
 		e.drop(e.tail)
 	}
-	tr := &tracker{key: k, wins: make([][]int64, len(e.rules))}
+	tr := e.newTracker(k)
 	if o := e.offences[k]; o != nil {
 		tr.until = o.until
 	}
