@@ -34,6 +34,8 @@ type Parser struct {
 	amiPending amiAttempt // see manager
 
 	ansi []byte // scratch buffer for lines with terminal colour codes
+
+	users interned // account names of events
 }
 
 // window is the part of the log that may still belong to a message whose
@@ -79,6 +81,7 @@ type prefix struct {
 	lwp      []byte // the logging thread's id
 	file     []byte // the source file slot: "chan_sip.c", "Ext. s", ...
 	body     []byte // the message
+	user     []byte // the message's account name, set by message
 	dialplan bool   // a dialplan Log() line: file is "Ext. <exten>"
 	whole    bool   // the line is one whole message (JSON, Options.Whole)
 	// size is the length of the Asterisk part of the line (without a
