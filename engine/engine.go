@@ -156,9 +156,24 @@ type tracker struct {
 	times  [4]int64
 }
 
-// newTracker returns the tracker of k, its windows empty.
+// trackerBlock is how many trackers are made at once.
+const trackerBlock = 256
+
+// newTracker returns the tracker of k, its windows empty. Trackers are
+// made in blocks and those dropped are reused: a new address then costs
+// no allocation of its own. The trackers kept for reuse are never more
+// than MaxTracked.
 func (e *Engine) newTracker(k key) *tracker {
-	tr := &tracker{key: k}
+	var tr *tracker
+	if n := len(e.free); n > 0 {
+		tr, e.free[n-1], e.free = e.free[n-1], nil, e.free[:n-1]
+	} else {
+		if len(e.block) == 0 {
+			e.block = make([]tracker, min(trackerBlock, e.max))
+		}
+		tr, e.block = &e.block[0], e.block[1:]
+	}
+	tr.key = k
 	n := len(e.rules)
 	if n > len(tr.winsIn) {
 		tr.wins = make([][]int64, n)
@@ -205,6 +220,8 @@ type Engine struct {
 
 	trackers   map[key]*tracker
 	head, tail *tracker // recency list
+	block      []tracker  // trackers not used yet
+	free       []*tracker // trackers dropped, to reuse
 	offences   map[key]*offence
 	alerted    map[netip.Prefix]time.Time // compromises reported, by prefix
 	now        int64                      // newest event time seen
@@ -626,6 +643,8 @@ func (e *Engine) unlink(tr *tracker) {
 func (e *Engine) drop(tr *tracker) {
 	e.unlink(tr)
 	delete(e.trackers, tr.key)
+	*tr = tracker{} // let go of its windows and bans by ports
+	e.free = append(e.free, tr)
 }
 
 // expire drops the state of addresses that can no longer reach MaxRetry:
