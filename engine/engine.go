@@ -219,7 +219,7 @@ type Engine struct {
 	maxFind    int64
 
 	trackers   map[key]*tracker
-	head, tail *tracker // recency list
+	head, tail *tracker   // recency list
 	block      []tracker  // trackers not used yet
 	free       []*tracker // trackers dropped, to reuse
 	offences   map[key]*offence
