@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/sipguard/sipguard/asteriskconf"
 )
@@ -211,13 +212,13 @@ func checkFiles(a *audit, _ *dialplan) {
 // user names.
 func accountNames(section string, users ...string) []string {
 	names := append([]string{section}, users...)
-	if d := leadingDigits.FindString(section); len(d) >= 2 {
+	if d := leadingDigits().FindString(section); len(d) >= 2 {
 		names = append(names, d)
 	}
 	return names
 }
 
-var leadingDigits = regexp.MustCompile(`\d+`)
+var leadingDigits = lazyRegexp(`\d+`)
 
 func checkPJSIP(a *audit, dp *dialplan) {
 	c := a.confs["pjsip.conf"]
@@ -563,7 +564,7 @@ func (a *audit) shellVars(file string) []shellVar {
 	sc.Buffer(nil, asteriskconf.MaxFileSize)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
-		if m := phpVar.FindStringSubmatch(line); m != nil {
+		if m := phpVar().FindStringSubmatch(line); m != nil {
 			out = append(out, shellVar{key: m[1], value: m[2], line: n})
 			continue
 		}
@@ -574,7 +575,7 @@ func (a *audit) shellVars(file string) []shellVar {
 	return out
 }
 
-var phpVar = regexp.MustCompile(`^\$amp_conf\[\s*["']([A-Z_]+)["']\s*\]\s*=\s*["']([^"']*)["']`)
+var phpVar = lazyRegexp(`^\$amp_conf\[\s*["']([A-Z_]+)["']\s*\]\s*=\s*["']([^"']*)["']`)
 
 func checkFreePBX(a *audit, _ *dialplan) {
 	defaults := map[string]string{"AMPMGRPASS": "amp111", "AMPDBPASS": "amp109"}
@@ -596,4 +597,11 @@ func majorOf(version string) int {
 		return 0
 	}
 	return n
+}
+
+// lazyRegexp compiles expr on first use: compiling audit's expressions
+// at every command's start cost each command, `sipguard scan` included,
+// about a millisecond.
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
 }

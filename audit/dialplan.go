@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"regexp"
 	"strings"
 
 	"github.com/sipguard/sipguard/asteriskconf"
@@ -44,11 +43,11 @@ var outboundContexts = map[string]bool{
 
 var (
 	// jumpRe finds Goto/Gosub/Macro-style targets: App(context,exten,prio).
-	jumpRe = regexp.MustCompile(`(?i)^(goto|gotoif|gotoiftime|gosub|gosubif|execif)$`)
+	jumpRe = lazyRegexp(`(?i)^(goto|gotoif|gotoiftime|gosub|gosubif|execif)$`)
 	// localRe finds Local/exten@context in a Dial or Originate.
-	localRe = regexp.MustCompile(`(?i)local/[^@,&)]*@([A-Za-z0-9_\-.]+)`)
+	localRe = lazyRegexp(`(?i)local/[^@,&)]*@([A-Za-z0-9_\-.]+)`)
 	// trunkTech is a channel technology that leaves the PBX.
-	trunkTech = regexp.MustCompile(`(?i)\b(sip|pjsip|iax2|dahdi|misdn|h323|ooh323|motif|unistim)/`)
+	trunkTech = lazyRegexp(`(?i)\b(sip|pjsip|iax2|dahdi|misdn|h323|ooh323|motif|unistim)/`)
 )
 
 // newDialplan reads the contexts of extensions.conf.
@@ -115,7 +114,7 @@ func parseExten(v asteriskconf.Var, last *string) (extLine, bool) {
 // jumps lists the contexts a line can send a call to.
 func jumps(e extLine) []edge {
 	var out []edge
-	if jumpRe.MatchString(e.app) {
+	if jumpRe().MatchString(e.app) {
 		args := e.args
 		// GotoIf(cond?ctx,ext,prio:ctx,ext,prio) and ExecIf: each branch.
 		if _, after, ok := strings.Cut(args, "?"); ok {
@@ -132,7 +131,7 @@ func jumps(e extLine) []edge {
 		name, _, _ := strings.Cut(e.args, ",")
 		out = append(out, edge{to: "macro-" + strings.TrimSpace(name), how: "Macro", pos: e.pos})
 	}
-	for _, m := range localRe.FindAllStringSubmatch(e.args, -1) {
+	for _, m := range localRe().FindAllStringSubmatch(e.args, -1) {
 		out = append(out, edge{to: m[1], how: "Local channel", pos: e.pos})
 	}
 	return out
@@ -146,7 +145,7 @@ func dialsOut(e extLine) bool {
 	if app != "dial" && app != "originate" && app != "queue" {
 		return false
 	}
-	return strings.HasPrefix(e.pattern, "_") && strings.Contains(e.args, "${EXTEN") && trunkTech.MatchString(e.args)
+	return strings.HasPrefix(e.pattern, "_") && strings.Contains(e.args, "${EXTEN") && trunkTech().MatchString(e.args)
 }
 
 // reach says whether context name reaches outbound dialling, and how: the

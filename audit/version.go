@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"io"
 	"io/fs"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -17,7 +16,7 @@ var AsteriskLogs = []string{"/var/log/asterisk/full", "/var/log/asterisk/message
 // file it opens (logger.c, make_logchannel): "[date] Asterisk 20.5.0 built
 // by user @ host on a x86_64 running Linux on 2023-...". Only Asterisk
 // starts a line with it: attackers' text comes after a level and a module.
-var logHeader = regexp.MustCompile(`^\[[^\]]{1,64}\] Asterisk ([0-9][0-9A-Za-z.~_+-]{0,40}) built by `)
+var logHeader = lazyRegexp(`^\[[^\]]{1,64}\] Asterisk ([0-9][0-9A-Za-z.~_+-]{0,40}) built by `)
 
 // maxLogScan bounds how much of one log is read for the version.
 const maxLogScan = 256 << 20
@@ -50,7 +49,7 @@ func lastHeader(fsys fs.FS, name string) string {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	last := ""
 	for sc.Scan() {
-		if m := logHeader.FindSubmatch(sc.Bytes()); m != nil {
+		if m := logHeader().FindSubmatch(sc.Bytes()); m != nil {
 			last = string(m[1])
 		}
 	}

@@ -38,6 +38,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"sort"
 	"time"
 
@@ -148,6 +149,43 @@ type tracker struct {
 	// own, by Rule.Ports (nil until there is one).
 	untilIn map[string]int64
 	wins    [][]int64
+	// With up to two rules (the usual burst and slow), wins and the
+	// start of each window live here: a new address costs one allocation,
+	// not one per rule and per growth of its window.
+	winsIn [2][]int64
+	times  [4]int64
+}
+
+// trackerBlock is how many trackers are made at once.
+const trackerBlock = 256
+
+// newTracker returns the tracker of k, its windows empty. Trackers are
+// made in blocks and those dropped are reused: a new address then costs
+// no allocation of its own. The trackers kept for reuse are never more
+// than MaxTracked.
+func (e *Engine) newTracker(k key) *tracker {
+	var tr *tracker
+	if n := len(e.free); n > 0 {
+		tr, e.free[n-1], e.free = e.free[n-1], nil, e.free[:n-1]
+	} else {
+		if len(e.block) == 0 {
+			e.block = make([]tracker, min(trackerBlock, e.max))
+		}
+		tr, e.block = &e.block[0], e.block[1:]
+	}
+	tr.key = k
+	n := len(e.rules)
+	if n > len(tr.winsIn) {
+		tr.wins = make([][]int64, n)
+		return tr
+	}
+	tr.wins = tr.winsIn[:n]
+	per := len(tr.times) / n
+	for i := range tr.wins {
+		c := min(e.rules[i].MaxRetry, per)
+		tr.wins[i] = tr.times[i*per : i*per : i*per+c]
+	}
+	return tr
 }
 
 // bannedUntil returns the end of the ban in force of the rules of ports.
@@ -181,7 +219,9 @@ type Engine struct {
 	maxFind    int64
 
 	trackers   map[key]*tracker
-	head, tail *tracker // recency list
+	head, tail *tracker   // recency list
+	block      []tracker  // trackers not used yet
+	free       []*tracker // trackers dropped, to reuse
 	offences   map[key]*offence
 	alerted    map[netip.Prefix]time.Time // compromises reported, by prefix
 	now        int64                      // newest event time seen
@@ -351,15 +391,17 @@ func (e *Engine) Observe(ev *parsers.Event) (Ban, bool) {
 		e.expire()
 	}
 	p, from := e.prefix(a)
-	if e.special != nil {
-		if _, bad := e.special(p); bad {
-			e.stats.Special++
-			return Ban{}, false
-		}
-	}
 	k := key(p.Addr().As16())
 	tr := e.trackers[k]
 	if tr == nil {
+		// Only what may be banned is tracked: a tracked key was checked
+		// when its tracker was made, and its prefix never changes.
+		if e.special != nil {
+			if _, bad := e.special(p); bad {
+				e.stats.Special++
+				return Ban{}, false
+			}
+		}
 		tr = e.track(k)
 	} else {
 		e.touch(tr)
@@ -478,6 +520,11 @@ func (tr *tracker) add(i int, t int64, r *Rule) (first, last int64, n int, hit b
 	for j > 0 && w[j-1] > t {
 		j--
 	}
+	if len(w) == cap(w) {
+		// Grow to the size the window keeps at once: one allocation, not
+		// one per doubling.
+		w = slices.Grow(w, max(mr-len(w), 1))
+	}
 	w = append(w, 0)
 	copy(w[j+1:], w[j:])
 	w[j] = t
@@ -564,7 +611,7 @@ func (e *Engine) track(k key) *tracker {
 		e.stats.Evicted++
 		e.drop(e.tail)
 	}
-	tr := &tracker{key: k, wins: make([][]int64, len(e.rules))}
+	tr := e.newTracker(k)
 	if o := e.offences[k]; o != nil {
 		tr.until = o.until
 	}
@@ -608,6 +655,8 @@ func (e *Engine) unlink(tr *tracker) {
 func (e *Engine) drop(tr *tracker) {
 	e.unlink(tr)
 	delete(e.trackers, tr.key)
+	*tr = tracker{} // let go of its windows and bans by ports
+	e.free = append(e.free, tr)
 }
 
 // expire drops the state of addresses that can no longer reach MaxRetry:

@@ -857,3 +857,33 @@ func TestSetAllow(t *testing.T) {
 		t.Error("an address left the allowlist but is still allowed")
 	}
 }
+
+// TestTrackerReuse: the state of an address forgotten (evicted past
+// MaxTracked) is never taken over by the next one, whose tracker it reuses:
+// neither its window nor its ban by ports.
+func TestTrackerReuse(t *testing.T) {
+	gui := rule("gui", 2, time.Minute, time.Hour)
+	gui.Kinds, gui.Ports = parsers.KindSet(0).With(parsers.AdminAuthFailed), "80/tcp,443/tcp"
+	sip := rule("sip", 3, time.Minute, time.Hour)
+	sip.Kinds = parsers.KindSet(0).With(parsers.AuthFailed)
+	e := newEngine(t, engine.Options{Rules: []engine.Rule{gui, sip}, MaxTracked: 1})
+	e.Observe(ev("198.51.100.7", 0, parsers.AdminAuthFailed))
+	if _, ok := e.Observe(ev("198.51.100.7", time.Second, parsers.AdminAuthFailed)); !ok {
+		t.Fatal("no GUI ban")
+	}
+	e.Observe(ev("198.51.100.7", 2*time.Second, parsers.AuthFailed))
+	e.Observe(ev("198.51.100.7", 3*time.Second, parsers.AuthFailed)) // one short of a SIP ban
+	// 198.51.100.8 evicts .7 and reuses its tracker.
+	if _, ok := e.Observe(ev("198.51.100.8", 4*time.Second, parsers.AdminAuthFailed)); ok {
+		t.Error("one GUI failure banned: the window of the address forgotten was kept")
+	}
+	if _, ok := e.Observe(ev("198.51.100.8", 5*time.Second, parsers.AuthFailed)); ok {
+		t.Error("one SIP failure banned: the window of the address forgotten was kept")
+	}
+	if b, ok := e.Observe(ev("198.51.100.8", 6*time.Second, parsers.AdminAuthFailed)); !ok || b.Rule != "gui" {
+		t.Errorf("second GUI failure: %+v, %v; want a GUI ban (not held back by the forgotten one's)", b, ok)
+	}
+	if st := e.Stats(); st.Bans != 2 || st.Tracked != 1 || st.WhileBanned != 0 {
+		t.Errorf("stats %+v; want 2 bans, 1 tracked, none while banned", st)
+	}
+}

@@ -109,12 +109,20 @@ func fixedZone(off int) *time.Location {
 
 // Cache reads whole timestamps with a Clock and remembers the last text
 // it read and its time: consecutive lines of a log mostly share the second
-// they were written in. A Cache belongs to one stream of lines.
+// they were written in, and else the minute. A Cache belongs to one stream
+// of lines.
 type Cache struct {
 	Clock Clock
 
 	text []byte
 	time time.Time
+
+	// minute is the last dated stamp read, without its seconds, and
+	// minuteTime its time, when its zone has had one offset forever (UTC,
+	// a fixed offset): the stamps of that minute are that time and their
+	// seconds. Placing a stamp in a zone costs more than reading it.
+	minute     Stamp
+	minuteTime time.Time
 }
 
 // Parse reads b, which must hold a timestamp and nothing else, and returns
@@ -123,11 +131,38 @@ func (c *Cache) Parse(b []byte) (time.Time, bool) {
 	if len(b) > 0 && string(b) == string(c.text) {
 		return c.time, true
 	}
-	t, n, ok := c.Clock.Parse(b)
-	if !ok || n != len(b) {
+	var s Stamp
+	if n := s.read(b, false); n == 0 || n != len(b) {
+		return time.Time{}, false
+	}
+	t, ok := c.place(&s)
+	if !ok {
 		return time.Time{}, false
 	}
 	c.text = append(c.text[:0], b...)
 	c.time = t
 	return t, true
+}
+
+// place is Clock.place, from the time of the minute when s is in the last
+// one placed.
+func (c *Cache) place(s *Stamp) (time.Time, bool) {
+	m := *s
+	m.second, m.nsec, m.digits = 0, 0, 0
+	if !s.BSD() && m == c.minute {
+		second := min(s.second, 59) // a leap second, as makeTime reads it
+		return c.minuteTime.Add(time.Duration(second)*time.Second + time.Duration(s.nsec)), true
+	}
+	t, ok := c.Clock.place(s)
+	// A BSD date's year depends on the clock's now; fixedZone makes a new
+	// Location for each offset but 0.
+	if !ok || s.BSD() || s.zone == '+' && s.offset != 0 {
+		return t, ok
+	}
+	if mt, ok := c.Clock.place(&m); ok {
+		if start, end := mt.ZoneBounds(); start.IsZero() && end.IsZero() {
+			c.minute, c.minuteTime = m, mt
+		}
+	}
+	return t, ok
 }

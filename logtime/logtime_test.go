@@ -148,3 +148,37 @@ func TestCache(t *testing.T) {
 		t.Errorf("after a refusal: %v, %v", got, ok)
 	}
 }
+
+// TestCacheMinute: stamps of the minute last read (in a zone of one offset
+// forever) are placed from that minute's time; every stamp gets exactly the
+// time the Clock gives it, in zones with summer time too, leap seconds,
+// fractions and explicit zones included.
+func TestCacheMinute(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := func() time.Time { return time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC) }
+	stamps := []string{
+		"2026-11-26 10:00:00", "2026-11-26 10:00:07", "2026-11-26 10:00:59", "2026-11-26 10:00:60",
+		"2026-11-26 10:00:07.250", "2026-11-26T10:00:07.123456789Z", "2026-11-26T10:00:08Z",
+		"2026-11-26T10:00:09+00:00", "2026-11-26T10:00:10+02:00", "2026-11-26T10:00:11+02:00",
+		"2026-11-26 10:01:30", "2026-11-27 10:01:31", "Nov 26 10:01:32", "2026-11-26 10:01:33",
+		// Summer time ends in Berlin at 03:00 on 25 Oct 2026, begins at
+		// 02:00 on 29 Mar: the hour is read twice, or never.
+		"2026-10-25 02:30:00", "2026-10-25 02:30:40", "2026-03-29 02:30:00", "2026-03-29 02:30:40",
+		"2026-02-29 10:00:00", "2026-02-28 10:00:00", "1969-12-31 23:59:59",
+	}
+	for _, loc := range []*time.Location{time.UTC, time.FixedZone("", 5*3600), berlin} {
+		clock := logtime.NewClock(loc, now)
+		c := logtime.Cache{Clock: clock}
+		for _, in := range stamps {
+			want, n, wantOK := clock.Parse([]byte(in))
+			wantOK = wantOK && n == len(in)
+			got, ok := c.Parse([]byte(in))
+			if ok != wantOK || ok && (!got.Equal(want) || got.Location().String() != want.Location().String() || got.Format(time.RFC3339Nano) != want.Format(time.RFC3339Nano)) {
+				t.Errorf("%s: Parse(%q) = %v, %v; want %v, %v", loc, in, got, ok, want, wantOK)
+			}
+		}
+	}
+}

@@ -26,7 +26,9 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sipguard/sipguard/parsers"
@@ -218,6 +220,8 @@ type source struct {
 	results chan *result
 	out     chan []parsers.Event
 	spent   chan []parsers.Event // batches Next is done with, to reuse
+	// eventCap is the largest batch so far: new batches start that large.
+	eventCap atomic.Int64
 
 	// Set by the pipeline before out is closed.
 	counts parsers.Counts
@@ -354,8 +358,10 @@ func (s *source) work() {
 // parse reads the lines of r's chunk with st.
 func (s *source) parse(r *result, st *parsers.Stream) {
 	r.stream, r.events, r.lines = st, r.events[:0], 0
+	if r.events == nil {
+		r.events = make([]parsers.Event, 0, max(s.eventCap.Load(), 64))
+	}
 	var long int64
-	var ev parsers.Event
 	data := r.data
 	for len(data) > 0 {
 		line := data
@@ -372,11 +378,20 @@ func (s *source) parse(r *result, st *parsers.Stream) {
 		if n := len(line); n > 0 && line[n-1] == '\r' {
 			line = line[:n-1]
 		}
-		if st.Line(line, r.lines, &ev) {
-			r.events = append(r.events, ev)
+		// Parse into the next slot: no copy of each event.
+		n := len(r.events)
+		if n == cap(r.events) {
+			r.events = slices.Grow(r.events, 1)
+		}
+		if r.events = r.events[:n+1]; !st.Uncounted(line, r.lines, &r.events[n]) {
+			r.events = r.events[:n]
 		}
 	}
+	st.AddLines(r.lines - long)
 	st.TooLong(long + r.long)
+	if c := int64(cap(r.events)); c > s.eventCap.Load() {
+		s.eventCap.Store(c) // a racy maximum is fine: it is a size hint
+	}
 	r.idle = st.Idle()
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sipguard/sipguard/bans"
@@ -21,37 +22,41 @@ var pageText string
 // laptops and attached to tickets: it must never reach out.
 const CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
-var page = template.Must(template.New("report").Funcs(template.FuncMap{
-	"num":  groupDigits,
-	"dur":  func(s int64) string { return duration.Format(time.Duration(s) * time.Second) },
-	"kind": func(i int) string { return fmt.Sprintf("k%d", i+1) },
-	"join": strings.Join,
-	"sub":  func(a, b float64) float64 { return a - b },
-	"add":  func(a, b float64) float64 { return a + b },
-	"half": func(a float64) float64 { return a / 2 },
-	// byKind writes counts by kind in the kinds' order: "auth_failed 8,
-	// unknown_user 2".
-	"byKind": func(counts map[string]int64, kinds []string) string {
-		var parts []string
-		for _, k := range kinds {
-			if n := counts[k]; n > 0 {
-				parts = append(parts, k+" "+groupDigits(n))
+// page is parsed on first use: parsing it costs a few milliseconds at
+// the start of every command, `sipguard scan` included.
+var page = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("report").Funcs(template.FuncMap{
+		"num":  groupDigits,
+		"dur":  func(s int64) string { return duration.Format(time.Duration(s) * time.Second) },
+		"kind": func(i int) string { return fmt.Sprintf("k%d", i+1) },
+		"join": strings.Join,
+		"sub":  func(a, b float64) float64 { return a - b },
+		"add":  func(a, b float64) float64 { return a + b },
+		"half": func(a float64) float64 { return a / 2 },
+		// byKind writes counts by kind in the kinds' order: "auth_failed 8,
+		// unknown_user 2".
+		"byKind": func(counts map[string]int64, kinds []string) string {
+			var parts []string
+			for _, k := range kinds {
+				if n := counts[k]; n > 0 {
+					parts = append(parts, k+" "+groupDigits(n))
+				}
 			}
-		}
-		return strings.Join(parts, ", ")
-	},
-	// target writes a banned prefix as people do: an address alone
-	// without /32 or /128.
-	"target": func(p string) string {
-		if t, err := netip.ParsePrefix(p); err == nil {
-			return bans.String(t)
-		}
-		return p
-	},
-	"chart": func(v view, id, title string) chartView {
-		return chartView{C: v.Charts[id], ID: id, Title: title, Alt: v.Alts[id]}
-	},
-}).Parse(pageText))
+			return strings.Join(parts, ", ")
+		},
+		// target writes a banned prefix as people do: an address alone
+		// without /32 or /128.
+		"target": func(p string) string {
+			if t, err := netip.ParsePrefix(p); err == nil {
+				return bans.String(t)
+			}
+			return p
+		},
+		"chart": func(v view, id, title string) chartView {
+			return chartView{C: v.Charts[id], ID: id, Title: title, Alt: v.Alts[id]}
+		},
+	}).Parse(pageText))
+})
 
 // chartView is what the "hbar" template draws.
 type chartView struct {
@@ -115,7 +120,7 @@ func (r *Report) WriteHTML(w io.Writer) error {
 		items = append(items, barItem{label: a.Address, counts: []int64{a.Failures}})
 	}
 	v.add("below", "Addresses never banned, by failures", items)
-	return page.Execute(w, v)
+	return page().Execute(w, v)
 }
 
 func (v *view) add(name, what string, items []barItem) {

@@ -34,6 +34,8 @@ type Parser struct {
 	amiPending amiAttempt // see manager
 
 	ansi []byte // scratch buffer for lines with terminal colour codes
+
+	users interned // account names of events
 }
 
 // window is the part of the log that may still belong to a message whose
@@ -79,6 +81,7 @@ type prefix struct {
 	lwp      []byte // the logging thread's id
 	file     []byte // the source file slot: "chan_sip.c", "Ext. s", ...
 	body     []byte // the message
+	user     []byte // the message's account name, set by message
 	dialplan bool   // a dialplan Log() line: file is "Ext. <exten>"
 	whole    bool   // the line is one whole message (JSON, Options.Whole)
 	// size is the length of the Asterisk part of the line (without a
@@ -261,18 +264,28 @@ func (p *Parser) splitAsterisk(line []byte, pre *prefix) bool {
 	}
 	// Level: only these can carry failures.
 	rest := line[i:]
-	switch {
-	case bytes.HasPrefix(rest, []byte("NOTICE")):
-		i += 6
-	case bytes.HasPrefix(rest, []byte("WARNING")):
-		i += 7
-	case bytes.HasPrefix(rest, []byte("SECURITY")):
-		i += 8
-	case bytes.HasPrefix(rest, []byte("ERROR")):
-		i += 5
+	if len(rest) == 0 {
+		return false
+	}
+	// One comparison at most: the first letter tells them apart, and
+	// most lines (VERBOSE, DEBUG) fail on it.
+	var level string
+	switch rest[0] {
+	case 'N':
+		level = "NOTICE"
+	case 'W':
+		level = "WARNING"
+	case 'S':
+		level = "SECURITY"
+	case 'E':
+		level = "ERROR"
 	default:
 		return false
 	}
+	if len(rest) < len(level) || string(rest[:len(level)]) != level {
+		return false
+	}
+	i += len(level)
 	// "NOTICE [123]" is not Asterisk's, but fail2ban's tests carry it.
 	if i+1 < len(line) && line[i] == ' ' && line[i+1] == '[' {
 		i++

@@ -93,7 +93,7 @@ func security(pre *prefix, ev *parsers.Event) parsers.Outcome {
 	ev.Addr, ev.Port = a, port
 	acct := rest[len(`,AccountID="`):]
 	if k := bytes.Index(acct, []byte(`",SessionID="`)); k >= 0 {
-		ev.User = clip(acct[:k])
+		pre.user = clip(acct[:k])
 	}
 	ev.Time = eventTV(tv)
 	return parsers.Matched
