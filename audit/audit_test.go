@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,6 +106,7 @@ var badWant = map[string][]struct{ where, detail string }{
 	"RELEASE-EOL":                {{"", "end of life on 2025-10-20"}},
 	"SIPGUARD-SOURCE-UNREADABLE": {{"/etc/sipguard/rules.toml", "messages.log: missing"}},
 	"SIPGUARD-NO-ALLOWLIST":      {{"/etc/sipguard/rules.toml", "[allow] addresses is empty"}},
+	"SIPGUARD-POLICY-OPEN":       {{"/etc/sipguard/rules.toml", "0.0.0.0:5060/udp, [::]:5061/tcp listened on, the host has the public address 93.184.216.34"}},
 }
 
 // TestChecks_Bad: every check finds what the bad fixture holds, where it
@@ -112,7 +114,8 @@ var badWant = map[string][]struct{ where, detail string }{
 func TestChecks_Bad(t *testing.T) {
 	h := fixture(t, "bad", 0o644)
 	h.Version, h.VersionFrom = "18.20.0", "asterisk -V"
-	h.Self = &audit.Self{File: "/etc/sipguard/rules.toml", Unreadable: []string{"source asterisk: /var/log/asterisk/messages.log: missing"}}
+	h.Self = &audit.Self{File: "/etc/sipguard/rules.toml", Unreadable: []string{"source asterisk: /var/log/asterisk/messages.log: missing"},
+		Policy: "open", SIPPorts: sipPorts, HostAddrs: []netip.Addr{netip.MustParseAddr("10.0.0.5"), netip.MustParseAddr("93.184.216.34")}}
 	r := run(t, h)
 	for id, wants := range badWant {
 		got := find(r, id)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sipguard/sipguard/audit"
+	"github.com/sipguard/sipguard/firewall"
 )
 
 var auditCommand = command{"audit", "find weak PBX settings and passwords (Asterisk, FreePBX)", (*Main).audit}
@@ -108,7 +109,25 @@ func (m *Main) selfAudit(path string) (*audit.Self, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &audit.Self{File: cfg.File, Unreadable: unreadable(cfg), Allow: cfg.Allow.Addresses}, nil
+	self := &audit.Self{File: cfg.File, Unreadable: unreadable(cfg), Allow: cfg.Allow.Addresses, Trunks: len(cfg.Trunks),
+		Policy: cfg.Policy.Mode}
+	for _, s := range cfg.Policy.SIPPorts {
+		if p, err := firewall.ParsePort(s); err == nil { // checked with the config
+			self.SIPPorts = append(self.SIPPorts, audit.PortRange{Proto: p.Proto, First: p.Port, Last: p.Last})
+		}
+	}
+	if m.HostAddrs != nil {
+		prefixes, err := m.HostAddrs()
+		if err != nil {
+			return nil, fmt.Errorf("the host's addresses: %w", err)
+		}
+		for _, p := range prefixes {
+			if p.IsSingleIP() {
+				self.HostAddrs = append(self.HostAddrs, p.Addr())
+			}
+		}
+	}
+	return self, nil
 }
 
 var asteriskV = regexp.MustCompile(`^Asterisk (\S+)`)
