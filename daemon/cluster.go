@@ -126,14 +126,36 @@ func (d *Daemon) longestBan() time.Duration {
 	return max(d.cfg.Engine.LongestBan(), d.cfg.ManualBanTime, time.Hour)
 }
 
-// A turn of the core goroutine applies other nodes' updates for about
-// applyTurn, applyChunk at most, then enforces them in one firewall
-// transaction: between turns, the log's own bans go first, so that a
-// flood from the cluster holds them up for a turn at most.
+// A turn of the core goroutine applies other nodes' updates, applyChunk
+// at most, then enforces them in one firewall transaction: between turns,
+// the log's own bans go first, so that a flood from the cluster holds them
+// up for a turn at most. A turn lasts about applyTurn in all: the updates
+// taken are budgeted with what enforcing each cost in the turns before
+// (flushCost), which is most of a turn (the firewall, the ledger, the
+// observers), not only with the time taking them took.
 const (
 	applyTurn  = time.Millisecond
 	applyChunk = 500
 )
+
+// flushCost estimates what enforcing one peer's ban costs, from the turns
+// before: a moving average, starting at 5 µs.
+type flushCost struct{ perBan time.Duration }
+
+func (f *flushCost) estimate(bans int) time.Duration {
+	if f.perBan == 0 {
+		f.perBan = 5 * time.Microsecond
+	}
+	return time.Duration(bans) * f.perBan
+}
+
+// observe folds in one turn: took to enforce n bans.
+func (f *flushCost) observe(took time.Duration, n int) {
+	if n < 16 {
+		return // too few to say much
+	}
+	f.perBan = (3*f.perBan + took/time.Duration(n)) / 4
+}
 
 // Apply enforces other nodes' updates (cluster.Local).
 func (d *Daemon) Apply(ctx context.Context, updates []cluster.Update) (map[string]int, error) {
@@ -196,7 +218,7 @@ func (d *Daemon) applyCluster(ctx context.Context, updates []cluster.Update, don
 	pending := map[string]*bans.Usage{}
 	nbans := 0
 	for i, u := range updates {
-		if i > 0 && i%16 == 0 && time.Since(start) > applyTurn {
+		if i > 0 && i%16 == 0 && time.Since(start)+d.peerFlush.estimate(nbans) > applyTurn {
 			break
 		}
 		*done = i + 1
@@ -225,7 +247,9 @@ func (d *Daemon) applyCluster(ctx context.Context, updates []cluster.Update, don
 			res[d.peerUnban(ctx, u.Unban, now)]++
 		}
 	}
+	flushed := time.Now()
 	d.flush(ctx)
+	d.peerFlush.observe(time.Since(flushed), nbans)
 	res[bansSeen] = nbans
 	return res
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rs/zerolog"
 	"net/netip"
 	"slices"
 	"time"
@@ -200,7 +201,16 @@ func (d *Daemon) replace(ctx context.Context, lift []bans.Replaced) error {
 // record holds a decision enforced at now and tells the observers.
 func (d *Daemon) record(p decision, now time.Time, latency time.Duration) {
 	r := p.rec
-	ev := d.log.Info()
+	// Peers' bans come by the thousand: applyCluster logs each batch, and
+	// each ban is at debug level. The level is chosen before the event is
+	// made: an event made and dropped is never returned to zerolog's pool
+	// (a flood of peers' bans allocated one per ban).
+	var ev *zerolog.Event
+	if r.Origin.Kind == bans.Peer {
+		ev = d.log.Debug()
+	} else {
+		ev = d.log.Info()
+	}
 	if node := r.Node(); node != "" {
 		ev = ev.Str(fieldNode, node)
 	} else {
@@ -218,10 +228,6 @@ func (d *Daemon) record(p decision, now time.Time, latency time.Duration) {
 	if from := p.ban.NarrowedFrom; from.IsValid() {
 		d.log.Info().Str(fieldIP, addr).Str("network", from.String()).Str("allow", d.allowed(from).String()).
 			Msg("ban narrowed to the address: its network holds an allowlisted address")
-	}
-	if r.Origin.Kind == bans.Peer {
-		// Peers' bans come by the thousand: applyCluster logs each batch.
-		ev = d.log.Debug().Str(fieldNode, r.Node())
 	}
 	country := d.banCountry(r)
 	if country != "" {
