@@ -33,6 +33,7 @@ type wireNet struct {
 	// The PBX's addresses as the attacker and the friend reach it.
 	atkPBX4, atkPBX6, frdPBX4, frdPBX6 string
 	dir, kamLog                        string
+	kamailio                           int // Kamailio's process group
 }
 
 func newWireNet(t testing.TB, gateway bool) *wireNet {
@@ -121,7 +122,7 @@ func (w *wireNet) startKamailio(t testing.TB, edit func(string) string) {
 			args = append(args, "-l", l)
 		}
 	}
-	atkStartProc(t, w.dir, w.kamLog, args...)
+	w.kamailio = atkStartProc(t, w.dir, w.kamLog, args...).Process.Pid
 	if !waitFor(10*time.Second, func() bool { return atkFileHas(w.kamLog, "Listening on") }) {
 		t.Fatalf("kamailio did not start:\n%s", atkReadFile(w.kamLog))
 	}
@@ -441,4 +442,274 @@ func wireListen(t testing.TB, ns, addr string) net.PacketConn {
 	})
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// BenchmarkWireFlood floods Kamailio with failed REGISTERs and measures
+// the wire sensor on the PBX (hook output) reading its refusals: the
+// responses per second the sensor handled, the CPU the daemon and
+// Kamailio used, the copies NFLOG lost, and for attackers that start
+// during the flood, the time from the PBX's 5th refusal to the ban in the
+// kernel. b.N is the number of failed REGISTERs; SIPGUARD_WIRE_RATE the
+// rate they are sent at (default 10,000 a second, the issue's target):
+//
+//	go test -run '^$' -bench BenchmarkWireFlood -benchtime 100000x ./cmd/sipguard/
+//
+// The flooder is allowlisted, so that it is not banned and the flood
+// goes on: every refusal still goes through the capture, the reader and
+// the engine. One Call-ID, a new branch and CSeq each time, the nonce of
+// one challenge and a wrong digest: each answer after the first is an
+// auth_failed, as in svcrack's attack.
+func BenchmarkWireFlood(b *testing.B) {
+	needRoot(b)
+	testutil.NeedCommands(b, "apt-get install kamailio; .ci/run installs it", "kamailio")
+	rate := 10000
+	if r := os.Getenv("SIPGUARD_WIRE_RATE"); r != "" {
+		if _, err := fmt.Sscan(r, &rate); err != nil || rate < 1 {
+			b.Fatalf("SIPGUARD_WIRE_RATE=%q: want a number of requests a second", r)
+		}
+	}
+	const maxRetry, probes = 5, 5
+	bin := buildSipguard(b)
+	w := newWireNet(b, false)
+	for i := range probes + 1 {
+		atkRun(b, "ip", "-n", w.atk, "addr", "add", fmt.Sprintf("198.18.1.%d/24", 10+i), "dev", "eth0")
+	}
+	w.startKamailio(b, nil)
+	config, d := w.startSipguard(b, bin, maxRetry, "198.18.1.10")
+	pbx := &net.UDPAddr{IP: net.ParseIP(w.atkPBX4), Port: 5060}
+
+	flood := newSIPClient(b, w.atk, "198.18.1.10", pbx)
+	kam := procGroup(w.kamailio) // its workers answer by now
+	before, copiedBefore := wireStatus(b, bin, config)
+	cpuBefore, kamBefore := procCPU(d.cmd.Process.Pid), procCPU(kam...)
+	load := loadAvg()
+	b.ResetTimer()
+	start := time.Now()
+	answered := flood.receive()
+	latencies := make(chan [2]time.Duration, probes)
+	go func() {
+		defer close(latencies)
+		for k := range probes {
+			time.Sleep(time.Until(start.Add(time.Duration(k) * time.Duration(b.N) * time.Second / time.Duration(rate) / probes)))
+			latencies <- wireProbe(b, w, pbx, fmt.Sprintf("198.18.1.%d", 11+k), maxRetry)
+		}
+	}()
+	for i := range b.N {
+		if i%10 == 0 {
+			time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))))
+		}
+		flood.send(i, true)
+	}
+	sent := time.Since(start)
+	// The sensor is done when its count of packets stops moving.
+	var after control.SourceStatus
+	var copied uint64
+	last, lines := time.Now(), int64(-1)
+	for time.Since(last) < time.Second {
+		time.Sleep(100 * time.Millisecond)
+		if after, copied = wireStatus(b, bin, config); after.Lines != lines {
+			last, lines = time.Now(), after.Lines
+		}
+	}
+	b.StopTimer()
+	cpu, kamCPU := procCPU(d.cmd.Process.Pid)-cpuBefore, procCPU(kam...)-kamBefore
+	flood.conn.Close()
+	got := <-answered
+	var worst time.Duration
+	var lat []string
+	for l := range latencies {
+		worst = max(worst, l[0])
+		lat = append(lat, fmt.Sprintf("%.0f-%.0f", atkMs(l[1]), atkMs(l[0])))
+	}
+	took := last.Sub(start).Seconds()
+	handled := after.Lines - before.Lines
+	lost := after.DropBy["nflog_lost"] - before.DropBy["nflog_lost"]
+	overruns := after.DropBy["nflog_overruns"] - before.DropBy["nflog_overruns"]
+	b.ReportMetric(float64(handled)/took, "responses/s")
+	b.ReportMetric(float64(lost), "lost")
+	b.ReportMetric(float64(overruns), "overruns")
+	b.ReportMetric(100*cpu.Seconds()/took, "daemon-cpu%")
+	b.ReportMetric(atkMs(worst), "ban-ms-max")
+	b.Logf("sent %d failed REGISTERs in %.2f s (%.0f/s); Kamailio answered %d; the kernel copied %d responses, the sensor read %d (%.0f/s over %.2f s), lost %d, %d overruns; events %d; daemon CPU %.2f s (%.0f%% of a core), Kamailio %.2f s; ban after the 5th refusal (from its reception - from its request), ms: %s; load average %s, then %s",
+		b.N, sent.Seconds(), float64(b.N)/sent.Seconds(), got, copied-copiedBefore, handled, float64(handled)/took, took,
+		lost, overruns, after.Events-before.Events, cpu.Seconds(), 100*cpu.Seconds()/took, kamCPU.Seconds(),
+		strings.Join(lat, " "), load, loadAvg())
+}
+
+// wireProbe attacks from src with failed REGISTERs every 5 ms until the
+// PBX refused it maxRetry times, and returns the time to the ban in the
+// kernel from the sending of the request the PBX refused the maxRetry-th
+// time (an upper bound: the refusal left after its request was sent and
+// Kamailio's queue under a flood is in it; the ban's time is read back
+// from its element's age, to the millisecond, after nft returned), and
+// from the reception of that refusal (closer, a little short: the
+// refusal reached the attacker after it left).
+func wireProbe(b *testing.B, w *wireNet, pbx *net.UDPAddr, src string, maxRetry int) [2]time.Duration {
+	c := newSIPClient(b, w.atk, src, pbx)
+	defer c.conn.Close()
+	var sentAt []time.Time
+	type refusal struct {
+		cseq int
+		at   time.Time
+	}
+	refusals := make(chan refusal, 1) // the maxRetry-th
+	go func() {
+		buf, n := make([]byte, 4096), 0
+		for {
+			l, _, err := c.conn.ReadFrom(buf)
+			if err != nil {
+				close(refusals)
+				return
+			}
+			if !strings.HasPrefix(string(buf[:l]), "SIP/2.0 401 ") {
+				continue
+			}
+			if n++; n == maxRetry {
+				r := refusal{at: time.Now()}
+				if m := regexp.MustCompile(`(?m)^CSeq: (\d+) `).FindSubmatch(buf[:l]); m != nil {
+					fmt.Sscan(string(m[1]), &r.cseq)
+				}
+				refusals <- r
+			}
+		}
+	}()
+	var last refusal
+send:
+	for i := range 400 {
+		sentAt = append(sentAt, time.Now())
+		c.send(i, true)
+		select {
+		case last = <-refusals:
+			break send
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	// Ask the kernel until the ban is there.
+	for range 200 {
+		rs, err := exec.Command("ip", "netns", "exec", w.pbx, "nft", "list", "set", "inet", "sipguard", "ban4").Output()
+		if err != nil {
+			b.Fatalf("nft list set: %v", err)
+		}
+		if strings.Contains(string(rs), src+" ") {
+			bannedBy := time.Now().Add(-atkElemAge(b, rs, "sipguard", "ban4", src))
+			if last.cseq < 2 || last.cseq-2 >= len(sentAt) {
+				b.Fatalf("%s: the %dth refusal had CSeq %d", src, maxRetry, last.cseq)
+			}
+			return [2]time.Duration{bannedBy.Sub(sentAt[last.cseq-2]), bannedBy.Sub(last.at)}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.Fatalf("%s not banned", src)
+	return [2]time.Duration{}
+}
+
+// sipClient sends REGISTERs for user 100 with a wrong digest, on one
+// Call-ID, with the nonce of the PBX's first challenge.
+type sipClient struct {
+	conn             net.PacketConn
+	src              string
+	pbx              *net.UDPAddr
+	callID, nonce    string
+	realm, authPrefx string
+}
+
+func newSIPClient(t testing.TB, ns, src string, pbx *net.UDPAddr) *sipClient {
+	t.Helper()
+	c := &sipClient{conn: wireListen(t, ns, src+":5100"), src: src, pbx: pbx, callID: "flood-" + src}
+	c.send(-1, false)
+	buf := make([]byte, 4096)
+	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	l, _, err := c.conn.ReadFrom(buf)
+	if err != nil {
+		t.Fatalf("%s: no challenge from the PBX: %v", src, err)
+	}
+	c.conn.SetReadDeadline(time.Time{})
+	m := regexp.MustCompile(`realm="([^"]*)", nonce="([^"]*)"`).FindSubmatch(buf[:l])
+	if m == nil {
+		t.Fatalf("%s: no challenge in %q", src, buf[:l])
+	}
+	c.realm, c.nonce = string(m[1]), string(m[2])
+	return c
+}
+
+// send sends request i (CSeq i+2; -1: the first, unauthenticated).
+func (c *sipClient) send(i int, auth bool) {
+	pbx := c.pbx.IP.String()
+	var authz string
+	if auth {
+		authz = fmt.Sprintf("Authorization: Digest username=\"100\", realm=%q, nonce=%q, uri=\"sip:%s\", response=\"00000000000000000000000000000000\", algorithm=MD5\r\n",
+			c.realm, c.nonce, pbx)
+	}
+	msg := fmt.Sprintf("REGISTER sip:%[1]s SIP/2.0\r\nVia: SIP/2.0/UDP %[2]s:5100;rport;branch=z9hG4bK-%[3]s-%[4]d\r\n"+
+		"From: <sip:100@%[1]s>;tag=flood\r\nTo: <sip:100@%[1]s>\r\nCall-ID: %[3]s\r\nCSeq: %[4]d REGISTER\r\n"+
+		"Contact: <sip:100@%[2]s:5100>\r\n%[5]sMax-Forwards: 70\r\nExpires: 300\r\nContent-Length: 0\r\n\r\n",
+		pbx, c.src, c.callID, i+2, authz)
+	c.conn.WriteTo([]byte(msg), c.pbx)
+}
+
+// receive counts the 401s the client receives until its socket closes.
+func (c *sipClient) receive() <-chan int {
+	n := make(chan int, 1)
+	go func() {
+		count, buf := 0, make([]byte, 4096)
+		for {
+			l, _, err := c.conn.ReadFrom(buf)
+			if err != nil {
+				n <- count
+				return
+			}
+			if strings.HasPrefix(string(buf[:l]), "SIP/2.0 401 ") {
+				count++
+			}
+		}
+	}()
+	return n
+}
+
+// procGroup returns the processes of the process group led by leader.
+func procGroup(leader int) []int {
+	var pids []int
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		// The group is the 3rd field after the command's parenthesis.
+		var pid, pgrp int
+		fmt.Sscan(s, &pid)
+		if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) > 2 {
+			fmt.Sscan(f[2], &pgrp)
+		}
+		if pgrp == leader {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// procCPU is the user and system CPU time the processes used so far.
+func procCPU(pids ...int) time.Duration {
+	var ticks int64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// Fields after the command's closing parenthesis: state is the
+		// 3rd field, utime the 14th and stime the 15th.
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		var u, st int64
+		fmt.Sscan(f[11], &u)
+		fmt.Sscan(f[12], &st)
+		ticks += u + st
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ
+}
+
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
