@@ -469,6 +469,15 @@ const atkRegisterScenario = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 // added to the set, from its timeout and what is left of it.
 func atkElemAge(t testing.TB, ruleset []byte, table, set, elem string) time.Duration {
 	t.Helper()
+	age, err := elemAge(ruleset, table, set, elem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return age
+}
+
+// elemAge is atkElemAge for a goroutine that cannot fail the test.
+func elemAge(ruleset []byte, table, set, elem string) (time.Duration, error) {
 	out := ruleset
 	if i := bytes.Index(out, []byte("table inet "+table+" {")); i >= 0 {
 		out = out[i:]
@@ -479,26 +488,26 @@ func atkElemAge(t testing.TB, ruleset []byte, table, set, elem string) time.Dura
 			out = out[:e]
 		}
 	} else {
-		t.Fatalf("no set %s %s in:\n%s", table, set, ruleset)
+		return 0, fmt.Errorf("no set %s %s in:\n%s", table, set, ruleset)
 	}
 	m := regexp.MustCompile(`(?:^|[\s{,])` + regexp.QuoteMeta(elem) + `(?:/\d+)?(?: timeout ([0-9dhms]+))? expires ([0-9dhms]+)`).FindSubmatch(out)
 	if m == nil {
-		t.Fatalf("%s not in set %s %s:\n%s", elem, table, set, out)
+		return 0, fmt.Errorf("%s not in set %s %s:\n%s", elem, table, set, out)
 	}
 	if m[1] == nil {
 		// An element with the set's own timeout is listed without it.
 		d := regexp.MustCompile(`(?m)^\s*timeout ([0-9dhms]+)$`).FindSubmatch(out)
 		if d == nil {
-			t.Fatalf("set %s %s: no timeout:\n%s", table, set, out)
+			return 0, fmt.Errorf("set %s %s: no timeout:\n%s", table, set, out)
 		}
 		m[1] = d[1]
 	}
 	timeout, err1 := time.ParseDuration(string(m[1]))
 	left, err2 := time.ParseDuration(string(m[2]))
 	if err1 != nil || err2 != nil {
-		t.Fatalf("set %s %s: %s", table, set, m[0])
+		return 0, fmt.Errorf("set %s %s: %s", table, set, m[0])
 	}
-	return timeout - left
+	return timeout - left, nil
 }
 
 // atkSource makes src the source address of the attacker's packets to the

@@ -478,7 +478,15 @@ func BenchmarkWireFlood(b *testing.B) {
 	config, d := w.startSipguard(b, bin, maxRetry, "198.18.1.10")
 	pbx := &net.UDPAddr{IP: net.ParseIP(w.atkPBX4), Port: 5060}
 
-	flood := newSIPClient(b, w.atk, "198.18.1.10", pbx)
+	flood, err := newSIPClient(wireListen(b, w.atk, "198.18.1.10:5100"), pbx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The attackers' sockets, opened here: the probes run on a goroutine.
+	var probeConns []net.PacketConn
+	for k := range probes {
+		probeConns = append(probeConns, wireListen(b, w.atk, fmt.Sprintf("198.18.1.%d:5100", 11+k)))
+	}
 	kam := procGroup(w.kamailio) // its workers answer by now
 	before, copiedBefore := wireStatus(b, bin, config)
 	cpuBefore, kamBefore := procCPU(d.cmd.Process.Pid), procCPU(kam...)
@@ -486,12 +494,17 @@ func BenchmarkWireFlood(b *testing.B) {
 	b.ResetTimer()
 	start := time.Now()
 	answered := flood.receive()
-	latencies := make(chan [2]time.Duration, probes)
+	type probeResult struct {
+		ban [2]time.Duration
+		err error
+	}
+	latencies := make(chan probeResult, probes)
 	go func() {
 		defer close(latencies)
 		for k := range probes {
 			time.Sleep(time.Until(start.Add(time.Duration(k) * time.Duration(b.N) * time.Second / time.Duration(rate) / probes)))
-			latencies <- wireProbe(b, w, pbx, fmt.Sprintf("198.18.1.%d", 11+k), maxRetry)
+			ban, err := wireProbe(w, probeConns[k], pbx, maxRetry)
+			latencies <- probeResult{ban, err}
 		}
 	}()
 	for i := range b.N {
@@ -517,9 +530,12 @@ func BenchmarkWireFlood(b *testing.B) {
 	got := <-answered
 	var worst time.Duration
 	var lat []string
-	for l := range latencies {
-		worst = max(worst, l[0])
-		lat = append(lat, fmt.Sprintf("%.0f-%.0f", atkMs(l[1]), atkMs(l[0])))
+	for r := range latencies {
+		if r.err != nil {
+			b.Fatal(r.err)
+		}
+		worst = max(worst, r.ban[0])
+		lat = append(lat, fmt.Sprintf("%.0f-%.0f", atkMs(r.ban[1]), atkMs(r.ban[0])))
 	}
 	took := last.Sub(start).Seconds()
 	handled := after.Lines - before.Lines
@@ -544,9 +560,13 @@ func BenchmarkWireFlood(b *testing.B) {
 // from its element's age, to the millisecond, after nft returned), and
 // from the reception of that refusal (closer, a little short: the
 // refusal reached the attacker after it left).
-func wireProbe(b *testing.B, w *wireNet, pbx *net.UDPAddr, src string, maxRetry int) [2]time.Duration {
-	c := newSIPClient(b, w.atk, src, pbx)
+func wireProbe(w *wireNet, conn net.PacketConn, pbx *net.UDPAddr, maxRetry int) ([2]time.Duration, error) {
+	c, err := newSIPClient(conn, pbx)
+	if err != nil {
+		return [2]time.Duration{}, err
+	}
 	defer c.conn.Close()
+	src := c.src
 	var sentAt []time.Time
 	type refusal struct {
 		cseq int
@@ -588,19 +608,22 @@ send:
 	for range 200 {
 		rs, err := exec.Command("ip", "netns", "exec", w.pbx, "nft", "list", "set", "inet", "sipguard", "ban4").Output()
 		if err != nil {
-			b.Fatalf("nft list set: %v", err)
+			return [2]time.Duration{}, fmt.Errorf("nft list set: %v", err)
 		}
 		if strings.Contains(string(rs), src+" ") {
-			bannedBy := time.Now().Add(-atkElemAge(b, rs, "sipguard", "ban4", src))
-			if last.cseq < 2 || last.cseq-2 >= len(sentAt) {
-				b.Fatalf("%s: the %dth refusal had CSeq %d", src, maxRetry, last.cseq)
+			age, err := elemAge(rs, "sipguard", "ban4", src)
+			if err != nil {
+				return [2]time.Duration{}, err
 			}
-			return [2]time.Duration{bannedBy.Sub(sentAt[last.cseq-2]), bannedBy.Sub(last.at)}
+			bannedBy := time.Now().Add(-age)
+			if last.cseq < 2 || last.cseq-2 >= len(sentAt) {
+				return [2]time.Duration{}, fmt.Errorf("%s: the %dth refusal had CSeq %d", src, maxRetry, last.cseq)
+			}
+			return [2]time.Duration{bannedBy.Sub(sentAt[last.cseq-2]), bannedBy.Sub(last.at)}, nil
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	b.Fatalf("%s not banned", src)
-	return [2]time.Duration{}
+	return [2]time.Duration{}, fmt.Errorf("%s not banned", src)
 }
 
 // sipClient sends REGISTERs for user 100 with a wrong digest, on one
@@ -613,23 +636,25 @@ type sipClient struct {
 	realm, authPrefx string
 }
 
-func newSIPClient(t testing.TB, ns, src string, pbx *net.UDPAddr) *sipClient {
-	t.Helper()
-	c := &sipClient{conn: wireListen(t, ns, src+":5100"), src: src, pbx: pbx, callID: "flood-" + src}
+// newSIPClient makes a client of conn (bound to the port of its Via)
+// and asks the PBX for its challenge.
+func newSIPClient(conn net.PacketConn, pbx *net.UDPAddr) (*sipClient, error) {
+	src := conn.LocalAddr().(*net.UDPAddr).IP.String()
+	c := &sipClient{conn: conn, src: src, pbx: pbx, callID: "flood-" + src}
 	c.send(-1, false)
 	buf := make([]byte, 4096)
 	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	l, _, err := c.conn.ReadFrom(buf)
 	if err != nil {
-		t.Fatalf("%s: no challenge from the PBX: %v", src, err)
+		return nil, fmt.Errorf("%s: no challenge from the PBX: %v", src, err)
 	}
 	c.conn.SetReadDeadline(time.Time{})
 	m := regexp.MustCompile(`realm="([^"]*)", nonce="([^"]*)"`).FindSubmatch(buf[:l])
 	if m == nil {
-		t.Fatalf("%s: no challenge in %q", src, buf[:l])
+		return nil, fmt.Errorf("%s: no challenge in %q", src, buf[:l])
 	}
 	c.realm, c.nonce = string(m[1]), string(m[2])
-	return c
+	return c, nil
 }
 
 // send sends request i (CSeq i+2; -1: the first, unauthenticated).
