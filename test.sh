@@ -117,6 +117,9 @@ bench/daemon.sh
 section "cluster: propagation through a real NATS server to 100 nodes"
 go test -run '^$' -bench Cluster -benchtime 1x ./cluster | grep -E 'bench_test|^Benchmark'
 
+section "wire sensor: a flood of failed REGISTERs through Kamailio at 10,000/s"
+go test -run '^$' -bench BenchmarkWireFlood -benchtime 100000x ./cmd/sipguard | grep -E 'wire_linux_test|^Benchmark'
+
 section "the Debian package: build, install, unit capabilities, upgrade, purge"
 packaging/test.sh
 

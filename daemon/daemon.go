@@ -426,7 +426,7 @@ func (d *Daemon) loop(ctx context.Context) {
 		select {
 		case b := <-d.batches:
 			d.handle(b)
-			d.drain()
+			d.drainQueued()
 			d.flush(ctx)
 			continue
 		default:
@@ -436,7 +436,7 @@ func (d *Daemon) loop(ctx context.Context) {
 			return
 		case b := <-d.batches:
 			d.handle(b)
-			d.drain()
+			d.drainQueued()
 			d.flush(ctx)
 		case f := <-d.calls:
 			f()
@@ -461,14 +461,25 @@ func (d *Daemon) loop(ctx context.Context) {
 
 // drain handles the batches already queued, without waiting.
 func (d *Daemon) drain() {
-	for {
+	for !d.drainQueued() {
+	}
+}
+
+// drainQueued handles the batches queued, without waiting, but no more
+// than the queue holds, and reports whether it found the queue empty: a
+// source that keeps it full (the wire sensor sends a batch a packet, and
+// a flood of refusals to an allowlisted address is thousands a second)
+// must not hold up the flush of the bans the batches before it made.
+func (d *Daemon) drainQueued() bool {
+	for range cap(d.batches) {
 		select {
 		case b := <-d.batches:
 			d.handle(b)
 		default:
-			return
+			return true
 		}
 	}
+	return false
 }
 
 // call runs f on the core goroutine and waits for it.

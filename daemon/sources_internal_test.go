@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"net/netip"
+
 	"testing"
 	"time"
 
@@ -43,5 +45,45 @@ func TestStopSourceStuck(t *testing.T) {
 	d.handle(batch{source: "pbx", from: fresh, pos: watchers.Position{Inode: 1, Offset: 50}})
 	if p := d.pendingPos["pbx"]; p.Position.Offset != 50 {
 		t.Errorf("position %+v; want its replacement's", p)
+	}
+}
+
+// TestDrainQueuedBounded: the core handles at most a queue's worth of
+// batches before it flushes the bans they made, however fast a source
+// (the wire sensor under a flood of refusals to an allowlisted address: a
+// batch a packet) fills the queue again.
+func TestDrainQueuedBounded(t *testing.T) {
+	fw := fwtest.New(nil)
+	d, err := New(Config{Engine: engine.Options{
+		Rules: []engine.Rule{{Name: "r", Kinds: parsers.KindSet(0).With(parsers.AuthFailed), MaxRetry: 1, FindTime: time.Minute, BanTime: time.Hour, Factor: 1}},
+	}}, fw, zerolog.Nop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &runner{src: Source{Name: WireSource}, done: make(chan struct{})}
+	d.runners[WireSource] = r
+	flood := []parsers.Event{{Addr: netip.MustParseAddr("192.0.2.1"), Kind: parsers.AuthSucceeded, Time: time.Now()}}
+	stop, sent := make(chan struct{}), make(chan int)
+	go func() {
+		n := 0
+		defer func() { sent <- n }()
+		for {
+			select {
+			case d.batches <- batch{source: WireSource, from: r, events: flood, texts: []string{""}}:
+				n++
+			case <-stop:
+				return
+			}
+		}
+	}()
+	for len(d.batches) < cap(d.batches) {
+		time.Sleep(time.Millisecond)
+	}
+	// Hold the core back as a slow handler would: the sender refills.
+	d.drainQueued()
+	close(stop)
+	handled := <-sent - len(d.batches)
+	if handled > cap(d.batches) {
+		t.Errorf("drainQueued handled %d batches; want at most the queue's %d", handled, cap(d.batches))
 	}
 }

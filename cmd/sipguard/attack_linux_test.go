@@ -351,14 +351,7 @@ func atkCheckThreshold(t *testing.T, bin, config, logPath, name, src string, fai
 	if int64(len(failed)) > packets {
 		t.Errorf("%s: %d failure lines from %d packets before the ban", name, len(failed), packets)
 	}
-	out, err := exec.Command(bin, "why", "-c", config, "--json", src).Output()
-	if err != nil {
-		t.Fatalf("%s: why %s: %v", name, src, err)
-	}
-	var why control.WhyResponse
-	if err := json.Unmarshal(out, &why); err != nil {
-		t.Fatalf("%s: why --json: %v\n%s", name, err, out)
-	}
+	why, out := atkWhy(t, bin, config, name, src)
 	if len(why.Lines) == 0 {
 		t.Fatalf("%s: why shows no lines that led to the ban:\n%s", name, out)
 	}
@@ -380,6 +373,20 @@ func atkCheckThreshold(t *testing.T, bin, config, logPath, name, src string, fai
 			t.Errorf("%s: why's line %d reads %q; the log's %q", name, l.Line, l.Text, text)
 		}
 	}
+}
+
+// atkWhy runs sipguard why --json src, and returns its answer and text.
+func atkWhy(t *testing.T, bin, config, name, src string) (control.WhyResponse, []byte) {
+	t.Helper()
+	out, err := exec.Command(bin, "why", "-c", config, "--json", src).Output()
+	if err != nil {
+		t.Fatalf("%s: why %s: %v", name, src, err)
+	}
+	var why control.WhyResponse
+	if err := json.Unmarshal(out, &why); err != nil {
+		t.Fatalf("%s: why --json: %v\n%s", name, err, out)
+	}
+	return why, out
 }
 
 // atkWhenCounted watches the log, every 2 ms, for src's atkMaxRetry-th
@@ -460,8 +467,17 @@ const atkRegisterScenario = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 
 // atkElemAge returns how long before the ruleset was listed elem was
 // added to the set, from its timeout and what is left of it.
-func atkElemAge(t *testing.T, ruleset []byte, table, set, elem string) time.Duration {
+func atkElemAge(t testing.TB, ruleset []byte, table, set, elem string) time.Duration {
 	t.Helper()
+	age, err := elemAge(ruleset, table, set, elem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return age
+}
+
+// elemAge is atkElemAge for a goroutine that cannot fail the test.
+func elemAge(ruleset []byte, table, set, elem string) (time.Duration, error) {
 	out := ruleset
 	if i := bytes.Index(out, []byte("table inet "+table+" {")); i >= 0 {
 		out = out[i:]
@@ -472,38 +488,38 @@ func atkElemAge(t *testing.T, ruleset []byte, table, set, elem string) time.Dura
 			out = out[:e]
 		}
 	} else {
-		t.Fatalf("no set %s %s in:\n%s", table, set, ruleset)
+		return 0, fmt.Errorf("no set %s %s in:\n%s", table, set, ruleset)
 	}
 	m := regexp.MustCompile(`(?:^|[\s{,])` + regexp.QuoteMeta(elem) + `(?:/\d+)?(?: timeout ([0-9dhms]+))? expires ([0-9dhms]+)`).FindSubmatch(out)
 	if m == nil {
-		t.Fatalf("%s not in set %s %s:\n%s", elem, table, set, out)
+		return 0, fmt.Errorf("%s not in set %s %s:\n%s", elem, table, set, out)
 	}
 	if m[1] == nil {
 		// An element with the set's own timeout is listed without it.
 		d := regexp.MustCompile(`(?m)^\s*timeout ([0-9dhms]+)$`).FindSubmatch(out)
 		if d == nil {
-			t.Fatalf("set %s %s: no timeout:\n%s", table, set, out)
+			return 0, fmt.Errorf("set %s %s: no timeout:\n%s", table, set, out)
 		}
 		m[1] = d[1]
 	}
 	timeout, err1 := time.ParseDuration(string(m[1]))
 	left, err2 := time.ParseDuration(string(m[2]))
 	if err1 != nil || err2 != nil {
-		t.Fatalf("set %s %s: %s", table, set, m[0])
+		return 0, fmt.Errorf("set %s %s: %s", table, set, m[0])
 	}
-	return timeout - left
+	return timeout - left, nil
 }
 
 // atkSource makes src the source address of the attacker's packets to the
 // PBX's IPv4 network.
-func atkSource(t *testing.T, ns, src string) {
+func atkSource(t testing.TB, ns, src string) {
 	t.Helper()
 	atkRun(t, "ip", "-n", ns, "route", "replace", "198.18.1.0/24", "dev", "eth0", "proto", "kernel", "scope", "link", "src", src)
 }
 
 // atkNetns creates a network namespace named after its role, removed
 // when the test ends.
-func atkNetns(t *testing.T, role string) string {
+func atkNetns(t testing.TB, role string) string {
 	t.Helper()
 	b := make([]byte, 4)
 	rand.Read(b)
@@ -516,7 +532,7 @@ func atkNetns(t *testing.T, role string) string {
 	return name
 }
 
-func atkRun(t *testing.T, args ...string) {
+func atkRun(t testing.TB, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v %s", strings.Join(args, " "), err, out)
@@ -525,7 +541,7 @@ func atkRun(t *testing.T, args ...string) {
 
 // atkStartProc starts a long-running process in its own process group, its
 // output appended to logPath, stopped (the whole group) when the test ends.
-func atkStartProc(t *testing.T, dir, logPath string, args ...string) *exec.Cmd {
+func atkStartProc(t testing.TB, dir, logPath string, args ...string) *exec.Cmd {
 	t.Helper()
 	f, err := os.OpenFile(logPath, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
 	if err != nil {
@@ -553,7 +569,7 @@ func atkStartProc(t *testing.T, dir, logPath string, args ...string) *exec.Cmd {
 }
 
 // atkStartDaemon is startDaemon with a given binary.
-func atkStartDaemon(t *testing.T, bin, ns, config string) *daemonProc {
+func atkStartDaemon(t testing.TB, bin, ns, config string) *daemonProc {
 	t.Helper()
 	cmd := exec.Command("ip", "netns", "exec", ns, bin, "run", "-c", config)
 	stderr := &testutil.Buffer{}
@@ -617,7 +633,7 @@ func (r atkRulesetView) setHas(set, elem string) bool {
 	return strings.Contains(r.sets[set], `"`+elem+`"`)
 }
 
-func atkRuleset(t *testing.T, ns string) atkRulesetView {
+func atkRuleset(t testing.TB, ns string) atkRulesetView {
 	t.Helper()
 	v := atkRulesetView{probe: map[string]int64{}, drops: map[string]int64{}, sets: map[string]string{}}
 	out, err := exec.Command("ip", "netns", "exec", ns, "nft", "-j", "list", "ruleset").Output()

@@ -29,7 +29,7 @@ var sipguardBin string
 // buildSipguard returns the sipguard binary: the one SIPGUARD_BIN names
 // (built beforehand, as test/debian-kernel.sh does for a VM without Go), or one
 // built once per test run.
-func buildSipguard(t *testing.T) string {
+func buildSipguard(t testing.TB) string {
 	t.Helper()
 	if bin := os.Getenv("SIPGUARD_BIN"); bin != "" {
 		return bin
@@ -70,7 +70,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func needRoot(t *testing.T) {
+func needRoot(t testing.TB) {
 	t.Helper()
 	testutil.NeedRoot(t, "for network namespaces and nftables (.ci/run runs it as root)")
 	testutil.NeedCommands(t, "apt-get install iproute2 nftables; .ci/run installs them", "ip", "nft")
@@ -92,7 +92,7 @@ func netns(t *testing.T) string {
 
 // daemonProc is a `sipguard run` in a namespace.
 type daemonProc struct {
-	t      *testing.T
+	t      testing.TB
 	cmd    *exec.Cmd
 	stderr *testutil.Buffer // written by the output copier while tests read it
 	done   chan struct{}
