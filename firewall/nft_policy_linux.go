@@ -82,13 +82,17 @@ type policyState struct {
 	country [2]*nftables.Set                 // country4, country6 (nil without Policy.Countries)
 	// countryEls are the elements of country4 and country6, sorted.
 	countryEls [2][]nftables.SetElement
-	learned    map[netip.Addr]time.Time // learned addresses → expiry
+	// countriesRead is when the country sets were last read back (zero:
+	// read them at the next set-up); see countriesDue.
+	countriesRead time.Time
+	learned       map[netip.Addr]time.Time // learned addresses → expiry
 }
 
 // setPolicy makes the sets of pol (nothing when it is not enforced).
 func (ps *policyState) setPolicy(t *nftables.Table, pol Policy) error {
 	ps.policy, ps.sipEls, ps.sipSets = pol, map[string][]nftables.SetElement{}, map[string]*nftables.Set{}
 	ps.learn, ps.meter, ps.country, ps.countryEls = [2]*nftables.Set{}, [2]*nftables.Set{}, [2]*nftables.Set{}, [2][]nftables.SetElement{}
+	ps.countriesRead = time.Time{}
 	if ps.learned == nil {
 		ps.learned = map[netip.Addr]time.Time{}
 	}
@@ -467,9 +471,26 @@ func (n *NFT) policyStale(st *kernelState) []string {
 	return out
 }
 
+// countriesEvery is how often Reconcile's checks read the country sets
+// back: tens of thousands of interval elements take 150 ms to read (10,000
+// networks, measured), too much for the structural check every 2 s. A set
+// deleted or recreated is seen at once all the same (its elements are
+// loaded when it is created); elements deleted by hand come back within
+// this time.
+const countriesEvery = time.Minute
+
+// countriesDue reports whether the country sets are to be read back now:
+// after SetPolicy, and every countriesEvery.
+func (ps *policyState) countriesDue(now time.Time) bool {
+	return ps.country[0] != nil && (ps.countriesRead.IsZero() || now.Sub(ps.countriesRead) >= countriesEvery)
+}
+
 // countriesDiffer reports whether country4 or country6 holds other
-// networks than the policy's.
+// networks than the policy's (false when they were not read back).
 func (n *NFT) countriesDiffer(st *kernelState) bool {
+	if !st.countriesRead {
+		return false
+	}
 	for i, s := range n.pol.country {
 		if s != nil && !sameElements(st.allow[s.Name], n.pol.countryEls[i]) {
 			return true

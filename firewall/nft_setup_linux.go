@@ -43,6 +43,9 @@ type kernelState struct {
 	rules  map[string][]*nftables.Rule
 	ports  map[string][]nftables.SetElement // set name → elements, sorted
 	allow  map[string][]nftables.SetElement // set name → elements, sorted (allow and country sets)
+	// countriesRead: the country sets' elements were read (see
+	// policyState.countriesDue); when not, they are taken as they should be.
+	countriesRead bool
 }
 
 func (n *NFT) inspect() (*kernelState, error) {
@@ -120,15 +123,15 @@ func (n *NFT) inspect() (*kernelState, error) {
 		}
 		st.allow[name] = sortElements(els)
 	}
-	for _, s := range n.pol.country {
-		if s == nil {
-			continue
+	if now := n.now(); n.pol.countriesDue(now) {
+		for _, s := range n.pol.country {
+			els, err := elements(s.Name)
+			if err != nil {
+				return nil, err
+			}
+			st.allow[s.Name] = sortElements(els)
 		}
-		els, err := elements(s.Name)
-		if err != nil {
-			return nil, err
-		}
-		st.allow[s.Name] = sortElements(els)
+		st.countriesRead, n.pol.countriesRead = true, now
 	}
 	for _, s := range n.pol.sipSets {
 		els, err := elements(s.Name)
@@ -312,7 +315,7 @@ func (n *NFT) ensureLocked(reload bool) (ensured, error) {
 	// The allowed countries' networks: flushed and loaded in the same
 	// transaction as the rest, so a reload never leaves them out.
 	for i, s := range n.pol.country {
-		if s == nil || (!create[s.Name] && sameElements(st.allow[s.Name], n.pol.countryEls[i])) {
+		if s == nil || (!create[s.Name] && !n.countriesDiffer(st)) {
 			continue
 		}
 		if !create[s.Name] {
