@@ -287,6 +287,9 @@ func TestAllowCountries(t *testing.T) {
 		}
 	}
 	explain("198.51.100.7", "5060/udp", control.VerdictDropped, "ban4", "banned")
+	if r.logs.Count(`"country":"DE","prefix":"198.51.100.7/32","rule":"manual"`) != 1 {
+		t.Errorf("no country in the manual ban's log line:\n%s", r.logs)
+	}
 	if got := status(t, r).BansByCountry; !maps.Equal(got, map[string]int{"DE": 2, "unknown": 1}) {
 		t.Errorf("bans by country %v; want DE 2, unknown 1", got)
 	}
