@@ -246,8 +246,11 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 		return nil, err
 	}
 	logGeoIP(log, geo, cfg.GeoIP, now())
-	if err := countryPolicy(log, geo, &cfg.Policy); err != nil {
-		return nil, err
+	if cfg.Policy.Firewall.Countries == nil || geo == nil {
+		// Not read already by CountryNetworks, from the same file.
+		if err := countryPolicy(log, geo, &cfg.Policy); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.CompromiseNewCountry && geo == nil {
 		return nil, fmt.Errorf("[compromise] on_new_country needs a [geoip] database")

@@ -56,6 +56,19 @@ func (d *Daemon) banCountry(r *bans.Record) string {
 	return d.country(r.Target.Addr())
 }
 
+// CountryNetworks opens the country database at path and puts the
+// networks of p's allowed countries into p.Firewall.Countries: what the
+// firewall is set up with at start, so that a restart does not drop those
+// sources until New has read them again (New keeps them).
+func CountryNetworks(log zerolog.Logger, path string, p *Policy) error {
+	geo, err := openGeoIP(path)
+	if err != nil {
+		return err
+	}
+	defer geo.Close()
+	return countryPolicy(log, geo, p)
+}
+
 // countryPolicy puts the networks of p's allowed countries, read from geo,
 // into p.Firewall.Countries (none in open mode: nothing would use them).
 // It walks the whole database (a few hundred ms for DB-IP Lite): New and

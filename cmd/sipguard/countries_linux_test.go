@@ -90,6 +90,20 @@ allow_countries = ["`+country+`"]
 		}
 	}
 
+	// A restart keeps the country sets as they are: set up with the
+	// networks from the start, never deleted and loaded again.
+	d.stop()
+	d = startDaemon(t, pbx, config)
+	if !waitFor(10*time.Second, func() bool { return answers(t, config) }) {
+		t.Fatalf("daemon did not start again:\n%s", d.stderr)
+	}
+	if log := d.stderr.String(); strings.Contains(log, "set country4") || strings.Contains(log, "elements of set country") {
+		t.Errorf("the restart changed the country sets:\n%s", log)
+	}
+	if !strings.Contains(chain(), `"sipguard country4 udp"`) {
+		t.Fatalf("no country rules after the restart:\n%s", chain())
+	}
+
 	// A reload with FR instead: the stranger in, the phone out.
 	writeConfig("FR")
 	d.cmd.Process.Signal(syscall.SIGHUP)
