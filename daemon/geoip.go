@@ -71,7 +71,8 @@ func CountryNetworks(log zerolog.Logger, path string, p *Policy) error {
 
 // countryPolicy puts the networks of p's allowed countries, read from geo,
 // into p.Firewall.Countries (none in open mode: nothing would use them).
-// It walks the whole database (a few hundred ms for DB-IP Lite): New and
+// It walks the whole database (25 ms for 200,000 networks, measured by
+// geoip.BenchmarkNetworks): New and
 // Reload call it before the core goroutine is involved.
 func countryPolicy(log zerolog.Logger, geo *geoip.DB, p *Policy) error {
 	p.Firewall.Countries = nil
