@@ -100,6 +100,10 @@ type PolicyConfig struct {
 	SIPPorts []string `toml:"sip_ports"`
 	Rate     string   `toml:"rate"`
 	LearnFor Duration `toml:"learn_for"`
+	// AllowCountries are ISO 3166-1 alpha-2 codes ("DE") whose sources
+	// are admitted to the SIP ports in strict and responsive mode, like
+	// learned phones; their networks come from [geoip] database.
+	AllowCountries []string `toml:"allow_countries" json:",omitempty"`
 }
 
 // SourceConfig is a [[source]]: a log file followed, a syslog receiver,

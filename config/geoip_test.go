@@ -78,3 +78,38 @@ func TestOnNewCountry(t *testing.T) {
 		}
 	}
 }
+
+// TestAllowCountries: [policy] allow_countries are two capital letters,
+// each once, and need a country database; errors name the line.
+func TestAllowCountries(t *testing.T) {
+	db := geoiptest.Write(t, t.TempDir(), map[string]string{"1.2.3.0/24": "DE"})
+	geo := "[geoip]\ndatabase = \"" + db + "\"\n"
+	cfg, err := config.Parse("rules.toml", []byte(geo+"[policy]\nmode = \"strict\"\nallow_countries = [\"DE\", \"AT\"]\n[allow]\naddresses = [\"192.0.2.1\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Policy.AllowCountries; len(got) != 2 || got[0] != "DE" || got[1] != "AT" {
+		t.Errorf("allow_countries %v", got)
+	}
+	if len(config.DefaultConfig().Policy.AllowCountries) != 0 {
+		t.Error("the shipped config allows countries")
+	}
+	for list, want := range map[string]string{
+		`["de"]`:        `rules.toml:4: policy.allow_countries[0]: "de" is not a country code: two capital letters (ISO 3166-1 alpha-2), such as "DE"`,
+		`["DE", "DEU"]`: `rules.toml:4: policy.allow_countries[1]: "DEU" is not a country code`,
+		`["DE", ""]`:    `rules.toml:4: policy.allow_countries[1]: "" is not a country code`,
+		`["AT", "AT"]`:  `rules.toml:4: policy.allow_countries[1]: "AT" is listed twice`,
+		`["D1"]`:        `policy.allow_countries[0]: "D1" is not a country code`,
+		`["DE", "<b>"]`: `"<b>" is not a country code`,
+		`"DE"`:          `rules.toml:4: policy.allow_countries`,
+	} {
+		_, err := config.Parse("rules.toml", []byte(geo+"[policy]\nallow_countries = "+list+"\n"))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v; want %s", list, err, want)
+		}
+	}
+	_, err = config.Parse("rules.toml", []byte("[policy]\nmode = \"responsive\"\nallow_countries = [\"DE\"]\n"))
+	if err == nil || !strings.Contains(err.Error(), `rules.toml:3: policy.allow_countries: needs a country database: set [geoip] database`) {
+		t.Errorf("without a database: %v", err)
+	}
+}

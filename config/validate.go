@@ -98,6 +98,9 @@ func (c *Config) Validate() []FieldError {
 	p.in("audit", c.Audit.Validate())
 	c.validateWire(&p)
 	p.in("geoip", c.GeoIP.Validate())
+	if len(c.Policy.AllowCountries) > 0 && c.GeoIP.Database == "" {
+		p.add("policy.allow_countries", "needs a country database: set [geoip] database")
+	}
 	if c.Compromise.OnNewCountry == "alert" && c.GeoIP.Database == "" {
 		p.add("compromise.on_new_country", "needs a country database: set [geoip] database")
 	}
@@ -210,6 +213,17 @@ func (pc PolicyConfig) Validate() []FieldError {
 		p.add("rate", "%v", err)
 	}
 	p.positive("learn_for", pc.LearnFor)
+	seen := map[string]bool{}
+	for i, c := range pc.AllowCountries {
+		key := fmt.Sprintf("allow_countries[%d]", i)
+		switch {
+		case len(c) != 2 || c[0] < 'A' || c[0] > 'Z' || c[1] < 'A' || c[1] > 'Z':
+			p.add(key, "%q is not a country code: two capital letters (ISO 3166-1 alpha-2), such as \"DE\"", c)
+		case seen[c]:
+			p.add(key, "%q is listed twice", c)
+		}
+		seen[c] = true
+	}
 	return p
 }
 

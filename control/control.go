@@ -25,14 +25,18 @@ import (
 
 // Status describes a running daemon.
 type Status struct {
-	Version       string           `json:"version"`
-	PID           int              `json:"pid"`
-	Started       time.Time        `json:"started"`
-	UptimeSeconds float64          `json:"uptime_seconds"`
-	Config        string           `json:"config"`
-	Sources       []SourceStatus   `json:"sources"`
-	Rules         []RuleStatus     `json:"rules"`
-	Bans          int              `json:"bans"`
+	Version       string         `json:"version"`
+	PID           int            `json:"pid"`
+	Started       time.Time      `json:"started"`
+	UptimeSeconds float64        `json:"uptime_seconds"`
+	Config        string         `json:"config"`
+	Sources       []SourceStatus `json:"sources"`
+	Rules         []RuleStatus   `json:"rules"`
+	Bans          int            `json:"bans"`
+	// BansByCountry counts the bans in force by the ISO code of their
+	// address's country ("unknown" when the database does not know it);
+	// nil without a [geoip] database.
+	BansByCountry map[string]int   `json:"bans_by_country,omitempty"`
 	Unbans        map[string]int64 `json:"unbans_by_reason"` // since start: expired, manual, replaced, feed, allowlisted
 	Feeds         []FeedStatus     `json:"feeds,omitempty"`
 	Trunks        []TrunkStatus    `json:"trunks,omitempty"`

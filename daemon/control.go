@@ -318,8 +318,9 @@ func (d *Daemon) status() control.Status {
 	st := control.Status{
 		Version: d.cfg.Version, PID: os.Getpid(), Started: d.started,
 		UptimeSeconds: now.Sub(d.started).Seconds(), Config: d.cfg.File, Bans: d.ledger.Len(),
-		Unbans: maps.Clone(d.unbans),
-		Policy: control.PolicyStatus{Mode: cmpMode(d.cfg.Policy.Firewall.Mode), Learned: len(d.learned), Refused: d.learnRefusals},
+		Unbans:        maps.Clone(d.unbans),
+		Policy:        control.PolicyStatus{Mode: cmpMode(d.cfg.Policy.Firewall.Mode), Learned: len(d.learned), Refused: d.learnRefusals},
+		BansByCountry: d.bansByCountry(now),
 	}
 	for _, s := range d.cfg.Sources {
 		ss := control.SourceStatus{Name: s.Name, Path: s.Path, Parser: s.Parser, DropBy: map[string]int64{}, State: "not started (see the log)"}

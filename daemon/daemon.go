@@ -160,12 +160,13 @@ type Daemon struct {
 	// Owned by the core goroutine.
 	cfg            Config
 	eng            *engine.Engine
-	guard          *fraud.Guard     // toll-fraud rules; nil when off
-	geo            *geoip.DB        // the country database; nil without one
-	logins         *logins.History  // where each account logged in from (logins.go)
-	loginsSaved    time.Time        // the last write of the logins file
-	fraudCalls     map[string]int64 // calls to public numbers by destination (fraudStatus)
-	fraudAlerts    map[string]int64 // toll-fraud alerts by rule
+	guard          *fraud.Guard            // toll-fraud rules; nil when off
+	geo            *geoip.DB               // the country database; nil without one
+	banGeo         map[netip.Prefix]string // country of each ban target (bansByCountry)
+	logins         *logins.History         // where each account logged in from (logins.go)
+	loginsSaved    time.Time               // the last write of the logins file
+	fraudCalls     map[string]int64        // calls to public numbers by destination (fraudStatus)
+	fraudAlerts    map[string]int64        // toll-fraud alerts by rule
 	ledger         *bans.Ledger
 	evidence       *evidence
 	pending        []decision
@@ -246,6 +247,12 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 		return nil, err
 	}
 	logGeoIP(log, geo, cfg.GeoIP, now())
+	if cfg.Policy.Firewall.Countries == nil || geo == nil {
+		// Not read already by CountryNetworks, from the same file.
+		if err := countryPolicy(log, geo, &cfg.Policy); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.CompromiseNewCountry && geo == nil {
 		return nil, fmt.Errorf("[compromise] on_new_country needs a [geoip] database")
 	}

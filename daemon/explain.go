@@ -28,7 +28,8 @@ const (
 
 // explain follows the chain's order (see firewall.NFT): the allowlist's
 // accepts, the bans' drops, then on the SIP ports the policy: replies to
-// the host's own requests, learned addresses, and strict's drop or
+// the host's own requests, learned addresses, allowed countries, and
+// strict's drop or
 // responsive's meter. It runs on the core goroutine.
 func (d *Daemon) explain(a netip.Addr, port firewall.Port) explanation {
 	now := d.now()
@@ -72,6 +73,11 @@ func (d *Daemon) explain(a netip.Addr, port firewall.Port) explanation {
 	if l := d.learned[a]; l != nil && l.Until.After(now) {
 		res.Verdict, res.Rule = verdictAccepted, "learn"+fam+" "+port.Proto
 		res.Why = fmt.Sprintf("learned until %s: account %q logged in on %s", l.Until.UTC().Format(time.RFC3339), l.Account, l.Source)
+		return res
+	}
+	if c := d.allowedCountry(a); c != "" {
+		res.Verdict, res.Rule = verdictAccepted, "country"+fam+" "+port.Proto
+		res.Why = fmt.Sprintf("country %s admitted ([policy] allow_countries)", c)
 		return res
 	}
 	replies := "; replies to this host's own requests (ct state established,related) are accepted before"

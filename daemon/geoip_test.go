@@ -2,9 +2,12 @@ package daemon_test
 
 import (
 	"context"
+	"fmt"
 	"maps"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -235,5 +238,101 @@ func TestLoginsCorrupt(t *testing.T) {
 	r.stop(t)
 	if b, err := os.ReadFile(path); err != nil || !strings.Contains(string(b), `"198.51.100.10"`) {
 		t.Errorf("not written anew: %v %s", err, b)
+	}
+}
+
+// TestAllowCountries: [policy] allow_countries sets the networks of
+// those countries, read from the database, in the firewall's policy;
+// explain says "country DE admitted", and a banned address there stays
+// banned; a reload with another list, or an updated database, sets the
+// new networks; status (and so the metrics) counts the bans in force by
+// country, afresh after a new database; open mode sets none and warns.
+func TestAllowCountries(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config()
+	cfg.GeoIP = geoiptest.Write(t, e.dir, map[string]string{"198.51.100.0/25": "DE", "203.0.113.0/24": "FR", "2001:db8::/32": "AT"})
+	udp, _ := firewall.ParsePort("5060/udp")
+	cfg.Policy = daemon.Policy{
+		Firewall: firewall.Policy{Mode: firewall.PolicyStrict, SIPPorts: []firewall.Port{udp}},
+		LearnFor: time.Hour, AllowCountries: []string{"DE", "AT"},
+	}
+	fw := newPolicyFake()
+	r := start(t, cfg, fw)
+	ctx := context.Background()
+	networks := func() string {
+		fw.mu.Lock()
+		defer fw.mu.Unlock()
+		ps := slices.Clone(fw.policy.Countries)
+		slices.SortFunc(ps, netip.Prefix.Compare)
+		return fmt.Sprint(ps)
+	}
+	if got := networks(); got != "[198.51.100.0/25 2001:db8::/32]" {
+		t.Errorf("countries in the firewall: %s; want DE's and AT's networks", got)
+	}
+	explain := func(addr, port, verdict, rule, why string) {
+		t.Helper()
+		x, err := r.client.Explain(ctx, addr, port)
+		if err != nil || x.Verdict != verdict || x.Rule != rule || !strings.Contains(x.Why, why) {
+			t.Errorf("explain %s %s: %+v, %v; want %s by %q, %q", addr, port, x, err, verdict, rule, why)
+		}
+	}
+	explain("198.51.100.7", "5060/udp", control.VerdictAccepted, "country4 udp", "country DE admitted")
+	explain("2001:db8::5", "5060/udp", control.VerdictAccepted, "country6 udp", "country AT admitted")
+	explain("203.0.113.5", "5060/udp", control.VerdictDropped, "policy drop 5060/udp", "strict")
+	explain("198.51.100.7", "22/tcp", control.VerdictUntouched, "", "not banned")
+
+	for _, target := range []string{"198.51.100.7", "198.51.100.8", "198.18.5.1"} {
+		if _, err := r.client.Ban(ctx, control.BanRequest{Target: target}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	explain("198.51.100.7", "5060/udp", control.VerdictDropped, "ban4", "banned")
+	if r.logs.Count(`"country":"DE","prefix":"198.51.100.7/32","rule":"manual"`) != 1 {
+		t.Errorf("no country in the manual ban's log line:\n%s", r.logs)
+	}
+	if got := status(t, r).BansByCountry; !maps.Equal(got, map[string]int{"DE": 2, "unknown": 1}) {
+		t.Errorf("bans by country %v; want DE 2, unknown 1", got)
+	}
+
+	cfg.Policy.AllowCountries = []string{"FR"}
+	if err := r.d.Reload(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := networks(); got != "[203.0.113.0/24]" {
+		t.Errorf("after a reload with FR: %s", got)
+	}
+	explain("198.51.100.9", "5060/udp", control.VerdictDropped, "policy drop 5060/udp", "strict")
+	explain("203.0.113.5", "5060/udp", control.VerdictAccepted, "country4 udp", "country FR admitted")
+
+	// The database updated in place: FR shrank, DE is gone.
+	os.WriteFile(cfg.GeoIP, geoiptest.Bytes(t, geoiptest.GeoLite2, map[string]string{"203.0.113.0/25": "FR", "198.18.5.0/24": "FR"}), 0o644)
+	if err := r.d.Reload(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := networks(); got != "[198.18.5.0/24 203.0.113.0/25]" {
+		t.Errorf("after the database's update: %s", got)
+	}
+	if got := status(t, r).BansByCountry; !maps.Equal(got, map[string]int{"FR": 1, "unknown": 2}) {
+		t.Errorf("bans by country after the update %v; want FR 1, unknown 2", got)
+	}
+
+	cfg.Policy.Firewall.Mode = firewall.PolicyOpen
+	if err := r.d.Reload(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := networks(); got != "[]" || r.logs.Count("allow_countries has no effect in open mode") != 1 {
+		t.Errorf("open mode: countries %s; log:\n%s", got, r.logs)
+	}
+}
+
+// TestBansByCountryWithoutDatabase: no database, no count by country.
+func TestBansByCountryWithoutDatabase(t *testing.T) {
+	e := newEnv(t)
+	r := start(t, e.config(), nil)
+	if _, err := r.client.Ban(context.Background(), control.BanRequest{Target: "198.18.5.1"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := status(t, r).BansByCountry; got != nil {
+		t.Errorf("bans by country without a database: %v", got)
 	}
 }

@@ -32,6 +32,10 @@ type Policy struct {
 	// (empty: all): what `policy explain` needs to say whether a ban
 	// drops a port.
 	BanPorts []firewall.Port
+	// AllowCountries ([policy] allow_countries) are admitted to the SIP
+	// ports in strict and responsive mode: their networks, read from the
+	// country database by countryPolicy, go into Firewall.Countries.
+	AllowCountries []string
 }
 
 // policyFirewall is a backend that enforces the policy (the nftables

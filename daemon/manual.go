@@ -76,9 +76,14 @@ func (d *Daemon) manualBan(ctx context.Context, p netip.Prefix, dur time.Duratio
 	renewed := !d.ledger.UntilIn(p, "", now).IsZero()
 	d.ledger.Put(r)
 	d.eng.Banned(p, now, dur)
-	d.log.Info().Str(fieldPrefix, p.String()).Str(fieldRule, r.Label()).Str(fieldReason, reason).
+	ev := d.log.Info()
+	country := d.banCountry(r)
+	if country != "" {
+		ev = ev.Str(fieldCountry, country)
+	}
+	ev.Str(fieldPrefix, p.String()).Str(fieldRule, r.Label()).Str(fieldReason, reason).
 		Float64(fieldTTL, dur.Seconds()).Msg("ban")
-	d.notice(Notice{Type: NoticeBan, Target: p, Rule: r.Label(), Reason: reason, Time: now, Expires: r.Expires})
+	d.notice(Notice{Type: NoticeBan, Target: p, Rule: r.Label(), Reason: reason, Time: now, Expires: r.Expires, Country: country})
 	d.share(r)
 	d.bansDirty = true
 	return ManualBan{Record: r, Renewed: renewed}, d.durable(), nil

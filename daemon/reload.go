@@ -24,11 +24,14 @@ func (d *Daemon) Reload(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	if err := countryPolicy(d.log, geo, &cfg.Policy); err != nil {
+		return err
+	}
 	// The old database is not closed: it holds only memory, which the
 	// garbage collector takes back once nothing looks it up.
 	if cerr := d.call(ctx, func() {
 		if err = d.reload(ctx, cfg); err == nil {
-			d.geo = geo
+			d.geo, d.banGeo = geo, nil
 			logGeoIP(d.log, geo, cfg.GeoIP, d.now())
 		}
 	}); cerr != nil {

@@ -25,6 +25,9 @@ import (
 //     SIP ports (Policy.SIPPorts), one set per protocol used;
 //   - set learn4, learn6 { type ipv4_addr|ipv6_addr; flags timeout; }:
 //     the learned phones, each with its own timeout (Learn);
+//   - with Policy.Countries, set country4, country6 { type
+//     ipv4_addr|ipv6_addr; flags interval; }: the networks of the allowed
+//     countries, merged into ranges;
 //   - responsive: set meter4, meter6 { flags dynamic,timeout; size
 //     meterSize; }: one element per unknown source, holding its limit.
 //
@@ -34,6 +37,8 @@ import (
 //	meta l4proto udp udp dport @sip_udp ct state established,related counter accept comment "sipguard policy established udp"
 //	meta nfproto ipv4 meta l4proto udp udp dport @sip_udp ip saddr @learn4 counter accept comment "sipguard learn4 udp"
 //	meta nfproto ipv6 meta l4proto udp udp dport @sip_udp ip6 saddr @learn6 counter accept comment "sipguard learn6 udp"
+//	meta nfproto ipv4 meta l4proto udp udp dport @sip_udp ip saddr @country4 counter accept comment "sipguard country4 udp"
+//	meta nfproto ipv6 meta l4proto udp udp dport @sip_udp ip6 saddr @country6 counter accept comment "sipguard country6 udp"
 //
 // then per SIP port, strict:
 //
@@ -65,7 +70,7 @@ const policySetID = 1001
 
 // ourPolicySet matches the names of the policy's sets: those no longer
 // wanted (the mode changed to open) are deleted.
-var ourPolicySet = regexp.MustCompile(`^(sip_tcp|sip_udp|learn4|learn6|meter4|meter6)$`)
+var ourPolicySet = regexp.MustCompile(`^(sip_tcp|sip_udp|learn4|learn6|meter4|meter6|country4|country6)$`)
 
 // policyState is the policy part of NFT, guarded by NFT.mu.
 type policyState struct {
@@ -74,13 +79,20 @@ type policyState struct {
 	sipSets map[string]*nftables.Set         // protocol → sip_<proto>
 	learn   [2]*nftables.Set                 // learn4, learn6
 	meter   [2]*nftables.Set                 // meter4, meter6
-	learned map[netip.Addr]time.Time         // learned addresses → expiry
+	country [2]*nftables.Set                 // country4, country6 (nil without Policy.Countries)
+	// countryEls are the elements of country4 and country6, sorted.
+	countryEls [2][]nftables.SetElement
+	// countriesRead is when the country sets were last read back (zero:
+	// read them at the next set-up); see countriesDue.
+	countriesRead time.Time
+	learned       map[netip.Addr]time.Time // learned addresses → expiry
 }
 
 // setPolicy makes the sets of pol (nothing when it is not enforced).
 func (ps *policyState) setPolicy(t *nftables.Table, pol Policy) error {
 	ps.policy, ps.sipEls, ps.sipSets = pol, map[string][]nftables.SetElement{}, map[string]*nftables.Set{}
-	ps.learn, ps.meter = [2]*nftables.Set{}, [2]*nftables.Set{}
+	ps.learn, ps.meter, ps.country, ps.countryEls = [2]*nftables.Set{}, [2]*nftables.Set{}, [2]*nftables.Set{}, [2][]nftables.SetElement{}
+	ps.countriesRead = time.Time{}
 	if ps.learned == nil {
 		ps.learned = map[netip.Addr]time.Time{}
 	}
@@ -111,6 +123,14 @@ func (ps *policyState) setPolicy(t *nftables.Table, pol Policy) error {
 				HasTimeout: true, Dynamic: true, Size: meterSize,
 			}
 		}
+		if len(pol.Countries) > 0 {
+			ps.country[i] = &nftables.Set{Table: t, Name: fmt.Sprintf("country%d", 4+2*i), ID: policySetID + 6 + uint32(i), KeyType: kt, Interval: true}
+		}
+	}
+	if len(pol.Countries) > 0 {
+		if ps.countryEls, err = allowElements(pol.Countries); err != nil {
+			return fmt.Errorf("countries: %w", err)
+		}
 	}
 	return nil
 }
@@ -123,7 +143,7 @@ func (ps *policyState) sets() []*nftables.Set {
 			out = append(out, s)
 		}
 	}
-	for _, s := range append(ps.learn[:], ps.meter[:]...) {
+	for _, s := range slices.Concat(ps.learn[:], ps.country[:], ps.meter[:]) {
 		if s != nil {
 			out = append(out, s)
 		}
@@ -160,8 +180,11 @@ func (ps *policyState) rules() []ruleSpec {
 			ex = append(ex, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictAccept})
 			out = append(out, ruleSpec{rulePrefix + "policy established " + proto, ex})
 		}
-		for i, s := range ps.learn {
-			out = append(out, ruleSpec{rulePrefix + s.Name + " " + proto, saddrRule(s, i == 1, set, expr.VerdictAccept)})
+		// Learned phones, then the allowed countries: both admitted.
+		for i, s := range append(ps.learn[:], ps.country[:]...) {
+			if s != nil {
+				out = append(out, ruleSpec{rulePrefix + s.Name + " " + proto, saddrRule(s, i%2 == 1, set, expr.VerdictAccept)})
+			}
 		}
 	}
 	for _, p := range ps.policy.SIPPorts {
@@ -238,7 +261,8 @@ func ctStateMatch(bits uint32) []expr.Any {
 // counted apart from the bans': see State and PolicyCounters).
 func isPolicyRule(r *nftables.Rule) bool {
 	tag, _ := userdata.GetString(r.UserData, userdata.TypeComment)
-	return strings.HasPrefix(tag, rulePrefix+"policy ") || strings.HasPrefix(tag, rulePrefix+"learn")
+	return strings.HasPrefix(tag, rulePrefix+"policy ") || strings.HasPrefix(tag, rulePrefix+"learn") ||
+		strings.HasPrefix(tag, rulePrefix+"country")
 }
 
 // isPolicyDrop reports a rule dropping what the policy does not admit.
@@ -445,6 +469,34 @@ func (n *NFT) policyStale(st *kernelState) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// countriesEvery is how often Reconcile's checks read the country sets
+// back: tens of thousands of interval elements take 150 ms to read (10,000
+// networks, measured), too much for the structural check every 2 s. A set
+// deleted or recreated is seen at once all the same (its elements are
+// loaded when it is created); elements deleted by hand come back within
+// this time.
+const countriesEvery = time.Minute
+
+// countriesDue reports whether the country sets are to be read back now:
+// after SetPolicy, and every countriesEvery.
+func (ps *policyState) countriesDue(now time.Time) bool {
+	return ps.country[0] != nil && (ps.countriesRead.IsZero() || now.Sub(ps.countriesRead) >= countriesEvery)
+}
+
+// countriesDiffer reports whether country4 or country6 holds other
+// networks than the policy's (false when they were not read back).
+func (n *NFT) countriesDiffer(st *kernelState) bool {
+	if !st.countriesRead {
+		return false
+	}
+	for i, s := range n.pol.country {
+		if s != nil && !sameElements(st.allow[s.Name], n.pol.countryEls[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 // sipPortsDiffer reports whether a SIP ports set holds other ports than

@@ -42,7 +42,10 @@ type kernelState struct {
 	chains map[string]*nftables.Chain
 	rules  map[string][]*nftables.Rule
 	ports  map[string][]nftables.SetElement // set name → elements, sorted
-	allow  map[string][]nftables.SetElement // set name → elements, sorted
+	allow  map[string][]nftables.SetElement // set name → elements, sorted (allow and country sets)
+	// countriesRead: the country sets' elements were read (see
+	// policyState.countriesDue); when not, they are taken as they should be.
+	countriesRead bool
 }
 
 func (n *NFT) inspect() (*kernelState, error) {
@@ -119,6 +122,16 @@ func (n *NFT) inspect() (*kernelState, error) {
 			return nil, err
 		}
 		st.allow[name] = sortElements(els)
+	}
+	if now := n.now(); n.pol.countriesDue(now) {
+		for _, s := range n.pol.country {
+			els, err := elements(s.Name)
+			if err != nil {
+				return nil, err
+			}
+			st.allow[s.Name] = sortElements(els)
+		}
+		st.countriesRead, n.pol.countriesRead = true, now
 	}
 	for _, s := range n.pol.sipSets {
 		els, err := elements(s.Name)
@@ -226,7 +239,7 @@ func (n *NFT) ensureLocked(reload bool) (ensured, error) {
 		return ensured{}, err
 	}
 	fixes = append(fixes, wire.fixes...)
-	if len(fixes) == 0 && len(wire.rewrite) == 0 && !n.portsDiffer(st) && !n.allowDiffers(st) && !n.sipPortsDiffer(st) {
+	if len(fixes) == 0 && len(wire.rewrite) == 0 && !n.portsDiffer(st) && !n.allowDiffers(st) && !n.sipPortsDiffer(st) && !n.countriesDiffer(st) {
 		return ensured{}, nil
 	}
 
@@ -296,6 +309,21 @@ func (n *NFT) ensureLocked(reload bool) (ensured, error) {
 			fixes = append(fixes, "elements of set "+s.Name)
 		}
 		if err := tx.add(s, n.allow[i]); err != nil {
+			return ensured{}, err
+		}
+	}
+	// The allowed countries' networks: flushed and loaded in the same
+	// transaction as the rest, so a reload never leaves them out.
+	for i, s := range n.pol.country {
+		if s == nil || (!create[s.Name] && !n.countriesDiffer(st)) {
+			continue
+		}
+		if !create[s.Name] {
+			c.FlushSet(s)
+			fixes = append(fixes, "elements of set "+s.Name)
+		}
+		tx.ops += len(n.pol.countryEls[i])
+		if err := tx.add(s, n.pol.countryEls[i]); err != nil {
 			return ensured{}, err
 		}
 	}

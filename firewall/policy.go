@@ -32,6 +32,11 @@ type Policy struct {
 	// priority raw, ahead of conntrack: a flood never fills the
 	// connection table. Before conntrack there is no ct state: see NFT.
 	Early bool
+	// Countries are the networks of [policy] allow_countries (from the
+	// country database): in strict and responsive mode, sources in them
+	// are admitted like learned addresses. Overlapping and adjacent
+	// networks are merged into ranges (sets country4, country6).
+	Countries []netip.Prefix
 }
 
 // Enforced reports whether the policy filters the SIP ports at all.

@@ -153,3 +153,44 @@ func (db *DB) Close() error {
 	}
 	return db.r.Close()
 }
+
+// Networks returns the networks of the database whose country (as Country
+// reads it: the country, else the registered country) is one of codes,
+// IPv4 ones as IPv4 prefixes. The IPv4 subtree of an IPv6 database is
+// walked once, not at each of its aliases (::ffff:0:0/96, 2002::/16).
+// Adjacent networks are not merged here: the firewall merges them into
+// ranges. Records are decoded once each, however many networks share
+// them.
+func (db *DB) Networks(codes []string) ([]netip.Prefix, error) {
+	if db == nil || len(codes) == 0 {
+		return nil, nil
+	}
+	want := map[string]bool{}
+	for _, c := range codes {
+		want[c] = true
+	}
+	byRecord := map[uintptr]bool{}
+	var out []netip.Prefix
+	for res := range db.r.Networks() {
+		if err := res.Err(); err != nil {
+			return nil, fmt.Errorf("walk the networks: %w", err)
+		}
+		in, seen := byRecord[res.Offset()]
+		if !seen {
+			var rec record
+			if err := res.Decode(&rec); err != nil {
+				return nil, fmt.Errorf("network %s: %w", res.Prefix(), err)
+			}
+			iso := rec.Country.ISOCode
+			if !isISO(iso) {
+				iso = rec.Registered.ISOCode
+			}
+			in = isISO(iso) && want[iso]
+			byRecord[res.Offset()] = in
+		}
+		if p := res.Prefix(); in && p.IsValid() {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}

@@ -249,3 +249,56 @@ func unwrapAll(err error) error {
 		err = u.Unwrap()
 	}
 }
+
+// TestNetworks lists the networks of some countries: every network of
+// theirs and none of another's, IPv4 ones as IPv4 (once, not at the
+// IPv4 subtree's aliases), in both layouts and an IPv4-only tree.
+func TestNetworks(t *testing.T) {
+	covered := func(ps []netip.Prefix, addr string) bool {
+		a := netip.MustParseAddr(addr)
+		for _, p := range ps {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, l := range []geoiptest.Layout{geoiptest.GeoLite2, geoiptest.DBIP} {
+		t.Run(l.Type, func(t *testing.T) {
+			db := open(t, geoiptest.Bytes(t, l, countries))
+			ps, err := db.Networks([]string{"DE", "NL"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range ps {
+				if p.Addr().Is4In6() {
+					t.Errorf("IPv4-mapped network %s: want IPv4 networks as IPv4", p)
+				}
+				if c := db.Country(p.Addr()); c != "DE" && c != "NL" {
+					t.Errorf("network %s is in %q", p, c)
+				}
+			}
+			for addr, want := range map[string]bool{
+				"1.2.3.0": true, "1.2.3.255": true, "2001:db8::": true, "2001:db8:ffff:ffff::1": true,
+				"1.2.4.1": false, "81.1.1.1": false, "2a00:1450::1": false, "9.9.9.9": false,
+			} {
+				if got := covered(ps, addr); got != want {
+					t.Errorf("%s covered: %v; want %v (networks %v)", addr, got, want, ps)
+				}
+			}
+			if ps, err := db.Networks([]string{"SE"}); err != nil || len(ps) != 0 {
+				t.Errorf("a country without networks: %v, %v", ps, err)
+			}
+		})
+	}
+	l := geoiptest.GeoLite2
+	l.IPVersion = 4
+	db := open(t, geoiptest.Bytes(t, l, map[string]string{"1.2.3.0/24": "DE", "1.2.4.0/24": "FR"}))
+	if ps, err := db.Networks([]string{"DE"}); err != nil || len(ps) != 1 || ps[0] != netip.MustParsePrefix("1.2.3.0/24") {
+		t.Errorf("IPv4-only database: %v, %v; want [1.2.3.0/24]", ps, err)
+	}
+	var none *geoip.DB
+	if ps, err := none.Networks([]string{"DE"}); ps != nil || err != nil {
+		t.Errorf("nil DB: %v, %v", ps, err)
+	}
+}

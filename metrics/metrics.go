@@ -26,6 +26,7 @@
 //	sipguard_calls_total{destination}               calls to public numbers the [fraud] rules saw
 //	sipguard_drop_surges_total{source}              surges of lines dropped as malformed or injected
 //	sipguard_bans_in_force                          bans the daemon holds now
+//	sipguard_bans_by_country{country}               bans in force by ISO country code ("unknown"); with a [geoip] database only
 //	sipguard_firewall_bans                          elements in the kernel sets
 //	sipguard_tracked_addresses                      addresses with counters in the rate engine
 //	sipguard_engine_evictions_total                 addresses forgotten to stay within max_tracked
@@ -239,6 +240,7 @@ var (
 	descDropped    = prometheus.NewDesc("sipguard_dropped_lines_total", "Lines skipped as unreadable or unsafe, by reason.", []string{"source", "parser", "reason"}, nil)
 	descCalls      = prometheus.NewDesc("sipguard_calls_total", "Calls to public numbers the toll-fraud rules saw, by destination: an ISO country code, \"non_geographic\" (satellite, international networks) or \"national\".", []string{"destination"}, nil)
 	descInForce    = prometheus.NewDesc("sipguard_bans_in_force", "Bans the daemon holds now.", nil, nil)
+	descByCountry  = prometheus.NewDesc("sipguard_bans_by_country", "Bans in force by the ISO code of their address's country (\"unknown\" when the database does not know it); only with a [geoip] database.", []string{"country"}, nil)
 	descFwBans     = prometheus.NewDesc("sipguard_firewall_bans", "Elements in the firewall's ban sets.", nil, nil)
 	descTracked    = prometheus.NewDesc("sipguard_tracked_addresses", "Addresses with counters in the rate engine.", nil, nil)
 	descEvicted    = prometheus.NewDesc("sipguard_engine_evictions_total", "Addresses forgotten to stay within max_tracked.", nil, nil)
@@ -268,7 +270,7 @@ var (
 )
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descUp, descBuild, descUptime, descLines, descEvents, descDropped, descInForce,
+	for _, d := range []*prometheus.Desc{descUp, descBuild, descUptime, descLines, descEvents, descDropped, descInForce, descByCountry,
 		descFwBans, descTracked, descEvicted, descFwErrors, descPackets, descBytes, descAllowedPk, descWireCopied, descPolicyPk, descNarrowed, descSourceUp, descSourceDown, descNotify, descFeed, descFeedFail,
 		descClConn, descClPub, descClQueued, descClLost, descClRecv, descClApplied, descClIgnored, descClBad,
 		descClStream, descClRetries, descClSkew, descCalls} {
@@ -309,6 +311,9 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(descInForce, prometheus.GaugeValue, float64(st.Bans))
+	for country, n := range st.BansByCountry {
+		ch <- prometheus.MustNewConstMetric(descByCountry, prometheus.GaugeValue, float64(n), country)
+	}
 	ch <- prometheus.MustNewConstMetric(descFwBans, prometheus.GaugeValue, float64(st.Firewall.Bans))
 	ch <- prometheus.MustNewConstMetric(descTracked, prometheus.GaugeValue, float64(st.Engine.Tracked))
 	ch <- prometheus.MustNewConstMetric(descEvicted, prometheus.CounterValue, float64(st.Engine.Evicted))

@@ -259,3 +259,19 @@ func TestGrafanaDashboard(t *testing.T) {
 		t.Errorf("only %d metric uses in the dashboard", n)
 	}
 }
+
+// TestBansByCountry: the status's bans by country become one gauge per
+// country, and none at all without a database (a nil map).
+func TestBansByCountry(t *testing.T) {
+	st := control.Status{Bans: 4, BansByCountry: map[string]int{"DE": 3, "unknown": 1}}
+	out := scrape(t, New(func(context.Context) (control.Status, error) { return st, nil }, "x"))
+	for _, want := range []string{`sipguard_bans_by_country{country="DE"} 3`, `sipguard_bans_by_country{country="unknown"} 1`} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+	out = scrape(t, New(func(context.Context) (control.Status, error) { return control.Status{Bans: 4}, nil }, "x"))
+	if strings.Contains(out, "sipguard_bans_by_country") {
+		t.Errorf("bans by country without a database:\n%s", out)
+	}
+}

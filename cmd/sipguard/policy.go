@@ -132,7 +132,7 @@ func policyConfig(cfg *config.Config) (daemon.Policy, error) {
 	if err != nil {
 		return daemon.Policy{}, err
 	}
-	return daemon.Policy{Firewall: fp, LearnFor: time.Duration(cfg.Policy.LearnFor), BanPorts: ports}, nil
+	return daemon.Policy{Firewall: fp, LearnFor: time.Duration(cfg.Policy.LearnFor), BanPorts: ports, AllowCountries: cfg.Policy.AllowCountries}, nil
 }
 
 // policyProblems checks [policy] against what it would cut off: strict
@@ -140,9 +140,15 @@ func policyConfig(cfg *config.Config) (daemon.Policy, error) {
 // provider at all, an error; the SSH session this command runs under
 // ($SSH_CONNECTION), when its server port is a SIP port and its client is
 // not allowlisted, would be dropped (strict) or throttled (responsive), a
-// warning.
+// warning. allow_countries do not count as providers: a country is no
+// provider's address (its signalling may come from elsewhere), and strict
+// mode with countries only would be a country filter that also shuts the
+// providers out; in open mode they do nothing, a warning.
 func policyProblems(cfg *config.Config, allow []netip.Prefix, getenv func(string) string) (warnings []string, err error) {
 	pol, perr := cfg.FirewallPolicy()
+	if perr == nil && !pol.Enforced() && len(cfg.Policy.AllowCountries) > 0 {
+		return []string{"[policy] allow_countries has no effect in mode \"open\": everyone reaches the SIP ports"}, nil
+	}
 	if perr != nil || !pol.Enforced() {
 		return nil, perr
 	}

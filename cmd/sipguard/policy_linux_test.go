@@ -27,31 +27,8 @@ func TestDaemonStrictPolicy(t *testing.T) {
 	needRoot(t)
 	testutil.NeedCommands(t, "apt-get install bash", "bash")
 	const trunk, phone, scanner, banned, cracked = "198.18.7.2", "198.18.7.3", "198.18.7.4", "198.18.7.5", "198.18.7.6"
-	pbx, remote := netns(t), netns(t)
-	ipIn(t, pbx, "link", "add", "to-remote", "type", "veth", "peer", "name", "eth0", "netns", remote)
-	ipIn(t, pbx, "addr", "add", "198.18.7.1/24", "dev", "to-remote")
-	for _, a := range []string{trunk, phone, scanner, banned, cracked} {
-		ipIn(t, remote, "addr", "add", a+"/24", "dev", "eth0")
-	}
-	ipIn(t, pbx, "link", "set", "to-remote", "up")
-	ipIn(t, remote, "link", "set", "eth0", "up")
-
 	dir := t.TempDir()
-	sink := filepath.Join(dir, "received")
-	sinkCmd := exec.Command("ip", "netns", "exec", pbx, os.Args[0])
-	sinkCmd.Env = append(os.Environ(), "SIPGUARD_UDP_SINK=198.18.7.1:5060,"+sink)
-	if err := sinkCmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sinkCmd.Process.Kill(); sinkCmd.Wait() })
-	send := func(src string, n int) {
-		t.Helper()
-		ipIn(t, remote, "route", "replace", "198.18.7.1/32", "dev", "eth0", "src", src)
-		script := fmt.Sprintf("for i in $(seq %d); do echo OPTIONS > /dev/udp/198.18.7.1/5060; done", n)
-		if out, err := exec.Command("ip", "netns", "exec", remote, "bash", "-c", script).CombinedOutput(); err != nil {
-			t.Fatalf("send from %s: %v %s", src, err, out)
-		}
-	}
+	pbx, sink, send := sipNet(t, dir, trunk, phone, scanner, banned, cracked)
 
 	logPath := filepath.Join(dir, "messages.log")
 	appendLines(t, logPath, "[2026-01-01 00:00:00] VERBOSE[1] pbx.c: started")
@@ -203,4 +180,39 @@ rate = "`+rate+`"
 	if got := counter(chain()) - counter(before); got != 6 {
 		t.Errorf("the meter dropped %d; want 6", got)
 	}
+}
+
+// sipNet makes the namespaces of a policy test: pbx (198.18.7.1, a UDP
+// sink on 5060 counting what arrives by source in the file sink under
+// dir) and a remote one holding addrs (198.18.7.0/24). send sends n
+// datagrams from src to the sink.
+//
+//	remote (addrs) ──veth── pbx (.1, sipguard)
+func sipNet(t *testing.T, dir string, addrs ...string) (pbx, sink string, send func(src string, n int)) {
+	t.Helper()
+	pbx, remote := netns(t), netns(t)
+	ipIn(t, pbx, "link", "add", "to-remote", "type", "veth", "peer", "name", "eth0", "netns", remote)
+	ipIn(t, pbx, "addr", "add", "198.18.7.1/24", "dev", "to-remote")
+	for _, a := range addrs {
+		ipIn(t, remote, "addr", "add", a+"/24", "dev", "eth0")
+	}
+	ipIn(t, pbx, "link", "set", "to-remote", "up")
+	ipIn(t, remote, "link", "set", "eth0", "up")
+
+	sink = filepath.Join(dir, "received")
+	sinkCmd := exec.Command("ip", "netns", "exec", pbx, os.Args[0])
+	sinkCmd.Env = append(os.Environ(), "SIPGUARD_UDP_SINK=198.18.7.1:5060,"+sink)
+	if err := sinkCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sinkCmd.Process.Kill(); sinkCmd.Wait() })
+	send = func(src string, n int) {
+		t.Helper()
+		ipIn(t, remote, "route", "replace", "198.18.7.1/32", "dev", "eth0", "src", src)
+		script := fmt.Sprintf("for i in $(seq %d); do echo OPTIONS > /dev/udp/198.18.7.1/5060; done", n)
+		if out, err := exec.Command("ip", "netns", "exec", remote, "bash", "-c", script).CombinedOutput(); err != nil {
+			t.Fatalf("send from %s: %v %s", src, err, out)
+		}
+	}
+	return pbx, sink, send
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sipguard/sipguard/internal/geoiptest"
 )
 
 // TestCheckPolicy: check refuses strict mode without an [allow] address
@@ -49,6 +51,19 @@ func TestCheckPolicy(t *testing.T) {
 	}
 	if _, errOut, _ := check(map[string]string{"SSH_CONNECTION": "203.0.113.5 52000 192.0.2.10 22"}, trunk+"[policy]\nmode = \"strict\"\n"); strings.Contains(errOut, "SSH session") {
 		t.Errorf("SSH to 22 warned: %q", errOut)
+	}
+	// allow_countries: not a provider for strict mode; nothing in open
+	// mode, a warning.
+	geo := "[geoip]\ndatabase = \"" + geoiptest.Write(t, t.TempDir(), map[string]string{"192.0.2.0/24": "DE"}) + "\"\n"
+	if _, errOut, code := check(nil, geo+"[policy]\nmode = \"strict\"\nallow_countries = [\"DE\"]\n"); code != 1 || !strings.Contains(errOut, "no [allow] entry but loopback") {
+		t.Errorf("strict with countries only: %d %q; want refused", code, errOut)
+	}
+	if out, errOut, code := check(nil, geo+"[policy]\nallow_countries = [\"DE\"]\n"); code != 0 || !strings.Contains(out, "OK") ||
+		!strings.Contains(errOut, `[policy] allow_countries has no effect in mode "open"`) {
+		t.Errorf("open with countries: %d %q %q; want OK and a warning", code, out, errOut)
+	}
+	if _, errOut, code := check(nil, geo+trunk+"[policy]\nmode = \"responsive\"\nallow_countries = [\"DE\"]\n"); code != 0 || strings.Contains(errOut, "allow_countries") {
+		t.Errorf("responsive with countries: %d %q", code, errOut)
 	}
 	allowSSH := "[allow]\naddresses = [\"198.51.100.0/28\", \"203.0.113.5\"]\n"
 	if _, errOut, _ := check(ssh, allowSSH+"[policy]\nmode = \"strict\"\n"); strings.Contains(errOut, "SSH session") {

@@ -63,7 +63,15 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	for _, w := range m.lockoutWarnings(dcfg.Engine.Allow) {
 		log.Warn().Msg(w)
 	}
-	fw, err := newBackend(cfg, dcfg.Engine.Allow, *dryRun, log)
+	if dcfg.Policy.Firewall.Enforced() && len(dcfg.Policy.AllowCountries) > 0 {
+		// Into the table from the start: set up without them, the
+		// firewall would drop those sources (and delete the last run's
+		// country sets) until the daemon loaded them.
+		if err := daemon.CountryNetworks(log, dcfg.GeoIP, &dcfg.Policy); err != nil {
+			return err
+		}
+	}
+	fw, err := newBackend(cfg, dcfg.Engine.Allow, dcfg.Policy.Firewall.Countries, *dryRun, log)
 	if err != nil {
 		return err
 	}
@@ -295,8 +303,9 @@ func (m *Main) reload(ctx context.Context, d *daemon.Daemon, path string, runnin
 }
 
 // newBackend returns the firewall backend the config asks for, with the
-// allowlist in its table from the start.
-func newBackend(cfg *config.Config, allow []netip.Prefix, dryRun bool, log zerolog.Logger) (firewall.Backend, error) {
+// allowlist and the allowed countries' networks in its table from the
+// start.
+func newBackend(cfg *config.Config, allow, countries []netip.Prefix, dryRun bool, log zerolog.Logger) (firewall.Backend, error) {
 	if dryRun || cfg.Firewall.Backend == "dry-run" {
 		if cfg.Wire.Enabled {
 			log.Warn().Msg("[wire] with the dry-run backend: no rules copy the PBX's responses, the wire sensor reads nothing")
@@ -312,6 +321,7 @@ func newBackend(cfg *config.Config, allow []netip.Prefix, dryRun bool, log zerol
 		return nil, err
 	}
 	policy, err := cfg.FirewallPolicy()
+	policy.Countries = countries
 	if err != nil {
 		return nil, err
 	}
