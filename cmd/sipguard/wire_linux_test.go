@@ -302,8 +302,13 @@ func wireAttack(t *testing.T, gateway bool) {
 		case bannedBy.Sub(counted) > atkBanLatency:
 			t.Errorf("%s: banned up to %v after the PBX's %dth refusal; want under %v", a.name, bannedBy.Sub(counted), atkMaxRetry, atkBanLatency)
 		}
-		if len(failed) < atkMaxRetry || len(failed) > 2*atkMaxRetry {
-			t.Errorf("%s: the PBX refused it %d times before the ban stopped it; want %d to %d", a.name, len(failed), atkMaxRetry, 2*atkMaxRetry)
+		// svwar sends about 100 requests a second: the refusals in flight
+		// while the response is read, counted and put into the kernel
+		// (the latency bound above) come on top of the rule's count. On a
+		// loaded 2-core machine that was 13 in 126 ms, so the bound is
+		// three times the count; the time bound above is the latency claim.
+		if len(failed) < atkMaxRetry || len(failed) > 3*atkMaxRetry {
+			t.Errorf("%s: the PBX refused it %d times before the ban stopped it; want %d to %d", a.name, len(failed), atkMaxRetry, 3*atkMaxRetry)
 		}
 		wireCheckWhy(t, bin, config, a.name, a.src)
 	}
