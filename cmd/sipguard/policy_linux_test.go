@@ -15,7 +15,7 @@ import (
 )
 
 // TestDaemonStrictPolicy is issue 15's strict-mode session with the real
-// binary, kernel and traffic: the provider (in [allow]) reaches the SIP
+// binary, kernel and traffic: the provider, admitted by its DNS name ([[trunk]]), reaches the SIP
 // port, a phone is admitted once it logs in, an address that logs in
 // after three failures (a guessed password) is not, a scanner is dropped
 // without a single log line, a banned address stays dropped; each case is
@@ -32,12 +32,20 @@ func TestDaemonStrictPolicy(t *testing.T) {
 
 	logPath := filepath.Join(dir, "messages.log")
 	appendLines(t, logPath, "[2026-01-01 00:00:00] VERBOSE[1] pbx.c: started")
-	// writeConfig writes the config with the trunk allowlisted and
-	// [policy] mode and rate.
+	// The provider is admitted by its DNS name, answered by a DNS server
+	// in the PBX's namespace.
+	dns := dnsIn(t, pbx)
+	dns.Set(t, "sip.carrier.test. 60 IN A "+trunk)
+	// writeConfig writes the config with the trunk by name and [policy]
+	// mode and rate.
 	writeConfig := func(mode, rate string) string {
 		return daemonConfig(t, dir, logPath, `
-[allow]
-addresses = ["127.0.0.0/8", "::1", "`+trunk+`"]
+[trunks]
+servers = ["`+dns.Addr+`"]
+
+[[trunk]]
+name = "carrier"
+hosts = ["sip.carrier.test"]
 
 [policy]
 mode = "`+mode+`"
@@ -52,6 +60,9 @@ rate = "`+rate+`"
 		t.Fatalf("daemon did not start:\n%s", d.stderr)
 	}
 	chain := func() string { return nft(t, pbx, "list", "chain", "inet", "sipguard", "input") }
+	if !waitFor(10*time.Second, func() bool { return setHas(t, pbx, "allow4", trunk) }) {
+		t.Fatalf("the trunk sip.carrier.test (%s) is not in allow4:\n%s", trunk, d.stderr)
+	}
 	if c := chain(); !strings.Contains(c, `"sipguard policy drop 5060/udp"`) || !strings.Contains(c, `"sipguard learn4 udp"`) {
 		t.Fatalf("no policy rules in the chain:\n%s", c)
 	}
@@ -104,7 +115,7 @@ rate = "`+rate+`"
 			t.Errorf("counter %q grew by %d; want %d:\n%s", rule, got, want, after)
 		}
 	}
-	t.Logf("strict: trunk 10/10 (allow4 +%d), phone 10/10 (learn4 udp +%d), scanner and cracked 0/10 each (policy drop 5060/udp +%d), banned 0/10 (ban4 +%d)",
+	t.Logf("strict: trunk sip.carrier.test 10/10 (allow4 +%d), phone 10/10 (learn4 udp +%d), scanner and cracked 0/10 each (policy drop 5060/udp +%d), banned 0/10 (ban4 +%d)",
 		delta("sipguard allow4"), delta("sipguard learn4 udp"), delta("sipguard policy drop 5060/udp"), delta("sipguard ban4"))
 	if strings.Contains(d.stderr.String(), scanner) {
 		t.Errorf("the scanner is in the daemon's log:\n%s", d.stderr)
