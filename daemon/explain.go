@@ -42,7 +42,11 @@ func (d *Daemon) explain(a netip.Addr, port firewall.Port) explanation {
 	host := netip.PrefixFrom(a, a.BitLen())
 	if p := d.allowed(host); p.IsValid() {
 		res.Verdict, res.Rule = verdictAccepted, "allow"+fam
-		res.Why = fmt.Sprintf("allowlisted by %s: accepted ahead of every drop", bans.String(p))
+		by := bans.String(p)
+		if t := d.trunkOf(p); t != "" {
+			by += " (trunk " + t + ")"
+		}
+		res.Why = fmt.Sprintf("allowlisted by %s: accepted ahead of every drop", by)
 		return res
 	}
 	for _, q := range d.ledger.Overlapping(host, func(r *bans.Record) bool { return r.InForce(now) }) {

@@ -132,7 +132,7 @@ rate = "`+rate+`"
 	for addr, want := range map[string]string{
 		scanner: `dropped (rule "sipguard policy drop 5060/udp")`,
 		phone:   `accepted (rule "sipguard learn4 udp"): learned until`,
-		trunk:   `accepted (rule "sipguard allow4")`,
+		trunk:   `accepted (rule "sipguard allow4"): allowlisted by ` + trunk + ` (trunk carrier)`,
 		banned:  `dropped (rule "sipguard ban4"): banned`,
 	} {
 		if out, errOut, err := ctl(t, "policy", "-c", config, "explain", addr, "5060/udp"); err != nil || !strings.Contains(out, want) {
