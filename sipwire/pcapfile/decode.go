@@ -28,8 +28,9 @@ const (
 
 // decode reads one frame of link type lt down to its UDP or TCP payload.
 // It returns the packet, with Payload a slice of data, or the reason it
-// is skipped. What it accepts is what the gopacket decoders this reader
-// once used accepted: a header it cannot read skips the packet.
+// is skipped. What it accepts, and the reasons, are those of the gopacket
+// decoders this reader once used: a frame that is not IP is not_ip, a
+// damaged IP or transport header no_response.
 func decode(lt int, data []byte) (sipwire.Packet, string) {
 	var etherType uint16
 	switch lt {
@@ -109,20 +110,20 @@ func decode(lt int, data []byte) (sipwire.Packet, string) {
 func decodeIPv4(b []byte) (sipwire.Packet, string) {
 	var p sipwire.Packet
 	if len(b) < 20 {
-		return p, SkipNotIP
+		return p, SkipNoResponse
+	}
+	if flags := binary.BigEndian.Uint16(b[6:]); flags&0x2000 != 0 || flags&0x1fff != 0 { // more fragments, or an offset
+		return p, SkipFragment
 	}
 	ihl, total := int(b[0]&0x0f)*4, int(binary.BigEndian.Uint16(b[2:]))
 	if total == 0 {
 		total = len(b)
 	}
 	if total < 20 || ihl < 20 || ihl > total || ihl > len(b) || !optionsValid(b[20:ihl], 3) {
-		return p, SkipNotIP
+		return p, SkipNoResponse
 	}
 	if len(b) > total {
 		b = b[:total]
-	}
-	if flags := binary.BigEndian.Uint16(b[6:]); flags&0x2000 != 0 || flags&0x1fff != 0 { // more fragments, or an offset
-		return p, SkipFragment
 	}
 	p.Src = netip.AddrFrom4([4]byte(b[12:16]))
 	p.Dst = netip.AddrFrom4([4]byte(b[16:20]))
@@ -135,11 +136,11 @@ func decodeIPv4(b []byte) (sipwire.Packet, string) {
 func decodeIPv6(b []byte) (sipwire.Packet, string) {
 	var p sipwire.Packet
 	if len(b) < 40 {
-		return p, SkipNotIP
+		return p, SkipNoResponse
 	}
 	total, proto, rest := int(binary.BigEndian.Uint16(b[4:])), b[6], b[40:]
 	if total == 0 {
-		return p, SkipNotIP
+		return p, SkipNoResponse
 	}
 	if len(rest) > total {
 		rest = rest[:total]
@@ -147,7 +148,7 @@ func decodeIPv6(b []byte) (sipwire.Packet, string) {
 	if proto == protoHopByHop { // read with the fixed header, as gopacket
 		n, ok := extLen(rest, true)
 		if !ok {
-			return p, SkipNotIP
+			return p, SkipNoResponse
 		}
 		proto, rest = rest[0], rest[n:]
 	}
