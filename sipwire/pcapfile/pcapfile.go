@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"time"
 
 	"github.com/sipguard/sipguard/sipwire"
@@ -371,15 +372,12 @@ func (n *ngReader) iface(body []byte) error {
 }
 
 // timestamp converts a packet block's timestamp, in the units of
-// interface in.
+// interface in. The fraction of a second is rounded down to nanoseconds
+// (frac < units, so the quotient fits).
 func (in *ngIface) timestamp(ts uint64) time.Time {
-	up, down := uint64(1), uint64(1)
-	if in.units < 1e9 {
-		up = 1e9 / in.units
-	} else {
-		down = in.units / 1e9
-	}
-	return time.Unix(int64(ts/in.units+in.offset), int64(ts%in.units*up/down))
+	hi, lo := bits.Mul64(ts%in.units, 1e9)
+	ns, _ := bits.Div64(hi, lo, in.units)
+	return time.Unix(int64(ts/in.units+in.offset), int64(ns))
 }
 
 // next returns the next packet, reading the blocks before it.
