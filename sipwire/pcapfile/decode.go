@@ -119,7 +119,7 @@ func decodeIPv4(b []byte) (sipwire.Packet, string) {
 	if total == 0 {
 		total = len(b)
 	}
-	if total < 20 || ihl < 20 || ihl > total || ihl > len(b) || !optionsValid(b[20:ihl], 3) {
+	if total < 20 || ihl < 20 || ihl > total || ihl > len(b) || !optionsValid(b[20:ihl]) {
 		return p, SkipNoResponse
 	}
 	if len(b) > total {
@@ -204,10 +204,10 @@ func extLen(b []byte, tlv bool) (int, bool) {
 	return n, true
 }
 
-// optionsValid reports whether IPv4 or TCP options (a kind, a length of
-// at least min bytes and a value; kind 1 a pad byte, kind 0 the end) lie
+// optionsValid reports whether IPv4 options (a kind, a length of at
+// least 3 bytes and a value; kind 1 a pad byte, kind 0 the end) lie
 // within their header.
-func optionsValid(b []byte, min int) bool {
+func optionsValid(b []byte) bool {
 	for len(b) > 0 {
 		switch b[0] {
 		case 0:
@@ -215,7 +215,7 @@ func optionsValid(b []byte, min int) bool {
 		case 1:
 			b = b[1:]
 		default:
-			if len(b) < 2 || int(b[1]) < min || int(b[1]) > len(b) {
+			if len(b) < 3 || b[1] < 3 || int(b[1]) > len(b) {
 				return false
 			}
 			b = b[b[1]:]
@@ -247,7 +247,9 @@ func decodeTransport(p sipwire.Packet, proto byte, b []byte) (sipwire.Packet, st
 			return p, SkipNoResponse
 		}
 		n := int(b[12]>>4) * 4
-		if n < 20 || n > len(b) || !optionsValid(b[20:n], 2) {
+		// Its options are not read: gopacket handed on the payload of
+		// a segment whose options it could not read.
+		if n < 20 || n > len(b) {
 			return p, SkipNoResponse
 		}
 		p.Payload, p.TCP = b[n:], true
