@@ -186,7 +186,7 @@ func TestRead_NoAllocation(t *testing.T) {
 }
 
 // TestDependencies keeps the sensor pure: the standard library, parsers
-// and what parsers import; the capture file reader (gopacket) is its own
+// and what parsers import; the capture file reader is its own
 // package.
 func TestDependencies(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").Output()
