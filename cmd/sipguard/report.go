@@ -15,14 +15,18 @@ import (
 	"github.com/sipguard/sipguard/audit"
 	"github.com/sipguard/sipguard/config"
 	"github.com/sipguard/sipguard/duration"
+	"github.com/sipguard/sipguard/engine"
 	"github.com/sipguard/sipguard/geoip"
 	"github.com/sipguard/sipguard/parsers"
+	"github.com/sipguard/sipguard/replay"
 	"github.com/sipguard/sipguard/report"
+	"github.com/sipguard/sipguard/sipwire"
 )
 
 var reportCommand = command{"report", "review logs: one HTML page with charts (or JSON) of attacks, bans and what got through", (*Main).report}
 
 const reportSynopsis = `report [-c FILE] [--since DURATION] [--parser NAME] [--asterisk-dir DIR] [--geoip FILE] [-o FILE] [--json] FILE...
+       sipguard report [-c FILE] [--since DURATION] [--asterisk-dir DIR] [--geoip FILE] [-o FILE] [--json] --pcap CAPTURE
 
 Replays logs through the parsers and rules as scan does, and writes a
 review: failures per hour by kind, the bans the rules would make, the top
@@ -37,13 +41,16 @@ instead of standard output. The accounts being guessed whose password
 sipguard audit finds weak in --asterisk-dir (default /etc/asterisk, when
 present) are marked. The top addresses and networks have a country column
 with a country database: --geoip FILE (a DB-IP Lite country or
-GeoLite2-Country mmdb), or [geoip] database of the config. Parsers: `
+GeoLite2-Country mmdb), or [geoip] database of the config. With --pcap,
+the PBX's SIP responses in a pcap or pcapng capture go through the wire
+sensor instead of logs, as for scan --pcap. Parsers: `
 
 type reportOptions struct {
 	config, parser, out string
 	asteriskDir         string // whose weak passwords are marked
 	asteriskDirSet      bool
 	geoip               string // the country database ("": the config's)
+	pcap                string // a capture read through the wire sensor instead of logs
 	since               time.Duration
 	json                bool
 	files               []string
@@ -59,13 +66,17 @@ func (m *Main) report(ctx context.Context, args []string) error {
 	fs.StringVar(&o.out, "o", "", "write the report to `FILE` instead of standard output")
 	fs.BoolVar(&o.json, "json", false, "write JSON instead of HTML")
 	fs.StringVar(&o.geoip, "geoip", "", "show countries from the country database `FILE` (default: [geoip] database of the config)")
+	fs.StringVar(&o.pcap, "pcap", "", "read the SIP responses of capture `FILE` (pcap or pcapng; - for standard input) instead of logs")
 	fs.StringVar(&o.asteriskDir, "asterisk-dir", "/etc/asterisk", "mark the accounts whose password sipguard audit finds weak in Asterisk's configuration `DIR` (skipped when the default is absent)")
 	files, err := m.parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(files) == 0 {
-		return usagef("report needs at least one FILE (- for standard input)")
+	switch {
+	case o.pcap != "" && (len(files) > 0 || o.parser != ""):
+		return usagef("report --pcap reads one capture: no log FILE or --parser with it")
+	case o.pcap == "" && len(files) == 0:
+		return usagef("report needs at least one FILE (- for standard input), or --pcap CAPTURE")
 	}
 	if since != "" {
 		if o.since, err = duration.Parse(since); err != nil || o.since <= 0 {
@@ -104,22 +115,56 @@ func (m *Main) runReport(ctx context.Context, cfg *config.Config, o reportOption
 		defer db.Close()
 		ropts.Country = db.Country
 	}
-	eng, r, done, err := m.startReplay(ctx, cfg, o.parser, o.files)
-	if err != nil {
-		return err
+	var (
+		eng     *engine.Engine
+		c       *report.Collector
+		streams []replay.Stats
+	)
+	if o.pcap != "" {
+		opts, err := cfg.EngineOptions(m.HostAddrs)
+		if err != nil {
+			return err
+		}
+		if eng, err = engine.New(opts); err != nil {
+			return fmt.Errorf("rules: %w", err)
+		}
+		c = report.NewCollector(eng, ropts)
+		var failures, successes int64
+		run, err := m.replayPcap(ctx, o.pcap, func(ev *parsers.Event) {
+			if ev.Kind == parsers.AuthSucceeded {
+				successes++
+			} else {
+				failures++
+			}
+			c.Add(ev)
+		})
+		if err != nil {
+			return err
+		}
+		st := pcapStats(run)
+		st.Counts.Events, st.Counts.Successes = failures, successes
+		streams = []replay.Stats{st}
+	} else {
+		var r *replay.Replay
+		var done func()
+		eng, r, done, err = m.startReplay(ctx, cfg, o.parser, o.files)
+		if err != nil {
+			return err
+		}
+		defer done()
+		c = report.NewCollector(eng, ropts)
+		for ev := r.Next(); ev != nil; ev = r.Next() {
+			c.Add(ev)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := r.Err(); err != nil {
+			return err
+		}
+		streams = r.Stats()
 	}
-	defer done()
-	c := report.NewCollector(eng, ropts)
-	for ev := r.Next(); ev != nil; ev = r.Next() {
-		c.Add(ev)
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := r.Err(); err != nil {
-		return err
-	}
-	rep := c.Report(r.Stats())
+	rep := c.Report(streams)
 	write := rep.WriteHTML
 	if o.json {
 		write = rep.WriteJSON
@@ -127,8 +172,21 @@ func (m *Main) runReport(ctx context.Context, cfg *config.Config, o reportOption
 	if err := m.writeReport(o.out, write); err != nil {
 		return err
 	}
-	m.scanSummary(r.Stats(), eng.Stats(), time.Since(start))
+	m.scanSummary(streams, eng.Stats(), time.Since(start))
 	return nil
+}
+
+// pcapStats counts a capture as report counts a log: its responses as
+// lines, the sensor's events, and its drops by reason (a forged Via:
+// diverted).
+func pcapStats(run pcapRun) replay.Stats {
+	ss := run.sensor
+	c := parsers.Counts{Lines: int64(ss.Responses), DropBy: map[string]int64{}, ByKind: map[string]int64{}}
+	for reason, n := range ss.Dropped {
+		c.DropBy[reason] = int64(n)
+		c.Dropped += int64(n)
+	}
+	return replay.Stats{Name: run.name, Parser: sipwire.Parser, Counts: c, Bytes: run.reader.Bytes}
 }
 
 // weakAccounts audits Asterisk's configuration in o.asteriskDir for the

@@ -133,3 +133,56 @@ password = Vq7#mB2!xLp9@Tz4$Rw8
 		t.Errorf("an absent --asterisk-dir: exit %d %s", code, errOut)
 	}
 }
+
+// TestReportPcap: a capture goes through the wire sensor into the report,
+// as for scan --pcap: svwar's unknown users banned; the Kamailio answers a
+// forged Via sent to a friend counted as diverted, nobody banned.
+func TestReportPcap(t *testing.T) {
+	type report struct {
+		Totals struct {
+			Lines, Failures, Bans, Dropped int64
+		}
+		Sources []struct {
+			Parser string
+			Events int64
+		}
+		DroppedByReason map[string]int64 `json:"dropped_by_reason"`
+		Bans            []struct{ IP string }
+	}
+	read := func(capture string) report {
+		t.Helper()
+		stdout, errOut, code := run(t, "", "report", "--json", "--pcap", filepath.Join("../../sipwire/testdata", capture))
+		var r report
+		if err := json.Unmarshal([]byte(stdout), &r); err != nil || code != 0 {
+			t.Fatalf("report --pcap %s: %d %v %q", capture, code, err, errOut)
+		}
+		return r
+	}
+	r := read("svwar.pcap")
+	if r.Totals.Failures != 12 || r.Totals.Bans != 1 || len(r.Bans) != 1 || r.Bans[0].IP != "198.18.0.2" ||
+		len(r.Sources) != 1 || r.Sources[0].Parser != "sipwire" || r.Sources[0].Events != 12 {
+		t.Errorf("svwar: %+v", r)
+	}
+	r = read("forged.pcap")
+	if r.Totals.Failures != 0 || r.Totals.Bans != 0 || r.DroppedByReason["diverted"] != 6 || r.Totals.Dropped != 6 {
+		t.Errorf("forged Via: %+v", r)
+	}
+	out := filepath.Join(t.TempDir(), "report.html")
+	if _, errOut, code := run(t, "", "report", "-o", out, "--pcap", "../../sipwire/testdata/svwar.pcap"); code != 0 {
+		t.Fatalf("HTML: %d %q", code, errOut)
+	}
+	if page, err := os.ReadFile(out); err != nil || !strings.Contains(string(page), "198.18.0.2") {
+		t.Errorf("HTML page without the banned address: %v", err)
+	}
+	for _, args := range [][]string{
+		{"report", "--pcap", "../../sipwire/testdata/svwar.pcap", attackLog},
+		{"report", "--pcap", "../../sipwire/testdata/svwar.pcap", "--parser", "asterisk"},
+	} {
+		if _, errOut, code := run(t, "", args...); code != 2 || !strings.Contains(errOut, "one capture") {
+			t.Errorf("%q: %d %q", args, code, errOut)
+		}
+	}
+	if _, errOut, code := run(t, "", "report", "--pcap", "absent.pcap"); code != 1 || !strings.Contains(errOut, "no such file") {
+		t.Errorf("absent capture: %d %q", code, errOut)
+	}
+}
