@@ -25,8 +25,8 @@ func BenchmarkCluster(b *testing.B) {
 	f := newFleet(b, size, (burst+singles)*(b.N+1))
 	eventually(b, 5*time.Minute, "every node caught up", f.caughtUp)
 	st := f.serverStats()
-	b.Logf("start: %d nodes connected and caught up in %v; the server has %d connections, %d consumers; RSS %.0f MiB (server and nodes); load %s",
-		size, time.Since(start).Round(time.Millisecond), st.connections, st.consumers, rss(b), loadavg())
+	b.Logf("start: %d nodes connected and caught up in %v; the server has %d connections (%d made), %d consumers; RSS %.0f MiB (server and nodes); load %s",
+		size, time.Since(start).Round(time.Millisecond), st.connections, st.everConnected, st.consumers, rss(b), loadavg())
 	b.ReportMetric(time.Since(start).Seconds(), "start-s")
 	api, in, out := f.idleRates(10 * time.Second)
 	b.Logf("idle: the server handles %.0f JetStream API requests/s (%.1f per node every 5 s), %.0f messages/s in, %.0f out",

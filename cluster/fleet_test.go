@@ -177,7 +177,8 @@ type serverStats struct {
 	at              time.Time
 	api, consumers  int
 	inMsgs, outMsgs int64
-	connections     int
+	connections     int    // now
+	everConnected   uint64 // since the server started
 }
 
 func (f *fleet) serverStats() serverStats {
@@ -189,7 +190,7 @@ func (f *fleet) serverStats() serverStats {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	return serverStats{at: time.Now(), api: int(js.API.Total), consumers: js.Consumers, inMsgs: v.InMsgs, outMsgs: v.OutMsgs, connections: v.Connections}
+	return serverStats{at: time.Now(), api: int(js.API.Total), consumers: js.Consumers, inMsgs: v.InMsgs, outMsgs: v.OutMsgs, connections: v.Connections, everConnected: v.TotalConnections}
 }
 
 // idleRates measures, over d with nothing published, the server's
@@ -302,4 +303,22 @@ func TestFleetRestart(t *testing.T) {
 	t.Logf("nodes restarted: all %d caught up in %v; %d consumers; load %s",
 		size, time.Since(begin).Round(time.Millisecond), f.serverStats().consumers, loadavg())
 	check("nodes restarted", 3*k) // the 2k in the stream, and k new
+}
+
+// TestConsumerDeletedOnStop: a node that stops deletes its consumer, so
+// that a fleet restarting at once does not hold twice its consumers until
+// the old ones time out (TestFleetRestart measures it with 1,100 nodes).
+func TestConsumerDeletedOnStop(t *testing.T) {
+	f := newFleet(t, 3, 1)
+	eventually(t, 10*time.Second, "every node caught up", f.caughtUp)
+	if c := f.serverStats().consumers; c != 4 {
+		t.Fatalf("%d consumers, want 4 (one per node)", c)
+	}
+	for _, stop := range f.stops {
+		stop()
+	}
+	// The stream's inactivity limit is 2 minutes: gone sooner, they were
+	// deleted.
+	took := eventually(t, 10*time.Second, "the stopped nodes' consumers gone", func() bool { return f.serverStats().consumers == 1 })
+	t.Logf("consumers deleted %v after the nodes stopped", took)
 }

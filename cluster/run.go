@@ -181,7 +181,21 @@ func (n *Node) consume(ctx context.Context, js jetstream.JetStream, in chan<- Up
 	if err != nil {
 		return nil, err
 	}
-	return cc.Stop, nil
+	return func() {
+		cc.Stop()
+		// Delete the consumer rather than leave it to the stream's
+		// inactivity limit (2 minutes): a fleet whose nodes all restart
+		// at once (an upgrade) would otherwise hold twice its consumers
+		// for that long, against the stream's max_consumers. The server
+		// may be away: a short wait at most.
+		if info := cons.CachedInfo(); info != nil {
+			dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := js.DeleteConsumer(dctx, n.cfg.Stream, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				n.log.Debug().Err(err).Str("consumer", info.Name).Msg("cannot delete this node's consumer; the server will after its inactivity limit")
+			}
+		}
+	}, nil
 }
 
 // receive checks a message and hands it to the applier. md is its
