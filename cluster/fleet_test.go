@@ -77,6 +77,8 @@ type fleet struct {
 	stops []func() // stop node i
 }
 
+// newFleet runs a server, the publisher and size receiving nodes, with
+// room for the times of bans bans.
 func newFleet(t testing.TB, size, bans int) *fleet {
 	br := newBroker(t)
 	f := &fleet{t: t, br: br, url: br.url, sent: make([]time.Time, bans)}
