@@ -181,6 +181,9 @@ func New(cfg Config, local Local, log zerolog.Logger) (*Node, error) {
 	return n, nil
 }
 
+// connectTimeout bounds a connection's setup (dial, TLS, handshake).
+const connectTimeout = 10 * time.Second
+
 // InboxPrefix is where the node's replies come: its permissions must let
 // it subscribe to InboxPrefix(name)+".>".
 func InboxPrefix(name string) string { return "_INBOX_" + name }
@@ -377,6 +380,11 @@ func (n *Node) options() ([]nats.Option, error) {
 		// let each node read its own replies and nobody else's.
 		nats.CustomInboxPrefix(InboxPrefix(c.Name)),
 		nats.Name("sipguard " + c.Name), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
+		// A server that a whole fleet reconnects to at once (it
+		// restarted) answers slowly: with the default 2 s, 1,500 nodes
+		// made twice as many connections as needed, each timed-out
+		// attempt adding to the server's work (BenchmarkCluster).
+		nats.Timeout(connectTimeout),
 		nats.RetryOnFailedConnect(true), nats.ReconnectBufSize(-1), nats.ReconnectJitter(100*time.Millisecond, time.Second),
 		nats.ConnectHandler(n.up), nats.ReconnectHandler(n.up),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
