@@ -117,6 +117,11 @@ bench/daemon.sh
 section "cluster: propagation through a real NATS server to 100 nodes"
 go test -run '^$' -bench Cluster -benchtime 1x ./cluster | grep -E 'bench_test|^Benchmark'
 
+section "cluster: a fleet of 1,100 nodes through a server restart and a restart of every node"
+# On its own: 1,100 NATS connections and consumers in one process take the
+# two cores and 0.6 GiB for about a minute (issue 20, item 5).
+SIPGUARD_FLEET_NODES=1100 go test -count=1 -run '^TestFleetRestart$' -v ./cluster | grep -E '^(--- |ok|FAIL)|fleet_test'
+
 section "wire sensor: a flood of failed REGISTERs through Kamailio at 10,000/s"
 go test -run '^$' -bench BenchmarkWireFlood -benchtime 100000x ./cmd/sipguard | grep -E 'wire_linux_test|^Benchmark'
 
