@@ -99,7 +99,14 @@ func (n *NFT) wireRules(hook string) []wireRule {
 	} else {
 		families = []int{-1}
 	}
+	// The IDs name the sets within one transaction, which may set up the
+	// chains of both hooks: each hook numbers its own range. (Linux 6.1
+	// refuses, EBUSY, a second rule bound to one anonymous set, which a
+	// lookup by a repeated ID makes; later kernels let it pass.)
 	id := uint32(wireSetID)
+	if hook == "forward" {
+		id += 1 << 16
+	}
 	newSet := func(key nftables.SetDatatype, elems []nftables.SetElement) wireSet {
 		id++
 		return wireSet{

@@ -94,8 +94,9 @@ addmod() {
 	order+=("$name")
 }
 # nft_ct (with conntrack) and nft_limit: the [policy] rules' ct state and
-# per-source meters.
-for m in crc32c_generic nf_tables veth nft_ct nft_limit; do addmod "$m"; done
+# per-source meters. nft_log and nfnetlink_log: the wire sensor's `log
+# group` rules (NFLOG); a host loads them on demand, the VM has no modprobe.
+for m in crc32c_generic nf_tables veth nft_ct nft_limit nft_log nfnetlink_log; do addmod "$m"; done
 echo "${order[*]}" >"$root/modules/order"
 
 # The commands the tests run (ip, nft, bash for /dev/udp) with their
