@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/rs/zerolog"
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/sipguard/sipguard/bans"
 	"github.com/sipguard/sipguard/engine"
