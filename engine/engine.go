@@ -156,6 +156,11 @@ type tracker struct {
 	times  [4]int64
 }
 
+// trackersHint sizes the table of trackers at first: growing it from
+// nothing to thousands of addresses cost a replay as much as the table
+// itself, in copies and in fresh memory (a page fault per 4 KiB).
+const trackersHint = 1 << 14
+
 // trackerBlock is how many trackers are made at once.
 const trackerBlock = 256
 
@@ -241,7 +246,6 @@ func New(opts Options) (*Engine, error) {
 		v6bits:     opts.IPv6Prefix,
 		max:        opts.MaxTracked,
 		history:    int64(opts.History),
-		trackers:   make(map[key]*tracker),
 		offences:   make(map[key]*offence),
 		alerted:    make(map[netip.Prefix]time.Time),
 		compromise: opts.Compromise,
@@ -259,6 +263,7 @@ func New(opts Options) (*Engine, error) {
 	if e.max < 0 {
 		return nil, fmt.Errorf("max tracked %d is negative", e.max)
 	}
+	e.trackers = make(map[key]*tracker, min(e.max, trackersHint))
 	if e.history == 0 {
 		e.history = int64(DefaultHistory)
 	}
@@ -521,9 +526,10 @@ func (tr *tracker) add(i int, t int64, r *Rule) (first, last int64, n int, hit b
 		j--
 	}
 	if len(w) == cap(w) {
-		// Grow to the size the window keeps at once: one allocation, not
-		// one per doubling.
-		w = slices.Grow(w, max(mr-len(w), 1))
+		// Grow by a factor of 4, up to the most the window keeps: most
+		// addresses send a few events, and a window of MaxRetry for each
+		// was a third of the engine's memory.
+		w = slices.Grow(w, max(min(mr, 4*len(w))-len(w), 1))
 	}
 	w = append(w, 0)
 	copy(w[j+1:], w[j:])
