@@ -156,11 +156,6 @@ type tracker struct {
 	times  [4]int64
 }
 
-// trackersHint sizes the table of trackers at first: growing it from
-// nothing to thousands of addresses cost a replay as much as the table
-// itself, in copies and in fresh memory (a page fault per 4 KiB).
-const trackersHint = 1 << 14
-
 // trackerBlock is how many trackers are made at once.
 const trackerBlock = 256
 
@@ -246,6 +241,7 @@ func New(opts Options) (*Engine, error) {
 		v6bits:     opts.IPv6Prefix,
 		max:        opts.MaxTracked,
 		history:    int64(opts.History),
+		trackers:   make(map[key]*tracker),
 		offences:   make(map[key]*offence),
 		alerted:    make(map[netip.Prefix]time.Time),
 		compromise: opts.Compromise,
@@ -263,7 +259,7 @@ func New(opts Options) (*Engine, error) {
 	if e.max < 0 {
 		return nil, fmt.Errorf("max tracked %d is negative", e.max)
 	}
-	e.trackers = make(map[key]*tracker, min(e.max, trackersHint))
+
 	if e.history == 0 {
 		e.history = int64(DefaultHistory)
 	}

@@ -154,7 +154,9 @@ func (p *scanPrinter) observe(eng *engine.Engine, ev *parsers.Event, events bool
 // startReplay makes the engine of cfg's rules and starts replaying files,
 // as scan and report do. Call done when finished with the replay.
 func (m *Main) startReplay(ctx context.Context, cfg *config.Config, parser string, files []string) (eng *engine.Engine, r *replay.Replay, done func(), err error) {
-	hugeHeap(replayHeapSize)
+	if logBytes(files) >= hugeHeapMin {
+		hugeHeap(replayHeapSize)
+	}
 	opts, err := cfg.EngineOptions(m.HostAddrs)
 	if err != nil {
 		return nil, nil, nil, err
