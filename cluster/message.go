@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/netip"
 	"reflect"
-	"regexp"
 	"strings"
 	"time"
 	"unicode"
@@ -88,10 +87,20 @@ type wire struct {
 	Sent time.Time `json:"sent,omitzero"`
 }
 
-var nodeName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-
-// ValidName reports whether s can name a node: it is a subject token.
-func ValidName(s string) bool { return nodeName.MatchString(s) }
+// ValidName reports whether s can name a node: it is a subject token of
+// 1-64 letters, digits, _ and -. (A loop, not a regexp: compiling
+// {1,64} cost every command a millisecond at start.)
+func ValidName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // key encodes a target as one subject token: 192.0.2.1 -> 192-0-2-1,
 // 2001:db8::/64 -> 2001_db8__p64 ("p" is no hex digit: no two targets

@@ -243,7 +243,7 @@ type ClusterConfig struct {
 
 // DefaultConfig returns the built-in configuration: the shipped rules.toml.
 func DefaultConfig() *Config {
-	cfg, err := decode("", sipguard.DefaultRules, &Config{})
+	cfg, err := decode("", sipguard.DefaultRules, func() *Config { return &Config{} })
 	if err != nil {
 		panic("built-in rules.toml: " + err.Error())
 	}
@@ -265,5 +265,10 @@ func Load(path string) (*Config, error) {
 // replaces the default one. Every problem found is returned, each an
 // *Error, joined.
 func Parse(file string, data []byte) (*Config, error) {
-	return decode(file, data, DefaultConfig())
+	// The defaults are decoded while the file is parsed: two TOML
+	// documents read one after the other were a tenth of a command's
+	// start-up.
+	defaults := make(chan *Config, 1)
+	go func() { defaults <- DefaultConfig() }()
+	return decode(file, data, func() *Config { return <-defaults })
 }

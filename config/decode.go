@@ -72,8 +72,9 @@ func (d *decoder) err() error {
 	return errors.Join(errs...)
 }
 
-// decode reads data (the content of file) into cfg, then validates it.
-func decode(file string, data []byte, cfg *Config) (*Config, error) {
+// decode reads data (the content of file) over the config base returns
+// (called once data is parsed), then validates it.
+func decode(file string, data []byte, base func() *Config) (*Config, error) {
 	d := &decoder{file: file}
 	var doc map[string]any
 	if _, err := toml.Decode(string(data), &doc); err != nil {
@@ -84,6 +85,7 @@ func decode(file string, data []byte, cfg *Config) (*Config, error) {
 		return nil, &Error{File: file, Msg: err.Error()}
 	}
 	d.lines = keyLines(string(data))
+	cfg := base()
 	d.decode(reflect.ValueOf(cfg).Elem(), doc, "")
 	if len(d.errs) == 0 {
 		for _, e := range cfg.Validate() {

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -156,7 +155,19 @@ func (d DaemonConfig) Validate() []FieldError {
 	return p
 }
 
-var tableName = regexp.MustCompile(`^[A-Za-z0-9_]{1,32}$`)
+// validTable reports whether s can name the nftables table: 1-32
+// letters, digits or _. (A loop, not a regexp compiled at every start.)
+func validTable(s string) bool {
+	if len(s) == 0 || len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
 
 // Validate checks [firewall].
 func (f FirewallConfig) Validate() []FieldError {
@@ -166,7 +177,7 @@ func (f FirewallConfig) Validate() []FieldError {
 	default:
 		p.add("backend", "%q is not one of nftables, dry-run", f.Backend)
 	}
-	if !tableName.MatchString(f.Table) {
+	if !validTable(f.Table) {
 		p.add("table", "%q must be 1-32 letters, digits or _", f.Table)
 	}
 	if len(f.Hooks) == 0 {

@@ -259,6 +259,7 @@ func New(opts Options) (*Engine, error) {
 	if e.max < 0 {
 		return nil, fmt.Errorf("max tracked %d is negative", e.max)
 	}
+
 	if e.history == 0 {
 		e.history = int64(DefaultHistory)
 	}
@@ -521,9 +522,10 @@ func (tr *tracker) add(i int, t int64, r *Rule) (first, last int64, n int, hit b
 		j--
 	}
 	if len(w) == cap(w) {
-		// Grow to the size the window keeps at once: one allocation, not
-		// one per doubling.
-		w = slices.Grow(w, max(mr-len(w), 1))
+		// Grow by a factor of 4, up to the most the window keeps: most
+		// addresses send a few events, and a window of MaxRetry for each
+		// was a third of the engine's memory.
+		w = slices.Grow(w, max(min(mr, 4*len(w))-len(w), 1))
 	}
 	w = append(w, 0)
 	copy(w[j+1:], w[j:])

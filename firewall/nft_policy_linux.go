@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/nftables"
@@ -70,7 +71,10 @@ const policySetID = 1001
 
 // ourPolicySet matches the names of the policy's sets: those no longer
 // wanted (the mode changed to open) are deleted.
-var ourPolicySet = regexp.MustCompile(`^(sip_tcp|sip_udp|learn4|learn6|meter4|meter6|country4|country6)$`)
+// Compiled when first needed, not at every start of every command.
+var ourPolicySet = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(sip_tcp|sip_udp|learn4|learn6|meter4|meter6|country4|country6)$`)
+})
 
 // policyState is the policy part of NFT, guarded by NFT.mu.
 type policyState struct {
@@ -463,7 +467,7 @@ func (n *NFT) Counters(ctx context.Context) ([]Counter, error) {
 func (n *NFT) policyStale(st *kernelState) []string {
 	var out []string
 	for name := range st.sets {
-		if ourPolicySet.MatchString(name) && !slices.ContainsFunc(n.pol.sets(), func(s *nftables.Set) bool { return s.Name == name }) {
+		if ourPolicySet().MatchString(name) && !slices.ContainsFunc(n.pol.sets(), func(s *nftables.Set) bool { return s.Name == name }) {
 			out = append(out, name)
 		}
 	}

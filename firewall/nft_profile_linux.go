@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"net/netip"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/google/nftables"
@@ -48,7 +49,10 @@ func profileSuffix(key string) string {
 
 // ourSetName matches the names of the ban and port sets of any profile:
 // a set of the table that no profile wants any more is deleted.
-var ourSetName = regexp.MustCompile(`^(ban4|ban6|net4|net6|tcp_ports|udp_ports)(_r[0-9a-f]{8})?$`)
+// Compiled when first needed, not at every start of every command.
+var ourSetName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(ban4|ban6|net4|net6|tcp_ports|udp_ports)(_r[0-9a-f]{8})?$`)
+})
 
 // newProfile returns profile idx of table t for ports (key is their
 // PortsKey). Set IDs, unique within a transaction, are 1-4 (ban sets), 5-6

@@ -193,7 +193,7 @@ func (n *NFT) ensureLocked(reload bool) (ensured, error) {
 	// asked for, a rule's ports changed): their rules go with them.
 	var stale []string
 	for name := range st.sets {
-		if ourSetName.MatchString(name) && !slices.ContainsFunc(want, func(s *nftables.Set) bool { return s.Name == name }) {
+		if ourSetName().MatchString(name) && !slices.ContainsFunc(want, func(s *nftables.Set) bool { return s.Name == name }) {
 			stale = append(stale, name)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sipguard/sipguard/audit"
@@ -130,7 +131,8 @@ func (m *Main) selfAudit(path string) (*audit.Self, error) {
 	return self, nil
 }
 
-var asteriskV = regexp.MustCompile(`^Asterisk (\S+)`)
+// Compiled when first needed, not at every start of every command.
+var asteriskV = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^Asterisk (\S+)`) })
 
 // asteriskVersion asks the installed asterisk binary its version.
 func asteriskVersion() (version, from string) {
@@ -144,7 +146,7 @@ func asteriskVersion() (version, from string) {
 	if err != nil {
 		return "", ""
 	}
-	if m := asteriskV.FindSubmatch(out); m != nil {
+	if m := asteriskV().FindSubmatch(out); m != nil {
 		return string(m[1]), bin + " -V"
 	}
 	return "", ""

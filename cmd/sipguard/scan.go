@@ -8,12 +8,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -157,6 +154,9 @@ func (p *scanPrinter) observe(eng *engine.Engine, ev *parsers.Event, events bool
 // startReplay makes the engine of cfg's rules and starts replaying files,
 // as scan and report do. Call done when finished with the replay.
 func (m *Main) startReplay(ctx context.Context, cfg *config.Config, parser string, files []string) (eng *engine.Engine, r *replay.Replay, done func(), err error) {
+	if logBytes(files) >= hugeHeapMin {
+		hugeHeap(replayHeapSize)
+	}
 	opts, err := cfg.EngineOptions(m.HostAddrs)
 	if err != nil {
 		return nil, nil, nil, err
@@ -186,26 +186,6 @@ func (m *Main) startReplay(ctx context.Context, cfg *config.Config, parser strin
 	}
 	restoreGC := lateFirstGC()
 	return eng, r, func() { r.Close(); closeAll(); restoreGC() }, nil
-}
-
-// lateFirstGC holds off the collector's first cycle until the heap reaches
-// 32 MiB instead of 4 (its first target grows with GOGC), and restores
-// GOGC once that cycle has run or when restore is called: the cycles at 4,
-// 8 and 16 MiB cost a replay a tenth of its time, and most replays never
-// reach 32 MiB. Those that do run as before, having held at most 32 MiB
-// more for a while.
-func lateFirstGC() (restore func()) {
-	old := debug.SetGCPercent(800)
-	if old < 0 { // GOGC=off: leave it so
-		debug.SetGCPercent(old)
-		return func() {}
-	}
-	var once sync.Once
-	restore = func() { once.Do(func() { debug.SetGCPercent(old) }) }
-	// Collected (and its finalizer run) by the first cycle; 32 bytes, not
-	// a tiny allocation, whose finalizer might never run.
-	runtime.SetFinalizer(new([32]byte), func(*[32]byte) { restore() })
-	return restore
 }
 
 // openSource opens one FILE and picks its parser and source name.
