@@ -69,9 +69,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/sipguard/sipguard/control"
 )
 
@@ -80,77 +77,85 @@ type StatusFunc func(context.Context) (control.Status, error)
 
 // Metrics holds sipguard's metrics.
 type Metrics struct {
-	reg         *prometheus.Registry
-	bans        *prometheus.CounterVec
-	unbans      *prometheus.CounterVec
-	compromises *prometheus.CounterVec
-	fraud       *prometheus.CounterVec
-	surges      *prometheus.CounterVec
-	latency     prometheus.Histogram
+	bans        *counterVec
+	unbans      *counterVec
+	compromises *counterVec
+	fraud       *counterVec
+	surges      *counterVec
+	latency     *histogram
+	status      *statusCollector
+
+	testPart func(*snapshot) // a test's part of each scrape
 }
 
 // New returns the metrics of a daemon whose status is read through status
-// on each scrape; extra collectors (notifications, feeds) are added as
-// they are.
-func New(status StatusFunc, version string, extra ...prometheus.Collector) *Metrics {
-	m := &Metrics{
-		reg: prometheus.NewRegistry(),
-		bans: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sipguard_bans_total", Help: "Bans decided, by rule (\"manual\" for sipguard ban).",
-		}, []string{"rule"}),
-		unbans: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sipguard_unbans_total", Help: "Bans lifted, by rule and reason (expired, manual, replaced, feed).",
-		}, []string{"rule", "reason"}),
-		compromises: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sipguard_compromises_total", Help: "Successful logins from addresses that had just failed: guessed passwords?",
-		}, []string{"source"}),
-		surges: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sipguard_drop_surges_total", Help: "Surges of a log source's lines dropped as malformed or injected: someone writing into the log on purpose.",
-		}, []string{"source"}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "sipguard_ban_latency_seconds",
-			Help: "Time from receiving the log line that completes a rule to the ban being in the firewall.",
-			// 100 µs to ~3 s.
-			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
-		}),
+// on each scrape.
+func New(status StatusFunc, version string) *Metrics {
+	return &Metrics{
+		bans:        newCounterVec("sipguard_bans_total", "Bans decided, by rule (\"manual\" for sipguard ban).", "rule"),
+		unbans:      newCounterVec("sipguard_unbans_total", "Bans lifted, by rule and reason (expired, manual, replaced, feed).", "rule", "reason"),
+		compromises: newCounterVec("sipguard_compromises_total", "Successful logins from addresses that had just failed: guessed passwords?", "source"),
+		fraud:       newCounterVec("sipguard_fraud_alerts_total", "Toll-fraud alerts, by the [fraud] rule that fired.", "rule"),
+		surges:      newCounterVec("sipguard_drop_surges_total", "Surges of a log source's lines dropped as malformed or injected: someone writing into the log on purpose.", "source"),
+		latency: newHistogram("sipguard_ban_latency_seconds",
+			"Time from receiving the log line that completes a rule to the ban being in the firewall.",
+			exponentialBuckets(0.0001, 2, 16)), // 100 µs to ~3 s
+		status: &statusCollector{status: status, version: version},
 	}
-	m.fraud = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "sipguard_fraud_alerts_total", Help: "Toll-fraud alerts, by the [fraud] rule that fired.",
-	}, []string{"rule"})
-	m.reg.MustRegister(m.bans, m.unbans, m.compromises, m.fraud, m.surges, m.latency, &statusCollector{status: status, version: version})
-	for _, c := range extra {
-		m.reg.MustRegister(c)
-	}
-	return m
 }
 
 // Ban counts a ban; latency is zero for bans not decided on a log line.
 func (m *Metrics) Ban(rule string, latency time.Duration) {
-	m.bans.WithLabelValues(rule).Inc()
+	m.bans.inc(rule)
 	if latency > 0 {
-		m.latency.Observe(latency.Seconds())
+		m.latency.observe(latency.Seconds())
 	}
 }
 
 // Unban counts a ban lifted.
-func (m *Metrics) Unban(rule, reason string) { m.unbans.WithLabelValues(rule, reason).Inc() }
+func (m *Metrics) Unban(rule, reason string) { m.unbans.inc(rule, reason) }
 
 // Compromise counts a successful login after failures.
-func (m *Metrics) Compromise(source string) { m.compromises.WithLabelValues(source).Inc() }
+func (m *Metrics) Compromise(source string) { m.compromises.inc(source) }
 
 // Fraud counts a toll-fraud alert of rule.
-func (m *Metrics) Fraud(rule string) { m.fraud.WithLabelValues(rule).Inc() }
+func (m *Metrics) Fraud(rule string) { m.fraud.inc(rule) }
 
 // DropSurge counts a surge of a source's lines dropped as malformed or
 // injected.
-func (m *Metrics) DropSurge(source string) { m.surges.WithLabelValues(source).Inc() }
+func (m *Metrics) DropSurge(source string) { m.surges.inc(source) }
 
-// Handler serves the metrics in Prometheus' exposition formats.
-// Scrapes are answered one at a time, at most one per ScrapeGap, the
-// others waiting their turn: scrapers in a loop, however many, take
-// little of the daemon's CPU.
+// Handler serves the metrics in Prometheus' text format. Scrapes are
+// answered one at a time, at most one per ScrapeGap, the others waiting
+// their turn: scrapers in a loop, however many, take little of the
+// daemon's CPU. A scrape that takes longer than ScrapeTimeout is answered
+// 503 (as promhttp's Timeout did). The text is not compressed: a few
+// kilobytes, scraped every 15 s or so, are not worth gzip's CPU (promhttp
+// compressed when asked; Prometheus does not need it).
 func (m *Metrics) Handler() http.Handler {
-	return paced(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, Timeout: 10 * time.Second}), ScrapeGap)
+	h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", contentType)
+		m.gather().write(w) // an error: the scraper went away
+	})
+	return paced(http.TimeoutHandler(h, ScrapeTimeout, fmt.Sprintf("Exceeded configured timeout of %v.\n", ScrapeTimeout)), ScrapeGap)
+}
+
+// ScrapeTimeout bounds a scrape.
+const ScrapeTimeout = 10 * time.Second
+
+// gather collects a scrape's values. Its parts do not fail one another: a
+// status that cannot be read is sipguard_up 0 beside the other values.
+func (m *Metrics) gather() *snapshot {
+	s := newSnapshot()
+	for _, c := range []*counterVec{m.bans, m.unbans, m.compromises, m.fraud, m.surges} {
+		c.collect(s)
+	}
+	m.latency.collect(s)
+	m.status.collect(s)
+	if m.testPart != nil {
+		m.testPart(s)
+	}
+	return s
 }
 
 // ScrapeGap is the least time between the starts of two scrapes: at most
@@ -232,136 +237,128 @@ func (c *statusCollector) read() (control.Status, error) {
 }
 
 var (
-	descUp         = prometheus.NewDesc("sipguard_up", "1 when the daemon answered the scrape.", nil, nil)
-	descBuild      = prometheus.NewDesc("sipguard_build_info", "sipguard's version.", []string{"version"}, nil)
-	descUptime     = prometheus.NewDesc("sipguard_uptime_seconds", "Seconds since the daemon started.", nil, nil)
-	descLines      = prometheus.NewDesc("sipguard_lines_total", "Log lines read, by source.", []string{"source", "parser"}, nil)
-	descEvents     = prometheus.NewDesc("sipguard_events_total", "Events parsed, by source and kind.", []string{"source", "parser", "kind"}, nil)
-	descDropped    = prometheus.NewDesc("sipguard_dropped_lines_total", "Lines skipped as unreadable or unsafe, by reason.", []string{"source", "parser", "reason"}, nil)
-	descCalls      = prometheus.NewDesc("sipguard_calls_total", "Calls to public numbers the toll-fraud rules saw, by destination: an ISO country code, \"non_geographic\" (satellite, international networks) or \"national\".", []string{"destination"}, nil)
-	descInForce    = prometheus.NewDesc("sipguard_bans_in_force", "Bans the daemon holds now.", nil, nil)
-	descByCountry  = prometheus.NewDesc("sipguard_bans_by_country", "Bans in force by the ISO code of their address's country (\"unknown\" when the database does not know it); only with a [geoip] database.", []string{"country"}, nil)
-	descFwBans     = prometheus.NewDesc("sipguard_firewall_bans", "Elements in the firewall's ban sets.", nil, nil)
-	descTracked    = prometheus.NewDesc("sipguard_tracked_addresses", "Addresses with counters in the rate engine.", nil, nil)
-	descEvicted    = prometheus.NewDesc("sipguard_engine_evictions_total", "Addresses forgotten to stay within max_tracked.", nil, nil)
-	descFwErrors   = prometheus.NewDesc("sipguard_firewall_errors_total", "Ban or unban calls the firewall refused.", nil, nil)
-	descPackets    = prometheus.NewDesc("sipguard_dropped_packets_total", "Packets dropped from banned sources.", nil, nil)
-	descBytes      = prometheus.NewDesc("sipguard_dropped_bytes_total", "Bytes dropped from banned sources.", nil, nil)
-	descAllowedPk  = prometheus.NewDesc("sipguard_allowed_packets_total", "Packets of allowlisted sources let through ahead of the bans.", nil, nil)
-	descWireCopied = prometheus.NewDesc("sipguard_wire_copied_packets_total", "SIP responses the wire sensor's rules copied to its NFLOG group (source \"wire\" counts those read).", nil, nil)
-	descPolicyPk   = prometheus.NewDesc("sipguard_policy_dropped_packets_total", "Packets to the SIP ports dropped by the access policy (strict, responsive).", nil, nil)
-	descNarrowed   = prometheus.NewDesc("sipguard_bans_narrowed_total", "IPv6 bans narrowed to the address: its network holds an allowlisted address.", nil, nil)
-	descSourceUp   = prometheus.NewDesc("sipguard_source_up", "1 while a source is read; 0 while its file is missing or unreadable, or its syslog listener failed.", []string{"source"}, nil)
-	descSourceDown = prometheus.NewDesc("sipguard_source_waiting", "1 when a source's file does not exist (yet) or it stopped with an error.", []string{"source"}, nil)
-	descNotify     = prometheus.NewDesc("sipguard_notifications_total", "Notifications by target and result (sent, failed, dropped).", []string{"target", "kind", "result"}, nil)
-	descFeed       = prometheus.NewDesc("sipguard_feed_entries", "Entries of a blocklist feed in the firewall.", []string{"feed"}, nil)
-	descFeedFail   = prometheus.NewDesc("sipguard_feed_failures_total", "Failed loads of a blocklist feed (its last good list stays).", []string{"feed"}, nil)
-	descClConn     = prometheus.NewDesc("sipguard_cluster_connected", "1 while connected to the cluster's NATS server.", nil, nil)
-	descClPub      = prometheus.NewDesc("sipguard_cluster_published_total", "This node's bans and cluster unbans stored in the cluster's stream.", nil, nil)
-	descClQueued   = prometheus.NewDesc("sipguard_cluster_queued", "Messages to the cluster waiting for the server.", nil, nil)
-	descClLost     = prometheus.NewDesc("sipguard_cluster_lost_total", "Messages to the cluster never published, by reason (queue_full, refused, expired).", []string{"reason"}, nil)
-	descClRecv     = prometheus.NewDesc("sipguard_cluster_received_total", "Messages of other nodes read from the cluster's stream.", nil, nil)
-	descClApplied  = prometheus.NewDesc("sipguard_cluster_applied_total", "Other nodes' bans and unbans enforced here.", nil, nil)
-	descClIgnored  = prometheus.NewDesc("sipguard_cluster_ignored_total", "Cluster messages not enforced here, by reason.", []string{"reason"}, nil)
-	descClBad      = prometheus.NewDesc("sipguard_cluster_bad_messages_total", "Cluster messages dropped as malformed or oversize.", []string{"reason"}, nil)
-	descClStream   = prometheus.NewDesc("sipguard_cluster_stream_ok", "1 while the cluster's stream is there and as sipguard expects; 0: neither shared nor received.", nil, nil)
-	descClRetries  = prometheus.NewDesc("sipguard_cluster_publish_retries_total", "This node's messages the server could not store at once (storage full, stream away), tried again.", nil, nil)
-	descClSkew     = prometheus.NewDesc("sipguard_cluster_clock_skew_seconds", "A node's clock minus the NATS server's: this node's (node=\"\"), and other nodes' beyond 30 s.", []string{"node"}, nil)
+	descUp         = &desc{"sipguard_up", "1 when the daemon answered the scrape.", "gauge", nil}
+	descBuild      = &desc{"sipguard_build_info", "sipguard's version.", "gauge", []string{"version"}}
+	descUptime     = &desc{"sipguard_uptime_seconds", "Seconds since the daemon started.", "gauge", nil}
+	descLines      = &desc{"sipguard_lines_total", "Log lines read, by source.", "counter", []string{"source", "parser"}}
+	descEvents     = &desc{"sipguard_events_total", "Events parsed, by source and kind.", "counter", []string{"source", "parser", "kind"}}
+	descDropped    = &desc{"sipguard_dropped_lines_total", "Lines skipped as unreadable or unsafe, by reason.", "counter", []string{"source", "parser", "reason"}}
+	descCalls      = &desc{"sipguard_calls_total", "Calls to public numbers the toll-fraud rules saw, by destination: an ISO country code, \"non_geographic\" (satellite, international networks) or \"national\".", "counter", []string{"destination"}}
+	descInForce    = &desc{"sipguard_bans_in_force", "Bans the daemon holds now.", "gauge", nil}
+	descByCountry  = &desc{"sipguard_bans_by_country", "Bans in force by the ISO code of their address's country (\"unknown\" when the database does not know it); only with a [geoip] database.", "gauge", []string{"country"}}
+	descFwBans     = &desc{"sipguard_firewall_bans", "Elements in the firewall's ban sets.", "gauge", nil}
+	descTracked    = &desc{"sipguard_tracked_addresses", "Addresses with counters in the rate engine.", "gauge", nil}
+	descEvicted    = &desc{"sipguard_engine_evictions_total", "Addresses forgotten to stay within max_tracked.", "counter", nil}
+	descFwErrors   = &desc{"sipguard_firewall_errors_total", "Ban or unban calls the firewall refused.", "counter", nil}
+	descPackets    = &desc{"sipguard_dropped_packets_total", "Packets dropped from banned sources.", "counter", nil}
+	descBytes      = &desc{"sipguard_dropped_bytes_total", "Bytes dropped from banned sources.", "counter", nil}
+	descAllowedPk  = &desc{"sipguard_allowed_packets_total", "Packets of allowlisted sources let through ahead of the bans.", "counter", nil}
+	descWireCopied = &desc{"sipguard_wire_copied_packets_total", "SIP responses the wire sensor's rules copied to its NFLOG group (source \"wire\" counts those read).", "counter", nil}
+	descPolicyPk   = &desc{"sipguard_policy_dropped_packets_total", "Packets to the SIP ports dropped by the access policy (strict, responsive).", "counter", nil}
+	descNarrowed   = &desc{"sipguard_bans_narrowed_total", "IPv6 bans narrowed to the address: its network holds an allowlisted address.", "counter", nil}
+	descSourceUp   = &desc{"sipguard_source_up", "1 while a source is read; 0 while its file is missing or unreadable, or its syslog listener failed.", "gauge", []string{"source"}}
+	descSourceDown = &desc{"sipguard_source_waiting", "1 when a source's file does not exist (yet) or it stopped with an error.", "gauge", []string{"source"}}
+	descNotify     = &desc{"sipguard_notifications_total", "Notifications by target and result (sent, failed, dropped).", "counter", []string{"target", "kind", "result"}}
+	descFeed       = &desc{"sipguard_feed_entries", "Entries of a blocklist feed in the firewall.", "gauge", []string{"feed"}}
+	descFeedFail   = &desc{"sipguard_feed_failures_total", "Failed loads of a blocklist feed (its last good list stays).", "counter", []string{"feed"}}
+	descClConn     = &desc{"sipguard_cluster_connected", "1 while connected to the cluster's NATS server.", "gauge", nil}
+	descClPub      = &desc{"sipguard_cluster_published_total", "This node's bans and cluster unbans stored in the cluster's stream.", "counter", nil}
+	descClQueued   = &desc{"sipguard_cluster_queued", "Messages to the cluster waiting for the server.", "gauge", nil}
+	descClLost     = &desc{"sipguard_cluster_lost_total", "Messages to the cluster never published, by reason (queue_full, refused, expired).", "counter", []string{"reason"}}
+	descClRecv     = &desc{"sipguard_cluster_received_total", "Messages of other nodes read from the cluster's stream.", "counter", nil}
+	descClApplied  = &desc{"sipguard_cluster_applied_total", "Other nodes' bans and unbans enforced here.", "counter", nil}
+	descClIgnored  = &desc{"sipguard_cluster_ignored_total", "Cluster messages not enforced here, by reason.", "counter", []string{"reason"}}
+	descClBad      = &desc{"sipguard_cluster_bad_messages_total", "Cluster messages dropped as malformed or oversize.", "counter", []string{"reason"}}
+	descClStream   = &desc{"sipguard_cluster_stream_ok", "1 while the cluster's stream is there and as sipguard expects; 0: neither shared nor received.", "gauge", nil}
+	descClRetries  = &desc{"sipguard_cluster_publish_retries_total", "This node's messages the server could not store at once (storage full, stream away), tried again.", "counter", nil}
+	descClSkew     = &desc{"sipguard_cluster_clock_skew_seconds", "A node's clock minus the NATS server's: this node's (node=\"\"), and other nodes' beyond 30 s.", "gauge", []string{"node"}}
 )
 
-func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descUp, descBuild, descUptime, descLines, descEvents, descDropped, descInForce, descByCountry,
-		descFwBans, descTracked, descEvicted, descFwErrors, descPackets, descBytes, descAllowedPk, descWireCopied, descPolicyPk, descNarrowed, descSourceUp, descSourceDown, descNotify, descFeed, descFeedFail,
-		descClConn, descClPub, descClQueued, descClLost, descClRecv, descClApplied, descClIgnored, descClBad,
-		descClStream, descClRetries, descClSkew, descCalls} {
-		ch <- d
-	}
-}
-
-func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
-	ch <- prometheus.MustNewConstMetric(descBuild, prometheus.GaugeValue, 1, c.version)
+// collect adds the status's values to s.
+func (c *statusCollector) collect(s *snapshot) {
+	s.add(descBuild, 1, c.version)
 	st, err := c.read()
 	if err != nil {
-		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 0)
+		s.add(descUp, 0)
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1)
-	ch <- prometheus.MustNewConstMetric(descUptime, prometheus.GaugeValue, st.UptimeSeconds)
-	for _, s := range st.Sources {
-		ch <- prometheus.MustNewConstMetric(descLines, prometheus.CounterValue, float64(s.Lines), s.Name, s.Parser)
-		for kind, n := range s.EventsBy {
-			ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(n), s.Name, s.Parser, kind)
+	s.add(descUp, 1)
+	s.add(descUptime, st.UptimeSeconds)
+	for _, src := range st.Sources {
+		s.add(descLines, float64(src.Lines), src.Name, src.Parser)
+		for kind, n := range src.EventsBy {
+			s.add(descEvents, float64(n), src.Name, src.Parser, kind)
 		}
-		for reason, n := range s.DropBy {
-			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(n), s.Name, s.Parser, reason)
+		for reason, n := range src.DropBy {
+			s.add(descDropped, float64(n), src.Name, src.Parser, reason)
 		}
 		down, up := 0.0, 0.0
-		if s.Waiting || s.Error != "" {
+		if src.Waiting || src.Error != "" {
 			down = 1
 		}
-		if s.State == control.SourceReading {
+		if src.State == control.SourceReading {
 			up = 1
 		}
-		ch <- prometheus.MustNewConstMetric(descSourceDown, prometheus.GaugeValue, down, s.Name)
-		ch <- prometheus.MustNewConstMetric(descSourceUp, prometheus.GaugeValue, up, s.Name)
+		s.add(descSourceDown, down, src.Name)
+		s.add(descSourceUp, up, src.Name)
 	}
 	if f := st.Fraud; f != nil {
 		for dest, n := range f.Calls {
-			ch <- prometheus.MustNewConstMetric(descCalls, prometheus.CounterValue, float64(n), dest)
+			s.add(descCalls, float64(n), dest)
 		}
 	}
-	ch <- prometheus.MustNewConstMetric(descInForce, prometheus.GaugeValue, float64(st.Bans))
+	s.add(descInForce, float64(st.Bans))
 	for country, n := range st.BansByCountry {
-		ch <- prometheus.MustNewConstMetric(descByCountry, prometheus.GaugeValue, float64(n), country)
+		s.add(descByCountry, float64(n), country)
 	}
-	ch <- prometheus.MustNewConstMetric(descFwBans, prometheus.GaugeValue, float64(st.Firewall.Bans))
-	ch <- prometheus.MustNewConstMetric(descTracked, prometheus.GaugeValue, float64(st.Engine.Tracked))
-	ch <- prometheus.MustNewConstMetric(descEvicted, prometheus.CounterValue, float64(st.Engine.Evicted))
-	ch <- prometheus.MustNewConstMetric(descFwErrors, prometheus.CounterValue, float64(st.Firewall.Errors))
-	ch <- prometheus.MustNewConstMetric(descPackets, prometheus.CounterValue, float64(st.Firewall.Packets))
-	ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(st.Firewall.Bytes))
-	ch <- prometheus.MustNewConstMetric(descAllowedPk, prometheus.CounterValue, float64(st.Firewall.Allowed))
-	ch <- prometheus.MustNewConstMetric(descWireCopied, prometheus.CounterValue, float64(st.Firewall.WireCopied))
-	ch <- prometheus.MustNewConstMetric(descPolicyPk, prometheus.CounterValue, float64(st.Firewall.PolicyDropped))
-	ch <- prometheus.MustNewConstMetric(descNarrowed, prometheus.CounterValue, float64(st.Engine.Narrowed))
+	s.add(descFwBans, float64(st.Firewall.Bans))
+	s.add(descTracked, float64(st.Engine.Tracked))
+	s.add(descEvicted, float64(st.Engine.Evicted))
+	s.add(descFwErrors, float64(st.Firewall.Errors))
+	s.add(descPackets, float64(st.Firewall.Packets))
+	s.add(descBytes, float64(st.Firewall.Bytes))
+	s.add(descAllowedPk, float64(st.Firewall.Allowed))
+	s.add(descWireCopied, float64(st.Firewall.WireCopied))
+	s.add(descPolicyPk, float64(st.Firewall.PolicyDropped))
+	s.add(descNarrowed, float64(st.Engine.Narrowed))
 	for _, n := range st.Notify {
-		ch <- prometheus.MustNewConstMetric(descNotify, prometheus.CounterValue, float64(n.Sent), n.Name, n.Kind, "sent")
-		ch <- prometheus.MustNewConstMetric(descNotify, prometheus.CounterValue, float64(n.Failed), n.Name, n.Kind, "failed")
-		ch <- prometheus.MustNewConstMetric(descNotify, prometheus.CounterValue, float64(n.Dropped), n.Name, n.Kind, "dropped")
+		s.add(descNotify, float64(n.Sent), n.Name, n.Kind, "sent")
+		s.add(descNotify, float64(n.Failed), n.Name, n.Kind, "failed")
+		s.add(descNotify, float64(n.Dropped), n.Name, n.Kind, "dropped")
 	}
 	for _, f := range st.Feeds {
-		ch <- prometheus.MustNewConstMetric(descFeed, prometheus.GaugeValue, float64(f.Enforced), f.Name)
-		ch <- prometheus.MustNewConstMetric(descFeedFail, prometheus.CounterValue, float64(f.Failures), f.Name)
+		s.add(descFeed, float64(f.Enforced), f.Name)
+		s.add(descFeedFail, float64(f.Failures), f.Name)
 	}
 	if c := st.Cluster; c != nil {
 		conn := 0.0
 		if c.Connected {
 			conn = 1
 		}
-		ch <- prometheus.MustNewConstMetric(descClConn, prometheus.GaugeValue, conn)
-		ch <- prometheus.MustNewConstMetric(descClPub, prometheus.CounterValue, float64(c.Published))
-		ch <- prometheus.MustNewConstMetric(descClQueued, prometheus.GaugeValue, float64(c.Queued))
-		ch <- prometheus.MustNewConstMetric(descClLost, prometheus.CounterValue, float64(c.QueueDropped), "queue_full")
-		ch <- prometheus.MustNewConstMetric(descClLost, prometheus.CounterValue, float64(c.PublishErrors), "refused")
-		ch <- prometheus.MustNewConstMetric(descClLost, prometheus.CounterValue, float64(c.Expired), "expired")
-		ch <- prometheus.MustNewConstMetric(descClRecv, prometheus.CounterValue, float64(c.Received))
-		ch <- prometheus.MustNewConstMetric(descClApplied, prometheus.CounterValue, float64(c.Applied))
+		s.add(descClConn, conn)
+		s.add(descClPub, float64(c.Published))
+		s.add(descClQueued, float64(c.Queued))
+		s.add(descClLost, float64(c.QueueDropped), "queue_full")
+		s.add(descClLost, float64(c.PublishErrors), "refused")
+		s.add(descClLost, float64(c.Expired), "expired")
+		s.add(descClRecv, float64(c.Received))
+		s.add(descClApplied, float64(c.Applied))
 		for reason, n := range c.Ignored {
-			ch <- prometheus.MustNewConstMetric(descClIgnored, prometheus.CounterValue, float64(n), reason)
+			s.add(descClIgnored, float64(n), reason)
 		}
-		ch <- prometheus.MustNewConstMetric(descClBad, prometheus.CounterValue, float64(c.Malformed), "malformed")
-		ch <- prometheus.MustNewConstMetric(descClBad, prometheus.CounterValue, float64(c.Oversize), "oversize")
+		s.add(descClBad, float64(c.Malformed), "malformed")
+		s.add(descClBad, float64(c.Oversize), "oversize")
 		streamOK := 0.0
 		if c.Connected && c.StreamError == "" {
 			streamOK = 1
 		}
-		ch <- prometheus.MustNewConstMetric(descClStream, prometheus.GaugeValue, streamOK)
-		ch <- prometheus.MustNewConstMetric(descClRetries, prometheus.CounterValue, float64(c.PublishRetries))
+		s.add(descClStream, streamOK)
+		s.add(descClRetries, float64(c.PublishRetries))
 		if !c.ClockChecked.IsZero() {
-			ch <- prometheus.MustNewConstMetric(descClSkew, prometheus.GaugeValue, c.ClockSkew, "")
+			s.add(descClSkew, c.ClockSkew, "")
 		}
 		for node, skew := range c.PeerSkews {
-			ch <- prometheus.MustNewConstMetric(descClSkew, prometheus.GaugeValue, skew, node)
+			s.add(descClSkew, skew, node)
 		}
 	}
 }

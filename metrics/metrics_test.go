@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/sipguard/sipguard/control"
 )
 
@@ -136,12 +134,11 @@ func TestDaemonDown(t *testing.T) {
 	}
 }
 
-// busy is a collector that notes how many of its Collects run at once.
+// busy is a part of a scrape that notes how many of its collects run at
+// once.
 type busy struct{ now, most atomic.Int32 }
 
-func (b *busy) Describe(chan<- *prometheus.Desc) {}
-
-func (b *busy) Collect(chan<- prometheus.Metric) {
+func (b *busy) collect(*snapshot) {
 	n := b.now.Add(1)
 	defer b.now.Add(-1)
 	for m := b.most.Load(); n > m && !b.most.CompareAndSwap(m, n); m = b.most.Load() {
@@ -160,7 +157,8 @@ func TestScrapesShareStatus(t *testing.T) {
 		reads.Add(1)
 		time.Sleep(20 * time.Millisecond) // a slow status: the others arrive meanwhile
 		return control.Status{Bans: int(reads.Load())}, nil
-	}, "x", b)
+	}, "x")
+	m.testPart = b.collect
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
 	get := func() string {
