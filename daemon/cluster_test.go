@@ -350,21 +350,55 @@ func TestPeerLimits(t *testing.T) {
 	}
 }
 
-// TestPeerFloodLocalLatency (issue 20, item 2): local bans do not wait
-// behind a flood of other nodes' bans: peers' bans are applied, 5,000 at
-// a time (the cluster node's batch), for as long as this node bans
-// attackers from its log, one at a time. The latency is the daemon's own:
-// the log line read to the ban in the firewall (Notice.Latency). A local
-// ban waits for the turn under way (about a millisecond of peers' bans),
-// never behind the flood: its p90 and p99 stay a small fraction of the
-// flood's length (queued behind it, they would be half of it).
+// TestPeerFloodLocalLatency (issue 20, item 2): local bans never wait
+// behind other nodes' work: peers' bans are applied, 5,000 at a time (the
+// cluster node's batch), for as long as this node bans attackers from its
+// log, one at a time. The latency is the daemon's own: the log line read
+// to the ban in the firewall (Notice.Latency). A turn of peers' bans ends
+// as soon as a local batch waits, and lasts a quarter of a millisecond at
+// most: a local ban's p99 during the flood stays within a small multiple
+// of its p99 without it (flood, the floor: the garbage collector's work
+// while 100,000 bans join the heap, and a 2-core machine's scheduling),
+// and so does it afterwards, with the 100,000 bans held (their expiry and
+// the state file's snapshot do not look at every ban on the core).
 func TestPeerFloodLocalLatency(t *testing.T) {
+	f := peerFloodLatency(t, firewall.NewDryRun(zerolog.Nop(), nil))
+	if testing.Short() {
+		return
+	}
+	limit := max(4*p99(f.quiet), floodFloor)
+	if p99(f.flood) > limit || p99(f.after) > limit {
+		t.Errorf("local ban p99: %v during the flood, %v after it; want at most %v (4 times %v without it, or %v)",
+			p99(f.flood), p99(f.after), limit, p99(f.quiet), floodFloor)
+	}
+}
+
+// floodFloor is the least p99 of local bans TestPeerFloodLocalLatency
+// tolerates during a flood: measured on 2 cores, 0.8-1.1 ms (and 1.5-2.4
+// ms with 1 ms turns that local work did not end).
+const floodFloor = 2 * time.Millisecond
+
+// floodLatency is what peerFloodLatency measured: local bans' latencies,
+// sorted, before, during and after a flood of peers' bans, and the flood.
+type floodLatency struct {
+	quiet, flood, after []time.Duration
+	took                time.Duration
+}
+
+func p90(d []time.Duration) time.Duration { return d[len(d)*9/10] }
+func p99(d []time.Duration) time.Duration { return d[len(d)*99/100] }
+
+// peerFloodLatency runs TestPeerFloodLocalLatency's measurement with fw:
+// local bans one at a time, 200 first, then for as long as 100,000 peers'
+// bans (10,000 under -short) take, then for 2 s with them held (the core's
+// ticks: expiry, the state file). Local bans never wait behind the flood:
+// queued behind it, its p90 and p99 would be half of its length.
+func peerFloodLatency(t *testing.T, fw firewall.Backend) floodLatency {
 	e := newEnv(t)
 	seen := make(chan daemon.Notice, 100)
-	// A firewall that does not log each ban, and the daemon's log at info
-	// as in production: the latency measured is the daemon's, not the
-	// test's log buffer growing.
-	r := startLevel(t, e.config(), firewall.NewDryRun(zerolog.Nop(), nil), nil, zerolog.InfoLevel, func(d *daemon.Daemon) {
+	// The daemon's log at info as in production: the latency measured is
+	// the daemon's, not the test's log buffer growing.
+	r := startLevel(t, e.config(), fw, nil, zerolog.InfoLevel, func(d *daemon.Daemon) {
 		d.Join(&peers{}, false)
 		d.Observe(observerFunc(func(n daemon.Notice) {
 			if n.Type == daemon.NoticeBan && n.Node == "" {
@@ -373,25 +407,38 @@ func TestPeerFloodLocalLatency(t *testing.T) {
 		}))
 	})
 	ctx := context.Background()
-	measure := func(prefix string, first, count int) []time.Duration {
+	ban := func(prefix string, i int) time.Duration {
+		addr := fmt.Sprintf("%s.%d.%d", prefix, i/250, i%250+1)
+		appendLines(t, e.log, failures(addr, 5, time.Now())...)
+		select {
+		case n := <-seen:
+			if n.Addr.String() != addr {
+				t.Fatalf("ban of %v; want %s", n.Addr, addr)
+			}
+			return n.Latency
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s not banned:\n%s", addr, r.logs)
+		}
+		return 0
+	}
+	// measure bans one address after another until stop is closed.
+	measure := func(prefix string, stop <-chan struct{}) []time.Duration {
 		var out []time.Duration
-		for i := first; i < first+count; i++ {
-			addr := fmt.Sprintf("%s.%d.%d", prefix, i/250, i%250+1)
-			appendLines(t, e.log, failures(addr, 5, time.Now())...)
+		for i := 0; ; i++ {
 			select {
-			case n := <-seen:
-				if n.Addr.String() != addr {
-					t.Fatalf("ban of %v; want %s", n.Addr, addr)
-				}
-				out = append(out, n.Latency)
-			case <-time.After(10 * time.Second):
-				t.Fatalf("%s not banned:\n%s", addr, r.logs)
+			case <-stop:
+				slices.Sort(out)
+				return out
+			default:
+				out = append(out, ban(prefix, i))
 			}
 		}
-		slices.Sort(out)
-		return out
 	}
-	quiet := measure("198.18", 0, 50)
+	var f floodLatency
+	for i := range 200 {
+		f.quiet = append(f.quiet, ban("198.18", i))
+	}
+	slices.Sort(f.quiet)
 	// The flood: 100,000 bans, 5,000 per Apply (the cluster node's batch).
 	// Under -short (test.sh's -race pass, where every step costs 5 to 10
 	// times as much) a tenth: the same interleaving of peers' bans and
@@ -403,7 +450,6 @@ func TestPeerFloodLocalLatency(t *testing.T) {
 	}
 	done := make(chan struct{})
 	var applied int
-	var took time.Duration
 	go func() {
 		defer close(done)
 		start := time.Now()
@@ -416,29 +462,25 @@ func TestPeerFloodLocalLatency(t *testing.T) {
 			res, _ := r.d.Apply(ctx, batch)
 			applied += res["applied"]
 		}
-		took = time.Since(start)
+		f.took = time.Since(start)
 	}()
-	var loaded []time.Duration
-	for i := 0; ; i++ {
-		select {
-		case <-done:
-		default:
-			loaded = append(loaded, measure("198.19", i, 1)...)
-			continue
-		}
-		break
+	f.flood = measure("198.19", done)
+	if applied != flood || len(f.flood) < 20 {
+		t.Fatalf("%d of %d peers' bans applied, %d local bans measured during the flood", applied, flood, len(f.flood))
 	}
-	slices.Sort(loaded)
-	p90 := func(d []time.Duration) time.Duration { return d[len(d)*9/10] }
-	p99 := func(d []time.Duration) time.Duration { return d[len(d)*99/100] }
-	t.Logf("local ban latency, line read to firewall, p50/p90/p99: quiet %v/%v/%v; during a flood of %d peers' bans (%v) %v/%v/%v over %d bans",
-		quiet[len(quiet)/2], p90(quiet), p99(quiet), applied, took.Round(time.Millisecond), loaded[len(loaded)/2], p90(loaded), p99(loaded), len(loaded))
-	if applied != flood || len(loaded) < 20 {
-		t.Fatalf("%d of %d peers' bans applied, %d local bans measured during the flood", applied, flood, len(loaded))
+	held := make(chan struct{})
+	time.AfterFunc(2*time.Second, func() { close(held) })
+	f.after = measure("198.20", held)
+	t.Logf("local ban latency, line read to firewall, p50/p90/p99 (max): quiet %v/%v/%v (%v); "+
+		"during a flood of %d peers' bans (%v, %.0f bans/s) %v/%v/%v (%v) over %d bans; after it %v/%v/%v (%v)",
+		f.quiet[len(f.quiet)/2], p90(f.quiet), p99(f.quiet), f.quiet[len(f.quiet)-1],
+		applied, f.took.Round(time.Millisecond), float64(applied)/f.took.Seconds(),
+		f.flood[len(f.flood)/2], p90(f.flood), p99(f.flood), f.flood[len(f.flood)-1], len(f.flood),
+		f.after[len(f.after)/2], p90(f.after), p99(f.after), f.after[len(f.after)-1])
+	if !testing.Short() && (p90(f.flood) > f.took/20 || p99(f.flood) > f.took/10) {
+		t.Errorf("local bans during a flood of %v: p90 %v, p99 %v; waiting behind it?", f.took, p90(f.flood), p99(f.flood))
 	}
-	if !testing.Short() && (p90(loaded) > took/20 || p99(loaded) > took/10) {
-		t.Errorf("local bans during a flood of %v: p90 %v, p99 %v; waiting behind it?", took, p90(loaded), p99(loaded))
-	}
+	return f
 }
 
 // observerFunc is a function as a daemon.Observer.
