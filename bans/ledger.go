@@ -433,8 +433,8 @@ func (l *Ledger) Overlapping(target netip.Prefix, keep func(*Record) bool) []net
 // Ended returns the records that ended at or before now. A target whose
 // every record ended has been lifted by the kernel already; one with a
 // record still in force is banned until then (the kernel's timeout is
-// the longest of them).
-// It takes O(log n) per record ended, not a look at every record.
+// the longest of them). It takes O(log n) per record ended, not a look
+// at every record.
 func (l *Ledger) Ended(now time.Time) []*Record {
 	var out []*Record
 	l.recs.Ascend(func(r *Record) bool {
