@@ -2,6 +2,7 @@ package bans_test
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -288,6 +289,44 @@ func TestLedger(t *testing.T) {
 // TestLedgerUnion: a target banned by several origins is banned as long
 // as the longest; removing one origin's record leaves the others (a peer
 // cannot take over, then lift, this node's own ban).
+// TestLedgerExpiry: the records ended are found by their expiry, not by a
+// look at every record, whatever replaced or removed them; a Copy keeps
+// the records of its moment while the ledger changes, and may be read on
+// another goroutine meanwhile (the saver's: -race).
+func TestLedgerExpiry(t *testing.T) {
+	l := bans.NewLedger()
+	short := rec("198.51.100.1/32", bans.ByRule, time.Minute)
+	peer := rec("198.51.100.1/32", bans.FromPeer("pbx-b"), 2*time.Minute)
+	renewed := rec("198.51.100.2/32", bans.ByRule, time.Minute)
+	net := rec("203.0.113.0/24", bans.FromFeed("drop"), 3*time.Minute)
+	for _, r := range []*bans.Record{short, peer, renewed, net} {
+		l.Put(r)
+	}
+	before := l.Copy()
+	later := rec("198.51.100.2/32", bans.ByRule, time.Hour)
+	l.Put(later) // replaces renewed: it no longer ends at +1m
+	l.RemoveIf(pfx("198.51.100.1/32"), func(r *bans.Record) bool { return r == peer })
+	if got := l.Ended(now.Add(5 * time.Minute)); !slices.Equal(got, []*bans.Record{short, net}) {
+		t.Errorf("Ended at +5m = %v; want the rule's short ban and the feed's network, by expiry", got)
+	}
+	if got := l.Ended(now.Add(30 * time.Second)); len(got) != 0 {
+		t.Errorf("Ended at +30s = %v; want none", got)
+	}
+
+	done := make(chan []*bans.Record)
+	go func() { done <- before.Records() }()
+	for i := range 1000 { // changes while the copy is read
+		l.Put(rec(fmt.Sprintf("192.0.2.%d/32", i%250+1), bans.FromPeer(fmt.Sprint(i)), time.Duration(i)*time.Second))
+	}
+	if got := <-done; !slices.Equal(got, []*bans.Record{short, renewed, peer, net}) {
+		t.Errorf("the copy's records = %v; want the four of its moment, by expiry", got)
+	}
+	l.Remove(pfx("203.0.113.0/24"))
+	if got := l.Records(); len(got) != 1002 || slices.Contains(got, net) || !slices.Contains(got, later) {
+		t.Errorf("Records: %d, the removed network %v, the renewal %v", len(got), slices.Contains(got, net), slices.Contains(got, later))
+	}
+}
+
 func TestLedgerUnion(t *testing.T) {
 	l := bans.NewLedger()
 	local := rec("198.51.100.7/32", bans.ByRule, time.Hour)

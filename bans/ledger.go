@@ -25,9 +25,13 @@ import (
 // network ban is not needed and a wider one replaces the narrower ones.
 // Networks are also kept in order, so that finding those inside a network
 // takes O(log n), whatever the number of bans (a flood of them included).
+// So are the records, by expiry: finding those that ended takes O(log n)
+// each, and a copy of them all to save (Copy) takes O(1), however many
+// the cluster brought.
 type Ledger struct {
 	bans  map[netip.Prefix]*ban
 	nets  *btree.BTreeG[netip.Prefix] // the network targets, by address then length
+	recs  *btree.BTreeG[*Record]      // every record, by expiry (expiryLess)
 	lens4 [33]int                     // network targets per prefix length
 	lens6 [129]int
 	lifts map[netip.Prefix]Lift
@@ -110,6 +114,7 @@ func NewLedger() *Ledger {
 	return &Ledger{
 		bans:  map[netip.Prefix]*ban{},
 		nets:  btree.NewG(16, prefixLess),
+		recs:  btree.NewG(16, expiryLess),
 		lifts: map[netip.Prefix]Lift{},
 		usage: map[Origin]*Usage{},
 	}
@@ -120,6 +125,24 @@ func prefixLess(a, b netip.Prefix) bool {
 		return c < 0
 	}
 	return a.Bits() < b.Bits()
+}
+
+// expiryLess orders records by expiry, then by what makes a record
+// unique in the ledger (target, origin, ports profile).
+func expiryLess(a, b *Record) bool {
+	if c := a.Expires.Compare(b.Expires); c != 0 {
+		return c < 0
+	}
+	if a.Target != b.Target {
+		return prefixLess(a.Target, b.Target)
+	}
+	if a.Origin != b.Origin {
+		if a.Origin.Kind != b.Origin.Kind {
+			return a.Origin.Kind < b.Origin.Kind
+		}
+		return a.Origin.Name < b.Origin.Name
+	}
+	return a.Ports < b.Ports
 }
 
 // Len returns the number of targets held, ended or not.
@@ -169,10 +192,25 @@ func (l *Ledger) Targets(f func(*Record) bool) {
 	}
 }
 
-// Records returns every record held, in no order: a snapshot to save.
-func (l *Ledger) Records() []*Record {
-	out := make([]*Record, 0, len(l.bans))
-	l.All(func(r *Record) bool { out = append(out, r); return true })
+// Records returns every record held, by expiry.
+func (l *Ledger) Records() []*Record { return l.Copy().Records() }
+
+// Copy returns the records held now, in O(1) whatever their number: the
+// ledger's tree of records is shared copy-on-write, and records are never
+// changed once held. Unlike the ledger, the copy may be read on another
+// goroutine (the saver's) while the ledger changes.
+func (l *Ledger) Copy() RecordSet { return RecordSet{l.recs.Clone()} }
+
+// RecordSet is the records of a ledger at one moment (Ledger.Copy).
+type RecordSet struct{ t *btree.BTreeG[*Record] }
+
+// Records returns them, by expiry.
+func (s RecordSet) Records() []*Record {
+	if s.t == nil {
+		return nil
+	}
+	out := make([]*Record, 0, s.t.Len())
+	s.t.Ascend(func(r *Record) bool { out = append(out, r); return true })
 	return out
 }
 
@@ -192,10 +230,13 @@ func (l *Ledger) Put(r *Record) *Record {
 	for i, old := range b.recs {
 		if old.Origin == r.Origin && old.Ports == r.Ports {
 			b.recs[i] = r
+			l.recs.Delete(old)
+			l.recs.ReplaceOrInsert(r)
 			return old
 		}
 	}
 	b.recs = append(b.recs, r)
+	l.recs.ReplaceOrInsert(r)
 	l.count(r, +1)
 	return nil
 }
@@ -210,6 +251,7 @@ func (l *Ledger) Remove(p netip.Prefix) []*Record {
 	l.drop(p)
 	for _, r := range b.recs {
 		l.count(r, -1)
+		l.recs.Delete(r)
 	}
 	out := []*Record{b.top()}
 	for _, r := range b.recs {
@@ -289,6 +331,7 @@ func (l *Ledger) RemoveIf(p netip.Prefix, drop func(*Record) bool) []*Record {
 		if drop(r) {
 			gone = append(gone, r)
 			l.count(r, -1)
+			l.recs.Delete(r)
 			return true
 		}
 		return false
@@ -390,13 +433,15 @@ func (l *Ledger) Overlapping(target netip.Prefix, keep func(*Record) bool) []net
 // Ended returns the records that ended at or before now. A target whose
 // every record ended has been lifted by the kernel already; one with a
 // record still in force is banned until then (the kernel's timeout is
-// the longest of them).
+// the longest of them). It takes O(log n) per record ended, not a look
+// at every record.
 func (l *Ledger) Ended(now time.Time) []*Record {
 	var out []*Record
-	l.All(func(r *Record) bool {
-		if !r.InForce(now) {
-			out = append(out, r)
+	l.recs.Ascend(func(r *Record) bool {
+		if r.InForce(now) {
+			return false
 		}
+		out = append(out, r)
 		return true
 	})
 	return out

@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -350,21 +351,52 @@ func TestPeerLimits(t *testing.T) {
 	}
 }
 
-// TestPeerFloodLocalLatency (issue 20, item 2): local bans do not wait
-// behind a flood of other nodes' bans: peers' bans are applied, 5,000 at
-// a time (the cluster node's batch), for as long as this node bans
-// attackers from its log, one at a time. The latency is the daemon's own:
-// the log line read to the ban in the firewall (Notice.Latency). A local
-// ban waits for the turn under way (about a millisecond of peers' bans),
-// never behind the flood: its p90 and p99 stay a small fraction of the
-// flood's length (queued behind it, they would be half of it).
+// TestPeerFloodLocalLatency (issue 20, item 2): local bans never wait
+// behind other nodes' work. Attackers come to the log one a millisecond,
+// before, during and after a flood of 100,000 peers' bans applied 5,000
+// at a time (the cluster node's batch); the latency is the daemon's own,
+// the line read to the ban in the firewall (Notice.Latency). A turn of
+// peers' bans ends as soon as a local batch waits and lasts a quarter of
+// a millisecond at most, so a local ban's p90 and p99 during the flood,
+// and after it with the 100,000 bans held (their expiry and the state
+// file's snapshot do not look at every ban on the core), stay within a
+// small multiple of their values without the flood, or of a floor: the
+// garbage collector's work while 100,000 bans join the heap, and a
+// 2-core machine's scheduling (during the flood, checked when the test
+// has the machine to itself: SIPGUARD_ALONE, test.sh's section of its
+// own). Measured on 2 cores, the test above other
+// work (chrt -f 1): p90 0.29-0.43 ms, p99 0.9-1.4 ms during the flood,
+// p99 0.10-0.17 ms after it; with 1 ms turns that local work did not end
+// and every ban looked at each second, 1.1-1.3 ms, 2.5-2.9 ms and 8-12
+// ms. On a machine whose cores other processes keep busy, the flood's
+// figures are the scheduler's: tens of milliseconds, and the test fails.
 func TestPeerFloodLocalLatency(t *testing.T) {
+	peerFloodLatency(t, firewall.NewDryRun(zerolog.Nop(), nil))
+}
+
+// floodLatency is what peerFloodLatency measures: local bans' latencies,
+// sorted, before, during and after a flood of peers' bans, and the flood's
+// length.
+type floodLatency struct {
+	quiet, flood, after []time.Duration
+	took                time.Duration
+}
+
+func p90(d []time.Duration) time.Duration { return d[len(d)*9/10] }
+func p99(d []time.Duration) time.Duration { return d[len(d)*99/100] }
+
+// peerFloodLatency runs TestPeerFloodLocalLatency's measurement with fw:
+// 200 attackers first, then as many as come while 100,000 peers' bans
+// (10,000 under -short) are applied, then those of 2 s with the bans
+// held (the core's ticks: expiry, the state file). Local bans never wait
+// behind the flood: queued behind it, their p90 and p99 would be half of
+// its length.
+func peerFloodLatency(t *testing.T, fw firewall.Backend) {
 	e := newEnv(t)
-	seen := make(chan daemon.Notice, 100)
-	// A firewall that does not log each ban, and the daemon's log at info
-	// as in production: the latency measured is the daemon's, not the
-	// test's log buffer growing.
-	r := startLevel(t, e.config(), firewall.NewDryRun(zerolog.Nop(), nil), nil, zerolog.InfoLevel, func(d *daemon.Daemon) {
+	seen := make(chan daemon.Notice, 1<<16)
+	// The daemon's log at info as in production: the latency measured is
+	// the daemon's, not the test's log buffer growing.
+	r := startLevel(t, e.config(), fw, nil, zerolog.InfoLevel, func(d *daemon.Daemon) {
 		d.Join(&peers{}, false)
 		d.Observe(observerFunc(func(n daemon.Notice) {
 			if n.Type == daemon.NoticeBan && n.Node == "" {
@@ -373,25 +405,43 @@ func TestPeerFloodLocalLatency(t *testing.T) {
 		}))
 	})
 	ctx := context.Background()
-	measure := func(prefix string, first, count int) []time.Duration {
-		var out []time.Duration
-		for i := first; i < first+count; i++ {
-			addr := fmt.Sprintf("%s.%d.%d", prefix, i/250, i%250+1)
-			appendLines(t, e.log, failures(addr, 5, time.Now())...)
+	// measure bans a new attacker every millisecond, until stop is closed
+	// or n are banned, and returns their latencies, sorted. Attackers come
+	// as they come, not once the one before is banned: right after a
+	// local ban, the core is idle more often than when a line comes.
+	measure := func(prefix string, stop <-chan struct{}, n int) []time.Duration {
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		want := map[string]bool{}
+		for i := 0; i < n; i++ {
 			select {
-			case n := <-seen:
-				if n.Addr.String() != addr {
-					t.Fatalf("ban of %v; want %s", n.Addr, addr)
+			case <-stop:
+				n = 0
+				continue
+			case <-tick.C:
+			}
+			addr := fmt.Sprintf("%s.%d.%d", prefix, i/250, i%250+1)
+			want[addr] = true
+			appendLines(t, e.log, failures(addr, 5, time.Now())...)
+		}
+		var out []time.Duration
+		for len(want) > 0 {
+			select {
+			case ev := <-seen:
+				if !want[ev.Addr.String()] {
+					t.Fatalf("ban of %v: not an attacker of %s.x.y, or banned twice", ev.Addr, prefix)
 				}
-				out = append(out, n.Latency)
+				delete(want, ev.Addr.String())
+				out = append(out, ev.Latency)
 			case <-time.After(10 * time.Second):
-				t.Fatalf("%s not banned:\n%s", addr, r.logs)
+				t.Fatalf("%d attackers not banned, such as %v:\n%s", len(want), slices.Collect(maps.Keys(want))[0], r.logs)
 			}
 		}
 		slices.Sort(out)
 		return out
 	}
-	quiet := measure("198.18", 0, 50)
+	var f floodLatency
+	f.quiet = measure("198.18", nil, 200)
 	// The flood: 100,000 bans, 5,000 per Apply (the cluster node's batch).
 	// Under -short (test.sh's -race pass, where every step costs 5 to 10
 	// times as much) a tenth: the same interleaving of peers' bans and
@@ -403,7 +453,6 @@ func TestPeerFloodLocalLatency(t *testing.T) {
 	}
 	done := make(chan struct{})
 	var applied int
-	var took time.Duration
 	go func() {
 		defer close(done)
 		start := time.Now()
@@ -416,29 +465,43 @@ func TestPeerFloodLocalLatency(t *testing.T) {
 			res, _ := r.d.Apply(ctx, batch)
 			applied += res["applied"]
 		}
-		took = time.Since(start)
+		f.took = time.Since(start)
 	}()
-	var loaded []time.Duration
-	for i := 0; ; i++ {
-		select {
-		case <-done:
-		default:
-			loaded = append(loaded, measure("198.19", i, 1)...)
-			continue
+	f.flood = measure("198.19", done, 50_000)
+	if applied != flood || len(f.flood) < 20 {
+		t.Fatalf("%d of %d peers' bans applied, %d local bans measured during the flood", applied, flood, len(f.flood))
+	}
+	held := make(chan struct{})
+	time.AfterFunc(2*time.Second, func() { close(held) })
+	f.after = measure("198.20", held, 50_000)
+	t.Logf("local ban latency, line read to firewall, p50/p90/p99 (max): quiet %v/%v/%v (%v); "+
+		"during a flood of %d peers' bans (%v, %.0f bans/s) %v/%v/%v (%v) over %d bans; after it %v/%v/%v (%v)",
+		f.quiet[len(f.quiet)/2], p90(f.quiet), p99(f.quiet), f.quiet[len(f.quiet)-1],
+		applied, f.took.Round(time.Millisecond), float64(applied)/f.took.Seconds(),
+		f.flood[len(f.flood)/2], p90(f.flood), p99(f.flood), f.flood[len(f.flood)-1], len(f.flood),
+		f.after[len(f.after)/2], p90(f.after), p99(f.after), f.after[len(f.after)-1])
+	if testing.Short() {
+		return
+	}
+	if p90(f.flood) > f.took/20 || p99(f.flood) > f.took/10 {
+		t.Errorf("local bans during a flood of %v: p90 %v, p99 %v; waiting behind it", f.took, p90(f.flood), p99(f.flood))
+	}
+	limit90, limit99 := max(4*p90(f.quiet), time.Millisecond), max(4*p99(f.quiet), 3*time.Millisecond)
+	if p99(f.after) > limit99 {
+		t.Errorf("local bans with 100,000 bans held: p99 %v; want at most %v (4 times %v without them, or 3 ms)",
+			p99(f.after), limit99, p99(f.quiet))
+	}
+	// During the flood, the ratios hold on a machine that runs nothing
+	// else: test.sh runs them in a section of their own. In go test ./...,
+	// another package's tests share the 2 cores with the flood, and a
+	// local ban waits for the CPU as much as for the core goroutine.
+	t.Run("alone", func(t *testing.T) {
+		testutil.OptIn(t, "SIPGUARD_ALONE", "the flood's ratios need the machine to themselves (test.sh's section)")
+		if p90(f.flood) > limit90 || p99(f.flood) > limit99 {
+			t.Errorf("local bans during the flood: p90 %v, p99 %v; want at most %v and %v (4 times %v and %v without it, or 1 ms and 3 ms)",
+				p90(f.flood), p99(f.flood), limit90, limit99, p90(f.quiet), p99(f.quiet))
 		}
-		break
-	}
-	slices.Sort(loaded)
-	p90 := func(d []time.Duration) time.Duration { return d[len(d)*9/10] }
-	p99 := func(d []time.Duration) time.Duration { return d[len(d)*99/100] }
-	t.Logf("local ban latency, line read to firewall, p50/p90/p99: quiet %v/%v/%v; during a flood of %d peers' bans (%v) %v/%v/%v over %d bans",
-		quiet[len(quiet)/2], p90(quiet), p99(quiet), applied, took.Round(time.Millisecond), loaded[len(loaded)/2], p90(loaded), p99(loaded), len(loaded))
-	if applied != flood || len(loaded) < 20 {
-		t.Fatalf("%d of %d peers' bans applied, %d local bans measured during the flood", applied, flood, len(loaded))
-	}
-	if !testing.Short() && (p90(loaded) > took/20 || p99(loaded) > took/10) {
-		t.Errorf("local bans during a flood of %v: p90 %v, p99 %v; waiting behind it?", took, p90(loaded), p99(loaded))
-	}
+	})
 }
 
 // observerFunc is a function as a daemon.Observer.

@@ -46,6 +46,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -151,6 +152,7 @@ type Daemon struct {
 	started time.Time
 
 	calls   chan func()
+	callers atomic.Int32 // calls waiting to start (call), not other nodes' (callRemote)
 	batches chan batch
 	ready   chan struct{}  // closed once Run has restored and started everything
 	wg      sync.WaitGroup // followers
@@ -466,6 +468,12 @@ func (d *Daemon) loop(ctx context.Context) {
 	}
 }
 
+// localWaiting says whether local work waits for the core goroutine:
+// lines of the logs (or the wire sensor's packets), or a call (the
+// control socket, feeds, trunks). Other nodes' work ends its turn early
+// for it, so that a local ban never waits behind the cluster's.
+func (d *Daemon) localWaiting() bool { return len(d.batches) > 0 || d.callers.Load() > 0 }
+
 // drain handles the batches already queued, without waiting.
 func (d *Daemon) drain() {
 	for !d.drainQueued() {
@@ -489,12 +497,27 @@ func (d *Daemon) drainQueued() bool {
 	return false
 }
 
-// call runs f on the core goroutine and waits for it.
-func (d *Daemon) call(ctx context.Context, f func()) error {
+// call runs f on the core goroutine and waits for it. It is local work
+// (localWaiting) until it starts: a turn of other nodes' bans ends early
+// for it.
+func (d *Daemon) call(ctx context.Context, f func()) error { return d.callAs(ctx, f, true) }
+
+// callRemote is call for other nodes' work, which yields to local work.
+func (d *Daemon) callRemote(ctx context.Context, f func()) error { return d.callAs(ctx, f, false) }
+
+func (d *Daemon) callAs(ctx context.Context, f func(), local bool) error {
 	done := make(chan struct{})
+	run := func() { f(); close(done) }
+	if local {
+		d.callers.Add(1)
+		run = func() { d.callers.Add(-1); f(); close(done) }
+	}
 	select {
-	case d.calls <- func() { f(); close(done) }:
+	case d.calls <- run:
 	case <-ctx.Done():
+		if local {
+			d.callers.Add(-1)
+		}
 		return ctx.Err()
 	}
 	select {

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/sipguard/sipguard/bans"
+	"github.com/sipguard/sipguard/engine"
 	"github.com/sipguard/sipguard/firewall"
 	"github.com/sipguard/sipguard/store"
 )
@@ -184,12 +186,21 @@ func readBans(path string) (bans.Snapshot, bans.Skipped, error) {
 
 // saveJob is a snapshot of the state to write. Ban records are never
 // changed once made (a new ban replaces the record), so the saver can
-// encode them while the core goes on.
+// encode them while the core goes on; the core copies them in O(1)
+// (bans.Ledger.Copy): with 100,000 bans of the cluster, listing them took
+// milliseconds, in front of the log's next ban.
 type saveJob struct {
 	gen       uint64
-	bans      *bans.Snapshot           // nil: unchanged
+	bans      *bansJob                 // nil: unchanged
 	positions map[string]savedPosition // nil: unchanged
 	at        time.Time
+}
+
+// bansJob is the bans file to write: the saver lists the records.
+type bansJob struct {
+	records  bans.RecordSet
+	lifts    map[netip.Prefix]bans.Lift
+	offences []engine.Offence
 }
 
 type saveResult struct {
@@ -217,7 +228,9 @@ func (d *Daemon) saver(dir string, jobs <-chan saveJob, results chan<- saveResul
 		var took time.Duration
 		if job.bans != nil {
 			start := time.Now()
-			err = store.WriteFile(filepath.Join(dir, bansFile), bans.Encode(*job.bans))
+			b := job.bans
+			snap := bans.Snapshot{Bans: b.records.Records(), Lifts: b.lifts, Offences: b.offences}
+			err = store.WriteFile(filepath.Join(dir, bansFile), bans.Encode(snap))
 			took = time.Since(start)
 		}
 		if job.positions != nil && err == nil {
@@ -247,7 +260,7 @@ func (d *Daemon) save(now bool) {
 	}
 	if bansDue {
 		d.bansTry = t
-		job.bans = &bans.Snapshot{Bans: d.ledger.Records(), Lifts: d.ledger.Lifts(), Offences: d.eng.Offences()}
+		job.bans = &bansJob{records: d.ledger.Copy(), lifts: d.ledger.Lifts(), offences: d.eng.Offences()}
 		d.bansDirty = false
 	}
 	if d.posDirty {
