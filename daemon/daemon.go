@@ -188,6 +188,7 @@ type Daemon struct {
 	bansTry        time.Time     // the last save of the bans file begun
 	bansEvery      time.Duration // how often the bans file may be written (saveInterval)
 	saveErr        string
+	bansFailed     bool // the last write of the bans file failed: saveErr stays until one succeeds
 	saving         bool // a snapshot is being written
 	gen            uint64
 	saveWaiters    []saveWaiter

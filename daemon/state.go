@@ -282,6 +282,7 @@ func (d *Daemon) saved(r saveResult) {
 	}
 	if r.err != nil {
 		d.bansDirty = d.bansDirty || r.job.bans != nil
+		d.bansFailed = d.bansFailed || r.job.bans != nil
 		d.posDirty = d.posDirty || r.job.positions != nil
 		if d.saveErr != r.err.Error() {
 			d.saveErr = r.err.Error()
@@ -289,7 +290,12 @@ func (d *Daemon) saved(r saveResult) {
 		}
 		return
 	}
-	if d.saveErr != "" {
+	if r.job.bans != nil {
+		d.bansFailed = false
+	}
+	// A save of the log positions alone does not end a failure to write
+	// the bans file: status would say saved while the bans are not.
+	if d.saveErr != "" && !d.bansFailed {
 		d.saveErr = ""
 		d.log.Info().Msg("state saved again")
 	}
