@@ -319,7 +319,7 @@ ban_time = "10m"
 		final.drops["sipguard ban4"], final.drops["sipguard net6"], atkFirstLines(atkCtlOut(bin, "status", "-c", config), 3))
 	t.Logf("test ran %.1f s", time.Since(testStart).Seconds())
 	// SIPGUARD_KAMAILIO_LOG=FILE keeps the PBX's log of the attacks: the
-	// README's screenshot of `sipguard report` is drawn from it.
+	// docs/report.md's screenshot of `sipguard report` is drawn from it.
 	if keep := os.Getenv("SIPGUARD_KAMAILIO_LOG"); keep != "" {
 		if err := os.WriteFile(keep, []byte(atkReadFile(logPath)), 0o644); err != nil {
 			t.Error(err)
