@@ -2,7 +2,9 @@ package asterisk
 
 import (
 	"bytes"
+	"hash/maphash"
 	"net/netip"
+	"sync/atomic"
 
 	"github.com/sipguard/sipguard/parsers"
 )
@@ -43,7 +45,7 @@ func (p *Parser) body(pre *prefix, ev *parsers.Event) (parsers.Outcome, reach) {
 	*ev = parsers.Event{}
 	out, r := p.message(pre, ev)
 	if out == parsers.Matched {
-		ev.User = p.users.intern(pre.user)
+		ev.User = intern(pre.user)
 	}
 	return out, r
 }
@@ -597,26 +599,29 @@ func clip(b []byte) []byte {
 	return b[:min(len(b), maxUser)]
 }
 
-// maxInterned bounds the account names a parser keeps: scanners try the
-// same few hundred, over and over.
-const maxInterned = 1024
+// names holds the account names of the events read so far, so that each
+// is one string: a string per event was a tenth of parsing's time. It is
+// shared by every parser: offline replay makes a parser per chunk of a
+// log, and a map of its own per parser was filled again for every chunk.
+// Each name has one slot, chosen by a hash with a seed of this process, so
+// names an attacker chooses only take each other's slots (bounded memory,
+// a string per event at worst, as without the cache).
+var (
+	nameSeed  = maphash.MakeSeed()
+	nameSlots [1024]atomic.Pointer[string]
+)
 
-// interned holds the account names of the events read so far, so that
-// each is one string: a string per event was a tenth of parsing's time.
-type interned map[string]string
-
-// intern returns b as a string, the same one each time.
-func (in *interned) intern(b []byte) string {
+// intern returns b as a string, the same one each time its slot still
+// holds it.
+func intern(b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
-	if s, ok := (*in)[string(b)]; ok {
-		return s
-	}
-	if *in == nil || len(*in) >= maxInterned {
-		*in = make(interned)
+	slot := &nameSlots[maphash.Bytes(nameSeed, b)%uint64(len(nameSlots))]
+	if s := slot.Load(); s != nil && *s == string(b) {
+		return *s
 	}
 	s := string(b)
-	(*in)[s] = s
+	slot.Store(&s)
 	return s
 }

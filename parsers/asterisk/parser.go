@@ -34,8 +34,6 @@ type Parser struct {
 	amiPending amiAttempt // see manager
 
 	ansi []byte // scratch buffer for lines with terminal colour codes
-
-	users interned // account names of events
 }
 
 // window is the part of the log that may still belong to a message whose
