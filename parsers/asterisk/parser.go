@@ -129,15 +129,20 @@ func (p *Parser) Parse(line []byte, ev *parsers.Event) parsers.Outcome {
 		// Too long to be the rest of the message: it ended before.
 		*w = window{}
 	}
+	// The reach is written in place: returned with the outcome, it was
+	// copied through memory on every line, most of a rejected line's cost.
+	var r reach
 	if w.left <= 0 {
-		out, r := p.parse(line, ev)
-		p.open(r, out, ev)
+		out := p.parse(line, ev, &r)
+		if r.span > 0 {
+			p.open(&r, out, ev)
+		}
 		return out
 	}
 	w.left -= len(line) + 1
 	cut := w.cut
 	w.cut = false
-	out, r := p.parse(line, ev)
+	out := p.parse(line, ev, &r)
 	if r.span > 0 {
 		// A message inside the window may be forged: its own reach is
 		// the window's, still under the same sender.
@@ -160,7 +165,7 @@ func (p *Parser) Parse(line []byte, ev *parsers.Event) parsers.Outcome {
 }
 
 // open starts the window of a message that may go on (see Parse).
-func (p *Parser) open(r reach, out parsers.Outcome, ev *parsers.Event) {
+func (p *Parser) open(r *reach, out parsers.Outcome, ev *parsers.Event) {
 	if r.span <= 0 || p.whole {
 		return
 	}
@@ -170,17 +175,18 @@ func (p *Parser) open(r reach, out parsers.Outcome, ev *parsers.Event) {
 	}
 }
 
-// parse reads one line, and says how far its message may reach.
-func (p *Parser) parse(line []byte, ev *parsers.Event) (parsers.Outcome, reach) {
+// parse reads one line into ev, and how far its message may reach into
+// r, which is zero.
+func (p *Parser) parse(line []byte, ev *parsers.Event, r *reach) parsers.Outcome {
 	p.lwp = 0
 	if n := len(line); n > 0 && line[n-1] == '\r' {
 		line = line[:n-1]
 	}
 	if len(line) == 0 {
-		return parsers.Ignored, reach{}
+		return parsers.Ignored
 	}
 	if line[0] == '{' {
-		return p.parseJSON(line, ev), reach{}
+		return p.parseJSON(line, ev)
 	}
 	pre := prefix{whole: p.whole}
 	coloured := false // an escape code was removed from the message itself
@@ -188,18 +194,19 @@ func (p *Parser) parse(line []byte, ev *parsers.Event) (parsers.Outcome, reach) 
 		// Console output kept by journald colours the level name (and the
 		// rest of the prefix): strip the escape codes and try again.
 		if bytes.IndexByte(line[:min(len(line), 64)], 0x1b) < 0 {
-			return parsers.Ignored, reach{}
+			return parsers.Ignored
 		}
 		var last int
 		p.ansi, last = stripANSI(p.ansi[:0], line)
 		line = p.ansi
 		if !p.split(line, &pre) {
-			return parsers.Ignored, reach{}
+			return parsers.Ignored
 		}
 		coloured = last > len(line)-len(pre.body)
 	}
 	p.lwp = lwpID(pre.lwp)
-	out, r := p.body(&pre, ev)
+	out, rr := p.body(&pre, ev)
+	*r = rr
 	if coloured && out == parsers.Matched {
 		// Asterisk colours only the prefix: an escape code inside the
 		// message is not its doing, and removing it could join two pieces
@@ -212,7 +219,7 @@ func (p *Parser) parse(line []byte, ev *parsers.Event) (parsers.Outcome, reach) 
 	if out != parsers.Matched {
 		r.owner = netip.Addr{}
 	}
-	return out, r
+	return out
 }
 
 // stamp sets ev.Time from the line's timestamp (unless the message already
