@@ -274,23 +274,21 @@ func (p *Parser) splitAsterisk(line []byte, pre *prefix) bool {
 	}
 	// One comparison at most: the first letter tells them apart, and
 	// most lines (VERBOSE, DEBUG) fail on it.
-	var level string
+	// Each name a constant: compared inline, not by memequal.
+	var ok bool
 	switch rest[0] {
 	case 'N':
-		level = "NOTICE"
+		ok, i = hasPrefix(rest, "NOTICE"), i+len("NOTICE")
 	case 'W':
-		level = "WARNING"
+		ok, i = hasPrefix(rest, "WARNING"), i+len("WARNING")
 	case 'S':
-		level = "SECURITY"
+		ok, i = hasPrefix(rest, "SECURITY"), i+len("SECURITY")
 	case 'E':
-		level = "ERROR"
-	default:
+		ok, i = hasPrefix(rest, "ERROR"), i+len("ERROR")
+	}
+	if !ok {
 		return false
 	}
-	if len(rest) < len(level) || string(rest[:len(level)]) != level {
-		return false
-	}
-	i += len(level)
 	// "NOTICE [123]" is not Asterisk's, but fail2ban's tests carry it.
 	if i+1 < len(line) && line[i] == ' ' && line[i+1] == '[' {
 		i++
@@ -310,16 +308,16 @@ func (p *Parser) splitAsterisk(line []byte, pre *prefix) bool {
 	pre.lwp = line[i:j]
 	i = j + 1
 	// Optional call id [C-xxxxxxxx].
-	if bytes.HasPrefix(line[i:], []byte("[C-")) {
+	if hasPrefix(line[i:], "[C-") {
 		if len(line) < i+12 || line[i+11] != ']' || !isHex(line[i+3:i+11]) {
 			return false
 		}
 		i += 12
 	}
 	switch {
-	case bytes.HasPrefix(line[i:], []byte(": ")):
+	case hasPrefix(line[i:], ": "):
 		return splitLocated(line[i+2:], pre)
-	case bytes.HasPrefix(line[i:], []byte(" ")):
+	case hasPrefix(line[i:], " "):
 		return splitFile(line[i+1:], pre)
 	}
 	return false
@@ -327,7 +325,7 @@ func (p *Parser) splitAsterisk(line []byte, pre *prefix) bool {
 
 // splitFile splits "file: message" (file channel format).
 func splitFile(rest []byte, pre *prefix) bool {
-	if bytes.HasPrefix(rest, []byte("Ext. ")) {
+	if hasPrefix(rest, "Ext. ") {
 		return splitDialplan(rest, pre)
 	}
 	k := bytes.IndexByte(rest, ':')
@@ -341,7 +339,7 @@ func splitFile(rest []byte, pre *prefix) bool {
 // splitLocated splits "file:line[ in] function: message" ([plain], console
 // and syslog formats).
 func splitLocated(rest []byte, pre *prefix) bool {
-	if bytes.HasPrefix(rest, []byte("Ext. ")) {
+	if hasPrefix(rest, "Ext. ") {
 		return splitDialplan(rest, pre)
 	}
 	k := bytes.IndexByte(rest, ':')
@@ -357,7 +355,7 @@ func splitLocated(rest []byte, pre *prefix) bool {
 		return false
 	}
 	j++
-	if bytes.HasPrefix(rest[j:], []byte("in ")) {
+	if hasPrefix(rest[j:], "in ") {
 		j += 3
 	}
 	f := bytes.Index(rest[j:], []byte(": "))
@@ -393,7 +391,7 @@ func (p *Parser) splitSyslog(line []byte, pre *prefix) bool {
 		return false
 	}
 	rest = rest[h+1:]
-	if !bytes.HasPrefix(rest, []byte("asterisk")) {
+	if !hasPrefix(rest, "asterisk") {
 		return false
 	}
 	rest = rest[len("asterisk"):]
@@ -404,7 +402,7 @@ func (p *Parser) splitSyslog(line []byte, pre *prefix) bool {
 		}
 		rest = rest[e+1:]
 	}
-	if !bytes.HasPrefix(rest, []byte(": ")) || len(rest) < 3 {
+	if !hasPrefix(rest, ": ") || len(rest) < 3 {
 		return false
 	}
 	rest = rest[2:]
@@ -462,7 +460,7 @@ func (p *Parser) parseJSON(line []byte, ev *parsers.Event) parsers.Outcome {
 		body:  msg,
 		whole: true,
 	}
-	if bytes.HasPrefix(pre.file, []byte("Ext. ")) {
+	if hasPrefix(pre.file, "Ext. ") {
 		// The message is exact here: no need to search from the end.
 		pre.dialplan = true
 		pre.body = append(append(pre.file, ": "...), msg...)
@@ -523,4 +521,14 @@ func isDigits(b []byte) bool {
 		}
 	}
 	return len(b) > 0
+}
+
+// hasPrefix is bytes.HasPrefix for a constant prefix s: the compiler
+// compares one of up to 16 bytes inline, where bytes.HasPrefix with a
+// []byte literal calls memequal.
+func hasPrefix(b []byte, s string) bool { return len(b) >= len(s) && string(b[:len(s)]) == s }
+
+// hasSuffix is hasPrefix for the end of b.
+func hasSuffix(b []byte, s string) bool {
+	return len(b) >= len(s) && string(b[len(b)-len(s):]) == s
 }
