@@ -2,7 +2,9 @@ package asterisk
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"math/bits"
 	"net/netip"
 	"strconv"
 	"time"
@@ -188,6 +190,9 @@ func (p *Parser) parse(line []byte, ev *parsers.Event, r *reach) parsers.Outcome
 	if line[0] == '{' {
 		return p.parseJSON(line, ev)
 	}
+	if otherLevel(line) {
+		return parsers.Ignored
+	}
 	pre := prefix{whole: p.whole}
 	coloured := false // an escape code was removed from the message itself
 	if !p.split(line, &pre) {
@@ -234,6 +239,54 @@ func (p *Parser) stamp(pre *prefix, ev *parsers.Event) parsers.Outcome {
 	}
 	ev.Time = t
 	return parsers.Matched
+}
+
+// otherLevel reports, for most lines of a level that carries no failure
+// (VERBOSE, DEBUG), that the line is one: "[date] X" where X is not the
+// first letter of a level splitAsterisk takes, with the "]" and X in the
+// first 24 bytes and no escape code there. Such a line is Ignored, by
+// splitAsterisk and again once escape codes are stripped (they come later
+// in the line, so the date and level stay put); the rest go the long way.
+// It reads those 24 bytes as three words, looking for "]" and ESC in all
+// of them at once: two searches of the line cost more than the rest of
+// such a line's parse.
+func otherLevel(line []byte) bool {
+	if len(line) < 24 || line[0] != '[' {
+		return false
+	}
+	var end int // the first "]"
+	for w := 0; ; w += 8 {
+		if w == 24 {
+			return false
+		}
+		v := binary.LittleEndian.Uint64(line[w:])
+		if hasByte(v, 0x1b) != 0 {
+			return false
+		}
+		if m := hasByte(v, ']'); m != 0 {
+			end = w + bits.TrailingZeros64(m)/8
+			break
+		}
+	}
+	if end+2 >= 24 || line[end+1] != ' ' {
+		return false
+	}
+	switch line[end+2] {
+	case 'N', 'W', 'S', 'E':
+		return false
+	}
+	// No ESC up to the level's letter: the words up to the one holding
+	// "]" had none, and the letter, if in the next word, is no ESC.
+	return line[end+2] != 0x1b
+}
+
+// hasByte returns a mask whose lowest set bit is the top bit of the first
+// byte of v (in memory order) equal to c, 0 when none is (the bits above
+// the first may be wrong).
+func hasByte(v uint64, c byte) uint64 {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	x := v ^ (lo * uint64(c))
+	return (x - lo) &^ x & hi
 }
 
 // split splits a line written by Asterisk's logger or a syslog daemon.
