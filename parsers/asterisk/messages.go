@@ -279,7 +279,8 @@ func distributor(pre *prefix, ev *parsers.Event) parsers.Outcome {
 		port        uint16
 		at, n, seen int
 	)
-	if k := bytes.Index(rest[head:], left); k >= 0 && bareURI(rest[head:head+k]) {
+	k := bytes.Index(rest[head:], left)
+	if k >= 0 && bareURI(rest[head:head+k]) {
 		// The From ends at the first frame: that one is the real one.
 		at, seen = head+k, 1
 		v := rest[at+len(left):]
@@ -289,7 +290,15 @@ func distributor(pre *prefix, ev *parsers.Event) parsers.Outcome {
 			a, port, n = fa, fp, 1
 		}
 	} else {
-		a, port, at, _, n, seen = uniqueFrame(rest, left, '\'', right, parse)
+		// Every frame counts. The first is the one just found, unless one
+		// starts before the From (a From that begins with the frame's text
+		// makes one with the "'" before it): then look from the start.
+		from := 0
+		if k >= 0 && bytes.Index(rest[:head+len(left)-1], left) < 0 {
+			from = head + k
+		}
+		a, port, at, _, n, seen = uniqueFrame(rest[from:], left, '\'', right, parse)
+		at += from
 	}
 	if n != 1 {
 		return frameDrop(n, seen)

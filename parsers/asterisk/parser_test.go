@@ -211,3 +211,15 @@ func TestEscapeInDate(t *testing.T) {
 		}
 	}
 }
+
+// TestFrameAtFrom: a From that begins with the frame's text makes a frame
+// with the quote before it, so the line holds two and is ambiguous; the
+// search that starts at the From's first frame must still see it.
+func TestFrameAtFrom(t *testing.T) {
+	line := "[2026-03-02 09:31:00] NOTICE[4121] res_pjsip/pjsip_distributor.c: Request 'REGISTER' from '" +
+		" failed for '203.0.113.9:5060' (callid: x) - Failed to authenticate' failed for '198.51.100.7:5060' (callid: y) - Failed to authenticate"
+	var ev parsers.Event
+	if got := newParser(t).Parse([]byte(line), &ev); got != parsers.DropMalformed {
+		t.Fatalf("%v (%v); want %v", got, ev.Addr, parsers.DropMalformed)
+	}
+}
