@@ -252,7 +252,7 @@ func distributor(pre *prefix, ev *parsers.Event) parsers.Outcome {
 	case hasPrefix(b, "Request from '"):
 		head = len("Request from '")
 	case hasPrefix(b, "Request '"):
-		k := bytes.Index(b, []byte("' from '"))
+		k := fromAt(b)
 		if k < 0 {
 			return parsers.DropMalformed
 		}
@@ -308,6 +308,29 @@ func distributor(pre *prefix, ev *parsers.Event) parsers.Outcome {
 		pre.user = sipUser(rest[head:at])
 	}
 	return parsers.Matched
+}
+
+// fromAt returns where the first "' from '" of b, which starts with
+// "Request '", is (-1: nowhere). It starts with a quote: the one before
+// the method, or else usually the first one after it, compared whole in
+// one go; only a method with a quote in it needs a search.
+func fromAt(b []byte) int {
+	const open, from = len("Request '") - 1, "' from '"
+	if hasPrefix(b[open:], from) {
+		return open
+	}
+	q := bytes.IndexByte(b[open+1:], '\'')
+	if q < 0 {
+		return -1
+	}
+	q += open + 1
+	if hasPrefix(b[q:], from) {
+		return q
+	}
+	if k := bytes.Index(b[q+1:], []byte(from)); k >= 0 {
+		return q + 1 + k
+	}
+	return -1
 }
 
 // bareURI reports whether a From is a URI without a display name.
@@ -598,7 +621,7 @@ func dialplan(pre *prefix, ev *parsers.Event) (parsers.Outcome, reach) {
 // sipUser returns the user part of the first SIP URI in a header value, or
 // the header itself when it has none. It is informational only.
 func sipUser(h []byte) []byte {
-	k := bytes.Index(h, []byte("sip:"))
+	k := sipAt(h)
 	if k < 0 {
 		return clip(h)
 	}
@@ -610,6 +633,22 @@ func sipUser(h []byte) []byte {
 		}
 	}
 	return clip(u)
+}
+
+// sipAt is bytes.Index(h, "sip:"), found from the colons: a header
+// holds few, and the first is usually the URI's.
+func sipAt(h []byte) int {
+	for off := 0; ; {
+		c := bytes.IndexByte(h[off:], ':')
+		if c < 0 {
+			return -1
+		}
+		c += off
+		if c >= 3 && string(h[c-3:c]) == "sip" {
+			return c - 3
+		}
+		off = c + 1
+	}
 }
 
 // clip cuts an account name to maxUser bytes.
