@@ -101,7 +101,7 @@ func sipRegistration(pre *prefix, ev *parsers.Event) parsers.Outcome {
 	}
 	// The reason follows the last "' - ": neither it nor the address
 	// holds a quote.
-	r := bytes.LastIndexByte(b, '\'')
+	r := lastByte(b, '\'')
 	if r < 0 || !hasPrefix(b[r:], "' - ") {
 		return parsers.DropMalformed
 	}
@@ -112,7 +112,7 @@ func sipRegistration(pre *prefix, ev *parsers.Event) parsers.Outcome {
 	// The address is quoted and holds no quote itself: its opening quote
 	// is the last one before the reason.
 	const head, failedFor = len("Registration from '"), "' failed for '"
-	q := bytes.LastIndexByte(b[:r], '\'')
+	q := lastByte(b[:r], '\'')
 	to := q - len(failedFor) + 1 // where the To header ends
 	if to < head || string(b[to:q+1]) != failedFor {
 		return parsers.DropMalformed

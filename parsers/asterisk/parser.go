@@ -289,6 +289,27 @@ func hasByte(v uint64, c byte) uint64 {
 	return (x - lo) &^ x & hi
 }
 
+// lastByte is bytes.LastIndexByte (a loop over single bytes) eight bytes
+// at a time.
+func lastByte(b []byte, c byte) int {
+	const lo, low7 = 0x0101010101010101, 0x7f7f7f7f7f7f7f7f
+	i := len(b)
+	for ; i >= 8; i -= 8 {
+		x := binary.LittleEndian.Uint64(b[i-8:]) ^ (lo * uint64(c))
+		// The top bit of each byte of x that is 0, and of no other: unlike
+		// hasByte's, the highest set bit is exact.
+		if m := ^((x&low7 + low7) | x | low7); m != 0 {
+			return i - 8 + (63-bits.LeadingZeros64(m))/8
+		}
+	}
+	for i--; i >= 0; i-- {
+		if b[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
 // split splits a line written by Asterisk's logger or a syslog daemon.
 func (p *Parser) split(line []byte, pre *prefix) bool {
 	if len(line) == 0 {
