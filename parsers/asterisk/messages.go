@@ -39,53 +39,61 @@ const (
 // be cut off, and its text past the limit another message's.
 func (pre *prefix) long() bool { return pre.size >= maxLine }
 
-// body reads the message of a line whose prefix has been split, and says
-// how far the message may reach past the line (see Parser.Parse).
-func (p *Parser) body(pre *prefix, ev *parsers.Event) (parsers.Outcome, reach) {
+// body reads the message of a line whose prefix has been split, and how
+// far the message may reach past the line into r, which is zero (see
+// Parser.Parse).
+func (p *Parser) body(pre *prefix, ev *parsers.Event, r *reach) parsers.Outcome {
 	*ev = parsers.Event{}
-	out, r := p.message(pre, ev)
+	out := p.message(pre, ev, r)
 	if out == parsers.Matched {
 		ev.User = intern(pre.user)
 	}
-	return out, r
+	return out
 }
 
-// message reads the message of a line into ev, and its account name into
-// pre.user.
-func (p *Parser) message(pre *prefix, ev *parsers.Event) (parsers.Outcome, reach) {
+// message reads the message of a line into ev, its account name into
+// pre.user, and its reach, for messages that may have one, into r (as a
+// result, the reach went through memory and back on every line).
+func (p *Parser) message(pre *prefix, ev *parsers.Event, r *reach) parsers.Outcome {
 	if pre.dialplan {
-		return dialplan(pre, ev)
+		return r.set(dialplan(pre, ev))
 	}
 	b := pre.body
 	switch string(pre.file) {
 	case "chan_sip.c":
 		switch {
 		case hasPrefix(b, "Registration from '"):
-			return sipRegistration(pre, ev), reach{}
+			return sipRegistration(pre, ev)
 		case hasPrefix(b, "Call from '"):
-			return callRejected(pre, b, ev, parsers.SIP)
+			return r.set(callRejected(pre, b, ev, parsers.SIP))
 		}
 	case "res_pjsip/pjsip_distributor.c":
 		if hasPrefix(b, "Request ") {
-			return distributor(pre, ev), reach{}
+			return distributor(pre, ev)
 		}
 	case "res_pjsip_session.c":
 		switch {
 		case hasPrefix(b, "Call from '"):
-			return callRejected(pre, b, ev, parsers.PJSIP)
+			return r.set(callRejected(pre, b, ev, parsers.PJSIP))
 		case bytes.Contains(b, []byte(": Call (")):
-			return sessionCall(pre, ev)
+			return r.set(sessionCall(pre, ev))
 		}
 	case "res_security_log.c":
 		if hasPrefix(b, `SecurityEvent="`) {
-			return security(pre, ev), reach{}
+			return security(pre, ev)
 		}
 	case "manager.c":
-		return p.manager(pre, ev), reach{}
+		return p.manager(pre, ev)
 	case "chan_iax2.c":
-		return iax2(pre, ev)
+		return r.set(iax2(pre, ev))
 	}
-	return parsers.Ignored, reach{}
+	return parsers.Ignored
+}
+
+// set sets r to rr and returns out.
+func (r *reach) set(out parsers.Outcome, rr reach) parsers.Outcome {
+	*r = rr
+	return out
 }
 
 // chan_sip registration failure (A1), attacker text (the To header) only

@@ -210,8 +210,7 @@ func (p *Parser) parse(line []byte, ev *parsers.Event, r *reach) parsers.Outcome
 		coloured = last > len(line)-len(pre.body)
 	}
 	p.lwp = lwpID(pre.lwp)
-	out, rr := p.body(&pre, ev)
-	*r = rr
+	out := p.body(&pre, ev, r)
 	if coloured && out == parsers.Matched {
 		// Asterisk colours only the prefix: an escape code inside the
 		// message is not its doing, and removing it could join two pieces
@@ -539,7 +538,8 @@ func (p *Parser) parseJSON(line []byte, ev *parsers.Event) parsers.Outcome {
 		pre.dialplan = true
 		pre.body = append(append(pre.file, ": "...), msg...)
 	}
-	out, _ := p.body(&pre, ev) // a JSON line is one whole message
+	var r reach // a JSON line is one whole message
+	out := p.body(&pre, ev, &r)
 	if out == parsers.Matched {
 		return p.stamp(&pre, ev)
 	}
