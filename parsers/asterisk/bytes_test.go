@@ -2,7 +2,9 @@ package asterisk
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
+	"unsafe"
 )
 
 // TestLastByte: lastByte finds what bytes.LastIndexByte finds, at every
@@ -27,5 +29,24 @@ func TestLastByte(t *testing.T) {
 				t.Fatalf("%q: %d; want %d", b, got, want)
 			}
 		}
+	}
+}
+
+// TestIntern: a name is the same string when read again, and always its
+// own text, whatever other names took slots in between.
+func TestIntern(t *testing.T) {
+	for i := range 5000 {
+		name := []byte(fmt.Sprintf("user%d", i%300))
+		a := intern(name)
+		b := intern(name)
+		if a != string(name) || b != string(name) {
+			t.Fatalf("intern(%q) = %q, %q", name, a, b)
+		}
+		if unsafe.StringData(a) != unsafe.StringData(b) {
+			t.Fatalf("intern(%q) twice: two strings", name)
+		}
+	}
+	if intern(nil) != "" {
+		t.Fatal("intern(nil) is not empty")
 	}
 }

@@ -689,29 +689,39 @@ func clip(b []byte) []byte {
 	return b[:min(len(b), maxUser)]
 }
 
-// names holds the account names of the events read so far, so that each
-// is one string: a string per event was a tenth of parsing's time. It is
-// shared by every parser: offline replay makes a parser per chunk of a
-// log, and a map of its own per parser was filled again for every chunk.
-// Each name has one slot, chosen by a hash with a seed of this process, so
-// names an attacker chooses only take each other's slots (bounded memory,
-// a string per event at worst, as without the cache).
+// nameSlots hold the account names of the events read so far, so that
+// each is one string: a string per event was a tenth of parsing's time.
+// They are shared by every parser: offline replay makes a parser per
+// chunk of a log, and a map of its own per parser was filled again for
+// every chunk. Each name has two slots, chosen by a hash with a seed of
+// this process, so names an attacker chooses only take each other's slots
+// (bounded memory, a string per event at worst, as without the cache).
 var (
 	nameSeed  = maphash.MakeSeed()
 	nameSlots [1024]atomic.Pointer[string]
 )
 
-// intern returns b as a string, the same one each time its slot still
-// holds it.
+// intern returns b as a string, the same one each time one of its two
+// slots still holds it. Two, so that two names of one slot (a few of
+// the ~100 names of a scan share one) do not take it from each other at
+// every event.
 func intern(b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
-	slot := &nameSlots[maphash.Bytes(nameSeed, b)%uint64(len(nameSlots))]
-	if s := slot.Load(); s != nil && *s == string(b) {
+	h := maphash.Bytes(nameSeed, b)
+	first, second := &nameSlots[h%uint64(len(nameSlots))], &nameSlots[(h>>32)%uint64(len(nameSlots))]
+	if s := first.Load(); s != nil && *s == string(b) {
+		return *s
+	}
+	if s := second.Load(); s != nil && *s == string(b) {
 		return *s
 	}
 	s := string(b)
-	slot.Store(&s)
+	if first.Load() != nil && second.Load() == nil {
+		second.Store(&s)
+	} else {
+		first.Store(&s)
+	}
 	return s
 }
