@@ -19,6 +19,17 @@ type Stream struct {
 	lines, events, successes, tooLong atomic.Int64
 	drops                             [numOutcomes]atomic.Int64
 	kinds                             [AuthSucceeded + 1]atomic.Int64
+
+	// pending is what Uncounted read since the last AddLines, counted
+	// without atomic operations by the one goroutine that reads lines.
+	pending tally
+}
+
+// tally counts what became of lines.
+type tally struct {
+	events, successes int64
+	drops             [numOutcomes]int64
+	kinds             [AuthSucceeded + 1]int64
 }
 
 // NewStream makes the parser registered as parserName for source. now is
@@ -59,19 +70,48 @@ func (s *Stream) Parser() string { return s.name }
 // event at its first, and the engine would take its bans as over.
 func (s *Stream) Line(line []byte, num int64, ev *Event) bool {
 	s.lines.Add(1)
-	return s.Uncounted(line, num, ev)
+	out := s.read(line, num, ev)
+	switch {
+	case out == Matched && ev.Kind.Failure():
+		s.events.Add(1)
+	case out == Matched:
+		s.successes.Add(1)
+	case out.Dropped():
+		s.drops[out].Add(1)
+	}
+	if out == Matched && int(ev.Kind) < len(s.kinds) {
+		s.kinds[ev.Kind].Add(1)
+	}
+	return out == Matched
 }
 
 // Uncounted is Line for a caller that counts its lines itself and adds
 // them with AddLines: offline replay parses a million lines a second per
-// core, where an atomic add per line shows.
+// core, where an atomic add per line shows. What became of the lines
+// (events, drops) is counted when AddLines adds them, too.
 func (s *Stream) Uncounted(line []byte, num int64, ev *Event) bool {
+	out := s.read(line, num, ev)
+	t := &s.pending
+	switch {
+	case out == Matched && ev.Kind.Failure():
+		t.events++
+	case out == Matched:
+		t.successes++
+	case out.Dropped():
+		t.drops[out]++
+	}
+	if out == Matched && int(ev.Kind) < len(t.kinds) {
+		t.kinds[ev.Kind]++
+	}
+	return out == Matched
+}
+
+// read parses one line and, when it gives an event, completes it (see
+// Line).
+func (s *Stream) read(line []byte, num int64, ev *Event) Outcome {
 	out := s.parser.Parse(line, ev)
 	if out != Matched {
-		if out.Dropped() {
-			s.drops[out].Add(1)
-		}
-		return false
+		return out
 	}
 	switch {
 	case ev.Time.IsZero() && s.last.IsZero():
@@ -82,15 +122,7 @@ func (s *Stream) Uncounted(line []byte, num int64, ev *Event) bool {
 		s.last = ev.Time
 	}
 	ev.Parser, ev.Source, ev.Line = s.name, s.source, num
-	if ev.Kind.Failure() {
-		s.events.Add(1)
-	} else {
-		s.successes.Add(1)
-	}
-	if int(ev.Kind) < len(s.kinds) {
-		s.kinds[ev.Kind].Add(1)
-	}
-	return true
+	return Matched
 }
 
 // Resumable is a Parser that can tell when it holds nothing from the lines
@@ -125,8 +157,25 @@ func (s *Stream) Continue() *Stream {
 	return &Stream{source: s.source, name: s.name, parser: s.parser, now: s.now, last: s.last}
 }
 
-// AddLines counts n lines read with Uncounted.
-func (s *Stream) AddLines(n int64) { s.lines.Add(n) }
+// AddLines counts n lines read with Uncounted, and what became of the
+// lines Uncounted read since the last call.
+func (s *Stream) AddLines(n int64) {
+	s.lines.Add(n)
+	t := &s.pending
+	s.events.Add(t.events)
+	s.successes.Add(t.successes)
+	for o, n := range t.drops {
+		if n != 0 {
+			s.drops[o].Add(n)
+		}
+	}
+	for k, n := range t.kinds {
+		if n != 0 {
+			s.kinds[k].Add(n)
+		}
+	}
+	*t = tally{}
+}
 
 // TooLong counts n lines skipped for their length before parsing.
 func (s *Stream) TooLong(n int64) {

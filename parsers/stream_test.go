@@ -1,6 +1,7 @@
 package parsers_test
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
@@ -66,5 +67,42 @@ func TestStreamTimeOfDatelessLines(t *testing.T) {
 	}
 	if c, d := st.Counts(), next.Counts(); c.Lines != 6 || c.Events != 5 || d.Lines != 1 || d.Events != 1 {
 		t.Errorf("counts %+v and %+v; want 6 lines, 5 events and 1, 1", c, d)
+	}
+}
+
+// TestStreamUncounted: lines read with Uncounted count, events and drops
+// too, once AddLines adds them, as Line counts them at once.
+func TestStreamUncounted(t *testing.T) {
+	lines := []string{
+		"[2026-12-02 09:00:00] NOTICE[1] chan_sip.c: Registration from '<sip:100@192.0.2.1>' failed for '198.51.100.8:5060' - Wrong password",
+		"[2026-12-02 09:00:01] VERBOSE[1] pbx.c: Executing [s@default:1] Answer",
+		"[2026-12-02 09:00:02] NOTICE[1] chan_sip.c: Registration from '<sip:100@192.0.2.1>' failed for 'pbx.example:5060' - Wrong password",
+		`[2026-12-02 09:00:03] SECURITY[1] res_security_log.c: SecurityEvent="SuccessfulAuth",EventTV="2026-12-02T09:00:03.000+0000",Severity="Informational",Service="PJSIP",EventVersion="1",AccountID="113",SessionID="x",LocalAddress="IPV4/UDP/192.0.2.1/5060",RemoteAddress="IPV4/UDP/198.51.100.9/5060",UsingPassword="1"`,
+	}
+	opts := parsers.Options{Location: time.UTC}
+	counted, err := parsers.NewStream("pbx", "asterisk", opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uncounted, err := parsers.NewStream("pbx", "asterisk", opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range lines {
+		var a, b parsers.Event
+		if counted.Line([]byte(l), int64(i+1), &a) != uncounted.Uncounted([]byte(l), int64(i+1), &b) || a != b {
+			t.Fatalf("line %d: Line and Uncounted differ: %+v, %+v", i+1, a, b)
+		}
+	}
+	if c := uncounted.Counts(); c.Lines != 0 || c.Events != 0 || c.Successes != 0 || c.Dropped != 0 {
+		t.Errorf("before AddLines: %+v; want nothing counted", c)
+	}
+	uncounted.AddLines(int64(len(lines)))
+	want := counted.Counts()
+	if want.Lines != 4 || want.Events != 1 || want.Successes != 1 || want.Dropped != 1 {
+		t.Fatalf("Line counted %+v; want 4 lines, 1 event, 1 success, 1 dropped", want)
+	}
+	if got := uncounted.Counts(); !reflect.DeepEqual(got, want) {
+		t.Errorf("after AddLines: %+v; want %+v", got, want)
 	}
 }

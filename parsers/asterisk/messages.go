@@ -2,7 +2,9 @@ package asterisk
 
 import (
 	"bytes"
+	"hash/maphash"
 	"net/netip"
+	"sync/atomic"
 
 	"github.com/sipguard/sipguard/parsers"
 )
@@ -37,53 +39,61 @@ const (
 // be cut off, and its text past the limit another message's.
 func (pre *prefix) long() bool { return pre.size >= maxLine }
 
-// body reads the message of a line whose prefix has been split, and says
-// how far the message may reach past the line (see Parser.Parse).
-func (p *Parser) body(pre *prefix, ev *parsers.Event) (parsers.Outcome, reach) {
+// body reads the message of a line whose prefix has been split, and how
+// far the message may reach past the line into r, which is zero (see
+// Parser.Parse).
+func (p *Parser) body(pre *prefix, ev *parsers.Event, r *reach) parsers.Outcome {
 	*ev = parsers.Event{}
-	out, r := p.message(pre, ev)
+	out := p.message(pre, ev, r)
 	if out == parsers.Matched {
-		ev.User = p.users.intern(pre.user)
+		ev.User = intern(pre.user)
 	}
-	return out, r
+	return out
 }
 
-// message reads the message of a line into ev, and its account name into
-// pre.user.
-func (p *Parser) message(pre *prefix, ev *parsers.Event) (parsers.Outcome, reach) {
+// message reads the message of a line into ev, its account name into
+// pre.user, and its reach, for messages that may have one, into r (as a
+// result, the reach went through memory and back on every line).
+func (p *Parser) message(pre *prefix, ev *parsers.Event, r *reach) parsers.Outcome {
 	if pre.dialplan {
-		return dialplan(pre, ev)
+		return r.set(dialplan(pre, ev))
 	}
 	b := pre.body
 	switch string(pre.file) {
 	case "chan_sip.c":
 		switch {
-		case bytes.HasPrefix(b, []byte("Registration from '")):
-			return sipRegistration(pre, ev), reach{}
-		case bytes.HasPrefix(b, []byte("Call from '")):
-			return callRejected(pre, b, ev, parsers.SIP)
+		case hasPrefix(b, "Registration from '"):
+			return sipRegistration(pre, ev)
+		case hasPrefix(b, "Call from '"):
+			return r.set(callRejected(pre, b, ev, parsers.SIP))
 		}
 	case "res_pjsip/pjsip_distributor.c":
-		if bytes.HasPrefix(b, []byte("Request ")) {
-			return distributor(pre, ev), reach{}
+		if hasPrefix(b, "Request ") {
+			return distributor(pre, ev)
 		}
 	case "res_pjsip_session.c":
 		switch {
-		case bytes.HasPrefix(b, []byte("Call from '")):
-			return callRejected(pre, b, ev, parsers.PJSIP)
+		case hasPrefix(b, "Call from '"):
+			return r.set(callRejected(pre, b, ev, parsers.PJSIP))
 		case bytes.Contains(b, []byte(": Call (")):
-			return sessionCall(pre, ev)
+			return r.set(sessionCall(pre, ev))
 		}
 	case "res_security_log.c":
-		if bytes.HasPrefix(b, []byte(`SecurityEvent="`)) {
-			return security(pre, ev), reach{}
+		if hasPrefix(b, `SecurityEvent="`) {
+			return security(pre, ev)
 		}
 	case "manager.c":
-		return p.manager(pre, ev), reach{}
+		return p.manager(pre, ev)
 	case "chan_iax2.c":
-		return iax2(pre, ev)
+		return r.set(iax2(pre, ev))
 	}
-	return parsers.Ignored, reach{}
+	return parsers.Ignored
+}
+
+// set sets r to rr and returns out.
+func (r *reach) set(out parsers.Outcome, rr reach) parsers.Outcome {
+	*r = rr
+	return out
 }
 
 // chan_sip registration failure (A1), attacker text (the To header) only
@@ -99,18 +109,18 @@ func sipRegistration(pre *prefix, ev *parsers.Event) parsers.Outcome {
 	}
 	// The reason follows the last "' - ": neither it nor the address
 	// holds a quote.
-	r := bytes.LastIndexByte(b, '\'')
-	if r < 0 || !bytes.HasPrefix(b[r:], []byte("' - ")) {
+	r := lastByte(b, '\'')
+	if r < 0 || !hasPrefix(b[r:], "' - ") {
 		return parsers.DropMalformed
 	}
-	kind, ok := sipReasons[string(b[r+len("' - "):])]
-	if !ok {
+	kind := sipReason(b[r+len("' - "):])
+	if kind == 0 {
 		return parsers.DropMalformed
 	}
 	// The address is quoted and holds no quote itself: its opening quote
 	// is the last one before the reason.
 	const head, failedFor = len("Registration from '"), "' failed for '"
-	q := bytes.LastIndexByte(b[:r], '\'')
+	q := lastByte(b[:r], '\'')
 	to := q - len(failedFor) + 1 // where the To header ends
 	if to < head || string(b[to:q+1]) != failedFor {
 		return parsers.DropMalformed
@@ -125,22 +135,25 @@ func sipRegistration(pre *prefix, ev *parsers.Event) parsers.Outcome {
 }
 
 type reason struct {
-	suffix []byte
+	suffix string
 	kind   parsers.Kind
 }
 
-// sipReasons are chan_sip's registration failure reasons (1.8 to 20).
-var sipReasons = map[string]parsers.Kind{
-	"Wrong password":                                   parsers.AuthFailed,
-	"No matching peer found":                           parsers.UnknownUser,
-	"Username/auth name mismatch":                      parsers.AuthFailed,
-	"Device does not match ACL":                        parsers.ACLDenied,
-	"Not a local domain":                               parsers.ACLDenied,
-	"Peer is not supposed to register":                 parsers.ACLDenied,
-	"Device not configured to use this transport type": parsers.ACLDenied,
-	"ACL error (permit/deny)":                          parsers.ACLDenied,
-	"RTP initialization failed":                        parsers.RejectedConnection,
-	"Unknown failure":                                  parsers.RejectedConnection,
+// sipReason returns the kind of chan_sip's registration failure reason
+// (1.8 to 20), 0 for another text. A switch: cheaper than a map's hash.
+func sipReason(b []byte) parsers.Kind {
+	switch string(b) {
+	case "Wrong password", "Username/auth name mismatch":
+		return parsers.AuthFailed
+	case "No matching peer found":
+		return parsers.UnknownUser
+	case "Device does not match ACL", "Not a local domain", "Peer is not supposed to register",
+		"Device not configured to use this transport type", "ACL error (permit/deny)":
+		return parsers.ACLDenied
+	case "RTP initialization failed", "Unknown failure":
+		return parsers.RejectedConnection
+	}
+	return 0
 }
 
 // A call to an unknown extension, chan_sip (A2) and pjsip before 16.15 (A5):
@@ -191,7 +204,7 @@ func unknownExtension(pre *prefix, b, left []byte, ev *parsers.Event, svc parser
 	broken := true
 	if t := bytes.LastIndex(exten, notFound); t >= 0 {
 		ctx := exten[t+len(notFound):]
-		if bytes.HasSuffix(ctx, []byte("'.")) && bytes.IndexByte(ctx[:len(ctx)-2], '\'') < 0 {
+		if hasSuffix(ctx, "'.") && bytes.IndexByte(ctx[:len(ctx)-2], '\'') < 0 {
 			exten, broken = exten[:t], false
 		}
 	}
@@ -244,10 +257,10 @@ func distributor(pre *prefix, ev *parsers.Event) parsers.Outcome {
 	b := pre.body
 	var head int
 	switch {
-	case bytes.HasPrefix(b, []byte("Request from '")):
+	case hasPrefix(b, "Request from '"):
 		head = len("Request from '")
-	case bytes.HasPrefix(b, []byte("Request '")):
-		k := bytes.Index(b, []byte("' from '"))
+	case hasPrefix(b, "Request '"):
+		k := fromAt(b)
 		if k < 0 {
 			return parsers.DropMalformed
 		}
@@ -260,12 +273,7 @@ func distributor(pre *prefix, ev *parsers.Event) parsers.Outcome {
 		return parsers.DropMalformed
 	}
 	rest := trimTries(b)
-	for _, r := range pjsipReasons {
-		if bytes.HasSuffix(rest, r.suffix) {
-			rest, ev.Kind = rest[:len(rest)-len(r.suffix)], r.kind
-			break
-		}
-	}
+	rest, ev.Kind = pjsipReason(rest)
 	if ev.Kind == 0 {
 		return parsers.DropMalformed
 	}
@@ -279,7 +287,8 @@ func distributor(pre *prefix, ev *parsers.Event) parsers.Outcome {
 		port        uint16
 		at, n, seen int
 	)
-	if k := bytes.Index(rest[head:], left); k >= 0 && bareURI(rest[head:head+k]) {
+	k := index(rest[head:], left)
+	if k >= 0 && bareURI(rest[head:head+k]) {
 		// The From ends at the first frame: that one is the real one.
 		at, seen = head+k, 1
 		v := rest[at+len(left):]
@@ -289,7 +298,15 @@ func distributor(pre *prefix, ev *parsers.Event) parsers.Outcome {
 			a, port, n = fa, fp, 1
 		}
 	} else {
-		a, port, at, _, n, seen = uniqueFrame(rest, left, '\'', right, parse)
+		// Every frame counts. The first is the one just found, unless one
+		// starts before the From (a From that begins with the frame's text
+		// makes one with the "'" before it): then look from the start.
+		from := 0
+		if k >= 0 && bytes.Index(rest[:head+len(left)-1], left) < 0 {
+			from = head + k
+		}
+		a, port, at, _, n, seen = uniqueFrame(rest[from:], left, '\'', right, parse)
+		at += from
 	}
 	if n != 1 {
 		return frameDrop(n, seen)
@@ -301,26 +318,60 @@ func distributor(pre *prefix, ev *parsers.Event) parsers.Outcome {
 	return parsers.Matched
 }
 
+// fromAt returns where the first "' from '" of b, which starts with
+// "Request '", is (-1: nowhere). It starts with a quote: the one before
+// the method, or else usually the first one after it, compared whole in
+// one go; only a method with a quote in it needs a search.
+func fromAt(b []byte) int {
+	const open, from = len("Request '") - 1, "' from '"
+	if hasPrefix(b[open:], from) {
+		return open
+	}
+	q := bytes.IndexByte(b[open+1:], '\'')
+	if q < 0 {
+		return -1
+	}
+	q += open + 1
+	if hasPrefix(b[q:], from) {
+		return q
+	}
+	if k := bytes.Index(b[q+1:], []byte(from)); k >= 0 {
+		return q + 1 + k
+	}
+	return -1
+}
+
 // bareURI reports whether a From is a URI without a display name.
 func bareURI(from []byte) bool {
 	return bytes.IndexByte(from, ' ') < 0 && bytes.IndexByte(from, '"') < 0 &&
-		(bytes.HasPrefix(from, []byte("<sip:")) || bytes.HasPrefix(from, []byte("<sips:")) ||
-			bytes.HasPrefix(from, []byte("sip:")) || bytes.HasPrefix(from, []byte("sips:")))
+		(hasPrefix(from, "<sip:") || hasPrefix(from, "<sips:") ||
+			hasPrefix(from, "sip:") || hasPrefix(from, "sips:"))
 }
 
 // pjsipReasons are pjsip_distributor.c's failure messages; the suffix
-// includes the ")" that closes the Call-ID.
-var pjsipReasons = []reason{
-	{[]byte(") - No matching endpoint found"), parsers.UnknownUser},
-	{[]byte(") - Failed to authenticate"), parsers.AuthFailed},
-	{[]byte(") - Not match Endpoint ACL"), parsers.ACLDenied},
-	{[]byte(") - Not match Endpoint Contact ACL"), parsers.ACLDenied},
-	{[]byte(") - Error to authenticate"), parsers.AuthFailed},
+// includes the ")" that closes the Call-ID. No suffix ends another.
+var pjsipReasons = [...]reason{
+	{") - No matching endpoint found", parsers.UnknownUser},
+	{") - Failed to authenticate", parsers.AuthFailed},
+	{") - Not match Endpoint ACL", parsers.ACLDenied},
+	{") - Not match Endpoint Contact ACL", parsers.ACLDenied},
+	{") - Error to authenticate", parsers.AuthFailed},
+}
+
+// pjsipReason cuts the failure message off the end of b and returns its
+// kind, 0 when b ends with none.
+func pjsipReason(b []byte) ([]byte, parsers.Kind) {
+	for _, r := range pjsipReasons {
+		if hasSuffix(b, r.suffix) {
+			return b[:len(b)-len(r.suffix)], r.kind
+		}
+	}
+	return b, 0
 }
 
 // trimTries removes pjsip's " after N tries in X ms" suffix (13.10+).
 func trimTries(b []byte) []byte {
-	if !bytes.HasSuffix(b, []byte(" ms")) {
+	if !hasSuffix(b, " ms") {
 		return b
 	}
 	k := bytes.LastIndex(b, []byte(" after "))
@@ -361,7 +412,7 @@ func uniqueFrame(b, left []byte, stop byte, right []byte, parse func([]byte) (ne
 // which returns how many bytes it accepts there, or -1.
 func frames(b, left []byte, stop byte, follows func([]byte) int, parse func([]byte) (netip.Addr, uint16, bool)) (a netip.Addr, port uint16, start, end, n, seen int) {
 	for off := 0; ; {
-		k := bytes.Index(b[off:], left)
+		k := index(b[off:], left)
 		if k < 0 {
 			return a, port, start, end, n, seen
 		}
@@ -380,6 +431,31 @@ func frames(b, left []byte, stop byte, follows func([]byte) int, parse func([]by
 			a, port, start, end, n = fa, fp, vs-len(left), vs+v+r, n+1
 		}
 	}
+}
+
+// index is bytes.Index for a frame's fixed text, which starts with a
+// byte a line holds few of (a quote, a comma): bytes.Index compares the
+// whole text at every position of a line of up to 64 bytes, where
+// hopping from one first byte to the next costs a few. After a few hops
+// that found no frame, bytes.Index takes over, so that a line made of
+// first bytes costs no more than with it.
+func index(b, sep []byte) int {
+	off := 0
+	for range 4 {
+		k := bytes.IndexByte(b[off:], sep[0])
+		if k < 0 {
+			return -1
+		}
+		off += k
+		if bytes.HasPrefix(b[off:], sep) {
+			return off
+		}
+		off++
+	}
+	if k := bytes.Index(b[off:], sep); k >= 0 {
+		return off + k
+	}
+	return -1
 }
 
 // frameDrop says why a line without exactly one valid frame is dropped: a
@@ -410,16 +486,16 @@ func (p *Parser) manager(pre *prefix, ev *parsers.Event) parsers.Outcome {
 	rest := b[sp+1:]
 	var n int
 	switch {
-	case bytes.HasPrefix(rest, []byte("tried to authenticate with nonexistent user '")):
+	case hasPrefix(rest, "tried to authenticate with nonexistent user '"):
 		n, ev.Kind = len("tried to authenticate with nonexistent user '"), parsers.AdminAuthFailed
-	case bytes.HasPrefix(rest, []byte("failed to authenticate as '")):
+	case hasPrefix(rest, "failed to authenticate as '"):
 		n, ev.Kind = len("failed to authenticate as '"), parsers.AdminAuthFailed
-	case bytes.HasPrefix(rest, []byte("failed to pass IP ACL as '")):
+	case hasPrefix(rest, "failed to pass IP ACL as '"):
 		n, ev.Kind = len("failed to pass IP ACL as '"), parsers.ACLDenied
 	default:
 		return parsers.Ignored
 	}
-	if !bytes.HasSuffix(rest[n:], []byte("'")) {
+	if !hasSuffix(rest[n:], "'") {
 		return parsers.DropMalformed
 	}
 	a, ok := parsers.ParseAddr(b[:sp])
@@ -472,11 +548,11 @@ func iax2(pre *prefix, ev *parsers.Event) (parsers.Outcome, reach) {
 	var addr, user []byte
 	var r reach
 	switch {
-	case bytes.HasPrefix(b, []byte("No registration for peer '")):
+	case hasPrefix(b, "No registration for peer '"):
 		const tail = "' (from "
 		r = reach{span: maxIE + len(tail) + len("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255)")}
 		k := bytes.LastIndex(b, []byte(tail))
-		if k < len("No registration for peer '") || !bytes.HasSuffix(b, []byte(")")) {
+		if k < len("No registration for peer '") || !hasSuffix(b, ")") {
 			// The peer name holds a newline.
 			r.cut = true
 			return parsers.DropMalformed, r
@@ -485,7 +561,7 @@ func iax2(pre *prefix, ev *parsers.Event) (parsers.Outcome, reach) {
 			return parsers.DropPlainText, r
 		}
 		addr, user, ev.Kind = b[k+len(tail):len(b)-1], b[len("No registration for peer '"):k], parsers.UnknownUser
-	case bytes.HasPrefix(b, []byte("Rejected connect attempt from ")):
+	case hasPrefix(b, "Rejected connect attempt from "):
 		rest := b[len("Rejected connect attempt from "):]
 		k := bytes.Index(rest, []byte(", request '"))
 		if k < 0 {
@@ -495,7 +571,7 @@ func iax2(pre *prefix, ev *parsers.Event) (parsers.Outcome, reach) {
 		var whole bool
 		user, whole = bytes.CutSuffix(user, []byte("' does not exist"))
 		r = reach{span: 2*maxIE + len("@' does not exist"), cut: !whole}
-	case bytes.HasPrefix(b, []byte("Host ")):
+	case hasPrefix(b, "Host "):
 		rest := b[len("Host "):]
 		sp := bytes.IndexByte(rest, ' ')
 		if sp <= 0 {
@@ -503,16 +579,16 @@ func iax2(pre *prefix, ev *parsers.Event) (parsers.Outcome, reach) {
 		}
 		addr, rest = rest[:sp], rest[sp+1:]
 		switch {
-		case bytes.HasPrefix(rest, []byte("failed to authenticate as ")):
+		case hasPrefix(rest, "failed to authenticate as "):
 			user, ev.Kind = rest[len("failed to authenticate as "):], parsers.AuthFailed
 			r = reach{span: maxIE - len(user)}
-		case bytes.HasPrefix(rest, []byte("failed MD5 authentication for '")):
+		case hasPrefix(rest, "failed MD5 authentication for '"):
 			user, ev.Kind = rest[len("failed MD5 authentication for '"):], parsers.AuthFailed
 			if k := bytes.LastIndex(user, []byte("' (")); k >= 0 {
 				user = user[:k]
 			}
-			r = reach{span: maxIE + len(")"), cut: !bytes.HasSuffix(b, []byte(")"))}
-		case bytes.HasPrefix(rest, []byte("denied access to register peer '")):
+			r = reach{span: maxIE + len(")"), cut: !hasSuffix(b, ")")}
+		case hasPrefix(rest, "denied access to register peer '"):
 			user, ev.Kind = bytes.TrimSuffix(rest[len("denied access to register peer '"):], []byte("'")), parsers.ACLDenied
 		default:
 			// Includes "Host <peer> failed RSA authentication", whose first
@@ -558,7 +634,7 @@ func dialplan(pre *prefix, ev *parsers.Event) (parsers.Outcome, reach) {
 		return parsers.DropInjected, r
 	}
 	k := bytes.LastIndex(b, []byte(msg))
-	if k < 0 || !bytes.HasSuffix(b, []byte(`"`)) {
+	if k < 0 || !hasSuffix(b, `"`) {
 		return parsers.Ignored, r
 	}
 	if !pre.whole {
@@ -578,7 +654,7 @@ func dialplan(pre *prefix, ev *parsers.Event) (parsers.Outcome, reach) {
 // sipUser returns the user part of the first SIP URI in a header value, or
 // the header itself when it has none. It is informational only.
 func sipUser(h []byte) []byte {
-	k := bytes.Index(h, []byte("sip:"))
+	k := sipAt(h)
 	if k < 0 {
 		return clip(h)
 	}
@@ -592,31 +668,60 @@ func sipUser(h []byte) []byte {
 	return clip(u)
 }
 
+// sipAt is bytes.Index(h, "sip:"), found from the colons: a header
+// holds few, and the first is usually the URI's.
+func sipAt(h []byte) int {
+	for off := 0; ; {
+		c := bytes.IndexByte(h[off:], ':')
+		if c < 0 {
+			return -1
+		}
+		c += off
+		if c >= 3 && string(h[c-3:c]) == "sip" {
+			return c - 3
+		}
+		off = c + 1
+	}
+}
+
 // clip cuts an account name to maxUser bytes.
 func clip(b []byte) []byte {
 	return b[:min(len(b), maxUser)]
 }
 
-// maxInterned bounds the account names a parser keeps: scanners try the
-// same few hundred, over and over.
-const maxInterned = 1024
-
-// interned holds the account names of the events read so far, so that
+// nameSlots hold the account names of the events read so far, so that
 // each is one string: a string per event was a tenth of parsing's time.
-type interned map[string]string
+// They are shared by every parser: offline replay makes a parser per
+// chunk of a log, and a map of its own per parser was filled again for
+// every chunk. Each name has two slots, chosen by a hash with a seed of
+// this process, so names an attacker chooses only take each other's slots
+// (bounded memory, a string per event at worst, as without the cache).
+var (
+	nameSeed  = maphash.MakeSeed()
+	nameSlots [1024]atomic.Pointer[string]
+)
 
-// intern returns b as a string, the same one each time.
-func (in *interned) intern(b []byte) string {
+// intern returns b as a string, the same one each time one of its two
+// slots still holds it. Two, so that two names of one slot (a few of
+// the ~100 names of a scan share one) do not take it from each other at
+// every event.
+func intern(b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
-	if s, ok := (*in)[string(b)]; ok {
-		return s
+	h := maphash.Bytes(nameSeed, b)
+	first, second := &nameSlots[h%uint64(len(nameSlots))], &nameSlots[(h>>32)%uint64(len(nameSlots))]
+	if s := first.Load(); s != nil && *s == string(b) {
+		return *s
 	}
-	if *in == nil || len(*in) >= maxInterned {
-		*in = make(interned)
+	if s := second.Load(); s != nil && *s == string(b) {
+		return *s
 	}
 	s := string(b)
-	(*in)[s] = s
+	if first.Load() != nil && second.Load() == nil {
+		second.Store(&s)
+	} else {
+		first.Store(&s)
+	}
 	return s
 }

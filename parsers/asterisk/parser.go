@@ -2,7 +2,9 @@ package asterisk
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"math/bits"
 	"net/netip"
 	"strconv"
 	"time"
@@ -34,8 +36,6 @@ type Parser struct {
 	amiPending amiAttempt // see manager
 
 	ansi []byte // scratch buffer for lines with terminal colour codes
-
-	users interned // account names of events
 }
 
 // window is the part of the log that may still belong to a message whose
@@ -131,15 +131,20 @@ func (p *Parser) Parse(line []byte, ev *parsers.Event) parsers.Outcome {
 		// Too long to be the rest of the message: it ended before.
 		*w = window{}
 	}
+	// The reach is written in place: returned with the outcome, it was
+	// copied through memory on every line, most of a rejected line's cost.
+	var r reach
 	if w.left <= 0 {
-		out, r := p.parse(line, ev)
-		p.open(r, out, ev)
+		out := p.parse(line, ev, &r)
+		if r.span > 0 {
+			p.open(&r, out, ev)
+		}
 		return out
 	}
 	w.left -= len(line) + 1
 	cut := w.cut
 	w.cut = false
-	out, r := p.parse(line, ev)
+	out := p.parse(line, ev, &r)
 	if r.span > 0 {
 		// A message inside the window may be forged: its own reach is
 		// the window's, still under the same sender.
@@ -162,7 +167,7 @@ func (p *Parser) Parse(line []byte, ev *parsers.Event) parsers.Outcome {
 }
 
 // open starts the window of a message that may go on (see Parse).
-func (p *Parser) open(r reach, out parsers.Outcome, ev *parsers.Event) {
+func (p *Parser) open(r *reach, out parsers.Outcome, ev *parsers.Event) {
 	if r.span <= 0 || p.whole {
 		return
 	}
@@ -172,17 +177,21 @@ func (p *Parser) open(r reach, out parsers.Outcome, ev *parsers.Event) {
 	}
 }
 
-// parse reads one line, and says how far its message may reach.
-func (p *Parser) parse(line []byte, ev *parsers.Event) (parsers.Outcome, reach) {
+// parse reads one line into ev, and how far its message may reach into
+// r, which is zero.
+func (p *Parser) parse(line []byte, ev *parsers.Event, r *reach) parsers.Outcome {
 	p.lwp = 0
 	if n := len(line); n > 0 && line[n-1] == '\r' {
 		line = line[:n-1]
 	}
 	if len(line) == 0 {
-		return parsers.Ignored, reach{}
+		return parsers.Ignored
 	}
 	if line[0] == '{' {
-		return p.parseJSON(line, ev), reach{}
+		return p.parseJSON(line, ev)
+	}
+	if otherLevel(line) {
+		return parsers.Ignored
 	}
 	pre := prefix{whole: p.whole}
 	coloured := false // an escape code was removed from the message itself
@@ -190,18 +199,18 @@ func (p *Parser) parse(line []byte, ev *parsers.Event) (parsers.Outcome, reach) 
 		// Console output kept by journald colours the level name (and the
 		// rest of the prefix): strip the escape codes and try again.
 		if bytes.IndexByte(line[:min(len(line), 64)], 0x1b) < 0 {
-			return parsers.Ignored, reach{}
+			return parsers.Ignored
 		}
 		var last int
 		p.ansi, last = stripANSI(p.ansi[:0], line)
 		line = p.ansi
 		if !p.split(line, &pre) {
-			return parsers.Ignored, reach{}
+			return parsers.Ignored
 		}
 		coloured = last > len(line)-len(pre.body)
 	}
 	p.lwp = lwpID(pre.lwp)
-	out, r := p.body(&pre, ev)
+	out := p.body(&pre, ev, r)
 	if coloured && out == parsers.Matched {
 		// Asterisk colours only the prefix: an escape code inside the
 		// message is not its doing, and removing it could join two pieces
@@ -214,7 +223,7 @@ func (p *Parser) parse(line []byte, ev *parsers.Event) (parsers.Outcome, reach) 
 	if out != parsers.Matched {
 		r.owner = netip.Addr{}
 	}
-	return out, r
+	return out
 }
 
 // stamp sets ev.Time from the line's timestamp (unless the message already
@@ -229,6 +238,75 @@ func (p *Parser) stamp(pre *prefix, ev *parsers.Event) parsers.Outcome {
 	}
 	ev.Time = t
 	return parsers.Matched
+}
+
+// otherLevel reports, for most lines of a level that carries no failure
+// (VERBOSE, DEBUG), that the line is one: "[date] X" where X is not the
+// first letter of a level splitAsterisk takes, with the "]" and X in the
+// first 24 bytes and no escape code there. Such a line is Ignored, by
+// splitAsterisk and again once escape codes are stripped (they come later
+// in the line, so the date and level stay put); the rest go the long way.
+// It reads those 24 bytes as three words, looking for "]" and ESC in all
+// of them at once: two searches of the line cost more than the rest of
+// such a line's parse.
+func otherLevel(line []byte) bool {
+	if len(line) < 24 || line[0] != '[' {
+		return false
+	}
+	var end int // the first "]"
+	for w := 0; ; w += 8 {
+		if w == 24 {
+			return false
+		}
+		v := binary.LittleEndian.Uint64(line[w:])
+		if hasByte(v, 0x1b) != 0 {
+			return false
+		}
+		if m := hasByte(v, ']'); m != 0 {
+			end = w + bits.TrailingZeros64(m)/8
+			break
+		}
+	}
+	if end+2 >= 24 || line[end+1] != ' ' {
+		return false
+	}
+	switch line[end+2] {
+	case 'N', 'W', 'S', 'E':
+		return false
+	}
+	// No ESC up to the level's letter: the words up to the one holding
+	// "]" had none, and the letter, if in the next word, is no ESC.
+	return line[end+2] != 0x1b
+}
+
+// hasByte returns a mask whose lowest set bit is the top bit of the first
+// byte of v (in memory order) equal to c, 0 when none is (the bits above
+// the first may be wrong).
+func hasByte(v uint64, c byte) uint64 {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	x := v ^ (lo * uint64(c))
+	return (x - lo) &^ x & hi
+}
+
+// lastByte is bytes.LastIndexByte (a loop over single bytes) eight bytes
+// at a time.
+func lastByte(b []byte, c byte) int {
+	const lo, low7 = 0x0101010101010101, 0x7f7f7f7f7f7f7f7f
+	i := len(b)
+	for ; i >= 8; i -= 8 {
+		x := binary.LittleEndian.Uint64(b[i-8:]) ^ (lo * uint64(c))
+		// The top bit of each byte of x that is 0, and of no other: unlike
+		// hasByte's, the highest set bit is exact.
+		if m := ^((x&low7 + low7) | x | low7); m != 0 {
+			return i - 8 + (63-bits.LeadingZeros64(m))/8
+		}
+	}
+	for i--; i >= 0; i-- {
+		if b[i] == c {
+			return i
+		}
+	}
+	return -1
 }
 
 // split splits a line written by Asterisk's logger or a syslog daemon.
@@ -269,23 +347,21 @@ func (p *Parser) splitAsterisk(line []byte, pre *prefix) bool {
 	}
 	// One comparison at most: the first letter tells them apart, and
 	// most lines (VERBOSE, DEBUG) fail on it.
-	var level string
+	// Each name a constant: compared inline, not by memequal.
+	var ok bool
 	switch rest[0] {
 	case 'N':
-		level = "NOTICE"
+		ok, i = hasPrefix(rest, "NOTICE"), i+len("NOTICE")
 	case 'W':
-		level = "WARNING"
+		ok, i = hasPrefix(rest, "WARNING"), i+len("WARNING")
 	case 'S':
-		level = "SECURITY"
+		ok, i = hasPrefix(rest, "SECURITY"), i+len("SECURITY")
 	case 'E':
-		level = "ERROR"
-	default:
+		ok, i = hasPrefix(rest, "ERROR"), i+len("ERROR")
+	}
+	if !ok {
 		return false
 	}
-	if len(rest) < len(level) || string(rest[:len(level)]) != level {
-		return false
-	}
-	i += len(level)
 	// "NOTICE [123]" is not Asterisk's, but fail2ban's tests carry it.
 	if i+1 < len(line) && line[i] == ' ' && line[i+1] == '[' {
 		i++
@@ -305,16 +381,16 @@ func (p *Parser) splitAsterisk(line []byte, pre *prefix) bool {
 	pre.lwp = line[i:j]
 	i = j + 1
 	// Optional call id [C-xxxxxxxx].
-	if bytes.HasPrefix(line[i:], []byte("[C-")) {
+	if hasPrefix(line[i:], "[C-") {
 		if len(line) < i+12 || line[i+11] != ']' || !isHex(line[i+3:i+11]) {
 			return false
 		}
 		i += 12
 	}
 	switch {
-	case bytes.HasPrefix(line[i:], []byte(": ")):
+	case hasPrefix(line[i:], ": "):
 		return splitLocated(line[i+2:], pre)
-	case bytes.HasPrefix(line[i:], []byte(" ")):
+	case hasPrefix(line[i:], " "):
 		return splitFile(line[i+1:], pre)
 	}
 	return false
@@ -322,7 +398,7 @@ func (p *Parser) splitAsterisk(line []byte, pre *prefix) bool {
 
 // splitFile splits "file: message" (file channel format).
 func splitFile(rest []byte, pre *prefix) bool {
-	if bytes.HasPrefix(rest, []byte("Ext. ")) {
+	if hasPrefix(rest, "Ext. ") {
 		return splitDialplan(rest, pre)
 	}
 	k := bytes.IndexByte(rest, ':')
@@ -336,7 +412,7 @@ func splitFile(rest []byte, pre *prefix) bool {
 // splitLocated splits "file:line[ in] function: message" ([plain], console
 // and syslog formats).
 func splitLocated(rest []byte, pre *prefix) bool {
-	if bytes.HasPrefix(rest, []byte("Ext. ")) {
+	if hasPrefix(rest, "Ext. ") {
 		return splitDialplan(rest, pre)
 	}
 	k := bytes.IndexByte(rest, ':')
@@ -352,7 +428,7 @@ func splitLocated(rest []byte, pre *prefix) bool {
 		return false
 	}
 	j++
-	if bytes.HasPrefix(rest[j:], []byte("in ")) {
+	if hasPrefix(rest[j:], "in ") {
 		j += 3
 	}
 	f := bytes.Index(rest[j:], []byte(": "))
@@ -388,7 +464,7 @@ func (p *Parser) splitSyslog(line []byte, pre *prefix) bool {
 		return false
 	}
 	rest = rest[h+1:]
-	if !bytes.HasPrefix(rest, []byte("asterisk")) {
+	if !hasPrefix(rest, "asterisk") {
 		return false
 	}
 	rest = rest[len("asterisk"):]
@@ -399,7 +475,7 @@ func (p *Parser) splitSyslog(line []byte, pre *prefix) bool {
 		}
 		rest = rest[e+1:]
 	}
-	if !bytes.HasPrefix(rest, []byte(": ")) || len(rest) < 3 {
+	if !hasPrefix(rest, ": ") || len(rest) < 3 {
 		return false
 	}
 	rest = rest[2:]
@@ -457,12 +533,13 @@ func (p *Parser) parseJSON(line []byte, ev *parsers.Event) parsers.Outcome {
 		body:  msg,
 		whole: true,
 	}
-	if bytes.HasPrefix(pre.file, []byte("Ext. ")) {
+	if hasPrefix(pre.file, "Ext. ") {
 		// The message is exact here: no need to search from the end.
 		pre.dialplan = true
 		pre.body = append(append(pre.file, ": "...), msg...)
 	}
-	out, _ := p.body(&pre, ev) // a JSON line is one whole message
+	var r reach // a JSON line is one whole message
+	out := p.body(&pre, ev, &r)
 	if out == parsers.Matched {
 		return p.stamp(&pre, ev)
 	}
@@ -518,4 +595,14 @@ func isDigits(b []byte) bool {
 		}
 	}
 	return len(b) > 0
+}
+
+// hasPrefix is bytes.HasPrefix for a constant prefix s: the compiler
+// compares one of up to 16 bytes inline, where bytes.HasPrefix with a
+// []byte literal calls memequal.
+func hasPrefix(b []byte, s string) bool { return len(b) >= len(s) && string(b[:len(s)]) == s }
+
+// hasSuffix is hasPrefix for the end of b.
+func hasSuffix(b []byte, s string) bool {
+	return len(b) >= len(s) && string(b[len(b)-len(s):]) == s
 }

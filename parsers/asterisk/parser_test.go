@@ -189,3 +189,37 @@ func TestEmptyStamp(t *testing.T) {
 		}
 	}
 }
+
+// TestEscapeInDate: an escape code in the date can swallow its "]" (ESC [
+// then a final byte), so a line that looks like VERBOSE is NOTICE once
+// the codes are stripped; the early exit for other levels must not take
+// it. Its date is no date, so it is dropped for its time, not ignored.
+func TestEscapeInDate(t *testing.T) {
+	const msg = " chan_sip.c: Registration from '' failed for '198.51.100.7:5060' - Wrong password"
+	for _, c := range []struct {
+		line string
+		want parsers.Outcome
+	}{
+		{"[x\x1b[] VERBOSE] NOTICE[4121]" + msg, parsers.DropTime},
+		{"[2026-03-02 09:31:00] VERBOSE\x1b[0m[4121]" + msg, parsers.Ignored},
+		{"[2026-03-02 09:31:00] \x1b[1;33mNOTICE\x1b[0m[4121]" + msg, parsers.Matched},
+		{"[2026-03-02 09:31:00] VERBOSE[4121]" + msg, parsers.Ignored},
+	} {
+		var ev parsers.Event
+		if got := newParser(t).Parse([]byte(c.line), &ev); got != c.want {
+			t.Errorf("%q: %v; want %v", c.line, got, c.want)
+		}
+	}
+}
+
+// TestFrameAtFrom: a From that begins with the frame's text makes a frame
+// with the quote before it, so the line holds two and is ambiguous; the
+// search that starts at the From's first frame must still see it.
+func TestFrameAtFrom(t *testing.T) {
+	line := "[2026-03-02 09:31:00] NOTICE[4121] res_pjsip/pjsip_distributor.c: Request 'REGISTER' from '" +
+		" failed for '203.0.113.9:5060' (callid: x) - Failed to authenticate' failed for '198.51.100.7:5060' (callid: y) - Failed to authenticate"
+	var ev parsers.Event
+	if got := newParser(t).Parse([]byte(line), &ev); got != parsers.DropMalformed {
+		t.Fatalf("%v (%v); want %v", got, ev.Addr, parsers.DropMalformed)
+	}
+}

@@ -52,7 +52,7 @@ func security(pre *prefix, ev *parsers.Event) parsers.Outcome {
 	_, rest, ok2 := field(rest, `,Severity="`)
 	svc, rest, ok3 := field(rest, `,Service="`)
 	_, rest, ok4 := field(rest, `,EventVersion="`)
-	if !(ok1 && ok2 && ok3 && ok4) || !bytes.HasPrefix(rest, []byte(`,AccountID="`)) {
+	if !(ok1 && ok2 && ok3 && ok4) || !hasPrefix(rest, `,AccountID="`) {
 		return parsers.DropMalformed
 	}
 	switch string(svc) {
@@ -87,7 +87,7 @@ func security(pre *prefix, ev *parsers.Event) parsers.Outcome {
 	if n != 1 {
 		return frameDrop(n, seen)
 	}
-	if ev.Kind == parsers.AuthSucceeded && !bytes.HasPrefix(rest[end:], []byte(`,UsingPassword="1"`)) {
+	if ev.Kind == parsers.AuthSucceeded && !hasPrefix(rest[end:], `,UsingPassword="1"`) {
 		return parsers.Ignored
 	}
 	ev.Addr, ev.Port = a, port
@@ -135,7 +135,7 @@ func valueEnd(after []byte) int {
 
 // field reads key (which ends in `="`) and its value up to the next quote.
 func field(b []byte, key string) (value, rest []byte, ok bool) {
-	if !bytes.HasPrefix(b, []byte(key)) {
+	if !hasPrefix(b, key) {
 		return nil, b, false
 	}
 	b = b[len(key):]
@@ -151,9 +151,9 @@ func field(b []byte, key string) (value, rest []byte, ok bool) {
 func remoteAddress(v []byte) (netip.Addr, uint16, bool) {
 	var fam byte
 	switch {
-	case bytes.HasPrefix(v, []byte("IPV4/")):
+	case hasPrefix(v, "IPV4/"):
 		fam = 4
-	case bytes.HasPrefix(v, []byte("IPV6/")):
+	case hasPrefix(v, "IPV6/"):
 		fam = 6
 	default:
 		return netip.Addr{}, 0, false
