@@ -4,6 +4,7 @@ package daemon_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -18,7 +19,11 @@ import (
 // work (chrt -f 1): local bans' p90 0.48-0.57 ms and p99 1.0-1.5 ms
 // during the flood, p99 0.30-0.39 ms after it, against 0.34-0.41 ms and
 // 0.47-0.74 ms without it; before issue 20's preemption, 1.25-1.3 ms,
-// 4.5-8.3 ms and 8-18 ms.
+// 4.5-8.3 ms and 8-18 ms. Without real-time priority, on a CI machine
+// with nothing else running, a turn's transaction (and the monitor's
+// notice of each element it adds) shows more: p90 0.78 ms, p99 4.2 ms
+// once; so the floors here are 3 and 10 ms, still a hundredth of the
+// flood's length, and the after-flood bound (8-18 ms before) stays 3 ms.
 func TestPeerFloodLocalLatencyKernel(t *testing.T) {
 	testutil.NeedRoot(t, "nftables in a throw-away network namespace")
 	testutil.NeedCommands(t, "apt-get install iproute2 nftables", "ip", "nft")
@@ -29,5 +34,5 @@ func TestPeerFloodLocalLatencyKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fw.Close()
-	peerFloodLatency(t, fw)
+	peerFloodLatency(t, fw, floodFloor{p90: 3 * time.Millisecond, p99: 10 * time.Millisecond})
 }

@@ -371,8 +371,14 @@ func TestPeerLimits(t *testing.T) {
 // ms. On a machine whose cores other processes keep busy, the flood's
 // figures are the scheduler's: tens of milliseconds, and the test fails.
 func TestPeerFloodLocalLatency(t *testing.T) {
-	peerFloodLatency(t, firewall.NewDryRun(zerolog.Nop(), nil))
+	peerFloodLatency(t, firewall.NewDryRun(zerolog.Nop(), nil), floodFloor{p90: time.Millisecond, p99: 3 * time.Millisecond})
 }
+
+// floodFloor is the least a local ban's p90 and p99 during the flood are
+// allowed, whatever they were without it: below it, the difference is a
+// 2-core machine's scheduling and the collector's, not a wait behind the
+// flood.
+type floodFloor struct{ p90, p99 time.Duration }
 
 // floodLatency is what peerFloodLatency measures: local bans' latencies,
 // sorted, before, during and after a flood of peers' bans, and the flood's
@@ -391,7 +397,7 @@ func p99(d []time.Duration) time.Duration { return d[len(d)*99/100] }
 // held (the core's ticks: expiry, the state file). Local bans never wait
 // behind the flood: queued behind it, their p90 and p99 would be half of
 // its length.
-func peerFloodLatency(t *testing.T, fw firewall.Backend) {
+func peerFloodLatency(t *testing.T, fw firewall.Backend, floor floodFloor) {
 	e := newEnv(t)
 	seen := make(chan daemon.Notice, 1<<16)
 	// The daemon's log at info as in production: the latency measured is
@@ -486,11 +492,11 @@ func peerFloodLatency(t *testing.T, fw firewall.Backend) {
 	if p90(f.flood) > f.took/20 || p99(f.flood) > f.took/10 {
 		t.Errorf("local bans during a flood of %v: p90 %v, p99 %v; waiting behind it", f.took, p90(f.flood), p99(f.flood))
 	}
-	limit90, limit99 := max(4*p90(f.quiet), time.Millisecond), max(4*p99(f.quiet), 3*time.Millisecond)
-	if p99(f.after) > limit99 {
+	if limit := max(4*p99(f.quiet), 3*time.Millisecond); p99(f.after) > limit {
 		t.Errorf("local bans with 100,000 bans held: p99 %v; want at most %v (4 times %v without them, or 3 ms)",
-			p99(f.after), limit99, p99(f.quiet))
+			p99(f.after), limit, p99(f.quiet))
 	}
+	limit90, limit99 := max(4*p90(f.quiet), floor.p90), max(4*p99(f.quiet), floor.p99)
 	// During the flood, the ratios hold on a machine that runs nothing
 	// else: test.sh runs them in a section of their own. In go test ./...,
 	// another package's tests share the 2 cores with the flood, and a
@@ -498,8 +504,8 @@ func peerFloodLatency(t *testing.T, fw firewall.Backend) {
 	t.Run("alone", func(t *testing.T) {
 		testutil.OptIn(t, "SIPGUARD_ALONE", "the flood's ratios need the machine to themselves (test.sh's section)")
 		if p90(f.flood) > limit90 || p99(f.flood) > limit99 {
-			t.Errorf("local bans during the flood: p90 %v, p99 %v; want at most %v and %v (4 times %v and %v without it, or 1 ms and 3 ms)",
-				p90(f.flood), p99(f.flood), limit90, limit99, p90(f.quiet), p99(f.quiet))
+			t.Errorf("local bans during the flood: p90 %v, p99 %v; want at most %v and %v (4 times %v and %v without it, or %v and %v)",
+				p90(f.flood), p99(f.flood), limit90, limit99, p90(f.quiet), p99(f.quiet), floor.p90, floor.p99)
 		}
 	})
 }
