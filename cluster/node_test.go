@@ -798,7 +798,9 @@ func TestStreamFull(t *testing.T) {
 // seconds and shown; the bans made meanwhile wait; when the operator
 // creates it again, every node reads it from its start and publishes its
 // bans in force again. A lab's nodes (create_stream) create it again
-// themselves.
+// themselves, recreateAfter after they found it gone (created within a
+// millisecond, as they did, the stream acknowledged none of a's
+// publishes now and then: "timeout waiting for ack" for 15 s).
 func TestStreamDeleted(t *testing.T) {
 	t.Run("operator", func(t *testing.T) {
 		url := contribBroker(t)

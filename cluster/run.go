@@ -15,14 +15,22 @@ import (
 // publishing fails).
 const streamCheck = 5 * time.Second
 
+// recreateAfter is how long a node that may create the stream
+// (create_stream) waits before creating it again once it has gone: the
+// server removes a deleted stream's store after answering the delete,
+// and a stream created at once (nodes did, 0.1-0.8 ms after, woken by
+// their consumers' deletion) could take publishes it never acknowledged
+// (TestStreamDeleted, nats-server 2.12).
+const recreateAfter = 2 * time.Second
+
 // errStreamMissing: no stream of that name, and this node may not create
 // it ([cluster] create_stream).
 var errStreamMissing = errors.New("the cluster's stream does not exist (create it: docs/cluster.md)")
 
-// stream looks the stream up, creating it when it is missing and this
-// node may, and checks its configuration. It also measures this node's
+// stream looks the stream up, creating it when it is missing and create
+// is set, and checks its configuration. It also measures this node's
 // clock against the server's (the time in the stream's info).
-func (n *Node) stream(ctx context.Context, js jetstream.JetStream) (*jetstream.StreamInfo, error) {
+func (n *Node) stream(ctx context.Context, js jetstream.JetStream, create bool) (*jetstream.StreamInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	asked := n.now()
@@ -33,7 +41,7 @@ func (n *Node) stream(ctx context.Context, js jetstream.JetStream) (*jetstream.S
 			n.clock(asked.Add(answered.Sub(asked) / 2).Sub(ts))
 		}
 	}
-	if errors.Is(err, jetstream.ErrStreamNotFound) && n.cfg.CreateStream {
+	if errors.Is(err, jetstream.ErrStreamNotFound) && create {
 		s, err = js.CreateStream(ctx, StreamConfig(n.cfg))
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			s, err = js.Stream(ctx, n.cfg.Stream) // another node was quicker
@@ -66,6 +74,7 @@ func (n *Node) subscriber(ctx context.Context, js jetstream.JetStream) {
 	defer func() { <-done }()
 
 	var created time.Time
+	var gone time.Time // when a stream this node read was found missing
 	var stop func()
 	halt := func() {
 		if stop != nil {
@@ -79,9 +88,20 @@ func (n *Node) subscriber(ctx context.Context, js jetstream.JetStream) {
 		if _, ok := n.waitConnected(ctx); !ok {
 			return
 		}
-		info, err := n.stream(ctx, js)
+		// A stream this node reads and finds gone is created again
+		// only recreateAfter later (create_stream); one never read, at
+		// once.
+		create := n.cfg.CreateStream && (created.IsZero() && gone.IsZero() || !gone.IsZero() && time.Since(gone) >= recreateAfter)
+		info, err := n.stream(ctx, js, create)
+		wait := streamCheck
 		switch {
 		case errors.Is(err, errStreamMissing) || errors.Is(err, errStreamDiffers):
+			if errors.Is(err, errStreamMissing) && !created.IsZero() {
+				gone = time.Now()
+			}
+			if n.cfg.CreateStream && !gone.IsZero() {
+				wait = recreateAfter
+			}
 			halt()
 			n.streamProblem(err)
 		case err != nil && created.IsZero():
@@ -100,7 +120,7 @@ func (n *Node) subscriber(ctx context.Context, js jetstream.JetStream) {
 				n.streamProblem(fmt.Errorf("cannot read the cluster's stream: %w", err))
 				break
 			}
-			created = info.Created
+			created, gone = info.Created, time.Time{}
 			n.streamFine()
 		default:
 			n.streamFine()
@@ -109,7 +129,7 @@ func (n *Node) subscriber(ctx context.Context, js jetstream.JetStream) {
 		case <-ctx.Done():
 			return
 		case <-n.recheck:
-		case <-time.After(streamCheck):
+		case <-time.After(wait):
 		}
 	}
 }
