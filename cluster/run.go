@@ -20,7 +20,7 @@ const streamCheck = 5 * time.Second
 // server removes a deleted stream's store after answering the delete,
 // and a stream created at once (nodes did, 0.1-0.8 ms after, woken by
 // their consumers' deletion) could take publishes it never acknowledged
-// (TestStreamDeleted, nats-server 2.12).
+// (TestStreamDeleted, nats-server 2.15.2).
 const recreateAfter = 2 * time.Second
 
 // errStreamMissing: no stream of that name, and this node may not create
