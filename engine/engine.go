@@ -259,7 +259,6 @@ func New(opts Options) (*Engine, error) {
 	if e.max < 0 {
 		return nil, fmt.Errorf("max tracked %d is negative", e.max)
 	}
-
 	if e.history == 0 {
 		e.history = int64(DefaultHistory)
 	}
