@@ -69,20 +69,9 @@ func (s *Stream) Parser() string { return s.name }
 // each time, for a source of such lines alone would otherwise date every
 // event at its first, and the engine would take its bans as over.
 func (s *Stream) Line(line []byte, num int64, ev *Event) bool {
-	s.lines.Add(1)
-	out := s.read(line, num, ev)
-	switch {
-	case out == Matched && ev.Kind.Failure():
-		s.events.Add(1)
-	case out == Matched:
-		s.successes.Add(1)
-	case out.Dropped():
-		s.drops[out].Add(1)
-	}
-	if out == Matched && int(ev.Kind) < len(s.kinds) {
-		s.kinds[ev.Kind].Add(1)
-	}
-	return out == Matched
+	ok := s.Uncounted(line, num, ev)
+	s.AddLines(1)
+	return ok
 }
 
 // Uncounted is Line for a caller that counts its lines itself and adds
