@@ -242,11 +242,11 @@ func newSource(ctx context.Context, src Source, opts Options) (*source, error) {
 	if err != nil {
 		return nil, err
 	}
-	inFlight := 2*opts.Workers + 2
+	inFlight := 6*opts.Workers + 2
 	s := &source{
 		ctx: ctx, src: src, opts: opts, parallel: st.Resumes(), newStream: newStream,
 		slots: make(chan struct{}, inFlight), bufs: make(chan []byte, inFlight),
-		chunks: make(chan *chunk, inFlight), results: make(chan *result, inFlight), out: make(chan []parsers.Event, 4),
+		chunks: make(chan *chunk, inFlight), results: make(chan *result, inFlight), out: make(chan []parsers.Event, 8),
 		spent: make(chan []parsers.Event, inFlight+4),
 	}
 	return s, nil
