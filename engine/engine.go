@@ -330,6 +330,14 @@ func (e *Engine) SetAllow(allow []netip.Prefix) error {
 		}
 	}
 	e.allow4, e.allow6, e.narrow = allow4, allow6, narrow
+	// Observe looks at the allowlist only for addresses it does not track:
+	// forget those it now allows. (A key is allowed as a whole: entries
+	// narrower than the IPv6 prefix narrow it to single addresses.)
+	for k, tr := range e.trackers {
+		if e.Allowed(netip.AddrFrom16(k).Unmap()) {
+			e.drop(tr)
+		}
+	}
 	return nil
 }
 
@@ -381,18 +389,23 @@ func (e *Engine) Observe(ev *parsers.Event) (Ban, bool) {
 	}
 	e.stats.Events++
 	a := ev.Addr.Unmap()
-	if e.Allowed(a) {
+	p, from := e.prefix(a)
+	k := key(p.Addr().As16())
+	tr := e.trackers[k]
+	// Whether an address is allowlisted depends on its key alone (see
+	// SetAllow), and allowlisted keys are never tracked: only an address
+	// without a tracker needs the list's scan.
+	if tr == nil && e.Allowed(a) {
 		e.stats.Allowed++
 		return Ban{}, false
 	}
 	t := ev.Time.UnixNano()
 	if t > e.now {
 		e.now = t
-		e.expire()
+		if e.expire() && tr != nil && e.trackers[k] != tr {
+			tr = nil // dropped: its windows had all closed
+		}
 	}
-	p, from := e.prefix(a)
-	k := key(p.Addr().As16())
-	tr := e.trackers[k]
 	if tr == nil {
 		// Only what may be banned is tracked: a tracked key was checked
 		// when its tracker was made, and its prefix never changes.
@@ -663,15 +676,18 @@ func (e *Engine) drop(tr *tracker) {
 // expire drops the state of addresses that can no longer reach MaxRetry:
 // their newest event is older than the longest FindTime, so every window
 // they hold has closed. The recency list is in event order, so only its
-// tail needs looking at. Ban ends are kept in the offence history.
-func (e *Engine) expire() {
+// tail needs looking at. Ban ends are kept in the offence history. It
+// reports whether it dropped any.
+func (e *Engine) expire() (dropped bool) {
 	for e.tail != nil && e.tail.last <= e.now-e.maxFind {
 		e.drop(e.tail)
+		dropped = true
 	}
 	if e.now >= e.nextSweep {
 		e.sweepOffences(false)
 		e.nextSweep = e.now + e.history/8
 	}
+	return dropped
 }
 
 // sweepOffences forgets offences older than History whose ban has ended.

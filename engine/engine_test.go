@@ -858,6 +858,37 @@ func TestSetAllow(t *testing.T) {
 	}
 }
 
+// TestSetAllowTracked: an address (or IPv6 prefix) the engine already
+// counts, then allowlisted, is counted no more: Observe reads the
+// allowlist only for what it does not track, so SetAllow forgets it.
+func TestSetAllowTracked(t *testing.T) {
+	e := newEngine(t, engine.Options{Rules: []engine.Rule{rule("r", 3, time.Minute, time.Hour)}})
+	s := time.Second
+	for _, a := range []string{"203.0.113.5", "2001:db8:2::1", "2001:db8:3::1"} {
+		if i, _ := feed(e, a, 0, s); i >= 0 {
+			t.Fatalf("%s banned after 2 of 3", a)
+		}
+	}
+	allow := []netip.Prefix{netip.MustParsePrefix("203.0.113.5/32"), netip.MustParsePrefix("2001:db8:2::/48"), netip.MustParsePrefix("2001:db8:3::1/128")}
+	if err := e.SetAllow(allow); err != nil {
+		t.Fatal(err)
+	}
+	before := e.Stats().Allowed
+	for _, a := range []string{"203.0.113.5", "2001:db8:2::1", "2001:db8:2::2", "2001:db8:3::1"} {
+		if i, b := feed(e, a, 2*s, 3*s); i >= 0 {
+			t.Errorf("%s, allowlisted while counted, was banned: %s", a, b.Prefix)
+		}
+	}
+	if got := e.Stats().Allowed - before; got != 8 {
+		t.Errorf("%d events counted as allowlisted, want 8", got)
+	}
+	// The neighbour of an allowlisted /128 is counted on its own, from
+	// scratch: its /64's count was not its own.
+	if i, b := feed(e, "2001:db8:3::2", 2*s, 3*s, 4*s); i != 2 || b.Prefix != netip.MustParsePrefix("2001:db8:3::2/128") {
+		t.Errorf("neighbour of an allowlisted address: %d %s; want banned as the /128 at its third event", i, b.Prefix)
+	}
+}
+
 // TestTrackerReuse: the state of an address forgotten (evicted past
 // MaxTracked) is never taken over by the next one, whose tracker it reuses:
 // neither its window nor its ban by ports.
