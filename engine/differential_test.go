@@ -172,7 +172,7 @@ func differential(t *testing.T, rules []Rule, seed uint64, n int) {
 func compareState(t *testing.T, step string, got *Engine, want *refEngine) {
 	t.Helper()
 	var k1, k2 []key
-	for k := range got.trackers {
+	for k := range got.trackers.all() {
 		k1 = append(k1, k)
 	}
 	for k := range want.trackers {
