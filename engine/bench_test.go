@@ -17,18 +17,7 @@ import (
 // BenchmarkObserve feeds the events of the generated failure mix (Zipf
 // attackers, 2% IPv6) through the default burst and slow rules.
 func BenchmarkObserve(b *testing.B) {
-	var buf bytes.Buffer
-	if _, err := logmix.Generate(&buf, logmix.Options{Lines: 200_000, Seed: 1, Mix: logmix.Failures}); err != nil {
-		b.Fatal(err)
-	}
-	p, _ := asterisk.New(parsers.Options{Location: time.UTC})
-	var events []parsers.Event
-	for _, l := range bytes.Split(bytes.TrimSuffix(buf.Bytes(), []byte("\n")), []byte("\n")) {
-		var ev parsers.Event
-		if p.Parse(l, &ev) == parsers.Matched {
-			events = append(events, ev)
-		}
-	}
+	events := mixEvents(b, logmix.Options{Lines: 200_000, Seed: 1, Mix: logmix.Failures})
 	b.ReportAllocs()
 	for b.Loop() {
 		e, err := engine.New(engine.Options{Rules: defaultRules()})
@@ -55,7 +44,7 @@ func defaultRules() []engine.Rule {
 // through the engine the shipped rules.toml configures, as scan does. It
 // reports the engine's live heap at the end.
 func BenchmarkObserveMix(b *testing.B) {
-	events := mixEvents(b, 1_000_000)
+	events := mixEvents(b, logmix.Options{Lines: 1_000_000, Seed: 1})
 	cfg := config.DefaultConfig()
 	opts, err := cfg.EngineOptions(func() ([]netip.Prefix, error) { return nil, nil })
 	if err != nil {
@@ -85,11 +74,11 @@ func BenchmarkObserveMix(b *testing.B) {
 	b.ReportMetric(float64(before.HeapAlloc-after.HeapAlloc), "engine-B")
 }
 
-// mixEvents parses the generated default mix of lines lines.
-func mixEvents(b *testing.B, lines int) []parsers.Event {
+// mixEvents parses the events of a generated mix.
+func mixEvents(b *testing.B, opts logmix.Options) []parsers.Event {
 	b.Helper()
 	var buf bytes.Buffer
-	if _, err := logmix.Generate(&buf, logmix.Options{Lines: lines, Seed: 1}); err != nil {
+	if _, err := logmix.Generate(&buf, opts); err != nil {
 		b.Fatal(err)
 	}
 	p, _ := asterisk.New(parsers.Options{Location: time.UTC})
