@@ -123,7 +123,16 @@ type Cache struct {
 	// seconds. Placing a stamp in a zone costs more than reading it.
 	minute     Stamp
 	minuteTime time.Time
+	// plain: text is "YYYY-MM-DD hh:mm:ss" (an ISO date without fraction
+	// or zone, 19 bytes) in minute. A stamp that differs from it in its
+	// seconds alone is then minuteTime and its seconds, without reading
+	// it again: most lines of a log are in the minute of the line before.
+	plain bool
 }
+
+// plainLen is the length of "YYYY-MM-DD hh:mm:ss"; the seconds are its
+// last two bytes.
+const plainLen = 19
 
 // Parse reads b, which must hold a timestamp and nothing else, and returns
 // its time.
@@ -131,8 +140,19 @@ func (c *Cache) Parse(b []byte) (time.Time, bool) {
 	if len(b) > 0 && string(b) == string(c.text) {
 		return c.time, true
 	}
+	if c.plain && len(b) == plainLen && string(b[:plainLen-2]) == string(c.text[:plainLen-2]) {
+		// Read, b would be the Stamp of text but for its second, which
+		// place takes from minuteTime. A leap second (60) and seconds
+		// that are no number go the long way, to be read or refused.
+		if sec := two(b[plainLen-2:]); uint(sec) <= 59 {
+			c.time = c.minuteTime.Add(time.Duration(sec) * time.Second)
+			copy(c.text[plainLen-2:], b[plainLen-2:])
+			return c.time, true
+		}
+	}
 	var s Stamp
-	if n := s.read(b, false); n == 0 || n != len(b) {
+	n := s.read(b, false)
+	if n == 0 || n != len(b) {
 		return time.Time{}, false
 	}
 	t, ok := c.place(&s)
@@ -141,6 +161,9 @@ func (c *Cache) Parse(b []byte) (time.Time, bool) {
 	}
 	c.text = append(c.text[:0], b...)
 	c.time = t
+	m := s
+	m.second, m.nsec, m.digits = 0, 0, 0
+	c.plain = n == plainLen && !s.BSD() && m == c.minute
 	return t, true
 }
 
