@@ -2,6 +2,7 @@ package asterisk
 
 import (
 	"bytes"
+	"encoding/binary"
 	"hash/maphash"
 	"net/netip"
 	"sync/atomic"
@@ -255,13 +256,16 @@ func transportAddr(v []byte) (netip.Addr, uint16, bool) {
 // name, which may hold anything) the frame must be unique.
 func distributor(pre *prefix, ev *parsers.Event) parsers.Outcome {
 	b := pre.body
+	// head: where the From starts. plain: the method holds no quote (see
+	// frameBefore).
 	var head int
+	plain := true
 	switch {
 	case hasPrefix(b, "Request from '"):
 		head = len("Request from '")
 	case hasPrefix(b, "Request '"):
-		k := fromAt(b)
-		if k < 0 {
+		var k int
+		if k, plain = fromAt(b); k < 0 {
 			return parsers.DropMalformed
 		}
 		head = k + len("' from '")
@@ -301,12 +305,12 @@ func distributor(pre *prefix, ev *parsers.Event) parsers.Outcome {
 		// Every frame counts. The first is the one just found, unless one
 		// starts before the From (a From that begins with the frame's text
 		// makes one with the "'" before it): then look from the start.
-		from := 0
-		if k >= 0 && bytes.Index(rest[:head+len(left)-1], left) < 0 {
-			from = head + k
+		start := 0
+		if k >= 0 && !frameBefore(rest, head, plain, left) {
+			start = head + k
 		}
-		a, port, at, _, n, seen = uniqueFrame(rest[from:], left, '\'', right, parse)
-		at += from
+		a, port, at, _, n, seen = uniqueFrame(rest[start:], left, '\'', right, parse)
+		at += start
 	}
 	if n != 1 {
 		return frameDrop(n, seen)
@@ -319,26 +323,39 @@ func distributor(pre *prefix, ev *parsers.Event) parsers.Outcome {
 }
 
 // fromAt returns where the first "' from '" of b, which starts with
-// "Request '", is (-1: nowhere). It starts with a quote: the one before
-// the method, or else usually the first one after it, compared whole in
-// one go; only a method with a quote in it needs a search.
-func fromAt(b []byte) int {
+// "Request '", is (-1: nowhere), and whether the method before it holds no
+// quote. It starts with a quote: the one before the method, or else
+// usually the first one after it, compared whole in one go; only a method
+// with a quote in it needs a search.
+func fromAt(b []byte) (int, bool) {
 	const open, from = len("Request '") - 1, "' from '"
 	if hasPrefix(b[open:], from) {
-		return open
+		return open, true
 	}
 	q := bytes.IndexByte(b[open+1:], '\'')
 	if q < 0 {
-		return -1
+		return -1, false
 	}
 	q += open + 1
 	if hasPrefix(b[q:], from) {
-		return q
+		return q, true
 	}
 	if k := bytes.Index(b[q+1:], []byte(from)); k >= 0 {
-		return q + 1 + k
+		return q + 1 + k, false
 	}
-	return -1
+	return -1, false
+}
+
+// frameBefore reports whether a frame (left, "' failed for '") starts
+// before head, where the From starts. When the method holds no quote
+// (plain), the only quotes there are at 8, at "' from '" (where no frame
+// starts: the texts differ in their third byte) and at head-1: a
+// comparison at each of the others costs less than a search.
+func frameBefore(rest []byte, head int, plain bool, left []byte) bool {
+	if !plain {
+		return bytes.Index(rest[:head+len(left)-1], left) >= 0
+	}
+	return startsWith(rest[len("Request "):], left) || startsWith(rest[head-1:], left)
 }
 
 // bareURI reports whether a From is a URI without a display name.
@@ -361,8 +378,13 @@ var pjsipReasons = [...]reason{
 // pjsipReason cuts the failure message off the end of b and returns its
 // kind, 0 when b ends with none.
 func pjsipReason(b []byte) ([]byte, parsers.Kind) {
+	if len(b) == 0 {
+		return b, 0
+	}
 	for _, r := range pjsipReasons {
-		if hasSuffix(b, r.suffix) {
+		// The last byte first: most suffixes differ there, and a call to
+		// memequal costs more.
+		if b[len(b)-1] == r.suffix[len(r.suffix)-1] && hasSuffix(b, r.suffix) {
 			return b[:len(b)-len(r.suffix)], r.kind
 		}
 	}
@@ -401,7 +423,7 @@ func isDecimal(b []byte) bool {
 // the last accepted one its address and where it starts and ends in b.
 func uniqueFrame(b, left []byte, stop byte, right []byte, parse func([]byte) (netip.Addr, uint16, bool)) (a netip.Addr, port uint16, start, end, n, seen int) {
 	return frames(b, left, stop, func(after []byte) int {
-		if bytes.HasPrefix(after, right) {
+		if startsWith(after, right) {
 			return len(right)
 		}
 		return -1
@@ -447,7 +469,7 @@ func index(b, sep []byte) int {
 			return -1
 		}
 		off += k
-		if bytes.HasPrefix(b[off:], sep) {
+		if startsWith(b[off:], sep) {
 			return off
 		}
 		off++
@@ -456,6 +478,18 @@ func index(b, sep []byte) int {
 		return off + k
 	}
 	return -1
+}
+
+// startsWith is bytes.HasPrefix for a frame's fixed text, compared in two
+// words when it has 8 to 16 bytes, as most have: the call to memequal
+// that bytes.HasPrefix makes cost more than the comparison.
+func startsWith(b, prefix []byte) bool {
+	n := len(prefix)
+	if n < 8 || n > 16 || len(b) < n {
+		return bytes.HasPrefix(b, prefix)
+	}
+	return binary.LittleEndian.Uint64(b) == binary.LittleEndian.Uint64(prefix) &&
+		binary.LittleEndian.Uint64(b[n-8:]) == binary.LittleEndian.Uint64(prefix[n-8:])
 }
 
 // frameDrop says why a line without exactly one valid frame is dropped: a
