@@ -381,9 +381,10 @@ func frameBefore(rest []byte, head int, plain bool, left []byte) bool {
 
 // bareURI reports whether a From is a URI without a display name.
 func bareURI(from []byte) bool {
-	return bytes.IndexByte(from, ' ') < 0 && bytes.IndexByte(from, '"') < 0 &&
-		(hasPrefix(from, "<sip:") || hasPrefix(from, "<sips:") ||
-			hasPrefix(from, "sip:") || hasPrefix(from, "sips:"))
+	// The prefixes first: they are compared inline, and a display name
+	// fails there.
+	return (hasPrefix(from, "<sip:") || hasPrefix(from, "<sips:") || hasPrefix(from, "sip:") || hasPrefix(from, "sips:")) &&
+		bytes.IndexByte(from, ' ') < 0 && bytes.IndexByte(from, '"') < 0
 }
 
 // pjsipReasons are pjsip_distributor.c's failure messages; the suffix
@@ -455,7 +456,11 @@ func uniqueFrame(b, left []byte, stop byte, right []byte, parse func([]byte) (ne
 // which returns how many bytes it accepts there, or -1.
 func frames(b, left []byte, stop byte, follows func([]byte) int, parse func([]byte) (netip.Addr, uint16, bool)) (a netip.Addr, port uint16, start, end, n, seen int) {
 	for off := 0; ; {
-		k := index(b[off:], left)
+		// Callers often pass b from a frame they found: no search then.
+		k := 0
+		if off > 0 || !startsWith(b, left) {
+			k = index(b[off:], left)
+		}
 		if k < 0 {
 			return a, port, start, end, n, seen
 		}
