@@ -82,7 +82,7 @@ func (p *Parser) message(pre *prefix, ev *parsers.Event, r *reach) parsers.Outco
 		}
 	case "res_security_log.c":
 		if hasPrefix(b, `SecurityEvent="`) {
-			return security(pre, ev)
+			return security(pre, ev, &p.eventTVs)
 		}
 	case "manager.c":
 		return p.manager(pre, ev)
@@ -516,6 +516,27 @@ func startsWith(b, prefix []byte) bool {
 	}
 	return binary.LittleEndian.Uint64(b) == binary.LittleEndian.Uint64(prefix) &&
 		binary.LittleEndian.Uint64(b[n-8:]) == binary.LittleEndian.Uint64(prefix[n-8:])
+}
+
+// lastIndex is bytes.LastIndex for a frame's fixed text, as index is
+// bytes.Index: it hops back from one first byte to the one before, where
+// bytes.LastIndex hashes every byte of the line from its end.
+func lastIndex(b, sep []byte) int {
+	end := len(b) - len(sep) + 1 // sep starts before end
+	if end <= 0 {
+		return -1
+	}
+	for range 4 {
+		k := lastByte(b[:end], sep[0])
+		if k < 0 {
+			return -1
+		}
+		if startsWith(b[k:], sep) {
+			return k
+		}
+		end = k
+	}
+	return bytes.LastIndex(b[:end+len(sep)-1], sep)
 }
 
 // frameDrop says why a line without exactly one valid frame is dropped: a

@@ -36,6 +36,8 @@ type Parser struct {
 	amiPending amiAttempt // see manager
 
 	ansi []byte // scratch buffer for lines with terminal colour codes
+
+	eventTVs logtime.Cache // the EventTV of SECURITY lines (see eventTV)
 }
 
 // window is the part of the log that may still belong to a message whose
@@ -67,7 +69,7 @@ type reach struct {
 
 // New returns an Asterisk parser.
 func New(opts parsers.Options) (parsers.Parser, error) {
-	return &Parser{stamps: logtime.Cache{Clock: parsers.NewClock(opts)}, whole: opts.Whole}, nil
+	return &Parser{stamps: logtime.Cache{Clock: parsers.NewClock(opts)}, whole: opts.Whole, eventTVs: logtime.Cache{Clock: isoClock}}, nil
 }
 
 // Idle reports whether the parser holds nothing from earlier lines: no
