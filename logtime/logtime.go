@@ -12,7 +12,10 @@
 // It imports only the standard library, as the parsers do.
 package logtime
 
-import "time"
+import (
+	"encoding/binary"
+	"time"
+)
 
 // Clock turns the timestamps printed in log lines into times. It fills in
 // what a line leaves out: the zone (its Location) and the year.
@@ -131,24 +134,34 @@ type Cache struct {
 }
 
 // plainLen is the length of "YYYY-MM-DD hh:mm:ss"; the seconds are its
-// last two bytes.
+// last two bytes, 17 and 18.
 const plainLen = 19
+
+// sameMinute reports whether two plain stamps have the same first 17
+// bytes, up to the seconds: compared in two words and a byte, where a
+// comparison of strings calls memequal.
+func sameMinute(a, b []byte) bool {
+	return binary.LittleEndian.Uint64(a) == binary.LittleEndian.Uint64(b) &&
+		binary.LittleEndian.Uint64(a[8:]) == binary.LittleEndian.Uint64(b[8:]) && a[16] == b[16]
+}
 
 // Parse reads b, which must hold a timestamp and nothing else, and returns
 // its time.
 func (c *Cache) Parse(b []byte) (time.Time, bool) {
-	if len(b) > 0 && string(b) == string(c.text) {
-		return c.time, true
-	}
-	if c.plain && len(b) == plainLen && string(b[:plainLen-2]) == string(c.text[:plainLen-2]) {
+	if c.plain && len(b) == plainLen && sameMinute(b, c.text) {
+		if b[17] == c.text[17] && b[18] == c.text[18] {
+			return c.time, true // text itself
+		}
 		// Read, b would be the Stamp of text but for its second, which
 		// place takes from minuteTime. A leap second (60) and seconds
 		// that are no number go the long way, to be read or refused.
-		if sec := two(b[plainLen-2:]); uint(sec) <= 59 {
+		if sec := two(b[17:]); uint(sec) <= 59 {
 			c.time = c.minuteTime.Add(time.Duration(sec) * time.Second)
-			copy(c.text[plainLen-2:], b[plainLen-2:])
+			c.text[17], c.text[18] = b[17], b[18]
 			return c.time, true
 		}
+	} else if len(b) > 0 && string(b) == string(c.text) {
+		return c.time, true
 	}
 	var s Stamp
 	n := s.read(b, false)
