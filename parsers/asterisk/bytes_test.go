@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"testing"
 	"unsafe"
 
@@ -139,4 +140,22 @@ func FuzzSearches(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) { checkSearches(t, b) })
+}
+
+// TestQuotedFrame: the frame the pjsip distributor passes to uniqueFrame
+// as quoted holds its stop byte at its two ends and nowhere else, which
+// frames relies on to skip searching between them.
+func TestQuotedFrame(t *testing.T) {
+	left := []byte("' failed for '")
+	if len(left) < 2 || left[0] != '\'' || left[len(left)-1] != '\'' || bytes.Count(left, []byte("'")) != 2 {
+		t.Fatalf("%q is no quoted frame", left)
+	}
+	src, err := os.ReadFile("messages.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(src, []byte("left, right := []byte(\"' failed for '\"), []byte(\"' (callid: \")")) ||
+		bytes.Count(src, []byte("'\\'', true, right, parse)")) != 1 {
+		t.Fatal("the distributor's frame or its call of uniqueFrame changed: check it is quoted")
+	}
 }

@@ -214,7 +214,7 @@ var (
 // maxExten for pjsip. A line cut by that limit ends its message.
 func unknownExtension(pre *prefix, b, left []byte, ev *parsers.Event, svc parsers.Service) (parsers.Outcome, reach) {
 	pjsip := svc == parsers.PJSIP
-	a, port, _, end, n, seen := uniqueFrame(b, left, ')', toExtension, func(v []byte) (netip.Addr, uint16, bool) {
+	a, port, _, end, n, seen := uniqueFrame(b, left, ')', false, toExtension, func(v []byte) (netip.Addr, uint16, bool) {
 		if pjsip {
 			return transportAddr(v)
 		}
@@ -330,7 +330,7 @@ func distributor(pre *prefix, ev *parsers.Event) parsers.Outcome {
 		if k >= 0 && !frameBefore(rest, head, plain, left) {
 			start = head + k
 		}
-		a, port, at, _, n, seen = uniqueFrame(rest[start:], left, '\'', right, parse)
+		a, port, at, _, n, seen = uniqueFrame(rest[start:], left, '\'', true, right, parse)
 		at += start
 	}
 	if n != 1 {
@@ -443,8 +443,9 @@ func isDecimal(b []byte) bool {
 // value ends at the first byte stop and right starts with stop. It returns
 // how many there are (seen), how many of those parse accepts (n), and for
 // the last accepted one its address and where it starts and ends in b.
-func uniqueFrame(b, left []byte, stop byte, right []byte, parse func([]byte) (netip.Addr, uint16, bool)) (a netip.Addr, port uint16, start, end, n, seen int) {
-	return frames(b, left, stop, func(after []byte) int {
+// quoted: left holds stop at its two ends and nowhere else (see frames).
+func uniqueFrame(b, left []byte, stop byte, quoted bool, right []byte, parse func([]byte) (netip.Addr, uint16, bool)) (a netip.Addr, port uint16, start, end, n, seen int) {
+	return frames(b, left, stop, quoted, func(after []byte) int {
 		if startsWith(after, right) {
 			return len(right)
 		}
@@ -454,29 +455,50 @@ func uniqueFrame(b, left []byte, stop byte, right []byte, parse func([]byte) (ne
 
 // frames is uniqueFrame with the text after the value checked by follows,
 // which returns how many bytes it accepts there, or -1.
-func frames(b, left []byte, stop byte, follows func([]byte) int, parse func([]byte) (netip.Addr, uint16, bool)) (a netip.Addr, port uint16, start, end, n, seen int) {
+//
+// When left is quoted (it starts and ends with stop, and holds it nowhere
+// else, as "' failed for '"), the stop bytes between a frame's start and
+// its value's end are the last of left and the value's end alone: as
+// every frame starts with stop, the next frame starts at one of these two
+// or after them, so they are compared, not searched for again.
+func frames(b, left []byte, stop byte, quoted bool, follows func([]byte) int, parse func([]byte) (netip.Addr, uint16, bool)) (a netip.Addr, port uint16, start, end, n, seen int) {
+	at := -1 // where the next frame starts, when known (-1: search from off)
+	if startsWith(b, left) {
+		at = 0 // callers often pass b from a frame they found
+	}
 	for off := 0; ; {
-		// Callers often pass b from a frame they found: no search then.
-		k := 0
-		if off > 0 || !startsWith(b, left) {
-			k = index(b[off:], left)
-		}
+		k := at
 		if k < 0 {
-			return a, port, start, end, n, seen
+			if k = index(b[off:], left); k < 0 {
+				return a, port, start, end, n, seen
+			}
+			k += off
 		}
-		vs := off + k + len(left)
+		at = -1
+		vs := k + len(left)
 		v := bytes.IndexByte(b[vs:], stop)
 		if v < 0 {
 			return a, port, start, end, n, seen // no stop byte further on either
 		}
-		off += k + 1
-		r := follows(b[vs+v:])
+		e := vs + v // the value's end
+		off = k + 1
+		if quoted {
+			switch {
+			case startsWith(b[vs-1:], left):
+				at = vs - 1
+			case startsWith(b[e:], left):
+				at = e
+			default:
+				off = e + 1
+			}
+		}
+		r := follows(b[e:])
 		if r < 0 {
 			continue
 		}
 		seen++
-		if fa, fp, ok := parse(b[vs : vs+v]); ok {
-			a, port, start, end, n = fa, fp, vs-len(left), vs+v+r, n+1
+		if fa, fp, ok := parse(b[vs:e]); ok {
+			a, port, start, end, n = fa, fp, k, e+r, n+1
 		}
 	}
 }

@@ -81,7 +81,7 @@ func security(pre *prefix, ev *parsers.Event, tvs *logtime.Cache) parsers.Outcom
 		remote       = []byte(`,RemoteAddress="`)
 	)
 	if clientAfter {
-		a, port, _, end, n, seen = frames(rest, remote, '"', valueEnd, remoteAddress)
+		a, port, _, end, n, seen = frames(rest, remote, '"', false, valueEnd, remoteAddress)
 	} else {
 		a, port, end, n, seen = lastFrame(rest, remote, '"', valueEnd, remoteAddress)
 	}
