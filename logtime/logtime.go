@@ -12,7 +12,10 @@
 // It imports only the standard library, as the parsers do.
 package logtime
 
-import "time"
+import (
+	"encoding/binary"
+	"time"
+)
 
 // Clock turns the timestamps printed in log lines into times. It fills in
 // what a line leaves out: the zone (its Location) and the year.
@@ -123,16 +126,46 @@ type Cache struct {
 	// seconds. Placing a stamp in a zone costs more than reading it.
 	minute     Stamp
 	minuteTime time.Time
+	// plain: text is "YYYY-MM-DD hh:mm:ss" (an ISO date without fraction
+	// or zone, 19 bytes) in minute. A stamp that differs from it in its
+	// seconds alone is then minuteTime and its seconds, without reading
+	// it again: most lines of a log are in the minute of the line before.
+	plain bool
+}
+
+// plainLen is the length of "YYYY-MM-DD hh:mm:ss"; the seconds are its
+// last two bytes, 17 and 18.
+const plainLen = 19
+
+// sameMinute reports whether two plain stamps have the same first 17
+// bytes, up to the seconds: compared in two words and a byte, where a
+// comparison of strings calls memequal.
+func sameMinute(a, b []byte) bool {
+	return binary.LittleEndian.Uint64(a) == binary.LittleEndian.Uint64(b) &&
+		binary.LittleEndian.Uint64(a[8:]) == binary.LittleEndian.Uint64(b[8:]) && a[16] == b[16]
 }
 
 // Parse reads b, which must hold a timestamp and nothing else, and returns
 // its time.
 func (c *Cache) Parse(b []byte) (time.Time, bool) {
-	if len(b) > 0 && string(b) == string(c.text) {
+	if c.plain && len(b) == plainLen && sameMinute(b, c.text) {
+		if b[17] == c.text[17] && b[18] == c.text[18] {
+			return c.time, true // text itself
+		}
+		// Read, b would be the Stamp of text but for its second, which
+		// place takes from minuteTime. A leap second (60) and seconds
+		// that are no number go the long way, to be read or refused.
+		if sec := two(b[17:]); uint(sec) <= 59 {
+			c.time = c.minuteTime.Add(time.Duration(sec) * time.Second)
+			c.text[17], c.text[18] = b[17], b[18]
+			return c.time, true
+		}
+	} else if len(b) > 0 && string(b) == string(c.text) {
 		return c.time, true
 	}
 	var s Stamp
-	if n := s.read(b, false); n == 0 || n != len(b) {
+	n := s.read(b, false)
+	if n == 0 || n != len(b) {
 		return time.Time{}, false
 	}
 	t, ok := c.place(&s)
@@ -141,6 +174,9 @@ func (c *Cache) Parse(b []byte) (time.Time, bool) {
 	}
 	c.text = append(c.text[:0], b...)
 	c.time = t
+	m := s
+	m.second, m.nsec, m.digits = 0, 0, 0
+	c.plain = n == plainLen && !s.BSD() && m == c.minute
 	return t, true
 }
 

@@ -1,6 +1,8 @@
 package logtime_test
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -178,6 +180,47 @@ func TestCacheMinute(t *testing.T) {
 			got, ok := c.Parse([]byte(in))
 			if ok != wantOK || ok && (!got.Equal(want) || got.Location().String() != want.Location().String() || got.Format(time.RFC3339Nano) != want.Format(time.RFC3339Nano)) {
 				t.Errorf("%s: Parse(%q) = %v, %v; want %v, %v", loc, in, got, ok, want, wantOK)
+			}
+		}
+	}
+}
+
+// TestCacheSeconds: a Cache reading stamps that mostly differ from the
+// one before in their seconds (as a log's lines do) gives every one of
+// them what the Clock gives, whatever the seconds hold (a leap second,
+// numbers too big, bytes that are no digits) and whatever comes between
+// (other minutes, forms and zones, refused stamps).
+func TestCacheSeconds(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := func() time.Time { return time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC) }
+	minutes := []string{"2026-11-26 10:00:", "2026-11-26 10:01:", "2026-10-25 02:30:", "2026-03-29 02:30:", "2026-02-29 10:00:", "1969-12-31 23:59:", "2026-11-26T10:00:", "2026-11-26 10-00:"}
+	seconds := []string{"00", "07", "59", "60", "61", "99", "0x", "x0", " 1", "5", "07.250", "07Z", "07+02:00", "07+00:00", "07 "}
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, loc := range []*time.Location{time.UTC, time.FixedZone("", 5*3600), berlin} {
+		clock := logtime.NewClock(loc, now)
+		c := logtime.Cache{Clock: clock}
+		minute := minutes[0]
+		for range 20000 {
+			var in string
+			switch x := r.IntN(20); {
+			case x == 0:
+				minute = minutes[r.IntN(len(minutes))]
+				fallthrough
+			case x < 17:
+				in = minute + seconds[r.IntN(len(seconds))]
+			case x < 19:
+				in = fmt.Sprintf("%s%02d", minute, r.IntN(60))
+			default:
+				in = "Nov 26 10:00:" + seconds[r.IntN(len(seconds))]
+			}
+			want, n, wantOK := clock.Parse([]byte(in))
+			wantOK = wantOK && n == len(in)
+			got, ok := c.Parse([]byte(in))
+			if ok != wantOK || ok && (!got.Equal(want) || got.Location().String() != want.Location().String() || got.Format(time.RFC3339Nano) != want.Format(time.RFC3339Nano)) {
+				t.Fatalf("%s: Parse(%q) = %v, %v; want %v, %v", loc, in, got, ok, want, wantOK)
 			}
 		}
 	}

@@ -35,7 +35,7 @@ func Files() []Corpus {
 // Bench is the body of a parser package's BenchmarkParse: a sub-benchmark
 // per corpus, each pass parsing every line of it with a new parser (so
 // that every pass starts from the same state), reporting allocations and
-// the throughput in bytes and lines/s.
+// the throughput in bytes and lines/s, and the time per line.
 func Bench(b *testing.B, newParser func(testing.TB) parsers.Parser, corpora ...Corpus) {
 	for _, c := range corpora {
 		b.Run(c.Name, func(b *testing.B) {
@@ -54,6 +54,7 @@ func Bench(b *testing.B, newParser func(testing.TB) parsers.Parser, corpora ...C
 				}
 			}
 			b.ReportMetric(float64(len(lines))*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/(float64(len(lines))*float64(b.N)), "ns/line")
 		})
 	}
 }

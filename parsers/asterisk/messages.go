@@ -2,7 +2,9 @@ package asterisk
 
 import (
 	"bytes"
+	"encoding/binary"
 	"hash/maphash"
+	"math/bits"
 	"net/netip"
 	"sync/atomic"
 
@@ -80,7 +82,7 @@ func (p *Parser) message(pre *prefix, ev *parsers.Event, r *reach) parsers.Outco
 		}
 	case "res_security_log.c":
 		if hasPrefix(b, `SecurityEvent="`) {
-			return security(pre, ev)
+			return security(pre, ev, &p.eventTVs)
 		}
 	case "manager.c":
 		return p.manager(pre, ev)
@@ -108,12 +110,8 @@ func sipRegistration(pre *prefix, ev *parsers.Event) parsers.Outcome {
 		return parsers.DropMalformed
 	}
 	// The reason follows the last "' - ": neither it nor the address
-	// holds a quote.
-	r := lastByte(b, '\'')
-	if r < 0 || !hasPrefix(b[r:], "' - ") {
-		return parsers.DropMalformed
-	}
-	kind := sipReason(b[r+len("' - "):])
+	// holds a quote, so the line ends with "' - " and a reason.
+	r, kind := sipReason(b)
 	if kind == 0 {
 		return parsers.DropMalformed
 	}
@@ -139,21 +137,45 @@ type reason struct {
 	kind   parsers.Kind
 }
 
-// sipReason returns the kind of chan_sip's registration failure reason
-// (1.8 to 20), 0 for another text. A switch: cheaper than a map's hash.
-func sipReason(b []byte) parsers.Kind {
-	switch string(b) {
-	case "Wrong password", "Username/auth name mismatch":
-		return parsers.AuthFailed
-	case "No matching peer found":
-		return parsers.UnknownUser
-	case "Device does not match ACL", "Not a local domain", "Peer is not supposed to register",
-		"Device not configured to use this transport type", "ACL error (permit/deny)":
-		return parsers.ACLDenied
-	case "RTP initialization failed", "Unknown failure":
-		return parsers.RejectedConnection
+// sipReason returns where the "' - <reason>" that ends b starts and the
+// kind of the reason, for chan_sip's registration failure reasons (1.8 to
+// 20); 0 for another end. The reasons hold no quote, so the quote it
+// starts with is b's last. Their last 8 bytes tell them apart: a switch
+// on them, then one comparison, cheaper than finding the last quote.
+func sipReason(b []byte) (int, parsers.Kind) {
+	if len(b) < 8 {
+		return -1, 0
 	}
-	return 0
+	var end string
+	var kind parsers.Kind
+	switch string(b[len(b)-8:]) {
+	case "password":
+		end, kind = "' - Wrong password", parsers.AuthFailed
+	case "mismatch":
+		end, kind = "' - Username/auth name mismatch", parsers.AuthFailed
+	case "er found":
+		end, kind = "' - No matching peer found", parsers.UnknownUser
+	case "atch ACL":
+		end, kind = "' - Device does not match ACL", parsers.ACLDenied
+	case "l domain":
+		end, kind = "' - Not a local domain", parsers.ACLDenied
+	case "register":
+		end, kind = "' - Peer is not supposed to register", parsers.ACLDenied
+	case "ort type":
+		end, kind = "' - Device not configured to use this transport type", parsers.ACLDenied
+	case "it/deny)":
+		end, kind = "' - ACL error (permit/deny)", parsers.ACLDenied
+	case "n failed":
+		end, kind = "' - RTP initialization failed", parsers.RejectedConnection
+	case " failure":
+		end, kind = "' - Unknown failure", parsers.RejectedConnection
+	default:
+		return -1, 0
+	}
+	if !hasSuffix(b, end) {
+		return -1, 0
+	}
+	return len(b) - len(end), kind
 }
 
 // A call to an unknown extension, chan_sip (A2) and pjsip before 16.15 (A5):
@@ -192,7 +214,7 @@ var (
 // maxExten for pjsip. A line cut by that limit ends its message.
 func unknownExtension(pre *prefix, b, left []byte, ev *parsers.Event, svc parsers.Service) (parsers.Outcome, reach) {
 	pjsip := svc == parsers.PJSIP
-	a, port, _, end, n, seen := uniqueFrame(b, left, ')', toExtension, func(v []byte) (netip.Addr, uint16, bool) {
+	a, port, _, end, n, seen := uniqueFrame(b, left, ')', false, toExtension, func(v []byte) (netip.Addr, uint16, bool) {
 		if pjsip {
 			return transportAddr(v)
 		}
@@ -255,13 +277,16 @@ func transportAddr(v []byte) (netip.Addr, uint16, bool) {
 // name, which may hold anything) the frame must be unique.
 func distributor(pre *prefix, ev *parsers.Event) parsers.Outcome {
 	b := pre.body
+	// head: where the From starts. plain: the method holds no quote (see
+	// frameBefore).
 	var head int
+	plain := true
 	switch {
 	case hasPrefix(b, "Request from '"):
 		head = len("Request from '")
 	case hasPrefix(b, "Request '"):
-		k := fromAt(b)
-		if k < 0 {
+		var k int
+		if k, plain = fromAt(b); k < 0 {
 			return parsers.DropMalformed
 		}
 		head = k + len("' from '")
@@ -301,12 +326,12 @@ func distributor(pre *prefix, ev *parsers.Event) parsers.Outcome {
 		// Every frame counts. The first is the one just found, unless one
 		// starts before the From (a From that begins with the frame's text
 		// makes one with the "'" before it): then look from the start.
-		from := 0
-		if k >= 0 && bytes.Index(rest[:head+len(left)-1], left) < 0 {
-			from = head + k
+		start := 0
+		if k >= 0 && !frameBefore(rest, head, plain, left) {
+			start = head + k
 		}
-		a, port, at, _, n, seen = uniqueFrame(rest[from:], left, '\'', right, parse)
-		at += from
+		a, port, at, _, n, seen = uniqueFrame(rest[start:], left, '\'', true, right, parse)
+		at += start
 	}
 	if n != 1 {
 		return frameDrop(n, seen)
@@ -319,33 +344,47 @@ func distributor(pre *prefix, ev *parsers.Event) parsers.Outcome {
 }
 
 // fromAt returns where the first "' from '" of b, which starts with
-// "Request '", is (-1: nowhere). It starts with a quote: the one before
-// the method, or else usually the first one after it, compared whole in
-// one go; only a method with a quote in it needs a search.
-func fromAt(b []byte) int {
+// "Request '", is (-1: nowhere), and whether the method before it holds no
+// quote. It starts with a quote: the one before the method, or else
+// usually the first one after it, compared whole in one go; only a method
+// with a quote in it needs a search.
+func fromAt(b []byte) (int, bool) {
 	const open, from = len("Request '") - 1, "' from '"
 	if hasPrefix(b[open:], from) {
-		return open
+		return open, true
 	}
 	q := bytes.IndexByte(b[open+1:], '\'')
 	if q < 0 {
-		return -1
+		return -1, false
 	}
 	q += open + 1
 	if hasPrefix(b[q:], from) {
-		return q
+		return q, true
 	}
 	if k := bytes.Index(b[q+1:], []byte(from)); k >= 0 {
-		return q + 1 + k
+		return q + 1 + k, false
 	}
-	return -1
+	return -1, false
+}
+
+// frameBefore reports whether a frame (left, "' failed for '") starts
+// before head, where the From starts. When the method holds no quote
+// (plain), the only quotes there are at 8, at "' from '" (where no frame
+// starts: the texts differ in their third byte) and at head-1: a
+// comparison at each of the others costs less than a search.
+func frameBefore(rest []byte, head int, plain bool, left []byte) bool {
+	if !plain {
+		return bytes.Index(rest[:head+len(left)-1], left) >= 0
+	}
+	return startsWith(rest[len("Request "):], left) || startsWith(rest[head-1:], left)
 }
 
 // bareURI reports whether a From is a URI without a display name.
 func bareURI(from []byte) bool {
-	return bytes.IndexByte(from, ' ') < 0 && bytes.IndexByte(from, '"') < 0 &&
-		(hasPrefix(from, "<sip:") || hasPrefix(from, "<sips:") ||
-			hasPrefix(from, "sip:") || hasPrefix(from, "sips:"))
+	// The prefixes first: they are compared inline, and a display name
+	// fails there.
+	return (hasPrefix(from, "<sip:") || hasPrefix(from, "<sips:") || hasPrefix(from, "sip:") || hasPrefix(from, "sips:")) &&
+		bytes.IndexByte(from, ' ') < 0 && bytes.IndexByte(from, '"') < 0
 }
 
 // pjsipReasons are pjsip_distributor.c's failure messages; the suffix
@@ -361,8 +400,13 @@ var pjsipReasons = [...]reason{
 // pjsipReason cuts the failure message off the end of b and returns its
 // kind, 0 when b ends with none.
 func pjsipReason(b []byte) ([]byte, parsers.Kind) {
+	if len(b) == 0 {
+		return b, 0
+	}
 	for _, r := range pjsipReasons {
-		if hasSuffix(b, r.suffix) {
+		// The last byte first: most suffixes differ there, and a call to
+		// memequal costs more.
+		if b[len(b)-1] == r.suffix[len(r.suffix)-1] && hasSuffix(b, r.suffix) {
 			return b[:len(b)-len(r.suffix)], r.kind
 		}
 	}
@@ -399,9 +443,10 @@ func isDecimal(b []byte) bool {
 // value ends at the first byte stop and right starts with stop. It returns
 // how many there are (seen), how many of those parse accepts (n), and for
 // the last accepted one its address and where it starts and ends in b.
-func uniqueFrame(b, left []byte, stop byte, right []byte, parse func([]byte) (netip.Addr, uint16, bool)) (a netip.Addr, port uint16, start, end, n, seen int) {
-	return frames(b, left, stop, func(after []byte) int {
-		if bytes.HasPrefix(after, right) {
+// quoted: left holds stop at its two ends and nowhere else (see frames).
+func uniqueFrame(b, left []byte, stop byte, quoted bool, right []byte, parse func([]byte) (netip.Addr, uint16, bool)) (a netip.Addr, port uint16, start, end, n, seen int) {
+	return frames(b, left, stop, quoted, func(after []byte) int {
+		if startsWith(after, right) {
 			return len(right)
 		}
 		return -1
@@ -410,25 +455,50 @@ func uniqueFrame(b, left []byte, stop byte, right []byte, parse func([]byte) (ne
 
 // frames is uniqueFrame with the text after the value checked by follows,
 // which returns how many bytes it accepts there, or -1.
-func frames(b, left []byte, stop byte, follows func([]byte) int, parse func([]byte) (netip.Addr, uint16, bool)) (a netip.Addr, port uint16, start, end, n, seen int) {
+//
+// When left is quoted (it starts and ends with stop, and holds it nowhere
+// else, as "' failed for '"), the stop bytes between a frame's start and
+// its value's end are the last of left and the value's end alone: as
+// every frame starts with stop, the next frame starts at one of these two
+// or after them, so they are compared, not searched for again.
+func frames(b, left []byte, stop byte, quoted bool, follows func([]byte) int, parse func([]byte) (netip.Addr, uint16, bool)) (a netip.Addr, port uint16, start, end, n, seen int) {
+	at := -1 // where the next frame starts, when known (-1: search from off)
+	if startsWith(b, left) {
+		at = 0 // callers often pass b from a frame they found
+	}
 	for off := 0; ; {
-		k := index(b[off:], left)
+		k := at
 		if k < 0 {
-			return a, port, start, end, n, seen
+			if k = index(b[off:], left); k < 0 {
+				return a, port, start, end, n, seen
+			}
+			k += off
 		}
-		vs := off + k + len(left)
+		at = -1
+		vs := k + len(left)
 		v := bytes.IndexByte(b[vs:], stop)
 		if v < 0 {
 			return a, port, start, end, n, seen // no stop byte further on either
 		}
-		off += k + 1
-		r := follows(b[vs+v:])
+		e := vs + v // the value's end
+		off = k + 1
+		if quoted {
+			switch {
+			case startsWith(b[vs-1:], left):
+				at = vs - 1
+			case startsWith(b[e:], left):
+				at = e
+			default:
+				off = e + 1
+			}
+		}
+		r := follows(b[e:])
 		if r < 0 {
 			continue
 		}
 		seen++
-		if fa, fp, ok := parse(b[vs : vs+v]); ok {
-			a, port, start, end, n = fa, fp, vs-len(left), vs+v+r, n+1
+		if fa, fp, ok := parse(b[vs:e]); ok {
+			a, port, start, end, n = fa, fp, k, e+r, n+1
 		}
 	}
 }
@@ -447,7 +517,7 @@ func index(b, sep []byte) int {
 			return -1
 		}
 		off += k
-		if bytes.HasPrefix(b[off:], sep) {
+		if startsWith(b[off:], sep) {
 			return off
 		}
 		off++
@@ -456,6 +526,39 @@ func index(b, sep []byte) int {
 		return off + k
 	}
 	return -1
+}
+
+// startsWith is bytes.HasPrefix for a frame's fixed text, compared in two
+// words when it has 8 to 16 bytes, as most have: the call to memequal
+// that bytes.HasPrefix makes cost more than the comparison.
+func startsWith(b, prefix []byte) bool {
+	n := len(prefix)
+	if n < 8 || n > 16 || len(b) < n {
+		return bytes.HasPrefix(b, prefix)
+	}
+	return binary.LittleEndian.Uint64(b) == binary.LittleEndian.Uint64(prefix) &&
+		binary.LittleEndian.Uint64(b[n-8:]) == binary.LittleEndian.Uint64(prefix[n-8:])
+}
+
+// lastIndex is bytes.LastIndex for a frame's fixed text, as index is
+// bytes.Index: it hops back from one first byte to the one before, where
+// bytes.LastIndex hashes every byte of the line from its end.
+func lastIndex(b, sep []byte) int {
+	end := len(b) - len(sep) + 1 // sep starts before end
+	if end <= 0 {
+		return -1
+	}
+	for range 4 {
+		k := lastByte(b[:end], sep[0])
+		if k < 0 {
+			return -1
+		}
+		if startsWith(b[k:], sep) {
+			return k
+		}
+		end = k
+	}
+	return bytes.LastIndex(b[:end+len(sep)-1], sep)
 }
 
 // frameDrop says why a line without exactly one valid frame is dropped: a
@@ -659,13 +762,30 @@ func sipUser(h []byte) []byte {
 		return clip(h)
 	}
 	u := h[k+4:]
-	for i, c := range u {
-		if c == '@' || c == '>' || c == ';' {
-			u = u[:i]
-			break
-		}
+	if e := userEnd(u); e >= 0 {
+		u = u[:e]
 	}
 	return clip(u)
+}
+
+// userEnd returns where the first "@", ">" or ";" of u is (-1: nowhere),
+// eight bytes at a time: a user name is mostly a word, and a loop over
+// its bytes mispredicts its end.
+func userEnd(u []byte) int {
+	i := 0
+	for ; i+8 <= len(u); i += 8 {
+		v := binary.LittleEndian.Uint64(u[i:])
+		// The lowest bit of each mask is exact, so the lowest of all.
+		if m := hasByte(v, '@') | hasByte(v, '>') | hasByte(v, ';'); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for ; i < len(u); i++ {
+		if c := u[i]; c == '@' || c == '>' || c == ';' {
+			return i
+		}
+	}
+	return -1
 }
 
 // sipAt is bytes.Index(h, "sip:"), found from the colons: a header

@@ -36,6 +36,8 @@ type Parser struct {
 	amiPending amiAttempt // see manager
 
 	ansi []byte // scratch buffer for lines with terminal colour codes
+
+	eventTVs logtime.Cache // the EventTV of SECURITY lines (see eventTV)
 }
 
 // window is the part of the log that may still belong to a message whose
@@ -67,7 +69,7 @@ type reach struct {
 
 // New returns an Asterisk parser.
 func New(opts parsers.Options) (parsers.Parser, error) {
-	return &Parser{stamps: logtime.Cache{Clock: parsers.NewClock(opts)}, whole: opts.Whole}, nil
+	return &Parser{stamps: logtime.Cache{Clock: parsers.NewClock(opts)}, whole: opts.Whole, eventTVs: logtime.Cache{Clock: isoClock}}, nil
 }
 
 // Idle reports whether the parser holds nothing from earlier lines: no
@@ -190,12 +192,13 @@ func (p *Parser) parse(line []byte, ev *parsers.Event, r *reach) parsers.Outcome
 	if line[0] == '{' {
 		return p.parseJSON(line, ev)
 	}
-	if otherLevel(line) {
+	other, end := otherLevel(line)
+	if other {
 		return parsers.Ignored
 	}
 	pre := prefix{whole: p.whole}
 	coloured := false // an escape code was removed from the message itself
-	if !p.split(line, &pre) {
+	if !p.split(line, &pre, end) {
 		// Console output kept by journald colours the level name (and the
 		// rest of the prefix): strip the escape codes and try again.
 		if bytes.IndexByte(line[:min(len(line), 64)], 0x1b) < 0 {
@@ -204,7 +207,7 @@ func (p *Parser) parse(line []byte, ev *parsers.Event, r *reach) parsers.Outcome
 		var last int
 		p.ansi, last = stripANSI(p.ansi[:0], line)
 		line = p.ansi
-		if !p.split(line, &pre) {
+		if !p.split(line, &pre, -1) {
 			return parsers.Ignored
 		}
 		coloured = last > len(line)-len(pre.body)
@@ -248,19 +251,20 @@ func (p *Parser) stamp(pre *prefix, ev *parsers.Event) parsers.Outcome {
 // in the line, so the date and level stay put); the rest go the long way.
 // It reads those 24 bytes as three words, looking for "]" and ESC in all
 // of them at once: two searches of the line cost more than the rest of
-// such a line's parse.
-func otherLevel(line []byte) bool {
+// such a line's parse. For the other lines it also returns where the
+// first "]" is when it found it (-1: it did not), for splitAsterisk.
+func otherLevel(line []byte) (bool, int) {
 	if len(line) < 24 || line[0] != '[' {
-		return false
+		return false, -1
 	}
-	var end int // the first "]"
+	end := -1 // the first "]"
 	for w := 0; ; w += 8 {
 		if w == 24 {
-			return false
+			return false, -1
 		}
 		v := binary.LittleEndian.Uint64(line[w:])
 		if hasByte(v, 0x1b) != 0 {
-			return false
+			return false, -1
 		}
 		if m := hasByte(v, ']'); m != 0 {
 			end = w + bits.TrailingZeros64(m)/8
@@ -268,15 +272,15 @@ func otherLevel(line []byte) bool {
 		}
 	}
 	if end+2 >= 24 || line[end+1] != ' ' {
-		return false
+		return false, end
 	}
 	switch line[end+2] {
 	case 'N', 'W', 'S', 'E':
-		return false
+		return false, end
 	}
 	// No ESC up to the level's letter: the words up to the one holding
 	// "]" had none, and the letter, if in the next word, is no ESC.
-	return line[end+2] != 0x1b
+	return line[end+2] != 0x1b, end
 }
 
 // hasByte returns a mask whose lowest set bit is the top bit of the first
@@ -310,14 +314,15 @@ func lastByte(b []byte, c byte) int {
 }
 
 // split splits a line written by Asterisk's logger or a syslog daemon.
-func (p *Parser) split(line []byte, pre *prefix) bool {
+// end is where the line's first "]" is, when known (-1: not known).
+func (p *Parser) split(line []byte, pre *prefix, end int) bool {
 	if len(line) == 0 {
 		return false
 	}
 	if line[0] == '[' {
-		return p.splitAsterisk(line, pre)
+		return p.splitAsterisk(line, pre, end)
 	}
-	return p.splitAsterisk(line, pre) || p.splitSyslog(line, pre)
+	return p.splitAsterisk(line, pre, end) || p.splitSyslog(line, pre)
 }
 
 // splitAsterisk splits a line written by Asterisk's logger, with or without
@@ -328,12 +333,15 @@ func (p *Parser) split(line []byte, pre *prefix) bool {
 //	LEVEL[lwp][C-xxxxxxxx]: file:line in function: message   (syslog channel)
 //
 // It reports false for lines that cannot be failure messages, which is most
-// of them (VERBOSE, DEBUG, other levels), as early as possible.
-func (p *Parser) splitAsterisk(line []byte, pre *prefix) bool {
+// of them (VERBOSE, DEBUG, other levels), as early as possible. end is
+// where the line's first "]" is, when known (-1: not known).
+func (p *Parser) splitAsterisk(line []byte, pre *prefix, end int) bool {
 	pre.size = len(line)
 	i := 0
 	if line[0] == '[' {
-		end := bytes.IndexByte(line[:min(len(line), 48)], ']')
+		if end < 0 {
+			end = bytes.IndexByte(line[:min(len(line), 48)], ']')
+		}
 		if end < 0 || end+1 >= len(line) || line[end+1] != ' ' {
 			return false
 		}
@@ -401,12 +409,33 @@ func splitFile(rest []byte, pre *prefix) bool {
 	if hasPrefix(rest, "Ext. ") {
 		return splitDialplan(rest, pre)
 	}
-	k := bytes.IndexByte(rest, ':')
-	if k <= 0 || k+1 >= len(rest) || rest[k+1] != ' ' || bytes.IndexByte(rest[:k], ' ') >= 0 {
+	// The file ends at the first ":", and holds no space.
+	k := colonOrSpace(rest)
+	if k <= 0 || rest[k] != ':' || k+1 >= len(rest) || rest[k+1] != ' ' {
 		return false
 	}
 	pre.file, pre.body = rest[:k], rest[k+2:]
 	return true
+}
+
+// colonOrSpace returns where the first ":" or " " of b is (-1: nowhere),
+// eight bytes at a time: one search instead of two calls of
+// bytes.IndexByte, for a file name of a few words.
+func colonOrSpace(b []byte) int {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		v := binary.LittleEndian.Uint64(b[i:])
+		// The lowest bit of either mask is exact, so the lowest of both.
+		if m := hasByte(v, ':') | hasByte(v, ' '); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] == ':' || b[i] == ' ' {
+			return i
+		}
+	}
+	return -1
 }
 
 // splitLocated splits "file:line[ in] function: message" ([plain], console
@@ -479,7 +508,7 @@ func (p *Parser) splitSyslog(line []byte, pre *prefix) bool {
 		return false
 	}
 	rest = rest[2:]
-	if rest[0] == '{' || !p.splitAsterisk(rest, pre) {
+	if rest[0] == '{' || !p.splitAsterisk(rest, pre, -1) {
 		return false
 	}
 	if pre.stamp == nil {

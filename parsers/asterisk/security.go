@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sipguard/sipguard/logtime"
 	"github.com/sipguard/sipguard/parsers"
 )
 
@@ -30,7 +31,7 @@ import (
 // counted toward a ban; without a password (an endpoint identified by its
 // address) it is ignored. ChallengeSent and the other events are not
 // failures.
-func security(pre *prefix, ev *parsers.Event) parsers.Outcome {
+func security(pre *prefix, ev *parsers.Event, tvs *logtime.Cache) parsers.Outcome {
 	name, rest, ok := field(pre.body, `SecurityEvent="`)
 	if !ok {
 		return parsers.DropMalformed
@@ -80,7 +81,7 @@ func security(pre *prefix, ev *parsers.Event) parsers.Outcome {
 		remote       = []byte(`,RemoteAddress="`)
 	)
 	if clientAfter {
-		a, port, _, end, n, seen = frames(rest, remote, '"', valueEnd, remoteAddress)
+		a, port, _, end, n, seen = frames(rest, remote, '"', false, valueEnd, remoteAddress)
 	} else {
 		a, port, end, n, seen = lastFrame(rest, remote, '"', valueEnd, remoteAddress)
 	}
@@ -95,7 +96,7 @@ func security(pre *prefix, ev *parsers.Event) parsers.Outcome {
 	if k := bytes.Index(acct, []byte(`",SessionID="`)); k >= 0 {
 		pre.user = clip(acct[:k])
 	}
-	ev.Time = eventTV(tv)
+	ev.Time = eventTV(tv, tvs)
 	return parsers.Matched
 }
 
@@ -104,7 +105,7 @@ func security(pre *prefix, ev *parsers.Event) parsers.Outcome {
 // frame at all.
 func lastFrame(b, left []byte, stop byte, follows func([]byte) int, parse func([]byte) (netip.Addr, uint16, bool)) (a netip.Addr, port uint16, end, n, seen int) {
 	for k := len(b); ; {
-		k = bytes.LastIndex(b[:k], left)
+		k = lastIndex(b[:k], left)
 		if k < 0 {
 			return a, port, end, n, seen
 		}
@@ -186,8 +187,9 @@ func remoteAddress(v []byte) (netip.Addr, uint16, bool) {
 
 // eventTV reads EventTV: "%FT%T.%q%z" (Asterisk 12+) or "sec-usec" (11 and
 // older). It has the full date and zone, unlike the line's prefix, so it is
-// preferred; the zero time means "use the prefix".
-func eventTV(tv []byte) time.Time {
+// preferred; the zero time means "use the prefix". tvs, whose Clock is
+// isoClock, remembers the last one read.
+func eventTV(tv []byte, tvs *logtime.Cache) time.Time {
 	if k := bytes.IndexByte(tv, '-'); k > 0 && k < len(tv)-1 && isDigits(tv[:k]) && isDigits(tv[k+1:]) && len(tv[k+1:]) <= 6 {
 		sec, err1 := strconv.ParseInt(string(tv[:k]), 10, 64)
 		usec, err2 := strconv.ParseInt(string(tv[k+1:]), 10, 64)
@@ -197,8 +199,21 @@ func eventTV(tv []byte) time.Time {
 		return time.Time{}
 	}
 	// A full ISO timestamp with zone needs no clock: the zone is explicit.
+	if len(tv) <= 23 {
+		return time.Time{}
+	}
+	if isDigits(tv[:1]) {
+		// An ISO date (Read's choice for 19 bytes or more that start with
+		// a digit) is placed without the clock's now: the Cache gives
+		// what isoClock would.
+		t, ok := tvs.Parse(tv)
+		if !ok {
+			return time.Time{}
+		}
+		return t
+	}
 	t, n, ok := isoClock.Parse(tv)
-	if !ok || n != len(tv) || len(tv) <= 23 {
+	if !ok || n != len(tv) {
 		return time.Time{}
 	}
 	return t
