@@ -2,9 +2,12 @@ package engine_test
 
 import (
 	"bytes"
+	"net/netip"
+	"runtime"
 	"testing"
 	"time"
 
+	"github.com/sipguard/sipguard/config"
 	"github.com/sipguard/sipguard/engine"
 	"github.com/sipguard/sipguard/internal/logmix"
 	"github.com/sipguard/sipguard/parsers"
@@ -14,18 +17,7 @@ import (
 // BenchmarkObserve feeds the events of the generated failure mix (Zipf
 // attackers, 2% IPv6) through the default burst and slow rules.
 func BenchmarkObserve(b *testing.B) {
-	var buf bytes.Buffer
-	if _, err := logmix.Generate(&buf, logmix.Options{Lines: 200_000, Seed: 1, Mix: logmix.Failures}); err != nil {
-		b.Fatal(err)
-	}
-	p, _ := asterisk.New(parsers.Options{Location: time.UTC})
-	var events []parsers.Event
-	for _, l := range bytes.Split(bytes.TrimSuffix(buf.Bytes(), []byte("\n")), []byte("\n")) {
-		var ev parsers.Event
-		if p.Parse(l, &ev) == parsers.Matched {
-			events = append(events, ev)
-		}
-	}
+	events := mixEvents(b, logmix.Options{Lines: 200_000, Seed: 1, Mix: logmix.Failures})
 	b.ReportAllocs()
 	for b.Loop() {
 		e, err := engine.New(engine.Options{Rules: defaultRules()})
@@ -44,4 +36,58 @@ func defaultRules() []engine.Rule {
 		{Name: "burst", Kinds: parsers.AllKinds, MaxRetry: 5, FindTime: time.Minute, BanTime: time.Hour, Factor: 2, MaxBanTime: 7 * 24 * time.Hour},
 		{Name: "slow", Kinds: parsers.AllKinds, MaxRetry: 30, FindTime: 24 * time.Hour, BanTime: 24 * time.Hour, Factor: 2, MaxBanTime: 30 * 24 * time.Hour},
 	}
+}
+
+// BenchmarkObserveMix feeds the events of the 1M-line default mix (what
+// bench/compare.sh and `sipguard scan` are measured on: 200k failures,
+// half of them from addresses already banned, and 16k successful logins)
+// through the engine the shipped rules.toml configures, as scan does. It
+// reports the engine's live heap at the end.
+func BenchmarkObserveMix(b *testing.B) {
+	events := mixEvents(b, logmix.Options{Lines: 1_000_000, Seed: 1})
+	cfg := config.DefaultConfig()
+	opts, err := cfg.EngineOptions(func() ([]netip.Prefix, error) { return nil, nil })
+	if err != nil {
+		b.Fatal(err)
+	}
+	var e *engine.Engine
+	b.ReportAllocs()
+	for b.Loop() {
+		if e, err = engine.New(opts); err != nil {
+			b.Fatal(err)
+		}
+		for i := range events {
+			if events[i].Kind == parsers.AuthSucceeded {
+				e.Success(&events[i])
+			} else {
+				e.Observe(&events[i])
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(events)), "ns/event")
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	runtime.KeepAlive(e)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(before.HeapAlloc-after.HeapAlloc), "engine-B")
+}
+
+// mixEvents parses the events of a generated mix.
+func mixEvents(b *testing.B, opts logmix.Options) []parsers.Event {
+	b.Helper()
+	var buf bytes.Buffer
+	if _, err := logmix.Generate(&buf, opts); err != nil {
+		b.Fatal(err)
+	}
+	p, _ := asterisk.New(parsers.Options{Location: time.UTC})
+	var events []parsers.Event
+	for l := range bytes.Lines(buf.Bytes()) {
+		var ev parsers.Event
+		if p.Parse(bytes.TrimSuffix(l, []byte("\n")), &ev) == parsers.Matched {
+			events = append(events, ev)
+		}
+	}
+	return events
 }

@@ -218,7 +218,7 @@ type Engine struct {
 	history    int64
 	maxFind    int64
 
-	trackers   map[key]*tracker
+	trackers   table
 	head, tail *tracker   // recency list
 	block      []tracker  // trackers not used yet
 	free       []*tracker // trackers dropped, to reuse
@@ -241,7 +241,7 @@ func New(opts Options) (*Engine, error) {
 		v6bits:     opts.IPv6Prefix,
 		max:        opts.MaxTracked,
 		history:    int64(opts.History),
-		trackers:   make(map[key]*tracker),
+		trackers:   table{v4: make(map[uint32]*tracker), v6: make(map[key]*tracker)},
 		offences:   make(map[key]*offence),
 		alerted:    make(map[netip.Prefix]time.Time),
 		compromise: opts.Compromise,
@@ -333,7 +333,7 @@ func (e *Engine) SetAllow(allow []netip.Prefix) error {
 	// Observe looks at the allowlist only for addresses it does not track:
 	// forget those it now allows. (A key is allowed as a whole: entries
 	// narrower than the IPv6 prefix narrow it to single addresses.)
-	for k, tr := range e.trackers {
+	for k, tr := range e.trackers.all() {
 		if e.Allowed(netip.AddrFrom16(k).Unmap()) {
 			e.drop(tr)
 		}
@@ -391,7 +391,7 @@ func (e *Engine) Observe(ev *parsers.Event) (Ban, bool) {
 	a := ev.Addr.Unmap()
 	p, from := e.prefix(a)
 	k := key(p.Addr().As16())
-	tr := e.trackers[k]
+	tr := e.trackers.get(k)
 	// Whether an address is allowlisted depends on its key alone (see
 	// SetAllow), and allowlisted keys are never tracked: only an address
 	// without a tracker needs the list's scan.
@@ -402,7 +402,7 @@ func (e *Engine) Observe(ev *parsers.Event) (Ban, bool) {
 	t := ev.Time.UnixNano()
 	if t > e.now {
 		e.now = t
-		if e.expire() && tr != nil && e.trackers[k] != tr {
+		if e.expire() && tr != nil && e.trackers.get(k) != tr {
 			tr = nil // dropped: its windows had all closed
 		}
 	}
@@ -494,7 +494,7 @@ func (e *Engine) Observe(ev *parsers.Event) (Ban, bool) {
 // the largest max_retry. A rule's window forgets events older than its
 // find_time and is emptied by a ban.
 func (e *Engine) Recent(a netip.Addr, since time.Time) int {
-	tr := e.trackers[e.keyOf(a.Unmap())]
+	tr := e.trackers.get(e.keyOf(a.Unmap()))
 	if tr == nil {
 		return 0
 	}
@@ -621,7 +621,7 @@ func (e *Engine) remember(k key, t int64, d time.Duration, setUntil bool) int64 
 // track starts tracking k, evicting the least recently seen address when
 // the engine is full.
 func (e *Engine) track(k key) *tracker {
-	if len(e.trackers) >= e.max {
+	if e.trackers.len() >= e.max {
 		e.stats.Evicted++
 		e.drop(e.tail)
 	}
@@ -629,7 +629,7 @@ func (e *Engine) track(k key) *tracker {
 	if o := e.offences[k]; o != nil {
 		tr.until = o.until
 	}
-	e.trackers[k] = tr
+	e.trackers.set(k, tr)
 	tr.next = e.head
 	if e.head != nil {
 		e.head.prev = tr
@@ -668,7 +668,7 @@ func (e *Engine) unlink(tr *tracker) {
 
 func (e *Engine) drop(tr *tracker) {
 	e.unlink(tr)
-	delete(e.trackers, tr.key)
+	e.trackers.del(tr.key)
 	*tr = tracker{} // let go of its windows and bans by ports
 	e.free = append(e.free, tr)
 }
@@ -729,7 +729,7 @@ func (e *Engine) Forget(p netip.Prefix) {
 		// forgets the prefix.
 		p = e.Prefix(p.Addr())
 	}
-	for k, tr := range e.trackers {
+	for k, tr := range e.trackers.all() {
 		if p.Contains(netip.AddrFrom16(k).Unmap()) {
 			e.drop(tr)
 		}
@@ -744,7 +744,7 @@ func (e *Engine) Forget(p netip.Prefix) {
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
 	s := e.stats
-	s.Tracked = len(e.trackers)
+	s.Tracked = e.trackers.len()
 	return s
 }
 
@@ -787,7 +787,7 @@ func (e *Engine) Restore(offences []Offence) {
 			continue
 		}
 		e.offences[k] = &offence{count: o.Count, last: o.Last.UnixNano(), until: o.Until.UnixNano()}
-		if tr := e.trackers[k]; tr != nil {
+		if tr := e.trackers.get(k); tr != nil {
 			tr.until = max(tr.until, o.Until.UnixNano())
 		}
 	}
@@ -809,7 +809,7 @@ func (e *Engine) Inherit(old *Engine) {
 func (e *Engine) Banned(p netip.Prefix, at time.Time, d time.Duration) {
 	k := e.keyOf(p.Addr())
 	until := e.remember(k, at.UnixNano(), d, true)
-	if tr := e.trackers[k]; tr != nil {
+	if tr := e.trackers.get(k); tr != nil {
 		tr.until = until
 	}
 }
@@ -829,7 +829,7 @@ type Standing struct {
 func (e *Engine) Standing(a netip.Addr) Standing {
 	k := e.keyOf(a.Unmap())
 	s := Standing{Prefix: e.Prefix(a), Windows: make([]int, len(e.rules)), Offences: e.offencesOf(k, e.now)}
-	if tr := e.trackers[k]; tr != nil {
+	if tr := e.trackers.get(k); tr != nil {
 		for i, w := range tr.wins {
 			from := e.now - int64(e.rules[i].FindTime)
 			s.Windows[i] = len(w) - sort.Search(len(w), func(j int) bool { return w[j] > from })
