@@ -91,3 +91,24 @@ func mixEvents(b *testing.B, opts logmix.Options) []parsers.Event {
 	}
 	return events
 }
+
+// BenchmarkHistoryFull bans 100,000 addresses, one after another, with
+// MaxTracked at 20,000: the offence history fills and is swept again and
+// again (a flood of bans from many IPv6 networks).
+func BenchmarkHistoryFull(b *testing.B) {
+	r := engine.Rule{Name: "r", Kinds: parsers.AllKinds, MaxRetry: 1, FindTime: time.Minute, BanTime: time.Second, Factor: 1}
+	evs := make([]parsers.Event, 100_000)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range evs {
+		evs[i] = parsers.Event{Addr: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), Time: t0.Add(time.Duration(i) * 10 * time.Millisecond), Kind: parsers.AuthFailed}
+	}
+	for b.Loop() {
+		e, err := engine.New(engine.Options{Rules: []engine.Rule{r}, MaxTracked: 20_000})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range evs {
+			e.Observe(&evs[i])
+		}
+	}
+}

@@ -34,6 +34,8 @@
 package engine
 
 import (
+	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -703,19 +705,29 @@ func (e *Engine) sweepOffences(full bool) {
 		return
 	}
 	// Rare: more bans within History than MaxTracked. Forget the ended
-	// bans with the oldest offence until a tenth of the room is free.
-	for len(e.offences) > e.max*9/10 {
-		var oldest key
-		ot := int64(math.MaxInt64)
-		for k, o := range e.offences {
-			if o.until <= e.now && o.last < ot {
-				oldest, ot = k, o.last
-			}
+	// bans with the oldest offence until a tenth of the room is free (bans
+	// in force stay). They are sorted once: looking for the oldest again
+	// for each one forgotten took O(MaxTracked²), seconds of the core for
+	// an attacker with many IPv6 networks. Equal times go by key, so that
+	// what is forgotten never depends on the map's order.
+	type ended struct {
+		k    key
+		last int64
+	}
+	var old []ended
+	for k, o := range e.offences {
+		if o.until <= e.now {
+			old = append(old, ended{k, o.last})
 		}
-		if ot == math.MaxInt64 {
-			return // every one is a ban in force
+	}
+	slices.SortFunc(old, func(a, b ended) int {
+		return cmp.Or(cmp.Compare(a.last, b.last), bytes.Compare(a.k[:], b.k[:]))
+	})
+	for _, o := range old {
+		if len(e.offences) <= e.max*9/10 {
+			break
 		}
-		delete(e.offences, oldest)
+		delete(e.offences, o.k)
 		e.stats.Evicted++
 	}
 }

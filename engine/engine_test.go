@@ -2,12 +2,15 @@ package engine_test
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/sipguard/sipguard/bans"
 	"github.com/sipguard/sipguard/engine"
+	"github.com/sipguard/sipguard/internal/testutil"
 	"github.com/sipguard/sipguard/parsers"
 )
 
@@ -916,5 +919,61 @@ func TestTrackerReuse(t *testing.T) {
 	}
 	if st := e.Stats(); st.Bans != 2 || st.Tracked != 1 || st.WhileBanned != 0 {
 		t.Errorf("stats %+v; want 2 bans, 1 tracked, none while banned", st)
+	}
+}
+
+// TestOffenceHistoryFull: with more bans within History than MaxTracked,
+// the ended ones with the oldest offence are forgotten, those of equal
+// times by address (not in the map's order, which made two runs of the
+// same events differ), and bans in force are kept.
+func TestOffenceHistoryFull(t *testing.T) {
+	for range 20 { // the map's order changes from engine to engine
+		e := newEngine(t, engine.Options{Rules: []engine.Rule{rule("r", 1, time.Minute, time.Second)}, MaxTracked: 10})
+		for i := 10; i >= 1; i-- { // ten bans at one instant, ended by the next
+			feed(e, fmt.Sprintf("198.51.100.%d", i), 0)
+		}
+		feed(e, "198.51.100.20", 10*time.Second) // the 11th: a tenth of the room is made
+		var got []string
+		for _, o := range e.Offences() {
+			got = append(got, o.Prefix.Addr().String())
+		}
+		slices.Sort(got)
+		want := []string{"198.51.100.10", "198.51.100.20", "198.51.100.3", "198.51.100.4", "198.51.100.5",
+			"198.51.100.6", "198.51.100.7", "198.51.100.8", "198.51.100.9"}
+		if !slices.Equal(got, want) {
+			t.Fatalf("offences kept: %v; want %v (.1 and .2 forgotten first)", got, want)
+		}
+		if s := e.Stats(); s.Evicted != 3 {
+			t.Fatalf("%d evicted, want 3 (a tracker, to track the 11th address, and 2 offences)", s.Evicted)
+		}
+	}
+}
+
+// TestHistoryFullScales: an offence history kept full by a flood of bans
+// costs in proportion to the bans, not to their square: looking for the
+// oldest offence again for each one forgotten took 15 s for 100,000 bans
+// over a MaxTracked of 20,000 (BenchmarkHistoryFull; 0.3 s now). Eight
+// times the bans and the room may cost about eight times as much (the
+// sorts' log aside); a quadratic sweep cost more than forty.
+func TestHistoryFullScales(t *testing.T) {
+	testutil.SkipShort(t, "times two floods of bans")
+	r := rule("r", 1, time.Minute, time.Second)
+	run := func(n int) time.Duration {
+		best := time.Duration(math.MaxInt64)
+		for range 3 {
+			e := newEngine(t, engine.Options{Rules: []engine.Rule{r}, MaxTracked: n / 5})
+			start := time.Now()
+			for i := range n {
+				e.Observe(&parsers.Event{Addr: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}),
+					Time: t0.Add(time.Duration(i) * 10 * time.Millisecond), Kind: parsers.AuthFailed})
+			}
+			best = min(best, time.Since(start))
+		}
+		return best
+	}
+	small, large := run(5_000), run(40_000)
+	t.Logf("5,000 bans %v, 40,000 bans %v", small, large)
+	if ratio := float64(large) / float64(small); ratio > 20 {
+		t.Errorf("8 times the bans took %.1f times as long (%v, %v): the history's sweep is quadratic", ratio, small, large)
 	}
 }
