@@ -13,6 +13,7 @@ type Stream struct {
 	source string
 	name   string
 	parser Parser
+	skip   Skipper // the parser, when it is one
 	now    func() time.Time
 	last   time.Time // time of the last event that had one
 
@@ -54,7 +55,8 @@ func NewStreamFrom(source, parserName string, f Factory, opts Options, now func(
 	if now == nil {
 		now = time.Now
 	}
-	return &Stream{source: source, name: parserName, parser: p, now: now}, nil
+	skip, _ := p.(Skipper)
+	return &Stream{source: source, name: parserName, parser: p, skip: skip, now: now}, nil
 }
 
 // Source returns the source's name.
@@ -79,6 +81,9 @@ func (s *Stream) Line(line []byte, num int64, ev *Event) bool {
 // core, where an atomic add per line shows. What became of the lines
 // (events, drops) is counted when AddLines adds them, too.
 func (s *Stream) Uncounted(line []byte, num int64, ev *Event) bool {
+	if s.skip != nil && s.skip.Skip(line) {
+		return false
+	}
 	out := s.read(line, num, ev)
 	t := &s.pending
 	switch {
@@ -143,7 +148,7 @@ func (s *Stream) Resumes() bool {
 // s's lines left it, and with s's time for lines without one, but with its
 // own counters: the lines read through it are counted apart.
 func (s *Stream) Continue() *Stream {
-	return &Stream{source: s.source, name: s.name, parser: s.parser, now: s.now, last: s.last}
+	return &Stream{source: s.source, name: s.name, parser: s.parser, skip: s.skip, now: s.now, last: s.last}
 }
 
 // AddLines counts n lines read with Uncounted, and what became of the

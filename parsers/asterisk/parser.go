@@ -179,6 +179,21 @@ func (p *Parser) open(r *reach, out parsers.Outcome, ev *parsers.Event) {
 	}
 }
 
+// Skip reports, for most lines of a level that carries no failure
+// (VERBOSE, DEBUG), that Parse would ignore the line and change nothing:
+// no message's window is open (a line in it counts against it), and the
+// line is one otherLevel recognises, as parse would see it.
+func (p *Parser) Skip(line []byte) bool {
+	if p.win.left > 0 {
+		return false
+	}
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	other, _ := otherLevel(line)
+	return other
+}
+
 // parse reads one line into ev, and how far its message may reach into
 // r, which is zero.
 func (p *Parser) parse(line []byte, ev *parsers.Event, r *reach) parsers.Outcome {
