@@ -273,15 +273,16 @@ type Parser interface {
 	Parse(line []byte, ev *Event) Outcome
 }
 
-// Skipper is a Parser that can tell at a glance, for most of the lines it
-// ignores, that it would ignore them: when Skip(line) is true, Parse would
-// return Ignored and change nothing, so the caller need not call it. Skip
-// never changes the parser. (Four lines of five of an Asterisk log are
-// VERBOSE: skipping them saves the calls and checks of Parse, 3% of
-// reading the mix of bench/compare.sh: BenchmarkSkip in parsers/asterisk.)
-type Skipper interface {
+// Ignorer is a Parser that can tell at a glance, for most of the lines it
+// ignores, that it would ignore them: when Ignores(line) is true, Parse
+// would return Ignored and change nothing, so the caller need not call it.
+// Ignores never changes the parser. (Four lines of five of an Asterisk log
+// are VERBOSE: skipping them saves the calls and checks of Parse, 3% of
+// reading the mix of bench/compare.sh: BenchmarkIgnores in
+// parsers/asterisk.)
+type Ignorer interface {
 	Parser
-	Skip(line []byte) bool
+	Ignores(line []byte) bool
 }
 
 // Options configure a Parser.

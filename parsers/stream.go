@@ -10,12 +10,12 @@ import (
 // events from lines without a timestamp a time, and counts what became of
 // every line. Line is called from one goroutine; Counts from any.
 type Stream struct {
-	source string
-	name   string
-	parser Parser
-	skip   Skipper // the parser, when it is one
-	now    func() time.Time
-	last   time.Time // time of the last event that had one
+	source  string
+	name    string
+	parser  Parser
+	ignorer Ignorer // the parser, when it is one
+	now     func() time.Time
+	last    time.Time // time of the last event that had one
 
 	lines, events, successes, tooLong atomic.Int64
 	drops                             [numOutcomes]atomic.Int64
@@ -55,8 +55,8 @@ func NewStreamFrom(source, parserName string, f Factory, opts Options, now func(
 	if now == nil {
 		now = time.Now
 	}
-	skip, _ := p.(Skipper)
-	return &Stream{source: source, name: parserName, parser: p, skip: skip, now: now}, nil
+	ignorer, _ := p.(Ignorer)
+	return &Stream{source: source, name: parserName, parser: p, ignorer: ignorer, now: now}, nil
 }
 
 // Source returns the source's name.
@@ -81,7 +81,7 @@ func (s *Stream) Line(line []byte, num int64, ev *Event) bool {
 // core, where an atomic add per line shows. What became of the lines
 // (events, drops) is counted when AddLines adds them, too.
 func (s *Stream) Uncounted(line []byte, num int64, ev *Event) bool {
-	if s.skip != nil && s.skip.Skip(line) {
+	if s.ignorer != nil && s.ignorer.Ignores(line) {
 		return false
 	}
 	out := s.read(line, num, ev)
@@ -148,7 +148,7 @@ func (s *Stream) Resumes() bool {
 // s's lines left it, and with s's time for lines without one, but with its
 // own counters: the lines read through it are counted apart.
 func (s *Stream) Continue() *Stream {
-	return &Stream{source: s.source, name: s.name, parser: s.parser, skip: s.skip, now: s.now, last: s.last}
+	return &Stream{source: s.source, name: s.name, parser: s.parser, ignorer: s.ignorer, now: s.now, last: s.last}
 }
 
 // AddLines counts n lines read with Uncounted, and what became of the

@@ -179,11 +179,11 @@ func (p *Parser) open(r *reach, out parsers.Outcome, ev *parsers.Event) {
 	}
 }
 
-// Skip reports, for most lines of a level that carries no failure
+// Ignores reports, for most lines of a level that carries no failure
 // (VERBOSE, DEBUG), that Parse would ignore the line and change nothing:
 // no message's window is open (a line in it counts against it), and the
 // line is one otherLevel recognises, as parse would see it.
-func (p *Parser) Skip(line []byte) bool {
+func (p *Parser) Ignores(line []byte) bool {
 	if p.win.left > 0 {
 		return false
 	}

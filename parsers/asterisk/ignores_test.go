@@ -15,19 +15,19 @@ import (
 	"github.com/sipguard/sipguard/parsers/asterisk"
 )
 
-// plain is the parser without its Skip: a Stream of it calls Parse for
+// plain is the parser without its Ignores: a Stream of it calls Parse for
 // every line.
 type plain struct{ p *asterisk.Parser }
 
 func (p plain) Parse(line []byte, ev *parsers.Event) parsers.Outcome { return p.p.Parse(line, ev) }
 func (p plain) Idle() bool                                           { return p.p.Idle() }
 
-// TestSkip: a Stream that skips the lines Skip names gives exactly what one
+// TestIgnores: a Stream that skips the lines Ignores names gives exactly what one
 // that parses every line gives, line by line (events, outcomes, the
 // parser's idleness) and in its counts, over the testdata (forged and
 // hostile lines, windows of messages broken into several lines), the mix
 // of bench/compare.sh and the hostile generator's messages.
-func TestSkip(t *testing.T) {
+func TestIgnores(t *testing.T) {
 	var lines [][]byte
 	files, _ := filepath.Glob("testdata/*.log")
 	for _, f := range files {
@@ -64,8 +64,8 @@ func TestSkip(t *testing.T) {
 		return plain{p.(*asterisk.Parser)}, err
 	}, opts, none)
 	p, _ := asterisk.New(opts)
-	if _, ok := p.(parsers.Skipper); !ok {
-		t.Fatal("the Asterisk parser is no Skipper")
+	if _, ok := p.(parsers.Ignorer); !ok {
+		t.Fatal("the Asterisk parser is no Ignorer")
 	}
 	skipped := 0
 	for i, l := range lines {
@@ -74,7 +74,7 @@ func TestSkip(t *testing.T) {
 		if okA != okB || a != b || skipping.Idle() != parsing.Idle() {
 			t.Fatalf("line %d %q: skipping %v %+v, parsing %v %+v", i, l, okA, a, okB, b)
 		}
-		if p.(parsers.Skipper).Skip(l) {
+		if p.(parsers.Ignorer).Ignores(l) {
 			skipped++
 		}
 	}
@@ -84,13 +84,13 @@ func TestSkip(t *testing.T) {
 		t.Errorf("counts: skipping %+v, parsing %+v", a, b)
 	}
 	if skipped < len(lines)/2 {
-		t.Errorf("%d of %d lines skipped: Skip does not recognise VERBOSE lines", skipped, len(lines))
+		t.Errorf("%d of %d lines skipped: Ignores does not recognise VERBOSE lines", skipped, len(lines))
 	}
 }
 
-// BenchmarkSkip reads the mix of bench/compare.sh with Streams that call
-// Parse for every line (parse) and that skip what Skip names (skip).
-func BenchmarkSkip(b *testing.B) {
+// BenchmarkIgnores reads the mix of bench/compare.sh with Streams that call
+// Parse for every line (parse) and that skip what Ignores names (skip).
+func BenchmarkIgnores(b *testing.B) {
 	var mix bytes.Buffer
 	if _, err := logmix.Generate(&mix, logmix.Options{Lines: 100_000, Seed: 1, Mix: logmix.Default}); err != nil {
 		b.Fatal(err)
