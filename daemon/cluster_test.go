@@ -352,8 +352,8 @@ func TestPeerLimits(t *testing.T) {
 }
 
 // TestPeerFloodLocalLatency (issue 20, item 2): local bans never wait
-// behind other nodes' work. Attackers come to the log one a millisecond,
-// before, during and after a flood of 100,000 peers' bans applied 5,000
+// behind other nodes' work. Attackers come to the log one a millisecond
+// (one a half millisecond during the flood), before, during and after a flood of 100,000 peers' bans applied 5,000
 // at a time (the cluster node's batch); the latency is the daemon's own,
 // the line read to the ban in the firewall (Notice.Latency). A turn of
 // peers' bans ends as soon as a local batch waits and lasts a quarter of
@@ -411,12 +411,12 @@ func peerFloodLatency(t *testing.T, fw firewall.Backend, floor floodFloor) {
 		}))
 	})
 	ctx := context.Background()
-	// measure bans a new attacker every millisecond, until stop is closed
+	// measure bans a new attacker every interval, until stop is closed
 	// or n are banned, and returns their latencies, sorted. Attackers come
 	// as they come, not once the one before is banned: right after a
 	// local ban, the core is idle more often than when a line comes.
-	measure := func(prefix string, stop <-chan struct{}, n int) []time.Duration {
-		tick := time.NewTicker(time.Millisecond)
+	measure := func(prefix string, stop <-chan struct{}, n int, every time.Duration) []time.Duration {
+		tick := time.NewTicker(every)
 		defer tick.Stop()
 		want := map[string]bool{}
 		for i := 0; i < n; i++ {
@@ -447,7 +447,7 @@ func peerFloodLatency(t *testing.T, fw firewall.Backend, floor floodFloor) {
 		return out
 	}
 	var f floodLatency
-	f.quiet = measure("198.18", nil, 200)
+	f.quiet = measure("198.18", nil, 200, time.Millisecond)
 	// The flood: 100,000 bans, 5,000 per Apply (the cluster node's batch).
 	// Under -short (test.sh's -race pass, where every step costs 5 to 10
 	// times as much) a tenth: the same interleaving of peers' bans and
@@ -473,13 +473,17 @@ func peerFloodLatency(t *testing.T, fw firewall.Backend, floor floodFloor) {
 		}
 		f.took = time.Since(start)
 	}()
-	f.flood = measure("198.19", done, 50_000)
+	// An attacker every half millisecond during the flood: the flood
+	// lasts 0.3-1 s, and with one a millisecond its p99 was the 3rd or
+	// 4th slowest of ~250 bans, often of one batch of lines that waited
+	// together for one stall of the machine (4 ms once, alone in test.sh).
+	f.flood = measure("198.19", done, 50_000, 500*time.Microsecond)
 	if applied != flood || len(f.flood) < 20 {
 		t.Fatalf("%d of %d peers' bans applied, %d local bans measured during the flood", applied, flood, len(f.flood))
 	}
 	held := make(chan struct{})
 	time.AfterFunc(2*time.Second, func() { close(held) })
-	f.after = measure("198.20", held, 50_000)
+	f.after = measure("198.20", held, 50_000, time.Millisecond)
 	t.Logf("local ban latency, line read to firewall, p50/p90/p99 (max): quiet %v/%v/%v (%v); "+
 		"during a flood of %d peers' bans (%v, %.0f bans/s) %v/%v/%v (%v) over %d bans; after it %v/%v/%v (%v)",
 		f.quiet[len(f.quiet)/2], p90(f.quiet), p99(f.quiet), f.quiet[len(f.quiet)-1],
