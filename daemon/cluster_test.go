@@ -353,8 +353,9 @@ func TestPeerLimits(t *testing.T) {
 
 // TestPeerFloodLocalLatency (issue 20, item 2): local bans never wait
 // behind other nodes' work. Attackers come to the log one a millisecond
-// (one a half millisecond during the flood), before, during and after a flood of 100,000 peers' bans applied 5,000
-// at a time (the cluster node's batch); the latency is the daemon's own,
+// (one a half millisecond during the flood), before, during and after a
+// flood of 100,000 peers' bans applied 5,000 at a time (the cluster
+// node's batch); the latency is the daemon's own,
 // the line read to the ban in the firewall (Notice.Latency). A turn of
 // peers' bans ends as soon as a local batch waits and lasts a quarter of
 // a millisecond at most, so a local ban's p90 and p99 during the flood,
