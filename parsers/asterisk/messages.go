@@ -370,7 +370,7 @@ func fromAt(b []byte) (int, bool) {
 // frameBefore reports whether a frame (left, "' failed for '") starts
 // before head, where the From starts. When the method holds no quote
 // (plain), the only quotes there are at 8, at "' from '" (where no frame
-// starts: the texts differ in their third byte) and at head-1: a
+// starts: the texts differ in their fourth byte) and at head-1: a
 // comparison at each of the others costs less than a search.
 func frameBefore(rest []byte, head int, plain bool, left []byte) bool {
 	if !plain {
