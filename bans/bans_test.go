@@ -1,8 +1,11 @@
 package bans_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -511,6 +514,41 @@ func TestFileRoundTrip(t *testing.T) {
 		}
 		if len(got.Bans)+len(got.Offences)+len(got.Lifts) != 0 {
 			t.Errorf("decode %q: %+v; want nothing", bad, got)
+		}
+	}
+}
+
+// TestFileDeterministic: the same state encodes to the same bytes, the
+// unbans and offences (kept in maps) sorted by prefix, whatever order
+// they come in: two saves of an unchanged ledger are the same file.
+func TestFileDeterministic(t *testing.T) {
+	var offences []engine.Offence
+	lifts := map[netip.Prefix]bans.Lift{}
+	for i := range 200 {
+		p := pfx(fmt.Sprintf("198.51.%d.%d/32", i/100, i%100+1))
+		if i%3 == 0 {
+			p = pfx(fmt.Sprintf("2001:db8:%x::/64", i))
+		}
+		offences = append(offences, engine.Offence{Prefix: p, Count: i%5 + 1, Last: now, Until: now.Add(time.Hour)})
+		lifts[p] = bans.Lift{At: now, Until: now.Add(time.Hour), Origin: "pbx-a"}
+	}
+	want := bans.Encode(bans.Snapshot{Lifts: lifts, Offences: offences})
+	for range 5 {
+		shuffled := slices.Clone(offences)
+		rand.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+		copied := maps.Clone(lifts) // a new map: another iteration order
+		if got := bans.Encode(bans.Snapshot{Lifts: copied, Offences: shuffled}); !bytes.Equal(got, want) {
+			t.Fatalf("the same state encodes differently:\n%s\nthen\n%s", want, got)
+		}
+	}
+	var last netip.Prefix
+	for _, line := range strings.Split(string(want), "\n") {
+		if f := strings.Split(line, "\t"); f[0] == "offence" {
+			p := pfx(f[1])
+			if last.IsValid() && p.Addr().Less(last.Addr()) {
+				t.Fatalf("offence %v after %v: not sorted", p, last)
+			}
+			last = p
 		}
 	}
 }

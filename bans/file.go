@@ -74,7 +74,15 @@ func Encode(s Snapshot) []byte {
 		}
 		b = append(b, '\n')
 	}
-	for p, u := range s.Lifts {
+	// Lifts and offences come from maps: sorted, the same state writes
+	// the same file (a diff of two saves shows what changed).
+	lifted := make([]netip.Prefix, 0, len(s.Lifts))
+	for p := range s.Lifts {
+		lifted = append(lifted, p)
+	}
+	sortPrefixes(lifted)
+	for _, p := range lifted {
+		u := s.Lifts[p]
 		b = append(b, "lifted\t"...)
 		b = p.AppendTo(b)
 		// At rounded up: a ban of the same millisecond stays lifted. (In
@@ -93,7 +101,14 @@ func Encode(s Snapshot) []byte {
 		}
 		b = append(b, '\n')
 	}
-	for _, o := range s.Offences {
+	offences := slices.Clone(s.Offences)
+	slices.SortFunc(offences, func(a, b engine.Offence) int {
+		if c := a.Prefix.Addr().Compare(b.Prefix.Addr()); c != 0 {
+			return c
+		}
+		return a.Prefix.Bits() - b.Prefix.Bits()
+	})
+	for _, o := range offences {
 		b = append(b, "offence\t"...)
 		b = o.Prefix.AppendTo(b)
 		for _, n := range []int64{int64(o.Count), o.Last.UnixMilli(), o.Until.UnixMilli()} {
