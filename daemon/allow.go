@@ -185,5 +185,8 @@ func (d *Daemon) fitAllow(ctx context.Context) error {
 		}
 	}
 	d.fitted(fits, now)
+	for _, f := range fits {
+		d.uncover(ctx, f.old.Target, now)
+	}
 	return err
 }

@@ -281,9 +281,11 @@ func TestAllowLastGuard(t *testing.T) {
 		t.Errorf("refusal not logged:\n%s", r.logs)
 	}
 	// A wider ban queued during an outage, allowlisted by a reload before
-	// the firewall comes back, does not replace the bans inside it.
-	if _, err := r.client.Ban(context.Background(), control.BanRequest{Target: "10.1.0.0/16"}); err != nil {
-		t.Fatal(err)
+	// the firewall comes back, does not replace the bans inside it. (Of
+	// the same node: a peer's ban over another origin's is refused at
+	// once, TestClusterTakeoverWider.)
+	if res, err := r.d.Apply(context.Background(), []cluster.Update{remote("10.1.0.0/16", "node2", time.Now(), time.Hour)}); err != nil || res["applied"] != 1 {
+		t.Fatalf("cluster ban: %v %v", res, err)
 	}
 	down.Store(true)
 	fw.UnbanFunc = func([]netip.Prefix) error {

@@ -168,12 +168,18 @@ func (f *flushCost) observe(took time.Duration, n int) {
 func (d *Daemon) Apply(ctx context.Context, updates []cluster.Update) (map[string]int, error) {
 	res := map[string]int{}
 	defer func() {
-		// One line per batch of the cluster's, not per turn.
-		nbans := res[bansSeen]
-		delete(res, bansSeen)
+		// One line per batch of the cluster's, not per turn. Refused:
+		// every other outcome (allowlisted, special, overlaps, not_held,
+		// ...), of bans, lifts and unbans alike.
+		refused := 0
+		for why, k := range res {
+			if why != "applied" && why != "known" && why != "limit" {
+				refused += k
+			}
+		}
 		if res["applied"] > 0 || res["limit"] > 0 {
 			d.log.Info().Int("applied", res["applied"]).Int("known", res["known"]).Int("over_limit", res["limit"]).
-				Int("refused", nbans-res["applied"]-res["known"]-res["limit"]).Msg("cluster bans")
+				Int("refused", refused).Msg("cluster bans")
 		}
 	}()
 	for len(updates) > 0 {
@@ -258,12 +264,8 @@ func (d *Daemon) applyCluster(ctx context.Context, updates []cluster.Update, don
 	flushed := time.Now()
 	d.flush(ctx)
 	d.peerFlush.observe(time.Since(flushed), nbans)
-	res[bansSeen] = nbans
 	return res
 }
-
-// bansSeen counts, in applyCluster's result, the bans among the updates.
-const bansSeen = "\x00bans"
 
 // peerBan queues another node's ban as that node's record of its target,
 // unless this node allows the address, it is special-purpose
@@ -307,15 +309,22 @@ func (d *Daemon) peerBan(b cluster.Ban, pending bans.Usage, now time.Time) strin
 		d.warnPeer(b.Origin, "ban too long", now, "cluster ban shortened to this node's longest ban (rules, manual_ban_time)")
 		b.Expires = longest
 	}
-	if _, ok := d.ledger.Covering(b.Target, "", now); ok {
-		return "known"
+	// Covered by a wider ban in force: recorded all the same (flush), so
+	// that it is enforced when that one goes, whoever made it.
+	_, covered := d.ledger.Covering(b.Target, "", now)
+	if d.othersInside(b.Target, bans.FromPeer(b.Origin), now) {
+		// The kernel holds no overlapping networks: a wider ban replaces
+		// the ones inside it, records and all, and they would end with
+		// its origin's lift, or with its own shorter time.
+		d.warnPeer(b.Origin, "overlaps", now, "cluster ban ignored: a network ban of this node or another node lies inside it")
+		return "overlaps"
 	}
 	if why := d.overLimit(b, pending, now); why != "" {
 		d.warnLimit(b.Origin, why, now)
 		return "limit"
 	}
 	result := "applied"
-	if !d.ledger.UntilIn(b.Target, "", now).Before(b.Expires) {
+	if covered || !d.ledger.UntilIn(b.Target, "", now).Before(b.Expires) {
 		result = "known"
 	}
 	var addr netip.Addr
@@ -334,6 +343,21 @@ func (d *Daemon) peerBan(b cluster.Ban, pending bans.Usage, now time.Time) strin
 		d.eng.Banned(b.Target, now, timeout)
 	}
 	return result
+}
+
+// othersInside reports whether a network ban of the default ports inside
+// the network p, in force at now, holds a record of another origin than
+// o: a ban of p would replace it. Addresses are never replaced (they live
+// in sets of their own), nor bans of a rule's own ports.
+func (d *Daemon) othersInside(p netip.Prefix, o bans.Origin, now time.Time) bool {
+	for _, q := range d.ledger.Inside(p) {
+		for _, r := range d.ledger.RecordsOf(q) {
+			if r.Ports == "" && r.Origin != o && r.InForce(now) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // peerLifted lifts the record of its target a peer lifted: its own only.

@@ -68,6 +68,30 @@ func remote(target, origin string, since time.Time, d time.Duration) cluster.Upd
 	}}
 }
 
+// liftsOf is origin's "lifted" messages of targets, for bans made at since.
+func liftsOf(origin string, since time.Time, targets ...string) []cluster.Update {
+	var out []cluster.Update
+	for _, target := range targets {
+		l := remote(target, origin, since, time.Hour)
+		l.Kind = cluster.UpdateLifted
+		out = append(out, l)
+	}
+	return out
+}
+
+// heldFor checks that fw holds target for about want more (-2 min, +1).
+func heldFor(t *testing.T, r *running, target string, want time.Duration) {
+	t.Helper()
+	ent, ok := banned(r.fw, target)
+	if !ok {
+		t.Errorf("%s not banned:\n%s", target, r.logs)
+		return
+	}
+	if left := time.Until(ent.Expires); left < want-2*time.Minute || left > want+time.Minute {
+		t.Errorf("%s: %v left in the firewall; want %v", target, left, want)
+	}
+}
+
 func TestCluster(t *testing.T) {
 	e := newEnv(t)
 	f := &peers{}
@@ -263,12 +287,7 @@ func TestClusterTakeover(t *testing.T) {
 		t.Errorf("pbx-b lifted pbx-a's record: %v", res)
 	}
 	// pbx-a lifts its own: this node's bans stay, for their own time.
-	var lifts []cluster.Update
-	for _, target := range []string{"198.51.100.7/32", "203.0.113.9/32"} {
-		l := remote(target, "pbx-a", now, time.Hour)
-		l.Kind = cluster.UpdateLifted
-		lifts = append(lifts, l)
-	}
+	lifts := liftsOf("pbx-a", now, "198.51.100.7/32", "203.0.113.9/32")
 	if res, _ := r.d.Apply(ctx, lifts); res["applied"] != 2 {
 		t.Fatalf("pbx-a's lifts: %v", res)
 	}
@@ -296,6 +315,147 @@ func TestClusterTakeover(t *testing.T) {
 	}
 	if _, ok := banned(r.fw, "203.0.113.9/32"); ok {
 		t.Error("still banned after a plain unban: a peer's record stayed")
+	}
+}
+
+// TestClusterTakeoverWider (issue 20, item 1, through a network): the
+// kernel holds no overlapping networks, so a wider network ban replaces
+// the ones inside it, records and all. A peer's network ban that holds
+// another origin's network ban (this node's, another peer's) is refused:
+// replaced, that ban would have ended with the peer's lift, or with the
+// peer's shorter time. Over its own narrower bans it is applied.
+func TestClusterTakeoverWider(t *testing.T) {
+	e := newEnv(t)
+	r := startWith(t, e.config(), nil, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	ctx := context.Background()
+	for _, target := range []string{"203.0.113.0/25", "198.51.100.0/26"} {
+		if _, err := r.client.Ban(ctx, control.BanRequest{Target: target, For: "2h"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	res, _ := r.d.Apply(ctx, []cluster.Update{
+		remote("203.0.113.0/24", "pbx-a", now, 3*time.Hour),     // then lifted
+		remote("198.51.100.0/25", "pbx-a", now, 10*time.Minute), // ends first
+		remote("100.70.0.0/26", "pbx-b", now, 3*time.Hour),      // another peer's
+		remote("100.80.0.0/26", "pbx-a", now, 3*time.Hour),      // its own
+	})
+	if res["overlaps"] != 2 || res["applied"] != 2 {
+		t.Fatalf("the remote bans: %v; want 2 applied, then 2 refused over this node's", res)
+	}
+	res, _ = r.d.Apply(ctx, []cluster.Update{
+		remote("100.70.0.0/24", "pbx-a", now, 5*time.Hour), // over pbx-b's
+		remote("100.80.0.0/24", "pbx-a", now, 5*time.Hour), // over its own
+	})
+	if res["overlaps"] != 1 || res["applied"] != 1 {
+		t.Fatalf("wider bans over a peer's: %v; want the one over pbx-b's refused, the one over its own applied", res)
+	}
+	lifts := liftsOf("pbx-a", now, "203.0.113.0/24", "100.70.0.0/24", "100.80.0.0/24")
+	if res, _ := r.d.Apply(ctx, lifts); res["not_held"] != 2 || res["applied"] != 1 {
+		t.Fatalf("pbx-a's lifts: %v; want its own /24 lifted, nothing else held", res)
+	}
+	// Not taken over: each for its own time.
+	heldFor(t, r, "203.0.113.0/25", 2*time.Hour)
+	heldFor(t, r, "198.51.100.0/26", 2*time.Hour)
+	heldFor(t, r, "100.70.0.0/26", 3*time.Hour)
+	for _, target := range []string{"203.0.113.0/24", "198.51.100.0/25", "100.70.0.0/24", "100.80.0.0/24", "100.80.0.0/26"} {
+		if _, ok := banned(r.fw, target); ok {
+			t.Errorf("%s banned", target)
+		}
+	}
+	list, _ := r.client.List(ctx)
+	got := map[string]string{}
+	for _, b := range list {
+		got[b.Target] = b.Rule + "/" + b.Origin
+	}
+	if got["203.0.113.0/25"] != "manual/" || got["198.51.100.0/26"] != "manual/" || got["100.70.0.0/26"] != "burst/pbx-b" || len(got) != 3 {
+		t.Errorf("list: %v; want this node's two manual bans and pbx-b's", got)
+	}
+}
+
+// TestClusterCovered (issue 20, item 1): a ban that comes inside a wider
+// ban in force is recorded beside it, and put in force when the wider
+// one goes, lifted by its origin or ended: a node's wide ban and its lift
+// do not blind another node's ban, nor this node's own.
+func TestClusterCovered(t *testing.T) {
+	clusterCovered(t, func() firewall.Backend { return nil })
+}
+
+// clusterCovered runs TestClusterCovered with a firewall from newFW, a new
+// one at each start of the daemon (nil: a dry run).
+func clusterCovered(t *testing.T, newFW func() firewall.Backend) {
+	e := newEnv(t)
+	r := startWith(t, e.config(), newFW(), func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	ctx := context.Background()
+	now := time.Now()
+	res, _ := r.d.Apply(ctx, []cluster.Update{
+		remote("100.70.0.0/16", "pbx-m", now, time.Hour),     // lifted
+		remote("100.90.0.0/16", "pbx-m", now, 3*time.Second), // ends
+	})
+	if res["applied"] != 2 {
+		t.Fatalf("the wide bans: %v", res)
+	}
+	res, _ = r.d.Apply(ctx, []cluster.Update{
+		remote("100.70.1.0/24", "pbx-n", now, 3*time.Hour),
+		remote("100.90.1.0/24", "pbx-n", now, 3*time.Hour),
+	})
+	if res["known"] != 2 {
+		t.Fatalf("bans inside the wide ones: %v; want 2 known (covered)", res)
+	}
+	// This node's own: an IPv6 attacker, banned by its /64, inside a
+	// peer's /48.
+	if res, _ := r.d.Apply(ctx, []cluster.Update{remote("2001:db8:5::/48", "pbx-m", now, time.Hour)}); res["applied"] != 1 {
+		t.Fatalf("the /48: %v", res)
+	}
+	appendLines(t, e.log, failures("2001:db8:5:0:1::7", 5, time.Now())...)
+	handled(t, r, 5)
+	for _, target := range []string{"100.70.1.0/24", "2001:db8:5::/64", "100.90.1.0/24"} {
+		if _, ok := banned(r.fw, target); ok {
+			t.Errorf("%s in the firewall beside the /16 that covers it", target)
+		}
+	}
+	// Restarted, the daemon restores the wide bans, and the ones inside
+	// them stay covered (the kernel would refuse them as overlapping).
+	r.stop(t)
+	r = startWith(t, e.config(), newFW(), func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	if _, ok := banned(r.fw, "100.70.0.0/16"); !ok {
+		t.Fatalf("100.70.0.0/16 not restored:\n%s", r.logs)
+	}
+	for _, target := range []string{"100.70.1.0/24", "2001:db8:5::/64"} {
+		if _, ok := banned(r.fw, target); ok {
+			t.Errorf("%s restored beside the wider ban that covers it", target)
+		}
+	}
+	lifts := liftsOf("pbx-m", now, "100.70.0.0/16", "2001:db8:5::/48")
+	if res, _ := r.d.Apply(ctx, lifts); res["applied"] != 2 {
+		t.Fatalf("pbx-m's lift: %v", res)
+	}
+	if _, ok := banned(r.fw, "100.70.0.0/16"); ok {
+		t.Error("100.70.0.0/16 banned after its lift")
+	}
+	// A person's unban of an address inside a wide ban lifts the wide
+	// ban; the bans inside it that hold other addresses stay.
+	r.d.Apply(ctx, []cluster.Update{remote("100.60.0.0/16", "pbx-m", now, time.Hour)})
+	r.d.Apply(ctx, []cluster.Update{remote("100.60.1.0/24", "pbx-n", now, 3*time.Hour)})
+	if un, err := r.client.Unban(ctx, control.UnbanRequest{Target: "100.60.5.5"}); err != nil || un.Result != control.Unbanned {
+		t.Fatalf("unban: %+v %v", un, err)
+	}
+	if _, ok := banned(r.fw, "100.60.0.0/16"); ok {
+		t.Error("100.60.0.0/16 banned after an unban of an address inside it")
+	}
+	heldFor(t, r, "100.60.1.0/24", 3*time.Hour)
+	heldFor(t, r, "100.70.1.0/24", 3*time.Hour) // pbx-n's
+	if ent, ok := banned(r.fw, "2001:db8:5::/64"); !ok || time.Until(ent.Expires) < 50*time.Minute {
+		t.Errorf("this node's own /64 after the /48 around it was lifted: %v, %v left", ok, time.Until(ent.Expires))
+	}
+	// The other /16 ends by itself: the /24 inside it comes back at the
+	// core's next tick.
+	if !eventually(func() bool { _, ok := banned(r.fw, "100.90.1.0/24"); return ok }) {
+		t.Fatalf("100.90.1.0/24 not in force after the /16 around it ended:\n%s", r.logs)
+	}
+	heldFor(t, r, "100.90.1.0/24", 3*time.Hour)
+	if _, ok := banned(r.fw, "100.90.0.0/16"); ok {
+		t.Error("100.90.0.0/16 banned after its end")
 	}
 }
 

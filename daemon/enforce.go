@@ -67,15 +67,12 @@ func (d *Daemon) flush(ctx context.Context) {
 			recs[i] = p.rec
 		}
 		plan := d.ledger.Plan(recs, now)
+		// A covered ban is recorded all the same, and not enforced: the
+		// wider ban drops its traffic, and when that ban is lifted or
+		// ends, uncover puts the covered one in force (its origin may be
+		// another, the wider ban's origin may not end it).
 		for _, r := range plan.Covered {
-			d.log.Debug().Str(fieldPrefix, r.Target.String()).Msg("ban not needed: a wider ban covers it")
-		}
-		if len(plan.Covered) > 0 {
-			covered := make(map[*bans.Record]bool, len(plan.Covered))
-			for _, r := range plan.Covered {
-				covered[r] = true
-			}
-			d.pending = slices.DeleteFunc(d.pending, func(p decision) bool { return covered[p.rec] })
+			d.log.Debug().Str(fieldPrefix, r.Target.String()).Msg("ban covered by a wider one: recorded, enforced when that one goes")
 		}
 		err := d.replace(ctx, plan.Replace)
 		if err == nil {
@@ -301,6 +298,9 @@ func (d *Daemon) liftRecords(ctx context.Context, p netip.Prefix, drop func(*ban
 		gone = append(gone, d.ledger.Remove(p)...) // ended, lifted by the kernel
 	}
 	d.lifted(p, gone, rest == nil || !rest.InForce(now), reason, why)
+	if len(l.unban) > 0 {
+		d.uncover(ctx, p, now)
+	}
 	return gone, nil
 }
 
@@ -356,7 +356,7 @@ func (d *Daemon) applyLifts(ctx context.Context, l *lifts) error {
 
 // expire forgets the records that ended. The kernel holds a target as
 // long as its longest record: when the last one ends, it has lifted the
-// target already.
+// target already, and the bans it covered are put in force (uncover).
 func (d *Daemon) expire() {
 	now := d.now()
 	ended := map[netip.Prefix]bool{}
@@ -368,4 +368,41 @@ func (d *Daemon) expire() {
 		_, held := d.ledger.Get(p)
 		d.lifted(p, gone, !held, UnbanExpired, "expired")
 	}
+	for p := range ended {
+		d.uncover(d.ctx(), p, now)
+	}
+}
+
+// uncover puts in force, once the network ban of p has left the kernel
+// (in some ports profile), the network bans inside it that it covered
+// (Plan: Covered; the kernel holds no overlapping networks) and that are
+// still in force, unless a wider ban still covers them there (p itself,
+// in a profile where it is still in force).
+func (d *Daemon) uncover(ctx context.Context, p netip.Prefix, now time.Time) {
+	if bans.IsHost(p) {
+		return
+	}
+	var recs []*bans.Record
+	for _, q := range d.ledger.Inside(p) {
+		done := map[string]bool{}
+		for _, r := range d.ledger.RecordsOf(q) {
+			if done[r.Ports] || !r.InForce(now) {
+				continue
+			}
+			done[r.Ports] = true
+			if _, covered := d.ledger.Covering(q, r.Ports, now); !covered {
+				recs = append(recs, r) // firewallBans: the longest there
+			}
+		}
+	}
+	if len(recs) == 0 {
+		return
+	}
+	if err := d.ban(ctx, d.firewallBans(recs, now)...); err != nil {
+		d.fwErrors++
+		d.log.Error().Err(err).Str(fieldPrefix, p.String()).Int("bans", len(recs)).
+			Msg("bans inside a lifted network ban not put back in force")
+		return
+	}
+	d.log.Info().Str(fieldPrefix, p.String()).Int("bans", len(recs)).Msg("bans inside a lifted network ban put back in force")
 }

@@ -108,9 +108,13 @@ func (d *Daemon) manualUnban(ctx context.Context, target netip.Prefix, all bool)
 		}
 	}
 	d.keepLifted(lift, all)
+	now := d.now()
 	for _, p := range lift {
 		d.unbanned(p, UnbanManual, "manual")
 		d.eng.Forget(p)
+	}
+	for _, p := range lift {
+		d.uncover(ctx, p, now) // the bans inside a wider one lifted, not overlapping target
 	}
 	if target.IsValid() {
 		d.eng.Forget(target)

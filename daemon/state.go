@@ -112,6 +112,9 @@ func (d *Daemon) restore(ctx context.Context) error {
 	})
 	entries := make([]firewall.Entry, 0, len(longest))
 	for k, exp := range longest {
+		if _, covered := d.ledger.Covering(k.Target, k.Ports, now); covered && exp.After(now) {
+			continue // a wider ban holds it (flush: covered bans)
+		}
 		entries = append(entries, firewall.Entry{Prefix: k.Target, Expires: exp, Ports: k.Ports})
 	}
 	read := time.Since(start)
