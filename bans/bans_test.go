@@ -154,6 +154,14 @@ func TestPlan(t *testing.T) {
 			add: []string{"203.0.113.0/24"}, enforce: []string{"203.0.113.0/24"},
 		},
 		{
+			// The kernel would refuse both: the narrower one waits, recorded,
+			// for the wider one to go, whichever came first in the batch.
+			name: "wider in the same batch covers", held: nil,
+			add:     []string{"198.51.100.0/25", "198.51.100.0/24", "198.51.100.128/26", "198.51.100.7/32", "203.0.113.0/25"},
+			enforce: []string{"198.51.100.0/24", "198.51.100.7/32", "203.0.113.0/25"},
+			covered: []string{"198.51.100.0/25", "198.51.100.128/26"},
+		},
+		{
 			name: "families apart", held: []*bans.Record{rec("0.0.0.0/1", bans.ByHand, time.Hour)},
 			add: []string{"::/64", "10.0.0.0/8"}, enforce: []string{"::/64"}, covered: []string{"10.0.0.0/8"},
 		},

@@ -455,7 +455,8 @@ type Plan struct {
 	// in its ports profile: lift them there first, the wider ban takes
 	// their place.
 	Replace []Replaced
-	// Covered is the new bans a wider ban in force makes needless.
+	// Covered is the new bans that a wider ban in force, or a wider one
+	// among the new, holds: kept out of the kernel while it is in force.
 	Covered []*Record
 }
 
@@ -472,8 +473,17 @@ type Replaced struct {
 func (l *Ledger) Plan(recs []*Record, now time.Time) Plan {
 	var p Plan
 	replace := map[Replaced]bool{}
+	// The networks of the batch itself: one inside another of them, in
+	// the same profile, is covered by it as by a ban in force (the kernel
+	// would refuse the later of the two, whichever it is).
+	nets := map[Replaced]bool{}
 	for _, r := range recs {
-		if _, ok := l.Covering(r.Target, r.Ports, now); ok {
+		if !IsHost(r.Target) {
+			nets[Replaced{r.Target, r.Ports}] = true
+		}
+	}
+	for _, r := range recs {
+		if _, ok := l.Covering(r.Target, r.Ports, now); ok || len(nets) > 1 && insideOf(nets, r) {
 			p.Covered = append(p.Covered, r)
 			continue
 		}
@@ -496,6 +506,21 @@ func (l *Ledger) Plan(recs []*Record, now time.Time) Plan {
 		return strings.Compare(a.Ports, b.Ports)
 	})
 	return p
+}
+
+// insideOf reports whether r's target is a network strictly inside one of
+// nets in its ports profile.
+func insideOf(nets map[Replaced]bool, r *Record) bool {
+	if IsHost(r.Target) {
+		return false
+	}
+	for bits := 0; bits < r.Target.Bits(); bits++ {
+		q, _ := r.Target.Addr().Prefix(bits)
+		if nets[Replaced{q, r.Ports}] {
+			return true
+		}
+	}
+	return false
 }
 
 // Remember records an unban of target: other nodes' bans of target made

@@ -402,6 +402,16 @@ func clusterCovered(t *testing.T, newFW func() firewall.Backend) {
 	if res["known"] != 2 {
 		t.Fatalf("bans inside the wide ones: %v; want 2 known (covered)", res)
 	}
+	// In one batch, the wider first or last: the narrower one waits for
+	// the wider one all the same (the kernel would refuse the later).
+	for _, batch := range [][]cluster.Update{
+		{remote("100.50.0.0/16", "pbx-m", now, time.Hour), remote("100.50.1.0/24", "pbx-n", now, 3*time.Hour)},
+		{remote("100.40.1.0/24", "pbx-n", now, 3*time.Hour), remote("100.40.0.0/16", "pbx-m", now, time.Hour)},
+	} {
+		if res, _ := r.d.Apply(ctx, batch); res["applied"] != 2 {
+			t.Fatalf("a wide ban and one inside it in one batch: %v", res)
+		}
+	}
 	// This node's own: an IPv6 attacker, banned by its /64, inside a
 	// peer's /48.
 	if res, _ := r.d.Apply(ctx, []cluster.Update{remote("2001:db8:5::/48", "pbx-m", now, time.Hour)}); res["applied"] != 1 {
@@ -426,8 +436,8 @@ func clusterCovered(t *testing.T, newFW func() firewall.Backend) {
 			t.Errorf("%s restored beside the wider ban that covers it", target)
 		}
 	}
-	lifts := liftsOf("pbx-m", now, "100.70.0.0/16", "2001:db8:5::/48")
-	if res, _ := r.d.Apply(ctx, lifts); res["applied"] != 2 {
+	lifts := liftsOf("pbx-m", now, "100.70.0.0/16", "2001:db8:5::/48", "100.50.0.0/16", "100.40.0.0/16")
+	if res, _ := r.d.Apply(ctx, lifts); res["applied"] != 4 {
 		t.Fatalf("pbx-m's lift: %v", res)
 	}
 	if _, ok := banned(r.fw, "100.70.0.0/16"); ok {
@@ -445,6 +455,8 @@ func clusterCovered(t *testing.T, newFW func() firewall.Backend) {
 	}
 	heldFor(t, r, "100.60.1.0/24", 3*time.Hour)
 	heldFor(t, r, "100.70.1.0/24", 3*time.Hour) // pbx-n's
+	heldFor(t, r, "100.50.1.0/24", 3*time.Hour)
+	heldFor(t, r, "100.40.1.0/24", 3*time.Hour)
 	if ent, ok := banned(r.fw, "2001:db8:5::/64"); !ok || time.Until(ent.Expires) < 50*time.Minute {
 		t.Errorf("this node's own /64 after the /48 around it was lifted: %v, %v left", ok, time.Until(ent.Expires))
 	}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -74,5 +75,41 @@ func TestDryRun_SetAllow(t *testing.T) {
 	}
 	if got := d.Allowlist(); len(got) != 2 {
 		t.Errorf("a refused SetAllow changed the allowlist: %v", got)
+	}
+}
+
+// TestDryRun_Overlap: the dry run refuses what NFT refuses (the contract:
+// TestBackendContract), a network overlapping another in force or in the
+// same call, of the same ports profile, and then bans nothing of the call.
+func TestDryRun_Overlap(t *testing.T) {
+	ctx := context.Background()
+	d := NewDryRun(zerolog.Nop(), nil)
+	ban := func(ps ...string) error {
+		var bs []Ban
+		for _, p := range ps {
+			bs = append(bs, Ban{Prefix: netip.MustParsePrefix(p), Timeout: time.Hour})
+		}
+		return d.Ban(ctx, bs...)
+	}
+	if err := ban("10.0.0.0/8", "192.0.2.7/32"); err != nil {
+		t.Fatal(err)
+	}
+	for _, call := range [][]string{
+		{"10.1.0.0/16"},                                       // inside one in force
+		{"172.16.0.0/12", "172.16.1.0/24"},                    // in one call
+		{"198.51.100.7/32", "172.16.1.0/24", "172.16.0.0/12"}, // in one call, the wider last
+	} {
+		if err := ban(call...); !errors.Is(err, ErrOverlap) {
+			t.Errorf("ban %v: %v; want ErrOverlap", call, err)
+		}
+	}
+	if es, _ := d.List(ctx); len(es) != 2 {
+		t.Errorf("after the refused calls: %v; want the first two bans only", es)
+	}
+	// Other profiles, and the same network twice, are no overlap.
+	if err := d.Ban(ctx, Ban{Prefix: netip.MustParsePrefix("10.1.0.0/16"), Timeout: time.Hour, Ports: "80/tcp"},
+		Ban{Prefix: netip.MustParsePrefix("172.16.0.0/12"), Timeout: time.Hour},
+		Ban{Prefix: netip.MustParsePrefix("172.16.0.0/12"), Timeout: 2 * time.Hour}); err != nil {
+		t.Errorf("no overlap: %v", err)
 	}
 }

@@ -34,10 +34,23 @@ func (d *DryRun) Ban(_ context.Context, bans ...Ban) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.now()
+	// Refused as NFT refuses them: a network overlapping one in force, or
+	// another of the same call, in its ports profile.
+	batch := map[string]map[netip.Prefix]time.Time{}
 	for _, b := range bans {
 		if err := checkOverlap(d.bans[b.Ports], b.Prefix, now); err != nil {
 			return err
 		}
+		if b.Prefix.Bits() == b.Prefix.Addr().BitLen() {
+			continue
+		}
+		if err := checkOverlap(batch[b.Ports], b.Prefix, now); err != nil {
+			return err
+		}
+		if batch[b.Ports] == nil {
+			batch[b.Ports] = map[netip.Prefix]time.Time{}
+		}
+		batch[b.Ports][b.Prefix.Masked()] = now.Add(max(b.Timeout, time.Nanosecond))
 	}
 	for _, b := range bans {
 		m := d.bans[b.Ports]
