@@ -325,7 +325,10 @@ type lifts struct {
 // planLift adds to l what lifting the records of target p matching drop
 // takes, at now, in each ports profile they are of: a profile left
 // without a record in force is lifted; one whose longest record left is
-// shorter gets that timeout.
+// shorter gets that timeout. A network covered there by a wider ban in
+// force is not in the kernel (flush: Plan.Covered): its records go from
+// the ledger alone (shortening it, the kernel would refuse it as
+// overlapping the wider one, and the lift would fail).
 func (d *Daemon) planLift(l *lifts, p netip.Prefix, drop func(*bans.Record) bool, now time.Time) {
 	recs := d.ledger.RecordsOf(p)
 	done := map[string]bool{}
@@ -334,6 +337,9 @@ func (d *Daemon) planLift(l *lifts, p netip.Prefix, drop func(*bans.Record) bool
 			continue
 		}
 		done[r.Ports] = true
+		if _, covered := d.ledger.Covering(p, r.Ports, now); covered {
+			continue
+		}
 		var rest *bans.Record
 		for _, o := range recs {
 			if o.Ports == r.Ports && !drop(o) && o.InForce(now) && (rest == nil || o.Expires.After(rest.Expires)) {
