@@ -2,11 +2,15 @@ package daemon_test
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/sipguard/sipguard/cluster"
 	"github.com/sipguard/sipguard/daemon"
+	"github.com/sipguard/sipguard/feeds"
 	"github.com/sipguard/sipguard/firewall"
 )
 
@@ -88,4 +92,51 @@ func TestClusterLiftCovered(t *testing.T) {
 		t.Fatalf("pbx-m's lift: %v", res)
 	}
 	heldFor(t, r, "100.70.1.0/24", 2*time.Hour) // pbx-n's, not pbx-o's 5h
+}
+
+// TestClusterCoveredByFeed (issue 20, item 1): a peer's ban inside a
+// blocklist feed's network is covered by it; when the entry leaves the
+// feed, or the feed the configuration, the peer's ban goes in force.
+func TestClusterCoveredByFeed(t *testing.T) {
+	e := newEnv(t)
+	feed := filepath.Join(e.dir, "drop.txt")
+	writeFeed(t, feed, "100.70.0.0/16\n100.80.0.0/16\n")
+	cfg := e.config()
+	cfg.Feeds = []daemon.Feed{{Feed: feeds.Feed{Name: "drop", Path: feed, Interval: time.Hour}, Expire: time.Hour}}
+	fw := firewall.NewDryRun(zerolog.Nop(), nil)
+	join := func(d *daemon.Daemon) { d.Join(&peers{}, false) }
+	r := startWith(t, cfg, fw, join)
+	ctx := context.Background()
+	if !eventually(func() bool { return feedStatus(t, r).Enforced == 2 }) {
+		t.Fatalf("feed not enforced: %+v\n%s", feedStatus(t, r), r.logs)
+	}
+	now := time.Now()
+	res, _ := r.d.Apply(ctx, []cluster.Update{
+		remote("100.70.1.0/24", "pbx-n", now, 3*time.Hour),
+		remote("100.80.1.0/24", "pbx-n", now, 3*time.Hour),
+	})
+	if res["known"] != 2 {
+		t.Fatalf("bans inside the feed's networks: %v; want 2 known (covered)", res)
+	}
+	// The entry leaves the feed.
+	writeFeed(t, feed, "100.80.0.0/16\n")
+	cfg.Feeds = []daemon.Feed{{Feed: feeds.Feed{Name: "drop", Path: feed, Interval: 2 * time.Hour}, Expire: time.Hour}} // a changed interval loads at once
+	if err := r.d.Reload(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !eventually(func() bool { _, ok := banned(fw, "100.70.0.0/16"); return !ok }) {
+		t.Fatalf("entry gone from the feed still banned:\n%s", r.logs)
+	}
+	if !eventually(func() bool { _, ok := banned(fw, "100.70.1.0/24"); return ok }) {
+		t.Errorf("pbx-n's 100.70.1.0/24 not in force after the feed's network around it was lifted")
+	}
+	// The feed leaves the configuration: its entries are lifted at start.
+	r.stop(t)
+	r = startWith(t, e.config(), fw, join)
+	if _, ok := banned(fw, "100.80.0.0/16"); ok {
+		t.Fatalf("the entry of a feed no longer configured stays:\n%s", r.logs)
+	}
+	if !eventually(func() bool { _, ok := banned(fw, "100.80.1.0/24"); return ok }) {
+		t.Errorf("pbx-n's 100.80.1.0/24 not in force after the feed around it was dropped")
+	}
 }
