@@ -1,0 +1,30 @@
+//go:build linux
+
+package daemon_test
+
+import (
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sipguard/sipguard/firewall"
+	"github.com/sipguard/sipguard/internal/testutil"
+)
+
+// TestClusterShortenedRenewalKernel is TestClusterShortenedRenewal with
+// nftables, in a throw-away network namespace: the kernel takes the
+// shorter timeout of an element banned again, and refuses the covered
+// networks beside a wider one it still holds.
+func TestClusterShortenedRenewalKernel(t *testing.T) {
+	testutil.NeedRoot(t, "nftables in a throw-away network namespace")
+	testutil.NeedCommands(t, "apt-get install iproute2 nftables", "ip", "nft")
+	ns := testutil.NewNetNS(t, "sgds")
+	clusterShortenedRenewal(t, func() firewall.Backend {
+		fw, err := firewall.NewNFT(firewall.NFTOptions{NetNS: "/run/netns/" + ns, Logger: zerolog.Nop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { fw.Close() })
+		return fw
+	})
+}
