@@ -310,3 +310,27 @@ func TestClusterCoveredRestart(t *testing.T) {
 	heldFor(t, r, "100.95.2.0/24", 2*time.Hour)
 	inStep(t, r)
 }
+
+// TestClusterLiftedEscalate (issue 20, item 1): with escalation, a
+// peer's ban tells the engine its address is banned, so that its events
+// are not counted meanwhile. A peer that bans an address for long and
+// lifts it at once must not blind this node to it: the address attacks
+// here, and is banned here.
+func TestClusterLiftedEscalate(t *testing.T) {
+	e := newEnv(t)
+	r := startWith(t, e.config(), nil, func(d *daemon.Daemon) { d.Join(&peers{}, true) })
+	ctx := context.Background()
+	now := time.Now()
+	if res, _ := r.d.Apply(ctx, []cluster.Update{remote("198.51.100.77/32", "pbx-m", now, 5*time.Hour)}); res["applied"] != 1 {
+		t.Fatalf("the ban: %v", res)
+	}
+	if res, _ := r.d.Apply(ctx, liftsOf("pbx-m", now, "198.51.100.77/32")); res["applied"] != 1 {
+		t.Fatalf("its lift: %v", res)
+	}
+	// From the next second: the log's times are whole seconds.
+	appendLines(t, e.log, failures("198.51.100.77", 5, time.Now().Add(time.Second))...)
+	handled(t, r, 5)
+	if _, ok := banned(r.fw, "198.51.100.77/32"); !ok {
+		t.Errorf("198.51.100.77 not banned for its attack here after a peer's ban of it was lifted:\n%s", r.logs)
+	}
+}
