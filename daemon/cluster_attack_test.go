@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sipguard/sipguard/cluster"
+	"github.com/sipguard/sipguard/control"
 	"github.com/sipguard/sipguard/daemon"
 	"github.com/sipguard/sipguard/feeds"
 	"github.com/sipguard/sipguard/firewall"
@@ -333,4 +334,23 @@ func TestClusterLiftedEscalate(t *testing.T) {
 	if _, ok := banned(r.fw, "198.51.100.77/32"); !ok {
 		t.Errorf("198.51.100.77 not banned for its attack here after a peer's ban of it was lifted:\n%s", r.logs)
 	}
+}
+
+// TestClusterManualKept (issue 20, item 1): a person bans an address a
+// peer bans already, for longer. The peer's lift must not take the
+// person's ban with it: the ban is kept for the person's time.
+func TestClusterManualKept(t *testing.T) {
+	e := newEnv(t)
+	r := startWith(t, e.config(), nil, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	ctx := context.Background()
+	now := time.Now()
+	r.d.Apply(ctx, []cluster.Update{remote("203.0.113.9/32", "pbx-m", now, 5*time.Hour)})
+	if _, err := r.client.Ban(ctx, control.BanRequest{Target: "203.0.113.9", For: "1h"}); err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := r.d.Apply(ctx, liftsOf("pbx-m", now, "203.0.113.9/32")); res["applied"] != 1 {
+		t.Fatalf("pbx-m's lift: %v", res)
+	}
+	heldFor(t, r, "203.0.113.9/32", time.Hour)
+	inStep(t, r)
 }
