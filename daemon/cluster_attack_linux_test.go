@@ -26,6 +26,18 @@ func TestClusterLiftCoveredKernel(t *testing.T) {
 	clusterLiftCovered(t, kernelFW(t, "sgdl"))
 }
 
+// TestClusterCoveredRestartKernel is TestClusterCoveredRestart with
+// nftables: the kernel keeps its bans across the daemon's restart.
+func TestClusterCoveredRestartKernel(t *testing.T) {
+	clusterCoveredRestart(t, kernelFW(t, "sgdr"))
+}
+
+// TestClusterCoveredAttacksKernel is TestClusterCoveredAttacks with
+// nftables, which refuses overlapping networks.
+func TestClusterCoveredAttacksKernel(t *testing.T) {
+	clusterCoveredAttacks(t, kernelFW(t, "sgda"))
+}
+
 // kernelFW returns new nftables firewalls in a throw-away network
 // namespace named ns.
 func kernelFW(t *testing.T, ns string) func() firewall.Backend {

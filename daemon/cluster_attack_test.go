@@ -202,9 +202,13 @@ func inStep(t *testing.T, r *running) {
 // this one lose, shorten or keep the bans inside its network bans; the
 // ledger and the firewall stay in step throughout.
 func TestClusterCoveredAttacks(t *testing.T) {
+	clusterCoveredAttacks(t, func() firewall.Backend { return nil })
+}
+
+func clusterCoveredAttacks(t *testing.T, newFW func() firewall.Backend) {
 	e := newEnv(t)
 	f := &peers{}
-	r := startWith(t, e.config(), nil, func(d *daemon.Daemon) { d.Join(f, false) })
+	r := startWith(t, e.config(), newFW(), func(d *daemon.Daemon) { d.Join(f, false) })
 	ctx := context.Background()
 	now := time.Now()
 	apply := func(want map[string]int, us ...cluster.Update) {
@@ -277,9 +281,13 @@ func TestClusterCoveredAttacks(t *testing.T) {
 // covered are in force at once (the ones holding the allowlisted address
 // lifted too).
 func TestClusterCoveredRestart(t *testing.T) {
+	clusterCoveredRestart(t, func() firewall.Backend { return nil })
+}
+
+func clusterCoveredRestart(t *testing.T, newFW func() firewall.Backend) {
 	e := newEnv(t)
 	join := func(d *daemon.Daemon) { d.Join(&peers{}, false) }
-	r := startWith(t, e.config(), nil, join)
+	r := startWith(t, e.config(), newFW(), join)
 	ctx := context.Background()
 	now := time.Now()
 	r.d.Apply(ctx, []cluster.Update{
@@ -295,7 +303,7 @@ func TestClusterCoveredRestart(t *testing.T) {
 	inStep(t, r)
 	r.stop(t)
 	time.Sleep(time.Until(now.Add(2500 * time.Millisecond)))
-	r = startWith(t, e.config(), nil, join)
+	r = startWith(t, e.config(), newFW(), join)
 	heldFor(t, r, "100.70.0.0/20", 2*time.Hour)
 	inStep(t, r)
 	cfg := e.config()
