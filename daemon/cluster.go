@@ -373,6 +373,12 @@ func (d *Daemon) peerLifted(ctx context.Context, b cluster.Ban) string {
 		d.log.Error().Err(err).Str(fieldPrefix, b.Target.String()).Msg("cluster unban failed")
 		return "failed"
 	}
+	if d.clusterEscalate {
+		// The engine was told of the ban (peerBan): it ends now, or with
+		// the records left.
+		now := d.now()
+		d.eng.Lifted(b.Target, later(now, d.ledger.Until(b.Target, now)))
+	}
 	return "applied"
 }
 

@@ -146,26 +146,37 @@ func (p *decision) record(now time.Time) *bans.Record {
 
 // firewallBans turns new records into what the firewall enforces: one
 // ban per target and ports profile, for as long as its longest record
-// there, held or new (a target is banned as long as any origin wants it:
-// a shorter new record never shortens the kernel's timeout).
+// there once the new ones are held (a target is banned as long as any
+// origin wants it: a shorter new record never shortens the kernel's
+// timeout). A new record replaces its origin's record held (Put), the
+// last of an origin's in recs too: a peer's ban sent again ending sooner
+// shortens the kernel's timeout, else the kernel would hold the target
+// after the ledger's last record of it ended, a ban no one sees or wants.
 func (d *Daemon) firewallBans(recs []*bans.Record, now time.Time) []firewall.Ban {
-	until := make(map[bans.Replaced]time.Time, len(recs))
+	newest := make(map[bans.Replaced]map[bans.Origin]time.Time, len(recs))
 	var order []bans.Replaced
 	for _, r := range recs {
 		k := bans.Replaced{Target: r.Target, Ports: r.Ports}
-		u, seen := until[k]
-		if !seen {
+		if newest[k] == nil {
 			order = append(order, k)
-			u = d.ledger.UntilIn(r.Target, r.Ports, now)
+			newest[k] = map[bans.Origin]time.Time{}
 		}
-		if r.Expires.After(u) {
-			u = r.Expires
-		}
-		until[k] = u
+		newest[k][r.Origin] = r.Expires
 	}
 	out := make([]firewall.Ban, len(order))
 	for i, k := range order {
-		out[i] = firewall.Ban{Prefix: k.Target, Timeout: until[k].Sub(now), Ports: k.Ports}
+		var until time.Time
+		for _, exp := range newest[k] {
+			until = later(until, exp)
+		}
+		replaced := func(r *bans.Record) bool {
+			_, renewed := newest[k][r.Origin]
+			return r.Ports != k.Ports || renewed
+		}
+		if held := d.ledger.Without(k.Target, replaced); held != nil && held.InForce(now) {
+			until = later(until, held.Expires)
+		}
+		out[i] = firewall.Ban{Prefix: k.Target, Timeout: until.Sub(now), Ports: k.Ports}
 	}
 	return out
 }
@@ -314,7 +325,10 @@ type lifts struct {
 // planLift adds to l what lifting the records of target p matching drop
 // takes, at now, in each ports profile they are of: a profile left
 // without a record in force is lifted; one whose longest record left is
-// shorter gets that timeout.
+// shorter gets that timeout. A network covered there by a wider ban in
+// force is not in the kernel (flush: Plan.Covered): its records go from
+// the ledger alone (shortening it, the kernel would refuse it as
+// overlapping the wider one, and the lift would fail).
 func (d *Daemon) planLift(l *lifts, p netip.Prefix, drop func(*bans.Record) bool, now time.Time) {
 	recs := d.ledger.RecordsOf(p)
 	done := map[string]bool{}
@@ -323,6 +337,9 @@ func (d *Daemon) planLift(l *lifts, p netip.Prefix, drop func(*bans.Record) bool
 			continue
 		}
 		done[r.Ports] = true
+		if _, covered := d.ledger.Covering(p, r.Ports, now); covered {
+			continue
+		}
 		var rest *bans.Record
 		for _, o := range recs {
 			if o.Ports == r.Ports && !drop(o) && o.InForce(now) && (rest == nil || o.Expires.After(rest.Expires)) {

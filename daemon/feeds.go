@@ -201,6 +201,9 @@ func (d *Daemon) liftFeedEntries(ctx context.Context, origin bans.Origin, target
 		_, held := d.ledger.Get(p)
 		d.lifted(p, gone, !held, UnbanFeed, "gone from its feed")
 	}
+	for _, p := range targets {
+		d.uncover(ctx, p, now) // the bans inside a network entry, of other origins
+	}
 	return nil
 }
 

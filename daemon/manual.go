@@ -52,8 +52,7 @@ func (d *Daemon) manualBan(ctx context.Context, p netip.Prefix, dur time.Duratio
 		return ManualBan{}, nil, refuse("%s is longer than the longest ban, %s", duration.Format(dur), duration.Format(bans.MaxDuration))
 	}
 	now := d.now()
-	// A manual ban drops the default ports: only a ban there may be kept.
-	if old, ok := d.ledger.GetIn(p, ""); ok && old.InForce(now) && old.Expires.After(now.Add(dur)) {
+	if old, ok := d.longerHere(p, now.Add(dur), now); ok {
 		d.log.Info().Str(fieldPrefix, p.String()).Str(fieldRule, old.Label()).Time("until", old.Expires).
 			Msg("manual ban shorter than the ban in force: the longer one is kept")
 		return ManualBan{Record: old, Renewed: true, Kept: true}, nil, nil
@@ -126,6 +125,21 @@ func (d *Daemon) manualUnban(ctx context.Context, target netip.Prefix, all bool)
 	return lift, d.durable(), nil
 }
 
+// longerHere returns a record of this node's own (a rule's, a person's)
+// of target p in force past until, in the default ports (those a manual
+// ban drops): a manual ban shorter than it is not needed, and that one
+// is kept. Another origin's record is not enough: a peer's lift, or a
+// feed's entry leaving, would take the person's ban with it; the
+// manual ban is recorded beside it (the kernel holds the longest).
+func (d *Daemon) longerHere(p netip.Prefix, until, now time.Time) (*bans.Record, bool) {
+	for _, r := range d.ledger.RecordsOf(p) {
+		if r.Origin.Local() && r.Ports == "" && r.InForce(now) && r.Expires.After(until) {
+			return r, true
+		}
+	}
+	return nil, false
+}
+
 // ImportEntry is one ban of an import.
 type ImportEntry struct {
 	Target netip.Prefix
@@ -174,7 +188,7 @@ func (d *Daemon) manualImport(ctx context.Context, entries []ImportEntry) (Impor
 				bans.String(e.Target), duration.Format(e.For), duration.Format(bans.MaxDuration)))
 			continue
 		}
-		if old, ok := d.ledger.GetIn(e.Target, ""); ok && old.InForce(now) && old.Expires.After(now.Add(e.For)) {
+		if _, ok := d.longerHere(e.Target, now.Add(e.For), now); ok {
 			res.Kept++
 			continue
 		}

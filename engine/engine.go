@@ -826,6 +826,23 @@ func (e *Engine) Banned(p netip.Prefix, at time.Time, d time.Duration) {
 	}
 }
 
+// Lifted says that the ban of p decided outside the engine (another
+// node's) now ends at until, sooner (at the lift, or when the bans left
+// end): the events of p count again from then, and its offence stays.
+// Without it, a node that bans an address for long and lifts it at once
+// would blind this node to the address's attacks until the lifted ban's
+// end.
+func (e *Engine) Lifted(p netip.Prefix, until time.Time) {
+	k := e.keyOf(p.Addr())
+	t := until.UnixNano()
+	if o := e.offences[k]; o != nil && o.until > t {
+		o.until = t
+	}
+	if tr := e.trackers.get(k); tr != nil && tr.until > t {
+		tr.until = t
+	}
+}
+
 // Standing is what the engine holds about one address: what it counts it
 // as, the events of each rule's window (in the order of the rules), its
 // offences, and the end of a ban the engine knows of.

@@ -386,6 +386,13 @@ func TestOffencesRestore(t *testing.T) {
 	if b, _ := e2.Observe(ev("198.51.100.9", 2*time.Hour, parsers.AuthFailed)); b.Offences != 1 {
 		t.Errorf("manual ban not counted as an offence: %d", b.Offences)
 	}
+	// Lifted (another node's ban, lifted by it): counted again from
+	// then; the offence stays.
+	e2.Banned(netip.MustParsePrefix("198.51.100.10/32"), t0, 5*time.Hour)
+	e2.Lifted(netip.MustParsePrefix("198.51.100.10/32"), t0.Add(time.Minute))
+	if b, ok := e2.Observe(ev("198.51.100.10", 2*time.Minute, parsers.AuthFailed)); !ok || b.Offences != 1 {
+		t.Errorf("after the lift: banned %v after %d offences; want banned, after 1", ok, b.Offences)
+	}
 }
 
 // TestRecent: failures are reported by address (IPv6 by prefix) and time;

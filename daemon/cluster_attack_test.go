@@ -1,0 +1,364 @@
+package daemon_test
+
+import (
+	"context"
+	"net/netip"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sipguard/sipguard/cluster"
+	"github.com/sipguard/sipguard/control"
+	"github.com/sipguard/sipguard/daemon"
+	"github.com/sipguard/sipguard/feeds"
+	"github.com/sipguard/sipguard/firewall"
+)
+
+// TestClusterShortenedRenewal (issue 20, item 1): a peer sends its ban
+// again, ending sooner (alone, or after the longer one in the same
+// batch). Its record is replaced, so the kernel must end the ban then
+// too: held for the old, longer time, it is a ban no origin wants, that
+// no list shows; and a network ban inside it, of this node, waits for it
+// in the ledger while the kernel refuses it beside the phantom.
+func TestClusterShortenedRenewal(t *testing.T) {
+	clusterShortenedRenewal(t, func() firewall.Backend { return nil })
+}
+
+func clusterShortenedRenewal(t *testing.T, newFW func() firewall.Backend) {
+	e := newEnv(t)
+	r := startWith(t, e.config(), newFW(), func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	ctx := context.Background()
+	now := time.Now()
+	r.d.Apply(ctx, []cluster.Update{
+		remote("198.51.100.50/32", "pbx-m", now, 3*time.Hour),
+		remote("100.70.0.0/16", "pbx-m", now, 3*time.Hour),
+		remote("2001:db8:5::/48", "pbx-m", now, 3*time.Hour),
+	})
+	r.d.Apply(ctx, []cluster.Update{
+		remote("198.51.100.50/32", "pbx-m", now, 2*time.Second),
+		remote("100.70.0.0/16", "pbx-m", now, 2*time.Second),
+		remote("2001:db8:5::/48", "pbx-m", now, 2*time.Second),
+		remote("100.71.0.0/16", "pbx-m", now, 3*time.Hour), // then shorter, in the same batch
+		remote("100.71.0.0/16", "pbx-m", now, 2*time.Second),
+	})
+	for _, target := range []string{"198.51.100.50/32", "100.70.0.0/16", "2001:db8:5::/48", "100.71.0.0/16"} {
+		if ent, ok := banned(r.fw, target); ok && time.Until(ent.Expires) > time.Minute {
+			t.Errorf("%s: %v left in the firewall; its only origin wants 2s", target, time.Until(ent.Expires))
+		}
+	}
+	// Bans inside them, covered while they last: another peer's, and
+	// this node's own IPv6 /64 (its rule's ban, 1h).
+	if res, _ := r.d.Apply(ctx, []cluster.Update{remote("100.70.1.0/24", "pbx-n", now, 2*time.Hour)}); res["known"] != 1 {
+		t.Fatalf("pbx-n's ban inside the /16: %v; want known (covered)", res)
+	}
+	appendLines(t, e.log, failures("2001:db8:5:0:1::7", 5, time.Now())...)
+	handled(t, r, 5)
+	for target, want := range map[string]time.Duration{"100.70.1.0/24": 2 * time.Hour, "2001:db8:5::/64": time.Hour} {
+		if !eventually(func() bool { _, ok := banned(r.fw, target); return ok }) {
+			t.Errorf("%s not in force after the peer's ban around it ended:\n%s", target, r.logs)
+			continue
+		}
+		heldFor(t, r, target, want)
+	}
+	for _, target := range []string{"100.70.0.0/16", "2001:db8:5::/48"} {
+		if _, ok := banned(r.fw, target); ok {
+			t.Errorf("%s still in the firewall after its only record ended", target)
+		}
+	}
+}
+
+// TestClusterLiftCovered (issue 20, item 1): a covered ban (inside a
+// wider one in force, so not in the kernel) held by two origins; the one
+// lasting longer lifts its record. Shortening the kernel's ban of a
+// target the kernel does not hold fails (overlaps the wider one), so the
+// lift failed and the lifted record stayed: in force for its origin's
+// time once the wider ban goes, a ban no origin wants.
+func TestClusterLiftCovered(t *testing.T) {
+	clusterLiftCovered(t, func() firewall.Backend { return nil })
+}
+
+func clusterLiftCovered(t *testing.T, newFW func() firewall.Backend) {
+	e := newEnv(t)
+	r := startWith(t, e.config(), newFW(), func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	ctx := context.Background()
+	now := time.Now()
+	if res, _ := r.d.Apply(ctx, []cluster.Update{remote("100.70.0.0/16", "pbx-m", now, time.Hour)}); res["applied"] != 1 {
+		t.Fatalf("the /16: %v", res)
+	}
+	r.d.Apply(ctx, []cluster.Update{
+		remote("100.70.1.0/24", "pbx-n", now, 2*time.Hour),
+		remote("100.70.1.0/24", "pbx-o", now, 5*time.Hour),
+	})
+	if res, _ := r.d.Apply(ctx, liftsOf("pbx-o", now, "100.70.1.0/24")); res["applied"] != 1 {
+		t.Errorf("pbx-o's lift of its covered record: %v", res)
+	}
+	if res, _ := r.d.Apply(ctx, liftsOf("pbx-m", now, "100.70.0.0/16")); res["applied"] != 1 {
+		t.Fatalf("pbx-m's lift: %v", res)
+	}
+	heldFor(t, r, "100.70.1.0/24", 2*time.Hour) // pbx-n's, not pbx-o's 5h
+	inStep(t, r)
+}
+
+// TestClusterCoveredByFeed (issue 20, item 1): a peer's ban inside a
+// blocklist feed's network is covered by it; when the entry leaves the
+// feed, or the feed the configuration, the peer's ban goes in force.
+func TestClusterCoveredByFeed(t *testing.T) {
+	e := newEnv(t)
+	feed := filepath.Join(e.dir, "drop.txt")
+	writeFeed(t, feed, "100.70.0.0/16\n100.80.0.0/16\n")
+	cfg := e.config()
+	cfg.Feeds = []daemon.Feed{{Feed: feeds.Feed{Name: "drop", Path: feed, Interval: time.Hour}, Expire: time.Hour}}
+	fw := firewall.NewDryRun(zerolog.Nop(), nil)
+	join := func(d *daemon.Daemon) { d.Join(&peers{}, false) }
+	r := startWith(t, cfg, fw, join)
+	ctx := context.Background()
+	if !eventually(func() bool { return feedStatus(t, r).Enforced == 2 }) {
+		t.Fatalf("feed not enforced: %+v\n%s", feedStatus(t, r), r.logs)
+	}
+	now := time.Now()
+	res, _ := r.d.Apply(ctx, []cluster.Update{
+		remote("100.70.1.0/24", "pbx-n", now, 3*time.Hour),
+		remote("100.80.1.0/24", "pbx-n", now, 3*time.Hour),
+	})
+	if res["known"] != 2 {
+		t.Fatalf("bans inside the feed's networks: %v; want 2 known (covered)", res)
+	}
+	// The entry leaves the feed.
+	writeFeed(t, feed, "100.80.0.0/16\n")
+	cfg.Feeds = []daemon.Feed{{Feed: feeds.Feed{Name: "drop", Path: feed, Interval: 2 * time.Hour}, Expire: time.Hour}} // a changed interval loads at once
+	if err := r.d.Reload(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !eventually(func() bool { _, ok := banned(fw, "100.70.0.0/16"); return !ok }) {
+		t.Fatalf("entry gone from the feed still banned:\n%s", r.logs)
+	}
+	if !eventually(func() bool { _, ok := banned(fw, "100.70.1.0/24"); return ok }) {
+		t.Errorf("pbx-n's 100.70.1.0/24 not in force after the feed's network around it was lifted")
+	}
+	// The feed leaves the configuration: its entries are lifted at start.
+	r.stop(t)
+	r = startWith(t, e.config(), fw, join)
+	if _, ok := banned(fw, "100.80.0.0/16"); ok {
+		t.Fatalf("the entry of a feed no longer configured stays:\n%s", r.logs)
+	}
+	if !eventually(func() bool { _, ok := banned(fw, "100.80.1.0/24"); return ok }) {
+		t.Errorf("pbx-n's 100.80.1.0/24 not in force after the feed around it was dropped")
+	}
+}
+
+// inStep checks that the ledger (the list) and the firewall agree: each
+// element of the firewall is a target listed, until the same time (a ban
+// no record wants is none), and each network listed is in the firewall or
+// covered there by a wider one listed.
+func inStep(t *testing.T, r *running) {
+	t.Helper()
+	list, err := r.client.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[netip.Prefix]time.Time{}
+	for _, b := range list {
+		p, err := netip.ParsePrefix(b.Target)
+		if err != nil {
+			p = netip.PrefixFrom(netip.MustParseAddr(b.Target), netip.MustParseAddr(b.Target).BitLen())
+		}
+		if b.Ports == "" && time.Until(b.Expires) > 0 {
+			listed[p] = b.Expires
+		}
+	}
+	held := map[netip.Prefix]time.Time{}
+	es, _ := r.fw.List(context.Background())
+	for _, e := range es {
+		if e.Ports != "" {
+			continue
+		}
+		held[e.Prefix] = e.Expires
+		exp, ok := listed[e.Prefix]
+		if !ok {
+			t.Errorf("%s in the firewall, %v left, and no record wants it", e.Prefix, time.Until(e.Expires).Round(time.Second))
+		} else if d := e.Expires.Sub(exp); d > 2*time.Second || d < -2*time.Second {
+			t.Errorf("%s: the firewall holds it until %v, its records until %v", e.Prefix, e.Expires, exp)
+		}
+	}
+	for p := range listed {
+		if _, ok := held[p]; ok {
+			continue
+		}
+		covered := false
+		for q := range held {
+			if q.Bits() < p.Bits() && q.Contains(p.Addr()) {
+				covered = true
+			}
+		}
+		if !covered {
+			t.Errorf("%s listed, not in the firewall, and no ban in force covers it", p)
+		}
+	}
+}
+
+// TestClusterCoveredAttacks (issue 20, item 1): a node tries to make
+// this one lose, shorten or keep the bans inside its network bans; the
+// ledger and the firewall stay in step throughout.
+func TestClusterCoveredAttacks(t *testing.T) {
+	clusterCoveredAttacks(t, func() firewall.Backend { return nil })
+}
+
+func clusterCoveredAttacks(t *testing.T, newFW func() firewall.Backend) {
+	e := newEnv(t)
+	f := &peers{}
+	r := startWith(t, e.config(), newFW(), func(d *daemon.Daemon) { d.Join(f, false) })
+	ctx := context.Background()
+	now := time.Now()
+	apply := func(want map[string]int, us ...cluster.Update) {
+		t.Helper()
+		res, _ := r.d.Apply(ctx, us)
+		for why, n := range want {
+			if res[why] != n {
+				t.Fatalf("%v; want %s %d", res, why, n)
+			}
+		}
+		inStep(t, r)
+	}
+	// Three levels: pbx-m's /16 around pbx-n's /20 around pbx-o's /24.
+	apply(map[string]int{"applied": 1}, remote("100.70.0.0/16", "pbx-m", now, time.Hour))
+	apply(map[string]int{"known": 2},
+		remote("100.70.0.0/20", "pbx-n", now, 2*time.Hour),
+		remote("100.70.1.0/24", "pbx-o", now, 3*time.Hour))
+	// pbx-m widens over them, or renews its /16 over them: refused
+	// (Plan would replace their records).
+	apply(map[string]int{"overlaps": 2},
+		remote("100.70.0.0/15", "pbx-m", now, 5*time.Hour),
+		remote("100.70.0.0/16", "pbx-m", now, 5*time.Hour))
+	apply(map[string]int{"applied": 1}, liftsOf("pbx-m", now, "100.70.0.0/16")...)
+	heldFor(t, r, "100.70.0.0/20", 2*time.Hour)
+	apply(map[string]int{"applied": 1}, liftsOf("pbx-n", now, "100.70.0.0/20")...)
+	heldFor(t, r, "100.70.1.0/24", 3*time.Hour)
+
+	// A lift in the same batch as a ban inside the lifted one.
+	apply(map[string]int{"applied": 1}, remote("100.80.0.0/16", "pbx-m", now, time.Hour))
+	apply(map[string]int{"known": 1, "applied": 1},
+		remote("100.80.1.0/24", "pbx-n", now, 3*time.Hour),
+		liftsOf("pbx-m", now, "100.80.0.0/16")[0])
+	heldFor(t, r, "100.80.1.0/24", 3*time.Hour)
+	apply(map[string]int{"applied": 1}, remote("100.81.0.0/16", "pbx-m", now, time.Hour))
+	apply(map[string]int{"applied": 2},
+		liftsOf("pbx-m", now, "100.81.0.0/16")[0],
+		remote("100.81.1.0/24", "pbx-n", now, 3*time.Hour))
+	heldFor(t, r, "100.81.1.0/24", 3*time.Hour)
+
+	// The same /16 by two nodes: the longer one's lift leaves the shorter.
+	apply(map[string]int{"applied": 2},
+		remote("100.90.0.0/16", "pbx-m", now, 5*time.Hour),
+		remote("100.90.0.0/16", "pbx-n", now, time.Hour))
+	apply(map[string]int{"known": 1}, remote("100.90.1.0/24", "pbx-o", now, 3*time.Hour))
+	apply(map[string]int{"applied": 1}, liftsOf("pbx-m", now, "100.90.0.0/16")...)
+	heldFor(t, r, "100.90.0.0/16", time.Hour)
+	if _, ok := banned(r.fw, "100.90.1.0/24"); ok {
+		t.Error("100.90.1.0/24 in the firewall beside pbx-n's /16")
+	}
+
+	// A cluster unban of an address inside a covered ban made before it,
+	// the wider one after it: the covered one goes, from the ledger.
+	apply(map[string]int{"known": 1}, remote("100.90.2.0/24", "pbx-o", now.Add(-time.Minute), 3*time.Hour))
+	apply(map[string]int{"applied": 1}, cluster.Update{Kind: cluster.UpdateUnban, Unban: cluster.Unban{
+		Target: netip.MustParsePrefix("100.90.2.5/32"), Time: now.Add(-30 * time.Second), Until: now.Add(time.Hour), Origin: "pbx-p",
+	}})
+	heldFor(t, r, "100.90.0.0/16", time.Hour)
+	apply(map[string]int{"applied": 1}, liftsOf("pbx-n", now, "100.90.0.0/16")...)
+	heldFor(t, r, "100.90.1.0/24", 3*time.Hour)
+	if _, ok := banned(r.fw, "100.90.2.0/24"); ok {
+		t.Error("100.90.2.0/24 in force after a cluster unban lifted it")
+	}
+	if _, _, unbans := f.snapshot(); len(unbans) != 0 {
+		t.Errorf("unbans published: %v", unbans)
+	}
+}
+
+// TestClusterCoveredRestart (issue 20, item 1): the wider ban ends while
+// the daemon is down, or an allowlist reload lifts it: the bans it
+// covered are in force at once (the ones holding the allowlisted address
+// lifted too).
+func TestClusterCoveredRestart(t *testing.T) {
+	clusterCoveredRestart(t, func() firewall.Backend { return nil })
+}
+
+func clusterCoveredRestart(t *testing.T, newFW func() firewall.Backend) {
+	e := newEnv(t)
+	join := func(d *daemon.Daemon) { d.Join(&peers{}, false) }
+	r := startWith(t, e.config(), newFW(), join)
+	ctx := context.Background()
+	now := time.Now()
+	r.d.Apply(ctx, []cluster.Update{
+		remote("100.70.0.0/16", "pbx-m", now, 2*time.Second),
+		remote("100.95.0.0/16", "pbx-m", now, time.Hour),
+	})
+	r.d.Apply(ctx, []cluster.Update{
+		remote("100.70.0.0/20", "pbx-n", now, 2*time.Hour),
+		remote("100.70.1.0/24", "pbx-o", now, 3*time.Hour),
+		remote("100.95.1.0/24", "pbx-n", now, 2*time.Hour),
+		remote("100.95.2.0/24", "pbx-n", now, 2*time.Hour),
+	})
+	inStep(t, r)
+	r.stop(t)
+	time.Sleep(time.Until(now.Add(2500 * time.Millisecond)))
+	r = startWith(t, e.config(), newFW(), join)
+	heldFor(t, r, "100.70.0.0/20", 2*time.Hour)
+	inStep(t, r)
+	cfg := e.config()
+	cfg.Engine.Allow = append(cfg.Engine.Allow, netip.MustParsePrefix("100.95.1.5/32"))
+	if err := r.d.Reload(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{"100.95.0.0/16", "100.95.1.0/24"} {
+		if _, ok := banned(r.fw, target); ok {
+			t.Errorf("%s banned: it holds an allowlisted address", target)
+		}
+	}
+	heldFor(t, r, "100.95.2.0/24", 2*time.Hour)
+	inStep(t, r)
+}
+
+// TestClusterLiftedEscalate (issue 20, item 1): with escalation, a
+// peer's ban tells the engine its address is banned, so that its events
+// are not counted meanwhile. A peer that bans an address for long and
+// lifts it at once must not blind this node to it: the address attacks
+// here, and is banned here.
+func TestClusterLiftedEscalate(t *testing.T) {
+	e := newEnv(t)
+	r := startWith(t, e.config(), nil, func(d *daemon.Daemon) { d.Join(&peers{}, true) })
+	ctx := context.Background()
+	now := time.Now()
+	if res, _ := r.d.Apply(ctx, []cluster.Update{remote("198.51.100.77/32", "pbx-m", now, 5*time.Hour)}); res["applied"] != 1 {
+		t.Fatalf("the ban: %v", res)
+	}
+	if res, _ := r.d.Apply(ctx, liftsOf("pbx-m", now, "198.51.100.77/32")); res["applied"] != 1 {
+		t.Fatalf("its lift: %v", res)
+	}
+	// From the next second: the log's times are whole seconds.
+	appendLines(t, e.log, failures("198.51.100.77", 5, time.Now().Add(time.Second))...)
+	handled(t, r, 5)
+	if _, ok := banned(r.fw, "198.51.100.77/32"); !ok {
+		t.Errorf("198.51.100.77 not banned for its attack here after a peer's ban of it was lifted:\n%s", r.logs)
+	}
+}
+
+// TestClusterManualKept (issue 20, item 1): a person bans an address a
+// peer bans already, for longer. The peer's lift must not take the
+// person's ban with it: the ban is kept for the person's time.
+func TestClusterManualKept(t *testing.T) {
+	e := newEnv(t)
+	r := startWith(t, e.config(), nil, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	ctx := context.Background()
+	now := time.Now()
+	r.d.Apply(ctx, []cluster.Update{remote("203.0.113.9/32", "pbx-m", now, 5*time.Hour)})
+	if _, err := r.client.Ban(ctx, control.BanRequest{Target: "203.0.113.9", For: "1h"}); err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := r.d.Apply(ctx, liftsOf("pbx-m", now, "203.0.113.9/32")); res["applied"] != 1 {
+		t.Fatalf("pbx-m's lift: %v", res)
+	}
+	heldFor(t, r, "203.0.113.9/32", time.Hour)
+	inStep(t, r)
+}
