@@ -150,6 +150,15 @@ func TestPlan(t *testing.T) {
 			replace: []string{"2001:db8:0:1::/64", "2001:db8:0:2::/64"},
 		},
 		{
+			// Those inside a wider ban in force are not in the kernel: a
+			// wider one (or its renewal) leaves them, covered.
+			name: "covered ones stay",
+			held: []*bans.Record{rec("100.70.0.0/16", bans.FromPeer("m"), time.Hour), rec("100.70.1.0/24", bans.FromPeer("n"), time.Hour),
+				rec("100.70.0.0/20", bans.FromPeer("n"), time.Hour)},
+			add: []string{"100.70.0.0/16", "100.70.0.0/15"}, enforce: []string{"100.70.0.0/15"},
+			replace: []string{"100.70.0.0/16"}, covered: []string{"100.70.0.0/16"},
+		},
+		{
 			name: "same target renews", held: []*bans.Record{rec("203.0.113.0/24", bans.ByHand, time.Hour)},
 			add: []string{"203.0.113.0/24"}, enforce: []string{"203.0.113.0/24"},
 		},

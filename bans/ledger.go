@@ -489,6 +489,9 @@ func (l *Ledger) Plan(recs []*Record, now time.Time) Plan {
 		}
 		p.Enforce = append(p.Enforce, r)
 		for _, q := range l.Inside(r.Target) {
+			if _, covered := l.Covering(q, r.Ports, now); covered {
+				continue // not in the kernel: it stays, covered (a ban of r's target renewed)
+			}
 			rq := Replaced{q, r.Ports}
 			if !replace[rq] && slices.ContainsFunc(l.bans[q].recs, func(x *Record) bool { return x.Ports == r.Ports }) {
 				replace[rq] = true

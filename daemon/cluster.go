@@ -346,11 +346,15 @@ func (d *Daemon) peerBan(b cluster.Ban, pending bans.Usage, now time.Time) strin
 }
 
 // othersInside reports whether a network ban of the default ports inside
-// the network p, in force at now, holds a record of another origin than
-// o: a ban of p would replace it. Addresses are never replaced (they live
-// in sets of their own), nor bans of a rule's own ports.
+// the network p, in force at now and in the kernel (not covered), holds a
+// record of another origin than o: a ban of p would replace it.
+// Addresses are never replaced (they live in sets of their own), nor bans
+// of a rule's own ports.
 func (d *Daemon) othersInside(p netip.Prefix, o bans.Origin, now time.Time) bool {
 	for _, q := range d.ledger.Inside(p) {
+		if _, covered := d.ledger.Covering(q, "", now); covered {
+			continue // not in the kernel, not replaced: it stays covered (Plan)
+		}
 		for _, r := range d.ledger.RecordsOf(q) {
 			if r.Ports == "" && r.Origin != o && r.InForce(now) {
 				return true

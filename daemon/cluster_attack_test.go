@@ -226,12 +226,12 @@ func clusterCoveredAttacks(t *testing.T, newFW func() firewall.Backend) {
 	apply(map[string]int{"known": 2},
 		remote("100.70.0.0/20", "pbx-n", now, 2*time.Hour),
 		remote("100.70.1.0/24", "pbx-o", now, 3*time.Hour))
-	// pbx-m widens over them, or renews its /16 over them: refused
-	// (Plan would replace their records).
-	apply(map[string]int{"overlaps": 2},
-		remote("100.70.0.0/15", "pbx-m", now, 5*time.Hour),
-		remote("100.70.0.0/16", "pbx-m", now, 5*time.Hour))
-	apply(map[string]int{"applied": 1}, liftsOf("pbx-m", now, "100.70.0.0/16")...)
+	// pbx-m renews its /16 over them, then widens it: applied, and they
+	// stay, covered (not in the kernel, so not replaced).
+	apply(map[string]int{"applied": 1}, remote("100.70.0.0/16", "pbx-m", now, 5*time.Hour))
+	heldFor(t, r, "100.70.0.0/16", 5*time.Hour)
+	apply(map[string]int{"applied": 1}, remote("100.70.0.0/15", "pbx-m", now, 5*time.Hour))
+	apply(map[string]int{"applied": 1}, liftsOf("pbx-m", now, "100.70.0.0/15")...)
 	heldFor(t, r, "100.70.0.0/20", 2*time.Hour)
 	apply(map[string]int{"applied": 1}, liftsOf("pbx-n", now, "100.70.0.0/20")...)
 	heldFor(t, r, "100.70.1.0/24", 3*time.Hour)
