@@ -332,6 +332,8 @@ func (d *Daemon) peerBan(b cluster.Ban, pending bans.Usage, now time.Time) strin
 		addr = b.Target.Addr()
 	}
 	timeout := b.Expires.Sub(now)
+	held, _ := d.ledger.Of(b.Target, bans.FromPeer(b.Origin))
+	renewal := held != nil && held.InForce(now)
 	d.pending = append(d.pending, decision{
 		ban: engine.Ban{
 			Prefix: b.Target, Addr: addr, Rule: b.Rule, Count: b.Count, Offences: b.Offences,
@@ -339,7 +341,10 @@ func (d *Daemon) peerBan(b cluster.Ban, pending bans.Usage, now time.Time) strin
 		},
 		origin: bans.FromPeer(b.Origin), at: now, timeout: timeout, reason: bans.CleanReason(b.Reason),
 	})
-	if d.clusterEscalate {
+	if d.clusterEscalate && !renewal {
+		// One offence per ban, not per message: a node that sends its ban
+		// again and again would escalate this node's next ban of the
+		// address at will.
 		d.eng.Banned(b.Target, now, timeout)
 	}
 	return result

@@ -344,6 +344,31 @@ func TestClusterLiftedEscalate(t *testing.T) {
 	}
 }
 
+// TestClusterRenewEscalate (issue 20, item 1): with escalation, a node
+// that sends its ban again and again counts one offence here, not one
+// per message: it cannot escalate this node's next ban of the address.
+func TestClusterRenewEscalate(t *testing.T) {
+	e := newEnv(t)
+	r := startWith(t, e.config(), nil, func(d *daemon.Daemon) { d.Join(&peers{}, true) })
+	ctx := context.Background()
+	now := time.Now()
+	for i := range 5 {
+		if res, _ := r.d.Apply(ctx, []cluster.Update{remote("198.51.100.78/32", "pbx-m", now, time.Duration(i+1)*time.Minute)}); res["applied"] != 1 {
+			t.Fatalf("ban %d: %v", i, res)
+		}
+	}
+	r.d.Apply(ctx, liftsOf("pbx-m", now, "198.51.100.78/32"))
+	appendLines(t, e.log, failures("198.51.100.78", 5, time.Now().Add(time.Second))...)
+	handled(t, r, 5)
+	if _, ok := banned(r.fw, "198.51.100.78/32"); !ok {
+		t.Fatalf("198.51.100.78 not banned here:\n%s", r.logs)
+	}
+	why, err := r.client.Why(ctx, "198.51.100.78")
+	if err != nil || why.Offences != 2 {
+		t.Errorf("after 5 messages of one peer's ban and this node's ban: %d offences (%v); want 2 (the peer's, this one)", why.Offences, err)
+	}
+}
+
 // TestClusterManualKept (issue 20, item 1): a person bans an address a
 // peer bans already, for longer. The peer's lift must not take the
 // person's ban with it: the ban is kept for the person's time.

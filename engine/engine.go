@@ -741,6 +741,17 @@ func (e *Engine) Forget(p netip.Prefix) {
 		// forgets the prefix.
 		p = e.Prefix(p.Addr())
 	}
+	if p.Bits() == p.Addr().BitLen() {
+		// One key (an IPv4 address, a narrowed IPv6 one): no scan of
+		// every tracker, which every cluster unban of an address (one a
+		// peer may send by the thousand) would cost.
+		k := key(p.Addr().As16())
+		if tr := e.trackers.get(k); tr != nil {
+			e.drop(tr)
+		}
+		delete(e.offences, k)
+		return
+	}
 	for k, tr := range e.trackers.all() {
 		if p.Contains(netip.AddrFrom16(k).Unmap()) {
 			e.drop(tr)

@@ -984,3 +984,40 @@ func TestHistoryFullScales(t *testing.T) {
 		t.Errorf("8 times the bans took %.1f times as long (%v, %v): the history's sweep is quadratic", ratio, small, large)
 	}
 }
+
+// TestForgetScales: forgetting an address (each cluster unban, each
+// manual unban does) costs the same whatever the number of addresses
+// tracked: 100 times the trackers, well under 10 times the time (a scan
+// of them all: about 100 times).
+func TestForgetScales(t *testing.T) {
+	testutil.SkipShort(t, "times forgetting among many trackers")
+	r := rule("r", 1000, time.Hour, time.Hour)
+	run := func(n int) time.Duration {
+		e := newEngine(t, engine.Options{Rules: []engine.Rule{r}, MaxTracked: 2 * n})
+		addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) }
+		for i := range n {
+			e.Observe(&parsers.Event{Addr: addr(i), Time: t0, Kind: parsers.AuthFailed})
+		}
+		best := time.Duration(math.MaxInt64)
+		for range 3 {
+			start := time.Now()
+			for i := range 1000 {
+				e.Forget(netip.PrefixFrom(addr(n+i), 32))
+			}
+			best = min(best, time.Since(start))
+		}
+		if got := e.Stats().Tracked; got != n {
+			t.Fatalf("%d tracked after forgetting others; want %d", got, n)
+		}
+		e.Forget(netip.PrefixFrom(addr(0), 32))
+		if got := e.Stats().Tracked; got != n-1 {
+			t.Fatalf("%d tracked after forgetting one; want %d", got, n-1)
+		}
+		return best
+	}
+	small, large := run(1_000), run(100_000)
+	t.Logf("1,000 forgets among 1,000 trackers %v, among 100,000 %v", small, large)
+	if ratio := float64(large) / float64(small); ratio > 10 {
+		t.Errorf("100 times the trackers: forgetting took %.1f times as long (%v, %v): a scan of them all", ratio, small, large)
+	}
+}
