@@ -451,9 +451,9 @@ func (l *Ledger) Ended(now time.Time) []*Record {
 type Plan struct {
 	// Enforce is the new bans that are needed, in their order.
 	Enforce []*Record
-	// Replace is the network bans in force inside a network of Enforce,
-	// in its ports profile: lift them there first, the wider ban takes
-	// their place.
+	// Replace is the network bans in the kernel inside a network of
+	// Enforce, in its ports profile: take them out of it first, the wider
+	// ban takes their place there (their records stay, covered).
 	Replace []Replaced
 	// Covered is the new bans that a wider ban in force, or a wider one
 	// among the new, holds: kept out of the kernel while it is in force.
@@ -468,8 +468,9 @@ type Replaced struct {
 }
 
 // Plan works out what putting recs in force takes, at now, each in its
-// ports profile. It changes nothing: once the firewall has done it, remove
-// the replaced bans' records of their profile and Put the enforced ones.
+// ports profile. It changes nothing: once the firewall has done it, Put
+// the enforced ones and the covered ones; the replaced bans' records stay,
+// covered by the wider one (out of the kernel until it goes).
 func (l *Ledger) Plan(recs []*Record, now time.Time) Plan {
 	var p Plan
 	replace := map[Replaced]bool{}

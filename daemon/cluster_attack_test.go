@@ -231,7 +231,11 @@ func clusterCoveredAttacks(t *testing.T, newFW func() firewall.Backend) {
 	apply(map[string]int{"applied": 1}, remote("100.70.0.0/16", "pbx-m", now, 5*time.Hour))
 	heldFor(t, r, "100.70.0.0/16", 5*time.Hour)
 	apply(map[string]int{"applied": 1}, remote("100.70.0.0/15", "pbx-m", now, 5*time.Hour))
+	// Its /15 lifted, its /16 (not lifted) is in force again; that lifted,
+	// pbx-n's /20.
 	apply(map[string]int{"applied": 1}, liftsOf("pbx-m", now, "100.70.0.0/15")...)
+	heldFor(t, r, "100.70.0.0/16", 5*time.Hour)
+	apply(map[string]int{"applied": 1}, liftsOf("pbx-m", now, "100.70.0.0/16")...)
 	heldFor(t, r, "100.70.0.0/20", 2*time.Hour)
 	apply(map[string]int{"applied": 1}, liftsOf("pbx-n", now, "100.70.0.0/20")...)
 	heldFor(t, r, "100.70.1.0/24", 3*time.Hour)
@@ -367,6 +371,30 @@ func TestClusterRenewEscalate(t *testing.T) {
 	if err != nil || why.Offences != 2 {
 		t.Errorf("after 5 messages of one peer's ban and this node's ban: %d offences (%v); want 2 (the peer's, this one)", why.Offences, err)
 	}
+}
+
+// TestClusterManualWider: a person's ban of a network wider than other
+// nodes' bans takes their place in the kernel, not in the ledger: when
+// it is lifted (an unban of an address it holds), theirs are in force
+// again for their own time.
+func TestClusterManualWider(t *testing.T) {
+	e := newEnv(t)
+	r := startWith(t, e.config(), nil, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	ctx := context.Background()
+	now := time.Now()
+	r.d.Apply(ctx, []cluster.Update{remote("100.72.1.0/24", "pbx-n", now, 3*time.Hour)})
+	if _, err := r.client.Ban(ctx, control.BanRequest{Target: "100.72.0.0/16", For: "1h"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := banned(r.fw, "100.72.1.0/24"); ok {
+		t.Error("100.72.1.0/24 in the firewall beside the /16 that holds it")
+	}
+	inStep(t, r)
+	if un, err := r.client.Unban(ctx, control.UnbanRequest{Target: "100.72.5.5"}); err != nil || un.Result != control.Unbanned {
+		t.Fatalf("unban: %+v %v", un, err)
+	}
+	heldFor(t, r, "100.72.1.0/24", 3*time.Hour)
+	inStep(t, r)
 }
 
 // TestClusterManualKept (issue 20, item 1): a person bans an address a

@@ -354,11 +354,13 @@ func TestClusterTakeoverWider(t *testing.T) {
 	if res, _ := r.d.Apply(ctx, lifts); res["not_held"] != 2 || res["applied"] != 1 {
 		t.Fatalf("pbx-a's lifts: %v; want its own /24 lifted, nothing else held", res)
 	}
-	// Not taken over: each for its own time.
+	// Not taken over: each for its own time; pbx-a's own /26, under its
+	// /24 while that was in force, too (it lifted only the /24).
 	heldFor(t, r, "203.0.113.0/25", 2*time.Hour)
 	heldFor(t, r, "198.51.100.0/26", 2*time.Hour)
 	heldFor(t, r, "100.70.0.0/26", 3*time.Hour)
-	for _, target := range []string{"203.0.113.0/24", "198.51.100.0/25", "100.70.0.0/24", "100.80.0.0/24", "100.80.0.0/26"} {
+	heldFor(t, r, "100.80.0.0/26", 3*time.Hour)
+	for _, target := range []string{"203.0.113.0/24", "198.51.100.0/25", "100.70.0.0/24", "100.80.0.0/24"} {
 		if _, ok := banned(r.fw, target); ok {
 			t.Errorf("%s banned", target)
 		}
@@ -368,8 +370,9 @@ func TestClusterTakeoverWider(t *testing.T) {
 	for _, b := range list {
 		got[b.Target] = b.Rule + "/" + b.Origin
 	}
-	if got["203.0.113.0/25"] != "manual/" || got["198.51.100.0/26"] != "manual/" || got["100.70.0.0/26"] != "burst/pbx-b" || len(got) != 3 {
-		t.Errorf("list: %v; want this node's two manual bans and pbx-b's", got)
+	if got["203.0.113.0/25"] != "manual/" || got["198.51.100.0/26"] != "manual/" || got["100.70.0.0/26"] != "burst/pbx-b" ||
+		got["100.80.0.0/26"] != "burst/pbx-a" || len(got) != 4 {
+		t.Errorf("list: %v; want this node's two manual bans, pbx-b's and pbx-a's /26", got)
 	}
 }
 

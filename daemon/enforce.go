@@ -181,10 +181,13 @@ func (d *Daemon) firewallBans(recs []*bans.Record, now time.Time) []firewall.Ban
 	return out
 }
 
-// replace lifts the network bans that new, wider network bans contain in
-// their ports profile (after an ipv6_prefix change, or a manual ban of a
-// whole range): the wider ban takes their place there. A target's records
-// of other profiles stay.
+// replace takes out of the kernel the network bans that new, wider
+// network bans contain in their ports profile (after an ipv6_prefix
+// change, a manual ban of a whole range, a node's own wider ban): the
+// wider ban takes their place there. Their records stay in the ledger,
+// covered by the wider one (Plan.Covered): when it goes, lifted or ended,
+// uncover puts them back in force for what is left of their time, so a
+// wider ban of one origin never ends another's narrower one.
 func (d *Daemon) replace(ctx context.Context, lift []bans.Replaced) error {
 	if len(lift) == 0 {
 		return nil
@@ -199,11 +202,8 @@ func (d *Daemon) replace(ctx context.Context, lift []bans.Replaced) error {
 		}
 	}
 	for _, q := range lift {
-		gone := d.ledger.RemoveIf(q.Target, func(r *bans.Record) bool { return r.Ports == q.Ports })
-		_, held := d.ledger.Get(q.Target)
-		d.lifted(q.Target, gone, !held, UnbanReplaced, "replaced by a wider ban")
+		d.log.Debug().Str(fieldPrefix, q.Target.String()).Msg("ban covered by a wider one: out of the kernel until that one goes")
 	}
-	d.bansDirty = true
 	return nil
 }
 

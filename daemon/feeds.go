@@ -251,7 +251,7 @@ func (d *Daemon) feedEntryLifted(r *bans.Record, reason, why string) {
 		fs.excluded[r.Target] = struct{}{}
 		d.log.Info().Str(fieldPrefix, r.Target.String()).Str(fieldRule, r.Label()).Str(fieldReason, why).
 			Msg("unban of a feed entry: kept out until restart; [allow] it for good")
-	case UnbanExpired, UnbanReplaced:
+	case UnbanExpired:
 		fs.dirty = true // try again (a wider ban keeps it out)
 	}
 }

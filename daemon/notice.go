@@ -24,7 +24,6 @@ const (
 const (
 	UnbanExpired  = "expired"
 	UnbanManual   = "manual"
-	UnbanReplaced = "replaced" // a wider ban took its place
 	UnbanFeed     = "feed"     // gone from its blocklist feed
 	// UnbanCluster (cluster.go): lifted by the cluster.
 	// UnbanAllowed (allow.go): covers an address allowlisted since.
