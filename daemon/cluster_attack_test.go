@@ -2,8 +2,10 @@ package daemon_test
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/sipguard/sipguard/daemon"
 	"github.com/sipguard/sipguard/feeds"
 	"github.com/sipguard/sipguard/firewall"
+	"github.com/sipguard/sipguard/firewall/fwtest"
 )
 
 // TestClusterShortenedRenewal (issue 20, item 1): a peer sends its ban
@@ -413,5 +416,92 @@ func TestClusterManualKept(t *testing.T) {
 		t.Fatalf("pbx-m's lift: %v", res)
 	}
 	heldFor(t, r, "203.0.113.9/32", time.Hour)
+	inStep(t, r)
+}
+
+// failingFW returns a fake firewall whose bans fail while *down is set,
+// and the switch.
+func failingFW() (*fwtest.Fake, *atomic.Bool) {
+	fw := fwtest.New(nil)
+	var down atomic.Bool
+	fw.BanFunc = func([]firewall.Ban) error {
+		if down.Load() {
+			return errors.New("netlink: busy")
+		}
+		return nil
+	}
+	return fw, &down
+}
+
+// TestClusterManualWiderFails (issue 20, item 1): a person's ban of a
+// range takes the bans inside it out of the kernel first; when the
+// firewall then refuses the range, the person is told it failed, and the
+// bans inside must not stay out of the kernel, in force in the ledger.
+func TestClusterManualWiderFails(t *testing.T) {
+	e := newEnv(t)
+	fw, down := failingFW()
+	r := startWith(t, e.config(), fw, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	ctx := context.Background()
+	r.d.Apply(ctx, []cluster.Update{remote("100.72.1.0/24", "pbx-n", time.Now(), 3*time.Hour)})
+	inStep(t, r)
+	down.Store(true)
+	if _, err := r.client.Ban(ctx, control.BanRequest{Target: "100.72.0.0/16", For: "1h"}); err == nil {
+		t.Fatal("the ban of 100.72.0.0/16 succeeded with the firewall down")
+	}
+	down.Store(false)
+	if !eventually(func() bool { _, ok := banned(r.fw, "100.72.1.0/24"); return ok }) {
+		t.Errorf("100.72.1.0/24 out of the kernel after the failed ban of its /16; firewall %v", fw.Entries())
+	}
+	inStep(t, r)
+}
+
+// TestClusterWiderDropped (issue 20, item 1): a peer's wider ban took the
+// narrower ones out of the kernel, then the firewall refused it; an
+// allowlist reload drops it from the queue before the firewall is back.
+// The narrower ones must come back into the kernel.
+func TestClusterWiderDropped(t *testing.T) {
+	e := newEnv(t)
+	fw, down := failingFW()
+	r := startWith(t, e.config(), fw, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	ctx := context.Background()
+	if res, err := r.d.Apply(ctx, []cluster.Update{remote("10.1.0.0/16", "node2", time.Now(), time.Hour)}); err != nil || res["applied"] != 1 {
+		t.Fatalf("cluster ban: %v %v", res, err)
+	}
+	down.Store(true)
+	if res, err := r.d.Apply(ctx, []cluster.Update{remote("10.0.0.0/8", "node2", time.Now(), time.Hour)}); err != nil || res["applied"] != 1 {
+		t.Fatalf("cluster ban: %v %v", res, err)
+	}
+	cfg := e.config()
+	cfg.Engine.Allow = append(cfg.Engine.Allow, netip.MustParsePrefix("10.200.0.1/32"))
+	if err := r.d.Reload(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	down.Store(false)
+	if !eventually(func() bool { _, ok := banned(r.fw, "10.1.0.0/16"); return ok }) {
+		t.Errorf("10.1.0.0/16 out of the kernel after its /8 was dropped; firewall %v\n%s", fw.Entries(), r.logs)
+	}
+	inStep(t, r)
+}
+
+// TestClusterUncoverFails (issue 20, item 1): the firewall fails when a
+// wider ban is lifted and the bans it covered are put back in force; they
+// must be put back once it works again, not left out of the kernel.
+func TestClusterUncoverFails(t *testing.T) {
+	e := newEnv(t)
+	fw, down := failingFW()
+	r := startWith(t, e.config(), fw, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	ctx := context.Background()
+	r.d.Apply(ctx, []cluster.Update{remote("100.72.1.0/24", "pbx-n", time.Now(), 3*time.Hour)})
+	if _, err := r.client.Ban(ctx, control.BanRequest{Target: "100.72.0.0/16", For: "1h"}); err != nil {
+		t.Fatal(err)
+	}
+	down.Store(true)
+	if un, err := r.client.Unban(ctx, control.UnbanRequest{Target: "100.72.5.5"}); err != nil || un.Result != control.Unbanned {
+		t.Fatalf("unban: %+v %v", un, err)
+	}
+	down.Store(false)
+	if !eventually(func() bool { _, ok := banned(r.fw, "100.72.1.0/24"); return ok }) {
+		t.Errorf("100.72.1.0/24 out of the kernel after the firewall failed to put it back; firewall %v", fw.Entries())
+	}
 	inStep(t, r)
 }
