@@ -70,6 +70,9 @@ func (d *Daemon) manualBan(ctx context.Context, p netip.Prefix, dur time.Duratio
 	}
 	if err != nil {
 		d.fwErrors++
+		// The bans inside p may be out of the kernel already (replace):
+		// p is not recorded, they are in force again.
+		d.uncover(ctx, p, now)
 		return ManualBan{}, nil, refuse("ban %s: %v", p, err)
 	}
 	renewed := !d.ledger.UntilIn(p, "", now).IsZero()
