@@ -505,3 +505,36 @@ func TestClusterUncoverFails(t *testing.T) {
 	}
 	inStep(t, r)
 }
+
+// TestClusterFeedRefreshCovered (issue 20, item 1): a peer's ban inside a
+// feed's network is covered by it; the feed's next refresh must not take
+// its network out of force for it (one /24 of a node would end a /16 of
+// the blocklist).
+func TestClusterFeedRefreshCovered(t *testing.T) {
+	e := newEnv(t)
+	feed := filepath.Join(e.dir, "drop.txt")
+	writeFeed(t, feed, "100.70.0.0/16\n")
+	cfg := e.config()
+	cfg.Feeds = []daemon.Feed{{Feed: feeds.Feed{Name: "drop", Path: feed, Interval: time.Hour}, Expire: time.Hour}}
+	r := startWith(t, cfg, nil, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	ctx := context.Background()
+	if !eventually(func() bool { return feedStatus(t, r).Enforced == 1 }) {
+		t.Fatalf("feed not enforced: %+v\n%s", feedStatus(t, r), r.logs)
+	}
+	if res, _ := r.d.Apply(ctx, []cluster.Update{remote("100.70.1.0/24", "pbx-n", time.Now(), 3*time.Hour)}); res["known"] != 1 {
+		t.Fatalf("ban inside the feed's network: %v; want known (covered)", res)
+	}
+	writeFeed(t, feed, "100.70.0.0/16\n100.90.0.0/16\n")
+	cfg.Feeds = []daemon.Feed{{Feed: feeds.Feed{Name: "drop", Path: feed, Interval: 2 * time.Hour}, Expire: time.Hour}} // a changed interval loads at once
+	if err := r.d.Reload(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !eventually(func() bool { return feedStatus(t, r).Listed == 2 }) {
+		t.Fatalf("feed not loaded again: %+v", feedStatus(t, r))
+	}
+	time.Sleep(1500 * time.Millisecond) // the tick that applies it
+	if _, ok := banned(r.fw, "100.70.0.0/16"); !ok {
+		t.Errorf("the feed's 100.70.0.0/16 out of force after its refresh, for pbx-n's /24 inside it\n%s", r.logs)
+	}
+	inStep(t, r)
+}
