@@ -453,6 +453,16 @@ func TestClusterManualWiderFails(t *testing.T) {
 		t.Errorf("100.72.1.0/24 out of the kernel after the failed ban of its /16; firewall %v", fw.Entries())
 	}
 	inStep(t, r)
+	// An import alike.
+	down.Store(true)
+	if _, err := r.client.Import(ctx, control.ImportRequest{Bans: []control.BanRequest{{Target: "100.72.0.0/16", For: "1h"}}}); err == nil {
+		t.Fatal("the import of 100.72.0.0/16 succeeded with the firewall down")
+	}
+	down.Store(false)
+	if !eventually(func() bool { _, ok := banned(r.fw, "100.72.1.0/24"); return ok }) {
+		t.Errorf("100.72.1.0/24 out of the kernel after the failed import of its /16; firewall %v", fw.Entries())
+	}
+	inStep(t, r)
 }
 
 // TestClusterWiderDropped (issue 20, item 1): a peer's wider ban took the
