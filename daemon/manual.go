@@ -227,6 +227,9 @@ func (d *Daemon) manualImport(ctx context.Context, entries []ImportEntry) (Impor
 	}
 	if err != nil {
 		d.fwErrors++
+		for _, r := range recs {
+			d.uncover(ctx, r.Target, now) // manualBan: none recorded, the bans inside in force again
+		}
 		return Imported{}, nil, fmt.Errorf("import: %w", err)
 	}
 	for _, r := range plan.Enforce {
