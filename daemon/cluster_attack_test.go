@@ -548,3 +548,47 @@ func TestClusterFeedRefreshCovered(t *testing.T) {
 	}
 	inStep(t, r)
 }
+
+// TestClusterIPv6PrefixWider (issue 20, item 1): after ipv6_prefix goes
+// from 64 to 48, a rule's /48 takes the place of its /64 inside in the
+// kernel; a peer's /64 inside stays covered; a person's unban of an
+// address of the /48 outside both /64s puts them back in force; a
+// restart in between keeps the /48 alone in the kernel.
+func TestClusterIPv6PrefixWider(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config()
+	cfg.Engine.IPv6Prefix = 64
+	join := func(d *daemon.Daemon) { d.Join(&peers{}, false) }
+	r := startWith(t, cfg, nil, join)
+	ctx := context.Background()
+	appendLines(t, e.log, failures("2001:db8:1:1::5", 5, time.Now())...)
+	if !eventually(func() bool { _, ok := banned(r.fw, "2001:db8:1:1::/64"); return ok }) {
+		t.Fatalf("no /64 ban:\n%s", r.logs)
+	}
+	r.d.Apply(ctx, []cluster.Update{remote("2001:db8:1:3::/64", "pbx-n", time.Now(), 3*time.Hour)})
+	cfg.Engine.IPv6Prefix = 48
+	if err := r.d.Reload(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	appendLines(t, e.log, failures("2001:db8:1:2::5", 5, time.Now())...)
+	if !eventually(func() bool { _, ok := banned(r.fw, "2001:db8:1::/48"); return ok }) {
+		t.Fatalf("no /48 ban:\n%s", r.logs)
+	}
+	inStep(t, r)
+	fw := r.fw
+	r.stop(t)
+	r = startWith(t, cfg, fw, join)
+	inStep(t, r)
+	if _, ok := banned(r.fw, "2001:db8:1:1::/64"); ok {
+		t.Error("the /64 in the kernel beside the /48 after a restart")
+	}
+	if un, err := r.client.Unban(ctx, control.UnbanRequest{Target: "2001:db8:1:2::5"}); err != nil || un.Result != control.Unbanned {
+		t.Fatalf("unban: %+v %v", un, err)
+	}
+	for _, p := range []string{"2001:db8:1:1::/64", "2001:db8:1:3::/64"} {
+		if _, ok := banned(r.fw, p); !ok {
+			t.Errorf("%s not back in force after the /48 was lifted", p)
+		}
+	}
+	inStep(t, r)
+}
