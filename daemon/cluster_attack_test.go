@@ -592,3 +592,43 @@ func TestClusterIPv6PrefixWider(t *testing.T) {
 	}
 	inStep(t, r)
 }
+
+// TestClusterManualRangeParts (issue 20, item 1): a person bans a range
+// over the bans of two nodes, then unbans parts of it, then all: the
+// ledger and the firewall agree at each step, and a node's ban the
+// person did not unban comes back in force.
+func TestClusterManualRangeParts(t *testing.T) {
+	e := newEnv(t)
+	r := startWith(t, e.config(), nil, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	ctx := context.Background()
+	now := time.Now()
+	r.d.Apply(ctx, []cluster.Update{
+		remote("100.72.1.0/24", "pbx-n", now, 3*time.Hour),
+		remote("100.72.2.0/24", "pbx-m", now, 2*time.Hour),
+		remote("100.72.3.3/32", "pbx-m", now, 2*time.Hour),
+	})
+	if _, err := r.client.Ban(ctx, control.BanRequest{Target: "100.72.0.0/16", For: "1h"}); err != nil {
+		t.Fatal(err)
+	}
+	inStep(t, r)
+	if _, err := r.client.Unban(ctx, control.UnbanRequest{Target: "100.72.1.5"}); err != nil {
+		t.Fatal(err)
+	}
+	inStep(t, r)
+	if _, ok := banned(r.fw, "100.72.1.0/24"); ok {
+		t.Error("100.72.1.0/24 banned after the person unbanned an address of it")
+	}
+	heldFor(t, r, "100.72.2.0/24", 2*time.Hour)
+	heldFor(t, r, "100.72.3.3/32", 2*time.Hour)
+	if _, err := r.client.Ban(ctx, control.BanRequest{Target: "100.72.0.0/16", For: "1h"}); err != nil {
+		t.Fatal(err)
+	}
+	inStep(t, r)
+	if _, err := r.client.Unban(ctx, control.UnbanRequest{All: true}); err != nil {
+		t.Fatal(err)
+	}
+	inStep(t, r)
+	if es, _ := r.fw.List(ctx); len(es) != 0 {
+		t.Errorf("firewall after unban --all: %v", es)
+	}
+}
