@@ -2,8 +2,10 @@ package daemon_test
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/sipguard/sipguard/daemon"
 	"github.com/sipguard/sipguard/feeds"
 	"github.com/sipguard/sipguard/firewall"
+	"github.com/sipguard/sipguard/firewall/fwtest"
 )
 
 // TestClusterShortenedRenewal (issue 20, item 1): a peer sends its ban
@@ -414,4 +417,218 @@ func TestClusterManualKept(t *testing.T) {
 	}
 	heldFor(t, r, "203.0.113.9/32", time.Hour)
 	inStep(t, r)
+}
+
+// failingFW returns a fake firewall whose bans fail while *down is set,
+// and the switch.
+func failingFW() (*fwtest.Fake, *atomic.Bool) {
+	fw := fwtest.New(nil)
+	var down atomic.Bool
+	fw.BanFunc = func([]firewall.Ban) error {
+		if down.Load() {
+			return errors.New("netlink: busy")
+		}
+		return nil
+	}
+	return fw, &down
+}
+
+// TestClusterManualWiderFails (issue 20, item 1): a person's ban of a
+// range takes the bans inside it out of the kernel first; when the
+// firewall then refuses the range, the person is told it failed, and the
+// bans inside must not stay out of the kernel, in force in the ledger.
+func TestClusterManualWiderFails(t *testing.T) {
+	e := newEnv(t)
+	fw, down := failingFW()
+	r := startWith(t, e.config(), fw, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	ctx := context.Background()
+	r.d.Apply(ctx, []cluster.Update{remote("100.72.1.0/24", "pbx-n", time.Now(), 3*time.Hour)})
+	inStep(t, r)
+	down.Store(true)
+	if _, err := r.client.Ban(ctx, control.BanRequest{Target: "100.72.0.0/16", For: "1h"}); err == nil {
+		t.Fatal("the ban of 100.72.0.0/16 succeeded with the firewall down")
+	}
+	down.Store(false)
+	if !eventually(func() bool { _, ok := banned(r.fw, "100.72.1.0/24"); return ok }) {
+		t.Errorf("100.72.1.0/24 out of the kernel after the failed ban of its /16; firewall %v", fw.Entries())
+	}
+	inStep(t, r)
+	// An import alike.
+	down.Store(true)
+	if _, err := r.client.Import(ctx, control.ImportRequest{Bans: []control.BanRequest{{Target: "100.72.0.0/16", For: "1h"}}}); err == nil {
+		t.Fatal("the import of 100.72.0.0/16 succeeded with the firewall down")
+	}
+	down.Store(false)
+	if !eventually(func() bool { _, ok := banned(r.fw, "100.72.1.0/24"); return ok }) {
+		t.Errorf("100.72.1.0/24 out of the kernel after the failed import of its /16; firewall %v", fw.Entries())
+	}
+	inStep(t, r)
+}
+
+// TestClusterWiderDropped (issue 20, item 1): a peer's wider ban took the
+// narrower ones out of the kernel, then the firewall refused it; an
+// allowlist reload drops it from the queue before the firewall is back.
+// The narrower ones must come back into the kernel.
+func TestClusterWiderDropped(t *testing.T) {
+	e := newEnv(t)
+	fw, down := failingFW()
+	r := startWith(t, e.config(), fw, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	ctx := context.Background()
+	if res, err := r.d.Apply(ctx, []cluster.Update{remote("10.1.0.0/16", "node2", time.Now(), time.Hour)}); err != nil || res["applied"] != 1 {
+		t.Fatalf("cluster ban: %v %v", res, err)
+	}
+	down.Store(true)
+	if res, err := r.d.Apply(ctx, []cluster.Update{remote("10.0.0.0/8", "node2", time.Now(), time.Hour)}); err != nil || res["applied"] != 1 {
+		t.Fatalf("cluster ban: %v %v", res, err)
+	}
+	cfg := e.config()
+	cfg.Engine.Allow = append(cfg.Engine.Allow, netip.MustParsePrefix("10.200.0.1/32"))
+	if err := r.d.Reload(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	down.Store(false)
+	if !eventually(func() bool { _, ok := banned(r.fw, "10.1.0.0/16"); return ok }) {
+		t.Errorf("10.1.0.0/16 out of the kernel after its /8 was dropped; firewall %v\n%s", fw.Entries(), r.logs)
+	}
+	inStep(t, r)
+}
+
+// TestClusterUncoverFails (issue 20, item 1): the firewall fails when a
+// wider ban is lifted and the bans it covered are put back in force; they
+// must be put back once it works again, not left out of the kernel.
+func TestClusterUncoverFails(t *testing.T) {
+	e := newEnv(t)
+	fw, down := failingFW()
+	r := startWith(t, e.config(), fw, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	ctx := context.Background()
+	r.d.Apply(ctx, []cluster.Update{remote("100.72.1.0/24", "pbx-n", time.Now(), 3*time.Hour)})
+	if _, err := r.client.Ban(ctx, control.BanRequest{Target: "100.72.0.0/16", For: "1h"}); err != nil {
+		t.Fatal(err)
+	}
+	down.Store(true)
+	if un, err := r.client.Unban(ctx, control.UnbanRequest{Target: "100.72.5.5"}); err != nil || un.Result != control.Unbanned {
+		t.Fatalf("unban: %+v %v", un, err)
+	}
+	down.Store(false)
+	if !eventually(func() bool { _, ok := banned(r.fw, "100.72.1.0/24"); return ok }) {
+		t.Errorf("100.72.1.0/24 out of the kernel after the firewall failed to put it back; firewall %v", fw.Entries())
+	}
+	inStep(t, r)
+}
+
+// TestClusterFeedRefreshCovered (issue 20, item 1): a peer's ban inside a
+// feed's network is covered by it; the feed's next refresh must not take
+// its network out of force for it (one /24 of a node would end a /16 of
+// the blocklist).
+func TestClusterFeedRefreshCovered(t *testing.T) {
+	e := newEnv(t)
+	feed := filepath.Join(e.dir, "drop.txt")
+	writeFeed(t, feed, "100.70.0.0/16\n")
+	cfg := e.config()
+	cfg.Feeds = []daemon.Feed{{Feed: feeds.Feed{Name: "drop", Path: feed, Interval: time.Hour}, Expire: time.Hour}}
+	r := startWith(t, cfg, nil, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	ctx := context.Background()
+	if !eventually(func() bool { return feedStatus(t, r).Enforced == 1 }) {
+		t.Fatalf("feed not enforced: %+v\n%s", feedStatus(t, r), r.logs)
+	}
+	if res, _ := r.d.Apply(ctx, []cluster.Update{remote("100.70.1.0/24", "pbx-n", time.Now(), 3*time.Hour)}); res["known"] != 1 {
+		t.Fatalf("ban inside the feed's network: %v; want known (covered)", res)
+	}
+	writeFeed(t, feed, "100.70.0.0/16\n100.90.0.0/16\n")
+	cfg.Feeds = []daemon.Feed{{Feed: feeds.Feed{Name: "drop", Path: feed, Interval: 2 * time.Hour}, Expire: time.Hour}} // a changed interval loads at once
+	if err := r.d.Reload(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !eventually(func() bool { return feedStatus(t, r).Listed == 2 }) {
+		t.Fatalf("feed not loaded again: %+v", feedStatus(t, r))
+	}
+	time.Sleep(1500 * time.Millisecond) // the tick that applies it
+	if _, ok := banned(r.fw, "100.70.0.0/16"); !ok {
+		t.Errorf("the feed's 100.70.0.0/16 out of force after its refresh, for pbx-n's /24 inside it\n%s", r.logs)
+	}
+	inStep(t, r)
+}
+
+// TestClusterIPv6PrefixWider (issue 20, item 1): after ipv6_prefix goes
+// from 64 to 48, a rule's /48 takes the place of its /64 inside in the
+// kernel; a peer's /64 inside stays covered; a person's unban of an
+// address of the /48 outside both /64s puts them back in force; a
+// restart in between keeps the /48 alone in the kernel.
+func TestClusterIPv6PrefixWider(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config()
+	cfg.Engine.IPv6Prefix = 64
+	join := func(d *daemon.Daemon) { d.Join(&peers{}, false) }
+	r := startWith(t, cfg, nil, join)
+	ctx := context.Background()
+	appendLines(t, e.log, failures("2001:db8:1:1::5", 5, time.Now())...)
+	if !eventually(func() bool { _, ok := banned(r.fw, "2001:db8:1:1::/64"); return ok }) {
+		t.Fatalf("no /64 ban:\n%s", r.logs)
+	}
+	r.d.Apply(ctx, []cluster.Update{remote("2001:db8:1:3::/64", "pbx-n", time.Now(), 3*time.Hour)})
+	cfg.Engine.IPv6Prefix = 48
+	if err := r.d.Reload(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	appendLines(t, e.log, failures("2001:db8:1:2::5", 5, time.Now())...)
+	if !eventually(func() bool { _, ok := banned(r.fw, "2001:db8:1::/48"); return ok }) {
+		t.Fatalf("no /48 ban:\n%s", r.logs)
+	}
+	inStep(t, r)
+	fw := r.fw
+	r.stop(t)
+	r = startWith(t, cfg, fw, join)
+	inStep(t, r)
+	if _, ok := banned(r.fw, "2001:db8:1:1::/64"); ok {
+		t.Error("the /64 in the kernel beside the /48 after a restart")
+	}
+	if un, err := r.client.Unban(ctx, control.UnbanRequest{Target: "2001:db8:1:2::5"}); err != nil || un.Result != control.Unbanned {
+		t.Fatalf("unban: %+v %v", un, err)
+	}
+	for _, p := range []string{"2001:db8:1:1::/64", "2001:db8:1:3::/64"} {
+		if _, ok := banned(r.fw, p); !ok {
+			t.Errorf("%s not back in force after the /48 was lifted", p)
+		}
+	}
+	inStep(t, r)
+}
+
+// TestClusterManualRangeParts (issue 20, item 1): a person bans a range
+// over the bans of two nodes, then unbans parts of it, then all: the
+// ledger and the firewall agree at each step, and a node's ban the
+// person did not unban comes back in force.
+func TestClusterManualRangeParts(t *testing.T) {
+	e := newEnv(t)
+	r := startWith(t, e.config(), nil, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	ctx := context.Background()
+	now := time.Now()
+	r.d.Apply(ctx, []cluster.Update{
+		remote("100.72.1.0/24", "pbx-n", now, 3*time.Hour),
+		remote("100.72.2.0/24", "pbx-m", now, 2*time.Hour),
+		remote("100.72.3.3/32", "pbx-m", now, 2*time.Hour),
+	})
+	if _, err := r.client.Ban(ctx, control.BanRequest{Target: "100.72.0.0/16", For: "1h"}); err != nil {
+		t.Fatal(err)
+	}
+	inStep(t, r)
+	if _, err := r.client.Unban(ctx, control.UnbanRequest{Target: "100.72.1.5"}); err != nil {
+		t.Fatal(err)
+	}
+	inStep(t, r)
+	if _, ok := banned(r.fw, "100.72.1.0/24"); ok {
+		t.Error("100.72.1.0/24 banned after the person unbanned an address of it")
+	}
+	heldFor(t, r, "100.72.2.0/24", 2*time.Hour)
+	heldFor(t, r, "100.72.3.3/32", 2*time.Hour)
+	if _, err := r.client.Ban(ctx, control.BanRequest{Target: "100.72.0.0/16", For: "1h"}); err != nil {
+		t.Fatal(err)
+	}
+	inStep(t, r)
+	if _, err := r.client.Unban(ctx, control.UnbanRequest{All: true}); err != nil {
+		t.Fatal(err)
+	}
+	inStep(t, r)
+	if es, _ := r.fw.List(ctx); len(es) != 0 {
+		t.Errorf("firewall after unban --all: %v", es)
+	}
 }

@@ -181,6 +181,7 @@ type Daemon struct {
 	ruleBans       map[string]int64
 	stale          int64
 	retryAt        time.Time
+	uncovering     map[netip.Prefix]bool // wider bans gone whose covered ones the firewall failed to put back (uncoverAgain)
 	retryWait      time.Duration
 	fwErr          string
 	lastSaved      time.Time
@@ -457,6 +458,7 @@ func (d *Daemon) loop(ctx context.Context) {
 				d.flush(ctx)
 			}
 			d.expire()
+			d.uncoverAgain(ctx)
 			d.applyFeeds(ctx)
 			d.applyTrunkAllow(ctx)
 			d.initialPositions()

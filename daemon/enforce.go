@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -57,7 +58,19 @@ func (d *Daemon) flush(ctx context.Context) {
 	// Queued before a reload allowlisted their address, or special: never
 	// enforced, and dropped before planning (a wider ban would replace
 	// the narrower ones inside it first).
-	d.pending = slices.DeleteFunc(d.pending, func(p decision) bool { return d.refused(p.ban.Prefix) != nil })
+	// A wider one dropped may have taken the bans inside it out of the
+	// kernel already (replace, then a firewall error): uncover.
+	var dropped []netip.Prefix
+	d.pending = slices.DeleteFunc(d.pending, func(p decision) bool {
+		if d.refused(p.ban.Prefix) == nil {
+			return false
+		}
+		dropped = append(dropped, p.ban.Prefix)
+		return true
+	})
+	for _, p := range dropped {
+		d.uncover(ctx, p, d.now())
+	}
 	if len(d.pending) > 0 {
 		now := d.now()
 		recs := make([]*bans.Record, len(d.pending))
@@ -91,6 +104,7 @@ func (d *Daemon) flush(ctx context.Context) {
 		if skip.IsValid() {
 			// Never let one ban hold up the others: drop it and go on.
 			d.pending = slices.DeleteFunc(d.pending, func(p decision) bool { return p.ban.Prefix == skip })
+			d.uncover(ctx, skip, now)
 			d.flush(ctx)
 			return
 		}
@@ -412,14 +426,31 @@ func (d *Daemon) uncover(ctx context.Context, p netip.Prefix, now time.Time) {
 			}
 		}
 	}
+	delete(d.uncovering, p)
 	if len(recs) == 0 {
 		return
 	}
 	if err := d.ban(ctx, d.firewallBans(recs, now)...); err != nil {
 		d.fwErrors++
+		var ge *guardError
+		if d.uncovering == nil {
+			d.uncovering = map[netip.Prefix]bool{}
+		}
+		if !errors.As(err, &ge) { // allowlisted, special: never put back, not retried
+			d.uncovering[p] = true
+		}
 		d.log.Error().Err(err).Str(fieldPrefix, p.String()).Int("bans", len(recs)).
 			Msg("bans inside a lifted network ban not put back in force")
 		return
 	}
 	d.log.Info().Str(fieldPrefix, p.String()).Int("bans", len(recs)).Msg("bans inside a lifted network ban put back in force")
+}
+
+// uncoverAgain retries the uncovers the firewall failed.
+func (d *Daemon) uncoverAgain(ctx context.Context) {
+	now := d.now()
+	// uncover adds back the ones failing again: not while ranging.
+	for _, p := range slices.Collect(maps.Keys(d.uncovering)) {
+		d.uncover(ctx, p, now)
+	}
 }

@@ -225,11 +225,17 @@ func (d *Daemon) feedBlocked(p netip.Prefix, origin bans.Origin, others *bans.In
 	return !bans.IsHost(p) && others.Overlaps(p)
 }
 
-// networkBans indexes the network bans in force not of origin.
+// networkBans indexes the network bans in force not of origin, in the
+// kernel: one covered by a wider ban (Plan.Covered) is not, and blocks
+// nothing: the feed's own entry around it would be lifted for it, the
+// wider ban of another origin blocks the entry itself.
 func (d *Daemon) networkBans(origin bans.Origin, now time.Time) *bans.Index {
 	ix := bans.NewIndex()
 	d.ledger.All(func(r *bans.Record) bool {
-		if !bans.IsHost(r.Target) && r.Origin != origin && r.InForce(now) {
+		if bans.IsHost(r.Target) || r.Origin == origin || !r.InForce(now) {
+			return true
+		}
+		if _, covered := d.ledger.Covering(r.Target, r.Ports, now); !covered {
 			ix.Add(r.Target)
 		}
 		return true

@@ -70,6 +70,9 @@ func (d *Daemon) manualBan(ctx context.Context, p netip.Prefix, dur time.Duratio
 	}
 	if err != nil {
 		d.fwErrors++
+		// The bans inside p may be out of the kernel already (replace):
+		// p is not recorded, they are in force again.
+		d.uncover(ctx, p, now)
 		return ManualBan{}, nil, refuse("ban %s: %v", p, err)
 	}
 	renewed := !d.ledger.UntilIn(p, "", now).IsZero()
@@ -224,6 +227,9 @@ func (d *Daemon) manualImport(ctx context.Context, entries []ImportEntry) (Impor
 	}
 	if err != nil {
 		d.fwErrors++
+		for _, r := range recs {
+			d.uncover(ctx, r.Target, now) // manualBan: none recorded, the bans inside in force again
+		}
 		return Imported{}, nil, fmt.Errorf("import: %w", err)
 	}
 	for _, r := range plan.Enforce {

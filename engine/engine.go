@@ -809,9 +809,13 @@ func (e *Engine) Restore(offences []Offence) {
 		if _, ok := e.offences[k]; ok {
 			continue
 		}
-		e.offences[k] = &offence{count: o.Count, last: o.Last.UnixNano(), until: o.Until.UnixNano()}
+		var until int64
+		if e.covers(o.Prefix) {
+			until = o.Until.UnixNano()
+		}
+		e.offences[k] = &offence{count: o.Count, last: o.Last.UnixNano(), until: until}
 		if tr := e.trackers.get(k); tr != nil {
-			tr.until = max(tr.until, o.Until.UnixNano())
+			tr.until = max(tr.until, until)
 		}
 	}
 }
@@ -831,10 +835,19 @@ func (e *Engine) Inherit(old *Engine) {
 // of p are not counted until it ends, and it counts as an offence.
 func (e *Engine) Banned(p netip.Prefix, at time.Time, d time.Duration) {
 	k := e.keyOf(p.Addr())
-	until := e.remember(k, at.UnixNano(), d, true)
-	if tr := e.trackers.get(k); tr != nil {
+	covers := e.covers(p)
+	until := e.remember(k, at.UnixNano(), d, covers)
+	if tr := e.trackers.get(k); tr != nil && covers {
 		tr.until = until
 	}
+}
+
+// covers reports whether a ban of p holds every address counted with
+// p's: a narrower one (a /64 once ipv6_prefix is 48, an IPv6 address
+// banned by hand) counts as an offence, but the events of the others
+// must still be counted while it runs.
+func (e *Engine) covers(p netip.Prefix) bool {
+	return p.Bits() <= e.Prefix(p.Addr()).Bits()
 }
 
 // Lifted says that the ban of p decided outside the engine (another

@@ -393,6 +393,13 @@ func TestOffencesRestore(t *testing.T) {
 	if b, ok := e2.Observe(ev("198.51.100.10", 2*time.Minute, parsers.AuthFailed)); !ok || b.Offences != 1 {
 		t.Errorf("after the lift: banned %v after %d offences; want banned, after 1", ok, b.Offences)
 	}
+	// A ban narrower than the engine's prefix (an IPv6 address by hand)
+	// holds the other addresses of its /64 no more: they are counted; the
+	// offence is.
+	e2.Banned(netip.MustParsePrefix("2001:db8:cafe:1::1/128"), t0, 5*time.Hour)
+	if b, ok := e2.Observe(ev("2001:db8:cafe:1::2", time.Minute, parsers.AuthFailed)); !ok || b.Offences != 1 {
+		t.Errorf("another address of a banned IPv6 address's /64: banned %v after %d offences; want banned, after 1", ok, b.Offences)
+	}
 }
 
 // TestRecent: failures are reported by address (IPv6 by prefix) and time;
