@@ -22,9 +22,9 @@ const (
 
 // Reasons of unban notices.
 const (
-	UnbanExpired  = "expired"
-	UnbanManual   = "manual"
-	UnbanFeed     = "feed"     // gone from its blocklist feed
+	UnbanExpired = "expired"
+	UnbanManual  = "manual"
+	UnbanFeed    = "feed" // gone from its blocklist feed
 	// UnbanCluster (cluster.go): lifted by the cluster.
 	// UnbanAllowed (allow.go): covers an address allowlisted since.
 )
