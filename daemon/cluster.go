@@ -313,9 +313,10 @@ func (d *Daemon) peerBan(b cluster.Ban, pending bans.Usage, now time.Time) strin
 	// that it is enforced when that one goes, whoever made it.
 	_, covered := d.ledger.Covering(b.Target, "", now)
 	if d.othersInside(b.Target, bans.FromPeer(b.Origin), now) {
-		// The kernel holds no overlapping networks: a wider ban replaces
-		// the ones inside it, records and all, and they would end with
-		// its origin's lift, or with its own shorter time.
+		// The kernel holds no overlapping networks: the wider ban would
+		// take their place there, and when it ended they would come back
+		// only at the core's next tick: a gap of up to a second that a
+		// node could open again and again.
 		d.warnPeer(b.Origin, "overlaps", now, "cluster ban ignored: a network ban of this node or another node lies inside it")
 		return "overlaps"
 	}
