@@ -253,6 +253,10 @@ type Ban struct {
 	// Country is the ISO code of the address (or of the network's first
 	// address) when the daemon has a [geoip] database that knows it.
 	Country string `json:"country,omitempty"`
+	// CoveredBy is the wider network ban in force that holds this one
+	// (the kernel holds no overlapping networks): the kernel holds that
+	// one only, and this one again once that one goes.
+	CoveredBy string `json:"covered_by,omitempty"`
 }
 
 // BanRequest asks for a manual ban. For is a duration such as "1h" or

@@ -427,6 +427,24 @@ func clusterCovered(t *testing.T, newFW func() firewall.Backend) {
 			t.Errorf("%s in the firewall beside the /16 that covers it", target)
 		}
 	}
+	// list and why name the wider ban that holds a covered one.
+	list, _ := r.client.List(ctx)
+	covered := map[string]string{}
+	for _, b := range list {
+		covered[b.Target] = b.CoveredBy
+	}
+	if covered["100.70.1.0/24"] != "100.70.0.0/16" || covered["2001:db8:5::/64"] != "2001:db8:5::/48" || covered["100.70.0.0/16"] != "" {
+		t.Errorf("list's covered_by: %v", covered)
+	}
+	if why, err := r.client.Why(ctx, "100.70.1.9"); err != nil || len(why.Bans) != 2 {
+		t.Errorf("why 100.70.1.9: %+v %v; want the /16 and the /24", why.Bans, err)
+	} else {
+		for _, b := range why.Bans {
+			if want := map[string]string{"100.70.0.0/16": "", "100.70.1.0/24": "100.70.0.0/16"}[b.Target]; b.CoveredBy != want {
+				t.Errorf("why: %s covered by %q; want %q", b.Target, b.CoveredBy, want)
+			}
+		}
+	}
 	// Restarted, the daemon restores the wide bans, and the ones inside
 	// them stay covered (the kernel would refuse them as overlapping).
 	r.stop(t)

@@ -161,7 +161,7 @@ func (d *Daemon) why(p netip.Prefix) control.WhyResponse {
 	}
 	for _, q := range d.ledger.Overlapping(p, func(r *bans.Record) bool { return r.InForce(now) }) {
 		for _, r := range d.profileTops(q, now) {
-			res.Bans = append(res.Bans, wireBan(r))
+			res.Bans = append(res.Bans, d.shownBan(r, now))
 		}
 		for _, e := range d.evidence.bans[q] {
 			res.Lines = append(res.Lines, control.WhyLine{Ban: bans.String(q), Source: e.Source, Line: e.Line, Time: e.Time, Text: e.Text})
@@ -273,7 +273,7 @@ func (d *Daemon) list() []control.Ban {
 	out := make([]control.Ban, 0, d.ledger.Len())
 	d.ledger.Targets(func(r *bans.Record) bool {
 		for _, t := range d.profileTops(r.Target, now) {
-			b := wireBan(t)
+			b := d.shownBan(t, now)
 			b.Country = d.banCountry(t)
 			out = append(out, b)
 		}
@@ -398,6 +398,16 @@ func wireState(s watchers.State, why string) string {
 		return s.String()
 	}
 	return why
+}
+
+// shownBan is a record in force as list and why show it: with the wider
+// ban that covers it, if any.
+func (d *Daemon) shownBan(r *bans.Record, now time.Time) control.Ban {
+	b := wireBan(r)
+	if w, ok := d.ledger.Covering(r.Target, r.Ports, now); ok {
+		b.CoveredBy = w.Target.String()
+	}
+	return b
 }
 
 // wireBan is a ban as `list` shows it.

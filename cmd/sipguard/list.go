@@ -40,10 +40,19 @@ func printBans(w io.Writer, bans []control.Ban) error {
 		if countries {
 			target += "\t" + cmp.Or(b.Country, "-")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", target, withPorts(b.Rule, b.Ports), origin, b.Since.Local().Format(time.DateTime),
-			b.Expires.Local().Format(time.DateTime), b.Reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s%s\n", target, withPorts(b.Rule, b.Ports), origin, b.Since.Local().Format(time.DateTime),
+			b.Expires.Local().Format(time.DateTime), coveredBy(b), b.Reason)
 	}
 	return tw.Flush()
+}
+
+// coveredBy says, before a ban's reason, which wider ban holds it (the
+// one in the kernel meanwhile), if any.
+func coveredBy(b control.Ban) string {
+	if b.CoveredBy == "" {
+		return ""
+	}
+	return "(inside " + b.CoveredBy + ", which the kernel holds) "
 }
 
 // withPorts shows a rule with its own ports, if any: "gui [80/tcp,443/tcp]".

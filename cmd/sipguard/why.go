@@ -50,8 +50,8 @@ func (m *Main) why(ctx context.Context, args []string) error {
 		if b.Origin != "" {
 			origin = ", by " + b.Origin
 		}
-		fmt.Fprintf(w, "%s: banned as %s (%s%s) until %s: %s\n", res.Target, b.Target, withPorts(b.Rule, b.Ports), origin,
-			b.Expires.Local().Format(time.DateTime), b.Reason)
+		fmt.Fprintf(w, "%s: banned as %s (%s%s) until %s: %s%s\n", res.Target, b.Target, withPorts(b.Rule, b.Ports), origin,
+			b.Expires.Local().Format(time.DateTime), coveredBy(b), b.Reason)
 	}
 	if res.CountedAs != "" {
 		fmt.Fprintf(w, "counted as %s; %d earlier %s remembered for escalation\n", res.CountedAs, res.Offences, plural(res.Offences, "ban"))
