@@ -138,7 +138,7 @@ func TestAllowEveryOrigin(t *testing.T) {
 	cfg := withTrunk(e.config())
 	cfg.Feeds = []daemon.Feed{{Feed: feeds.Feed{Name: "drop", Path: feed, Interval: time.Hour}, Expire: time.Hour}}
 	fw := fwtest.New(nil)
-	r := startWith(t, cfg, fw, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	r := startWith(t, cfg, fw, joined)
 	ctx := context.Background()
 
 	t.Run("manual", func(t *testing.T) {

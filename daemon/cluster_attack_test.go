@@ -31,7 +31,7 @@ func TestClusterShortenedRenewal(t *testing.T) {
 
 func clusterShortenedRenewal(t *testing.T, newFW func() firewall.Backend) {
 	e := newEnv(t)
-	r := startWith(t, e.config(), newFW(), func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	r := startWith(t, e.config(), newFW(), joined)
 	ctx := context.Background()
 	now := time.Now()
 	r.d.Apply(ctx, []cluster.Update{
@@ -84,7 +84,7 @@ func TestClusterLiftCovered(t *testing.T) {
 
 func clusterLiftCovered(t *testing.T, newFW func() firewall.Backend) {
 	e := newEnv(t)
-	r := startWith(t, e.config(), newFW(), func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	r := startWith(t, e.config(), newFW(), joined)
 	ctx := context.Background()
 	now := time.Now()
 	if res, _ := r.d.Apply(ctx, []cluster.Update{remote("100.70.0.0/16", "pbx-m", now, time.Hour)}); res["applied"] != 1 {
@@ -114,8 +114,7 @@ func TestClusterCoveredByFeed(t *testing.T) {
 	cfg := e.config()
 	cfg.Feeds = []daemon.Feed{{Feed: feeds.Feed{Name: "drop", Path: feed, Interval: time.Hour}, Expire: time.Hour}}
 	fw := firewall.NewDryRun(zerolog.Nop(), nil)
-	join := func(d *daemon.Daemon) { d.Join(&peers{}, false) }
-	r := startWith(t, cfg, fw, join)
+	r := startWith(t, cfg, fw, joined)
 	ctx := context.Background()
 	if !eventually(func() bool { return feedStatus(t, r).Enforced == 2 }) {
 		t.Fatalf("feed not enforced: %+v\n%s", feedStatus(t, r), r.logs)
@@ -142,7 +141,7 @@ func TestClusterCoveredByFeed(t *testing.T) {
 	}
 	// The feed leaves the configuration: its entries are lifted at start.
 	r.stop(t)
-	r = startWith(t, e.config(), fw, join)
+	r = startWith(t, e.config(), fw, joined)
 	if _, ok := banned(fw, "100.80.0.0/16"); ok {
 		t.Fatalf("the entry of a feed no longer configured stays:\n%s", r.logs)
 	}
@@ -293,8 +292,7 @@ func TestClusterCoveredRestart(t *testing.T) {
 
 func clusterCoveredRestart(t *testing.T, newFW func() firewall.Backend) {
 	e := newEnv(t)
-	join := func(d *daemon.Daemon) { d.Join(&peers{}, false) }
-	r := startWith(t, e.config(), newFW(), join)
+	r := startWith(t, e.config(), newFW(), joined)
 	ctx := context.Background()
 	now := time.Now()
 	r.d.Apply(ctx, []cluster.Update{
@@ -310,7 +308,7 @@ func clusterCoveredRestart(t *testing.T, newFW func() firewall.Backend) {
 	inStep(t, r)
 	r.stop(t)
 	time.Sleep(time.Until(now.Add(2500 * time.Millisecond)))
-	r = startWith(t, e.config(), newFW(), join)
+	r = startWith(t, e.config(), newFW(), joined)
 	heldFor(t, r, "100.70.0.0/20", 2*time.Hour)
 	inStep(t, r)
 	cfg := e.config()
@@ -382,7 +380,7 @@ func TestClusterRenewEscalate(t *testing.T) {
 // again for their own time.
 func TestClusterManualWider(t *testing.T) {
 	e := newEnv(t)
-	r := startWith(t, e.config(), nil, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	r := startWith(t, e.config(), nil, joined)
 	ctx := context.Background()
 	now := time.Now()
 	r.d.Apply(ctx, []cluster.Update{remote("100.72.1.0/24", "pbx-n", now, 3*time.Hour)})
@@ -405,7 +403,7 @@ func TestClusterManualWider(t *testing.T) {
 // person's ban with it: the ban is kept for the person's time.
 func TestClusterManualKept(t *testing.T) {
 	e := newEnv(t)
-	r := startWith(t, e.config(), nil, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	r := startWith(t, e.config(), nil, joined)
 	ctx := context.Background()
 	now := time.Now()
 	r.d.Apply(ctx, []cluster.Update{remote("203.0.113.9/32", "pbx-m", now, 5*time.Hour)})
@@ -440,7 +438,7 @@ func failingFW() (*fwtest.Fake, *atomic.Bool) {
 func TestClusterManualWiderFails(t *testing.T) {
 	e := newEnv(t)
 	fw, down := failingFW()
-	r := startWith(t, e.config(), fw, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	r := startWith(t, e.config(), fw, joined)
 	ctx := context.Background()
 	r.d.Apply(ctx, []cluster.Update{remote("100.72.1.0/24", "pbx-n", time.Now(), 3*time.Hour)})
 	inStep(t, r)
@@ -472,7 +470,7 @@ func TestClusterManualWiderFails(t *testing.T) {
 func TestClusterWiderDropped(t *testing.T) {
 	e := newEnv(t)
 	fw, down := failingFW()
-	r := startWith(t, e.config(), fw, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	r := startWith(t, e.config(), fw, joined)
 	ctx := context.Background()
 	if res, err := r.d.Apply(ctx, []cluster.Update{remote("10.1.0.0/16", "node2", time.Now(), time.Hour)}); err != nil || res["applied"] != 1 {
 		t.Fatalf("cluster ban: %v %v", res, err)
@@ -499,7 +497,7 @@ func TestClusterWiderDropped(t *testing.T) {
 func TestClusterUncoverFails(t *testing.T) {
 	e := newEnv(t)
 	fw, down := failingFW()
-	r := startWith(t, e.config(), fw, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	r := startWith(t, e.config(), fw, joined)
 	ctx := context.Background()
 	r.d.Apply(ctx, []cluster.Update{remote("100.72.1.0/24", "pbx-n", time.Now(), 3*time.Hour)})
 	if _, err := r.client.Ban(ctx, control.BanRequest{Target: "100.72.0.0/16", For: "1h"}); err != nil {
@@ -526,7 +524,7 @@ func TestClusterFeedRefreshCovered(t *testing.T) {
 	writeFeed(t, feed, "100.70.0.0/16\n")
 	cfg := e.config()
 	cfg.Feeds = []daemon.Feed{{Feed: feeds.Feed{Name: "drop", Path: feed, Interval: time.Hour}, Expire: time.Hour}}
-	r := startWith(t, cfg, nil, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	r := startWith(t, cfg, nil, joined)
 	ctx := context.Background()
 	if !eventually(func() bool { return feedStatus(t, r).Enforced == 1 }) {
 		t.Fatalf("feed not enforced: %+v\n%s", feedStatus(t, r), r.logs)
@@ -558,8 +556,7 @@ func TestClusterIPv6PrefixWider(t *testing.T) {
 	e := newEnv(t)
 	cfg := e.config()
 	cfg.Engine.IPv6Prefix = 64
-	join := func(d *daemon.Daemon) { d.Join(&peers{}, false) }
-	r := startWith(t, cfg, nil, join)
+	r := startWith(t, cfg, nil, joined)
 	ctx := context.Background()
 	appendLines(t, e.log, failures("2001:db8:1:1::5", 5, time.Now())...)
 	if !eventually(func() bool { _, ok := banned(r.fw, "2001:db8:1:1::/64"); return ok }) {
@@ -577,7 +574,7 @@ func TestClusterIPv6PrefixWider(t *testing.T) {
 	inStep(t, r)
 	fw := r.fw
 	r.stop(t)
-	r = startWith(t, cfg, fw, join)
+	r = startWith(t, cfg, fw, joined)
 	inStep(t, r)
 	if _, ok := banned(r.fw, "2001:db8:1:1::/64"); ok {
 		t.Error("the /64 in the kernel beside the /48 after a restart")
@@ -599,7 +596,7 @@ func TestClusterIPv6PrefixWider(t *testing.T) {
 // person did not unban comes back in force.
 func TestClusterManualRangeParts(t *testing.T) {
 	e := newEnv(t)
-	r := startWith(t, e.config(), nil, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	r := startWith(t, e.config(), nil, joined)
 	ctx := context.Background()
 	now := time.Now()
 	r.d.Apply(ctx, []cluster.Update{

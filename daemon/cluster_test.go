@@ -68,6 +68,10 @@ func remote(target, origin string, since time.Time, d time.Duration) cluster.Upd
 	}}
 }
 
+// joined sets a daemon up as a cluster node that publishes nothing: the
+// test plays its peers, through Apply.
+func joined(d *daemon.Daemon) { d.Join(&peers{}, false) }
+
 // liftsOf is origin's "lifted" messages of targets, for bans made at since.
 func liftsOf(origin string, since time.Time, targets ...string) []cluster.Update {
 	var out []cluster.Update
@@ -259,7 +263,7 @@ func TestCluster(t *testing.T) {
 // refused; a plain unban here lifts all of them.
 func TestClusterTakeover(t *testing.T) {
 	e := newEnv(t)
-	r := startWith(t, e.config(), nil, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	r := startWith(t, e.config(), nil, joined)
 	ctx := context.Background()
 	appendLines(t, e.log, failures("198.51.100.7", 5, time.Now())...)
 	if !eventually(func() bool { _, ok := banned(r.fw, "198.51.100.7/32"); return ok }) {
@@ -326,7 +330,7 @@ func TestClusterTakeover(t *testing.T) {
 // peer's shorter time. Over its own narrower bans it is applied.
 func TestClusterTakeoverWider(t *testing.T) {
 	e := newEnv(t)
-	r := startWith(t, e.config(), nil, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	r := startWith(t, e.config(), nil, joined)
 	ctx := context.Background()
 	for _, target := range []string{"203.0.113.0/25", "198.51.100.0/26"} {
 		if _, err := r.client.Ban(ctx, control.BanRequest{Target: target, For: "2h"}); err != nil {
@@ -388,7 +392,7 @@ func TestClusterCovered(t *testing.T) {
 // one at each start of the daemon (nil: a dry run).
 func clusterCovered(t *testing.T, newFW func() firewall.Backend) {
 	e := newEnv(t)
-	r := startWith(t, e.config(), newFW(), func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	r := startWith(t, e.config(), newFW(), joined)
 	ctx := context.Background()
 	now := time.Now()
 	res, _ := r.d.Apply(ctx, []cluster.Update{
@@ -448,7 +452,7 @@ func clusterCovered(t *testing.T, newFW func() firewall.Backend) {
 	// Restarted, the daemon restores the wide bans, and the ones inside
 	// them stay covered (the kernel would refuse them as overlapping).
 	r.stop(t)
-	r = startWith(t, e.config(), newFW(), func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	r = startWith(t, e.config(), newFW(), joined)
 	if _, ok := banned(r.fw, "100.70.0.0/16"); !ok {
 		t.Fatalf("100.70.0.0/16 not restored:\n%s", r.logs)
 	}
@@ -817,7 +821,7 @@ func TestPeerFloodCost(t *testing.T) {
 	testutil.SkipShort(t, "a flood of 100,000 bans")
 	e := newEnv(t)
 	fw := firewall.NewDryRun(zerolog.Nop(), nil) // keeps a map of its bans, as small as the kernel's
-	r := startWith(t, e.config(), fw, func(d *daemon.Daemon) { d.Join(&peers{}, false) })
+	r := startWith(t, e.config(), fw, joined)
 	ctx := context.Background()
 	const flood = 100_000
 	reason := strings.Repeat("a reason of four hundred bytes, cut to 256 here. ", 9)[:400]
