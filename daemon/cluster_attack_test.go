@@ -629,3 +629,48 @@ func TestClusterManualRangeParts(t *testing.T) {
 		t.Errorf("firewall after unban --all: %v", es)
 	}
 }
+
+// TestManualInsideWider: a person's ban of a network inside a wider ban
+// in force (another node's, a feed's, this node's own) is recorded
+// beside it, out of the kernel while the wider one holds it, and
+// enforced for its own time when that one goes; it used to be refused
+// ("unban that first"), so that a peer's 10-minute /16 made a person's
+// week-long ban of a /24 inside it impossible. An import alike.
+func TestManualInsideWider(t *testing.T) { manualInsideWider(t, nil) }
+
+// manualInsideWider runs TestManualInsideWider with fw (nil: the fake).
+func manualInsideWider(t *testing.T, fw firewall.Backend) {
+	e := newEnv(t)
+	r := startWith(t, e.config(), fw, joined)
+	ctx := context.Background()
+	now := time.Now()
+	r.d.Apply(ctx, []cluster.Update{remote("100.73.0.0/16", "pbx-m", now, 10*time.Minute)})
+	res, err := r.client.Ban(ctx, control.BanRequest{Target: "100.73.5.0/24", For: "2h"})
+	if err != nil {
+		t.Fatalf("ban inside a peer's wider ban: %v", err)
+	}
+	if res.Result != control.Banned || res.Ban.CoveredBy != "100.73.0.0/16" {
+		t.Errorf("ban inside 100.73.0.0/16: %+v; want banned, covered by it", res)
+	}
+	if _, ok := banned(r.fw, "100.73.5.0/24"); ok {
+		t.Error("100.73.5.0/24 in the kernel beside the /16 that holds it")
+	}
+	inStep(t, r)
+	imp, err := r.client.Import(ctx, control.ImportRequest{Bans: []control.BanRequest{
+		{Target: "100.73.6.0/24", For: "3h"}, {Target: "100.73.7.9", For: "3h"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if imp.Banned != 2 || imp.Covered != 1 || len(imp.Refused) != 0 {
+		t.Errorf("import inside 100.73.0.0/16: %+v; want 2 banned, 1 of them covered", imp)
+	}
+	inStep(t, r)
+	if res, _ := r.d.Apply(ctx, liftsOf("pbx-m", now, "100.73.0.0/16")); res["applied"] != 1 {
+		t.Fatalf("pbx-m's lift: %v", res)
+	}
+	heldFor(t, r, "100.73.5.0/24", 2*time.Hour)
+	heldFor(t, r, "100.73.6.0/24", 3*time.Hour)
+	heldFor(t, r, "100.73.7.9/32", 3*time.Hour)
+	inStep(t, r)
+}

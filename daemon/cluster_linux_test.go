@@ -54,3 +54,17 @@ func TestClusterCoveredKernel(t *testing.T) {
 		return fw
 	})
 }
+
+// TestManualInsideWiderKernel is TestManualInsideWider with nftables, in
+// a throw-away network namespace.
+func TestManualInsideWiderKernel(t *testing.T) {
+	testutil.NeedRoot(t, "nftables in a throw-away network namespace")
+	testutil.NeedCommands(t, "apt-get install iproute2 nftables", "ip", "nft")
+	ns := testutil.NewNetNS(t, "sgdm")
+	fw, err := firewall.NewNFT(firewall.NFTOptions{NetNS: "/run/netns/" + ns, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fw.Close()
+	manualInsideWider(t, fw)
+}
