@@ -3,8 +3,10 @@ package daemon_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -672,5 +674,54 @@ func manualInsideWider(t *testing.T, fw firewall.Backend) {
 	heldFor(t, r, "100.73.5.0/24", 2*time.Hour)
 	heldFor(t, r, "100.73.6.0/24", 3*time.Hour)
 	heldFor(t, r, "100.73.7.9/32", 3*time.Hour)
+	inStep(t, r)
+}
+
+// TestCoverEndsGap (issue 20, item 1): when a network ban that holds
+// others ends by itself, in the kernel, the bans inside it go in at once
+// (coverSlack after), not at the core's next tick: that was a gap of up
+// to a second, on every node, for a wider ban's origin to time. Three
+// /16s end 300 ms apart, so that a tick cannot fall just before each.
+func TestCoverEndsGap(t *testing.T) { coverEndsGap(t, nil) }
+
+// coverEndsGap runs TestCoverEndsGap with fw (nil: the fake).
+func coverEndsGap(t *testing.T, fw firewall.Backend) {
+	e := newEnv(t)
+	r := startWith(t, e.config(), fw, joined)
+	ctx := context.Background()
+	now := time.Now()
+	ends := []time.Duration{1200 * time.Millisecond, 1500 * time.Millisecond, 1800 * time.Millisecond}
+	var wide, narrow []cluster.Update
+	for i, d := range ends {
+		wide = append(wide, remote(fmt.Sprintf("100.%d.0.0/16", 91+i), "pbx-m", now, d))
+		narrow = append(narrow, remote(fmt.Sprintf("100.%d.1.0/24", 91+i), "pbx-n", now, 3*time.Hour))
+	}
+	if res, _ := r.d.Apply(ctx, wide); res["applied"] != len(ends) {
+		t.Fatalf("the /16s: %v", res)
+	}
+	if res, _ := r.d.Apply(ctx, narrow); res["known"] != len(ends) {
+		t.Fatalf("the /24s inside them: %v; want all known (covered)", res)
+	}
+	for i, d := range ends {
+		target, end := fmt.Sprintf("100.%d.1.0/24", 91+i), now.Add(d)
+		for {
+			if _, ok := banned(r.fw, target); ok {
+				break
+			}
+			if time.Since(end) > 3*time.Second {
+				t.Fatalf("%s not in force 3 s after the /16 around it ended:\n%s", target, r.logs)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		gap := time.Since(end)
+		t.Logf("%s in force %v after the /16 around it ended", target, gap.Round(100*time.Microsecond))
+		if gap < 0 || gap > 250*time.Millisecond {
+			t.Errorf("%s in force %v after the /16 around it ended; want within 250 ms", target, gap.Round(time.Millisecond))
+		}
+		heldFor(t, r, target, 3*time.Hour)
+	}
+	if strings.Contains(r.logs.String(), "not put back") {
+		t.Errorf("a return failed (the kernel still held the /16?):\n%s", r.logs)
+	}
 	inStep(t, r)
 }
