@@ -434,9 +434,11 @@ func failingFW() (*fwtest.Fake, *atomic.Bool) {
 }
 
 // TestClusterManualWiderFails (issue 20, item 1): a person's ban of a
-// range takes the bans inside it out of the kernel first; when the
-// firewall then refuses the range, the person is told it failed, and the
-// bans inside must not stay out of the kernel, in force in the ledger.
+// range takes the bans inside it out of the kernel; when the firewall
+// refuses the range, the person is told it failed, and the bans inside
+// must not be out of the kernel, in force in the ledger, not even until
+// the firewall works again: they leave it in the range's own
+// transaction (firewall.Backend.Change).
 func TestClusterManualWiderFails(t *testing.T) {
 	e := newEnv(t)
 	fw, down := failingFW()
@@ -448,6 +450,11 @@ func TestClusterManualWiderFails(t *testing.T) {
 	if _, err := r.client.Ban(ctx, control.BanRequest{Target: "100.72.0.0/16", For: "1h"}); err == nil {
 		t.Fatal("the ban of 100.72.0.0/16 succeeded with the firewall down")
 	}
+	// Never out of the kernel meanwhile: the /24 leaves it in the /16's
+	// own transaction, which failed as a whole.
+	if _, ok := banned(r.fw, "100.72.1.0/24"); !ok {
+		t.Error("100.72.1.0/24 out of the kernel while the firewall fails")
+	}
 	down.Store(false)
 	if !eventually(func() bool { _, ok := banned(r.fw, "100.72.1.0/24"); return ok }) {
 		t.Errorf("100.72.1.0/24 out of the kernel after the failed ban of its /16; firewall %v", fw.Entries())
@@ -457,6 +464,9 @@ func TestClusterManualWiderFails(t *testing.T) {
 	down.Store(true)
 	if _, err := r.client.Import(ctx, control.ImportRequest{Bans: []control.BanRequest{{Target: "100.72.0.0/16", For: "1h"}}}); err == nil {
 		t.Fatal("the import of 100.72.0.0/16 succeeded with the firewall down")
+	}
+	if _, ok := banned(r.fw, "100.72.1.0/24"); !ok {
+		t.Error("100.72.1.0/24 out of the kernel while the firewall fails")
 	}
 	down.Store(false)
 	if !eventually(func() bool { _, ok := banned(r.fw, "100.72.1.0/24"); return ok }) {

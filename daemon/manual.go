@@ -73,15 +73,10 @@ func (d *Daemon) manualBan(ctx context.Context, p netip.Prefix, dur time.Duratio
 		w, _ := d.ledger.Covering(p, "", now)
 		coveredBy = w.Target
 	} else {
-		err := d.replace(ctx, plan.Replace)
-		if err == nil {
-			err = d.ban(ctx, d.firewallBans(plan.Enforce, now)...)
-		}
-		if err != nil {
+		// The bans inside p leave the kernel in the same transaction:
+		// refused, they are still in force.
+		if err := d.enforce(ctx, plan, now); err != nil {
 			d.fwErrors++
-			// The bans inside p may be out of the kernel already (replace):
-			// p is not recorded, they are in force again.
-			d.uncover(ctx, p, now)
 			return ManualBan{}, nil, refuse("ban %s: %v", p, err)
 		}
 	}
@@ -232,15 +227,8 @@ func (d *Daemon) manualImport(ctx context.Context, entries []ImportEntry) (Impor
 		return res, nil, nil
 	}
 	plan := d.ledger.Plan(recs, now)
-	err := d.replace(ctx, plan.Replace)
-	if err == nil {
-		err = d.ban(ctx, d.firewallBans(plan.Enforce, now)...)
-	}
-	if err != nil {
-		d.fwErrors++
-		for _, r := range recs {
-			d.uncover(ctx, r.Target, now) // manualBan: none recorded, the bans inside in force again
-		}
+	if err := d.enforce(ctx, plan, now); err != nil {
+		d.fwErrors++ // as manualBan: nothing done, the bans inside in force still
 		return Imported{}, nil, fmt.Errorf("import: %w", err)
 	}
 	// The entries inside a wider ban in force are recorded as manualBan
