@@ -347,6 +347,67 @@ func TestLedgerExpiry(t *testing.T) {
 	}
 }
 
+// TestCoverEnd: the next end of a network ban that holds others, whichever
+// came first, the wider or the narrower; renewals, shortenings and ended
+// bans move it; networks holding none, and addresses, never count.
+func TestCoverEnd(t *testing.T) {
+	l := bans.NewLedger()
+	if got := l.CoverEnd(now); !got.IsZero() || l.TakeHoldChange() {
+		t.Errorf("empty ledger: %v", got)
+	}
+	l.Put(rec("198.51.100.0/24", bans.FromPeer("a"), time.Minute)) // holds nothing
+	l.Put(rec("198.51.100.7/32", bans.ByRule, 30*time.Second))     // an address: its own set
+	if got := l.CoverEnd(now); !got.IsZero() {
+		t.Errorf("no network inside another: %v", got)
+	}
+	// The narrower first, then the wider around it.
+	l.Put(rec("203.0.113.0/25", bans.ByHand, time.Hour))
+	l.Put(rec("203.0.113.0/24", bans.FromPeer("a"), 10*time.Minute))
+	if !l.TakeHoldChange() || l.TakeHoldChange() {
+		t.Error("a new holder not reported once")
+	}
+	if got := l.CoverEnd(now); !got.Equal(now.Add(10 * time.Minute)) {
+		t.Errorf("CoverEnd = %v; want the /24's end, +10m", got)
+	}
+	// The wider first, then the narrower: the wider holds it.
+	l.Put(rec("100.64.0.0/16", bans.FromPeer("b"), 5*time.Minute))
+	l.Put(rec("100.64.1.0/24", bans.FromPeer("c"), time.Hour))
+	if got := l.CoverEnd(now); !got.Equal(now.Add(5 * time.Minute)) {
+		t.Errorf("CoverEnd = %v; want the /16's end, +5m", got)
+	}
+	// Renewed longer, then sooner by its origin: reported, and it moves.
+	l.Put(rec("100.64.0.0/16", bans.FromPeer("b"), 20*time.Minute))
+	if !l.TakeHoldChange() {
+		t.Error("a holder's renewal not reported")
+	}
+	if got := l.CoverEnd(now); !got.Equal(now.Add(10 * time.Minute)) {
+		t.Errorf("CoverEnd after the /16's renewal = %v; want the /24's end, +10m", got)
+	}
+	l.Put(rec("100.64.0.0/16", bans.FromPeer("b"), 2*time.Minute))
+	if got := l.CoverEnd(now); !got.Equal(now.Add(2 * time.Minute)) {
+		t.Errorf("CoverEnd after the /16's shortening = %v; want +2m", got)
+	}
+	// Ended and not yet removed: due now; removed, the next one.
+	at := now.Add(3 * time.Minute)
+	if got := l.CoverEnd(at); !got.Equal(at) {
+		t.Errorf("CoverEnd with the /16 ended, still held = %v; want now", got)
+	}
+	l.Remove(pfx("100.64.0.0/16"))
+	if got := l.CoverEnd(at); !got.Equal(now.Add(10 * time.Minute)) {
+		t.Errorf("CoverEnd after the /16 went = %v; want the /24's end, +10m", got)
+	}
+	// The one inside gone: the /24 still counts (early, harmless) until
+	// it goes too.
+	l.Remove(pfx("203.0.113.0/25"))
+	if got := l.CoverEnd(at); !got.Equal(now.Add(10 * time.Minute)) {
+		t.Errorf("CoverEnd with the /25 gone = %v; want the /24's end still, +10m", got)
+	}
+	l.Remove(pfx("203.0.113.0/24"))
+	if got := l.CoverEnd(at); !got.IsZero() {
+		t.Errorf("CoverEnd with nothing held = %v", got)
+	}
+}
+
 func TestLedgerUnion(t *testing.T) {
 	l := bans.NewLedger()
 	local := rec("198.51.100.7/32", bans.ByRule, time.Hour)

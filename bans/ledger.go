@@ -36,6 +36,12 @@ type Ledger struct {
 	lens6 [129]int
 	lifts map[netip.Prefix]Lift
 	usage map[Origin]*Usage
+	// holders are the network targets that have held network bans inside
+	// them (a superset, pruned by CoverEnd), and heldChanged says one was
+	// added or renewed since TakeHoldChange: when one ends, the kernel
+	// ends it and the bans inside it must go in at once (CoverEnd).
+	holders     map[netip.Prefix]struct{}
+	heldChanged bool
 }
 
 // Usage is what one origin holds in the ledger: how many records, how
@@ -112,11 +118,12 @@ func (b *ban) top() *Record {
 // NewLedger returns an empty ledger.
 func NewLedger() *Ledger {
 	return &Ledger{
-		bans:  map[netip.Prefix]*ban{},
-		nets:  btree.NewG(16, prefixLess),
-		recs:  btree.NewG(16, expiryLess),
-		lifts: map[netip.Prefix]Lift{},
-		usage: map[Origin]*Usage{},
+		bans:    map[netip.Prefix]*ban{},
+		nets:    btree.NewG(16, prefixLess),
+		recs:    btree.NewG(16, expiryLess),
+		lifts:   map[netip.Prefix]Lift{},
+		usage:   map[Origin]*Usage{},
+		holders: map[netip.Prefix]struct{}{},
 	}
 }
 
@@ -227,6 +234,9 @@ func (l *Ledger) Put(r *Record) *Record {
 			l.lens(r.Target)[r.Target.Bits()]++
 		}
 	}
+	if !IsHost(r.Target) {
+		l.noteHolders(r.Target)
+	}
 	for i, old := range b.recs {
 		if old.Origin == r.Origin && old.Ports == r.Ports {
 			b.recs[i] = r
@@ -239,6 +249,77 @@ func (l *Ledger) Put(r *Record) *Record {
 	l.recs.ReplaceOrInsert(r)
 	l.count(r, +1)
 	return nil
+}
+
+// noteHolders notes the holders of network p, which is put: p, when
+// networks lie inside it, and every network held around p.
+func (l *Ledger) noteHolders(p netip.Prefix) {
+	if _, ok := l.holders[p]; ok || l.hasInside(p) {
+		l.holders[p] = struct{}{}
+		l.heldChanged = true
+	}
+	lens := l.lens(p)
+	for bits := 0; bits < p.Bits(); bits++ {
+		if lens[bits] == 0 {
+			continue
+		}
+		if q, _ := p.Addr().Prefix(bits); l.bans[q] != nil {
+			l.holders[q] = struct{}{}
+			l.heldChanged = true
+		}
+	}
+}
+
+// hasInside reports whether a network target lies strictly inside p.
+func (l *Ledger) hasInside(p netip.Prefix) bool {
+	found := false
+	l.nets.AscendGreaterOrEqual(netip.PrefixFrom(p.Addr(), 0), func(q netip.Prefix) bool {
+		if !p.Contains(q.Addr()) {
+			return false
+		}
+		found = q.Bits() > p.Bits()
+		return !found
+	})
+	return found
+}
+
+// CoverEnd returns the next time a record of a network ban holding
+// others ends (zero: none), now when one ended and is still held (the
+// daemon has not yet looked at what ended). The kernel ends such a ban by
+// itself, and the bans inside it are then to go in at once: without
+// this, the daemon's tick after put them in, up to a second late. The
+// time may come early (another record of the same target lasts longer,
+// or the bans inside it went before it): a look at what ended then finds
+// nothing. It takes a look at each holder (the networks that held others
+// and are still held, a few), without a search of the networks: the
+// daemon asks after every change to one.
+func (l *Ledger) CoverEnd(now time.Time) time.Time {
+	var first time.Time
+	for p := range l.holders {
+		b, ok := l.bans[p]
+		if !ok {
+			delete(l.holders, p)
+			continue
+		}
+		next := now // every record ended: due
+		for _, r := range b.recs {
+			if r.InForce(now) && (next.Equal(now) || r.Expires.Before(next)) {
+				next = r.Expires
+			}
+		}
+		if first.IsZero() || next.Before(first) {
+			first = next
+		}
+	}
+	return first
+}
+
+// TakeHoldChange reports whether a network ban holding others was put
+// since the last call (CoverEnd may then be sooner), and resets it.
+func (l *Ledger) TakeHoldChange() bool {
+	c := l.heldChanged
+	l.heldChanged = false
+	return c
 }
 
 // Remove forgets every record of target p and returns them, the one that

@@ -292,12 +292,16 @@ type ImportRequest struct {
 	Bans []BanRequest `json:"bans"`
 }
 
-// ImportResponse reports an import. Refused entries (allowlisted, inside
-// a wider ban, malformed) are listed with why, and the rest is done.
+// ImportResponse reports an import. Refused entries (allowlisted,
+// inside another network of the import, malformed) are listed with why,
+// and the rest is done.
 type ImportResponse struct {
-	Banned  int      `json:"banned"`
-	Renewed int      `json:"renewed"` // banned before; expiry set anew
-	Kept    int      `json:"kept"`    // banned before, for longer: kept as it was
+	Banned  int `json:"banned"`
+	Renewed int `json:"renewed"` // banned before; expiry set anew
+	Kept    int `json:"kept"`    // banned before, for longer: kept as it was
+	// Covered: of the banned and renewed, the networks inside a wider ban
+	// in force, recorded and put in the kernel when that one goes.
+	Covered int      `json:"covered,omitempty"`
 	Refused []string `json:"refused"`
 }
 

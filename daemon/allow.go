@@ -78,18 +78,22 @@ func (d *Daemon) refused(p netip.Prefix) error {
 	return nil
 }
 
-// ban puts bans in force in the firewall: the one way bans of every origin
-// reach it, so it is the last guard of the allowlist and of the
+// ban puts bans in force in the firewall.
+func (d *Daemon) ban(ctx context.Context, bs ...firewall.Ban) error { return d.change(ctx, nil, bs...) }
+
+// change lifts lift and puts bs in force in one firewall transaction
+// (firewall.Backend.Change): the one way bans of every origin reach the
+// firewall, so it is the last guard of the allowlist and of the
 // special-purpose addresses. Should a ban that covers either get here,
-// the call is refused with a *guardError, nothing is banned, and it is
+// the call is refused with a *guardError, nothing is done, and it is
 // logged and counted.
-func (d *Daemon) ban(ctx context.Context, bs ...firewall.Ban) error {
+func (d *Daemon) change(ctx context.Context, lift []firewall.Lift, bs ...firewall.Ban) error {
 	for _, b := range bs {
 		if err := d.refused(b.Prefix); err != nil {
 			return err
 		}
 	}
-	return d.fw.Ban(ctx, bs...)
+	return d.fw.Change(ctx, lift, bs...)
 }
 
 // setAllow loads the allowlist, the trunks' addresses included, into the

@@ -315,8 +315,8 @@ func (d *Daemon) peerBan(b cluster.Ban, pending bans.Usage, now time.Time) strin
 	if d.othersInside(b.Target, bans.FromPeer(b.Origin), now) {
 		// The kernel holds no overlapping networks: the wider ban would
 		// take their place there, and when it ended they would come back
-		// only at the core's next tick: a gap of up to a second that a
-		// node could open again and again.
+		// only after it (coverSlack): a gap that a node could open again
+		// and again.
 		d.warnPeer(b.Origin, "overlaps", now, "cluster ban ignored: a network ban of this node or another node lies inside it")
 		return "overlaps"
 	}

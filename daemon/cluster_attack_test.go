@@ -3,8 +3,10 @@ package daemon_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -432,9 +434,11 @@ func failingFW() (*fwtest.Fake, *atomic.Bool) {
 }
 
 // TestClusterManualWiderFails (issue 20, item 1): a person's ban of a
-// range takes the bans inside it out of the kernel first; when the
-// firewall then refuses the range, the person is told it failed, and the
-// bans inside must not stay out of the kernel, in force in the ledger.
+// range takes the bans inside it out of the kernel; when the firewall
+// refuses the range, the person is told it failed, and the bans inside
+// must not be out of the kernel, in force in the ledger, not even until
+// the firewall works again: they leave it in the range's own
+// transaction (firewall.Backend.Change).
 func TestClusterManualWiderFails(t *testing.T) {
 	e := newEnv(t)
 	fw, down := failingFW()
@@ -446,6 +450,11 @@ func TestClusterManualWiderFails(t *testing.T) {
 	if _, err := r.client.Ban(ctx, control.BanRequest{Target: "100.72.0.0/16", For: "1h"}); err == nil {
 		t.Fatal("the ban of 100.72.0.0/16 succeeded with the firewall down")
 	}
+	// Never out of the kernel meanwhile: the /24 leaves it in the /16's
+	// own transaction, which failed as a whole.
+	if _, ok := banned(r.fw, "100.72.1.0/24"); !ok {
+		t.Error("100.72.1.0/24 out of the kernel while the firewall fails")
+	}
 	down.Store(false)
 	if !eventually(func() bool { _, ok := banned(r.fw, "100.72.1.0/24"); return ok }) {
 		t.Errorf("100.72.1.0/24 out of the kernel after the failed ban of its /16; firewall %v", fw.Entries())
@@ -455,6 +464,9 @@ func TestClusterManualWiderFails(t *testing.T) {
 	down.Store(true)
 	if _, err := r.client.Import(ctx, control.ImportRequest{Bans: []control.BanRequest{{Target: "100.72.0.0/16", For: "1h"}}}); err == nil {
 		t.Fatal("the import of 100.72.0.0/16 succeeded with the firewall down")
+	}
+	if _, ok := banned(r.fw, "100.72.1.0/24"); !ok {
+		t.Error("100.72.1.0/24 out of the kernel while the firewall fails")
 	}
 	down.Store(false)
 	if !eventually(func() bool { _, ok := banned(r.fw, "100.72.1.0/24"); return ok }) {
@@ -628,4 +640,98 @@ func TestClusterManualRangeParts(t *testing.T) {
 	if es, _ := r.fw.List(ctx); len(es) != 0 {
 		t.Errorf("firewall after unban --all: %v", es)
 	}
+}
+
+// TestManualInsideWider: a person's ban of a network inside a wider ban
+// in force (another node's, a feed's, this node's own) is recorded
+// beside it, out of the kernel while the wider one holds it, and
+// enforced for its own time when that one goes; it used to be refused
+// ("unban that first"), so that a peer's 10-minute /16 made a person's
+// week-long ban of a /24 inside it impossible. An import alike.
+func TestManualInsideWider(t *testing.T) { manualInsideWider(t, nil) }
+
+// manualInsideWider runs TestManualInsideWider with fw (nil: the fake).
+func manualInsideWider(t *testing.T, fw firewall.Backend) {
+	e := newEnv(t)
+	r := startWith(t, e.config(), fw, joined)
+	ctx := context.Background()
+	now := time.Now()
+	r.d.Apply(ctx, []cluster.Update{remote("100.73.0.0/16", "pbx-m", now, 10*time.Minute)})
+	res, err := r.client.Ban(ctx, control.BanRequest{Target: "100.73.5.0/24", For: "2h"})
+	if err != nil {
+		t.Fatalf("ban inside a peer's wider ban: %v", err)
+	}
+	if res.Result != control.Banned || res.Ban.CoveredBy != "100.73.0.0/16" {
+		t.Errorf("ban inside 100.73.0.0/16: %+v; want banned, covered by it", res)
+	}
+	if _, ok := banned(r.fw, "100.73.5.0/24"); ok {
+		t.Error("100.73.5.0/24 in the kernel beside the /16 that holds it")
+	}
+	inStep(t, r)
+	imp, err := r.client.Import(ctx, control.ImportRequest{Bans: []control.BanRequest{
+		{Target: "100.73.6.0/24", For: "3h"}, {Target: "100.73.7.9", For: "3h"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if imp.Banned != 2 || imp.Covered != 1 || len(imp.Refused) != 0 {
+		t.Errorf("import inside 100.73.0.0/16: %+v; want 2 banned, 1 of them covered", imp)
+	}
+	inStep(t, r)
+	if res, _ := r.d.Apply(ctx, liftsOf("pbx-m", now, "100.73.0.0/16")); res["applied"] != 1 {
+		t.Fatalf("pbx-m's lift: %v", res)
+	}
+	heldFor(t, r, "100.73.5.0/24", 2*time.Hour)
+	heldFor(t, r, "100.73.6.0/24", 3*time.Hour)
+	heldFor(t, r, "100.73.7.9/32", 3*time.Hour)
+	inStep(t, r)
+}
+
+// TestCoverEndsGap (issue 20, item 1): when a network ban that holds
+// others ends by itself, in the kernel, the bans inside it go in at once
+// (coverSlack after), not at the core's next tick: that was a gap of up
+// to a second, on every node, for a wider ban's origin to time. Three
+// /16s end 300 ms apart, so that a tick cannot fall just before each.
+func TestCoverEndsGap(t *testing.T) { coverEndsGap(t, nil) }
+
+// coverEndsGap runs TestCoverEndsGap with fw (nil: the fake).
+func coverEndsGap(t *testing.T, fw firewall.Backend) {
+	e := newEnv(t)
+	r := startWith(t, e.config(), fw, joined)
+	ctx := context.Background()
+	now := time.Now()
+	ends := []time.Duration{1200 * time.Millisecond, 1500 * time.Millisecond, 1800 * time.Millisecond}
+	var wide, narrow []cluster.Update
+	for i, d := range ends {
+		wide = append(wide, remote(fmt.Sprintf("100.%d.0.0/16", 91+i), "pbx-m", now, d))
+		narrow = append(narrow, remote(fmt.Sprintf("100.%d.1.0/24", 91+i), "pbx-n", now, 3*time.Hour))
+	}
+	if res, _ := r.d.Apply(ctx, wide); res["applied"] != len(ends) {
+		t.Fatalf("the /16s: %v", res)
+	}
+	if res, _ := r.d.Apply(ctx, narrow); res["known"] != len(ends) {
+		t.Fatalf("the /24s inside them: %v; want all known (covered)", res)
+	}
+	for i, d := range ends {
+		target, end := fmt.Sprintf("100.%d.1.0/24", 91+i), now.Add(d)
+		for {
+			if _, ok := banned(r.fw, target); ok {
+				break
+			}
+			if time.Since(end) > 3*time.Second {
+				t.Fatalf("%s not in force 3 s after the /16 around it ended:\n%s", target, r.logs)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		gap := time.Since(end)
+		t.Logf("%s in force %v after the /16 around it ended", target, gap.Round(100*time.Microsecond))
+		if gap < 0 || gap > 250*time.Millisecond {
+			t.Errorf("%s in force %v after the /16 around it ended; want within 250 ms", target, gap.Round(time.Millisecond))
+		}
+		heldFor(t, r, target, 3*time.Hour)
+	}
+	if strings.Contains(r.logs.String(), "not put back") {
+		t.Errorf("a return failed (the kernel still held the /16?):\n%s", r.logs)
+	}
+	inStep(t, r)
 }

@@ -42,15 +42,18 @@ func TestPeerFloodLocalLatencyKernel(t *testing.T) {
 // so the bans a wider one covers must stay out of its sets until that one
 // goes, lifted or timed out by the kernel itself, and at a restart.
 func TestClusterCoveredKernel(t *testing.T) {
-	testutil.NeedRoot(t, "nftables in a throw-away network namespace")
-	testutil.NeedCommands(t, "apt-get install iproute2 nftables", "ip", "nft")
-	ns := testutil.NewNetNS(t, "sgdc")
-	clusterCovered(t, func() firewall.Backend {
-		fw, err := firewall.NewNFT(firewall.NFTOptions{NetNS: "/run/netns/" + ns, Logger: zerolog.Nop()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { fw.Close() })
-		return fw
-	})
+	clusterCovered(t, kernelFW(t, "sgdc"))
+}
+
+// TestManualInsideWiderKernel is TestManualInsideWider with nftables, in
+// a throw-away network namespace.
+func TestManualInsideWiderKernel(t *testing.T) {
+	manualInsideWider(t, kernelFW(t, "sgdm")())
+}
+
+// TestCoverEndsGapKernel is TestCoverEndsGap with nftables, in a
+// throw-away network namespace: the kernel must have let the /16 go when
+// the /24 inside it goes in, or it refuses it as overlapping.
+func TestCoverEndsGapKernel(t *testing.T) {
+	coverEndsGap(t, kernelFW(t, "sgdg")())
 }

@@ -485,8 +485,8 @@ func clusterCovered(t *testing.T, newFW func() firewall.Backend) {
 	if ent, ok := banned(r.fw, "2001:db8:5::/64"); !ok || time.Until(ent.Expires) < 50*time.Minute {
 		t.Errorf("this node's own /64 after the /48 around it was lifted: %v, %v left", ok, time.Until(ent.Expires))
 	}
-	// The other /16 ends by itself: the /24 inside it comes back at the
-	// core's next tick.
+	// The other /16 ends by itself: the /24 inside it comes back once the
+	// kernel has let the /16 go (TestCoverEndsGap measures how soon).
 	if !eventually(func() bool { _, ok := banned(r.fw, "100.90.1.0/24"); return ok }) {
 		t.Fatalf("100.90.1.0/24 not in force after the /16 around it ended:\n%s", r.logs)
 	}

@@ -66,6 +66,9 @@ func (h handler) Ban(ctx context.Context, req control.BanRequest) (control.BanRe
 		return control.BanResponse{}, err
 	}
 	res := control.BanResponse{Result: control.Banned, Ban: wireBan(b.Record), Kept: b.Kept}
+	if b.CoveredBy.IsValid() {
+		res.Ban.CoveredBy = b.CoveredBy.String()
+	}
 	if b.Renewed {
 		res.Result = control.AlreadyBanned
 	}
@@ -135,7 +138,7 @@ func (h handler) Import(ctx context.Context, req control.ImportRequest) (control
 	if err := h.wait(ctx, saved, err); err != nil {
 		return control.ImportResponse{}, err
 	}
-	return control.ImportResponse{Banned: res.Banned, Renewed: res.Renewed, Kept: res.Kept, Refused: append(refused, res.Refused...)}, nil
+	return control.ImportResponse{Banned: res.Banned, Renewed: res.Renewed, Kept: res.Kept, Covered: res.Covered, Refused: append(refused, res.Refused...)}, nil
 }
 
 // Why explains what the daemon holds about an address or network.

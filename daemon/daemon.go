@@ -430,7 +430,29 @@ type reconciler interface {
 func (d *Daemon) loop(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	// A network ban holding others (bans.Ledger.CoverEnd) ends in the
+	// kernel by itself: the bans inside it go in then, coverSlack after,
+	// not at the next tick, up to a second later.
+	cover := time.NewTimer(time.Hour)
+	cover.Stop()
+	defer cover.Stop()
+	var coverAt time.Time
+	armCover := func() {
+		now := d.now()
+		next := d.ledger.CoverEnd(now)
+		if next.Equal(coverAt) {
+			return
+		}
+		if coverAt = next; next.IsZero() {
+			cover.Stop()
+			return
+		}
+		cover.Reset(max(next.Sub(now), 0) + coverSlack)
+	}
 	for {
+		if d.ledger.TakeHoldChange() {
+			armCover()
+		}
 		// The logs' lines first: a queue of calls (other nodes' bans in
 		// chunks, status requests) never holds up a local ban for more
 		// than one call.
@@ -453,6 +475,10 @@ func (d *Daemon) loop(ctx context.Context) {
 			f()
 		case r := <-d.saveResults:
 			d.saved(r)
+		case <-cover.C:
+			d.expire()
+			coverAt = time.Time{}
+			armCover()
 		case <-tick.C:
 			if len(d.pending) > 0 && !d.now().Before(d.retryAt) {
 				d.flush(ctx)
@@ -467,9 +493,16 @@ func (d *Daemon) loop(ctx context.Context) {
 			d.save(false)
 			d.saveLogins(false)
 			d.expireLearned()
+			armCover()
 		}
 	}
 }
+
+// coverSlack is how long after a network ban's end the bans it held go
+// in: the kernel ends an element at the jiffy after its timeout (4 ms at
+// HZ=250), counted from when it was added, a little after its record's
+// start, and refuses a network overlapping one not yet ended.
+const coverSlack = 20 * time.Millisecond
 
 // localWaiting says whether local work waits for the core goroutine:
 // lines of the logs (or the wire sensor's packets), or a call (the

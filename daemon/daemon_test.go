@@ -286,8 +286,15 @@ func TestManualBanSafety(t *testing.T) {
 	if res, err := r.client.Ban(ctx, control.BanRequest{Target: "10.0.0.0/7", Force: true, For: "1h"}); err != nil || res.Result != control.Banned {
 		t.Errorf("ban --force 10.0.0.0/7: %+v %v", res, err)
 	}
-	if res, err := r.client.Ban(ctx, control.BanRequest{Target: "11.0.0.0/8"}); err == nil {
-		t.Errorf("11.0.0.0/8 inside the forced ban: %+v", res)
+	// Inside it: recorded, covered; the /7 stays whole in the kernel.
+	if res, err := r.client.Ban(ctx, control.BanRequest{Target: "11.0.0.0/8"}); err != nil || res.Ban.CoveredBy != "10.0.0.0/7" {
+		t.Errorf("11.0.0.0/8 inside the forced ban: %+v %v; want it covered by 10.0.0.0/7", res, err)
+	}
+	if _, ok := banned(r.fw, "11.0.0.0/8"); ok {
+		t.Error("11.0.0.0/8 in the firewall beside 10.0.0.0/7")
+	}
+	if _, ok := banned(r.fw, "10.0.0.0/7"); !ok {
+		t.Error("10.0.0.0/7 not in the firewall")
 	}
 
 	// A rule's 1h ban, then a manual ban for 5m: the longer one stays.
@@ -487,8 +494,9 @@ func TestStartEndThenRestart(t *testing.T) {
 }
 
 // TestNetworkBansNest: an attacker inside a network banned by hand needs
-// no ban of its own; a wider manual ban replaces narrower network bans;
-// and neither blocks the other bans of the batch.
+// no ban of its own in the kernel, nor does a narrower network banned by
+// hand; a wider manual ban replaces narrower network bans there; and
+// neither blocks the other bans of the batch.
 func TestNetworkBansNest(t *testing.T) {
 	e := newEnv(t)
 	r := start(t, e.config(), nil)
@@ -506,9 +514,13 @@ func TestNetworkBansNest(t *testing.T) {
 	if _, ok := banned(r.fw, "2001:db8:1:2::/64"); ok {
 		t.Error("a /64 inside a banned /32 was banned on its own")
 	}
-	// A narrower manual ban inside it is refused with a clear message.
-	if _, err := r.client.Ban(ctx, control.BanRequest{Target: "2001:db8:5::/48"}); err == nil || !strings.Contains(err.Error(), "inside 2001:db8::/32") {
-		t.Errorf("ban inside a banned network: %v", err)
+	// A narrower manual ban inside it is recorded, covered by it: out of
+	// the kernel, which holds no overlapping networks.
+	if res, err := r.client.Ban(ctx, control.BanRequest{Target: "2001:db8:5::/48"}); err != nil || res.Ban.CoveredBy != "2001:db8::/32" {
+		t.Errorf("ban inside a banned network: %+v, %v; want it covered by 2001:db8::/32", res, err)
+	}
+	if _, ok := banned(r.fw, "2001:db8:5::/48"); ok {
+		t.Error("a /48 inside a banned /32 is in the firewall beside it")
 	}
 	// A wider one replaces it.
 	if _, err := r.client.Ban(ctx, control.BanRequest{Target: "2001::/16", Force: true}); err != nil {

@@ -57,20 +57,10 @@ func (d *Daemon) decide(b engine.Ban, ev *parsers.Event, now, read time.Time, wh
 func (d *Daemon) flush(ctx context.Context) {
 	// Queued before a reload allowlisted their address, or special: never
 	// enforced, and dropped before planning (a wider ban would replace
-	// the narrower ones inside it first).
-	// A wider one dropped may have taken the bans inside it out of the
-	// kernel already (replace, then a firewall error): uncover.
-	var dropped []netip.Prefix
-	d.pending = slices.DeleteFunc(d.pending, func(p decision) bool {
-		if d.refused(p.ban.Prefix) == nil {
-			return false
-		}
-		dropped = append(dropped, p.ban.Prefix)
-		return true
-	})
-	for _, p := range dropped {
-		d.uncover(ctx, p, d.now())
-	}
+	// the narrower ones inside it first). A wider one dropped after a
+	// firewall error took nothing out of the kernel: its transaction
+	// (enforce) failed as a whole.
+	d.pending = slices.DeleteFunc(d.pending, func(p decision) bool { return d.refused(p.ban.Prefix) != nil })
 	if len(d.pending) > 0 {
 		now := d.now()
 		recs := make([]*bans.Record, len(d.pending))
@@ -87,10 +77,7 @@ func (d *Daemon) flush(ctx context.Context) {
 		for _, r := range plan.Covered {
 			d.log.Debug().Str(fieldPrefix, r.Target.String()).Msg("ban covered by a wider one: recorded, enforced when that one goes")
 		}
-		err := d.replace(ctx, plan.Replace)
-		if err == nil {
-			err = d.ban(ctx, d.firewallBans(plan.Enforce, now)...)
-		}
+		err := d.enforce(ctx, plan, now)
 		var oe *firewall.OverlapError
 		var ge *guardError
 		var skip netip.Prefix
@@ -104,7 +91,6 @@ func (d *Daemon) flush(ctx context.Context) {
 		if skip.IsValid() {
 			// Never let one ban hold up the others: drop it and go on.
 			d.pending = slices.DeleteFunc(d.pending, func(p decision) bool { return p.ban.Prefix == skip })
-			d.uncover(ctx, skip, now)
 			d.flush(ctx)
 			return
 		}
@@ -195,27 +181,24 @@ func (d *Daemon) firewallBans(recs []*bans.Record, now time.Time) []firewall.Ban
 	return out
 }
 
-// replace takes out of the kernel the network bans that new, wider
-// network bans contain in their ports profile (after an ipv6_prefix
-// change, a manual ban of a whole range, a node's own wider ban): the
-// wider ban takes their place there. Their records stay in the ledger,
-// covered by the wider one (Plan.Covered): when it goes, lifted or ended,
-// uncover puts them back in force for what is left of their time, so a
-// wider ban of one origin never ends another's narrower one.
-func (d *Daemon) replace(ctx context.Context, lift []bans.Replaced) error {
-	if len(lift) == 0 {
-		return nil
+// enforce puts plan's new bans in force and takes out of the kernel, in
+// the same transaction, the network bans they contain in their ports
+// profile (after an ipv6_prefix change, a manual ban of a whole range, a
+// node's own wider ban): the wider ban takes their place there, with no
+// moment, and no firewall error, leaving neither in force. Their records
+// stay in the ledger, covered by the wider one (Plan.Covered): when it
+// goes, lifted or ended, uncover puts them back in force for what is left
+// of their time, so a wider ban of one origin never ends another's
+// narrower one.
+func (d *Daemon) enforce(ctx context.Context, plan bans.Plan, now time.Time) error {
+	lift := make([]firewall.Lift, len(plan.Replace))
+	for i, q := range plan.Replace {
+		lift[i] = firewall.Lift{Prefix: q.Target, Ports: q.Ports}
 	}
-	byPorts := map[string][]netip.Prefix{}
-	for _, q := range lift {
-		byPorts[q.Ports] = append(byPorts[q.Ports], q.Target)
+	if err := d.change(ctx, lift, d.firewallBans(plan.Enforce, now)...); err != nil {
+		return err
 	}
-	for ports, ps := range byPorts {
-		if err := d.fw.UnbanIn(ctx, ports, ps...); err != nil {
-			return err
-		}
-	}
-	for _, q := range lift {
+	for _, q := range plan.Replace {
 		d.log.Debug().Str(fieldPrefix, q.Target.String()).Msg("ban covered by a wider one: out of the kernel until that one goes")
 	}
 	return nil
@@ -330,9 +313,9 @@ func (d *Daemon) liftRecords(ctx context.Context, p netip.Prefix, drop func(*ban
 }
 
 // lifts is what lifting some records takes in the firewall: the targets
-// to unban, per ports profile, and the bans to shorten.
+// to unban, each in its ports profile, and the bans to shorten.
 type lifts struct {
-	unban   map[string][]netip.Prefix
+	unban   []firewall.Lift
 	shorten []firewall.Ban
 }
 
@@ -362,27 +345,22 @@ func (d *Daemon) planLift(l *lifts, p netip.Prefix, drop func(*bans.Record) bool
 		}
 		switch {
 		case rest == nil:
-			if l.unban == nil {
-				l.unban = map[string][]netip.Prefix{}
-			}
-			l.unban[r.Ports] = append(l.unban[r.Ports], p)
+			l.unban = append(l.unban, firewall.Lift{Prefix: p, Ports: r.Ports})
 		case rest.Expires.Before(d.ledger.UntilIn(p, r.Ports, now)):
 			l.shorten = append(l.shorten, firewall.Ban{Prefix: p, Timeout: rest.Expires.Sub(now), Ports: r.Ports})
 		}
 	}
 }
 
-// applyLifts does l in the firewall.
+// applyLifts does l in the firewall, in one transaction: should it fail,
+// no part of it is done (a target lifted in one ports profile while its
+// shortening in another failed kept its records in the ledger, in force
+// in neither).
 func (d *Daemon) applyLifts(ctx context.Context, l *lifts) error {
-	for ports, ps := range l.unban {
-		if err := d.fw.UnbanIn(ctx, ports, ps...); err != nil {
-			return err
-		}
+	if len(l.unban) == 0 && len(l.shorten) == 0 {
+		return nil
 	}
-	if len(l.shorten) > 0 {
-		return d.ban(ctx, l.shorten...)
-	}
-	return nil
+	return d.change(ctx, l.unban, l.shorten...)
 }
 
 // expire forgets the records that ended. The kernel holds a target as

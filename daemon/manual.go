@@ -12,8 +12,8 @@ import (
 )
 
 // refusal is a request the daemon will not carry out as asked: the
-// caller's mistake (an allowlisted address, a ban inside a wider one),
-// not the daemon's. The control socket answers it with 400.
+// caller's mistake (an allowlisted address, a network too wide without
+// --force), not the daemon's. The control socket answers it with 400.
 type refusal struct{ msg string }
 
 func (e *refusal) Error() string { return e.msg }
@@ -25,13 +25,17 @@ type ManualBan struct {
 	Record  *bans.Record // the ban in force now
 	Renewed bool         // p was banned already: its ban was replaced
 	Kept    bool         // p was banned already, longer: that ban was kept
+	// CoveredBy is the wider ban in force that holds p: p is recorded,
+	// and enforced when that one goes.
+	CoveredBy netip.Prefix
 }
 
 // manualBan bans p for dur on the core goroutine. A network wider than
 // bans.TooWide allows is refused without force; special-purpose
 // addresses (bans.Special) and bans longer than bans.MaxDuration are
 // refused, force or not; a ban of p already in force for longer is kept
-// as it is. The channel returned is
+// as it is; a network inside a wider ban in force is recorded, covered
+// (ManualBan.CoveredBy). The channel returned is
 // closed once the ban is saved: a manual ban must survive a crash.
 func (d *Daemon) manualBan(ctx context.Context, p netip.Prefix, dur time.Duration, reason string, force bool) (ManualBan, <-chan struct{}, error) {
 	reason = bans.CleanReason(reason)
@@ -58,22 +62,23 @@ func (d *Daemon) manualBan(ctx context.Context, p netip.Prefix, dur time.Duratio
 		return ManualBan{Record: old, Renewed: true, Kept: true}, nil, nil
 	}
 	r := &bans.Record{Target: p, Origin: bans.ByHand, Reason: reason, Since: now, Expires: now.Add(dur)}
+	// Inside a wider ban in force, whoever made it: recorded beside it and
+	// kept out of the kernel (which holds no overlapping networks) until
+	// that one goes, then enforced for what is left of its own time
+	// (uncover). Refusing it would leave a person unable to ban a range
+	// for a week while another node bans a wider one for ten minutes.
 	plan := d.ledger.Plan([]*bans.Record{r}, now)
+	var coveredBy netip.Prefix
 	if len(plan.Covered) > 0 {
 		w, _ := d.ledger.Covering(p, "", now)
-		return ManualBan{}, nil, refuse("%s is inside %s, banned until %s: unban that first to change it",
-			p, w.Target, w.Expires.Local().Format(time.DateTime))
-	}
-	err := d.replace(ctx, plan.Replace)
-	if err == nil {
-		err = d.ban(ctx, d.firewallBans(plan.Enforce, now)...)
-	}
-	if err != nil {
-		d.fwErrors++
-		// The bans inside p may be out of the kernel already (replace):
-		// p is not recorded, they are in force again.
-		d.uncover(ctx, p, now)
-		return ManualBan{}, nil, refuse("ban %s: %v", p, err)
+		coveredBy = w.Target
+	} else {
+		// The bans inside p leave the kernel in the same transaction:
+		// refused, they are still in force.
+		if err := d.enforce(ctx, plan, now); err != nil {
+			d.fwErrors++
+			return ManualBan{}, nil, refuse("ban %s: %v", p, err)
+		}
 	}
 	renewed := !d.ledger.UntilIn(p, "", now).IsZero()
 	d.ledger.Put(r)
@@ -83,12 +88,15 @@ func (d *Daemon) manualBan(ctx context.Context, p netip.Prefix, dur time.Duratio
 	if country != "" {
 		ev = ev.Str(fieldCountry, country)
 	}
+	if coveredBy.IsValid() {
+		ev = ev.Str("inside", coveredBy.String())
+	}
 	ev.Str(fieldPrefix, p.String()).Str(fieldRule, r.Label()).Str(fieldReason, reason).
 		Float64(fieldTTL, dur.Seconds()).Msg("ban")
 	d.notice(Notice{Type: NoticeBan, Target: p, Rule: r.Label(), Reason: reason, Time: now, Expires: r.Expires, Country: country})
 	d.share(r)
 	d.bansDirty = true
-	return ManualBan{Record: r, Renewed: renewed}, d.durable(), nil
+	return ManualBan{Record: r, Renewed: renewed, CoveredBy: coveredBy}, d.durable(), nil
 }
 
 // manualUnban lifts every ban overlapping target (an address inside a
@@ -155,15 +163,17 @@ type Imported struct {
 	Banned  int
 	Renewed int      // banned before; expiry set anew
 	Kept    int      // banned before, for longer: that ban kept
+	Covered int      // of Banned and Renewed, inside a wider ban in force
 	Refused []string // entries not banned, with why
 }
 
 // manualImport makes manual bans of every acceptable entry in one firewall
 // transaction. An entry is refused, with the reason, when it is
 // allowlisted or special-purpose (bans.Special), asks for longer than
-// bans.MaxDuration, or lies inside a wider ban in force or a wider entry of the
-// same import; a network entry replaces the narrower network bans inside
-// it, as `sipguard ban` does. Observers are not told of each entry: an
+// bans.MaxDuration, or lies inside a wider entry of the same import; a
+// network entry replaces the narrower network bans inside it, and one
+// inside a wider ban in force is recorded beside it, as `sipguard ban`
+// does. Observers are not told of each entry: an
 // import is one log line.
 func (d *Daemon) manualImport(ctx context.Context, entries []ImportEntry) (Imported, <-chan struct{}, error) {
 	res := Imported{Refused: []string{}}
@@ -195,10 +205,6 @@ func (d *Daemon) manualImport(ctx context.Context, entries []ImportEntry) (Impor
 			res.Kept++
 			continue
 		}
-		if w, covered := d.ledger.Covering(e.Target, "", now); covered {
-			res.Refused = append(res.Refused, fmt.Sprintf("%s: inside %s, banned already", bans.String(e.Target), w.Target))
-			continue
-		}
 		ok = append(ok, e)
 	}
 	// Wider networks first, so that an entry inside another is found.
@@ -221,18 +227,15 @@ func (d *Daemon) manualImport(ctx context.Context, entries []ImportEntry) (Impor
 		return res, nil, nil
 	}
 	plan := d.ledger.Plan(recs, now)
-	err := d.replace(ctx, plan.Replace)
-	if err == nil {
-		err = d.ban(ctx, d.firewallBans(plan.Enforce, now)...)
-	}
-	if err != nil {
-		d.fwErrors++
-		for _, r := range recs {
-			d.uncover(ctx, r.Target, now) // manualBan: none recorded, the bans inside in force again
-		}
+	if err := d.enforce(ctx, plan, now); err != nil {
+		d.fwErrors++ // as manualBan: nothing done, the bans inside in force still
 		return Imported{}, nil, fmt.Errorf("import: %w", err)
 	}
-	for _, r := range plan.Enforce {
+	// The entries inside a wider ban in force are recorded as manualBan
+	// records them: out of the kernel until that one goes. (Plan finds no
+	// entry inside another: those were refused above.)
+	res.Covered = len(plan.Covered)
+	for _, r := range append(plan.Enforce, plan.Covered...) {
 		if d.ledger.UntilIn(r.Target, "", now).IsZero() {
 			res.Banned++
 		} else {
@@ -243,6 +246,7 @@ func (d *Daemon) manualImport(ctx context.Context, entries []ImportEntry) (Impor
 		d.share(r)
 	}
 	d.bansDirty = true
-	d.log.Info().Int("banned", res.Banned).Int("renewed", res.Renewed).Int("kept", res.Kept).Int("refused", len(res.Refused)).Msg("import")
+	d.log.Info().Int("banned", res.Banned).Int("renewed", res.Renewed).Int("kept", res.Kept).Int("covered", res.Covered).
+		Int("refused", len(res.Refused)).Msg("import")
 	return res, d.durable(), nil
 }

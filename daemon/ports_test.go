@@ -2,14 +2,17 @@ package daemon_test
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/sipguard/sipguard/cluster"
 	"github.com/sipguard/sipguard/control"
 	"github.com/sipguard/sipguard/daemon"
 	"github.com/sipguard/sipguard/engine"
@@ -173,5 +176,46 @@ func TestDaemonRulePortsReload(t *testing.T) {
 	appendLines(t, e.log, amiFailures("198.51.100.9", 3, time.Now())...)
 	if !eventually(func() bool { return fw.HasIn(guiPorts, netip.MustParsePrefix("198.51.100.9/32")) }) {
 		t.Errorf("after the reload, the GUI rule's ban is not in its profile: %+v", fw.Entries())
+	}
+}
+
+// TestLiftProfilesAtomic: a lift of an address banned in two ports
+// profiles (a cluster unban here) is one firewall transaction. It was
+// one per profile: the second failing, the first profile's ban was gone
+// from the kernel while the ledger kept every record, in force and
+// listed, until the address's next ban.
+func TestLiftProfilesAtomic(t *testing.T) {
+	host := netip.MustParsePrefix("198.51.100.7/32")
+	e := newEnv(t)
+	fw := fwtest.New(nil)
+	var unbans atomic.Int32
+	fw.UnbanFunc = func([]netip.Prefix) error {
+		if unbans.Add(1) == 2 {
+			return errors.New("netlink: busy")
+		}
+		return nil
+	}
+	r := startWith(t, e.portsConfig(), fw, joined)
+	appendLines(t, e.log, amiFailures(host.Addr().String(), 3, time.Now())...)
+	appendLines(t, e.log, failures(host.Addr().String(), 5, time.Now())...)
+	if !eventually(func() bool { return fw.HasIn(guiPorts, host) && fw.Has(host) }) {
+		t.Fatalf("not banned in both profiles: %+v\n%s", fw.Entries(), r.logs)
+	}
+	at := time.Now()
+	unban := cluster.Update{Kind: cluster.UpdateUnban, Unban: cluster.Unban{Target: host, Origin: "pbx-c", Time: at, Until: at.Add(time.Hour)}}
+	for range 2 { // the first attempt fails in the old code's second call
+		r.d.Apply(context.Background(), []cluster.Update{unban})
+		list, _ := r.client.List(context.Background())
+		held := map[string]bool{}
+		for _, b := range list {
+			held[b.Ports] = true
+		}
+		if held[guiPorts] != fw.HasIn(guiPorts, host) || held[""] != fw.Has(host) {
+			t.Errorf("listed in profiles %v, the firewall holds it in the GUI's %v and the default %v",
+				held, fw.HasIn(guiPorts, host), fw.Has(host))
+		}
+	}
+	if fw.HasIn(guiPorts, host) || fw.Has(host) {
+		t.Errorf("still banned after the cluster unban: %+v", fw.Entries())
 	}
 }

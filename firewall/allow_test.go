@@ -112,4 +112,21 @@ func TestDryRun_Overlap(t *testing.T) {
 		Ban{Prefix: netip.MustParsePrefix("172.16.0.0/12"), Timeout: 2 * time.Hour}); err != nil {
 		t.Errorf("no overlap: %v", err)
 	}
+	// Change: a network lifted in the call no longer overlaps, in its own
+	// profile only; refused, nothing is lifted.
+	wide := Ban{Prefix: netip.MustParsePrefix("10.0.0.0/7"), Timeout: time.Hour}
+	if err := d.Change(ctx, []Lift{{Prefix: netip.MustParsePrefix("10.0.0.0/8"), Ports: "80/tcp"}}, wide); !errors.Is(err, ErrOverlap) {
+		t.Errorf("change lifting in another profile: %v; want ErrOverlap", err)
+	}
+	if err := d.Change(ctx, []Lift{{Prefix: netip.MustParsePrefix("10.0.0.0/8")}}, wide); err != nil {
+		t.Errorf("change: %v", err)
+	}
+	held := map[string]bool{}
+	es, _ := d.List(ctx)
+	for _, e := range es {
+		held[e.Prefix.String()+" "+e.Ports] = true
+	}
+	if !held["10.0.0.0/7 "] || held["10.0.0.0/8 "] || !held["10.1.0.0/16 80/tcp"] || len(es) != 4 {
+		t.Errorf("after the change: %v; want 10.0.0.0/7 in place of 10.0.0.0/8, the rest as it was", es)
+	}
 }

@@ -114,6 +114,24 @@ var contractCases = []struct {
 		c.expect(e("10.0.0.0/16", 2*time.Hour), e("2001:db8:bad::/48", time.Hour), e("10.0.0.1", time.Hour),
 			e("10.1.0.0/16", time.Hour), e("2001:db8:bad::1", time.Hour))
 	}},
+	{"change lifts and bans in one", func(c *contract) {
+		c.ban(nil, b("10.0.1.0/24", time.Hour), b("10.0.2.0/24", time.Hour), b("10.0.3.3", time.Hour), b("2001:db8:1::/64", time.Hour))
+		// A wider network takes the place of the narrower ones inside it.
+		c.change(nil, lifts("10.0.1.0/24", "10.0.2.0/24", "2001:db8:1::/64", "192.0.2.0/24"),
+			b("10.0.0.0/16", 2*time.Hour), b("2001:db8:1::/48", 2*time.Hour))
+		c.expect(e("10.0.0.0/16", 2*time.Hour), e("10.0.3.3", time.Hour), e("2001:db8:1::/48", 2*time.Hour))
+		// Refused as a whole: a ban overlapping a network not lifted, or
+		// another ban of the call, or invalid; nothing is lifted.
+		c.change(firewall.ErrOverlap, lifts("10.0.3.3"), b("10.0.5.0/24", time.Hour))
+		c.change(firewall.ErrOverlap, lifts("10.0.0.0/16"), b("10.0.5.0/24", time.Hour), b("10.0.5.0/25", time.Hour))
+		c.change(firewall.ErrInvalidBan, lifts("10.0.0.0/16"), b("10.0.5.0/24", 0))
+		c.expect(e("10.0.0.0/16", 2*time.Hour), e("10.0.3.3", time.Hour), e("2001:db8:1::/48", 2*time.Hour))
+		// The narrower ones back in its place; a lift alone; a ban alone.
+		c.change(nil, lifts("10.0.0.0/16"), b("10.0.5.0/24", 3*time.Hour), b("10.0.6.0/24", 3*time.Hour))
+		c.change(nil, lifts("2001:db8:1::/48"))
+		c.change(nil, nil, b("10.0.5.0/24", 4*time.Hour))
+		c.expect(e("10.0.5.0/24", 4*time.Hour), e("10.0.6.0/24", 3*time.Hour), e("10.0.3.3", time.Hour))
+	}},
 	{"sync holds exactly the entries", func(c *contract) {
 		c.ban(nil, b("198.51.100.7", time.Hour), b("203.0.113.0/24", time.Hour), b("2001:db8::7", time.Hour))
 		now := time.Now()
@@ -189,6 +207,20 @@ func e(s string, d time.Duration) want { return want{pfx(s), d} }
 func (c *contract) ban(wantErr error, bans ...firewall.Ban) {
 	c.t.Helper()
 	c.step(fmt.Sprintf("Ban %v", bans), wantErr, c.fw.Ban(context.Background(), bans...))
+}
+
+func (c *contract) change(wantErr error, lift []firewall.Lift, bans ...firewall.Ban) {
+	c.t.Helper()
+	c.step(fmt.Sprintf("Change %v %v", lift, bans), wantErr, c.fw.Change(context.Background(), lift, bans...))
+}
+
+// lifts are lifts of targets in the default ports profile.
+func lifts(targets ...string) []firewall.Lift {
+	var out []firewall.Lift
+	for _, s := range targets {
+		out = append(out, firewall.Lift{Prefix: pfx(s)})
+	}
+	return out
 }
 
 func (c *contract) unban(wantErr error, prefixes ...netip.Prefix) {

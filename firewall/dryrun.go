@@ -30,27 +30,41 @@ func NewDryRun(log zerolog.Logger, now func() time.Time) *DryRun {
 	return &DryRun{log: log.With().Str("backend", "dry-run").Logger(), now: now, bans: map[string]map[netip.Prefix]time.Time{}}
 }
 
-func (d *DryRun) Ban(_ context.Context, bans ...Ban) error {
+func (d *DryRun) Ban(ctx context.Context, bans ...Ban) error { return d.Change(ctx, nil, bans...) }
+
+// Change lifts and bans as one: refused as a whole as NFT refuses it.
+func (d *DryRun) Change(_ context.Context, lift []Lift, bans ...Ban) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.now()
-	// Refused as NFT refuses them: a network overlapping one in force, or
-	// another of the same call, in its ports profile.
+	gone := map[string]map[netip.Prefix]bool{}
+	for _, l := range lift {
+		if gone[l.Ports] == nil {
+			gone[l.Ports] = map[netip.Prefix]bool{}
+		}
+		gone[l.Ports][l.Prefix.Masked()] = true
+	}
+	// Refused as NFT refuses them: a network overlapping one in force
+	// (and not lifted here), or another of the same call, in its ports
+	// profile.
 	batch := map[string]map[netip.Prefix]time.Time{}
 	for _, b := range bans {
-		if err := checkOverlap(d.bans[b.Ports], b.Prefix, now); err != nil {
+		if err := checkOverlap(d.bans[b.Ports], gone[b.Ports], b.Prefix, now); err != nil {
 			return err
 		}
 		if b.Prefix.Bits() == b.Prefix.Addr().BitLen() {
 			continue
 		}
-		if err := checkOverlap(batch[b.Ports], b.Prefix, now); err != nil {
+		if err := checkOverlap(batch[b.Ports], nil, b.Prefix, now); err != nil {
 			return err
 		}
 		if batch[b.Ports] == nil {
 			batch[b.Ports] = map[netip.Prefix]time.Time{}
 		}
 		batch[b.Ports][b.Prefix.Masked()] = now.Add(max(b.Timeout, time.Nanosecond))
+	}
+	for _, l := range lift {
+		d.unbanLocked(l.Ports, []netip.Prefix{l.Prefix})
 	}
 	for _, b := range bans {
 		m := d.bans[b.Ports]
@@ -169,13 +183,13 @@ func entries(m map[netip.Prefix]time.Time, ports string, now time.Time) []Entry 
 // checkOverlap refuses a network ban overlapping another unexpired one
 // (a single address inside a banned network is fine: it goes to another
 // set).
-func checkOverlap(m map[netip.Prefix]time.Time, p netip.Prefix, now time.Time) error {
+func checkOverlap(m map[netip.Prefix]time.Time, gone map[netip.Prefix]bool, p netip.Prefix, now time.Time) error {
 	p = p.Masked()
 	if p.Bits() == p.Addr().BitLen() {
 		return nil
 	}
 	for q, exp := range m {
-		if q != p && q.Bits() != q.Addr().BitLen() && exp.After(now) && q.Overlaps(p) {
+		if q != p && !gone[q] && q.Bits() != q.Addr().BitLen() && exp.After(now) && q.Overlaps(p) {
 			return &OverlapError{Prefix: p, With: q}
 		}
 	}

@@ -61,6 +61,15 @@ type Backend interface {
 	// banned sets its new timeout (the kernel element is refreshed). Either
 	// every ban is in force on return, or an error says none is.
 	Ban(ctx context.Context, bans ...Ban) error
+	// Change lifts each of lift in its ports profile and puts bans in
+	// force, in one transaction: either all of it is done on return, or
+	// an error says none is. A lift of a prefix not banned is ignored; a
+	// ban may overlap a network lifted in the same call. So a wider
+	// network taking the place of the narrower ones inside it (the kernel
+	// holds no overlapping networks), or a ban shortened in one profile
+	// and lifted in another, never leaves a moment, or a failure, with
+	// neither in force.
+	Change(ctx context.Context, lift []Lift, bans ...Ban) error
 	// Unban lifts bans, in every ports profile. Prefixes not banned are
 	// ignored.
 	Unban(ctx context.Context, prefixes ...netip.Prefix) error
@@ -81,6 +90,13 @@ type Backend interface {
 	State(ctx context.Context) State
 	// Close releases the backend's resources. Bans stay in force.
 	Close() error
+}
+
+// Lift is a ban to lift in one ports profile ("" the default), as
+// Backend.Change takes it.
+type Lift struct {
+	Prefix netip.Prefix
+	Ports  string
 }
 
 // State describes a backend.

@@ -16,7 +16,11 @@ import (
 
 // Ban bans each prefix for its timeout, in its ports profile, in one
 // transaction.
-func (n *NFT) Ban(ctx context.Context, bans ...Ban) error {
+func (n *NFT) Ban(ctx context.Context, bans ...Ban) error { return n.Change(ctx, nil, bans...) }
+
+// Change lifts lift and bans bans in one transaction: the lifts go first
+// in it, so that a network may take the place of those it overlaps.
+func (n *NFT) Change(ctx context.Context, lift []Lift, bans ...Ban) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -45,7 +49,22 @@ func (n *NFT) Ban(ctx context.Context, bans ...Ban) error {
 		index[key{pr, p}] = len(items)
 		items = append(items, banItem{pr, p, b.Timeout})
 	}
-	if len(items) == 0 {
+	lifted := map[*profile]map[netip.Prefix]bool{}
+	for _, l := range lift {
+		p, err := Normalize(l.Prefix)
+		if err != nil {
+			return err
+		}
+		pr, err := n.profileOf(l.Ports)
+		if err != nil {
+			return fmt.Errorf("unban %s: %w", p, err)
+		}
+		if lifted[pr] == nil {
+			lifted[pr] = map[netip.Prefix]bool{}
+		}
+		lifted[pr][p] = true
+	}
+	if len(items) == 0 && len(lifted) == 0 {
 		return nil
 	}
 
@@ -55,13 +74,14 @@ func (n *NFT) Ban(ctx context.Context, bans ...Ban) error {
 	defer n.mu.Unlock()
 	now := n.now()
 	n.sweepLocked(now, false)
-	// Networks may not overlap within a profile: they share its sets.
+	// Networks may not overlap within a profile: they share its sets; a
+	// network lifted in this transaction no longer counts.
 	newNets := map[*profile][]netip.Prefix{}
 	for _, it := range items {
 		if isHost(it.p) {
 			continue
 		}
-		if err := checkOverlap(it.pr.nets, it.p, now); err != nil {
+		if err := checkOverlap(it.pr.nets, lifted[it.pr], it.p, now); err != nil {
 			return err
 		}
 		for _, q := range newNets[it.pr] {
@@ -72,7 +92,8 @@ func (n *NFT) Ban(ctx context.Context, bans ...Ban) error {
 		newNets[it.pr] = append(newNets[it.pr], it.p)
 	}
 
-	err := n.commitBans(items)
+	gone := n.liftOps(lifted)
+	err := n.commitChange(gone, items)
 	if err != nil && errors.Is(err, unix.EEXIST) {
 		// A network that expired in memory can live on in the kernel for
 		// as long as the transaction that set it took (the kernel counts
@@ -84,17 +105,33 @@ func (n *NFT) Ban(ctx context.Context, bans ...Ban) error {
 		if wait > 0 {
 			time.Sleep(wait)
 			now = n.now()
-			err = n.commitBans(items)
+			err = n.commitChange(gone, items)
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("commit %d bans: %w", len(items), err)
+		return fmt.Errorf("commit %d bans, %d unbans: %w", len(items), len(gone), err)
+	}
+	for _, it := range gone {
+		delete(it.pr.mapFor(it.p), it.p)
 	}
 	for _, it := range items {
 		it.pr.mapFor(it.p)[it.p] = now.Add(kernelTimeout(it.timeout))
 	}
-	n.log.Debug().Int("bans", len(items)).Msg("banned")
+	n.log.Debug().Int("bans", len(items)).Int("unbans", len(gone)).Msg("banned")
 	return nil
+}
+
+// liftOps returns the bans of lifted that are held, to lift.
+func (n *NFT) liftOps(lifted map[*profile]map[netip.Prefix]bool) []banItem {
+	var gone []banItem
+	for _, pr := range n.profiles {
+		for p := range lifted[pr] {
+			if _, ok := pr.lookup(p); ok {
+				gone = append(gone, banItem{pr: pr, p: p})
+			}
+		}
+	}
+	return gone
 }
 
 // banItem is a normalised ban.
@@ -104,13 +141,22 @@ type banItem struct {
 	timeout time.Duration
 }
 
-// commitBans sends one transaction adding each ban; a ban of a prefix
-// that may be in the kernel already is refreshed (add, delete, add), which
-// sets the new timeout on every kernel.
-func (n *NFT) commitBans(items []banItem) error {
+// commitChange sends one transaction lifting gone and adding each ban; a
+// ban of a prefix that may be in the kernel already is refreshed (add,
+// delete, add), which sets the new timeout on every kernel. The lifts'
+// deletes come before every add of a ban (elemOps' passes).
+func (n *NFT) commitChange(gone, items []banItem) error {
 	var o elemOps
+	for _, it := range gone {
+		o.lift(it.pr, it.p)
+	}
 	for _, it := range items {
-		if _, known := it.pr.lookup(it.p); known || !n.synced {
+		if slices.ContainsFunc(gone, func(g banItem) bool { return g.pr == it.pr && g.p != it.p && g.p.Overlaps(it.p) }) {
+			// Taking the place of a network lifted here: not in the
+			// kernel, and a refresh's first add would come before the
+			// lift's delete, overlapping it.
+			o.put(it.pr, it.p, it.timeout)
+		} else if _, known := it.pr.lookup(it.p); known || !n.synced {
 			o.refresh(it.pr, it.p, it.timeout)
 		} else {
 			o.put(it.pr, it.p, it.timeout)

@@ -18,6 +18,7 @@ type NFT struct{}
 func NewNFT(NFTOptions) (*NFT, error) { return nil, errNoNFT }
 
 func (*NFT) Ban(context.Context, ...Ban) error            { return errNoNFT }
+func (*NFT) Change(context.Context, []Lift, ...Ban) error { return errNoNFT }
 func (*NFT) Unban(context.Context, ...netip.Prefix) error { return errNoNFT }
 func (*NFT) UnbanIn(context.Context, string, ...netip.Prefix) error {
 	return errNoNFT

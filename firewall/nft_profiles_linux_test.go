@@ -228,6 +228,29 @@ func TestNFT_Profiles(t *testing.T) {
 	if st := n.State(ctx); st.Bans != 5 {
 		t.Errorf("State.Bans %d; want 5", st.Bans)
 	}
+	// Change: a lift in one profile and a shortening in another, in one
+	// transaction; refused as a whole (a profile not set up), nothing
+	// lifted.
+	host := pfx("198.51.100.7")
+	err := n.Change(ctx, []firewall.Lift{{Prefix: host, Ports: guiKey}}, firewall.Ban{Prefix: host, Timeout: time.Hour, Ports: "22/tcp"})
+	if !errors.Is(err, firewall.ErrUnknownPorts) {
+		t.Errorf("a change with a ban of a profile not set up: %v; want ErrUnknownPorts", err)
+	}
+	if got := listSet(t, ns, "ban4"+suffix); len(got) != 1 {
+		t.Errorf("ban4%s after the refused change: %+v; want 198.51.100.7 still", suffix, got)
+	}
+	if err := n.Change(ctx, []firewall.Lift{{Prefix: host, Ports: guiKey}}, firewall.Ban{Prefix: host, Timeout: 30 * time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if got := listSet(t, ns, "ban4"+suffix); len(got) != 0 {
+		t.Errorf("ban4%s after the change: %+v; want 198.51.100.7 lifted", suffix, got)
+	}
+	if got := listSet(t, ns, "ban4"); len(got) != 1 || got[0].Timeout > 31*time.Minute {
+		t.Errorf("ban4 after the change: %+v; want 198.51.100.7 for 30 minutes", got)
+	}
+	if err := n.Ban(ctx, firewall.Ban{Prefix: host, Timeout: time.Hour, Ports: guiKey}); err != nil {
+		t.Fatal(err)
+	}
 
 	t.Run("Reconcile", func(t *testing.T) {
 		reconcile(t, n)

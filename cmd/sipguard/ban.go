@@ -16,7 +16,9 @@ Bans an address or network now (a manual ban). An allowlisted address is
 refused, and so is a network wider than an IPv4 /8 or an IPv6 /19 unless
 --force. Special-purpose addresses (loopback, link-local, multicast, ...)
 and a --for longer than 3650d are refused, --force or not. A ban in force
-for longer than --for is kept as it is.`
+for longer than --for is kept as it is. A network inside a wider ban in
+force (another node's, a feed's) is recorded beside it and put in force
+when that one goes.`
 
 func (m *Main) ban(ctx context.Context, args []string) error {
 	fs := m.flagSet("ban", banSynopsis)
@@ -39,6 +41,9 @@ func (m *Main) ban(ctx context.Context, args []string) error {
 	fmt.Fprintf(m.Stdout, "%s %s until %s", res.Result, res.Ban.Target, res.Ban.Expires.Local().Format(time.DateTime))
 	if res.Kept {
 		fmt.Fprintf(m.Stdout, " (kept: the %s ban in force lasts longer than --for)", res.Ban.Rule)
+	}
+	if res.Ban.CoveredBy != "" {
+		fmt.Fprintf(m.Stdout, " (inside %s, which the kernel holds; in force when that ban goes)", res.Ban.CoveredBy)
 	}
 	fmt.Fprintln(m.Stdout)
 	return nil

@@ -23,8 +23,9 @@ firewall transaction). FORMAT is
             "fail2ban-client get JAIL banip" (addresses separated by spaces)
   auto      (default) json, fail2ban or plain, by the look of the input
 Entries that are allowlisted, special-purpose (loopback, link-local, ...),
-longer than 3650d or inside a wider ban are refused and listed; the rest is
-banned.`
+longer than 3650d or inside another network of the list are refused and
+listed; the rest is banned. A network inside a wider ban in force is
+recorded beside it and put in force when that one goes.`
 
 func (m *Main) importBans(ctx context.Context, args []string) error {
 	fs := m.flagSet("import", importSynopsis)
@@ -75,5 +76,8 @@ func (m *Main) importBans(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(m.Stdout, "imported %d: %d banned, %d renewed, %d kept (banned for longer already), %d refused\n",
 		len(reqs), res.Banned, res.Renewed, res.Kept, len(res.Refused))
+	if res.Covered > 0 {
+		fmt.Fprintf(m.Stdout, "%d of them inside a wider ban in force: in the kernel when that one goes\n", res.Covered)
+	}
 	return nil
 }

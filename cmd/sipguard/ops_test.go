@@ -236,6 +236,14 @@ func TestExportImport(t *testing.T) {
 	if out, errOut, code := ctlNow(t, "192.0.2.2 192.0.2.3\n", "import", "-c", b, "--format", "fail2ban", "-"); code != 0 || !strings.Contains(out, "2 banned") {
 		t.Errorf("import banip: %d %s %s", code, out, errOut)
 	}
+	// Inside 198.18.0.0/15, banned above: recorded, and said so.
+	if out, errOut, code := ctlNow(t, "", "ban", "-c", b, "198.18.7.0/24"); code != 0 || !strings.Contains(out, "(inside 198.18.0.0/15, which the kernel holds") {
+		t.Errorf("ban inside a banned network: %d %s %s", code, out, errOut)
+	}
+	if out, errOut, code := ctlNow(t, "198.18.9.0/24\n", "import", "-c", b, "-"); code != 0 || !strings.Contains(out, "1 banned") ||
+		!strings.Contains(out, "1 of them inside a wider ban in force") {
+		t.Errorf("import inside a banned network: %d %s %s", code, out, errOut)
+	}
 	// Not a list: nothing is banned.
 	if _, errOut, code := ctlNow(t, "<html>\n<body>oops</body>\n</html>\n", "import", "-c", b, "-"); code != 1 || !strings.Contains(errOut, "not") {
 		t.Errorf("import html: %d %s", code, errOut)

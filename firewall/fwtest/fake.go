@@ -108,12 +108,42 @@ func inject[T any](fn func([]T) error, args []T) func() error {
 
 // Ban bans each prefix for its timeout: all or nothing.
 func (f *Fake) Ban(ctx context.Context, bans ...firewall.Ban) error {
-	if err := f.lock(ctx, inject(f.BanFunc, bans)); err != nil {
+	return f.Change(ctx, nil, bans...)
+}
+
+// Change lifts lift and bans bans, all or nothing; a ban may overlap a
+// network lifted in the same call. BanFunc is called with the bans and
+// UnbanFunc with the lifts' prefixes, those that are not empty.
+func (f *Fake) Change(ctx context.Context, lift []firewall.Lift, bans ...firewall.Ban) error {
+	injected := func() error {
+		if len(bans) > 0 && f.BanFunc != nil {
+			if err := f.BanFunc(slices.Clone(bans)); err != nil {
+				return err
+			}
+		}
+		if len(lift) > 0 && f.UnbanFunc != nil {
+			ps := make([]netip.Prefix, len(lift))
+			for i, l := range lift {
+				ps[i] = l.Prefix
+			}
+			return f.UnbanFunc(ps)
+		}
+		return nil
+	}
+	if err := f.lock(ctx, injected); err != nil {
 		return err
 	}
 	defer f.mu.Unlock()
 	f.init()
 	now := f.now()
+	gone := map[key]bool{}
+	for _, l := range lift {
+		p, err := firewall.Normalize(l.Prefix)
+		if err != nil {
+			return err
+		}
+		gone[key{l.Ports, p}] = true
+	}
 	next := map[key]time.Duration{}
 	var order []key
 	for _, b := range bans {
@@ -136,7 +166,7 @@ func (f *Fake) Ban(ctx context.Context, bans ...firewall.Ban) error {
 			continue
 		}
 		for q, exp := range f.bans {
-			if q != k && q.ports == k.ports && !isHost(q.p) && exp.After(now) && q.p.Overlaps(k.p) {
+			if q != k && !gone[q] && q.ports == k.ports && !isHost(q.p) && exp.After(now) && q.p.Overlaps(k.p) {
 				return &firewall.OverlapError{Prefix: k.p, With: q.p}
 			}
 		}
@@ -146,6 +176,9 @@ func (f *Fake) Ban(ctx context.Context, bans ...firewall.Ban) error {
 			}
 		}
 		nets = append(nets, k)
+	}
+	for k := range gone {
+		delete(f.bans, k)
 	}
 	for _, k := range order {
 		f.bans[k] = now.Add(kernelTimeout(next[k]))
