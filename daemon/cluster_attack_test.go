@@ -703,25 +703,71 @@ func coverEndsGap(t *testing.T, fw firewall.Backend) {
 		t.Fatalf("the /24s inside them: %v; want all known (covered)", res)
 	}
 	for i, d := range ends {
-		target, end := fmt.Sprintf("100.%d.1.0/24", 91+i), now.Add(d)
-		for {
-			if _, ok := banned(r.fw, target); ok {
-				break
-			}
-			if time.Since(end) > 3*time.Second {
-				t.Fatalf("%s not in force 3 s after the /16 around it ended:\n%s", target, r.logs)
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-		gap := time.Since(end)
-		t.Logf("%s in force %v after the /16 around it ended", target, gap.Round(100*time.Microsecond))
-		if gap < 0 || gap > 250*time.Millisecond {
-			t.Errorf("%s in force %v after the /16 around it ended; want within 250 ms", target, gap.Round(time.Millisecond))
-		}
+		target := fmt.Sprintf("100.%d.1.0/24", 91+i)
+		inForceWithin(t, r, target, now.Add(d), 250*time.Millisecond)
 		heldFor(t, r, target, 3*time.Hour)
 	}
 	if strings.Contains(r.logs.String(), "not put back") {
 		t.Errorf("a return failed (the kernel still held the /16?):\n%s", r.logs)
+	}
+	inStep(t, r)
+}
+
+// inForceWithin waits for target to be in the firewall, and checks that
+// it is within want of end, when the wider ban that held it ended.
+func inForceWithin(t *testing.T, r *running, target string, end time.Time, want time.Duration) {
+	t.Helper()
+	for {
+		if _, ok := banned(r.fw, target); ok {
+			break
+		}
+		if time.Since(end) > 3*time.Second {
+			t.Fatalf("%s not in force 3 s after the ban around it ended:\n%s", target, r.logs)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	gap := time.Since(end)
+	t.Logf("%s in force %v after the ban around it ended", target, gap.Round(100*time.Microsecond))
+	if gap < 0 || gap > want {
+		t.Errorf("%s in force %v after the ban around it ended; want within %v", target, gap.Round(time.Millisecond), want)
+	}
+}
+
+// TestCoverEndsSlowFirewall (issue 20, item 1): the firewall's ban of a
+// network ends after its record, by as long as the call that set it took
+// (the kernel counts from its transaction, which a large batch, a
+// restore, the read-back's lock delay): at coverSlack it still refuses
+// the bans inside as overlapping. They must be tried again soon, not at
+// the core's next tick, up to a second later.
+func TestCoverEndsSlowFirewall(t *testing.T) {
+	fw := fwtest.New(nil)
+	fw.BanFunc = func(bs []firewall.Ban) error {
+		for _, b := range bs {
+			if b.Prefix.Bits() == 16 {
+				time.Sleep(80 * time.Millisecond)
+			}
+		}
+		return nil
+	}
+	e := newEnv(t)
+	r := startWith(t, e.config(), fw, joined)
+	ctx := context.Background()
+	now := time.Now()
+	ends := []time.Duration{1200 * time.Millisecond, 1500 * time.Millisecond, 1800 * time.Millisecond}
+	for i, d := range ends {
+		r.d.Apply(ctx, []cluster.Update{remote(fmt.Sprintf("100.%d.0.0/16", 91+i), "pbx-m", now, d)})
+	}
+	var narrow []cluster.Update
+	for i := range ends {
+		narrow = append(narrow, remote(fmt.Sprintf("100.%d.1.0/24", 91+i), "pbx-n", now, 3*time.Hour))
+	}
+	if res, _ := r.d.Apply(ctx, narrow); res["known"] != len(ends) {
+		t.Fatalf("the /24s inside the /16s: %v; want all known (covered)", res)
+	}
+	for i, d := range ends {
+		target := fmt.Sprintf("100.%d.1.0/24", 91+i)
+		inForceWithin(t, r, target, now.Add(d), 300*time.Millisecond)
+		heldFor(t, r, target, 3*time.Hour)
 	}
 	inStep(t, r)
 }
