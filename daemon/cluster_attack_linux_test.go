@@ -98,3 +98,9 @@ func TestCoverEndsAfterRestartKernel(t *testing.T) {
 	}
 	inStep(t, r)
 }
+
+// TestCoverEndsFollowsOriginKernel is TestCoverEndsFollowsOrigin with
+// nftables, which refuses a network beside one it still holds.
+func TestCoverEndsFollowsOriginKernel(t *testing.T) {
+	coverEndsFollowsOrigin(t, kernelFW(t, "sgdo")())
+}
