@@ -158,10 +158,19 @@ func TestClusterCoveredByFeed(t *testing.T) {
 // covered there by a wider one listed.
 func inStep(t *testing.T, r *running) {
 	t.Helper()
+	for _, p := range outOfStep(t, r) {
+		t.Error(p)
+	}
+}
+
+// outOfStep returns where the ledger and the firewall disagree (inStep).
+func outOfStep(t *testing.T, r *running) []string {
+	t.Helper()
 	list, err := r.client.List(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
+	var out []string
 	listed := map[netip.Prefix]time.Time{}
 	for _, b := range list {
 		p, err := netip.ParsePrefix(b.Target)
@@ -181,9 +190,9 @@ func inStep(t *testing.T, r *running) {
 		held[e.Prefix] = e.Expires
 		exp, ok := listed[e.Prefix]
 		if !ok {
-			t.Errorf("%s in the firewall, %v left, and no record wants it", e.Prefix, time.Until(e.Expires).Round(time.Second))
+			out = append(out, fmt.Sprintf("%s in the firewall, %v left, and no record wants it", e.Prefix, time.Until(e.Expires).Round(time.Millisecond)))
 		} else if d := e.Expires.Sub(exp); d > 2*time.Second || d < -2*time.Second {
-			t.Errorf("%s: the firewall holds it until %v, its records until %v", e.Prefix, e.Expires, exp)
+			out = append(out, fmt.Sprintf("%s: the firewall holds it until %v, its records until %v", e.Prefix, e.Expires, exp))
 		}
 	}
 	for p := range listed {
@@ -197,9 +206,10 @@ func inStep(t *testing.T, r *running) {
 			}
 		}
 		if !covered {
-			t.Errorf("%s listed, not in the firewall, and no ban in force covers it", p)
+			out = append(out, fmt.Sprintf("%s listed, not in the firewall, and no ban in force covers it", p))
 		}
 	}
+	return out
 }
 
 // TestClusterCoveredAttacks (issue 20, item 1): a node tries to make
@@ -713,25 +723,120 @@ func coverEndsGap(t *testing.T, fw firewall.Backend) {
 		t.Fatalf("the /24s inside them: %v; want all known (covered)", res)
 	}
 	for i, d := range ends {
-		target, end := fmt.Sprintf("100.%d.1.0/24", 91+i), now.Add(d)
-		for {
-			if _, ok := banned(r.fw, target); ok {
-				break
-			}
-			if time.Since(end) > 3*time.Second {
-				t.Fatalf("%s not in force 3 s after the /16 around it ended:\n%s", target, r.logs)
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-		gap := time.Since(end)
-		t.Logf("%s in force %v after the /16 around it ended", target, gap.Round(100*time.Microsecond))
-		if gap < 0 || gap > 250*time.Millisecond {
-			t.Errorf("%s in force %v after the /16 around it ended; want within 250 ms", target, gap.Round(time.Millisecond))
-		}
+		target := fmt.Sprintf("100.%d.1.0/24", 91+i)
+		inForceWithin(t, r, target, now.Add(d), 250*time.Millisecond)
 		heldFor(t, r, target, 3*time.Hour)
 	}
 	if strings.Contains(r.logs.String(), "not put back") {
 		t.Errorf("a return failed (the kernel still held the /16?):\n%s", r.logs)
+	}
+	inStep(t, r)
+}
+
+// inForceWithin waits for target to be in the firewall, and checks that
+// it is within want of end, when the wider ban that held it ended.
+func inForceWithin(t *testing.T, r *running, target string, end time.Time, want time.Duration) {
+	t.Helper()
+	for {
+		if _, ok := banned(r.fw, target); ok {
+			break
+		}
+		if time.Since(end) > 3*time.Second {
+			t.Fatalf("%s not in force 3 s after the ban around it ended:\n%s", target, r.logs)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	gap := time.Since(end)
+	t.Logf("%s in force %v after the ban around it ended", target, gap.Round(100*time.Microsecond))
+	if gap < 0 || gap > want {
+		t.Errorf("%s in force %v after the ban around it ended; want within %v", target, gap.Round(time.Millisecond), want)
+	}
+}
+
+// TestCoverEndsSlowFirewall (issue 20, item 1): the firewall's ban of a
+// network ends after its record, by as long as the call that set it took
+// (the kernel counts from its transaction, which a large batch, a
+// restore, the read-back's lock delay): at coverSlack it still refuses
+// the bans inside as overlapping. They must be tried again soon, not at
+// the core's next tick, up to a second later.
+func TestCoverEndsSlowFirewall(t *testing.T) {
+	fw := fwtest.New(nil)
+	fw.BanFunc = func(bs []firewall.Ban) error {
+		for _, b := range bs {
+			if b.Prefix.Bits() == 16 {
+				time.Sleep(80 * time.Millisecond)
+			}
+		}
+		return nil
+	}
+	e := newEnv(t)
+	r := startWith(t, e.config(), fw, joined)
+	ctx := context.Background()
+	now := time.Now()
+	ends := []time.Duration{1200 * time.Millisecond, 1500 * time.Millisecond, 1800 * time.Millisecond}
+	for i, d := range ends {
+		r.d.Apply(ctx, []cluster.Update{remote(fmt.Sprintf("100.%d.0.0/16", 91+i), "pbx-m", now, d)})
+	}
+	var narrow []cluster.Update
+	for i := range ends {
+		narrow = append(narrow, remote(fmt.Sprintf("100.%d.1.0/24", 91+i), "pbx-n", now, 3*time.Hour))
+	}
+	if res, _ := r.d.Apply(ctx, narrow); res["known"] != len(ends) {
+		t.Fatalf("the /24s inside the /16s: %v; want all known (covered)", res)
+	}
+	for i, d := range ends {
+		target := fmt.Sprintf("100.%d.1.0/24", 91+i)
+		inForceWithin(t, r, target, now.Add(d), 300*time.Millisecond)
+		heldFor(t, r, target, 3*time.Hour)
+	}
+	inStep(t, r)
+}
+
+// TestCoverEndsFollowsOrigin (issue 20, item 1): the cover timer follows
+// what the wider ban's origin does to it: shortened, the bans inside it
+// (a person's here) go in when it now ends; renewed, they stay out, not
+// tried at the old end; three deep, each level goes in as the one around
+// it ends.
+func TestCoverEndsFollowsOrigin(t *testing.T) { coverEndsFollowsOrigin(t, nil) }
+
+func coverEndsFollowsOrigin(t *testing.T, fw firewall.Backend) {
+	e := newEnv(t)
+	r := startWith(t, e.config(), fw, joined)
+	ctx := context.Background()
+	now := time.Now()
+	r.d.Apply(ctx, []cluster.Update{
+		remote("100.81.0.0/16", "pbx-m", now, time.Hour),
+		remote("100.82.0.0/16", "pbx-m", now, 1800*time.Millisecond),
+		remote("100.83.0.0/16", "pbx-m", now, 1500*time.Millisecond),
+	})
+	if res, err := r.client.Ban(ctx, control.BanRequest{Target: "100.81.1.0/24", For: "3h"}); err != nil || res.Ban.CoveredBy != "100.81.0.0/16" {
+		t.Fatalf("a person's ban inside pbx-m's /16: %+v %v", res, err)
+	}
+	if res, _ := r.d.Apply(ctx, []cluster.Update{
+		remote("100.82.0.0/20", "pbx-o", now, 2100*time.Millisecond),
+		remote("100.82.1.0/24", "pbx-n", now, 3*time.Hour),
+		remote("100.83.1.0/24", "pbx-n", now, 3*time.Hour),
+	}); res["known"] != 3 {
+		t.Fatalf("the bans inside: %v; want 3 known (covered)", res)
+	}
+	// Shortened to end first; the one about to end renewed for long.
+	r.d.Apply(ctx, []cluster.Update{
+		remote("100.81.0.0/16", "pbx-m", now, 1200*time.Millisecond),
+		remote("100.83.0.0/16", "pbx-m", now, time.Hour),
+	})
+	inForceWithin(t, r, "100.81.1.0/24", now.Add(1200*time.Millisecond), 250*time.Millisecond)
+	inForceWithin(t, r, "100.82.0.0/20", now.Add(1800*time.Millisecond), 250*time.Millisecond)
+	if _, ok := banned(r.fw, "100.82.1.0/24"); ok {
+		t.Error("100.82.1.0/24 in force beside the /20 around it")
+	}
+	inForceWithin(t, r, "100.82.1.0/24", now.Add(2100*time.Millisecond), 250*time.Millisecond)
+	heldFor(t, r, "100.81.1.0/24", 3*time.Hour)
+	heldFor(t, r, "100.83.0.0/16", time.Hour)
+	if _, ok := banned(r.fw, "100.83.1.0/24"); ok {
+		t.Error("100.83.1.0/24 in force beside the /16 around it, renewed")
+	}
+	if strings.Contains(r.logs.String(), "not put back") {
+		t.Errorf("a return failed:\n%s", r.logs)
 	}
 	inStep(t, r)
 }

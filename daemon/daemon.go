@@ -432,25 +432,44 @@ func (d *Daemon) loop(ctx context.Context) {
 	defer tick.Stop()
 	// A network ban holding others (bans.Ledger.CoverEnd) ends in the
 	// kernel by itself: the bans inside it go in then, coverSlack after,
-	// not at the next tick, up to a second later.
+	// not at the next tick, up to a second later. The firewall's ban may
+	// end later than its record, by as long as the call that set it took
+	// (a large batch, a restore): refused then as overlapping, the bans
+	// inside are tried again coverSlack later, then twice as long each
+	// time (uncoverRetry), until the tick's.
 	cover := time.NewTimer(time.Hour)
 	cover.Stop()
 	defer cover.Stop()
-	var coverAt time.Time
+	var coverAt, retryAt time.Time
+	var retry time.Duration
 	armCover := func() {
 		now := d.now()
-		next := d.ledger.CoverEnd(now)
-		if next.Equal(coverAt) {
+		at := d.ledger.CoverEnd(now)
+		if !at.IsZero() {
+			at = at.Add(coverSlack)
+		}
+		if len(d.uncovering) == 0 {
+			retry, retryAt = 0, time.Time{}
+		} else {
+			if !now.Before(retryAt) {
+				retry = uncoverRetry(retry)
+				retryAt = now.Add(retry)
+			}
+			if at.IsZero() || retryAt.Before(at) {
+				at = retryAt
+			}
+		}
+		if at.Equal(coverAt) {
 			return
 		}
-		if coverAt = next; next.IsZero() {
+		if coverAt = at; at.IsZero() {
 			cover.Stop()
 			return
 		}
-		cover.Reset(max(next.Sub(now), 0) + coverSlack)
+		cover.Reset(max(at.Sub(now), 0))
 	}
 	for {
-		if d.ledger.TakeHoldChange() {
+		if d.ledger.TakeHoldChange() || len(d.uncovering) > 0 && retryAt.IsZero() {
 			armCover()
 		}
 		// The logs' lines first: a queue of calls (other nodes' bans in
@@ -476,7 +495,11 @@ func (d *Daemon) loop(ctx context.Context) {
 		case r := <-d.saveResults:
 			d.saved(r)
 		case <-cover.C:
+			due := !retryAt.IsZero() && !d.now().Before(retryAt)
 			d.expire()
+			if due {
+				d.uncoverAgain(ctx)
+			}
 			coverAt = time.Time{}
 			armCover()
 		case <-tick.C:
@@ -503,6 +526,14 @@ func (d *Daemon) loop(ctx context.Context) {
 // HZ=250), counted from when it was added, a little after its record's
 // start, and refuses a network overlapping one not yet ended.
 const coverSlack = 20 * time.Millisecond
+
+// uncoverRetry returns how long to wait before the next try of the bans
+// inside a network ban gone that the firewall refused, after waiting
+// last: coverSlack, then twice as long, up to the tick's second. A
+// firewall refusing for good costs a few tries, not fifty a second.
+func uncoverRetry(last time.Duration) time.Duration {
+	return min(max(2*last, coverSlack), time.Second)
+}
 
 // localWaiting says whether local work waits for the core goroutine:
 // lines of the logs (or the wire sensor's packets), or a call (the

@@ -95,17 +95,19 @@ func (n *NFT) Change(ctx context.Context, lift []Lift, bans ...Ban) error {
 	gone := n.liftOps(lifted)
 	err := n.commitChange(gone, items)
 	if err != nil && errors.Is(err, unix.EEXIST) {
-		// A network that expired in memory can live on in the kernel for
-		// as long as the transaction that set it took (the kernel counts
-		// from its commit): wait until it is gone and try again.
+		// A network that expired in memory can live on in the kernel (a
+		// jiffy or two: it rounds timeouts up to them; or the clock
+		// jumped): try again until it is gone, every overlapPoll, not
+		// once after the longest it may live (2 s the core waited).
 		var wait time.Duration
 		for pr, nets := range newNets {
 			wait = max(wait, pr.expiredOverlapWait(nets, now))
 		}
-		if wait > 0 {
-			time.Sleep(wait)
-			now = n.now()
-			err = n.commitChange(gone, items)
+		for deadline := time.Now().Add(wait); wait > 0; wait = time.Until(deadline) {
+			time.Sleep(min(overlapPoll, wait))
+			if err = n.commitChange(gone, items); !errors.Is(err, unix.EEXIST) {
+				break
+			}
 		}
 	}
 	if err != nil {
@@ -114,6 +116,12 @@ func (n *NFT) Change(ctx context.Context, lift []Lift, bans ...Ban) error {
 	for _, it := range gone {
 		delete(it.pr.mapFor(it.p), it.p)
 	}
+	// The kernel counts each timeout from when the transaction reached
+	// its element: counted from its end, the memory never says a network
+	// is gone while the kernel holds it, and refuses one overlapping it.
+	// Counted from its start, an overlapping ban met the kernel's refusal
+	// instead, and waited.
+	now = n.now()
 	for _, it := range items {
 		it.pr.mapFor(it.p)[it.p] = now.Add(kernelTimeout(it.timeout))
 	}
@@ -180,6 +188,10 @@ func (pr *profile) expiredOverlapWait(nets []netip.Prefix, now time.Time) time.D
 	}
 	return wait
 }
+
+// overlapPoll is how often Ban tries again a network the kernel refuses
+// beside one that expired in memory.
+const overlapPoll = 5 * time.Millisecond
 
 // Unban lifts bans from every profile; prefixes not banned are ignored.
 func (n *NFT) Unban(ctx context.Context, prefixes ...netip.Prefix) error {
@@ -335,7 +347,14 @@ func (n *NFT) load(ctx context.Context, es []Entry, verify bool) error {
 	if parts > 1 {
 		n.log.Warn().Int("transactions", parts).Msg("bans loaded in several transactions: the send buffer is too small for one")
 	}
+	// The kernel counts each timeout from when the transaction reached
+	// its element, up to its length after now: the networks' memory
+	// counts from its end (Ban).
+	lag := n.now().Sub(now)
 	for i, pr := range n.profiles {
+		for p, exp := range next[i].nets {
+			next[i].nets[p] = exp.Add(lag)
+		}
 		pr.bans, pr.nets = next[i].bans, next[i].nets
 	}
 	n.synced = true
