@@ -47,21 +47,16 @@ func (d *DryRun) Change(_ context.Context, lift []Lift, bans ...Ban) error {
 	// Refused as NFT refuses them: a network overlapping one in force
 	// (and not lifted here), or another of the same call, in its ports
 	// profile.
-	batch := map[string]map[netip.Prefix]time.Time{}
+	nets := map[string][]netip.Prefix{}
 	for _, b := range bans {
-		if err := checkOverlap(d.bans[b.Ports], gone[b.Ports], b.Prefix, now); err != nil {
+		if b.Prefix.Bits() != b.Prefix.Addr().BitLen() {
+			nets[b.Ports] = append(nets[b.Ports], b.Prefix.Masked())
+		}
+	}
+	for ports, ps := range nets {
+		if err := newOverlap(d.bans[ports], gone[ports], ps, now); err != nil {
 			return err
 		}
-		if b.Prefix.Bits() == b.Prefix.Addr().BitLen() {
-			continue
-		}
-		if err := checkOverlap(batch[b.Ports], nil, b.Prefix, now); err != nil {
-			return err
-		}
-		if batch[b.Ports] == nil {
-			batch[b.Ports] = map[netip.Prefix]time.Time{}
-		}
-		batch[b.Ports][b.Prefix.Masked()] = now.Add(max(b.Timeout, time.Nanosecond))
 	}
 	for _, l := range lift {
 		d.unbanLocked(l.Ports, []netip.Prefix{l.Prefix})
@@ -178,22 +173,6 @@ func entries(m map[netip.Prefix]time.Time, ports string, now time.Time) []Entry 
 		}
 	}
 	return out
-}
-
-// checkOverlap refuses a network ban overlapping another unexpired one
-// (a single address inside a banned network is fine: it goes to another
-// set).
-func checkOverlap(m map[netip.Prefix]time.Time, gone map[netip.Prefix]bool, p netip.Prefix, now time.Time) error {
-	p = p.Masked()
-	if p.Bits() == p.Addr().BitLen() {
-		return nil
-	}
-	for q, exp := range m {
-		if q != p && !gone[q] && q.Bits() != q.Addr().BitLen() && exp.After(now) && q.Overlaps(p) {
-			return &OverlapError{Prefix: p, With: q}
-		}
-	}
-	return nil
 }
 
 // OverlapError says which network ban a new one overlaps.

@@ -78,18 +78,14 @@ func (n *NFT) Change(ctx context.Context, lift []Lift, bans ...Ban) error {
 	// network lifted in this transaction no longer counts.
 	newNets := map[*profile][]netip.Prefix{}
 	for _, it := range items {
-		if isHost(it.p) {
-			continue
+		if !isHost(it.p) {
+			newNets[it.pr] = append(newNets[it.pr], it.p)
 		}
-		if err := checkOverlap(it.pr.nets, lifted[it.pr], it.p, now); err != nil {
+	}
+	for pr, nets := range newNets {
+		if err := newOverlap(pr.nets, lifted[pr], nets, now); err != nil {
 			return err
 		}
-		for _, q := range newNets[it.pr] {
-			if q.Overlaps(it.p) {
-				return &OverlapError{Prefix: it.p, With: q}
-			}
-		}
-		newNets[it.pr] = append(newNets[it.pr], it.p)
 	}
 
 	gone := n.liftOps(lifted)

@@ -80,3 +80,23 @@ func WaitEvery(t testing.TB, d, every time.Duration, what string, cond func() bo
 	}
 	return time.Since(start)
 }
+
+// Linear fails t unless work on 10 times n takes at most limit times its
+// time on n (the best of 3 runs each): what grows with the square takes
+// about 100 times. run does the work on n and returns how long it took,
+// its own set-up left out.
+func Linear(t testing.TB, what string, n int, limit float64, run func(n int) time.Duration) {
+	t.Helper()
+	best := func(n int) time.Duration {
+		b := time.Duration(1 << 62)
+		for range 3 {
+			b = min(b, run(n))
+		}
+		return b
+	}
+	small, large := best(n), best(10*n)
+	t.Logf("%s: %d in %v, %d in %v", what, n, small, 10*n, large)
+	if float64(large) > limit*float64(small) {
+		t.Errorf("%s: 10 times as many took %.0f times as long: quadratic", what, float64(large)/float64(small))
+	}
+}
