@@ -538,7 +538,7 @@ func TestIndex(t *testing.T) {
 // one before contains it; 10 times the entries take about 10 times as
 // long (each question sorted every entry: 5 s for 50,000).
 func TestIndexInterleaved(t *testing.T) {
-	testutil.Linear(t, "entries added and asked about in turn", 5000, 30, func(n int) time.Duration {
+	testutil.Linear(t, "entries added and asked about in turn", 10000, 50, func(n int) time.Duration {
 		start := time.Now()
 		ix := bans.NewIndex()
 		for i := range n {

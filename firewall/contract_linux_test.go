@@ -131,6 +131,9 @@ var contractCases = []struct {
 		c.change(nil, lifts("2001:db8:1::/48"))
 		c.change(nil, nil, b("10.0.5.0/24", 4*time.Hour))
 		c.expect(e("10.0.5.0/24", 4*time.Hour), e("10.0.6.0/24", 3*time.Hour), e("10.0.3.3", time.Hour))
+		// The same target lifted and banned: the ban wins.
+		c.change(nil, lifts("10.0.5.0/24", "10.0.3.3"), b("10.0.5.0/24", 5*time.Hour), b("10.0.3.3", 2*time.Hour))
+		c.expect(e("10.0.5.0/24", 5*time.Hour), e("10.0.6.0/24", 3*time.Hour), e("10.0.3.3", 2*time.Hour))
 	}},
 	{"sync holds exactly the entries", func(c *contract) {
 		c.ban(nil, b("198.51.100.7", time.Hour), b("203.0.113.0/24", time.Hour), b("2001:db8::7", time.Hour))

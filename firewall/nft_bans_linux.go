@@ -88,7 +88,7 @@ func (n *NFT) Change(ctx context.Context, lift []Lift, bans ...Ban) error {
 		}
 	}
 
-	gone := n.liftOps(lifted)
+	gone := n.liftOps(lifted, items)
 	err := n.commitChange(gone, items)
 	if err != nil && errors.Is(err, unix.EEXIST) {
 		// A network that expired in memory can live on in the kernel (a
@@ -125,12 +125,19 @@ func (n *NFT) Change(ctx context.Context, lift []Lift, bans ...Ban) error {
 	return nil
 }
 
-// liftOps returns the bans of lifted that are held, to lift.
-func (n *NFT) liftOps(lifted map[*profile]map[netip.Prefix]bool) []banItem {
+// liftOps returns the bans of lifted that are held, to lift, but those
+// banned in the same transaction (items): the ban wins, as if the lift
+// came first (a delete of the element beside its refresh would abort the
+// transaction).
+func (n *NFT) liftOps(lifted map[*profile]map[netip.Prefix]bool, items []banItem) []banItem {
+	banned := make(map[banItem]bool, len(items))
+	for _, it := range items {
+		banned[banItem{pr: it.pr, p: it.p}] = true
+	}
 	var gone []banItem
 	for _, pr := range n.profiles {
 		for p := range lifted[pr] {
-			if _, ok := pr.lookup(p); ok {
+			if _, ok := pr.lookup(p); ok && !banned[banItem{pr: pr, p: p}] {
 				gone = append(gone, banItem{pr: pr, p: p})
 			}
 		}
@@ -151,11 +158,26 @@ type banItem struct {
 // deletes come before every add of a ban (elemOps' passes).
 func (n *NFT) commitChange(gone, items []banItem) error {
 	var o elemOps
+	lifted := map[*profile][]netip.Prefix{} // sorted by comparePrefix
+	set := map[banItem]bool{}
 	for _, it := range gone {
 		o.lift(it.pr, it.p)
+		lifted[it.pr] = append(lifted[it.pr], it.p)
+		set[banItem{pr: it.pr, p: it.p}] = true
+	}
+	for _, ps := range lifted {
+		slices.SortFunc(ps, comparePrefix)
+	}
+	overlapsLifted := func(it banItem) bool {
+		if len(lifted[it.pr]) == 0 {
+			return false
+		}
+		_, around := around(it.p, func(q netip.Prefix) bool { return set[banItem{pr: it.pr, p: q}] })
+		_, in := inside(lifted[it.pr], it.p)
+		return around || in
 	}
 	for _, it := range items {
-		if slices.ContainsFunc(gone, func(g banItem) bool { return g.pr == it.pr && g.p != it.p && g.p.Overlaps(it.p) }) {
+		if overlapsLifted(it) {
 			// Taking the place of a network lifted here: not in the
 			// kernel, and a refresh's first add would come before the
 			// lift's delete, overlapping it.

@@ -44,10 +44,8 @@ func newOverlap(held map[netip.Prefix]time.Time, gone map[netip.Prefix]bool, net
 		slices.SortFunc(sorted, comparePrefix)
 	}
 	for _, p := range nets {
-		for bits := 0; bits < p.Bits(); bits++ {
-			if q, _ := p.Addr().Prefix(bits); live(q) {
-				return &OverlapError{Prefix: p, With: q}
-			}
+		if q, ok := around(p, live); ok {
+			return &OverlapError{Prefix: p, With: q}
 		}
 		if sorted == nil {
 			for q := range held {
@@ -57,11 +55,8 @@ func newOverlap(held map[netip.Prefix]time.Time, gone map[netip.Prefix]bool, net
 			}
 			continue
 		}
-		i, _ := slices.BinarySearchFunc(sorted, p, comparePrefix)
-		for ; i < len(sorted) && p.Contains(sorted[i].Addr()); i++ {
-			if sorted[i].Bits() > p.Bits() {
-				return &OverlapError{Prefix: p, With: sorted[i]}
-			}
+		if q, ok := inside(sorted, p); ok {
+			return &OverlapError{Prefix: p, With: q}
 		}
 	}
 	order := slices.Clone(nets)
@@ -72,6 +67,29 @@ func newOverlap(held map[netip.Prefix]time.Time, gone map[netip.Prefix]bool, net
 		}
 	}
 	return nil
+}
+
+// around returns a network strictly around p that is in (one map lookup
+// per shorter length).
+func around(p netip.Prefix, in func(netip.Prefix) bool) (netip.Prefix, bool) {
+	for bits := 0; bits < p.Bits(); bits++ {
+		if q, _ := p.Addr().Prefix(bits); in(q) {
+			return q, true
+		}
+	}
+	return netip.Prefix{}, false
+}
+
+// inside returns a network of sorted (by comparePrefix) strictly inside
+// p: by address, the first at or after p's start.
+func inside(sorted []netip.Prefix, p netip.Prefix) (netip.Prefix, bool) {
+	i, _ := slices.BinarySearchFunc(sorted, p, comparePrefix)
+	for ; i < len(sorted) && p.Contains(sorted[i].Addr()); i++ {
+		if sorted[i].Bits() > p.Bits() {
+			return sorted[i], true
+		}
+	}
+	return netip.Prefix{}, false
 }
 
 // comparePrefix orders prefixes by address, then the wider first.

@@ -97,7 +97,7 @@ func TestNewOverlapScales(t *testing.T) {
 		return out
 	}
 	now := time.Now()
-	testutil.Linear(t, "new networks among as many held", 5000, 30, func(n int) time.Duration {
+	testutil.Linear(t, "new networks among as many held", 5000, 50, func(n int) time.Duration {
 		held := map[netip.Prefix]time.Time{}
 		for _, q := range mk(n, 0) {
 			held[q] = now.Add(time.Hour)

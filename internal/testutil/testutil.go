@@ -82,14 +82,16 @@ func WaitEvery(t testing.TB, d, every time.Duration, what string, cond func() bo
 }
 
 // Linear fails t unless work on 10 times n takes at most limit times its
-// time on n (the best of 3 runs each): what grows with the square takes
-// about 100 times. run does the work on n and returns how long it took,
-// its own set-up left out.
+// time on n (the best of 5 runs each): what grows with the square takes
+// about 100 times, what grows as n log n 12 or so, and up to 30 beside
+// other tests on 2 cores (the small run fits the caches, the large one
+// does not): a limit of 50 tells them apart. run does the work on n and
+// returns how long it took, its own set-up left out.
 func Linear(t testing.TB, what string, n int, limit float64, run func(n int) time.Duration) {
 	t.Helper()
 	best := func(n int) time.Duration {
 		b := time.Duration(1 << 62)
-		for range 3 {
+		for range 5 {
 			b = min(b, run(n))
 		}
 		return b
