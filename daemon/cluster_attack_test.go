@@ -790,6 +790,14 @@ func TestCoverEndsSlowFirewall(t *testing.T) {
 		heldFor(t, r, target, 3*time.Hour)
 	}
 	inStep(t, r)
+	// Refused for those 80 ms, as the firewall said: no error, neither
+	// logged nor counted (an operator would look for a broken firewall).
+	if st, _ := r.client.Status(ctx); st.Firewall.Errors != 0 || strings.Contains(r.logs.String(), "not put back") {
+		t.Errorf("%d firewall errors counted, logs:\n%s", st.Firewall.Errors, r.logs)
+	}
+	if !strings.Contains(r.logs.String(), "still holds a network ban that ended") {
+		t.Errorf("the refusals were not logged at debug level:\n%s", r.logs)
+	}
 }
 
 // TestCoverEndsFollowsOrigin (issue 20, item 1): the cover timer follows

@@ -181,7 +181,7 @@ type Daemon struct {
 	ruleBans       map[string]int64
 	stale          int64
 	retryAt        time.Time
-	uncovering     map[netip.Prefix]bool // wider bans gone whose covered ones the firewall failed to put back (uncoverAgain)
+	uncovering     map[netip.Prefix]time.Time // wider bans gone whose covered ones the firewall failed to put back (uncoverAgain), since
 	retryWait      time.Duration
 	fwErr          string
 	lastSaved      time.Time

@@ -404,19 +404,33 @@ func (d *Daemon) uncover(ctx context.Context, p netip.Prefix, now time.Time) {
 			}
 		}
 	}
+	first, retried := d.uncovering[p]
 	delete(d.uncovering, p)
 	if len(recs) == 0 {
 		return
 	}
 	if err := d.ban(ctx, d.firewallBans(recs, now)...); err != nil {
-		d.fwErrors++
 		var ge *guardError
 		if d.uncovering == nil {
-			d.uncovering = map[netip.Prefix]bool{}
+			d.uncovering = map[netip.Prefix]time.Time{}
+		}
+		if !retried {
+			first = now
 		}
 		if !errors.As(err, &ge) { // allowlisted, special: never put back, not retried
-			d.uncovering[p] = true
+			d.uncovering[p] = first
 		}
+		// The firewall still holding p itself is expected for a moment:
+		// its ban ends after its record, by as long as the call that set
+		// it took. Tried again soon (uncoverRetry), it is no error unless
+		// it lasts.
+		var oe *firewall.OverlapError
+		if errors.As(err, &oe) && oe.With == p && now.Sub(first) < time.Second {
+			d.log.Debug().Str(fieldPrefix, p.String()).Int("bans", len(recs)).
+				Msg("the firewall still holds a network ban that ended: the bans inside it go in when it lets it go")
+			return
+		}
+		d.fwErrors++
 		d.log.Error().Err(err).Str(fieldPrefix, p.String()).Int("bans", len(recs)).
 			Msg("bans inside a lifted network ban not put back in force")
 		return
