@@ -135,6 +135,28 @@ var contractCases = []struct {
 		c.change(nil, lifts("10.0.5.0/24", "10.0.3.3"), b("10.0.5.0/24", 5*time.Hour), b("10.0.3.3", 2*time.Hour))
 		c.expect(e("10.0.5.0/24", 5*time.Hour), e("10.0.6.0/24", 3*time.Hour), e("10.0.3.3", 2*time.Hour))
 	}},
+	{"change: addresses beside networks", func(c *contract) {
+		// Addresses never overlap networks: an address inside a network
+		// lifted in the call, or a network around an address lifted in
+		// it, is refreshed (a longer or shorter timeout) as any re-ban.
+		c.ban(nil, b("10.0.0.0/16", time.Hour), b("10.0.3.3", time.Hour), b("2001:db8::/48", time.Hour), b("2001:db8::3", time.Hour))
+		c.change(nil, lifts("10.0.0.0/16", "2001:db8::/48"), b("10.0.3.3", 2*time.Hour), b("2001:db8::3", 10*time.Minute))
+		c.expect(e("10.0.3.3", 2*time.Hour), e("2001:db8::3", 10*time.Minute))
+		c.ban(nil, b("10.0.0.0/16", 2*time.Hour), b("2001:db8::/48", 2*time.Hour))
+		c.change(nil, lifts("10.0.3.3", "2001:db8::3"), b("10.0.0.0/16", 20*time.Minute), b("2001:db8::/48", 3*time.Hour))
+		c.expect(e("10.0.0.0/16", 20*time.Minute), e("2001:db8::/48", 3*time.Hour))
+	}},
+	{"change: the widest networks, lifts normalised", func(c *contract) {
+		c.ban(nil, b("10.0.0.0/8", time.Hour), b("2001:db8::/32", time.Hour), b("198.51.100.7", time.Hour), b("2001:db8::7", time.Hour))
+		// An IPv4-mapped network is the IPv4 network; host bits are
+		// cleared: these lifts are of 10.0.0.0/8 and 2001:db8::/32.
+		c.change(nil, lifts("::ffff:10.0.0.0/104", "2001:db8::1/32"), b("0.0.0.0/0", time.Hour), b("::/0", 2*time.Hour))
+		c.expect(e("0.0.0.0/0", time.Hour), e("::/0", 2*time.Hour), e("198.51.100.7", time.Hour), e("2001:db8::7", time.Hour))
+		c.ban(firewall.ErrOverlap, b("255.255.255.0/24", time.Hour))
+		c.ban(firewall.ErrOverlap, b("ffff::/16", time.Hour))
+		c.change(nil, lifts("::ffff:0.0.0.0/96", "::/0"), b("255.255.255.0/24", time.Hour), b("ffff::/16", time.Hour), b("::/1", time.Hour))
+		c.expect(e("255.255.255.0/24", time.Hour), e("ffff::/16", time.Hour), e("::/1", time.Hour), e("198.51.100.7", time.Hour), e("2001:db8::7", time.Hour))
+	}},
 	{"sync holds exactly the entries", func(c *contract) {
 		c.ban(nil, b("198.51.100.7", time.Hour), b("203.0.113.0/24", time.Hour), b("2001:db8::7", time.Hour))
 		now := time.Now()
