@@ -29,8 +29,8 @@ func TestBackendContract(t *testing.T) {
 			fake := &contract{t: t, name: "fake", fw: fwtest.New(nil)}
 			tc.run(fake)
 			ns := newNS(t) // skips without root
-			n := newNFT(t, ns, firewall.NFTOptions{})
-			nft := &contract{t: t, name: "nft", fw: n, kernel: func() map[netip.Prefix]time.Duration { return kernelBans(t, ns) }}
+			n := newNFT(t, ns, firewall.NFTOptions{Profiles: [][]firewall.Port{parsePorts(t, "80/tcp")}})
+			nft := &contract{t: t, name: "nft", fw: n, kernel: func() map[banKey]time.Duration { return kernelBans(t, ns, gui(t)) }}
 			tc.run(nft)
 			if !slices.Equal(fake.transcript, nft.transcript) {
 				t.Errorf("the fake and the kernel differ:\nfake:\n  %s\nnft:\n  %s",
@@ -157,6 +157,20 @@ var contractCases = []struct {
 		c.change(nil, lifts("::ffff:0.0.0.0/96", "::/0"), b("255.255.255.0/24", time.Hour), b("ffff::/16", time.Hour), b("::/1", time.Hour))
 		c.expect(e("255.255.255.0/24", time.Hour), e("ffff::/16", time.Hour), e("::/1", time.Hour), e("198.51.100.7", time.Hour), e("2001:db8::7", time.Hour))
 	}},
+	{"change across ports profiles", func(c *contract) {
+		g := gui(c.t)
+		c.ban(nil, b("10.0.0.0/16", time.Hour), bin(g, "10.0.0.0/16", time.Hour), b("198.51.100.7", time.Hour), bin(g, "198.51.100.7", time.Hour))
+		// A network lifted in one profile still overlaps in another:
+		// refused, nothing lifted.
+		c.change(firewall.ErrOverlap, liftsIn(g, "10.0.0.0/16"), b("10.0.0.0/8", 2*time.Hour))
+		c.change(firewall.ErrOverlap, lifts("10.0.0.0/16"), bin(g, "10.0.0.0/8", 2*time.Hour))
+		c.expect(e("10.0.0.0/16", time.Hour), ein(g, "10.0.0.0/16", time.Hour), e("198.51.100.7", time.Hour), ein(g, "198.51.100.7", time.Hour))
+		// In its own profile it takes the other's place; a target lifted
+		// in two profiles and banned again in one of them is banned there.
+		c.change(nil, liftsIn(g, "10.0.0.0/16"), bin(g, "10.0.0.0/8", 2*time.Hour))
+		c.change(nil, append(lifts("198.51.100.7"), liftsIn(g, "198.51.100.7")...), bin(g, "198.51.100.7", 30*time.Minute))
+		c.expect(e("10.0.0.0/16", time.Hour), ein(g, "10.0.0.0/8", 2*time.Hour), ein(g, "198.51.100.7", 30*time.Minute))
+	}},
 	{"sync holds exactly the entries", func(c *contract) {
 		c.ban(nil, b("198.51.100.7", time.Hour), b("203.0.113.0/24", time.Hour), b("2001:db8::7", time.Hour))
 		now := time.Now()
@@ -206,6 +220,10 @@ var contractCases = []struct {
 	}},
 }
 
+// gui returns the key of the ports profile the contract's NFT has beside
+// the default: 80/tcp.
+func gui(t testing.TB) string { return portsKey(t, parsePorts(t, "80/tcp")) }
+
 // contract drives one backend through a case: each step checks what the
 // contract says and is written to the transcript compared across
 // backends.
@@ -213,21 +231,42 @@ type contract struct {
 	t          *testing.T
 	name       string
 	fw         firewall.Backend
-	kernel     func() map[netip.Prefix]time.Duration // nil: no kernel
+	kernel     func() map[banKey]time.Duration // nil: no kernel
 	transcript []string
 }
 
 func b(s string, d time.Duration) firewall.Ban { return firewall.Ban{Prefix: pfx(s), Timeout: d} }
 
+// bin is b in the ports profile ports.
+func bin(ports, s string, d time.Duration) firewall.Ban {
+	return firewall.Ban{Prefix: pfx(s), Timeout: d, Ports: ports}
+}
+
 func p(s string) netip.Prefix { return pfx(s) }
+
+// banKey is a ban in force: its ports profile and prefix.
+type banKey struct {
+	ports  string
+	prefix netip.Prefix
+}
+
+func (k banKey) String() string {
+	if k.ports == "" {
+		return k.prefix.String()
+	}
+	return k.prefix.String() + " " + k.ports
+}
 
 // want is a ban expected in force, with its timeout as banned.
 type want struct {
-	prefix  netip.Prefix
+	banKey
 	timeout time.Duration
 }
 
-func e(s string, d time.Duration) want { return want{pfx(s), d} }
+func e(s string, d time.Duration) want { return want{banKey{"", pfx(s)}, d} }
+
+// ein is e in the ports profile ports.
+func ein(ports, s string, d time.Duration) want { return want{banKey{ports, pfx(s)}, d} }
 
 func (c *contract) ban(wantErr error, bans ...firewall.Ban) {
 	c.t.Helper()
@@ -237,6 +276,15 @@ func (c *contract) ban(wantErr error, bans ...firewall.Ban) {
 func (c *contract) change(wantErr error, lift []firewall.Lift, bans ...firewall.Ban) {
 	c.t.Helper()
 	c.step(fmt.Sprintf("Change %v %v", lift, bans), wantErr, c.fw.Change(context.Background(), lift, bans...))
+}
+
+// liftsIn are lifts of targets in the ports profile ports.
+func liftsIn(ports string, targets ...string) []firewall.Lift {
+	out := lifts(targets...)
+	for i := range out {
+		out[i].Ports = ports
+	}
+	return out
 }
 
 // lifts are lifts of targets in the default ports profile.
@@ -282,20 +330,22 @@ func errClass(err error) string {
 	return "ok"
 }
 
-// list returns the bans List reports, by prefix, with their time left.
-func (c *contract) list() map[netip.Prefix]time.Duration {
+// list returns the bans List reports, by profile and prefix, with their
+// time left.
+func (c *contract) list() map[banKey]time.Duration {
 	c.t.Helper()
 	es, err := c.fw.List(context.Background())
 	if err != nil {
 		c.t.Fatalf("%s: List: %v", c.name, err)
 	}
 	now := time.Now()
-	out := map[netip.Prefix]time.Duration{}
+	out := map[banKey]time.Duration{}
 	for _, e := range es {
-		if _, dup := out[e.Prefix]; dup {
-			c.t.Errorf("%s: List has %s twice", c.name, e.Prefix)
+		k := banKey{e.Ports, e.Prefix}
+		if _, dup := out[k]; dup {
+			c.t.Errorf("%s: List has %s twice", c.name, k)
 		}
-		out[e.Prefix] = e.Expires.Sub(now)
+		out[k] = e.Expires.Sub(now)
 	}
 	return out
 }
@@ -305,38 +355,40 @@ func (c *contract) list() map[netip.Prefix]time.Duration {
 // machine), and writes the prefixes to the transcript.
 func (c *contract) expect(ws ...want) {
 	c.t.Helper()
-	views := map[string]map[netip.Prefix]time.Duration{"List": c.list()}
+	views := map[string]map[banKey]time.Duration{"List": c.list()}
 	if c.kernel != nil {
 		views["the kernel"] = c.kernel()
 	}
 	for view, got := range views {
 		for _, w := range ws {
-			left, ok := got[w.prefix]
+			left, ok := got[w.banKey]
 			if !ok {
-				c.t.Errorf("%s: %s lacks %s: %v", c.name, view, w.prefix, got)
+				c.t.Errorf("%s: %s lacks %s: %v", c.name, view, w.banKey, got)
 				continue
 			}
 			if left > w.timeout || left < w.timeout-5*time.Second {
-				c.t.Errorf("%s: %s: %s has %v left; want about %v", c.name, view, w.prefix, left, w.timeout)
+				c.t.Errorf("%s: %s: %s has %v left; want about %v", c.name, view, w.banKey, left, w.timeout)
 			}
 		}
 		for q := range got {
-			if !slices.ContainsFunc(ws, func(w want) bool { return w.prefix == q }) {
+			if !slices.ContainsFunc(ws, func(w want) bool { return w.banKey == q }) {
 				c.t.Errorf("%s: %s has %s, not banned", c.name, view, q)
 			}
 		}
 	}
 	var ps []string
 	for _, w := range ws {
-		ps = append(ps, w.prefix.String())
+		ps = append(ps, w.banKey.String())
 	}
 	slices.Sort(ps)
 	c.transcript = append(c.transcript, "in force: "+strings.Join(ps, " "))
 }
 
 // kernelBans reads the elements of every ban set of the sipguard table
-// (those not named allow...) with their time left, the way nft lists them.
-func kernelBans(t *testing.T, ns string) map[netip.Prefix]time.Duration {
+// (ban... and net...) with their time left, the way nft lists them,
+// each in its ports profile: the default or one of profiles (by the
+// suffix of its set's name).
+func kernelBans(t *testing.T, ns string, profiles ...string) map[banKey]time.Duration {
 	t.Helper()
 	var doc struct {
 		Nftables []map[string]json.RawMessage `json:"nftables"`
@@ -344,7 +396,7 @@ func kernelBans(t *testing.T, ns string) map[netip.Prefix]time.Duration {
 	if err := json.Unmarshal([]byte(nft(t, ns, "-j", "list", "table", "inet", "sipguard")), &doc); err != nil {
 		t.Fatalf("parse nft -j list table: %v", err)
 	}
-	out := map[netip.Prefix]time.Duration{}
+	out := map[banKey]time.Duration{}
 	for _, o := range doc.Nftables {
 		raw, ok := o["set"]
 		if !ok {
@@ -357,15 +409,22 @@ func kernelBans(t *testing.T, ns string) map[netip.Prefix]time.Duration {
 		if err := json.Unmarshal(raw, &set); err != nil {
 			t.Fatalf("parse set %s: %v", raw, err)
 		}
-		if strings.HasPrefix(set.Name, "allow") {
-			continue
+		if !strings.HasPrefix(set.Name, "ban") && !strings.HasPrefix(set.Name, "net") {
+			continue // allow and port sets
+		}
+		ports := ""
+		for _, key := range profiles {
+			if strings.HasSuffix(set.Name, firewall.ProfileSuffix(key)) {
+				ports = key
+			}
 		}
 		for _, el := range set.Elem {
-			k := parseElem(t, el)
-			if _, dup := out[k.Prefix]; dup {
-				t.Errorf("the kernel holds %s twice", k.Prefix)
+			el := parseElem(t, el)
+			k := banKey{ports, el.Prefix}
+			if _, dup := out[k]; dup {
+				t.Errorf("the kernel holds %s twice", k)
 			}
-			out[k.Prefix] = k.Expires
+			out[k] = el.Expires
 		}
 	}
 	return out
