@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/sipguard/sipguard/firewall"
 	"github.com/sipguard/sipguard/firewall/fwtest"
 )
@@ -36,8 +38,25 @@ func TestBackendContract(t *testing.T) {
 				t.Errorf("the fake and the kernel differ:\nfake:\n  %s\nnft:\n  %s",
 					strings.Join(fake.transcript, "\n  "), strings.Join(nft.transcript, "\n  "))
 			}
+			if slices.Contains(dryRunCases, tc.name) {
+				dry := &contract{t: t, name: "dry-run", fw: firewall.NewDryRun(zerolog.Nop(), nil)}
+				tc.run(dry)
+				if !slices.Equal(dry.transcript, nft.transcript) {
+					t.Errorf("the dry run and the kernel differ:\ndry-run:\n  %s\nnft:\n  %s",
+						strings.Join(dry.transcript, "\n  "), strings.Join(nft.transcript, "\n  "))
+				}
+			}
 		})
 	}
+}
+
+// dryRunCases are the cases DryRun runs too, so that `sipguard run
+// --dry-run` bans, lifts and refuses what nftables would. It has no Close
+// (the daemon's end) and loads overlapping networks at Sync as they come.
+var dryRunCases = []string{
+	"ban and list", "reban sets the new timeout", "invalid bans change nothing", "unban", "bans expire",
+	"overlapping networks are refused", "change lifts and bans in one", "change: addresses beside networks",
+	"change: the widest networks, lifts normalised", "change across ports profiles",
 }
 
 var contractCases = []struct {
