@@ -150,6 +150,9 @@ var contractCases = []struct {
 		c.change(nil, lifts("2001:db8:1::/48"))
 		c.change(nil, nil, b("10.0.5.0/24", 4*time.Hour))
 		c.expect(e("10.0.5.0/24", 4*time.Hour), e("10.0.6.0/24", 3*time.Hour), e("10.0.3.3", time.Hour))
+		// Nothing to do, or lifts of targets not banned: done.
+		c.change(nil, nil)
+		c.change(nil, lifts("192.0.2.77", "192.0.2.0/24", "2001:db8:77::/48"))
 		// The same target lifted and banned: the ban wins.
 		c.change(nil, lifts("10.0.5.0/24", "10.0.3.3"), b("10.0.5.0/24", 5*time.Hour), b("10.0.3.3", 2*time.Hour))
 		c.expect(e("10.0.5.0/24", 5*time.Hour), e("10.0.6.0/24", 3*time.Hour), e("10.0.3.3", 2*time.Hour))
@@ -221,6 +224,9 @@ var contractCases = []struct {
 			c.t.Fatalf("%s: Close: %v", c.name, err)
 		}
 		c.ban(firewall.ErrClosed, b("198.51.100.8", time.Hour))
+		c.ban(firewall.ErrClosed)
+		c.change(firewall.ErrClosed, lifts("198.51.100.7"))
+		c.change(firewall.ErrClosed, nil, b("198.51.100.8", 0))
 		c.unban(firewall.ErrClosed, p("198.51.100.7"))
 		c.sync(firewall.ErrClosed)
 		if _, err := c.fw.List(context.Background()); !errors.Is(err, firewall.ErrClosed) {

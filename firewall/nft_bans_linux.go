@@ -19,11 +19,13 @@ import (
 func (n *NFT) Ban(ctx context.Context, bans ...Ban) error { return n.Change(ctx, nil, bans...) }
 
 // Change lifts lift and bans bans in one transaction: the lifts go first
-// in it, so that a network may take the place of those it overlaps.
+// in it, so that a network may take the place of those it overlaps. After
+// Close it fails with ErrClosed, whatever it is given, as the Fake does.
 func (n *NFT) Change(ctx context.Context, lift []Lift, bans ...Ban) error {
-	if err := ctx.Err(); err != nil {
+	if err := n.lock(ctx); err != nil {
 		return err
 	}
+	defer n.mu.Unlock()
 	type key struct {
 		pr *profile
 		p  netip.Prefix
@@ -67,11 +69,6 @@ func (n *NFT) Change(ctx context.Context, lift []Lift, bans ...Ban) error {
 	if len(items) == 0 && len(lifted) == 0 {
 		return nil
 	}
-
-	if err := n.lock(ctx); err != nil {
-		return err
-	}
-	defer n.mu.Unlock()
 	now := n.now()
 	n.sweepLocked(now, false)
 	// Networks may not overlap within a profile: they share its sets; a
