@@ -28,7 +28,7 @@ import (
 func TestBackendContract(t *testing.T) {
 	for _, tc := range contractCases {
 		t.Run(tc.name, func(t *testing.T) {
-			fake := &contract{t: t, name: "fake", fw: fwtest.New(nil)}
+			fake := &contract{t: t, name: "fake", fw: &fwtest.Fake{Profiles: []string{gui(t)}}}
 			tc.run(fake)
 			ns := newNS(t) // skips without root
 			n := newNFT(t, ns, firewall.NFTOptions{Profiles: [][]firewall.Port{parsePorts(t, "80/tcp")}})
@@ -193,6 +193,26 @@ var contractCases = []struct {
 		c.change(nil, append(lifts("198.51.100.7"), liftsIn(g, "198.51.100.7")...), bin(g, "198.51.100.7", 30*time.Minute))
 		c.expect(e("10.0.0.0/16", time.Hour), ein(g, "10.0.0.0/8", 2*time.Hour), ein(g, "198.51.100.7", 30*time.Minute))
 	}},
+	{"unknown ports profiles", func(c *contract) {
+		g := gui(c.t)
+		c.ban(nil, b("198.51.100.7", time.Hour), bin(g, "10.0.0.0/16", time.Hour))
+		// A lift or a ban in a profile the backend was not set up with
+		// fails the whole call: nothing lifted, nothing banned.
+		c.change(firewall.ErrUnknownPorts, liftsIn("22/tcp", "198.51.100.7"), b("198.51.100.8", time.Hour))
+		c.change(firewall.ErrUnknownPorts, append(lifts("198.51.100.7"), liftsIn(g, "10.0.0.0/16")...), bin("22/tcp", "198.51.100.8", time.Hour))
+		c.expect(e("198.51.100.7", time.Hour), ein(g, "10.0.0.0/16", time.Hour))
+		if err := c.fw.UnbanIn(context.Background(), "22/tcp", p("198.51.100.7")); !errors.Is(err, firewall.ErrUnknownPorts) {
+			c.t.Errorf("%s: UnbanIn of a profile not set up: %v; want ErrUnknownPorts", c.name, err)
+		}
+		// Sync loads the rest and reports them.
+		now := time.Now()
+		c.sync(firewall.ErrUnknownPorts,
+			firewall.Entry{Prefix: p("198.51.100.9"), Expires: now.Add(time.Hour), Ports: "22/tcp"},
+			firewall.Entry{Prefix: p("198.51.100.7"), Expires: now.Add(2 * time.Hour)},
+			firewall.Entry{Prefix: p("10.0.0.0/8"), Expires: now.Add(time.Hour), Ports: g},
+		)
+		c.expect(e("198.51.100.7", 2*time.Hour), ein(g, "10.0.0.0/8", time.Hour))
+	}},
 	{"sync holds exactly the entries", func(c *contract) {
 		c.ban(nil, b("198.51.100.7", time.Hour), b("203.0.113.0/24", time.Hour), b("2001:db8::7", time.Hour))
 		now := time.Now()
@@ -344,7 +364,7 @@ func (c *contract) step(call string, wantErr, err error) {
 // errClass names an error by the contract's sentinels, which is what is
 // compared across backends (their texts may differ).
 func errClass(err error) string {
-	for _, s := range []error{firewall.ErrInvalidBan, firewall.ErrOverlap, firewall.ErrClosed} {
+	for _, s := range []error{firewall.ErrInvalidBan, firewall.ErrOverlap, firewall.ErrClosed, firewall.ErrUnknownPorts} {
 		if errors.Is(err, s) {
 			return s.Error()
 		}
