@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"sync"
@@ -33,7 +34,27 @@ func NewDryRun(log zerolog.Logger, now func() time.Time) *DryRun {
 func (d *DryRun) Ban(ctx context.Context, bans ...Ban) error { return d.Change(ctx, nil, bans...) }
 
 // Change lifts and bans as one: refused as a whole as NFT refuses it.
+// Prefixes are normalised as NFT normalises them (an IPv4-mapped address
+// is the IPv4 address), or a lift would miss the ban it names.
 func (d *DryRun) Change(_ context.Context, lift []Lift, bans ...Ban) error {
+	lift, bans = slices.Clone(lift), slices.Clone(bans)
+	for i, b := range bans {
+		p, err := Normalize(b.Prefix)
+		if err != nil {
+			return err
+		}
+		if b.Timeout <= 0 {
+			return fmt.Errorf("%w: %s: timeout %v is not positive", ErrInvalidBan, p, b.Timeout)
+		}
+		bans[i].Prefix = p
+	}
+	for i, l := range lift {
+		p, err := Normalize(l.Prefix)
+		if err != nil {
+			return err
+		}
+		lift[i].Prefix = p
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.now()
@@ -42,7 +63,7 @@ func (d *DryRun) Change(_ context.Context, lift []Lift, bans ...Ban) error {
 		if gone[l.Ports] == nil {
 			gone[l.Ports] = map[netip.Prefix]bool{}
 		}
-		gone[l.Ports][l.Prefix.Masked()] = true
+		gone[l.Ports][l.Prefix] = true
 	}
 	// Refused as NFT refuses them: a network overlapping one in force
 	// (and not lifted here), or another of the same call, in its ports
@@ -50,7 +71,7 @@ func (d *DryRun) Change(_ context.Context, lift []Lift, bans ...Ban) error {
 	nets := map[string][]netip.Prefix{}
 	for _, b := range bans {
 		if b.Prefix.Bits() != b.Prefix.Addr().BitLen() {
-			nets[b.Ports] = append(nets[b.Ports], b.Prefix.Masked())
+			nets[b.Ports] = append(nets[b.Ports], b.Prefix)
 		}
 	}
 	for ports, ps := range nets {
@@ -67,7 +88,7 @@ func (d *DryRun) Change(_ context.Context, lift []Lift, bans ...Ban) error {
 			m = map[netip.Prefix]time.Time{}
 			d.bans[b.Ports] = m
 		}
-		m[b.Prefix.Masked()] = now.Add(b.Timeout)
+		m[b.Prefix] = now.Add(b.Timeout)
 		ev := d.log.Info().Str("prefix", b.Prefix.String()).Float64("timeout_seconds", b.Timeout.Seconds())
 		if b.Ports != "" {
 			ev = ev.Str("ports", b.Ports)
@@ -78,6 +99,10 @@ func (d *DryRun) Change(_ context.Context, lift []Lift, bans ...Ban) error {
 }
 
 func (d *DryRun) Unban(_ context.Context, prefixes ...netip.Prefix) error {
+	prefixes, err := normalizeAll(prefixes)
+	if err != nil {
+		return err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for ports := range d.bans {
@@ -87,16 +112,21 @@ func (d *DryRun) Unban(_ context.Context, prefixes ...netip.Prefix) error {
 }
 
 func (d *DryRun) UnbanIn(_ context.Context, ports string, prefixes ...netip.Prefix) error {
+	prefixes, err := normalizeAll(prefixes)
+	if err != nil {
+		return err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.unbanLocked(ports, prefixes)
 	return nil
 }
 
+// unbanLocked lifts prefixes, normalised, in the profile ports.
 func (d *DryRun) unbanLocked(ports string, prefixes []netip.Prefix) {
 	for _, p := range prefixes {
-		if _, ok := d.bans[ports][p.Masked()]; ok {
-			delete(d.bans[ports], p.Masked())
+		if _, ok := d.bans[ports][p]; ok {
+			delete(d.bans[ports], p)
 			d.log.Info().Str("prefix", p.String()).Msg("would unban")
 		}
 	}
@@ -117,21 +147,30 @@ func (d *DryRun) entriesLocked() []Entry {
 }
 
 func (d *DryRun) Sync(_ context.Context, es []Entry) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	next := map[string]map[netip.Prefix]time.Time{}
 	now := d.now()
-	d.bans = map[string]map[netip.Prefix]time.Time{}
 	n := 0
 	for _, e := range es {
+		p, err := Normalize(e.Prefix)
+		if err != nil {
+			return err
+		}
 		if !e.Expires.After(now) {
 			continue
 		}
-		if d.bans[e.Ports] == nil {
-			d.bans[e.Ports] = map[netip.Prefix]time.Time{}
+		if next[e.Ports] == nil {
+			next[e.Ports] = map[netip.Prefix]time.Time{}
 		}
-		d.bans[e.Ports][e.Prefix.Masked()] = e.Expires
-		n++
+		if old, ok := next[e.Ports][p]; !ok || e.Expires.After(old) {
+			next[e.Ports][p] = e.Expires
+		}
 	}
+	for _, m := range next {
+		n += len(m)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.bans = next
 	d.log.Info().Int("bans", n).Msg("would restore bans")
 	return nil
 }
@@ -163,6 +202,19 @@ func (d *DryRun) State(context.Context) State {
 }
 
 func (d *DryRun) Close() error { return nil }
+
+// normalizeAll returns prefixes normalised (Normalize), or the first
+// error.
+func normalizeAll(prefixes []netip.Prefix) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, len(prefixes))
+	for i, p := range prefixes {
+		var err error
+		if out[i], err = Normalize(p); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
 
 // entries lists the unexpired bans of m, of the ports profile ports.
 func entries(m map[netip.Prefix]time.Time, ports string, now time.Time) []Entry {

@@ -19,11 +19,13 @@ import (
 func (n *NFT) Ban(ctx context.Context, bans ...Ban) error { return n.Change(ctx, nil, bans...) }
 
 // Change lifts lift and bans bans in one transaction: the lifts go first
-// in it, so that a network may take the place of those it overlaps.
+// in it, so that a network may take the place of those it overlaps. After
+// Close it fails with ErrClosed, whatever it is given, as the Fake does.
 func (n *NFT) Change(ctx context.Context, lift []Lift, bans ...Ban) error {
-	if err := ctx.Err(); err != nil {
+	if err := n.lock(ctx); err != nil {
 		return err
 	}
+	defer n.mu.Unlock()
 	type key struct {
 		pr *profile
 		p  netip.Prefix
@@ -67,11 +69,6 @@ func (n *NFT) Change(ctx context.Context, lift []Lift, bans ...Ban) error {
 	if len(items) == 0 && len(lifted) == 0 {
 		return nil
 	}
-
-	if err := n.lock(ctx); err != nil {
-		return err
-	}
-	defer n.mu.Unlock()
 	now := n.now()
 	n.sweepLocked(now, false)
 	// Networks may not overlap within a profile: they share its sets; a
@@ -157,19 +154,31 @@ type banItem struct {
 // delete, add), which sets the new timeout on every kernel. The lifts'
 // deletes come before every add of a ban (elemOps' passes).
 func (n *NFT) commitChange(gone, items []banItem) error {
+	o := n.changeOps(gone, items)
+	_, err := n.commitOps(o, false)
+	return err
+}
+
+// changeOps returns the element operations of commitChange.
+func (n *NFT) changeOps(gone, items []banItem) *elemOps {
 	var o elemOps
+	// The networks lifted: addresses never overlap them (they have sets
+	// of their own), and a ban of one inside or around them is refreshed
+	// as any other.
 	lifted := map[*profile][]netip.Prefix{} // sorted by comparePrefix
 	set := map[banItem]bool{}
 	for _, it := range gone {
 		o.lift(it.pr, it.p)
-		lifted[it.pr] = append(lifted[it.pr], it.p)
-		set[banItem{pr: it.pr, p: it.p}] = true
+		if !isHost(it.p) {
+			lifted[it.pr] = append(lifted[it.pr], it.p)
+			set[banItem{pr: it.pr, p: it.p}] = true
+		}
 	}
 	for _, ps := range lifted {
 		slices.SortFunc(ps, comparePrefix)
 	}
 	overlapsLifted := func(it banItem) bool {
-		if len(lifted[it.pr]) == 0 {
+		if isHost(it.p) || len(lifted[it.pr]) == 0 {
 			return false
 		}
 		_, around := around(it.p, func(q netip.Prefix) bool { return set[banItem{pr: it.pr, p: q}] })
@@ -188,8 +197,7 @@ func (n *NFT) commitChange(gone, items []banItem) error {
 			o.put(it.pr, it.p, it.timeout)
 		}
 	}
-	_, err := n.commitOps(&o, false)
-	return err
+	return &o
 }
 
 // expiredOverlapWait returns how long to wait for the networks of pr that

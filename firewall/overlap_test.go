@@ -3,6 +3,7 @@ package firewall
 import (
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -109,4 +110,63 @@ func TestNewOverlapScales(t *testing.T) {
 		}
 		return time.Since(start)
 	})
+}
+
+// TestNewOverlapEdges: cases the random mixes seldom make agree with the
+// pairwise check, with few new networks and with many (padded with
+// networks far from the rest): the widest networks of both families,
+// addresses held at a network's start, the same network held and new or
+// twice new, a network held and lifted, held networks that overlap.
+func TestNewOverlapEdges(t *testing.T) {
+	now := time.Now()
+	ps := func(ss ...string) []netip.Prefix {
+		var out []netip.Prefix
+		for _, s := range ss {
+			out = append(out, netip.MustParsePrefix(s))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		held, gone, nets []netip.Prefix
+		want             bool
+	}{
+		{ps("10.0.0.0/8"), nil, ps("0.0.0.0/0"), true},
+		{ps("2001:db8::/32"), nil, ps("::/0"), true},
+		{ps("2001:db8::/32", "::/0"), ps("::/0"), ps("0.0.0.0/0"), false}, // families apart
+		{ps("0.0.0.0/0"), nil, ps("255.255.255.254/31"), true},
+		{ps("::/0"), nil, ps("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127"), true},
+		{ps("10.0.0.0/32", "10.0.0.0/24"), ps("10.0.0.0/24"), ps("10.0.0.0/16"), false}, // an address at its start
+		{ps("10.0.0.0/16"), nil, ps("10.0.0.0/16"), false},                              // a re-ban
+		{nil, nil, ps("10.0.0.0/16", "10.0.0.0/16"), false},
+		{nil, nil, ps("10.0.0.0/16", "10.0.0.0/16", "10.0.1.0/24"), true},
+		{ps("10.0.0.0/16"), ps("10.0.0.0/16"), ps("10.0.0.0/8", "10.0.0.0/16"), true}, // lifted, and banned again
+		{ps("10.0.0.0/16", "10.0.0.0/24"), ps("10.0.0.0/16"), ps("10.0.0.0/8"), true}, // held overlapping
+		{ps("::ffff:10.0.0.0/104"), nil, ps("10.0.0.0/8"), false},                     // not normalised: apart
+	} {
+		held := map[netip.Prefix]time.Time{}
+		for _, q := range tc.held {
+			held[q] = now.Add(time.Hour)
+		}
+		gone := map[netip.Prefix]bool{}
+		for _, q := range tc.gone {
+			gone[q] = true
+		}
+		// Apart from the rest: IPv6 beside an IPv4 /0.
+		v4zero := slices.Contains(append(slices.Clone(tc.held), tc.nets...), netip.MustParsePrefix("0.0.0.0/0"))
+		pad := make([]netip.Prefix, 9)
+		for i := range pad {
+			pad[i] = netip.PrefixFrom(netip.AddrFrom4([4]byte{100, 64, byte(i), 0}), 24)
+			if v4zero {
+				pad[i] = netip.PrefixFrom(netip.AddrFrom16([16]byte{0xfc, 0, byte(i)}), 48)
+			}
+		}
+		for _, nets := range [][]netip.Prefix{tc.nets, append(slices.Clone(tc.nets), pad...)} {
+			if naive := naiveOverlap(held, gone, nets, now); naive != tc.want {
+				t.Fatalf("held %v gone %v nets %v: the pairwise check says %v; want %v", tc.held, tc.gone, nets, naive, tc.want)
+			}
+			if err := newOverlap(held, gone, nets, now); (err != nil) != tc.want {
+				t.Errorf("held %v gone %v nets %v: %v; want overlap %v", tc.held, tc.gone, nets, err, tc.want)
+			}
+		}
+	}
 }

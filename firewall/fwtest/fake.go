@@ -38,6 +38,12 @@ import (
 type Fake struct {
 	// Now is the clock deciding expiry; nil is time.Now.
 	Now func() time.Time
+	// Profiles, if not nil, are the ports profiles the fake was set up
+	// with beside the default (NFTOptions.Profiles, by PortsKey): a ban,
+	// a lift or an UnbanIn in another fails the whole call with
+	// firewall.ErrUnknownPorts, and Sync skips and reports its entries,
+	// as NFT does. Nil: every profile is known.
+	Profiles []string
 
 	BanFunc   func(bans []firewall.Ban) error
 	UnbanFunc func(prefixes []netip.Prefix) error // Unban and UnbanIn
@@ -142,6 +148,9 @@ func (f *Fake) Change(ctx context.Context, lift []firewall.Lift, bans ...firewal
 		if err != nil {
 			return err
 		}
+		if err := f.known(l.Ports); err != nil {
+			return fmt.Errorf("unban %s: %w", p, err)
+		}
 		gone[key{l.Ports, p}] = true
 	}
 	next := map[key]time.Duration{}
@@ -153,6 +162,9 @@ func (f *Fake) Change(ctx context.Context, lift []firewall.Lift, bans ...firewal
 		}
 		if b.Timeout <= 0 {
 			return fmt.Errorf("%w: %s: timeout %v is not positive", firewall.ErrInvalidBan, p, b.Timeout)
+		}
+		if err := f.known(b.Ports); err != nil {
+			return fmt.Errorf("ban %s: %w", p, err)
 		}
 		k := key{b.Ports, p}
 		if _, ok := next[k]; !ok {
@@ -186,6 +198,15 @@ func (f *Fake) Change(ctx context.Context, lift []firewall.Lift, bans ...firewal
 	return nil
 }
 
+// known returns firewall.ErrUnknownPorts for a profile the fake was not
+// set up with (Profiles).
+func (f *Fake) known(ports string) error {
+	if ports == "" || f.Profiles == nil || slices.Contains(f.Profiles, ports) {
+		return nil
+	}
+	return fmt.Errorf("%w %q", firewall.ErrUnknownPorts, ports)
+}
+
 // Unban lifts bans from every profile; prefixes not banned are ignored.
 func (f *Fake) Unban(ctx context.Context, prefixes ...netip.Prefix) error {
 	return f.unban(ctx, func(string) bool { return true }, prefixes)
@@ -193,6 +214,9 @@ func (f *Fake) Unban(ctx context.Context, prefixes ...netip.Prefix) error {
 
 // UnbanIn lifts bans from the profile ports only.
 func (f *Fake) UnbanIn(ctx context.Context, ports string, prefixes ...netip.Prefix) error {
+	if err := f.known(ports); err != nil {
+		return fmt.Errorf("unban: %w", err)
+	}
 	return f.unban(ctx, func(p string) bool { return p == ports }, prefixes)
 }
 
@@ -236,12 +260,17 @@ func (f *Fake) Sync(ctx context.Context, es []firewall.Entry) error {
 	defer f.mu.Unlock()
 	now := f.now()
 	next := map[key]time.Time{}
+	unknown := map[string]int{}
 	for _, e := range es {
 		p, err := firewall.Normalize(e.Prefix)
 		if err != nil {
 			return err
 		}
 		if e.Expires.Sub(now) < time.Millisecond {
+			continue
+		}
+		if f.known(e.Ports) != nil {
+			unknown[e.Ports]++
 			continue
 		}
 		exp := e.Expires
@@ -264,6 +293,9 @@ func (f *Fake) Sync(ctx context.Context, es []firewall.Entry) error {
 	})
 	var kept []key
 	var errs []error
+	for ports, count := range unknown {
+		errs = append(errs, fmt.Errorf("%d bans skipped: %w %q", count, firewall.ErrUnknownPorts, ports))
+	}
 	for _, k := range nets {
 		overlaps := func(q key) bool { return q.ports == k.ports && q.p.Overlaps(k.p) }
 		if i := slices.IndexFunc(kept, overlaps); i >= 0 {
