@@ -2,7 +2,6 @@ package firewall
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"slices"
 	"sync"
@@ -39,12 +38,9 @@ func (d *DryRun) Ban(ctx context.Context, bans ...Ban) error { return d.Change(c
 func (d *DryRun) Change(_ context.Context, lift []Lift, bans ...Ban) error {
 	lift, bans = slices.Clone(lift), slices.Clone(bans)
 	for i, b := range bans {
-		p, err := Normalize(b.Prefix)
+		p, err := normalizeBan(b)
 		if err != nil {
 			return err
-		}
-		if b.Timeout <= 0 {
-			return fmt.Errorf("%w: %s: timeout %v is not positive", ErrInvalidBan, p, b.Timeout)
 		}
 		bans[i].Prefix = p
 	}

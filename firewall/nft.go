@@ -87,5 +87,19 @@ func Normalize(p netip.Prefix) (netip.Prefix, error) {
 	return p.Masked(), nil
 }
 
+// normalizeBan returns b's prefix normalised (Normalize), or an
+// ErrInvalidBan for an invalid prefix or a timeout that is not positive:
+// what every backend refuses.
+func normalizeBan(b Ban) (netip.Prefix, error) {
+	p, err := Normalize(b.Prefix)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if b.Timeout <= 0 {
+		return netip.Prefix{}, fmt.Errorf("%w: %s: timeout %v is not positive", ErrInvalidBan, p, b.Timeout)
+	}
+	return p, nil
+}
+
 // isHost reports whether p is a single address.
 func isHost(p netip.Prefix) bool { return p.Bits() == p.Addr().BitLen() }

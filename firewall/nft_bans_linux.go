@@ -33,12 +33,9 @@ func (n *NFT) Change(ctx context.Context, lift []Lift, bans ...Ban) error {
 	items := make([]banItem, 0, len(bans))
 	index := make(map[key]int, len(bans))
 	for _, b := range bans {
-		p, err := Normalize(b.Prefix)
+		p, err := normalizeBan(b)
 		if err != nil {
 			return err
-		}
-		if b.Timeout <= 0 {
-			return fmt.Errorf("%w: %s: timeout %v is not positive", ErrInvalidBan, p, b.Timeout)
 		}
 		pr, err := n.profileOf(b.Ports)
 		if err != nil {
