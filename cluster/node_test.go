@@ -62,6 +62,14 @@ func (f *fakeLocal) Apply(_ context.Context, us []Update) (map[string]int, error
 	return res, nil
 }
 
+// setOwn sets the bans Own returns: the node's publisher reads them
+// from its own goroutine (a plain write raced with it under -race).
+func (f *fakeLocal) setOwn(bs ...Ban) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.own = bs
+}
+
 func (f *fakeLocal) Own(context.Context) ([]Ban, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -359,7 +367,7 @@ func TestBrokerLostStorage(t *testing.T) {
 	url := br.url
 	a, _, la, lb := pair(t, url)
 	x := testBan("198.51.100.7/32", time.Hour)
-	la.own = []Ban{x}
+	la.setOwn(x)
 	a.Publish(x)
 	eventually(t, 5*time.Second, "b has the ban", func() bool { return lb.has("198.51.100.7/32") })
 
@@ -809,7 +817,7 @@ func TestStreamDeleted(t *testing.T) {
 		c := runNode(t, Config{Servers: []string{url}, Name: "pbx-c", User: "pbx-c", Password: "pbx-c-secret"}, lc)
 		eventually(t, 10*time.Second, "a and c caught up", func() bool { return a.Stats().CaughtUp && c.Stats().CaughtUp })
 		before := testBan("198.51.100.1/32", time.Hour)
-		la.own = []Ban{before}
+		la.setOwn(before)
 		a.Publish(before)
 		eventually(t, 5*time.Second, "c has a's ban", func() bool { return lc.has("198.51.100.1/32") })
 
@@ -844,7 +852,7 @@ func TestStreamDeleted(t *testing.T) {
 		br := newBroker(t)
 		a, _, la, lb := pair(t, br.url)
 		x := testBan("198.51.100.1/32", time.Hour)
-		la.own = []Ban{x}
+		la.setOwn(x)
 		a.Publish(x)
 		eventually(t, 5*time.Second, "b has a's ban", func() bool { return lb.has("198.51.100.1/32") })
 		_, js := rawClient(t, br.url)
