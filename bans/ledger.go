@@ -456,6 +456,12 @@ func (l *Ledger) lens(p netip.Prefix) []int {
 // of another profile, which drops other ports. It takes one lookup per
 // prefix length in use.
 func (l *Ledger) Covering(p netip.Prefix, ports string, now time.Time) (*Record, bool) {
+	return l.CoveringBut(p, ports, now, nil)
+}
+
+// CoveringBut is Covering without the records matching gone (nil: none):
+// what covers p once those are lifted.
+func (l *Ledger) CoveringBut(p netip.Prefix, ports string, now time.Time, gone func(*Record) bool) (*Record, bool) {
 	if IsHost(p) {
 		return nil, false
 	}
@@ -467,7 +473,7 @@ func (l *Ledger) Covering(p netip.Prefix, ports string, now time.Time) (*Record,
 		q, _ := p.Addr().Prefix(bits)
 		if b, ok := l.bans[q]; ok {
 			for _, r := range b.recs {
-				if r.Ports == ports && r.InForce(now) {
+				if r.Ports == ports && r.InForce(now) && (gone == nil || !gone(r)) {
 					return r, true
 				}
 			}

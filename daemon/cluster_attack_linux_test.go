@@ -59,6 +59,13 @@ func kernelFW(t *testing.T, ns string) func() firewall.Backend {
 	}
 }
 
+// TestLiftPutsBackAtOnceKernel is TestLiftPutsBackAtOnce with nftables,
+// in a throw-away network namespace: the kernel takes the lift of the
+// wider network and the narrower ones inside it in one transaction.
+func TestLiftPutsBackAtOnceKernel(t *testing.T) {
+	liftPutsBackAtOnce(t, kernelFW(t, "sgdp"))
+}
+
 // TestCoverEndsAfterRestartKernel (issue 20, item 1): after a restart
 // with many bans, the kernel counts each element's timeout from when the
 // restore's transaction reached it, up to its length after the record's

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -514,8 +516,11 @@ func TestClusterWiderDropped(t *testing.T) {
 }
 
 // TestClusterUncoverFails (issue 20, item 1): the firewall fails when a
-// wider ban is lifted and the bans it covered are put back in force; they
-// must be put back once it works again, not left out of the kernel.
+// wider ban is lifted and the bans it covered are put back in force. They
+// go in the lift's own transaction, which fails as a whole: the person is
+// told, and nothing changed, the wider ban still holds the narrower one
+// (before, the lift went through and the bans it covered were out of the
+// kernel until a retry worked). Once the firewall works, the unban does.
 func TestClusterUncoverFails(t *testing.T) {
 	e := newEnv(t)
 	fw, down := failingFW()
@@ -526,12 +531,19 @@ func TestClusterUncoverFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	down.Store(true)
+	if un, err := r.client.Unban(ctx, control.UnbanRequest{Target: "100.72.5.5"}); err == nil {
+		t.Fatalf("unban with the firewall down: %+v; want an error", un)
+	}
+	if _, ok := banned(r.fw, "100.72.0.0/16"); !ok {
+		t.Errorf("100.72.0.0/16 lifted by an unban that failed; firewall %v", fw.Entries())
+	}
+	inStep(t, r)
+	down.Store(false)
 	if un, err := r.client.Unban(ctx, control.UnbanRequest{Target: "100.72.5.5"}); err != nil || un.Result != control.Unbanned {
 		t.Fatalf("unban: %+v %v", un, err)
 	}
-	down.Store(false)
-	if !eventually(func() bool { _, ok := banned(r.fw, "100.72.1.0/24"); return ok }) {
-		t.Errorf("100.72.1.0/24 out of the kernel after the firewall failed to put it back; firewall %v", fw.Entries())
+	if _, ok := banned(r.fw, "100.72.1.0/24"); !ok {
+		t.Errorf("100.72.1.0/24 out of the kernel after its /16 was lifted; firewall %v", fw.Entries())
 	}
 	inStep(t, r)
 }
@@ -830,4 +842,131 @@ func coverEndsFollowsOrigin(t *testing.T, fw firewall.Backend) {
 		t.Errorf("a return failed:\n%s", r.logs)
 	}
 	inStep(t, r)
+}
+
+// holdWatch is a backend that checks, after each call that changes the
+// bans, that every address of watch is still dropped by a ban held, and
+// keeps the calls that left one out.
+type holdWatch struct {
+	firewall.Backend
+	watch []netip.Addr
+	mu    sync.Mutex
+	gaps  []string
+}
+
+func (h *holdWatch) check(call string, err error) error {
+	if err != nil {
+		return err
+	}
+	es, _ := h.Backend.List(context.Background())
+	for _, a := range h.watch {
+		if !slices.ContainsFunc(es, func(e firewall.Entry) bool { return e.Prefix.Contains(a) }) {
+			h.mu.Lock()
+			h.gaps = append(h.gaps, fmt.Sprintf("%s left %v out of the firewall", call, a))
+			h.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+func (h *holdWatch) Change(ctx context.Context, lift []firewall.Lift, bs ...firewall.Ban) error {
+	return h.check(fmt.Sprintf("Change(lift %v, ban %v)", lift, bs), h.Backend.Change(ctx, lift, bs...))
+}
+
+func (h *holdWatch) Ban(ctx context.Context, bs ...firewall.Ban) error {
+	return h.check(fmt.Sprintf("Ban(%v)", bs), h.Backend.Ban(ctx, bs...))
+}
+
+func (h *holdWatch) Unban(ctx context.Context, ps ...netip.Prefix) error {
+	return h.check(fmt.Sprintf("Unban(%v)", ps), h.Backend.Unban(ctx, ps...))
+}
+
+func (h *holdWatch) UnbanIn(ctx context.Context, ports string, ps ...netip.Prefix) error {
+	return h.check(fmt.Sprintf("UnbanIn(%q, %v)", ports, ps), h.Backend.UnbanIn(ctx, ports, ps...))
+}
+
+func (h *holdWatch) Gaps() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.gaps)
+}
+
+// TestLiftPutsBackAtOnce (issue 20): a network ban inside a wider one is
+// out of the kernel (it holds no overlapping networks) until the wider one
+// goes; when it goes, lifted by a person's unban of an address inside it,
+// by its origin, or gone from its feed, the narrower one goes in in the
+// same transaction. As a second one, the narrower ban was out of the
+// firewall in between, and for as long as that second one failed. Three
+// deep, only the level right inside the one lifted goes in, though the
+// origin of the one lifted made it too: the level inside that one is
+// still covered.
+func TestLiftPutsBackAtOnce(t *testing.T) {
+	liftPutsBackAtOnce(t, func() firewall.Backend { return fwtest.New(nil) })
+}
+
+func liftPutsBackAtOnce(t *testing.T, newFW func() firewall.Backend) {
+	for _, how := range []string{"unban", "lifted", "feed", "three deep"} {
+		t.Run(how, func(t *testing.T) {
+			e := newEnv(t)
+			fw := &holdWatch{Backend: newFW(), watch: []netip.Addr{netip.MustParseAddr("100.73.5.9")}}
+			cfg := e.config()
+			feed := filepath.Join(e.dir, "drop.txt")
+			if how == "feed" {
+				writeFeed(t, feed, "100.73.0.0/16\n")
+				cfg.Feeds = []daemon.Feed{{Feed: feeds.Feed{Name: "drop", Path: feed, Interval: time.Hour}, Expire: time.Hour}}
+			}
+			r := startWith(t, cfg, fw, joined)
+			ctx := context.Background()
+			now := time.Now()
+			switch how {
+			case "feed":
+				if !eventually(func() bool { _, ok := banned(r.fw, "100.73.0.0/16"); return ok }) {
+					t.Fatalf("the feed's /16 not enforced:\n%s", r.logs)
+				}
+			case "three deep":
+				r.d.Apply(ctx, []cluster.Update{remote("100.73.0.0/16", "pbx-m", now, 10*time.Minute), remote("100.73.0.0/20", "pbx-m", now, time.Hour)})
+			default:
+				r.d.Apply(ctx, []cluster.Update{remote("100.73.0.0/16", "pbx-m", now, 10*time.Minute)})
+			}
+			res, err := r.client.Ban(ctx, control.BanRequest{Target: "100.73.5.0/24", For: "2h"})
+			if err != nil || res.Ban.CoveredBy == "" {
+				t.Fatalf("ban inside the /16: %+v %v", res, err)
+			}
+			switch how {
+			case "unban":
+				if un, err := r.client.Unban(ctx, control.UnbanRequest{Target: "100.73.200.1"}); err != nil || un.Result != control.Unbanned {
+					t.Fatalf("unban of an address of the /16: %+v %v", un, err)
+				}
+			case "lifted", "three deep":
+				if res, _ := r.d.Apply(ctx, liftsOf("pbx-m", now, "100.73.0.0/16")); res["applied"] != 1 {
+					t.Fatalf("pbx-m's lift: %v", res)
+				}
+			case "feed":
+				writeFeed(t, feed, "198.51.100.0/24\n")
+				// A new interval: a new loader, which loads at once.
+				cfg.Feeds = []daemon.Feed{{Feed: feeds.Feed{Name: "drop", Path: feed, Interval: 2 * time.Hour}, Expire: time.Hour}}
+				if err := r.d.Reload(ctx, cfg); err != nil {
+					t.Fatal(err)
+				}
+				if !eventually(func() bool { _, ok := banned(r.fw, "198.51.100.0/24"); return ok }) {
+					t.Fatalf("the feed's new list not enforced:\n%s", r.logs)
+				}
+			}
+			if _, ok := banned(r.fw, "100.73.0.0/16"); ok {
+				t.Error("the /16 is still banned")
+			}
+			if how == "three deep" {
+				heldFor(t, r, "100.73.0.0/20", time.Hour)
+				if _, ok := banned(r.fw, "100.73.5.0/24"); ok {
+					t.Error("the /24 in the kernel beside the /20 that holds it")
+				}
+			} else {
+				heldFor(t, r, "100.73.5.0/24", 2*time.Hour)
+			}
+			for _, g := range fw.Gaps() {
+				t.Error(g)
+			}
+			inStep(t, r)
+		})
+	}
 }

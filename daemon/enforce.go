@@ -297,6 +297,9 @@ func (d *Daemon) liftRecords(ctx context.Context, p netip.Prefix, drop func(*ban
 	rest := d.ledger.Without(p, drop)
 	var l lifts
 	d.planLift(&l, p, drop, now)
+	if len(l.unban) > 0 {
+		l.back = d.coveredInside([]netip.Prefix{p}, drop, now)
+	}
 	if err := d.applyLifts(ctx, &l); err != nil {
 		d.fwErrors++
 		return nil, err
@@ -306,17 +309,81 @@ func (d *Daemon) liftRecords(ctx context.Context, p netip.Prefix, drop func(*ban
 		gone = append(gone, d.ledger.Remove(p)...) // ended, lifted by the kernel
 	}
 	d.lifted(p, gone, rest == nil || !rest.InForce(now), reason, why)
-	if len(l.unban) > 0 {
-		d.uncover(ctx, p, now)
-	}
+	d.putBack(&l, p)
 	return gone, nil
 }
 
 // lifts is what lifting some records takes in the firewall: the targets
-// to unban, each in its ports profile, and the bans to shorten.
+// to unban, each in its ports profile, the bans to shorten, and the bans
+// inside a network unbanned that it covered (coveredInside), which go in
+// in the same transaction: as a second one, they were out of the kernel
+// between the two, and for as long as it failed.
 type lifts struct {
 	unban   []firewall.Lift
 	shorten []firewall.Ban
+	back    []firewall.Ban
+}
+
+// putBack logs the bans l put back in force inside the networks lifted
+// (some of targets), whose earlier failed return (uncovering) is moot.
+func (d *Daemon) putBack(l *lifts, targets ...netip.Prefix) {
+	for _, p := range targets {
+		delete(d.uncovering, p)
+	}
+	if len(l.back) > 0 {
+		d.log.Info().Int("bans", len(l.back)).Msg("bans inside a lifted network ban put back in force")
+	}
+}
+
+// coveredInside returns what the firewall must hold once the records
+// matching gone of the targets in lifted are lifted (gone nil: none, they
+// left the ledger already; the records left there still cover): the bans of the networks inside those targets, in force, that
+// they covered (Plan: Covered; the kernel holds no overlapping networks)
+// and that nothing left covers, each for its longest record in force in
+// its ports profile. Bans the guard refuses (allowlisted, special) are
+// left out, logged and counted.
+func (d *Daemon) coveredInside(lifted []netip.Prefix, gone func(*bans.Record) bool, now time.Time) []firewall.Ban {
+	in := make(map[netip.Prefix]bool, len(lifted))
+	for _, p := range lifted {
+		in[p] = true
+	}
+	// Only the lifted targets' records go: another target's record of
+	// the same origin still covers what it covered.
+	going := func(r *bans.Record) bool { return gone != nil && in[r.Target] && gone(r) }
+	var out []firewall.Ban
+	seen := map[netip.Prefix]bool{}
+	for _, p := range lifted {
+		if bans.IsHost(p) {
+			continue
+		}
+		for _, q := range d.ledger.Inside(p) {
+			if seen[q] {
+				continue
+			}
+			seen[q] = true
+			until := map[string]time.Time{}
+			var order []string
+			for _, r := range d.ledger.RecordsOf(q) {
+				if !r.InForce(now) || going(r) {
+					continue
+				}
+				if _, ok := until[r.Ports]; !ok {
+					order = append(order, r.Ports)
+				}
+				until[r.Ports] = later(until[r.Ports], r.Expires)
+			}
+			for _, ports := range order {
+				if _, covered := d.ledger.CoveringBut(q, ports, now, going); covered {
+					continue
+				}
+				if d.refused(q) != nil {
+					break // in no profile
+				}
+				out = append(out, firewall.Ban{Prefix: q, Timeout: until[ports].Sub(now), Ports: ports})
+			}
+		}
+	}
+	return out
 }
 
 // planLift adds to l what lifting the records of target p matching drop
@@ -360,7 +427,7 @@ func (d *Daemon) applyLifts(ctx context.Context, l *lifts) error {
 	if len(l.unban) == 0 && len(l.shorten) == 0 {
 		return nil
 	}
-	return d.change(ctx, l.unban, l.shorten...)
+	return d.change(ctx, l.unban, append(slices.Clip(l.shorten), l.back...)...)
 }
 
 // expire forgets the records that ended. The kernel holds a target as
@@ -391,25 +458,13 @@ func (d *Daemon) uncover(ctx context.Context, p netip.Prefix, now time.Time) {
 	if bans.IsHost(p) {
 		return
 	}
-	var recs []*bans.Record
-	for _, q := range d.ledger.Inside(p) {
-		done := map[string]bool{}
-		for _, r := range d.ledger.RecordsOf(q) {
-			if done[r.Ports] || !r.InForce(now) {
-				continue
-			}
-			done[r.Ports] = true
-			if _, covered := d.ledger.Covering(q, r.Ports, now); !covered {
-				recs = append(recs, r) // firewallBans: the longest there
-			}
-		}
-	}
+	bs := d.coveredInside([]netip.Prefix{p}, nil, now)
 	first, retried := d.uncovering[p]
 	delete(d.uncovering, p)
-	if len(recs) == 0 {
+	if len(bs) == 0 {
 		return
 	}
-	if err := d.ban(ctx, d.firewallBans(recs, now)...); err != nil {
+	if err := d.ban(ctx, bs...); err != nil {
 		var ge *guardError
 		if d.uncovering == nil {
 			d.uncovering = map[netip.Prefix]time.Time{}
@@ -426,16 +481,16 @@ func (d *Daemon) uncover(ctx context.Context, p netip.Prefix, now time.Time) {
 		// it lasts.
 		var oe *firewall.OverlapError
 		if errors.As(err, &oe) && oe.With == p && now.Sub(first) < time.Second {
-			d.log.Debug().Str(fieldPrefix, p.String()).Int("bans", len(recs)).
+			d.log.Debug().Str(fieldPrefix, p.String()).Int("bans", len(bs)).
 				Msg("the firewall still holds a network ban that ended: the bans inside it go in when it lets it go")
 			return
 		}
 		d.fwErrors++
-		d.log.Error().Err(err).Str(fieldPrefix, p.String()).Int("bans", len(recs)).
+		d.log.Error().Err(err).Str(fieldPrefix, p.String()).Int("bans", len(bs)).
 			Msg("bans inside a lifted network ban not put back in force")
 		return
 	}
-	d.log.Info().Str(fieldPrefix, p.String()).Int("bans", len(recs)).Msg("bans inside a lifted network ban put back in force")
+	d.log.Info().Str(fieldPrefix, p.String()).Int("bans", len(bs)).Msg("bans inside a lifted network ban put back in force")
 }
 
 // uncoverAgain retries the uncovers the firewall failed.

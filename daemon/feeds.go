@@ -193,6 +193,11 @@ func (d *Daemon) liftFeedEntries(ctx context.Context, origin bans.Origin, target
 	for _, p := range targets {
 		d.planLift(&l, p, isFeed, now)
 	}
+	// The bans inside a network entry, of other origins, go back in force
+	// in the same transaction.
+	if len(l.unban) > 0 {
+		l.back = d.coveredInside(targets, isFeed, now)
+	}
 	if err := d.applyLifts(ctx, &l); err != nil {
 		return err
 	}
@@ -201,9 +206,7 @@ func (d *Daemon) liftFeedEntries(ctx context.Context, origin bans.Origin, target
 		_, held := d.ledger.Get(p)
 		d.lifted(p, gone, !held, UnbanFeed, "gone from its feed")
 	}
-	for _, p := range targets {
-		d.uncover(ctx, p, now) // the bans inside a network entry, of other origins
-	}
+	d.putBack(&l, targets...)
 	return nil
 }
 

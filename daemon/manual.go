@@ -9,6 +9,7 @@ import (
 
 	"github.com/sipguard/sipguard/bans"
 	"github.com/sipguard/sipguard/duration"
+	"github.com/sipguard/sipguard/firewall"
 )
 
 // refusal is a request the daemon will not carry out as asked: the
@@ -111,21 +112,30 @@ func (d *Daemon) manualUnban(ctx context.Context, target netip.Prefix, all bool)
 	} else {
 		lift = d.ledger.Overlapping(target, nil)
 	}
+	now := d.now()
+	// The bans inside a wider one lifted, not overlapping target, go back
+	// in force in the same transaction.
+	var l lifts
 	if len(lift) > 0 {
-		if err := d.fw.Unban(ctx, lift...); err != nil {
+		if !all {
+			l.back = d.coveredInside(lift, func(*bans.Record) bool { return true }, now)
+		}
+		for _, p := range lift {
+			for _, ports := range d.profiles() {
+				l.unban = append(l.unban, firewall.Lift{Prefix: p, Ports: ports})
+			}
+		}
+		if err := d.applyLifts(ctx, &l); err != nil {
 			d.fwErrors++
 			return nil, nil, fmt.Errorf("unban: %w", err)
 		}
 	}
 	d.keepLifted(lift, all)
-	now := d.now()
 	for _, p := range lift {
 		d.unbanned(p, UnbanManual, "manual")
 		d.eng.Forget(p)
 	}
-	for _, p := range lift {
-		d.uncover(ctx, p, now) // the bans inside a wider one lifted, not overlapping target
-	}
+	d.putBack(&l, lift...)
 	if target.IsValid() {
 		d.eng.Forget(target)
 	}
@@ -134,6 +144,18 @@ func (d *Daemon) manualUnban(ctx context.Context, target netip.Prefix, all bool)
 	}
 	d.bansDirty = true
 	return lift, d.durable(), nil
+}
+
+// profiles returns the firewall's ports profiles: the default ("") and
+// those of the rules with ports of their own, set up at start.
+func (d *Daemon) profiles() []string {
+	out := []string{""}
+	for _, ports := range d.cfg.RulePorts {
+		if !slices.Contains(out, ports) {
+			out = append(out, ports)
+		}
+	}
+	return out
 }
 
 // longerHere returns a record of this node's own (a rule's, a person's)

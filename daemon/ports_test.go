@@ -219,3 +219,37 @@ func TestLiftProfilesAtomic(t *testing.T) {
 		t.Errorf("still banned after the cluster unban: %+v", fw.Entries())
 	}
 }
+
+// TestUncoverInProfileLeft: a network ban in two ports profiles ends in
+// one of them; a narrower ban inside it in the other profile, which the
+// network still covers there, stays out of the firewall (the kernel would
+// refuse it as overlapping), and nothing fails.
+func TestUncoverInProfileLeft(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.portsConfig()
+	cfg.Engine.Rules[0].BanTime = time.Second // gui: its /64 ends soon
+	fw := fwtest.New(nil)
+	r := start(t, cfg, fw)
+	ctx := context.Background()
+	net := netip.MustParsePrefix("2001:db8:7:1::/64")
+	appendLines(t, e.log, amiFailures("2001:db8:7:1::5", 3, time.Now())...)
+	if !eventually(func() bool { return fw.HasIn(guiPorts, net) }) {
+		t.Fatalf("the /64 not banned in the GUI profile: %+v\n%s", fw.Entries(), r.logs)
+	}
+	for _, target := range []string{net.String(), "2001:db8:7:1::/96"} {
+		if res, err := r.client.Ban(ctx, control.BanRequest{Target: target, For: "2h"}); err != nil || res.Result != control.Banned {
+			t.Fatalf("manual ban of %s: %+v %v", target, res, err)
+		}
+	}
+	if !eventually(func() bool { return !fw.HasIn(guiPorts, net) }) {
+		t.Fatalf("the GUI profile's /64 did not end: %+v", fw.Entries())
+	}
+	ticked(t, r)
+	if !fw.Has(net) || fw.Has(netip.MustParsePrefix("2001:db8:7:1::/96")) {
+		t.Errorf("firewall %+v; want the /64 in the default profile, holding the /96", fw.Entries())
+	}
+	if st, _ := r.client.Status(ctx); st.Firewall.Errors != 0 {
+		t.Errorf("%d firewall errors:\n%s", st.Firewall.Errors, r.logs)
+	}
+	inStep(t, r)
+}
