@@ -170,17 +170,38 @@ func (d *Daemon) fitAllow(ctx context.Context) error {
 	}
 	var lift []netip.Prefix
 	var put []firewall.Ban
+	seen := map[netip.Prefix]bool{}
 	for _, f := range fits {
-		lift = append(lift, f.old.Target)
+		if !seen[f.old.Target] { // a target's records in several profiles
+			seen[f.old.Target] = true
+			lift = append(lift, f.old.Target)
+		}
 		if f.narrow != nil {
 			put = append(put, firewall.Ban{Prefix: f.narrow.Target, Timeout: f.narrow.Expires.Sub(now), Ports: f.narrow.Ports})
 		}
 	}
+	// One transaction: the bans lifted, the addresses they narrow to, and
+	// the bans inside the networks lifted that those held. Should it
+	// fail, the lifts go first on their own: the allowlist wins over the
+	// bans, which follow, and are retried if they fail.
+	l := lifts{back: d.coveredInside(lift, func(*bans.Record) bool { return true }, now)}
+	for _, p := range lift {
+		for _, ports := range d.profiles() {
+			l.unban = append(l.unban, firewall.Lift{Prefix: p, Ports: ports})
+		}
+	}
+	err := d.change(ctx, l.unban, append(put, l.back...)...)
+	if err == nil {
+		d.fitted(fits, now)
+		d.putBack(&l, lift...)
+		return nil
+	}
+	d.fwErrors++
+	d.log.Warn().Err(err).Int("bans", len(lift)).Msg("bans covering the allowlist not refitted in one transaction: lifting them first")
 	if err := d.fw.Unban(ctx, lift...); err != nil {
 		d.fwErrors++
 		return fmt.Errorf("lift %d bans covering the allowlist: %w", len(lift), err)
 	}
-	var err error
 	if err = d.ban(ctx, put...); err != nil {
 		d.fwErrors++
 		err = fmt.Errorf("narrow %d bans covering the allowlist: %w", len(put), err)

@@ -894,8 +894,8 @@ func (h *holdWatch) Gaps() []string {
 // TestLiftPutsBackAtOnce (issue 20): a network ban inside a wider one is
 // out of the kernel (it holds no overlapping networks) until the wider one
 // goes; when it goes, lifted by a person's unban of an address inside it,
-// by its origin, or gone from its feed, the narrower one goes in in the
-// same transaction. As a second one, the narrower ban was out of the
+// by its origin, gone from its feed, or covering an address newly
+// allowlisted, the narrower one goes in in the same transaction. As a second one, the narrower ban was out of the
 // firewall in between, and for as long as that second one failed. Three
 // deep, only the level right inside the one lifted goes in, though the
 // origin of the one lifted made it too: the level inside that one is
@@ -905,7 +905,7 @@ func TestLiftPutsBackAtOnce(t *testing.T) {
 }
 
 func liftPutsBackAtOnce(t *testing.T, newFW func() firewall.Backend) {
-	for _, how := range []string{"unban", "lifted", "feed", "three deep"} {
+	for _, how := range []string{"unban", "lifted", "feed", "three deep", "allowlisted"} {
 		t.Run(how, func(t *testing.T) {
 			e := newEnv(t)
 			fw := &holdWatch{Backend: newFW(), watch: []netip.Addr{netip.MustParseAddr("100.73.5.9")}}
@@ -941,6 +941,12 @@ func liftPutsBackAtOnce(t *testing.T, newFW func() firewall.Backend) {
 				if res, _ := r.d.Apply(ctx, liftsOf("pbx-m", now, "100.73.0.0/16")); res["applied"] != 1 {
 					t.Fatalf("pbx-m's lift: %v", res)
 				}
+			case "allowlisted":
+				allow := cfg
+				allow.Engine.Allow = append(slices.Clone(cfg.Engine.Allow), netip.MustParsePrefix("100.73.200.1/32"))
+				if err := r.d.Reload(ctx, allow); err != nil {
+					t.Fatal(err)
+				}
 			case "feed":
 				writeFeed(t, feed, "198.51.100.0/24\n")
 				// A new interval: a new loader, which loads at once.
@@ -969,4 +975,37 @@ func liftPutsBackAtOnce(t *testing.T, newFW func() firewall.Backend) {
 			inStep(t, r)
 		})
 	}
+}
+
+// TestAllowWinsFirewallFailing: an address newly allowlisted inside a
+// network ban that holds a narrower one, with the firewall refusing bans:
+// the one transaction (TestLiftPutsBackAtOnce) fails, and the network is
+// lifted on its own all the same, the allowlist first; the narrower ban
+// goes back in once the firewall works.
+func TestAllowWinsFirewallFailing(t *testing.T) {
+	e := newEnv(t)
+	fw, down := failingFW()
+	cfg := e.config()
+	r := startWith(t, cfg, fw, joined)
+	ctx := context.Background()
+	r.d.Apply(ctx, []cluster.Update{remote("100.73.0.0/16", "pbx-m", time.Now(), 10*time.Minute)})
+	if res, err := r.client.Ban(ctx, control.BanRequest{Target: "100.73.5.0/24", For: "2h"}); err != nil || res.Ban.CoveredBy == "" {
+		t.Fatalf("ban inside the /16: %+v %v", res, err)
+	}
+	down.Store(true)
+	cfg.Engine.Allow = append(slices.Clone(cfg.Engine.Allow), netip.MustParsePrefix("100.73.200.1/32"))
+	if err := r.d.Reload(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := banned(r.fw, "100.73.0.0/16"); ok {
+		t.Errorf("the /16 holding a newly allowlisted address is still banned: %v", fw.Entries())
+	}
+	if st, _ := r.client.Status(ctx); st.Firewall.Errors == 0 {
+		t.Error("the firewall's refusals not counted")
+	}
+	down.Store(false)
+	if !eventually(func() bool { _, ok := banned(r.fw, "100.73.5.0/24"); return ok }) {
+		t.Errorf("100.73.5.0/24 not back in force once the firewall works: %v\n%s", fw.Entries(), r.logs)
+	}
+	inStep(t, r)
 }

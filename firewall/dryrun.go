@@ -2,6 +2,8 @@ package firewall
 
 import (
 	"context"
+	"errors"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -16,9 +18,10 @@ type DryRun struct {
 	log zerolog.Logger
 	now func() time.Time
 
-	mu    sync.Mutex
-	bans  map[string]map[netip.Prefix]time.Time // ports profile → prefix → expiry
-	allow []netip.Prefix
+	mu     sync.Mutex
+	bans   map[string]map[netip.Prefix]time.Time // ports profile → prefix → expiry
+	allow  []netip.Prefix
+	closed bool
 }
 
 // NewDryRun returns a dry-run backend logging to log. now is the clock
@@ -36,6 +39,11 @@ func (d *DryRun) Ban(ctx context.Context, bans ...Ban) error { return d.Change(c
 // Prefixes are normalised as NFT normalises them (an IPv4-mapped address
 // is the IPv4 address), or a lift would miss the ban it names.
 func (d *DryRun) Change(_ context.Context, lift []Lift, bans ...Ban) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return ErrClosed
+	}
 	lift, bans = slices.Clone(lift), slices.Clone(bans)
 	for i, b := range bans {
 		p, err := normalizeBan(b)
@@ -51,8 +59,6 @@ func (d *DryRun) Change(_ context.Context, lift []Lift, bans ...Ban) error {
 		}
 		lift[i].Prefix = p
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	now := d.now()
 	gone := map[string]map[netip.Prefix]bool{}
 	for _, l := range lift {
@@ -95,12 +101,15 @@ func (d *DryRun) Change(_ context.Context, lift []Lift, bans ...Ban) error {
 }
 
 func (d *DryRun) Unban(_ context.Context, prefixes ...netip.Prefix) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return ErrClosed
+	}
 	prefixes, err := normalizeAll(prefixes)
 	if err != nil {
 		return err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	for ports := range d.bans {
 		d.unbanLocked(ports, prefixes)
 	}
@@ -108,12 +117,15 @@ func (d *DryRun) Unban(_ context.Context, prefixes ...netip.Prefix) error {
 }
 
 func (d *DryRun) UnbanIn(_ context.Context, ports string, prefixes ...netip.Prefix) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return ErrClosed
+	}
 	prefixes, err := normalizeAll(prefixes)
 	if err != nil {
 		return err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.unbanLocked(ports, prefixes)
 	return nil
 }
@@ -131,6 +143,9 @@ func (d *DryRun) unbanLocked(ports string, prefixes []netip.Prefix) {
 func (d *DryRun) List(context.Context) ([]Entry, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.closed {
+		return nil, ErrClosed
+	}
 	return d.entriesLocked(), nil
 }
 
@@ -142,43 +157,70 @@ func (d *DryRun) entriesLocked() []Entry {
 	return out
 }
 
+// Sync holds exactly es from now on, as NFT loads them: less than a
+// millisecond left, skipped; the timeout capped at MaxTimeout; of
+// overlapping networks in a profile, the widest kept and the others
+// reported (ErrOverlap) once the rest is loaded.
 func (d *DryRun) Sync(_ context.Context, es []Entry) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return ErrClosed
+	}
 	next := map[string]map[netip.Prefix]time.Time{}
+	nets := map[string]map[netip.Prefix]time.Time{}
 	now := d.now()
-	n := 0
 	for _, e := range es {
 		p, err := Normalize(e.Prefix)
 		if err != nil {
 			return err
 		}
-		if !e.Expires.After(now) {
+		if e.Expires.Sub(now) < time.Millisecond {
 			continue
 		}
-		if next[e.Ports] == nil {
-			next[e.Ports] = map[netip.Prefix]time.Time{}
+		exp := e.Expires
+		if exp.Sub(now) > MaxTimeout {
+			exp = now.Add(MaxTimeout)
 		}
-		if old, ok := next[e.Ports][p]; !ok || e.Expires.After(old) {
-			next[e.Ports][p] = e.Expires
+		m := next
+		if !isHost(p) {
+			m = nets
+		}
+		if m[e.Ports] == nil {
+			m[e.Ports] = map[netip.Prefix]time.Time{}
+		}
+		if old, ok := m[e.Ports][p]; !ok || exp.After(old) {
+			m[e.Ports][p] = exp
 		}
 	}
+	var errs []error
+	for ports, m := range nets {
+		errs = append(errs, dropOverlaps(m)...)
+		if next[ports] == nil {
+			next[ports] = map[netip.Prefix]time.Time{}
+		}
+		maps.Copy(next[ports], m)
+	}
+	n := 0
 	for _, m := range next {
 		n += len(m)
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.bans = next
 	d.log.Info().Int("bans", n).Msg("would restore bans")
-	return nil
+	return errors.Join(errs...)
 }
 
 // SetAllow checks and remembers the allowlist and logs it.
 func (d *DryRun) SetAllow(_ context.Context, allow []netip.Prefix) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return ErrClosed
+	}
 	v4, v6, err := allowRanges(allow)
 	if err != nil {
 		return err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.allow = slices.Clone(allow)
 	d.log.Info().Int("entries", len(allow)).Int("ranges", len(v4)+len(v6)).Msg("would allow")
 	return nil
@@ -197,7 +239,14 @@ func (d *DryRun) State(context.Context) State {
 	return State{Backend: "dry-run", Bans: len(d.entriesLocked())}
 }
 
-func (d *DryRun) Close() error { return nil }
+// Close ends the dry run: every method but State and Close then returns
+// ErrClosed, as NFT's do.
+func (d *DryRun) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closed = true
+	return nil
+}
 
 // normalizeAll returns prefixes normalised (Normalize), or the first
 // error.

@@ -3,7 +3,6 @@
 package firewall
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -394,33 +393,6 @@ func (n *NFT) load(ctx context.Context, es []Entry, verify bool) error {
 	n.log.Info().Int("bans", total).Float64("load_seconds", load.Seconds()).
 		Float64("verify_seconds", n.lastVerify.Seconds()).Msg("loaded bans")
 	return errors.Join(append([]error{verr}, errs...)...)
-}
-
-// dropOverlaps removes from nets the networks overlapping a wider one (or
-// an equal-length one before it in address order) and returns an
-// *OverlapError for each.
-func dropOverlaps(nets map[netip.Prefix]time.Time) []error {
-	if len(nets) < 2 {
-		return nil
-	}
-	sorted := make([]netip.Prefix, 0, len(nets))
-	for p := range nets {
-		sorted = append(sorted, p)
-	}
-	slices.SortFunc(sorted, func(a, b netip.Prefix) int {
-		return cmp.Or(cmp.Compare(a.Bits(), b.Bits()), a.Addr().Compare(b.Addr()))
-	})
-	var errs []error
-	var kept []netip.Prefix
-	for _, p := range sorted {
-		if i := slices.IndexFunc(kept, p.Overlaps); i >= 0 {
-			errs = append(errs, &OverlapError{Prefix: p, With: kept[i]})
-			delete(nets, p)
-			continue
-		}
-		kept = append(kept, p)
-	}
-	return errs
 }
 
 // Load is Sync without its read-back: the bans are in force when it

@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"cmp"
 	"net/netip"
 	"slices"
 	"time"
@@ -67,6 +68,38 @@ func newOverlap(held map[netip.Prefix]time.Time, gone map[netip.Prefix]bool, net
 		}
 	}
 	return nil
+}
+
+// dropOverlaps removes from nets the networks overlapping a wider one (or
+// an equal-length one before it in address order) and returns an
+// *OverlapError for each: what Sync does with the entries it is given.
+// Taken widest first, a network overlaps one kept only if one kept is
+// around it (one map lookup per shorter length): a scan of every kept
+// network for each took 2.1 s for 20,000 networks at a restart, holding
+// the firewall.
+func dropOverlaps(nets map[netip.Prefix]time.Time) []error {
+	if len(nets) < 2 {
+		return nil
+	}
+	sorted := make([]netip.Prefix, 0, len(nets))
+	for p := range nets {
+		sorted = append(sorted, p)
+	}
+	slices.SortFunc(sorted, func(a, b netip.Prefix) int {
+		return cmp.Or(cmp.Compare(a.Bits(), b.Bits()), a.Addr().Compare(b.Addr()))
+	})
+	var errs []error
+	kept := make(map[netip.Prefix]bool, len(nets))
+	for _, p := range sorted {
+		// The kept networks never overlap: at most one is around p.
+		if q, ok := around(p, func(q netip.Prefix) bool { return kept[q] }); ok {
+			errs = append(errs, &OverlapError{Prefix: p, With: q})
+			delete(nets, p)
+			continue
+		}
+		kept[p] = true
+	}
+	return errs
 }
 
 // around returns a network strictly around p that is in (one map lookup

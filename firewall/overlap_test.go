@@ -1,6 +1,8 @@
 package firewall
 
 import (
+	"cmp"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -169,4 +171,73 @@ func TestNewOverlapEdges(t *testing.T) {
 			}
 		}
 	}
+}
+
+// naiveDrop is dropOverlaps as it was: widest first, each network against
+// every one kept, the reference it must agree with.
+func naiveDrop(nets map[netip.Prefix]time.Time) (kept []netip.Prefix, errs []*OverlapError) {
+	sorted := slices.Collect(maps.Keys(nets))
+	slices.SortFunc(sorted, func(a, b netip.Prefix) int {
+		return cmp.Or(cmp.Compare(a.Bits(), b.Bits()), a.Addr().Compare(b.Addr()))
+	})
+	for _, p := range sorted {
+		if i := slices.IndexFunc(kept, p.Overlaps); i >= 0 {
+			errs = append(errs, &OverlapError{Prefix: p, With: kept[i]})
+			continue
+		}
+		kept = append(kept, p)
+	}
+	return kept, errs
+}
+
+// TestDropOverlaps: what Sync keeps of overlapping networks, and the
+// errors it reports, are those of the check of each against every one
+// kept, over random mixes of nested IPv4 and IPv6 networks.
+func TestDropOverlaps(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	now := time.Now()
+	dropped := 0
+	for round := range 2000 {
+		nets := map[netip.Prefix]time.Time{}
+		for _, p := range randNets(r, r.IntN(40)) {
+			if p.Bits() != p.Addr().BitLen() {
+				nets[p] = now
+			}
+		}
+		wantKept, wantErrs := naiveDrop(nets)
+		errs := dropOverlaps(nets)
+		kept := slices.Collect(maps.Keys(nets))
+		slices.SortFunc(kept, comparePrefix)
+		slices.SortFunc(wantKept, comparePrefix)
+		if !slices.Equal(kept, wantKept) || len(errs) != len(wantErrs) {
+			t.Fatalf("round %d: kept %v, %d errors; want %v, %d", round, kept, len(errs), wantKept, len(wantErrs))
+		}
+		for i, err := range errs {
+			if oe := err.(*OverlapError); *oe != *wantErrs[i] {
+				t.Fatalf("round %d: error %d: %v; want %v", round, i, oe, wantErrs[i])
+			}
+		}
+		dropped += len(errs)
+	}
+	if dropped < 1000 {
+		t.Errorf("%d networks dropped in 2000 rounds: the mixes test too little", dropped)
+	}
+}
+
+// TestDropOverlapsScales: a restart with 50,000 networks takes about 10
+// times one with 5,000 (each against every one kept, it took 100 times:
+// 2.1 s for 20,000, holding the firewall).
+func TestDropOverlapsScales(t *testing.T) {
+	now := time.Now()
+	testutil.Linear(t, "networks loaded at a restart", 5_000, 50, func(n int) time.Duration {
+		nets := make(map[netip.Prefix]time.Time, n)
+		for k := range n {
+			nets[netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(k >> 10), byte(k >> 2), byte(k << 6)}), 26)] = now
+		}
+		start := time.Now()
+		if errs := dropOverlaps(nets); len(errs) != 0 {
+			t.Fatal(errs)
+		}
+		return time.Since(start)
+	})
 }
