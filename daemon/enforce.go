@@ -309,7 +309,7 @@ func (d *Daemon) liftRecords(ctx context.Context, p netip.Prefix, drop func(*ban
 		gone = append(gone, d.ledger.Remove(p)...) // ended, lifted by the kernel
 	}
 	d.lifted(p, gone, rest == nil || !rest.InForce(now), reason, why)
-	d.putBack(&l, p)
+	d.putBack(ctx, &l, now, p)
 	return gone, nil
 }
 
@@ -322,13 +322,24 @@ type lifts struct {
 	unban   []firewall.Lift
 	shorten []firewall.Ban
 	back    []firewall.Ban
+	// later: the firewall refused back beside a network it still holds
+	// (applyLifts), which uncover puts in force once it has let it go.
+	later bool
 }
 
 // putBack logs the bans l put back in force inside the networks lifted
-// (some of targets), whose earlier failed return (uncovering) is moot.
-func (d *Daemon) putBack(l *lifts, targets ...netip.Prefix) {
+// (some of targets), whose earlier failed return (uncovering) is moot;
+// or, those refused (lifts.later), tries them again as uncover does,
+// the ledger now without the records lifted.
+func (d *Daemon) putBack(ctx context.Context, l *lifts, now time.Time, targets ...netip.Prefix) {
 	for _, p := range targets {
 		delete(d.uncovering, p)
+	}
+	if l.later {
+		for _, p := range targets {
+			d.uncover(ctx, p, now)
+		}
+		return
 	}
 	if len(l.back) > 0 {
 		d.log.Info().Int("bans", len(l.back)).Msg("bans inside a lifted network ban put back in force")
@@ -427,7 +438,18 @@ func (d *Daemon) applyLifts(ctx context.Context, l *lifts) error {
 	if len(l.unban) == 0 && len(l.shorten) == 0 {
 		return nil
 	}
-	return d.change(ctx, l.unban, append(slices.Clip(l.shorten), l.back...)...)
+	err := d.change(ctx, l.unban, append(slices.Clip(l.shorten), l.back...)...)
+	// A ban put back overlapping a network the firewall still holds (its
+	// record ended a moment ago: its ban ends after it, by as long as the
+	// call that set it took) must not fail the lift: a peer's lift is not
+	// sent again, a person's unban would fail. The lift goes alone, and
+	// the bans inside go in when the firewall lets that network go.
+	var oe *firewall.OverlapError
+	if err != nil && errors.As(err, &oe) && slices.ContainsFunc(l.back, func(b firewall.Ban) bool { return b.Prefix == oe.Prefix }) {
+		l.back, l.later = nil, true
+		return d.change(ctx, l.unban, l.shorten...)
+	}
+	return err
 }
 
 // expire forgets the records that ended. The kernel holds a target as

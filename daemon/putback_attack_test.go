@@ -1,0 +1,61 @@
+package daemon_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sipguard/sipguard/cluster"
+	"github.com/sipguard/sipguard/control"
+	"github.com/sipguard/sipguard/firewall"
+	"github.com/sipguard/sipguard/firewall/fwtest"
+)
+
+// TestLiftBesideEndedNetwork (issue 20): a network ban inside a wider one
+// is lifted just after the wider one's record ended, while the firewall
+// still holds the wider one (its ban ends after its record, by as long as
+// the call that set it took: a slow firewall here). The ban inside the
+// lifted one, put back in the lift's transaction, is refused beside it:
+// the lift must not fail for it (a cluster lift is not sent again: the
+// peer's record would stay in force for hours), and the ban inside goes
+// in once the wider one has left the firewall.
+func TestLiftBesideEndedNetwork(t *testing.T) {
+	fw := fwtest.New(nil)
+	fw.BanFunc = func(bs []firewall.Ban) error {
+		for _, b := range bs {
+			if b.Prefix.Bits() == 16 {
+				time.Sleep(600 * time.Millisecond)
+			}
+		}
+		return nil
+	}
+	e := newEnv(t)
+	r := startWith(t, e.config(), fw, joined)
+	ctx := context.Background()
+	now := time.Now()
+	if res, _ := r.d.Apply(ctx, []cluster.Update{remote("100.75.0.0/16", "pbx-m", now, 1200*time.Millisecond)}); res["applied"] != 1 {
+		t.Fatalf("the /16: %v", res)
+	}
+	if res, _ := r.d.Apply(ctx, []cluster.Update{remote("100.75.5.0/24", "pbx-n", now, 3*time.Hour)}); res["known"] != 1 {
+		t.Fatalf("the /24 inside it: %v; want known (covered)", res)
+	}
+	if res, err := r.client.Ban(ctx, control.BanRequest{Target: "100.75.5.0/26", For: "2h"}); err != nil || res.Ban.CoveredBy == "" {
+		t.Fatalf("ban of a /26 inside them: %+v %v", res, err)
+	}
+	time.Sleep(time.Until(now.Add(1300 * time.Millisecond)))
+	if _, ok := banned(r.fw, "100.75.0.0/16"); !ok {
+		t.Fatal("the firewall no longer holds the /16: the test's window is gone")
+	}
+	if res, _ := r.d.Apply(ctx, liftsOf("pbx-n", now, "100.75.5.0/24")); res["applied"] != 1 {
+		t.Errorf("pbx-n's lift of its /24, the /16 still in the firewall a moment after its end: %v\n%s", res, r.logs)
+	}
+	if !eventually(func() bool { _, ok := banned(r.fw, "100.75.5.0/26"); return ok }) {
+		t.Fatalf("the /26 not in force after the /16 left:\n%s", r.logs)
+	}
+	heldFor(t, r, "100.75.5.0/26", 2*time.Hour)
+	if _, ok := banned(r.fw, "100.75.5.0/24"); ok || strings.Contains(r.logs.String(), "cluster unban failed") {
+		t.Errorf("the /24 pbx-n lifted is in force (%v), or its lift failed:\n%s", ok, r.logs)
+	}
+	inStep(t, r)
+}
