@@ -2,6 +2,9 @@ package daemon_test
 
 import (
 	"context"
+	"errors"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,4 +61,44 @@ func TestLiftBesideEndedNetwork(t *testing.T) {
 		t.Errorf("the /24 pbx-n lifted is in force (%v), or its lift failed:\n%s", ok, r.logs)
 	}
 	inStep(t, r)
+}
+
+// TestAllowFitRetried (issue 20): a reload allowlists an address of a
+// network ban while the firewall fails, so the bans covering it are
+// neither lifted nor narrowed. They must be fitted once the firewall is
+// back: kept in the ledger, a network ban around them, lifted later, left
+// them out of the firewall (the guard refuses them) and with them the
+// bans inside them, which they cover in the ledger: recorded in force,
+// not in the firewall, nor covered there.
+func TestAllowFitRetried(t *testing.T) {
+	e := newEnv(t)
+	fw, down := failingFW()
+	fw.UnbanFunc = func([]netip.Prefix) error { // lifts fail too
+		if down.Load() {
+			return errors.New("netlink: busy")
+		}
+		return nil
+	}
+	cfg := e.config()
+	r := startWith(t, cfg, fw, joined)
+	ctx := context.Background()
+	now := time.Now()
+	r.d.Apply(ctx, []cluster.Update{remote("100.77.0.0/16", "pbx-m", now, time.Hour)})
+	for _, target := range []string{"100.77.5.0/24", "100.77.5.64/26"} {
+		r.d.Apply(ctx, []cluster.Update{remote(target, "pbx-n", now, 2*time.Hour)})
+	}
+	cfg.Engine.Allow = append(slices.Clone(cfg.Engine.Allow), netip.MustParsePrefix("100.77.5.1/32"))
+	down.Store(true)
+	r.d.Reload(ctx, cfg)
+	down.Store(false)
+	if un, err := r.client.Unban(ctx, control.UnbanRequest{Target: "100.77.200.1"}); err != nil {
+		t.Fatalf("unban of an address of the /16: %+v %v", un, err)
+	}
+	var apart []string
+	if !eventually(func() bool { apart = outOfStep(t, r); return len(apart) == 0 }) {
+		t.Errorf("the ledger and the firewall apart: %v\n%s", apart, r.logs)
+	}
+	if _, ok := banned(r.fw, "100.77.5.64/26"); !ok {
+		t.Errorf("the /26, away from the address allowlisted, is not in force: %v", fw.Entries())
+	}
 }
