@@ -360,7 +360,11 @@ func (d *Daemon) coveredInside(lifted []netip.Prefix, gone func(*bans.Record) bo
 	}
 	// Only the lifted targets' records go: another target's record of
 	// the same origin still covers what it covered.
-	going := func(r *bans.Record) bool { return gone != nil && in[r.Target] && gone(r) }
+	// A network the guard refuses (it covers an address allowlisted since,
+	// not yet fitted: applyAllow) is not put back: it covers nothing
+	// either. Inside lists the wider first.
+	refused := map[netip.Prefix]bool{}
+	going := func(r *bans.Record) bool { return refused[r.Target] || gone != nil && in[r.Target] && gone(r) }
 	var out []firewall.Ban
 	seen := map[netip.Prefix]bool{}
 	for _, p := range lifted {
@@ -388,6 +392,7 @@ func (d *Daemon) coveredInside(lifted []netip.Prefix, gone func(*bans.Record) bo
 					continue
 				}
 				if d.refused(q) != nil {
+					refused[q] = true
 					break // in no profile
 				}
 				out = append(out, firewall.Ban{Prefix: q, Timeout: until[ports].Sub(now), Ports: ports})

@@ -94,6 +94,10 @@ func TestAllowFitRetried(t *testing.T) {
 	if un, err := r.client.Unban(ctx, control.UnbanRequest{Target: "100.77.200.1"}); err != nil {
 		t.Fatalf("unban of an address of the /16: %+v %v", un, err)
 	}
+	// At once, not at the tick that fits the /24 (it covers nothing).
+	if _, ok := banned(r.fw, "100.77.5.64/26"); !ok {
+		t.Errorf("the /26 is not in force after the unban: %v", fw.Entries())
+	}
 	var apart []string
 	if !eventually(func() bool { apart = outOfStep(t, r); return len(apart) == 0 }) {
 		t.Errorf("the ledger and the firewall apart: %v\n%s", apart, r.logs)
