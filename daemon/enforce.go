@@ -304,13 +304,21 @@ func (d *Daemon) liftRecords(ctx context.Context, p netip.Prefix, drop func(*ban
 		d.fwErrors++
 		return nil, err
 	}
+	gone := d.liftedRecords(p, drop, rest, now, reason, why)
+	d.putBack(ctx, &l, now, p)
+	return gone, nil
+}
+
+// liftedRecords forgets the records of target p matching drop, lifted in
+// the firewall at now (rest: the longest record left, Without), and tells
+// of them.
+func (d *Daemon) liftedRecords(p netip.Prefix, drop func(*bans.Record) bool, rest *bans.Record, now time.Time, reason, why string) []*bans.Record {
 	gone := d.ledger.RemoveIf(p, drop)
 	if rest != nil && !rest.InForce(now) {
 		gone = append(gone, d.ledger.Remove(p)...) // ended, lifted by the kernel
 	}
 	d.lifted(p, gone, rest == nil || !rest.InForce(now), reason, why)
-	d.putBack(ctx, &l, now, p)
-	return gone, nil
+	return gone
 }
 
 // lifts is what lifting some records takes in the firewall: the targets

@@ -3,9 +3,11 @@ package daemon_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,4 +107,55 @@ func TestAllowFitRetried(t *testing.T) {
 	if _, ok := banned(r.fw, "100.77.5.64/26"); !ok {
 		t.Errorf("the /26, away from the address allowlisted, is not in force: %v", fw.Entries())
 	}
+}
+
+// changeCount is a backend that counts its transactions.
+type changeCount struct {
+	firewall.Backend
+	n atomic.Int64
+}
+
+func (c *changeCount) Change(ctx context.Context, lift []firewall.Lift, bs ...firewall.Ban) error {
+	c.n.Add(1)
+	return c.Backend.Change(ctx, lift, bs...)
+}
+
+// TestClusterUnbanWideOneTransaction (issue 20): a cluster unban of a
+// network lifts the bans inside it, and the network ban around them, in
+// one firewall transaction, as a person's unban does. Lifted one target
+// at a time, the first put the bans inside back in force, and each of
+// them then took a transaction of its own to go: 4,001 transactions and
+// 707 ms of the core for a /16 holding 4,000 /28s with nftables (a
+// person's unban: 1, 49 ms).
+func TestClusterUnbanWideOneTransaction(t *testing.T) {
+	e := newEnv(t)
+	fw := &changeCount{Backend: fwtest.New(nil)}
+	r := startWith(t, e.config(), fw, joined)
+	ctx := context.Background()
+	now := time.Now()
+	r.d.Apply(ctx, []cluster.Update{remote("100.78.0.0/16", "pbx-m", now, time.Hour)})
+	var us []cluster.Update
+	for i := range 200 {
+		us = append(us, remote(fmt.Sprintf("100.78.%d.%d/28", i/16, i%16*16), "pbx-n", now, 2*time.Hour))
+	}
+	// Made after the unban's time: it stays, and goes back in force.
+	later := remote("100.78.200.0/24", "pbx-o", now.Add(time.Minute), 2*time.Hour)
+	if res, _ := r.d.Apply(ctx, append(us, later)); res["known"] != len(us)+1 {
+		t.Fatalf("the bans inside the /16: %v", res)
+	}
+	before := fw.n.Load()
+	unban := cluster.Update{Kind: cluster.UpdateUnban, Unban: cluster.Unban{
+		Target: netip.MustParsePrefix("100.78.0.0/16"), Time: now.Add(time.Second), Until: now.Add(time.Hour), Origin: "pbx-p",
+	}}
+	if res, _ := r.d.Apply(ctx, []cluster.Update{unban}); res["applied"] != 1 {
+		t.Fatalf("the cluster unban: %v", res)
+	}
+	if n := fw.n.Load() - before; n != 1 {
+		t.Errorf("the cluster unban of a /16 holding %d bans took %d firewall transactions; want 1", len(us), n)
+	}
+	heldFor(t, r, "100.78.200.0/24", 2*time.Hour)
+	if es, _ := fw.List(ctx); len(es) != 1 {
+		t.Errorf("the firewall holds %d bans; want the /24 made after the unban alone", len(es))
+	}
+	inStep(t, r)
 }
