@@ -510,12 +510,13 @@ func (d *Daemon) uncover(ctx context.Context, p netip.Prefix, now time.Time) {
 		if !errors.As(err, &ge) { // allowlisted, special: never put back, not retried
 			d.uncovering[p] = first
 		}
-		// The firewall still holding p itself is expected for a moment:
-		// its ban ends after its record, by as long as the call that set
-		// it took. Tried again soon (uncoverRetry), it is no error unless
-		// it lasts.
+		// The firewall still holding p itself, or another network whose
+		// records ended (around p, lifted beside it: putBack), is expected
+		// for a moment: its ban ends after its record, by as long as the
+		// call that set it took. Tried again soon (uncoverRetry), it is no
+		// error unless it lasts.
 		var oe *firewall.OverlapError
-		if errors.As(err, &oe) && oe.With == p && now.Sub(first) < time.Second {
+		if errors.As(err, &oe) && (oe.With == p || d.ledger.Until(oe.With, now).IsZero()) && now.Sub(first) < time.Second {
 			d.log.Debug().Str(fieldPrefix, p.String()).Int("bans", len(bs)).
 				Msg("the firewall still holds a network ban that ended: the bans inside it go in when it lets it go")
 			return

@@ -59,6 +59,11 @@ func TestLiftBesideEndedNetwork(t *testing.T) {
 		t.Fatalf("the /26 not in force after the /16 left:\n%s", r.logs)
 	}
 	heldFor(t, r, "100.75.5.0/26", 2*time.Hour)
+	// Refused for a moment beside a ban that ended, as the firewall said:
+	// no error, neither logged nor counted (TestCoverEndsSlowFirewall).
+	if st, _ := r.client.Status(ctx); st.Firewall.Errors != 0 || strings.Contains(r.logs.String(), "not put back") {
+		t.Errorf("%d firewall errors counted, logs:\n%s", st.Firewall.Errors, r.logs)
+	}
 	if _, ok := banned(r.fw, "100.75.5.0/24"); ok || strings.Contains(r.logs.String(), "cluster unban failed") {
 		t.Errorf("the /24 pbx-n lifted is in force (%v), or its lift failed:\n%s", ok, r.logs)
 	}
