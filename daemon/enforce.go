@@ -340,6 +340,12 @@ type lifts struct {
 // or, those refused (lifts.later), tries them again as uncover does,
 // the ledger now without the records lifted.
 func (d *Daemon) putBack(ctx context.Context, l *lifts, now time.Time, targets ...netip.Prefix) {
+	if len(l.unban) == 0 {
+		// Nothing left the firewall, nothing was put back: a target
+		// still in force in one profile may have ended in another, whose
+		// returns wait (uncovering).
+		return
+	}
 	for _, p := range targets {
 		delete(d.uncovering, p)
 	}

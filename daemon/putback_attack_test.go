@@ -164,3 +164,60 @@ func TestClusterUnbanWideOneTransaction(t *testing.T) {
 	}
 	inStep(t, r)
 }
+
+// TestUncoverPendingKept (issue 20): a network ban ends in one ports
+// profile while the firewall fails, so the ban inside it there is not put
+// back yet (tried again soon: uncovering). A lift of another profile's
+// record of the same network, which leaves it in force there and so takes
+// nothing out of the firewall, must not drop that retry: the ban inside
+// was never put back.
+func TestUncoverPendingKept(t *testing.T) {
+	e := newEnv(t)
+	fw, down := failingFW()
+	cfg := e.portsConfig()
+	cfg.Engine.IPv6Prefix = 56
+	r := startWith(t, cfg, fw, joined)
+	ctx := context.Background()
+	now := time.Now()
+	wide := netip.MustParsePrefix("2001:db8:9::/56")
+	narrow := netip.MustParsePrefix("2001:db8:9:1::/64")
+	r.d.Apply(ctx, []cluster.Update{
+		remote(wide.String(), "pbx-m", now, time.Hour),
+		remote(wide.String(), "pbx-n", now, 2*time.Hour),
+	})
+	// Lines of an hour ago, less 4 s: the GUI rule's ban of an hour ends
+	// in 4 s.
+	appendLines(t, e.log, amiFailures("2001:db8:9:1::5", 3, time.Now().Add(-time.Hour+2*time.Second))...)
+	if !eventually(func() bool { return fw.HasIn(guiPorts, wide) }) {
+		t.Fatalf("the /56 not banned in the GUI profile: %+v\n%s", fw.Entries(), r.logs)
+	}
+	cfg.Engine.IPv6Prefix = 64
+	if err := r.d.Reload(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	appendLines(t, e.log, amiFailures("2001:db8:9:1::6", 3, time.Now())...)
+	if !eventually(func() bool {
+		list, _ := r.client.List(ctx)
+		return slices.ContainsFunc(list, func(b control.Ban) bool { return b.Target == narrow.String() && b.Ports == guiPorts })
+	}) {
+		t.Fatalf("the /64 not banned in the GUI profile:\n%s", r.logs)
+	}
+	if fw.HasIn(guiPorts, narrow) {
+		t.Fatalf("the /64 in the GUI profile beside the /56 around it: %+v", fw.Entries())
+	}
+	down.Store(true)
+	// The /56 ends in the GUI profile; its returns fail until they are
+	// tried once a second.
+	if !eventually(func() bool { return !fw.HasIn(guiPorts, wide) }) {
+		t.Fatalf("the /56 did not end in the GUI profile: %+v", fw.Entries())
+	}
+	time.Sleep(2500 * time.Millisecond)
+	down.Store(false)
+	if res, _ := r.d.Apply(ctx, liftsOf("pbx-m", now, wide.String())); res["applied"] != 1 {
+		t.Fatalf("pbx-m's lift: %v", res)
+	}
+	if !eventually(func() bool { return fw.HasIn(guiPorts, narrow) }) {
+		t.Errorf("the /64 never put back in the GUI profile: %+v\n%s", fw.Entries(), r.logs)
+	}
+	inStep(t, r)
+}
