@@ -30,7 +30,7 @@ func TestLiftBesideEndedNetwork(t *testing.T) {
 	fw.BanFunc = func(bs []firewall.Ban) error {
 		for _, b := range bs {
 			if b.Prefix.Bits() == 16 {
-				time.Sleep(600 * time.Millisecond)
+				time.Sleep(time.Second)
 			}
 		}
 		return nil
