@@ -193,7 +193,7 @@ func (d *Daemon) fitAllow(ctx context.Context) error {
 	err := d.change(ctx, l.unban, append(put, l.back...)...)
 	if err == nil {
 		d.fitted(fits, now)
-		d.putBack(&l, lift...)
+		d.putBack(ctx, &l, now, lift...)
 		return nil
 	}
 	d.fwErrors++

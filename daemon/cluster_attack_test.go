@@ -172,43 +172,46 @@ func outOfStep(t *testing.T, r *running) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each ports profile apart: a ban covers only in its own.
+	type key struct {
+		ports string
+		p     netip.Prefix
+	}
 	var out []string
-	listed := map[netip.Prefix]time.Time{}
+	listed := map[key]time.Time{}
 	for _, b := range list {
 		p, err := netip.ParsePrefix(b.Target)
 		if err != nil {
 			p = netip.PrefixFrom(netip.MustParseAddr(b.Target), netip.MustParseAddr(b.Target).BitLen())
 		}
-		if b.Ports == "" && time.Until(b.Expires) > 0 {
-			listed[p] = b.Expires
+		if time.Until(b.Expires) > 0 {
+			listed[key{b.Ports, p}] = b.Expires
 		}
 	}
-	held := map[netip.Prefix]time.Time{}
+	held := map[key]time.Time{}
 	es, _ := r.fw.List(context.Background())
 	for _, e := range es {
-		if e.Ports != "" {
-			continue
-		}
-		held[e.Prefix] = e.Expires
-		exp, ok := listed[e.Prefix]
+		k := key{e.Ports, e.Prefix}
+		held[k] = e.Expires
+		exp, ok := listed[k]
 		if !ok {
-			out = append(out, fmt.Sprintf("%s in the firewall, %v left, and no record wants it", e.Prefix, time.Until(e.Expires).Round(time.Millisecond)))
+			out = append(out, fmt.Sprintf("%s (ports %q) in the firewall, %v left, and no record wants it", e.Prefix, e.Ports, time.Until(e.Expires).Round(time.Millisecond)))
 		} else if d := e.Expires.Sub(exp); d > 2*time.Second || d < -2*time.Second {
-			out = append(out, fmt.Sprintf("%s: the firewall holds it until %v, its records until %v", e.Prefix, e.Expires, exp))
+			out = append(out, fmt.Sprintf("%s (ports %q): the firewall holds it until %v, its records until %v", e.Prefix, e.Ports, e.Expires, exp))
 		}
 	}
-	for p := range listed {
-		if _, ok := held[p]; ok {
+	for k := range listed {
+		if _, ok := held[k]; ok {
 			continue
 		}
 		covered := false
 		for q := range held {
-			if q.Bits() < p.Bits() && q.Contains(p.Addr()) {
+			if q.ports == k.ports && q.p.Bits() < k.p.Bits() && q.p.Contains(k.p.Addr()) {
 				covered = true
 			}
 		}
 		if !covered {
-			out = append(out, fmt.Sprintf("%s listed, not in the firewall, and no ban in force covers it", p))
+			out = append(out, fmt.Sprintf("%s (ports %q) listed, not in the firewall, and no ban in force covers it", k.p, k.ports))
 		}
 	}
 	return out

@@ -206,10 +206,10 @@ type Daemon struct {
 	feeds          map[string]*feedState
 	stopFeeds      func()
 
-	trunkSet        trunks.Set     // the trunks' last set (trunks.go)
-	trunkAllow      []netip.Prefix // its addresses and networks, in the allowlist
-	trunkAllowDirty bool           // not in the firewall yet
-	stopTrunks      func()
+	trunkSet   trunks.Set     // the trunks' last set (trunks.go)
+	trunkAllow []netip.Prefix // its addresses and networks, in the allowlist
+	allowDirty bool           // the allowlist not in the firewall yet, or the bans covering it not fitted (applyAllow)
+	stopTrunks func()
 
 	cluster         Cluster // nil: no [cluster]
 	clusterEscalate bool
@@ -509,7 +509,7 @@ func (d *Daemon) loop(ctx context.Context) {
 			d.expire()
 			d.uncoverAgain(ctx)
 			d.applyFeeds(ctx)
-			d.applyTrunkAllow(ctx)
+			d.applyAllow(ctx)
 			d.initialPositions()
 			d.watchSources()
 			d.watchSurges()

@@ -304,13 +304,21 @@ func (d *Daemon) liftRecords(ctx context.Context, p netip.Prefix, drop func(*ban
 		d.fwErrors++
 		return nil, err
 	}
+	gone := d.liftedRecords(p, drop, rest, now, reason, why)
+	d.putBack(ctx, &l, now, p)
+	return gone, nil
+}
+
+// liftedRecords forgets the records of target p matching drop, lifted in
+// the firewall at now (rest: the longest record left, Without), and tells
+// of them.
+func (d *Daemon) liftedRecords(p netip.Prefix, drop func(*bans.Record) bool, rest *bans.Record, now time.Time, reason, why string) []*bans.Record {
 	gone := d.ledger.RemoveIf(p, drop)
 	if rest != nil && !rest.InForce(now) {
 		gone = append(gone, d.ledger.Remove(p)...) // ended, lifted by the kernel
 	}
 	d.lifted(p, gone, rest == nil || !rest.InForce(now), reason, why)
-	d.putBack(&l, p)
-	return gone, nil
+	return gone
 }
 
 // lifts is what lifting some records takes in the firewall: the targets
@@ -322,13 +330,30 @@ type lifts struct {
 	unban   []firewall.Lift
 	shorten []firewall.Ban
 	back    []firewall.Ban
+	// later: the firewall refused back beside a network it still holds
+	// (applyLifts), which uncover puts in force once it has let it go.
+	later bool
 }
 
 // putBack logs the bans l put back in force inside the networks lifted
-// (some of targets), whose earlier failed return (uncovering) is moot.
-func (d *Daemon) putBack(l *lifts, targets ...netip.Prefix) {
+// (some of targets), whose earlier failed return (uncovering) is moot;
+// or, those refused (lifts.later), tries them again as uncover does,
+// the ledger now without the records lifted.
+func (d *Daemon) putBack(ctx context.Context, l *lifts, now time.Time, targets ...netip.Prefix) {
+	if len(l.unban) == 0 {
+		// Nothing left the firewall, nothing was put back: a target
+		// still in force in one profile may have ended in another, whose
+		// returns wait (uncovering).
+		return
+	}
 	for _, p := range targets {
 		delete(d.uncovering, p)
+	}
+	if l.later {
+		for _, p := range targets {
+			d.uncover(ctx, p, now)
+		}
+		return
 	}
 	if len(l.back) > 0 {
 		d.log.Info().Int("bans", len(l.back)).Msg("bans inside a lifted network ban put back in force")
@@ -349,7 +374,11 @@ func (d *Daemon) coveredInside(lifted []netip.Prefix, gone func(*bans.Record) bo
 	}
 	// Only the lifted targets' records go: another target's record of
 	// the same origin still covers what it covered.
-	going := func(r *bans.Record) bool { return gone != nil && in[r.Target] && gone(r) }
+	// A network the guard refuses (it covers an address allowlisted since,
+	// not yet fitted: applyAllow) is not put back: it covers nothing
+	// either. Inside lists the wider first.
+	refused := map[netip.Prefix]bool{}
+	going := func(r *bans.Record) bool { return refused[r.Target] || gone != nil && in[r.Target] && gone(r) }
 	var out []firewall.Ban
 	seen := map[netip.Prefix]bool{}
 	for _, p := range lifted {
@@ -377,6 +406,7 @@ func (d *Daemon) coveredInside(lifted []netip.Prefix, gone func(*bans.Record) bo
 					continue
 				}
 				if d.refused(q) != nil {
+					refused[q] = true
 					break // in no profile
 				}
 				out = append(out, firewall.Ban{Prefix: q, Timeout: until[ports].Sub(now), Ports: ports})
@@ -427,7 +457,18 @@ func (d *Daemon) applyLifts(ctx context.Context, l *lifts) error {
 	if len(l.unban) == 0 && len(l.shorten) == 0 {
 		return nil
 	}
-	return d.change(ctx, l.unban, append(slices.Clip(l.shorten), l.back...)...)
+	err := d.change(ctx, l.unban, append(slices.Clip(l.shorten), l.back...)...)
+	// A ban put back overlapping a network the firewall still holds (its
+	// record ended a moment ago: its ban ends after it, by as long as the
+	// call that set it took) must not fail the lift: a peer's lift is not
+	// sent again, a person's unban would fail. The lift goes alone, and
+	// the bans inside go in when the firewall lets that network go.
+	var oe *firewall.OverlapError
+	if err != nil && errors.As(err, &oe) && slices.ContainsFunc(l.back, func(b firewall.Ban) bool { return b.Prefix == oe.Prefix }) {
+		l.back, l.later = nil, true
+		return d.change(ctx, l.unban, l.shorten...)
+	}
+	return err
 }
 
 // expire forgets the records that ended. The kernel holds a target as
@@ -475,12 +516,13 @@ func (d *Daemon) uncover(ctx context.Context, p netip.Prefix, now time.Time) {
 		if !errors.As(err, &ge) { // allowlisted, special: never put back, not retried
 			d.uncovering[p] = first
 		}
-		// The firewall still holding p itself is expected for a moment:
-		// its ban ends after its record, by as long as the call that set
-		// it took. Tried again soon (uncoverRetry), it is no error unless
-		// it lasts.
+		// The firewall still holding p itself, or another network whose
+		// records ended (around p, lifted beside it: putBack), is expected
+		// for a moment: its ban ends after its record, by as long as the
+		// call that set it took. Tried again soon (uncoverRetry), it is no
+		// error unless it lasts.
 		var oe *firewall.OverlapError
-		if errors.As(err, &oe) && oe.With == p && now.Sub(first) < time.Second {
+		if errors.As(err, &oe) && (oe.With == p || d.ledger.Until(oe.With, now).IsZero()) && now.Sub(first) < time.Second {
 			d.log.Debug().Str(fieldPrefix, p.String()).Int("bans", len(bs)).
 				Msg("the firewall still holds a network ban that ended: the bans inside it go in when it lets it go")
 			return

@@ -206,7 +206,7 @@ func (d *Daemon) liftFeedEntries(ctx context.Context, origin bans.Origin, target
 		_, held := d.ledger.Get(p)
 		d.lifted(p, gone, !held, UnbanFeed, "gone from its feed")
 	}
-	d.putBack(&l, targets...)
+	d.putBack(ctx, &l, now, targets...)
 	return nil
 }
 

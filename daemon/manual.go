@@ -135,7 +135,7 @@ func (d *Daemon) manualUnban(ctx context.Context, target netip.Prefix, all bool)
 		d.unbanned(p, UnbanManual, "manual")
 		d.eng.Forget(p)
 	}
-	d.putBack(&l, lift...)
+	d.putBack(ctx, &l, now, lift...)
 	if target.IsValid() {
 		d.eng.Forget(target)
 	}

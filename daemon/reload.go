@@ -101,7 +101,8 @@ func (d *Daemon) reload(ctx context.Context, cfg Config) error {
 	d.cfg = cfg
 	if allowChanged {
 		if err := d.fitAllow(ctx); err != nil {
-			d.log.Error().Err(err).Msg("bans covering the new allowlist not lifted; the firewall lets the allowlist through all the same")
+			d.allowDirty = true // tried again each tick (applyAllow)
+			d.log.Error().Err(err).Msg("bans covering the new allowlist not lifted; retrying; the firewall lets the allowlist through all the same")
 		}
 	}
 	if eng != nil || allowChanged {

@@ -119,26 +119,30 @@ func (d *Daemon) trunksResolved(ctx context.Context, s trunks.Set) {
 		// Validated entries only: not expected.
 		d.log.Error().Err(err).Msg("trunks' addresses not given to the engine")
 	}
-	d.trunkAllowDirty = true
-	d.applyTrunkAllow(ctx)
+	d.allowDirty = true
+	d.applyAllow(ctx)
 }
 
-// applyTrunkAllow loads the allowlist into the firewall after the trunks
-// changed it, and lifts or narrows the bans that cover the new addresses;
-// on failure the core loop tries again each tick (the daemon's own guard,
-// allowed, holds the new addresses meanwhile: no new ban covers them).
-func (d *Daemon) applyTrunkAllow(ctx context.Context) {
-	if !d.trunkAllowDirty {
+// applyAllow loads the allowlist into the firewall after the trunks
+// changed it, and lifts or narrows the bans that cover the new addresses
+// (after a reload too: fitAllow); on failure the core loop tries again
+// each tick (the daemon's own guard, allowed, holds the new addresses
+// meanwhile: no new ban covers them). A ban left covering one is refused
+// when a wider ban around it goes (coveredInside): in the ledger, it kept
+// the bans inside it out of the firewall too.
+func (d *Daemon) applyAllow(ctx context.Context) {
+	if !d.allowDirty {
 		return
 	}
 	if err := d.setAllow(ctx); err != nil {
-		d.log.Error().Err(err).Msg("trunks' addresses not loaded into the firewall; retrying")
+		d.log.Error().Err(err).Msg("allowlist not loaded into the firewall; retrying")
 		return
 	}
-	d.trunkAllowDirty = false
 	if err := d.fitAllow(ctx); err != nil {
-		d.log.Error().Err(err).Msg("bans covering a trunk not lifted; the firewall lets the trunk through all the same")
+		d.log.Error().Err(err).Msg("bans covering the allowlist not lifted; retrying; the firewall lets it through all the same")
+		return
 	}
+	d.allowDirty = false
 }
 
 // trunkOf names the trunk an allowlist entry is an address or network of

@@ -409,7 +409,6 @@ func (e *Engine) Observe(ev *parsers.Event) (Ban, bool) {
 			tr = nil // dropped: its windows had all closed
 		}
 	}
-	var k key
 	if tr == nil {
 		// Only what may be banned is tracked: a tracked key was checked
 		// when its tracker was made, and its prefix never changes.
@@ -419,11 +418,9 @@ func (e *Engine) Observe(ev *parsers.Event) (Ban, bool) {
 				return Ban{}, false
 			}
 		}
-		k = key(p.Addr().As16())
-		tr = e.track(k)
+		tr = e.track(key(p.Addr().As16()))
 	} else {
 		e.touch(tr)
-		k = tr.key
 	}
 	tr.last = max(tr.last, t)
 	if t < tr.until && !e.ports {
@@ -450,7 +447,7 @@ func (e *Engine) Observe(ev *parsers.Event) (Ban, bool) {
 			continue
 		}
 		hits |= 1 << i
-		offences := e.offencesOf(k, t)
+		offences := e.offencesOf(tr.key, t) // the key: read only now, past the first 32 bytes
 		d := escalate(r, offences)
 		if d > ban.Duration {
 			ban = Ban{
@@ -474,11 +471,11 @@ func (e *Engine) Observe(ev *parsers.Event) (Ban, bool) {
 		e.stats.Narrowed++
 	}
 	if banPorts == "" {
-		tr.until = e.remember(k, t, ban.Duration, true)
+		tr.until = e.remember(tr.key, t, ban.Duration, true)
 	} else {
 		// The offence history's end of ban is the default ports': after a
 		// restart the other rules count the address at once.
-		e.remember(k, t, ban.Duration, false)
+		e.remember(tr.key, t, ban.Duration, false)
 		if tr.untilIn == nil {
 			tr.untilIn = map[string]int64{}
 		}
