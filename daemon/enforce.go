@@ -362,21 +362,22 @@ func (d *Daemon) putBack(ctx context.Context, l *lifts, now time.Time, targets .
 
 // coveredInside returns what the firewall must hold once the records
 // matching gone of the targets in lifted are lifted (gone nil: none, they
-// left the ledger already; the records left there still cover): the bans of the networks inside those targets, in force, that
-// they covered (Plan: Covered; the kernel holds no overlapping networks)
-// and that nothing left covers, each for its longest record in force in
-// its ports profile. Bans the guard refuses (allowlisted, special) are
-// left out, logged and counted.
+// left the ledger already; the records left there still cover): the bans
+// of the networks inside those targets, in force, that they covered
+// (Plan: Covered; the kernel holds no overlapping networks) and that
+// nothing left covers, each for its longest record in force in its ports
+// profile. Bans the guard refuses (allowlisted, special) are left out,
+// logged and counted.
 func (d *Daemon) coveredInside(lifted []netip.Prefix, gone func(*bans.Record) bool, now time.Time) []firewall.Ban {
 	in := make(map[netip.Prefix]bool, len(lifted))
 	for _, p := range lifted {
 		in[p] = true
 	}
 	// Only the lifted targets' records go: another target's record of
-	// the same origin still covers what it covered.
-	// A network the guard refuses (it covers an address allowlisted since,
-	// not yet fitted: applyAllow) is not put back: it covers nothing
-	// either. Inside lists the wider first.
+	// the same origin still covers what it covered. A network the guard
+	// refuses (it covers an address allowlisted since, not yet fitted:
+	// applyAllow) is not put back: it covers nothing either. Inside lists
+	// the wider first.
 	refused := map[netip.Prefix]bool{}
 	going := func(r *bans.Record) bool { return refused[r.Target] || gone != nil && in[r.Target] && gone(r) }
 	var out []firewall.Ban
