@@ -66,15 +66,11 @@ func TestCoveredSequencePortsFeeds(t *testing.T) {
 		var what string
 		switch k := rng.IntN(13); {
 		case k < 2:
-			since[target+origin] = time.Now()
-			res, _ := r.d.Apply(ctx, []cluster.Update{remote(target, origin, since[target+origin], d)})
-			what = fmt.Sprintf("%s bans %s for %v: %v", origin, target, d, res)
+			what = seqPeerBan(r, since, origin, target, d)
 		case k < 3:
-			res, _ := r.d.Apply(ctx, liftsOf(origin, since[target+origin], target))
-			what = fmt.Sprintf("%s lifts %s: %v", origin, target, res)
+			what = seqPeerLift(r, since, origin, target)
 		case k < 4:
-			_, err := r.client.Ban(ctx, control.BanRequest{Target: target, For: fmt.Sprintf("%dms", d.Milliseconds())})
-			what = fmt.Sprintf("a person bans %s for %v: %v", target, d, err)
+			what = seqManualBan(r, target, d)
 		case k < 5:
 			addr := pick(addrs)
 			_, err := r.client.Unban(ctx, control.UnbanRequest{Target: addr})
@@ -119,25 +115,7 @@ func TestCoveredSequencePortsFeeds(t *testing.T) {
 			time.Sleep(pause)
 			what = fmt.Sprintf("%v pass", pause)
 		}
-		if down.Load() {
-			time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
-			down.Store(false)
-			what += " (the firewall failing)"
-		}
-		steps = append(steps, fmt.Sprintf("%d %s %s", step, time.Now().Format("05.000"), what))
-		var apart []string
-		for range 250 {
-			if apart = outOfStep(t, r); len(apart) == 0 {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		if len(apart) > 0 {
-			for _, s := range steps {
-				t.Log(s)
-			}
-			t.Fatalf("the ledger and the firewall apart for 2.5 s after step %d: %v\n%s", step, apart, r.logs)
-		}
+		settle(t, r, rng, down, &steps, step, what)
 	}
 	if testing.Verbose() {
 		for _, s := range steps {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,15 +44,11 @@ func TestCoveredSequence(t *testing.T) {
 		var what string
 		switch k := rng.IntN(12); {
 		case k < 4:
-			since[target+origin] = time.Now()
-			res, _ := r.d.Apply(ctx, []cluster.Update{remote(target, origin, since[target+origin], d)})
-			what = fmt.Sprintf("%s bans %s for %v: %v", origin, target, d, res)
+			what = seqPeerBan(r, since, origin, target, d)
 		case k < 5:
-			res, _ := r.d.Apply(ctx, liftsOf(origin, since[target+origin], target))
-			what = fmt.Sprintf("%s lifts %s: %v", origin, target, res)
+			what = seqPeerLift(r, since, origin, target)
 		case k < 7:
-			_, err := r.client.Ban(ctx, control.BanRequest{Target: target, For: fmt.Sprintf("%dms", d.Milliseconds())})
-			what = fmt.Sprintf("a person bans %s for %v: %v", target, d, err)
+			what = seqManualBan(r, target, d)
 		case k < 8:
 			other := pick(targets)
 			_, err := r.client.Import(ctx, control.ImportRequest{Bans: []control.BanRequest{
@@ -85,25 +82,53 @@ func TestCoveredSequence(t *testing.T) {
 			time.Sleep(pause)
 			what = fmt.Sprintf("%v pass", pause)
 		}
-		if down.Load() {
-			time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
-			down.Store(false)
-			what += " (the firewall failing)"
-		}
-		steps = append(steps, fmt.Sprintf("%d %s %s", step, time.Now().Format("05.000"), what))
-		// The firewall back, the retries (flush's backoff, uncovers') done.
-		var apart []string
-		for range 250 {
-			if apart = outOfStep(t, r); len(apart) == 0 {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		if len(apart) > 0 {
-			for _, s := range steps {
-				t.Log(s)
-			}
-			t.Fatalf("the ledger and the firewall apart for 2.5 s after step %d: %v", step, apart)
-		}
+		settle(t, r, rng, down, &steps, step, what)
 	}
+}
+
+// seqPeerBan is a step of a random sequence: origin bans target for d
+// (since keeps when, for its lift).
+func seqPeerBan(r *running, since map[string]time.Time, origin, target string, d time.Duration) string {
+	since[target+origin] = time.Now()
+	res, _ := r.d.Apply(context.Background(), []cluster.Update{remote(target, origin, since[target+origin], d)})
+	return fmt.Sprintf("%s bans %s for %v: %v", origin, target, d, res)
+}
+
+// seqPeerLift is a step of a random sequence: origin lifts its ban of
+// target.
+func seqPeerLift(r *running, since map[string]time.Time, origin, target string) string {
+	res, _ := r.d.Apply(context.Background(), liftsOf(origin, since[target+origin], target))
+	return fmt.Sprintf("%s lifts %s: %v", origin, target, res)
+}
+
+// seqManualBan is a step of a random sequence: a person bans target for
+// d.
+func seqManualBan(r *running, target string, d time.Duration) string {
+	_, err := r.client.Ban(context.Background(), control.BanRequest{Target: target, For: fmt.Sprintf("%dms", d.Milliseconds())})
+	return fmt.Sprintf("a person bans %s for %v: %v", target, d, err)
+}
+
+// settle ends step of a random sequence, what it did: the firewall, if
+// down, fails a moment longer and comes back; then the ledger and the
+// firewall must agree within 2.5 s (flush's backoff, uncovers' retries
+// done), or the steps so far are logged and the test fails.
+func settle(t *testing.T, r *running, rng *rand.Rand, down *atomic.Bool, steps *[]string, step int, what string) {
+	t.Helper()
+	if down.Load() {
+		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+		down.Store(false)
+		what += " (the firewall failing)"
+	}
+	*steps = append(*steps, fmt.Sprintf("%d %s %s", step, time.Now().Format("05.000"), what))
+	var apart []string
+	for range 250 {
+		if apart = outOfStep(t, r); len(apart) == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, s := range *steps {
+		t.Log(s)
+	}
+	t.Fatalf("the ledger and the firewall apart for 2.5 s after step %d: %v\n%s", step, apart, r.logs)
 }
