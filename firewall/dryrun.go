@@ -90,7 +90,7 @@ func (d *DryRun) Change(_ context.Context, lift []Lift, bans ...Ban) error {
 			m = map[netip.Prefix]time.Time{}
 			d.bans[b.Ports] = m
 		}
-		m[b.Prefix] = now.Add(b.Timeout)
+		m[b.Prefix] = now.Add(kernelTimeout(b.Timeout))
 		ev := d.log.Info().Str("prefix", b.Prefix.String()).Float64("timeout_seconds", b.Timeout.Seconds())
 		if b.Ports != "" {
 			ev = ev.Str("ports", b.Ports)

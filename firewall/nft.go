@@ -87,6 +87,19 @@ func Normalize(p netip.Prefix) (netip.Prefix, error) {
 	return p.Masked(), nil
 }
 
+// kernelTimeout returns d rounded up to the millisecond (the kernel's
+// unit: a sub-millisecond timeout would be sent as none, a permanent ban)
+// and capped at MaxTimeout. The dry run holds bans as long as NFT does.
+func kernelTimeout(d time.Duration) time.Duration {
+	if d >= MaxTimeout-time.Millisecond {
+		return MaxTimeout
+	}
+	if d < time.Millisecond {
+		return time.Millisecond
+	}
+	return (d + time.Millisecond - 1) / time.Millisecond * time.Millisecond
+}
+
 // normalizeBan returns b's prefix normalised (Normalize), or an
 // ErrInvalidBan for an invalid prefix or a timeout that is not positive:
 // what every backend refuses.

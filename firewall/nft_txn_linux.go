@@ -173,19 +173,6 @@ func (n *NFT) setQuiet(on bool) {
 	}
 }
 
-// kernelTimeout returns d rounded up to the millisecond (the kernel's
-// unit: a sub-millisecond timeout would be sent as none, a permanent ban)
-// and capped at MaxTimeout.
-func kernelTimeout(d time.Duration) time.Duration {
-	if d >= MaxTimeout-time.Millisecond {
-		return MaxTimeout
-	}
-	if d < time.Millisecond {
-		return time.Millisecond
-	}
-	return (d + time.Millisecond - 1) / time.Millisecond * time.Millisecond
-}
-
 // elementsOf returns the set elements of p: its address, or for a network
 // its start (with the timeout) and end.
 func elementsOf(p netip.Prefix, timeout time.Duration) []nftables.SetElement {
