@@ -384,3 +384,25 @@ func TestNewCountry(t *testing.T) {
 		}
 	})
 }
+
+// TestNewAddressFlood: an attacker with an account's password logs in
+// from more addresses than the account's history keeps (an IPv6 /64 has
+// plenty), hoping to push the long-known office address out of it: then
+// no address would be older than the others, new_address would stay
+// quiet and no address would be banned. The office address must stay,
+// the alert fire and its suspect be the attacker's last address.
+func TestNewAddressFlood(t *testing.T) {
+	office := netip.MustParseAddr("192.0.2.10")
+	g := guard(t, Options{NewAddressWindow: 24 * time.Hour})
+	g.Login("1001", office, day.Add(-30*24*time.Hour))
+	g.Login("1001", office, day)
+	var last netip.Addr
+	for i := range logins.MaxAddrs + 5 {
+		last = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(i + 1)})
+		g.Login("1001", last, day.Add(time.Hour+time.Duration(i)*time.Second))
+	}
+	a := g.Record(call("1", "1001", "0088216012345", day.Add(2*time.Hour), time.Second, time.Minute))
+	if rules(a) != RuleNewAddress || a[0].Suspect != last {
+		t.Fatalf("after %d logins from new addresses: alerts %v", logins.MaxAddrs+5, a)
+	}
+}
