@@ -91,10 +91,11 @@ func (p *Plan) Classify(dialled string) Number {
 		}
 	}
 	if !intl {
-		if p.NationalPrefix == "" || !strings.HasPrefix(digits, p.NationalPrefix) || len(digits) <= len(p.NationalPrefix) {
+		nsn, ok := p.national(digits)
+		if !ok {
 			return n // an extension, a feature code, a short number
 		}
-		digits = digits[len(p.NationalPrefix):]
+		digits = nsn
 		if p.CountryCode == "" {
 			n.Public = allDigits(digits)
 			return n
@@ -113,6 +114,32 @@ func (p *Plan) Classify(dialled string) Number {
 	}
 	n.Risk = p.risk(digits)
 	return n
+}
+
+// national returns the national number in digits dialled without an
+// international prefix, and whether they are one: the digits after the
+// national prefix. In the NANP (+1) a national number is ten digits, NXX
+// NXX XXXX, dialled after the 1 or without it (ten-digit dialling, as
+// FreePBX's NXXNXXXXXX route allows): a Jamaican 876 number dialled so
+// reaches Jamaica all the same, and extension 1001 is no number of +1.
+func (p *Plan) national(digits string) (string, bool) {
+	if p.CountryCode != "1" {
+		if p.NationalPrefix == "" || !strings.HasPrefix(digits, p.NationalPrefix) || len(digits) <= len(p.NationalPrefix) {
+			return "", false
+		}
+		return digits[len(p.NationalPrefix):], true
+	}
+	if p.NationalPrefix != "" {
+		digits = strings.TrimPrefix(digits, p.NationalPrefix)
+	}
+	if len(digits) == 11 && digits[0] == '1' {
+		digits = digits[1:]
+	}
+	nxx := func(c byte) bool { return c >= '2' && c <= '9' }
+	if len(digits) != 10 || !allDigits(digits) || !nxx(digits[0]) || !nxx(digits[3]) {
+		return "", false
+	}
+	return digits, true
 }
 
 // clean drops the separators people write in numbers.

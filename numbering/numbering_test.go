@@ -38,6 +38,17 @@ func TestClassify(t *testing.T) {
 		{&us, "12125551234", true, false, "12125551234", "US", ""},
 		{&us, "19005551234", true, false, "19005551234", "US", "premium"},
 		{&us, "01144207946000", true, true, "44207946000", "GB", ""},
+		// Ten-digit dialling, without the 1 (FreePBX's NXXNXXXXXX route):
+		// still a NANP number, Jamaica's included.
+		{&us, "8765551234", true, true, "18765551234", "JM", ""},
+		{&us, "(212) 555-1234", true, false, "12125551234", "US", ""},
+		{&us, "9005551234", true, false, "19005551234", "US", "premium"},
+		{&ca, "4165551234", true, false, "14165551234", "CA", ""},
+		{&us, "1005551234", false, false, "", "", ""}, // no area code starts with 0 or 1
+		{&us, "2120551234", false, false, "", "", ""}, // nor an exchange
+		{&us, "555123456", false, false, "", "", ""},  // nine digits: not a number
+		{&us, "1234", false, false, "", "", ""},       // an extension
+		{&uk, "2125551234", false, false, "", "", ""}, // outside the NANP: an extension
 		{&ca, "14165551234", true, false, "14165551234", "CA", ""},
 		{&ca, "12125551234", true, true, "12125551234", "US", ""},
 		{&bare, "0301234", true, false, "", "", ""},
