@@ -156,8 +156,27 @@ func (d *Daemon) called(source string, it callItem, now time.Time) {
 	} else {
 		alerts = d.guard.Update(it.update)
 	}
+	switch id := it.update.Call.ID; {
+	case it.record:
+	case it.update.Change == calls.Answered && len(d.fraudLive) < calls.DefaultMaxCalls:
+		d.fraudLive[id] = source
+	case it.update.Change == calls.Ended:
+		delete(d.fraudLive, id)
+	}
 	for _, a := range alerts {
 		d.fraudAlert(source, a, now)
+	}
+}
+
+// fraudTick applies the minutes rule to the calls under way (Guard.Tick):
+// called every second on the core goroutine.
+func (d *Daemon) fraudTick() {
+	if d.guard == nil {
+		return
+	}
+	now := d.now()
+	for _, a := range d.guard.Tick(now) {
+		d.fraudAlert(d.fraudLive[a.CallID], a, now)
 	}
 }
 

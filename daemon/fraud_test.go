@@ -176,3 +176,35 @@ func celSource(t *testing.T, e env, cfg *daemon.Config) string {
 func celRecord(ev, ch, exten, id string, at time.Time) string {
 	return fmt.Sprintf(`%q,"%d.%06d",%q,"from-internal",%q,%q,%q,"","","",""`, ev, at.Unix(), at.Nanosecond()/1000, ch, exten, id, id)
 }
+
+// TestFraudMinutesUnderWay: a call to an allowed country, answered and
+// still under way, runs past max_international_minutes: the daemon alerts
+// while it goes on (its once-a-second tick), not when it hangs up hours
+// later, naming its source and account.
+func TestFraudMinutesUnderWay(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config()
+	cel := celSource(t, e, &cfg)
+	cfg.Fraud = &daemon.Fraud{Rules: fraud.Options{
+		Plan:       numbering.Plan{InternationalPrefixes: []string{"00"}, NationalPrefix: "0", CountryCode: "44"},
+		MaxMinutes: 60, MinutesWindow: 24 * time.Hour, AllowedCountries: []string{"GB", "DE"},
+	}}
+	notices := make(chan daemon.Notice, 16)
+	start(t, cfg, nil, observerFunc(func(n daemon.Notice) {
+		if n.Type == daemon.NoticeFraud {
+			notices <- n
+		}
+	}))
+	began := time.Now().UTC().Add(-2 * time.Hour)
+	appendLines(t, cel,
+		celRecord("CHAN_START", "PJSIP/1004-00000002", "004930123456", "2.2", began),
+		celRecord("ANSWER", "PJSIP/1004-00000002", "004930123456", "2.2", began.Add(10*time.Second)))
+	select {
+	case n := <-notices:
+		if n.Rule != fraud.RuleMinutes || n.User != "1004" || n.Source != "calls" || n.Count < 119 {
+			t.Errorf("notice %+v", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no alert for a call answered two hours ago and still under way")
+	}
+}
