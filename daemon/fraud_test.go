@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sipguard/sipguard/daemon"
+	"github.com/sipguard/sipguard/firewall"
 	"github.com/sipguard/sipguard/fraud"
 	"github.com/sipguard/sipguard/numbering"
 	"github.com/sipguard/sipguard/watchers"
@@ -24,18 +25,7 @@ import (
 // raise nothing. The time from the line's write to the notice is logged.
 func TestFraudFromCEL(t *testing.T) {
 	e := newEnv(t)
-	cfg := e.config()
-	cel := celSource(t, e, &cfg)
-	cfg.Fraud = &daemon.Fraud{Rules: fraud.Options{
-		Plan:       numbering.Plan{InternationalPrefixes: []string{"00"}, NationalPrefix: "0", CountryCode: "44"},
-		RiskRanges: true, AllowedCountries: []string{"GB"},
-	}}
-	notices := make(chan daemon.Notice, 16)
-	r := start(t, cfg, nil, observerFunc(func(n daemon.Notice) {
-		if n.Type == daemon.NoticeFraud {
-			notices <- n
-		}
-	}))
+	r, cel, notices := startFraud(t, e, daemon.Fraud{Rules: fraud.Options{RiskRanges: true, AllowedCountries: []string{"GB"}}}, nil)
 	now := time.Now().UTC()
 	login(t, r, e, "1004", "203.0.113.66", now)
 	appendLines(t, cel,
@@ -91,19 +81,8 @@ func TestFraudBan(t *testing.T) {
 	}{{"198.51.100.66", true}, {"192.0.2.66", false}} { // 192.0.2.0/24 is allowlisted
 		t.Run(tc.addr, func(t *testing.T) {
 			e := newEnv(t)
-			cfg := e.config()
-			cel := celSource(t, e, &cfg)
-			cfg.Fraud = &daemon.Fraud{Rules: fraud.Options{
-				Plan:       numbering.Plan{InternationalPrefixes: []string{"00"}, NationalPrefix: "0", CountryCode: "44"},
-				RiskRanges: true,
-			}, Ban: true, BanTime: 7 * 24 * time.Hour}
 			fw := fwtest.New(nil)
-			notices := make(chan daemon.Notice, 16)
-			r := start(t, cfg, fw, observerFunc(func(n daemon.Notice) {
-				if n.Type == daemon.NoticeFraud {
-					notices <- n
-				}
-			}))
+			r, cel, notices := startFraud(t, e, daemon.Fraud{Rules: fraud.Options{RiskRanges: true}, Ban: true, BanTime: 7 * 24 * time.Hour}, fw)
 			now := time.Now().UTC()
 			login(t, r, e, "1004", tc.addr, now)
 			appendLines(t, cel, celRecord("CHAN_START", "PJSIP/1004-00000002", "0088216012345", "2.2", now))
@@ -160,6 +139,24 @@ func login(t *testing.T, r *running, e env, account, addr string, now time.Time)
 	}
 }
 
+// startFraud starts a daemon with a CEL source ("calls") and the fraud
+// settings f, dialling as a UK PBX, and returns it, the CEL file, and the
+// fraud notices it sends.
+func startFraud(t *testing.T, e env, f daemon.Fraud, fw firewall.Backend) (*running, string, chan daemon.Notice) {
+	t.Helper()
+	cfg := e.config()
+	cel := celSource(t, e, &cfg)
+	f.Rules.Plan = numbering.Plan{InternationalPrefixes: []string{"00"}, NationalPrefix: "0", CountryCode: "44"}
+	cfg.Fraud = &f
+	notices := make(chan daemon.Notice, 16)
+	r := start(t, cfg, fw, observerFunc(func(n daemon.Notice) {
+		if n.Type == daemon.NoticeFraud {
+			notices <- n
+		}
+	}))
+	return r, cel, notices
+}
+
 // celSource adds a CEL source (sipguard's cel_custom mapping) to cfg and
 // returns its file.
 func celSource(t *testing.T, e env, cfg *daemon.Config) string {
@@ -182,19 +179,8 @@ func celRecord(ev, ch, exten, id string, at time.Time) string {
 // while it goes on (its once-a-second tick), not when it hangs up hours
 // later, naming its source and account.
 func TestFraudMinutesUnderWay(t *testing.T) {
-	e := newEnv(t)
-	cfg := e.config()
-	cel := celSource(t, e, &cfg)
-	cfg.Fraud = &daemon.Fraud{Rules: fraud.Options{
-		Plan:       numbering.Plan{InternationalPrefixes: []string{"00"}, NationalPrefix: "0", CountryCode: "44"},
-		MaxMinutes: 60, MinutesWindow: 24 * time.Hour, AllowedCountries: []string{"GB", "DE"},
-	}}
-	notices := make(chan daemon.Notice, 16)
-	start(t, cfg, nil, observerFunc(func(n daemon.Notice) {
-		if n.Type == daemon.NoticeFraud {
-			notices <- n
-		}
-	}))
+	_, cel, notices := startFraud(t, newEnv(t), daemon.Fraud{Rules: fraud.Options{
+		MaxMinutes: 60, MinutesWindow: 24 * time.Hour, AllowedCountries: []string{"GB", "DE"}}}, nil)
 	began := time.Now().UTC().Add(-2 * time.Hour)
 	appendLines(t, cel,
 		celRecord("CHAN_START", "PJSIP/1004-00000002", "004930123456", "2.2", began),
