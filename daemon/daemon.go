@@ -172,6 +172,7 @@ type Daemon struct {
 	// fraudLive is the source of each answered call under way, for the
 	// alerts Guard.Tick raises about it.
 	fraudLive      map[string]string
+	fraudBans      []fraudBan // bans of fraud alerts, decided fraudBanDelay later
 	ledger         *bans.Ledger
 	evidence       *evidence
 	pending        []decision
@@ -506,6 +507,8 @@ func (d *Daemon) loop(ctx context.Context) {
 			coverAt = time.Time{}
 			armCover()
 		case <-tick.C:
+			d.fraudTick()
+			d.fraudBansDue() // before the flush: their bans go with it
 			if len(d.pending) > 0 && !d.now().Before(d.retryAt) {
 				d.flush(ctx)
 			}
@@ -518,7 +521,6 @@ func (d *Daemon) loop(ctx context.Context) {
 			d.watchSurges()
 			d.save(false)
 			d.saveLogins(false)
-			d.fraudTick()
 			d.expireLearned()
 			armCover()
 		}

@@ -331,6 +331,13 @@ func suspect(a *logins.Account, t time.Time, d time.Duration) netip.Addr {
 	return netip.Addr{}
 }
 
+// Suspect returns the address to ban for acct's calls at t, as an alert
+// at t names it (Alert.Suspect), from the logins known now: a caller that
+// acts on an alert a little later sees the logins written meanwhile.
+func (g *Guard) Suspect(acct string, t time.Time) netip.Addr {
+	return suspect(g.logins.Account(acct), t, g.suspectWindow())
+}
+
 func (g *Guard) suspectWindow() time.Duration {
 	if g.o.NewAddressWindow > 0 {
 		return g.o.NewAddressWindow
