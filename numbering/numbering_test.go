@@ -10,6 +10,8 @@ func TestClassify(t *testing.T) {
 	us := Plan{InternationalPrefixes: []string{"011"}, NationalPrefix: "1", CountryCode: "1"}
 	ca := Plan{InternationalPrefixes: []string{"011"}, NationalPrefix: "1", CountryCode: "1", Home: "CA"}
 	bare := Plan{InternationalPrefixes: []string{"00"}, NationalPrefix: "0"}
+	// Spain has no trunk prefix: national numbers are nine digits.
+	es := Plan{InternationalPrefixes: []string{"00"}, CountryCode: "34", NationalDigits: 9}
 	tests := []struct {
 		plan    *Plan
 		dialled string
@@ -52,6 +54,10 @@ func TestClassify(t *testing.T) {
 		{&ca, "14165551234", true, false, "14165551234", "CA", ""},
 		{&ca, "12125551234", true, true, "12125551234", "US", ""},
 		{&bare, "0301234", true, false, "", "", ""},
+		{&es, "806123456", true, false, "34806123456", "ES", "premium"}, // Spanish premium rate, dialled as it is
+		{&es, "915 123 456", true, false, "34915123456", "ES", ""},
+		{&es, "0033142685300", true, true, "33142685300", "FR", ""},
+		{&es, "12345678", false, false, "", "", ""}, // fewer digits: an extension
 		{&bare, "004930123456", true, true, "4930123456", "DE", ""},
 	}
 	for _, tt := range tests {
@@ -87,6 +93,8 @@ func TestCheck(t *testing.T) {
 	bad := []Plan{
 		{InternationalPrefixes: []string{"+"}},
 		{NationalPrefix: "x"},
+		{NationalDigits: -1},
+		{NationalDigits: 16},
 		{CountryCode: "+44"},
 		{CountryCode: "999"}, // not assigned
 		{Home: "gb"},
