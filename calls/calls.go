@@ -72,14 +72,24 @@ func (o Outcome) String() string {
 // names not of that shape have none. The name itself comes from the
 // PBX's configuration, except for chan_sip's guest calls (SIP/<address>-n),
 // which are still the caller's address, not text it wrote.
+//
+// chan_sip and chan_pjsip end the name with eight or more hex digits
+// ("%08x"); chan_iax2 with the call number in decimal ("IAX2/%s-%d",
+// "IAX2/1004-4567"): without that case an IAX2 account's calls would have
+// no account, and no rule would ever check them.
 func Account(channel string) (tech, account string) {
 	slash := strings.IndexByte(channel, '/')
 	dash := strings.LastIndexByte(channel, '-')
-	if slash <= 0 || dash <= slash+1 || len(channel)-dash-1 < 8 {
+	if slash <= 0 || dash <= slash+1 {
 		return "", ""
 	}
 	tech, account = channel[:slash], channel[slash+1:dash]
-	if tech == "Local" || !isHex(channel[dash+1:]) {
+	suffix := channel[dash+1:]
+	switch {
+	case tech == "Local":
+		return "", ""
+	case tech == "IAX2" && isDigits(suffix):
+	case len(suffix) < 8 || !isHex(suffix):
 		return "", ""
 	}
 	return tech, account

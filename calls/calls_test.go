@@ -185,6 +185,11 @@ func TestAccount(t *testing.T) {
 		"PJSIP/1001-0000002a":            "PJSIP 1001",
 		"SIP/alice-smith-0000000a":       "SIP alice-smith",
 		"IAX2/trunk-00000001":            "IAX2 trunk",
+		"IAX2/1004-4567":                 "IAX2 1004", // chan_iax2: "IAX2/%s-%d", the call number
+		"IAX2/1004-1":                    "IAX2 1004",
+		"IAX2/1004-":                     " ",
+		"IAX2/1004-4a":                   " ",
+		"SIP/1004-4567":                  " ", // chan_sip and PJSIP: eight hex digits
 		"Local/100@from-internal-0003;1": " ",
 		"PJSIP/1001":                     " ",
 		"PJSIP/1001-XYZ00000":            " ",

@@ -297,6 +297,7 @@ func TestFraudErrors(t *testing.T) {
 		"fraud.allowed_countries":    "[fraud]\nallowed_countries = [\"gb\"]\n",
 		"fraud.country_code":         "[fraud]\ncountry_code = \"999\"\n",
 		"fraud.international_prefix": "[fraud]\ninternational_prefix = [\"+\"]\n",
+		"fraud.national_digits":      "[fraud]\nnational_digits = 16\n",
 		"fraud.business_hours":       "[fraud]\nbusiness_hours = \"9-5\"\n",
 		"fraud.timezone":             "[fraud]\ntimezone = \"Mars/Olympus\"\n",
 		"fraud.risk_prefixes":        "[fraud]\nrisk_prefixes = [\"+44 9x\"]\n",

@@ -20,6 +20,7 @@ type FraudConfig struct {
 	Enabled             bool     `toml:"enabled"`
 	InternationalPrefix []string `toml:"international_prefix"`
 	NationalPrefix      string   `toml:"national_prefix"`
+	NationalDigits      int      `toml:"national_digits"`
 	CountryCode         string   `toml:"country_code"`
 	HomeCountry         string   `toml:"home_country"`
 	AllowedCountries    []string `toml:"allowed_countries"`
@@ -94,7 +95,7 @@ func fraudKey(err error) string {
 func (f FraudConfig) Options() (fraud.Options, error) {
 	o := fraud.Options{
 		Plan: numbering.Plan{InternationalPrefixes: f.InternationalPrefix, NationalPrefix: f.NationalPrefix,
-			CountryCode: f.CountryCode, Home: f.HomeCountry},
+			NationalDigits: f.NationalDigits, CountryCode: f.CountryCode, Home: f.HomeCountry},
 		AllowedCountries: f.AllowedCountries, RiskRanges: f.RiskRanges,
 		MaxConcurrent: f.MaxConcurrent, MaxCalls: f.MaxCalls, CallsWindow: time.Duration(f.CallsWindow),
 		MaxMinutes: f.MaxMinutes, MinutesWindow: time.Duration(f.MinutesWindow),

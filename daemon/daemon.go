@@ -160,15 +160,19 @@ type Daemon struct {
 	fwState fwStateCache // the firewall's part of status, read outside the core
 
 	// Owned by the core goroutine.
-	cfg            Config
-	eng            *engine.Engine
-	guard          *fraud.Guard            // toll-fraud rules; nil when off
-	geo            *geoip.DB               // the country database; nil without one
-	banGeo         map[netip.Prefix]string // country of each ban target (bansByCountry)
-	logins         *logins.History         // where each account logged in from (logins.go)
-	loginsSaved    time.Time               // the last write of the logins file
-	fraudCalls     map[string]int64        // calls to public numbers by destination (fraudStatus)
-	fraudAlerts    map[string]int64        // toll-fraud alerts by rule
+	cfg         Config
+	eng         *engine.Engine
+	guard       *fraud.Guard            // toll-fraud rules; nil when off
+	geo         *geoip.DB               // the country database; nil without one
+	banGeo      map[netip.Prefix]string // country of each ban target (bansByCountry)
+	logins      *logins.History         // where each account logged in from (logins.go)
+	loginsSaved time.Time               // the last write of the logins file
+	fraudCalls  map[string]int64        // calls to public numbers by destination (fraudStatus)
+	fraudAlerts map[string]int64        // toll-fraud alerts by rule
+	// fraudLive is the source of each answered call under way, for the
+	// alerts Guard.Tick raises about it.
+	fraudLive      map[string]string
+	fraudBans      []fraudBan // bans of fraud alerts, decided fraudBanDelay later
 	ledger         *bans.Ledger
 	evidence       *evidence
 	pending        []decision
@@ -285,7 +289,7 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 	}
 	return &Daemon{
 		log: log, fw: fw, now: now, cfg: cfg, eng: eng, guard: guard, geo: geo, logins: history,
-		fraudCalls: map[string]int64{}, fraudAlerts: map[string]int64{},
+		fraudCalls: map[string]int64{}, fraudAlerts: map[string]int64{}, fraudLive: map[string]string{},
 		calls:        make(chan func()),
 		ready:        make(chan struct{}),
 		batches:      make(chan batch, 64),
@@ -503,6 +507,8 @@ func (d *Daemon) loop(ctx context.Context) {
 			coverAt = time.Time{}
 			armCover()
 		case <-tick.C:
+			d.fraudTick()
+			d.fraudBansDue() // before the flush: their bans go with it
 			if len(d.pending) > 0 && !d.now().Before(d.retryAt) {
 				d.flush(ctx)
 			}

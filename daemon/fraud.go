@@ -156,8 +156,27 @@ func (d *Daemon) called(source string, it callItem, now time.Time) {
 	} else {
 		alerts = d.guard.Update(it.update)
 	}
+	switch id := it.update.Call.ID; {
+	case it.record:
+	case it.update.Change == calls.Answered && len(d.fraudLive) < calls.DefaultMaxCalls:
+		d.fraudLive[id] = source
+	case it.update.Change == calls.Ended:
+		delete(d.fraudLive, id)
+	}
 	for _, a := range alerts {
 		d.fraudAlert(source, a, now)
+	}
+}
+
+// fraudTick applies the minutes rule to the calls under way (Guard.Tick):
+// called every second on the core goroutine.
+func (d *Daemon) fraudTick() {
+	if d.guard == nil {
+		return
+	}
+	now := d.now()
+	for _, a := range d.guard.Tick(now) {
+		d.fraudAlert(d.fraudLive[a.CallID], a, now)
 	}
 }
 
@@ -193,12 +212,53 @@ func (d *Daemon) fraudAlert(source string, a fraud.Alert, now time.Time) {
 	}
 	d.notice(n)
 	if f := d.cfg.Fraud; f != nil && f.Ban {
+		if len(d.fraudBans) >= maxFraudBans {
+			d.fraudBans = d.fraudBans[1:]
+		}
+		d.fraudBans = append(d.fraudBans, fraudBan{alert: a, source: source, reason: reason, at: n.Time, due: now.Add(fraudBanDelay)})
+	}
+}
+
+// fraudBan is a ban a fraud alert asks for, decided fraudBanDelay after
+// the alert.
+type fraudBan struct {
+	alert          fraud.Alert
+	source, reason string
+	at, due        time.Time
+}
+
+// fraudBanDelay is how long after a fraud alert its ban is decided. The
+// alert names the address to ban from the account's logins (the security
+// log), but the call that fired it comes from another file (CEL, CDR):
+// the attacker's login for the call (PJSIP authenticates each INVITE) is
+// often written, or read, a moment after the call's record. Decided at
+// once, the suspect would then be the office phone, the only address
+// logged in so far (TestFraudBanLoginAfterCall); a few seconds later it is
+// the attacker's new address.
+const fraudBanDelay = 2 * time.Second
+
+// maxFraudBans bounds the bans waiting for their delay.
+const maxFraudBans = 1000
+
+// fraudBansDue decides the bans of fraud alerts whose delay is over:
+// called every second on the core goroutine.
+func (d *Daemon) fraudBansDue() {
+	now := d.now()
+	for len(d.fraudBans) > 0 && !now.Before(d.fraudBans[0].due) {
+		fb := d.fraudBans[0]
+		d.fraudBans = d.fraudBans[1:]
+		f := d.cfg.Fraud
+		if d.guard == nil || f == nil || !f.Ban {
+			continue // [fraud] or its ban action turned off meanwhile
+		}
+		a := fb.alert
+		a.Suspect = d.guard.Suspect(a.Account, a.Time)
 		if !a.Suspect.IsValid() {
 			if a.LastAddr.IsValid() {
 				d.log.Warn().Str("account", a.Account).Str(fieldRule, a.Rule).Msg("toll fraud: no address banned: " +
 					"the account logged in from several addresses, none of them new, so which one calls cannot be told")
 			}
-			return
+			continue
 		}
 		// The address that placed the calls (the account's only one in
 		// use, or a new one beside long-known ones): cut it off. decide
@@ -206,9 +266,9 @@ func (d *Daemon) fraudAlert(source string, a fraud.Alert, now time.Time) {
 		// over.
 		addr := a.Suspect.Unmap()
 		b := engine.Ban{Prefix: d.eng.Prefix(addr), Addr: addr, Rule: FraudRuleName, Count: max(1, int(a.Count)),
-			First: n.Time, Last: n.Time, Duration: f.BanTime}
-		d.decide(b, &parsers.Event{Source: source, Kind: parsers.AuthSucceeded}, now, time.Time{},
-			fmt.Sprintf("toll fraud (%s) on account %q: %s", a.Rule, a.Account, reason))
+			First: fb.at, Last: fb.at, Duration: f.BanTime}
+		d.decide(b, &parsers.Event{Source: fb.source, Kind: parsers.AuthSucceeded}, now, time.Time{},
+			fmt.Sprintf("toll fraud (%s) on account %q: %s", a.Rule, a.Account, fb.reason))
 	}
 }
 

@@ -11,6 +11,7 @@ package fraud
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -89,7 +90,14 @@ type Guard struct {
 	o        Options
 	accounts map[string]*account
 	seq      uint64
-	logins   *logins.History // where each account logged in from
+	logins   *logins.History     // where each account logged in from
+	live     map[string]liveCall // answered international calls under way, by ID (Tick)
+}
+
+// liveCall is an answered international call not yet ended.
+type liveCall struct {
+	call calls.Call
+	n    numbering.Number
 }
 
 type span struct {
@@ -144,7 +152,7 @@ func New(o Options) (*Guard, error) {
 	if o.MaxAccounts <= 0 {
 		o.MaxAccounts = 10000
 	}
-	return &Guard{o: o, accounts: map[string]*account{}, logins: logins.New(o.MaxAccounts)}, nil
+	return &Guard{o: o, accounts: map[string]*account{}, logins: logins.New(o.MaxAccounts), live: map[string]liveCall{}}, nil
 }
 
 // UseLogins makes the guard read the accounts' logins from h, which its
@@ -172,10 +180,74 @@ func (g *Guard) Update(u calls.Update) []Alert {
 	switch u.Change {
 	case calls.Started:
 		return g.started(a, c, n)
+	case calls.Answered:
+		g.answered(c, n)
 	case calls.Ended:
+		delete(g.live, c.ID)
 		return g.ended(a, c, n)
 	}
 	return nil
+}
+
+// answered follows an answered international call for Tick.
+func (g *Guard) answered(c *calls.Call, n numbering.Number) {
+	if g.o.MaxMinutes <= 0 || !n.International || c.Answer.IsZero() {
+		return
+	}
+	if _, ok := g.live[c.ID]; !ok && len(g.live) >= maxPerWindow {
+		return // bounded; the call's minutes still count when it ends
+	}
+	g.live[c.ID] = liveCall{*c, n}
+}
+
+// Tick applies the minutes rule to the calls under way at now, the
+// caller's clock (the daemon's, every second): an answered international
+// call counts its minutes so far, beside the minutes of the calls that
+// ended in the window. Counted only at hang-up, a few long calls (fewer
+// than max_concurrent, to an allowed country, in business hours) would
+// run up the bill for hours unseen. A call never seen to end is forgotten
+// after 12 hours, as for concurrency.
+func (g *Guard) Tick(now time.Time) []Alert {
+	if len(g.live) == 0 {
+		return nil
+	}
+	running := map[string]float64{}
+	longest := map[string]liveCall{} // the call an alert names: the longest under way
+	for id, l := range g.live {
+		if now.Sub(l.call.Start) > maxSpanAge {
+			delete(g.live, id)
+			continue
+		}
+		if d := now.Sub(l.call.Answer); d > 0 {
+			acct := l.call.Account
+			running[acct] += d.Minutes()
+			if cur, ok := longest[acct]; !ok || l.call.Answer.Before(cur.call.Answer) {
+				longest[acct] = l
+			}
+		}
+	}
+	var out []Alert
+	for _, acct := range slices.Sorted(maps.Keys(running)) {
+		a := g.accounts[acct]
+		if a == nil {
+			continue // forgotten: its calls count again from their end
+		}
+		a.minutes = window(a.minutes, now, g.o.MinutesWindow)
+		total := running[acct]
+		for _, s := range a.minutes {
+			total += s.v
+		}
+		if total <= g.o.MaxMinutes {
+			continue
+		}
+		if last, ok := a.alerted[RuleMinutes]; ok && now.Sub(last) < g.o.Cooldown && !now.Before(last) {
+			continue
+		}
+		a.alerted[RuleMinutes] = now
+		l := longest[acct]
+		out = append(out, g.alert(RuleMinutes, now, &l.call, l.n, total, g.o.MaxMinutes))
+	}
+	return out
 }
 
 // Record applies a call known only once it ended (a CDR): it is checked as
@@ -257,6 +329,13 @@ func suspect(a *logins.Account, t time.Time, d time.Duration) netip.Addr {
 		return a.Last
 	}
 	return netip.Addr{}
+}
+
+// Suspect returns the address to ban for acct's calls at t, as an alert
+// at t names it (Alert.Suspect), from the logins known now: a caller that
+// acts on an alert a little later sees the logins written meanwhile.
+func (g *Guard) Suspect(acct string, t time.Time) netip.Addr {
+	return suspect(g.logins.Account(acct), t, g.suspectWindow())
 }
 
 func (g *Guard) suspectWindow() time.Duration {

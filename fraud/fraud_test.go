@@ -384,3 +384,70 @@ func TestNewCountry(t *testing.T) {
 		}
 	})
 }
+
+// TestNewAddressFlood: an attacker with an account's password logs in
+// from more addresses than the account's history keeps (an IPv6 /64 has
+// plenty), hoping to push the long-known office address out of it: then
+// no address would be older than the others, new_address would stay
+// quiet and no address would be banned. The office address must stay,
+// the alert fire and its suspect be the attacker's last address.
+func TestNewAddressFlood(t *testing.T) {
+	office := netip.MustParseAddr("192.0.2.10")
+	g := guard(t, Options{NewAddressWindow: 24 * time.Hour})
+	g.Login("1001", office, day.Add(-30*24*time.Hour))
+	g.Login("1001", office, day)
+	var last netip.Addr
+	for i := range logins.MaxAddrs + 5 {
+		last = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(i + 1)})
+		g.Login("1001", last, day.Add(time.Hour+time.Duration(i)*time.Second))
+	}
+	a := g.Record(call("1", "1001", "0088216012345", day.Add(2*time.Hour), time.Second, time.Minute))
+	if rules(a) != RuleNewAddress || a[0].Suspect != last {
+		t.Fatalf("after %d logins from new addresses: alerts %v", logins.MaxAddrs+5, a)
+	}
+}
+
+// TestMinutesUnderWay: a guessed account keeps three calls to an allowed
+// country answered for hours (fewer than max_concurrent, in business
+// hours, no risk range): minutes counted only at hang-up would stay
+// silent while the bill grows. Tick counts the answered minutes of the
+// calls under way; calls that ended are no longer under way, and an
+// unanswered call counts nothing.
+func TestMinutesUnderWay(t *testing.T) {
+	g := guard(t, Options{MaxMinutes: 60, MinutesWindow: 24 * time.Hour, MaxConcurrent: 5})
+	nine := day.Add(9 * time.Hour)
+	for i := range 3 {
+		c := call(fmt.Sprint("long", i), "1001", "004930123456", nine, 10*time.Second, 0)
+		c.End = time.Time{}
+		if a := g.Update(calls.Update{Change: calls.Started, Call: c}); len(a) != 0 {
+			t.Fatalf("start: %v", a)
+		}
+		if a := g.Update(calls.Update{Change: calls.Answered, Call: c}); len(a) != 0 {
+			t.Fatalf("answer: %v", a)
+		}
+	}
+	ringing := call("ringing", "1002", "004930123456", nine, -1, 0)
+	ringing.End = time.Time{}
+	g.Update(calls.Update{Change: calls.Started, Call: ringing})
+	if a := g.Tick(nine.Add(15 * time.Minute)); len(a) != 0 {
+		t.Fatalf("45 minutes in all: %v", a)
+	}
+	a := g.Tick(nine.Add(25 * time.Minute))
+	if rules(a) != RuleMinutes || a[0].Account != "1001" || a[0].Count < 70 || a[0].Count > 75 {
+		t.Fatalf("three calls answered for 25 minutes: %v", a)
+	}
+	if a := g.Tick(nine.Add(26 * time.Minute)); len(a) != 0 {
+		t.Fatalf("within the cooldown: %v", a)
+	}
+	// The calls end: counted as they end, no longer under way.
+	g2 := guard(t, Options{MaxMinutes: 60, MinutesWindow: 24 * time.Hour})
+	c := call("short", "1001", "004930123456", nine, 10*time.Second, 0)
+	c.End = time.Time{}
+	g2.Update(calls.Update{Change: calls.Started, Call: c})
+	g2.Update(calls.Update{Change: calls.Answered, Call: c})
+	c.End = c.Answer.Add(10 * time.Minute)
+	g2.Update(calls.Update{Change: calls.Ended, Call: c})
+	if a := g2.Tick(nine.Add(5 * time.Hour)); len(a) != 0 {
+		t.Fatalf("an ended call still under way: %v", a)
+	}
+}

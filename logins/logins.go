@@ -25,9 +25,15 @@ import (
 // Bounds.
 const (
 	DefaultMaxAccounts = 10000 // accounts remembered, the least recently used forgotten
-	MaxAddrs           = 64    // addresses per account, the first seen longest ago forgotten
-	MaxCountries       = 64    // countries per account, likewise
-	maxAccountName     = 256   // bytes of an account's name kept from a file
+	// MaxAddrs bounds the addresses kept per account. When full, the one
+	// first seen most recently is forgotten, never a long-known one: an
+	// attacker who holds the password and logs in from many addresses
+	// would otherwise push the office's address out, and with it what
+	// makes its own addresses new (fraud's new_address rule, and the
+	// address a fraud alert bans).
+	MaxAddrs       = 64
+	MaxCountries   = 64  // countries per account, likewise
+	maxAccountName = 256 // bytes of an account's name kept from a file
 )
 
 // Seen is when an account first and last logged in from an address.
@@ -73,7 +79,7 @@ func (h *History) Login(acct string, addr netip.Addr, country string, t time.Tim
 	s, known := a.Addrs[addr]
 	if !known {
 		if len(a.Addrs) >= MaxAddrs {
-			delete(a.Addrs, oldest(a.Addrs, func(s Seen) time.Time { return s.First }))
+			delete(a.Addrs, newest(a.Addrs, func(s Seen) time.Time { return s.First }))
 		}
 		s.First = t
 	}
@@ -84,7 +90,7 @@ func (h *History) Login(acct string, addr netip.Addr, country string, t time.Tim
 		if _, ok := a.Countries[country]; !ok {
 			newCountry = len(a.Countries) > 0
 			if len(a.Countries) >= MaxCountries {
-				delete(a.Countries, oldest(a.Countries, func(t time.Time) time.Time { return t }))
+				delete(a.Countries, newest(a.Countries, func(t time.Time) time.Time { return t }))
 			}
 			a.Countries[country] = t
 		}
@@ -128,13 +134,13 @@ func (h *History) account(acct string) *Account {
 	return a
 }
 
-// oldest returns the key of m whose time is earliest.
-func oldest[K comparable, V any](m map[K]V, at func(V) time.Time) K {
+// newest returns the key of m whose time is latest.
+func newest[K comparable, V any](m map[K]V, at func(V) time.Time) K {
 	var out K
-	var first time.Time
+	var last time.Time
 	for k, v := range m {
-		if t := at(v); first.IsZero() || t.Before(first) {
-			out, first = k, t
+		if t := at(v); last.IsZero() || t.After(last) {
+			out, last = k, t
 		}
 	}
 	return out

@@ -55,7 +55,9 @@ func TestLogin(t *testing.T) {
 }
 
 // TestBounds: addresses and countries per account, and accounts, are
-// bounded; the oldest (least recently used) go first.
+// bounded. A full account forgets the address (country) first seen most
+// recently, keeping the long-known ones and the newest; accounts go least
+// recently used first.
 func TestBounds(t *testing.T) {
 	h := logins.New(3)
 	for i := range logins.MaxAddrs + 10 {
@@ -65,11 +67,17 @@ func TestBounds(t *testing.T) {
 	if len(a.Addrs) != logins.MaxAddrs || len(a.Countries) != logins.MaxCountries {
 		t.Errorf("%d addresses, %d countries", len(a.Addrs), len(a.Countries))
 	}
-	if _, ok := a.Addrs[addr(0)]; ok {
-		t.Error("the oldest address kept")
+	if _, ok := a.Addrs[addr(0)]; !ok {
+		t.Error("the oldest address forgotten")
 	}
 	if _, ok := a.Addrs[addr(logins.MaxAddrs+9)]; !ok {
 		t.Error("the newest address dropped")
+	}
+	if _, ok := a.Addrs[addr(logins.MaxAddrs+8)]; ok {
+		t.Error("the address before the newest kept beyond the bound")
+	}
+	if _, ok := a.Countries["AA"]; !ok {
+		t.Error("the oldest country forgotten")
 	}
 	for _, acct := range []string{"1002", "1003", "1001", "1004"} {
 		h.Login(acct, addr(1), "DE", t0)

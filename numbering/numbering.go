@@ -20,6 +20,13 @@ type Plan struct {
 	// NationalPrefix starts a national number dialled without the country
 	// code (the trunk prefix, "0" in most of Europe, "1" in the NANP).
 	NationalPrefix string
+	// NationalDigits, where phones dial national numbers without a prefix
+	// (Spain, Italy, Denmark, Norway have no trunk prefix), is how many
+	// digits a number dialled with neither prefix has at least to be a
+	// national number (9 in Spain); shorter ones are extensions. 0: never.
+	// Without it such a country's national numbers, its premium-rate
+	// ranges included, are never public.
+	NationalDigits int
 	// CountryCode is the PBX's own country calling code ("44"): a national
 	// number becomes +CountryCode followed by the number. Empty: national
 	// numbers are public numbers of an unknown country.
@@ -91,10 +98,11 @@ func (p *Plan) Classify(dialled string) Number {
 		}
 	}
 	if !intl {
-		if p.NationalPrefix == "" || !strings.HasPrefix(digits, p.NationalPrefix) || len(digits) <= len(p.NationalPrefix) {
+		nsn, ok := p.national(digits)
+		if !ok {
 			return n // an extension, a feature code, a short number
 		}
-		digits = digits[len(p.NationalPrefix):]
+		digits = nsn
 		if p.CountryCode == "" {
 			n.Public = allDigits(digits)
 			return n
@@ -113,6 +121,35 @@ func (p *Plan) Classify(dialled string) Number {
 	}
 	n.Risk = p.risk(digits)
 	return n
+}
+
+// national returns the national number in digits dialled without an
+// international prefix, and whether they are one: the digits after the
+// national prefix. In the NANP (+1) a national number is ten digits, NXX
+// NXX XXXX, dialled after the 1 or without it (ten-digit dialling, as
+// FreePBX's NXXNXXXXXX route allows): a Jamaican 876 number dialled so
+// reaches Jamaica all the same, and extension 1001 is no number of +1.
+func (p *Plan) national(digits string) (string, bool) {
+	if p.CountryCode != "1" {
+		switch {
+		case p.NationalPrefix != "" && strings.HasPrefix(digits, p.NationalPrefix) && len(digits) > len(p.NationalPrefix):
+			return digits[len(p.NationalPrefix):], true
+		case p.NationalDigits > 0 && len(digits) >= p.NationalDigits:
+			return digits, true
+		}
+		return "", false
+	}
+	if p.NationalPrefix != "" {
+		digits = strings.TrimPrefix(digits, p.NationalPrefix)
+	}
+	if len(digits) == 11 && digits[0] == '1' {
+		digits = digits[1:]
+	}
+	nxx := func(c byte) bool { return c >= '2' && c <= '9' }
+	if len(digits) != 10 || !allDigits(digits) || !nxx(digits[0]) || !nxx(digits[3]) {
+		return "", false
+	}
+	return digits, true
 }
 
 // clean drops the separators people write in numbers.
@@ -193,6 +230,9 @@ func (p *Plan) Check() error {
 	}
 	if p.NationalPrefix != "" && !allDigits(p.NationalPrefix) {
 		return fmt.Errorf("national_prefix: %q: digits only", p.NationalPrefix)
+	}
+	if p.NationalDigits < 0 || p.NationalDigits > 15 {
+		return fmt.Errorf("national_digits: %d: 0 (off) to 15", p.NationalDigits)
 	}
 	if p.CountryCode != "" {
 		if !allDigits(p.CountryCode) || len(p.CountryCode) > 3 {

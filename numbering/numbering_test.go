@@ -10,6 +10,8 @@ func TestClassify(t *testing.T) {
 	us := Plan{InternationalPrefixes: []string{"011"}, NationalPrefix: "1", CountryCode: "1"}
 	ca := Plan{InternationalPrefixes: []string{"011"}, NationalPrefix: "1", CountryCode: "1", Home: "CA"}
 	bare := Plan{InternationalPrefixes: []string{"00"}, NationalPrefix: "0"}
+	// Spain has no trunk prefix: national numbers are nine digits.
+	es := Plan{InternationalPrefixes: []string{"00"}, CountryCode: "34", NationalDigits: 9}
 	tests := []struct {
 		plan    *Plan
 		dialled string
@@ -38,9 +40,24 @@ func TestClassify(t *testing.T) {
 		{&us, "12125551234", true, false, "12125551234", "US", ""},
 		{&us, "19005551234", true, false, "19005551234", "US", "premium"},
 		{&us, "01144207946000", true, true, "44207946000", "GB", ""},
+		// Ten-digit dialling, without the 1 (FreePBX's NXXNXXXXXX route):
+		// still a NANP number, Jamaica's included.
+		{&us, "8765551234", true, true, "18765551234", "JM", ""},
+		{&us, "(212) 555-1234", true, false, "12125551234", "US", ""},
+		{&us, "9005551234", true, false, "19005551234", "US", "premium"},
+		{&ca, "4165551234", true, false, "14165551234", "CA", ""},
+		{&us, "1005551234", false, false, "", "", ""}, // no area code starts with 0 or 1
+		{&us, "2120551234", false, false, "", "", ""}, // nor an exchange
+		{&us, "555123456", false, false, "", "", ""},  // nine digits: not a number
+		{&us, "1234", false, false, "", "", ""},       // an extension
+		{&uk, "2125551234", false, false, "", "", ""}, // outside the NANP: an extension
 		{&ca, "14165551234", true, false, "14165551234", "CA", ""},
 		{&ca, "12125551234", true, true, "12125551234", "US", ""},
 		{&bare, "0301234", true, false, "", "", ""},
+		{&es, "806123456", true, false, "34806123456", "ES", "premium"}, // Spanish premium rate, dialled as it is
+		{&es, "915 123 456", true, false, "34915123456", "ES", ""},
+		{&es, "0033142685300", true, true, "33142685300", "FR", ""},
+		{&es, "12345678", false, false, "", "", ""}, // fewer digits: an extension
 		{&bare, "004930123456", true, true, "4930123456", "DE", ""},
 	}
 	for _, tt := range tests {
@@ -76,6 +93,8 @@ func TestCheck(t *testing.T) {
 	bad := []Plan{
 		{InternationalPrefixes: []string{"+"}},
 		{NationalPrefix: "x"},
+		{NationalDigits: -1},
+		{NationalDigits: 16},
 		{CountryCode: "+44"},
 		{CountryCode: "999"}, // not assigned
 		{Home: "gb"},

@@ -18,7 +18,10 @@ package report
 
 import (
 	"net/netip"
+	"strconv"
+	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/sipguard/sipguard/engine"
@@ -304,8 +307,10 @@ func (n *netInfo) addAddr(a netip.Addr) {
 }
 
 // clip bounds a user name to maxUser bytes, cut on a rune boundary and
-// marked with "…" when cut.
+// marked with "…" when cut, after writing what would not show as visible
+// escapes (visible).
 func clip(s string) string {
+	s = visible(s)
 	if len(s) <= maxUser {
 		return s
 	}
@@ -324,4 +329,31 @@ func BanOf(b engine.Ban) Ban {
 		First: b.First.In(b.Last.Location()), Last: b.Last, BanFor: int64(b.Duration / time.Second),
 		Offences: b.Offences,
 	}
+}
+
+// visible writes the characters of s that do not show as Go escapes
+// ("\u202e"): controls, and Unicode's format characters, among them the
+// bidirectional overrides and isolates, which reorder the text after them
+// (an attacker's "\u202enimda" reads as "admin", and reverses the counts
+// and names beside it), and zero-width spaces, which make two names look
+// alike. html/template escapes markup, not these.
+func visible(s string) string {
+	i := 0
+	for i < len(s) && s[i] >= 0x20 && s[i] < 0x7f {
+		i++ // printable ASCII: nothing to do (most names)
+	}
+	if i == len(s) {
+		return s
+	}
+	var b strings.Builder
+	b.WriteString(s[:i])
+	for _, r := range s[i:] {
+		if unicode.IsGraphic(r) {
+			b.WriteRune(r)
+			continue
+		}
+		q := strconv.QuoteRuneToGraphic(r)
+		b.WriteString(q[1 : len(q)-1])
+	}
+	return b.String()
 }

@@ -221,3 +221,34 @@ func TestCompromiseBan(t *testing.T) {
 		t.Errorf("page: %v", err)
 	}
 }
+
+// TestHTMLBidi: user names may carry Unicode's invisible bidirectional
+// controls. Written as they are, U+202E (right-to-left override) turns
+// "\u202enimda" into what reads as "admin" and reverses the rest of its
+// line: the other names and counts of a chart's description, the
+// "exists: harden" mark beside it. The page and the JSON show such
+// characters as visible escapes instead.
+func TestHTMLBidi(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "bidi.log")
+	lines := "[2026-03-02 14:00:00] NOTICE[4121] manager.c: 198.51.100.66 failed to authenticate as '\u202enimda'\n" +
+		"[2026-03-02 14:00:01] NOTICE[4121] manager.c: 198.51.100.66 failed to authenticate as 'ro\u2066ot\u200b'\n"
+	if err := os.WriteFile(log, []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep := build(t, log, "asterisk", report.Options{})
+	var page, js bytes.Buffer
+	if err := rep.WriteHTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	for name, out := range map[string]string{"page": page.String(), "json": js.String()} {
+		if i := strings.IndexAny(out, "\u202e\u2066\u200b"); i >= 0 {
+			t.Errorf("%s: an invisible control at %d: %q", name, i, out[max(0, i-40):min(len(out), i+40)])
+		}
+	}
+	if !strings.Contains(page.String(), `\u202enimda`) || !strings.Contains(page.String(), `ro\u2066ot\u200b`) {
+		t.Error("the names are not shown with their controls escaped")
+	}
+}

@@ -98,6 +98,9 @@ func (s *callScan) read(ctx context.Context, r io.Reader, parser string, cols ca
 					p.call(&u.Call)
 				}
 				alerts = g.Update(u)
+				// The daemon counts the minutes of calls under way every
+				// second; a replay, at each record's time.
+				alerts = append(alerts, g.Tick(changedAt(u))...)
 			}
 		} else {
 			var c calls.Call
@@ -211,4 +214,15 @@ func (p *callPrinter) call(c *calls.Call) {
 	}
 	fmt.Fprintf(p.w, "CALL %s  account=%s dialled=%s context=%s billed=%s\n", c.Start.Format(time.DateTime),
 		strconv.Quote(c.Account), strconv.Quote(c.Dialled), strconv.Quote(c.Context), c.Billed())
+}
+
+// changedAt is when u's change happened.
+func changedAt(u calls.Update) time.Time {
+	switch u.Change {
+	case calls.Answered:
+		return u.Call.Answer
+	case calls.Ended:
+		return u.Call.End
+	}
+	return u.Call.Start
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -100,5 +101,24 @@ func TestScanCallsText(t *testing.T) {
 	}
 	if strings.ContainsRune(out, 0x1b) {
 		t.Errorf("a control character reached the terminal: %q", out)
+	}
+}
+
+// TestScanCallsMinutesUnderWay: a replay counts the minutes of a call
+// under way at each later record, as the daemon does every second: a
+// call to Germany answered at 09:00 and not ended by 11:00 breaks a
+// 60-minute limit then.
+func TestScanCallsMinutesUnderWay(t *testing.T) {
+	cfg := writeFile(t, "rules.toml", fraudConfig+"max_international_minutes = 60\nminutes_window = \"24h\"\n")
+	rec := func(ev, ch, exten, id string, at int64) string {
+		return `"` + ev + `","` + strconv.FormatInt(at, 10) + `.000000","` + ch + `","from-internal","` + exten + `","` + id + `","` + id + `","","","",""` + "\n"
+	}
+	nine := int64(1764666000) // 2025-12-02 09:00 UTC, a Tuesday
+	log := rec("CHAN_START", "PJSIP/1001-0000002a", "004930123456", "1.1", nine) +
+		rec("ANSWER", "PJSIP/1001-0000002a", "004930123456", "1.1", nine+10) +
+		rec("CHAN_START", "PJSIP/1002-0000002b", "02079460000", "2.2", nine+7200)
+	out, errOut, code := run(t, log, "scan", "-c", cfg, "--parser", "cel", "--json", "-")
+	if code != 0 || !strings.Contains(out, `"alert":"minutes","time":"2025-12-02T11:00:00Z","account":"1001"`) {
+		t.Errorf("exit %d\n%s\n%s", code, out, errOut)
 	}
 }
