@@ -189,20 +189,11 @@ func (w *Watcher) resolve(ctx context.Context, t Trunk, h *host) {
 	ans, err := w.lookup.Resolve(ctx, h.name, t.SRV)
 	now := w.now()
 	h.status.LastTry = now
-	if err != nil {
-		if ctx.Err() != nil {
-			return
-		}
-		if h.status.Error == "" {
-			h.status.ErrorSince = now
-		}
-		h.status.Error = err.Error()
-		h.status.Next = now.Add(t.MinTTL)
-		w.log.Warn().Err(err).Str("trunk", t.Name).Str("host", h.name).Int("kept", len(h.seen)).
-			Msg("trunk host not resolved; its last answer is kept")
+	if err != nil && ctx.Err() != nil {
 		return
 	}
-	ttl := min(max(ans.TTL, t.MinTTL), t.MaxTTL)
+	// A partial answer (err with addresses) admits what it holds, like a
+	// complete one, and is retried like a failure.
 	var added []string
 	for _, a := range ans.Addrs {
 		if _, ok := h.seen[a]; !ok {
@@ -213,6 +204,17 @@ func (w *Watcher) resolve(ctx context.Context, t Trunk, h *host) {
 	if len(added) > 0 {
 		w.log.Info().Str("trunk", t.Name).Str("host", h.name).Strs("addresses", added).Msg("trunk addresses admitted")
 	}
+	if err != nil {
+		if h.status.Error == "" {
+			h.status.ErrorSince = now
+		}
+		h.status.Error = err.Error()
+		h.status.Next = now.Add(t.MinTTL)
+		w.log.Warn().Err(err).Str("trunk", t.Name).Str("host", h.name).Int("answered", len(ans.Addrs)).Int("kept", len(h.seen)).
+			Msg("trunk host not resolved, or in part; its last answer is kept")
+		return
+	}
+	ttl := min(max(ans.TTL, t.MinTTL), t.MaxTTL)
 	if h.status.Error != "" {
 		w.log.Info().Str("trunk", t.Name).Str("host", h.name).Msg("trunk host resolved again")
 	}

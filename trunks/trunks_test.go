@@ -190,3 +190,49 @@ func TestWatcher_Seed(t *testing.T) {
 		t.Errorf("first set %v; want the seeded address", got)
 	}
 }
+
+// TestWatcher_PartialFailure: one query of a host name fails for good (a
+// broken middlebox that SERVFAILs AAAA; an SRV target whose DNS is dead,
+// or owned by an attacker who answers SERVFAIL or too many addresses):
+// the addresses the other queries answer are admitted all the same, the
+// error shown. Complete-or-none would keep the host erring, admit nothing
+// new, and drop every address of the provider after keep.
+func TestWatcher_PartialFailure(t *testing.T) {
+	servfail := func(s *dnstest.Server, name string, qtype uint16) {
+		s.Hook(func(req *dns.Msg) *dns.Msg {
+			q := req.Question[0]
+			if dns.CanonicalName(q.Name) != name || q.Qtype != qtype {
+				return nil
+			}
+			m := new(dns.Msg)
+			m.SetRcode(req, dns.RcodeServerFailure)
+			return m
+		})
+	}
+	t.Run("AAAA", func(t *testing.T) {
+		s := dnstest.Start(t)
+		s.Set(t, "sip.example.test. 60 IN A 192.0.2.1")
+		servfail(s, "sip.example.test.", dns.TypeAAAA)
+		tr := trunks.Trunk{Name: "carrier", Hosts: []string{"sip.example.test"}, MinTTL: 50 * time.Millisecond, Keep: time.Minute}
+		l, _ := watch(t, tr, s)
+		testutil.WaitFor(t, 10*time.Second, "the A record's address", func() bool { return l.allows("192.0.2.1/32") })
+		if h := l.host(); !strings.Contains(h.Error, "SERVFAIL") {
+			t.Errorf("status %+v; want the AAAA failure shown", h)
+		}
+	})
+	t.Run("SRVTarget", func(t *testing.T) {
+		s := dnstest.Start(t)
+		s.Set(t,
+			"_sip._udp.example.test. 60 IN SRV 10 50 5060 edge1.example.test.",
+			"_sip._udp.example.test. 60 IN SRV 20 50 5060 edge2.example.test.",
+			"edge1.example.test. 60 IN A 198.51.100.1",
+		)
+		servfail(s, "edge2.example.test.", dns.TypeA)
+		tr := trunks.Trunk{Name: "carrier", Hosts: []string{"example.test"}, SRV: true, MinTTL: 50 * time.Millisecond, Keep: time.Minute}
+		l, _ := watch(t, tr, s)
+		testutil.WaitFor(t, 10*time.Second, "the healthy target's address", func() bool { return l.allows("198.51.100.1/32") })
+		if h := l.host(); !strings.Contains(h.Error, "edge2.example.test") {
+			t.Errorf("status %+v; want the failing target's error shown", h)
+		}
+	})
+}
