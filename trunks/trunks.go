@@ -16,6 +16,14 @@ const (
 	DefaultKeep   = 24 * time.Hour
 )
 
+// MaxKept bounds the addresses kept of one host name: an answer that
+// changes at every resolution (a hostile server, a CDN) would otherwise
+// add up to MaxAddrs every min_ttl, kept for keep (92,000 a day at the
+// defaults), each change rebuilding the allowlist in the daemon and the
+// kernel. Past it, the addresses answered longest ago go first, before
+// keep; the newest answer is always kept whole.
+const MaxKept = 4 * MaxAddrs
+
 // Trunk is a provider admitted by name: the addresses its host names
 // resolve to, and networks it publishes.
 type Trunk struct {
@@ -139,6 +147,7 @@ func (w *Watcher) Seed(prev Set) {
 						}
 					}
 					h.status.LastSuccess, h.status.TTL = hs.LastSuccess, hs.TTL
+					w.trim(t, h)
 				}
 			}
 		}
@@ -204,6 +213,7 @@ func (w *Watcher) resolve(ctx context.Context, t Trunk, h *host) {
 	if len(added) > 0 {
 		w.log.Info().Str("trunk", t.Name).Str("host", h.name).Strs("addresses", added).Msg("trunk addresses admitted")
 	}
+	w.trim(t, h)
 	if err != nil {
 		if h.status.Error == "" {
 			h.status.ErrorSince = now
@@ -241,6 +251,30 @@ func (w *Watcher) expire(t Trunk, h *host, now time.Time) {
 	}
 	ev.Str("trunk", t.Name).Str("host", h.name).Strs("addresses", gone).Dur("keep", t.Keep).
 		Msg("trunk addresses dropped: no answer held them for keep")
+}
+
+// trim drops the addresses of h answered longest ago while it keeps more
+// than MaxKept (ties: the lowest addresses first, for a stable result).
+func (w *Watcher) trim(t Trunk, h *host) {
+	if len(h.seen) <= MaxKept {
+		return
+	}
+	all := make([]netip.Addr, 0, len(h.seen))
+	for a := range h.seen {
+		all = append(all, a)
+	}
+	slices.SortFunc(all, func(a, b netip.Addr) int {
+		if c := h.seen[a].Compare(h.seen[b]); c != 0 {
+			return c
+		}
+		return a.Compare(b)
+	})
+	gone := all[:len(all)-MaxKept]
+	for _, a := range gone {
+		delete(h.seen, a)
+	}
+	w.log.Warn().Str("trunk", t.Name).Str("host", h.name).Int("dropped", len(gone)).Int("kept", MaxKept).
+		Msg("trunk host answers too many different addresses: the oldest dropped before keep")
 }
 
 // wake returns when the next round is due: a resolution or an address's

@@ -2,6 +2,7 @@ package trunks_test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -235,4 +236,49 @@ func TestWatcher_PartialFailure(t *testing.T) {
 			t.Errorf("status %+v; want the failing target's error shown", h)
 		}
 	})
+}
+
+// TestWatcher_Churn: whoever answers for a host name (a hostile server, a
+// CDN) answers MaxAddrs new addresses at every resolution, TTL 0: what
+// the watcher keeps of the host stays bounded (memory, trunks.json, the
+// kernel's allow sets, the allowlist rebuilt at each change), the newest
+// answer always whole.
+func TestWatcher_Churn(t *testing.T) {
+	s := dnstest.Start(t)
+	var round int
+	s.Hook(func(req *dns.Msg) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		if req.Question[0].Qtype != dns.TypeA {
+			return m
+		}
+		round++
+		for i := range trunks.MaxAddrs {
+			rr, _ := dns.NewRR(fmt.Sprintf("sip.example.test. 0 IN A 10.%d.%d.%d", round>>8&255, round&255, i))
+			m.Answer = append(m.Answer, rr)
+		}
+		return m
+	})
+	tr := trunks.Trunk{Name: "carrier", Hosts: []string{"sip.example.test"}, MinTTL: 10 * time.Millisecond, Keep: time.Hour}
+	l, _ := watch(t, tr, s)
+	rounds := 4*trunks.MaxKept/trunks.MaxAddrs + 2
+	testutil.WaitFor(t, 30*time.Second, "the rounds", func() bool {
+		h := l.host()
+		return len(h.Addrs) > 0 && h.Addrs[len(h.Addrs)-1].Addr.As4()[2] >= byte(rounds)
+	})
+	h := l.host()
+	if len(h.Addrs) > trunks.MaxKept {
+		t.Errorf("%d addresses kept; want at most %d", len(h.Addrs), trunks.MaxKept)
+	}
+	// The newest answer: the addresses of the highest round, all kept.
+	last := h.Addrs[len(h.Addrs)-1].Addr.As4()
+	n := 0
+	for _, a := range h.Addrs {
+		if b := a.Addr.As4(); b[1] == last[1] && b[2] == last[2] {
+			n++
+		}
+	}
+	if n != trunks.MaxAddrs {
+		t.Errorf("%d addresses of the newest answer kept; want %d", n, trunks.MaxAddrs)
+	}
 }
