@@ -282,3 +282,46 @@ func TestWatcher_Churn(t *testing.T) {
 		t.Errorf("%d addresses of the newest answer kept; want %d", n, trunks.MaxAddrs)
 	}
 }
+
+// stalled is a Lookup whose answer for one host never comes (until the
+// context ends): a server that holds each query just under the timeout,
+// along CNAME chains and SRV targets, is as good as that for minutes.
+// Every other host answers at once.
+type stalled struct {
+	host  string
+	other trunks.Lookup
+}
+
+func (s stalled) Resolve(ctx context.Context, host string, srv bool) (trunks.Answer, error) {
+	if host == s.host {
+		<-ctx.Done()
+		return trunks.Answer{}, ctx.Err()
+	}
+	return s.other.Resolve(ctx, host, srv)
+}
+
+// TestWatcher_Stalled: the resolution of one trunk's host name never
+// ends: the other trunks are resolved and re-resolved all the same.
+func TestWatcher_Stalled(t *testing.T) {
+	s := dnstest.Start(t)
+	s.Set(t, "sip.carrier.test. 0 IN A 192.0.2.1")
+	ts := []trunks.Trunk{
+		{Name: "hostile", Hosts: []string{"sip.hostile.test"}, MinTTL: 50 * time.Millisecond, Keep: time.Minute},
+		{Name: "carrier", Hosts: []string{"sip.carrier.test"}, MinTTL: 50 * time.Millisecond, Keep: time.Minute},
+	}
+	w := trunks.NewWatcher(ts, stalled{host: "sip.hostile.test", other: resolver(s)}, zerolog.Nop())
+	l := &latest{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.Run(ctx, l.publish)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	testutil.WaitFor(t, 10*time.Second, "the carrier's address", func() bool { return l.allows("192.0.2.1/32") })
+	s.Set(t, "sip.carrier.test. 0 IN A 192.0.2.2")
+	testutil.WaitFor(t, 10*time.Second, "the carrier's new address", func() bool { return l.allows("192.0.2.2/32") })
+}
