@@ -226,6 +226,9 @@ type Daemon struct {
 	// learnFullWarned: when the warning that maxLearned was reached was
 	// last logged.
 	learnFullWarned time.Time
+	// learnUDPWarned: when a login from a UDP syslog datagram was last
+	// warned of as not learned.
+	learnUDPWarned time.Time
 }
 
 // New checks cfg and returns a daemon enforcing bans through fw. now is

@@ -89,8 +89,11 @@ func (d *Daemon) learnFor() time.Duration {
 // failures within the rule's window as the rule asks for, whatever its
 // action (the rule reports an address once per window; the door stays
 // shut every time). Allowlisted and special-purpose addresses need no
-// learning.
-func (d *Daemon) learnFrom(ev *parsers.Event) {
+// learning. Nor is a login read from a UDP syslog datagram (datagram)
+// learned: anyone can send one with a listed sender as its source, and
+// it would admit the address it names, the forger's own, to the SIP
+// ports.
+func (d *Daemon) learnFrom(ev *parsers.Event, datagram bool) {
 	a := ev.Addr.Unmap()
 	if !a.IsValid() || d.eng.Allowed(a) {
 		return
@@ -100,6 +103,15 @@ func (d *Daemon) learnFrom(ev *parsers.Event) {
 		return
 	}
 	now := d.now()
+	if datagram {
+		d.learnRefusals++
+		if now.Sub(d.learnUDPWarned) >= time.Minute {
+			d.learnUDPWarned = now
+			d.log.Warn().Str(fieldIP, a.String()).Str("user", ev.User).Str(fieldSource, ev.Source).
+				Msg("successful login read from a UDP syslog datagram: not learned (its sender can be forged); send the PBX's log over TCP to learn phones")
+		}
+		return
+	}
 	if until, ok := d.learnRefused[a]; ok && until.After(now) {
 		d.learnRefusals++
 		return

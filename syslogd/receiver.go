@@ -87,6 +87,10 @@ type Message struct {
 	// Priority is the message's PRI (facility*8 + severity), or -1 when it
 	// had none.
 	Priority int
+	// Datagram: the message came over UDP, whose source address anyone
+	// can forge (Sender is then what the datagram claims). A TCP sender
+	// completed a handshake.
+	Datagram bool
 }
 
 // Stats are a Receiver's counters. Every message read is counted in
@@ -513,8 +517,9 @@ func (r *Receiver) deliver(ctx context.Context, emit func([]Message) error) erro
 	}
 }
 
-// handle parses a message read from an allowed sender and queues it.
-func (r *Receiver) handle(m []byte, from netip.AddrPort, now time.Time) {
+// handle parses a message read from an allowed sender (in a datagram, or
+// over TCP) and queues it.
+func (r *Receiver) handle(m []byte, from netip.AddrPort, datagram bool, now time.Time) {
 	if len(m) > r.opts.MaxMessage {
 		r.dropped(&r.oversize)
 		return
@@ -531,7 +536,7 @@ func (r *Receiver) handle(m []byte, from netip.AddrPort, now time.Time) {
 		}
 		return
 	}
-	if !r.queue.push(Message{Sender: from, Received: now, Line: line, Priority: pri}) {
+	if !r.queue.push(Message{Sender: from, Received: now, Line: line, Priority: pri, Datagram: datagram}) {
 		r.dropped(&r.overflow)
 	}
 }
