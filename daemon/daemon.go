@@ -220,6 +220,7 @@ type Daemon struct {
 
 	// The learned phones (learned.go).
 	learned       map[netip.Addr]*learnedAddr
+	learnedBy     map[string]int           // account -> its addresses in learned
 	learnRefused  map[netip.Addr]time.Time // compromise: not learned until
 	learnedDirty  bool
 	learnRefusals int64
@@ -296,6 +297,7 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 		peerRate:     map[string]peerRate{},
 		peerWarned:   map[string]time.Time{},
 		learned:      map[netip.Addr]*learnedAddr{},
+		learnedBy:    map[string]int{},
 		learnRefused: map[netip.Addr]time.Time{},
 		evidence:     newEvidence(),
 		pendingPos:   map[string]savedPosition{},

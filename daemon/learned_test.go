@@ -306,3 +306,41 @@ func TestLearned_SyslogDatagram(t *testing.T) {
 		t.Errorf("status: %+v; want 1 learned, 1 refused", st.Policy)
 	}
 }
+
+// TestLearned_PerAccount: one account's password, used from ever new
+// addresses (a botnet, or one IPv6 /64 holding any number), learns at
+// most a bounded number of them: it cannot fill the learned addresses
+// and keep every other phone from being learned (shut out in strict
+// mode) for learn_for. Another account is learned as before.
+func TestLearned_PerAccount(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config()
+	udp, _ := firewall.ParsePort("5060/udp")
+	cfg.Policy = daemon.Policy{Firewall: firewall.Policy{Mode: firewall.PolicyStrict, SIPPorts: []firewall.Port{udp}}, LearnFor: time.Hour}
+	fw := newPolicyFake()
+	r := start(t, cfg, fw)
+	now := time.Now()
+	var lines []string
+	for i := range 100 {
+		lines = append(lines, success(fmt.Sprintf("198.51.100.%d", 101+i), "100", now))
+	}
+	lines = append(lines, success("198.51.100.20", "101", now))
+	lines = append(lines, failures("198.51.100.250", 1, now)...)
+	appendLines(t, e.log, lines...)
+	handled(t, r, 1)
+	var by100 int
+	for _, l := range learnedAddrs(t, r) {
+		if strings.HasSuffix(l, " 100") {
+			by100++
+		}
+	}
+	if by100 > daemon.MaxLearnedPerAccount {
+		t.Errorf("account 100 learned %d addresses; want at most %d", by100, daemon.MaxLearnedPerAccount)
+	}
+	if _, ok := fw.has("198.51.100.20"); !ok {
+		t.Error("another account's phone not learned")
+	}
+	if st := status(t, r); st.Policy.Refused != int64(100-daemon.MaxLearnedPerAccount) {
+		t.Errorf("status %+v; want %d refused", st.Policy, 100-daemon.MaxLearnedPerAccount)
+	}
+}
