@@ -227,6 +227,8 @@ type Daemon struct {
 	// learnFullWarned: when the warning that maxLearned was reached was
 	// last logged.
 	learnFullWarned time.Time
+	// learnAccountWarned: the same for MaxLearnedPerAccount.
+	learnAccountWarned time.Time
 	// learnUDPWarned: when a login from a UDP syslog datagram was last
 	// warned of as not learned.
 	learnUDPWarned time.Time

@@ -151,8 +151,8 @@ func (d *Daemon) learnFrom(ev *parsers.Event, datagram bool) {
 	}
 	if (old == nil || old.Account != ev.User) && ev.User != "" && d.learnedBy[ev.User] >= MaxLearnedPerAccount {
 		d.learnRefusals++
-		if now.Sub(d.learnFullWarned) >= time.Minute {
-			d.learnFullWarned = now
+		if now.Sub(d.learnAccountWarned) >= time.Minute {
+			d.learnAccountWarned = now
 			d.log.Warn().Str("user", ev.User).Int("learned", d.learnedBy[ev.User]).Str(fieldIP, a.String()).
 				Msg("too many learned addresses of one account (its password used from everywhere?): its new addresses are not learned until some expire")
 		}
