@@ -70,3 +70,34 @@ func TestCheckPolicy(t *testing.T) {
 		t.Errorf("allowlisted SSH client warned: %q", errOut)
 	}
 }
+
+// TestCheckWideAllow: an [allow] entry or a trunk's network wider than
+// the widest ban (a /8, an IPv6 /19) is warned of: everything in it is
+// never banned and passes the policy. "::ffff:0:0/96" is every IPv4
+// address.
+func TestCheckWideAllow(t *testing.T) {
+	check := func(cfg string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		m := &Main{
+			Stdout: &out, Stderr: &errOut, ConfigPath: filepath.Join(t.TempDir(), "absent.toml"),
+			Now:       time.Now,
+			HostAddrs: func() ([]netip.Prefix, error) { return nil, nil },
+			Getenv:    func(string) string { return "" },
+			Gateways:  func() ([]netip.Addr, error) { return nil, nil },
+		}
+		if code := m.Exit(m.Run(context.Background(), []string{"check", "-c", writeFile(t, "rules.toml", cfg)})); code != 0 {
+			t.Fatalf("check exits %d: %s", code, errOut.String())
+		}
+		return errOut.String()
+	}
+	errOut := check("[allow]\naddresses = [\"127.0.0.0/8\", \"0.0.0.0/1\"]\n[[trunk]]\nname = \"carrier\"\nnetworks = [\"::ffff:0:0/96\", \"2000::/3\"]\n")
+	for _, want := range []string{"[allow] 0.0.0.0/1", "trunk carrier: ::ffff:0:0/96 (0.0.0.0/0)", "trunk carrier: 2000::/3"} {
+		if !strings.Contains(errOut, "warning: "+want) {
+			t.Errorf("no warning for %s: %q", want, errOut)
+		}
+	}
+	if errOut := check("[allow]\naddresses = [\"127.0.0.0/8\", \"10.0.0.0/8\", \"2001:db8::/32\"]\n"); strings.Contains(errOut, "never banned") {
+		t.Errorf("a /8 warned: %q", errOut)
+	}
+}
