@@ -229,9 +229,9 @@ type Daemon struct {
 	learnFullWarned time.Time
 	// learnAccountWarned: the same for MaxLearnedPerAccount.
 	learnAccountWarned time.Time
-	// learnUDPWarned: when a login from a UDP syslog datagram was last
-	// warned of as not learned.
-	learnUDPWarned time.Time
+	// learnForgeableWarned: when a login from a forgeable syslog message
+	// was last warned of as not learned.
+	learnForgeableWarned time.Time
 }
 
 // New checks cfg and returns a daemon enforcing bans through fw. now is

@@ -98,11 +98,11 @@ func (d *Daemon) learnFor() time.Duration {
 // failures within the rule's window as the rule asks for, whatever its
 // action (the rule reports an address once per window; the door stays
 // shut every time). Allowlisted and special-purpose addresses need no
-// learning. Nor is a login read from a UDP syslog datagram (datagram)
-// learned: anyone can send one with a listed sender as its source, and
-// it would admit the address it names, the forger's own, to the SIP
-// ports.
-func (d *Daemon) learnFrom(ev *parsers.Event, datagram bool) {
+// learning. Nor is a login read from a syslog message that someone other
+// than its sender may have written (forgeable: a UDP datagram, a TCP
+// message framed by a newline; see syslogd.Message) learned: it would
+// admit the address it names, the forger's own, to the SIP ports.
+func (d *Daemon) learnFrom(ev *parsers.Event, forgeable bool) {
 	a := ev.Addr.Unmap()
 	if !a.IsValid() || d.eng.Allowed(a) {
 		return
@@ -112,12 +112,12 @@ func (d *Daemon) learnFrom(ev *parsers.Event, datagram bool) {
 		return
 	}
 	now := d.now()
-	if datagram {
+	if forgeable {
 		d.learnRefusals++
-		if now.Sub(d.learnUDPWarned) >= time.Minute {
-			d.learnUDPWarned = now
+		if now.Sub(d.learnForgeableWarned) >= time.Minute {
+			d.learnForgeableWarned = now
 			d.log.Warn().Str(fieldIP, a.String()).Str("user", ev.User).Str(fieldSource, ev.Source).
-				Msg("successful login read from a UDP syslog datagram: not learned (its sender can be forged); send the PBX's log over TCP to learn phones")
+				Msg("successful login read from a syslog message anyone could forge (UDP, or TCP framed by newlines): not learned; send the PBX's log over TCP with octet counting to learn phones")
 		}
 		return
 	}

@@ -33,14 +33,15 @@ type batch struct {
 	from   *runner // the runner that read them: a batch of one stopped is dropped
 	events []parsers.Event
 	texts  []string // the line of each event (the evidence `why` shows)
-	// datagram marks the events read from UDP syslog datagrams, whose
-	// sender can be forged: their logins are not learned (learnFrom).
-	datagram []bool
-	calls    []callItem // a call log's changes
-	pos      watchers.Position
-	cursor   string
-	journal  string
-	read     time.Time // when the lines were handed over (for ban latency)
+	// forgeable marks the events read from syslog messages someone other
+	// than their sender may have written: their logins are not learned
+	// (learnFrom).
+	forgeable []bool
+	calls     []callItem // a call log's changes
+	pos       watchers.Position
+	cursor    string
+	journal   string
+	read      time.Time // when the lines were handed over (for ban latency)
 }
 
 // savedPosition is a source's position, with its path: a position is
@@ -203,7 +204,7 @@ func (d *Daemon) handle(b batch) {
 					d.decide(*c.Ban, ev, now, time.Time{}, c.Reason())
 				}
 			}
-			d.learnFrom(ev, i < len(b.datagram) && b.datagram[i])
+			d.learnFrom(ev, i < len(b.forgeable) && b.forgeable[i])
 			continue
 		}
 		if i < len(b.texts) && ev.Kind.Failure() {
