@@ -51,8 +51,15 @@ func (l *latest) host() trunks.HostStatus {
 
 func watch(t *testing.T, tr trunks.Trunk, s *dnstest.Server) (*latest, *testutil.Buffer) {
 	t.Helper()
+	return watchAll(t, []trunks.Trunk{tr}, resolver(s))
+}
+
+// watchAll runs a watcher of ts resolving through lookup until the test
+// ends.
+func watchAll(t *testing.T, ts []trunks.Trunk, lookup trunks.Lookup) (*latest, *testutil.Buffer) {
+	t.Helper()
 	var logs testutil.Buffer
-	w := trunks.NewWatcher([]trunks.Trunk{tr}, resolver(s), zerolog.New(&logs))
+	w := trunks.NewWatcher(ts, lookup, zerolog.New(&logs))
 	l := &latest{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -309,18 +316,7 @@ func TestWatcher_Stalled(t *testing.T) {
 		{Name: "hostile", Hosts: []string{"sip.hostile.test"}, MinTTL: 50 * time.Millisecond, Keep: time.Minute},
 		{Name: "carrier", Hosts: []string{"sip.carrier.test"}, MinTTL: 50 * time.Millisecond, Keep: time.Minute},
 	}
-	w := trunks.NewWatcher(ts, stalled{host: "sip.hostile.test", other: resolver(s)}, zerolog.Nop())
-	l := &latest{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		w.Run(ctx, l.publish)
-	}()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	l, _ := watchAll(t, ts, stalled{host: "sip.hostile.test", other: resolver(s)})
 	testutil.WaitFor(t, 10*time.Second, "the carrier's address", func() bool { return l.allows("192.0.2.1/32") })
 	s.Set(t, "sip.carrier.test. 0 IN A 192.0.2.2")
 	testutil.WaitFor(t, 10*time.Second, "the carrier's new address", func() bool { return l.allows("192.0.2.2/32") })
