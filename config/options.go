@@ -105,7 +105,7 @@ func (c *Config) PortProfiles() (def []firewall.Port, profiles [][]firewall.Port
 // FirewallPolicy reads [policy] and [firewall] early: who reaches the SIP
 // ports.
 func (c *Config) FirewallPolicy() (firewall.Policy, error) {
-	pol := firewall.Policy{Mode: c.Policy.Mode, Early: c.Firewall.Early}
+	pol := firewall.Policy{Mode: c.Policy.Mode, Early: c.Firewall.Early, IPv6Prefix: c.Engine.IPv6Prefix}
 	for _, s := range c.Policy.SIPPorts {
 		p, err := firewall.ParsePort(s)
 		if err != nil {

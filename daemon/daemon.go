@@ -224,12 +224,18 @@ type Daemon struct {
 
 	// The learned phones (learned.go).
 	learned       map[netip.Addr]*learnedAddr
+	learnedBy     map[string]int           // account -> its addresses in learned
 	learnRefused  map[netip.Addr]time.Time // compromise: not learned until
 	learnedDirty  bool
 	learnRefusals int64
 	// learnFullWarned: when the warning that maxLearned was reached was
 	// last logged.
 	learnFullWarned time.Time
+	// learnAccountWarned: the same for MaxLearnedPerAccount.
+	learnAccountWarned time.Time
+	// learnForgeableWarned: when a login from a forgeable syslog message
+	// was last warned of as not learned.
+	learnForgeableWarned time.Time
 }
 
 // New checks cfg and returns a daemon enforcing bans through fw. now is
@@ -297,6 +303,7 @@ func New(cfg Config, fw firewall.Backend, log zerolog.Logger, now func() time.Ti
 		peerRate:     map[string]peerRate{},
 		peerWarned:   map[string]time.Time{},
 		learned:      map[netip.Addr]*learnedAddr{},
+		learnedBy:    map[string]int{},
 		learnRefused: map[netip.Addr]time.Time{},
 		evidence:     newEvidence(),
 		pendingPos:   map[string]savedPosition{},

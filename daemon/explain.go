@@ -93,8 +93,16 @@ func (d *Daemon) explain(a netip.Addr, port firewall.Port) explanation {
 		res.Why = "strict: neither allowlisted nor learned, dropped and counted" + replies
 		return res
 	}
-	res.Verdict, res.Rule = verdictLimited, fmt.Sprintf("policy limit%s %s %s", fam, portEntry(pol.SIPPorts, port), pol.Rate)
-	res.Why = fmt.Sprintf("responsive: neither allowlisted nor learned, at most %s from this address; the rest is dropped and counted", pol.Rate)
+	entry := port
+	if p, ok := firewall.PortOf(pol.SIPPorts, port.Port, port.Proto); ok {
+		entry = p
+	}
+	from := "this address"
+	if a.Is6() {
+		from = fmt.Sprintf("this address's /%d", pol.MeterPrefix())
+	}
+	res.Verdict, res.Rule = verdictLimited, firewall.LimitRule(pol, a.Is6(), entry)
+	res.Why = fmt.Sprintf("responsive: neither allowlisted nor learned, at most %s from %s; the rest is dropped and counted", pol.Rate, from)
 	return res
 }
 

@@ -99,16 +99,23 @@ func countryPolicy(log zerolog.Logger, geo *geoip.DB, p *Policy) error {
 }
 
 // allowedCountry returns addr's country when it is one of the allowed
-// countries of an enforced policy, else "".
+// countries of an enforced policy and the networks loaded into the
+// kernel's country sets hold addr, else "". The database answers for an
+// IPv4 network's IPv6 aliases too (::/96, 6to4's 2002::/16), which the
+// sets do not hold: the kernel drops those, and explain must say so.
 func (d *Daemon) allowedCountry(addr netip.Addr) string {
 	p := d.cfg.Policy
 	if !p.Firewall.Enforced() || len(p.Firewall.Countries) == 0 {
 		return ""
 	}
-	if c := d.country(addr); c != "" && slices.Contains(p.AllowCountries, c) {
-		return c
+	c := d.country(addr)
+	if c == "" || !slices.Contains(p.AllowCountries, c) {
+		return ""
 	}
-	return ""
+	if !slices.ContainsFunc(p.Firewall.Countries, func(n netip.Prefix) bool { return n.Contains(addr) }) {
+		return ""
+	}
+	return c
 }
 
 // bansByCountry counts the bans in force by country ("unknown" for

@@ -343,3 +343,26 @@ func TestBansByCountryWithoutDatabase(t *testing.T) {
 		t.Errorf("bans by country without a database: %v", got)
 	}
 }
+
+// TestAllowCountries_Aliases: the country database answers for an
+// address's IPv6 aliases too (6to4 2002::/16, IPv4-compatible ::/96),
+// but the kernel's country sets hold the IPv4 networks as IPv4 only: a
+// packet from such an IPv6 address is dropped in strict mode, and explain
+// says so rather than "country DE admitted".
+func TestAllowCountries_Aliases(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config()
+	cfg.GeoIP = geoiptest.Write(t, e.dir, map[string]string{"198.51.100.0/25": "DE"})
+	udp, _ := firewall.ParsePort("5060/udp")
+	cfg.Policy = daemon.Policy{
+		Firewall: firewall.Policy{Mode: firewall.PolicyStrict, SIPPorts: []firewall.Port{udp}},
+		LearnFor: time.Hour, AllowCountries: []string{"DE"},
+	}
+	r := start(t, cfg, newPolicyFake())
+	for _, a := range []string{"2002:c633:6407::1", "::c633:6407"} { // 198.51.100.7
+		x, err := r.client.Explain(context.Background(), a, "5060/udp")
+		if err != nil || x.Verdict != control.VerdictDropped || x.Rule != "policy drop 5060/udp" {
+			t.Errorf("explain %s: %+v, %v; want dropped by the policy, as the kernel does", a, x, err)
+		}
+	}
+}

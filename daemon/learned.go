@@ -55,6 +55,15 @@ const learnedFile = "learned.json"
 // learned (logged once a minute at most) until others expire.
 const maxLearned = 100000
 
+// MaxLearnedPerAccount bounds the addresses one account has learned at
+// once: its password used from ever new addresses (a botnet, or one IPv6
+// /64, which holds any number) must not fill maxLearned and keep every
+// other phone from being learned, shut out in strict mode, for
+// learn_for. Past it, the account's logins from new addresses are not
+// learned until some of its own expire. Logins that name no account are
+// not counted.
+const MaxLearnedPerAccount = 64
+
 // learnedAddr is a learned address, as kept and saved.
 type learnedAddr struct {
 	Addr    netip.Addr `json:"addr"`
@@ -89,8 +98,11 @@ func (d *Daemon) learnFor() time.Duration {
 // failures within the rule's window as the rule asks for, whatever its
 // action (the rule reports an address once per window; the door stays
 // shut every time). Allowlisted and special-purpose addresses need no
-// learning.
-func (d *Daemon) learnFrom(ev *parsers.Event) {
+// learning. Nor is a login read from a syslog message that someone other
+// than its sender may have written (forgeable: a UDP datagram, a TCP
+// message framed by a newline; see syslogd.Message) learned: it would
+// admit the address it names, the forger's own, to the SIP ports.
+func (d *Daemon) learnFrom(ev *parsers.Event, forgeable bool) {
 	a := ev.Addr.Unmap()
 	if !a.IsValid() || d.eng.Allowed(a) {
 		return
@@ -100,6 +112,15 @@ func (d *Daemon) learnFrom(ev *parsers.Event) {
 		return
 	}
 	now := d.now()
+	if forgeable {
+		d.learnRefusals++
+		if now.Sub(d.learnForgeableWarned) >= time.Minute {
+			d.learnForgeableWarned = now
+			d.log.Warn().Str(fieldIP, a.String()).Str("user", ev.User).Str(fieldSource, ev.Source).
+				Msg("successful login read from a syslog message anyone could forge (UDP, or TCP framed by newlines): not learned; send the PBX's log over TCP with octet counting to learn phones")
+		}
+		return
+	}
 	if until, ok := d.learnRefused[a]; ok && until.After(now) {
 		d.learnRefusals++
 		return
@@ -128,12 +149,20 @@ func (d *Daemon) learnFrom(ev *parsers.Event) {
 		}
 		return
 	}
+	if (old == nil || old.Account != ev.User) && ev.User != "" && d.learnedBy[ev.User] >= MaxLearnedPerAccount {
+		d.learnRefusals++
+		if now.Sub(d.learnAccountWarned) >= time.Minute {
+			d.learnAccountWarned = now
+			d.log.Warn().Str("user", ev.User).Int("learned", d.learnedBy[ev.User]).Str(fieldIP, a.String()).
+				Msg("too many learned addresses of one account (its password used from everywhere?): its new addresses are not learned until some expire")
+		}
+		return
+	}
 	l := &learnedAddr{Addr: a, Until: until, Since: ev.Time, Account: ev.User, Source: ev.Source}
 	if old != nil && old.Until.After(now) {
 		l.Since = old.Since
 	}
-	d.learned[a] = l
-	d.learnedDirty = true
+	d.setLearned(l)
 	// A login renews the kernel's timeout only when that moves it by a
 	// hundredth of learn_for: a phone re-registering every minute costs
 	// no transaction each time.
@@ -182,8 +211,7 @@ func (d *Daemon) forget(a netip.Addr) bool {
 	if _, ok := d.learned[a]; !ok {
 		return false
 	}
-	delete(d.learned, a)
-	d.learnedDirty = true
+	d.unsetLearned(a)
 	if pf, ok := d.fw.(policyFirewall); ok {
 		if err := pf.Forget(d.ctx(), a); err != nil {
 			d.fwErrors++
@@ -193,14 +221,39 @@ func (d *Daemon) forget(a netip.Addr) bool {
 	return true
 }
 
+// setLearned records l, replacing what was learned of its address, and
+// keeps d.learnedBy counting the addresses of each account.
+func (d *Daemon) setLearned(l *learnedAddr) {
+	d.unsetLearned(l.Addr)
+	d.learned[l.Addr] = l
+	if l.Account != "" {
+		d.learnedBy[l.Account]++
+	}
+	d.learnedDirty = true
+}
+
+// unsetLearned removes what was learned of a, if anything.
+func (d *Daemon) unsetLearned(a netip.Addr) {
+	old := d.learned[a]
+	if old == nil {
+		return
+	}
+	delete(d.learned, a)
+	if old.Account != "" {
+		if d.learnedBy[old.Account]--; d.learnedBy[old.Account] <= 0 {
+			delete(d.learnedBy, old.Account)
+		}
+	}
+	d.learnedDirty = true
+}
+
 // expireLearned drops what has run out (the kernel expires its elements
 // itself) and saves the learned addresses when they changed.
 func (d *Daemon) expireLearned() {
 	now := d.now()
 	for a, l := range d.learned {
 		if !l.Until.After(now) {
-			delete(d.learned, a)
-			d.learnedDirty = true
+			d.unsetLearned(a)
 		}
 	}
 	for a, until := range d.learnRefused {
@@ -259,7 +312,7 @@ func (d *Daemon) restorePolicy(ctx context.Context) error {
 			continue
 		}
 		l.Addr = l.Addr.Unmap()
-		d.learned[l.Addr] = &l
+		d.setLearned(&l)
 		ls = append(ls, firewall.Learned{Addr: l.Addr, Timeout: l.Until.Sub(now)})
 	}
 	for _, r := range st.Refused {

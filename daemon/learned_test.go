@@ -2,6 +2,8 @@ package daemon_test
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -243,5 +245,107 @@ func TestPolicyReload(t *testing.T) {
 	x, err := r.client.Explain(context.Background(), "198.51.100.9", "5060/udp")
 	if err != nil || x.Mode != firewall.PolicyStrict || x.Verdict != control.VerdictDropped {
 		t.Errorf("explain after the reload: %+v %v", x, err)
+	}
+}
+
+// TestLearned_SyslogForgeable: a successful login that arrives in a UDP
+// syslog datagram is not learned: anyone can send one with a listed
+// sender's address as its source, and learning it would admit the
+// forger's address to the SIP ports in strict mode for learn_for. Nor
+// one framed by a newline over TCP: a newline inside an earlier message
+// (an attacker's user name, logged raw) forges it. The same login over
+// TCP with octet counting is learned.
+func TestLearned_SyslogForgeable(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config()
+	udp, _ := firewall.ParsePort("5060/udp")
+	cfg.Policy = daemon.Policy{Firewall: firewall.Policy{Mode: firewall.PolicyStrict, SIPPorts: []firewall.Port{udp}}, LearnFor: time.Hour}
+	cfg.Sources = append(cfg.Sources, daemon.Source{
+		Name: "remote", Parser: "asterisk", Location: time.UTC,
+		Listen: []string{"udp://127.0.0.1:0", "tcp://127.0.0.1:0"}, Senders: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+	})
+	fw := newPolicyFake()
+	r := start(t, cfg, fw)
+	msg := func(addr, user string) string {
+		_, text, _ := strings.Cut(success(addr, user, time.Now()), "] ")
+		return fmt.Sprintf("<38>%s pbx asterisk[812]: %s", time.Now().UTC().Format("Jan _2 15:04:05"), text)
+	}
+	successes := func() int64 {
+		for _, s := range status(t, r).Sources {
+			if s.Name == "remote" {
+				return s.Successes
+			}
+		}
+		return -1
+	}
+	const forger, injected, phone = "198.51.100.66", "198.51.100.67", "198.51.100.20"
+	u, err := net.Dial("udp", "127.0.0.1:"+listenerPort(t, r, "udp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	fmt.Fprint(u, msg(forger, "100"))
+	if !eventually(func() bool { return successes() == 1 }) {
+		t.Fatalf("the datagram's login not read: %d successes\n%s", successes(), r.logs)
+	}
+	c, err := net.Dial("tcp", "127.0.0.1:"+listenerPort(t, r, "tcp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "%s\n", msg(injected, "102"))
+	m := msg(phone, "101")
+	fmt.Fprintf(c, "%d %s", len(m), m)
+	if !eventually(func() bool { _, ok := fw.has(phone); return ok }) {
+		t.Fatalf("the login over TCP not learned\n%s", r.logs)
+	}
+	if !eventually(func() bool { return r.logs.Count(forger, "not learned", "UDP") == 1 }) { // once a minute: not injected's
+		t.Errorf("no warning for the datagram's login:\n%s", r.logs)
+	}
+	for _, a := range []string{forger, injected} {
+		if _, ok := fw.has(a); ok {
+			t.Errorf("a login of %s in a forgeable message was learned: %v", a, learnedAddrs(t, r))
+		}
+	}
+	if st := status(t, r); st.Policy.Learned != 1 || st.Policy.Refused != 2 {
+		t.Errorf("status: %+v; want 1 learned, 2 refused", st.Policy)
+	}
+}
+
+// TestLearned_PerAccount: one account's password, used from ever new
+// addresses (a botnet, or one IPv6 /64 holding any number), learns at
+// most a bounded number of them: it cannot fill the learned addresses
+// and keep every other phone from being learned (shut out in strict
+// mode) for learn_for. Another account is learned as before.
+func TestLearned_PerAccount(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config()
+	udp, _ := firewall.ParsePort("5060/udp")
+	cfg.Policy = daemon.Policy{Firewall: firewall.Policy{Mode: firewall.PolicyStrict, SIPPorts: []firewall.Port{udp}}, LearnFor: time.Hour}
+	fw := newPolicyFake()
+	r := start(t, cfg, fw)
+	now := time.Now()
+	var lines []string
+	for i := range 100 {
+		lines = append(lines, success(fmt.Sprintf("198.51.100.%d", 101+i), "100", now))
+	}
+	lines = append(lines, success("198.51.100.20", "101", now))
+	lines = append(lines, failures("198.51.100.250", 1, now)...)
+	appendLines(t, e.log, lines...)
+	handled(t, r, 1)
+	var by100 int
+	for _, l := range learnedAddrs(t, r) {
+		if strings.HasSuffix(l, " 100") {
+			by100++
+		}
+	}
+	if by100 > daemon.MaxLearnedPerAccount {
+		t.Errorf("account 100 learned %d addresses; want at most %d", by100, daemon.MaxLearnedPerAccount)
+	}
+	if _, ok := fw.has("198.51.100.20"); !ok {
+		t.Error("another account's phone not learned")
+	}
+	if st := status(t, r); st.Policy.Refused != int64(100-daemon.MaxLearnedPerAccount) {
+		t.Errorf("status %+v; want %d refused", st.Policy, 100-daemon.MaxLearnedPerAccount)
 	}
 }

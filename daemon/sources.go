@@ -29,15 +29,19 @@ type runner struct {
 // batch is the events of a run of lines, and the position after them:
 // in a file, or in the journal (cursor, of the entries of journal).
 type batch struct {
-	source  string
-	from    *runner // the runner that read them: a batch of one stopped is dropped
-	events  []parsers.Event
-	texts   []string   // the line of each event (the evidence `why` shows)
-	calls   []callItem // a call log's changes
-	pos     watchers.Position
-	cursor  string
-	journal string
-	read    time.Time // when the lines were handed over (for ban latency)
+	source string
+	from   *runner // the runner that read them: a batch of one stopped is dropped
+	events []parsers.Event
+	texts  []string // the line of each event (the evidence `why` shows)
+	// forgeable marks the events read from syslog messages someone other
+	// than their sender may have written: their logins are not learned
+	// (learnFrom).
+	forgeable []bool
+	calls     []callItem // a call log's changes
+	pos       watchers.Position
+	cursor    string
+	journal   string
+	read      time.Time // when the lines were handed over (for ban latency)
 }
 
 // savedPosition is a source's position, with its path: a position is
@@ -200,7 +204,7 @@ func (d *Daemon) handle(b batch) {
 					d.decide(*c.Ban, ev, now, time.Time{}, c.Reason())
 				}
 			}
-			d.learnFrom(ev)
+			d.learnFrom(ev, i < len(b.forgeable) && b.forgeable[i])
 			continue
 		}
 		if i < len(b.texts) && ev.Kind.Failure() {

@@ -84,6 +84,7 @@ func (sr *syslogReceiver) stream(d *Daemon, src Source, sender netip.Addr) *pars
 func (d *Daemon) emitSyslog(ctx context.Context, r *runner, msgs []syslogd.Message) error {
 	var events []parsers.Event
 	var texts []string
+	var forgeable []bool
 	var ev parsers.Event
 	for _, m := range msgs {
 		st := r.rcv.stream(d, r.src, m.Sender.Addr())
@@ -92,14 +93,14 @@ func (d *Daemon) emitSyslog(ctx context.Context, r *runner, msgs []syslogd.Messa
 			continue
 		}
 		if st.Line(m.Line, r.rcv.num.Add(1), &ev) {
-			events, texts = append(events, ev), append(texts, string(m.Line))
+			events, texts, forgeable = append(events, ev), append(texts, string(m.Line)), append(forgeable, m.Forgeable)
 		}
 	}
 	if len(events) == 0 {
 		return nil
 	}
 	select {
-	case d.batches <- batch{source: r.src.Name, from: r, events: events, texts: texts, read: time.Now()}:
+	case d.batches <- batch{source: r.src.Name, from: r, events: events, texts: texts, forgeable: forgeable, read: time.Now()}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -5,6 +5,7 @@ package firewall
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -48,6 +49,10 @@ import (
 // responsive, per family:
 //
 //	meta nfproto ipv4 meta l4proto udp udp dport 5060 update @meter4 { ip saddr limit rate over 20/minute } counter drop comment "sipguard policy limit4 5060/udp 20/minute"
+//	meta nfproto ipv6 meta l4proto udp udp dport 5060 update @meter6 { ip6 saddr & ffff:ffff:ffff:ffff:: limit rate over 20/minute } counter drop comment "sipguard policy limit6 5060/udp 20/minute per /64"
+//
+// An IPv6 meter covers the source's prefix (Policy.IPv6Prefix), named in
+// the comment so that a changed prefix replaces the rule.
 //
 // The allowlist's accepts come first in the chain, as always. In
 // responsive mode the established accept also asks `ct direction reply`:
@@ -198,10 +203,7 @@ func (ps *policyState) rules() []ruleSpec {
 			continue
 		}
 		for i, s := range ps.meter {
-			out = append(out, ruleSpec{
-				fmt.Sprintf("%spolicy limit%d %s %s", rulePrefix, 4+2*i, p, ps.policy.Rate),
-				ps.limitRule(s, i == 1, p),
-			})
+			out = append(out, ruleSpec{rulePrefix + LimitRule(ps.policy, i == 1, p), ps.limitRule(s, i == 1, p)})
 		}
 	}
 	return out
@@ -216,8 +218,12 @@ func (ps *policyState) limitRule(meter *nftables.Set, v6 bool, p Port) []expr.An
 	ex, off, size := familyMatch(v6)
 	ex = append(ex, portMatch(p)...)
 	r := ps.policy.Rate
+	ex = append(ex, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: size})
+	if v6 {
+		mask := net.CIDRMask(ps.policy.MeterPrefix(), 128)
+		ex = append(ex, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 16, Mask: mask, Xor: make([]byte, 16)})
+	}
 	return append(ex,
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: size},
 		&expr.Dynset{
 			SrcRegKey: 1, SetName: meter.Name, SetID: meter.ID, Operation: uint32(unix.NFT_DYNSET_OP_UPDATE),
 			Timeout: ps.meterTimeout(),

@@ -368,27 +368,27 @@ func TestNFT_PolicyReconcile(t *testing.T) {
 	}
 }
 
-// TestNFT_PolicyIPv6: the IPv6 side of the policy, over a veth pair: in
-// strict mode a learned phone passes (learn6), a stranger is dropped; in
-// responsive mode a scanner gets its rate's count through (meter6).
-func TestNFT_PolicyIPv6(t *testing.T) {
-	const pbx6, phone6, stranger6 = "2001:db8:5::1", "2001:db8:5::3", "2001:db8:5::4"
+// ipv6Lab links a PBX namespace (pbx6 on sgfw-pbx, a UDP listener on
+// 5060) to a remote one holding peers, all in one /64. send sends count
+// OPTIONS from src to the PBX's 5060/udp.
+func ipv6Lab(t *testing.T, pbx6 string, peers ...string) (pbx string, conn *net.UDPConn, send func(src string, count int)) {
+	t.Helper()
 	pbx, remote := newNS(t), newNS(t)
 	run(t, "ip", "-n", pbx, "link", "add", "sgfw-pbx", "type", "veth", "peer", "name", "sgfw-remote", "netns", remote)
 	run(t, "ip", "-n", pbx, "addr", "add", pbx6+"/64", "dev", "sgfw-pbx", "nodad")
-	run(t, "ip", "-n", remote, "addr", "add", phone6+"/64", "dev", "sgfw-remote", "nodad")
-	run(t, "ip", "-n", remote, "addr", "add", stranger6+"/64", "dev", "sgfw-remote", "nodad")
+	for _, a := range peers {
+		run(t, "ip", "-n", remote, "addr", "add", a+"/64", "dev", "sgfw-remote", "nodad")
+	}
 	run(t, "ip", "-n", pbx, "link", "set", "sgfw-pbx", "up")
 	run(t, "ip", "-n", remote, "link", "set", "sgfw-remote", "up")
-	var conn *net.UDPConn
 	inNS(t, pbx, func() {
 		var err error
 		if conn, err = net.ListenUDP("udp6", &net.UDPAddr{IP: net.ParseIP(pbx6), Port: 5060}); err != nil {
 			t.Fatal(err)
 		}
 	})
-	defer conn.Close()
-	send := func(src string, count int) {
+	t.Cleanup(func() { conn.Close() })
+	send = func(src string, count int) {
 		t.Helper()
 		inNS(t, remote, func() {
 			c, err := net.DialUDP("udp6", &net.UDPAddr{IP: net.ParseIP(src)}, &net.UDPAddr{IP: net.ParseIP(pbx6), Port: 5060})
@@ -401,6 +401,15 @@ func TestNFT_PolicyIPv6(t *testing.T) {
 			}
 		})
 	}
+	return pbx, conn, send
+}
+
+// TestNFT_PolicyIPv6: the IPv6 side of the policy, over a veth pair: in
+// strict mode a learned phone passes (learn6), a stranger is dropped; in
+// responsive mode a scanner gets its rate's count through (meter6).
+func TestNFT_PolicyIPv6(t *testing.T) {
+	const pbx6, phone6, stranger6 = "2001:db8:5::1", "2001:db8:5::3", "2001:db8:5::4"
+	pbx, conn, send := ipv6Lab(t, pbx6, phone6, stranger6)
 	received := func() map[string]int { return drainUDP(conn, false) }
 	// Neighbour discovery first, with the table open.
 	n := newNFT(t, pbx, firewall.NFTOptions{})
@@ -441,7 +450,44 @@ func TestNFT_PolicyIPv6(t *testing.T) {
 	for _, r := range listChain(t, pbx, "input") {
 		c[r.Comment] = r.Packets
 	}
-	if got, ok := c["sipguard policy limit6 5060/udp 3/hour"]; !ok || got != 7 {
+	if got, ok := c["sipguard policy limit6 5060/udp 3/hour per /64"]; !ok || got != 7 {
 		t.Errorf("meter6 dropped %d (rule there: %v); want 7", got, ok)
+	}
+}
+
+// TestNFT_PolicyIPv6Prefix: in responsive mode one IPv6 meter covers the
+// source's prefix (Policy.IPv6Prefix, 64 by default), as bans do: a
+// scanner rotating through the addresses of its /64, which holds any
+// number, neither gets a fresh burst with each nor fills meter6 (its
+// 262,144 elements in a fraction of a second, every IPv6 source unmetered
+// after).
+func TestNFT_PolicyIPv6Prefix(t *testing.T) {
+	const pbx6 = "2001:db8:5::1"
+	scanner := []string{"2001:db8:5::a", "2001:db8:5::b", "2001:db8:5::c", "2001:db8:5::d"}
+	pbx, conn, send := ipv6Lab(t, pbx6, scanner...)
+	n := newNFT(t, pbx, firewall.NFTOptions{})
+	// Neighbour discovery first, with the table open.
+	for _, a := range scanner {
+		send(a, 1)
+	}
+	if got := drainUDP(conn, false); len(got) != len(scanner) {
+		t.Fatalf("before the policy: received %v", got)
+	}
+	pol := firewall.Policy{Mode: firewall.PolicyResponsive, SIPPorts: parsePorts(t, "5060/udp"), Rate: firewall.Rate{Count: 3, Per: time.Hour}}
+	if err := n.SetPolicy(context.Background(), pol); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range scanner {
+		send(a, 3)
+	}
+	got, total := drainUDP(conn, false), 0
+	for _, n := range got {
+		total += n
+	}
+	if total != 3 {
+		t.Errorf("received %v: %d in all; want the rate's count, 3, for the whole /64", got, total)
+	}
+	if els := listSet(t, pbx, "meter6"); len(els) != 1 {
+		t.Errorf("meter6 holds %v; want one element, the /64", els)
 	}
 }

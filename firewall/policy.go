@@ -32,11 +32,28 @@ type Policy struct {
 	// priority raw, ahead of conntrack: a flood never fills the
 	// connection table. Before conntrack there is no ct state: see NFT.
 	Early bool
+	// IPv6Prefix is the length of the IPv6 prefix one meter covers in
+	// responsive mode ([engine] ipv6_prefix, as bans count and cover; 0 is
+	// DefaultIPv6Prefix): a host's /64 holds any number of addresses, and
+	// a meter per address would give a scanner rotating through them a
+	// fresh burst with each, and fill meter6.
+	IPv6Prefix int
 	// Countries are the networks of [policy] allow_countries (from the
 	// country database): in strict and responsive mode, sources in them
 	// are admitted like learned addresses. Overlapping and adjacent
 	// networks are merged into ranges (sets country4, country6).
 	Countries []netip.Prefix
+}
+
+// DefaultIPv6Prefix is Policy.IPv6Prefix when it is 0.
+const DefaultIPv6Prefix = 64
+
+// MeterPrefix returns the IPv6 prefix length one meter covers.
+func (p Policy) MeterPrefix() int {
+	if p.IPv6Prefix <= 0 || p.IPv6Prefix > 128 {
+		return DefaultIPv6Prefix
+	}
+	return p.IPv6Prefix
 }
 
 // Enforced reports whether the policy filters the SIP ports at all.
@@ -83,6 +100,16 @@ func ParseRate(s string) (Rate, error) {
 type Learned struct {
 	Addr    netip.Addr
 	Timeout time.Duration
+}
+
+// LimitRule is the name of the responsive policy's limit rule of family
+// v6 on port p (without "sipguard "): "policy limit4 5060/udp 20/minute",
+// "policy limit6 5060/udp 20/minute per /64".
+func LimitRule(pol Policy, v6 bool, p Port) string {
+	if v6 {
+		return fmt.Sprintf("policy limit6 %s %s per /%d", p, pol.Rate, pol.MeterPrefix())
+	}
+	return fmt.Sprintf("policy limit4 %s %s", p, pol.Rate)
 }
 
 // PortOf returns the entry of ports that holds port/proto, if any.

@@ -23,7 +23,10 @@ type dialog struct {
 	// on the pending list, in the order of chalAt.
 	pending bool
 	chalTxn uint64 // the transaction of the latest challenge
-	chalAt  int64  // unix ns of the first challenge
+	// chalMethod identifies the challenged request's method (hashed like
+	// a transaction): only responses to that method answer the challenge.
+	chalMethod uint64
+	chalAt     int64 // unix ns of the first challenge
 
 	// What a challenge_unanswered event needs.
 	addr netip.Addr

@@ -206,6 +206,14 @@ func (s *Sensor) response(p Packet, r *Response) (parsers.Event, bool) {
 		return parsers.Event{}, false
 	}
 	d.last, d.lastTxn, d.lastStatus = t, txn, status
+	method := s.method(r)
+	if d.challenged && method != d.chalMethod {
+		// Another request on the challenged Call-ID (OPTIONS, CANCEL,
+		// MESSAGE): the PBX may answer it without a password. Its 200 is
+		// neither a login nor an answer to the challenge; taken for one,
+		// it would have the address learned without a password.
+		return parsers.Event{}, false
+	}
 	if d.pending && txn != d.chalTxn {
 		tab.unpend(i) // a response to a new request: the challenge was answered
 	}
@@ -216,7 +224,7 @@ func (s *Sensor) response(p Packet, r *Response) (parsers.Event, bool) {
 		switch {
 		case !d.challenged:
 			// The first challenge: every client's first request gets one.
-			d.challenged, d.chalTxn, d.chalAt = true, txn, t
+			d.challenged, d.chalTxn, d.chalAt, d.chalMethod = true, txn, t, method
 			d.addr, d.port, d.user = dst, port, string(r.ToUser)
 			tab.pend(i)
 		case r.Stale || txn == d.chalTxn:
@@ -291,6 +299,14 @@ func (s *Sensor) key(addr netip.Addr, callID []byte) uint64 {
 	a := addr.As16()
 	h.Write(a[:])
 	h.Write(callID)
+	return h.Sum64()
+}
+
+// method identifies r's method (its CSeq's).
+func (s *Sensor) method(r *Response) uint64 {
+	var h maphash.Hash
+	h.SetSeed(s.seed)
+	h.Write(r.Method)
 	return h.Sum64()
 }
 

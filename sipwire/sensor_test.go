@@ -166,6 +166,23 @@ func TestSensor_Rules(t *testing.T) {
 			{status: 200, cseq: "2 INVITE", branch: "b2", at: 3 * time.Second}, // until the ACK
 		}, []string{"auth_succeeded 201 198.18.0.2 5060 +2s"}},
 		{"403 to OPTIONS", phone, []resp{{status: 403, cseq: "1 OPTIONS", branch: "b1"}}, nil},
+		// The PBX answers OPTIONS (or MESSAGE, SUBSCRIBE) without a
+		// password: on the Call-ID of a challenged REGISTER, its 200 is no
+		// login, nor an answer to the challenge. Taken for one, it would
+		// have the address learned without a password.
+		{"200 to OPTIONS after a challenge", phone, []resp{
+			{status: 401, cseq: "1 REGISTER", branch: "b1"},
+			{status: 200, cseq: "2 OPTIONS", branch: "b2", at: time.Second},
+		}, []string{"challenge_unanswered 100 198.18.0.2 5072 +32s"}},
+		{"200 to OPTIONS, then the right password", phone, []resp{
+			{status: 401, cseq: "1 REGISTER", branch: "b1"},
+			{status: 200, cseq: "2 OPTIONS", branch: "b2", at: time.Second},
+			{status: 200, cseq: "3 REGISTER", branch: "b3", at: 2 * time.Second},
+		}, []string{"auth_succeeded 100 198.18.0.2 5072 +2s"}},
+		{"200 to CANCEL after a challenged INVITE", client{attacker, 5060, "i5", "201"}, []resp{
+			{status: 407, cseq: "1 INVITE", branch: "b1"},
+			{status: 200, cseq: "1 CANCEL", branch: "b1", at: time.Second},
+		}, []string{"challenge_unanswered 201 198.18.0.2 5060 +32s"}},
 		{"unanswered challenge", client{attacker, 5060, "w2", "100"}, []resp{
 			{status: 401, cseq: "1 REGISTER", branch: "b1"},
 		}, []string{"challenge_unanswered 100 198.18.0.2 5060 +32s"}},

@@ -87,6 +87,12 @@ type Message struct {
 	// Priority is the message's PRI (facility*8 + severity), or -1 when it
 	// had none.
 	Priority int
+	// Forgeable: someone other than Sender may have written the message.
+	// It came in a UDP datagram, whose source address anyone can forge,
+	// or over TCP framed by a newline, which a newline inside an earlier
+	// message (attacker text logged raw) forges. A TCP message framed by
+	// octet counting comes from a sender that completed a handshake.
+	Forgeable bool
 }
 
 // Stats are a Receiver's counters. Every message read is counted in
@@ -513,8 +519,9 @@ func (r *Receiver) deliver(ctx context.Context, emit func([]Message) error) erro
 	}
 }
 
-// handle parses a message read from an allowed sender and queues it.
-func (r *Receiver) handle(m []byte, from netip.AddrPort, now time.Time) {
+// handle parses a message read from an allowed sender and queues it
+// (forgeable: see Message.Forgeable).
+func (r *Receiver) handle(m []byte, from netip.AddrPort, forgeable bool, now time.Time) {
 	if len(m) > r.opts.MaxMessage {
 		r.dropped(&r.oversize)
 		return
@@ -531,7 +538,7 @@ func (r *Receiver) handle(m []byte, from netip.AddrPort, now time.Time) {
 		}
 		return
 	}
-	if !r.queue.push(Message{Sender: from, Received: now, Line: line, Priority: pri}) {
+	if !r.queue.push(Message{Sender: from, Received: now, Line: line, Priority: pri, Forgeable: forgeable}) {
 		r.dropped(&r.overflow)
 	}
 }

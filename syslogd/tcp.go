@@ -141,7 +141,7 @@ func (r *Receiver) readConn(c *tcpConn) {
 			if f.lf {
 				r.framedByLF(c)
 			}
-			r.handle(trimEnd(frame), c.from, r.now())
+			r.handle(trimEnd(frame), c.from, f.lf, r.now())
 		case frameOversize:
 			r.dropped(&r.oversize)
 		default:

@@ -34,7 +34,7 @@ func (r *Receiver) serveUDP(l listener) error {
 			r.droppedUnlisted(from.Addr())
 			continue
 		}
-		r.handle(trimEnd(buf[:n]), from, r.now())
+		r.handle(trimEnd(buf[:n]), from, true, r.now())
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -81,46 +82,57 @@ type Answer struct {
 
 // Resolve returns the addresses of host: its A and AAAA records and, with
 // srv, those of the targets of its SIP SRV records (SRVServices). A
-// server failure (timeout, SERVFAIL, an answer too large) of any query is
-// an error: an answer is complete or none. A name with no address at all
-// is ErrNotFound.
+// server failure (timeout, SERVFAIL, an answer too large) of a query is
+// an error, returned with the addresses the other queries answered (a
+// partial answer; none when none did): one query failing for good (a
+// middlebox that drops AAAA, an SRV target whose DNS is dead or hostile)
+// must not keep the others' addresses from being admitted, nor drop them
+// after keep. A name with no address at all and no failure is
+// ErrNotFound.
 func (r *Resolver) Resolve(ctx context.Context, host string, srv bool) (Answer, error) {
 	name := dns.CanonicalName(host)
 	if _, ok := dns.IsDomainName(name); !ok {
 		return Answer{}, fmt.Errorf("%q is not a host name", host)
 	}
 	q := &query{r: r, ctx: ctx, ttl: -1, seen: map[netip.Addr]bool{}}
-	if err := q.addrs(name); err != nil {
-		return Answer{}, err
-	}
+	var errs []error
+	errs = append(errs, q.addrs(name)...)
 	if srv {
 		var targets []string
+	services:
 		for _, svc := range SRVServices {
 			ts, err := q.srv(svc + "." + name)
 			if err != nil {
-				return Answer{}, err
+				errs = append(errs, err)
+				continue
 			}
 			for _, t := range ts {
 				if contains(targets, t) {
 					continue
 				}
 				if len(targets) == MaxSRVTargets {
-					return Answer{}, fmt.Errorf("%s: more than %d SRV targets", host, MaxSRVTargets)
+					errs = append(errs, fmt.Errorf("%s: more than %d SRV targets", host, MaxSRVTargets))
+					break services
 				}
 				targets = append(targets, t)
 			}
 		}
 		for _, t := range targets {
-			if err := q.addrs(t); err != nil {
-				return Answer{}, err
-			}
+			errs = append(errs, q.addrs(t)...)
 		}
 	}
-	if len(q.out) == 0 {
+	if err := ctx.Err(); err != nil {
+		return Answer{}, err // stopped: nothing half-asked is an answer
+	}
+	if len(errs) == 0 && len(q.out) == 0 {
 		return Answer{}, fmt.Errorf("%s: %w (%s)", host, ErrNotFound, q.why(srv))
 	}
-	sortAddrs(q.out)
-	return Answer{Addrs: q.out, TTL: time.Duration(q.ttl) * time.Second}, nil
+	var ans Answer
+	if len(q.out) > 0 {
+		sortAddrs(q.out)
+		ans = Answer{Addrs: q.out, TTL: time.Duration(q.ttl) * time.Second}
+	}
+	return ans, errors.Join(errs...)
 }
 
 // query is one resolution: the addresses found, the smallest TTL.
@@ -150,33 +162,47 @@ func (q *query) useTTL(ttl uint32) {
 	}
 }
 
-// addrs adds the A and AAAA addresses of name.
-func (q *query) addrs(name string) error {
+// addrs adds the A and AAAA addresses of name, and returns the errors of
+// its two lookups. A lookup adds all its addresses or, when they would
+// be more than MaxAddrs in all, none.
+func (q *query) addrs(name string) (errs []error) {
 	for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
-		rrs, nx, err := q.lookup(name, t)
-		if err != nil {
-			return err
-		}
-		q.nx = q.nx || nx
-		for _, rr := range rrs {
-			var a netip.Addr
-			switch rr := rr.(type) {
-			case *dns.A:
-				a, _ = netip.AddrFromSlice(rr.A.To4())
-			case *dns.AAAA:
-				a, _ = netip.AddrFromSlice(rr.AAAA.To16())
-			}
-			a = a.Unmap()
-			if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() || q.seen[a] {
-				continue
-			}
-			if len(q.out) == MaxAddrs {
-				return fmt.Errorf("%s: more than %d addresses", name, MaxAddrs)
-			}
-			q.seen[a] = true
-			q.out = append(q.out, a)
+		if err := q.addrsOf(name, t); err != nil {
+			errs = append(errs, err)
 		}
 	}
+	return errs
+}
+
+// addrsOf adds the addresses of name's records of type t (A or AAAA).
+func (q *query) addrsOf(name string, t uint16) error {
+	rrs, nx, err := q.lookup(name, t)
+	if err != nil {
+		return err
+	}
+	q.nx = q.nx || nx
+	var found []netip.Addr
+	for _, rr := range rrs {
+		var a netip.Addr
+		switch rr := rr.(type) {
+		case *dns.A:
+			a, _ = netip.AddrFromSlice(rr.A.To4())
+		case *dns.AAAA:
+			a, _ = netip.AddrFromSlice(rr.AAAA.To16())
+		}
+		a = a.Unmap()
+		if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() || q.seen[a] || slices.Contains(found, a) {
+			continue
+		}
+		if len(q.out)+len(found) == MaxAddrs {
+			return fmt.Errorf("%s: more than %d addresses", name, MaxAddrs)
+		}
+		found = append(found, a)
+	}
+	for _, a := range found {
+		q.seen[a] = true
+	}
+	q.out = append(q.out, found...)
 	return nil
 }
 

@@ -359,3 +359,23 @@ func TestResolve_SRVBounds(t *testing.T) {
 		t.Errorf("err %v; want no record, not NXDOMAIN", err)
 	}
 }
+
+// TestResolve_Partial: a query that fails (here an SRV target answering
+// more records than MaxRecords) is an error returned with what the other
+// queries answered, never with an address of the failed one.
+func TestResolve_Partial(t *testing.T) {
+	s := dnstest.Start(t)
+	recs := append(dnstest.Records("hostile.example.test.", trunks.MaxRecords+1, 60),
+		"_sip._udp.example.test. 60 IN SRV 10 50 5060 hostile.example.test.",
+		"_sip._tcp.example.test. 60 IN SRV 10 50 5060 edge.example.test.",
+		"edge.example.test. 60 IN A 192.0.2.1",
+	)
+	s.Set(t, recs...)
+	ans, err := resolver(s).Resolve(context.Background(), "example.test", true)
+	if err == nil || !strings.Contains(err.Error(), "records in the answer") {
+		t.Errorf("err %v; want the hostile target's answer refused", err)
+	}
+	if want := addrs("192.0.2.1"); !slices.Equal(ans.Addrs, want) {
+		t.Errorf("addresses %v; want the healthy target's %v only", ans.Addrs, want)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -15,6 +16,14 @@ const (
 	DefaultMaxTTL = time.Hour
 	DefaultKeep   = 24 * time.Hour
 )
+
+// MaxKept bounds the addresses kept of one host name: an answer that
+// changes at every resolution (a hostile server, a CDN) would otherwise
+// add up to MaxAddrs every min_ttl, kept for keep (92,000 a day at the
+// defaults), each change rebuilding the allowlist in the daemon and the
+// kernel. Past it, the addresses answered longest ago go first, before
+// keep; the newest answer is always kept whole.
+const MaxKept = 4 * MaxAddrs
 
 // Trunk is a provider admitted by name: the addresses its host names
 // resolve to, and networks it publishes.
@@ -139,6 +148,7 @@ func (w *Watcher) Seed(prev Set) {
 						}
 					}
 					h.status.LastSuccess, h.status.TTL = hs.LastSuccess, hs.TTL
+					w.trim(t, h)
 				}
 			}
 		}
@@ -150,10 +160,68 @@ func (w *Watcher) Seed(prev Set) {
 func (w *Watcher) Current() Set { return w.set() }
 
 // Run resolves the trunks until ctx is done, calling publish with the
-// complete set after each round (the networks first, before any DNS
-// answer). publish runs on Run's goroutine.
+// complete set after each answer (the networks first, before any DNS
+// answer) and each address's end. publish runs on Run's goroutine.
+//
+// Each host name is resolved on a goroutine of its own (poll): a name
+// whose resolution takes minutes (a server holding each query just under
+// the timeout, along CNAME chains and SRV targets) holds up no other
+// trunk's.
 func (w *Watcher) Run(ctx context.Context, publish func(Set)) {
 	publish(w.set())
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	answers := make(chan answer)
+	for i, t := range w.trunks {
+		for _, h := range w.hosts[i] {
+			wg.Go(func() { w.poll(ctx, t, h, answers) })
+		}
+	}
+	timer := time.NewTimer(w.untilExpiry())
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case a := <-answers:
+			w.take(a)
+		more: // the answers ready meanwhile: one publish for them all
+			for {
+				select {
+				case a := <-answers:
+					w.take(a)
+				default:
+					break more
+				}
+			}
+		case <-timer.C:
+		}
+		now := w.now()
+		for i, t := range w.trunks {
+			for _, h := range w.hosts[i] {
+				w.expire(t, h, now)
+			}
+		}
+		publish(w.set())
+		timer.Reset(w.untilExpiry())
+	}
+}
+
+// answer is the outcome of one resolution of a host name.
+type answer struct {
+	trunk Trunk
+	host  *host
+	ans   Answer
+	err   error
+	at    time.Time
+}
+
+// poll resolves h.name until ctx is done, again after each answer's
+// wait, handing each outcome to Run. It reads nothing of h but its name:
+// Run's goroutine alone changes h.
+func (w *Watcher) poll(ctx context.Context, t Trunk, h *host, out chan<- answer) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -162,47 +230,35 @@ func (w *Watcher) Run(ctx context.Context, publish func(Set)) {
 			return
 		case <-timer.C:
 		}
-		w.round(ctx)
+		ans, err := w.lookup.Resolve(ctx, h.name, t.SRV)
 		if ctx.Err() != nil {
 			return
 		}
-		now := w.now()
-		publish(w.set())
-		timer.Reset(max(w.wake().Sub(now), 10*time.Millisecond))
-	}
-}
-
-// round resolves the hosts due and drops the addresses kept too long.
-func (w *Watcher) round(ctx context.Context) {
-	for i, t := range w.trunks {
-		for _, h := range w.hosts[i] {
-			if now := w.now(); !h.status.Next.After(now) {
-				w.resolve(ctx, t, h)
-			}
-			w.expire(t, h, w.now())
+		select {
+		case out <- answer{trunk: t, host: h, ans: ans, err: err, at: w.now()}:
+		case <-ctx.Done():
+			return
 		}
+		timer.Reset(t.wait(ans, err))
 	}
 }
 
-// resolve asks DNS for h once.
-func (w *Watcher) resolve(ctx context.Context, t Trunk, h *host) {
-	ans, err := w.lookup.Resolve(ctx, h.name, t.SRV)
-	now := w.now()
-	h.status.LastTry = now
+// wait is how long after an answer its host name is resolved again: its
+// TTL clamped to [MinTTL, MaxTTL], MinTTL after a failure.
+func (t Trunk) wait(ans Answer, err error) time.Duration {
 	if err != nil {
-		if ctx.Err() != nil {
-			return
-		}
-		if h.status.Error == "" {
-			h.status.ErrorSince = now
-		}
-		h.status.Error = err.Error()
-		h.status.Next = now.Add(t.MinTTL)
-		w.log.Warn().Err(err).Str("trunk", t.Name).Str("host", h.name).Int("kept", len(h.seen)).
-			Msg("trunk host not resolved; its last answer is kept")
-		return
+		return t.MinTTL
 	}
-	ttl := min(max(ans.TTL, t.MinTTL), t.MaxTTL)
+	return min(max(ans.TTL, t.MinTTL), t.MaxTTL)
+}
+
+// take records an answer of a host name.
+func (w *Watcher) take(r answer) {
+	t, h, ans, err, now := r.trunk, r.host, r.ans, r.err, r.at
+	h.status.LastTry = now
+	h.status.Next = now.Add(t.wait(ans, err))
+	// A partial answer (err with addresses) admits what it holds, like a
+	// complete one, and is retried like a failure.
 	var added []string
 	for _, a := range ans.Addrs {
 		if _, ok := h.seen[a]; !ok {
@@ -213,11 +269,21 @@ func (w *Watcher) resolve(ctx context.Context, t Trunk, h *host) {
 	if len(added) > 0 {
 		w.log.Info().Str("trunk", t.Name).Str("host", h.name).Strs("addresses", added).Msg("trunk addresses admitted")
 	}
+	w.trim(t, h)
+	if err != nil {
+		if h.status.Error == "" {
+			h.status.ErrorSince = now
+		}
+		h.status.Error = err.Error()
+		w.log.Warn().Err(err).Str("trunk", t.Name).Str("host", h.name).Int("answered", len(ans.Addrs)).Int("kept", len(h.seen)).
+			Msg("trunk host not resolved, or in part; its last answer is kept")
+		return
+	}
 	if h.status.Error != "" {
 		w.log.Info().Str("trunk", t.Name).Str("host", h.name).Msg("trunk host resolved again")
 	}
 	h.status.Error, h.status.ErrorSince = "", time.Time{}
-	h.status.TTL, h.status.LastSuccess, h.status.Next = ttl, now, now.Add(ttl)
+	h.status.TTL, h.status.LastSuccess = t.wait(ans, nil), now
 }
 
 // expire drops the addresses of h no answer has held for Keep.
@@ -241,30 +307,47 @@ func (w *Watcher) expire(t Trunk, h *host, now time.Time) {
 		Msg("trunk addresses dropped: no answer held them for keep")
 }
 
-// wake returns when the next round is due: a resolution or an address's
-// end.
-func (w *Watcher) wake() time.Time {
-	var next time.Time
-	early := func(t time.Time) {
-		if t.IsZero() {
-			return // not resolved yet: the round in progress does it
-		}
-		if next.IsZero() || t.Before(next) {
-			next = t
-		}
+// trim drops the addresses of h answered longest ago while it keeps more
+// than MaxKept (ties: the lowest addresses first, for a stable result).
+func (w *Watcher) trim(t Trunk, h *host) {
+	if len(h.seen) <= MaxKept {
+		return
 	}
+	all := make([]netip.Addr, 0, len(h.seen))
+	for a := range h.seen {
+		all = append(all, a)
+	}
+	slices.SortFunc(all, func(a, b netip.Addr) int {
+		if c := h.seen[a].Compare(h.seen[b]); c != 0 {
+			return c
+		}
+		return a.Compare(b)
+	})
+	gone := all[:len(all)-MaxKept]
+	for _, a := range gone {
+		delete(h.seen, a)
+	}
+	w.log.Warn().Str("trunk", t.Name).Str("host", h.name).Int("dropped", len(gone)).Int("kept", MaxKept).
+		Msg("trunk host answers too many different addresses: the oldest dropped before keep")
+}
+
+// untilExpiry returns how long until the first kept address's end (an
+// hour when none: an answer wakes Run before).
+func (w *Watcher) untilExpiry() time.Duration {
+	var next time.Time
 	for i, t := range w.trunks {
 		for _, h := range w.hosts[i] {
-			early(h.status.Next)
 			for _, seen := range h.seen {
-				early(seen.Add(t.Keep))
+				if end := seen.Add(t.Keep); next.IsZero() || end.Before(next) {
+					next = end
+				}
 			}
 		}
 	}
 	if next.IsZero() {
-		next = w.now().Add(time.Hour) // nothing to resolve: networks only
+		return time.Hour
 	}
-	return next
+	return max(next.Sub(w.now()), 10*time.Millisecond)
 }
 
 // set returns the complete set.

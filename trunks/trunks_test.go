@@ -2,6 +2,7 @@ package trunks_test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -50,8 +51,15 @@ func (l *latest) host() trunks.HostStatus {
 
 func watch(t *testing.T, tr trunks.Trunk, s *dnstest.Server) (*latest, *testutil.Buffer) {
 	t.Helper()
+	return watchAll(t, []trunks.Trunk{tr}, resolver(s))
+}
+
+// watchAll runs a watcher of ts resolving through lookup until the test
+// ends.
+func watchAll(t *testing.T, ts []trunks.Trunk, lookup trunks.Lookup) (*latest, *testutil.Buffer) {
+	t.Helper()
 	var logs testutil.Buffer
-	w := trunks.NewWatcher([]trunks.Trunk{tr}, resolver(s), zerolog.New(&logs))
+	w := trunks.NewWatcher(ts, lookup, zerolog.New(&logs))
 	l := &latest{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -189,4 +197,127 @@ func TestWatcher_Seed(t *testing.T) {
 	if got := (<-first).Allow; !slices.Equal(got, []netip.Prefix{netip.MustParsePrefix("192.0.2.1/32")}) {
 		t.Errorf("first set %v; want the seeded address", got)
 	}
+}
+
+// TestWatcher_PartialFailure: one query of a host name fails for good (a
+// broken middlebox that SERVFAILs AAAA; an SRV target whose DNS is dead,
+// or owned by an attacker who answers SERVFAIL or too many addresses):
+// the addresses the other queries answer are admitted all the same, the
+// error shown. Complete-or-none would keep the host erring, admit nothing
+// new, and drop every address of the provider after keep.
+func TestWatcher_PartialFailure(t *testing.T) {
+	servfail := func(s *dnstest.Server, name string, qtype uint16) {
+		s.Hook(func(req *dns.Msg) *dns.Msg {
+			q := req.Question[0]
+			if dns.CanonicalName(q.Name) != name || q.Qtype != qtype {
+				return nil
+			}
+			m := new(dns.Msg)
+			m.SetRcode(req, dns.RcodeServerFailure)
+			return m
+		})
+	}
+	t.Run("AAAA", func(t *testing.T) {
+		s := dnstest.Start(t)
+		s.Set(t, "sip.example.test. 60 IN A 192.0.2.1")
+		servfail(s, "sip.example.test.", dns.TypeAAAA)
+		tr := trunks.Trunk{Name: "carrier", Hosts: []string{"sip.example.test"}, MinTTL: 50 * time.Millisecond, Keep: time.Minute}
+		l, _ := watch(t, tr, s)
+		testutil.WaitFor(t, 10*time.Second, "the A record's address", func() bool { return l.allows("192.0.2.1/32") })
+		if h := l.host(); !strings.Contains(h.Error, "SERVFAIL") {
+			t.Errorf("status %+v; want the AAAA failure shown", h)
+		}
+	})
+	t.Run("SRVTarget", func(t *testing.T) {
+		s := dnstest.Start(t)
+		s.Set(t,
+			"_sip._udp.example.test. 60 IN SRV 10 50 5060 edge1.example.test.",
+			"_sip._udp.example.test. 60 IN SRV 20 50 5060 edge2.example.test.",
+			"edge1.example.test. 60 IN A 198.51.100.1",
+		)
+		servfail(s, "edge2.example.test.", dns.TypeA)
+		tr := trunks.Trunk{Name: "carrier", Hosts: []string{"example.test"}, SRV: true, MinTTL: 50 * time.Millisecond, Keep: time.Minute}
+		l, _ := watch(t, tr, s)
+		testutil.WaitFor(t, 10*time.Second, "the healthy target's address", func() bool { return l.allows("198.51.100.1/32") })
+		if h := l.host(); !strings.Contains(h.Error, "edge2.example.test") {
+			t.Errorf("status %+v; want the failing target's error shown", h)
+		}
+	})
+}
+
+// TestWatcher_Churn: whoever answers for a host name (a hostile server, a
+// CDN) answers MaxAddrs new addresses at every resolution, TTL 0: what
+// the watcher keeps of the host stays bounded (memory, trunks.json, the
+// kernel's allow sets, the allowlist rebuilt at each change), the newest
+// answer always whole.
+func TestWatcher_Churn(t *testing.T) {
+	s := dnstest.Start(t)
+	var round int
+	s.Hook(func(req *dns.Msg) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		if req.Question[0].Qtype != dns.TypeA {
+			return m
+		}
+		round++
+		for i := range trunks.MaxAddrs {
+			rr, _ := dns.NewRR(fmt.Sprintf("sip.example.test. 0 IN A 10.%d.%d.%d", round>>8&255, round&255, i))
+			m.Answer = append(m.Answer, rr)
+		}
+		return m
+	})
+	tr := trunks.Trunk{Name: "carrier", Hosts: []string{"sip.example.test"}, MinTTL: 10 * time.Millisecond, Keep: time.Hour}
+	l, _ := watch(t, tr, s)
+	rounds := 4*trunks.MaxKept/trunks.MaxAddrs + 2
+	testutil.WaitFor(t, 30*time.Second, "the rounds", func() bool {
+		h := l.host()
+		return len(h.Addrs) > 0 && h.Addrs[len(h.Addrs)-1].Addr.As4()[2] >= byte(rounds)
+	})
+	h := l.host()
+	if len(h.Addrs) > trunks.MaxKept {
+		t.Errorf("%d addresses kept; want at most %d", len(h.Addrs), trunks.MaxKept)
+	}
+	// The newest answer: the addresses of the highest round, all kept.
+	last := h.Addrs[len(h.Addrs)-1].Addr.As4()
+	n := 0
+	for _, a := range h.Addrs {
+		if b := a.Addr.As4(); b[1] == last[1] && b[2] == last[2] {
+			n++
+		}
+	}
+	if n != trunks.MaxAddrs {
+		t.Errorf("%d addresses of the newest answer kept; want %d", n, trunks.MaxAddrs)
+	}
+}
+
+// stalled is a Lookup whose answer for one host never comes (until the
+// context ends): a server that holds each query just under the timeout,
+// along CNAME chains and SRV targets, is as good as that for minutes.
+// Every other host answers at once.
+type stalled struct {
+	host  string
+	other trunks.Lookup
+}
+
+func (s stalled) Resolve(ctx context.Context, host string, srv bool) (trunks.Answer, error) {
+	if host == s.host {
+		<-ctx.Done()
+		return trunks.Answer{}, ctx.Err()
+	}
+	return s.other.Resolve(ctx, host, srv)
+}
+
+// TestWatcher_Stalled: the resolution of one trunk's host name never
+// ends: the other trunks are resolved and re-resolved all the same.
+func TestWatcher_Stalled(t *testing.T) {
+	s := dnstest.Start(t)
+	s.Set(t, "sip.carrier.test. 0 IN A 192.0.2.1")
+	ts := []trunks.Trunk{
+		{Name: "hostile", Hosts: []string{"sip.hostile.test"}, MinTTL: 50 * time.Millisecond, Keep: time.Minute},
+		{Name: "carrier", Hosts: []string{"sip.carrier.test"}, MinTTL: 50 * time.Millisecond, Keep: time.Minute},
+	}
+	l, _ := watchAll(t, ts, stalled{host: "sip.hostile.test", other: resolver(s)})
+	testutil.WaitFor(t, 10*time.Second, "the carrier's address", func() bool { return l.allows("192.0.2.1/32") })
+	s.Set(t, "sip.carrier.test. 0 IN A 192.0.2.2")
+	testutil.WaitFor(t, 10*time.Second, "the carrier's new address", func() bool { return l.allows("192.0.2.2/32") })
 }

@@ -65,7 +65,7 @@ func (m *Main) check(ctx context.Context, args []string) error {
 	for _, w := range append(m.lockoutWarnings(append(opts.Allow, resolved...)), warnings...) {
 		fmt.Fprintf(m.Stderr, "warning: %s\n", w)
 	}
-	for _, w := range policyWarnings {
+	for _, w := range append(policyWarnings, wideAllow(cfg)...) {
 		fmt.Fprintf(m.Stderr, "warning: %s\n", w)
 	}
 	unread := unreadable(cfg)

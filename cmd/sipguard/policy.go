@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sipguard/sipguard/bans"
 	"github.com/sipguard/sipguard/config"
 	"github.com/sipguard/sipguard/control"
 	"github.com/sipguard/sipguard/daemon"
@@ -185,6 +186,35 @@ func providers(cfg *config.Config) int {
 		n++
 	}
 	return n
+}
+
+// wideAllow warns of the [allow] entries and trunk networks wider than
+// the widest ban (bans.TooWide): everything in one is never banned and
+// passes the policy, most likely a typo ("0.0.0.0/1") or a form that
+// means more than it looks ("::ffff:0:0/96" is every IPv4 address).
+func wideAllow(cfg *config.Config) []string {
+	var out []string
+	warn := func(where, s string) {
+		p, err := bans.ParseTarget(s)
+		if err != nil || !bans.TooWide(p) {
+			return
+		}
+		shown := s
+		if p.String() != s {
+			shown += " (" + p.String() + ")"
+		}
+		out = append(out, fmt.Sprintf("%s %s is wider than /%d (IPv4) or /%d (IPv6): everything in it is never banned and passes [policy]",
+			where, shown, bans.MinBits4, bans.MinBits6))
+	}
+	for _, s := range cfg.Allow.Addresses {
+		warn("[allow]", s)
+	}
+	for _, t := range cfg.Trunks {
+		for _, s := range t.Networks {
+			warn("trunk "+t.Name+":", s)
+		}
+	}
+	return out
 }
 
 // sshSession reads $SSH_CONNECTION "client port server port": the client

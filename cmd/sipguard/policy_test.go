@@ -12,22 +12,29 @@ import (
 	"github.com/sipguard/sipguard/internal/geoiptest"
 )
 
+// runCheck runs `check` on the config text cfg with the environment env,
+// no host address nor gateway: its output, errors and exit code.
+func runCheck(t *testing.T, env map[string]string, cfg string) (string, string, int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	m := &Main{
+		Stdout: &out, Stderr: &errOut, ConfigPath: filepath.Join(t.TempDir(), "absent.toml"),
+		Now:       time.Now,
+		HostAddrs: func() ([]netip.Prefix, error) { return nil, nil },
+		Getenv:    func(k string) string { return env[k] },
+		Gateways:  func() ([]netip.Addr, error) { return nil, nil },
+	}
+	code := m.Exit(m.Run(context.Background(), []string{"check", "-c", writeFile(t, "rules.toml", cfg)}))
+	return out.String(), errOut.String(), code
+}
+
 // TestCheckPolicy: check refuses strict mode without an [allow] address
 // but loopback, and warns when the SSH session goes to a SIP port and its
 // client is not allowlisted.
 func TestCheckPolicy(t *testing.T) {
 	check := func(env map[string]string, cfg string) (string, string, int) {
 		t.Helper()
-		var out, errOut bytes.Buffer
-		m := &Main{
-			Stdout: &out, Stderr: &errOut, ConfigPath: filepath.Join(t.TempDir(), "absent.toml"),
-			Now:       time.Now,
-			HostAddrs: func() ([]netip.Prefix, error) { return nil, nil },
-			Getenv:    func(k string) string { return env[k] },
-			Gateways:  func() ([]netip.Addr, error) { return nil, nil },
-		}
-		code := m.Exit(m.Run(context.Background(), []string{"check", "-c", writeFile(t, "rules.toml", cfg)}))
-		return out.String(), errOut.String(), code
+		return runCheck(t, env, cfg)
 	}
 	out, errOut, code := check(nil, "[policy]\nmode = \"strict\"\n")
 	if code != 1 || !strings.Contains(errOut, `[policy] mode = "strict" with no [allow] entry but loopback and no [[trunk]]`) || strings.Contains(out, "OK") {
@@ -68,5 +75,29 @@ func TestCheckPolicy(t *testing.T) {
 	allowSSH := "[allow]\naddresses = [\"198.51.100.0/28\", \"203.0.113.5\"]\n"
 	if _, errOut, _ := check(ssh, allowSSH+"[policy]\nmode = \"strict\"\n"); strings.Contains(errOut, "SSH session") {
 		t.Errorf("allowlisted SSH client warned: %q", errOut)
+	}
+}
+
+// TestCheckWideAllow: an [allow] entry or a trunk's network wider than
+// the widest ban (a /8, an IPv6 /19) is warned of: everything in it is
+// never banned and passes the policy. "::ffff:0:0/96" is every IPv4
+// address.
+func TestCheckWideAllow(t *testing.T) {
+	check := func(cfg string) string {
+		t.Helper()
+		_, errOut, code := runCheck(t, nil, cfg)
+		if code != 0 {
+			t.Fatalf("check exits %d: %s", code, errOut)
+		}
+		return errOut
+	}
+	errOut := check("[allow]\naddresses = [\"127.0.0.0/8\", \"0.0.0.0/1\"]\n[[trunk]]\nname = \"carrier\"\nnetworks = [\"::ffff:0:0/96\", \"2000::/3\"]\n")
+	for _, want := range []string{"[allow] 0.0.0.0/1", "trunk carrier: ::ffff:0:0/96 (0.0.0.0/0)", "trunk carrier: 2000::/3"} {
+		if !strings.Contains(errOut, "warning: "+want) {
+			t.Errorf("no warning for %s: %q", want, errOut)
+		}
+	}
+	if errOut := check("[allow]\naddresses = [\"127.0.0.0/8\", \"10.0.0.0/8\", \"2001:db8::/32\"]\n"); strings.Contains(errOut, "never banned") {
+		t.Errorf("a /8 warned: %q", errOut)
 	}
 }

@@ -99,7 +99,9 @@ func checkTrunks(ctx context.Context, cfg *config.Config, w io.Writer) (allow []
 			ans, err := r.Resolve(ctx, h, t.SRV)
 			if err != nil {
 				warnings = append(warnings, fmt.Sprintf("trunk %s: %v", t.Name, err))
-				continue
+			}
+			if len(ans.Addrs) == 0 {
+				continue // a partial answer is admitted, as the daemon does
 			}
 			addrs := make([]string, len(ans.Addrs))
 			for i, a := range ans.Addrs {

@@ -171,3 +171,70 @@ func trustedPasses(t *testing.T, pbx string, send func(src string, n int), sink,
 		trusted, received(sink, trusted)-trustedBefore, family, accepted, family, drops)
 	return accepted, drops
 }
+
+// TestDaemonTrunkPartialDNS: the real binary and kernel in strict mode, a
+// trunk admitted by its SIP SRV records, one of whose two targets fails
+// for good (SERVFAIL: its DNS dead, or owned by an attacker). The healthy
+// target's address is admitted all the same: in allow4, its packets reach
+// the PBX, while an unknown source's are dropped by the policy.
+func TestDaemonTrunkPartialDNS(t *testing.T) {
+	needRoot(t)
+	testutil.NeedCommands(t, "apt-get install bash", "bash")
+	const edge, scanner = "198.18.7.2", "198.18.7.3"
+	dir := t.TempDir()
+	pbx, sink, send := sipNet(t, dir, edge, scanner)
+	s := dnsIn(t, pbx)
+	s.Set(t,
+		"_sip._udp.carrier.test. 60 IN SRV 10 50 5060 edge1.carrier.test.",
+		"_sip._udp.carrier.test. 60 IN SRV 20 50 5060 edge2.carrier.test.",
+		"edge1.carrier.test. 60 IN A "+edge,
+	)
+	s.Hook(func(req *dns.Msg) *dns.Msg {
+		if dns.CanonicalName(req.Question[0].Name) != "edge2.carrier.test." {
+			return nil
+		}
+		m := new(dns.Msg)
+		m.SetRcode(req, dns.RcodeServerFailure)
+		return m
+	})
+	logPath := filepath.Join(dir, "messages.log")
+	appendLines(t, logPath, "[2026-01-01 00:00:00] VERBOSE[1] pbx.c: started")
+	config := daemonConfig(t, dir, logPath, fmt.Sprintf(`
+[trunks]
+servers = [%q]
+min_ttl = "1s"
+
+[[trunk]]
+name = "carrier"
+hosts = ["carrier.test"]
+srv = true
+
+[policy]
+mode = "strict"
+sip_ports = ["5060/udp"]
+`, s.Addr))
+	d := startDaemon(t, pbx, config)
+	if !waitFor(10*time.Second, func() bool { return answers(t, config) }) {
+		t.Fatalf("daemon did not start:\n%s", d.stderr)
+	}
+	if !waitFor(10*time.Second, func() bool { return setHas(t, pbx, "allow4", edge) }) {
+		t.Fatalf("the healthy target's address is not in allow4: %s\n%s", nft(t, pbx, "list", "set", "inet", "sipguard", "allow4"), d.stderr)
+	}
+	if !waitFor(5*time.Second, func() bool { send(edge, 1); return received(sink, edge) > 0 }) {
+		t.Fatalf("the trunk does not reach the PBX: %q", readFile(sink))
+	}
+	send(scanner, 5)
+	send(edge, 1) // after the scanner's: once it arrives, theirs would have
+	before := received(sink, edge)
+	if !waitFor(5*time.Second, func() bool { send(edge, 1); return received(sink, edge) > before }) {
+		t.Fatal("the trunk stopped reaching the PBX")
+	}
+	if n := received(sink, scanner); n != 0 {
+		t.Errorf("%d datagrams of an unknown source reached the PBX in strict mode", n)
+	}
+	var ts []control.TrunkStatus
+	out, _, err := ctl(t, "trunks", "--json", "-c", config)
+	if err != nil || json.Unmarshal([]byte(out), &ts) != nil || len(ts) != 1 || !strings.Contains(ts[0].Hosts[0].Error, "edge2.carrier.test") {
+		t.Errorf("trunks: %v %s; want edge2's failure shown", err, out)
+	}
+}
