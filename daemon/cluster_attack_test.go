@@ -780,16 +780,7 @@ func inForceWithin(t *testing.T, r *running, target string, end time.Time, want 
 // the bans inside as overlapping. They must be tried again soon, not at
 // the core's next tick, up to a second later.
 func TestCoverEndsSlowFirewall(t *testing.T) {
-	fw := fwtest.New(nil)
-	fw.BanFunc = func(bs []firewall.Ban) error {
-		for _, b := range bs {
-			if b.Prefix.Bits() == 16 {
-				time.Sleep(80 * time.Millisecond)
-			}
-		}
-		return nil
-	}
-	r := coverEndsGap(t, fw, gapEnds, 300*time.Millisecond)
+	r := coverEndsGap(t, lateNetworks(80*time.Millisecond), gapEnds, 300*time.Millisecond)
 	// Refused for those 80 ms, as the firewall said: no error, neither
 	// logged nor counted (an operator would look for a broken firewall).
 	if st, _ := r.client.Status(context.Background()); st.Firewall.Errors != 0 || strings.Contains(r.logs.String(), "not put back") {
@@ -806,19 +797,26 @@ func TestCoverEndsSlowFirewall(t *testing.T) {
 // (OverlapError.Until), not at the retries' next doubling step or the
 // tick, which put them back up to 1.26 s late.
 func TestCoverEndsLateFirewall(t *testing.T) {
-	fw := fwtest.New(nil)
-	fw.BanFunc = func(bs []firewall.Ban) error {
-		for _, b := range bs {
-			if b.Prefix.Bits() == 16 {
-				time.Sleep(700 * time.Millisecond)
-			}
-		}
-		return nil
-	}
+	fw := lateNetworks(700 * time.Millisecond)
 	// The /16s applied one after the other (0.7 s each) all hold their
 	// /24 when those come. 0.7 s lies between two doubling steps (0.62
 	// and 1.26 s after the end): the old retries were 0.7-1.26 s late.
 	coverEndsGap(t, fw, []time.Duration{2600 * time.Millisecond, 2900 * time.Millisecond, 3200 * time.Millisecond}, 800*time.Millisecond)
+}
+
+// lateNetworks is a fake firewall whose calls that ban a /16 take late
+// longer: its ban of it ends late after its record.
+func lateNetworks(late time.Duration) *fwtest.Fake {
+	fw := fwtest.New(nil)
+	fw.BanFunc = func(bs []firewall.Ban) error {
+		for _, b := range bs {
+			if b.Prefix.Bits() == 16 {
+				time.Sleep(late)
+			}
+		}
+		return nil
+	}
+	return fw
 }
 
 // TestCoverEndsFollowsOrigin (issue 20, item 1): the cover timer follows
