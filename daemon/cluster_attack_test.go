@@ -717,16 +717,18 @@ func manualInsideWider(t *testing.T, fw firewall.Backend) {
 // (coverSlack after), not at the core's next tick: that was a gap of up
 // to a second, on every node, for a wider ban's origin to time. Three
 // /16s end 300 ms apart, so that a tick cannot fall just before each.
-func TestCoverEndsGap(t *testing.T) { coverEndsGap(t, nil, 250*time.Millisecond) }
+func TestCoverEndsGap(t *testing.T) { coverEndsGap(t, nil, gapEnds, 250*time.Millisecond) }
+
+// gapEnds are coverEndsGap's /16s' lengths.
+var gapEnds = []time.Duration{1200 * time.Millisecond, 1500 * time.Millisecond, 1800 * time.Millisecond}
 
 // coverEndsGap runs TestCoverEndsGap with fw (nil: the fake), each /24
 // due within want of its /16's end, and returns the daemon.
-func coverEndsGap(t *testing.T, fw firewall.Backend, want time.Duration) *running {
+func coverEndsGap(t *testing.T, fw firewall.Backend, ends []time.Duration, want time.Duration) *running {
 	e := newEnv(t)
 	r := startWith(t, e.config(), fw, joined)
 	ctx := context.Background()
 	now := time.Now()
-	ends := []time.Duration{1200 * time.Millisecond, 1500 * time.Millisecond, 1800 * time.Millisecond}
 	var narrow []cluster.Update
 	for i, d := range ends {
 		// One call each: a slow firewall (TestCoverEndsSlowFirewall) is
@@ -778,16 +780,7 @@ func inForceWithin(t *testing.T, r *running, target string, end time.Time, want 
 // the bans inside as overlapping. They must be tried again soon, not at
 // the core's next tick, up to a second later.
 func TestCoverEndsSlowFirewall(t *testing.T) {
-	fw := fwtest.New(nil)
-	fw.BanFunc = func(bs []firewall.Ban) error {
-		for _, b := range bs {
-			if b.Prefix.Bits() == 16 {
-				time.Sleep(80 * time.Millisecond)
-			}
-		}
-		return nil
-	}
-	r := coverEndsGap(t, fw, 300*time.Millisecond)
+	r := coverEndsGap(t, lateNetworks(80*time.Millisecond), gapEnds, 300*time.Millisecond)
 	// Refused for those 80 ms, as the firewall said: no error, neither
 	// logged nor counted (an operator would look for a broken firewall).
 	if st, _ := r.client.Status(context.Background()); st.Firewall.Errors != 0 || strings.Contains(r.logs.String(), "not put back") {
@@ -796,6 +789,34 @@ func TestCoverEndsSlowFirewall(t *testing.T) {
 	if !strings.Contains(r.logs.String(), "still holds a network ban that ended") {
 		t.Errorf("the refusals were not logged at debug level:\n%s", r.logs)
 	}
+}
+
+// TestCoverEndsLateFirewall: the firewall's ban of a network ends 700 ms
+// after its record (a restore of 20,000 bans lags as much): the bans
+// inside go in when the firewall says it lets the network go
+// (OverlapError.Until), not at the retries' next doubling step or the
+// tick, which put them back up to 1.26 s late.
+func TestCoverEndsLateFirewall(t *testing.T) {
+	fw := lateNetworks(700 * time.Millisecond)
+	// The /16s applied one after the other (0.7 s each) all hold their
+	// /24 when those come. 0.7 s lies between two doubling steps (0.62
+	// and 1.26 s after the end): the old retries were 0.7-1.26 s late.
+	coverEndsGap(t, fw, []time.Duration{2600 * time.Millisecond, 2900 * time.Millisecond, 3200 * time.Millisecond}, 800*time.Millisecond)
+}
+
+// lateNetworks is a fake firewall whose calls that ban a /16 take late
+// longer: its ban of it ends late after its record.
+func lateNetworks(late time.Duration) *fwtest.Fake {
+	fw := fwtest.New(nil)
+	fw.BanFunc = func(bs []firewall.Ban) error {
+		for _, b := range bs {
+			if b.Prefix.Bits() == 16 {
+				time.Sleep(late)
+			}
+		}
+		return nil
+	}
+	return fw
 }
 
 // TestCoverEndsFollowsOrigin (issue 20, item 1): the cover timer follows

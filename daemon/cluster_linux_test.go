@@ -55,5 +55,5 @@ func TestManualInsideWiderKernel(t *testing.T) {
 // throw-away network namespace: the kernel must have let the /16 go when
 // the /24 inside it goes in, or it refuses it as overlapping.
 func TestCoverEndsGapKernel(t *testing.T) {
-	coverEndsGap(t, kernelFW(t, "sgdg")(), 250*time.Millisecond)
+	coverEndsGap(t, kernelFW(t, "sgdg")(), gapEnds, 250*time.Millisecond)
 }

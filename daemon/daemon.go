@@ -171,21 +171,25 @@ type Daemon struct {
 	fraudAlerts map[string]int64        // toll-fraud alerts by rule
 	// fraudLive is the source of each answered call under way, for the
 	// alerts Guard.Tick raises about it.
-	fraudLive      map[string]string
-	fraudBans      []fraudBan // bans of fraud alerts, decided fraudBanDelay later
-	ledger         *bans.Ledger
-	evidence       *evidence
-	pending        []decision
-	pendingPos     map[string]savedPosition
-	surges         map[string]*surge // by source (surge.go)
-	positions      map[string]savedPosition
-	bansDirty      bool
-	posDirty       bool
-	runners        map[string]*runner
-	ruleBans       map[string]int64
-	stale          int64
-	retryAt        time.Time
-	uncovering     map[netip.Prefix]time.Time // wider bans gone whose covered ones the firewall failed to put back (uncoverAgain), since
+	fraudLive  map[string]string
+	fraudBans  []fraudBan // bans of fraud alerts, decided fraudBanDelay later
+	ledger     *bans.Ledger
+	evidence   *evidence
+	pending    []decision
+	pendingPos map[string]savedPosition
+	surges     map[string]*surge // by source (surge.go)
+	positions  map[string]savedPosition
+	bansDirty  bool
+	posDirty   bool
+	runners    map[string]*runner
+	ruleBans   map[string]int64
+	stale      int64
+	retryAt    time.Time
+	uncovering map[netip.Prefix]time.Time // wider bans gone whose covered ones the firewall failed to put back (uncoverAgain), since
+	// uncoverHint is when the firewall said it lets go of the earliest
+	// network that kept a return out (firewall.OverlapError.Until): the
+	// returns are tried again then, not at the next doubling step.
+	uncoverHint    time.Time
 	retryWait      time.Duration
 	fwErr          string
 	lastSaved      time.Time
@@ -447,7 +451,9 @@ func (d *Daemon) loop(ctx context.Context) {
 	// end later than its record, by as long as the call that set it took
 	// (a large batch, a restore): refused then as overlapping, the bans
 	// inside are tried again coverSlack later, then twice as long each
-	// time (uncoverRetry), until the tick's.
+	// time (uncoverRetry), until the tick's; or, sooner, coverSlack after
+	// the firewall said it lets the network go (uncoverHint): a restore's
+	// lag of 0.6 s made the doubling steps put them back 1 s late.
 	cover := time.NewTimer(time.Hour)
 	cover.Stop()
 	defer cover.Stop()
@@ -466,6 +472,9 @@ func (d *Daemon) loop(ctx context.Context) {
 				retry = uncoverRetry(retry)
 				retryAt = now.Add(retry)
 			}
+			if h := d.uncoverHint; !h.IsZero() && h.Add(coverSlack).Before(retryAt) {
+				retryAt = h.Add(coverSlack)
+			}
 			if at.IsZero() || retryAt.Before(at) {
 				at = retryAt
 			}
@@ -480,7 +489,8 @@ func (d *Daemon) loop(ctx context.Context) {
 		cover.Reset(max(at.Sub(now), 0))
 	}
 	for {
-		if d.ledger.TakeHoldChange() || len(d.uncovering) > 0 && retryAt.IsZero() {
+		hintEarlier := !d.uncoverHint.IsZero() && d.uncoverHint.Add(coverSlack).Before(retryAt)
+		if d.ledger.TakeHoldChange() || len(d.uncovering) > 0 && (retryAt.IsZero() || hintEarlier) {
 			armCover()
 		}
 		// The logs' lines first: a queue of calls (other nodes' bans in

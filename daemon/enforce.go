@@ -523,6 +523,9 @@ func (d *Daemon) uncover(ctx context.Context, p netip.Prefix, now time.Time) {
 		// call that set it took. Tried again soon (uncoverRetry), it is no
 		// error unless it lasts.
 		var oe *firewall.OverlapError
+		if errors.As(err, &oe) && oe.Until.After(now) && (d.uncoverHint.IsZero() || oe.Until.Before(d.uncoverHint)) {
+			d.uncoverHint = oe.Until
+		}
 		if errors.As(err, &oe) && (oe.With == p || d.ledger.Until(oe.With, now).IsZero()) && now.Sub(first) < time.Second {
 			d.log.Debug().Str(fieldPrefix, p.String()).Int("bans", len(bs)).
 				Msg("the firewall still holds a network ban that ended: the bans inside it go in when it lets it go")
@@ -539,6 +542,7 @@ func (d *Daemon) uncover(ctx context.Context, p netip.Prefix, now time.Time) {
 // uncoverAgain retries the uncovers the firewall failed.
 func (d *Daemon) uncoverAgain(ctx context.Context) {
 	now := d.now()
+	d.uncoverHint = time.Time{} // set again by those refused again
 	// uncover adds back the ones failing again: not while ranging.
 	for _, p := range slices.Collect(maps.Keys(d.uncovering)) {
 		d.uncover(ctx, p, now)

@@ -273,7 +273,14 @@ func entries(m map[netip.Prefix]time.Time, ports string, now time.Time) []Entry 
 }
 
 // OverlapError says which network ban a new one overlaps.
-type OverlapError struct{ Prefix, With netip.Prefix }
+type OverlapError struct {
+	Prefix, With netip.Prefix
+	// Until is when the backend's ban of With ends, when it holds one
+	// (zero for two networks of one call): a network that ended after its
+	// record (the kernel counts from its transaction) is refused until
+	// then, and a caller can try again at that moment.
+	Until time.Time
+}
 
 func (e *OverlapError) Error() string {
 	return e.Prefix.String() + " " + ErrOverlap.Error() + ": " + e.With.String()

@@ -46,18 +46,18 @@ func newOverlap(held map[netip.Prefix]time.Time, gone map[netip.Prefix]bool, net
 	}
 	for _, p := range nets {
 		if q, ok := around(p, live); ok {
-			return &OverlapError{Prefix: p, With: q}
+			return &OverlapError{Prefix: p, With: q, Until: held[q]}
 		}
 		if sorted == nil {
 			for q := range held {
 				if q.Bits() > p.Bits() && p.Contains(q.Addr()) && live(q) {
-					return &OverlapError{Prefix: p, With: q}
+					return &OverlapError{Prefix: p, With: q, Until: held[q]}
 				}
 			}
 			continue
 		}
 		if q, ok := inside(sorted, p); ok {
-			return &OverlapError{Prefix: p, With: q}
+			return &OverlapError{Prefix: p, With: q, Until: held[q]}
 		}
 	}
 	order := slices.Clone(nets)

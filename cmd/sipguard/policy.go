@@ -192,11 +192,14 @@ func providers(cfg *config.Config) int {
 // the widest ban (bans.TooWide): everything in one is never banned and
 // passes the policy, most likely a typo ("0.0.0.0/1") or a form that
 // means more than it looks ("::ffff:0:0/96" is every IPv4 address).
+// IPv6 link-local (fe80::/10, where a router's address lies) and unique
+// local (fc00::/7) networks are not warned of: nothing from the Internet
+// comes from them.
 func wideAllow(cfg *config.Config) []string {
 	var out []string
 	warn := func(where, s string) {
 		p, err := bans.ParseTarget(s)
-		if err != nil || !bans.TooWide(p) {
+		if err != nil || !bans.TooWide(p) || notRouted(p) {
 			return
 		}
 		shown := s
@@ -215,6 +218,17 @@ func wideAllow(cfg *config.Config) []string {
 		}
 	}
 	return out
+}
+
+// notRouted reports whether p lies inside IPv6's link-local or unique
+// local addresses.
+func notRouted(p netip.Prefix) bool {
+	for _, n := range []netip.Prefix{netip.MustParsePrefix("fe80::/10"), netip.MustParsePrefix("fc00::/7")} {
+		if n.Bits() <= p.Bits() && n.Contains(p.Addr()) {
+			return true
+		}
+	}
+	return false
 }
 
 // sshSession reads $SSH_CONNECTION "client port server port": the client

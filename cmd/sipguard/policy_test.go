@@ -97,7 +97,7 @@ func TestCheckWideAllow(t *testing.T) {
 			t.Errorf("no warning for %s: %q", want, errOut)
 		}
 	}
-	if errOut := check("[allow]\naddresses = [\"127.0.0.0/8\", \"10.0.0.0/8\", \"2001:db8::/32\"]\n"); strings.Contains(errOut, "never banned") {
-		t.Errorf("a /8 warned: %q", errOut)
+	if errOut := check("[allow]\naddresses = [\"127.0.0.0/8\", \"10.0.0.0/8\", \"2001:db8::/32\", \"fe80::/10\", \"fc00::/7\"]\n"); strings.Contains(errOut, "never banned") {
+		t.Errorf("a /8, link-local or unique local network warned: %q", errOut)
 	}
 }

@@ -179,7 +179,7 @@ func (f *Fake) Change(ctx context.Context, lift []firewall.Lift, bans ...firewal
 		}
 		for q, exp := range f.bans {
 			if q != k && !gone[q] && q.ports == k.ports && !isHost(q.p) && exp.After(now) && q.p.Overlaps(k.p) {
-				return &firewall.OverlapError{Prefix: k.p, With: q.p}
+				return &firewall.OverlapError{Prefix: k.p, With: q.p, Until: exp}
 			}
 		}
 		for _, q := range nets {
