@@ -207,11 +207,13 @@ func (s *Sensor) response(p Packet, r *Response) (parsers.Event, bool) {
 	}
 	d.last, d.lastTxn, d.lastStatus = t, txn, status
 	method := s.method(r)
-	if d.challenged && method != d.chalMethod {
+	if d.challenged && method != d.chalMethod && status >= 200 && status < 300 {
 		// Another request on the challenged Call-ID (OPTIONS, CANCEL,
 		// MESSAGE): the PBX may answer it without a password. Its 200 is
 		// neither a login nor an answer to the challenge; taken for one,
-		// it would have the address learned without a password.
+		// it would have the address learned without a password. Its
+		// failures count as ever: passwords guessed by INVITE on a
+		// challenged REGISTER's Call-ID are still refused passwords.
 		return parsers.Event{}, false
 	}
 	if d.pending && txn != d.chalTxn {

@@ -179,6 +179,13 @@ func TestSensor_Rules(t *testing.T) {
 			{status: 200, cseq: "2 OPTIONS", branch: "b2", at: time.Second},
 			{status: 200, cseq: "3 REGISTER", branch: "b3", at: 2 * time.Second},
 		}, []string{"auth_succeeded 100 198.18.0.2 5072 +2s"}},
+		// Only a success is judged by its method: passwords guessed by
+		// INVITE on the Call-ID of a challenged REGISTER still fail.
+		{"wrong passwords by INVITE after a challenged REGISTER", phone, []resp{
+			{status: 401, cseq: "1 REGISTER", branch: "b1"},
+			{status: 407, cseq: "2 INVITE", branch: "b2", at: time.Second},
+			{status: 407, cseq: "3 INVITE", branch: "b3", at: 2 * time.Second},
+		}, []string{"auth_failed 100 198.18.0.2 5072 +1s", "auth_failed 100 198.18.0.2 5072 +2s"}},
 		{"200 to CANCEL after a challenged INVITE", client{attacker, 5060, "i5", "201"}, []resp{
 			{status: 407, cseq: "1 INVITE", branch: "b1"},
 			{status: 200, cseq: "1 CANCEL", branch: "b1", at: time.Second},
