@@ -550,26 +550,29 @@ func TestPeerLimits(t *testing.T) {
 
 // TestPeerFloodLocalLatency (issue 20, item 2): local bans never wait
 // behind other nodes' work. Attackers come to the log one a millisecond
-// (one a half millisecond during the flood), before, during and after a
-// flood of 100,000 peers' bans applied 5,000 at a time (the cluster
-// node's batch); the latency is the daemon's own,
+// before, during and after a flood of 100,000 peers' bans applied 5,000
+// at a time (the cluster node's batch); the latency is the daemon's own,
 // the line read to the ban in the firewall (Notice.Latency). A turn of
-// peers' bans ends as soon as a local batch waits and lasts a quarter of
-// a millisecond at most, so a local ban's p90 and p99 during the flood,
-// and after it with the 100,000 bans held (their expiry and the state
-// file's snapshot do not look at every ban on the core), stay within a
-// small multiple of their values without the flood, or of a floor: the
-// garbage collector's work while 100,000 bans join the heap, and a
-// 2-core machine's scheduling (during the flood, checked when the test
-// has the machine to itself: SIPGUARD_ALONE, test.sh's section of its
-// own). Measured on 2 cores, the test above other
-// work (chrt -f 1): p90 0.29-0.43 ms, p99 0.9-1.4 ms during the flood,
-// p99 0.10-0.17 ms after it; with 1 ms turns that local work did not end
-// and every ban looked at each second, 1.1-1.3 ms, 2.5-2.9 ms and 8-12
-// ms. On a machine whose cores other processes keep busy, the flood's
-// figures are the scheduler's: tens of milliseconds, and the test fails.
+// peers' bans ends as soon as a local batch waits and lasts 125 µs at
+// most, and the core rests from them four times as long as each turn
+// took (peerRest), so most local bans find the core and the firewall
+// idle: their p50 and p90 during the flood stay those without it (p90
+// within twice its value, or a floor) and their p99 within four times,
+// or a floor; after it, with the 100,000 bans held (their expiry, the
+// state file's snapshot and the firewall's checks do not stop the core
+// or the firewall for a walk of every ban), p99 within four times, or
+// 3 ms. The floors are a 2-core machine's scheduling and the collector's
+// while 100,000 bans join the heap (during the flood, checked when the
+// test has the machine to itself: SIPGUARD_ALONE, test.sh's section of
+// its own). Measured on 2 cores, alone, four runs (2026-12-04):
+// p50/p90/p99 13-19/54-63/116-156 µs during the flood, 10-20/18-38/60-84
+// µs without it, the flood at 28,000-33,000 bans a second; without the
+// rest (turns of 250 µs one after another), 182-199/224-277/358-1373 µs
+// at 230,000-320,000 a second. On a machine whose cores other processes
+// keep busy, the flood's figures are the scheduler's: tens of
+// milliseconds, and the test fails.
 func TestPeerFloodLocalLatency(t *testing.T) {
-	peerFloodLatency(t, firewall.NewDryRun(zerolog.Nop(), nil), floodFloor{p90: time.Millisecond, p99: 3 * time.Millisecond})
+	peerFloodLatency(t, firewall.NewDryRun(zerolog.Nop(), nil), floodFloor{p90: 200 * time.Microsecond, p99: time.Millisecond})
 }
 
 // floodFloor is the least a local ban's p90 and p99 during the flood are
@@ -671,11 +674,12 @@ func peerFloodLatency(t *testing.T, fw firewall.Backend, floor floodFloor) {
 		}
 		f.took = time.Since(start)
 	}()
-	// An attacker every half millisecond during the flood: the flood
-	// lasts 0.3-1 s, and with one a millisecond its p99 was the 3rd or
-	// 4th slowest of ~250 bans, often of one batch of lines that waited
-	// together for one stall of the machine (4 ms once, alone in test.sh).
-	f.flood = measure("198.19", done, 50_000, 500*time.Microsecond)
+	// An attacker a millisecond during the flood, which lasts 3-10 s:
+	// thousands of local bans. (When it lasted 0.3-1 s, one a half
+	// millisecond; at one a millisecond its p99 was the 3rd or 4th slowest
+	// of ~250 bans, often of one batch of lines that waited together for
+	// one stall of the machine.)
+	f.flood = measure("198.19", done, 50_000, time.Millisecond)
 	if applied != flood || len(f.flood) < 20 {
 		t.Fatalf("%d of %d peers' bans applied, %d local bans measured during the flood", applied, flood, len(f.flood))
 	}
@@ -698,7 +702,7 @@ func peerFloodLatency(t *testing.T, fw firewall.Backend, floor floodFloor) {
 		t.Errorf("local bans with 100,000 bans held: p99 %v; want at most %v (4 times %v without them, or 3 ms)",
 			p99(f.after), limit, p99(f.quiet))
 	}
-	limit90, limit99 := max(4*p90(f.quiet), floor.p90), max(4*p99(f.quiet), floor.p99)
+	limit90, limit99 := max(2*p90(f.quiet), floor.p90), max(4*p99(f.quiet), floor.p99)
 	// During the flood, the ratios hold on a machine that runs nothing
 	// else: test.sh runs them in a section of their own. In go test ./...,
 	// another package's tests share the 2 cores with the flood, and a
@@ -706,7 +710,7 @@ func peerFloodLatency(t *testing.T, fw firewall.Backend, floor floodFloor) {
 	t.Run("alone", func(t *testing.T) {
 		testutil.OptIn(t, "SIPGUARD_ALONE", "the flood's ratios need the machine to themselves (test.sh's section)")
 		if p90(f.flood) > limit90 || p99(f.flood) > limit99 {
-			t.Errorf("local bans during the flood: p90 %v, p99 %v; want at most %v and %v (4 times %v and %v without it, or %v and %v)",
+			t.Errorf("local bans during the flood: p90 %v, p99 %v; want at most %v and %v (2 and 4 times %v and %v without it, or %v and %v)",
 				p90(f.flood), p99(f.flood), limit90, limit99, p90(f.quiet), p99(f.quiet), floor.p90, floor.p99)
 		}
 	})

@@ -225,6 +225,7 @@ type Daemon struct {
 	peerRate        map[string]peerRate  // bans of each peer made within the last minute
 	peerWarned      map[string]time.Time // limit warnings, by peer and reason
 	peerFlush       flushCost            // what enforcing a peer's ban costs (cluster.go)
+	peerPace        pace                 // other nodes' work spread over time (cluster.go)
 
 	// The learned phones (learned.go).
 	learned       map[netip.Addr]*learnedAddr

@@ -81,3 +81,7 @@ var MissingHint = missingHint
 
 // ProfileSuffix exposes profileSuffix to the tests.
 var ProfileSuffix = profileSuffix
+
+// Check runs Reconcile's periodic check now, with the read-back of the
+// ban sets, and returns how long reading them took.
+func Check(n *NFT) time.Duration { return n.check(true, "test") }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"slices"
 	"time"
 
@@ -66,7 +67,9 @@ func (n *NFT) Change(ctx context.Context, lift []Lift, bans ...Ban) error {
 		return nil
 	}
 	now := n.now()
-	n.sweepLocked(now, false)
+	// The reconciler sweeps every minute without holding up bans
+	// (check); this is for a backend without it.
+	n.sweepLocked(now, 2*time.Minute, false)
 	// Networks may not overlap within a profile: they share its sets; a
 	// network lifted in this transaction no longer counts.
 	newNets := map[*profile][]netip.Prefix{}
@@ -400,20 +403,49 @@ func (n *NFT) load(ctx context.Context, es []Entry, verify bool) error {
 // checks the kernel without holding up bans meanwhile.
 func (n *NFT) Load(ctx context.Context, es []Entry) error { return n.load(ctx, es, false) }
 
-// sweepLocked forgets bans expired for longer than sweepGrace; unless
-// force, at most once a minute.
-func (n *NFT) sweepLocked(now time.Time, force bool) {
-	if !force && now.Sub(n.lastSweep) < time.Minute {
-		return
+// sweepLocked forgets bans expired for longer than sweepGrace, if the
+// last sweep is older than every. It walks every ban held; with breathe,
+// it lets a ban waiting for the lock in every walkChunk bans (breathe),
+// and reports false if the backend was closed meanwhile.
+func (n *NFT) sweepLocked(now time.Time, every time.Duration, breathe bool) bool {
+	if now.Sub(n.lastSweep) < every {
+		return true
 	}
 	n.lastSweep = now
+	walked := 0
 	for _, pr := range n.profiles {
 		for _, m := range pr.maps() {
 			for p, exp := range m {
 				if now.Sub(exp) > sweepGrace {
 					delete(m, p)
 				}
+				if breathe && !n.breatheLocked(&walked) {
+					return false
+				}
 			}
 		}
 	}
+	return true
+}
+
+// walkChunk is how many bans a walk of all of them (the sweep, the
+// read-back's snapshot) handles while it holds the lock: with 100,000
+// bans held, a walk under the lock made the bans that came meanwhile wait
+// 40-100 ms (TestPeerFloodLocalLatencyKernel).
+const walkChunk = 2048
+
+// breatheLocked counts a step of a walk under the lock, and every
+// walkChunk steps releases the lock and takes it back, so that a ban
+// waiting for it goes first. It reports false if the backend was closed
+// meanwhile. Go maps may change between the steps of a range over them:
+// the walk may miss or see the bans added meanwhile, which its callers
+// allow for.
+func (n *NFT) breatheLocked(walked *int) bool {
+	if *walked++; *walked%walkChunk != 0 {
+		return true
+	}
+	n.mu.Unlock()
+	runtime.Gosched() // the waiter, woken by Unlock, runs first
+	n.mu.Lock()
+	return !n.closed
 }

@@ -162,7 +162,10 @@ func (n *NFT) check(full bool, trigger string) time.Duration {
 		n.mu.Unlock()
 		return 0
 	}
-	n.sweepLocked(n.now(), false)
+	if !n.sweepLocked(n.now(), time.Minute, true) {
+		n.mu.Unlock()
+		return 0 // closed
+	}
 	res, err := n.ensureLocked(true)
 	if err == nil {
 		n.lastCheck = n.now()
@@ -205,11 +208,18 @@ func (n *NFT) verifyElements(trigger string) (time.Duration, error) {
 	snap := make([]map[netip.Addr]snapEntry, len(sets))
 	n.mu.Lock()
 	now := n.now()
+	walked := 0
 	for i, s := range sets {
 		snap[i] = map[netip.Addr]snapEntry{}
 		for p, exp := range s.pr.maps()[s.kind/2] {
 			if kindOf(p) == s.kind && exp.Sub(now) > restoreMargin {
 				snap[i][p.Addr()] = snapEntry{p, exp}
+			}
+			// Bans made during the walk may be missed: the next
+			// verification checks them.
+			if !n.breatheLocked(&walked) {
+				n.mu.Unlock()
+				return 0, nil
 			}
 		}
 	}
@@ -255,6 +265,29 @@ func (n *NFT) verifyElements(trigger string) (time.Duration, error) {
 		}
 	}
 
+	// What may need restoring, found without the lock: nearly always
+	// nothing. Time only passes, so a ban short now by the snapshot's
+	// expiry may be short later; whether it is, and still held as it was,
+	// is decided under the lock.
+	type suspect struct {
+		set     int
+		e       snapEntry
+		ke      kelem
+		present bool
+	}
+	var suspects []suspect
+	now = n.now()
+	for i := range sets {
+		for a, e := range snap[i] {
+			ke, present := kernel[i][a]
+			if !present || ke.expires > 0 && ke.expires < e.exp.Sub(now)-5*time.Second {
+				suspects = append(suspects, suspect{i, e, ke, present})
+			}
+		}
+	}
+	if len(suspects) == 0 {
+		return took, nil
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -263,22 +296,20 @@ func (n *NFT) verifyElements(trigger string) (time.Duration, error) {
 	now = n.now()
 	var o elemOps
 	missing, short := 0, 0
-	for i, s := range sets {
-		for a, e := range snap[i] {
-			exp, ok := s.pr.lookup(e.p)
-			left := exp.Sub(now)
-			if !ok || !exp.Equal(e.exp) || left < restoreMargin {
-				continue
-			}
-			ke, present := kernel[i][a]
-			switch {
-			case !present:
-				missing++
-				o.put(s.pr, e.p, left)
-			case ke.expires > 0 && ke.expires < left-5*time.Second:
-				short++
-				o.refresh(s.pr, e.p, left)
-			}
+	for _, c := range suspects {
+		s := sets[c.set]
+		exp, ok := s.pr.lookup(c.e.p)
+		left := exp.Sub(now)
+		if !ok || !exp.Equal(c.e.exp) || left < restoreMargin {
+			continue
+		}
+		switch {
+		case !c.present:
+			missing++
+			o.put(s.pr, c.e.p, left)
+		case c.ke.expires > 0 && c.ke.expires < left-5*time.Second:
+			short++
+			o.refresh(s.pr, c.e.p, left)
 		}
 	}
 	if missing+short == 0 {
