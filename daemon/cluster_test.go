@@ -562,9 +562,10 @@ func TestPeerLimits(t *testing.T) {
 // state file's snapshot and the firewall's checks do not stop the core
 // or the firewall for a walk of every ban), p99 within four times, or
 // 3 ms. The floors are a 2-core machine's scheduling and the collector's
-// while 100,000 bans join the heap (during the flood, checked when the
-// test has the machine to itself: SIPGUARD_ALONE, test.sh's section of
-// its own). Measured on 2 cores, alone, four runs (2026-12-04):
+// while 100,000 bans join the heap (all checked when the test has the
+// machine to itself: SIPGUARD_ALONE, test.sh's section of its own; in
+// go test ./..., a flood of 10,000 checks that local bans are not queued
+// behind it). Measured on 2 cores, alone, four runs (2026-12-04):
 // p50/p90/p99 13-19/54-63/116-156 µs during the flood, 10-20/18-38/60-84
 // µs without it, the flood at 28,000-33,000 bans a second; without the
 // rest (turns of 250 µs one after another), 182-199/224-277/358-1373 µs
@@ -594,7 +595,7 @@ func p99(d []time.Duration) time.Duration { return d[len(d)*99/100] }
 
 // peerFloodLatency runs TestPeerFloodLocalLatency's measurement with fw:
 // 200 attackers first, then as many as come while 100,000 peers' bans
-// (10,000 under -short) are applied, then those of 2 s with the bans
+// (10,000 but in test.sh's section: SIPGUARD_ALONE) are applied, then those of 2 s with the bans
 // held (the core's ticks: expiry, the state file). Local bans never wait
 // behind the flood: queued behind it, their p90 and p99 would be half of
 // its length.
@@ -649,14 +650,18 @@ func peerFloodLatency(t *testing.T, fw firewall.Backend, floor floodFloor) {
 	}
 	var f floodLatency
 	f.quiet = measure("198.18", nil, 200, time.Millisecond)
-	// The flood: 100,000 bans, 5,000 per Apply (the cluster node's batch).
-	// Under -short (test.sh's -race pass, where every step costs 5 to 10
-	// times as much) a tenth: the same interleaving of peers' bans and
-	// local ones for the race detector, too short for the latency claim,
-	// which the plain run asserts.
-	flood := 100_000
-	if testing.Short() {
-		flood = 10_000
+	// The flood: 100,000 bans, 5,000 per Apply (the cluster node's batch),
+	// when the test has the machine to itself (SIPGUARD_ALONE: test.sh's
+	// section of its own), which the latency claims need. Elsewhere a
+	// tenth: in go test ./..., other packages' tests share the 2 cores
+	// (the full flood keeps both busy for 10 s: a SIP tool of another
+	// package's test timed out), and under -short (test.sh's -race pass,
+	// where every step costs 5 to 10 times as much) the same interleaving
+	// of peers' bans and local ones serves the race detector.
+	alone := os.Getenv("SIPGUARD_ALONE") != "" && !testing.Short()
+	flood := 10_000
+	if alone {
+		flood = 100_000
 	}
 	done := make(chan struct{})
 	var applied int
@@ -698,17 +703,18 @@ func peerFloodLatency(t *testing.T, fw firewall.Backend, floor floodFloor) {
 	if p90(f.flood) > f.took/20 || p99(f.flood) > f.took/10 {
 		t.Errorf("local bans during a flood of %v: p90 %v, p99 %v; waiting behind it", f.took, p90(f.flood), p99(f.flood))
 	}
-	if limit := max(4*p99(f.quiet), 3*time.Millisecond); p99(f.after) > limit {
-		t.Errorf("local bans with 100,000 bans held: p99 %v; want at most %v (4 times %v without them, or 3 ms)",
-			p99(f.after), limit, p99(f.quiet))
-	}
 	limit90, limit99 := max(2*p90(f.quiet), floor.p90), max(4*p99(f.quiet), floor.p99)
-	// During the flood, the ratios hold on a machine that runs nothing
-	// else: test.sh runs them in a section of their own. In go test ./...,
-	// another package's tests share the 2 cores with the flood, and a
-	// local ban waits for the CPU as much as for the core goroutine.
+	// The ratios hold on a machine that runs nothing else: test.sh runs
+	// them in a section of their own. In go test ./..., another package's
+	// tests share the 2 cores, and a local ban waits for the CPU as much
+	// as for the core goroutine (with the bans held, 3.0 ms for the p99
+	// once, when the firewall's read-back of the sets came at the same time).
 	t.Run("alone", func(t *testing.T) {
 		testutil.OptIn(t, "SIPGUARD_ALONE", "the flood's ratios need the machine to themselves (test.sh's section)")
+		if limit := max(4*p99(f.quiet), 3*time.Millisecond); p99(f.after) > limit {
+			t.Errorf("local bans with 100,000 bans held: p99 %v; want at most %v (4 times %v without them, or 3 ms)",
+				p99(f.after), limit, p99(f.quiet))
+		}
 		if p90(f.flood) > limit90 || p99(f.flood) > limit99 {
 			t.Errorf("local bans during the flood: p90 %v, p99 %v; want at most %v and %v (2 and 4 times %v and %v without it, or %v and %v)",
 				p90(f.flood), p99(f.flood), limit90, limit99, p90(f.quiet), p99(f.quiet), floor.p90, floor.p99)

@@ -172,6 +172,7 @@ type Daemon struct {
 	// fraudLive is the source of each answered call under way, for the
 	// alerts Guard.Tick raises about it.
 	fraudLive  map[string]string
+	fraudSwept time.Time  // fraudLive last swept (fraudTick)
 	fraudBans  []fraudBan // bans of fraud alerts, decided fraudBanDelay later
 	ledger     *bans.Ledger
 	evidence   *evidence

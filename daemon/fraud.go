@@ -156,9 +156,11 @@ func (d *Daemon) called(source string, it callItem, now time.Time) {
 	} else {
 		alerts = d.guard.Update(it.update)
 	}
+	// The sources of the calls the guard follows, for Tick's alerts: no
+	// more than it follows (bounded), and forgotten with them (fraudTick).
 	switch id := it.update.Call.ID; {
 	case it.record:
-	case it.update.Change == calls.Answered && len(d.fraudLive) < calls.DefaultMaxCalls:
+	case it.update.Change == calls.Answered && d.guard.Following(id):
 		d.fraudLive[id] = source
 	case it.update.Change == calls.Ended:
 		delete(d.fraudLive, id)
@@ -177,6 +179,17 @@ func (d *Daemon) fraudTick() {
 	now := d.now()
 	for _, a := range d.guard.Tick(now) {
 		d.fraudAlert(d.fraudLive[a.CallID], a, now)
+	}
+	// A call never seen to end (its hang-up lost to a rotation, a crash)
+	// is forgotten by the guard after 12 hours; its source here with it,
+	// looked for once a minute.
+	if len(d.fraudLive) > 0 && now.Sub(d.fraudSwept) >= time.Minute {
+		d.fraudSwept = now
+		for id := range d.fraudLive {
+			if !d.guard.Following(id) {
+				delete(d.fraudLive, id)
+			}
+		}
 	}
 }
 

@@ -200,6 +200,13 @@ func (g *Guard) answered(c *calls.Call, n numbering.Number) {
 	g.live[c.ID] = liveCall{*c, n}
 }
 
+// Following reports whether Tick follows call id: answered, international,
+// not seen to end, and not forgotten (12 hours after its start).
+func (g *Guard) Following(id string) bool {
+	_, ok := g.live[id]
+	return ok
+}
+
 // Tick applies the minutes rule to the calls under way at now, the
 // caller's clock (the daemon's, every second): an answered international
 // call counts its minutes so far, beside the minutes of the calls that
