@@ -76,7 +76,7 @@ func (m *Main) scan(ctx context.Context, args []string) error {
 		return usagef("scan needs at least one FILE (- for standard input)")
 	}
 	o.files = files
-	cfg, err := m.replayConfig(o.config, o.parser)
+	cfg, err := m.replayConfig(o.config, o.parser, files)
 	if err != nil {
 		return err
 	}
@@ -86,8 +86,15 @@ func (m *Main) scan(ctx context.Context, args []string) error {
 	return m.runScan(ctx, cfg, o)
 }
 
-// replayConfig loads the config of scan and report and checks --parser.
-func (m *Main) replayConfig(path, parser string) (*config.Config, error) {
+// replayConfig readies the heap for replaying files, then loads the config
+// of scan and report and checks --parser. The heap is readied first so
+// that the config's decoding, cold code allocating a few hundred KiB, gets
+// huge pages too: 4-6 ms less (about 5%) on the 1M-line mix of
+// bench/compare.sh, measured interleaved.
+func (m *Main) replayConfig(path, parser string, files []string) (*config.Config, error) {
+	if logBytes(files) >= hugeHeapMin {
+		hugeHeap(replayHeapSize)
+	}
 	cfg, err := m.loadConfig(path)
 	if err != nil {
 		return nil, err
@@ -154,9 +161,6 @@ func (p *scanPrinter) observe(eng *engine.Engine, ev *parsers.Event, events bool
 // startReplay makes the engine of cfg's rules and starts replaying files,
 // as scan and report do. Call done when finished with the replay.
 func (m *Main) startReplay(ctx context.Context, cfg *config.Config, parser string, files []string) (eng *engine.Engine, r *replay.Replay, done func(), err error) {
-	if logBytes(files) >= hugeHeapMin {
-		hugeHeap(replayHeapSize)
-	}
 	opts, err := cfg.EngineOptions(m.HostAddrs)
 	if err != nil {
 		return nil, nil, nil, err
