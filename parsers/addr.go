@@ -154,7 +154,7 @@ func ipv4Prefix(b []byte) (netip.Addr, int, bool) {
 	binary.LittleEndian.PutUint64(w[8:], hi)
 	digits := movemask(digitBytes(lo)) | movemask(digitBytes(hi))<<8
 	dots := movemask(zeroBytes(lo^dotWord)) | movemask(zeroBytes(hi^dotWord))<<8
-	var ip [4]byte
+	var ip uint32
 	i := 0 // where the number starts: at most 12 (3 numbers of 3 digits and 3 dots before)
 	for f := range 4 {
 		// The digits from i on; the bit above the 16 read stops the count.
@@ -173,10 +173,15 @@ func ipv4Prefix(b []byte) (netip.Addr, int, bool) {
 		if v > 255 || v < m[3] { // too big, or a leading zero
 			return netip.Addr{}, 0, false
 		}
-		ip[f] = byte(v)
+		ip = ip<<8 | uint32(v)
 		i += n + 1
 	}
-	return netip.AddrFrom4(ip), i - 1, true
+	// Built in a register and stored at once: four stores of a byte, read
+	// back as one word by AddrFrom4, stalled the load until they were
+	// written (no store forwarding): half of this function's time.
+	var a [4]byte
+	binary.BigEndian.PutUint32(a[:], ip)
+	return netip.AddrFrom4(a), i - 1, true
 }
 
 // octetWeights are, for a number of n digits, the weights of the 3 digits
