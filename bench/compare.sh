@@ -88,6 +88,9 @@ read -r a0 f0 c0 <<<"$thp_before"
 read -r a1 f1 c1 <<<"$(thp)"
 echo "huge pages during sipguard's runs (and fail2ban-regex's): $((a1 - a0)) faulted in, $((f1 - f0)) refused, $((c1 - c0)) compaction stalls"
 median=$(printf '%s\n' "${walls[@]}" | sort -n | sed -n "$((runs + 1))p" | cut -d' ' -f2)
+# All of sipguard's runs, in the order they ran: the machine's speed
+# drifts, and one median hides by how much.
+echo "sipguard's $((2 * runs)) runs (s): $(printf '%s\n' "${walls[@]}" | sort -k2 -n | cut -d' ' -f1 | xargs printf '%.3f ')"
 sg_wall=$(json wall_s "$work/sg.$median.json")
 sg_rss=$(json max_rss_kb "$work/sg.$median.json")
 sg_cpu=$(awk -v u="$(json user_s "$work/sg.$median.json")" -v s="$(json sys_s "$work/sg.$median.json")" 'BEGIN { print u + s }')
