@@ -56,10 +56,12 @@ func Ready() (lo, hi uintptr) {
 	sink = new([64]byte)
 	p := uintptr(unsafe.Pointer(sink))
 	sink = nil
-	// The runtime allocates the lowest free pages first: p lies near the
-	// end of what the start filled so far, and the rest of the chunk
-	// comes next. The arena's end bounds the range: what lies past it is
-	// not this chunk.
+	// p lies in the chunk the start is filling; where in it depends on
+	// the span it came from, so the range may start past some of the
+	// chunk's pages or reach into the next chunk, not mapped yet (advice
+	// there is lost when the runtime maps it): then fewer pages are huge,
+	// the bimodal result the package's doc gives. The arena's end bounds
+	// the range: what lies past it is not this heap's.
 	lo = p &^ (hugePage - 1)
 	hi = min(lo+heapChunk, (p+heapArena)&^(heapArena-1))
 	_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, lo, hi-lo, syscall.MADV_HUGEPAGE)
