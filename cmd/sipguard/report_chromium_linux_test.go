@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -119,12 +120,15 @@ func chromiumShot(t *testing.T, chromium, ns, dir, name, page string, dark bool)
 		cmd := exec.CommandContext(ctx, "ip", append(args, "file://"+page)...)
 		cmd.WaitDelay = 10 * time.Second
 		out, err := cmd.CombinedOutput()
+		// Read before cancel, which sets it: a browser killed for the
+		// timeout is no crash.
+		timedOut := ctx.Err() != nil
 		cancel()
 		if err == nil {
 			break
 		}
 		var ee *exec.ExitError
-		if errors.As(err, &ee) && try < 3 && ctx.Err() == nil && killedBySignal(ee) {
+		if errors.As(err, &ee) && try < 3 && !timedOut && killedBySignal(ee) {
 			t.Logf("%s: chromium crashed (%v); once more\n%s", name, err, out)
 			continue
 		}
@@ -191,4 +195,62 @@ func near(c color.Color, want color.RGBA) bool {
 func killedBySignal(ee *exec.ExitError) bool {
 	ws, ok := ee.Sys().(syscall.WaitStatus)
 	return ok && ws.Signaled()
+}
+
+// TestChromiumShotRetriesCrash runs chromiumShot with a stand-in for
+// Chromium that kills itself with SIGTRAP, as Chromium did under CI's load,
+// the first two times, then draws its screenshot: it must be tried again,
+// each time with a profile of its own. (On 2026-12-04 the retry never
+// happened: the timeout's context was cancelled before it was read, so
+// every crash looked like a timeout.)
+func TestChromiumShotRetriesCrash(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	png1 := filepath.Join(dir, "one.png")
+	f, err := os.Create(png1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := png.Encode(f, image.NewRGBA(image.Rect(0, 0, 4, 4))); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	tries := filepath.Join(dir, "tries")
+	fake := filepath.Join(dir, "chromium")
+	script := `#!/bin/sh
+echo "$@" >>` + tries + `
+[ "$(wc -l <` + tries + `)" -le 2 ] && kill -TRAP $$
+for a; do
+	case $a in
+	--screenshot=*) cp ` + png1 + ` "${a#--screenshot=}" ;;
+	--log-net-log=*) echo '{"events":[]}' >"${a#--log-net-log=}" ;;
+	esac
+done
+`
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	shot, requests := chromiumShot(t, fake, netns(t), dir, "fake", filepath.Join(dir, "page.html"), false)
+	if b := shot.Bounds(); b.Dx() != 4 || len(requests) != 0 {
+		t.Errorf("screenshot %v, requests %q: not the stand-in's", b, requests)
+	}
+	data, err := os.ReadFile(tries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	launches := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(launches) != 3 {
+		t.Fatalf("%d launches, want 3 (two crashes, then the screenshot):\n%s", len(launches), data)
+	}
+	profiles := map[string]bool{}
+	for _, l := range launches {
+		for _, a := range strings.Fields(l) {
+			if strings.HasPrefix(a, "--user-data-dir=") {
+				profiles[a] = true
+			}
+		}
+	}
+	if len(profiles) != 3 {
+		t.Errorf("profiles %v: want a fresh one for each try", profiles)
+	}
 }
