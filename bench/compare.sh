@@ -127,8 +127,9 @@ round() {
 		printf "%-16s %9.3fs %9.3fs %14.0f %9.1f MiB %10d\n", "fail2ban-regex", fw, fc, l / fw, fr / 1024, fm
 		printf "ratio: sipguard is %.1fx faster than fail2ban-regex (wall), and uses %.1fx less CPU (user + sys)\n", fw / sw, fc / sc
 	}'
-	ratios+=("$(awk -v fw="$f2b_wall" -v sw="$sg_wall" 'BEGIN { printf "%.1f", fw / sw }')")
-	cpu_ratios+=("$(awk -v fc="$f2b_cpu" -v sc="$sg_cpu" 'BEGIN { printf "%.1f", fc / sc }')")
+	# Kept unrounded: the gates judge the ratio, not its printed form.
+	ratios+=("$(awk -v fw="$f2b_wall" -v sw="$sg_wall" 'BEGIN { printf "%.6f", fw / sw }')")
+	cpu_ratios+=("$(awk -v fc="$f2b_cpu" -v sc="$sg_cpu" 'BEGIN { printf "%.6f", fc / sc }')")
 	if [ "$sg_events" != "$failures" ] || [ "$f2b_matched" != "$failures" ]; then
 		echo "FAIL: the mix has $failures failure lines; sipguard found $sg_events, fail2ban-regex $f2b_matched" >&2
 		status=1
@@ -143,7 +144,8 @@ lower_median() { printf '%s\n' "$@" | sort -n | sed -n "$((($# + 1) / 2))p"; }
 ratio=$(lower_median "${ratios[@]}")
 cpu_ratio=$(lower_median "${cpu_ratios[@]}")
 if [ "$repeat" -gt 1 ]; then
-	echo "median of $repeat rounds: ${ratio}x (wall; rounds ${ratios[*]}), ${cpu_ratio}x (CPU; rounds ${cpu_ratios[*]})"
+	printf 'median of %d rounds: %.1fx (wall; rounds%s), %.1fx (CPU; rounds%s)\n' "$repeat" "$ratio" \
+		"$(printf ' %.1f' "${ratios[@]}")" "$cpu_ratio" "$(printf ' %.1f' "${cpu_ratios[@]}")"
 fi
 if ! awk -v r="$ratio" -v min="$min_ratio" 'BEGIN { exit !(r >= min) }'; then
 	echo "FAIL: wall-time ratio below $min_ratio" >&2

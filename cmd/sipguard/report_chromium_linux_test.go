@@ -214,15 +214,17 @@ func TestChromiumShotRetriesCrash(t *testing.T) {
 	if err := png.Encode(f, image.NewRGBA(image.Rect(0, 0, 4, 4))); err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 	tries := filepath.Join(dir, "tries")
 	fake := filepath.Join(dir, "chromium")
 	script := `#!/bin/sh
-echo "$@" >>` + tries + `
-[ "$(wc -l <` + tries + `)" -le 2 ] && kill -TRAP $$
+echo "$@" >>'` + tries + `'
+[ "$(wc -l <'` + tries + `')" -le 2 ] && kill -TRAP $$
 for a; do
 	case $a in
-	--screenshot=*) cp ` + png1 + ` "${a#--screenshot=}" ;;
+	--screenshot=*) cp '` + png1 + `' "${a#--screenshot=}" ;;
 	--log-net-log=*) echo '{"events":[]}' >"${a#--log-net-log=}" ;;
 	esac
 done
