@@ -73,11 +73,6 @@ sync
 # sipguard: $runs runs before fail2ban-regex and $runs after it, and the
 # slower of the middle two of them all: this machine's speed drifts over
 # minutes, and fail2ban-regex's 20 s lie between the two halves.
-#
-# The kernel's huge-page counters around sipguard's runs: scan asks for
-# huge pages under its heap, and a kernel that could not give them (memory
-# fragmented by what ran before) makes it slower. Printed, not judged.
-thp() { awk '$1 == "thp_fault_alloc" { a = $2 } $1 == "thp_fault_fallback" { f = $2 } $1 == "compact_stall" { c = $2 } END { print a + 0, f + 0, c + 0 }' /proc/vmstat 2>/dev/null || echo 0 0 0; }
 sg() {
 	"$work/benchrun" -out "$work/sg.out" -err "$work/sg.err" -- \
 		"$work/sipguard" scan -c rules.toml "$work/mix.log" >"$work/sg.$1.json"
@@ -93,7 +88,6 @@ round() {
 	local r=$1 i
 	if [ "$repeat" -gt 1 ]; then echo "round $r of $repeat:"; fi
 	walls=()
-	read -r a0 f0 c0 <<<"$(thp)"
 	for i in $(seq "$runs"); do sg "$r.$i"; done
 
 	# fail2ban-regex, once a round: it takes about 20 s.
@@ -101,8 +95,6 @@ round() {
 		fail2ban-regex "$work/mix.log" "$filter" >"$work/f2b.$r.json"
 
 	for i in $(seq "$((runs + 1))" "$((2 * runs))"); do sg "$r.$i"; done
-	read -r a1 f1 c1 <<<"$(thp)"
-	echo "huge pages during sipguard's runs (and fail2ban-regex's): $((a1 - a0)) faulted in, $((f1 - f0)) refused, $((c1 - c0)) compaction stalls"
 	local median
 	median=$(printf '%s\n' "${walls[@]}" | sort -n | sed -n "$((runs + 1))p" | cut -d' ' -f2)
 	# All of sipguard's runs, in the order they ran: the machine's speed

@@ -29,9 +29,6 @@ import (
 	"github.com/sipguard/sipguard/config"
 	"github.com/sipguard/sipguard/control"
 	"github.com/sipguard/sipguard/internal/didyoumean"
-	// Huge pages under the heap a replay's start fills: its init runs
-	// before most packages' inits allocate.
-	_ "github.com/sipguard/sipguard/internal/startheap"
 )
 
 func main() {

@@ -88,7 +88,7 @@ func (m *Main) report(ctx context.Context, args []string) error {
 	if isCallParser(o.parser) {
 		return usagef("report reads logs of failures; call logs (%s) go through the toll-fraud rules with sipguard scan --parser %s", o.parser, o.parser)
 	}
-	cfg, err := m.replayConfig(o.config, o.parser, o.files)
+	cfg, err := m.replayConfig(o.config, o.parser)
 	if err != nil {
 		return err
 	}

@@ -76,7 +76,7 @@ func (m *Main) scan(ctx context.Context, args []string) error {
 		return usagef("scan needs at least one FILE (- for standard input)")
 	}
 	o.files = files
-	cfg, err := m.replayConfig(o.config, o.parser, files)
+	cfg, err := m.replayConfig(o.config, o.parser)
 	if err != nil {
 		return err
 	}
@@ -86,15 +86,8 @@ func (m *Main) scan(ctx context.Context, args []string) error {
 	return m.runScan(ctx, cfg, o)
 }
 
-// replayConfig readies the heap for replaying files, then loads the config
-// of scan and report and checks --parser. The heap is readied first so
-// that the config's decoding, cold code allocating a few hundred KiB, gets
-// huge pages too: 4-6 ms less (about 5%) on the 1M-line mix of
-// bench/compare.sh, measured interleaved.
-func (m *Main) replayConfig(path, parser string, files []string) (*config.Config, error) {
-	if logBytes(files) >= hugeHeapMin {
-		hugeHeap(replayHeapSize)
-	}
+// replayConfig loads the config of scan and report and checks --parser.
+func (m *Main) replayConfig(path, parser string) (*config.Config, error) {
 	cfg, err := m.loadConfig(path)
 	if err != nil {
 		return nil, err
