@@ -1,16 +1,20 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -508,6 +512,62 @@ func elemAge(ruleset []byte, table, set, elem string) (time.Duration, error) {
 		return 0, fmt.Errorf("set %s %s: %s", table, set, m[0])
 	}
 	return timeout - left, nil
+}
+
+// kernelTick returns the kernel's jiffy, 1/CONFIG_HZ, read from the
+// kernel's config (/proc/config.gz, or /boot/config-RELEASE); 10 ms (HZ=100,
+// the coarsest in use) when neither says. The kernel keeps a set element's
+// expiry in jiffies, so the age elemAge derives from the listing is whole
+// jiffies: the insertion it dates may lie up to one jiffy later.
+func kernelTick() time.Duration {
+	var uts syscall.Utsname
+	release := ""
+	if syscall.Uname(&uts) == nil {
+		for _, c := range uts.Release {
+			if c == 0 {
+				break
+			}
+			release += string(rune(c))
+		}
+	}
+	for _, path := range []string{"/proc/config.gz", "/boot/config-" + release} {
+		f, err := os.Open(path)
+		if err != nil {
+			continue
+		}
+		var r io.Reader = f
+		if strings.HasSuffix(path, ".gz") {
+			if r, err = gzip.NewReader(f); err != nil {
+				f.Close()
+				continue
+			}
+		}
+		hz := 0
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "CONFIG_HZ="); ok {
+				hz, _ = strconv.Atoi(v)
+				break
+			}
+		}
+		f.Close()
+		if hz > 0 {
+			return time.Second / time.Duration(hz)
+		}
+	}
+	return 10 * time.Millisecond
+}
+
+// TestKernelTick: the jiffy is one of the HZ values Linux offers
+// (CONFIG_HZ_100/250/300/1000).
+func TestKernelTick(t *testing.T) {
+	tick := kernelTick()
+	switch tick {
+	case time.Second / 100, time.Second / 250, time.Second / 300, time.Second / 1000:
+	default:
+		t.Fatalf("kernelTick() = %v: not 1/HZ of a Linux HZ", tick)
+	}
+	t.Logf("kernel tick %v", tick)
 }
 
 // atkSource makes src the source address of the attacker's packets to the
