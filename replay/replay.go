@@ -64,8 +64,9 @@ type Options struct {
 // handing a chunk over costs nothing next to parsing it, small enough that
 // a few per core fit in the cache. Every chunk in flight is memory the
 // replay touches fresh, a page fault per 4 KiB: the 1M-line scan of
-// bench/compare.sh ran 7-9 ms faster with chunks of 256 KiB than of 512
-// (paired runs, faster in 17-18 of 25), and no faster with 128.
+// bench/compare.sh ran 5.6-8.8 ms faster with chunks of 256 KiB than of
+// 512 (two sets of 25 paired runs, faster in 16 and 18), and no faster
+// with 128.
 const DefaultChunkSize = 256 << 10
 
 // Stats is what became of one source's lines.
