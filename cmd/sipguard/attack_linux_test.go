@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/sipguard/sipguard/control"
 	"github.com/sipguard/sipguard/internal/testutil"
 )
@@ -520,15 +522,10 @@ func elemAge(ruleset []byte, table, set, elem string) (time.Duration, error) {
 // expiry in jiffies, so the age elemAge derives from the listing is whole
 // jiffies: the insertion it dates may lie up to one jiffy later.
 func kernelTick() time.Duration {
-	var uts syscall.Utsname
+	var uts unix.Utsname
 	release := ""
-	if syscall.Uname(&uts) == nil {
-		for _, c := range uts.Release {
-			if c == 0 {
-				break
-			}
-			release += string(rune(c))
-		}
+	if unix.Uname(&uts) == nil {
+		release = unix.ByteSliceToString(uts.Release[:])
 	}
 	for _, path := range []string{"/proc/config.gz", "/boot/config-" + release} {
 		f, err := os.Open(path)
