@@ -353,8 +353,10 @@ func fill(r io.Reader, b []byte) (n int, eof bool, err error) {
 	for empty := 0; n < len(b); {
 		k, err := r.Read(b[n:])
 		n += k
-		if k == 0 && err == nil {
-			if empty++; empty == 100 {
+		if k > 0 {
+			empty = 0
+		} else if err == nil {
+			if empty++; empty == 100 { // as bufio does
 				return n, false, io.ErrNoProgress
 			}
 		}

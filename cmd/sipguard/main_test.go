@@ -274,6 +274,28 @@ func TestRotationOf(t *testing.T) {
 			t.Errorf("rotationOf(%q) = %v; want %v", tc.file, got, tc.want)
 		}
 	}
+	// A source configured at the rotated copy's own path wins over the
+	// source it is a rotation of, whatever their order.
+	dir := t.TempDir()
+	for _, order := range [][2]string{{"messages", "messages.1"}, {"messages.1", "messages"}} {
+		os.WriteFile(filepath.Join(dir, "messages.1"), []byte(attack("198.51.100.7", start, 1)), 0o644)
+		cfg := writeFile(t, "rules.toml", fmt.Sprintf(`[[source]]
+name = "%[1]s"
+path = "%[3]s/%[1]s"
+parser = "asterisk"
+timezone = "%[4]s"
+
+[[source]]
+name = "%[2]s"
+path = "%[3]s/%[2]s"
+parser = "asterisk"
+timezone = "%[5]s"
+`, order[0], order[1], dir, map[bool]string{true: "Asia/Tokyo", false: "UTC"}[order[0] == "messages"], map[bool]string{true: "UTC", false: "Asia/Tokyo"}[order[0] == "messages"]))
+		out, errOut, _ := run(t, "", "scan", "-c", cfg, "--events", "--json", filepath.Join(dir, "messages.1"))
+		if !strings.Contains(out, `"source":"messages.1"`) || !strings.Contains(out, `"time":"2026-11-26T10:00:00`) {
+			t.Errorf("order %v: %s %s", order, out, errOut)
+		}
+	}
 	// A relative path in the live log's directory.
 	t.Chdir(t.TempDir())
 	wd, _ := os.Getwd()

@@ -36,11 +36,12 @@ Several files are merged in time order (messages.log.1 messages.log).
 A FILE that is the path of a configured [[source]] uses its parser and
 name, one of its rotated copies (PATH.1, PATH.2.gz, PATH-20261127) its
 parser and zone; others use --parser, or the parser of the configured
-sources when they all use the same one. A file given twice is refused. With --parser cel (sipguard's cel_custom
-mapping) or cdr (Master.csv), the records are calls, checked by the
-toll-fraud rules of [fraud]; scan prints their alerts. With --pcap, the
-PBX's SIP responses in a pcap or pcapng capture (tcpdump, sngrep) go
-through the wire sensor (docs/wire.md) instead. Parsers: `
+sources when they all use the same one. A file given twice is refused.
+With --parser cel (sipguard's cel_custom mapping) or cdr (Master.csv),
+the records are calls, checked by the toll-fraud rules of [fraud]; scan
+prints their alerts. With --pcap, the PBX's SIP responses in a pcap or
+pcapng capture (tcpdump, sngrep) go through the wire sensor
+(docs/wire.md) instead. Parsers: `
 
 type scanOptions struct {
 	config string
@@ -196,25 +197,33 @@ func (m *Main) openSource(cfg *config.Config, parserFlag, file string) (replay.S
 		name = "stdin"
 	}
 	var sources []string
-	for _, src := range cfg.Sources {
+	var exact, rotated *config.SourceConfig
+	for i, src := range cfg.Sources {
 		if !slices.Contains(sources, src.Parser) {
 			sources = append(sources, src.Parser)
 		}
 		if file == "-" || src.Type != "file" {
 			continue
 		}
-		if same := samePath(src.Path, file); same || rotationOf(src.Path, file) {
-			// A rotated copy keeps its own name (the summary tells the
-			// files apart) and is read as the source: with its parser and
-			// in its zone, or its times would not merge with the live
-			// log's.
-			loc = src.Location()
-			if same {
-				name = src.Name
-			}
-			if parser == "" {
-				parser = src.Parser
-			}
+		if exact == nil && samePath(src.Path, file) {
+			exact = &cfg.Sources[i]
+		} else if rotated == nil && rotationOf(src.Path, file) {
+			rotated = &cfg.Sources[i]
+		}
+	}
+	if exact == nil && rotated != nil {
+		// A rotated copy keeps its own name (the summary tells the files
+		// apart) and is read as the source is: with its parser and in its
+		// zone, or its times would not merge with the live log's.
+		loc = rotated.Location()
+		if parser == "" {
+			parser = rotated.Parser
+		}
+	}
+	if exact != nil {
+		name, loc = exact.Name, exact.Location()
+		if parser == "" {
+			parser = exact.Parser
 		}
 	}
 	if parser == "" {
