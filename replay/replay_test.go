@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -313,4 +314,119 @@ func BenchmarkReplay(b *testing.B) {
 			b.ReportMetric(200_000*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 		})
 	}
+}
+
+// TestTruncatedGzip: a gzip file cut short is a read error, not a log
+// that ends early with its cut last line parsed as whole (a line cut
+// after "203.0.113.10" of "203.0.113.102" names another address).
+func TestTruncatedGzip(t *testing.T) {
+	var text strings.Builder
+	for i := range 2000 {
+		fmt.Fprintf(&text, "[2026-11-27 10:00:%02d] NOTICE[1] chan_sip.c: Registration from '<sip:1@x>' failed for '198.51.100.%d:5060' - Wrong password\n", i%60, i%250)
+	}
+	var gz bytes.Buffer
+	w := gzip.NewWriter(&gz)
+	w.Write([]byte(text.String()))
+	w.Close()
+	path := filepath.Join(t.TempDir(), "messages.1.gz")
+	os.WriteFile(path, gz.Bytes()[:gz.Len()/2], 0o644)
+	rd, c, err := replay.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := replayErr(t, path, rd); err == nil || !strings.Contains(err.Error(), "read "+path+": cut short") {
+		t.Errorf("error %v; want the file cut short", err)
+	}
+}
+
+// TestDirectoryError: the error names the path once.
+func TestDirectoryError(t *testing.T) {
+	dir := t.TempDir()
+	f, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := replayErr(t, dir, f); err == nil || strings.Count(err.Error(), dir) != 1 {
+		t.Errorf("error %v; want %s named once", err, dir)
+	}
+}
+
+// replayErr replays rd as an Asterisk log to its end and returns the error.
+func replayErr(t *testing.T, name string, rd io.Reader) error {
+	t.Helper()
+	r, err := replay.Start(context.Background(), []replay.Source{
+		{Name: name, Parser: "asterisk", Factory: factory("asterisk"), Location: time.UTC, Reader: rd},
+	}, replay.Options{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for r.Next() != nil {
+	}
+	return r.Err()
+}
+
+// countingReader is an endless log of failures that counts what was read.
+type countingReader struct {
+	n    atomic.Int64
+	line []byte
+	off  int // into line
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		k := copy(p[n:], c.line[c.off:])
+		n, c.off = n+k, (c.off+k)%len(c.line)
+	}
+	c.n.Add(int64(n))
+	return n, nil
+}
+
+// TestManySourcesReadAhead: logs share the read-ahead. The merge takes
+// from one log at a time, so every other log stands on the chunks it read
+// ahead: with each reading as far ahead as one log alone, 300 files of
+// 3 MB took 1 GB.
+func TestManySourcesReadAhead(t *testing.T) {
+	const sources, chunk = 40, 8 << 10
+	var readers []*countingReader
+	var srcs []replay.Source
+	for i := range sources {
+		cr := &countingReader{line: fmt.Appendf(nil, "[2026-11-27 10:00:00] NOTICE[1] chan_sip.c: Registration from '<sip:1@x>' failed for '198.51.100.%d:5060' - Wrong password\n", i+1)}
+		readers = append(readers, cr)
+		srcs = append(srcs, replay.Source{Name: fmt.Sprint(i), Parser: "asterisk", Factory: factory("asterisk"), Location: time.UTC, Reader: cr})
+	}
+	r, err := replay.Start(context.Background(), srcs, replay.Options{Now: now, Workers: 2, ChunkSize: chunk, MaxLine: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.Next() == nil {
+		t.Fatal("no event")
+	}
+	// Wait until the readers stop: every log has read as far ahead as it may.
+	total := func() (n int64) {
+		for _, cr := range readers {
+			n += cr.n.Load()
+		}
+		return n
+	}
+	last, still := int64(-1), 0
+	for still < 5 {
+		time.Sleep(20 * time.Millisecond)
+		if n := total(); n == last {
+			still++
+		} else {
+			last, still = n, 0
+		}
+	}
+	// Each log: its chunks in flight (2) and those waiting as parsed
+	// batches (2), and the one its reader holds. One log alone reads 14
+	// and 8 ahead.
+	if limit := int64(sources * 6 * chunk); last > limit {
+		t.Errorf("%d logs read %d KiB ahead; want at most %d KiB", sources, last>>10, limit>>10)
+	}
+	t.Logf("%d logs read %d KiB ahead (%d KiB each)", sources, last>>10, last>>10/sources)
 }

@@ -186,6 +186,124 @@ parser = "asterisk"
 	}
 }
 
+// TestScanInputsOnce: a log given twice (by another path, a link, a glob
+// overlapping a path, stdin twice) is refused: its lines would count
+// twice, and three failures would ban as six (issue 11's attack review).
+func TestScanInputsOnce(t *testing.T) {
+	log := writeFile(t, "three.log", attack("198.51.100.7", start, 3))
+	link := filepath.Join(filepath.Dir(log), "link.log")
+	if err := os.Symlink(log, link); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := run(t, "", "scan", "--parser", "asterisk", log)
+	if code != 0 || strings.Contains(out, "198.51.100.7") {
+		t.Fatalf("once: exit %d, bans %q %s", code, out, errOut)
+	}
+	dot := filepath.Join(filepath.Dir(log), ".", "three.log")
+	for _, args := range [][]string{{log, log}, {log, dot}, {log, link}, {"-", "-"}} {
+		out, errOut, code := run(t, attack("198.51.100.7", start, 3), append([]string{"scan", "--parser", "asterisk"}, args...)...)
+		if code != exitUsage || out != "" || !strings.Contains(errOut, "given twice") && !strings.Contains(errOut, "are the same file") {
+			t.Errorf("%v: exit %d, out %q, err %q; want refused", args, code, out, errOut)
+		}
+	}
+}
+
+// TestScanRotatedZone: a rotated copy of a configured source is read in
+// the source's zone, as its live log is; in the host's zone its times
+// would land hours off the live log's, and failures hours apart would
+// count together.
+func TestScanRotatedZone(t *testing.T) {
+	dir := t.TempDir()
+	zone := "Asia/Tokyo"
+	if _, off := time.Now().In(time.Local).Zone(); off == 9*3600 {
+		zone = "America/New_York"
+	}
+	loc, err := time.LoadLocation(zone)
+	if err != nil {
+		t.Skipf("no zone data: %v", err)
+	}
+	at := time.Date(2026, 11, 26, 10, 0, 0, 0, loc)
+	for _, name := range []string{"messages.1", "messages-20261126.gz", "messages.2.gz"} {
+		path := filepath.Join(dir, name)
+		data := []byte(attack("198.51.100.7", at, 1))
+		if strings.HasSuffix(name, ".gz") {
+			var gz bytes.Buffer
+			zw := gzip.NewWriter(&gz)
+			zw.Write(data)
+			zw.Close()
+			data = gz.Bytes()
+		}
+		os.WriteFile(path, data, 0o644)
+		cfg := writeFile(t, "rules.toml", `[[source]]
+name = "pbx"
+path = "`+filepath.Join(dir, "messages")+`"
+parser = "asterisk"
+timezone = "`+zone+`"
+`)
+		out, errOut, code := run(t, "", "scan", "-c", cfg, "--events", "--json", path)
+		var ev struct{ Time time.Time }
+		if code != 0 || json.Unmarshal([]byte(strings.TrimSpace(out)), &ev) != nil {
+			t.Fatalf("%s: exit %d: %s %s", name, code, out, errOut)
+		}
+		if !ev.Time.Equal(at) {
+			t.Errorf("%s: event at %v; want %v (the source's zone)", name, ev.Time, at)
+		}
+	}
+}
+
+func TestRotationOf(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		want bool
+	}{
+		{"/var/log/asterisk/messages.1", true},
+		{"/var/log/asterisk/messages.12.gz", true},
+		{"/var/log/asterisk/messages-20261127", true},
+		{"/var/log/asterisk/messages-20261127.gz", true},
+		{"/var/log/asterisk/messages_1764237600", true},
+		{"/var/log/asterisk/./messages.1", true},
+		{"/var/log/asterisk/messages", false}, // the live log: samePath's
+		{"/var/log/asterisk/messages.old", false},
+		{"/var/log/asterisk/messages2", false},
+		{"/var/log/asterisk/messages.", false},
+		{"/var/log/asterisk/full.1", false},
+		{"/var/log/other/messages.1", false},
+		{"messages.1", false}, // here, not in /var/log/asterisk
+	} {
+		if got := rotationOf("/var/log/asterisk/messages", tc.file); got != tc.want {
+			t.Errorf("rotationOf(%q) = %v; want %v", tc.file, got, tc.want)
+		}
+	}
+	// A source configured at the rotated copy's own path wins over the
+	// source it is a rotation of, whatever their order.
+	dir := t.TempDir()
+	for _, order := range [][2]string{{"messages", "messages.1"}, {"messages.1", "messages"}} {
+		os.WriteFile(filepath.Join(dir, "messages.1"), []byte(attack("198.51.100.7", start, 1)), 0o644)
+		cfg := writeFile(t, "rules.toml", fmt.Sprintf(`[[source]]
+name = "%[1]s"
+path = "%[3]s/%[1]s"
+parser = "asterisk"
+timezone = "%[4]s"
+
+[[source]]
+name = "%[2]s"
+path = "%[3]s/%[2]s"
+parser = "asterisk"
+timezone = "%[5]s"
+`, order[0], order[1], dir, map[bool]string{true: "Asia/Tokyo", false: "UTC"}[order[0] == "messages"], map[bool]string{true: "UTC", false: "Asia/Tokyo"}[order[0] == "messages"]))
+		out, errOut, _ := run(t, "", "scan", "-c", cfg, "--events", "--json", filepath.Join(dir, "messages.1"))
+		if !strings.Contains(out, `"source":"messages.1"`) || !strings.Contains(out, `"time":"2026-11-26T10:00:00`) {
+			t.Errorf("order %v: %s %s", order, out, errOut)
+		}
+	}
+	// A relative path in the live log's directory.
+	t.Chdir(t.TempDir())
+	wd, _ := os.Getwd()
+	if !rotationOf(filepath.Join(wd, "messages"), "messages.1") || !rotationOf("messages", filepath.Join(wd, "messages.1")) {
+		t.Error("a relative rotated copy in the live log's directory not seen as one")
+	}
+}
+
 // TestScanMix replays a generated mix and checks that scan finds exactly
 // its failure lines and its attackers: nothing missed, nothing invented.
 func TestScanMix(t *testing.T) {

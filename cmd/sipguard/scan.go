@@ -34,12 +34,14 @@ A FILE of "-" is standard input; gzip-compressed files are read as such.
 Several files are merged in time order (messages.log.1 messages.log).
 
 A FILE that is the path of a configured [[source]] uses its parser and
-name; others use --parser, or the parser of the configured sources when
-they all use the same one. With --parser cel (sipguard's cel_custom
-mapping) or cdr (Master.csv), the records are calls, checked by the
-toll-fraud rules of [fraud]; scan prints their alerts. With --pcap, the
-PBX's SIP responses in a pcap or pcapng capture (tcpdump, sngrep) go
-through the wire sensor (docs/wire.md) instead. Parsers: `
+name, one of its rotated copies (PATH.1, PATH.2.gz, PATH-20261127) its
+parser and zone; others use --parser, or the parser of the configured
+sources when they all use the same one. A file given twice is refused.
+With --parser cel (sipguard's cel_custom mapping) or cdr (Master.csv),
+the records are calls, checked by the toll-fraud rules of [fraud]; scan
+prints their alerts. With --pcap, the PBX's SIP responses in a pcap or
+pcapng capture (tcpdump, sngrep) go through the wire sensor
+(docs/wire.md) instead. Parsers: `
 
 type scanOptions struct {
 	config string
@@ -161,6 +163,9 @@ func (m *Main) startReplay(ctx context.Context, cfg *config.Config, parser strin
 	if eng, err = engine.New(opts); err != nil {
 		return nil, nil, nil, fmt.Errorf("rules: %w", err)
 	}
+	if err := m.distinctInputs(files); err != nil {
+		return nil, nil, nil, err
+	}
 	var sources []replay.Source
 	var closers []io.Closer
 	closeAll := func() {
@@ -192,15 +197,33 @@ func (m *Main) openSource(cfg *config.Config, parserFlag, file string) (replay.S
 		name = "stdin"
 	}
 	var sources []string
-	for _, src := range cfg.Sources {
+	var exact, rotated *config.SourceConfig
+	for i, src := range cfg.Sources {
 		if !slices.Contains(sources, src.Parser) {
 			sources = append(sources, src.Parser)
 		}
-		if file != "-" && src.Type == "file" && samePath(src.Path, file) {
-			name, loc = src.Name, src.Location()
-			if parser == "" {
-				parser = src.Parser
-			}
+		if file == "-" || src.Type != "file" {
+			continue
+		}
+		if exact == nil && samePath(src.Path, file) {
+			exact = &cfg.Sources[i]
+		} else if rotated == nil && rotationOf(src.Path, file) {
+			rotated = &cfg.Sources[i]
+		}
+	}
+	if exact == nil && rotated != nil {
+		// A rotated copy keeps its own name (the summary tells the files
+		// apart) and is read as the source is: with its parser and in its
+		// zone, or its times would not merge with the live log's.
+		loc = rotated.Location()
+		if parser == "" {
+			parser = rotated.Parser
+		}
+	}
+	if exact != nil {
+		name, loc = exact.Name, exact.Location()
+		if parser == "" {
+			parser = exact.Parser
 		}
 	}
 	if parser == "" {
@@ -214,6 +237,68 @@ func (m *Main) openSource(cfg *config.Config, parserFlag, file string) (replay.S
 		return replay.Source{}, nil, err
 	}
 	return replay.Source{Name: name, Parser: parser, Factory: cfg.ParserFactory(parser), Location: loc, Reader: r}, closer, nil
+}
+
+// distinctInputs refuses a log given twice (the same path twice, a link
+// to it, a glob overlapping a path, "-" twice, "-" and /dev/stdin): its
+// lines would be counted twice, and an address that failed three times
+// banned as if it had failed six.
+func (m *Main) distinctInputs(files []string) error {
+	type input struct {
+		name string
+		info os.FileInfo
+	}
+	var seen []input
+	stdin := false
+	for _, f := range files {
+		var fi os.FileInfo
+		var err error
+		if f == "-" {
+			if stdin {
+				return usagef("standard input (-) given twice")
+			}
+			stdin = true
+			sf, ok := m.Stdin.(*os.File)
+			if !ok {
+				continue
+			}
+			fi, err = sf.Stat()
+		} else {
+			fi, err = os.Stat(f)
+		}
+		if err != nil {
+			continue // opening it says what is wrong
+		}
+		for _, in := range seen {
+			if os.SameFile(in.info, fi) {
+				return usagef("%s and %s are the same file: give each log once", in.name, f)
+			}
+		}
+		seen = append(seen, input{f, fi})
+	}
+	return nil
+}
+
+// rotationOf reports whether file is a rotated copy of the log at live:
+// in the same directory, named as live followed by a rotation's suffix as
+// logrotate and Asterisk's logger write them (.1, .2.gz, -20261127,
+// -20261127.gz, .1764237600).
+func rotationOf(live, file string) bool {
+	dir, base := filepath.Split(file)
+	liveDir, liveBase := filepath.Split(live)
+	rest, ok := strings.CutPrefix(base, liveBase)
+	if !ok || len(rest) < 2 || !strings.ContainsRune(".-_", rune(rest[0])) || rest[1] < '0' || rest[1] > '9' {
+		return false
+	}
+	return samePath(dirOrDot(dir), dirOrDot(liveDir))
+}
+
+// dirOrDot is filepath.Split's directory, "." for none.
+func dirOrDot(dir string) string {
+	if dir == "" {
+		return "."
+	}
+	return dir
 }
 
 // samePath reports whether two paths name the same file.
