@@ -218,9 +218,9 @@ func TestScanRotatedZone(t *testing.T) {
 	if _, off := time.Now().In(time.Local).Zone(); off == 9*3600 {
 		zone = "America/New_York"
 	}
-	loc, err := time.LoadLocation(zone)
+	loc, err := time.LoadLocation(zone) // the config needs the zone too
 	if err != nil {
-		t.Skipf("no zone data: %v", err)
+		t.Fatal(err)
 	}
 	at := time.Date(2026, 11, 26, 10, 0, 0, 0, loc)
 	for _, name := range []string{"messages.1", "messages-20261126.gz", "messages.2.gz"} {
