@@ -365,7 +365,7 @@ func fill(r io.Reader, b []byte) (n int, eof bool, err error) {
 		}
 		if err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) {
-				err = errors.New("cut short (unexpected end of the compressed data)")
+				err = fmt.Errorf("cut short (%w of the compressed data)", err)
 			}
 			return n, false, err
 		}

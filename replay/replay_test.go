@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -335,7 +336,7 @@ func TestTruncatedGzip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := replayErr(t, path, rd); err == nil || !strings.Contains(err.Error(), "read "+path+": cut short") {
+	if err := replayErr(t, path, rd); err == nil || !strings.Contains(err.Error(), "read "+path+": cut short") || !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("error %v; want the file cut short", err)
 	}
 }

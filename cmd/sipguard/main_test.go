@@ -274,6 +274,9 @@ func TestRotationOf(t *testing.T) {
 			t.Errorf("rotationOf(%q) = %v; want %v", tc.file, got, tc.want)
 		}
 	}
+	if rotationOf("/var/log/asterisk/", "/var/log/asterisk/.1") {
+		t.Error("a directory's path has no rotated copies")
+	}
 	// A source configured at the rotated copy's own path wins over the
 	// source it is a rotation of, whatever their order.
 	dir := t.TempDir()

@@ -287,7 +287,7 @@ func rotationOf(live, file string) bool {
 	dir, base := filepath.Split(file)
 	liveDir, liveBase := filepath.Split(live)
 	rest, ok := strings.CutPrefix(base, liveBase)
-	if !ok || len(rest) < 2 || !strings.ContainsRune(".-_", rune(rest[0])) || rest[1] < '0' || rest[1] > '9' {
+	if !ok || liveBase == "" || len(rest) < 2 || !strings.ContainsRune(".-_", rune(rest[0])) || rest[1] < '0' || rest[1] > '9' {
 		return false
 	}
 	return samePath(dirOrDot(dir), dirOrDot(liveDir))
